@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test: Rust unit/integration tests (engine + server), then the real-client
+# compatibility suite (kcat, confluent-kafka, kafka-python, aiokafka) against a broker the
+# suite starts itself. Needs kcat and the Python venv from .ci/run (or see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --workspace --all-targets
+cargo test --workspace
+PY=${PYTHON:-.venv/bin/python}
+"$PY" -m pytest -q -x tests/compat "$@"

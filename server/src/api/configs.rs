@@ -1,0 +1,248 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (Kafka's config names,
+//! validated; an unknown name or bad value is INVALID_CONFIG) and DescribeConfigs for the broker.
+//! Broker configs are static in this version (set in the TOML file or flags): altering one is
+//! refused with a message saying so.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::{
+    incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestInfo;
+use crate::catalog::{self, ConfigSource};
+use crate::shard::{broadcast_reconfigure, Ctx};
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_CONFIG: i16 = 40;
+const INVALID_REQUEST: i16 = 42;
+const KAFKA_STORAGE_ERROR: i16 = 56;
+const SOURCE_STATIC_BROKER: i8 = 4;
+
+/// Kafka's ConfigType for DescribeConfigs v3+.
+fn config_type(name: &str) -> i8 {
+    match name {
+        "cleanup.policy" => 7,
+        "preallocate" | "unclean.leader.election.enable" | "auto.create.topics.enable" => 1,
+        "min.cleanable.dirty.ratio" => 6,
+        "index.interval.bytes" | "max.message.bytes" | "min.insync.replicas" | "segment.bytes"
+        | "segment.index.bytes" | "num.partitions" | "socket.request.max.bytes" | "message.max.bytes"
+        | "node.id" | "offsets.topic.num.partitions" => 3,
+        "default.replication.factor" => 4,
+        "compression.type" | "message.timestamp.type" | "durability.policy" | "log.dirs" | "listeners" => 2,
+        _ => 5,
+    }
+}
+
+fn entry(name: &str, value: String, source: i8, read_only: bool) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_string(name.to_string()))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_read_only(read_only)
+        .with_config_source(source)
+        .with_config_type(config_type(name))
+}
+
+pub fn describe(ctx: &Ctx, _info: &RequestInfo, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let results = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let wanted = |name: &str| {
+                r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+            };
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let Some(meta) = ctx.broker.topic(r.resource_name.as_str()) else {
+                        return result.with_error_code(UNKNOWN_TOPIC_OR_PARTITION).with_error_message(Some(
+                            StrBytes::from_string(format!("Topic {} does not exist", r.resource_name.as_str())),
+                        ));
+                    };
+                    let d = &ctx.broker.config.log;
+                    let configs = catalog::topic_config_defaults(d)
+                        .into_iter()
+                        .filter(|(n, _)| wanted(n))
+                        .filter_map(|(n, _)| meta.config_value(n, d).map(|(v, src)| (n, v, src)))
+                        .map(|(n, v, src)| entry(n, v, if src == ConfigSource::DynamicTopic { 1 } else { 5 }, false))
+                        .collect();
+                    result.with_configs(configs)
+                }
+                RESOURCE_BROKER => {
+                    let name = r.resource_name.as_str();
+                    if !name.is_empty() && name != ctx.broker.config.node_id.to_string() {
+                        return result.with_error_code(INVALID_REQUEST).with_error_message(Some(
+                            StrBytes::from_string(format!("broker {name} is not this broker")),
+                        ));
+                    }
+                    let configs = broker_configs(ctx)
+                        .into_iter()
+                        .filter(|(n, _)| wanted(n))
+                        .map(|(n, v)| entry(n, v, SOURCE_STATIC_BROKER, true))
+                        .collect();
+                    result.with_configs(configs)
+                }
+                t => result.with_error_code(INVALID_REQUEST).with_error_message(Some(StrBytes::from_string(
+                    format!("resource type {t} is not supported"),
+                ))),
+            }
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn broker_configs(ctx: &Ctx) -> Vec<(&'static str, String)> {
+    let c = &ctx.broker.config;
+    vec![
+        ("node.id", c.node_id.to_string()),
+        ("broker.id", c.node_id.to_string()),
+        ("log.dirs", c.data_dir.display().to_string()),
+        ("listeners", format!("PLAINTEXT://{}", c.listen)),
+        ("num.partitions", c.num_partitions.to_string()),
+        ("default.replication.factor", c.default_replication_factor.to_string()),
+        ("auto.create.topics.enable", c.auto_create_topics.to_string()),
+        ("socket.request.max.bytes", c.socket_request_max_bytes.to_string()),
+        ("message.max.bytes", c.log.max_message_bytes.to_string()),
+        ("log.retention.ms", c.log.retention_ms.to_string()),
+        ("log.retention.bytes", c.log.retention_bytes.to_string()),
+        ("log.segment.bytes", c.log.segment_bytes.to_string()),
+        ("log.roll.ms", c.log.segment_ms.to_string()),
+        ("log.retention.check.interval.ms", c.log.retention_check_interval_ms.to_string()),
+        ("durability.policy", c.log.durability.name().to_string()),
+    ]
+}
+
+/// Applies a new set of topic overrides after validating every entry.
+fn apply_topic_configs(
+    ctx: &Ctx,
+    topic: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let mut cat = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner());
+    let meta = cat
+        .get(topic)
+        .ok_or((UNKNOWN_TOPIC_OR_PARTITION, format!("Topic {topic} does not exist")))?;
+    let mut configs = meta.configs.clone();
+    edit(&mut configs).map_err(|m| (INVALID_CONFIG, m))?;
+    for (k, v) in &configs {
+        catalog::validate_topic_config(k, v, &ctx.broker.config.log).map_err(|m| (INVALID_CONFIG, m))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let mut updated = (*meta).clone();
+    updated.configs = configs;
+    cat.put(updated).map_err(|e| (KAFKA_STORAGE_ERROR, e.to_string()))?;
+    drop(cat);
+    broadcast_reconfigure(ctx, topic);
+    Ok(())
+}
+
+fn broker_alter_refused(name: &str) -> (i16, String) {
+    (
+        INVALID_REQUEST,
+        format!("broker {name}: broker configs are static in riptide; set them in the config file and restart"),
+    )
+}
+
+pub fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let outcome = match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let new: BTreeMap<String, String> = r
+                        .configs
+                        .iter()
+                        .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string())))
+                        .collect();
+                    // AlterConfigs replaces the whole set: unnamed configs return to defaults.
+                    apply_topic_configs(ctx, r.resource_name.as_str(), |c| {
+                        *c = new;
+                        Ok(())
+                    }, request.validate_only)
+                }
+                RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
+                t => Err((INVALID_REQUEST, format!("resource type {t} is not supported"))),
+            };
+            let (code, message) = outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+            AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn incremental_alter(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let outcome = match r.resource_type {
+                RESOURCE_TOPIC => {
+                    let ops: Vec<(String, i8, Option<String>)> = r
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.as_str().to_string(), c.config_operation, c.value.as_ref().map(|v| v.as_str().to_string())))
+                        .collect();
+                    apply_topic_configs(ctx, r.resource_name.as_str(), |c| apply_ops(c, ops), request.validate_only)
+                }
+                RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
+                t => Err((INVALID_REQUEST, format!("resource type {t} is not supported"))),
+            };
+            let (code, message) = outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// SET (0), DELETE (1), APPEND (2) and SUBTRACT (3); the last two only for list configs.
+fn apply_ops(configs: &mut BTreeMap<String, String>, ops: Vec<(String, i8, Option<String>)>) -> Result<(), String> {
+    for (name, op, value) in ops {
+        match op {
+            0 => {
+                let v = value.ok_or_else(|| format!("SET {name} needs a value"))?;
+                configs.insert(name, v);
+            }
+            1 => {
+                configs.remove(&name);
+            }
+            2 | 3 if config_type(&name) == 7 => {
+                let mut items: Vec<String> = configs
+                    .get(&name)
+                    .map(|v| v.split(',').map(str::to_string).collect())
+                    .unwrap_or_else(|| vec!["delete".to_string()]);
+                let v = value.ok_or_else(|| format!("APPEND/SUBTRACT {name} needs a value"))?;
+                for item in v.split(',') {
+                    if op == 2 && !items.iter().any(|i| i == item) {
+                        items.push(item.to_string());
+                    } else if op == 3 {
+                        items.retain(|i| i != item);
+                    }
+                }
+                configs.insert(name, items.join(","));
+            }
+            2 | 3 => return Err(format!("Config {name} is not a list; APPEND/SUBTRACT do not apply")),
+            other => return Err(format!("unknown config operation {other}")),
+        }
+    }
+    Ok(())
+}

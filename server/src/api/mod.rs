@@ -1,0 +1,145 @@
+//! Request dispatch: header parsing, version checks, one module per API family, response
+//! framing. The `kafka-protocol` crate decodes and encodes control-plane messages; Fetch
+//! responses are written by hand (`fetch`) so record bytes are never decoded.
+
+pub mod admin;
+pub mod cluster;
+pub mod configs;
+pub mod fetch;
+pub mod metadata;
+pub mod offsets;
+pub mod produce;
+pub mod versions;
+
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use riptide_engine::ReadSlice;
+
+use crate::shard::Ctx;
+
+/// A piece of a response: encoded bytes, or a range of a segment file sent as is.
+pub enum Chunk {
+    Bytes(Bytes),
+    File(ReadSlice),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::File(s) => s.len as usize,
+        }
+    }
+}
+
+/// A complete response frame, size prefix included.
+pub struct Response {
+    pub chunks: Vec<Chunk>,
+}
+
+/// Why a connection must be closed instead of answered (what Kafka does for these).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("unknown api key {0}")]
+    UnknownApi(i16),
+    #[error("unsupported version {1} of api {0}")]
+    UnsupportedVersion(i16, i16),
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+/// Everything a handler needs to know about the request it answers.
+pub struct RequestInfo {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+}
+
+pub fn api_name(key: i16) -> String {
+    ApiKey::try_from(key).map_or_else(|_| format!("unknown_{key}"), |k| format!("{k:?}"))
+}
+
+pub async fn handle(ctx: Ctx, frame: Bytes) -> Result<Option<Response>, RequestError> {
+    let started = Instant::now();
+    if frame.len() < 8 {
+        return Err(RequestError::Malformed(format!("{} byte request is shorter than a header", frame.len())));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Some((min, max)) = versions::supported(key) else {
+        return Err(RequestError::UnknownApi(key));
+    };
+    let api_key = ApiKey::try_from(key).map_err(|_| RequestError::UnknownApi(key))?;
+    if version < min || version > max {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 so the client can pick a version we support.
+            return Ok(Some(versions::unsupported_version_response(correlation_id)));
+        }
+        return Err(RequestError::UnsupportedVersion(key, version));
+    }
+    let mut body = frame;
+    let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
+        .map_err(|e| RequestError::Malformed(format!("header: {e}")))?;
+    let info = RequestInfo { api_key, version, header };
+    let result = dispatch(&ctx, &info, body).await;
+    ctx.broker.metrics.record_request(key, started.elapsed().as_micros() as u64);
+    result
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, RequestError> {
+    T::decode(body, version).map_err(|e| RequestError::Malformed(e.to_string()))
+}
+
+async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Option<Response>, RequestError> {
+    let v = info.version;
+    macro_rules! answer {
+        ($handler:expr) => {{
+            let response = $handler;
+            Ok(Some(encode(info, &response)?))
+        }};
+    }
+    match info.api_key {
+        ApiKey::ApiVersions => answer!(versions::handle(decode(&mut body, v)?)),
+        ApiKey::Metadata => answer!(metadata::handle(ctx, info, decode(&mut body, v)?)),
+        ApiKey::Produce => {
+            let Some(response) = produce::handle(ctx, decode(&mut body, v)?).await else {
+                return Ok(None);
+            };
+            Ok(Some(encode(info, &response)?))
+        }
+        ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
+        ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?)),
+        ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, decode(&mut body, v)?).await),
+        ApiKey::CreatePartitions => answer!(admin::create_partitions(ctx, decode(&mut body, v)?).await),
+        ApiKey::DescribeConfigs => answer!(configs::describe(ctx, info, decode(&mut body, v)?)),
+        ApiKey::AlterConfigs => answer!(configs::alter(ctx, decode(&mut body, v)?)),
+        ApiKey::IncrementalAlterConfigs => answer!(configs::incremental_alter(ctx, decode(&mut body, v)?)),
+        ApiKey::InitProducerId => answer!(cluster::init_producer_id(ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeCluster => answer!(cluster::describe_cluster(ctx, decode(&mut body, v)?)),
+        _ => Err(RequestError::UnknownApi(info.api_key as i16)),
+    }
+}
+
+/// Frames a response: size, header (v0, or v1 with tagged fields), body.
+pub fn encode<T: Encodable>(info: &RequestInfo, body: &T) -> Result<Response, RequestError> {
+    let header_version = if info.api_key == ApiKey::ApiVersions {
+        0 // ApiVersions answers always use header v0, even when the body is flexible
+    } else {
+        info.api_key.response_header_version(info.version)
+    };
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(info.header.correlation_id);
+    header.encode(&mut buf, header_version).map_err(|e| RequestError::Encode(e.to_string()))?;
+    body.encode(&mut buf, info.version).map_err(|e| RequestError::Encode(e.to_string()))?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(Response { chunks: vec![Chunk::Bytes(buf.freeze())] })
+}

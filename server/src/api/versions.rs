@@ -1,0 +1,94 @@
+//! ApiVersions, and the one table of what this broker implements. The table is the truth for
+//! both the advertisement and the version check in `api::handle`: nothing is advertised that
+//! is not handled.
+
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+
+use super::{Chunk, Response};
+
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// (api, min version, max version) for every API this broker answers.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+pub fn supported(key: i16) -> Option<(i16, i16)> {
+    SUPPORTED.iter().find(|(k, _, _)| *k as i16 == key).map(|(_, min, max)| (*min, *max))
+}
+
+pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
+    let api_keys = SUPPORTED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default().with_api_key(*k as i16).with_min_version(*min).with_max_version(*max)
+        })
+        .collect();
+    ApiVersionsResponse::default().with_error_code(0).with_api_keys(api_keys).with_finalized_features_epoch(-1)
+}
+
+/// The answer to an ApiVersions version we don't know: header v0, body v0, error 35 and our
+/// ranges (KIP-511), hand-encoded because no newer schema applies.
+pub fn unsupported_version_response(correlation_id: i32) -> Response {
+    let mut buf = BytesMut::with_capacity(16 + SUPPORTED.len() * 6);
+    buf.put_i32(0);
+    buf.put_i32(correlation_id);
+    buf.put_i16(UNSUPPORTED_VERSION);
+    buf.put_i32(SUPPORTED.len() as i32);
+    for (k, min, max) in SUPPORTED {
+        buf.put_i16(*k as i16);
+        buf.put_i16(*min);
+        buf.put_i16(*max);
+    }
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Response { chunks: vec![Chunk::Bytes(buf.freeze())] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::protocol::Message;
+
+    /// Every advertised range must be one the codec can decode.
+    #[test]
+    fn advertised_ranges_are_within_the_codec() {
+        use kafka_protocol::messages::*;
+        fn within<T: Message>(min: i16, max: i16) -> bool {
+            T::VERSIONS.min <= min && max <= T::VERSIONS.max
+        }
+        for (k, min, max) in SUPPORTED {
+            let ok = match k {
+                ApiKey::Produce => within::<ProduceRequest>(*min, *max),
+                ApiKey::Fetch => within::<FetchRequest>(*min, *max),
+                ApiKey::ListOffsets => within::<ListOffsetsRequest>(*min, *max),
+                ApiKey::Metadata => within::<MetadataRequest>(*min, *max),
+                ApiKey::ApiVersions => within::<ApiVersionsRequest>(*min, *max),
+                ApiKey::CreateTopics => within::<CreateTopicsRequest>(*min, *max),
+                ApiKey::DeleteTopics => within::<DeleteTopicsRequest>(*min, *max),
+                ApiKey::InitProducerId => within::<InitProducerIdRequest>(*min, *max),
+                ApiKey::DescribeConfigs => within::<DescribeConfigsRequest>(*min, *max),
+                ApiKey::AlterConfigs => within::<AlterConfigsRequest>(*min, *max),
+                ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(*min, *max),
+                ApiKey::IncrementalAlterConfigs => within::<IncrementalAlterConfigsRequest>(*min, *max),
+                ApiKey::DescribeCluster => within::<DescribeClusterRequest>(*min, *max),
+                _ => false,
+            };
+            assert!(ok, "{k:?} {min}..={max}");
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The topic catalog: which topics exist, their ids, partition counts and config overrides.
+//!
+//! One catalog per broker, behind a lock in [`crate::broker::Broker`]; it changes only on admin
+//! requests (create/delete topic, add partitions, alter configs), never on the data path, which
+//! reads an `Arc<TopicMeta>` snapshot. Persisted as `topics.json` in the data directory with the
+//! crash-safe write (temp file, fsync, rename, fsync directory) so a restart finds every topic
+//! the broker acknowledged creating.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use riptide_engine::{IoBackend, LogConfig, TimestampType};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Durability, TopicDefaults};
+
+/// Kafka's topic-name rule: 1..=249 chars of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 249 {
+        return Err(format!("topic name length must be 1..=249, got {}", name.len()));
+    }
+    if name == "." || name == ".." {
+        return Err("topic name cannot be '.' or '..'".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
+    {
+        return Err(format!("topic name {name:?} contains illegal character {c:?}"));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TopicMeta {
+    pub name: String,
+    /// The topic's UUID as a u128 (Kafka topic ids, Metadata v10+).
+    pub id: u128,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    /// Only the configs set on the topic; the rest come from broker defaults.
+    pub configs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub internal: bool,
+}
+
+/// Where a config value came from, in DescribeConfigs' terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    Default = 5,
+}
+
+/// Every topic config the broker knows, with its broker default. A name not here is rejected
+/// with INVALID_CONFIG, as Kafka does.
+pub fn topic_config_defaults(d: &TopicDefaults) -> Vec<(&'static str, String)> {
+    vec![
+        ("cleanup.policy", "delete".into()),
+        ("compression.type", "producer".into()),
+        ("delete.retention.ms", "86400000".into()),
+        ("durability.policy", d.durability.name().into()),
+        ("file.delete.delay.ms", "60000".into()),
+        ("flush.messages", "9223372036854775807".into()),
+        ("flush.ms", "9223372036854775807".into()),
+        ("index.interval.bytes", "4096".into()),
+        ("max.compaction.lag.ms", "9223372036854775807".into()),
+        ("max.message.bytes", d.max_message_bytes.to_string()),
+        ("message.timestamp.after.max.ms", "9223372036854775807".into()),
+        ("message.timestamp.before.max.ms", "9223372036854775807".into()),
+        (
+            "message.timestamp.type",
+            if d.message_timestamp_type_log_append { "LogAppendTime" } else { "CreateTime" }.into(),
+        ),
+        ("min.cleanable.dirty.ratio", "0.5".into()),
+        ("min.compaction.lag.ms", "0".into()),
+        ("min.insync.replicas", "1".into()),
+        ("preallocate", "false".into()),
+        ("retention.bytes", d.retention_bytes.to_string()),
+        ("retention.ms", d.retention_ms.to_string()),
+        ("segment.bytes", d.segment_bytes.to_string()),
+        ("segment.index.bytes", "10485760".into()),
+        ("segment.jitter.ms", "0".into()),
+        ("segment.ms", d.segment_ms.to_string()),
+        ("unclean.leader.election.enable", "false".into()),
+    ]
+}
+
+/// Checks one topic config value; the error text goes back to the client.
+pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Result<(), String> {
+    if !topic_config_defaults(d).iter().any(|(n, _)| *n == name) {
+        return Err(format!("Unknown topic config name: {name}"));
+    }
+    let int = |min: i64| -> Result<(), String> {
+        match value.parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            _ => Err(format!("Invalid value {value} for configuration {name}: must be an integer >= {min}")),
+        }
+    };
+    match name {
+        "cleanup.policy" => match value {
+            "delete" => Ok(()),
+            "compact" | "compact,delete" | "delete,compact" => Err(format!(
+                "Invalid value {value} for configuration cleanup.policy: log compaction is not implemented yet"
+            )),
+            _ => Err(format!("Invalid value {value} for configuration cleanup.policy")),
+        },
+        "compression.type" => match value {
+            "producer" => Ok(()),
+            "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(format!(
+                "Invalid value {value} for configuration compression.type: broker-side recompression is not supported; use producer"
+            )),
+            _ => Err(format!("Invalid value {value} for configuration compression.type")),
+        },
+        "message.timestamp.type" => match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err(format!("Invalid value {value} for configuration message.timestamp.type")),
+        },
+        "durability.policy" => Durability::parse(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("Invalid value {value} for configuration durability.policy: fsync, replicated or none")),
+        "retention.ms" | "retention.bytes" => int(-1),
+        "segment.bytes" => int(14),
+        "segment.ms" => int(1),
+        "max.message.bytes" => int(0),
+        "min.insync.replicas" => int(1),
+        "index.interval.bytes" | "segment.index.bytes" => int(4),
+        "preallocate" | "unclean.leader.election.enable" => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("Invalid value {value} for configuration {name}: must be true or false")),
+        },
+        "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => Err(format!("Invalid value {value} for configuration {name}")),
+        },
+        _ => int(0),
+    }
+}
+
+/// The configs of one topic resolved against broker defaults.
+#[derive(Clone, Debug)]
+pub struct EffectiveTopicConfig {
+    pub log: LogConfig,
+    pub durability: Durability,
+}
+
+impl TopicMeta {
+    pub fn config_value(&self, name: &str, d: &TopicDefaults) -> Option<(String, ConfigSource)> {
+        if let Some(v) = self.configs.get(name) {
+            return Some((v.clone(), ConfigSource::DynamicTopic));
+        }
+        topic_config_defaults(d)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (v, ConfigSource::Default))
+    }
+
+    pub fn effective(&self, d: &TopicDefaults, io: IoBackend) -> EffectiveTopicConfig {
+        let get = |name: &str| self.config_value(name, d).map(|(v, _)| v).unwrap_or_default();
+        let num = |name: &str, default: i64| get(name).parse::<i64>().unwrap_or(default);
+        let mut log = LogConfig::default();
+        log.segment_bytes = num("segment.bytes", d.segment_bytes as i64).max(14) as u64;
+        log.segment_ms = num("segment.ms", d.segment_ms);
+        log.retention_ms = num("retention.ms", d.retention_ms);
+        log.retention_bytes = num("retention.bytes", d.retention_bytes);
+        log.max_message_bytes = num("max.message.bytes", i64::from(d.max_message_bytes))
+            .clamp(0, i64::from(i32::MAX)) as u32;
+        log.index_interval_bytes = num("index.interval.bytes", 4096).clamp(4, i64::from(i32::MAX)) as u32;
+        log.segment_index_bytes =
+            num("segment.index.bytes", 10 << 20).clamp(4, i64::from(i32::MAX)) as u32;
+        log.timestamp_type = if get("message.timestamp.type") == "LogAppendTime" {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        };
+        log.timestamp_before_max_ms = num("message.timestamp.before.max.ms", i64::MAX);
+        log.timestamp_after_max_ms = num("message.timestamp.after.max.ms", i64::MAX);
+        log.io = io;
+        let durability = Durability::parse(&get("durability.policy")).unwrap_or(d.durability);
+        EffectiveTopicConfig { log, durability }
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct CatalogFile {
+    version: u32,
+    topics: Vec<TopicMeta>,
+}
+
+/// All topics of this broker.
+pub struct Catalog {
+    path: PathBuf,
+    topics: BTreeMap<String, Arc<TopicMeta>>,
+    /// Bumped on every change so shards can tell their cached configs are stale.
+    pub generation: u64,
+}
+
+impl Catalog {
+    pub fn open(data_dir: &Path) -> std::io::Result<Catalog> {
+        let path = data_dir.join("topics.json");
+        let mut topics = BTreeMap::new();
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: CatalogFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{} is unreadable: {e}", path.display()),
+                    )
+                })?;
+                for t in file.topics {
+                    topics.insert(t.name.clone(), Arc::new(t));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Catalog { path, topics, generation: 1 })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<TopicMeta>> {
+        self.topics.get(name).cloned()
+    }
+
+    pub fn by_id(&self, id: u128) -> Option<Arc<TopicMeta>> {
+        self.topics.values().find(|t| t.id == id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<TopicMeta>> {
+        self.topics.values().cloned().collect()
+    }
+
+    /// Inserts or replaces a topic and persists the catalog before returning.
+    pub fn put(&mut self, topic: TopicMeta) -> std::io::Result<()> {
+        self.topics.insert(topic.name.clone(), Arc::new(topic));
+        self.generation += 1;
+        self.persist()
+    }
+
+    pub fn remove(&mut self, name: &str) -> std::io::Result<Option<Arc<TopicMeta>>> {
+        let removed = self.topics.remove(name);
+        if removed.is_some() {
+            self.generation += 1;
+            self.persist()?;
+        }
+        Ok(removed)
+    }
+
+    fn persist(&self) -> std::io::Result<()> {
+        let file = CatalogFile { version: 1, topics: self.topics.values().map(|t| (**t).clone()).collect() };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+        write_atomically(&self.path, &bytes)
+    }
+}
+
+/// temp file, fsync, rename, fsync the directory: after a crash either the old or the new
+/// content is there, never a torn mix.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// A fresh random topic id (never 0, which Kafka reserves for "no id").
+pub fn new_topic_id() -> u128 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = 0u128;
+    while id == 0 {
+        let mut h1 = RandomState::new().build_hasher();
+        h1.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        let mut h2 = RandomState::new().build_hasher();
+        h2.write_u64(h1.finish());
+        id = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        assert!(validate_topic_name("").is_err());
+        assert!(validate_topic_name("..").is_err());
+        assert!(validate_topic_name("a/b").is_err());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn configs_are_validated_and_resolved() {
+        let d = TopicDefaults::default();
+        assert!(validate_topic_config("retention.ms", "-1", &d).is_ok());
+        assert!(validate_topic_config("retention.ms", "abc", &d).is_err());
+        assert!(validate_topic_config("no.such.config", "1", &d).is_err());
+        let mut t = TopicMeta {
+            name: "t".into(),
+            id: 1,
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        t.configs.insert("message.timestamp.type".into(), "LogAppendTime".into());
+        t.configs.insert("retention.ms".into(), "1000".into());
+        let e = t.effective(&d, IoBackend::Std);
+        assert_eq!(e.log.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(e.log.retention_ms, 1000);
+        assert_eq!(e.log.segment_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn catalog_survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("riptide-catalog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let mut c = Catalog::open(&dir).expect("open");
+        c.put(TopicMeta {
+            name: "a".into(),
+            id: 7,
+            partitions: 3,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+            internal: false,
+        })
+        .expect("put");
+        let c2 = Catalog::open(&dir).expect("reopen");
+        assert_eq!(c2.get("a").map(|t| t.partitions), Some(3));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,121 @@
+//! The `riptide` binary. `riptide serve` with no arguments runs a single-node broker on
+//! 0.0.0.0:9092 with its data in ./data.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use riptide_server::config::{self, Durability, FileConfig, IoMode, ServerConfig};
+use riptide_server::server;
+
+#[derive(Parser)]
+#[command(name = "riptide", version, about = "Riptide: a Kafka-compatible streaming broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    #[command(after_help = "Examples:\n  riptide serve\n  riptide serve --data-dir /var/lib/riptide --listen 0.0.0.0:9092\n  riptide serve --config riptide.toml --shards 2")]
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML config file (Kafka-style names, e.g. "num.partitions" = 3); flags override it.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Data directory (Kafka's log.dirs). Default ./data
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener address. Default 0.0.0.0:9092
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// host:port announced to clients in Metadata. Default: the listen address.
+    #[arg(long)]
+    advertised_listener: Option<String>,
+    /// Prometheus /metrics address, or "off". Default 0.0.0.0:9644
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// Number of shards (one thread per core). Default: the number of cores.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Event-loop I/O interface.
+    #[arg(long, value_enum, env = "RIPTIDE_IO_MODE")]
+    io: Option<IoMode>,
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// Default partition count for auto-created topics (num.partitions).
+    #[arg(long)]
+    num_partitions: Option<i32>,
+    /// Default durability policy: fsync, replicated or none.
+    #[arg(long)]
+    durability: Option<String>,
+    /// Do not pin shard threads to cores.
+    #[arg(long)]
+    no_pin: bool,
+}
+
+fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
+    let mut c = ServerConfig::default();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        c.apply_file(file)?;
+    }
+    if let Some(v) = args.data_dir { c.data_dir = v; }
+    if let Some(v) = args.listen { c.listen = v; }
+    if let Some(v) = args.advertised_listener { c.advertised_listener = Some(v); }
+    if let Some(v) = args.metrics_listen { c.metrics_listen = config::parse_optional_addr(&v)?; }
+    if let Some(v) = args.shards { c.shards = v; }
+    if let Some(v) = args.io { c.io = v; }
+    if let Some(v) = args.node_id { c.node_id = v; }
+    if let Some(v) = args.num_partitions { c.num_partitions = v; }
+    if let Some(v) = args.durability {
+        c.log.durability = Durability::parse(&v).ok_or_else(|| format!("unknown durability {v:?}"))?;
+    }
+    if args.no_pin { c.pin_shards = false; }
+    c.validate()?;
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match build_config(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("riptide: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    server::block_shutdown_signals();
+    let data_dir = config.data_dir.clone();
+    let shards = config.shards;
+    let running = match server::start(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("riptide: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!(
+        "riptide: listening on {} ({} shard(s), data in {})",
+        running.addr,
+        shards,
+        data_dir.display()
+    );
+    let sig = server::wait_for_signal();
+    eprintln!("riptide: signal {sig}: shutting down");
+    running.shutdown();
+    eprintln!("riptide: stopped cleanly");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,194 @@
+//! Prometheus metrics: lock-free counters and fixed-bucket histograms updated by the shards,
+//! rendered in the text exposition format by a small HTTP listener on its own thread
+//! (`/metrics`, default port 9644), so scraping never touches a shard's event loop.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in microseconds.
+const BUCKETS_US: [u64; 17] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A cumulative-on-render histogram: one atomic per bucket plus sum and count.
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_us: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn record_us(&self, us: u64) {
+        let i = BUCKETS_US.iter().position(|b| us <= *b).unwrap_or(BUCKETS_US.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let le = *b as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[BUCKETS_US.len()].load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_us.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count.load(Relaxed));
+    }
+}
+
+/// Highest Kafka API key we keep a histogram for (keys above are counted in the last slot).
+const API_SLOTS: usize = 96;
+
+pub struct Metrics {
+    request_latency: Vec<Histogram>,
+    pub fsync_latency: Histogram,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+    pub connections: AtomicI64,
+    pub connections_rejected: AtomicU64,
+    pub frames_rejected: AtomicU64,
+    log_end_offsets: Mutex<BTreeMap<(String, i32), Arc<AtomicI64>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            request_latency: (0..API_SLOTS).map(|_| Histogram::default()).collect(),
+            fsync_latency: Histogram::default(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            messages_in: AtomicU64::new(0),
+            messages_out: AtomicU64::new(0),
+            connections: AtomicI64::new(0),
+            connections_rejected: AtomicU64::new(0),
+            frames_rejected: AtomicU64::new(0),
+            log_end_offsets: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record_request(&self, api_key: i16, us: u64) {
+        let slot = usize::try_from(api_key).unwrap_or(API_SLOTS - 1).min(API_SLOTS - 1);
+        self.request_latency[slot].record_us(us);
+    }
+
+    /// The gauge a partition owner updates after each append; created on first use.
+    pub fn log_end_offset_gauge(&self, topic: &str, partition: i32) -> Arc<AtomicI64> {
+        let mut map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((topic.to_string(), partition)).or_default().clone()
+    }
+
+    pub fn forget_topic(&self, topic: &str) {
+        let mut map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|(t, _), _| t != topic);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        out.push_str("# TYPE riptide_request_latency_seconds histogram\n");
+        for (key, h) in self.request_latency.iter().enumerate() {
+            if h.count.load(Relaxed) == 0 {
+                continue;
+            }
+            let api = crate::api::api_name(key as i16);
+            h.render(&mut out, "riptide_request_latency_seconds", &format!("api=\"{api}\""));
+        }
+        out.push_str("# TYPE riptide_fsync_latency_seconds histogram\n");
+        self.fsync_latency.render(&mut out, "riptide_fsync_latency_seconds", "");
+        let counters = [
+            ("riptide_bytes_in_total", &self.bytes_in),
+            ("riptide_bytes_out_total", &self.bytes_out),
+            ("riptide_messages_in_total", &self.messages_in),
+            ("riptide_messages_out_total", &self.messages_out),
+            ("riptide_connections_rejected_total", &self.connections_rejected),
+            ("riptide_frames_rejected_total", &self.frames_rejected),
+        ];
+        for (name, c) in counters {
+            let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", c.load(Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_connections gauge\nriptide_connections {}",
+            self.connections.load(Relaxed)
+        );
+        out.push_str("# TYPE riptide_log_end_offset gauge\n");
+        let map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
+        for ((topic, partition), leo) in map.iter() {
+            let _ = writeln!(
+                out,
+                "riptide_log_end_offset{{topic=\"{topic}\",partition=\"{partition}\"}} {}",
+                leo.load(Relaxed)
+            );
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` until the process exits. Plain blocking HTTP/1.0 on its own thread:
+/// a scrape every few seconds does not deserve a place in the shards' loops.
+pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
+    std::thread::Builder::new().name("metrics".into()).spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut req = [0u8; 1024];
+            let n = stream.read(&mut req).unwrap_or(0);
+            let head = String::from_utf8_lossy(&req[..n]);
+            let (status, body) = if head.starts_with("GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "try /metrics\n".to_string())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.record_us(10);
+        h.record_us(2_000);
+        h.record_us(u64::MAX / 4);
+        let mut s = String::new();
+        h.render(&mut s, "x", "");
+        assert!(s.contains("x_bucket{le=\"0.00005\"} 1"), "{s}");
+        assert!(s.contains("x_bucket{le=\"0.0025\"} 2"), "{s}");
+        assert!(s.contains("x_bucket{le=\"+Inf\"} 3"), "{s}");
+        assert!(s.contains("x_count{} 3"), "{s}");
+    }
+}

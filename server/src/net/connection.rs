@@ -1,0 +1,113 @@
+//! One client connection: a reader that cuts frames and starts each request as its own task
+//! (so pipelined produces share a group commit), and a writer that sends the answers strictly
+//! in request order. At most `max_in_flight_requests_per_connection` requests are in flight;
+//! beyond that the reader stops reading (TCP backpressure).
+//!
+//! A protocol error (bad frame size, unknown API, undecodable request) closes this connection
+//! only; other connections and the shard are untouched.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use bytes::BytesMut;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::net::TcpStream;
+use compio::runtime::JoinHandle;
+
+use super::frame::take_frame;
+use crate::api::{self, Chunk, RequestError, Response};
+use crate::shard::Ctx;
+
+type Pending = JoinHandle<Result<Option<Response>, RequestError>>;
+
+pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
+    let metrics = ctx.broker.metrics.clone();
+    metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let stream = Rc::new(stream);
+    let (tx, rx) = flume::bounded::<Pending>(ctx.broker.config.max_in_flight_requests_per_connection);
+    let writer = compio::runtime::spawn(write_loop(ctx.clone(), stream.clone(), rx, peer));
+    if let Err(reason) = read_loop(&ctx, &stream, tx).await {
+        eprintln!("riptide: closing connection from {peer}: {reason}");
+    }
+    let _ = writer.await;
+    metrics.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn read_loop(ctx: &Ctx, stream: &Rc<TcpStream>, tx: flume::Sender<Pending>) -> Result<(), String> {
+    let limit = ctx.broker.config.socket_request_max_bytes;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        loop {
+            let frame = match take_frame(&mut buf, limit) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    ctx.broker.metrics.frames_rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(e.to_string());
+                }
+            };
+            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame));
+            if tx.send_async(task).await.is_err() {
+                return Ok(()); // the writer stopped: the connection is going away
+            }
+        }
+        let mut reader: &TcpStream = stream;
+        let compio::BufResult(res, back) = reader.append(buf).await;
+        buf = back;
+        match res {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read error: {e}")),
+        }
+    }
+}
+
+async fn write_loop(ctx: Ctx, stream: Rc<TcpStream>, rx: flume::Receiver<Pending>, peer: SocketAddr) {
+    while let Ok(task) = rx.recv_async().await {
+        let response = match task.await {
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) => continue, // acks=0 produce: Kafka sends nothing back
+            Ok(Err(e)) => {
+                eprintln!("riptide: closing connection from {peer}: {e}");
+                break;
+            }
+            Err(_) => {
+                eprintln!("riptide: closing connection from {peer}: request handler panicked");
+                break;
+            }
+        };
+        let bytes = match flatten(response) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("riptide: closing connection from {peer}: reading log failed: {e}");
+                break;
+            }
+        };
+        ctx.broker.metrics.bytes_out.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let mut writer: &TcpStream = &stream;
+        if writer.write_all(bytes).await.0.is_err() {
+            break;
+        }
+    }
+    // Wake the reader if it is blocked in read: the connection is done.
+    let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
+}
+
+/// Joins a response's pieces into one buffer; file ranges are read from the page cache.
+fn flatten(response: Response) -> std::io::Result<BytesMut> {
+    let total: usize = response.chunks.iter().map(Chunk::len).sum();
+    let mut out = BytesMut::with_capacity(total);
+    for chunk in response.chunks {
+        match chunk {
+            Chunk::Bytes(b) => out.extend_from_slice(&b),
+            Chunk::File(slice) => {
+                let start = out.len();
+                out.resize(start + slice.len as usize, 0);
+                slice.file.read_exact_at(&mut out[start..], slice.position)?;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,54 @@
+//! Per-shard accept loop on the shard's own `SO_REUSEPORT` socket, with the broker-wide
+//! `max.connections` limit (a connection over the limit is closed at once and counted).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::shard::Ctx;
+
+/// Binds one listener per shard on the same address with `SO_REUSEPORT`, so the kernel
+/// spreads incoming connections across shards. Port 0 picks a free port once, shared by all.
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut listeners = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let listener: std::net::TcpListener = socket.into();
+        addr = listener.local_addr()?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+pub async fn accept_loop(ctx: Ctx, listener: compio::net::TcpListener) {
+    let metrics = ctx.broker.metrics.clone();
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("riptide: shard {}: accept failed: {e}", ctx.id);
+                compio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if ctx.broker.is_shutting_down() {
+            break;
+        }
+        let open = metrics.connections.load(Ordering::Relaxed);
+        if open >= ctx.broker.config.max_connections as i64 {
+            metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            eprintln!("riptide: refusing connection from {peer}: max.connections ({}) reached", ctx.broker.config.max_connections);
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        compio::runtime::spawn(super::connection::serve(ctx.clone(), stream, peer)).detach();
+    }
+}

@@ -1,0 +1,93 @@
+"""Fixtures for the real-client compatibility suite: a riptide broker started per test module
+(fresh data directory, free ports), and helpers to restart or kill it."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import shutil
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BINARY = os.environ.get("RIPTIDE_BIN", os.path.join(ROOT, "target", "debug", "riptide"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, data_dir, extra_args=()):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(data_dir, "..", os.path.basename(data_dir) + ".log")
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.port}"
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [BINARY, "serve", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}",
+             "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.extra_args],
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.read_log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("broker did not start: " + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    base = tmp_path_factory.mktemp("riptide")
+    b = Broker(str(base / "data"), extra_args=["--shards", "2", "--no-pin"]).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def fresh_broker(tmp_path):
+    b = Broker(str(tmp_path / "data"), extra_args=["--shards", "2", "--no-pin"]).start()
+    yield b
+    b.stop()
+
+
+def unique(name):
+    return f"{name}-{os.getpid()}-{int(time.time() * 1000) % 10_000_000}"

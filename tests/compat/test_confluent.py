@@ -1,0 +1,167 @@
+"""confluent-kafka (librdkafka) against riptide: acks levels, idempotence, compression,
+ordering, keyed partitioning, assign/seek, AdminClient."""
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+
+from conftest import unique
+
+
+def admin(broker):
+    return AdminClient({"bootstrap.servers": broker.bootstrap})
+
+
+def create(broker, topic, partitions=1, config=None):
+    fs = admin(broker).create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                               config=config or {})])
+    fs[topic].result(15)
+
+
+def consume_all(broker, topic, expected, partitions=None, timeout=30):
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused-" + topic,
+                  "enable.auto.commit": False})
+    parts = partitions if partitions is not None else [0]
+    c.assign([TopicPartition(topic, p, 0) for p in parts])
+    out = []
+    deadline = time.time() + timeout
+    while len(out) < expected and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        assert m.error() is None, m.error()
+        out.append(m)
+    c.close()
+    return out
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_acks_levels(broker, acks):
+    topic = unique(f"acks{acks}")
+    create(broker, topic)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": acks, "enable.idempotence": False,
+                  "linger.ms": 5})
+    errors = []
+    for i in range(1000):
+        p.produce(topic, value=f"v{i}".encode(), partition=0,
+                  on_delivery=lambda e, m: errors.append(e) if e else None)
+    assert p.flush(30) == 0
+    assert errors == []
+    msgs = consume_all(broker, topic, 1000)
+    assert [m.value() for m in msgs] == [f"v{i}".encode() for i in range(1000)]
+
+
+def test_idempotent_producer_and_ordering_100k(broker):
+    topic = unique("order")
+    create(broker, topic)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "linger.ms": 10,
+                  "batch.size": 65536})
+    n = 100_000
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, value=str(i).encode(), partition=0)
+                break
+            except BufferError:
+                p.poll(0.1)
+    assert p.flush(60) == 0
+    msgs = consume_all(broker, topic, n, timeout=90)
+    assert len(msgs) == n
+    assert all(int(m.value()) == i and m.offset() == i for i, m in enumerate(msgs))
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compression_round_trip(broker, codec):
+    topic = unique(f"comp-{codec}")
+    create(broker, topic)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec, "linger.ms": 20})
+    values = [(f"value-{i}-" + "x" * (i % 100)).encode() for i in range(2000)]
+    for i, v in enumerate(values):
+        p.produce(topic, key=f"k{i}".encode(), value=v, partition=0, headers=[("h", str(i).encode())])
+    assert p.flush(30) == 0
+    msgs = consume_all(broker, topic, len(values))
+    assert [m.value() for m in msgs] == values
+    assert msgs[7].headers() == [("h", b"7")]
+    assert msgs[7].key() == b"k7"
+
+
+def test_same_key_same_partition(broker):
+    topic = unique("keys")
+    create(broker, topic, partitions=6)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(600):
+        p.produce(topic, key=f"key-{i % 10}".encode(), value=str(i).encode())
+    assert p.flush(30) == 0
+    msgs = consume_all(broker, topic, 600, partitions=range(6))
+    by_key = {}
+    for m in msgs:
+        by_key.setdefault(m.key(), set()).add(m.partition())
+    assert len(by_key) == 10
+    assert all(len(ps) == 1 for ps in by_key.values())
+    assert len({m.partition() for m in msgs}) > 1
+
+
+def test_assign_and_seek(broker):
+    topic = unique("seek")
+    create(broker, topic)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(100):
+        p.produce(topic, value=str(i).encode(), partition=0)
+    p.flush(30)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "g-" + topic, "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 50)])
+    first = None
+    deadline = time.time() + 20
+    while first is None and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            first = m
+    assert first is not None and first.offset() == 50
+    c.seek(TopicPartition(topic, 0, 90))
+    got = None
+    deadline = time.time() + 20
+    while got is None and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and m.error() is None:
+            got = m
+    assert got.offset() == 90 and got.value() == b"90"
+    lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    assert (lo, hi) == (0, 100)
+    c.close()
+
+
+def test_admin_create_describe_alter_delete(broker):
+    a = admin(broker)
+    topic = unique("adm")
+    a.create_topics([NewTopic(topic, 3, 1, config={"retention.ms": "3600000"})])[topic].result(15)
+    # duplicate -> TOPIC_ALREADY_EXISTS
+    with pytest.raises(KafkaException) as e:
+        a.create_topics([NewTopic(topic, 3, 1)])[topic].result(15)
+    assert e.value.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS
+    # bad config -> INVALID_CONFIG
+    bad = unique("bad")
+    with pytest.raises(KafkaException) as e:
+        a.create_topics([NewTopic(bad, 1, 1, config={"no.such.thing": "1"})])[bad].result(15)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    cfg = a.describe_configs([res])[res].result(15)
+    assert cfg["retention.ms"].value == "3600000"
+    assert cfg["cleanup.policy"].value == "delete"
+    a.incremental_alter_configs([ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        __import__("confluent_kafka.admin", fromlist=["ConfigEntry"]).ConfigEntry(
+            "retention.ms", "7200000",
+            incremental_operation=__import__("confluent_kafka.admin", fromlist=["AlterConfigOpType"]).AlterConfigOpType.SET)
+    ])])[res].result(15)
+    cfg = a.describe_configs([res])[res].result(15)
+    assert cfg["retention.ms"].value == "7200000"
+    a.create_partitions([NewPartitions(topic, 5)])[topic].result(15)
+    md = a.list_topics(topic, timeout=10)
+    assert len(md.topics[topic].partitions) == 5
+    a.delete_topics([topic])[topic].result(15)
+    time.sleep(0.2)
+    md = a.list_topics(timeout=10)
+    assert topic not in md.topics
+    broker_res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    bcfg = a.describe_configs([broker_res])[broker_res].result(15)
+    assert bcfg["num.partitions"].value == "1"
