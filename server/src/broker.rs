@@ -15,7 +15,7 @@ use riptide_engine::IoBackend;
 use crate::catalog::{self, Catalog, TopicMeta};
 use crate::config::{IoMode, ServerConfig};
 use crate::metrics::Metrics;
-use crate::shard::mailbox::{ShardMsg, ShardSender};
+use crate::shard::mailbox::ShardSender;
 
 /// Why an admin change to the catalog was refused, with Kafka's error code.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,11 @@ impl Broker {
                 "Number of partitions must be larger than 0 (and at most 100000), got {partitions}."
             )));
         }
-        let rf = if replication_factor == -1 { self.config.default_replication_factor } else { replication_factor };
+        let rf = if replication_factor == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication_factor
+        };
         if rf != 1 {
             return Err(AdminError::InvalidReplicationFactor(format!(
                 "Replication factor: {rf} larger than available brokers: 1."

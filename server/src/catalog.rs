@@ -24,9 +24,8 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name == "." || name == ".." {
         return Err("topic name cannot be '.' or '..'".into());
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
+    if let Some(c) =
+        name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '_' || *c == '-'))
     {
         return Err(format!("topic name {name:?} contains illegal character {c:?}"));
     }
@@ -159,24 +158,24 @@ impl TopicMeta {
     pub fn effective(&self, d: &TopicDefaults, io: IoBackend) -> EffectiveTopicConfig {
         let get = |name: &str| self.config_value(name, d).map(|(v, _)| v).unwrap_or_default();
         let num = |name: &str, default: i64| get(name).parse::<i64>().unwrap_or(default);
-        let mut log = LogConfig::default();
-        log.segment_bytes = num("segment.bytes", d.segment_bytes as i64).max(14) as u64;
-        log.segment_ms = num("segment.ms", d.segment_ms);
-        log.retention_ms = num("retention.ms", d.retention_ms);
-        log.retention_bytes = num("retention.bytes", d.retention_bytes);
-        log.max_message_bytes = num("max.message.bytes", i64::from(d.max_message_bytes))
-            .clamp(0, i64::from(i32::MAX)) as u32;
-        log.index_interval_bytes = num("index.interval.bytes", 4096).clamp(4, i64::from(i32::MAX)) as u32;
-        log.segment_index_bytes =
-            num("segment.index.bytes", 10 << 20).clamp(4, i64::from(i32::MAX)) as u32;
-        log.timestamp_type = if get("message.timestamp.type") == "LogAppendTime" {
-            TimestampType::LogAppendTime
-        } else {
-            TimestampType::CreateTime
+        let log = LogConfig {
+            segment_bytes: num("segment.bytes", d.segment_bytes as i64).max(14) as u64,
+            segment_ms: num("segment.ms", d.segment_ms),
+            retention_ms: num("retention.ms", d.retention_ms),
+            retention_bytes: num("retention.bytes", d.retention_bytes),
+            max_message_bytes: num("max.message.bytes", i64::from(d.max_message_bytes))
+                .clamp(0, i64::from(i32::MAX)) as u32,
+            index_interval_bytes: num("index.interval.bytes", 4096).clamp(4, i64::from(i32::MAX)) as u32,
+            segment_index_bytes: num("segment.index.bytes", 10 << 20).clamp(4, i64::from(i32::MAX)) as u32,
+            timestamp_type: if get("message.timestamp.type") == "LogAppendTime" {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
+            timestamp_before_max_ms: num("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: num("message.timestamp.after.max.ms", i64::MAX),
+            io,
         };
-        log.timestamp_before_max_ms = num("message.timestamp.before.max.ms", i64::MAX);
-        log.timestamp_after_max_ms = num("message.timestamp.after.max.ms", i64::MAX);
-        log.io = io;
         let durability = Durability::parse(&get("durability.policy")).unwrap_or(d.durability);
         EffectiveTopicConfig { log, durability }
     }
@@ -276,7 +275,9 @@ pub fn new_topic_id() -> u128 {
     let mut id = 0u128;
     while id == 0 {
         let mut h1 = RandomState::new().build_hasher();
-        h1.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        h1.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        );
         let mut h2 = RandomState::new().build_hasher();
         h2.write_u64(h1.finish());
         id = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());

@@ -241,10 +241,7 @@ pub fn parse_optional_addr(value: &str) -> Result<Option<SocketAddr>, String> {
     if value.is_empty() || value == "off" || value == "none" {
         return Ok(None);
     }
-    value
-        .parse()
-        .map(Some)
-        .map_err(|e| format!("bad address {value:?}: {e}"))
+    value.parse().map(Some).map_err(|e| format!("bad address {value:?}: {e}"))
 }
 
 #[cfg(test)]

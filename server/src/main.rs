@@ -19,7 +19,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker.
-    #[command(after_help = "Examples:\n  riptide serve\n  riptide serve --data-dir /var/lib/riptide --listen 0.0.0.0:9092\n  riptide serve --config riptide.toml --shards 2")]
+    #[command(
+        after_help = "Examples:\n  riptide serve\n  riptide serve --data-dir /var/lib/riptide --listen 0.0.0.0:9092\n  riptide serve --config riptide.toml --shards 2"
+    )]
     Serve(ServeArgs),
 }
 
@@ -66,18 +68,36 @@ fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
         let file: FileConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         c.apply_file(file)?;
     }
-    if let Some(v) = args.data_dir { c.data_dir = v; }
-    if let Some(v) = args.listen { c.listen = v; }
-    if let Some(v) = args.advertised_listener { c.advertised_listener = Some(v); }
-    if let Some(v) = args.metrics_listen { c.metrics_listen = config::parse_optional_addr(&v)?; }
-    if let Some(v) = args.shards { c.shards = v; }
-    if let Some(v) = args.io { c.io = v; }
-    if let Some(v) = args.node_id { c.node_id = v; }
-    if let Some(v) = args.num_partitions { c.num_partitions = v; }
+    if let Some(v) = args.data_dir {
+        c.data_dir = v;
+    }
+    if let Some(v) = args.listen {
+        c.listen = v;
+    }
+    if let Some(v) = args.advertised_listener {
+        c.advertised_listener = Some(v);
+    }
+    if let Some(v) = args.metrics_listen {
+        c.metrics_listen = config::parse_optional_addr(&v)?;
+    }
+    if let Some(v) = args.shards {
+        c.shards = v;
+    }
+    if let Some(v) = args.io {
+        c.io = v;
+    }
+    if let Some(v) = args.node_id {
+        c.node_id = v;
+    }
+    if let Some(v) = args.num_partitions {
+        c.num_partitions = v;
+    }
     if let Some(v) = args.durability {
         c.log.durability = Durability::parse(&v).ok_or_else(|| format!("unknown durability {v:?}"))?;
     }
-    if args.no_pin { c.pin_shards = false; }
+    if args.no_pin {
+        c.pin_shards = false;
+    }
     c.validate()?;
     Ok(c)
 }
@@ -107,12 +127,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    eprintln!(
-        "riptide: listening on {} ({} shard(s), data in {})",
-        running.addr,
-        shards,
-        data_dir.display()
-    );
+    eprintln!("riptide: listening on {} ({} shard(s), data in {})", running.addr, shards, data_dir.display());
     let sig = server::wait_for_signal();
     eprintln!("riptide: signal {sig}: shutting down");
     running.shutdown();

@@ -35,9 +35,9 @@ pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest
             let name = t.name.0.as_str().to_string();
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             if !seen.insert(name.clone()) {
-                return result.with_error_code(INVALID_REQUEST).with_error_message(Some(StrBytes::from_string(
-                    format!("Create topic request contains {name} more than once"),
-                )));
+                return result.with_error_code(INVALID_REQUEST).with_error_message(Some(
+                    StrBytes::from_string(format!("Create topic request contains {name} more than once")),
+                ));
             }
             if !t.assignments.is_empty() {
                 return result.with_error_code(INVALID_REPLICA_ASSIGNMENT).with_error_message(Some(
@@ -50,7 +50,13 @@ pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest
                     configs.insert(c.name.as_str().to_string(), v.as_str().to_string());
                 }
             }
-            match ctx.broker.create_topic(&name, t.num_partitions, t.replication_factor, configs, request.validate_only) {
+            match ctx.broker.create_topic(
+                &name,
+                t.num_partitions,
+                t.replication_factor,
+                configs,
+                request.validate_only,
+            ) {
                 Ok(meta) => {
                     let configs = (info.version >= 5).then(|| {
                         catalog::topic_config_defaults(defaults)
@@ -85,7 +91,9 @@ pub async fn delete_topics(ctx: &Ctx, request: DeleteTopicsRequest) -> DeleteTop
     // v0-5 name topics in `topic_names`; v6 in `topics` by name or id.
     let mut targets: Vec<(Option<String>, Uuid)> =
         request.topic_names.iter().map(|n| (Some(n.0.as_str().to_string()), Uuid::nil())).collect();
-    targets.extend(request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.as_str().to_string()), t.topic_id)));
+    targets.extend(
+        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.as_str().to_string()), t.topic_id)),
+    );
     let mut responses = Vec::with_capacity(targets.len());
     for (name, id) in targets {
         let meta = match &name {
@@ -102,7 +110,9 @@ pub async fn delete_topics(ctx: &Ctx, request: DeleteTopicsRequest) -> DeleteTop
         };
         let removed = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner()).remove(&meta.name);
         if let Err(e) = removed {
-            responses.push(result.with_error_code(56).with_error_message(Some(StrBytes::from_string(e.to_string()))));
+            responses.push(
+                result.with_error_code(56).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+            );
             continue;
         }
         let topic: Arc<str> = Arc::from(meta.name.as_str());

@@ -37,7 +37,8 @@ pub fn init_producer_id(ctx: &Ctx, request: InitProducerIdRequest) -> InitProduc
         return response.with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     }
     // KIP-360: a producer that knows its id may ask for an epoch bump instead of a new id.
-    let known = request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1;
+    let known =
+        request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1;
     if known {
         return response
             .with_error_code(0)

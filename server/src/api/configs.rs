@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::{
     incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::protocol::StrBytes;
 
 use super::RequestInfo;
@@ -31,9 +33,16 @@ fn config_type(name: &str) -> i8 {
         "cleanup.policy" => 7,
         "preallocate" | "unclean.leader.election.enable" | "auto.create.topics.enable" => 1,
         "min.cleanable.dirty.ratio" => 6,
-        "index.interval.bytes" | "max.message.bytes" | "min.insync.replicas" | "segment.bytes"
-        | "segment.index.bytes" | "num.partitions" | "socket.request.max.bytes" | "message.max.bytes"
-        | "node.id" | "offsets.topic.num.partitions" => 3,
+        "index.interval.bytes"
+        | "max.message.bytes"
+        | "min.insync.replicas"
+        | "segment.bytes"
+        | "segment.index.bytes"
+        | "num.partitions"
+        | "socket.request.max.bytes"
+        | "message.max.bytes"
+        | "node.id"
+        | "offsets.topic.num.partitions" => 3,
         "default.replication.factor" => 4,
         "compression.type" | "message.timestamp.type" | "durability.policy" | "log.dirs" | "listeners" => 2,
         _ => 5,
@@ -64,7 +73,10 @@ pub fn describe(ctx: &Ctx, _info: &RequestInfo, request: DescribeConfigsRequest)
                 RESOURCE_TOPIC => {
                     let Some(meta) = ctx.broker.topic(r.resource_name.as_str()) else {
                         return result.with_error_code(UNKNOWN_TOPIC_OR_PARTITION).with_error_message(Some(
-                            StrBytes::from_string(format!("Topic {} does not exist", r.resource_name.as_str())),
+                            StrBytes::from_string(format!(
+                                "Topic {} does not exist",
+                                r.resource_name.as_str()
+                            )),
                         ));
                     };
                     let d = &ctx.broker.config.log;
@@ -72,7 +84,9 @@ pub fn describe(ctx: &Ctx, _info: &RequestInfo, request: DescribeConfigsRequest)
                         .into_iter()
                         .filter(|(n, _)| wanted(n))
                         .filter_map(|(n, _)| meta.config_value(n, d).map(|(v, src)| (n, v, src)))
-                        .map(|(n, v, src)| entry(n, v, if src == ConfigSource::DynamicTopic { 1 } else { 5 }, false))
+                        .map(|(n, v, src)| {
+                            entry(n, v, if src == ConfigSource::DynamicTopic { 1 } else { 5 }, false)
+                        })
                         .collect();
                     result.with_configs(configs)
                 }
@@ -128,9 +142,7 @@ fn apply_topic_configs(
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     let mut cat = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner());
-    let meta = cat
-        .get(topic)
-        .ok_or((UNKNOWN_TOPIC_OR_PARTITION, format!("Topic {topic} does not exist")))?;
+    let meta = cat.get(topic).ok_or((UNKNOWN_TOPIC_OR_PARTITION, format!("Topic {topic} does not exist")))?;
     let mut configs = meta.configs.clone();
     edit(&mut configs).map_err(|m| (INVALID_CONFIG, m))?;
     for (k, v) in &configs {
@@ -150,7 +162,9 @@ fn apply_topic_configs(
 fn broker_alter_refused(name: &str) -> (i16, String) {
     (
         INVALID_REQUEST,
-        format!("broker {name}: broker configs are static in riptide; set them in the config file and restart"),
+        format!(
+            "broker {name}: broker configs are static in riptide; set them in the config file and restart"
+        ),
     )
 }
 
@@ -164,18 +178,26 @@ pub fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
                     let new: BTreeMap<String, String> = r
                         .configs
                         .iter()
-                        .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string())))
+                        .filter_map(|c| {
+                            c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string()))
+                        })
                         .collect();
                     // AlterConfigs replaces the whole set: unnamed configs return to defaults.
-                    apply_topic_configs(ctx, r.resource_name.as_str(), |c| {
-                        *c = new;
-                        Ok(())
-                    }, request.validate_only)
+                    apply_topic_configs(
+                        ctx,
+                        r.resource_name.as_str(),
+                        |c| {
+                            *c = new;
+                            Ok(())
+                        },
+                        request.validate_only,
+                    )
                 }
                 RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
                 t => Err((INVALID_REQUEST, format!("resource type {t} is not supported"))),
             };
-            let (code, message) = outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+            let (code, message) =
+                outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
             AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(message)
@@ -186,7 +208,10 @@ pub fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub fn incremental_alter(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub fn incremental_alter(
+    ctx: &Ctx,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let responses = request
         .resources
         .into_iter()
@@ -196,14 +221,26 @@ pub fn incremental_alter(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> 
                     let ops: Vec<(String, i8, Option<String>)> = r
                         .configs
                         .iter()
-                        .map(|c| (c.name.as_str().to_string(), c.config_operation, c.value.as_ref().map(|v| v.as_str().to_string())))
+                        .map(|c| {
+                            (
+                                c.name.as_str().to_string(),
+                                c.config_operation,
+                                c.value.as_ref().map(|v| v.as_str().to_string()),
+                            )
+                        })
                         .collect();
-                    apply_topic_configs(ctx, r.resource_name.as_str(), |c| apply_ops(c, ops), request.validate_only)
+                    apply_topic_configs(
+                        ctx,
+                        r.resource_name.as_str(),
+                        |c| apply_ops(c, ops),
+                        request.validate_only,
+                    )
                 }
                 RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
                 t => Err((INVALID_REQUEST, format!("resource type {t} is not supported"))),
             };
-            let (code, message) = outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+            let (code, message) =
+                outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(message)
@@ -215,7 +252,10 @@ pub fn incremental_alter(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> 
 }
 
 /// SET (0), DELETE (1), APPEND (2) and SUBTRACT (3); the last two only for list configs.
-fn apply_ops(configs: &mut BTreeMap<String, String>, ops: Vec<(String, i8, Option<String>)>) -> Result<(), String> {
+fn apply_ops(
+    configs: &mut BTreeMap<String, String>,
+    ops: Vec<(String, i8, Option<String>)>,
+) -> Result<(), String> {
     for (name, op, value) in ops {
         match op {
             0 => {

@@ -48,7 +48,8 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
         let remaining = wait.saturating_sub(started.elapsed());
         let register = !remaining.is_zero();
         let results = read_round(ctx, &request, &topics, register.then(|| notify_tx.clone())).await;
-        let bytes: usize = results.iter().flatten().map(|r| r.outcome.slice.as_ref().map_or(0, |s| s.len as usize)).sum();
+        let bytes: usize =
+            results.iter().flatten().map(|r| r.outcome.slice.as_ref().map_or(0, |s| s.len as usize)).sum();
         let errors = results.iter().flatten().any(|r| r.outcome.error_code != 0);
         if bytes >= min_bytes.max(1) || errors || !register {
             return encode_results(info, &request, results);
@@ -74,7 +75,12 @@ async fn read_round(
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
             let outcome = if !known {
-                ReadOutcome { error_code: UNKNOWN_TOPIC_OR_PARTITION, high_watermark: -1, log_start_offset: -1, slice: None }
+                ReadOutcome {
+                    error_code: UNKNOWN_TOPIC_OR_PARTITION,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    slice: None,
+                }
             } else {
                 let call = ReadCall {
                     topic: name.clone(),
@@ -97,7 +103,11 @@ async fn read_round(
 }
 
 /// Writes the response by hand: the record sections become file chunks.
-fn encode_results(info: &RequestInfo, request: &FetchRequest, results: Vec<Vec<PartitionResult>>) -> Result<Response, RequestError> {
+fn encode_results(
+    info: &RequestInfo,
+    request: &FetchRequest,
+    results: Vec<Vec<PartitionResult>>,
+) -> Result<Response, RequestError> {
     let v = info.version;
     let flexible = v >= 12;
     let mut chunks = Vec::new();
@@ -126,7 +136,11 @@ fn encode_results(info: &RequestInfo, request: &FetchRequest, results: Vec<Vec<P
                 buf.put_i64(o.log_start_offset);
             }
             // aborted_transactions: null
-            if flexible { buf.put_u8(0) } else { buf.put_i32(-1) }
+            if flexible {
+                buf.put_u8(0)
+            } else {
+                buf.put_i32(-1)
+            }
             if v >= 11 {
                 buf.put_i32(-1); // preferred_read_replica
             }
@@ -178,7 +192,8 @@ fn encode_error(info: &RequestInfo, error: i16) -> Result<Response, RequestError
 
 fn patch_size(chunks: &mut [Chunk]) -> Result<(), RequestError> {
     let total: usize = chunks.iter().map(Chunk::len).sum();
-    let size = i32::try_from(total - 4).map_err(|_| RequestError::Encode("fetch response over 2 GiB".into()))?;
+    let size =
+        i32::try_from(total - 4).map_err(|_| RequestError::Encode("fetch response over 2 GiB".into()))?;
     let Some(Chunk::Bytes(first)) = chunks.first_mut() else {
         return Err(RequestError::Encode("response starts with a file chunk".into()));
     };
@@ -216,8 +231,8 @@ fn put_string(buf: &mut BytesMut, s: &str, flexible: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::{ApiKey, FetchResponse, RequestHeader, TopicName};
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, FetchResponse, RequestHeader, TopicName};
     use kafka_protocol::protocol::{Decodable, StrBytes};
 
     /// The hand-written encoding must decode with the reference codec at every version.

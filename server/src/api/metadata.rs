@@ -47,7 +47,9 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
             .into_iter()
             .map(|t| {
                 let by_id = (t.topic_id != Uuid::nil())
-                    .then(|| broker.catalog.read().unwrap_or_else(|e| e.into_inner()).by_id(t.topic_id.as_u128()))
+                    .then(|| {
+                        broker.catalog.read().unwrap_or_else(|e| e.into_inner()).by_id(t.topic_id.as_u128())
+                    })
                     .flatten();
                 match (t.name, by_id) {
                     (_, Some(meta)) => describe_topic(&meta, node),
@@ -75,7 +77,11 @@ fn lookup_or_create(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) ->
     match topic {
         Some(t) => describe_topic(&t, node),
         None => {
-            let code = if validate_topic_name(name).is_err() { INVALID_TOPIC_EXCEPTION } else { UNKNOWN_TOPIC_OR_PARTITION };
+            let code = if validate_topic_name(name).is_err() {
+                INVALID_TOPIC_EXCEPTION
+            } else {
+                UNKNOWN_TOPIC_OR_PARTITION
+            };
             MetadataResponseTopic::default()
                 .with_error_code(code)
                 .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))

@@ -33,6 +33,10 @@ impl Chunk {
             Chunk::File(s) => s.len as usize,
         }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A complete response frame, size prefix included.
@@ -67,7 +71,10 @@ pub fn api_name(key: i16) -> String {
 pub async fn handle(ctx: Ctx, frame: Bytes) -> Result<Option<Response>, RequestError> {
     let started = Instant::now();
     if frame.len() < 8 {
-        return Err(RequestError::Malformed(format!("{} byte request is shorter than a header", frame.len())));
+        return Err(RequestError::Malformed(format!(
+            "{} byte request is shorter than a header",
+            frame.len()
+        )));
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);

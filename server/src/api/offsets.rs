@@ -1,7 +1,9 @@
 //! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3),
 //! earliest-local (-4), latest-tiered (-5), or the first offset at or after a timestamp.
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::sync::Arc;
 
@@ -15,7 +17,8 @@ pub async fn handle(ctx: &Ctx, _info: &RequestInfo, request: ListOffsetsRequest)
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let call = ListOffsetCall { topic: name.clone(), partition: p.partition_index, timestamp: p.timestamp };
+            let call =
+                ListOffsetCall { topic: name.clone(), partition: p.partition_index, timestamp: p.timestamp };
             let o = route_list_offset(ctx, call).await;
             partitions.push(
                 ListOffsetsPartitionResponse::default()

@@ -33,9 +33,16 @@ pub async fn handle(ctx: &Ctx, request: ProduceRequest) -> Option<ProduceRespons
             let outcome = match (&refuse_all, exists, &p.records) {
                 (Some((code, msg)), _, _) => Err(ProduceOutcome::error(*code, Some((*msg).to_string()))),
                 (None, false, _) => Err(ProduceOutcome::error(UNKNOWN_TOPIC_OR_PARTITION, None)),
-                (None, true, None) => Err(ProduceOutcome::error(CORRUPT_MESSAGE, Some("null record set".into()))),
+                (None, true, None) => {
+                    Err(ProduceOutcome::error(CORRUPT_MESSAGE, Some("null record set".into())))
+                }
                 (None, true, Some(records)) => {
-                    let call = ProduceCall { topic: name.clone(), partition: p.index, records: records.clone(), acks };
+                    let call = ProduceCall {
+                        topic: name.clone(),
+                        partition: p.index,
+                        records: records.clone(),
+                        acks,
+                    };
                     let ctx = ctx.clone();
                     Ok(compio::runtime::spawn(async move { route_produce(&ctx, call).await }))
                 }
@@ -47,7 +54,9 @@ pub async fn handle(ctx: &Ctx, request: ProduceRequest) -> Option<ProduceRespons
     for p in pending {
         outcomes.push(match p {
             Err(o) => o,
-            Ok(task) => task.await.unwrap_or_else(|_| ProduceOutcome::error(-1, Some("internal error".into()))),
+            Ok(task) => {
+                task.await.unwrap_or_else(|_| ProduceOutcome::error(-1, Some("internal error".into())))
+            }
         });
     }
     if acks == 0 {

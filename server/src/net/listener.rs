@@ -44,7 +44,10 @@ pub async fn accept_loop(ctx: Ctx, listener: compio::net::TcpListener) {
         let open = metrics.connections.load(Ordering::Relaxed);
         if open >= ctx.broker.config.max_connections as i64 {
             metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
-            eprintln!("riptide: refusing connection from {peer}: max.connections ({}) reached", ctx.broker.config.max_connections);
+            eprintln!(
+                "riptide: refusing connection from {peer}: max.connections ({}) reached",
+                ctx.broker.config.max_connections
+            );
             drop(stream);
             continue;
         }

@@ -202,7 +202,12 @@ pub async fn route_read(ctx: &Ctx, call: ReadCall) -> ReadOutcome {
         return ctx.partitions.borrow_mut().read(call);
     }
     let (tx, rx) = flume::bounded(1);
-    let gone = ReadOutcome { error_code: NOT_LEADER_OR_FOLLOWER, high_watermark: -1, log_start_offset: -1, slice: None };
+    let gone = ReadOutcome {
+        error_code: NOT_LEADER_OR_FOLLOWER,
+        high_watermark: -1,
+        log_start_offset: -1,
+        slice: None,
+    };
     if ctx.broker.shard(owner).send_async(ShardMsg::Read(call, tx)).await.is_err() {
         return gone;
     }
@@ -215,7 +220,8 @@ pub async fn route_list_offset(ctx: &Ctx, call: ListOffsetCall) -> ListOffsetOut
         return ctx.partitions.borrow_mut().list_offset(call);
     }
     let (tx, rx) = flume::bounded(1);
-    let gone = ListOffsetOutcome { error_code: NOT_LEADER_OR_FOLLOWER, offset: -1, timestamp: -1, leader_epoch: -1 };
+    let gone =
+        ListOffsetOutcome { error_code: NOT_LEADER_OR_FOLLOWER, offset: -1, timestamp: -1, leader_epoch: -1 };
     if ctx.broker.shard(owner).send_async(ShardMsg::ListOffset(call, tx)).await.is_err() {
         return gone;
     }

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use riptide_engine::Log;
 
-use super::mailbox::{
-    ListOffsetCall, ListOffsetOutcome, ProduceCall, ProduceOutcome, ReadCall, ReadOutcome,
-};
+use super::mailbox::{ListOffsetCall, ListOffsetOutcome, ProduceCall, ProduceOutcome, ReadCall, ReadOutcome};
 use crate::broker::Broker;
 use crate::config::Durability;
 
@@ -26,9 +24,7 @@ const KAFKA_STORAGE_ERROR: i16 = 56;
 const FETCH_WAITERS_SWEEP: usize = 4096;
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 struct DurableWaiter {
@@ -101,10 +97,7 @@ impl Partitions {
             let key: Arc<str> = Arc::from(topic);
             self.by_topic.entry(key).or_default().insert(index, partition);
         }
-        self.by_topic
-            .get_mut(topic)
-            .and_then(|m| m.get_mut(&index))
-            .ok_or(UNKNOWN_TOPIC_OR_PARTITION)
+        self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)).ok_or(UNKNOWN_TOPIC_OR_PARTITION)
     }
 
     fn open(&self, topic: &str, index: i32) -> Result<Partition, i16> {
@@ -181,7 +174,9 @@ impl Partitions {
         };
         if !info.duplicate {
             metrics.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
-            metrics.messages_in.fetch_add((info.last_offset - info.base_offset + 1) as u64, Ordering::Relaxed);
+            metrics
+                .messages_in
+                .fetch_add((info.last_offset - info.base_offset + 1) as u64, Ordering::Relaxed);
         }
         partition.leo_gauge.store(partition.log.log_end_offset(), Ordering::Relaxed);
         let outcome = ProduceOutcome {
@@ -204,7 +199,11 @@ impl Partitions {
         if call.acks == 0 {
             let _ = reply.send(outcome);
         } else {
-            partition.durable_waiters.push_back(DurableWaiter { last_offset: info.last_offset, outcome, reply });
+            partition.durable_waiters.push_back(DurableWaiter {
+                last_offset: info.last_offset,
+                outcome,
+                reply,
+            });
         }
         partition.dirty = true;
         self.request_flush();
@@ -213,7 +212,14 @@ impl Partitions {
     pub fn read(&mut self, call: ReadCall) -> ReadOutcome {
         let partition = match self.get_or_open(&call.topic, call.partition) {
             Ok(p) => p,
-            Err(code) => return ReadOutcome { error_code: code, high_watermark: -1, log_start_offset: -1, slice: None },
+            Err(code) => {
+                return ReadOutcome {
+                    error_code: code,
+                    high_watermark: -1,
+                    log_start_offset: -1,
+                    slice: None,
+                }
+            }
         };
         let hw = partition.high_watermark;
         let mut outcome = ReadOutcome {
@@ -246,11 +252,18 @@ impl Partitions {
     pub fn list_offset(&mut self, call: ListOffsetCall) -> ListOffsetOutcome {
         let partition = match self.get_or_open(&call.topic, call.partition) {
             Ok(p) => p,
-            Err(code) => return ListOffsetOutcome { error_code: code, offset: -1, timestamp: -1, leader_epoch: -1 },
+            Err(code) => {
+                return ListOffsetOutcome { error_code: code, offset: -1, timestamp: -1, leader_epoch: -1 }
+            }
         };
         let hw = partition.high_watermark;
         let epoch = partition.leader_epoch;
-        let found = |offset: i64, timestamp: i64| ListOffsetOutcome { error_code: 0, offset, timestamp, leader_epoch: epoch };
+        let found = |offset: i64, timestamp: i64| ListOffsetOutcome {
+            error_code: 0,
+            offset,
+            timestamp,
+            leader_epoch: epoch,
+        };
         match call.timestamp {
             // latest, and latest-tiered (KIP-1005): nothing is tiered, so both are the HW.
             -1 | -5 => found(hw, -1),
@@ -264,7 +277,12 @@ impl Partitions {
             ts if ts >= 0 => match partition.log.offset_for_timestamp(ts) {
                 Ok(Some((off, t))) if off < hw => found(off, t),
                 Ok(_) => found(-1, -1),
-                Err(e) => ListOffsetOutcome { error_code: e.kafka_code(), offset: -1, timestamp: -1, leader_epoch: -1 },
+                Err(e) => ListOffsetOutcome {
+                    error_code: e.kafka_code(),
+                    offset: -1,
+                    timestamp: -1,
+                    leader_epoch: -1,
+                },
             },
             _ => ListOffsetOutcome { error_code: 42, offset: -1, timestamp: -1, leader_epoch: -1 },
         }
