@@ -18,6 +18,7 @@ use compio::runtime::JoinHandle;
 
 use super::frame::take_frame;
 use crate::api::{self, Chunk, RequestError, Response};
+use crate::metrics::Metrics;
 use crate::shard::Ctx;
 
 type Pending = JoinHandle<Result<Option<Response>, RequestError>>;
@@ -78,7 +79,7 @@ async fn write_loop(ctx: Ctx, stream: Rc<TcpStream>, rx: flume::Receiver<Pending
                 break;
             }
         };
-        let bytes = match flatten(response) {
+        let bytes = match flatten(response, &ctx.broker.metrics) {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("riptide: closing connection from {peer}: reading log failed: {e}");
@@ -96,7 +97,7 @@ async fn write_loop(ctx: Ctx, stream: Rc<TcpStream>, rx: flume::Receiver<Pending
 }
 
 /// Joins a response's pieces into one buffer; file ranges are read from the page cache.
-fn flatten(response: Response) -> std::io::Result<BytesMut> {
+fn flatten(response: Response, metrics: &Metrics) -> std::io::Result<BytesMut> {
     let total: usize = response.chunks.iter().map(Chunk::len).sum();
     let mut out = BytesMut::with_capacity(total);
     for chunk in response.chunks {
@@ -106,8 +107,25 @@ fn flatten(response: Response) -> std::io::Result<BytesMut> {
                 let start = out.len();
                 out.resize(start + slice.len as usize, 0);
                 slice.file.read_exact_at(&mut out[start..], slice.position)?;
+                metrics.messages_out.fetch_add(count_records(&out[start..]), Ordering::Relaxed);
             }
         }
     }
     Ok(out)
+}
+
+/// Sums the record counts of the whole batches in `batches` (header fields only).
+fn count_records(batches: &[u8]) -> u64 {
+    let mut pos = 0usize;
+    let mut records = 0u64;
+    while pos + 61 <= batches.len() {
+        let len = i32::from_be_bytes([batches[pos + 8], batches[pos + 9], batches[pos + 10], batches[pos + 11]]);
+        let count = i32::from_be_bytes([batches[pos + 57], batches[pos + 58], batches[pos + 59], batches[pos + 60]]);
+        if len < 49 {
+            break;
+        }
+        records += count.max(0) as u64;
+        pos += 12 + len as usize;
+    }
+    records
 }
