@@ -1,0 +1,451 @@
+//! RecordBatch v2 as raw bytes: header parsing, full validation of client batches without
+//! allocating or decoding records, and in-place assignment of offsets, leader epoch and
+//! LogAppendTime (with the CRC recomputed only when a CRC-covered field changes).
+//!
+//! Layout (big endian): baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12,
+//! magic i8 @16, crc u32 @17 (CRC-32C of bytes 21..end), attributes i16 @21,
+//! lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43,
+//! producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57, records @61.
+
+use crate::config::TimestampType;
+use crate::error::LogError;
+
+/// Bytes before the records: the fixed batch header.
+pub const HEADER_BYTES: usize = 61;
+/// baseOffset + batchLength: the part of a batch not counted in batchLength.
+pub const LOG_OVERHEAD_BYTES: usize = 12;
+/// Smallest legal batchLength (a header with no records).
+pub const BATCH_LENGTH_MIN: i32 = (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32;
+/// The only record format accepted.
+pub const MAGIC_V2: i8 = 2;
+
+const PARTITION_LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const MAX_TIMESTAMP_AT: usize = 35;
+
+const ATTR_CODEC_MASK: i16 = 0x07;
+const ATTR_LOG_APPEND_TIME: i16 = 0x08;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+/// Compression codec ids in the attributes field.
+pub mod codec {
+    pub const NONE: u8 = 0;
+    pub const GZIP: u8 = 1;
+    pub const SNAPPY: u8 = 2;
+    pub const LZ4: u8 = 3;
+    pub const ZSTD: u8 = 4;
+}
+
+/// The fixed header of a RecordBatch v2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    i64::from_be_bytes(a)
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    i32::from_be_bytes(a)
+}
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+
+impl BatchHeader {
+    /// Parses the 61-byte header at the start of `b`; `None` if `b` is shorter.
+    pub fn parse(b: &[u8]) -> Option<BatchHeader> {
+        if b.len() < HEADER_BYTES {
+            return None;
+        }
+        Some(BatchHeader {
+            base_offset: be_i64(b, 0),
+            batch_length: be_i32(b, 8),
+            partition_leader_epoch: be_i32(b, PARTITION_LEADER_EPOCH_AT),
+            magic: b[MAGIC_AT] as i8,
+            crc: be_i32(b, CRC_AT) as u32,
+            attributes: be_i16(b, ATTRIBUTES_AT),
+            last_offset_delta: be_i32(b, 23),
+            base_timestamp: be_i64(b, 27),
+            max_timestamp: be_i64(b, MAX_TIMESTAMP_AT),
+            producer_id: be_i64(b, 43),
+            producer_epoch: be_i16(b, 51),
+            base_sequence: be_i32(b, 53),
+            records_count: be_i32(b, 57),
+        })
+    }
+
+    /// Whole batch size on disk, or `None` if batchLength is below the minimum.
+    pub fn size_bytes(&self) -> Option<usize> {
+        if self.batch_length < BATCH_LENGTH_MIN {
+            return None;
+        }
+        Some(self.batch_length as usize + LOG_OVERHEAD_BYTES)
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    pub fn codec(&self) -> u8 {
+        (self.attributes & ATTR_CODEC_MASK) as u8
+    }
+
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    pub fn is_idempotent(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    /// Sequence number of the last record, wrapping at i32::MAX like Kafka.
+    pub fn last_sequence(&self) -> i32 {
+        increment_sequence(self.base_sequence, self.last_offset_delta)
+    }
+}
+
+/// `seq + n` with Kafka's wrap-around from i32::MAX to 0.
+pub fn increment_sequence(seq: i32, n: i32) -> i32 {
+    if seq > i32::MAX - n {
+        n - (i32::MAX - seq) - 1
+    } else {
+        seq + n
+    }
+}
+
+/// CRC-32C over attributes..end, as stored in the crc field.
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(&batch[ATTRIBUTES_AT..])
+}
+
+/// Limits and clock that a client batch is validated against.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_message_bytes: u32,
+    pub timestamp_type: TimestampType,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub now_ms: i64,
+}
+
+/// What validation learned about one batch.
+#[derive(Clone, Copy, Debug)]
+pub struct ValidBatch {
+    pub header: BatchHeader,
+    pub size_bytes: usize,
+    /// Max timestamp of the records (from the records for uncompressed batches, else the header).
+    pub max_timestamp_ms: i64,
+    /// Offset delta of the first record carrying `max_timestamp_ms` (last delta if unknown).
+    pub max_timestamp_delta: i32,
+}
+
+/// Length of the batch at the start of `buf` after checking its length fields, without
+/// reading further. Errors if the buffer cannot hold a whole batch.
+pub fn frame_len(buf: &[u8]) -> Result<usize, LogError> {
+    let h =
+        BatchHeader::parse(buf).ok_or(LogError::CorruptMessage("record batch shorter than its header"))?;
+    let size = h.size_bytes().ok_or(LogError::CorruptMessage("batchLength below the header size"))?;
+    if size > buf.len() {
+        return Err(LogError::CorruptMessage("batchLength runs past the end of the record set"));
+    }
+    Ok(size)
+}
+
+/// Fully validates the client batch at the start of `buf` (which may hold more batches after it).
+pub fn validate(buf: &[u8], limits: &Limits) -> Result<ValidBatch, LogError> {
+    let size = frame_len(buf)?;
+    let batch = &buf[..size];
+    let h = BatchHeader::parse(batch).ok_or(LogError::CorruptMessage("short batch"))?;
+    if size as u64 > u64::from(limits.max_message_bytes) {
+        return Err(LogError::MessageTooLarge {
+            size_bytes: size as u64,
+            limit_bytes: u64::from(limits.max_message_bytes),
+        });
+    }
+    check_magic(h.magic)?;
+    if compute_crc(batch) != h.crc {
+        return Err(LogError::CorruptMessage("CRC-32C mismatch"));
+    }
+    check_attributes(&h)?;
+    check_counts_and_producer(&h)?;
+    let (max_ts, max_delta) = if h.codec() == codec::NONE {
+        let walk = walk_records(&batch[HEADER_BYTES..], &h, |_, _| true)?;
+        (walk.max_timestamp_ms, walk.max_timestamp_delta)
+    } else {
+        (h.max_timestamp, h.last_offset_delta)
+    };
+    check_timestamps(&h, max_ts, limits)?;
+    Ok(ValidBatch { header: h, size_bytes: size, max_timestamp_ms: max_ts, max_timestamp_delta: max_delta })
+}
+
+/// Checks a batch read back from disk (recovery): lengths, magic and CRC only.
+pub fn check_stored(batch: &[u8]) -> Result<BatchHeader, LogError> {
+    let size = frame_len(batch)?;
+    let h = BatchHeader::parse(batch).ok_or(LogError::CorruptMessage("short batch"))?;
+    check_magic(h.magic)?;
+    if compute_crc(&batch[..size]) != h.crc {
+        return Err(LogError::CorruptMessage("CRC-32C mismatch"));
+    }
+    if h.last_offset_delta < 0 {
+        return Err(LogError::CorruptMessage("negative lastOffsetDelta"));
+    }
+    Ok(h)
+}
+
+fn check_magic(magic: i8) -> Result<(), LogError> {
+    match magic {
+        MAGIC_V2 => Ok(()),
+        0 | 1 => Err(LogError::InvalidRecord("message format v0/v1 is not supported")),
+        _ => Err(LogError::CorruptMessage("unknown magic byte")),
+    }
+}
+
+fn check_attributes(h: &BatchHeader) -> Result<(), LogError> {
+    if h.codec() > codec::ZSTD {
+        return Err(LogError::InvalidRecord("unknown compression codec"));
+    }
+    if h.is_control() {
+        return Err(LogError::InvalidRecord("clients may not produce control batches"));
+    }
+    Ok(())
+}
+
+fn check_counts_and_producer(h: &BatchHeader) -> Result<(), LogError> {
+    if h.records_count <= 0 {
+        return Err(LogError::InvalidRecord("record batch holds no records"));
+    }
+    if h.last_offset_delta != h.records_count - 1 {
+        return Err(LogError::InvalidRecord("lastOffsetDelta does not match the record count"));
+    }
+    if h.producer_id < -1 {
+        return Err(LogError::InvalidRecord("negative producer id"));
+    }
+    if h.is_idempotent() && (h.producer_epoch < 0 || h.base_sequence < 0) {
+        return Err(LogError::InvalidRecord("idempotent batch without epoch or sequence"));
+    }
+    Ok(())
+}
+
+fn check_timestamps(h: &BatchHeader, max_ts: i64, limits: &Limits) -> Result<(), LogError> {
+    if limits.timestamp_type == TimestampType::LogAppendTime {
+        return Ok(());
+    }
+    if h.is_log_append_time() {
+        return Err(LogError::InvalidTimestamp("producer set LogAppendTime on a CreateTime topic"));
+    }
+    let earliest = limits.now_ms.saturating_sub(limits.timestamp_before_max_ms);
+    let latest = limits.now_ms.saturating_add(limits.timestamp_after_max_ms);
+    for ts in [h.base_timestamp, max_ts] {
+        if ts != -1 && (ts < earliest || ts > latest) {
+            return Err(LogError::InvalidTimestamp("timestamp outside the accepted window"));
+        }
+    }
+    Ok(())
+}
+
+/// Result of walking the records of a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordWalk {
+    pub max_timestamp_ms: i64,
+    pub max_timestamp_delta: i32,
+    /// Set when the callback stopped the walk: (offset delta, timestamp) of that record.
+    pub stopped_at: Option<(i32, i64)>,
+}
+
+/// Walks the varint framing of `records` (the uncompressed records section), checking that
+/// there are exactly `recordsCount` records with offset deltas 0..n-1 and that every length
+/// is consistent. Calls `f(offset_delta, timestamp)` per record; returning false stops the walk.
+pub fn walk_records(
+    records: &[u8],
+    h: &BatchHeader,
+    mut f: impl FnMut(i32, i64) -> bool,
+) -> Result<RecordWalk, LogError> {
+    let mut r = Reader { buf: records, pos: 0 };
+    let mut walk = RecordWalk { max_timestamp_ms: i64::MIN, max_timestamp_delta: 0, stopped_at: None };
+    for i in 0..h.records_count {
+        let (delta, ts) = read_record(&mut r, h.base_timestamp)?;
+        if delta != i {
+            return Err(LogError::InvalidRecord("record offset deltas are not 0..n-1"));
+        }
+        if ts > walk.max_timestamp_ms {
+            walk.max_timestamp_ms = ts;
+            walk.max_timestamp_delta = delta;
+        }
+        if !f(delta, ts) {
+            walk.stopped_at = Some((delta, ts));
+            return Ok(walk);
+        }
+    }
+    if r.pos != records.len() {
+        return Err(LogError::CorruptMessage("bytes left after the last record"));
+    }
+    Ok(walk)
+}
+
+/// Reads one record, returning its offset delta and absolute timestamp.
+fn read_record(r: &mut Reader<'_>, base_ts: i64) -> Result<(i32, i64), LogError> {
+    const BAD: LogError = LogError::CorruptMessage("malformed record framing");
+    let len = r.varint().ok_or(BAD)?;
+    if len < 0 || len as usize > r.remaining() {
+        return Err(BAD);
+    }
+    let end = r.pos + len as usize;
+    let mut body = Reader { buf: &r.buf[..end], pos: r.pos };
+    body.skip(1).ok_or(BAD)?; // attributes
+    let ts_delta = body.varlong().ok_or(BAD)?;
+    let offset_delta = body.varint().ok_or(BAD)?;
+    body.bytes_field(-1).ok_or(BAD)?; // key
+    body.bytes_field(-1).ok_or(BAD)?; // value
+    let headers = body.varint().ok_or(BAD)?;
+    if headers < 0 {
+        return Err(BAD);
+    }
+    for _ in 0..headers {
+        body.bytes_field(0).ok_or(BAD)?; // header key: non-null string
+        body.bytes_field(-1).ok_or(BAD)?; // header value
+    }
+    if body.pos != end {
+        return Err(LogError::CorruptMessage("record length does not match its fields"));
+    }
+    r.pos = end;
+    Ok((offset_delta, base_ts.wrapping_add(ts_delta)))
+}
+
+/// A bounds-checked cursor over a byte slice; every read returns `None` past the end.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        if n > self.remaining() {
+            return None;
+        }
+        self.pos += n;
+        Some(())
+    }
+
+    /// Unsigned LEB128 of at most `max_bytes` bytes.
+    fn uvarint(&mut self, max_bytes: usize) -> Option<u64> {
+        let mut value = 0u64;
+        for i in 0..max_bytes {
+            let b = *self.buf.get(self.pos)?;
+            self.pos += 1;
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn varint(&mut self) -> Option<i32> {
+        let u = self.uvarint(5)?;
+        let u = u32::try_from(u).ok()?;
+        Some(((u >> 1) as i32) ^ -((u & 1) as i32))
+    }
+
+    fn varlong(&mut self) -> Option<i64> {
+        let u = self.uvarint(10)?;
+        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// A varint length followed by that many bytes; lengths below `min_len` are rejected
+    /// (-1 = null is allowed when `min_len` is -1).
+    fn bytes_field(&mut self, min_len: i32) -> Option<()> {
+        let len = self.varint()?;
+        if len < min_len {
+            return None;
+        }
+        if len > 0 {
+            self.skip(len as usize)?;
+        }
+        Some(())
+    }
+}
+
+/// How the broker rewrites a validated batch before storing it.
+#[derive(Clone, Copy, Debug)]
+pub struct Assignment {
+    pub base_offset: i64,
+    pub leader_epoch: i32,
+    /// `Some(now)` to stamp LogAppendTime.
+    pub log_append_time_ms: Option<i64>,
+}
+
+/// Writes base offset and leader epoch in place (outside the CRC); sets LogAppendTime or
+/// corrects the max timestamp, recomputing the CRC only when such a CRC-covered field changes.
+pub fn assign(batch: &mut [u8], v: &ValidBatch, a: &Assignment) {
+    assert_eq!(batch.len(), v.size_bytes, "assign needs exactly one batch");
+    batch[0..8].copy_from_slice(&a.base_offset.to_be_bytes());
+    batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
+        .copy_from_slice(&a.leader_epoch.to_be_bytes());
+    let (attributes, max_ts) = match a.log_append_time_ms {
+        Some(now) => (v.header.attributes | ATTR_LOG_APPEND_TIME, now),
+        None => (v.header.attributes, v.max_timestamp_ms),
+    };
+    if attributes == v.header.attributes && max_ts == v.header.max_timestamp {
+        return;
+    }
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_ts.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_wraps_like_kafka() {
+        assert_eq!(increment_sequence(5, 3), 8);
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn varints_decode_zigzag() {
+        let mut r = Reader { buf: &[0x01, 0x02, 0x96, 0x01, 0x7f], pos: 0 };
+        assert_eq!(r.varint(), Some(-1));
+        assert_eq!(r.varint(), Some(1));
+        assert_eq!(r.varint(), Some(75));
+        assert_eq!(r.varint(), Some(-64));
+        assert_eq!(r.varint(), None);
+        let mut r = Reader { buf: &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01], pos: 0 };
+        assert_eq!(r.varint(), None, "six-byte varint is rejected");
+    }
+}

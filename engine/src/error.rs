@@ -1,0 +1,83 @@
+//! `LogError`: every way a log operation can fail, each mapped to the Kafka error code a
+//! broker returns for it. Bad input from clients is a typed error that leaves the log
+//! untouched; environmental failures (I/O errors, a failed fsync) poison the log.
+
+use std::io;
+
+/// A failed log operation.
+#[derive(thiserror::Error, Debug)]
+pub enum LogError {
+    /// The bytes are not a well-formed record batch (length, CRC, framing).
+    #[error("corrupt message: {0}")]
+    CorruptMessage(&'static str),
+    /// A well-formed batch whose content breaks a rule (offset deltas, counts, attributes).
+    #[error("invalid record: {0}")]
+    InvalidRecord(&'static str),
+    /// A batch larger than `max.message.bytes` (or than a whole segment).
+    #[error("message too large: {size_bytes} bytes, limit {limit_bytes}")]
+    MessageTooLarge { size_bytes: u64, limit_bytes: u64 },
+    /// The requested offset is outside [log start, log end].
+    #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    /// A record timestamp outside the accepted window, or a LogAppendTime batch from a client.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(&'static str),
+    /// Idempotent producer sent a sequence that does not follow the last one.
+    #[error("out of order sequence for producer {producer_id}: expected {expected_seq}, got {got_seq}")]
+    OutOfOrderSequence { producer_id: i64, expected_seq: i32, got_seq: i32 },
+    /// Idempotent producer used an epoch older than the one we know.
+    #[error("producer {producer_id} epoch {got_epoch} is older than current epoch {current_epoch}")]
+    InvalidProducerEpoch { producer_id: i64, got_epoch: i16, current_epoch: i16 },
+    /// No state for this producer and its first sequence is not 0.
+    #[error("unknown producer id {producer_id} with sequence {got_seq}")]
+    UnknownProducerId { producer_id: i64, got_seq: i32 },
+    /// The request itself makes no sense (e.g. an empty record set).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    /// An on-disk file is inconsistent in a way recovery cannot repair.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// An earlier write or fsync failed; the log refuses further writes until reopened.
+    #[error("log is failed after an earlier I/O error: {0}")]
+    Poisoned(String),
+    /// An I/O error on this operation.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Kafka error codes used by `LogError::kafka_code`.
+pub mod codes {
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const MESSAGE_TOO_LARGE: i16 = 10;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
+    pub const INVALID_RECORD: i16 = 87;
+}
+
+impl LogError {
+    /// The Kafka protocol error code for this error.
+    pub fn kafka_code(&self) -> i16 {
+        match self {
+            LogError::CorruptMessage(_) => codes::CORRUPT_MESSAGE,
+            LogError::InvalidRecord(_) => codes::INVALID_RECORD,
+            LogError::MessageTooLarge { .. } => codes::MESSAGE_TOO_LARGE,
+            LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
+            LogError::InvalidTimestamp(_) => codes::INVALID_TIMESTAMP,
+            LogError::OutOfOrderSequence { .. } => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            LogError::InvalidProducerEpoch { .. } => codes::INVALID_PRODUCER_EPOCH,
+            LogError::UnknownProducerId { .. } => codes::UNKNOWN_PRODUCER_ID,
+            LogError::InvalidRequest(_) => codes::INVALID_REQUEST,
+            LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => codes::KAFKA_STORAGE_ERROR,
+        }
+    }
+
+    /// True for errors that come from the environment (disk), not from the request.
+    pub fn is_storage(&self) -> bool {
+        self.kafka_code() == codes::KAFKA_STORAGE_ERROR
+    }
+}

@@ -1,0 +1,41 @@
+//! Fault injection for tests: a per-thread switch that makes the std backend fail its next
+//! writes or syncs with a chosen errno. Per thread so parallel tests do not disturb each
+//! other (a `Log` is driven by one thread). Never set in production code.
+
+use std::cell::Cell;
+use std::io;
+
+/// Which operation fails, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Every write fails with EIO.
+    WriteEio,
+    /// Every write fails with ENOSPC.
+    WriteEnospc,
+    /// Every fdatasync fails with EIO.
+    SyncEio,
+}
+
+thread_local! {
+    static FAULT: Cell<Option<Fault>> = const { Cell::new(None) };
+}
+
+/// Sets (or with `None` clears) the fault injected on this thread's std-backend I/O.
+pub fn inject(fault: Option<Fault>) {
+    FAULT.with(|f| f.set(fault));
+}
+
+pub(crate) fn on_write() -> io::Result<()> {
+    match FAULT.with(Cell::get) {
+        Some(Fault::WriteEio) => Err(io::Error::from_raw_os_error(libc::EIO)),
+        Some(Fault::WriteEnospc) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn on_sync() -> io::Result<()> {
+    match FAULT.with(Cell::get) {
+        Some(Fault::SyncEio) => Err(io::Error::from_raw_os_error(libc::EIO)),
+        _ => Ok(()),
+    }
+}

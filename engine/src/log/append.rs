@@ -1,0 +1,227 @@
+//! The append path: validate every batch of the request, check idempotent sequences, roll if
+//! needed, assign offsets/epoch/LogAppendTime in place, write once, then update indexes,
+//! producer state and the leader-epoch cache. Nothing is written unless every batch passed.
+
+use super::{AppendInfo, Log};
+use crate::batch::{self, Assignment, Limits, ValidBatch};
+use crate::config::TimestampType;
+use crate::error::LogError;
+use crate::producer_state::SequenceCheck;
+use crate::segment::BatchMeta;
+
+/// Outcome of validating a whole record set.
+enum Validated {
+    /// New data: total records and bytes.
+    New { records: i64, bytes: u64 },
+    /// An idempotent retry; answer with the original offsets.
+    Duplicate(AppendInfo),
+}
+
+impl Log {
+    /// Appends one or more concatenated RecordBatch v2 (a Produce request's records for one
+    /// partition). See the crate docs for the contract.
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_writable()?;
+        if batches.is_empty() {
+            return Err(LogError::InvalidRecord("empty record set"));
+        }
+        let mut valid = std::mem::take(&mut self.scratch_batches);
+        valid.clear();
+        let result = match self.validate_set(batches, now_ms, &mut valid) {
+            Ok(Validated::Duplicate(info)) => Ok(info),
+            Ok(Validated::New { records, bytes }) => {
+                self.write_set(batches, &valid, records, bytes, leader_epoch, now_ms)
+            }
+            Err(e) => Err(e),
+        };
+        valid.clear();
+        self.scratch_batches = valid;
+        result
+    }
+
+    fn limits(&self, now_ms: i64) -> Limits {
+        Limits {
+            max_message_bytes: self.config.max_message_bytes,
+            timestamp_type: self.config.timestamp_type,
+            timestamp_before_max_ms: self.config.timestamp_before_max_ms,
+            timestamp_after_max_ms: self.config.timestamp_after_max_ms,
+            now_ms,
+        }
+    }
+
+    fn validate_set(
+        &mut self,
+        batches: &[u8],
+        now_ms: i64,
+        valid: &mut Vec<ValidBatch>,
+    ) -> Result<Validated, LogError> {
+        let limits = self.limits(now_ms);
+        let mut staged = std::mem::take(&mut self.scratch_staged);
+        staged.clear();
+        let (mut pos, mut records) = (0usize, 0i64);
+        let mut outcome = None;
+        while pos < batches.len() {
+            let v = match batch::validate(&batches[pos..], &limits) {
+                Ok(v) => v,
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    break;
+                }
+            };
+            if v.header.is_idempotent() {
+                match self.producers.check_staged(&v.header, &staged) {
+                    Ok(SequenceCheck::Accept) => self.producers.stage(&v.header, &mut staged),
+                    Ok(SequenceCheck::Duplicate { first_offset, last_offset }) => {
+                        outcome =
+                            Some(Ok(Validated::Duplicate(self.duplicate_info(first_offset, last_offset))));
+                        break;
+                    }
+                    Err(e) => {
+                        outcome = Some(Err(e));
+                        break;
+                    }
+                }
+            }
+            records += i64::from(v.header.records_count);
+            pos += v.size_bytes;
+            valid.push(v);
+        }
+        staged.clear();
+        self.scratch_staged = staged;
+        if let Some(o) = outcome {
+            return o;
+        }
+        let bytes = batches.len() as u64;
+        if bytes > self.config.segment_bytes {
+            return Err(LogError::MessageTooLarge {
+                size_bytes: bytes,
+                limit_bytes: self.config.segment_bytes,
+            });
+        }
+        Ok(Validated::New { records, bytes })
+    }
+
+    fn duplicate_info(&self, first_offset: i64, last_offset: i64) -> AppendInfo {
+        AppendInfo {
+            base_offset: first_offset,
+            last_offset,
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: true,
+        }
+    }
+
+    fn write_set(
+        &mut self,
+        batches: &mut [u8],
+        valid: &[ValidBatch],
+        records: i64,
+        bytes: u64,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let base = self.log_end_offset();
+        let last = base + records - 1;
+        self.roll_if_needed(bytes, last, now_ms)?;
+        let append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        assign_all(batches, valid, base, leader_epoch, append_time);
+        let io = self.io;
+        let position = match self.active_mut().write(io, batches) {
+            Ok(p) => p,
+            Err(e) => return Err(self.fail("segment write", e)),
+        };
+        self.track_all(valid, base, position, append_time);
+        self.active_mut().last_modified_ms = now_ms;
+        self.note_leader_epoch(leader_epoch, base)?;
+        debug_assert_eq!(self.log_end_offset(), last + 1);
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time_ms: append_time.unwrap_or(-1),
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    fn track_all(&mut self, valid: &[ValidBatch], base: i64, position: u32, append_time: Option<i64>) {
+        let (mut next, mut pos) = (base, position);
+        for v in valid {
+            let mut h = v.header;
+            h.base_offset = next;
+            let max_ts = append_time.unwrap_or(v.max_timestamp_ms);
+            let meta = BatchMeta {
+                base_offset: next,
+                last_offset: h.last_offset(),
+                max_timestamp_ms: max_ts,
+                size_bytes: v.size_bytes as u32,
+            };
+            self.active_mut().track(&meta, pos);
+            if h.is_idempotent() {
+                self.producers.record(&h, max_ts);
+            }
+            next = h.last_offset() + 1;
+            pos += v.size_bytes as u32;
+        }
+    }
+
+    /// Records a new leader epoch's start offset (persisted at once: epochs change rarely).
+    fn note_leader_epoch(&mut self, leader_epoch: i32, base: i64) -> Result<(), LogError> {
+        let newer = self.epochs.latest_epoch().is_none_or(|latest| leader_epoch > latest);
+        if leader_epoch >= 0 && newer && self.epochs.assign(leader_epoch, base) {
+            if let Err(e) = self.write_epoch_checkpoint() {
+                return Err(self.fail_with("leader-epoch checkpoint", e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Rolls before writing `bytes` ending at offset `last` when the active segment is full
+    /// by size, by index, by age (segment.ms) or by relative-offset range.
+    fn roll_if_needed(&mut self, bytes: u64, last: i64, now_ms: i64) -> Result<(), LogError> {
+        let seg = self.active();
+        if seg.is_empty() {
+            return Ok(());
+        }
+        let too_big = u64::from(seg.size_bytes) + bytes > self.config.segment_bytes;
+        let too_old = now_ms.saturating_sub(seg.roll_base_ms) >= self.config.segment_ms;
+        let offsets_overflow = last - seg.base_offset > i64::from(i32::MAX);
+        if too_big || too_old || offsets_overflow || seg.index_full() {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn fail_with(&mut self, what: &str, err: LogError) -> LogError {
+        match err {
+            LogError::Io(e) => self.fail(what, e),
+            other => {
+                if self.failed.is_none() {
+                    self.failed = Some(format!("{what} failed: {other}"));
+                }
+                other
+            }
+        }
+    }
+}
+
+fn assign_all(
+    batches: &mut [u8],
+    valid: &[ValidBatch],
+    base: i64,
+    leader_epoch: i32,
+    append_time: Option<i64>,
+) {
+    let (mut next, mut pos) = (base, 0usize);
+    for v in valid {
+        let a = Assignment { base_offset: next, leader_epoch, log_append_time_ms: append_time };
+        batch::assign(&mut batches[pos..pos + v.size_bytes], v, &a);
+        next += i64::from(v.header.records_count);
+        pos += v.size_bytes;
+    }
+    debug_assert_eq!(pos, batches.len());
+}

@@ -1,0 +1,200 @@
+//! Segment lifecycle: rolling, retention (whole segments by time and size, advancing the log
+//! start), truncation for replication, and clean close/delete.
+
+use std::fs;
+
+use super::{Log, PendingSync};
+use crate::checkpoint::{write_atomic, CLEAN_SHUTDOWN_FILE};
+use crate::error::LogError;
+use crate::io::sync_dir;
+use crate::segment::Segment;
+
+impl Log {
+    /// Rolls the active segment if it is older than segment.ms (appends also roll on size).
+    pub fn maybe_roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.check_writable()?;
+        let seg = self.active();
+        if !seg.is_empty() && now_ms.saturating_sub(seg.roll_base_ms) >= self.config.segment_ms {
+            self.roll(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the active segment (final time-index entry, trimmed and synced index files,
+    /// log file queued for the next group commit) and starts a new one at the log end,
+    /// with a producer-state snapshot for that offset. Any failure poisons the log.
+    pub(super) fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        let io = self.io;
+        let active = self.active_mut();
+        active.seal();
+        if let Err(e) = active.persist_indexes(io, true) {
+            return Err(self.fail("index write on roll", e));
+        }
+        let file = self.active().log.clone();
+        self.pending_sync.push(PendingSync { file, next_offset: leo });
+        let created = Segment::create(&self.dir, leo, &self.config, now_ms)
+            .and_then(|s| sync_dir(&self.dir).map(|()| s));
+        match created {
+            Ok(s) => self.segments.push(s),
+            Err(e) => return Err(self.fail("segment creation", e)),
+        }
+        if let Err(e) = self.write_producer_snapshot() {
+            return Err(self.fail_with("producer snapshot", e));
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest segments (never the active one) whose newest timestamp is older
+    /// than retention.ms, or while the log exceeds retention.bytes, or that lie wholly
+    /// below the log start offset. Returns how many were deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        self.check_writable()?;
+        let mut total = self.size_bytes();
+        let mut deleted = 0;
+        while self.segments.len() > 1 && self.segment_expired(&self.segments[0], total, now_ms) {
+            let seg = self.segments.remove(0);
+            total -= u64::from(seg.size_bytes);
+            let file = seg.log.clone();
+            self.pending_sync.retain(|p| !std::sync::Arc::ptr_eq(&p.file, &file));
+            if let Err(e) = seg.delete_files() {
+                return Err(self.fail("segment delete", e));
+            }
+            deleted += 1;
+        }
+        if deleted > 0 {
+            self.advance_log_start(self.segments[0].base_offset)?;
+        }
+        Ok(deleted)
+    }
+
+    fn segment_expired(&self, seg: &Segment, total_bytes: u64, now_ms: i64) -> bool {
+        let below_start = self.segments.get(1).is_some_and(|next| next.base_offset <= self.log_start_offset);
+        let newest_ms = if seg.max_timestamp_ms >= 0 { seg.max_timestamp_ms } else { seg.last_modified_ms };
+        let by_time =
+            self.config.retention_ms >= 0 && now_ms.saturating_sub(newest_ms) > self.config.retention_ms;
+        let by_size = self.config.retention_bytes >= 0
+            && total_bytes.saturating_sub(u64::from(seg.size_bytes)) >= self.config.retention_bytes as u64;
+        below_start || by_time || by_size
+    }
+
+    fn advance_log_start(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        self.log_start_offset = offset;
+        self.recovery_point = self.recovery_point.max(offset);
+        let result = self.write_log_start_checkpoint().and_then(|()| {
+            if self.epochs.truncate_from_start(offset) {
+                self.write_epoch_checkpoint()?;
+            }
+            Ok(())
+        });
+        result.map_err(|e| self.fail_with("log-start checkpoint", e))
+    }
+
+    /// Removes every batch at or after `offset` (cutting at the start of the batch holding
+    /// it, as Kafka does). Below the log start, the log is emptied and restarts at `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        self.check_writable()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let r = self.truncate_segments(offset.max(0));
+        if let Err(e) = r {
+            return Err(self.fail_with("truncation", e));
+        }
+        let leo = self.log_end_offset();
+        self.truncations += 1;
+        self.truncated_to = leo;
+        self.pending_sync.retain(|p| p.next_offset <= leo);
+        self.recovery_point = self.recovery_point.min(leo);
+        if let Some(hw) = self.high_watermark {
+            self.high_watermark = Some(hw.min(leo));
+        }
+        let r = self.after_truncation(leo);
+        r.map_err(|e| self.fail_with("truncation bookkeeping", e))
+    }
+
+    fn truncate_segments(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset < self.log_start_offset || self.segments[0].base_offset >= offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        while self.active().base_offset >= offset {
+            if let Some(seg) = self.segments.pop() {
+                seg.delete_files()?;
+            }
+        }
+        let io = self.io;
+        let mut buf = std::mem::take(&mut self.scan_buf);
+        let seg = self.active_mut();
+        if let Some((pos, _)) = seg.find_batch(io, offset)? {
+            seg.truncate_file(pos)?;
+            let mut scratch = crate::epoch_cache::EpochCache::default();
+            crate::recovery::recover_tail(seg, io, &mut buf, &mut scratch)?;
+        }
+        self.scan_buf = buf;
+        Ok(())
+    }
+
+    /// Kafka's truncateFullyAndStartAt: an empty log whose start and end are `offset`.
+    fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        let now_ms = self.active_time();
+        // On failure the old segments stay in place (their files may be gone, the handles
+        // still read) and the caller poisons the log.
+        for seg in self.segments.iter().rev() {
+            seg.delete_files()?;
+        }
+        let fresh = Segment::create(&self.dir, offset, &self.config, now_ms)?;
+        sync_dir(&self.dir)?;
+        self.segments.clear();
+        self.segments.push(fresh);
+        self.log_start_offset = offset;
+        self.epochs = crate::epoch_cache::EpochCache::default();
+        self.write_epoch_checkpoint()
+    }
+
+    fn active_time(&self) -> i64 {
+        self.active().last_modified_ms
+    }
+
+    fn after_truncation(&mut self, leo: i64) -> Result<(), LogError> {
+        if self.epochs.truncate_from_end(leo) {
+            self.write_epoch_checkpoint()?;
+        }
+        self.write_recovery_checkpoint()?;
+        self.write_log_start_checkpoint()?;
+        self.delete_snapshots_above(leo)?;
+        self.load_producer_state()
+    }
+
+    /// Syncs, writes indexes, checkpoints and a producer snapshot, and marks the shutdown
+    /// clean so the next open skips recovery.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.check_writable()?;
+        self.sync()?;
+        let io = self.io;
+        let active = self.active_mut();
+        active.seal();
+        active.persist_indexes(io, true)?;
+        self.write_producer_snapshot()?;
+        self.write_recovery_checkpoint()?;
+        self.write_log_start_checkpoint()?;
+        self.write_epoch_checkpoint()?;
+        write_atomic(self.io, &self.dir, CLEAN_SHUTDOWN_FILE, b"")?;
+        Ok(())
+    }
+
+    /// Removes the partition directory and everything in it.
+    pub fn delete(self) -> Result<(), LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        fs::remove_dir_all(&dir)?;
+        if let Some(parent) = dir.parent() {
+            if !parent.as_os_str().is_empty() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+}

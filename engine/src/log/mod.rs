@@ -1,0 +1,206 @@
+//! `Log`: one partition's log — its segments, checkpoints, leader-epoch cache and producer
+//! state — driven by a single owner thread (a shard). `Log` is `Send` so it may be created on
+//! one thread and moved, but not `Sync`: concurrent readers only hold `ReadSlice` file
+//! handles for byte ranges below the high watermark, which are never rewritten.
+//!
+//! Durability contract: `append` writes to the page cache; an offset is durable once
+//! `durable_offset()` is above it, which happens after `sync()` or after the caller fsynced
+//! the files of `sync_target()` and called `mark_durable`. After any failed write or fsync
+//! the log is poisoned: every later append, sync and close fails until it is reopened
+//! (recovery then truncates whatever was not acknowledged as durable... or kept intact).
+//!
+//! Submodules split the impl by concern: `append`, `read`, `durability`, `maintenance`
+//! (roll, retention, truncation, close) and `timestamps`.
+
+mod append;
+mod durability;
+mod maintenance;
+mod open;
+mod read;
+mod timestamps;
+
+use std::cell::Cell;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::batch::ValidBatch;
+use crate::config::LogConfig;
+use crate::epoch_cache::EpochCache;
+use crate::error::LogError;
+use crate::io::Io;
+use crate::producer_state::{ProducerEntry, ProducerState};
+use crate::segment::Segment;
+
+/// Result of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time stamped on the batches, -1 unless the topic uses LogAppendTime.
+    pub log_append_time_ms: i64,
+    pub log_start_offset: i64,
+    /// True when the batch was an idempotent retry of one already in the log (nothing written).
+    pub duplicate: bool,
+}
+
+/// A byte range of a segment file holding whole batches, ready for sendfile/splice.
+#[derive(Clone, Debug)]
+pub struct ReadSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    /// 0 = nothing to read.
+    pub len: u32,
+}
+
+/// Files to fdatasync so that every offset below `up_to_offset` is durable.
+#[derive(Clone, Debug)]
+pub struct SyncTarget {
+    pub files: Vec<Arc<File>>,
+    pub up_to_offset: i64,
+}
+
+/// A rolled segment whose log file has not been fsynced since its last write.
+struct PendingSync {
+    file: Arc<File>,
+    next_offset: i64,
+}
+
+/// One partition's log. See the module docs for the threading and durability contract.
+pub struct Log {
+    dir: PathBuf,
+    partition: i32,
+    topic: String,
+    config: LogConfig,
+    io: Io,
+    /// Ascending by base offset, never empty; the last one is the active segment.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    high_watermark: Option<i64>,
+    /// Every offset below this is fsynced.
+    recovery_point: i64,
+    checkpointed_recovery_point: i64,
+    epochs: EpochCache,
+    producers: ProducerState,
+    pending_sync: Vec<PendingSync>,
+    failed: Option<String>,
+    /// Truncation counter and the counter value seen by the latest `sync_target`, so a
+    /// `mark_durable` for a target computed before a truncation cannot over-claim.
+    truncations: u64,
+    target_truncations: Cell<u64>,
+    truncated_to: i64,
+    scratch_batches: Vec<ValidBatch>,
+    scratch_staged: Vec<(i64, ProducerEntry)>,
+    scan_buf: Vec<u8>,
+}
+
+impl Log {
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the configuration (the I/O backend chosen at open stays).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config.sanitized();
+    }
+
+    /// The I/O backend in use (never `Auto`).
+    pub fn io_backend(&self) -> crate::config::IoBackend {
+        self.io.backend()
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    /// The replication high watermark; the log end offset unless set.
+    pub fn high_watermark(&self) -> i64 {
+        let leo = self.log_end_offset();
+        self.high_watermark.map_or(leo, |hw| hw.clamp(self.log_start_offset, leo))
+    }
+
+    pub fn set_high_watermark(&mut self, offset: i64) {
+        self.high_watermark = Some(offset);
+    }
+
+    /// Every offset below this is fsynced (the recovery point).
+    pub fn durable_offset(&self) -> i64 {
+        self.recovery_point
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| u64::from(s.size_bytes)).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.iter().map(|s| s.base_offset).collect()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.is_some()
+    }
+
+    /// The leader-epoch cache entries as (epoch, start offset), oldest first.
+    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
+        self.epochs.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
+    }
+
+    /// Kafka's OffsetForLeaderEpoch: (epoch, end offset) or `None` if the epoch is unknown
+    /// and newer than every known one.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// Number of producer ids with idempotence state.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+
+    fn active(&self) -> &Segment {
+        match self.segments.last() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        match self.segments.last_mut() {
+            Some(s) => s,
+            None => unreachable!("a log always has an active segment"),
+        }
+    }
+
+    /// Index of the segment that holds `offset` (the last one whose base is <= it).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1)
+    }
+
+    fn check_writable(&self) -> Result<(), LogError> {
+        match &self.failed {
+            Some(reason) => Err(LogError::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Poisons the log after an environmental failure and returns the error to report.
+    fn fail(&mut self, what: &str, err: std::io::Error) -> LogError {
+        let reason = format!("{what} failed in {}: {err}", self.dir.display());
+        if self.failed.is_none() {
+            self.failed = Some(reason.clone());
+        }
+        LogError::Storage(reason)
+    }
+}

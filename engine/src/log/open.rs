@@ -1,0 +1,224 @@
+//! Opening a log: checkpoints, segment recovery, producer-state restore, and the bookkeeping
+//! that makes the opened state durable before the first append.
+
+use std::cell::Cell;
+use std::fs;
+use std::path::Path;
+
+use super::Log;
+use crate::batch::BatchHeader;
+use crate::checkpoint::{
+    self, read_offset, remove_durably, topic_partition, write_atomic, CLEAN_SHUTDOWN_FILE, LOG_START_FILE,
+    RECOVERY_POINT_FILE,
+};
+use crate::config::LogConfig;
+use crate::epoch_cache::{EpochCache, LEADER_EPOCH_FILE};
+use crate::error::LogError;
+use crate::io::{sync_dir, Io};
+use crate::producer_state::ProducerState;
+use crate::recovery;
+use crate::segment::{file_path, scan_batches, Segment};
+
+pub(super) const SNAPSHOT_SUFFIX: &str = "snapshot";
+/// Producer snapshots kept; older ones are deleted.
+const SNAPSHOTS_KEPT: usize = 2;
+
+impl Log {
+    /// Opens (creating if missing) the partition log in `dir` and recovers it.
+    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
+        let config = config.sanitized();
+        let io = Io::resolve(config.io)?;
+        create_dir_durably(dir)?;
+        let (topic, partition) = topic_partition(dir);
+        let mut clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
+        let (mut epochs, epochs_ok) = match EpochCache::load(dir) {
+            Ok(c) => (c, true),
+            Err(_) => (EpochCache::default(), false),
+        };
+        // An unreadable checkpoint degrades to "trust nothing": a full scan rebuilds it all.
+        let mut recovery_point = read_offset(dir, RECOVERY_POINT_FILE, partition).ok().flatten().unwrap_or(0);
+        if !epochs_ok {
+            clean = false;
+            recovery_point = i64::MIN;
+        }
+        let log_start_ck = read_offset(dir, LOG_START_FILE, partition).ok().flatten();
+        let loaded = recovery::load_segments(dir, &config, io, recovery_point, clean, &mut epochs, now_ms)?;
+        let mut segments = loaded.segments;
+        if segments.is_empty() {
+            segments.push(Segment::create(dir, log_start_ck.unwrap_or(0).max(0), &config, now_ms)?);
+            sync_dir(dir)?;
+        }
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            partition,
+            topic,
+            config,
+            io,
+            segments,
+            log_start_offset: 0,
+            high_watermark: None,
+            recovery_point: recovery_point.max(0),
+            checkpointed_recovery_point: -1,
+            epochs,
+            producers: ProducerState::default(),
+            pending_sync: Vec::new(),
+            failed: None,
+            truncations: 0,
+            target_truncations: Cell::new(0),
+            truncated_to: 0,
+            scratch_batches: Vec::new(),
+            scratch_staged: Vec::new(),
+            scan_buf: Vec::new(),
+        };
+        let first_base = log.segments[0].base_offset;
+        log.log_start_offset = log_start_ck.unwrap_or(first_base).clamp(first_base, log.log_end_offset());
+        log.finish_open(loaded.rescanned || !epochs_ok, clean)?;
+        Ok(log)
+    }
+
+    fn finish_open(&mut self, rescanned: bool, clean: bool) -> Result<(), LogError> {
+        self.drop_segments_below_start()?;
+        let leo = self.log_end_offset();
+        self.epochs.truncate_from_end(leo);
+        self.epochs.truncate_from_start(self.log_start_offset);
+        self.write_epoch_checkpoint()?;
+        if rescanned || !clean {
+            // Whatever survived in the page cache is made durable now, so the recovery point
+            // can move to the end and the next open does not rescan it.
+            let files: Vec<&fs::File> = self.segments.iter().map(|s| s.log.as_ref()).collect();
+            self.io.datasync_all(&files)?;
+        }
+        self.recovery_point = leo;
+        self.write_recovery_checkpoint()?;
+        self.write_log_start_checkpoint()?;
+        self.load_producer_state()?;
+        self.scan_buf = Vec::new();
+        remove_durably(&self.dir, CLEAN_SHUTDOWN_FILE)?;
+        Ok(())
+    }
+
+    /// Segments that end at or below the log start (a crash during retention) are removed.
+    fn drop_segments_below_start(&mut self) -> Result<(), LogError> {
+        while self.segments.len() > 1 && self.segments[1].base_offset <= self.log_start_offset {
+            let seg = self.segments.remove(0);
+            seg.delete_files()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_recovery_checkpoint(&mut self) -> Result<(), LogError> {
+        let text = checkpoint::encode_offset(&self.topic, self.partition, self.recovery_point);
+        write_atomic(self.io, &self.dir, RECOVERY_POINT_FILE, text.as_bytes())?;
+        self.checkpointed_recovery_point = self.recovery_point;
+        Ok(())
+    }
+
+    pub(super) fn write_log_start_checkpoint(&self) -> Result<(), LogError> {
+        let text = checkpoint::encode_offset(&self.topic, self.partition, self.log_start_offset);
+        write_atomic(self.io, &self.dir, LOG_START_FILE, text.as_bytes())?;
+        Ok(())
+    }
+
+    pub(super) fn write_epoch_checkpoint(&self) -> Result<(), LogError> {
+        write_atomic(self.io, &self.dir, LEADER_EPOCH_FILE, self.epochs.encode().as_bytes())?;
+        Ok(())
+    }
+
+    /// Snapshot files as (offset, name), newest first.
+    fn list_snapshots(&self) -> Result<Vec<(i64, String)>, LogError> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".snapshot") {
+                if let Ok(off) = stem.parse::<i64>() {
+                    out.push((off, name));
+                }
+            }
+        }
+        out.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+        Ok(out)
+    }
+
+    /// Restores producer state from the newest usable snapshot at or below the log end and
+    /// replays the idempotent batches after it; damaged or too-new snapshots are deleted.
+    pub(super) fn load_producer_state(&mut self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        let mut from = self.log_start_offset;
+        self.producers = ProducerState::default();
+        for (off, name) in self.list_snapshots()? {
+            let usable = off <= leo;
+            let state = if usable {
+                fs::read(self.dir.join(&name)).ok().and_then(|b| ProducerState::decode(&b))
+            } else {
+                None
+            };
+            match state {
+                Some(s) => {
+                    self.producers = s;
+                    from = off.max(self.log_start_offset);
+                    break;
+                }
+                None => fs::remove_file(self.dir.join(&name))?,
+            }
+        }
+        self.replay_producers(from)
+    }
+
+    fn replay_producers(&mut self, from: i64) -> Result<(), LogError> {
+        let mut buf = std::mem::take(&mut self.scan_buf);
+        let first = self.segment_index_for(from);
+        for i in first..self.segments.len() {
+            let seg = &self.segments[i];
+            let start = match seg.find_batch(self.io, from)? {
+                Some((pos, _)) => pos,
+                None => continue,
+            };
+            let producers = &mut self.producers;
+            scan_batches(self.io, &seg.log, start, seg.size_bytes, &mut buf, |_, bytes| {
+                if let Some(h) = BatchHeader::parse(bytes) {
+                    if h.base_offset >= from && h.is_idempotent() {
+                        producers.record(&h, h.max_timestamp);
+                    }
+                }
+                Ok(true)
+            })?;
+        }
+        self.scan_buf = buf;
+        Ok(())
+    }
+
+    /// Writes the producer snapshot for the current log end and prunes old snapshots.
+    pub(super) fn write_producer_snapshot(&self) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        let name = file_path(Path::new(""), leo, SNAPSHOT_SUFFIX);
+        let name = name.to_string_lossy();
+        write_atomic(self.io, &self.dir, &name, &self.producers.encode())?;
+        for (_, old) in self.list_snapshots()?.into_iter().skip(SNAPSHOTS_KEPT) {
+            fs::remove_file(self.dir.join(old))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes snapshots for offsets above `offset` (after a truncation).
+    pub(super) fn delete_snapshots_above(&self, offset: i64) -> Result<(), LogError> {
+        for (off, name) in self.list_snapshots()? {
+            if off > offset {
+                fs::remove_file(self.dir.join(name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn create_dir_durably(dir: &Path) -> Result<(), LogError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    if let Some(parent) = dir.parent() {
+        if !parent.as_os_str().is_empty() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Opening a partition directory: find the segments, trust what is known durable, re-scan
+//! and validate everything after the recovery point, truncate a torn or corrupt tail, and
+//! rebuild indexes that are missing or fail their sanity checks.
+//!
+//! Trust rule: a segment lies wholly below the recovery point when the next segment's base
+//! is <= the recovery point; such segments (and all segments after a clean shutdown) load
+//! their index files and only re-scan the bytes after the last index entry. Every other
+//! segment is scanned from position 0 with every batch's CRC checked. The first invalid byte
+//! ends the log: the file is cut there and any later segment is deleted.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use crate::batch::check_stored;
+use crate::config::LogConfig;
+use crate::epoch_cache::EpochCache;
+use crate::error::LogError;
+use crate::io::Io;
+use crate::segment::{file_path, scan_batches, BatchMeta, ScanStop, Segment, LOG_SUFFIX};
+
+/// Segments after loading, and whether any needed a full scan (then the caller makes the
+/// recovered data durable and moves the recovery point to the log end).
+pub(crate) struct Loaded {
+    pub segments: Vec<Segment>,
+    pub rescanned: bool,
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending; removes leftover temp files.
+pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".tmp") || name.ends_with(".deleted") {
+            fs::remove_file(dir.join(name.as_ref()))?;
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".log") {
+            if stem.len() == 20 {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Loads and recovers every segment in `dir`.
+pub(crate) fn load_segments(
+    dir: &Path,
+    cfg: &LogConfig,
+    io: Io,
+    recovery_point: i64,
+    clean: bool,
+    epochs: &mut EpochCache,
+    now_ms: i64,
+) -> Result<Loaded, LogError> {
+    let bases = list_segments(dir)?;
+    let mut out = Loaded { segments: Vec::with_capacity(bases.len()), rescanned: false };
+    let mut buf = Vec::new();
+    for (i, &base) in bases.iter().enumerate() {
+        let mut seg = Segment::open(dir, base, cfg, now_ms)?;
+        if let Some(prev) = out.segments.last() {
+            if base < prev.next_offset {
+                return Err(LogError::Storage(format!("segment {base} overlaps the previous segment")));
+            }
+        }
+        let trusted = clean || bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
+        let truncated = if trusted && seg.load_indexes(cfg) {
+            load_trusted(&mut seg, io, &mut buf, epochs)?
+        } else {
+            out.rescanned = true;
+            let t = recover_full(&mut seg, io, &mut buf, epochs)?;
+            if i + 1 < bases.len() && !t {
+                seg.seal();
+                seg.persist_indexes(io, true)?;
+            }
+            t
+        };
+        out.segments.push(seg);
+        if truncated {
+            out.rescanned = true;
+            delete_later(dir, &bases[i + 1..])?;
+            break;
+        }
+    }
+    Ok(out)
+}
+
+fn delete_later(dir: &Path, bases: &[i64]) -> io::Result<()> {
+    for &base in bases.iter().rev() {
+        for suffix in [LOG_SUFFIX, crate::segment::INDEX_SUFFIX, crate::segment::TIME_INDEX_SUFFIX] {
+            match fs::remove_file(file_path(dir, base, suffix)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    crate::io::sync_dir(dir)
+}
+
+/// Loads a trusted segment: tail scan after the last index entry; falls back to a full scan
+/// when the tail or the time index disagrees with the log. Returns true if truncated.
+fn load_trusted(
+    seg: &mut Segment,
+    io: Io,
+    buf: &mut Vec<u8>,
+    epochs: &mut EpochCache,
+) -> Result<bool, LogError> {
+    match recover_tail(seg, io, buf, epochs) {
+        Ok(false) if time_index_consistent(seg) => Ok(false),
+        _ => recover_full(seg, io, buf, epochs),
+    }
+}
+
+fn time_index_consistent(seg: &Segment) -> bool {
+    seg.time_index.last().is_none_or(|(_, off)| off < seg.next_offset)
+}
+
+/// Scans the whole segment, rebuilding its indexes; truncates at the first bad batch.
+pub(crate) fn recover_full(
+    seg: &mut Segment,
+    io: Io,
+    buf: &mut Vec<u8>,
+    epochs: &mut EpochCache,
+) -> Result<bool, LogError> {
+    seg.reset_tracking();
+    scan_and_track(seg, 0, io, buf, epochs)
+}
+
+/// Re-tracks the segment from its last offset-index entry to the end of the file.
+pub(crate) fn recover_tail(
+    seg: &mut Segment,
+    io: Io,
+    buf: &mut Vec<u8>,
+    epochs: &mut EpochCache,
+) -> Result<bool, LogError> {
+    let start = match seg.offset_index.last() {
+        None => 0,
+        Some((_, pos)) => pos,
+    };
+    if start == 0 {
+        seg.reset_tracking();
+    } else {
+        let h =
+            seg.header_at(io, start)?.ok_or_else(|| LogError::Storage("index points past log end".into()))?;
+        seg.rewind_to(start, h.base_offset);
+    }
+    scan_and_track(seg, start, io, buf, epochs)
+}
+
+fn scan_and_track(
+    seg: &mut Segment,
+    start: u32,
+    io: Io,
+    buf: &mut Vec<u8>,
+    epochs: &mut EpochCache,
+) -> Result<bool, LogError> {
+    let end = seg.log.metadata()?.len().min(u64::from(u32::MAX)) as u32;
+    let file = seg.log.clone();
+    let stop = scan_batches(io, &file, start, end, buf, |pos, bytes| {
+        let Ok(h) = check_stored(bytes) else { return Ok(false) };
+        let rel_last = h.last_offset() - seg.base_offset;
+        if h.base_offset < seg.next_offset || rel_last > i64::from(i32::MAX) {
+            return Ok(false);
+        }
+        seg.track(&BatchMeta::from_header(&h, bytes.len() as u32), pos);
+        if epochs.latest_epoch().is_none_or(|latest| h.partition_leader_epoch > latest) {
+            epochs.assign(h.partition_leader_epoch, h.base_offset);
+        }
+        Ok(true)
+    })?;
+    seg.size_bytes = match stop {
+        ScanStop::End => end,
+        ScanStop::Torn(pos) | ScanStop::Rejected(pos) => pos,
+    };
+    if stop == ScanStop::End {
+        return Ok(false);
+    }
+    seg.truncate_file(seg.size_bytes)?;
+    Ok(true)
+}
