@@ -43,13 +43,17 @@ fn append_read_reopen_decodes_with_kafka_protocol() {
 #[test]
 fn segment_files_are_kafka_format() {
     let dir = tmpdir("kafka-format");
-    let cfg = LogConfig { segment_bytes: 64 * 1024, ..config(riptide_engine::IoBackend::Std) };
+    let cfg = LogConfig {
+        segment_bytes: 8 * 1024,
+        index_interval_bytes: 1024,
+        ..config(riptide_engine::IoBackend::Std)
+    };
     let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
     for codec in
         [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
     {
         for _ in 0..20 {
-            let mut b = encode(&records(20, 200, 10_000, None), codec);
+            let mut b = encode(&records(10, 200, 10_000, None), codec);
             log.append(&mut b, 0, 20_000).expect("append");
         }
     }
@@ -92,7 +96,7 @@ fn segment_files_are_kafka_format() {
         let tindex = std::fs::read(dir.join(name.replace(".log", ".timeindex"))).expect("timeindex");
         assert_eq!(tindex.len() % 12, 0);
     }
-    assert_eq!(next, 100 * 20);
+    assert_eq!(next, 100 * 10);
     assert_eq!(std::fs::read_to_string(dir.join("leader-epoch-checkpoint")).expect("epochs"), "0\n1\n0 0\n");
 }
 

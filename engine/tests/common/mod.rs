@@ -43,7 +43,8 @@ pub fn records(n: usize, value_bytes: usize, ts_ms: i64, producer: Producer) -> 
                 producer_epoch: epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: if seq < 0 { -1 } else { seq + i as i32 },
+                // The encoder starts a new batch unless offset - sequence stays constant.
+                sequence: seq + i as i32,
                 timestamp: ts_ms + i as i64,
                 key: Some(Bytes::from(format!("key-{i}"))),
                 value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; value_bytes])),
@@ -97,4 +98,89 @@ pub fn read_all(log: &Log, from: i64) -> Vec<u8> {
 pub fn all_offsets(log: &Log) -> Vec<i64> {
     let bytes = read_all(log, log.log_start_offset());
     decode(&bytes).iter().flat_map(|s| s.records.iter().map(|r| r.offset)).collect()
+}
+
+/// A record for the hand-built encoder: (timestamp delta, offset delta, key, value).
+pub struct RawRecord<'a> {
+    pub ts_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut u = ((v << 1) ^ (v >> 63)) as u64;
+    while u >= 0x80 {
+        out.push((u as u8) | 0x80);
+        u >>= 7;
+    }
+    out.push(u as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varlong(out, -1),
+        Some(b) => {
+            put_varlong(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Hand-built RecordBatch v2, independent of both the engine and kafka-protocol.
+/// `last_offset_delta`/`count` default to the records given; attributes as passed.
+pub fn hand_batch(
+    recs: &[RawRecord<'_>],
+    base_ts: i64,
+    attributes: i16,
+    producer: (i64, i16, i32),
+) -> Vec<u8> {
+    let mut body = Vec::new();
+    for r in recs {
+        let mut rec = vec![0u8]; // attributes
+        put_varlong(&mut rec, r.ts_delta);
+        put_varlong(&mut rec, i64::from(r.offset_delta));
+        put_bytes(&mut rec, r.key);
+        put_bytes(&mut rec, r.value);
+        put_varlong(&mut rec, 0); // headers
+        put_varlong(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let max_ts = base_ts + recs.iter().map(|r| r.ts_delta).max().unwrap_or(0);
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((49 + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&attributes.to_be_bytes());
+    b.extend_from_slice(&((recs.len() as i32) - 1).to_be_bytes());
+    b.extend_from_slice(&base_ts.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&producer.0.to_be_bytes());
+    b.extend_from_slice(&producer.1.to_be_bytes());
+    b.extend_from_slice(&producer.2.to_be_bytes());
+    b.extend_from_slice(&(recs.len() as i32).to_be_bytes());
+    b.extend_from_slice(&body);
+    fix_crc(&mut b);
+    b
+}
+
+/// Recomputes the CRC-32C of a single batch after a test edited CRC-covered bytes.
+pub fn fix_crc(b: &mut [u8]) {
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+pub fn simple_records(n: usize) -> Vec<(i64, i32, Vec<u8>)> {
+    (0..n).map(|i| (i as i64, i as i32, vec![b'x'; 8])).collect()
+}
+
+pub fn hand_simple(n: usize, base_ts: i64) -> Vec<u8> {
+    let vals = simple_records(n);
+    let recs: Vec<RawRecord<'_>> = vals
+        .iter()
+        .map(|(ts, off, v)| RawRecord { ts_delta: *ts, offset_delta: *off, key: None, value: Some(v) })
+        .collect();
+    hand_batch(&recs, base_ts, 0, (-1, -1, -1))
 }
