@@ -1,0 +1,147 @@
+//! Idempotent producers (duplicates, gaps, epochs, unknown ids, snapshot restore after clean
+//! and unclean shutdown) and the replication hooks (truncate_to, leader-epoch cache).
+
+mod common;
+
+use common::*;
+use riptide_engine::{IoBackend, Log, LogConfig};
+
+fn code(r: Result<riptide_engine::AppendInfo, riptide_engine::LogError>) -> i16 {
+    r.map(|_| 0).unwrap_or_else(|e| e.kafka_code())
+}
+
+#[test]
+fn idempotent_producer_rules() {
+    let dir = tmpdir("idem");
+    let mut log = Log::open(&dir, config(IoBackend::Std), 0).expect("open");
+    let first = log.append(&mut idempotent_batch(3, 42, 0, 0), 0, 1_000).expect("append");
+    assert_eq!((first.base_offset, first.last_offset), (0, 2));
+    log.append(&mut batch(2, 10, 1_000), 0, 1_000).expect("other traffic");
+    let dup = log.append(&mut idempotent_batch(3, 42, 0, 0), 0, 1_000).expect("duplicate");
+    assert!(dup.duplicate);
+    assert_eq!((dup.base_offset, dup.last_offset), (0, 2));
+    assert_eq!(log.log_end_offset(), 5, "duplicate not written");
+    assert_eq!(code(log.append(&mut idempotent_batch(1, 42, 0, 5), 0, 1_000)), 45, "gap");
+    assert_eq!(code(log.append(&mut idempotent_batch(1, 43, 0, 7), 0, 1_000)), 59, "unknown producer");
+    log.append(&mut idempotent_batch(2, 42, 0, 3), 0, 1_000).expect("next in sequence");
+    assert_eq!(
+        code(log.append(&mut idempotent_batch(1, 42, 1, 4), 0, 1_000)),
+        45,
+        "new epoch must start at 0"
+    );
+    log.append(&mut idempotent_batch(1, 42, 1, 0), 0, 1_000).expect("new epoch");
+    assert_eq!(code(log.append(&mut idempotent_batch(1, 42, 0, 5), 0, 1_000)), 47, "stale epoch");
+    // Only the last five batches are remembered.
+    for seq in 1..7 {
+        log.append(&mut idempotent_batch(1, 42, 1, seq), 0, 1_000).expect("append");
+    }
+    assert!(log.append(&mut idempotent_batch(1, 42, 1, 2), 0, 1_000).expect("dup of 5th-last").duplicate);
+    assert_eq!(code(log.append(&mut idempotent_batch(1, 42, 1, 1), 0, 1_000)), 45, "6th-last is forgotten");
+}
+
+#[test]
+fn producer_state_survives_clean_and_unclean_restarts() {
+    let dir = tmpdir("idem-restart");
+    let cfg = LogConfig { segment_bytes: 1024, ..config(IoBackend::Std) };
+    let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
+    let mut offsets = Vec::new();
+    for seq in 0..40 {
+        offsets.push(log.append(&mut idempotent_batch(1, 7, 0, seq), 0, 1_000).expect("append").base_offset);
+    }
+    assert!(log.segment_count() > 2, "snapshots were taken on roll");
+    log.close().expect("close");
+    let mut log = Log::open(&dir, cfg.clone(), 0).expect("reopen");
+    let dup = log.append(&mut idempotent_batch(1, 7, 0, 38), 0, 1_000).expect("dup after restart");
+    assert!(dup.duplicate && dup.base_offset == offsets[38]);
+    log.append(&mut idempotent_batch(1, 7, 0, 40), 0, 1_000).expect("continues");
+    log.sync().expect("sync");
+    drop(log); // no close: producer state must be rebuilt from the snapshot + log tail
+    let mut log = Log::open(&dir, cfg.clone(), 0).expect("reopen unclean");
+    assert!(log.append(&mut idempotent_batch(1, 7, 0, 40), 0, 1_000).expect("dup").duplicate);
+    assert_eq!(code(log.append(&mut idempotent_batch(1, 7, 0, 43), 0, 1_000)), 45);
+    // Damaged snapshots are ignored (state rebuilt from the whole log).
+    drop(log);
+    for e in std::fs::read_dir(&dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "snapshot") {
+            std::fs::write(&p, b"garbage").expect("write");
+        }
+    }
+    let mut log = Log::open(&dir, cfg, 0).expect("reopen");
+    assert!(log.append(&mut idempotent_batch(1, 7, 0, 39), 0, 1_000).expect("dup").duplicate);
+}
+
+#[test]
+fn truncate_to_and_leader_epochs() {
+    for io in BACKENDS {
+        let dir = tmpdir(&format!("truncate-{io:?}"));
+        let cfg = LogConfig { segment_bytes: 2 * 1024, ..config(io) };
+        let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
+        for i in 0..60 {
+            let epoch = if i < 20 {
+                1
+            } else if i < 40 {
+                3
+            } else {
+                4
+            };
+            log.append(&mut batch(2, 50, 1_000 + i), epoch, 2_000).expect("append");
+        }
+        assert_eq!(log.leader_epochs(), vec![(1, 0), (3, 40), (4, 80)]);
+        assert_eq!(log.end_offset_for_epoch(2), Some((1, 40)));
+        assert_eq!(log.end_offset_for_epoch(3), Some((3, 80)));
+        assert_eq!(log.end_offset_for_epoch(4), Some((4, 120)));
+        assert_eq!(log.end_offset_for_epoch(5), None);
+        log.sync().expect("sync");
+        let segs_before = log.segment_count();
+        // Mid-batch: cut at the start of the batch holding offset 51.
+        log.truncate_to(51).expect("truncate");
+        assert_eq!(log.log_end_offset(), 50);
+        assert!(log.segment_count() < segs_before);
+        assert!(log.durable_offset() <= 50);
+        assert_eq!(log.leader_epochs(), vec![(1, 0), (3, 40)]);
+        assert_eq!(all_offsets(&log), (0..50).collect::<Vec<_>>());
+        log.append(&mut batch(3, 50, 5_000), 5, 6_000).expect("append after truncation");
+        assert_eq!(log.leader_epochs(), vec![(1, 0), (3, 40), (5, 50)]);
+        assert_eq!(log.end_offset_for_epoch(4), Some((3, 50)));
+        log.sync().expect("sync");
+        drop(log);
+        let mut log = Log::open(&dir, cfg.clone(), 0).expect("reopen");
+        assert_eq!(log.log_end_offset(), 53);
+        assert_eq!(log.leader_epochs(), vec![(1, 0), (3, 40), (5, 50)]);
+        assert_eq!(all_offsets(&log), (0..53).collect::<Vec<_>>());
+        log.truncate_to(0).expect("truncate fully");
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        log.append(&mut batch(1, 5, 1), 6, 1).expect("append");
+        assert_eq!(all_offsets(&log), vec![0]);
+    }
+}
+
+#[test]
+fn group_commit_marks_durable_only_what_was_synced() {
+    let dir = tmpdir("group-commit");
+    let cfg = LogConfig { segment_bytes: 2 * 1024, ..config(IoBackend::Uring) };
+    let mut log = Log::open(&dir, cfg, 0).expect("open");
+    assert!(log.sync_target().is_none(), "nothing dirty");
+    for i in 0..30 {
+        log.append(&mut batch(2, 50, 1_000 + i), 0, 2_000).expect("append");
+    }
+    let target = log.sync_target().expect("dirty");
+    assert_eq!(target.up_to_offset, 60);
+    assert!(target.files.len() > 1, "rolled segments are synced too");
+    log.append(&mut batch(2, 50, 1_000), 0, 2_000).expect("append during sync");
+    for f in &target.files {
+        f.sync_data().expect("fdatasync");
+    }
+    log.mark_durable(target.up_to_offset).expect("mark");
+    assert_eq!(log.durable_offset(), 60);
+    let t2 = log.sync_target().expect("still dirty");
+    assert_eq!((t2.up_to_offset, t2.files.len()), (62, 1));
+    log.mark_failed(std::io::Error::from_raw_os_error(libc::EIO));
+    assert!(log.is_failed());
+    assert!(log.sync_target().is_none());
+    let err = log.append(&mut batch(1, 5, 1), 0, 1).expect_err("poisoned");
+    assert_eq!(err.kafka_code(), 56);
+    assert_eq!(log.sync().expect_err("poisoned").kafka_code(), 56);
+    assert!(log.read(0, 1000, i64::MAX, true).is_ok(), "reads still work");
+}

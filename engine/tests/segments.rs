@@ -1,0 +1,157 @@
+//! Reads (batch boundaries, max bytes, KIP-74, high watermark, ranges), segment rolling on
+//! size / age / full index, retention by time and bytes, and timestamp lookups.
+
+mod common;
+
+use common::*;
+use kafka_protocol::records::Compression;
+use riptide_engine::{IoBackend, Log, LogConfig};
+
+fn small(io: IoBackend) -> LogConfig {
+    LogConfig { segment_bytes: 16 * 1024, index_interval_bytes: 512, ..config(io) }
+}
+
+/// 100 batches of 5 records (~600 bytes each), timestamps 1000 + 10*i.
+fn filled(name: &str, io: IoBackend) -> (Log, std::path::PathBuf) {
+    let dir = tmpdir(name);
+    let mut log = Log::open(&dir, small(io), 0).expect("open");
+    for i in 0..100 {
+        log.append(&mut batch(5, 100, 1_000 + 10 * i), 0, 2_000).expect("append");
+    }
+    (log, dir)
+}
+
+fn batch_bases(slice_bytes: &[u8]) -> Vec<i64> {
+    decode(slice_bytes).iter().map(|s| s.records[0].offset).collect()
+}
+
+fn read_bytes(log: &Log, offset: i64, max: u32, upper: i64, min_one: bool) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let s = log.read(offset, max, upper, min_one).expect("read");
+    let mut buf = vec![0; s.len as usize];
+    s.file.read_exact_at(&mut buf, s.position).expect("pread");
+    buf
+}
+
+#[test]
+fn reads_return_whole_batches_within_bounds() {
+    for io in BACKENDS {
+        let (mut log, _d) = filled(&format!("reads-{io:?}"), io);
+        assert!(log.segment_count() > 2);
+        // From the middle of a batch: starts at that batch.
+        let b = read_bytes(&log, 12, 2_000, i64::MAX, false);
+        assert_eq!(batch_bases(&b)[0], 10);
+        assert!(b.len() <= 2_000 && !b.is_empty());
+        // KIP-74: max_bytes smaller than one batch.
+        assert!(read_bytes(&log, 12, 100, i64::MAX, false).is_empty());
+        assert_eq!(batch_bases(&read_bytes(&log, 12, 100, i64::MAX, true)), vec![10]);
+        // Upper offset (high watermark) excludes batches at or above it.
+        let b = read_bytes(&log, 0, 1 << 20, 20, false);
+        assert_eq!(batch_bases(&b), vec![0, 5, 10, 15]);
+        log.set_high_watermark(20);
+        assert_eq!(log.high_watermark(), 20);
+        assert!(read_bytes(&log, 20, 1 << 20, log.high_watermark(), true).is_empty());
+        // A read stops at a segment end; the next read continues.
+        let all = read_bytes(&log, 0, u32::MAX, i64::MAX, false);
+        let bases = batch_bases(&all);
+        assert_eq!(bases[0], 0);
+        assert!(*bases.last().expect("some") < 495, "stopped at the first segment's end");
+        // Log end: empty; beyond or below: out of range.
+        assert!(read_bytes(&log, 500, 1 << 20, i64::MAX, true).is_empty());
+        let err = log.read(501, 100, i64::MAX, true).expect_err("beyond end");
+        assert_eq!(err.kafka_code(), 1);
+        assert_eq!(all_offsets(&log), (0..500).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn rolls_on_size_age_and_full_index() {
+    let (log, dir) = filled("roll-size", IoBackend::Std);
+    for base in log.segment_base_offsets().windows(2) {
+        assert!(base[1] > base[0]);
+    }
+    let seg_files = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter(|e| e.as_ref().map(|e| e.file_name().to_string_lossy().ends_with(".log")).unwrap_or(false));
+    assert_eq!(seg_files.count(), log.segment_count());
+    assert!(log.size_bytes() > 16 * 1024 * 2);
+
+    let dir = tmpdir("roll-age");
+    let cfg = LogConfig { segment_ms: 1_000, ..config(IoBackend::Std) };
+    let mut log = Log::open(&dir, cfg, 10_000).expect("open");
+    log.append(&mut batch(1, 10, 10_000), 0, 10_000).expect("append");
+    log.maybe_roll(10_500).expect("no roll yet");
+    assert_eq!(log.segment_count(), 1);
+    log.maybe_roll(11_000).expect("roll");
+    assert_eq!(log.segment_count(), 2);
+    log.append(&mut batch(1, 10, 12_000), 0, 12_000).expect("append");
+    log.append(&mut batch(1, 10, 13_100), 0, 13_100).expect("append rolls by age");
+    assert_eq!(log.segment_base_offsets(), vec![0, 1, 2]);
+
+    let dir = tmpdir("roll-index");
+    let cfg = LogConfig { segment_index_bytes: 96, index_interval_bytes: 1, ..config(IoBackend::Std) };
+    let mut log = Log::open(&dir, cfg, 0).expect("open");
+    for _ in 0..40 {
+        log.append(&mut batch(1, 10, 1_000), 0, 1_000).expect("append");
+    }
+    assert!(
+        log.segment_count() >= 4,
+        "rolled when 8 index entries were used: {:?}",
+        log.segment_base_offsets()
+    );
+    assert_eq!(all_offsets(&log), (0..40).collect::<Vec<_>>());
+}
+
+#[test]
+fn retention_by_time_and_bytes_advances_log_start() {
+    let (mut log, dir) = filled("retention", IoBackend::Std);
+    let segs = log.segment_base_offsets();
+    // Nothing is old enough at now = 1000 + 7 days - 1.
+    assert_eq!(log.apply_retention(1_000 + 604_800_000 - 1_000).expect("retention"), 0);
+    // Timestamps of the first segment are all older than the second's.
+    let mut cfg = log.config().clone();
+    cfg.retention_ms = 1_000;
+    log.set_config(cfg.clone());
+    let deleted = log.apply_retention(1_000 + 10 * 40 + 1_000).expect("retention");
+    assert!(deleted >= 1, "deleted {deleted}");
+    assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
+    assert!(log.log_start_offset() > 0);
+    let err = log.read(0, 100, i64::MAX, true).expect_err("below start");
+    assert_eq!(err.kafka_code(), 1);
+    cfg.retention_ms = -1;
+    cfg.retention_bytes = 20 * 1024;
+    log.set_config(cfg.clone());
+    log.apply_retention(i64::MAX / 2).expect("retention by bytes");
+    assert!(log.size_bytes() <= 20 * 1024 + 16 * 1024 && log.size_bytes() >= 20 * 1024 - 16 * 1024);
+    cfg.retention_bytes = 0;
+    log.set_config(cfg.clone());
+    log.apply_retention(0).expect("retention");
+    assert_eq!(log.segment_count(), 1, "the active segment is never deleted");
+    let start = log.log_start_offset();
+    assert!(start > segs[0]);
+    log.close().expect("close");
+    let log = Log::open(&dir, cfg, 0).expect("reopen");
+    assert_eq!(log.log_start_offset(), start);
+    assert_eq!(all_offsets(&log), (start..500).collect::<Vec<_>>());
+}
+
+#[test]
+fn offset_for_timestamp_finds_exact_records_in_every_codec() {
+    for codec in
+        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
+    {
+        let dir = tmpdir(&format!("ts-{codec:?}"));
+        let mut log = Log::open(&dir, small(IoBackend::Std), 0).expect("open");
+        for i in 0..100 {
+            // Records at 10_000 + 100*i + j, j in 0..10.
+            let mut b = encode(&records(10, 50, 10_000 + 100 * i, None), codec);
+            log.append(&mut b, 0, 0).expect("append");
+        }
+        assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, 10_000)));
+        assert_eq!(log.offset_for_timestamp(10_505).expect("ts"), Some((55, 10_505)));
+        assert_eq!(log.offset_for_timestamp(10_550).expect("ts"), Some((60, 10_600)));
+        assert_eq!(log.offset_for_timestamp(19_909).expect("ts"), Some((999, 19_909)));
+        assert_eq!(log.offset_for_timestamp(19_910).expect("ts"), None);
+        assert_eq!(log.max_timestamp(), Some((19_909, 999)));
+    }
+}
