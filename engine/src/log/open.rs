@@ -92,6 +92,8 @@ impl Log {
         self.write_recovery_checkpoint()?;
         self.write_log_start_checkpoint()?;
         self.load_producer_state()?;
+        // A snapshot at the recovered end bounds the next open's replay to what follows it.
+        self.write_producer_snapshot()?;
         self.scan_buf = Vec::new();
         remove_durably(&self.dir, CLEAN_SHUTDOWN_FILE)?;
         Ok(())
