@@ -59,6 +59,7 @@ pub struct Broker {
     pub shutting_down: AtomicBool,
     pub cluster_id: String,
     pub engine_io: IoBackend,
+    pub coordinator: crate::coordinator::Coordinator,
 }
 
 struct ProducerIdBlock {
@@ -97,6 +98,7 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
             cluster_id,
             engine_io,
+            coordinator: crate::coordinator::Coordinator::new(Default::default()),
             config,
         })
     }

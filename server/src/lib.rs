@@ -9,6 +9,7 @@ pub mod api;
 pub mod broker;
 pub mod catalog;
 pub mod config;
+pub mod coordinator;
 pub mod metrics;
 pub mod net;
 pub mod server;

@@ -6,8 +6,10 @@ pub mod admin;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod group;
 pub mod metadata;
 pub mod offsets;
+pub mod offsets_commit;
 pub mod produce;
 pub mod versions;
 
@@ -115,7 +117,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::ApiVersions => answer!(versions::handle(decode(&mut body, v)?)),
         ApiKey::Metadata => answer!(metadata::handle(ctx, info, decode(&mut body, v)?)),
         ApiKey::Produce => {
-            let Some(response) = produce::handle(ctx, decode(&mut body, v)?).await else {
+            let Some(response) = produce::handle(ctx, v, decode(&mut body, v)?).await else {
                 return Ok(None);
             };
             Ok(Some(encode(info, &response)?))
@@ -123,13 +125,26 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
         ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?)),
-        ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, decode(&mut body, v)?).await),
+        ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, v, decode(&mut body, v)?).await),
         ApiKey::CreatePartitions => answer!(admin::create_partitions(ctx, decode(&mut body, v)?).await),
         ApiKey::DescribeConfigs => answer!(configs::describe(ctx, info, decode(&mut body, v)?)),
         ApiKey::AlterConfigs => answer!(configs::alter(ctx, decode(&mut body, v)?)),
         ApiKey::IncrementalAlterConfigs => answer!(configs::incremental_alter(ctx, decode(&mut body, v)?)),
         ApiKey::InitProducerId => answer!(cluster::init_producer_id(ctx, decode(&mut body, v)?)),
         ApiKey::DescribeCluster => answer!(cluster::describe_cluster(ctx, decode(&mut body, v)?)),
+        ApiKey::FindCoordinator => answer!(group::find_coordinator(ctx, info, decode(&mut body, v)?)),
+        ApiKey::JoinGroup => answer!(group::join_group(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::SyncGroup => answer!(group::sync_group(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::Heartbeat => answer!(group::heartbeat(ctx, info, decode(&mut body, v)?)),
+        ApiKey::LeaveGroup => answer!(group::leave_group(ctx, info, decode(&mut body, v)?)),
+        ApiKey::ListGroups => answer!(group::list_groups(ctx, info, decode(&mut body, v)?)),
+        ApiKey::DescribeGroups => answer!(group::describe_groups(ctx, info, decode(&mut body, v)?)),
+        ApiKey::DeleteGroups => answer!(group::delete_groups(ctx, decode(&mut body, v)?).await),
+        ApiKey::OffsetCommit => {
+            answer!(offsets_commit::offset_commit(ctx, info, decode(&mut body, v)?).await)
+        }
+        ApiKey::OffsetFetch => answer!(offsets_commit::offset_fetch(ctx, info, decode(&mut body, v)?)),
+        ApiKey::OffsetDelete => answer!(offsets_commit::offset_delete(ctx, decode(&mut body, v)?).await),
         _ => Err(RequestError::UnknownApi(info.api_key as i16)),
     }
 }
@@ -144,9 +159,13 @@ pub fn encode<T: Encodable>(info: &RequestInfo, body: &T) -> Result<Response, Re
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(info.header.correlation_id);
-    header.encode(&mut buf, header_version).map_err(|e| RequestError::Encode(e.to_string()))?;
-    body.encode(&mut buf, info.version).map_err(|e| RequestError::Encode(e.to_string()))?;
+    header.encode(&mut buf, header_version).map_err(|e| encode_failed(info, e))?;
+    body.encode(&mut buf, info.version).map_err(|e| encode_failed(info, e))?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(Response { chunks: vec![Chunk::Bytes(buf.freeze())] })
+}
+
+fn encode_failed(info: &RequestInfo, e: impl std::fmt::Display) -> RequestError {
+    RequestError::Encode(format!("{:?} v{}: {e}", info.api_key, info.version))
 }

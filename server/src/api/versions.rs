@@ -25,6 +25,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 pub fn supported(key: i16) -> Option<(i16, i16)> {
@@ -41,7 +52,6 @@ pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(0)
         .with_api_keys(api_keys)
-        .with_finalized_features_epoch(-1)
 }
 
 /// The answer to an ApiVersions version we don't know: header v0, body v0, error 35 and our
@@ -89,6 +99,17 @@ mod tests {
                 ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(*min, *max),
                 ApiKey::IncrementalAlterConfigs => within::<IncrementalAlterConfigsRequest>(*min, *max),
                 ApiKey::DescribeCluster => within::<DescribeClusterRequest>(*min, *max),
+                ApiKey::FindCoordinator => within::<FindCoordinatorRequest>(*min, *max),
+                ApiKey::JoinGroup => within::<JoinGroupRequest>(*min, *max),
+                ApiKey::SyncGroup => within::<SyncGroupRequest>(*min, *max),
+                ApiKey::Heartbeat => within::<HeartbeatRequest>(*min, *max),
+                ApiKey::LeaveGroup => within::<LeaveGroupRequest>(*min, *max),
+                ApiKey::OffsetCommit => within::<OffsetCommitRequest>(*min, *max),
+                ApiKey::OffsetFetch => within::<OffsetFetchRequest>(*min, *max),
+                ApiKey::OffsetDelete => within::<OffsetDeleteRequest>(*min, *max),
+                ApiKey::ListGroups => within::<ListGroupsRequest>(*min, *max),
+                ApiKey::DescribeGroups => within::<DescribeGroupsRequest>(*min, *max),
+                ApiKey::DeleteGroups => within::<DeleteGroupsRequest>(*min, *max),
                 _ => false,
             };
             assert!(ok, "{k:?} {min}..={max}");

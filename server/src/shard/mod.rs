@@ -107,6 +107,7 @@ async fn shard_main(
     let listener = compio::net::TcpListener::from_std(listener)?;
     compio::runtime::spawn(flusher(ctx.clone(), flush_rx)).detach();
     compio::runtime::spawn(housekeeping(ctx.clone())).detach();
+    compio::runtime::spawn(crate::coordinator::background(ctx.clone())).detach();
     compio::runtime::spawn(crate::net::listener::accept_loop(ctx.clone(), listener)).detach();
     while let Ok(msg) = inbox.recv_async().await {
         if let ShardMsg::Shutdown(reply) = msg {

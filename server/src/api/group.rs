@@ -1,0 +1,464 @@
+//! Group membership APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! ListGroups, DescribeGroups, DeleteGroups. Each handler turns the request into a call on the
+//! coordinator (`crate::coordinator`) and the outcome into the response of the request's
+//! version; fields a version lacks are left at their defaults, as the codec requires.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
+    ListGroupsResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestInfo;
+use crate::coordinator::group::{JoinRequest, JoinResult, Protocol, SyncResult};
+use crate::coordinator::registry;
+use crate::coordinator::{self, GroupError};
+use crate::shard::Ctx;
+
+/// Authorized operations are not computed (no ACLs yet): Kafka's "not requested" value.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+fn opt_s(v: Option<String>) -> Option<StrBytes> {
+    v.map(StrBytes::from_string)
+}
+
+fn client_id(info: &RequestInfo) -> String {
+    info.header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default()
+}
+
+// ---- FindCoordinator -----------------------------------------------------------------------
+
+pub fn find_coordinator(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let (host, port) = ctx.broker.config.advertised();
+    let node_id = ctx.broker.config.node_id;
+    // Group (0) and transaction (1) coordinators both live on this single broker.
+    let answer = |key_type: i8| -> Result<(), GroupError> {
+        match key_type {
+            0 => coordinator::ensure_offsets_topic(&ctx.broker),
+            1 => Ok(()),
+            _ => Err(GroupError::InvalidRequest),
+        }
+    };
+    let key_type = if info.version >= 1 { req.key_type } else { 0 };
+    let keys: Vec<StrBytes> = if info.version >= 4 { req.coordinator_keys } else { vec![req.key] };
+    let results: Vec<(StrBytes, Result<(), GroupError>)> =
+        keys.into_iter().map(|k| (k, answer(key_type))).collect();
+    find_coordinator_response(info.version, node_id, &host, port, results)
+}
+
+fn find_coordinator_response(
+    v: i16,
+    node_id: i32,
+    host: &str,
+    port: i32,
+    results: Vec<(StrBytes, Result<(), GroupError>)>,
+) -> FindCoordinatorResponse {
+    let entry = |r: &Result<(), GroupError>| match r {
+        Ok(()) => (0i16, None, node_id, host.to_string(), port),
+        Err(e) => (e.code(), Some(e.to_string()), -1, String::new(), -1),
+    };
+    if v >= 4 {
+        let coordinators = results
+            .into_iter()
+            .map(|(key, r)| {
+                let (code, msg, node, host, port) = entry(&r);
+                CoordinatorEntry::default()
+                    .with_key(key)
+                    .with_node_id(node.into())
+                    .with_host(s(host))
+                    .with_port(port)
+                    .with_error_code(code)
+                    .with_error_message(opt_s(msg))
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let first = results.into_iter().next().map_or(Err(GroupError::InvalidRequest), |(_, r)| r);
+    let (code, msg, node, host, port) = entry(&first);
+    let resp = FindCoordinatorResponse::default()
+        .with_error_code(code)
+        .with_node_id(node.into())
+        .with_host(s(host))
+        .with_port(port);
+    if v >= 1 {
+        resp.with_error_message(opt_s(msg))
+    } else {
+        resp
+    }
+}
+
+// ---- JoinGroup / SyncGroup -------------------------------------------------------------------
+
+pub async fn join_group(ctx: &Ctx, info: &RequestInfo, req: JoinGroupRequest) -> JoinGroupResponse {
+    let v = info.version;
+    let member_id = req.member_id.to_string();
+    let join = JoinRequest {
+        group_id: req.group_id.0.to_string(),
+        member_id: member_id.clone(),
+        instance_id: if v >= 5 { req.group_instance_id.map(|i| i.to_string()) } else { None },
+        client_id: client_id(info),
+        client_host: String::new(),
+        session_timeout_ms: req.session_timeout_ms,
+        // v0 has no rebalance timeout: the session timeout served both purposes.
+        rebalance_timeout_ms: if v >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
+        protocol_type: req.protocol_type.to_string(),
+        protocols: req
+            .protocols
+            .into_iter()
+            .map(|p| Protocol { name: p.name.to_string(), metadata: p.metadata })
+            .collect(),
+        version: v,
+    };
+    let (tx, rx) = flume::bounded(1);
+    let result = match ctx.broker.coordinator.with(|groups, now| groups.join(join, tx, now)) {
+        Err(e) => JoinResult::failed(e, &member_id),
+        Ok(()) => rx
+            .recv_async()
+            .await
+            .unwrap_or_else(|_| JoinResult::failed(GroupError::UnknownMemberId, &member_id)),
+    };
+    join_response(v, result)
+}
+
+fn join_response(v: i16, r: JoinResult) -> JoinGroupResponse {
+    let members = r
+        .members
+        .into_iter()
+        .map(|m| {
+            let jm =
+                JoinGroupResponseMember::default().with_member_id(s(m.member_id)).with_metadata(m.metadata);
+            if v >= 5 {
+                jm.with_group_instance_id(opt_s(m.instance_id))
+            } else {
+                jm
+            }
+        })
+        .collect();
+    let mut resp = JoinGroupResponse::default()
+        .with_error_code(GroupError::code_of(r.error))
+        .with_generation_id(r.generation_id)
+        .with_leader(s(r.leader))
+        .with_member_id(s(r.member_id))
+        .with_members(members);
+    if v >= 7 {
+        resp = resp.with_protocol_type(opt_s(r.protocol_type)).with_protocol_name(opt_s(r.protocol_name));
+    } else {
+        resp = resp.with_protocol_name(Some(s(r.protocol_name.unwrap_or_default())));
+    }
+    if v >= 9 {
+        resp = resp.with_skip_assignment(r.skip_assignment);
+    }
+    resp
+}
+
+pub async fn sync_group(ctx: &Ctx, info: &RequestInfo, req: SyncGroupRequest) -> SyncGroupResponse {
+    let v = info.version;
+    let group_id = req.group_id.0.to_string();
+    let member_id = req.member_id.to_string();
+    let instance_id = if v >= 3 { req.group_instance_id.map(|i| i.to_string()) } else { None };
+    let protocol_type = if v >= 5 { req.protocol_type.map(|p| p.to_string()) } else { None };
+    let protocol_name = if v >= 5 { req.protocol_name.map(|p| p.to_string()) } else { None };
+    let assignments = req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
+    let (tx, rx) = flume::bounded(1);
+    let result = match ctx.broker.coordinator.with(|groups, now| {
+        groups.sync(
+            &group_id,
+            &member_id,
+            instance_id.as_deref(),
+            req.generation_id,
+            protocol_type.as_deref(),
+            protocol_name.as_deref(),
+            assignments,
+            tx,
+            now,
+        )
+    }) {
+        Err(e) => SyncResult::failed(e),
+        Ok(()) => {
+            rx.recv_async().await.unwrap_or_else(|_| SyncResult::failed(GroupError::RebalanceInProgress))
+        }
+    };
+    sync_response(v, result)
+}
+
+fn sync_response(v: i16, r: SyncResult) -> SyncGroupResponse {
+    let resp = SyncGroupResponse::default()
+        .with_error_code(GroupError::code_of(r.error))
+        .with_assignment(r.assignment);
+    if v >= 5 {
+        resp.with_protocol_type(opt_s(r.protocol_type)).with_protocol_name(opt_s(r.protocol_name))
+    } else {
+        resp
+    }
+}
+
+// ---- Heartbeat / LeaveGroup ------------------------------------------------------------------
+
+pub fn heartbeat(ctx: &Ctx, info: &RequestInfo, req: HeartbeatRequest) -> HeartbeatResponse {
+    let instance_id = if info.version >= 3 { req.group_instance_id.map(|i| i.to_string()) } else { None };
+    let result = ctx
+        .broker
+        .coordinator
+        .with(|groups, now| {
+            groups.heartbeat(&req.group_id.0, &req.member_id, instance_id.as_deref(), req.generation_id, now)
+        })
+        .and_then(|r| r);
+    HeartbeatResponse::default().with_error_code(GroupError::code_of(result.err()))
+}
+
+pub fn leave_group(ctx: &Ctx, info: &RequestInfo, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    let v = info.version;
+    let members: Vec<(String, Option<String>)> = if v >= 3 {
+        req.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|i| i.to_string())))
+            .collect()
+    } else {
+        vec![(req.member_id.to_string(), None)]
+    };
+    let result = ctx
+        .broker
+        .coordinator
+        .with(|groups, now| groups.leave(&req.group_id.0, &members, now))
+        .and_then(|r| r);
+    leave_response(v, &members, result)
+}
+
+fn leave_response(
+    v: i16,
+    members: &[(String, Option<String>)],
+    result: Result<Vec<Result<(), GroupError>>, GroupError>,
+) -> LeaveGroupResponse {
+    let per_member = match result {
+        Err(e) => return LeaveGroupResponse::default().with_error_code(e.code()),
+        Ok(r) => r,
+    };
+    if v < 3 {
+        let code = per_member.first().map_or(0, |r| GroupError::code_of(r.err()));
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
+    let responses = members
+        .iter()
+        .zip(per_member)
+        .map(|((m, i), r)| {
+            MemberResponse::default()
+                .with_member_id(s(m.clone()))
+                .with_group_instance_id(opt_s(i.clone()))
+                .with_error_code(GroupError::code_of(r.err()))
+        })
+        .collect();
+    LeaveGroupResponse::default().with_members(responses)
+}
+
+// ---- ListGroups / DescribeGroups / DeleteGroups --------------------------------------------
+
+pub fn list_groups(ctx: &Ctx, info: &RequestInfo, req: ListGroupsRequest) -> ListGroupsResponse {
+    let v = info.version;
+    let states: Vec<String> =
+        if v >= 4 { req.states_filter.iter().map(|s| s.to_lowercase()).collect() } else { vec![] };
+    let types: Vec<String> =
+        if v >= 5 { req.types_filter.iter().map(|s| s.to_lowercase()).collect() } else { vec![] };
+    match ctx.broker.coordinator.with(|groups, _| groups.list()) {
+        Err(e) => ListGroupsResponse::default().with_error_code(e.code()),
+        Ok(all) => {
+            let listed = all
+                .into_iter()
+                .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+                .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+                .collect();
+            list_groups_response(v, listed)
+        }
+    }
+}
+
+fn list_groups_response(v: i16, groups: Vec<registry::ListedGroup>) -> ListGroupsResponse {
+    let groups = groups
+        .into_iter()
+        .map(|g| {
+            let mut lg = ListedGroup::default()
+                .with_group_id(GroupId(s(g.group_id)))
+                .with_protocol_type(s(g.protocol_type));
+            if v >= 4 {
+                lg = lg.with_group_state(s(g.state.name()));
+            }
+            if v >= 5 {
+                lg = lg.with_group_type(s("classic"));
+            }
+            lg
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}
+
+pub fn describe_groups(ctx: &Ctx, info: &RequestInfo, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let v = info.version;
+    let coordinator = &ctx.broker.coordinator;
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|id| {
+            let found = coordinator.with(|groups, _| groups.describe(&id.0));
+            described_group(v, id, found)
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}
+
+fn described_group(
+    v: i16,
+    id: GroupId,
+    found: Result<Option<registry::DescribedGroup>, GroupError>,
+) -> DescribedGroup {
+    let base = DescribedGroup::default().with_group_id(id);
+    let base = if v >= 3 { base.with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED) } else { base };
+    let g = match found {
+        Err(e) => return base.with_error_code(e.code()).with_group_state(s("")),
+        // Before v6 an unknown group is described as Dead without an error.
+        Ok(None) if v >= 6 => {
+            let message = format!("Group {} not found.", &*base.group_id.0);
+            return base
+                .with_error_code(GroupError::GroupIdNotFound.code())
+                .with_error_message(Some(s(message)))
+                .with_group_state(s("Dead"));
+        }
+        Ok(None) => return base.with_group_state(s("Dead")),
+        Ok(Some(g)) => g,
+    };
+    let members = g
+        .members
+        .into_iter()
+        .map(|m| {
+            let dm = DescribedGroupMember::default()
+                .with_member_id(s(m.member_id))
+                .with_client_id(s(m.client_id))
+                .with_client_host(s(m.client_host))
+                .with_member_metadata(m.metadata)
+                .with_member_assignment(m.assignment);
+            if v >= 4 {
+                dm.with_group_instance_id(opt_s(m.instance_id))
+            } else {
+                dm
+            }
+        })
+        .collect();
+    base.with_group_state(s(g.state.name()))
+        .with_protocol_type(s(g.protocol_type))
+        .with_protocol_data(s(g.protocol_data))
+        .with_members(members)
+}
+
+pub async fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let coordinator = &ctx.broker.coordinator;
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for id in req.groups_names {
+        let prepared = coordinator.with(|groups, now| groups.delete_group(&id.0, now)).and_then(|r| r);
+        let outcome = match prepared {
+            Ok(w) => coordinator::write(ctx, &w).await,
+            Err(e) => Err(e),
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(id)
+                .with_error_code(GroupError::code_of(outcome.err())),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::group::{GroupState, JoinedMember};
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::protocol::{Encodable, Message};
+
+    fn encodes<T: Encodable + Message>(resp: &T, v: i16) {
+        let mut buf = BytesMut::new();
+        resp.encode(&mut buf, v).unwrap_or_else(|e| panic!("{} v{v}: {e}", std::any::type_name::<T>()));
+    }
+
+    /// Every response shape we build encodes at every version we advertise.
+    #[test]
+    fn responses_encode_at_every_version() {
+        for v in 0..=6 {
+            let ok = vec![(s("g"), Ok(()))];
+            encodes(&find_coordinator_response(v, 1, "h", 9092, ok), v);
+            let err = vec![(s("g"), Err(GroupError::CoordinatorNotAvailable))];
+            encodes(&find_coordinator_response(v, 1, "h", 9092, err), v);
+        }
+        let full = JoinResult {
+            error: None,
+            generation_id: 3,
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            leader: "m1".into(),
+            member_id: "m1".into(),
+            skip_assignment: false,
+            members: vec![JoinedMember {
+                member_id: "m1".into(),
+                instance_id: Some("i".into()),
+                metadata: Bytes::from_static(b"x"),
+            }],
+        };
+        for v in 0..=9 {
+            encodes(&join_response(v, full.clone()), v);
+            encodes(&join_response(v, JoinResult::failed(GroupError::MemberIdRequired, "m")), v);
+        }
+        for v in 0..=5 {
+            let r = SyncResult {
+                error: None,
+                protocol_type: Some("consumer".into()),
+                protocol_name: Some("range".into()),
+                assignment: Bytes::from_static(b"a"),
+            };
+            encodes(&sync_response(v, r), v);
+            let members = vec![("m".to_string(), Some("i".to_string()))];
+            encodes(&leave_response(v, &members, Ok(vec![Err(GroupError::UnknownMemberId)])), v);
+            encodes(&leave_response(v, &members, Err(GroupError::LoadInProgress)), v);
+            let listed = vec![registry::ListedGroup {
+                group_id: "g".into(),
+                protocol_type: "consumer".into(),
+                state: GroupState::Stable,
+            }];
+            encodes(&list_groups_response(v, listed), v);
+        }
+        for v in 0..=6 {
+            let g = registry::DescribedGroup {
+                state: GroupState::Stable,
+                protocol_type: "consumer".into(),
+                protocol_data: "range".into(),
+                members: vec![registry::DescribedMember {
+                    member_id: "m".into(),
+                    instance_id: Some("i".into()),
+                    client_id: "c".into(),
+                    client_host: "h".into(),
+                    metadata: Bytes::new(),
+                    assignment: Bytes::new(),
+                }],
+            };
+            let id = GroupId(s("g"));
+            let groups = vec![
+                described_group(v, id.clone(), Ok(Some(g))),
+                described_group(v, id.clone(), Ok(None)),
+                described_group(v, id, Err(GroupError::LoadInProgress)),
+            ];
+            encodes(&DescribeGroupsResponse::default().with_groups(groups), v);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The expected failures of the group coordinator, each with its Kafka error code. A request that
+//! fails one of these checks is answered with the code; nothing here is a bug or an I/O fault.
+
+/// Why a group operation was refused. `code()` is what goes on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("unknown server error")]
+    Unknown,
+    #[error("this topic-partition does not exist")]
+    UnknownTopicOrPartition,
+    #[error("the offset metadata is too large")]
+    OffsetMetadataTooLarge,
+    #[error("the coordinator is loading groups and offsets")]
+    LoadInProgress,
+    #[error("the coordinator is not available")]
+    CoordinatorNotAvailable,
+    #[error("this broker is not the coordinator of the group")]
+    NotCoordinator,
+    #[error("the generation id is not the group's current generation")]
+    IllegalGeneration,
+    #[error("the group's members support no common protocol")]
+    InconsistentGroupProtocol,
+    #[error("the group id is empty or invalid")]
+    InvalidGroupId,
+    #[error("the member id is not known to the group")]
+    UnknownMemberId,
+    #[error("the session timeout is outside the broker's allowed range")]
+    InvalidSessionTimeout,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("the offset commit could not be stored (too large)")]
+    InvalidCommitOffsetSize,
+    #[error("the request is invalid")]
+    InvalidRequest,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("the group has reached its maximum size")]
+    GroupMaxSizeReached,
+    #[error("a new member must rejoin with the member id given")]
+    MemberIdRequired,
+    #[error("the static member was fenced by a newer instance with the same group.instance.id")]
+    FencedInstanceId,
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the member epoch is fenced")]
+    FencedMemberEpoch,
+    #[error("the instance id is still used by another member")]
+    UnreleasedInstanceId,
+    #[error("the assignor is not supported")]
+    UnsupportedAssignor,
+}
+
+impl GroupError {
+    /// Kafka's error code (`Errors.java`).
+    pub fn code(self) -> i16 {
+        match self {
+            GroupError::Unknown => -1,
+            GroupError::UnknownTopicOrPartition => 3,
+            GroupError::OffsetMetadataTooLarge => 12,
+            GroupError::LoadInProgress => 14,
+            GroupError::CoordinatorNotAvailable => 15,
+            GroupError::NotCoordinator => 16,
+            GroupError::IllegalGeneration => 22,
+            GroupError::InconsistentGroupProtocol => 23,
+            GroupError::InvalidGroupId => 24,
+            GroupError::UnknownMemberId => 25,
+            GroupError::InvalidSessionTimeout => 26,
+            GroupError::RebalanceInProgress => 27,
+            GroupError::InvalidCommitOffsetSize => 28,
+            GroupError::InvalidRequest => 42,
+            GroupError::NonEmptyGroup => 68,
+            GroupError::GroupIdNotFound => 69,
+            GroupError::GroupMaxSizeReached => 81,
+            GroupError::MemberIdRequired => 79,
+            GroupError::FencedInstanceId => 82,
+            GroupError::GroupSubscribedToTopic => 86,
+            GroupError::FencedMemberEpoch => 110,
+            GroupError::UnreleasedInstanceId => 111,
+            GroupError::UnsupportedAssignor => 112,
+        }
+    }
+
+    /// The code of an optional error: 0 (NONE) when there is none.
+    pub fn code_of(error: Option<GroupError>) -> i16 {
+        error.map_or(0, GroupError::code)
+    }
+
+    /// What a failed write to `__consumer_offsets` means to the client (Kafka maps produce
+    /// errors the same way, so clients retry or rediscover the coordinator).
+    pub fn from_write_error(produce_code: i16) -> GroupError {
+        match produce_code {
+            3 | 7 | 19 | 20 => GroupError::CoordinatorNotAvailable,
+            6 => GroupError::NotCoordinator,
+            10 | 18 | 4 => GroupError::InvalidCommitOffsetSize,
+            _ => GroupError::Unknown,
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! The records of `__consumer_offsets`, in Kafka's formats (group-coordinator JSON schemas), and
+//! the RecordBatch v2 framing used to write and re-read them.
+//!
+//! Keys start with an int16 record type: 0 or 1 = OffsetCommitKey (group, topic, partition),
+//! 2 = GroupMetadataKey (group). Values start with an int16 version. A null value is a
+//! tombstone. We write OffsetCommitValue v3 and GroupMetadataValue v3 (the last non-flexible
+//! versions, readable by every Kafka since 2.3) and read versions 0..=3 of both. Record types
+//! we don't know (KIP-848 and share-group records) decode to [`LogRecord::Other`] and are
+//! skipped, as Kafka skips what it doesn't know.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// The internal topic's name.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+const OFFSET_KEY_TYPE: i16 = 1;
+const GROUP_KEY_TYPE: i16 = 2;
+const OFFSET_VALUE_VERSION: i16 = 3;
+const GROUP_VALUE_VERSION: i16 = 3;
+/// Upper bound on member counts and byte lengths read back from the log.
+const DECODE_COUNT_MAX: usize = 1 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffsetValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp_ms: i64,
+    /// Only in value version 1; -1 otherwise.
+    pub expire_timestamp_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberValue {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub current_state_timestamp_ms: i64,
+    pub members: Vec<MemberValue>,
+}
+
+/// One decoded record of the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogRecord {
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<OffsetValue>,
+    },
+    Group {
+        group: String,
+        value: Option<GroupValue>,
+    },
+    /// A record type this broker doesn't interpret.
+    Other,
+}
+
+/// A key and value ready to be written; `value: None` is a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record truncated")]
+    Truncated,
+    #[error("invalid string or length {0}")]
+    BadLength(i64),
+    #[error("unsupported {0} version {1}")]
+    UnsupportedVersion(&'static str, i16),
+    #[error("record without a key")]
+    NoKey,
+    #[error("invalid utf-8")]
+    Utf8,
+}
+
+fn put_string(buf: &mut BytesMut, s: &str) {
+    buf.put_i16(s.len().min(i16::MAX as usize) as i16);
+    buf.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
+}
+
+fn put_nullable_string(buf: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_string(buf, s),
+        None => buf.put_i16(-1),
+    }
+}
+
+fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
+    buf.put_i32(b.len() as i32);
+    buf.put_slice(b);
+}
+
+pub fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
+    let mut buf = BytesMut::with_capacity(8 + group.len() + topic.len());
+    buf.put_i16(OFFSET_KEY_TYPE);
+    put_string(&mut buf, group);
+    put_string(&mut buf, topic);
+    buf.put_i32(partition);
+    buf.freeze()
+}
+
+pub fn group_key(group: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(4 + group.len());
+    buf.put_i16(GROUP_KEY_TYPE);
+    put_string(&mut buf, group);
+    buf.freeze()
+}
+
+pub fn offset_value(v: &OffsetValue) -> Bytes {
+    let mut buf = BytesMut::with_capacity(32 + v.metadata.len());
+    buf.put_i16(OFFSET_VALUE_VERSION);
+    buf.put_i64(v.offset);
+    buf.put_i32(v.leader_epoch);
+    put_string(&mut buf, &v.metadata);
+    buf.put_i64(v.commit_timestamp_ms);
+    buf.freeze()
+}
+
+pub fn group_value(v: &GroupValue) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i16(GROUP_VALUE_VERSION);
+    put_string(&mut buf, &v.protocol_type);
+    buf.put_i32(v.generation);
+    put_nullable_string(&mut buf, v.protocol.as_deref());
+    put_nullable_string(&mut buf, v.leader.as_deref());
+    buf.put_i64(v.current_state_timestamp_ms);
+    buf.put_i32(v.members.len() as i32);
+    for m in &v.members {
+        put_string(&mut buf, &m.member_id);
+        put_nullable_string(&mut buf, m.group_instance_id.as_deref());
+        put_string(&mut buf, &m.client_id);
+        put_string(&mut buf, &m.client_host);
+        buf.put_i32(m.rebalance_timeout_ms);
+        buf.put_i32(m.session_timeout_ms);
+        put_bytes(&mut buf, &m.subscription);
+        put_bytes(&mut buf, &m.assignment);
+    }
+    buf.freeze()
+}
+
+/// A bounds-checked reader over one key or value.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_be_bytes(a))
+    }
+
+    fn nullable_string(&mut self) -> Result<Option<String>, DecodeError> {
+        let len = self.i16()?;
+        if len < 0 {
+            return if len == -1 { Ok(None) } else { Err(DecodeError::BadLength(len.into())) };
+        }
+        let b = self.take(len as usize)?;
+        String::from_utf8(b.to_vec()).map(Some).map_err(|_| DecodeError::Utf8)
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        self.nullable_string()?.ok_or(DecodeError::BadLength(-1))
+    }
+
+    fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        let len = self.i32()?;
+        if len < 0 {
+            return Ok(Bytes::new());
+        }
+        if len as usize > DECODE_COUNT_MAX * 64 {
+            return Err(DecodeError::BadLength(len.into()));
+        }
+        Ok(Bytes::copy_from_slice(self.take(len as usize)?))
+    }
+}
+
+fn decode_offset_value(bytes: &[u8]) -> Result<OffsetValue, DecodeError> {
+    let mut r = Reader { buf: bytes };
+    let version = r.i16()?;
+    if !(0..=3).contains(&version) {
+        return Err(DecodeError::UnsupportedVersion("OffsetCommitValue", version));
+    }
+    let offset = r.i64()?;
+    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+    let metadata = r.string()?;
+    let commit_timestamp_ms = r.i64()?;
+    let expire_timestamp_ms = if version == 1 { r.i64()? } else { -1 };
+    Ok(OffsetValue { offset, leader_epoch, metadata, commit_timestamp_ms, expire_timestamp_ms })
+}
+
+fn decode_group_value(bytes: &[u8]) -> Result<GroupValue, DecodeError> {
+    let mut r = Reader { buf: bytes };
+    let version = r.i16()?;
+    if !(0..=3).contains(&version) {
+        return Err(DecodeError::UnsupportedVersion("GroupMetadataValue", version));
+    }
+    let protocol_type = r.string()?;
+    let generation = r.i32()?;
+    let protocol = r.nullable_string()?;
+    let leader = r.nullable_string()?;
+    let current_state_timestamp_ms = if version >= 2 { r.i64()? } else { -1 };
+    let count = r.i32()?;
+    if count < 0 || count as usize > DECODE_COUNT_MAX {
+        return Err(DecodeError::BadLength(count.into()));
+    }
+    let mut members = Vec::with_capacity((count as usize).min(1024));
+    for _ in 0..count {
+        let member_id = r.string()?;
+        let group_instance_id = if version >= 3 { r.nullable_string()? } else { None };
+        let client_id = r.string()?;
+        let client_host = r.string()?;
+        let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
+        let session_timeout_ms = r.i32()?;
+        let rebalance_timeout_ms =
+            if rebalance_timeout_ms < 0 { session_timeout_ms } else { rebalance_timeout_ms };
+        let subscription = r.bytes()?;
+        let assignment = r.bytes()?;
+        members.push(MemberValue {
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms,
+            subscription,
+            assignment,
+        });
+    }
+    Ok(GroupValue { protocol_type, generation, protocol, leader, current_state_timestamp_ms, members })
+}
+
+/// Decodes one record's key and value.
+pub fn decode_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<LogRecord, DecodeError> {
+    let key = key.ok_or(DecodeError::NoKey)?;
+    let mut r = Reader { buf: key };
+    match r.i16()? {
+        0 | 1 => {
+            let group = r.string()?;
+            let topic = r.string()?;
+            let partition = r.i32()?;
+            let value = value.map(decode_offset_value).transpose()?;
+            Ok(LogRecord::Offset { group, topic, partition, value })
+        }
+        2 => {
+            let group = r.string()?;
+            let value = value.map(decode_group_value).transpose()?;
+            Ok(LogRecord::Group { group, value })
+        }
+        _ => Ok(LogRecord::Other),
+    }
+}
+
+/// One uncompressed RecordBatch v2 holding `records` in order, offsets 0.. (the log assigns
+/// the real base offset in place).
+pub fn encode_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, String> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, kv)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp_ms,
+            key: Some(kv.key.clone()),
+            value: kv.value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::with_capacity(64 + records.len() * 64);
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    Ok(buf.freeze())
+}
+
+/// What one pass over a chunk of log bytes found.
+#[derive(Debug, Default)]
+pub struct DecodedChunk {
+    /// Every record of every complete batch, in log order, with its offset.
+    pub records: Vec<(i64, Result<LogRecord, DecodeError>)>,
+    /// The offset after the last complete batch (0 if none was complete).
+    pub next_offset: Option<i64>,
+    /// Batches that could not be decoded (e.g. compressed by a foreign writer).
+    pub skipped_batches: usize,
+}
+
+/// Splits `bytes` (whole batches as a log read returns them; a truncated tail is ignored) and
+/// decodes the records of each batch. Control batches carry no group data and are skipped.
+pub fn decode_chunk(bytes: &Bytes) -> DecodedChunk {
+    let mut out = DecodedChunk::default();
+    let mut pos = 0usize;
+    while bytes.len() - pos >= 61 {
+        let head = &bytes[pos..];
+        let base_offset =
+            i64::from_be_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
+        let batch_length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        if batch_length < 49 {
+            break; // corrupt framing: stop; the caller sees no progress past here
+        }
+        let total = batch_length as usize + 12;
+        if bytes.len() - pos < total {
+            break;
+        }
+        let last_offset_delta = i32::from_be_bytes([head[23], head[24], head[25], head[26]]);
+        let attributes = i16::from_be_bytes([head[21], head[22]]);
+        out.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);
+        let is_control = attributes & 0x20 != 0;
+        if !is_control {
+            let mut batch = bytes.slice(pos..pos + total);
+            match RecordBatchDecoder::decode(&mut batch) {
+                Ok(set) => {
+                    for rec in set.records {
+                        let decoded = decode_record(rec.key.as_deref(), rec.value.as_deref());
+                        out.records.push((rec.offset, decoded));
+                    }
+                }
+                Err(_) => out.skipped_batches += 1,
+            }
+        }
+        pos += total;
+    }
+    out
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units), which places a group on a partition.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The `__consumer_offsets` partition of a group: `Utils.abs(hashCode) % partitions`.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    assert!(partitions > 0);
+    let h = java_string_hash(group_id);
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let v = OffsetValue {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "meta".into(),
+            commit_timestamp_ms: 1_700_000_000_000,
+            expire_timestamp_ms: -1,
+        };
+        let rec = decode_record(Some(&offset_key("g", "t", 7)), Some(&offset_value(&v))).expect("decode");
+        assert_eq!(
+            rec,
+            LogRecord::Offset { group: "g".into(), topic: "t".into(), partition: 7, value: Some(v) }
+        );
+        let g = GroupValue {
+            protocol_type: "consumer".into(),
+            generation: 5,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            current_state_timestamp_ms: 9,
+            members: vec![MemberValue {
+                member_id: "m1".into(),
+                group_instance_id: Some("i1".into()),
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300_000,
+                session_timeout_ms: 10_000,
+                subscription: Bytes::from_static(b"sub"),
+                assignment: Bytes::from_static(b"asg"),
+            }],
+        };
+        let rec = decode_record(Some(&group_key("g")), Some(&group_value(&g))).expect("decode");
+        assert_eq!(rec, LogRecord::Group { group: "g".into(), value: Some(g) });
+        let tomb = decode_record(Some(&group_key("g")), None).expect("decode");
+        assert_eq!(tomb, LogRecord::Group { group: "g".into(), value: None });
+    }
+
+    /// Kafka's own byte layout of an OffsetCommitValue v1 (with expire timestamp) still reads.
+    #[test]
+    fn reads_older_offset_value_versions() {
+        let mut b = BytesMut::new();
+        b.put_i16(1);
+        b.put_i64(10);
+        put_string(&mut b, "");
+        b.put_i64(5);
+        b.put_i64(6);
+        let v = decode_offset_value(&b).expect("v1");
+        assert_eq!((v.offset, v.leader_epoch, v.commit_timestamp_ms, v.expire_timestamp_ms), (10, -1, 5, 6));
+        assert!(decode_offset_value(&b[..5]).is_err());
+        let mut bad = BytesMut::new();
+        bad.put_i16(9);
+        assert_eq!(decode_offset_value(&bad), Err(DecodeError::UnsupportedVersion("OffsetCommitValue", 9)));
+    }
+
+    #[test]
+    fn garbage_keys_are_errors_not_panics() {
+        for len in 0..12 {
+            let junk = vec![0xffu8; len];
+            let _ = decode_record(Some(&junk), Some(&junk));
+            let mut k = vec![0u8, 1];
+            k.extend_from_slice(&junk);
+            let _ = decode_record(Some(&k), Some(&junk));
+        }
+        assert_eq!(decode_record(None, None), Err(DecodeError::NoKey));
+        assert_eq!(decode_record(Some(&[0, 9]), None), Ok(LogRecord::Other));
+    }
+
+    #[test]
+    fn batches_round_trip_and_truncated_tails_are_ignored() {
+        let kvs = vec![
+            KeyValue { key: group_key("a"), value: None },
+            KeyValue {
+                key: offset_key("a", "t", 0),
+                value: Some(offset_value(&OffsetValue {
+                    offset: 1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 2,
+                    expire_timestamp_ms: -1,
+                })),
+            },
+        ];
+        let batch = encode_batch(&kvs, 123).expect("encode");
+        let mut two = BytesMut::from(&batch[..]);
+        two.extend_from_slice(&batch);
+        // Give the second batch base offset 2, as the log would.
+        let second = batch.len();
+        two[second..second + 8].copy_from_slice(&2i64.to_be_bytes());
+        let mut with_tail = two.clone();
+        with_tail.extend_from_slice(&batch[..30]);
+        let decoded = decode_chunk(&with_tail.freeze());
+        assert_eq!(decoded.next_offset, Some(4));
+        assert_eq!(decoded.records.len(), 4);
+        assert_eq!(decoded.records[3].0, 3);
+        assert!(matches!(decoded.records[1].1, Ok(LogRecord::Offset { partition: 0, .. })));
+    }
+
+    /// Values computed with Java's hashCode: "my-group" hashes to -1906497762, so its
+    /// coordinator partition is 12 of 50.
+    #[test]
+    fn java_hash_matches() {
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("ab"), 97 * 31 + 98);
+        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
+        assert_eq!(partition_for("my-group", 50), 12);
+        assert_eq!(partition_for("console-consumer-12345", 50), 6);
+        assert_eq!(partition_for("", 50), 0);
+    }
+}

@@ -1,0 +1,582 @@
+//! Every group of this coordinator, by id, and the operations that span groups or touch the
+//! log: group creation and removal, offsets (commit, fetch, delete, expiry), listing,
+//! describing, replaying `__consumer_offsets` at start-up.
+//!
+//! No I/O here either. Writes are returned to the caller as [`Write`]s (when the caller must
+//! wait for durability before answering: commits, deletions) or queued in the outbox (group
+//! metadata, expiry tombstones: written in the background, in order of queueing).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use bytes::Bytes;
+use kafka_protocol::messages::ConsumerProtocolSubscription;
+use kafka_protocol::protocol::Decodable;
+
+use super::error::GroupError;
+use super::group::{CommittedOffset, Group, GroupState, JoinRequest, JoinResult, JoinTx, SyncResult, SyncTx};
+use super::offsets_log::{self, KeyValue, LogRecord, OffsetValue};
+use super::{GroupConfig, Now};
+
+/// Records for one `__consumer_offsets` partition, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Write {
+    pub partition: i32,
+    pub records: Vec<KeyValue>,
+}
+
+/// One partition of an OffsetCommit, after the API layer's own checks (topic exists,
+/// metadata size): `error` set means it is not committed.
+#[derive(Clone, Debug)]
+pub struct CommitPartition {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub error: Option<GroupError>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CommitRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub generation_id: i32,
+    pub topics: Vec<(String, Vec<CommitPartition>)>,
+}
+
+/// A validated commit: write `write`, then [`Groups::apply_commit`].
+#[derive(Debug)]
+pub struct PreparedCommit {
+    pub group_id: String,
+    pub write: Write,
+    entries: Vec<((String, i32), CommittedOffset)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchedPartition {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListedGroup {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: GroupState,
+}
+
+#[derive(Clone, Debug)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Clone, Debug)]
+pub struct DescribedGroup {
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_data: String,
+    pub members: Vec<DescribedMember>,
+}
+
+pub struct Groups {
+    pub cfg: GroupConfig,
+    groups: HashMap<String, Group>,
+    outbox: Vec<Write>,
+    next_seq: u64,
+    last_offsets_expiry_ms: u64,
+}
+
+impl Groups {
+    pub fn new(cfg: GroupConfig) -> Groups {
+        Groups { cfg, groups: HashMap::new(), outbox: Vec::new(), next_seq: 1, last_offsets_expiry_ms: 0 }
+    }
+
+    pub fn get(&self, group_id: &str) -> Option<&Group> {
+        self.groups.get(group_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub fn partition_of(&self, group_id: &str) -> i32 {
+        offsets_log::partition_for(group_id, self.cfg.offsets_topic_num_partitions)
+    }
+
+    /// Background writes queued since the last call (group metadata, expiry tombstones).
+    pub fn take_outbox(&mut self) -> Vec<Write> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn queue(&mut self, partition: i32, record: KeyValue) {
+        match self.outbox.last_mut() {
+            Some(w) if w.partition == partition => w.records.push(record),
+            _ => self.outbox.push(Write { partition, records: vec![record] }),
+        }
+    }
+
+    /// After any change to a group: persist its metadata if it changed, and forget a group
+    /// that holds nothing (a failed first join).
+    fn settle(&mut self, group_id: &str) {
+        let Some(g) = self.groups.get_mut(group_id) else { return };
+        if let Some(value) = g.take_metadata_record() {
+            let partition = offsets_log::partition_for(group_id, self.cfg.offsets_topic_num_partitions);
+            let record = KeyValue {
+                key: offsets_log::group_key(group_id),
+                value: Some(offsets_log::group_value(&value)),
+            };
+            self.queue(partition, record);
+        }
+        let Some(g) = self.groups.get(group_id) else { return };
+        if g.state() == GroupState::Empty && g.is_empty() && g.offsets.is_empty() && g.generation_id == 0 {
+            self.groups.remove(group_id);
+        }
+    }
+
+    fn get_or_create(&mut self, group_id: &str, now: Now) -> Result<&mut Group, GroupError> {
+        if !self.groups.contains_key(group_id) {
+            if self.groups.len() >= self.cfg.groups_max {
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
+            self.groups.insert(group_id.to_string(), Group::new(group_id, now));
+        }
+        self.groups.get_mut(group_id).ok_or(GroupError::Unknown)
+    }
+
+    // ---- membership ------------------------------------------------------------------------
+
+    pub fn join(&mut self, req: JoinRequest, tx: JoinTx, now: Now) {
+        if req.group_id.is_empty() {
+            let _ = tx.send(JoinResult::failed(GroupError::InvalidGroupId, &req.member_id));
+            return;
+        }
+        if req.session_timeout_ms < self.cfg.min_session_timeout_ms
+            || req.session_timeout_ms > self.cfg.max_session_timeout_ms
+        {
+            let _ = tx.send(JoinResult::failed(GroupError::InvalidSessionTimeout, &req.member_id));
+            return;
+        }
+        if !req.member_id.is_empty() && !self.groups.contains_key(&req.group_id) {
+            let _ = tx.send(JoinResult::failed(GroupError::UnknownMemberId, &req.member_id));
+            return;
+        }
+        let group_id = req.group_id.clone();
+        let cfg = self.cfg.clone();
+        match self.get_or_create(&group_id, now) {
+            Ok(g) => g.join(req, tx, &cfg, now),
+            Err(e) => {
+                let _ = tx.send(JoinResult::failed(e, &req.member_id));
+            }
+        }
+        self.settle(&group_id);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        tx: SyncTx,
+        now: Now,
+    ) {
+        match self.groups.get_mut(group_id) {
+            None => {
+                let _ = tx.send(SyncResult::failed(GroupError::UnknownMemberId));
+            }
+            Some(g) => g.sync(
+                member_id,
+                instance_id,
+                generation_id,
+                protocol_type,
+                protocol_name,
+                assignments,
+                tx,
+                now,
+            ),
+        }
+        self.settle(group_id);
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation_id: i32,
+        now: Now,
+    ) -> Result<(), GroupError> {
+        let g = self.groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        g.heartbeat(member_id, instance_id, generation_id, now)
+    }
+
+    /// LeaveGroup: one result per member, or an error for the whole request.
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now: Now,
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        let cfg = self.cfg.clone();
+        let g = self.groups.get_mut(group_id).ok_or(GroupError::UnknownMemberId)?;
+        let results = members.iter().map(|(m, i)| g.leave(m, i.as_deref(), &cfg, now)).collect();
+        self.settle(group_id);
+        Ok(results)
+    }
+
+    /// Runs every group's due timers, and offsets expiry when its interval has passed.
+    pub fn tick(&mut self, now: Now) {
+        let cfg = self.cfg.clone();
+        let due: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.next_deadline_ms().is_some_and(|d| d <= now.mono_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            if let Some(g) = self.groups.get_mut(&id) {
+                g.tick(&cfg, now);
+            }
+            self.settle(&id);
+        }
+        if now.mono_ms >= self.last_offsets_expiry_ms + cfg.offsets_retention_check_interval_ms {
+            self.last_offsets_expiry_ms = now.mono_ms;
+            self.expire_offsets(now);
+        }
+    }
+
+    // ---- offsets ---------------------------------------------------------------------------
+
+    /// Validates a commit against the group and builds its records.
+    pub fn prepare_commit(&mut self, req: &CommitRequest, now: Now) -> Result<PreparedCommit, GroupError> {
+        if req.group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let partition = self.partition_of(&req.group_id);
+        let group = match self.groups.get_mut(&req.group_id) {
+            Some(g) => g,
+            // Only a commit from outside any generation may create a group.
+            None if req.generation_id < 0 => self.get_or_create(&req.group_id, now)?,
+            None => return Err(GroupError::IllegalGeneration),
+        };
+        group.validate_offset_commit(&req.member_id, req.instance_id.as_deref(), req.generation_id, now)?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let mut write = Write { partition, records: Vec::new() };
+        let mut entries = Vec::new();
+        for (topic, partitions) in &req.topics {
+            for p in partitions.iter().filter(|p| p.error.is_none()) {
+                let value = OffsetValue {
+                    offset: p.offset,
+                    leader_epoch: p.leader_epoch,
+                    metadata: p.metadata.clone(),
+                    commit_timestamp_ms: now.wall_ms,
+                    expire_timestamp_ms: -1,
+                };
+                write.records.push(KeyValue {
+                    key: offsets_log::offset_key(&req.group_id, topic, p.partition),
+                    value: Some(offsets_log::offset_value(&value)),
+                });
+                entries.push((
+                    (topic.clone(), p.partition),
+                    CommittedOffset {
+                        offset: value.offset,
+                        leader_epoch: value.leader_epoch,
+                        metadata: value.metadata,
+                        commit_timestamp_ms: value.commit_timestamp_ms,
+                        expire_timestamp_ms: -1,
+                        seq,
+                    },
+                ));
+            }
+        }
+        Ok(PreparedCommit { group_id: req.group_id.clone(), write, entries })
+    }
+
+    /// The commit's records are durable: make the offsets visible.
+    pub fn apply_commit(&mut self, prepared: PreparedCommit) {
+        let Some(g) = self.groups.get_mut(&prepared.group_id) else { return };
+        for (tp, entry) in prepared.entries {
+            match g.offsets.get(&tp) {
+                Some(existing) if existing.seq > entry.seq => {}
+                _ => {
+                    g.offsets.insert(tp, entry);
+                }
+            }
+        }
+    }
+
+    /// Committed offsets of a group: the requested partitions (offset -1 where none), or all.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Vec<(String, Vec<FetchedPartition>)> {
+        let group = self.groups.get(group_id);
+        let found = |topic: &str, p: i32| -> FetchedPartition {
+            match group.and_then(|g| g.offsets.get(&(topic.to_string(), p))) {
+                Some(c) => FetchedPartition {
+                    partition: p,
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: Some(c.metadata.clone()),
+                },
+                None => FetchedPartition {
+                    partition: p,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: Some(String::new()),
+                },
+            }
+        };
+        match topics {
+            Some(topics) => topics
+                .iter()
+                .map(|(t, parts)| (t.clone(), parts.iter().map(|p| found(t, *p)).collect()))
+                .collect(),
+            None => {
+                let mut out: BTreeMap<String, Vec<FetchedPartition>> = BTreeMap::new();
+                if let Some(g) = group {
+                    for (t, p) in g.offsets.keys() {
+                        out.entry(t.clone()).or_default().push(found(t, *p));
+                    }
+                }
+                out.into_iter().collect()
+            }
+        }
+    }
+
+    /// Topics the group's members subscribe to (consumer protocol only).
+    fn subscribed_topics(g: &Group) -> HashSet<String> {
+        let mut topics = HashSet::new();
+        if g.protocol_type.as_deref() != Some("consumer") {
+            return topics;
+        }
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        for m in g.members() {
+            let mut meta = m.metadata(&protocol);
+            if meta.len() < 2 {
+                continue;
+            }
+            let version = i16::from_be_bytes([meta[0], meta[1]]).clamp(0, 3);
+            let _ = meta.split_to(2);
+            if let Ok(sub) = ConsumerProtocolSubscription::decode(&mut meta, version) {
+                topics.extend(sub.topics.into_iter().map(|t| t.to_string()));
+            }
+        }
+        topics
+    }
+
+    /// OffsetDelete: per-partition errors, and the tombstones to write.
+    pub fn prepare_offset_delete(
+        &mut self,
+        group_id: &str,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<(Write, Vec<Vec<Option<GroupError>>>), GroupError> {
+        let partition = self.partition_of(group_id);
+        let g = self.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        if g.state() == GroupState::Dead {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let subscribed = Self::subscribed_topics(g);
+        if g.member_count() > 0 && g.protocol_type.as_deref() != Some("consumer") {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        let mut write = Write { partition, records: Vec::new() };
+        let mut errors = Vec::new();
+        for (topic, parts) in topics {
+            let topic_err = (g.member_count() > 0 && subscribed.contains(topic))
+                .then_some(GroupError::GroupSubscribedToTopic);
+            let mut row = Vec::new();
+            for p in parts {
+                if topic_err.is_none() && g.offsets.contains_key(&(topic.clone(), *p)) {
+                    write
+                        .records
+                        .push(KeyValue { key: offsets_log::offset_key(group_id, topic, *p), value: None });
+                }
+                row.push(topic_err);
+            }
+            errors.push(row);
+        }
+        Ok((write, errors))
+    }
+
+    /// The tombstones of an OffsetDelete are durable: forget those offsets.
+    pub fn apply_offset_delete(&mut self, group_id: &str, write: &Write) {
+        for kv in &write.records {
+            if let Ok(LogRecord::Offset { topic, partition, .. }) =
+                offsets_log::decode_record(Some(&kv.key), None)
+            {
+                if let Some(g) = self.groups.get_mut(group_id) {
+                    g.offsets.remove(&(topic, partition));
+                }
+            }
+        }
+        self.settle(group_id);
+    }
+
+    /// DeleteGroups for one group: it must exist and have no members. The group is gone at
+    /// once (so a new one of the same name can start); the tombstones must still be written.
+    pub fn delete_group(&mut self, group_id: &str, now: Now) -> Result<Write, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let partition = self.partition_of(group_id);
+        let g = self.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
+        match g.state() {
+            GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+            GroupState::Empty if g.is_empty() => {}
+            _ => return Err(GroupError::NonEmptyGroup),
+        }
+        let mut write = Write { partition, records: Vec::new() };
+        for (topic, p) in g.offsets.keys() {
+            write.records.push(KeyValue { key: offsets_log::offset_key(group_id, topic, *p), value: None });
+        }
+        write.records.push(KeyValue { key: offsets_log::group_key(group_id), value: None });
+        if let Some(mut g) = self.groups.remove(group_id) {
+            g.mark_dead(now);
+        }
+        Ok(write)
+    }
+
+    /// `offsets.retention.minutes`: an empty group's offsets expire that long after it became
+    /// empty (after their commit for groups that never had members); a group left with
+    /// nothing is deleted. Tombstones go to the outbox.
+    fn expire_offsets(&mut self, now: Now) {
+        let retention_ms = self.cfg.offsets_retention_ms;
+        let mut removed_groups = Vec::new();
+        let mut tombstones: Vec<(i32, KeyValue)> = Vec::new();
+        for (id, g) in self.groups.iter_mut() {
+            if g.state() != GroupState::Empty || !g.is_empty() {
+                continue;
+            }
+            let partition = offsets_log::partition_for(id, self.cfg.offsets_topic_num_partitions);
+            let group_base = g.protocol_type.is_some().then_some(g.state_timestamp_ms);
+            let expired: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, c)| {
+                    if c.expire_timestamp_ms >= 0 {
+                        return now.wall_ms >= c.expire_timestamp_ms;
+                    }
+                    let base = group_base.unwrap_or(c.commit_timestamp_ms);
+                    now.wall_ms.saturating_sub(base) >= retention_ms
+                })
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            for (topic, p) in expired {
+                g.offsets.remove(&(topic.clone(), p));
+                tombstones
+                    .push((partition, KeyValue { key: offsets_log::offset_key(id, &topic, p), value: None }));
+            }
+            if g.offsets.is_empty() {
+                tombstones.push((partition, KeyValue { key: offsets_log::group_key(id), value: None }));
+                removed_groups.push(id.clone());
+            }
+        }
+        for id in removed_groups {
+            self.groups.remove(&id);
+        }
+        for (partition, kv) in tombstones {
+            self.queue(partition, kv);
+        }
+    }
+
+    // ---- admin -----------------------------------------------------------------------------
+
+    pub fn list(&self) -> Vec<ListedGroup> {
+        let mut out: Vec<ListedGroup> = self
+            .groups
+            .values()
+            .filter(|g| g.state() != GroupState::Dead)
+            .map(|g| ListedGroup {
+                group_id: g.id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                state: g.state(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<DescribedGroup> {
+        let g = self.groups.get(group_id)?;
+        let stable = g.state() == GroupState::Stable;
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        Some(DescribedGroup {
+            state: g.state(),
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol_data: if stable { protocol.clone() } else { String::new() },
+            members: g
+                .members()
+                .map(|m| DescribedMember {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: if stable { m.metadata(&protocol) } else { Bytes::new() },
+                    assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+                })
+                .collect(),
+        })
+    }
+
+    // ---- loading ---------------------------------------------------------------------------
+
+    /// Applies one record read back from `__consumer_offsets` (start-up), in log order.
+    pub fn replay(&mut self, record: LogRecord, now: Now) {
+        match record {
+            LogRecord::Offset { group, topic, partition, value: Some(v) } => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now));
+                g.offsets.insert(
+                    (topic, partition),
+                    CommittedOffset {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp_ms: v.commit_timestamp_ms,
+                        expire_timestamp_ms: v.expire_timestamp_ms,
+                        seq,
+                    },
+                );
+            }
+            LogRecord::Offset { group, topic, partition, value: None } => {
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.offsets.remove(&(topic, partition));
+                }
+            }
+            LogRecord::Group { group, value } => {
+                let offsets = self.groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
+                let mut g = match value {
+                    Some(v) => Group::restore(&group, v, now),
+                    None => Group::new(&group, now),
+                };
+                g.offsets = offsets;
+                self.groups.insert(group, g);
+            }
+            LogRecord::Other => {}
+        }
+    }
+
+    /// After replay: drop what holds nothing (deleted groups).
+    pub fn finish_load(&mut self) {
+        self.groups.retain(|_, g| !(g.state() == GroupState::Empty && g.offsets.is_empty() && g.is_empty()));
+    }
+}
