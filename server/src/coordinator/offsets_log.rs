@@ -306,7 +306,9 @@ pub fn encode_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, St
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever offset - sequence changes; sequences
+            // are reset to "none" below.
+            sequence: i as i32,
             timestamp: timestamp_ms,
             key: Some(kv.key.clone()),
             value: kv.value.clone(),
@@ -316,7 +318,23 @@ pub fn encode_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, St
     let mut buf = BytesMut::with_capacity(64 + records.len() * 64);
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
+    if buf.len() < BATCH_HEADER_BYTES || buf.len() != batch_total_bytes(&buf) {
+        return Err(format!("encoder produced {} bytes, not one batch", buf.len()));
+    }
+    // Not an idempotent producer: base sequence -1 (NO_SEQUENCE), then the CRC again.
+    buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    let crc = riptide_engine::batch::compute_crc(&buf);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(buf.freeze())
+}
+
+const CRC_AT: usize = 17;
+const BASE_SEQUENCE_AT: usize = 53;
+const BATCH_HEADER_BYTES: usize = 61;
+
+/// A batch's size on the wire: batchLength + the 12 bytes before it.
+fn batch_total_bytes(b: &[u8]) -> usize {
+    i32::from_be_bytes([b[8], b[9], b[10], b[11]]).max(0) as usize + 12
 }
 
 /// What one pass over a chunk of log bytes found.
@@ -335,7 +353,7 @@ pub struct DecodedChunk {
 pub fn decode_chunk(bytes: &Bytes) -> DecodedChunk {
     let mut out = DecodedChunk::default();
     let mut pos = 0usize;
-    while bytes.len() - pos >= 61 {
+    while bytes.len() - pos >= BATCH_HEADER_BYTES {
         let head = &bytes[pos..];
         let base_offset =
             i64::from_be_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
@@ -475,6 +493,7 @@ mod tests {
         two[second..second + 8].copy_from_slice(&2i64.to_be_bytes());
         let mut with_tail = two.clone();
         with_tail.extend_from_slice(&batch[..30]);
+        assert_eq!(i32::from_be_bytes([batch[53], batch[54], batch[55], batch[56]]), -1);
         let decoded = decode_chunk(&with_tail.freeze());
         assert_eq!(decoded.next_offset, Some(4));
         assert_eq!(decoded.records.len(), 4);

@@ -24,6 +24,9 @@ pub struct Write {
     pub records: Vec<KeyValue>,
 }
 
+/// Per-topic, per-partition outcomes, in request order.
+pub type PartitionErrors = Vec<Vec<Option<GroupError>>>;
+
 /// One partition of an OffsetCommit, after the API layer's own checks (topic exists,
 /// metadata size): `error` set means it is not committed.
 #[derive(Clone, Debug)]
@@ -387,7 +390,7 @@ impl Groups {
         &mut self,
         group_id: &str,
         topics: &[(String, Vec<i32>)],
-    ) -> Result<(Write, Vec<Vec<Option<GroupError>>>), GroupError> {
+    ) -> Result<(Write, PartitionErrors), GroupError> {
         let partition = self.partition_of(group_id);
         let g = self.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
         if g.state() == GroupState::Dead {
