@@ -26,7 +26,7 @@ impl RunningBroker {
 
 pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
     config.validate().map_err(std::io::Error::other)?;
-    let listeners = net::listener::bind_reuseport(config.listen, config.shards)?;
+    let listeners = bind_with_retry(&config)?;
     let addr = listeners[0].local_addr()?;
     let broker = Arc::new(Broker::new(config)?);
     if let Some(m) = broker.config.metrics_listen {
@@ -35,6 +35,25 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
     }
     let threads = shard::spawn_shards(broker.clone(), listeners)?;
     Ok(RunningBroker { broker, addr, threads })
+}
+
+/// A predecessor killed with SIGKILL can hold its listening socket for a moment after it is
+/// reaped (io_uring tears its ring down asynchronously), so EADDRINUSE is retried for a few
+/// seconds before giving up.
+fn bind_with_retry(config: &ServerConfig) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut attempts = 0;
+    loop {
+        match net::listener::bind_reuseport(config.listen, config.shards) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 50 => {
+                if attempts == 0 {
+                    eprintln!("riptide: {} is in use; retrying for up to 5 s", config.listen);
+                }
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Blocks SIGTERM and SIGINT in every thread (call before starting any) so that

@@ -28,7 +28,7 @@ class Broker:
         self.metrics_port = free_port()
         self.extra_args = list(extra_args)
         self.proc = None
-        self.log_path = os.path.join(data_dir, "..", os.path.basename(data_dir) + ".log")
+        self.log_path = os.path.normpath(data_dir) + ".log"
 
     @property
     def bootstrap(self):

@@ -14,8 +14,8 @@ def admin(broker):
 
 
 def create(broker, topic, partitions=1, config=None):
-    fs = admin(broker).create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
-                                               config=config or {})])
+    a = admin(broker)  # keep the client alive until the future resolves
+    fs = a.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})])
     fs[topic].result(15)
 
 

@@ -51,7 +51,8 @@ def test_restart_keeps_topics_configs_and_data(fresh_broker):
 def test_kill9_loses_nothing_acknowledged(fresh_broker):
     b = fresh_broker
     topic = unique("kill")
-    AdminClient({"bootstrap.servers": b.bootstrap}).create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
     acked = []
     for round_ in range(3):
         acked += produce_acked(b, topic, 300, start=round_ * 300)

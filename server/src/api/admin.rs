@@ -70,10 +70,11 @@ pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest
                             })
                             .collect()
                     });
+                    let v5 = info.version >= 5;
                     result
-                        .with_topic_id(Uuid::from_u128(meta.id))
-                        .with_num_partitions(meta.partitions)
-                        .with_replication_factor(meta.replication_factor)
+                        .with_topic_id(if info.version >= 7 { Uuid::from_u128(meta.id) } else { Uuid::nil() })
+                        .with_num_partitions(if v5 { meta.partitions } else { -1 })
+                        .with_replication_factor(if v5 { meta.replication_factor } else { -1 })
                         .with_configs(configs)
                 }
                 Err(e) => result
@@ -87,7 +88,7 @@ pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub async fn delete_topics(ctx: &Ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
     // v0-5 name topics in `topic_names`; v6 in `topics` by name or id.
     let mut targets: Vec<(Option<String>, Uuid)> =
         request.topic_names.iter().map(|n| (Some(n.0.as_str().to_string()), Uuid::nil())).collect();
@@ -111,7 +112,7 @@ pub async fn delete_topics(ctx: &Ctx, request: DeleteTopicsRequest) -> DeleteTop
         let removed = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner()).remove(&meta.name);
         if let Err(e) = removed {
             responses.push(
-                result.with_error_code(56).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+                result.with_error_code(56).with_error_message((version >= 5).then(|| StrBytes::from_string(e.to_string()))),
             );
             continue;
         }
@@ -129,7 +130,7 @@ pub async fn delete_topics(ctx: &Ctx, request: DeleteTopicsRequest) -> DeleteTop
         responses.push(
             result
                 .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
-                .with_topic_id(Uuid::from_u128(meta.id)),
+                .with_topic_id(if version >= 6 { Uuid::from_u128(meta.id) } else { Uuid::nil() }),
         );
     }
     DeleteTopicsResponse::default().with_responses(responses)

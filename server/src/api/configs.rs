@@ -49,16 +49,16 @@ fn config_type(name: &str) -> i8 {
     }
 }
 
-fn entry(name: &str, value: String, source: i8, read_only: bool) -> DescribeConfigsResourceResult {
+fn entry(name: &str, value: String, source: i8, read_only: bool, version: i16) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(Some(StrBytes::from_string(value)))
         .with_read_only(read_only)
         .with_config_source(source)
-        .with_config_type(config_type(name))
+        .with_config_type(if version >= 3 { config_type(name) } else { 0 })
 }
 
-pub fn describe(ctx: &Ctx, _info: &RequestInfo, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -85,7 +85,7 @@ pub fn describe(ctx: &Ctx, _info: &RequestInfo, request: DescribeConfigsRequest)
                         .filter(|(n, _)| wanted(n))
                         .filter_map(|(n, _)| meta.config_value(n, d).map(|(v, src)| (n, v, src)))
                         .map(|(n, v, src)| {
-                            entry(n, v, if src == ConfigSource::DynamicTopic { 1 } else { 5 }, false)
+                            entry(n, v, if src == ConfigSource::DynamicTopic { 1 } else { 5 }, false, info.version)
                         })
                         .collect();
                     result.with_configs(configs)
@@ -100,7 +100,7 @@ pub fn describe(ctx: &Ctx, _info: &RequestInfo, request: DescribeConfigsRequest)
                     let configs = broker_configs(ctx)
                         .into_iter()
                         .filter(|(n, _)| wanted(n))
-                        .map(|(n, v)| entry(n, v, SOURCE_STATIC_BROKER, true))
+                        .map(|(n, v)| entry(n, v, SOURCE_STATIC_BROKER, true, info.version))
                         .collect();
                     result.with_configs(configs)
                 }

@@ -41,7 +41,7 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
             .unwrap_or_else(|e| e.into_inner())
             .all()
             .iter()
-            .map(|t| describe_topic(t, node))
+            .map(|t| describe_topic(t, node, info.version))
             .collect(),
         Some(list) => list
             .into_iter()
@@ -52,8 +52,8 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
                     })
                     .flatten();
                 match (t.name, by_id) {
-                    (_, Some(meta)) => describe_topic(&meta, node),
-                    (Some(name), None) => lookup_or_create(ctx, name.0.as_str(), auto_create, node),
+                    (_, Some(meta)) => describe_topic(&meta, node, info.version),
+                    (Some(name), None) => lookup_or_create(ctx, name.0.as_str(), auto_create, node, info.version),
                     (None, None) => MetadataResponseTopic::default()
                         .with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
                         .with_topic_id(t.topic_id)
@@ -64,18 +64,18 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
     };
     MetadataResponse::default()
         .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(node)
+        .with_cluster_id((info.version >= 2).then(|| StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(if info.version >= 1 { node } else { BrokerId(-1) })
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-fn lookup_or_create(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) -> MetadataResponseTopic {
+fn lookup_or_create(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId, version: i16) -> MetadataResponseTopic {
     let topic = ctx.broker.topic(name).or_else(|| {
         (auto_create && validate_topic_name(name).is_ok()).then(|| ctx.broker.auto_create(name)).flatten()
     });
     match topic {
-        Some(t) => describe_topic(&t, node),
+        Some(t) => describe_topic(&t, node, version),
         None => {
             let code = if validate_topic_name(name).is_err() {
                 INVALID_TOPIC_EXCEPTION
@@ -90,21 +90,22 @@ fn lookup_or_create(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId) ->
     }
 }
 
-pub fn describe_topic(t: &Arc<TopicMeta>, node: BrokerId) -> MetadataResponseTopic {
+/// Fields a version lacks are left at their defaults (the codec rejects them otherwise).
+pub fn describe_topic(t: &Arc<TopicMeta>, node: BrokerId, version: i16) -> MetadataResponseTopic {
     let partitions = (0..t.partitions)
         .map(|p| {
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(node)
-                .with_leader_epoch(0)
+                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.clone()))))
-        .with_topic_id(Uuid::from_u128(t.id))
-        .with_is_internal(t.internal)
+        .with_topic_id(if version >= 10 { Uuid::from_u128(t.id) } else { Uuid::nil() })
+        .with_is_internal(version >= 1 && t.internal)
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }

@@ -11,7 +11,7 @@ use super::RequestInfo;
 use crate::shard::mailbox::ListOffsetCall;
 use crate::shard::{route_list_offset, Ctx};
 
-pub async fn handle(ctx: &Ctx, _info: &RequestInfo, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
@@ -26,7 +26,7 @@ pub async fn handle(ctx: &Ctx, _info: &RequestInfo, request: ListOffsetsRequest)
                     .with_error_code(o.error_code)
                     .with_offset(o.offset)
                     .with_timestamp(o.timestamp)
-                    .with_leader_epoch(o.leader_epoch),
+                    .with_leader_epoch(if info.version >= 4 { o.leader_epoch } else { -1 }),
             );
         }
         topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));

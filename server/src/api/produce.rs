@@ -16,7 +16,7 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
-pub async fn handle(ctx: &Ctx, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(ctx: &Ctx, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks = request.acks;
     let refuse_all = if !matches!(acks, -1..=1) {
         Some((INVALID_REQUIRED_ACKS, "acks must be -1, 0 or 1"))
@@ -77,8 +77,8 @@ pub async fn handle(ctx: &Ctx, request: ProduceRequest) -> Option<ProduceRespons
                         .with_error_code(o.error_code)
                         .with_base_offset(o.base_offset)
                         .with_log_append_time_ms(o.log_append_time_ms)
-                        .with_log_start_offset(o.log_start_offset)
-                        .with_error_message(o.error_message.map(StrBytes::from_string))
+                        .with_log_start_offset(if version >= 5 { o.log_start_offset } else { -1 })
+                        .with_error_message(o.error_message.filter(|_| version >= 8).map(StrBytes::from_string))
                 })
                 .collect();
             TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)

@@ -12,7 +12,16 @@ use crate::shard::Ctx;
 /// spreads incoming connections across shards. Port 0 picks a free port once, shared by all.
 pub fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     let mut listeners = Vec::with_capacity(count);
-    let mut addr = addr;
+    // SO_REUSEPORT would let a second broker bind the same port and silently split clients
+    // between two processes: a plain bind first fails with EADDRINUSE if anyone listens there.
+    // SO_REUSEADDR on the probe too, so sockets of a killed predecessor in TIME_WAIT don't block
+    // a restart (it does not allow binding over a live listener).
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    probe.listen(1)?;
+    let mut addr = probe.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an inet address"))?;
+    drop(probe);
     for _ in 0..count {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
