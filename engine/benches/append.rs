@@ -25,6 +25,7 @@ fn bench_config() -> LogConfig {
         segment_bytes: 256 << 20,
         retention_bytes: 512 << 20,
         retention_ms: -1,
+        max_message_bytes: 2 << 20,
         ..LogConfig::default()
     }
 }

@@ -30,6 +30,7 @@ struct Args {
     io: IoBackend,
     drop_caches: bool,
     only: Option<String>,
+    batch_kib: Option<usize>,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +42,7 @@ fn parse_args() -> Args {
         io: IoBackend::Auto,
         drop_caches: false,
         only: None,
+        batch_kib: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +61,7 @@ fn parse_args() -> Args {
             }
             "--drop-caches" => a.drop_caches = true,
             "--only" => a.only = Some(value()),
+            "--batch-kib" => a.batch_kib = Some(value().parse().expect("--batch-kib number")),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -101,7 +104,7 @@ fn fresh(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn config(a: &Args) -> LogConfig {
-    LogConfig { retention_ms: -1, io: a.io, ..LogConfig::default() }
+    LogConfig { retention_ms: -1, max_message_bytes: 2 << 20, io: a.io, ..LogConfig::default() }
 }
 
 fn mb_s(bytes: u64, d: Duration) -> f64 {
@@ -246,18 +249,18 @@ fn main() {
         a.seconds
     );
     drop(probe);
-    for bs in [16usize << 10, 64 << 10, 1 << 20] {
+    let sizes: Vec<usize> = a.batch_kib.map_or(vec![16 << 10, 64 << 10, 1 << 20], |k| vec![k << 10]);
+    for bs in sizes {
         let actual = batch_of(bs).len();
-        if wants(&a, "append") {
+        if wants(&a, "append") || wants(&a, "append-nofsync") {
+            let t = throughput(&a, bs, 0);
+            println!("append batch {:>5} KiB ({actual} B): no fsync {t:>8.1} MiB/s", bs >> 10);
+        }
+        if wants(&a, "append") || wants(&a, "append-gc") {
+            let t = throughput(&a, bs, MIB);
             println!(
-                "append batch {:>5} KiB ({actual} B): no fsync {:>8.1} MiB/s",
-                bs >> 10,
-                throughput(&a, bs, 0)
-            );
-            println!(
-                "append batch {:>5} KiB ({actual} B): group commit (fdatasync per MiB) {:>8.1} MiB/s",
-                bs >> 10,
-                throughput(&a, bs, MIB)
+                "append batch {:>5} KiB ({actual} B): group commit (fdatasync per MiB) {t:>8.1} MiB/s",
+                bs >> 10
             );
         }
         if wants(&a, "latency") {

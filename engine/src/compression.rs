@@ -64,3 +64,43 @@ fn snappy_raw(block: &[u8], limit_bytes: usize, mut out: Vec<u8>) -> Result<Vec<
     snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|_| BAD)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records_section() -> Vec<u8> {
+        (0..5000u32).flat_map(|i| (i % 97).to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn snappy_xerial_framing_and_raw() {
+        let data = records_section();
+        let raw = snap::raw::Encoder::new().compress_vec(&data).expect("compress");
+        assert_eq!(decompress(codec::SNAPPY, &raw, 1 << 20).expect("raw"), data);
+        // Java's xerial framing: magic, version, compatible version, then (u32 length, block)*.
+        let (a, b) = data.split_at(7000);
+        let mut framed = XERIAL_MAGIC.to_vec();
+        framed.extend_from_slice(&1u32.to_be_bytes());
+        framed.extend_from_slice(&1u32.to_be_bytes());
+        for part in [a, b] {
+            let block = snap::raw::Encoder::new().compress_vec(part).expect("compress");
+            framed.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&block);
+        }
+        assert_eq!(decompress(codec::SNAPPY, &framed, 1 << 20).expect("xerial"), data);
+        assert!(decompress(codec::SNAPPY, &framed[..framed.len() - 3], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn output_is_bounded_and_garbage_is_an_error() {
+        let data = records_section();
+        let z = zstd::encode_all(&data[..], 3).expect("zstd");
+        assert_eq!(decompress(codec::ZSTD, &z, 1 << 20).expect("zstd"), data);
+        assert!(decompress(codec::ZSTD, &z, 100).is_err(), "limit enforced");
+        for c in [codec::GZIP, codec::SNAPPY, codec::LZ4, codec::ZSTD] {
+            assert!(decompress(c, b"definitely not compressed", 1 << 20).is_err(), "codec {c}");
+        }
+        assert!(decompress(9, b"", 10).is_err());
+    }
+}

@@ -119,3 +119,10 @@ fn log_append_time_is_stamped_and_crc_stays_valid() {
     assert_eq!(i64::from_be_bytes(bytes[35..43].try_into().expect("8")), 777_777, "maxTimestamp field");
     assert_eq!(log.offset_for_timestamp(777_777).expect("lookup"), Some((0, 777_777)));
 }
+
+#[test]
+fn log_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Log>();
+    assert_send::<riptide_engine::ReadSlice>();
+}
