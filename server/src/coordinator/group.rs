@@ -568,7 +568,8 @@ impl Group {
         }
         self.pending_sync.clear();
         self.sync_deadline_ms = None;
-        if self.state == GroupState::Empty {
+        let initial = self.state == GroupState::Empty;
+        if initial {
             let delay = cfg.initial_rebalance_delay_ms;
             self.join_deadline_ms = Some(now.mono_ms + delay);
             self.initial_delay = Some(InitialDelay {
@@ -580,6 +581,11 @@ impl Group {
             self.initial_delay = None;
         }
         self.transition(GroupState::PreparingRebalance, now);
+        // Everyone may already be waiting (a sole member rejoining, the last member gone):
+        // then there is nothing to wait for, except on a new group's initial delay.
+        if !initial {
+            self.maybe_complete_join(cfg, now);
+        }
     }
 
     fn all_members_joined(&self) -> bool {
