@@ -74,17 +74,21 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
 
+# RIPTIDE_TEST_IO=poll runs the whole suite on the epoll fallback.
+IO_ARGS = ["--io", os.environ["RIPTIDE_TEST_IO"]] if os.environ.get("RIPTIDE_TEST_IO") else []
+
+
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     base = tmp_path_factory.mktemp("riptide")
-    b = Broker(str(base / "data"), extra_args=["--shards", "2", "--no-pin"]).start()
+    b = Broker(str(base / "data"), extra_args=["--shards", "2", "--no-pin", *IO_ARGS]).start()
     yield b
     b.stop()
 
 
 @pytest.fixture
 def fresh_broker(tmp_path):
-    b = Broker(str(tmp_path / "data"), extra_args=["--shards", "2", "--no-pin"]).start()
+    b = Broker(str(tmp_path / "data"), extra_args=["--shards", "2", "--no-pin", *IO_ARGS]).start()
     yield b
     b.stop()
 

@@ -20,7 +20,8 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std
     probe.set_reuse_address(true)?;
     probe.bind(&addr.into())?;
     probe.listen(1)?;
-    let mut addr = probe.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an inet address"))?;
+    let mut addr =
+        probe.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an inet address"))?;
     drop(probe);
     for _ in 0..count {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
