@@ -112,7 +112,9 @@ pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest
         let removed = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner()).remove(&meta.name);
         if let Err(e) = removed {
             responses.push(
-                result.with_error_code(56).with_error_message((version >= 5).then(|| StrBytes::from_string(e.to_string()))),
+                result
+                    .with_error_code(56)
+                    .with_error_message((version >= 5).then(|| StrBytes::from_string(e.to_string()))),
             );
             continue;
         }

@@ -49,7 +49,13 @@ fn config_type(name: &str) -> i8 {
     }
 }
 
-fn entry(name: &str, value: String, source: i8, read_only: bool, version: i16) -> DescribeConfigsResourceResult {
+fn entry(
+    name: &str,
+    value: String,
+    source: i8,
+    read_only: bool,
+    version: i16,
+) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
         .with_value(Some(StrBytes::from_string(value)))
@@ -85,7 +91,13 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                         .filter(|(n, _)| wanted(n))
                         .filter_map(|(n, _)| meta.config_value(n, d).map(|(v, src)| (n, v, src)))
                         .map(|(n, v, src)| {
-                            entry(n, v, if src == ConfigSource::DynamicTopic { 1 } else { 5 }, false, info.version)
+                            entry(
+                                n,
+                                v,
+                                if src == ConfigSource::DynamicTopic { 1 } else { 5 },
+                                false,
+                                info.version,
+                            )
                         })
                         .collect();
                     result.with_configs(configs)

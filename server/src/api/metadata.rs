@@ -53,7 +53,9 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
                     .flatten();
                 match (t.name, by_id) {
                     (_, Some(meta)) => describe_topic(&meta, node, info.version),
-                    (Some(name), None) => lookup_or_create(ctx, name.0.as_str(), auto_create, node, info.version),
+                    (Some(name), None) => {
+                        lookup_or_create(ctx, name.0.as_str(), auto_create, node, info.version)
+                    }
                     (None, None) => MetadataResponseTopic::default()
                         .with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
                         .with_topic_id(t.topic_id)
@@ -70,7 +72,13 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-fn lookup_or_create(ctx: &Ctx, name: &str, auto_create: bool, node: BrokerId, version: i16) -> MetadataResponseTopic {
+fn lookup_or_create(
+    ctx: &Ctx,
+    name: &str,
+    auto_create: bool,
+    node: BrokerId,
+    version: i16,
+) -> MetadataResponseTopic {
     let topic = ctx.broker.topic(name).or_else(|| {
         (auto_create && validate_topic_name(name).is_ok()).then(|| ctx.broker.auto_create(name)).flatten()
     });

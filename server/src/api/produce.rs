@@ -78,7 +78,9 @@ pub async fn handle(ctx: &Ctx, version: i16, request: ProduceRequest) -> Option<
                         .with_base_offset(o.base_offset)
                         .with_log_append_time_ms(o.log_append_time_ms)
                         .with_log_start_offset(if version >= 5 { o.log_start_offset } else { -1 })
-                        .with_error_message(o.error_message.filter(|_| version >= 8).map(StrBytes::from_string))
+                        .with_error_message(
+                            o.error_message.filter(|_| version >= 8).map(StrBytes::from_string),
+                        )
                 })
                 .collect();
             TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
