@@ -259,9 +259,17 @@ def test_kafka_python_group_consumers(broker):
     finally:
         for c in cs:
             c.close()
-    offsets = KafkaAdminClient(bootstrap_servers=broker.bootstrap).list_group_offsets(group)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    offsets = admin.list_group_offsets(group)
     offsets = offsets.get(group, offsets)
     assert sorted((tp.partition, om.offset) for tp, om in offsets.items()) == [(p, 5) for p in range(4)]
+    # OffsetDelete on the now empty group removes just the partitions asked for.
+    from kafka import TopicPartition as KTP
+    result = admin.delete_group_offsets(group, [KTP(topic, 0), KTP(topic, 1)])
+    assert all(getattr(e, "errno", 0) == 0 for e in result.values()), result
+    offsets = admin.list_group_offsets(group)
+    offsets = offsets.get(group, offsets)
+    assert sorted(tp.partition for tp, om in offsets.items() if om.offset >= 0) == [2, 3]
 
 
 def test_aiokafka_group_consumer(broker):
@@ -306,3 +314,35 @@ def test_kcat_balanced_consumer(broker):
     assert lines == sorted(f"{p}:{o}" for p in range(3) for o in range(4)), out.stderr
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert again.stdout.split() == [], "kcat's commits were not kept"
+
+
+def test_static_member_restart_keeps_partitions_without_rebalance(broker):
+    topic, group = unique("grpstatic"), unique("gstatic")
+    create(broker, topic, 6)
+    revokes = {"a": 0}
+
+    def on_revoke(_consumer, _partitions):
+        revokes["a"] += 1
+
+    a = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.instance.id": "a",
+                  "session.timeout.ms": SESSION_MS, "heartbeat.interval.ms": 500,
+                  "partition.assignment.strategy": "range"})
+    a.subscribe([topic], on_revoke=on_revoke)
+    b = consumer(broker, group, topic, **{"group.instance.id": "b"})
+    try:
+        poll_until([a, b], lambda: sizes([a, b]) == [3, 3])
+        b_parts = {tp.partition for tp in b.assignment()}
+        revokes_before = revokes["a"]
+        b.close()  # a static member leaves no LeaveGroup behind (KIP-345)
+        b = consumer(broker, group, topic, **{"group.instance.id": "b"})
+        poll_until([a, b], lambda: sizes([a, b]) == [3, 3])
+        assert {tp.partition for tp in b.assignment()} == b_parts
+        # Wait past a heartbeat round: `a` must not have been asked to rebalance.
+        deadline = time.time() + 2
+        while time.time() < deadline:
+            a.poll(0.1)
+            b.poll(0.1)
+        assert revokes["a"] == revokes_before, "the other member was rebalanced"
+    finally:
+        a.close()
+        b.close()
