@@ -53,3 +53,67 @@ def test_truncated_frame_then_close(broker):
     s.sendall(struct.pack(">i", 100) + b"\x00\x12")
     s.close()
     assert still_serving(broker)
+
+
+def fetch_v4(corr, topic, max_bytes=1 << 20):
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)
+    body += struct.pack(">i", 1) + struct.pack(">h", len(t)) + t
+    body += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, max_bytes)
+    header = struct.pack(">hhi", 1, 4, corr) + struct.pack(">h", -1)
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0
+
+
+def test_client_that_never_reads_costs_bounded_memory(broker):
+    from confluent_kafka import Producer
+    topic = unique("noread")
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for _ in range(400):
+        p.produce(topic, b"x" * 10_000, partition=0)
+    assert p.flush(30) == 0
+    before = rss_mb(broker.proc.pid)
+    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    for i in range(1000):  # ~4 GB of answers requested, none read
+        try:
+            s.sendall(fetch_v4(i, topic))
+        except (BlockingIOError, socket.timeout):
+            break
+    assert still_serving(broker)
+    grown = rss_mb(broker.proc.pid) - before
+    assert grown < 200, f"broker RSS grew {grown:.0f} MB"
+    s.close()
+    assert still_serving(broker)
+
+
+def test_request_one_byte_at_a_time_does_not_block_others(broker):
+    import threading
+    import time
+    body = struct.pack(">hhi", 18, 0, 99) + struct.pack(">h", -1)
+    frame = struct.pack(">i", len(body)) + body
+    s = socket.create_connection(("127.0.0.1", broker.port), timeout=30)
+    answered = {}
+
+    def trickle():
+        for b in frame:
+            s.sendall(bytes([b]))
+            time.sleep(0.15)
+        answered["data"] = s.recv(4096)
+
+    t = threading.Thread(target=trickle)
+    t.start()
+    t0 = time.time()
+    assert still_serving(broker)  # served while the slow request is half sent
+    assert time.time() - t0 < 1.5
+    t.join(30)
+    size, corr, err = struct.unpack(">iih", answered["data"][:10])
+    assert corr == 99 and err == 0
+    s.close()

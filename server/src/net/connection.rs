@@ -23,22 +23,46 @@ use crate::metrics::Metrics;
 use crate::shard::Ctx;
 use riptide_engine::ReadSlice;
 
-type Pending = JoinHandle<Result<Option<Response>, RequestError>>;
+type Pending = (JoinHandle<Result<Option<Response>, RequestError>>, usize);
+
+/// Request bytes one connection may have in flight before its reader stops reading (on top of
+/// the request-count limit): a client that never reads its answers costs bounded memory.
+const IN_FLIGHT_BYTES_MAX: usize = 64 << 20;
+
+/// Request bytes dispatched but not yet answered, shared by a connection's reader and writer.
+struct Budget {
+    in_flight: std::cell::Cell<usize>,
+    writer_done: std::cell::Cell<bool>,
+    released_tx: flume::Sender<()>,
+    released_rx: flume::Receiver<()>,
+}
 
 pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
     let metrics = ctx.broker.metrics.clone();
     metrics.connections.fetch_add(1, Ordering::Relaxed);
     let stream = Rc::new(stream);
     let (tx, rx) = flume::bounded::<Pending>(ctx.broker.config.max_in_flight_requests_per_connection);
-    let writer = compio::runtime::spawn(write_loop(ctx.clone(), stream.clone(), rx, peer));
-    if let Err(reason) = read_loop(&ctx, &stream, tx).await {
+    let (released_tx, released_rx) = flume::bounded(1);
+    let budget = Rc::new(Budget {
+        in_flight: std::cell::Cell::new(0),
+        writer_done: std::cell::Cell::new(false),
+        released_tx,
+        released_rx,
+    });
+    let writer = compio::runtime::spawn(write_loop(ctx.clone(), stream.clone(), rx, peer, budget.clone()));
+    if let Err(reason) = read_loop(&ctx, &stream, tx, &budget).await {
         eprintln!("riptide: closing connection from {peer}: {reason}");
     }
     let _ = writer.await;
     metrics.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn read_loop(ctx: &Ctx, stream: &Rc<TcpStream>, tx: flume::Sender<Pending>) -> Result<(), String> {
+async fn read_loop(
+    ctx: &Ctx,
+    stream: &Rc<TcpStream>,
+    tx: flume::Sender<Pending>,
+    budget: &Budget,
+) -> Result<(), String> {
     let limit = ctx.broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     loop {
@@ -51,9 +75,16 @@ async fn read_loop(ctx: &Ctx, stream: &Rc<TcpStream>, tx: flume::Sender<Pending>
                     return Err(e.to_string());
                 }
             };
+            let size = frame.len();
             let task = compio::runtime::spawn(api::handle(ctx.clone(), frame));
-            if tx.send_async(task).await.is_err() {
+            budget.in_flight.set(budget.in_flight.get() + size);
+            if tx.send_async((task, size)).await.is_err() {
                 return Ok(()); // the writer stopped: the connection is going away
+            }
+        }
+        while budget.in_flight.get() > IN_FLIGHT_BYTES_MAX {
+            if budget.writer_done.get() || budget.released_rx.recv_async().await.is_err() {
+                return Ok(());
             }
         }
         let mut reader: &TcpStream = stream;
@@ -67,12 +98,25 @@ async fn read_loop(ctx: &Ctx, stream: &Rc<TcpStream>, tx: flume::Sender<Pending>
     }
 }
 
-async fn write_loop(ctx: Ctx, stream: Rc<TcpStream>, rx: flume::Receiver<Pending>, peer: SocketAddr) {
+async fn write_loop(
+    ctx: Ctx,
+    stream: Rc<TcpStream>,
+    rx: flume::Receiver<Pending>,
+    peer: SocketAddr,
+    budget: Rc<Budget>,
+) {
     let mut zero_copy: Option<ZeroCopy> = None;
-    while let Ok(task) = rx.recv_async().await {
+    while let Ok((task, size)) = rx.recv_async().await {
+        let release = || {
+            budget.in_flight.set(budget.in_flight.get() - size);
+            let _ = budget.released_tx.try_send(());
+        };
         let response = match task.await {
             Ok(Ok(Some(r))) => r,
-            Ok(Ok(None)) => continue, // acks=0 produce: Kafka sends nothing back
+            Ok(Ok(None)) => {
+                release(); // acks=0 produce: Kafka sends nothing back
+                continue;
+            }
             Ok(Err(e)) => {
                 eprintln!("riptide: closing connection from {peer}: {e}");
                 break;
@@ -88,8 +132,11 @@ async fn write_loop(ctx: Ctx, stream: Rc<TcpStream>, rx: flume::Receiver<Pending
             }
             break;
         }
+        release();
     }
-    // Wake the reader if it is blocked in read: the connection is done.
+    // Wake the reader if it is blocked in read or on the budget: the connection is done.
+    budget.writer_done.set(true);
+    let _ = budget.released_tx.try_send(());
     let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
 }
 
