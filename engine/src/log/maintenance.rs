@@ -105,6 +105,7 @@ impl Log {
             return Err(self.fail_with("truncation", e));
         }
         let leo = self.log_end_offset();
+        self.clear_read_hints();
         self.truncations += 1;
         self.truncated_to = leo;
         self.pending_sync.retain(|p| p.next_offset <= leo);

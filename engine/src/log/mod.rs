@@ -92,6 +92,7 @@ pub struct Log {
     scratch_batches: Vec<ValidBatch>,
     scratch_staged: Vec<(i64, ProducerEntry)>,
     scan_buf: Vec<u8>,
+    read_hints: [Cell<read::ReadHint>; read::READ_HINTS],
 }
 
 impl Log {

@@ -69,6 +69,7 @@ impl Log {
             scratch_batches: Vec::new(),
             scratch_staged: Vec::new(),
             scan_buf: Vec::new(),
+            read_hints: super::read::empty_hints(),
         };
         let first_base = log.segments[0].base_offset;
         log.log_start_offset = log_start_ck.unwrap_or(first_base).clamp(first_base, log.log_end_offset());

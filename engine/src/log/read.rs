@@ -1,9 +1,29 @@
 //! Reads as file ranges: from the start of the batch holding the requested offset, whole
 //! batches only, bounded by `max_bytes`, the upper offset (high watermark) and the end of
 //! one segment. Only batch headers are read (through the index, then a short forward walk).
+//! A few "read hints" remember where recently returned slices ended, so a consumer's next
+//! sequential fetch starts without any header read.
+
+use std::cell::Cell;
 
 use super::{Log, ReadSlice};
+use crate::batch::LOG_OVERHEAD_BYTES;
 use crate::error::LogError;
+
+/// Remembered read ends (direct-mapped by offset).
+pub(super) const READ_HINTS: usize = 16;
+
+/// Where a batch starts: (its base offset, base offset of its segment, position).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ReadHint {
+    offset: i64,
+    segment_base: i64,
+    position: u32,
+}
+
+pub(super) fn empty_hints() -> [Cell<ReadHint>; READ_HINTS] {
+    std::array::from_fn(|_| Cell::new(ReadHint { offset: -1, segment_base: -1, position: 0 }))
+}
 
 impl Log {
     /// See the crate docs: whole batches from the one holding `offset`, at most `max_bytes`
@@ -26,8 +46,12 @@ impl Log {
         let mut i = self.segment_index_for(offset);
         while i < self.segments.len() {
             let seg = &self.segments[i];
-            if let Some((start, h)) = seg.find_batch(self.io, offset)? {
-                if h.base_offset >= upper_offset {
+            let start = match self.hint(i, offset) {
+                Some(pos) => Some((pos, offset)),
+                None => seg.find_batch(self.io, offset)?.map(|(pos, h)| (pos, h.base_offset)),
+            };
+            if let Some((start, base)) = start {
+                if base >= upper_offset {
                     return Ok(self.empty_at(i, start));
                 }
                 let limit = if upper_offset < seg.next_offset {
@@ -35,7 +59,7 @@ impl Log {
                 } else {
                     seg.size_bytes
                 };
-                let len = self.bounded_len(i, start, limit, max_bytes, min_one, h.batch_length)?;
+                let len = self.bounded_len(i, start, limit, max_bytes, min_one)?;
                 return Ok(ReadSlice { file: seg.log.clone(), position: u64::from(start), len });
             }
             i += 1;
@@ -48,6 +72,29 @@ impl Log {
         ReadSlice { file: self.segments[seg].log.clone(), position: u64::from(position), len: 0 }
     }
 
+    fn hint(&self, seg: usize, offset: i64) -> Option<u32> {
+        let h = self.read_hints[offset.rem_euclid(READ_HINTS as i64) as usize].get();
+        let s = &self.segments[seg];
+        (h.offset == offset && h.segment_base == s.base_offset && h.position < s.size_bytes)
+            .then_some(h.position)
+    }
+
+    fn remember(&self, seg: usize, offset: i64, position: u32) {
+        let segment_base = self.segments[seg].base_offset;
+        self.read_hints[offset.rem_euclid(READ_HINTS as i64) as usize].set(ReadHint {
+            offset,
+            segment_base,
+            position,
+        });
+    }
+
+    /// Forgets every hint (their positions may be gone after a truncation).
+    pub(super) fn clear_read_hints(&self) {
+        for h in &self.read_hints {
+            h.set(ReadHint { offset: -1, segment_base: -1, position: 0 });
+        }
+    }
+
     /// Length of the run of whole batches from `start` that ends at or before `limit` and
     /// fits `max_bytes` (or the first batch alone when `min_one`).
     fn bounded_len(
@@ -57,20 +104,27 @@ impl Log {
         limit: u32,
         max_bytes: u32,
         min_one: bool,
-        first_batch_length: i32,
     ) -> Result<u32, LogError> {
         if start >= limit {
             return Ok(0);
         }
         if limit - start <= max_bytes {
+            if limit == self.segments[seg].size_bytes {
+                self.remember(seg, self.segments[seg].next_offset, limit);
+            }
             return Ok(limit - start);
         }
-        let target = start + max_bytes;
-        let end = self.segments[seg].last_boundary_within(self.io, start, target)?;
+        let (end, next_base) = self.segments[seg].last_boundary_within(self.io, start, start + max_bytes)?;
+        if let Some(base) = next_base {
+            self.remember(seg, base, end);
+        }
         if end > start {
             return Ok(end - start);
         }
-        let first = first_batch_length as u32 + crate::batch::LOG_OVERHEAD_BYTES as u32;
-        Ok(if min_one { first.min(limit - start) } else { 0 })
+        if !min_one {
+            return Ok(0);
+        }
+        let first = self.segments[seg].header_at(self.io, start)?.map_or(0, |h| h.batch_length as u32);
+        Ok((first + LOG_OVERHEAD_BYTES as u32).min(limit - start))
     }
 }
