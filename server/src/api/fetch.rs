@@ -29,6 +29,7 @@ struct PartitionResult {
 pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Result<Response, RequestError> {
     let started = Instant::now();
     let wait = Duration::from_millis(request.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT) as u64);
+    // min_bytes 0 answers at once, as in Kafka; 1 (the usual) waits for any data.
     let min_bytes = request.min_bytes.max(0) as usize;
     if info.version >= 7 && request.session_id != 0 {
         // We never hand out sessions, so an incremental fetch names one we don't have.
@@ -51,7 +52,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
         let bytes: usize =
             results.iter().flatten().map(|r| r.outcome.slice.as_ref().map_or(0, |s| s.len as usize)).sum();
         let errors = results.iter().flatten().any(|r| r.outcome.error_code != 0);
-        if bytes >= min_bytes.max(1) || errors || !register {
+        if bytes >= min_bytes || errors || !register {
             return encode_results(info, &request, results);
         }
         if compio::time::timeout(remaining, notify_rx.recv_async()).await.is_err() {
