@@ -346,3 +346,43 @@ def test_static_member_restart_keeps_partitions_without_rebalance(broker):
     finally:
         a.close()
         b.close()
+
+
+def test_kip848_consumer_protocol_server_side_assignment(broker):
+    """librdkafka with group.protocol=consumer: ConsumerGroupHeartbeat, server-side uniform
+    assignor, incremental moves, leave, commits and ConsumerGroupDescribe."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    topic, group = unique("grp848"), unique("g848")
+    create(broker, topic, 6)
+
+    def member():
+        c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": "consumer",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe([topic])
+        return c
+
+    cs = [member(), member()]
+    try:
+        poll_until(cs, lambda: sizes(cs) == [3, 3])
+        before = [{tp.partition for tp in c.assignment()} for c in cs]
+        cs.append(member())
+        poll_until(cs, lambda: sizes(cs) == [2, 2, 2])
+        after = [{tp.partition for tp in c.assignment()} for c in cs]
+        assert after[0] <= before[0] and after[1] <= before[1], "a partition moved that did not have to"
+        got = [[], [], []]
+        produce(broker, topic, 6, 5)
+        poll_until(cs, lambda: sum(map(len, got)) >= 30, sink=got)
+        assert len({(p, o) for per in got for p, o, _ in per}) == 30
+        for c in cs:
+            c.commit(asynchronous=False)
+        a = AdminClient({"bootstrap.servers": broker.bootstrap})
+        desc = a.describe_consumer_groups([group])[group].result(15)
+        assert len(desc.members) == 3
+        offsets = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(15)
+        assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(p, 5) for p in range(6)]
+        leaving = cs.pop()
+        leaving.close()  # heartbeat with epoch -1: its partitions go to the others
+        poll_until(cs, lambda: sizes(cs) == [3, 3])
+    finally:
+        for c in cs:
+            c.close()

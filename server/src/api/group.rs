@@ -1,8 +1,11 @@
 //! Group membership APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//! ListGroups, DescribeGroups, DeleteGroups. Each handler turns the request into a call on the
+//! ListGroups, DescribeGroups, DeleteGroups, and KIP-848's ConsumerGroupHeartbeat and
+//! ConsumerGroupDescribe (topics by id on the wire, by name inside the coordinator). Each handler turns the request into a call on the
 //! coordinator (`crate::coordinator`) and the outcome into the response of the request's
 //! version; fields a version lacks are left at their defaults, as the codec requires.
 
+use kafka_protocol::messages::consumer_group_describe_response as cgd;
+use kafka_protocol::messages::consumer_group_heartbeat_response as cgh;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator as CoordinatorEntry;
@@ -10,14 +13,18 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest,
-    ListGroupsResponse, SyncGroupRequest, SyncGroupResponse,
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest,
+    HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    ListGroupsRequest, ListGroupsResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use super::RequestInfo;
+use crate::coordinator::assignor::TopicPartitions;
+use crate::coordinator::consumer_group::{ConsumerGroup, Heartbeat};
 use crate::coordinator::group::{JoinRequest, JoinResult, Protocol, SyncResult};
 use crate::coordinator::registry;
 use crate::coordinator::{self, GroupError};
@@ -279,8 +286,8 @@ pub fn list_groups(ctx: &Ctx, info: &RequestInfo, req: ListGroupsRequest) -> Lis
         Ok(all) => {
             let listed = all
                 .into_iter()
-                .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
-                .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+                .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+                .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
                 .collect();
             list_groups_response(v, listed)
         }
@@ -295,10 +302,10 @@ fn list_groups_response(v: i16, groups: Vec<registry::ListedGroup>) -> ListGroup
                 .with_group_id(GroupId(s(g.group_id)))
                 .with_protocol_type(s(g.protocol_type));
             if v >= 4 {
-                lg = lg.with_group_state(s(g.state.name()));
+                lg = lg.with_group_state(s(g.state));
             }
             if v >= 5 {
-                lg = lg.with_group_type(s("classic"));
+                lg = lg.with_group_type(s(g.group_type));
             }
             lg
         })
@@ -357,7 +364,7 @@ fn described_group(
             }
         })
         .collect();
-    base.with_group_state(s(g.state.name()))
+    base.with_group_state(s(g.state))
         .with_protocol_type(s(g.protocol_type))
         .with_protocol_data(s(g.protocol_data))
         .with_members(members)
@@ -381,10 +388,161 @@ pub async fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsR
     DeleteGroupsResponse::default().with_results(results)
 }
 
+// ---- KIP-848 ---------------------------------------------------------------------------------
+
+pub fn consumer_group_heartbeat(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let broker = &ctx.broker;
+    let owned: Option<TopicPartitions> = req.topic_partitions.map(|tps| {
+        let catalog = broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+        tps.into_iter()
+            .filter_map(|tp| {
+                let topic = catalog.by_id(tp.topic_id.as_u128())?;
+                Some((topic.name.clone(), tp.partitions.into_iter().collect()))
+            })
+            .collect()
+    });
+    let hb = Heartbeat {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        instance_id: req.instance_id.map(|i| i.to_string()),
+        rack_id: req.rack_id.map(|r| r.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        subscribed_topic_names: req
+            .subscribed_topic_names
+            .map(|ts| ts.into_iter().map(|t| t.0.to_string()).collect()),
+        subscribed_topic_regex: if info.version >= 1 {
+            req.subscribed_topic_regex.map(|r| r.to_string())
+        } else {
+            None
+        },
+        server_assignor: req.server_assignor.map(|a| a.to_string()),
+        owned,
+        client_id: client_id(info),
+        client_host: String::new(),
+    };
+    let lookup = |name: &str| broker.topic(name).map(|t| t.partitions);
+    let group_id = req.group_id.0.to_string();
+    let result = broker
+        .coordinator
+        .with(|groups, now| groups.consumer_heartbeat(&group_id, hb, &lookup, now))
+        .and_then(|r| r);
+    match result {
+        Err(e) => ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(s(e.to_string()))),
+        Ok(r) => {
+            let assignment = r.assignment.map(|a| {
+                let topic_partitions = a
+                    .into_iter()
+                    .filter_map(|(name, ps)| {
+                        let topic = broker.topic(&name)?;
+                        Some(
+                            cgh::TopicPartitions::default()
+                                .with_topic_id(Uuid::from_u128(topic.id))
+                                .with_partitions(ps.into_iter().collect()),
+                        )
+                    })
+                    .collect();
+                cgh::Assignment::default().with_topic_partitions(topic_partitions)
+            });
+            ConsumerGroupHeartbeatResponse::default()
+                .with_member_id(Some(s(r.member_id)))
+                .with_member_epoch(r.member_epoch)
+                .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+                .with_assignment(assignment)
+        }
+    }
+}
+
+pub fn consumer_group_describe(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let broker = &ctx.broker;
+    let ids = |name: &str| broker.topic(name).map(|t| Uuid::from_u128(t.id));
+    let groups = req
+        .group_ids
+        .into_iter()
+        .map(|id| {
+            let found = broker.coordinator.with(|groups, _| {
+                groups.consumer_group(&id.0).map(|g| describe_consumer_group(info.version, g, &ids))
+            });
+            let base = cgd::DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            match found {
+                Ok(Some(g)) => g.with_group_id(id).with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+                Ok(None) => {
+                    let message = format!("Group {} is not a consumer group.", &*id.0);
+                    base.with_error_code(GroupError::GroupIdNotFound.code())
+                        .with_error_message(Some(s(message)))
+                }
+                Err(e) => base.with_error_code(e.code()),
+            }
+        })
+        .collect();
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
+}
+
+fn describe_consumer_group(
+    v: i16,
+    g: &ConsumerGroup,
+    ids: &dyn Fn(&str) -> Option<Uuid>,
+) -> cgd::DescribedGroup {
+    let assignment = |a: &TopicPartitions| {
+        let tps = a
+            .iter()
+            .filter_map(|(name, ps)| {
+                Some(
+                    cgd::TopicPartitions::default()
+                        .with_topic_id(ids(name)?)
+                        .with_topic_name(TopicName(s(name.clone())))
+                        .with_partitions(ps.iter().copied().collect()),
+                )
+            })
+            .collect();
+        cgd::Assignment::default().with_topic_partitions(tps)
+    };
+    let members = g
+        .members
+        .values()
+        .map(|m| {
+            let target = g.target.get(&m.id).cloned().unwrap_or_default();
+            let member = cgd::Member::default()
+                .with_member_id(s(m.id.clone()))
+                .with_instance_id(opt_s(m.instance_id.clone()))
+                .with_rack_id(opt_s(m.rack_id.clone()))
+                .with_member_epoch(m.epoch)
+                .with_client_id(s(m.client_id.clone()))
+                .with_client_host(s(m.client_host.clone()))
+                .with_subscribed_topic_names(m.subscribed.iter().map(|t| TopicName(s(t.clone()))).collect())
+                .with_assignment(assignment(&m.assigned))
+                .with_target_assignment(assignment(&target));
+            // member_type (v1): 1 = a member speaking the consumer protocol.
+            if v >= 1 {
+                member.with_member_type(1)
+            } else {
+                member
+            }
+        })
+        .collect();
+    cgd::DescribedGroup::default()
+        .with_group_state(s(g.state_name()))
+        .with_group_epoch(g.group_epoch)
+        .with_assignment_epoch(g.assignment_epoch)
+        .with_assignor_name(s(g.assignor.name()))
+        .with_members(members)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::coordinator::group::{GroupState, JoinedMember};
+    use crate::coordinator::group::JoinedMember;
     use bytes::{Bytes, BytesMut};
     use kafka_protocol::protocol::{Encodable, Message};
 
@@ -434,13 +592,14 @@ mod tests {
             let listed = vec![registry::ListedGroup {
                 group_id: "g".into(),
                 protocol_type: "consumer".into(),
-                state: GroupState::Stable,
+                state: "Stable".into(),
+                group_type: "classic",
             }];
             encodes(&list_groups_response(v, listed), v);
         }
         for v in 0..=6 {
             let g = registry::DescribedGroup {
-                state: GroupState::Stable,
+                state: "Stable".into(),
                 protocol_type: "consumer".into(),
                 protocol_data: "range".into(),
                 members: vec![registry::DescribedMember {

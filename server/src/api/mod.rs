@@ -145,6 +145,10 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         }
         ApiKey::OffsetFetch => answer!(offsets_commit::offset_fetch(ctx, info, decode(&mut body, v)?)),
         ApiKey::OffsetDelete => answer!(offsets_commit::offset_delete(ctx, decode(&mut body, v)?).await),
+        ApiKey::ConsumerGroupHeartbeat => {
+            answer!(group::consumer_group_heartbeat(ctx, info, decode(&mut body, v)?))
+        }
+        ApiKey::ConsumerGroupDescribe => answer!(group::consumer_group_describe(ctx, info, decode(&mut body, v)?)),
         _ => Err(RequestError::UnknownApi(info.api_key as i16)),
     }
 }

@@ -36,6 +36,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub fn supported(key: i16) -> Option<(i16, i16)> {
@@ -110,6 +112,8 @@ mod tests {
                 ApiKey::ListGroups => within::<ListGroupsRequest>(*min, *max),
                 ApiKey::DescribeGroups => within::<DescribeGroupsRequest>(*min, *max),
                 ApiKey::DeleteGroups => within::<DeleteGroupsRequest>(*min, *max),
+                ApiKey::ConsumerGroupHeartbeat => within::<ConsumerGroupHeartbeatRequest>(*min, *max),
+                ApiKey::ConsumerGroupDescribe => within::<ConsumerGroupDescribeRequest>(*min, *max),
                 _ => false,
             };
             assert!(ok, "{k:?} {min}..={max}");

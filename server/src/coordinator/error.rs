@@ -50,6 +50,8 @@ pub enum GroupError {
     UnreleasedInstanceId,
     #[error("the assignor is not supported")]
     UnsupportedAssignor,
+    #[error("the member epoch is not the member's current epoch")]
+    StaleMemberEpoch,
 }
 
 impl GroupError {
@@ -79,6 +81,7 @@ impl GroupError {
             GroupError::FencedMemberEpoch => 110,
             GroupError::UnreleasedInstanceId => 111,
             GroupError::UnsupportedAssignor => 112,
+            GroupError::StaleMemberEpoch => 113,
         }
     }
 

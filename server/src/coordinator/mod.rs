@@ -14,9 +14,12 @@
 //! At start-up the background task on shard 0 replays `__consumer_offsets` and until it is done
 //! every group request is answered COORDINATOR_LOAD_IN_PROGRESS.
 //!
-//! Modules: `group` (one group's state machine), `registry` (all groups, offsets, listing,
+//! Modules: `group` (one classic group's state machine), `consumer_group` (KIP-848 groups) and
+//! `assignor` (their server-side assignors), `registry` (all groups, offsets, listing,
 //! replay), `offsets_log` (record formats), `error` (Kafka codes).
 
+pub mod assignor;
+pub mod consumer_group;
 pub mod error;
 pub mod group;
 pub mod offsets_log;
@@ -61,6 +64,11 @@ pub struct GroupConfig {
     pub offsets_topic_num_partitions: i32,
     /// `offsets.topic.segment.bytes`.
     pub offsets_topic_segment_bytes: u64,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848). Kafka's default is 5 s; 2 s makes
+    /// incremental rebalances settle faster for a small cost in heartbeats.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (KIP-848).
+    pub consumer_session_timeout_ms: u64,
 }
 
 impl Default for GroupConfig {
@@ -77,6 +85,8 @@ impl Default for GroupConfig {
             offset_metadata_bytes_max: 4096,
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            consumer_heartbeat_interval_ms: 2000,
+            consumer_session_timeout_ms: 45_000,
         }
     }
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
 
+use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult, TopicLookup};
 use super::error::GroupError;
 use super::group::{CommittedOffset, Group, GroupState, JoinRequest, JoinResult, JoinTx, SyncResult, SyncTx};
 use super::offsets_log::{self, KeyValue, LogRecord, OffsetValue};
@@ -67,7 +68,9 @@ pub struct FetchedPartition {
 pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    pub state: String,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
 }
 
 #[derive(Clone, Debug)]
@@ -82,7 +85,7 @@ pub struct DescribedMember {
 
 #[derive(Clone, Debug)]
 pub struct DescribedGroup {
-    pub state: GroupState,
+    pub state: String,
     pub protocol_type: String,
     pub protocol_data: String,
     pub members: Vec<DescribedMember>,
@@ -90,7 +93,10 @@ pub struct DescribedGroup {
 
 pub struct Groups {
     pub cfg: GroupConfig,
+    /// Classic groups, and the committed offsets of every group (a KIP-848 group's offsets
+    /// live in an Empty classic entry of the same id).
     groups: HashMap<String, Group>,
+    consumer_groups: HashMap<String, ConsumerGroup>,
     outbox: Vec<Write>,
     next_seq: u64,
     last_offsets_expiry_ms: u64,
@@ -98,11 +104,27 @@ pub struct Groups {
 
 impl Groups {
     pub fn new(cfg: GroupConfig) -> Groups {
-        Groups { cfg, groups: HashMap::new(), outbox: Vec::new(), next_seq: 1, last_offsets_expiry_ms: 0 }
+        Groups {
+            cfg,
+            groups: HashMap::new(),
+            consumer_groups: HashMap::new(),
+            outbox: Vec::new(),
+            next_seq: 1,
+            last_offsets_expiry_ms: 0,
+        }
     }
 
     pub fn get(&self, group_id: &str) -> Option<&Group> {
         self.groups.get(group_id)
+    }
+
+    pub fn consumer_group(&self, group_id: &str) -> Option<&ConsumerGroup> {
+        self.consumer_groups.get(group_id)
+    }
+
+    /// Whether `group_id` is a KIP-848 group with members.
+    fn is_active_consumer_group(&self, group_id: &str) -> bool {
+        self.consumer_groups.get(group_id).is_some_and(|g| !g.members.is_empty())
     }
 
     pub fn len(&self) -> usize {
@@ -168,6 +190,10 @@ impl Groups {
             || req.session_timeout_ms > self.cfg.max_session_timeout_ms
         {
             let _ = tx.send(JoinResult::failed(GroupError::InvalidSessionTimeout, &req.member_id));
+            return;
+        }
+        if self.is_active_consumer_group(&req.group_id) {
+            let _ = tx.send(JoinResult::failed(GroupError::InconsistentGroupProtocol, &req.member_id));
             return;
         }
         if !req.member_id.is_empty() && !self.groups.contains_key(&req.group_id) {
@@ -257,10 +283,46 @@ impl Groups {
             }
             self.settle(&id);
         }
+        for g in self.consumer_groups.values_mut() {
+            g.tick(now);
+        }
+        let classic = &self.groups;
+        self.consumer_groups
+            .retain(|id, g| !g.members.is_empty() || classic.get(id).is_some_and(|c| !c.offsets.is_empty()));
         if now.mono_ms >= self.last_offsets_expiry_ms + cfg.offsets_retention_check_interval_ms {
             self.last_offsets_expiry_ms = now.mono_ms;
             self.expire_offsets(now);
         }
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848).
+    pub fn consumer_heartbeat(
+        &mut self,
+        group_id: &str,
+        hb: Heartbeat,
+        topics: TopicLookup<'_>,
+        now: Now,
+    ) -> Result<HeartbeatResult, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidRequest);
+        }
+        if self.groups.get(group_id).is_some_and(|g| g.member_count() > 0) {
+            // A classic group with members: the two protocols don't mix (no online upgrade).
+            return Err(GroupError::GroupIdNotFound);
+        }
+        if !self.consumer_groups.contains_key(group_id) {
+            if hb.member_epoch != 0 {
+                // E.g. after a coordinator restart: the member must rejoin.
+                return Err(GroupError::UnknownMemberId);
+            }
+            if self.consumer_groups.len() + self.groups.len() >= self.cfg.groups_max {
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
+            self.consumer_groups.insert(group_id.to_string(), ConsumerGroup::new(group_id, now));
+        }
+        let cfg = self.cfg.clone();
+        let g = self.consumer_groups.get_mut(group_id).ok_or(GroupError::Unknown)?;
+        g.heartbeat(hb, topics, &cfg, now)
     }
 
     // ---- offsets ---------------------------------------------------------------------------
@@ -271,13 +333,24 @@ impl Groups {
             return Err(GroupError::InvalidGroupId);
         }
         let partition = self.partition_of(&req.group_id);
-        let group = match self.groups.get_mut(&req.group_id) {
-            Some(g) => g,
-            // Only a commit from outside any generation may create a group.
-            None if req.generation_id < 0 => self.get_or_create(&req.group_id, now)?,
-            None => return Err(GroupError::IllegalGeneration),
-        };
-        group.validate_offset_commit(&req.member_id, req.instance_id.as_deref(), req.generation_id, now)?;
+        if let Some(cg) = self.consumer_groups.get(&req.group_id).filter(|g| !g.members.is_empty()) {
+            // A KIP-848 group: the "generation" is the member epoch.
+            cg.validate_offset_commit(&req.member_id, req.generation_id)?;
+            self.get_or_create(&req.group_id, now)?;
+        } else {
+            let group = match self.groups.get_mut(&req.group_id) {
+                Some(g) => g,
+                // Only a commit from outside any generation may create a group.
+                None if req.generation_id < 0 => self.get_or_create(&req.group_id, now)?,
+                None => return Err(GroupError::IllegalGeneration),
+            };
+            group.validate_offset_commit(
+                &req.member_id,
+                req.instance_id.as_deref(),
+                req.generation_id,
+                now,
+            )?;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         let mut write = Write { partition, records: Vec::new() };
@@ -396,15 +469,20 @@ impl Groups {
         if g.state() == GroupState::Dead {
             return Err(GroupError::GroupIdNotFound);
         }
-        let subscribed = Self::subscribed_topics(g);
+        let mut subscribed = Self::subscribed_topics(g);
         if g.member_count() > 0 && g.protocol_type.as_deref() != Some("consumer") {
             return Err(GroupError::NonEmptyGroup);
         }
+        let active_consumer = self.consumer_groups.get(group_id).filter(|c| !c.members.is_empty());
+        if let Some(cg) = active_consumer {
+            subscribed.extend(cg.members.values().flat_map(|m| m.subscribed.iter().cloned()));
+        }
+        let has_members = g.member_count() > 0 || active_consumer.is_some();
         let mut write = Write { partition, records: Vec::new() };
         let mut errors = Vec::new();
         for (topic, parts) in topics {
-            let topic_err = (g.member_count() > 0 && subscribed.contains(topic))
-                .then_some(GroupError::GroupSubscribedToTopic);
+            let topic_err =
+                (has_members && subscribed.contains(topic)).then_some(GroupError::GroupSubscribedToTopic);
             let mut row = Vec::new();
             for p in parts {
                 if topic_err.is_none() && g.offsets.contains_key(&(topic.clone(), *p)) {
@@ -440,6 +518,13 @@ impl Groups {
             return Err(GroupError::InvalidGroupId);
         }
         let partition = self.partition_of(group_id);
+        if self.is_active_consumer_group(group_id) {
+            return Err(GroupError::NonEmptyGroup);
+        }
+        if self.consumer_groups.remove(group_id).is_some() && !self.groups.contains_key(group_id) {
+            let tombstone = KeyValue { key: offsets_log::group_key(group_id), value: None };
+            return Ok(Write { partition, records: vec![tombstone] });
+        }
         let g = self.groups.get(group_id).ok_or(GroupError::GroupIdNotFound)?;
         match g.state() {
             GroupState::Dead => return Err(GroupError::GroupIdNotFound),
@@ -464,8 +549,12 @@ impl Groups {
         let retention_ms = self.cfg.offsets_retention_ms;
         let mut removed_groups = Vec::new();
         let mut tombstones: Vec<(i32, KeyValue)> = Vec::new();
+        let consumer_groups = &self.consumer_groups;
         for (id, g) in self.groups.iter_mut() {
             if g.state() != GroupState::Empty || !g.is_empty() {
+                continue;
+            }
+            if consumer_groups.get(id).is_some_and(|c| !c.members.is_empty()) {
                 continue;
             }
             let partition = offsets_log::partition_for(id, self.cfg.offsets_topic_num_partitions);
@@ -506,23 +595,50 @@ impl Groups {
         let mut out: Vec<ListedGroup> = self
             .groups
             .values()
-            .filter(|g| g.state() != GroupState::Dead)
+            .filter(|g| g.state() != GroupState::Dead && !self.consumer_groups.contains_key(&g.id))
             .map(|g| ListedGroup {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state(),
+                state: g.state().name().to_string(),
+                group_type: "classic",
             })
             .collect();
+        out.extend(self.consumer_groups.values().map(|g| ListedGroup {
+            group_id: g.id.clone(),
+            protocol_type: "consumer".into(),
+            state: g.state_name().to_string(),
+            group_type: "consumer",
+        }));
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
 
     pub fn describe(&self, group_id: &str) -> Option<DescribedGroup> {
+        if let Some(cg) = self.consumer_groups.get(group_id) {
+            // A KIP-848 group seen through the classic API: members without metadata.
+            return Some(DescribedGroup {
+                state: cg.state_name().to_string(),
+                protocol_type: "consumer".into(),
+                protocol_data: cg.assignor.name().into(),
+                members: cg
+                    .members
+                    .values()
+                    .map(|m| DescribedMember {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+            });
+        }
         let g = self.groups.get(group_id)?;
         let stable = g.state() == GroupState::Stable;
         let protocol = g.protocol_name.clone().unwrap_or_default();
         Some(DescribedGroup {
-            state: g.state(),
+            state: g.state().name().to_string(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol_data: if stable { protocol.clone() } else { String::new() },
             members: g
