@@ -1,0 +1,318 @@
+//! Admin APIs on `Client`: topics (CreateTopics, DeleteTopics, CreatePartitions), configs
+//! (DescribeConfigs, IncrementalAlterConfigs) and the cluster (DescribeCluster, falling back
+//! to Metadata on brokers without it). Each per-resource outcome is its own `Result`, so a
+//! caller creating three topics learns which one failed and why.
+
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
+    DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::client::{BrokerInfo, Client};
+use crate::error::{Error, Result};
+
+const ADMIN_TIMEOUT_MS: i32 = 30_000;
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// A topic to create. `partitions`/`replication_factor` of -1 take the broker's defaults.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+/// What DescribeConfigs / IncrementalAlterConfigs talk about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic,
+    Broker,
+}
+
+impl ConfigResource {
+    fn code(self) -> i8 {
+        match self {
+            ConfigResource::Topic => 2,
+            ConfigResource::Broker => 4,
+        }
+    }
+}
+
+/// One config as DescribeConfigs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub read_only: bool,
+    pub sensitive: bool,
+    /// Kafka's ConfigSource: 1 topic, 4 static broker, 5 default, ... (-1 unknown).
+    pub source: i8,
+}
+
+impl ConfigEntry {
+    /// Kafka's name for the source, as `kafka-configs.sh` prints it.
+    pub fn source_name(&self) -> &'static str {
+        match self.source {
+            1 => "DYNAMIC_TOPIC_CONFIG",
+            2 => "DYNAMIC_BROKER_CONFIG",
+            3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+            4 => "STATIC_BROKER_CONFIG",
+            5 => "DEFAULT_CONFIG",
+            6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+            7 => "CLIENT_METRICS_CONFIG",
+            8 => "GROUP_CONFIG",
+            _ => "UNKNOWN",
+        }
+    }
+}
+
+/// An IncrementalAlterConfigs operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfig {
+    Set(String, String),
+    Delete(String),
+}
+
+/// The cluster's identity and members.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+impl Client {
+    /// Creates topics; one result per requested topic, in request order.
+    pub async fn create_topics(&self, topics: &[NewTopic], validate_only: bool) -> Result<Vec<Result<()>>> {
+        let connection = self.any_broker().await?;
+        let creatable = topics
+            .iter()
+            .map(|t| {
+                CreatableTopic::default()
+                    .with_name(topic_name(&t.name))
+                    .with_num_partitions(t.partitions)
+                    .with_replication_factor(t.replication_factor)
+                    .with_configs(
+                        t.configs
+                            .iter()
+                            .map(|(k, v)| {
+                                CreatableTopicConfig::default()
+                                    .with_name(str_bytes(k))
+                                    .with_value(Some(str_bytes(v)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = CreateTopicsRequest::default()
+            .with_topics(creatable)
+            .with_timeout_ms(ADMIN_TIMEOUT_MS)
+            .with_validate_only(validate_only);
+        let response = connection.send(&request).await?;
+        Ok(topics
+            .iter()
+            .map(|t| match response.topics.iter().find(|r| r.name.0.as_str() == t.name) {
+                Some(r) if r.error_code == 0 => Ok(()),
+                Some(r) => {
+                    Err(Error::kafka(r.error_code, format!("topic {}", t.name), r.error_message.as_deref()))
+                }
+                None => Err(Error::Invalid(format!("topic {}: no answer from the broker", t.name))),
+            })
+            .collect())
+    }
+
+    /// Deletes topics by name; one result per name.
+    pub async fn delete_topics(&self, names: &[&str]) -> Result<Vec<Result<()>>> {
+        let connection = self.any_broker().await?;
+        let version = connection.version_for::<DeleteTopicsRequest>()?;
+        let request = if version >= 6 {
+            DeleteTopicsRequest::default().with_topics(
+                names.iter().map(|n| DeleteTopicState::default().with_name(Some(topic_name(n)))).collect(),
+            )
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+        }
+        .with_timeout_ms(ADMIN_TIMEOUT_MS);
+        let response = connection.send(&request).await?;
+        Ok(names
+            .iter()
+            .map(|n| {
+                match response.responses.iter().find(|r| r.name.as_ref().is_some_and(|x| x.0.as_str() == *n))
+                {
+                    Some(r) if r.error_code == 0 => Ok(()),
+                    Some(r) => {
+                        Err(Error::kafka(r.error_code, format!("topic {n}"), r.error_message.as_deref()))
+                    }
+                    None => Err(Error::Invalid(format!("topic {n}: no answer from the broker"))),
+                }
+            })
+            .collect())
+    }
+
+    /// Grows `topic` to `total` partitions.
+    pub async fn create_partitions(&self, topic: &str, total: i32) -> Result<()> {
+        let connection = self.any_broker().await?;
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(topic))
+                .with_count(total)])
+            .with_timeout_ms(ADMIN_TIMEOUT_MS);
+        let response = connection.send(&request).await?;
+        let result = response
+            .results
+            .iter()
+            .find(|r| r.name.0.as_str() == topic)
+            .ok_or_else(|| Error::Invalid(format!("topic {topic}: no answer from the broker")))?;
+        if result.error_code != 0 {
+            return Err(Error::kafka(
+                result.error_code,
+                format!("topic {topic}"),
+                result.error_message.as_deref(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Configs of a topic or broker (`keys`: only these names; `None`: all).
+    pub async fn describe_configs(
+        &self,
+        resource: ConfigResource,
+        name: &str,
+        keys: Option<&[&str]>,
+    ) -> Result<Vec<ConfigEntry>> {
+        let connection = match resource {
+            ConfigResource::Broker => match name.parse::<i32>() {
+                Ok(id) => self.broker(id).await?,
+                Err(_) => return Err(Error::Invalid(format!("broker id {name:?} is not a number"))),
+            },
+            ConfigResource::Topic => self.any_broker().await?,
+        };
+        let request =
+            DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(resource.code())
+                .with_resource_name(str_bytes(name))
+                .with_configuration_keys(keys.map(|k| k.iter().map(|s| str_bytes(s)).collect()))]);
+        let response = connection.send(&request).await?;
+        let result = response
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Invalid(format!("{name}: no answer from the broker")))?;
+        if result.error_code != 0 {
+            let what = match resource {
+                ConfigResource::Topic => format!("topic {name}"),
+                ConfigResource::Broker => format!("broker {name}"),
+            };
+            return Err(Error::kafka(result.error_code, what, result.error_message.as_deref()));
+        }
+        let mut entries: Vec<ConfigEntry> = result
+            .configs
+            .into_iter()
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.map(|v| v.to_string()),
+                read_only: c.read_only,
+                sensitive: c.is_sensitive,
+                source: c.config_source,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// Applies config changes to one topic or broker atomically (per Kafka's semantics).
+    pub async fn alter_configs(
+        &self,
+        resource: ConfigResource,
+        name: &str,
+        changes: &[AlterConfig],
+    ) -> Result<()> {
+        let connection = match resource {
+            ConfigResource::Broker => match name.parse::<i32>() {
+                Ok(id) => self.broker(id).await?,
+                Err(_) => return Err(Error::Invalid(format!("broker id {name:?} is not a number"))),
+            },
+            ConfigResource::Topic => self.any_broker().await?,
+        };
+        let configs = changes
+            .iter()
+            .map(|c| match c {
+                AlterConfig::Set(k, v) => AlterableConfig::default()
+                    .with_name(str_bytes(k))
+                    .with_config_operation(0)
+                    .with_value(Some(str_bytes(v))),
+                AlterConfig::Delete(k) => {
+                    AlterableConfig::default().with_name(str_bytes(k)).with_config_operation(1)
+                }
+            })
+            .collect();
+        let request =
+            IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(resource.code())
+                .with_resource_name(str_bytes(name))
+                .with_configs(configs)]);
+        let response = connection.send(&request).await?;
+        for r in &response.responses {
+            if r.error_code != 0 {
+                return Err(Error::kafka(
+                    r.error_code,
+                    format!("config of {name}"),
+                    r.error_message.as_deref(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cluster id, controller and brokers: DescribeCluster where the broker has it, else
+    /// Metadata.
+    pub async fn describe_cluster(&self) -> Result<ClusterInfo> {
+        let connection = self.any_broker().await?;
+        if connection.version_for::<DescribeClusterRequest>().is_err() {
+            let m = self.metadata(Some(&[]), false).await?;
+            return Ok(ClusterInfo {
+                cluster_id: m.cluster_id,
+                controller_id: m.controller_id,
+                brokers: m.brokers,
+            });
+        }
+        let response = connection.send(&DescribeClusterRequest::default()).await?;
+        if response.error_code != 0 {
+            return Err(Error::kafka(
+                response.error_code,
+                "DescribeCluster",
+                response.error_message.as_deref(),
+            ));
+        }
+        let mut brokers: Vec<BrokerInfo> = response
+            .brokers
+            .into_iter()
+            .map(|b| BrokerInfo {
+                node_id: b.broker_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.map(|r| r.to_string()),
+            })
+            .collect();
+        brokers.sort_by_key(|b| b.node_id);
+        Ok(ClusterInfo {
+            cluster_id: Some(response.cluster_id.to_string()).filter(|s| !s.is_empty()),
+            controller_id: response.controller_id.0,
+            brokers,
+        })
+    }
+}
