@@ -36,7 +36,7 @@ for kib in 16 64 1024; do
     fio_write "bs=${kib}k fdatasync/${per_mib}" --bs="${kib}k" --size="${SIZE_MIB}m" --fdatasync="$per_mib"
     engine "bs=${kib}k group-commit" --only append-gc --batch-kib "$kib"
     # Time-based with a file larger than what 10 s can write: fio must append, never wrap.
-    fio_write "bs=${kib}k fdatasync/1" --bs="${kib}k" --size=16g --fdatasync=1 --time_based --runtime="$LAT_SECONDS"
+    fio_write "bs=${kib}k fdatasync-every-write" --bs="${kib}k" --size=16g --fdatasync=1 --time_based --runtime="$LAT_SECONDS"
     engine "bs=${kib}k durable" --only latency --batch-kib "$kib"
   done
 done
