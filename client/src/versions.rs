@@ -12,21 +12,36 @@ use kafka_protocol::protocol::Request;
 #[derive(Debug, Clone, Default)]
 pub struct ApiVersions {
     ranges: HashMap<i16, (i16, i16)>,
+    /// Finalized cluster features (`metadata.version`, ...) as `(name, max level)`, when
+    /// the broker reports them (ApiVersions v3+).
+    pub finalized_features: Vec<(String, i16)>,
 }
 
 impl ApiVersions {
     pub fn from_response(response: &ApiVersionsResponse) -> ApiVersions {
         let ranges = response.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
-        ApiVersions { ranges }
+        let finalized_features =
+            response.finalized_features.iter().map(|f| (f.name.to_string(), f.max_version_level)).collect();
+        ApiVersions { ranges, finalized_features }
     }
 
     pub fn from_ranges(ranges: &[(i16, i16, i16)]) -> ApiVersions {
-        ApiVersions { ranges: ranges.iter().map(|(k, min, max)| (*k, (*min, *max))).collect() }
+        ApiVersions {
+            ranges: ranges.iter().map(|(k, min, max)| (*k, (*min, *max))).collect(),
+            finalized_features: Vec::new(),
+        }
     }
 
     /// The broker's range for an API, if it advertised it.
     pub fn broker_range(&self, key: i16) -> Option<(i16, i16)> {
         self.ranges.get(&key).copied()
+    }
+
+    /// Every advertised `(api key, min, max)`, sorted by key.
+    pub fn ranges(&self) -> Vec<(i16, i16, i16)> {
+        let mut out: Vec<_> = self.ranges.iter().map(|(k, (min, max))| (*k, *min, *max)).collect();
+        out.sort_unstable();
+        out
     }
 
     /// Highest version in both the broker's range and `client_min..=client_max`.

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod broker;
 pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod metrics;

@@ -23,6 +23,8 @@ enum Command {
         after_help = "Examples:\n  riptide serve\n  riptide serve --data-dir /var/lib/riptide --listen 0.0.0.0:9092\n  riptide serve --config riptide.toml --shards 2"
     )]
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(riptide_server::cli::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Client(command) => riptide_server::cli::run(command, <Cli as clap::CommandFactory>::command()),
     }
 }
 

@@ -1,0 +1,336 @@
+//! `riptide group list|describe|reset-offsets|delete`. Describe joins three views: the
+//! coordinator's members and their assignments (DescribeGroups), the committed offsets
+//! (OffsetFetch) and the partitions' log end (ListOffsets), whose difference is the lag.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use riptide_client::{Client, GroupDescription, OffsetSpec, TopicPartition};
+
+use super::consume::{parse_start, Start};
+use super::output::{self, key_values, OutputFormat, Table};
+use super::{connect, CliError, CliResult, Conn};
+
+pub const EXAMPLES: &str = "Examples:
+  riptide group list
+  riptide group describe billing
+  riptide group reset-offsets billing --topic events --to beginning
+  riptide group reset-offsets billing --topic events --partition 0 --to 1200 --dry-run
+  riptide group reset-offsets billing --topic events --to @-1h
+  riptide group delete billing";
+
+#[derive(clap::Args, Debug)]
+pub struct GroupArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[command(subcommand)]
+    pub command: GroupCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GroupCommand {
+    /// List consumer groups.
+    List,
+    /// Members, assignments, committed offsets and lag of a group.
+    Describe { group: String },
+    /// Move a group's committed offsets (the group must have no active members).
+    ResetOffsets {
+        group: String,
+        #[arg(short, long)]
+        topic: String,
+        /// Only these partitions (repeatable; default all).
+        #[arg(short, long = "partition")]
+        partitions: Vec<i32>,
+        /// beginning, end, an offset, @MS or @-DURATION (as `consume --from`).
+        #[arg(long, allow_hyphen_values = true)]
+        to: String,
+        /// Show the new offsets without committing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete groups (they must have no active members).
+    Delete {
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+}
+
+pub async fn run(args: GroupArgs) -> CliResult {
+    let client = connect(&args.conn).await?;
+    let format = args.conn.output;
+    match args.command {
+        GroupCommand::List => list(&client, format).await,
+        GroupCommand::Describe { group } => describe(&client, format, &group).await,
+        GroupCommand::ResetOffsets { group, topic, partitions, to, dry_run } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let start = parse_start(&to, now).map_err(|e| CliError::usage(e.replace("--from", "--to")))?;
+            reset(&client, format, &group, &topic, &partitions, start, dry_run).await
+        }
+        GroupCommand::Delete { groups } => {
+            let refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+            let results = client.delete_groups(&refs).await?;
+            let mut first_error = None;
+            let mut table = Table::new(&["GROUP", "STATUS"]);
+            let mut items = Vec::new();
+            for (g, r) in groups.iter().zip(results) {
+                match r {
+                    Ok(()) => {
+                        table.row(vec![g.clone(), "deleted".into()]);
+                        items.push(json!({"group": g, "status": "deleted"}));
+                    }
+                    Err(e) => {
+                        items.push(json!({"group": g, "status": "error", "error": e.to_string()}));
+                        first_error.get_or_insert(CliError::from(e));
+                    }
+                }
+            }
+            match format {
+                OutputFormat::Json => output::print_json(&Value::Array(items))?,
+                OutputFormat::Table if !table.is_empty() => output::print(&table.render())?,
+                OutputFormat::Table => {}
+            }
+            first_error.map_or(Ok(()), Err)
+        }
+    }
+}
+
+async fn list(client: &Client, format: OutputFormat) -> CliResult {
+    let groups = client.list_groups().await?;
+    match format {
+        OutputFormat::Json => output::print_json(&Value::Array(
+            groups
+                .iter()
+                .map(|g| json!({"group": g.group_id, "state": g.state, "protocol_type": g.protocol_type}))
+                .collect(),
+        ))?,
+        OutputFormat::Table => {
+            let mut t = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
+            for g in groups {
+                t.row(vec![g.group_id, g.state, g.protocol_type]);
+            }
+            output::print(&t.render())?;
+        }
+    }
+    Ok(())
+}
+
+/// One row of the offsets view.
+struct OffsetRow {
+    topic: String,
+    partition: i32,
+    committed: Option<i64>,
+    log_end: Option<i64>,
+    member: Option<String>,
+}
+
+impl OffsetRow {
+    fn lag(&self) -> Option<i64> {
+        Some((self.log_end? - self.committed?).max(0))
+    }
+}
+
+async fn describe(client: &Client, format: OutputFormat, group: &str) -> CliResult {
+    let description = client.describe_group(group).await?;
+    let committed = client.committed_offsets(group, None).await?;
+    if description.state == "Dead" && description.members.is_empty() && committed.is_empty() {
+        return Err(CliError::failed(format!(
+            "group {group}: GROUP_ID_NOT_FOUND (69): the group does not exist"
+        )));
+    }
+    let rows = offset_rows(client, &description, &committed).await?;
+    match format {
+        OutputFormat::Json => output::print_json(&json!({
+            "group": description.group_id,
+            "state": description.state,
+            "protocol_type": description.protocol_type,
+            "protocol": description.protocol,
+            "members": description.members.iter().map(|m| json!({
+                "member_id": m.member_id, "instance_id": m.instance_id, "client_id": m.client_id,
+                "host": m.client_host,
+                "assignment": m.assignment.iter().map(|(t, ps)| json!({"topic": t, "partitions": ps})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "offsets": rows.iter().map(|r| json!({
+                "topic": r.topic, "partition": r.partition, "committed": r.committed,
+                "log_end": r.log_end, "lag": r.lag(), "member": r.member,
+            })).collect::<Vec<_>>(),
+        }))?,
+        OutputFormat::Table => {
+            let protocol = if description.protocol.is_empty() {
+                description.protocol_type.clone()
+            } else {
+                format!("{}/{}", description.protocol_type, description.protocol)
+            };
+            let mut text = key_values(&[
+                ("GROUP", description.group_id.clone()),
+                ("STATE", description.state.clone()),
+                ("PROTOCOL", protocol),
+                ("MEMBERS", description.members.len().to_string()),
+            ]);
+            if !description.members.is_empty() {
+                let mut members = Table::new(&["MEMBER-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
+                for m in &description.members {
+                    let assignment: Vec<String> =
+                        m.assignment.iter().map(|(t, ps)| format!("{t}:{}", output::list(ps))).collect();
+                    members.row(vec![
+                        m.member_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        assignment.join(" "),
+                    ]);
+                }
+                text.push('\n');
+                text.push_str(&members.render());
+            }
+            let mut offsets = Table::new(&["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER"]);
+            let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            for r in &rows {
+                offsets.row(vec![
+                    r.topic.clone(),
+                    r.partition.to_string(),
+                    show(r.committed),
+                    show(r.log_end),
+                    show(r.lag()),
+                    r.member.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            if !rows.is_empty() {
+                text.push('\n');
+                text.push_str(&offsets.render());
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Committed and assigned partitions, with their log end offsets.
+async fn offset_rows(
+    client: &Client,
+    description: &GroupDescription,
+    committed: &BTreeMap<TopicPartition, i64>,
+) -> Result<Vec<OffsetRow>, CliError> {
+    let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
+    for m in &description.members {
+        for (t, ps) in &m.assignment {
+            for p in ps {
+                owners.insert((t.clone(), *p), m.member_id.clone());
+            }
+        }
+    }
+    let keys: BTreeSet<TopicPartition> = committed.keys().chain(owners.keys()).cloned().collect();
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in &keys {
+        by_topic.entry(t.as_str()).or_default().push(*p);
+    }
+    let mut ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for (t, ps) in by_topic {
+        // A deleted topic or partition keeps its committed offset but has no log end.
+        let Ok(info) = client.topic(t).await else { continue };
+        let present: Vec<i32> = ps.into_iter().filter(|p| info.leader_of(*p).is_some()).collect();
+        if let Ok(found) = client.list_offsets(&info, &present, OffsetSpec::Latest).await {
+            ends.extend(found.into_iter().map(|(p, o)| ((t.to_string(), p), o)));
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .map(|key| OffsetRow {
+            committed: committed.get(&key).copied(),
+            log_end: ends.get(&key).copied(),
+            member: owners.get(&key).cloned(),
+            topic: key.0,
+            partition: key.1,
+        })
+        .collect())
+}
+
+async fn reset(
+    client: &Client,
+    format: OutputFormat,
+    group: &str,
+    topic: &str,
+    partitions: &[i32],
+    start: Start,
+    dry_run: bool,
+) -> CliResult {
+    let description = client.describe_group(group).await?;
+    if !description.members.is_empty() {
+        return Err(CliError::failed(format!(
+            "group {group} has {} active member(s) (state {}): stop its consumers before resetting offsets",
+            description.members.len(),
+            description.state
+        )));
+    }
+    let info = client.topic(topic).await?;
+    let all: Vec<i32> = info.partitions.iter().map(|p| p.partition).collect();
+    let chosen: Vec<i32> = if partitions.is_empty() { all.clone() } else { partitions.to_vec() };
+    if let Some(p) = chosen.iter().find(|p| !all.contains(p)) {
+        return Err(CliError::failed(format!("{topic}/{p}: UNKNOWN_TOPIC_OR_PARTITION (3)")));
+    }
+    let targets = resolve(client, &info, &chosen, start).await?;
+    let keys: Vec<TopicPartition> = chosen.iter().map(|p| (topic.to_string(), *p)).collect();
+    let before = client.committed_offsets(group, Some(&keys)).await?;
+    let new: BTreeMap<TopicPartition, i64> =
+        targets.iter().map(|(p, o)| ((topic.to_string(), *p), *o)).collect();
+    if !dry_run {
+        client.commit_offsets(group, -1, "", &new).await?;
+    }
+    match format {
+        OutputFormat::Json => output::print_json(&json!({
+            "group": group,
+            "dry_run": dry_run,
+            "offsets": new.iter().map(|(k, o)| json!({
+                "topic": k.0, "partition": k.1, "previous": before.get(k), "new": o,
+            })).collect::<Vec<_>>(),
+        }))?,
+        OutputFormat::Table => {
+            let mut t = Table::new(&["TOPIC", "PARTITION", "PREVIOUS", "NEW"]);
+            for (k, o) in &new {
+                t.row(vec![
+                    k.0.clone(),
+                    k.1.to_string(),
+                    before.get(k).map_or("-".into(), i64::to_string),
+                    o.to_string(),
+                ]);
+            }
+            let mut text = t.render();
+            if dry_run {
+                text.push_str("(dry run: nothing committed)\n");
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(())
+}
+
+/// Target offsets as `consume --from` resolves them (explicit offsets clamped into the log).
+async fn resolve(
+    client: &Client,
+    info: &riptide_client::TopicInfo,
+    partitions: &[i32],
+    start: Start,
+) -> Result<BTreeMap<i32, i64>, CliError> {
+    let earliest = client.list_offsets(info, partitions, OffsetSpec::Earliest).await?;
+    let latest = client.list_offsets(info, partitions, OffsetSpec::Latest).await?;
+    let out = match start {
+        Start::Spec(OffsetSpec::Earliest) => earliest,
+        Start::Spec(OffsetSpec::Latest) => latest,
+        Start::Spec(spec) => {
+            let found = client.list_offsets(info, partitions, spec).await?;
+            found
+                .into_iter()
+                .map(|(p, o)| (p, if o < 0 { latest.get(&p).copied().unwrap_or(0) } else { o }))
+                .collect()
+        }
+        Start::Offset(offset) => partitions
+            .iter()
+            .map(|p| {
+                let lo = earliest.get(p).copied().unwrap_or(0);
+                (*p, offset.clamp(lo, latest.get(p).copied().unwrap_or(lo).max(lo)))
+            })
+            .collect(),
+    };
+    Ok(out)
+}

@@ -1,0 +1,155 @@
+//! The everyday client commands of the `riptide` binary: `topic`, `produce`, `consume`,
+//! `group`, `cluster` and `completions`. They talk to any Kafka-compatible broker through
+//! `riptide-client`, using standard APIs only. Each command runs on a single-threaded compio
+//! runtime, prints a table (or JSON with `--output json`) and fails with one line on stderr
+//! and a non-zero exit code:
+//!
+//! - 1: the broker refused the request (unknown topic, bad config name, ...)
+//! - 2: bad usage or input
+//! - 3: the broker could not be reached or the connection broke
+
+pub mod cluster;
+pub mod consume;
+pub mod group;
+pub mod output;
+pub mod produce;
+pub mod topic;
+
+use std::process::ExitCode;
+
+use riptide_client::{Client, ClientConfig};
+
+pub use output::OutputFormat;
+
+/// Connection and output flags shared by every client command.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Conn {
+    /// Bootstrap brokers, comma-separated host:port.
+    #[arg(short = 'b', long, env = "RIPTIDE_BROKERS", default_value = "localhost:9092", global = true)]
+    pub brokers: String,
+    /// Output format: aligned tables or JSON for scripts.
+    #[arg(short = 'o', long, value_enum, default_value = "table", global = true)]
+    pub output: OutputFormat,
+}
+
+/// The client subcommands, flattened into the binary's top-level commands.
+#[derive(clap::Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Create, list, describe, delete and configure topics.
+    #[command(after_help = topic::EXAMPLES)]
+    Topic(topic::TopicArgs),
+    /// Write records to a topic, one per line of stdin or a file.
+    #[command(after_help = produce::EXAMPLES)]
+    Produce(produce::ProduceArgs),
+    /// Read records from a topic and follow new ones until interrupted.
+    #[command(after_help = consume::EXAMPLES)]
+    Consume(consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    #[command(after_help = group::EXAMPLES)]
+    Group(group::GroupArgs),
+    /// Show the cluster: id, controller, brokers, protocol versions.
+    #[command(after_help = cluster::EXAMPLES)]
+    Cluster(cluster::ClusterArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    #[command(
+        after_help = "Examples:\n  riptide completions bash > /etc/bash_completion.d/riptide\n  riptide completions zsh > ~/.zfunc/_riptide\n  riptide completions fish > ~/.config/fish/completions/riptide.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
+
+/// A command's failure: the line to print and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub exit: u8,
+}
+
+impl CliError {
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError { message: message.into(), exit: 2 }
+    }
+
+    pub fn failed(message: impl Into<String>) -> CliError {
+        CliError { message: message.into(), exit: 1 }
+    }
+}
+
+impl From<riptide_client::Error> for CliError {
+    fn from(e: riptide_client::Error) -> CliError {
+        use riptide_client::Error as E;
+        let exit = match &e {
+            E::Unreachable { .. } | E::Disconnected { .. } | E::Timeout { .. } => 3,
+            E::Invalid(_) => 2,
+            _ => 1,
+        };
+        CliError { message: e.to_string(), exit }
+    }
+}
+
+/// A closed stdout (`| head`) is the reader's choice, not an error: exit 0 quietly.
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> CliError {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError { message: String::new(), exit: 0 }
+        } else {
+            CliError { message: format!("output: {e}"), exit: 1 }
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+/// Connects to the bootstrap brokers of `conn`.
+pub async fn connect(conn: &Conn) -> Result<Client, CliError> {
+    let mut config = ClientConfig::new(&conn.brokers)?;
+    config.connect.client_id = "riptide-cli".to_string();
+    Ok(Client::connect(config).await?)
+}
+
+/// Runs one client command; `cli` is the whole binary's clap command (for completions).
+pub fn run(command: ClientCommand, cli: clap::Command) -> ExitCode {
+    if let ClientCommand::Completions(args) = &command {
+        let mut cli = cli;
+        clap_complete::generate(args.shell, &mut cli, "riptide", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match compio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("riptide: cannot start the I/O runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            ClientCommand::Topic(args) => topic::run(args).await,
+            ClientCommand::Produce(args) => produce::run(args).await,
+            ClientCommand::Consume(args) => consume::run(args).await,
+            ClientCommand::Group(args) => group::run(args).await,
+            ClientCommand::Cluster(args) => cluster::run(args).await,
+            ClientCommand::Completions(_) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.message.is_empty() {
+                eprintln!("riptide: {}", e.message);
+            }
+            ExitCode::from(e.exit)
+        }
+    }
+}
+
+/// Splits `key=value` (for `--config`, `--header`, `--set`).
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
