@@ -49,7 +49,7 @@ def free_port():
 def start_broker(args):
     data = tempfile.mkdtemp(prefix="riptide-bench-", dir=args.data_parent)
     port = free_port()
-    binary = os.path.join(ROOT, "target", "release", "riptide")
+    binary = os.environ.get("RIPTIDE_BIN", os.path.join(ROOT, "target", "release", "riptide"))
     proc = subprocess.Popen([binary, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}",
                              "--metrics-listen", "off", "--shards", str(args.shards)],
                             stderr=subprocess.DEVNULL)
