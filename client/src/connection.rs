@@ -61,13 +61,19 @@ const READ_RESERVE_STEP: usize = 4 << 20;
 
 type Slot = flume::Sender<Result<Bytes>>;
 
+/// A frame for the writer, with an optional signal for when it is on the socket.
+struct Outgoing {
+    frame: Bytes,
+    written: Option<flume::Sender<()>>,
+}
+
 struct Shared {
     addr: String,
     client_id: StrBytes,
     stream: TcpStream,
     pending: RefCell<HashMap<i32, Slot>>,
     next_correlation: Cell<i32>,
-    write_tx: flume::Sender<Bytes>,
+    write_tx: flume::Sender<Outgoing>,
     /// A bounded channel used as a semaphore: a request holds one queued `()` while in flight.
     slots_tx: flume::Sender<()>,
     slots_rx: flume::Receiver<()>,
@@ -197,13 +203,16 @@ impl Connection {
         self.send_at(request, version, self.shared.request_timeout + extra).await
     }
 
-    /// Sends a request that gets no answer (Produce with acks=0).
-    pub fn send_oneway<R: Request>(&self, request: &R) -> Result<()> {
+    /// Sends a request that gets no answer (Produce with acks=0); resolves once the frame
+    /// has been written to the socket (so a process may exit after it).
+    pub async fn send_oneway<R: Request>(&self, request: &R) -> Result<()> {
         self.shared.check_open()?;
         let version = self.version_for::<R>()?;
         let correlation = self.next_correlation();
         let frame = self.encode(request, version, correlation)?;
-        self.shared.write_tx.send(frame).map_err(|_| self.closed())
+        let (tx, rx) = flume::bounded(1);
+        self.shared.write_tx.send(Outgoing { frame, written: Some(tx) }).map_err(|_| self.closed())?;
+        rx.recv_async().await.map_err(|_| self.closed())
     }
 
     fn next_correlation(&self) -> i32 {
@@ -239,7 +248,7 @@ impl Connection {
         let frame = self.encode(request, version, correlation)?;
         let (tx, rx) = flume::bounded(1);
         self.shared.pending.borrow_mut().insert(correlation, tx);
-        self.shared.write_tx.send(frame).map_err(|_| self.closed())?;
+        self.shared.write_tx.send(Outgoing { frame, written: None }).map_err(|_| self.closed())?;
         let answer = compio::time::timeout(timeout, rx.recv_async()).await.map_err(|_| Error::Timeout {
             api: api_name(R::KEY),
             addr: self.shared.addr.clone(),
@@ -379,17 +388,22 @@ fn cut_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, String> {
     Ok(None)
 }
 
-async fn write_loop(shared: Rc<Shared>, rx: flume::Receiver<Bytes>) {
+async fn write_loop(shared: Rc<Shared>, rx: flume::Receiver<Outgoing>) {
+    let mut notify = Vec::new();
     while let Ok(first) = rx.recv_async().await {
         let mut writer: &TcpStream = &shared.stream;
+        notify.extend(first.written);
         let result = if rx.is_empty() {
-            writer.write_all(first).await.0
+            writer.write_all(first.frame).await.0
         } else {
             let mut frames = Vec::with_capacity(WRITE_BATCH_FRAMES_MAX);
-            frames.push(first);
+            frames.push(first.frame);
             while frames.len() < WRITE_BATCH_FRAMES_MAX {
                 match rx.try_recv() {
-                    Ok(frame) => frames.push(frame),
+                    Ok(next) => {
+                        frames.push(next.frame);
+                        notify.extend(next.written);
+                    }
                     Err(_) => break,
                 }
             }
@@ -397,6 +411,9 @@ async fn write_loop(shared: Rc<Shared>, rx: flume::Receiver<Bytes>) {
         };
         if let Err(e) = result {
             return shared.fail(format!("write: {e}"));
+        }
+        for done in notify.drain(..) {
+            let _ = done.send(());
         }
     }
 }

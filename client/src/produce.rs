@@ -6,7 +6,7 @@
 //! leader connections. `flush` waits for every answer.
 //!
 //! Contract: when `flush` returns `Ok`, every record handed to `send` is acknowledged per
-//! `acks` (acks=0: written to the socket, no answer exists). The first failed batch makes
+//! `acks` (acks=0: written to the socket, since no answer exists). The first failed batch makes
 //! `send`/`flush` return its error; no retries are made (leader moves surface as
 //! NOT_LEADER_OR_FOLLOWER for the caller to handle).
 
@@ -197,19 +197,21 @@ impl<'c> Producer<'c> {
         let connection = self.client.leader(&self.topic, partition).await?;
         let request = produce_request(&self.topic.name, partition, buf.freeze(), &self.config);
         let count = pending.records.len();
-        if self.config.acks == Acks::None {
-            connection.send_oneway(&request)?;
-            self.delivered.push(Delivery { partition, base_offset: -1, records: count });
-            return Ok(());
-        }
         while self.in_flight.len() >= self.config.in_flight_max.max(1) {
             if let Some(task) = self.in_flight.pop_front() {
                 self.delivered.push(join(task).await?);
             }
         }
         let topic = self.topic.name.clone();
-        self.in_flight
-            .push_back(compio::runtime::spawn(produce(connection, request, topic, partition, count)));
+        let task = if self.config.acks == Acks::None {
+            compio::runtime::spawn(async move {
+                connection.send_oneway(&request).await?;
+                Ok(Delivery { partition, base_offset: -1, records: count })
+            })
+        } else {
+            compio::runtime::spawn(produce(connection, request, topic, partition, count))
+        };
+        self.in_flight.push_back(task);
         Ok(())
     }
 }

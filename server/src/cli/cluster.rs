@@ -10,10 +10,13 @@ use riptide_client::versions::api_name;
 use super::output::{self, key_values, OutputFormat, Table};
 use super::{connect, CliResult, Conn};
 
-pub const EXAMPLES: &str = "Examples:
+pub const EXAMPLES: &str = concat!(
+    "Examples:
   riptide cluster info
   riptide cluster info --apis
-  RIPTIDE_BROKERS=kafka1:9092,kafka2:9092 riptide cluster info --output json";
+  RIPTIDE_BROKERS=kafka1:9092,kafka2:9092 riptide cluster info --output json",
+    super::exit_codes!()
+);
 
 #[derive(clap::Args, Debug)]
 pub struct ClusterArgs {

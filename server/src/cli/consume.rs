@@ -21,13 +21,16 @@ use riptide_client::{
 use super::output::{text, OutputFormat};
 use super::{connect, CliError, CliResult, Conn};
 
-pub const EXAMPLES: &str = "Examples:
+pub const EXAMPLES: &str = concat!(
+    "Examples:
   riptide consume events                       # follow new records
   riptide consume events --from beginning -n 10
   riptide consume events --from 42 --partition 0 --exit-at-end
   riptide consume events --from @1700000000000 # records since a time (ms since the epoch)
   riptide consume events --from @-15m          # records of the last 15 minutes
-  riptide consume events --group billing --format json";
+  riptide consume events --group billing --format json",
+    super::exit_codes!()
+);
 
 /// How one record is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +45,7 @@ pub enum RecordFormat {
 pub struct ConsumeArgs {
     #[command(flatten)]
     pub conn: Conn,
+    /// Topic to read.
     pub topic: String,
     /// Where to start: beginning, end, an offset, @MS (timestamp in ms since the epoch) or
     /// @-DURATION (e.g. @-30s, @-15m, @-2h, @-1d). Default: end; with --group, the committed
@@ -182,7 +186,9 @@ async fn consume_in_group(
     let fallback = start.unwrap_or(Start::Spec(OffsetSpec::Latest));
     'generation: loop {
         reader.assign(&member, group, fallback, exit_at_end).await?;
-        let mut committed = reader.positions.clone();
+        // Like the Java consumer, commit every assigned partition's position on the first
+        // round, including partitions that were only positioned by --from.
+        let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
         loop {
             let more = if reader.positions.is_empty() {
                 compio::time::sleep(Duration::from_millis(200)).await;

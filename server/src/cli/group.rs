@@ -12,13 +12,16 @@ use super::consume::{parse_start, Start};
 use super::output::{self, key_values, OutputFormat, Table};
 use super::{connect, CliError, CliResult, Conn};
 
-pub const EXAMPLES: &str = "Examples:
+pub const EXAMPLES: &str = concat!(
+    "Examples:
   riptide group list
   riptide group describe billing
   riptide group reset-offsets billing --topic events --to beginning
   riptide group reset-offsets billing --topic events --partition 0 --to 1200 --dry-run
   riptide group reset-offsets billing --topic events --to @-1h
-  riptide group delete billing";
+  riptide group delete billing",
+    super::exit_codes!()
+);
 
 #[derive(clap::Args, Debug)]
 pub struct GroupArgs {
@@ -33,9 +36,13 @@ pub enum GroupCommand {
     /// List consumer groups.
     List,
     /// Members, assignments, committed offsets and lag of a group.
-    Describe { group: String },
+    Describe {
+        /// Group id.
+        group: String,
+    },
     /// Move a group's committed offsets (the group must have no active members).
     ResetOffsets {
+        /// Group id.
         group: String,
         #[arg(short, long)]
         topic: String,
@@ -51,6 +58,7 @@ pub enum GroupCommand {
     },
     /// Delete groups (they must have no active members).
     Delete {
+        /// Group ids.
         #[arg(required = true)]
         groups: Vec<String>,
     },

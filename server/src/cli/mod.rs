@@ -8,6 +8,14 @@
 //! - 2: bad usage or input
 //! - 3: the broker could not be reached or the connection broke
 
+/// Appended to every command's examples in `--help`.
+macro_rules! exit_codes {
+    () => {
+        "\n\nExit codes: 0 ok, 1 refused by the broker, 2 bad usage or input, 3 broker unreachable.\nBrokers: -b/--brokers or RIPTIDE_BROKERS (default localhost:9092)."
+    };
+}
+pub(crate) use exit_codes;
+
 pub mod cluster;
 pub mod consume;
 pub mod group;

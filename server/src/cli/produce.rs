@@ -17,12 +17,15 @@ use riptide_client::{Acks, Compression, Delivery, ProduceRecord, Producer, Produ
 use super::output::{self, OutputFormat, Table};
 use super::{connect, parse_key_value, CliError, CliResult, Conn};
 
-pub const EXAMPLES: &str = "Examples:
+pub const EXAMPLES: &str = concat!(
+    "Examples:
   echo hello | riptide produce demo
   printf 'user1:clicked\\nuser2:viewed\\n' | riptide produce events --key-separator :
   riptide produce events --file events.txt --compression zstd --acks 1
   riptide produce events --header source=cli --header version=2 --partition 0
-  seq 1 1000 | riptide produce numbers --rate 100";
+  seq 1 1000 | riptide produce numbers --rate 100",
+    super::exit_codes!()
+);
 
 /// How long input may pause before a partial batch is sent.
 const LINGER: Duration = Duration::from_millis(5);
@@ -33,6 +36,7 @@ const LINES_QUEUED_MAX: usize = 10_000;
 pub struct ProduceArgs {
     #[command(flatten)]
     pub conn: Conn,
+    /// Topic to write to (created if the broker auto-creates topics).
     pub topic: String,
     /// Read records from this file instead of stdin.
     #[arg(short, long)]

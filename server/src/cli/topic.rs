@@ -7,14 +7,17 @@ use riptide_client::{AlterConfig, Client, ConfigResource, KafkaCode, NewTopic, O
 use super::output::{self, key_values, OutputFormat, Table};
 use super::{connect, parse_key_value, CliError, CliResult, Conn};
 
-pub const EXAMPLES: &str = "Examples:
+pub const EXAMPLES: &str = concat!(
+    "Examples:
   riptide topic create orders --partitions 6 --config retention.ms=86400000
   riptide topic list
   riptide topic describe orders
   riptide topic alter-config orders --set retention.ms=3600000 --delete segment.bytes
   riptide topic add-partitions orders --total 12
   riptide topic delete orders
-  riptide topic list --output json";
+  riptide topic list --output json",
+    super::exit_codes!()
+);
 
 #[derive(clap::Args, Debug)]
 pub struct TopicArgs {
@@ -28,6 +31,7 @@ pub struct TopicArgs {
 pub enum TopicCommand {
     /// Create one or more topics.
     Create {
+        /// Topic names.
         #[arg(required = true)]
         names: Vec<String>,
         /// Partition count (-1: the broker's num.partitions).
@@ -51,6 +55,7 @@ pub enum TopicCommand {
     },
     /// Partitions (leaders, replicas, offsets) and configs of a topic.
     Describe {
+        /// Topic name.
         name: String,
         /// Show only configs set on the topic, not broker defaults.
         #[arg(long)]
@@ -58,11 +63,13 @@ pub enum TopicCommand {
     },
     /// Delete one or more topics.
     Delete {
+        /// Topic names.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Set or remove topic configs (IncrementalAlterConfigs).
     AlterConfig {
+        /// Topic name.
         name: String,
         /// key=value to set (repeatable).
         #[arg(long = "set", value_parser = parse_key_value)]
@@ -73,6 +80,7 @@ pub enum TopicCommand {
     },
     /// Grow a topic to more partitions.
     AddPartitions {
+        /// Topic name.
         name: String,
         /// The new total partition count.
         #[arg(long)]
