@@ -70,6 +70,14 @@ def known_failures():
         return {k: v for k, v in json.load(f).items() if not k.startswith("_")}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_results():
+    """Results of earlier runs are dropped, so the document shows this run only."""
+    os.makedirs(RESULTS, exist_ok=True)
+    for name in os.listdir(RESULTS):
+        os.remove(os.path.join(RESULTS, name))
+
+
 @pytest.mark.parametrize("client", ["kcat", "confluent", "kafka_python", "aiokafka_client", "kafkajs", "sarama"])
 def test_client_matrix(broker, client):
     os.makedirs(RESULTS, exist_ok=True)
@@ -85,7 +93,9 @@ def test_client_matrix(broker, client):
         pytest.skip(f"{client}: {env}")
     # fuzz/seeds/capture.py points the clients at a recording proxy instead.
     bootstrap = os.environ.get("RIPTIDE_MATRIX_BOOTSTRAP") or broker.bootstrap
-    r = subprocess.run(argv + ["--bootstrap", bootstrap, "--out", out], env=dict(os.environ, **env),
+    split = argv.index("--") if "--" in argv else len(argv)
+    argv = argv[:split] + ["--bootstrap", bootstrap, "--out", out] + argv[split:]
+    r = subprocess.run(argv, env=dict(os.environ, **env),
                        capture_output=True, text=True, timeout=420)
     sys.stdout.write(r.stdout[-4000:])
     sys.stderr.write(r.stderr[-4000:])

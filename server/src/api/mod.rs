@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod configs;
+pub mod decode;
 pub mod fetch;
 pub mod group;
 pub mod metadata;
@@ -72,30 +73,14 @@ pub fn api_name(key: i16) -> String {
 
 pub async fn handle(ctx: Ctx, frame: Bytes) -> Result<Option<Response>, RequestError> {
     let started = Instant::now();
-    if frame.len() < 8 {
-        return Err(RequestError::Malformed(format!(
-            "{} byte request is shorter than a header",
-            frame.len()
-        )));
-    }
-    let key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Some((min, max)) = versions::supported(key) else {
-        return Err(RequestError::UnknownApi(key));
-    };
-    let api_key = ApiKey::try_from(key).map_err(|_| RequestError::UnknownApi(key))?;
-    if version < min || version > max {
-        if api_key == ApiKey::ApiVersions {
-            // KIP-511: answer in v0 so the client can pick a version we support.
+    let (info, body) = match decode::parse_header(frame)? {
+        decode::Parsed::Request(info, body) => (info, body),
+        // KIP-511: answer in v0 so the client can pick a version we support.
+        decode::Parsed::ApiVersionsFallback { correlation_id } => {
             return Ok(Some(versions::unsupported_version_response(correlation_id)));
         }
-        return Err(RequestError::UnsupportedVersion(key, version));
-    }
-    let mut body = frame;
-    let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
-        .map_err(|e| RequestError::Malformed(format!("header: {e}")))?;
-    let info = RequestInfo { api_key, version, header };
+    };
+    let key = info.api_key as i16;
     let result = dispatch(&ctx, &info, body).await;
     ctx.broker.metrics.record_request(key, started.elapsed().as_micros() as u64);
     result
@@ -148,7 +133,9 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::ConsumerGroupHeartbeat => {
             answer!(group::consumer_group_heartbeat(ctx, info, decode(&mut body, v)?))
         }
-        ApiKey::ConsumerGroupDescribe => answer!(group::consumer_group_describe(ctx, info, decode(&mut body, v)?)),
+        ApiKey::ConsumerGroupDescribe => {
+            answer!(group::consumer_group_describe(ctx, info, decode(&mut body, v)?))
+        }
         _ => Err(RequestError::UnknownApi(info.api_key as i16)),
     }
 }
