@@ -313,11 +313,22 @@ fn consume_follows_new_records_until_count() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn consumer");
-    std::thread::sleep(Duration::from_millis(1500)); // let it reach the end and poll
-    b.ok_with_input(&["produce", "live"], "one\ntwo\nthree\nfour\n");
+    // It starts at the end, so keep producing until it has seen three new records, however
+    // long it took to start.
+    let mut follower = follower;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut produced = 0;
+    while follower.try_wait().expect("try_wait").is_none() {
+        assert!(Instant::now() < deadline, "the consumer never saw three new records");
+        b.ok_with_input(&["produce", "live"], &format!("record-{produced}\n"));
+        produced += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let out = wait(follower, &["consume", "live", "-n", "3"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    let seen = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(seen.lines().count(), 3, "{seen}");
+    assert!(seen.lines().all(|l| l.starts_with("record-")), "{seen}");
 }
 
 #[test]
