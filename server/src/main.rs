@@ -108,7 +108,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Client(command) => riptide_server::cli::run(command, <Cli as clap::CommandFactory>::command()),
+        Command::Client(command) => {
+            riptide_server::cli::run(command, <Cli as clap::CommandFactory>::command())
+        }
     }
 }
 
