@@ -51,9 +51,7 @@ pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
             ApiVersion::default().with_api_key(*k as i16).with_min_version(*min).with_max_version(*max)
         })
         .collect();
-    ApiVersionsResponse::default()
-        .with_error_code(0)
-        .with_api_keys(api_keys)
+    ApiVersionsResponse::default().with_error_code(0).with_api_keys(api_keys)
 }
 
 /// The answer to an ApiVersions version we don't know: header v0, body v0, error 35 and our
