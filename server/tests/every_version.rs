@@ -99,12 +99,14 @@ fn round_trip(stream: &mut TcpStream, key: ApiKey, version: i16, correlation_id:
 fn every_advertised_version_answers() {
     let dir = std::env::temp_dir().join(format!("riptide-every-version-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut config = ServerConfig::default();
-    config.data_dir = dir.clone();
-    config.listen = "127.0.0.1:0".parse().expect("addr");
-    config.metrics_listen = None;
-    config.shards = 2;
-    config.pin_shards = false;
+    let config = ServerConfig {
+        data_dir: dir.clone(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        metrics_listen: None,
+        shards: 2,
+        pin_shards: false,
+        ..ServerConfig::default()
+    };
     let running = riptide_server::server::start(config).expect("start");
     let mut failures = Vec::new();
     let mut correlation_id = 0;
