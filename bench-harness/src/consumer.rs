@@ -1,0 +1,204 @@
+//! One consumer: a member of a consumer group (classic protocol, range assignor, from
+//! `riptide_client::GroupMember`) or, with `consumerAssignment: static`, a reader of a fixed
+//! share of the partitions. It fetches from its partitions' leaders in a loop, reads each
+//! message's stamp and records end-to-end latency (intended send time to arrival here).
+//! Group members heartbeat between fetches, follow rebalances (commit, rejoin, resume from the
+//! group's committed offsets) and commit their positions every second.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use riptide_client::{Client, GroupConfig, GroupMember, KafkaCode, OffsetSpec, TopicInfo};
+
+use crate::clock::now_ns;
+use crate::payload::read_stamp;
+use crate::producer::error_kind;
+use crate::records::scan_batches;
+use crate::stats::Recorder;
+use crate::workload::Assignment;
+
+pub struct ConsumerPlan {
+    pub topic: String,
+    pub group: String,
+    pub assignment: Assignment,
+    /// This consumer's index in its subscription and the subscription's size (static split).
+    pub member_index: u32,
+    pub members: u32,
+    /// When to stop reading (set once the runner fixes the timeline).
+    pub stop_ns: Rc<Cell<u64>>,
+    pub run_tag: u64,
+    pub partition_bytes_max: i32,
+    /// Told once this consumer has its partitions (or has given up).
+    pub ready: flume::Sender<()>,
+}
+
+const FETCH_WAIT_MS: i32 = 100;
+const FETCH_BYTES_MAX: i32 = 64 << 20;
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// Where each owned partition is read next.
+type Positions = BTreeMap<i32, i64>;
+
+pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ConsumerPlan, recorder: Rc<RefCell<Recorder>>) {
+    let result = match plan.assignment {
+        Assignment::Static => consume_static(&client, &topic, &plan, &recorder).await,
+        Assignment::Group => consume_in_group(&client, &topic, &plan, &recorder).await,
+    };
+    let _ = plan.ready.try_send(());
+    if let Err(e) = result {
+        eprintln!("consumer {} of {}: {e}", plan.member_index, plan.group);
+        recorder.borrow_mut().failed(0, &format!("CONSUMER_{}", error_kind(&e)));
+    }
+}
+
+async fn consume_static(
+    client: &Client,
+    topic: &TopicInfo,
+    plan: &ConsumerPlan,
+    recorder: &RefCell<Recorder>,
+) -> riptide_client::Result<()> {
+    let mine: Vec<i32> = topic
+        .partitions
+        .iter()
+        .map(|p| p.partition)
+        .filter(|p| (*p as u32) % plan.members == plan.member_index)
+        .collect();
+    let mut positions: Positions =
+        client.list_offsets(topic, &mine, OffsetSpec::Earliest).await?.into_iter().collect();
+    let _ = plan.ready.try_send(());
+    while now_ns() < plan.stop_ns.get() {
+        fetch_once(client, topic, plan, &mut positions, recorder).await?;
+    }
+    Ok(())
+}
+
+async fn consume_in_group(
+    client: &Client,
+    topic: &TopicInfo,
+    plan: &ConsumerPlan,
+    recorder: &RefCell<Recorder>,
+) -> riptide_client::Result<()> {
+    let config = GroupConfig { heartbeat_interval: HEARTBEAT_INTERVAL, ..GroupConfig::new(&plan.group) };
+    let mut member = GroupMember::join(client, config, &[topic.name.as_str()]).await?;
+    let mut positions = starting_positions(client, topic, &plan.group, &member).await?;
+    let _ = plan.ready.try_send(());
+    let mut last_commit = Instant::now();
+    while now_ns() < plan.stop_ns.get() {
+        if member.heartbeat_if_due().await? {
+            let _ = member.commit(&committable(topic, &positions)).await;
+            member.rejoin().await?;
+            positions = starting_positions(client, topic, &plan.group, &member).await?;
+            continue;
+        }
+        fetch_once(client, topic, plan, &mut positions, recorder).await?;
+        if last_commit.elapsed() >= COMMIT_INTERVAL {
+            last_commit = Instant::now();
+            let _ = member.commit(&committable(topic, &positions)).await;
+        }
+    }
+    let _ = member.commit(&committable(topic, &positions)).await;
+    let _ = member.leave().await;
+    Ok(())
+}
+
+fn committable(topic: &TopicInfo, positions: &Positions) -> BTreeMap<(String, i32), i64> {
+    positions.iter().map(|(p, o)| ((topic.name.clone(), *p), *o)).collect()
+}
+
+/// The group's committed offsets for our partitions, the log start where there is none.
+async fn starting_positions(
+    client: &Client,
+    topic: &TopicInfo,
+    group: &str,
+    member: &GroupMember<'_>,
+) -> riptide_client::Result<Positions> {
+    let mine: Vec<i32> = member
+        .assignment()
+        .iter()
+        .filter(|(t, _)| *t == topic.name)
+        .flat_map(|(_, ps)| ps.iter().copied())
+        .collect();
+    if mine.is_empty() {
+        return Ok(Positions::new());
+    }
+    let keys: Vec<(String, i32)> = mine.iter().map(|p| (topic.name.clone(), *p)).collect();
+    let committed = client.committed_offsets(group, Some(&keys)).await?;
+    let earliest = client.list_offsets(topic, &mine, OffsetSpec::Earliest).await?;
+    Ok(mine
+        .iter()
+        .map(|p| (*p, committed.get(&(topic.name.clone(), *p)).copied().unwrap_or(earliest[p])))
+        .collect())
+}
+
+fn fetch_request(topic: &str, positions: &[(i32, i64)], partition_bytes_max: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(FETCH_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(FETCH_BYTES_MAX)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(
+                positions
+                    .iter()
+                    .map(|(p, offset)| {
+                        FetchPartition::default()
+                            .with_partition(*p)
+                            .with_fetch_offset(*offset)
+                            .with_partition_max_bytes(partition_bytes_max)
+                    })
+                    .collect(),
+            )])
+}
+
+/// One Fetch per leader of our partitions, all in flight together; records what arrived.
+async fn fetch_once(
+    client: &Client,
+    topic: &TopicInfo,
+    plan: &ConsumerPlan,
+    positions: &mut Positions,
+    recorder: &RefCell<Recorder>,
+) -> riptide_client::Result<()> {
+    if positions.is_empty() {
+        compio::time::sleep(Duration::from_millis(FETCH_WAIT_MS as u64)).await;
+        return Ok(());
+    }
+    let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+    for (p, o) in positions.iter() {
+        by_leader.entry(topic.leader_of(*p).unwrap_or(-1)).or_default().push((*p, *o));
+    }
+    let fetches = by_leader.iter().map(|(leader, ps)| async move {
+        let connection = client.broker(*leader).await?;
+        let request = fetch_request(&topic.name, ps, plan.partition_bytes_max);
+        connection.send_with_extra_time(&request, Duration::from_millis(FETCH_WAIT_MS as u64)).await
+    });
+    for response in riptide_client::join_all(fetches.collect()).await {
+        let response = response?;
+        KafkaCode::check(response.error_code, || format!("fetch from {}", topic.name))?;
+        let now = now_ns();
+        let mut recorder = recorder.borrow_mut();
+        for p in response.responses.iter().flat_map(|t| t.partitions.iter()) {
+            let Some(position) = positions.get_mut(&p.partition_index) else { continue };
+            if p.error_code != 0 {
+                recorder.failed(0, &format!("FETCH_{}", KafkaCode(p.error_code).name()));
+                continue;
+            }
+            let Some(records) = p.records.as_ref() else { continue };
+            let scan = scan_batches(records, *position, |value| {
+                if let Some(intended) = read_stamp(value, plan.run_tag) {
+                    recorder.consumed(intended, now, value.len() as u64);
+                }
+            });
+            match scan {
+                Ok(s) => *position = s.next_offset.unwrap_or(*position).max(*position),
+                Err(e) => recorder.failed(0, &format!("FETCH_CORRUPT: {e}")),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The report's charts: the latency percentile curve, throughput and p99 over time, the
+//! side-by-side comparison of several runs, and the latency-vs-throughput curve of a sweep.
+
+use crate::report::RunResult;
+use crate::svg::{document, Axis, Chart, Series};
+
+const WIDTH: f64 = 900.0;
+const PANEL_HEIGHT: f64 = 380.0;
+
+fn curve_series(name: &str, quantiles: &[[f64; 2]], color: usize, dashed: bool) -> Option<Series> {
+    (!quantiles.is_empty()).then(|| Series {
+        name: name.to_string(),
+        points: quantiles.iter().map(|q| (q[0], q[1])).collect(),
+        color,
+        dashed,
+    })
+}
+
+fn latency_chart(title: &str, runs: &[(&str, &RunResult)]) -> Chart {
+    let mut series = Vec::new();
+    for (i, (label, r)) in runs.iter().enumerate() {
+        let prefix = if runs.len() > 1 { format!("{label}: ") } else { String::new() };
+        series.extend(curve_series(&format!("{prefix}publish"), &r.publish_latency_quantiles, i, false));
+        series.extend(curve_series(&format!("{prefix}end-to-end"), &r.end_to_end_latency_quantiles, i, true));
+    }
+    Chart {
+        title: title.to_string(),
+        x_label: "percentile".into(),
+        y_label: "latency (ms)".into(),
+        x_axis: Axis::Nines,
+        y_axis: Axis::Log10,
+        series,
+        shaded: Vec::new(),
+    }
+}
+
+/// Publish and end-to-end latency by percentile, over the measured window.
+pub fn latency_curve(r: &RunResult) -> String {
+    let title = format!("{}: latency by percentile (measured window)", r.config.workload);
+    document(WIDTH, PANEL_HEIGHT, &latency_chart(&title, &[("", r)]).render(0.0, 0.0, WIDTH, PANEL_HEIGHT))
+}
+
+fn seconds(n: usize) -> impl Iterator<Item = f64> {
+    (1..=n).map(|s| s as f64)
+}
+
+fn warmup_shading(r: &RunResult) -> Vec<(f64, f64, String)> {
+    let warm = r.phase.iter().filter(|p| *p == "warmup").count();
+    if warm == 0 {
+        Vec::new()
+    } else {
+        vec![(0.0, warm as f64, "warm-up".to_string())]
+    }
+}
+
+/// Two panels: msgs/s published and consumed each second, and p99 latency each second.
+pub fn timeseries(r: &RunResult) -> String {
+    let n = r.phase.len();
+    let series = |name: &str, values: &[f64], color: usize, dashed: bool| Series {
+        name: name.to_string(),
+        points: seconds(n).zip(values.iter().copied()).collect(),
+        color,
+        dashed,
+    };
+    let throughput = Chart {
+        title: format!("{}: throughput per second", r.config.workload),
+        x_label: "time (s)".into(),
+        y_label: "msgs/s".into(),
+        x_axis: Axis::Linear,
+        y_axis: Axis::Linear,
+        series: vec![
+            series("published", &r.publish_rate, 0, false),
+            series("consumed", &r.consume_rate, 1, true),
+        ],
+        shaded: warmup_shading(r),
+    };
+    let mut latency_series = vec![series("publish p99", &r.publish_latency.p99, 0, false)];
+    if r.end_to_end_latency.p99.iter().any(|v| *v > 0.0) {
+        latency_series.push(series("end-to-end p99", &r.end_to_end_latency.p99, 1, true));
+    }
+    latency_series.push(series("publish p50", &r.publish_latency.p50, 2, false));
+    let latency = Chart {
+        title: format!("{}: p99 latency per second", r.config.workload),
+        x_label: "time (s)".into(),
+        y_label: "latency (ms)".into(),
+        x_axis: Axis::Linear,
+        y_axis: Axis::Log10,
+        series: latency_series,
+        shaded: warmup_shading(r),
+    };
+    let body = throughput.render(0.0, 0.0, WIDTH, PANEL_HEIGHT)
+        + &latency.render(0.0, PANEL_HEIGHT, WIDTH, PANEL_HEIGHT);
+    document(WIDTH, 2.0 * PANEL_HEIGHT, &body)
+}
+
+/// Runs side by side: their percentile curves overlaid, and their published msgs/s over time.
+pub fn compare(runs: &[(&str, &RunResult)]) -> String {
+    let curves = latency_chart("latency by percentile", runs);
+    let throughput = Chart {
+        title: "published msgs/s per second".into(),
+        x_label: "time (s)".into(),
+        y_label: "msgs/s".into(),
+        x_axis: Axis::Linear,
+        y_axis: Axis::Linear,
+        series: runs
+            .iter()
+            .enumerate()
+            .map(|(i, (label, r))| Series {
+                name: label.to_string(),
+                points: seconds(r.publish_rate.len()).zip(r.publish_rate.iter().copied()).collect(),
+                color: i,
+                dashed: false,
+            })
+            .collect(),
+        shaded: Vec::new(),
+    };
+    let body = curves.render(0.0, 0.0, WIDTH, PANEL_HEIGHT)
+        + &throughput.render(0.0, PANEL_HEIGHT, WIDTH, PANEL_HEIGHT);
+    document(WIDTH, 2.0 * PANEL_HEIGHT, &body)
+}
+
+/// Latency against achieved throughput over the steps of a sweep.
+pub fn sweep(name: &str, steps: &[RunResult]) -> String {
+    let pick = |f: fn(&RunResult) -> f64| -> Vec<(f64, f64)> {
+        steps.iter().map(|s| (s.aggregated_publish_rate, f(s))).collect()
+    };
+    let mut series = vec![
+        Series {
+            name: "publish p50".into(),
+            points: pick(|s| s.aggregated_publish_latency.p50),
+            color: 0,
+            dashed: false,
+        },
+        Series {
+            name: "publish p99".into(),
+            points: pick(|s| s.aggregated_publish_latency.p99),
+            color: 1,
+            dashed: false,
+        },
+        Series {
+            name: "publish p99.9".into(),
+            points: pick(|s| s.aggregated_publish_latency.p999),
+            color: 2,
+            dashed: false,
+        },
+    ];
+    if steps.iter().any(|s| s.aggregated_end_to_end_latency.count > 0) {
+        series.push(Series {
+            name: "end-to-end p50".into(),
+            points: pick(|s| s.aggregated_end_to_end_latency.p50),
+            color: 0,
+            dashed: true,
+        });
+        series.push(Series {
+            name: "end-to-end p99".into(),
+            points: pick(|s| s.aggregated_end_to_end_latency.p99),
+            color: 1,
+            dashed: true,
+        });
+    }
+    let chart = Chart {
+        title: format!("{name}: latency against throughput"),
+        x_label: "published msgs/s".into(),
+        y_label: "latency (ms)".into(),
+        x_axis: Axis::Linear,
+        y_axis: Axis::Log10,
+        series,
+        shaded: Vec::new(),
+    };
+    document(WIDTH, PANEL_HEIGHT, &chart.render(0.0, 0.0, WIDTH, PANEL_HEIGHT))
+}

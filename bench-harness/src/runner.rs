@@ -1,0 +1,487 @@
+//! One benchmark run from start to finish: create fresh topics, place producers and consumers
+//! on worker threads, wait for the consumers to join, fix the timeline (start, end of
+//! warm-up, end, end of the consumers' drain), gather each second's counters into the
+//! progress line and the time series, and turn the totals into a `RunResult`. Topics are
+//! deleted afterwards unless asked to keep them.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use riptide_client::{Client, ClientConfig, KafkaCode, NewTopic};
+
+use crate::baseline::{percent_of, Baseline};
+use crate::clock::{now_ns, unix_ms, NS_PER_S};
+use crate::error::{Error, Result};
+use crate::payload::{run_tag, template};
+use crate::report::{percentiles, CpuUse, Measurement, RunConfig, RunResult, Sample};
+use crate::stats::{Interval, Totals};
+use crate::sys::{own_cpu_seconds, pid_cpu_seconds};
+use crate::worker::{self, ConsumerSpec, Event, ProducerSpec, Shared, Timeline, WorkerPlan};
+use crate::workload::{Assignment, Rate, Workload};
+
+/// The broker under test.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub brokers: String,
+    pub label: String,
+    /// For the broker's CPU time, when it is a local process.
+    pub broker_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Worker threads (default: cores, at most one per client).
+    pub threads: Option<usize>,
+    pub baseline: Option<Baseline>,
+    pub keep_topics: bool,
+    /// How long consumers read on after the end (to receive the last messages).
+    pub drain: Duration,
+    pub notes: Vec<String>,
+}
+
+/// `name` as a file-name and topic-name friendly slug.
+pub fn slug(name: &str) -> String {
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let parts: Vec<&str> = s.split('-').filter(|p| !p.is_empty()).collect();
+    parts.join("-")
+}
+
+pub fn topic_names(w: &Workload, tag: u64) -> Vec<String> {
+    (0..w.topics).map(|i| format!("bench-{}-{:08x}-{i}", slug(&w.name), tag as u32)).collect()
+}
+
+/// Places producers, then consumers, round-robin over `threads` threads.
+pub fn plan_workers(
+    w: &Workload,
+    topics: &[String],
+    threads: usize,
+    shared: &Shared,
+    seed: u64,
+) -> Result<Vec<WorkerPlan>> {
+    assert!(threads > 0);
+    let mut plans: Vec<WorkerPlan> = (0..threads)
+        .map(|thread| WorkerPlan {
+            thread,
+            shared: shared.clone(),
+            producers: Vec::new(),
+            consumers: Vec::new(),
+        })
+        .collect();
+    let count = w.producers();
+    let mut slot = 0;
+    for (t, topic) in topics.iter().enumerate() {
+        for j in 0..w.producers_per_topic {
+            let index = t as u32 * w.producers_per_topic + j;
+            plans[slot % threads].producers.push(ProducerSpec {
+                topic: topic.clone(),
+                index,
+                count,
+                template: template(&w.payload, w.message_bytes as usize, seed ^ u64::from(index))?,
+                first_partition: j as usize,
+            });
+            slot += 1;
+        }
+    }
+    for topic in topics {
+        for s in 0..w.subscriptions_per_topic {
+            for member_index in 0..w.consumers_per_subscription {
+                let group = format!("{topic}-sub-{s}");
+                let spec = ConsumerSpec {
+                    topic: topic.clone(),
+                    group,
+                    member_index,
+                    members: w.consumers_per_subscription,
+                };
+                plans[slot % threads].consumers.push(spec);
+                slot += 1;
+            }
+        }
+    }
+    plans.retain(|p| !p.producers.is_empty() || !p.consumers.is_empty());
+    Ok(plans)
+}
+
+fn admin<T>(brokers: &str, f: impl AsyncFnOnce(&Client) -> Result<T>) -> Result<T> {
+    let runtime = compio::runtime::Runtime::new().map_err(|e| Error::Process(format!("runtime: {e}")))?;
+    runtime.block_on(async {
+        let client = Client::connect(ClientConfig::new(brokers)?).await?;
+        f(&client).await
+    })
+}
+
+/// Creates the topics and waits until every partition has a leader.
+fn create_topics(brokers: &str, names: &[String], partitions: u32) -> Result<()> {
+    admin(brokers, async |client: &Client| {
+        let new: Vec<NewTopic> = names
+            .iter()
+            .map(|n| NewTopic {
+                name: n.clone(),
+                partitions: partitions as i32,
+                replication_factor: 1,
+                configs: Vec::new(),
+            })
+            .collect();
+        for result in client.create_topics(&new, false).await? {
+            match result {
+                Err(e) if e.code() != Some(KafkaCode::TOPIC_ALREADY_EXISTS) => return Err(e.into()),
+                _ => {}
+            }
+        }
+        for _ in 0..100 {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let metadata = client.metadata(Some(&refs), false).await?;
+            let ready = names.iter().all(|n| {
+                metadata.topic(n).is_some_and(|t| {
+                    t.partitions.len() == partitions as usize && t.partitions.iter().all(|p| p.leader >= 0)
+                })
+            });
+            if ready {
+                return Ok(());
+            }
+            compio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Invalid(format!("topics {names:?} have no leaders after 10 s")))
+    })
+}
+
+fn delete_topics(brokers: &str, names: &[String]) {
+    let _ = admin(brokers, async |client: &Client| {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let _ = client.delete_topics(&refs).await;
+        Ok(())
+    });
+}
+
+fn run_config(w: &Workload, file: &str, target: &Target, threads: usize) -> RunConfig {
+    RunConfig {
+        workload: w.name.clone(),
+        workload_file: file.to_string(),
+        target: target.label.clone(),
+        driver: format!("riptide-client {}", env!("CARGO_PKG_VERSION")),
+        message_size: w.message_bytes,
+        topics: w.topics,
+        partitions_per_topic: w.partitions_per_topic,
+        producers_per_topic: w.producers_per_topic,
+        subscriptions_per_topic: w.subscriptions_per_topic,
+        consumers_per_subscription: w.consumers_per_subscription,
+        consumer_assignment: match w.assignment {
+            Assignment::Group => "group".into(),
+            Assignment::Static => "static".into(),
+        },
+        target_rate: w.rate_per_s(),
+        acks: match w.acks {
+            riptide_client::Acks::None => "0".into(),
+            riptide_client::Acks::Leader => "1".into(),
+            riptide_client::Acks::All => "all".into(),
+        },
+        compression: w.compression.name().into(),
+        batch_size_bytes: w.batch_bytes_max,
+        linger_ms: w.linger.as_secs_f64() * 1e3,
+        max_in_flight: w.in_flight_max,
+        warmup_seconds: w.warmup.as_secs_f64(),
+        test_duration_seconds: w.duration.as_secs_f64(),
+        harness_threads: threads as u32,
+    }
+}
+
+/// Runs `w` against `target`.
+pub fn run(w: &Workload, workload_file: &str, target: &Target, options: &RunOptions) -> Result<RunResult> {
+    crate::clock::init();
+    let tag = run_tag();
+    let topics = topic_names(w, tag);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let clients = (w.producers() + w.consumers()) as usize;
+    let threads = options.threads.unwrap_or(cores).clamp(1, clients.max(1));
+    let shared = Shared {
+        brokers: target.brokers.clone(),
+        run_tag: tag,
+        total_rate: w.rate_per_s(),
+        acks: w.acks,
+        compression: w.compression,
+        batch_bytes_max: w.batch_bytes_max as usize,
+        linger: w.linger,
+        in_flight_max: w.in_flight_max as usize,
+        assignment: w.assignment,
+    };
+    create_topics(&target.brokers, &topics, w.partitions_per_topic)?;
+    let plans = plan_workers(w, &topics, threads, &shared, tag)?;
+    let result = measure(w, plans, target, options);
+    if !options.keep_topics {
+        delete_topics(&target.brokers, &topics);
+    }
+    let (samples, totals, cpu, started) = result?;
+    let mut notes = options.notes.clone();
+    if w.rate == Rate::Max {
+        notes.push("producerRate 0 (max): no schedule, publish latency counts from when a message was batched (closed loop)".into());
+    }
+    Ok(RunResult::from_measurement(Measurement {
+        config: run_config(w, workload_file, target, threads),
+        started_at_unix_ms: started,
+        samples: &samples,
+        totals: &totals,
+        cpu,
+        baseline: options.baseline.clone(),
+        notes,
+    }))
+}
+
+type Measured = (Vec<Sample>, Totals, CpuUse, i64);
+
+fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunOptions) -> Result<Measured> {
+    let threads = plans.len();
+    let (events_tx, events) = flume::unbounded();
+    let mut starts = Vec::new();
+    let mut handles = Vec::new();
+    for plan in plans {
+        let (tx, rx) = flume::bounded(1);
+        starts.push(tx);
+        handles.push(
+            worker::spawn(plan, events_tx.clone(), rx).map_err(|e| Error::Process(format!("thread: {e}")))?,
+        );
+    }
+    drop(events_tx);
+    wait_ready(&events, threads)?;
+    let cpu0 = (own_cpu_seconds(), target.broker_pid.and_then(pid_cpu_seconds), std::time::Instant::now());
+    let started = unix_ms();
+    let start_ns = now_ns() + 200_000_000;
+    let measure_from_ns = start_ns + w.warmup.as_nanos() as u64;
+    let end_ns = measure_from_ns + w.duration.as_nanos() as u64;
+    let drain = if w.consumers() > 0 { options.drain.as_nanos() as u64 } else { 0 };
+    let timeline = Timeline { start_ns, measure_from_ns, end_ns, stop_ns: end_ns + drain };
+    for s in &starts {
+        let _ = s.send(timeline);
+    }
+    let gathered = gather(&events, threads, &timeline, w.subscriptions_per_topic);
+    for h in handles {
+        let _ = h.join();
+    }
+    let (samples, totals) = gathered?;
+    let cpu = CpuUse {
+        wall_seconds: cpu0.2.elapsed().as_secs_f64(),
+        harness_cpu_seconds: own_cpu_seconds() - cpu0.0,
+        broker_cpu_seconds: cpu0
+            .1
+            .and_then(|c0| target.broker_pid.and_then(pid_cpu_seconds).map(|c1| c1 - c0)),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    };
+    Ok((samples, totals, cpu, started))
+}
+
+fn wait_ready(events: &flume::Receiver<Event>, threads: usize) -> Result<()> {
+    let mut ready = 0;
+    while ready < threads {
+        match events.recv_timeout(Duration::from_secs(180)) {
+            Ok(Event::Ready { .. }) => ready += 1,
+            Ok(Event::Failed { thread, error }) => {
+                return Err(Error::Process(format!("worker {thread}: {error}")))
+            }
+            Ok(_) => {}
+            Err(_) => return Err(Error::Process("workers not ready after 180 s".into())),
+        }
+    }
+    Ok(())
+}
+
+/// The phase of second `k` (covering `(k-1, k]` s after the start).
+pub fn phase_of(second: u64, t: &Timeline) -> &'static str {
+    let at = t.start_ns + second * NS_PER_S;
+    if at <= t.measure_from_ns {
+        "warmup"
+    } else if at <= t.end_ns {
+        "measure"
+    } else {
+        "drain"
+    }
+}
+
+fn gather(
+    events: &flume::Receiver<Event>,
+    threads: usize,
+    t: &Timeline,
+    subscriptions: u32,
+) -> Result<(Vec<Sample>, Totals)> {
+    let seconds = t.seconds() as usize;
+    let mut pending: Vec<(usize, Interval)> = (0..seconds).map(|_| (0, Interval::default())).collect();
+    let mut samples = Vec::with_capacity(seconds);
+    let mut totals = Totals::default();
+    let (mut done, mut cumulative) = (0, (0u64, 0u64));
+    let tty = std::io::stderr().is_terminal();
+    while done < threads {
+        match events.recv() {
+            Ok(Event::Second { second, interval, .. }) => {
+                let slot = &mut pending[second as usize - 1];
+                slot.0 += 1;
+                slot.1.add(&interval);
+                while samples.len() < seconds && pending[samples.len()].0 == threads {
+                    let k = samples.len() + 1;
+                    let i = std::mem::take(&mut pending[k - 1].1);
+                    cumulative.0 += i.published_msgs;
+                    cumulative.1 += i.consumed_msgs;
+                    let backlog = (cumulative.0 * u64::from(subscriptions)) as i64 - cumulative.1 as i64;
+                    progress(tty, k as u64, t.seconds(), phase_of(k as u64, t), &i, backlog);
+                    samples.push(Sample { phase: phase_of(k as u64, t), interval: i });
+                }
+            }
+            Ok(Event::Done { totals: part, .. }) => {
+                totals.add(&part);
+                done += 1;
+            }
+            Ok(Event::Failed { thread, error }) => {
+                return Err(Error::Process(format!("worker {thread}: {error}")))
+            }
+            Ok(Event::Ready { .. }) => {}
+            Err(_) => return Err(Error::Process("a worker thread ended without reporting".into())),
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    Ok((samples, totals))
+}
+
+/// The live progress line for one second.
+pub fn progress_line(second: u64, seconds: u64, phase: &str, i: &Interval, backlog: i64) -> String {
+    let p = percentiles(&i.publish);
+    let e = percentiles(&i.e2e);
+    let mut line =
+        format!(
+        "[{second:>3}/{seconds} s {phase:<7}] pub {:>9} msg/s {:>7.1} MB/s p50 {:.2} p99 {:.2} max {:.1} ms",
+        i.published_msgs, i.published_bytes as f64 / 1e6, p.p50, p.p99, p.max
+    );
+    if i.consumed_msgs > 0 || backlog != 0 {
+        line += &format!(" | cons {:>9} msg/s e2e p99 {:.2} ms backlog {backlog}", i.consumed_msgs, e.p99);
+    }
+    if i.behind_msgs > 0 {
+        line += &format!(" | behind {}", i.behind_msgs);
+    }
+    if i.errors > 0 {
+        line += &format!(" | ERRORS {}", i.errors);
+    }
+    line
+}
+
+fn progress(tty: bool, second: u64, seconds: u64, phase: &str, i: &Interval, backlog: i64) {
+    let line = progress_line(second, seconds, phase, i, backlog);
+    let mut err = std::io::stderr().lock();
+    let _ = if tty { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
+    let _ = err.flush();
+}
+
+/// A few lines for the terminal after a run.
+pub fn summary(r: &RunResult) -> String {
+    let p = &r.aggregated_publish_latency;
+    let e = &r.aggregated_end_to_end_latency;
+    let mut s = format!(
+        "{} against {}\n  publish   {:>10.0} msg/s {:>8.1} MB/s  latency ms p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} p99.99 {:.3} max {:.3}\n",
+        r.config.workload, r.config.target, r.aggregated_publish_rate, r.aggregated_publish_mbps, p.p50, p.p90, p.p99, p.p999, p.p9999, p.max
+    );
+    if e.count > 0 {
+        s += &format!(
+            "  consume   {:>10.0} msg/s {:>8.1} MB/s  end-to-end ms p50 {:.3} p90 {:.3} p99 {:.3} p99.9 {:.3} p99.99 {:.3} max {:.3}\n",
+            r.aggregated_consume_rate, r.aggregated_consume_mbps, e.p50, e.p90, e.p99, e.p999, e.p9999, e.max
+        );
+    }
+    s += &format!("  errors    {}", r.errors);
+    for (kind, n) in &r.errors_by_kind {
+        s += &format!(" {kind}={n}");
+    }
+    s += &format!(
+        "\n  cpu       harness {:.2} s, broker {} over {:.1} s wall\n",
+        r.cpu.harness_cpu_seconds,
+        r.cpu.broker_cpu_seconds.map_or("n/a".into(), |c| format!("{c:.2} s")),
+        r.cpu.wall_seconds
+    );
+    if let Some(b) = &r.baseline {
+        if let Some(pct) = percent_of(r.aggregated_publish_mbps, b.fio_write_fdatasync_mbps) {
+            s += &format!("  limits    publish = {pct:.0} % of disk (fio 1 MiB + fdatasync)");
+        }
+        if let Some(pct) =
+            percent_of(r.aggregated_consume_mbps.max(r.aggregated_publish_mbps), b.iperf3_loopback_mbps)
+        {
+            s += &format!(", {pct:.0} % of loopback (iperf3)");
+        }
+        s += "\n";
+    }
+    s
+}
+
+/// Writes the JSON and the two plots as `DIR/SLUG.json`, `-latency.svg`, `-timeseries.svg`.
+pub fn write_outputs(r: &RunResult, dir: &Path, slug: &str) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
+    let json = dir.join(format!("{slug}.json"));
+    r.save(&json)?;
+    let latency = dir.join(format!("{slug}-latency.svg"));
+    std::fs::write(&latency, crate::plots::latency_curve(r)).map_err(|e| Error::file(&latency, e))?;
+    let series = dir.join(format!("{slug}-timeseries.svg"));
+    std::fs::write(&series, crate::plots::timeseries(r)).map_err(|e| Error::file(&series, e))?;
+    Ok(vec![json, latency, series])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::parse;
+
+    fn shared() -> Shared {
+        Shared {
+            brokers: "x".into(),
+            run_tag: 1,
+            total_rate: 0.0,
+            acks: riptide_client::Acks::All,
+            compression: riptide_client::Compression::None,
+            batch_bytes_max: 1024,
+            linger: Duration::ZERO,
+            in_flight_max: 1,
+            assignment: Assignment::Group,
+        }
+    }
+
+    #[test]
+    fn clients_spread_over_threads() {
+        let w = parse(
+            "name: Fan Out!\nmessageSize: 100\ntopics: 2\nproducersPerTopic: 2\nsubscriptionsPerTopic: 3\n",
+            Path::new("."),
+        )
+        .expect("valid");
+        let topics = topic_names(&w, 0xabcdef);
+        assert_eq!(topics, vec!["bench-fan-out-00abcdef-0", "bench-fan-out-00abcdef-1"]);
+        let plans = plan_workers(&w, &topics, 2, &shared(), 7).expect("plan");
+        assert_eq!(plans.len(), 2);
+        let producers: usize = plans.iter().map(|p| p.producers.len()).sum();
+        let consumers: usize = plans.iter().map(|p| p.consumers.len()).sum();
+        assert_eq!((producers, consumers), (4, 6));
+        assert_eq!(plans[0].producers.len() + plans[0].consumers.len(), 5);
+        let mut indexes: Vec<u32> = plans.iter().flat_map(|p| p.producers.iter().map(|s| s.index)).collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, vec![0, 1, 2, 3], "each producer has its own slot in the interleaved schedule");
+        let groups: std::collections::BTreeSet<&str> =
+            plans.iter().flat_map(|p| p.consumers.iter().map(|c| c.group.as_str())).collect();
+        assert_eq!(groups.len(), 6, "3 subscriptions (groups) per topic");
+        // More threads than clients: empty threads are dropped.
+        assert_eq!(plan_workers(&w, &topics, 64, &shared(), 7).expect("plan").len(), 10);
+    }
+
+    #[test]
+    fn seconds_fall_into_phases() {
+        let s = NS_PER_S;
+        let t = Timeline { start_ns: 10 * s, measure_from_ns: 12 * s, end_ns: 15 * s, stop_ns: 17 * s };
+        assert_eq!(t.seconds(), 7);
+        let phases: Vec<&str> = (1..=7).map(|k| phase_of(k, &t)).collect();
+        assert_eq!(phases, vec!["warmup", "warmup", "measure", "measure", "measure", "drain", "drain"]);
+    }
+
+    #[test]
+    fn the_progress_line_shows_rates_latency_and_errors() {
+        let mut i =
+            Interval { published_msgs: 1000, published_bytes: 1_000_000, errors: 2, ..Interval::default() };
+        i.publish.record_n(1500, 1000).expect("in range");
+        let line = progress_line(3, 10, "measure", &i, 0);
+        assert!(
+            line.contains("1000 msg/s") && line.contains("1.0 MB/s") && line.contains("p99 1.50"),
+            "{line}"
+        );
+        assert!(line.contains("ERRORS 2") && !line.contains("cons"), "{line}");
+    }
+}
