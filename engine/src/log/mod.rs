@@ -13,6 +13,8 @@
 //! (roll, retention, truncation, close) and `timestamps`.
 
 mod append;
+#[path = "../compaction.rs"]
+mod compaction;
 mod durability;
 mod maintenance;
 mod open;
@@ -31,6 +33,7 @@ use crate::error::LogError;
 use crate::io::Io;
 use crate::producer_state::{ProducerEntry, ProducerState};
 use crate::segment::Segment;
+pub use compaction::CompactionStats;
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
