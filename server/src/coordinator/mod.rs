@@ -12,7 +12,9 @@
 //! its records are fsynced through the normal produce path (`route_produce`, acks=all);
 //! group-metadata records are written in the background in the order they were produced.
 //! At start-up the background task on shard 0 replays `__consumer_offsets` and until it is done
-//! every group request is answered COORDINATOR_LOAD_IN_PROGRESS.
+//! every group request is answered COORDINATOR_LOAD_IN_PROGRESS. Each shard compacts the
+//! `__consumer_offsets` partitions it owns (engine `Log::compact`), keeping the latest record of
+//! every key, so the topic stays bounded by the number of live offsets and groups.
 //!
 //! Modules: `group` (one classic group's state machine), `consumer_group` (KIP-848 groups) and
 //! `assignor` (their server-side assignors), `registry` (all groups, offsets, listing,
@@ -25,7 +27,7 @@ pub mod group;
 pub mod offsets_log;
 pub mod registry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -103,6 +105,10 @@ pub struct Now {
 const TICK_MS: u64 = 100;
 /// Bytes asked of the log per read while loading.
 const LOAD_READ_BYTES: u32 = 4 << 20;
+/// How often each shard looks for `__consumer_offsets` partitions to compact.
+const COMPACTION_INTERVAL_MS: u64 = 60_000;
+/// Kafka's `delete.retention.ms` default (tombstones kept a day after compaction reaches them).
+const DELETE_RETENTION_MS_DEFAULT: i64 = 86_400_000;
 
 pub struct Coordinator {
     groups: Mutex<Groups>,
@@ -205,9 +211,11 @@ pub async fn write(ctx: &Ctx, w: &Write) -> Result<(), GroupError> {
     Ok(())
 }
 
-/// The coordinator's background work, started on every shard but run by shard 0 only: load
-/// `__consumer_offsets`, then write queued records and run the timers until shutdown.
+/// The coordinator's background work, started on every shard: each shard compacts the
+/// `__consumer_offsets` partitions it owns; shard 0 also loads `__consumer_offsets`, then writes
+/// queued records and runs the timers until shutdown.
 pub async fn background(ctx: Ctx) {
+    compio::runtime::spawn(compaction_loop(ctx.clone())).detach();
     if ctx.id != 0 {
         return;
     }
@@ -233,6 +241,39 @@ pub async fn background(ctx: Ctx) {
     while !ctx.broker.is_shutting_down() {
         compio::time::sleep(Duration::from_millis(TICK_MS)).await;
         coordinator.with_unchecked(|groups, now| groups.tick(now));
+    }
+}
+
+/// Compacts this shard's `__consumer_offsets` partitions every `COMPACTION_INTERVAL_MS`, those
+/// that grew since their last pass. A pass runs on the shard's thread (the log is the shard's),
+/// so it briefly delays that shard's other work; segments are at most
+/// `offsets.topic.segment.bytes`.
+async fn compaction_loop(ctx: Ctx) {
+    let mut last_pass: HashMap<i32, (usize, i64)> = HashMap::new();
+    while !ctx.broker.is_shutting_down() {
+        compio::time::sleep(Duration::from_millis(COMPACTION_INTERVAL_MS)).await;
+        let Some(topic) = ctx.broker.topic(OFFSETS_TOPIC) else { continue };
+        let delete_retention_ms = topic
+            .config_value("delete.retention.ms", &ctx.broker.config.log)
+            .and_then(|(v, _)| v.parse::<i64>().ok())
+            .unwrap_or(DELETE_RETENTION_MS_DEFAULT);
+        for p in (0..topic.partitions).filter(|p| ctx.broker.owner_of(OFFSETS_TOPIC, *p) == ctx.id) {
+            let mut partitions = ctx.partitions.borrow_mut();
+            let Ok(partition) = partitions.get_or_open(OFFSETS_TOPIC, p) else { continue };
+            let shape = (partition.log.segment_count(), partition.log.log_end_offset());
+            if shape.0 < 2 || last_pass.get(&p) == Some(&shape) {
+                continue;
+            }
+            match partition.log.compact(crate::shard::partition::now_ms(), delete_retention_ms) {
+                Ok(s) if s.segments_rewritten > 0 => eprintln!(
+                    "riptide: {OFFSETS_TOPIC}-{p}: compacted {} segment(s), {} record(s) removed, {} -> {} bytes",
+                    s.segments_rewritten, s.records_removed, s.bytes_before, s.bytes_after
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("riptide: {OFFSETS_TOPIC}-{p}: compaction failed: {e}"),
+            }
+            last_pass.insert(p, shape);
+        }
     }
 }
 
