@@ -244,6 +244,7 @@ mod tests {
                 api_key: ApiKey::Fetch,
                 version: v,
                 header: RequestHeader::default().with_correlation_id(42),
+                client_host: String::new(),
             };
             let request = FetchRequest::default().with_topics(vec![FetchTopic::default()
                 .with_topic(TopicName(StrBytes::from_static_str("t")))

@@ -120,7 +120,7 @@ pub async fn join_group(ctx: &Ctx, info: &RequestInfo, req: JoinGroupRequest) ->
         member_id: member_id.clone(),
         instance_id: if v >= 5 { req.group_instance_id.map(|i| i.to_string()) } else { None },
         client_id: client_id(info),
-        client_host: String::new(),
+        client_host: info.client_host.clone(),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: the session timeout served both purposes.
         rebalance_timeout_ms: if v >= 1 { req.rebalance_timeout_ms } else { req.session_timeout_ms },
@@ -422,7 +422,7 @@ pub fn consumer_group_heartbeat(
         server_assignor: req.server_assignor.map(|a| a.to_string()),
         owned,
         client_id: client_id(info),
-        client_host: String::new(),
+        client_host: info.client_host.clone(),
     };
     let lookup = |name: &str| broker.topic(name).map(|t| t.partitions);
     let group_id = req.group_id.0.to_string();

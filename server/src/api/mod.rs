@@ -65,16 +65,24 @@ pub struct RequestInfo {
     pub api_key: ApiKey,
     pub version: i16,
     pub header: RequestHeader,
+    /// The client's address as Kafka reports it in DescribeGroups (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 pub fn api_name(key: i16) -> String {
     ApiKey::try_from(key).map_or_else(|_| format!("unknown_{key}"), |k| format!("{k:?}"))
 }
 
-pub async fn handle(ctx: Ctx, frame: Bytes) -> Result<Option<Response>, RequestError> {
+pub async fn handle(
+    ctx: Ctx,
+    frame: Bytes,
+    peer: std::net::IpAddr,
+) -> Result<Option<Response>, RequestError> {
     let started = Instant::now();
     let (info, body) = match decode::parse_header(frame)? {
-        decode::Parsed::Request(info, body) => (info, body),
+        decode::Parsed::Request(info, body) => {
+            (RequestInfo { client_host: format!("/{peer}"), ..info }, body)
+        }
         // KIP-511: answer in v0 so the client can pick a version we support.
         decode::Parsed::ApiVersionsFallback { correlation_id } => {
             return Ok(Some(versions::unsupported_version_response(correlation_id)));

@@ -50,7 +50,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
         released_rx,
     });
     let writer = compio::runtime::spawn(write_loop(ctx.clone(), stream.clone(), rx, peer, budget.clone()));
-    if let Err(reason) = read_loop(&ctx, &stream, tx, &budget).await {
+    if let Err(reason) = read_loop(&ctx, &stream, tx, &budget, peer.ip()).await {
         eprintln!("riptide: closing connection from {peer}: {reason}");
     }
     let _ = writer.await;
@@ -62,6 +62,7 @@ async fn read_loop(
     stream: &Rc<TcpStream>,
     tx: flume::Sender<Pending>,
     budget: &Budget,
+    peer: std::net::IpAddr,
 ) -> Result<(), String> {
     let limit = ctx.broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -76,7 +77,7 @@ async fn read_loop(
                 }
             };
             let size = frame.len();
-            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame));
+            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame, peer));
             budget.in_flight.set(budget.in_flight.get() + size);
             if tx.send_async((task, size)).await.is_err() {
                 return Ok(()); // the writer stopped: the connection is going away
