@@ -28,6 +28,7 @@ from conftest import Broker, free_port  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 PER_API_VERSION_MAX = 12
+PRODUCE_PER_VERSION_MAX = 48  # Produce frames also seed the record_batch corpus
 
 
 class Recorder:
@@ -42,7 +43,8 @@ class Recorder:
         key = frame[4:8]  # api key + version
         digest = hashlib.sha1(frame).hexdigest()
         with self.lock:
-            if digest in self.frames or self.per_key.get(key, 0) >= PER_API_VERSION_MAX:
+            cap = PRODUCE_PER_VERSION_MAX if key[:2] == b"\x00\x00" else PER_API_VERSION_MAX
+            if digest in self.frames or self.per_key.get(key, 0) >= cap:
                 return
             self.per_key[key] = self.per_key.get(key, 0) + 1
             self.frames[digest] = frame
@@ -102,6 +104,68 @@ def split_batches(path):
         pos += 12 + length
 
 
+class Reader:
+    def __init__(self, data, pos):
+        self.data, self.pos = data, pos
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return v[0]
+
+    def uvarint(self):
+        shift = value = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+
+    def skip_tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
+
+    def string(self, flexible):
+        n = self.uvarint() - 1 if flexible else self.take(">h")
+        start = self.pos
+        self.pos += max(n, 0)
+        return self.data[start:self.pos]
+
+    def array_len(self, flexible):
+        return self.uvarint() - 1 if flexible else self.take(">i")
+
+
+def produce_record_sets(frame):
+    """The record sets (partition data) of a Produce request frame, size prefix included."""
+    api_key, version = struct.unpack_from(">hh", frame, 4)
+    if api_key != 0:
+        return []
+    flexible = version >= 9
+    r = Reader(frame, 12)
+    r.string(False)  # client id (always an int16 string)
+    if flexible:
+        r.skip_tags()
+    r.string(flexible)  # transactional id
+    r.take(">h")
+    r.take(">i")
+    sets = []
+    for _ in range(r.array_len(flexible)):
+        r.string(flexible)
+        for _ in range(r.array_len(flexible)):
+            r.take(">i")
+            sets.append(r.string(flexible) if flexible else r.data[r.pos + 4:r.pos + 4 + r.take(">i")])
+            if not flexible:
+                r.pos += len(sets[-1])
+            if flexible:
+                r.skip_tags()
+        if flexible:
+            r.skip_tags()
+    return [s for s in sets if s]
+
+
 def write(dirname, blobs):
     os.makedirs(dirname, exist_ok=True)
     n = 0
@@ -133,7 +197,15 @@ def main():
     batches = [bt for p in glob.glob(os.path.join(tmp, "data", "**", "*.log"), recursive=True)
                for bt in split_batches(p)]
     print("request frames:", write(os.path.join(CORPUS, "request"), frames), "new of", len(frames))
-    print("record batches:", write(os.path.join(CORPUS, "record_batch"), batches[:400]), "new of", len(batches))
+    sent = []
+    for f in frames:
+        try:
+            sent.extend(produce_record_sets(f))
+        except (struct.error, IndexError) as e:
+            print("could not parse a Produce frame:", e)
+    blobs = sent + batches
+    print("record sets and batches:", write(os.path.join(CORPUS, "record_batch"), blobs[:400]),
+          "new of", len(blobs), f"({len(sent)} sent in Produce requests, {len(batches)} stored)")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,12 @@ pub fn record_set(data: &[u8]) {
         let h = batch::check_stored(&stored).expect("an assigned valid batch must pass recovery");
         assert_eq!(h.base_offset, 1000);
         assert_eq!(h.records_count, v.header.records_count);
-        batch::validate(&stored, &limits).expect("an assigned valid batch must validate again");
+        // A batch the leader stamped with LogAppendTime is valid only on a LogAppendTime topic.
+        let again = match stamp {
+            Some(_) => Limits { timestamp_type: TimestampType::LogAppendTime, ..limits },
+            None => limits,
+        };
+        batch::validate(&stored, &again).expect("an assigned valid batch must validate again");
         let records = &stored[batch::HEADER_BYTES..];
         let walked = match compression::decompress(h.codec(), records, DECOMPRESSED_BYTES_MAX) {
             Ok(plain) => batch::walk_records(&plain, &h, |_, _| true).map(drop),
