@@ -11,6 +11,9 @@ FUZZ_SEED=${FUZZ_SEED:-1}
 CARGO_FUZZ_VERSION=0.13.2
 TARGETS=(request record_batch)
 export RUSTC_BOOTSTRAP=1
+# The sanitizer build of the server and its dependencies is the slow part; keep it outside the
+# checkout so a machine that ran CI before rebuilds only what changed.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/riptide/fuzz-target}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION from crates.io"
