@@ -197,7 +197,7 @@ pub fn validate(buf: &[u8], limits: &Limits) -> Result<ValidBatch, LogError> {
     check_attributes(&h)?;
     check_counts_and_producer(&h)?;
     let (max_ts, max_delta) = if h.codec() == codec::NONE {
-        let walk = walk_records(&batch[HEADER_BYTES..], &h, |_, _| true)?;
+        let walk = walk_records(&batch[HEADER_BYTES..], &h, Deltas::Contiguous, |_, _| true)?;
         (walk.max_timestamp_ms, walk.max_timestamp_delta)
     } else {
         (h.max_timestamp, h.last_offset_delta)
@@ -280,21 +280,38 @@ pub struct RecordWalk {
     pub stopped_at: Option<(i32, i64)>,
 }
 
+/// Which offset deltas a record walk accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deltas {
+    /// A producer's batch: exactly 0..n-1.
+    Contiguous,
+    /// A stored batch, possibly compacted: strictly increasing, at most lastOffsetDelta.
+    Increasing,
+}
+
 /// Walks the varint framing of `records` (the uncompressed records section), checking that
-/// there are exactly `recordsCount` records with offset deltas 0..n-1 and that every length
-/// is consistent. Calls `f(offset_delta, timestamp)` per record; returning false stops the walk.
+/// there are exactly `recordsCount` records with offset deltas as `deltas` says and that every
+/// length is consistent. Calls `f(offset_delta, timestamp)` per record; returning false stops
+/// the walk.
 pub fn walk_records(
     records: &[u8],
     h: &BatchHeader,
+    deltas: Deltas,
     mut f: impl FnMut(i32, i64) -> bool,
 ) -> Result<RecordWalk, LogError> {
+    let mut previous = -1;
     let mut r = Reader { buf: records, pos: 0 };
     let mut walk = RecordWalk { max_timestamp_ms: i64::MIN, max_timestamp_delta: 0, stopped_at: None };
     for i in 0..h.records_count {
         let (delta, ts) = read_record(&mut r, h.base_timestamp)?;
-        if delta != i {
+        let in_order = match deltas {
+            Deltas::Contiguous => delta == i,
+            Deltas::Increasing => delta > previous && delta <= h.last_offset_delta,
+        };
+        if !in_order {
             return Err(LogError::InvalidRecord("record offset deltas are not 0..n-1"));
         }
+        previous = delta;
         if ts > walk.max_timestamp_ms {
             walk.max_timestamp_ms = ts;
             walk.max_timestamp_delta = delta;

@@ -419,6 +419,22 @@ mod tests {
     }
 
     #[test]
+    fn timestamp_lookup_reads_compacted_batches_with_offset_gaps() {
+        let dir = std::env::temp_dir().join(format!("riptide-compact-{}-d", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut log = small_log(&dir);
+        for round in 0..6 {
+            append(&mut log, &[("a", Some("x")), ("b", Some("y")), (&format!("u{round}"), Some("z"))]);
+        }
+        log.sync().expect("sync");
+        log.compact(1_000, 86_400_000).expect("compact");
+        let first = contents(&log).first().map(|r| r.0).expect("records left");
+        assert_eq!(log.offset_for_timestamp(1_000).expect("lookup"), Some((first, 1_000)));
+        assert_eq!(log.offset_for_timestamp(2_000).expect("lookup"), None);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn tombstones_go_after_the_delete_retention() {
         let dir = std::env::temp_dir().join(format!("riptide-compact-{}-b", std::process::id()));
         let _ = fs::remove_dir_all(&dir);

@@ -79,7 +79,8 @@ fn first_record_at_or_after(
         owned = compression::decompress(h.codec(), records, DECOMPRESSED_MAX_BYTES)?;
         &owned[..]
     };
-    let walk = batch::walk_records(records, h, |delta, ts| {
+    // Compacted batches have gaps in their offset deltas.
+    let walk = batch::walk_records(records, h, batch::Deltas::Increasing, |delta, ts| {
         !(ts >= target_ms && h.base_offset + i64::from(delta) >= min_offset)
     })?;
     Ok(walk.stopped_at.map(|(delta, ts)| (h.base_offset + i64::from(delta), ts)))
