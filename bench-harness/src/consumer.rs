@@ -35,6 +35,15 @@ pub struct ConsumerPlan {
     pub partition_bytes_max: i32,
     /// Told once this consumer has its partitions (or has given up).
     pub ready: flume::Sender<()>,
+    pub ready_sent: Cell<bool>,
+}
+
+impl ConsumerPlan {
+    fn signal_ready(&self) {
+        if !self.ready_sent.replace(true) {
+            let _ = self.ready.try_send(());
+        }
+    }
 }
 
 const FETCH_WAIT_MS: i32 = 100;
@@ -50,7 +59,7 @@ pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ConsumerPlan, recor
         Assignment::Static => consume_static(&client, &topic, &plan, &recorder).await,
         Assignment::Group => consume_in_group(&client, &topic, &plan, &recorder).await,
     };
-    let _ = plan.ready.try_send(());
+    plan.signal_ready();
     if let Err(e) = result {
         eprintln!("consumer {} of {}: {e}", plan.member_index, plan.group);
         recorder.borrow_mut().failed(0, &format!("CONSUMER_{}", error_kind(&e)));
@@ -71,7 +80,7 @@ async fn consume_static(
         .collect();
     let mut positions: Positions =
         client.list_offsets(topic, &mine, OffsetSpec::Earliest).await?.into_iter().collect();
-    let _ = plan.ready.try_send(());
+    plan.signal_ready();
     while now_ns() < plan.stop_ns.get() {
         fetch_once(client, topic, plan, &mut positions, recorder).await?;
     }
@@ -87,7 +96,7 @@ async fn consume_in_group(
     let config = GroupConfig { heartbeat_interval: HEARTBEAT_INTERVAL, ..GroupConfig::new(&plan.group) };
     let mut member = GroupMember::join(client, config, &[topic.name.as_str()]).await?;
     let mut positions = starting_positions(client, topic, &plan.group, &member).await?;
-    let _ = plan.ready.try_send(());
+    plan.signal_ready();
     let mut last_commit = Instant::now();
     while now_ns() < plan.stop_ns.get() {
         if member.heartbeat_if_due().await? {

@@ -41,12 +41,18 @@ struct State {
 /// Serves until the process is killed.
 pub fn serve(listen: &str, default_partitions: u32) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen)?;
+    eprintln!("discard broker listening on {}", listener.local_addr()?);
+    serve_on(listener, default_partitions)
+}
+
+/// Serves connections arriving on `listener` (for tests: bind port 0, read the address, then
+/// call this on a thread).
+pub fn serve_on(listener: TcpListener, default_partitions: u32) -> std::io::Result<()> {
     let state = Arc::new(State {
         default_partitions: default_partitions.max(1) as i32,
         topics: Mutex::new(HashMap::new()),
         next_offset: AtomicI64::new(0),
     });
-    eprintln!("discard broker listening on {}", listener.local_addr()?);
     for stream in listener.incoming() {
         let stream = stream?;
         let state = state.clone();

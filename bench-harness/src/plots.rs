@@ -68,10 +68,11 @@ pub fn timeseries(r: &RunResult) -> String {
         y_label: "msgs/s".into(),
         x_axis: Axis::Linear,
         y_axis: Axis::Linear,
-        series: vec![
-            series("published", &r.publish_rate, 0, false),
-            series("consumed", &r.consume_rate, 1, true),
-        ],
+        series: if r.consume_rate.iter().any(|v| *v > 0.0) {
+            vec![series("published", &r.publish_rate, 0, false), series("consumed", &r.consume_rate, 1, true)]
+        } else {
+            vec![series("published", &r.publish_rate, 0, false)]
+        },
         shaded: warmup_shading(r),
     };
     let mut latency_series = vec![series("publish p99", &r.publish_latency.p99, 0, false)];

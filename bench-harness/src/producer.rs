@@ -47,6 +47,10 @@ pub struct ProducerPlan {
 }
 
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
+/// How long a producer still behind its schedule at the end keeps sending the messages it
+/// owes (they count, with their latency from the intended time); what is left after that is
+/// counted as failed (`UNSENT_BEHIND_SCHEDULE`), never dropped silently.
+const UNSENT_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait for outstanding answers after the end.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -111,6 +115,9 @@ impl Producer {
         let linger_ns = self.plan.linger.as_nanos() as u64;
         while self.sent < last_due {
             let now = now_ns();
+            if now >= end + UNSENT_GRACE.as_nanos() as u64 {
+                break;
+            }
             let due = schedule.due(now).min(last_due);
             while self.sent < due && (self.intended.len() as u64) < self.room_max {
                 self.push(schedule.intended_ns(self.sent));
@@ -122,9 +129,6 @@ impl Producer {
                 self.dispatch().await;
                 continue;
             }
-            if now >= end {
-                break;
-            }
             let room = self.room_max - self.intended.len() as u64;
             let wake =
                 next_wake_ns(&schedule, self.sent, self.intended.first().copied(), room, linger_ns, end);
@@ -133,7 +137,11 @@ impl Producer {
         if !self.intended.is_empty() {
             self.dispatch().await;
         }
-        self.recorder.borrow_mut().behind(self.plan.index, 0);
+        let mut recorder = self.recorder.borrow_mut();
+        if self.sent < last_due {
+            recorder.failed(last_due - self.sent, "UNSENT_BEHIND_SCHEDULE");
+        }
+        recorder.behind(self.plan.index, 0);
     }
 
     async fn run_unbounded(&mut self) {
@@ -148,7 +156,9 @@ impl Producer {
     }
 
     fn push(&mut self, intended_ns: u64) {
-        self.batch.push(&self.plan.template, self.plan.run_tag, intended_ns, unix_ms());
+        // The wall clock is read once per batch: only the first record sets its timestamp.
+        let now_ms = if self.batch.is_empty() { unix_ms() } else { 0 };
+        self.batch.push(&self.plan.template, self.plan.run_tag, intended_ns, now_ms);
         self.intended.push(intended_ns);
         self.sent += 1;
     }

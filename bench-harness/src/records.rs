@@ -79,7 +79,8 @@ impl BatchBuilder {
         self.buf.len()
     }
 
-    /// Appends a record whose value is `template` stamped with the run tag and intended time.
+    /// Appends a record whose value is `template` stamped with the run tag and intended time;
+    /// `now_ms` (wall clock) is used by the first record only, as the batch's timestamp.
     pub fn push(&mut self, template: &[u8], run_tag: u64, intended_ns: u64, now_ms: i64) {
         if self.count == 0 {
             self.base_timestamp_ms = now_ms;

@@ -205,7 +205,9 @@ impl RunResult {
             r.consume_mbps.push(i.consumed_bytes as f64 / 1e6);
             published += i.published_msgs as i64;
             consumed += i.consumed_msgs as i64;
-            r.backlog.push(published * subscriptions - consumed);
+            // A consumer can see a message a moment before its producer has the ack, so the
+            // difference can dip below zero within a second: that is not a backlog.
+            r.backlog.push((published * subscriptions - consumed).max(0));
             r.producer_lag.push(i.behind_msgs);
             r.errors_per_sample.push(i.errors);
             r.publish_latency.push(&percentiles(&i.publish));

@@ -319,7 +319,8 @@ fn gather(
                     let i = std::mem::take(&mut pending[k - 1].1);
                     cumulative.0 += i.published_msgs;
                     cumulative.1 += i.consumed_msgs;
-                    let backlog = (cumulative.0 * u64::from(subscriptions)) as i64 - cumulative.1 as i64;
+                    let backlog =
+                        ((cumulative.0 * u64::from(subscriptions)) as i64 - cumulative.1 as i64).max(0);
                     progress(tty, k as u64, t.seconds(), phase_of(k as u64, t), &i, backlog);
                     samples.push(Sample { phase: phase_of(k as u64, t), interval: i });
                 }

@@ -8,7 +8,7 @@ use std::fmt::Write;
 const PALETTE: [&str; 8] =
     ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const MARGIN_LEFT: f64 = 70.0;
-const MARGIN_RIGHT: f64 = 20.0;
+const MARGIN_RIGHT: f64 = 40.0;
 const MARGIN_TOP: f64 = 34.0;
 const MARGIN_BOTTOM: f64 = 46.0;
 
@@ -247,8 +247,16 @@ impl Chart {
         );
     }
 
+    /// Top right, on a white box so lines and shading under it stay readable.
     fn legend(&self, plot: &Plot, out: &mut String) {
-        let x = plot.left + 10.0;
+        if self.series.is_empty() {
+            return;
+        }
+        let longest = self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
+        let width = 40.0 + 6.8 * longest;
+        let x = plot.left + plot.w - width - 6.0;
+        let height = 8.0 + 15.0 * self.series.len() as f64;
+        let _ = writeln!(out, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>", x - 4.0, plot.top + 4.0);
         for (i, s) in self.series.iter().enumerate() {
             let y = plot.top + 16.0 + 15.0 * i as f64;
             let color = PALETTE[s.color % PALETTE.len()];

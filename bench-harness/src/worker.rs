@@ -189,6 +189,7 @@ async fn start_consumers(
             run_tag: plan.shared.run_tag,
             partition_bytes_max: (2 * plan.shared.batch_bytes_max).max(1 << 20) as i32,
             ready: ready_tx.clone(),
+            ready_sent: Cell::new(false),
         };
         tasks.push(compio::runtime::spawn(consumer::run(
             client.clone(),

@@ -1,0 +1,120 @@
+//! End-to-end runs of the harness: against the discard broker (open-loop producer at a fixed
+//! rate: every intended message is published and measured) and against a real riptide started
+//! in this process (consumer groups and a static split read everything back, with end-to-end
+//! latency). Short (a few seconds each) so that they run in CI.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use riptide_bench::report::RunResult;
+use riptide_bench::runner::{self, RunOptions, Target};
+use riptide_bench::workload::parse;
+
+fn options() -> RunOptions {
+    RunOptions {
+        threads: Some(2),
+        baseline: None,
+        keep_topics: false,
+        drain: Duration::from_secs(2),
+        notes: Vec::new(),
+    }
+}
+
+fn discard_broker() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || riptide_bench::discard::serve_on(listener, 4));
+    addr
+}
+
+fn target(addr: &str, label: &str) -> Target {
+    Target { brokers: addr.to_string(), label: label.to_string(), broker_pid: None }
+}
+
+#[test]
+fn an_open_loop_producer_publishes_every_intended_message() {
+    let addr = discard_broker();
+    let w = parse(
+        "name: steady\nmessageSize: 100\npartitionsPerTopic: 4\nsubscriptionsPerTopic: 0\nproducerRate: 5000\n\
+         acks: 1\nlingerMs: 1\nwarmupDurationSeconds: 1\ntestDurationSeconds: 1\n",
+        Path::new("."),
+    )
+    .expect("valid workload");
+    let r = runner::run(&w, "steady.yaml", &target(&addr, "discard"), &options()).expect("run");
+    assert_eq!(r.errors, 0, "{:?}", r.errors_by_kind);
+    // Exactly the messages intended in the 1 s window count: 5,000 (±1 at the edges).
+    let p = r.aggregated_publish_latency;
+    assert!((4_999..=5_001).contains(&p.count), "{p:?}");
+    assert!((r.aggregated_publish_rate - 5_000.0).abs() <= 1.0, "{}", r.aggregated_publish_rate);
+    assert!((r.aggregated_publish_mbps - 0.5).abs() < 0.01);
+    assert!(p.p50 > 0.0 && p.p50 <= p.p99 && p.p99 <= p.max, "{p:?}");
+    assert_eq!(r.phase.first().map(String::as_str), Some("warmup"));
+    assert!(r.phase.iter().any(|s| s == "measure"));
+    assert_eq!(r.aggregated_end_to_end_latency.count, 0, "no consumers");
+    let h = r.publish_histogram().expect("histogram");
+    assert_eq!(h.len(), p.count);
+    // The result survives a trip through its JSON file.
+    let path = std::env::temp_dir().join(format!("rb-it-{}.json", std::process::id()));
+    r.save(&path).expect("save");
+    assert_eq!(RunResult::load(&path).expect("load"), r);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn an_unreachable_broker_is_an_error_not_a_result() {
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let w = parse("name: x\nmessageSize: 100\ntestDurationSeconds: 1\n", Path::new(".")).expect("valid");
+    let err = runner::run(&w, "x.yaml", &target(&format!("127.0.0.1:{port}"), "nobody"), &options())
+        .expect_err("no broker");
+    assert!(err.to_string().contains("connect"), "{err}");
+}
+
+fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rb-it-riptide-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = riptide_server::config::ServerConfig {
+        data_dir: dir.clone(),
+        // A real port (not 0): Metadata advertises the listen address.
+        listen: format!("127.0.0.1:{}", riptide_bench::spawn::free_port().expect("port"))
+            .parse()
+            .expect("addr"),
+        metrics_listen: None,
+        shards: 1,
+        pin_shards: false,
+        ..Default::default()
+    };
+    (riptide_server::server::start(config).expect("riptide starts"), dir)
+}
+
+#[test]
+fn consumers_in_groups_and_static_splits_read_everything_back() {
+    let (broker, dir) = riptide();
+    let addr = broker.addr.to_string();
+    for assignment in ["group", "static"] {
+        let w = parse(
+            &format!(
+                "name: fan-{assignment}\nmessageSize: 200\npartitionsPerTopic: 4\nsubscriptionsPerTopic: 2\n\
+                 consumerPerSubscription: 2\nconsumerAssignment: {assignment}\nproducerRate: 2000\nlingerMs: 2\n\
+                 warmupDurationSeconds: 1\ntestDurationSeconds: 2\n"
+            ),
+            Path::new("."),
+        )
+        .expect("valid workload");
+        let r = runner::run(&w, "fan.yaml", &target(&addr, "riptide"), &options()).expect("run");
+        assert_eq!(r.errors, 0, "{assignment}: {:?}", r.errors_by_kind);
+        let published = r.aggregated_publish_latency.count;
+        assert!((3_999..=4_001).contains(&published), "{assignment}: published {published}");
+        // Two subscriptions each read every message of the window once.
+        let consumed = r.aggregated_end_to_end_latency.count;
+        assert_eq!(consumed, 2 * published, "{assignment}: consumed {consumed} of {published} x 2");
+        let e = r.aggregated_end_to_end_latency;
+        // Measured from the intended send time, so never below the time on the wire; and not
+        // absurd (a stamp misread as a time would give days).
+        assert!(e.p50 > 0.0 && e.p50 <= e.p99 && e.max < 5_000.0, "{assignment}: {e:?}");
+        assert!(r.consume_rate.iter().sum::<f64>() >= (2 * published) as f64);
+        assert!(*r.backlog.last().expect("samples") <= 0, "{assignment}: backlog {:?}", r.backlog);
+    }
+    broker.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}
