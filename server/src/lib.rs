@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod coordinator;
+pub mod fuzzing;
 pub mod metrics;
 pub mod net;
 pub mod server;

@@ -1,0 +1,88 @@
+//! What the fuzz targets (`fuzz/fuzz_targets/`) run, as plain functions over bytes. They live in
+//! the workspace so that an API change that would break them breaks `cargo build`, and so that
+//! `cargo test` replays every kept crash input and the seed corpus through them
+//! (`server/tests/fuzz_corpus.rs`) without nightly flags or libFuzzer.
+
+use crate::api::decode::decode_frame;
+use crate::net::frame::take_frame;
+use bytes::{Bytes, BytesMut};
+use riptide_engine::batch::{self, Assignment, Limits};
+use riptide_engine::compression;
+use riptide_engine::TimestampType;
+
+/// `socket.request.max.bytes` default: frames up to this size are decoded.
+pub const REQUEST_BYTES_MAX: u32 = 100 << 20;
+/// Decompression bound for the timestamp-lookup path (the broker uses 64 MiB; the logic is
+/// the same and a smaller bound keeps executions fast).
+pub const DECOMPRESSED_BYTES_MAX: usize = 1 << 20;
+
+/// A client's byte stream: cut into frames exactly as a connection does, and every frame
+/// decoded (header, then the body for its API and version) as `api::handle` does before
+/// dispatching. Errors are expected; panics, aborts and huge allocations are the bugs.
+pub fn request_stream(data: &[u8]) {
+    let mut buf = BytesMut::new();
+    // Feed in two pieces to exercise partial frames as well as pipelined ones.
+    let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
+    for piece in [&data[..split], &data[split..]] {
+        buf.extend_from_slice(piece);
+        loop {
+            match take_frame(&mut buf, REQUEST_BYTES_MAX) {
+                Ok(Some(frame)) => {
+                    let _ = decode_frame(frame);
+                }
+                Ok(None) => break,
+                Err(_) => return, // the connection would be closed
+            }
+        }
+    }
+}
+
+/// One frame without its size prefix, straight into the header and body decoders.
+pub fn request_frame(data: &[u8]) {
+    let _ = decode_frame(Bytes::copy_from_slice(data));
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_message_bytes: u32::MAX,
+        timestamp_type: TimestampType::CreateTime,
+        timestamp_before_max_ms: i64::MAX,
+        timestamp_after_max_ms: i64::MAX,
+        now_ms: 1_700_000_000_000,
+    }
+}
+
+/// A Produce record set, validated batch by batch as the append path does; every batch that
+/// passes is assigned offsets (as the leader does) and must then pass the recovery check and a
+/// second validation, and its records must be walkable (decompressed if needed) as the
+/// offset-for-timestamp lookup does.
+pub fn record_set(data: &[u8]) {
+    let limits = limits();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let Ok(v) = batch::validate(&data[pos..], &limits) else { return };
+        assert!(v.size_bytes >= batch::HEADER_BYTES && v.size_bytes <= data.len() - pos);
+        let mut stored = data[pos..pos + v.size_bytes].to_vec();
+        let stamp = (v.header.records_count % 2 == 0).then_some(limits.now_ms);
+        let a = Assignment { base_offset: 1000, leader_epoch: 3, log_append_time_ms: stamp };
+        batch::assign(&mut stored, &v, &a);
+        let h = batch::check_stored(&stored).expect("an assigned valid batch must pass recovery");
+        assert_eq!(h.base_offset, 1000);
+        assert_eq!(h.records_count, v.header.records_count);
+        // A batch the leader stamped with LogAppendTime is valid only on a LogAppendTime topic.
+        let again = match stamp {
+            Some(_) => Limits { timestamp_type: TimestampType::LogAppendTime, ..limits },
+            None => limits,
+        };
+        batch::validate(&stored, &again).expect("an assigned valid batch must validate again");
+        let records = &stored[batch::HEADER_BYTES..];
+        let walked = match compression::decompress(h.codec(), records, DECOMPRESSED_BYTES_MAX) {
+            Ok(plain) => batch::walk_records(&plain, &h, batch::Deltas::Increasing, |_, _| true).map(drop),
+            Err(_) => Ok(()),
+        };
+        if h.codec() == batch::codec::NONE {
+            assert!(walked.is_ok(), "uncompressed records passed validation, so they walk");
+        }
+        pos += v.size_bytes;
+    }
+}
