@@ -132,7 +132,9 @@ impl Producer {
             let room = self.room_max - self.intended.len() as u64;
             let wake =
                 next_wake_ns(&schedule, self.sent, self.intended.first().copied(), room, linger_ns, end);
-            compio::time::sleep_until(instant_at(wake.max(now + 1))).await;
+            let wake = wake.max(now + 1);
+            compio::time::sleep_until(instant_at(wake)).await;
+            self.recorder.borrow_mut().woke(wake, now_ns());
         }
         if !self.intended.is_empty() {
             self.dispatch().await;

@@ -160,6 +160,8 @@ pub struct RunResult {
     pub aggregated_consume_mbps: f64,
     pub aggregated_publish_latency: Percentiles,
     pub aggregated_end_to_end_latency: Percentiles,
+    /// How late scheduled producers woke against their plan (the harness's own delay).
+    pub harness_wake_lateness: Percentiles,
     pub publish_latency_quantiles: Vec<[f64; 2]>,
     pub end_to_end_latency_quantiles: Vec<[f64; 2]>,
     /// Failed messages over the whole run, and by kind.
@@ -221,6 +223,7 @@ impl RunResult {
         r.aggregated_consume_mbps = t.consumed_bytes as f64 / 1e6 / seconds;
         r.aggregated_publish_latency = percentiles(&t.publish);
         r.aggregated_end_to_end_latency = percentiles(&t.e2e);
+        r.harness_wake_lateness = percentiles(&t.wake_lateness);
         r.publish_latency_quantiles = quantile_curve(&t.publish);
         r.end_to_end_latency_quantiles = quantile_curve(&t.e2e);
         r.errors = t.error_count();
@@ -256,6 +259,7 @@ impl RunResult {
             aggregated_consume_mbps: 0.0,
             aggregated_publish_latency: Percentiles::default(),
             aggregated_end_to_end_latency: Percentiles::default(),
+            harness_wake_lateness: Percentiles::default(),
             publish_latency_quantiles: Vec::new(),
             end_to_end_latency_quantiles: Vec::new(),
             errors: 0,

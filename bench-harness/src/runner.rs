@@ -384,6 +384,10 @@ pub fn summary(r: &RunResult) -> String {
             r.aggregated_consume_rate, r.aggregated_consume_mbps, e.p50, e.p90, e.p99, e.p999, e.p9999, e.max
         );
     }
+    let l = &r.harness_wake_lateness;
+    if l.count > 0 {
+        s += &format!("  harness   woke late by p50 {:.3} p99 {:.3} p99.9 {:.3} max {:.3} ms (its own share of the latency)\n", l.p50, l.p99, l.p999, l.max);
+    }
     s += &format!("  errors    {}", r.errors);
     for (kind, n) in &r.errors_by_kind {
         s += &format!(" {kind}={n}");

@@ -73,6 +73,9 @@ pub struct Totals {
     pub consumed_bytes: u64,
     /// Every failure of the whole run (warm-up included), by kind: failed messages.
     pub errors: BTreeMap<String, u64>,
+    /// How late producers woke up against their plan (µs, whole run): the harness's own delay
+    /// (timer, scheduler, a busy thread), which shows whether it kept its schedule.
+    pub wake_lateness: Histogram<u64>,
 }
 
 impl Default for Totals {
@@ -85,6 +88,7 @@ impl Default for Totals {
             consumed_msgs: 0,
             consumed_bytes: 0,
             errors: BTreeMap::new(),
+            wake_lateness: latency_histogram(),
         }
     }
 }
@@ -97,6 +101,7 @@ impl Totals {
         self.published_bytes += other.published_bytes;
         self.consumed_msgs += other.consumed_msgs;
         self.consumed_bytes += other.consumed_bytes;
+        self.wake_lateness.add(&other.wake_lateness).expect("same bounds");
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += n;
         }
@@ -179,6 +184,11 @@ impl Recorder {
             self.totals.consumed_msgs += 1;
             self.totals.consumed_bytes += message_bytes;
         }
+    }
+
+    /// A producer meant to wake at `planned_ns` and woke at `now_ns`.
+    pub fn woke(&mut self, planned_ns: u64, now_ns: u64) {
+        self.totals.wake_lateness.saturating_record(latency_us(planned_ns, now_ns));
     }
 
     /// Producer `index` of this thread is `msgs` behind its schedule.
