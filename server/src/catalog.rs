@@ -99,10 +99,7 @@ pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Resu
     };
     match name {
         "cleanup.policy" => match value {
-            "delete" => Ok(()),
-            "compact" | "compact,delete" | "delete,compact" => Err(format!(
-                "Invalid value {value} for configuration cleanup.policy: log compaction is not implemented yet"
-            )),
+            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
             _ => Err(format!("Invalid value {value} for configuration cleanup.policy")),
         },
         "compression.type" => match value {
@@ -142,6 +139,11 @@ pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Resu
 pub struct EffectiveTopicConfig {
     pub log: LogConfig,
     pub durability: Durability,
+    /// `cleanup.policy` has `delete`: segments go by retention.ms / retention.bytes.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` has `compact`: the latest record per key is kept.
+    pub cleanup_compact: bool,
+    pub delete_retention_ms: i64,
 }
 
 impl TopicMeta {
@@ -177,7 +179,14 @@ impl TopicMeta {
             io,
         };
         let durability = Durability::parse(&get("durability.policy")).unwrap_or(d.durability);
-        EffectiveTopicConfig { log, durability }
+        let policy = get("cleanup.policy");
+        EffectiveTopicConfig {
+            log,
+            durability,
+            cleanup_delete: policy.split(',').any(|p| p == "delete"),
+            cleanup_compact: policy.split(',').any(|p| p == "compact"),
+            delete_retention_ms: num("delete.retention.ms", 86_400_000),
+        }
     }
 }
 

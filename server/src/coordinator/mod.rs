@@ -167,13 +167,15 @@ impl Coordinator {
 }
 
 /// Creates `__consumer_offsets` if it doesn't exist yet (Kafka does so on first
-/// FindCoordinator). Kept forever (`retention.ms=-1`) until the engine compacts.
+/// FindCoordinator), compacted (the latest commit per key is kept; `retention.ms=-1` in case
+/// the policy is ever switched to `compact,delete`).
 pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), GroupError> {
     if broker.topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
     let cfg = broker.coordinator.config();
     let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
         ("retention.ms".to_string(), "-1".to_string()),
         ("segment.bytes".to_string(), cfg.offsets_topic_segment_bytes.to_string()),
     ]);

@@ -43,6 +43,25 @@ pub struct Partition {
     fetch_waiters: Vec<flume::Sender<()>>,
     leo_gauge: Arc<AtomicI64>,
     pub dirty: bool,
+    cleanup: Cleanup,
+}
+
+/// What housekeeping does to old data (`cleanup.policy`).
+#[derive(Clone, Copy)]
+struct Cleanup {
+    delete: bool,
+    compact: bool,
+    delete_retention_ms: i64,
+}
+
+impl Cleanup {
+    fn of(eff: &crate::catalog::EffectiveTopicConfig) -> Cleanup {
+        Cleanup {
+            delete: eff.cleanup_delete,
+            compact: eff.cleanup_compact,
+            delete_retention_ms: eff.delete_retention_ms,
+        }
+    }
 }
 
 impl Partition {
@@ -107,6 +126,7 @@ impl Partitions {
         }
         debug_assert_eq!(self.broker.owner_of(topic, index), self.shard_id);
         let eff = meta.effective(&self.broker.config.log, self.broker.engine_io);
+        let cleanup = Cleanup::of(&eff);
         let dir = self.broker.partition_dir(topic, index);
         let log = Log::open(&dir, eff.log, now_ms()).map_err(|e| {
             eprintln!("riptide: shard {}: cannot open {}: {e}", self.shard_id, dir.display());
@@ -123,6 +143,7 @@ impl Partitions {
             fetch_waiters: Vec::new(),
             leo_gauge,
             dirty: false,
+            cleanup,
         })
     }
 
@@ -333,6 +354,7 @@ impl Partitions {
             for p in parts.values_mut() {
                 p.log.set_config(eff.log.clone());
                 p.durability = eff.durability;
+                p.cleanup = Cleanup::of(&eff);
                 if p.durability != Durability::Fsync {
                     let leo = p.log.log_end_offset();
                     p.advance_high_watermark(leo);
@@ -364,13 +386,25 @@ impl Partitions {
                 if let Err(e) = p.log.maybe_roll(now) {
                     eprintln!("riptide: {topic}-{index}: roll failed: {e}");
                 }
-                match p.log.apply_retention(now) {
-                    Ok(0) => {}
-                    Ok(n) => eprintln!(
-                        "riptide: {topic}-{index}: retention deleted {n} segment(s); log start offset {}",
-                        p.log.log_start_offset()
-                    ),
-                    Err(e) => eprintln!("riptide: {topic}-{index}: retention failed: {e}"),
+                if p.cleanup.delete {
+                    match p.log.apply_retention(now) {
+                        Ok(0) => {}
+                        Ok(n) => eprintln!(
+                            "riptide: {topic}-{index}: retention deleted {n} segment(s); log start offset {}",
+                            p.log.log_start_offset()
+                        ),
+                        Err(e) => eprintln!("riptide: {topic}-{index}: retention failed: {e}"),
+                    }
+                }
+                if p.cleanup.compact && p.log.segment_count() >= 2 {
+                    match p.log.compact(now, p.cleanup.delete_retention_ms) {
+                        Ok(s) if s.segments_rewritten > 0 => eprintln!(
+                            "riptide: {topic}-{index}: compacted {} segment(s), {} record(s) removed",
+                            s.segments_rewritten, s.records_removed
+                        ),
+                        Ok(_) => {}
+                        Err(e) => eprintln!("riptide: {topic}-{index}: compaction failed: {e}"),
+                    }
                 }
             }
         }
