@@ -85,6 +85,12 @@ print(f"**Harness ceiling** (discard broker, target {c['config']['targetRate']:,
       f"{c['cpu']['harnessCpuSeconds']:.1f} s over {c['cpu']['wallSeconds']:.1f} s wall, discard broker "
       f"{(c['cpu']['brokerCpuSeconds'] or 0):.1f} s; errors {c['errors']}.\n")
 print(open(f"{out}/headline.md").read())
+names = ["1-topic-1-partition-1kb-max", "1-topic-16-partitions-1kb-50mbps", "1-topic-8-partitions-100b-max",
+         "1-topic-1-partition-64kb-max", "fanout-1-producer-4-groups", "harness-ceiling-100b"]
+print("Plots (in `docs/bench/`): " + "; ".join(
+    f"{n}: [percentiles](bench/{n}-latency.svg), [over time](bench/{n}-timeseries.svg)" for n in names) + ".\n")
+print("![latency against throughput](bench/latency-sweep-1kb-sweep.svg)\n")
+print("![all runs: percentile curves and throughput](bench/compare.svg)")
 PY
 cat "$OUT/generated.md"
 

@@ -251,6 +251,7 @@ fn compare_cmd(results: &[PathBuf], plot_path: &Path, baseline: Option<&Path>) -
     let baseline = baseline.map(Baseline::load).transpose()?;
     let rows = compare::load(results)?;
     print!("{}", compare::table(&rows, baseline.as_ref()));
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     std::fs::write(plot_path, compare::plot(&rows)).map_err(|e| Error::file(plot_path, e))?;
     eprintln!("wrote {}", plot_path.display());
     Ok(())

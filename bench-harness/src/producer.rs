@@ -22,6 +22,7 @@ use compio::runtime::JoinHandle;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use riptide_client::batch::BATCH_HEADER_BYTES;
 use riptide_client::{Acks, Client, Compression, TopicInfo};
 
 use crate::clock::{instant_at, now_ns, unix_ms};
@@ -68,6 +69,14 @@ pub fn error_kind(e: &riptide_client::Error) -> String {
     }
 }
 
+/// Messages per batch so that a full batch, header included, stays within `batch_bytes_max`
+/// (brokers refuse batches above `max.message.bytes`, 1 MiB + 12 by default), counting every
+/// record at its largest encoding; at least one.
+pub fn batch_room(batch_bytes_max: usize, message_bytes: usize) -> u64 {
+    let per_record = record_bytes(u32::MAX, message_bytes);
+    (batch_bytes_max.saturating_sub(BATCH_HEADER_BYTES) / per_record).max(1) as u64
+}
+
 struct Producer {
     client: Rc<Client>,
     topic: TopicInfo,
@@ -85,8 +94,7 @@ struct Producer {
 
 /// Runs the producer until `plan.end_ns`, then waits for its outstanding answers.
 pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ProducerPlan, recorder: Rc<RefCell<Recorder>>) {
-    let per_record = record_bytes(1000, plan.template.len()) as u64;
-    let room_max = (plan.batch_bytes_max as u64 / per_record).max(1);
+    let room_max = batch_room(plan.batch_bytes_max, plan.template.len());
     let mut p = Producer {
         client,
         batch: BatchBuilder::new(plan.compression, plan.batch_bytes_max),
@@ -263,6 +271,36 @@ impl Send {
                 p.error_message.as_deref(),
             )),
             None => Err(riptide_client::Error::Invalid("no answer for the partition".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::template;
+    use crate::records::BatchBuilder;
+    use crate::workload::Payload;
+
+    #[test]
+    fn full_batches_fit_the_batch_size() {
+        for (batch, message) in
+            [(1 << 20, 100), (1 << 20, 1024), (16 << 10, 100), (1 << 20, 65536), (100, 1000)]
+        {
+            let room = batch_room(batch, message);
+            let t = template(&Payload::Zeros, message, 0).expect("template");
+            let mut b = BatchBuilder::new(Compression::None, batch);
+            for i in 0..room {
+                b.push(&t, 1, i, 0);
+            }
+            let bytes = b.finish(batch).expect("finish").len();
+            assert!(bytes <= batch || room == 1, "{room} x {message} B = {bytes} B > {batch} B");
+            // Not wastefully small either (the worst-case record size costs a few bytes each).
+            let slack = 4 * room as usize; // varints are at most 4 bytes shorter than the worst case
+            assert!(
+                bytes + record_bytes(room as u32, message) + slack > batch || room == 1,
+                "{room} x {message} B = {bytes} B"
+            );
         }
     }
 }

@@ -161,6 +161,7 @@ pub struct RunResult {
     pub aggregated_publish_latency: Percentiles,
     pub aggregated_end_to_end_latency: Percentiles,
     /// How late scheduled producers woke against their plan (the harness's own delay).
+    #[serde(default)]
     pub harness_wake_lateness: Percentiles,
     pub publish_latency_quantiles: Vec<[f64; 2]>,
     pub end_to_end_latency_quantiles: Vec<[f64; 2]>,
