@@ -152,19 +152,37 @@ impl Recorder {
     }
 
     /// A batch was acknowledged at `ack_ns`; `intended_ns` are its messages' intended times.
+    /// Neighbours in a batch were intended nanoseconds apart, so most share their latency in
+    /// µs: equal runs are recorded with one histogram update (a third of the harness's CPU at
+    /// millions of messages per second went to per-message updates).
     pub fn published(&mut self, intended_ns: &[u64], ack_ns: u64, message_bytes: u64) {
+        let mut run: Option<(u64, bool, u64)> = None;
         for &t in intended_ns {
-            let us = latency_us(t, ack_ns);
-            self.interval.publish.saturating_record(us);
-            if self.measured(t) {
-                self.totals.publish.saturating_record(us);
-                self.totals.published_msgs += 1;
-                self.totals.published_bytes += message_bytes;
+            let (us, measured) = (latency_us(t, ack_ns), self.measured(t));
+            match run.as_mut() {
+                Some((u, m, count)) if *u == us && *m == measured => *count += 1,
+                _ => {
+                    if let Some(done) = run.replace((us, measured, 1)) {
+                        self.published_run(done, message_bytes);
+                    }
+                }
             }
+        }
+        if let Some(done) = run {
+            self.published_run(done, message_bytes);
         }
         let n = intended_ns.len() as u64;
         self.interval.published_msgs += n;
         self.interval.published_bytes += n * message_bytes;
+    }
+
+    fn published_run(&mut self, (us, measured, count): (u64, bool, u64), message_bytes: u64) {
+        self.interval.publish.saturating_record_n(us, count);
+        if measured {
+            self.totals.publish.saturating_record_n(us, count);
+            self.totals.published_msgs += count;
+            self.totals.published_bytes += count * message_bytes;
+        }
     }
 
     /// `messages` failed with `kind` (never acknowledged).
@@ -230,6 +248,20 @@ mod tests {
         assert!(t.publish.equivalent(t.publish.min(), 1_500) && t.publish.equivalent(t.publish.max(), 2_000));
         assert!(t.consumed_msgs == 1 && t.e2e.equivalent(t.e2e.max(), 2_500));
         assert_eq!(t.error_count(), 7);
+    }
+
+    #[test]
+    fn runs_of_equal_latency_count_every_message() {
+        let mut r = Recorder::new(1_000, 10_000_000, 0);
+        // 10 messages 100 ns apart straddling the window start (1,000 ns), acked at 2.001 ms:
+        // 2000 µs for the one intended at 1,000 ns, 1999 µs for the next four in the window.
+        let intended: Vec<u64> = (0..10).map(|i| 100 * i + 500).collect();
+        r.published(&intended, 2_001_000, 10);
+        let i = r.take_interval();
+        assert_eq!((i.publish.len(), i.published_msgs, i.published_bytes), (10, 10, 100));
+        let t = r.into_totals();
+        assert_eq!((t.publish.len(), t.published_msgs, t.published_bytes), (5, 5, 50));
+        assert_eq!((t.publish.count_at(2000), t.publish.count_at(1999)), (1, 4));
     }
 
     #[test]
