@@ -64,8 +64,8 @@ fn rate(target: f64) -> String {
 /// are used when none is given).
 pub fn table(rows: &[Row], baseline: Option<&Baseline>) -> String {
     let mut out = String::from(
-        "| run | target | target rate | msgs/s | MB/s | of limit | publish p50 / p90 / p99 / p99.9 / p99.99 / max (ms) | end-to-end p50 / p99 / p99.9 / max (ms) | errors |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+        "| run | target | target rate | msgs/s | MB/s | of limit | publish p50 / p90 / p99 / p99.9 / p99.99 / max (ms) | end-to-end p50 / p99 / p99.9 / max (ms) | errors | CPU harness / broker (cores) |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let r = &row.result;
@@ -88,7 +88,7 @@ pub fn table(rows: &[Row], baseline: Option<&Baseline>) -> String {
             format!("{} / {} / {} / {}", ms(e.p50), ms(e.p99), ms(e.p999), ms(e.max))
         };
         out += &format!(
-            "| {} | {} | {} | {} | {:.1} | {} | {} / {} / {} / {} / {} / {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.1} | {} | {} / {} / {} / {} / {} / {} | {} | {} | {} |\n",
             row.label,
             short_target(&r.config.target),
             rate(r.config.target_rate),
@@ -102,10 +102,18 @@ pub fn table(rows: &[Row], baseline: Option<&Baseline>) -> String {
             ms(p.p9999),
             ms(p.max),
             e2e,
-            r.errors
+            r.errors,
+            cpu(r)
         );
     }
     out
+}
+
+/// CPU time as cores busy over the run's wall time (warm-up included).
+fn cpu(r: &RunResult) -> String {
+    let wall = r.cpu.wall_seconds.max(1e-9);
+    let broker = r.cpu.broker_cpu_seconds.map_or("–".into(), |b| format!("{:.2}", b / wall));
+    format!("{:.2} / {broker}", r.cpu.harness_cpu_seconds / wall)
 }
 
 fn short_target(target: &str) -> String {
@@ -122,4 +130,34 @@ fn short_target(target: &str) -> String {
 pub fn plot(rows: &[Row]) -> String {
     let runs: Vec<(&str, &RunResult)> = rows.iter().map(|r| (r.label.as_str(), &r.result)).collect();
     crate::plots::compare(&runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::measured;
+
+    #[test]
+    fn the_table_has_a_row_per_run_with_limits_and_cpu() {
+        let mut a = measured();
+        a.config.target = "riptide (spawned: target/release/riptide)".into();
+        let b = Baseline {
+            fio_write_fdatasync_mbps: Some(1.0),
+            iperf3_loopback_mbps: Some(100.0),
+            ..Baseline::default()
+        };
+        let rows =
+            vec![Row { label: "one".into(), result: a.clone() }, Row { label: "two".into(), result: a }];
+        let table = table(&rows, Some(&b));
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "header, rule, two rows:\n{table}");
+        let row = lines[2];
+        // 0.1 MB/s published of a 1 MB/s disk; consume 0.2 MB/s of 100 MB/s loopback.
+        assert!(row.starts_with("| one | riptide | 1000 | 1000 | 0.1 | 10 % disk, 0.2 % net |"), "{row}");
+        assert!(row.contains("| 0.50 / 0.70 / 0.70 / 0.70 / 0.70 / 0.70 |"), "{row}");
+        assert!(row.contains("| 0.90 / 0.90 / 0.90 / 0.90 | 3 | 0.17 / 0.33 |"), "{row}");
+        assert_eq!(lines[0].matches('|').count(), row.matches('|').count(), "as many cells as headers");
+        let svg = plot(&rows);
+        assert_eq!(svg.matches("<polyline").count(), 6, "publish + e2e curves and a throughput line per run");
+    }
 }

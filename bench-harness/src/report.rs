@@ -319,7 +319,7 @@ pub fn histogram_from_hex(hex: &str) -> Result<Histogram<u64>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::stats::latency_histogram;
 
@@ -370,7 +370,7 @@ mod tests {
         assert!(quantile_curve(&latency_histogram()).is_empty());
     }
 
-    fn config() -> RunConfig {
+    pub(crate) fn config() -> RunConfig {
         RunConfig {
             workload: "w".into(),
             workload_file: "w.yaml".into(),
@@ -404,7 +404,8 @@ mod tests {
         Sample { phase, interval }
     }
 
-    fn measured() -> RunResult {
+    /// A small known result: 3 s (1 warm-up), 1,000 msgs/s, 2 subscriptions, 3 errors.
+    pub(crate) fn measured() -> RunResult {
         let samples = [
             sample("warmup", 1000, 1500, 300),
             sample("measure", 1000, 2000, 500),

@@ -8,6 +8,8 @@ use std::fmt::Write;
 const PALETTE: [&str; 8] =
     ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 const MARGIN_LEFT: f64 = 70.0;
+/// Series with this few points get a dot at each (a sweep's steps, not a time series).
+const MARKERS_MAX_POINTS: usize = 12;
 const MARGIN_RIGHT: f64 = 40.0;
 const MARGIN_TOP: f64 = 34.0;
 const MARGIN_BOTTOM: f64 = 46.0;
@@ -245,6 +247,12 @@ impl Chart {
             "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\"{dash} points=\"{}\"/>",
             points.join(" ")
         );
+        if points.len() <= MARKERS_MAX_POINTS {
+            for p in &points {
+                let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
+                let _ = writeln!(out, "<circle cx=\"{x}\" cy=\"{y}\" r=\"2.5\" fill=\"{color}\"/>");
+            }
+        }
     }
 
     /// Top right, on a white box so lines and shading under it stay readable.
