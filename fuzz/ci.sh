@@ -6,6 +6,10 @@
 # cargo-fuzz needs nightly flags: RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
 set -euo pipefail
 cd "$(dirname "$0")"
+if [ -n "${RIPTIDE_SKIP_FUZZ:-}" ]; then
+    echo "fuzz: skipped (RIPTIDE_SKIP_FUZZ is set)"
+    exit 0
+fi
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_SEED=${FUZZ_SEED:-1}
 CARGO_FUZZ_VERSION=0.13.2
