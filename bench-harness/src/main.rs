@@ -291,13 +291,19 @@ fn check(paths: &[PathBuf]) -> Result<()> {
 }
 
 fn plot(result: &Path, out: &Path) -> Result<()> {
-    let r = riptide_bench::report::RunResult::load(result)?;
     let stem = result.file_stem().map_or("result".into(), |s| s.to_string_lossy().to_string());
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
-    for (name, svg) in [
-        ("latency", riptide_bench::plots::latency_curve(&r)),
-        ("timeseries", riptide_bench::plots::timeseries(&r)),
-    ] {
+    let plots = match sweep::SweepResult::load(result)? {
+        Some(s) => vec![("sweep", riptide_bench::plots::sweep(&s.workload, &s.steps))],
+        None => {
+            let r = riptide_bench::report::RunResult::load(result)?;
+            vec![
+                ("latency", riptide_bench::plots::latency_curve(&r)),
+                ("timeseries", riptide_bench::plots::timeseries(&r)),
+            ]
+        }
+    };
+    for (name, svg) in plots {
         let path = out.join(format!("{stem}-{name}.svg"));
         std::fs::write(&path, svg).map_err(|e| Error::file(&path, e))?;
         eprintln!("wrote {}", path.display());

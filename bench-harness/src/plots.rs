@@ -31,6 +31,8 @@ fn latency_chart(title: &str, runs: &[(&str, &RunResult)]) -> Chart {
         y_axis: Axis::Log10,
         series,
         shaded: Vec::new(),
+        markers: false,
+        legend_outside: false,
     }
 }
 
@@ -74,6 +76,8 @@ pub fn timeseries(r: &RunResult) -> String {
             vec![series("published", &r.publish_rate, 0, false)]
         },
         shaded: warmup_shading(r),
+        markers: false,
+        legend_outside: false,
     };
     let mut latency_series = vec![series("publish p99", &r.publish_latency.p99, 0, false)];
     if r.end_to_end_latency.p99.iter().any(|v| *v > 0.0) {
@@ -88,6 +92,8 @@ pub fn timeseries(r: &RunResult) -> String {
         y_axis: Axis::Log10,
         series: latency_series,
         shaded: warmup_shading(r),
+        markers: false,
+        legend_outside: false,
     };
     let body = throughput.render(0.0, 0.0, WIDTH, PANEL_HEIGHT)
         + &latency.render(0.0, PANEL_HEIGHT, WIDTH, PANEL_HEIGHT);
@@ -114,10 +120,18 @@ pub fn compare(runs: &[(&str, &RunResult)]) -> String {
             })
             .collect(),
         shaded: Vec::new(),
+        markers: false,
+        legend_outside: false,
     };
-    let body = curves.render(0.0, 0.0, WIDTH, PANEL_HEIGHT)
-        + &throughput.render(0.0, PANEL_HEIGHT, WIDTH, PANEL_HEIGHT);
-    document(WIDTH, 2.0 * PANEL_HEIGHT, &body)
+    let mut curves = curves;
+    let mut throughput = throughput;
+    curves.legend_outside = true;
+    throughput.legend_outside = true;
+    let width = WIDTH + curves.legend_width().max(throughput.legend_width());
+    let top = PANEL_HEIGHT.max(curves.legend_height());
+    let bottom = PANEL_HEIGHT.max(throughput.legend_height());
+    let body = curves.render(0.0, 0.0, width, top) + &throughput.render(0.0, top, width, bottom);
+    document(width, top + bottom, &body)
 }
 
 /// Latency against achieved throughput over the steps of a sweep.
@@ -167,6 +181,8 @@ pub fn sweep(name: &str, steps: &[RunResult]) -> String {
         y_axis: Axis::Log10,
         series,
         shaded: Vec::new(),
+        markers: true,
+        legend_outside: false,
     };
     document(WIDTH, PANEL_HEIGHT, &chart.render(0.0, 0.0, WIDTH, PANEL_HEIGHT))
 }

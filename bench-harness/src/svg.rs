@@ -5,11 +5,12 @@
 
 use std::fmt::Write;
 
-const PALETTE: [&str; 8] =
-    ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const PALETTE: [&str; 12] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
+    "#bcbd22", "#393b79", "#ad494a",
+];
 const MARGIN_LEFT: f64 = 70.0;
-/// Series with this few points get a dot at each (a sweep's steps, not a time series).
-const MARKERS_MAX_POINTS: usize = 12;
+const LEGEND_ROW: f64 = 15.0;
 const MARGIN_RIGHT: f64 = 40.0;
 const MARGIN_TOP: f64 = 34.0;
 const MARGIN_BOTTOM: f64 = 46.0;
@@ -41,6 +42,11 @@ pub struct Chart {
     pub series: Vec<Series>,
     /// x ranges drawn shaded with their label (e.g. the warm-up).
     pub shaded: Vec<(f64, f64, String)>,
+    /// A dot at every point (for a few measured points, such as a sweep's steps).
+    pub markers: bool,
+    /// The legend in a column right of the plot instead of over its top right corner (for
+    /// many series).
+    pub legend_outside: bool,
 }
 
 /// Wraps fragments into a standalone SVG document.
@@ -139,10 +145,11 @@ impl Chart {
     pub fn render(&self, x: f64, y: f64, w: f64, h: f64) -> String {
         let xs = range(self.x_axis, self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
         let ys = range(self.y_axis, self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
+        let legend_room = if self.legend_outside { self.legend_width() + 10.0 } else { 0.0 };
         let plot = Plot {
             left: x + MARGIN_LEFT,
             top: y + MARGIN_TOP,
-            w: w - MARGIN_LEFT - MARGIN_RIGHT,
+            w: w - MARGIN_LEFT - MARGIN_RIGHT - legend_room,
             h: h - MARGIN_TOP - MARGIN_BOTTOM,
             xs,
             ys,
@@ -247,7 +254,7 @@ impl Chart {
             "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\"{dash} points=\"{}\"/>",
             points.join(" ")
         );
-        if points.len() <= MARKERS_MAX_POINTS {
+        if self.markers {
             for p in &points {
                 let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
                 let _ = writeln!(out, "<circle cx=\"{x}\" cy=\"{y}\" r=\"2.5\" fill=\"{color}\"/>");
@@ -255,21 +262,46 @@ impl Chart {
         }
     }
 
-    /// Top right, on a white box so lines and shading under it stay readable.
+    /// Pixels the legend needs across (estimated from the longest name).
+    pub fn legend_width(&self) -> f64 {
+        let longest = self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
+        40.0 + 6.8 * longest
+    }
+
+    /// Pixels a chart needs down to fit its legend beside the plot.
+    pub fn legend_height(&self) -> f64 {
+        MARGIN_TOP + MARGIN_BOTTOM + 8.0 + LEGEND_ROW * self.series.len() as f64
+    }
+
+    /// Over the top right corner on a white box (so lines and shading under it stay
+    /// readable), or beside the plot.
     fn legend(&self, plot: &Plot, out: &mut String) {
         if self.series.is_empty() {
             return;
         }
-        let longest = self.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as f64;
-        let width = 40.0 + 6.8 * longest;
-        let x = plot.left + plot.w - width - 6.0;
-        let height = 8.0 + 15.0 * self.series.len() as f64;
-        let _ = writeln!(out, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>", x - 4.0, plot.top + 4.0);
+        let width = self.legend_width();
+        let x =
+            if self.legend_outside { plot.left + plot.w + 16.0 } else { plot.left + plot.w - width - 6.0 };
+        if !self.legend_outside {
+            let height = 8.0 + LEGEND_ROW * self.series.len() as f64;
+            let _ = writeln!(
+                out,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"{height:.1}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>",
+                x - 4.0,
+                plot.top + 4.0
+            );
+        }
         for (i, s) in self.series.iter().enumerate() {
-            let y = plot.top + 16.0 + 15.0 * i as f64;
+            let y = plot.top + 16.0 + LEGEND_ROW * i as f64;
             let color = PALETTE[s.color % PALETTE.len()];
             let dash = if s.dashed { " stroke-dasharray=\"6 4\"" } else { "" };
-            let _ = writeln!(out, "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>", y - 4.0, x + 22.0, y - 4.0);
+            let _ = writeln!(
+                out,
+                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{color}\" stroke-width=\"2\"{dash}/>",
+                y - 4.0,
+                x + 22.0,
+                y - 4.0
+            );
             let _ = writeln!(
                 out,
                 "<text x=\"{:.1}\" y=\"{y:.1}\" fill=\"#222\">{}</text>",
@@ -335,6 +367,8 @@ mod tests {
                 Series { name: "two".into(), points: vec![(0.0, 0.0), (1.0, 5.0)], color: 1, dashed: true },
             ],
             shaded: vec![(0.0, 0.5, "warm-up".into())],
+            markers: true,
+            legend_outside: false,
         };
         let svg = document(600.0, 400.0, &chart.render(0.0, 0.0, 600.0, 400.0));
         assert_eq!(svg.matches("<polyline").count(), 2);
