@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -243,20 +244,36 @@ def test_kafka_python_group_consumers(broker):
     kw = dict(bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
               session_timeout_ms=SESSION_MS, heartbeat_interval_ms=500, enable_auto_commit=False)
     cs = [KafkaConsumer(topic, **kw) for _ in range(2)]
-    got = set()
-    try:
-        deadline = time.time() + 40
-        while time.time() < deadline and (len(got) < 20 or sorted(len(c.assignment()) for c in cs) != [2, 2]):
-            for c in cs:
-                for records in c.poll(timeout_ms=100).values():
+    got, dups, lock, stop = set(), [], threading.Lock(), threading.Event()
+
+    def run(c):
+        # Each consumer polls on its own thread, as applications do: a consumer blocked in a
+        # rebalance must not keep the other from joining.
+        while not stop.is_set():
+            for records in c.poll(timeout_ms=100).values():
+                with lock:
                     for r in records:
-                        assert (r.partition, r.offset) not in got
+                        if (r.partition, r.offset) in got:
+                            dups.append((r.partition, r.offset))
                         got.add((r.partition, r.offset))
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in cs]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.time() + 60
+        while time.time() < deadline and (len(got) < 20 or sorted(len(c.assignment()) for c in cs) != [2, 2]):
+            time.sleep(0.2)
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert dups == []
         assert len(got) == 20
         assert sorted(len(c.assignment()) for c in cs) == [2, 2]
         for c in cs:
             c.commit()
     finally:
+        stop.set()
         for c in cs:
             c.close()
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
