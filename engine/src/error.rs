@@ -1,5 +1,5 @@
-//! `LogError`: every way a log operation can fail, each mapped to the Kafka error code a
-//! broker returns for it. Bad input from clients is a typed error that leaves the log
+//! `LogError`: every way a log operation can fail. The broker maps each to its Kafka error
+//! code at its API edge (the engine knows no wire numbers). Bad input from clients is a typed error that leaves the log
 //! untouched; environmental failures (I/O errors, a failed fsync) poison the log.
 
 use std::io;
@@ -45,39 +45,9 @@ pub enum LogError {
     Io(#[from] io::Error),
 }
 
-/// Kafka error codes used by `LogError::kafka_code`.
-pub mod codes {
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const MESSAGE_TOO_LARGE: i16 = 10;
-    pub const INVALID_TIMESTAMP: i16 = 32;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const KAFKA_STORAGE_ERROR: i16 = 56;
-    pub const UNKNOWN_PRODUCER_ID: i16 = 59;
-    pub const INVALID_RECORD: i16 = 87;
-}
-
 impl LogError {
-    /// The Kafka protocol error code for this error.
-    pub fn kafka_code(&self) -> i16 {
-        match self {
-            LogError::CorruptMessage(_) => codes::CORRUPT_MESSAGE,
-            LogError::InvalidRecord(_) => codes::INVALID_RECORD,
-            LogError::MessageTooLarge { .. } => codes::MESSAGE_TOO_LARGE,
-            LogError::OffsetOutOfRange { .. } => codes::OFFSET_OUT_OF_RANGE,
-            LogError::InvalidTimestamp(_) => codes::INVALID_TIMESTAMP,
-            LogError::OutOfOrderSequence { .. } => codes::OUT_OF_ORDER_SEQUENCE_NUMBER,
-            LogError::InvalidProducerEpoch { .. } => codes::INVALID_PRODUCER_EPOCH,
-            LogError::UnknownProducerId { .. } => codes::UNKNOWN_PRODUCER_ID,
-            LogError::InvalidRequest(_) => codes::INVALID_REQUEST,
-            LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => codes::KAFKA_STORAGE_ERROR,
-        }
-    }
-
     /// True for errors that come from the environment (disk), not from the request.
     pub fn is_storage(&self) -> bool {
-        self.kafka_code() == codes::KAFKA_STORAGE_ERROR
+        matches!(self, LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_))
     }
 }

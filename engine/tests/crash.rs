@@ -242,12 +242,12 @@ fn injected_eio_poisons_the_log_and_acknowledged_data_survives() {
         let r = log.append(&mut self_describing_batch(leo, 2), 0, 1_000).and_then(|_| log.sync());
         fault::inject(None);
         let err = r.expect_err("fault surfaces");
-        assert_eq!(err.kafka_code(), 56, "{what}: {err}");
+        assert_eq!(kafka_code(&err), 56, "{what}: {err}");
         assert!(err.to_string().contains("Input/output error"), "clear message: {err}");
         assert!(log.is_failed());
         let leo = log.log_end_offset();
         assert_eq!(
-            log.append(&mut self_describing_batch(leo, 1), 0, 1_000).expect_err("poisoned").kafka_code(),
+            kafka_code(&log.append(&mut self_describing_batch(leo, 1), 0, 1_000).expect_err("poisoned")),
             56
         );
         assert!(log.close().is_err(), "a failed log does not close cleanly");
@@ -285,7 +285,7 @@ fn real_enospc_on_a_tiny_tmpfs() {
                     Err(e) => break e,
                 }
             };
-            assert_eq!(err.kafka_code(), 56);
+            assert_eq!(kafka_code(&err), 56);
             assert!(err.to_string().contains("No space left"), "clear message: {err}");
             assert!(log.is_failed());
             drop(log);

@@ -7,7 +7,7 @@ use common::*;
 use riptide_engine::{IoBackend, Log, LogConfig};
 
 fn code(r: Result<riptide_engine::AppendInfo, riptide_engine::LogError>) -> i16 {
-    r.map(|_| 0).unwrap_or_else(|e| e.kafka_code())
+    r.map(|_| 0).unwrap_or_else(|e| kafka_code(&e))
 }
 
 #[test]
@@ -141,7 +141,7 @@ fn group_commit_marks_durable_only_what_was_synced() {
     assert!(log.is_failed());
     assert!(log.sync_target().is_none());
     let err = log.append(&mut batch(1, 5, 1), 0, 1).expect_err("poisoned");
-    assert_eq!(err.kafka_code(), 56);
-    assert_eq!(log.sync().expect_err("poisoned").kafka_code(), 56);
+    assert_eq!(kafka_code(&err), 56);
+    assert_eq!(kafka_code(&log.sync().expect_err("poisoned")), 56);
     assert!(log.read(0, 1000, i64::MAX, true).is_ok(), "reads still work");
 }

@@ -15,7 +15,7 @@ fn open(name: &str) -> (Log, std::path::PathBuf) {
 fn rejects(log: &mut Log, mut bytes: Vec<u8>, code: i16) {
     let (leo, size) = (log.log_end_offset(), log.size_bytes());
     match log.append(&mut bytes, 0, 10_000) {
-        Err(e) => assert_eq!(e.kafka_code(), code, "wrong code for {e}"),
+        Err(e) => assert_eq!(kafka_code(&e), code, "wrong code for {e}"),
         Ok(info) => panic!("accepted an invalid batch: {info:?}"),
     }
     assert_eq!((log.log_end_offset(), log.size_bytes()), (leo, size), "log untouched");
@@ -117,7 +117,7 @@ fn size_and_timestamp_limits() {
     rejects(&mut log, lat, 32);
     log.append(&mut hand_simple(2, 9_500), 0, 10_000).expect("inside the window");
     let err = LogError::MessageTooLarge { size_bytes: 1, limit_bytes: 0 };
-    assert_eq!(err.kafka_code(), 10);
+    assert_eq!(kafka_code(&err), 10);
     let dir = tmpdir("v-lat");
     let cfg = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..config(IoBackend::Std) };
     let mut log = Log::open(&dir, cfg, 0).expect("open");

@@ -1,21 +1,20 @@
-//! State shared by every shard of one broker process: configuration, the topic catalog, the
-//! shard mailboxes, metrics and the producer-id allocator.
+//! State shared by every shard of one broker process: configuration, the topic catalog,
+//! metrics and the producer-id allocator. It knows nothing of shards, connections or groups.
 //!
-//! Nothing here is touched on the per-record hot path except `owner_of` (pure arithmetic) and a
-//! read lock on the catalog to find a topic (one `Arc` clone). Partition data lives only in the
-//! owning shard (`crate::shard`).
+//! Nothing here is touched on the per-record hot path except a read lock on the catalog to find
+//! a topic (one `Arc` clone). Partition data lives only in the owning shard (`crate::shard`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use riptide_engine::IoBackend;
 
 use crate::catalog::{self, Catalog, TopicMeta};
 use crate::config::{IoMode, ServerConfig};
 use crate::metrics::Metrics;
-use crate::shard::mailbox::ShardSender;
+use kafka_protocol::ResponseError;
 
 /// Why an admin change to the catalog was refused, with Kafka's error code.
 #[derive(Debug, thiserror::Error)]
@@ -39,14 +38,15 @@ pub enum AdminError {
 impl AdminError {
     pub fn kafka_code(&self) -> i16 {
         match self {
-            AdminError::InvalidTopic(_) => 17,
-            AdminError::TopicExists(_) => 36,
-            AdminError::InvalidPartitions(_) => 37,
-            AdminError::InvalidReplicationFactor(_) => 38,
-            AdminError::InvalidConfig(_) => 40,
-            AdminError::UnknownTopic => 3,
-            AdminError::Storage(_) => 56,
+            AdminError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            AdminError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+            AdminError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            AdminError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            AdminError::Storage(_) => ResponseError::KafkaStorageError,
         }
+        .code()
     }
 }
 
@@ -54,12 +54,10 @@ pub struct Broker {
     pub config: ServerConfig,
     pub catalog: RwLock<Catalog>,
     pub metrics: Arc<Metrics>,
-    shards: OnceLock<Vec<ShardSender>>,
     producer_ids: Mutex<ProducerIdBlock>,
     pub shutting_down: AtomicBool,
     pub cluster_id: String,
     pub engine_io: IoBackend,
-    pub coordinator: crate::coordinator::Coordinator,
 }
 
 struct ProducerIdBlock {
@@ -93,37 +91,12 @@ impl Broker {
         Ok(Broker {
             catalog: RwLock::new(catalog),
             metrics: Arc::new(Metrics::default()),
-            shards: OnceLock::new(),
             producer_ids: Mutex::new(ProducerIdBlock { next, limit: next, path: pid_path }),
             shutting_down: AtomicBool::new(false),
             cluster_id,
             engine_io,
-            coordinator: crate::coordinator::Coordinator::new(Default::default()),
             config,
         })
-    }
-
-    pub fn set_shards(&self, senders: Vec<ShardSender>) {
-        assert!(self.shards.set(senders).is_ok(), "shards are set once");
-    }
-
-    pub fn shard_count(&self) -> usize {
-        self.config.shards
-    }
-
-    pub fn shard(&self, index: usize) -> &ShardSender {
-        let shards = self.shards.get().expect("shards are started before any request");
-        &shards[index]
-    }
-
-    /// The shard that owns a partition: consecutive partitions of a topic land on
-    /// consecutive shards, so a topic's load spreads evenly.
-    pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in topic.as_bytes() {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        ((h.wrapping_add(partition as u64)) % self.config.shards as u64) as usize
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {

@@ -1,18 +1,27 @@
 //! riptide-server: a Kafka-wire-compatible broker on the riptide storage engine.
 //!
-//! Layout (ARCHITECTURE.md §3): `net` accepts connections and cuts frames; `api` decodes
-//! requests and has one module per API family; `shard` owns partitions per core and is the only
-//! place shards talk to each other; `catalog` is the topic metadata; `broker` what all shards
-//! share.
+//! Layers, each depending only on those below it (a test, `tests/layering.rs`, forbids cycles):
+//! - `server`: the composition root (starts shards, listeners, the coordinator, metrics);
+//! - `net`: accepting connections, frames, ordered pipelined answers;
+//! - `api`: request decoding, one module per API family, typed errors → Kafka codes;
+//! - `coordinator`: consumer groups and `__consumer_offsets`;
+//! - `shard`: per-core event loops, the partition table, the router (the only cross-shard path);
+//! - `partition`: one partition's log, high watermark, leader epoch and waiters;
+//! - `broker`, `catalog`, `config`, `metrics`, `clock`: state and settings every layer reads.
+//!
+//! `cli` is the `riptide` client commands (on `riptide-client`); `fuzzing` exposes decoders to
+//! the fuzz targets.
 
 pub mod api;
 pub mod broker;
 pub mod catalog;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod coordinator;
 pub mod fuzzing;
 pub mod metrics;
 pub mod net;
+pub mod partition;
 pub mod server;
 pub mod shard;

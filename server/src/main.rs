@@ -122,20 +122,21 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    server::init_logging();
     server::block_shutdown_signals();
     let data_dir = config.data_dir.clone();
     let shards = config.shards;
     let running = match server::start(config) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("riptide: cannot start: {e}");
+            tracing::error!("cannot start: {e}");
             return ExitCode::from(1);
         }
     };
-    eprintln!("riptide: listening on {} ({} shard(s), data in {})", running.addr, shards, data_dir.display());
+    tracing::info!("listening on {} ({} shard(s), data in {})", running.addr, shards, data_dir.display());
     let sig = server::wait_for_signal();
-    eprintln!("riptide: signal {sig}: shutting down");
+    tracing::info!("signal {sig}: shutting down");
     running.shutdown();
-    eprintln!("riptide: stopped cleanly");
+    tracing::info!("stopped cleanly");
     ExitCode::SUCCESS
 }

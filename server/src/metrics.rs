@@ -114,7 +114,7 @@ impl Metrics {
             if h.count.load(Relaxed) == 0 {
                 continue;
             }
-            let api = crate::api::api_name(key as i16);
+            let api = api_name(key as i16);
             h.render(&mut out, "riptide_request_latency_seconds", &format!("api=\"{api}\""));
         }
         out.push_str("# TYPE riptide_fsync_latency_seconds histogram\n");
@@ -191,4 +191,10 @@ mod tests {
         assert!(s.contains("x_bucket{le=\"+Inf\"} 3"), "{s}");
         assert!(s.contains("x_count{} 3"), "{s}");
     }
+}
+
+/// Kafka's name of an API key (`Produce`, `Fetch`, ...), as the metric label.
+pub fn api_name(key: i16) -> String {
+    kafka_protocol::messages::ApiKey::try_from(key)
+        .map_or_else(|_| format!("unknown_{key}"), |k| format!("{k:?}"))
 }

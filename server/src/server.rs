@@ -1,23 +1,31 @@
-//! Start-up and shutdown of a broker process: bind, start shards and metrics, wait for
-//! SIGTERM/SIGINT, then flush and close every partition.
+//! The composition root: binds the listeners, starts the shards with what runs on each (the
+//! accept loop, and on shard 0 the group coordinator), the metrics listener, and shuts it all
+//! down. Nothing below this module starts anything above it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::api::ApiCtx;
 use crate::broker::Broker;
 use crate::config::ServerConfig;
-use crate::{metrics, net, shard};
+use crate::coordinator::Coordinator;
+use crate::shard::router::Router;
+use crate::shard::StartHook;
+use crate::{coordinator, metrics, net, shard};
 
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
     pub addr: SocketAddr,
+    router: Arc<Router>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl RunningBroker {
     /// Clean shutdown: stop accepting, finish in-flight work, fsync and close every log.
     pub fn shutdown(self) {
-        shard::shutdown_all(&self.broker);
+        self.broker.shutting_down.store(true, Ordering::SeqCst);
+        self.router.shutdown_all();
         for t in self.threads {
             let _ = t.join();
         }
@@ -33,8 +41,18 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
         metrics::serve(m, broker.metrics.clone())
             .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener {m}: {e}")))?;
     }
-    let threads = shard::spawn_shards(broker.clone(), listeners)?;
-    Ok(RunningBroker { broker, addr, threads })
+    let coordinator = Arc::new(Coordinator::new(Default::default()));
+    let start: StartHook<std::net::TcpListener> = Arc::new(move |shard, listener| {
+        let ctx = ApiCtx::new(shard, coordinator.clone());
+        if shard.id == 0 {
+            compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
+        }
+        let listener = compio::net::TcpListener::from_std(listener)?;
+        compio::runtime::spawn(net::listener::accept_loop(ctx, listener)).detach();
+        Ok(())
+    });
+    let (router, threads) = shard::spawn_shards(broker.clone(), listeners, start)?;
+    Ok(RunningBroker { broker, addr, router, threads })
 }
 
 /// A predecessor killed with SIGKILL can hold its listening socket for a moment after it is
@@ -46,7 +64,7 @@ fn bind_with_retry(config: &ServerConfig) -> std::io::Result<Vec<std::net::TcpLi
         match net::listener::bind_reuseport(config.listen, config.shards) {
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 50 => {
                 if attempts == 0 {
-                    eprintln!("riptide: {} is in use; retrying for up to 5 s", config.listen);
+                    tracing::warn!("{} is in use; retrying for up to 5 s", config.listen);
                 }
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(100));
@@ -80,4 +98,11 @@ pub fn wait_for_signal() -> i32 {
         libc::sigwait(&set, &mut sig);
         sig
     }
+}
+
+/// Logs through `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -110,9 +110,6 @@ impl Log {
         self.truncated_to = leo;
         self.pending_sync.retain(|p| p.next_offset <= leo);
         self.recovery_point = self.recovery_point.min(leo);
-        if let Some(hw) = self.high_watermark {
-            self.high_watermark = Some(hw.min(leo));
-        }
         let r = self.after_truncation(leo);
         r.map_err(|e| self.fail_with("truncation bookkeeping", e))
     }
@@ -190,7 +187,15 @@ impl Log {
     pub fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
         drop(self);
-        fs::remove_dir_all(&dir)?;
+        Log::delete_dir(&dir)
+    }
+
+    /// Removes a partition directory that is not open (nothing if it does not exist).
+    pub fn delete_dir(dir: &std::path::Path) -> Result<(), LogError> {
+        match fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            r => r?,
+        }
         if let Some(parent) = dir.parent() {
             if !parent.as_os_str().is_empty() {
                 sync_dir(parent)?;

@@ -47,13 +47,49 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
-/// A byte range of a segment file holding whole batches, ready for sendfile/splice.
+/// A byte range of a segment file holding whole batches, ready for sendfile/splice. Bytes
+/// below the high watermark are never rewritten, so the range stays valid while the handle is
+/// held (a deleted segment's file lives on until its last handle closes).
 #[derive(Clone, Debug)]
 pub struct ReadSlice {
     pub file: Arc<File>,
     pub position: u64,
     /// 0 = nothing to read.
     pub len: u32,
+    /// Base offset of the first batch (-1 when empty).
+    pub base_offset: i64,
+    /// Offset after the last batch (-1 when not known without reading the file).
+    pub end_offset: i64,
+}
+
+impl ReadSlice {
+    /// Offsets the range covers (its record count, less any gaps compaction left).
+    pub fn offset_span(&self) -> u64 {
+        if self.len == 0 || self.end_offset < self.base_offset {
+            return 0;
+        }
+        (self.end_offset - self.base_offset) as u64
+    }
+
+    /// Copies the range's bytes from `from` on into `buf` (its length is how many).
+    pub fn read_into_from(&self, buf: &mut [u8], from: u64) -> std::io::Result<()> {
+        if from + buf.len() as u64 > u64::from(self.len) {
+            return Err(std::io::Error::other("read past the end of a read slice"));
+        }
+        std::os::unix::fs::FileExt::read_exact_at(&*self.file, buf, self.position + from)
+    }
+
+    /// Copies the whole range into `buf`, which must be `len` bytes.
+    pub fn read_into(&self, buf: &mut [u8]) -> std::io::Result<()> {
+        self.read_into_from(buf, 0)
+    }
+
+    /// The whole range's bytes.
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len as usize];
+        self.read_into(&mut buf)?;
+        Ok(buf)
+    }
 }
 
 /// Files to fdatasync so that every offset below `up_to_offset` is durable.
@@ -79,7 +115,6 @@ pub struct Log {
     /// Ascending by base offset, never empty; the last one is the active segment.
     segments: Vec<Segment>,
     log_start_offset: i64,
-    high_watermark: Option<i64>,
     /// Every offset below this is fsynced.
     recovery_point: i64,
     checkpointed_recovery_point: i64,
@@ -123,16 +158,6 @@ impl Log {
 
     pub fn log_end_offset(&self) -> i64 {
         self.active().next_offset
-    }
-
-    /// The replication high watermark; the log end offset unless set.
-    pub fn high_watermark(&self) -> i64 {
-        let leo = self.log_end_offset();
-        self.high_watermark.map_or(leo, |hw| hw.clamp(self.log_start_offset, leo))
-    }
-
-    pub fn set_high_watermark(&mut self, offset: i64) {
-        self.high_watermark = Some(offset);
     }
 
     /// Every offset below this is fsynced (the recovery point).

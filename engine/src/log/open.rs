@@ -56,7 +56,6 @@ impl Log {
             io,
             segments,
             log_start_offset: 0,
-            high_watermark: None,
             recovery_point: recovery_point.max(0),
             checkpointed_recovery_point: -1,
             epochs,

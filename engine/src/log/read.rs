@@ -59,8 +59,16 @@ impl Log {
                 } else {
                     seg.size_bytes
                 };
-                let len = self.bounded_len(i, start, limit, max_bytes, min_one)?;
-                return Ok(ReadSlice { file: seg.log.clone(), position: u64::from(start), len });
+                let end_limit = if upper_offset < seg.next_offset { upper_offset } else { seg.next_offset };
+                let (len, end_offset) = self.bounded_len(i, start, (limit, end_limit), max_bytes, min_one)?;
+                let end_offset = if len == 0 { base } else { end_offset };
+                return Ok(ReadSlice {
+                    file: seg.log.clone(),
+                    position: u64::from(start),
+                    len,
+                    base_offset: base,
+                    end_offset,
+                });
             }
             i += 1;
         }
@@ -69,7 +77,14 @@ impl Log {
     }
 
     fn empty_at(&self, seg: usize, position: u32) -> ReadSlice {
-        ReadSlice { file: self.segments[seg].log.clone(), position: u64::from(position), len: 0 }
+        let s = &self.segments[seg];
+        ReadSlice {
+            file: s.log.clone(),
+            position: u64::from(position),
+            len: 0,
+            base_offset: -1,
+            end_offset: -1,
+        }
     }
 
     fn hint(&self, seg: usize, offset: i64) -> Option<u32> {
@@ -96,35 +111,37 @@ impl Log {
     }
 
     /// Length of the run of whole batches from `start` that ends at or before `limit` and
-    /// fits `max_bytes` (or the first batch alone when `min_one`).
+    /// fits `max_bytes` (or the first batch alone when `min_one`), with the offset after it
+    /// (`limit` is a position and the offset found there; -1 when not known without a read).
     fn bounded_len(
         &self,
         seg: usize,
         start: u32,
-        limit: u32,
+        (limit, limit_offset): (u32, i64),
         max_bytes: u32,
         min_one: bool,
-    ) -> Result<u32, LogError> {
+    ) -> Result<(u32, i64), LogError> {
         if start >= limit {
-            return Ok(0);
+            return Ok((0, -1));
         }
         if limit - start <= max_bytes {
             if limit == self.segments[seg].size_bytes {
                 self.remember(seg, self.segments[seg].next_offset, limit);
             }
-            return Ok(limit - start);
+            return Ok((limit - start, limit_offset));
         }
         let (end, next_base) = self.segments[seg].last_boundary_within(self.io, start, start + max_bytes)?;
         if let Some(base) = next_base {
             self.remember(seg, base, end);
         }
         if end > start {
-            return Ok(end - start);
+            return Ok((end - start, next_base.unwrap_or(-1)));
         }
         if !min_one {
-            return Ok(0);
+            return Ok((0, -1));
         }
-        let first = self.segments[seg].header_at(self.io, start)?.map_or(0, |h| h.batch_length as u32);
-        Ok((first + LOG_OVERHEAD_BYTES as u32).min(limit - start))
+        let first = self.segments[seg].header_at(self.io, start)?;
+        let len = first.map_or(0, |h| h.batch_length as u32 + LOG_OVERHEAD_BYTES as u32);
+        Ok((len.min(limit - start), first.map_or(-1, |h| h.last_offset() + 1)))
     }
 }

@@ -10,7 +10,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, RecordSet,
     TimestampType,
 };
-use riptide_engine::{IoBackend, Log, LogConfig};
+use riptide_engine::{IoBackend, Log, LogConfig, LogError};
 
 pub const BACKENDS: [IoBackend; 2] = [IoBackend::Std, IoBackend::Uring];
 
@@ -183,4 +183,21 @@ pub fn hand_simple(n: usize, base_ts: i64) -> Vec<u8> {
         .map(|(ts, off, v)| RawRecord { ts_delta: *ts, offset_delta: *off, key: None, value: Some(v) })
         .collect();
     hand_batch(&recs, base_ts, 0, (-1, -1, -1))
+}
+
+/// The Kafka error code a broker answers for `e` (as `riptide-server` maps it), written out
+/// independently so the tests check the wire numbers clients act on.
+pub fn kafka_code(e: &LogError) -> i16 {
+    match e {
+        LogError::OffsetOutOfRange { .. } => 1,
+        LogError::CorruptMessage(_) => 2,
+        LogError::MessageTooLarge { .. } => 10,
+        LogError::InvalidTimestamp(_) => 32,
+        LogError::InvalidRequest(_) => 42,
+        LogError::OutOfOrderSequence { .. } => 45,
+        LogError::InvalidProducerEpoch { .. } => 47,
+        LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => 56,
+        LogError::UnknownProducerId { .. } => 59,
+        LogError::InvalidRecord(_) => 87,
+    }
 }

@@ -1,6 +1,7 @@
 //! Topic administration: CreateTopics (with configs and validate_only), DeleteTopics (by name
 //! or id), CreatePartitions. Changes go to the catalog first (persisted), then to the shards.
 
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -14,16 +15,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::Ctx;
 use super::RequestInfo;
 use crate::broker::AdminError;
 use crate::catalog::{self, ConfigSource};
 use crate::shard::mailbox::ShardMsg;
-use crate::shard::{broadcast_and_wait, Ctx};
-
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_REQUEST: i16 = 42;
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const UNKNOWN_TOPIC_ID: i16 = 100;
+use crate::shard::router::broadcast_and_wait;
 
 pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let defaults = &ctx.broker.config.log;
@@ -35,14 +32,18 @@ pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest
             let name = t.name.0.as_str().to_string();
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             if !seen.insert(name.clone()) {
-                return result.with_error_code(INVALID_REQUEST).with_error_message(Some(
-                    StrBytes::from_string(format!("Create topic request contains {name} more than once")),
-                ));
+                return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(
+                    Some(StrBytes::from_string(format!(
+                        "Create topic request contains {name} more than once"
+                    ))),
+                );
             }
             if !t.assignments.is_empty() {
-                return result.with_error_code(INVALID_REPLICA_ASSIGNMENT).with_error_message(Some(
-                    StrBytes::from_static_str("manual replica assignment is not supported on a single node"),
-                ));
+                return result
+                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "manual replica assignment is not supported on a single node",
+                    )));
             }
             let mut configs = BTreeMap::new();
             for c in &t.configs {
@@ -105,7 +106,11 @@ pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(id);
         let Some(meta) = meta else {
-            let code = if name.is_some() { UNKNOWN_TOPIC_OR_PARTITION } else { UNKNOWN_TOPIC_ID };
+            let code = if name.is_some() {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::UnknownTopicId.code()
+            };
             responses.push(result.with_error_code(code));
             continue;
         };
@@ -113,22 +118,14 @@ pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest
         if let Err(e) = removed {
             responses.push(
                 result
-                    .with_error_code(56)
+                    .with_error_code(ResponseError::KafkaStorageError.code())
                     .with_error_message((version >= 5).then(|| StrBytes::from_string(e.to_string()))),
             );
             continue;
         }
         let topic: Arc<str> = Arc::from(meta.name.as_str());
-        broadcast_and_wait(ctx, |reply| ShardMsg::DropTopic(topic.clone(), reply)).await;
-        // Partitions never opened since start-up still have directories.
-        for p in 0..meta.partitions {
-            let dir = ctx.broker.partition_dir(&meta.name, p);
-            if dir.exists() {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    eprintln!("riptide: deleting {}: {e}", dir.display());
-                }
-            }
-        }
+        let partitions = meta.partitions;
+        broadcast_and_wait(&ctx.shard, |reply| ShardMsg::DropTopic(topic.clone(), partitions, reply)).await;
         responses.push(
             result
                 .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))

@@ -7,11 +7,9 @@ use kafka_protocol::messages::{
     ProducerId,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
-use crate::shard::Ctx;
-
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-const KAFKA_STORAGE_ERROR: i16 = 56;
+use super::Ctx;
 
 pub fn describe_cluster(ctx: &Ctx, _request: DescribeClusterRequest) -> DescribeClusterResponse {
     let (host, port) = ctx.broker.config.advertised();
@@ -34,7 +32,7 @@ pub fn init_producer_id(ctx: &Ctx, request: InitProducerIdRequest) -> InitProduc
         .with_ongoing_txn_producer_id(ProducerId(-1))
         .with_ongoing_txn_producer_epoch(-1);
     if request.transactional_id.is_some() {
-        return response.with_error_code(TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
     // KIP-360: a producer that knows its id may ask for an epoch bump instead of a new id.
     let known =
@@ -48,8 +46,8 @@ pub fn init_producer_id(ctx: &Ctx, request: InitProducerIdRequest) -> InitProduc
     match ctx.broker.next_producer_id() {
         Ok(id) => response.with_error_code(0).with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
-            eprintln!("riptide: cannot reserve producer ids: {e}");
-            response.with_error_code(KAFKA_STORAGE_ERROR)
+            tracing::error!("cannot reserve producer ids: {e}");
+            response.with_error_code(ResponseError::KafkaStorageError.code())
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Broker configs are static in this version (set in the TOML file or flags): altering one is
 //! refused with a message saying so.
 
+use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
@@ -15,16 +16,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::Ctx;
 use super::RequestInfo;
 use crate::catalog::{self, ConfigSource};
-use crate::shard::{broadcast_reconfigure, Ctx};
+use crate::shard::router::broadcast_reconfigure;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_CONFIG: i16 = 40;
-const INVALID_REQUEST: i16 = 42;
-const KAFKA_STORAGE_ERROR: i16 = 56;
 const SOURCE_STATIC_BROKER: i8 = 4;
 
 /// Kafka's ConfigType for DescribeConfigs v3+.
@@ -78,12 +76,12 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
             match r.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(meta) = ctx.broker.topic(r.resource_name.as_str()) else {
-                        return result.with_error_code(UNKNOWN_TOPIC_OR_PARTITION).with_error_message(Some(
-                            StrBytes::from_string(format!(
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(StrBytes::from_string(format!(
                                 "Topic {} does not exist",
                                 r.resource_name.as_str()
-                            )),
-                        ));
+                            ))));
                     };
                     let d = &ctx.broker.config.log;
                     let configs = catalog::topic_config_defaults(d)
@@ -105,9 +103,11 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                 RESOURCE_BROKER => {
                     let name = r.resource_name.as_str();
                     if !name.is_empty() && name != ctx.broker.config.node_id.to_string() {
-                        return result.with_error_code(INVALID_REQUEST).with_error_message(Some(
-                            StrBytes::from_string(format!("broker {name} is not this broker")),
-                        ));
+                        return result
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_error_message(Some(StrBytes::from_string(format!(
+                                "broker {name} is not this broker"
+                            ))));
                     }
                     let configs = broker_configs(ctx)
                         .into_iter()
@@ -116,9 +116,9 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                         .collect();
                     result.with_configs(configs)
                 }
-                t => result.with_error_code(INVALID_REQUEST).with_error_message(Some(StrBytes::from_string(
-                    format!("resource type {t} is not supported"),
-                ))),
+                t => result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                    StrBytes::from_string(format!("resource type {t} is not supported")),
+                )),
             }
         })
         .collect();
@@ -154,26 +154,29 @@ fn apply_topic_configs(
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
     let mut cat = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner());
-    let meta = cat.get(topic).ok_or((UNKNOWN_TOPIC_OR_PARTITION, format!("Topic {topic} does not exist")))?;
+    let meta = cat
+        .get(topic)
+        .ok_or((ResponseError::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")))?;
     let mut configs = meta.configs.clone();
-    edit(&mut configs).map_err(|m| (INVALID_CONFIG, m))?;
+    edit(&mut configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
     for (k, v) in &configs {
-        catalog::validate_topic_config(k, v, &ctx.broker.config.log).map_err(|m| (INVALID_CONFIG, m))?;
+        catalog::validate_topic_config(k, v, &ctx.broker.config.log)
+            .map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
     }
     if validate_only {
         return Ok(());
     }
     let mut updated = (*meta).clone();
     updated.configs = configs;
-    cat.put(updated).map_err(|e| (KAFKA_STORAGE_ERROR, e.to_string()))?;
+    cat.put(updated).map_err(|e| (ResponseError::KafkaStorageError.code(), e.to_string()))?;
     drop(cat);
-    broadcast_reconfigure(ctx, topic);
+    broadcast_reconfigure(&ctx.shard, topic);
     Ok(())
 }
 
 fn broker_alter_refused(name: &str) -> (i16, String) {
     (
-        INVALID_REQUEST,
+        ResponseError::InvalidRequest.code(),
         format!(
             "broker {name}: broker configs are static in riptide; set them in the config file and restart"
         ),
@@ -206,7 +209,9 @@ pub fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
                     )
                 }
                 RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
-                t => Err((INVALID_REQUEST, format!("resource type {t} is not supported"))),
+                t => {
+                    Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported")))
+                }
             };
             let (code, message) =
                 outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
@@ -249,7 +254,9 @@ pub fn incremental_alter(
                     )
                 }
                 RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
-                t => Err((INVALID_REQUEST, format!("resource type {t} is not supported"))),
+                t => {
+                    Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported")))
+                }
             };
             let (code, message) =
                 outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));

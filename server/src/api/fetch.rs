@@ -5,6 +5,9 @@
 //! the first non-empty partition may exceed the limits by one batch (KIP-74) so consumers
 //! always progress; per-partition and response `max_bytes`; fetch sessions are declined by
 //! answering session id 0, which clients handle by sending full fetches.
+//!
+//! All partitions of a round are read at once, one message per owner shard (`route_read`);
+//! the response's `max_bytes` is then applied in request order.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,12 +15,14 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::FetchRequest;
 
-use super::{Chunk, RequestError, RequestInfo, Response};
-use crate::shard::mailbox::{ReadCall, ReadOutcome};
-use crate::shard::{route_read, Ctx};
+use kafka_protocol::ResponseError;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+use super::error::partition_code;
+use super::{Chunk, Ctx, RequestError, RequestInfo, Response};
+use crate::partition::PartitionError;
+use crate::shard::mailbox::{ReadCall, ReadOutcome};
+use crate::shard::router::{route_read, route_read_one};
+
 /// Upper bound on a long poll, whatever the client asks.
 const MAX_WAIT_MS_LIMIT: i32 = 60_000;
 
@@ -33,7 +38,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
     let min_bytes = request.min_bytes.max(0) as usize;
     if info.version >= 7 && request.session_id != 0 {
         // We never hand out sessions, so an incremental fetch names one we don't have.
-        return encode_error(info, FETCH_SESSION_ID_NOT_FOUND);
+        return encode_error(info, ResponseError::FetchSessionIdNotFound.code());
     }
     let topics: Vec<(Arc<str>, bool)> = request
         .topics
@@ -49,9 +54,8 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
         let remaining = wait.saturating_sub(started.elapsed());
         let register = !remaining.is_zero();
         let results = read_round(ctx, &request, &topics, register.then(|| notify_tx.clone())).await;
-        let bytes: usize =
-            results.iter().flatten().map(|r| r.outcome.slice.as_ref().map_or(0, |s| s.len as usize)).sum();
-        let errors = results.iter().flatten().any(|r| r.outcome.error_code != 0);
+        let bytes: usize = results.iter().flatten().map(|r| slice_len(&r.outcome) as usize).sum();
+        let errors = results.iter().flatten().any(|r| r.outcome.is_err());
         if bytes >= min_bytes || errors || !register {
             return encode_results(info, &request, results);
         }
@@ -62,40 +66,66 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
     }
 }
 
-/// Reads every requested partition once; `notify` is left with partitions that had nothing.
+fn slice_len(outcome: &ReadOutcome) -> u32 {
+    outcome.as_ref().ok().and_then(|r| r.slice.as_ref()).map_or(0, |s| s.len)
+}
+
+/// Reads every requested partition once, all at once; `notify` is left with partitions that
+/// had nothing. Each partition may return up to its own limit; then, in request order, the
+/// first non-empty partition is kept whole (KIP-74) and later ones must fit what is left of
+/// the response's `max_bytes` (re-read smaller when they do not; rare).
 async fn read_round(
     ctx: &Ctx,
     request: &FetchRequest,
     topics: &[(Arc<str>, bool)],
     notify: Option<flume::Sender<()>>,
 ) -> Vec<Vec<PartitionResult>> {
-    let mut remaining = request.max_bytes.max(0) as u32;
-    let mut total: u64 = 0;
+    let response_max = request.max_bytes.max(0) as u32;
+    let partition_max = |p: &kafka_protocol::messages::fetch_request::FetchPartition| {
+        (p.partition_max_bytes.max(0) as u32).min(response_max)
+    };
+    let mut calls = Vec::new();
+    for (topic, (name, known)) in request.topics.iter().zip(topics) {
+        for p in topic.partitions.iter().filter(|_| *known) {
+            calls.push(ReadCall {
+                topic: name.clone(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: partition_max(p),
+                min_one: true,
+                notify: notify.clone(),
+            });
+        }
+    }
+    let mut outcomes = route_read(&ctx.shard, calls).await.into_iter();
+    let mut total: u32 = 0;
     let mut out = Vec::with_capacity(topics.len());
     for (topic, (name, known)) in request.topics.iter().zip(topics) {
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let outcome = if !known {
-                ReadOutcome {
-                    error_code: UNKNOWN_TOPIC_OR_PARTITION,
-                    high_watermark: -1,
-                    log_start_offset: -1,
-                    slice: None,
-                }
-            } else {
-                let call = ReadCall {
-                    topic: name.clone(),
-                    partition: p.partition,
-                    offset: p.fetch_offset,
-                    max_bytes: (p.partition_max_bytes.max(0) as u32).min(remaining),
-                    min_one: total == 0,
-                    notify: notify.clone(),
-                };
-                route_read(ctx, call).await
+            let mut outcome = match known {
+                false => Err(PartitionError::UnknownTopicOrPartition),
+                true => outcomes.next().unwrap_or(Err(PartitionError::NotLeaderOrFollower)),
             };
-            let len = outcome.slice.as_ref().map_or(0, |s| s.len);
-            total += u64::from(len);
-            remaining = remaining.saturating_sub(len);
+            let len = slice_len(&outcome);
+            let left = response_max.saturating_sub(total);
+            if total > 0 && len > left {
+                outcome = if len > partition_max(p) || left == 0 {
+                    // Only its first batch was returned and it is over the limit: next time.
+                    outcome.map(|r| crate::partition::ReadResult { slice: None, ..r })
+                } else {
+                    let call = ReadCall {
+                        topic: name.clone(),
+                        partition: p.partition,
+                        offset: p.fetch_offset,
+                        max_bytes: left,
+                        min_one: false,
+                        notify: None,
+                    };
+                    route_read_one(&ctx.shard, call).await
+                };
+            }
+            total = total.saturating_add(slice_len(&outcome));
             parts.push(PartitionResult { index: p.partition, outcome });
         }
         out.push(parts);
@@ -128,9 +158,12 @@ fn encode_results(
         put_string(&mut buf, topic.topic.0.as_str(), flexible);
         put_array_len(&mut buf, parts.len(), flexible);
         for part in parts {
-            let o = part.outcome;
+            let (error_code, o) = match part.outcome {
+                Ok(o) => (0, o),
+                Err(e) => (partition_code(&e), UNKNOWN),
+            };
             buf.put_i32(part.index);
-            buf.put_i16(o.error_code);
+            buf.put_i16(error_code);
             buf.put_i64(o.high_watermark);
             buf.put_i64(o.high_watermark); // last_stable_offset: no transactions, so the HW
             if v >= 5 {
@@ -170,6 +203,10 @@ fn encode_results(
     patch_size(&mut chunks)?;
     Ok(Response { chunks })
 }
+
+/// What a failed partition reports (Kafka's UNKNOWN_OFFSET for both).
+const UNKNOWN: crate::partition::ReadResult =
+    crate::partition::ReadResult { high_watermark: -1, log_start_offset: -1, slice: None };
 
 fn encode_error(info: &RequestInfo, error: i16) -> Result<Response, RequestError> {
     let v = info.version;
@@ -251,7 +288,11 @@ mod tests {
                 .with_partitions(vec![FetchPartition::default().with_partition(3)])]);
             let results = vec![vec![PartitionResult {
                 index: 3,
-                outcome: ReadOutcome { error_code: 1, high_watermark: 10, log_start_offset: 2, slice: None },
+                outcome: Ok(crate::partition::ReadResult {
+                    high_watermark: 10,
+                    log_start_offset: 2,
+                    slice: None,
+                }),
             }]];
             let resp = encode_results(&info, &request, results).expect("encode");
             let mut bytes = BytesMut::new();
@@ -269,7 +310,7 @@ mod tests {
             }
             let decoded = FetchResponse::decode(&mut b, v).expect("decode");
             let p = &decoded.responses[0].partitions[0];
-            assert_eq!((p.partition_index, p.error_code, p.high_watermark), (3, 1, 10));
+            assert_eq!((p.partition_index, p.error_code, p.high_watermark), (3, 0, 10));
             if v >= 5 {
                 assert_eq!(p.log_start_offset, 2);
             }

@@ -22,13 +22,13 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::Ctx;
 use super::RequestInfo;
 use crate::coordinator::assignor::TopicPartitions;
 use crate::coordinator::consumer_group::{ConsumerGroup, Heartbeat};
 use crate::coordinator::group::{JoinRequest, JoinResult, Protocol, SyncResult};
 use crate::coordinator::registry;
 use crate::coordinator::{self, GroupError};
-use crate::shard::Ctx;
 
 /// Authorized operations are not computed (no ACLs yet): Kafka's "not requested" value.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -57,7 +57,7 @@ pub fn find_coordinator(
     // Group (0) and transaction (1) coordinators both live on this single broker.
     let answer = |key_type: i8| -> Result<(), GroupError> {
         match key_type {
-            0 => coordinator::ensure_offsets_topic(&ctx.broker),
+            0 => coordinator::ensure_offsets_topic(&ctx.broker, &ctx.coordinator),
             1 => Ok(()),
             _ => Err(GroupError::InvalidRequest),
         }
@@ -133,7 +133,7 @@ pub async fn join_group(ctx: &Ctx, info: &RequestInfo, req: JoinGroupRequest) ->
         version: v,
     };
     let (tx, rx) = flume::bounded(1);
-    let result = match ctx.broker.coordinator.with(|groups, now| groups.join(join, tx, now)) {
+    let result = match ctx.coordinator.with(|groups, now| groups.join(join, tx, now)) {
         Err(e) => JoinResult::failed(e, &member_id),
         Ok(()) => rx
             .recv_async()
@@ -183,7 +183,7 @@ pub async fn sync_group(ctx: &Ctx, info: &RequestInfo, req: SyncGroupRequest) ->
     let protocol_name = if v >= 5 { req.protocol_name.map(|p| p.to_string()) } else { None };
     let assignments = req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
     let (tx, rx) = flume::bounded(1);
-    let result = match ctx.broker.coordinator.with(|groups, now| {
+    let result = match ctx.coordinator.with(|groups, now| {
         groups.sync(
             &group_id,
             &member_id,
@@ -220,7 +220,6 @@ fn sync_response(v: i16, r: SyncResult) -> SyncGroupResponse {
 pub fn heartbeat(ctx: &Ctx, info: &RequestInfo, req: HeartbeatRequest) -> HeartbeatResponse {
     let instance_id = if info.version >= 3 { req.group_instance_id.map(|i| i.to_string()) } else { None };
     let result = ctx
-        .broker
         .coordinator
         .with(|groups, now| {
             groups.heartbeat(&req.group_id.0, &req.member_id, instance_id.as_deref(), req.generation_id, now)
@@ -239,11 +238,8 @@ pub fn leave_group(ctx: &Ctx, info: &RequestInfo, req: LeaveGroupRequest) -> Lea
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let result = ctx
-        .broker
-        .coordinator
-        .with(|groups, now| groups.leave(&req.group_id.0, &members, now))
-        .and_then(|r| r);
+    let result =
+        ctx.coordinator.with(|groups, now| groups.leave(&req.group_id.0, &members, now)).and_then(|r| r);
     leave_response(v, &members, result)
 }
 
@@ -281,7 +277,7 @@ pub fn list_groups(ctx: &Ctx, info: &RequestInfo, req: ListGroupsRequest) -> Lis
         if v >= 4 { req.states_filter.iter().map(|s| s.to_lowercase()).collect() } else { vec![] };
     let types: Vec<String> =
         if v >= 5 { req.types_filter.iter().map(|s| s.to_lowercase()).collect() } else { vec![] };
-    match ctx.broker.coordinator.with(|groups, _| groups.list()) {
+    match ctx.coordinator.with(|groups, _| groups.list()) {
         Err(e) => ListGroupsResponse::default().with_error_code(e.code()),
         Ok(all) => {
             let listed = all
@@ -315,7 +311,7 @@ fn list_groups_response(v: i16, groups: Vec<registry::ListedGroup>) -> ListGroup
 
 pub fn describe_groups(ctx: &Ctx, info: &RequestInfo, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let v = info.version;
-    let coordinator = &ctx.broker.coordinator;
+    let coordinator = &ctx.coordinator;
     let groups = req
         .groups
         .into_iter()
@@ -371,12 +367,12 @@ fn described_group(
 }
 
 pub async fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
-    let coordinator = &ctx.broker.coordinator;
+    let coordinator = &ctx.coordinator;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
         let prepared = coordinator.with(|groups, now| groups.delete_group(&id.0, now)).and_then(|r| r);
         let outcome = match prepared {
-            Ok(w) => coordinator::write(ctx, &w).await,
+            Ok(w) => coordinator::write(&ctx.shard, &ctx.coordinator, &w).await,
             Err(e) => Err(e),
         };
         results.push(
@@ -426,7 +422,7 @@ pub fn consumer_group_heartbeat(
     };
     let lookup = |name: &str| broker.topic(name).map(|t| t.partitions);
     let group_id = req.group_id.0.to_string();
-    let result = broker
+    let result = ctx
         .coordinator
         .with(|groups, now| groups.consumer_heartbeat(&group_id, hb, &lookup, now))
         .and_then(|r| r);
@@ -469,7 +465,7 @@ pub fn consumer_group_describe(
         .group_ids
         .into_iter()
         .map(|id| {
-            let found = broker.coordinator.with(|groups, _| {
+            let found = ctx.coordinator.with(|groups, _| {
                 groups.consumer_group(&id.0).map(|g| describe_consumer_group(info.version, g, &ids))
             });
             let base = cgd::DescribedGroup::default()

@@ -2,6 +2,7 @@
 //! auto-creating unknown ones when the client allows it and `auto.create.topics.enable` is set.
 //! Single node: every partition's leader and only replica is this broker, at leader epoch 0.
 
+use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_response::{
@@ -11,12 +12,10 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
+use super::Ctx;
 use super::RequestInfo;
 use crate::catalog::{validate_topic_name, TopicMeta};
-use crate::shard::Ctx;
 
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
 /// Kafka's "authorized operations not requested" sentinel.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
@@ -57,7 +56,7 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
                         lookup_or_create(ctx, name.0.as_str(), auto_create, node, info.version)
                     }
                     (None, None) => MetadataResponseTopic::default()
-                        .with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_topic_id(t.topic_id)
                         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED),
                 }
@@ -86,9 +85,9 @@ fn lookup_or_create(
         Some(t) => describe_topic(&t, node, version),
         None => {
             let code = if validate_topic_name(name).is_err() {
-                INVALID_TOPIC_EXCEPTION
+                ResponseError::InvalidTopicException.code()
             } else {
-                UNKNOWN_TOPIC_OR_PARTITION
+                ResponseError::UnknownTopicOrPartition.code()
             };
             MetadataResponseTopic::default()
                 .with_error_code(code)

@@ -1,11 +1,15 @@
 //! Request dispatch: header parsing, version checks, one module per API family, response
 //! framing. The `kafka-protocol` crate decodes and encodes control-plane messages; Fetch
 //! responses are written by hand (`fetch`) so record bytes are never decoded.
+//!
+//! Below this layer: the group coordinator and the shard router (which reach partitions);
+//! failures come back typed and become Kafka codes here (`error`).
 
 pub mod admin;
 pub mod cluster;
 pub mod configs;
 pub mod decode;
+pub mod error;
 pub mod fetch;
 pub mod group;
 pub mod metadata;
@@ -14,6 +18,8 @@ pub mod offsets_commit;
 pub mod produce;
 pub mod versions;
 
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,7 +27,24 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use riptide_engine::ReadSlice;
 
-use crate::shard::Ctx;
+use crate::broker::Broker;
+use crate::coordinator::Coordinator;
+
+/// What a request handler may use: its shard (to route to partitions), the broker's shared
+/// state and the group coordinator.
+pub struct ApiCtx {
+    pub shard: crate::shard::Ctx,
+    pub broker: Arc<Broker>,
+    pub coordinator: Arc<Coordinator>,
+}
+
+pub type Ctx = Rc<ApiCtx>;
+
+impl ApiCtx {
+    pub fn new(shard: &crate::shard::Ctx, coordinator: Arc<Coordinator>) -> Ctx {
+        Rc::new(ApiCtx { shard: shard.clone(), broker: shard.broker.clone(), coordinator })
+    }
+}
 
 /// A piece of a response: encoded bytes, or a range of a segment file sent as is.
 pub enum Chunk {
@@ -67,10 +90,6 @@ pub struct RequestInfo {
     pub header: RequestHeader,
     /// The client's address as Kafka reports it in DescribeGroups (`/127.0.0.1`).
     pub client_host: String,
-}
-
-pub fn api_name(key: i16) -> String {
-    ApiKey::try_from(key).map_or_else(|_| format!("unknown_{key}"), |k| format!("{k:?}"))
 }
 
 pub async fn handle(

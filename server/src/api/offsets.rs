@@ -7,9 +7,13 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use std::sync::Arc;
 
-use super::RequestInfo;
+use kafka_protocol::ResponseError;
+
+use super::error::partition_code;
+use super::{Ctx, RequestInfo};
+use crate::partition::OffsetSpec;
 use crate::shard::mailbox::ListOffsetCall;
-use crate::shard::{route_list_offset, Ctx};
+use crate::shard::router::route_list_offset;
 
 pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -17,17 +21,24 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ListOffsetsRequest) 
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let call =
-                ListOffsetCall { topic: name.clone(), partition: p.partition_index, timestamp: p.timestamp };
-            let o = route_list_offset(ctx, call).await;
-            partitions.push(
-                ListOffsetsPartitionResponse::default()
-                    .with_partition_index(p.partition_index)
-                    .with_error_code(o.error_code)
+            let answer = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let Some(spec) = OffsetSpec::from_wire(p.timestamp) else {
+                let refused = answer.with_error_code(ResponseError::InvalidRequest.code());
+                partitions.push(refused.with_offset(-1).with_timestamp(-1).with_leader_epoch(-1));
+                continue;
+            };
+            let call = ListOffsetCall { topic: name.clone(), partition: p.partition_index, spec };
+            partitions.push(match route_list_offset(&ctx.shard, call).await {
+                Ok(o) => answer
                     .with_offset(o.offset)
                     .with_timestamp(o.timestamp)
-                    .with_leader_epoch(if info.version >= 4 { o.leader_epoch } else { -1 }),
-            );
+                    .with_leader_epoch(if info.version >= 4 { o.leader_epoch.0 } else { -1 }),
+                Err(e) => answer
+                    .with_error_code(partition_code(&e))
+                    .with_offset(-1)
+                    .with_timestamp(-1)
+                    .with_leader_epoch(-1),
+            });
         }
         topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
     }

@@ -19,10 +19,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::Ctx;
 use super::RequestInfo;
 use crate::coordinator::registry::{CommitPartition, CommitRequest, FetchedPartition};
 use crate::coordinator::{self, GroupError};
-use crate::shard::Ctx;
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -36,7 +36,7 @@ fn partition_exists(ctx: &Ctx, topic: &str, partition: i32) -> bool {
 // ---- OffsetCommit --------------------------------------------------------------------------
 
 pub async fn offset_commit(ctx: &Ctx, info: &RequestInfo, req: OffsetCommitRequest) -> OffsetCommitResponse {
-    let metadata_max = ctx.broker.coordinator.config().offset_metadata_bytes_max;
+    let metadata_max = ctx.coordinator.config().offset_metadata_bytes_max;
     let topics: Vec<(String, Vec<CommitPartition>)> = req
         .topics
         .iter()
@@ -79,9 +79,9 @@ pub async fn offset_commit(ctx: &Ctx, info: &RequestInfo, req: OffsetCommitReque
 
 /// Validate, write, then apply: the offsets are visible only once durable.
 async fn commit_durably(ctx: &Ctx, commit: &CommitRequest) -> Result<(), GroupError> {
-    let coordinator = &ctx.broker.coordinator;
+    let coordinator = &ctx.coordinator;
     let prepared = coordinator.with(|groups, now| groups.prepare_commit(commit, now)).and_then(|r| r)?;
-    coordinator::write(ctx, &prepared.write).await?;
+    coordinator::write(&ctx.shard, &ctx.coordinator, &prepared.write).await?;
     coordinator.with(|groups, _| groups.apply_commit(prepared))
 }
 
@@ -132,7 +132,7 @@ pub fn offset_fetch(ctx: &Ctx, info: &RequestInfo, req: OffsetFetchRequest) -> O
 type Fetched = Result<Vec<(String, Vec<FetchedPartition>)>, GroupError>;
 
 fn fetch(ctx: &Ctx, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
-    ctx.broker.coordinator.with(|groups, _| groups.fetch_offsets(group_id, topics))
+    ctx.coordinator.with(|groups, _| groups.fetch_offsets(group_id, topics))
 }
 
 /// v1..=7: one group, top-level error (v2+), per-partition errors in v1.
@@ -221,7 +221,7 @@ pub async fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteR
         .iter()
         .map(|t| (t.name.0.to_string(), t.partitions.iter().map(|p| p.partition_index).collect()))
         .collect();
-    let coordinator = &ctx.broker.coordinator;
+    let coordinator = &ctx.coordinator;
     let prepared =
         coordinator.with(|groups, _| groups.prepare_offset_delete(&group_id, &topics)).and_then(|r| r);
     let (write, mut errors) = match prepared {
@@ -236,7 +236,7 @@ pub async fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteR
             }
         }
     }
-    if let Err(e) = coordinator::write(ctx, &write).await {
+    if let Err(e) = coordinator::write(&ctx.shard, &ctx.coordinator, &write).await {
         return OffsetDeleteResponse::default().with_error_code(e.code());
     }
     let _ = coordinator.with(|groups, _| groups.apply_offset_delete(&group_id, &write));

@@ -7,59 +7,73 @@ use std::sync::Arc;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
-use crate::shard::mailbox::{ProduceCall, ProduceOutcome};
-use crate::shard::{route_produce, Ctx};
+use super::error::partition_code;
+use super::Ctx;
+use crate::partition::{Acks, AppendResult, PartitionError};
+use crate::shard::mailbox::ProduceCall;
+use crate::shard::router::route_produce;
 
-const CORRUPT_MESSAGE: i16 = 2;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_REQUIRED_ACKS: i16 = 21;
-const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+/// A partition's answer: already known (refused up front) or awaited from its owner shard.
+enum Pending {
+    Done(i16, Option<String>),
+    Waiting(flume::Receiver<AppendResult>),
+}
 
 pub async fn handle(ctx: &Ctx, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
-    let acks = request.acks;
-    let refuse_all = if !matches!(acks, -1..=1) {
-        Some((INVALID_REQUIRED_ACKS, "acks must be -1, 0 or 1"))
-    } else if request.transactional_id.is_some() {
-        Some((TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "transactions are not supported yet"))
-    } else {
-        None
+    let acks = Acks::from_wire(request.acks);
+    let refuse_all = match acks {
+        None => Some((ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")),
+        Some(_) if request.transactional_id.is_some() => {
+            Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet"))
+        }
+        Some(_) => None,
     };
     let mut pending = Vec::new();
+    let mut calls = Vec::new();
     for topic in &request.topic_data {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
         let exists = ctx.broker.topic(&name).is_some();
         for p in &topic.partition_data {
-            let outcome = match (&refuse_all, exists, &p.records) {
-                (Some((code, msg)), _, _) => Err(ProduceOutcome::error(*code, Some((*msg).to_string()))),
-                (None, false, _) => Err(ProduceOutcome::error(UNKNOWN_TOPIC_OR_PARTITION, None)),
-                (None, true, None) => {
-                    Err(ProduceOutcome::error(CORRUPT_MESSAGE, Some("null record set".into())))
+            pending.push(match (refuse_all, acks, exists, &p.records) {
+                (Some((code, msg)), _, _, _) => Pending::Done(code.code(), Some(msg.to_string())),
+                (None, None, _, _) => unreachable!("unknown acks are refused above"),
+                (None, Some(_), false, _) => {
+                    Pending::Done(partition_code(&PartitionError::UnknownTopicOrPartition), None)
                 }
-                (None, true, Some(records)) => {
-                    let call = ProduceCall {
+                (None, Some(_), true, None) => {
+                    Pending::Done(ResponseError::CorruptMessage.code(), Some("null record set".into()))
+                }
+                (None, Some(acks), true, Some(records)) => {
+                    let (reply, rx) = flume::bounded(1);
+                    calls.push(ProduceCall {
                         topic: name.clone(),
                         partition: p.index,
                         records: records.clone(),
                         acks,
-                    };
-                    let ctx = ctx.clone();
-                    Ok(compio::runtime::spawn(async move { route_produce(&ctx, call).await }))
+                        reply,
+                    });
+                    Pending::Waiting(rx)
                 }
-            };
-            pending.push(outcome);
+            });
         }
     }
+    // Every append starts (on its owner shard) before any answer is awaited, so a request's
+    // partitions share group commits.
+    route_produce(&ctx.shard, calls).await;
     let mut outcomes = Vec::with_capacity(pending.len());
     for p in pending {
         outcomes.push(match p {
-            Err(o) => o,
-            Ok(task) => {
-                task.await.unwrap_or_else(|_| ProduceOutcome::error(-1, Some("internal error".into())))
-            }
+            Pending::Done(code, message) => Err((code, message)),
+            Pending::Waiting(rx) => match rx.recv_async().await {
+                Ok(Ok(appended)) => Ok(appended),
+                Ok(Err(e)) => Err((partition_code(&e), Some(e.to_string()))),
+                Err(_) => Err((partition_code(&PartitionError::NotLeaderOrFollower), None)),
+            },
         });
     }
-    if acks == 0 {
+    if acks == Some(Acks::None) {
         return None;
     }
     let mut outcomes = outcomes.into_iter();
@@ -71,16 +85,18 @@ pub async fn handle(ctx: &Ctx, version: i16, request: ProduceRequest) -> Option<
                 .partition_data
                 .iter()
                 .map(|p| {
-                    let o = outcomes.next().unwrap_or_default();
+                    let (code, message, o) = match outcomes.next() {
+                        Some(Ok(o)) => (0, None, o),
+                        Some(Err((code, message))) => (code, message, FAILED),
+                        None => (ResponseError::UnknownServerError.code(), None, FAILED),
+                    };
                     PartitionProduceResponse::default()
                         .with_index(p.index)
-                        .with_error_code(o.error_code)
+                        .with_error_code(code)
                         .with_base_offset(o.base_offset)
                         .with_log_append_time_ms(o.log_append_time_ms)
                         .with_log_start_offset(if version >= 5 { o.log_start_offset } else { -1 })
-                        .with_error_message(
-                            o.error_message.filter(|_| version >= 8).map(StrBytes::from_string),
-                        )
+                        .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
                 })
                 .collect();
             TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
@@ -88,3 +104,7 @@ pub async fn handle(ctx: &Ctx, version: i16, request: ProduceRequest) -> Option<
         .collect();
     Some(ProduceResponse::default().with_responses(responses))
 }
+
+/// The offsets a failed partition reports.
+const FAILED: crate::partition::Appended =
+    crate::partition::Appended { base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 };

@@ -5,10 +5,9 @@
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::ResponseError;
 
 use super::{Chunk, Response};
-
-const UNSUPPORTED_VERSION: i16 = 35;
 
 /// (api, min version, max version) for every API this broker answers.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
@@ -60,7 +59,7 @@ pub fn unsupported_version_response(correlation_id: i32) -> Response {
     let mut buf = BytesMut::with_capacity(16 + SUPPORTED.len() * 6);
     buf.put_i32(0);
     buf.put_i32(correlation_id);
-    buf.put_i16(UNSUPPORTED_VERSION);
+    buf.put_i16(ResponseError::UnsupportedVersion.code());
     buf.put_i32(SUPPORTED.len() as i32);
     for (k, min, max) in SUPPORTED {
         buf.put_i16(*k as i16);

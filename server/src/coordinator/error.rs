@@ -57,32 +57,34 @@ pub enum GroupError {
 impl GroupError {
     /// Kafka's error code (`Errors.java`).
     pub fn code(self) -> i16 {
+        use kafka_protocol::ResponseError as E;
         match self {
-            GroupError::Unknown => -1,
-            GroupError::UnknownTopicOrPartition => 3,
-            GroupError::OffsetMetadataTooLarge => 12,
-            GroupError::LoadInProgress => 14,
-            GroupError::CoordinatorNotAvailable => 15,
-            GroupError::NotCoordinator => 16,
-            GroupError::IllegalGeneration => 22,
-            GroupError::InconsistentGroupProtocol => 23,
-            GroupError::InvalidGroupId => 24,
-            GroupError::UnknownMemberId => 25,
-            GroupError::InvalidSessionTimeout => 26,
-            GroupError::RebalanceInProgress => 27,
-            GroupError::InvalidCommitOffsetSize => 28,
-            GroupError::InvalidRequest => 42,
-            GroupError::NonEmptyGroup => 68,
-            GroupError::GroupIdNotFound => 69,
-            GroupError::GroupMaxSizeReached => 81,
-            GroupError::MemberIdRequired => 79,
-            GroupError::FencedInstanceId => 82,
-            GroupError::GroupSubscribedToTopic => 86,
-            GroupError::FencedMemberEpoch => 110,
-            GroupError::UnreleasedInstanceId => 111,
-            GroupError::UnsupportedAssignor => 112,
-            GroupError::StaleMemberEpoch => 113,
+            GroupError::Unknown => E::UnknownServerError,
+            GroupError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
+            GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+            GroupError::LoadInProgress => E::CoordinatorLoadInProgress,
+            GroupError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => E::NotCoordinator,
+            GroupError::IllegalGeneration => E::IllegalGeneration,
+            GroupError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
+            GroupError::InvalidGroupId => E::InvalidGroupId,
+            GroupError::UnknownMemberId => E::UnknownMemberId,
+            GroupError::InvalidSessionTimeout => E::InvalidSessionTimeout,
+            GroupError::RebalanceInProgress => E::RebalanceInProgress,
+            GroupError::InvalidCommitOffsetSize => E::InvalidCommitOffsetSize,
+            GroupError::InvalidRequest => E::InvalidRequest,
+            GroupError::NonEmptyGroup => E::NonEmptyGroup,
+            GroupError::GroupIdNotFound => E::GroupIdNotFound,
+            GroupError::GroupMaxSizeReached => E::GroupMaxSizeReached,
+            GroupError::MemberIdRequired => E::MemberIdRequired,
+            GroupError::FencedInstanceId => E::FencedInstanceId,
+            GroupError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
+            GroupError::FencedMemberEpoch => E::FencedMemberEpoch,
+            GroupError::UnreleasedInstanceId => E::UnreleasedInstanceId,
+            GroupError::UnsupportedAssignor => E::UnsupportedAssignor,
+            GroupError::StaleMemberEpoch => E::StaleMemberEpoch,
         }
+        .code()
     }
 
     /// The code of an optional error: 0 (NONE) when there is none.
@@ -92,11 +94,12 @@ impl GroupError {
 
     /// What a failed write to `__consumer_offsets` means to the client (Kafka maps produce
     /// errors the same way, so clients retry or rediscover the coordinator).
-    pub fn from_write_error(produce_code: i16) -> GroupError {
-        match produce_code {
-            3 | 7 | 19 | 20 => GroupError::CoordinatorNotAvailable,
-            6 => GroupError::NotCoordinator,
-            10 | 18 | 4 => GroupError::InvalidCommitOffsetSize,
+    pub fn from_write_error(error: &crate::partition::PartitionError) -> GroupError {
+        use crate::partition::PartitionError as P;
+        match error {
+            P::UnknownTopicOrPartition => GroupError::CoordinatorNotAvailable,
+            P::NotLeaderOrFollower => GroupError::NotCoordinator,
+            P::MessageTooLarge(_) => GroupError::InvalidCommitOffsetSize,
             _ => GroupError::Unknown,
         }
     }

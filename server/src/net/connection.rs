@@ -7,7 +7,6 @@
 //! only; other connections and the shard are untouched.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
@@ -18,10 +17,8 @@ use compio::runtime::JoinHandle;
 
 use super::frame::take_frame;
 use super::zerocopy::ZeroCopy;
-use crate::api::{self, Chunk, RequestError, Response};
+use crate::api::{self, Chunk, Ctx, RequestError, Response};
 use crate::metrics::Metrics;
-use crate::shard::Ctx;
-use riptide_engine::ReadSlice;
 
 type Pending = (JoinHandle<Result<Option<Response>, RequestError>>, usize);
 
@@ -51,7 +48,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
     });
     let writer = compio::runtime::spawn(write_loop(ctx.clone(), stream.clone(), rx, peer, budget.clone()));
     if let Err(reason) = read_loop(&ctx, &stream, tx, &budget, peer.ip()).await {
-        eprintln!("riptide: closing connection from {peer}: {reason}");
+        tracing::info!("closing connection from {peer}: {reason}");
     }
     let _ = writer.await;
     metrics.connections.fetch_sub(1, Ordering::Relaxed);
@@ -119,17 +116,17 @@ async fn write_loop(
                 continue;
             }
             Ok(Err(e)) => {
-                eprintln!("riptide: closing connection from {peer}: {e}");
+                tracing::warn!("closing connection from {peer}: {e}");
                 break;
             }
             Err(_) => {
-                eprintln!("riptide: closing connection from {peer}: request handler panicked");
+                tracing::error!("closing connection from {peer}: request handler panicked");
                 break;
             }
         };
         if let Err(e) = send_response(&ctx, &stream, response, &mut zero_copy).await {
             if e.kind() != std::io::ErrorKind::BrokenPipe && e.kind() != std::io::ErrorKind::ConnectionReset {
-                eprintln!("riptide: closing connection from {peer}: {e}");
+                tracing::info!("closing connection from {peer}: {e}");
             }
             break;
         }
@@ -169,31 +166,12 @@ async fn send_response(
         match chunk {
             Chunk::Bytes(b) => writer.write_all(b).await.0?,
             Chunk::File(slice) => {
-                metrics.messages_out.fetch_add(count_records_in_file(&slice), Ordering::Relaxed);
+                metrics.messages_out.fetch_add(slice.offset_span(), Ordering::Relaxed);
                 zc.send(stream, &slice).await?;
             }
         }
     }
     Ok(())
-}
-
-/// Record count of the batches in a file range, from their headers only (61-byte reads).
-fn count_records_in_file(slice: &ReadSlice) -> u64 {
-    let mut header = [0u8; 61];
-    let mut pos = 0u64;
-    let mut records = 0u64;
-    while pos + 61 <= u64::from(slice.len) {
-        if slice.file.read_exact_at(&mut header, slice.position + pos).is_err() {
-            break;
-        }
-        records += count_records(&header);
-        let len = i32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-        if len < 49 {
-            break;
-        }
-        pos += 12 + len as u64;
-    }
-    records
 }
 
 /// Joins a response's pieces into one buffer; file ranges are read from the page cache.
@@ -206,28 +184,10 @@ fn flatten(response: Response, metrics: &Metrics) -> std::io::Result<BytesMut> {
             Chunk::File(slice) => {
                 let start = out.len();
                 out.resize(start + slice.len as usize, 0);
-                slice.file.read_exact_at(&mut out[start..], slice.position)?;
-                metrics.messages_out.fetch_add(count_records(&out[start..]), Ordering::Relaxed);
+                slice.read_into(&mut out[start..])?;
+                metrics.messages_out.fetch_add(slice.offset_span(), Ordering::Relaxed);
             }
         }
     }
     Ok(out)
-}
-
-/// Sums the record counts of the whole batches in `batches` (header fields only).
-fn count_records(batches: &[u8]) -> u64 {
-    let mut pos = 0usize;
-    let mut records = 0u64;
-    while pos + 61 <= batches.len() {
-        let len =
-            i32::from_be_bytes([batches[pos + 8], batches[pos + 9], batches[pos + 10], batches[pos + 11]]);
-        let count =
-            i32::from_be_bytes([batches[pos + 57], batches[pos + 58], batches[pos + 59], batches[pos + 60]]);
-        if len < 49 {
-            break;
-        }
-        records += count.max(0) as u64;
-        pos += 12 + len as usize;
-    }
-    records
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::shard::Ctx;
+use crate::api::Ctx;
 
 /// Binds one listener per shard on the same address with `SO_REUSEPORT`, so the kernel
 /// spreads incoming connections across shards. Port 0 picks a free port once, shared by all.
@@ -43,7 +43,7 @@ pub async fn accept_loop(ctx: Ctx, listener: compio::net::TcpListener) {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("riptide: shard {}: accept failed: {e}", ctx.id);
+                tracing::warn!(shard = ctx.shard.id, "accept failed: {e}");
                 compio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
@@ -54,8 +54,8 @@ pub async fn accept_loop(ctx: Ctx, listener: compio::net::TcpListener) {
         let open = metrics.connections.load(Ordering::Relaxed);
         if open >= ctx.broker.config.max_connections as i64 {
             metrics.connections_rejected.fetch_add(1, Ordering::Relaxed);
-            eprintln!(
-                "riptide: refusing connection from {peer}: max.connections ({}) reached",
+            tracing::warn!(
+                "refusing connection from {peer}: max.connections ({}) reached",
                 ctx.broker.config.max_connections
             );
             drop(stream);

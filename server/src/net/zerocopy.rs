@@ -9,7 +9,6 @@
 //! range, so an exotic filesystem costs speed, never correctness.
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use compio::driver::op::Splice;
@@ -129,7 +128,7 @@ fn is_unsupported(e: &std::io::Error) -> bool {
 /// The copying path: read the rest of the range and write it.
 async fn copy_rest(stream: &TcpStream, slice: &ReadSlice, from: usize) -> std::io::Result<()> {
     let mut buf = vec![0u8; slice.len as usize - from];
-    slice.file.read_exact_at(&mut buf, slice.position + from as u64)?;
+    slice.read_into_from(&mut buf, from as u64)?;
     let mut writer: &TcpStream = stream;
     writer.write_all(buf).await.0
 }

@@ -1,14 +1,15 @@
-//! The only way shards talk to each other: bounded queues of [`ShardMsg`].
+//! The messages shards send each other: bounded queues of [`ShardMsg`], one inbox per shard.
 //!
-//! A connection's shard sends a message to a partition's owner shard and awaits the reply on a
+//! A connection's shard sends work to a partition's owner shard and awaits the answer on a
 //! one-shot channel. Everything in a message is `Send` (`Bytes`, `Arc<File>`), so no shard ever
-//! touches another shard's state. When the connection's shard is the owner, `route` calls the
-//! owner-side function directly: no queue, same code.
+//! touches another shard's state. Produce and Fetch send one message per owner shard per
+//! request, not one per partition. Only [`super::router`] sends these.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use riptide_engine::ReadSlice;
+
+use crate::partition::{Acks, AppendReply, ListedOffset, OffsetSpec, PartitionError, ReadResult};
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
 pub const MAILBOX_CAPACITY: usize = 4096;
@@ -16,11 +17,14 @@ pub const MAILBOX_CAPACITY: usize = 4096;
 pub type ShardSender = flume::Sender<ShardMsg>;
 
 pub enum ShardMsg {
-    Produce(ProduceCall, flume::Sender<ProduceOutcome>),
-    Read(ReadCall, flume::Sender<ReadOutcome>),
+    /// Appends for partitions this shard owns (from one request); each call answers itself.
+    Produce(Vec<ProduceCall>),
+    /// Reads for partitions this shard owns (from one request), answered together, tagged with
+    /// the index the caller gave each call.
+    Read(Vec<(usize, ReadCall)>, flume::Sender<Vec<(usize, ReadOutcome)>>),
     ListOffset(ListOffsetCall, flume::Sender<ListOffsetOutcome>),
-    /// Close and delete every partition of the topic this shard owns.
-    DropTopic(Arc<str>, flume::Sender<()>),
+    /// Close and delete every partition (of this many) of the topic that this shard owns.
+    DropTopic(Arc<str>, i32, flume::Sender<()>),
     /// The topic's configs changed: reload them into open partitions.
     Reconfigure(Arc<str>),
     /// Stop accepting, flush and close every partition, then reply.
@@ -31,28 +35,8 @@ pub struct ProduceCall {
     pub topic: Arc<str>,
     pub partition: i32,
     pub records: Bytes,
-    pub acks: i16,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct ProduceOutcome {
-    pub error_code: i16,
-    pub error_message: Option<String>,
-    pub base_offset: i64,
-    pub log_append_time_ms: i64,
-    pub log_start_offset: i64,
-}
-
-impl ProduceOutcome {
-    pub fn error(code: i16, message: Option<String>) -> ProduceOutcome {
-        ProduceOutcome {
-            error_code: code,
-            error_message: message,
-            base_offset: -1,
-            log_append_time_ms: -1,
-            log_start_offset: -1,
-        }
-    }
+    pub acks: Acks,
+    pub reply: AppendReply,
 }
 
 pub struct ReadCall {
@@ -66,27 +50,15 @@ pub struct ReadCall {
     pub notify: Option<flume::Sender<()>>,
 }
 
-#[derive(Debug, Default)]
-pub struct ReadOutcome {
-    pub error_code: i16,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-    pub slice: Option<ReadSlice>,
-}
+pub type ReadOutcome = Result<ReadResult, PartitionError>;
 
 pub struct ListOffsetCall {
     pub topic: Arc<str>,
     pub partition: i32,
-    pub timestamp: i64,
+    pub spec: OffsetSpec,
 }
 
-#[derive(Debug, Default)]
-pub struct ListOffsetOutcome {
-    pub error_code: i16,
-    pub offset: i64,
-    pub timestamp: i64,
-    pub leader_epoch: i32,
-}
+pub type ListOffsetOutcome = Result<ListedOffset, PartitionError>;
 
 impl std::fmt::Debug for ReadCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,0 +1,180 @@
+//! Which shard owns a partition, and the only code that sends work across shards.
+//!
+//! `route_*` hide whether the owner is local: a local partition is served by a direct call
+//! (no queue, same code), a remote one through the owner's bounded inbox. Produce and Fetch fan
+//! out per owner shard: one message carries all of a request's partitions for that shard, and
+//! every shard works on its part at the same time. A shard that stopped answering (shutting
+//! down) turns into `NotLeaderOrFollower`, which makes clients refresh metadata and retry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::mailbox::{
+    ListOffsetCall, ListOffsetOutcome, ProduceCall, ReadCall, ReadOutcome, ShardMsg, ShardSender,
+};
+use super::{handle_msg, Ctx};
+use crate::partition::{Acks, AppendResult, PartitionError};
+
+/// The shards' inboxes, in shard order.
+pub struct Router {
+    senders: Vec<ShardSender>,
+}
+
+impl Router {
+    pub fn new(senders: Vec<ShardSender>) -> Router {
+        assert!(!senders.is_empty(), "a broker has at least one shard");
+        Router { senders }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// The shard that owns a partition: consecutive partitions of a topic land on
+    /// consecutive shards, so a topic's load spreads evenly.
+    pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in topic.as_bytes() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        ((h.wrapping_add(partition as u64)) % self.senders.len() as u64) as usize
+    }
+
+    /// Asks every shard to flush and close, and waits for them (SIGTERM / SIGINT).
+    pub fn shutdown_all(&self) {
+        let mut waits = Vec::new();
+        for shard in &self.senders {
+            let (tx, rx) = flume::bounded(1);
+            if shard.send(ShardMsg::Shutdown(tx)).is_ok() {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = rx.recv_timeout(Duration::from_secs(30));
+        }
+    }
+}
+
+/// Starts every append of `calls` on its owner shard; each call answers on its own reply
+/// channel. Calls for one remote shard travel in one message.
+pub async fn route_produce(ctx: &Ctx, calls: Vec<ProduceCall>) {
+    let shards = ctx.router.shard_count();
+    let mut remote: Vec<Vec<ProduceCall>> = Vec::new();
+    for call in calls {
+        let owner = ctx.router.owner_of(&call.topic, call.partition);
+        if owner == ctx.id {
+            ctx.table.borrow_mut().produce(call);
+        } else {
+            if remote.is_empty() {
+                remote.resize_with(shards, Vec::new);
+            }
+            remote[owner].push(call);
+        }
+    }
+    for (owner, calls) in remote.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+        if let Err(flume::SendError(msg)) =
+            ctx.router.senders[owner].send_async(ShardMsg::Produce(calls)).await
+        {
+            if let ShardMsg::Produce(calls) = msg {
+                for call in calls {
+                    let _ = call.reply.send(Err(PartitionError::NotLeaderOrFollower));
+                }
+            }
+        }
+    }
+}
+
+/// One append, answered when its durability policy allows.
+pub async fn route_produce_one(
+    ctx: &Ctx,
+    topic: Arc<str>,
+    partition: i32,
+    records: Bytes,
+    acks: Acks,
+) -> AppendResult {
+    let (reply, rx) = flume::bounded(1);
+    route_produce(ctx, vec![ProduceCall { topic, partition, records, acks, reply }]).await;
+    rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+}
+
+/// Reads every call on its owner shard, all owners at once; the outcomes are in call order.
+pub async fn route_read(ctx: &Ctx, calls: Vec<ReadCall>) -> Vec<ReadOutcome> {
+    let shards = ctx.router.shard_count();
+    let mut out: Vec<Option<ReadOutcome>> = Vec::with_capacity(calls.len());
+    out.resize_with(calls.len(), || None);
+    let mut remote: Vec<Vec<(usize, ReadCall)>> = Vec::new();
+    for (i, call) in calls.into_iter().enumerate() {
+        let owner = ctx.router.owner_of(&call.topic, call.partition);
+        if owner == ctx.id {
+            out[i] = Some(ctx.table.borrow_mut().read(call));
+        } else {
+            if remote.is_empty() {
+                remote.resize_with(shards, Vec::new);
+            }
+            remote[owner].push((i, call));
+        }
+    }
+    let mut waits = Vec::new();
+    for (owner, calls) in remote.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+        let (tx, rx) = flume::bounded(1);
+        if ctx.router.senders[owner].send_async(ShardMsg::Read(calls, tx)).await.is_ok() {
+            waits.push(rx);
+        }
+    }
+    for rx in waits {
+        if let Ok(results) = rx.recv_async().await {
+            for (i, r) in results {
+                out[i] = Some(r);
+            }
+        }
+    }
+    out.into_iter().map(|o| o.unwrap_or(Err(PartitionError::NotLeaderOrFollower))).collect()
+}
+
+/// One read on the partition's owner shard.
+pub async fn route_read_one(ctx: &Ctx, call: ReadCall) -> ReadOutcome {
+    route_read(ctx, vec![call]).await.pop().unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+}
+
+pub async fn route_list_offset(ctx: &Ctx, call: ListOffsetCall) -> ListOffsetOutcome {
+    let owner = ctx.router.owner_of(&call.topic, call.partition);
+    if owner == ctx.id {
+        return ctx.table.borrow_mut().list_offset(call);
+    }
+    let (tx, rx) = flume::bounded(1);
+    if ctx.router.senders[owner].send_async(ShardMsg::ListOffset(call, tx)).await.is_err() {
+        return Err(PartitionError::NotLeaderOrFollower);
+    }
+    rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+}
+
+/// Sends a message built by `make` to every shard and waits until each has handled it.
+pub async fn broadcast_and_wait(ctx: &Ctx, make: impl Fn(flume::Sender<()>) -> ShardMsg) {
+    let mut waits = Vec::new();
+    for (shard, sender) in ctx.router.senders.iter().enumerate() {
+        let (tx, rx) = flume::bounded(1);
+        if shard == ctx.id {
+            handle_msg(ctx, make(tx));
+        } else if sender.send_async(make(tx)).await.is_err() {
+            continue;
+        }
+        waits.push(rx);
+    }
+    for rx in waits {
+        let _ = rx.recv_async().await;
+    }
+}
+
+/// Tells every shard to reload a topic's configs (fire and forget: the catalog is already
+/// updated, so partitions opened later pick the new values up anyway).
+pub fn broadcast_reconfigure(ctx: &Ctx, topic: &str) {
+    for (shard, sender) in ctx.router.senders.iter().enumerate() {
+        if shard == ctx.id {
+            ctx.table.borrow_mut().reconfigure(topic);
+        } else {
+            let _ = sender.try_send(ShardMsg::Reconfigure(Arc::from(topic)));
+        }
+    }
+}
