@@ -2,24 +2,21 @@
 //! protocol type `consumer` and the `range` assignor, so Java, librdkafka and Python
 //! consumers can share a group with us. The member is driven by its owner: call
 //! `heartbeat_if_due` between fetches; when it reports a rebalance, call `rejoin` and use the
-//! new `assignment`. Also the encoding of the `consumer` protocol's subscription and
-//! assignment blobs (an int16 version, then the schema), used by `group describe`.
+//! new `assignment`. The subscription and assignment blobs are in `assignment`.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedPartitions;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, GroupId, HeartbeatRequest, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, SyncGroupRequest, TopicName,
+    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, SyncGroupRequest,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Message, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
+use crate::assignment::{decode_assignment, decode_subscription, encode_assignment, encode_subscription};
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{Error, KafkaCode, Result};
@@ -292,69 +289,10 @@ pub fn range_assign(
     plan
 }
 
-fn with_version<M: Encodable>(message: &M, version: i16) -> Result<Bytes> {
-    let mut buf = BytesMut::new();
-    buf.put_i16(version);
-    message
-        .encode(&mut buf, version)
-        .map_err(|e| Error::Invalid(format!("cannot encode consumer protocol: {e}")))?;
-    Ok(buf.freeze())
-}
-
-/// A newer version than we know is read with the newest schema we have (Kafka's rule for
-/// the consumer protocol: versions only append fields).
-fn read_version<M: Message>(bytes: &mut Bytes) -> Result<i16> {
-    if bytes.len() < 2 {
-        return Err(Error::Invalid("consumer protocol blob shorter than its version".into()));
-    }
-    let version = bytes.get_i16();
-    if version < 0 {
-        return Err(Error::Invalid(format!("consumer protocol version {version}")));
-    }
-    Ok(version.min(M::VERSIONS.max))
-}
-
-pub fn encode_subscription(topics: &[String]) -> Result<Bytes> {
-    let subscription =
-        ConsumerProtocolSubscription::default().with_topics(topics.iter().map(|t| s(t)).collect());
-    with_version(&subscription, 0)
-}
-
-pub fn decode_subscription(bytes: &Bytes) -> Result<Vec<String>> {
-    let mut bytes = bytes.clone();
-    let version = read_version::<ConsumerProtocolSubscription>(&mut bytes)?;
-    let sub = ConsumerProtocolSubscription::decode(&mut bytes, version)
-        .map_err(|e| Error::Invalid(format!("bad subscription: {e}")))?;
-    Ok(sub.topics.into_iter().map(|t| t.to_string()).collect())
-}
-
-pub fn encode_assignment(owned: &[(String, Vec<i32>)]) -> Result<Bytes> {
-    let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(
-        owned
-            .iter()
-            .map(|(t, ps)| {
-                AssignedPartitions::default().with_topic(TopicName(s(t))).with_partitions(ps.clone())
-            })
-            .collect(),
-    );
-    with_version(&assignment, 0)
-}
-
-/// An empty blob (a member not yet assigned) is an empty assignment.
-pub fn decode_assignment(bytes: &Bytes) -> Result<Vec<(String, Vec<i32>)>> {
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut bytes = bytes.clone();
-    let version = read_version::<ConsumerProtocolAssignment>(&mut bytes)?;
-    let assignment = ConsumerProtocolAssignment::decode(&mut bytes, version)
-        .map_err(|e| Error::Invalid(format!("bad assignment: {e}")))?;
-    Ok(assignment.assigned_partitions.into_iter().map(|tp| (tp.topic.0.to_string(), tp.partitions)).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn range_assignment_matches_kafka() {

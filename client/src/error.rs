@@ -13,26 +13,29 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KafkaCode(pub i16);
 
+/// The codes this client acts on, by name, from the codec crate's table (the one source).
 impl KafkaCode {
     pub const NONE: KafkaCode = KafkaCode(0);
-    pub const OFFSET_OUT_OF_RANGE: KafkaCode = KafkaCode(1);
-    pub const UNKNOWN_TOPIC_OR_PARTITION: KafkaCode = KafkaCode(3);
-    pub const LEADER_NOT_AVAILABLE: KafkaCode = KafkaCode(5);
-    pub const NOT_LEADER_OR_FOLLOWER: KafkaCode = KafkaCode(6);
-    pub const COORDINATOR_LOAD_IN_PROGRESS: KafkaCode = KafkaCode(14);
-    pub const COORDINATOR_NOT_AVAILABLE: KafkaCode = KafkaCode(15);
-    pub const NOT_COORDINATOR: KafkaCode = KafkaCode(16);
-    pub const ILLEGAL_GENERATION: KafkaCode = KafkaCode(22);
-    pub const UNKNOWN_MEMBER_ID: KafkaCode = KafkaCode(25);
-    pub const REBALANCE_IN_PROGRESS: KafkaCode = KafkaCode(27);
-    pub const UNSUPPORTED_VERSION: KafkaCode = KafkaCode(35);
-    pub const TOPIC_ALREADY_EXISTS: KafkaCode = KafkaCode(36);
-    pub const INVALID_CONFIG: KafkaCode = KafkaCode(40);
-    pub const NON_EMPTY_GROUP: KafkaCode = KafkaCode(68);
-    pub const GROUP_ID_NOT_FOUND: KafkaCode = KafkaCode(69);
-    pub const MEMBER_ID_REQUIRED: KafkaCode = KafkaCode(79);
-    pub const FENCED_INSTANCE_ID: KafkaCode = KafkaCode(82);
-    pub const UNKNOWN_TOPIC_ID: KafkaCode = KafkaCode(100);
+    pub const OFFSET_OUT_OF_RANGE: KafkaCode = KafkaCode(ResponseError::OffsetOutOfRange.code());
+    pub const UNKNOWN_TOPIC_OR_PARTITION: KafkaCode =
+        KafkaCode(ResponseError::UnknownTopicOrPartition.code());
+    pub const LEADER_NOT_AVAILABLE: KafkaCode = KafkaCode(ResponseError::LeaderNotAvailable.code());
+    pub const NOT_LEADER_OR_FOLLOWER: KafkaCode = KafkaCode(ResponseError::NotLeaderOrFollower.code());
+    pub const COORDINATOR_LOAD_IN_PROGRESS: KafkaCode =
+        KafkaCode(ResponseError::CoordinatorLoadInProgress.code());
+    pub const COORDINATOR_NOT_AVAILABLE: KafkaCode = KafkaCode(ResponseError::CoordinatorNotAvailable.code());
+    pub const NOT_COORDINATOR: KafkaCode = KafkaCode(ResponseError::NotCoordinator.code());
+    pub const ILLEGAL_GENERATION: KafkaCode = KafkaCode(ResponseError::IllegalGeneration.code());
+    pub const UNKNOWN_MEMBER_ID: KafkaCode = KafkaCode(ResponseError::UnknownMemberId.code());
+    pub const REBALANCE_IN_PROGRESS: KafkaCode = KafkaCode(ResponseError::RebalanceInProgress.code());
+    pub const UNSUPPORTED_VERSION: KafkaCode = KafkaCode(ResponseError::UnsupportedVersion.code());
+    pub const TOPIC_ALREADY_EXISTS: KafkaCode = KafkaCode(ResponseError::TopicAlreadyExists.code());
+    pub const INVALID_CONFIG: KafkaCode = KafkaCode(ResponseError::InvalidConfig.code());
+    pub const NON_EMPTY_GROUP: KafkaCode = KafkaCode(ResponseError::NonEmptyGroup.code());
+    pub const GROUP_ID_NOT_FOUND: KafkaCode = KafkaCode(ResponseError::GroupIdNotFound.code());
+    pub const MEMBER_ID_REQUIRED: KafkaCode = KafkaCode(ResponseError::MemberIdRequired.code());
+    pub const FENCED_INSTANCE_ID: KafkaCode = KafkaCode(ResponseError::FencedInstanceId.code());
+    pub const UNKNOWN_TOPIC_ID: KafkaCode = KafkaCode(ResponseError::UnknownTopicId.code());
 
     /// Kafka's name for the code, e.g. `UNKNOWN_TOPIC_OR_PARTITION`.
     pub fn name(self) -> String {

@@ -18,9 +18,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use crate::assignment::decode_assignment;
 use crate::client::{broker_addr, Client};
 use crate::connection::Connection;
-use crate::consumer::decode_assignment;
 use crate::error::{Error, KafkaCode, Result};
 
 /// `(topic, partition)`, ordered, as maps of committed offsets are keyed.

@@ -30,6 +30,7 @@
 //! `Client` per thread.
 
 pub mod admin;
+pub mod assignment;
 pub mod batch;
 pub mod client;
 pub mod connection;

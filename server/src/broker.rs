@@ -2,7 +2,7 @@
 //! metrics and the producer-id allocator. It knows nothing of shards, connections or groups.
 //!
 //! Nothing here is touched on the per-record hot path except a read lock on the catalog to find
-//! a topic (one `Arc` clone). Partition data lives only in the owning shard (`crate::shard`).
+//! a topic (one `Arc` clone). Partition data lives only in the owning shard.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

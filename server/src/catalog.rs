@@ -1,6 +1,6 @@
 //! The topic catalog: which topics exist, their ids, partition counts and config overrides.
 //!
-//! One catalog per broker, behind a lock in [`crate::broker::Broker`]; it changes only on admin
+//! One catalog per broker, behind a lock in the broker's shared state; it changes only on admin
 //! requests (create/delete topic, add partitions, alter configs), never on the data path, which
 //! reads an `Arc<TopicMeta>` snapshot. Persisted as `topics.json` in the data directory with the
 //! crash-safe write (temp file, fsync, rename, fsync directory) so a restart finds every topic

@@ -174,6 +174,12 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Kafka's name of an API key (`Produce`, `Fetch`, ...), as the metric label.
+pub fn api_name(key: i16) -> String {
+    kafka_protocol::messages::ApiKey::try_from(key)
+        .map_or_else(|_| format!("unknown_{key}"), |k| format!("{k:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,10 +197,4 @@ mod tests {
         assert!(s.contains("x_bucket{le=\"+Inf\"} 3"), "{s}");
         assert!(s.contains("x_count{} 3"), "{s}");
     }
-}
-
-/// Kafka's name of an API key (`Produce`, `Fetch`, ...), as the metric label.
-pub fn api_name(key: i16) -> String {
-    kafka_protocol::messages::ApiKey::try_from(key)
-        .map_or_else(|_| format!("unknown_{key}"), |k| format!("{k:?}"))
 }

@@ -61,19 +61,36 @@ pub fn spawn_shards<T: Send + 'static>(
     let router = Arc::new(Router::new(senders));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut threads = Vec::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     for (id, (rx, payload)) in receivers.into_iter().zip(per_shard).enumerate() {
-        let (broker, router, start) = (broker.clone(), router.clone(), start.clone());
+        let (broker, router, start, ready) =
+            (broker.clone(), router.clone(), start.clone(), ready_tx.clone());
         let thread = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
-            if let Err(e) = run_shard(id, broker, router, rx, cores, payload, start) {
-                tracing::error!("shard {id} failed to start: {e}");
-                std::process::exit(1);
+            if let Err(e) = run_shard(id, broker, router, rx, cores, payload, start, &ready) {
+                tracing::error!("shard {id} failed: {e}");
+                // Before start-up finished the caller reports the error; after, nothing can
+                // take over this shard's partitions.
+                if ready.send(Err(e)).is_err() {
+                    std::process::exit(1);
+                }
             }
         })?;
         threads.push(thread);
     }
+    drop(ready_tx);
+    // Every shard has its runtime before this returns, so start-up errors (io_uring refused,
+    // a listener that cannot be registered) are the caller's to report.
+    for _ in 0..threads.len() {
+        match ready_rx.recv() {
+            Ok(Ok(driver)) => tracing::debug!("shard started with the {driver:?} driver"),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(std::io::Error::other("a shard thread ended during start-up")),
+        }
+    }
     Ok((router, threads))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_shard<T>(
     id: usize,
     broker: Arc<Broker>,
@@ -82,6 +99,7 @@ fn run_shard<T>(
     cores: usize,
     payload: T,
     start: StartHook<T>,
+    ready: &std::sync::mpsc::Sender<std::io::Result<DriverType>>,
 ) -> std::io::Result<()> {
     let mut proactor = ProactorBuilder::new();
     match broker.config.io {
@@ -104,6 +122,7 @@ fn run_shard<T>(
     }
     runtime.block_on(async move {
         let (flush_tx, flush_rx) = flume::bounded(1);
+        let _ = ready.send(Ok(compio::runtime::Runtime::with_current(|r| r.driver_type())));
         let table = PartitionTable::new(broker.clone(), router.clone(), id, flush_tx);
         let ctx = Rc::new(ShardCtx { id, broker, router, table: Rc::new(RefCell::new(table)) });
         ctx.table.borrow_mut().open_all_owned();

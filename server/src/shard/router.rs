@@ -74,13 +74,10 @@ pub async fn route_produce(ctx: &Ctx, calls: Vec<ProduceCall>) {
         }
     }
     for (owner, calls) in remote.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
-        if let Err(flume::SendError(msg)) =
-            ctx.router.senders[owner].send_async(ShardMsg::Produce(calls)).await
-        {
-            if let ShardMsg::Produce(calls) = msg {
-                for call in calls {
-                    let _ = call.reply.send(Err(PartitionError::NotLeaderOrFollower));
-                }
+        let sent = ctx.router.senders[owner].send_async(ShardMsg::Produce(calls)).await;
+        if let Err(flume::SendError(ShardMsg::Produce(calls))) = sent {
+            for call in calls {
+                let _ = call.reply.send(Err(PartitionError::NotLeaderOrFollower));
             }
         }
     }
