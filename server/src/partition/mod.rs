@@ -239,6 +239,7 @@ impl Partition {
         if !info.duplicate {
             assert!(info.base_offset >= leo_before, "{}: offsets went backwards", self.name);
             self.metrics.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+            self.metrics.appends.fetch_add(1, Ordering::Relaxed);
             self.metrics
                 .messages_in
                 .fetch_add((info.last_offset - info.base_offset + 1) as u64, Ordering::Relaxed);
