@@ -4,18 +4,24 @@
 # reads the broker's CPU time (/proc) and riptide_partition_appends_total (/metrics) before and
 # after. Not run in CI.
 #
-# Usage: scripts/batch-cost.sh [--bin RIPTIDE] [--partitions P] [--duration S] [--durability D] [WORKLOAD]
+# Usage: scripts/batch-cost.sh [--bin RIPTIDE] [--partitions P] [--duration S] [--durability D]
+#                              [--keyed RATE] [WORKLOAD]
+#   --keyed RATE  drive the load with librdkafka and random keys (scripts/keyed-load.py, RATE
+#                 msgs/s of 1 KiB over P partitions, default 16) instead of riptide-bench, whose
+#                 sticky partitioner sends one partition per request: keyed records make every
+#                 request carry all partitions with a record or two each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-target}/release/riptide
 BENCH=${CARGO_TARGET_DIR:-target}/release/riptide-bench
-PARTS="" DURATION=30 DURABILITY=fsync WORKLOAD=workloads/small-batches-16p-30mbps.yaml
+PARTS="" DURATION=30 DURABILITY=fsync WORKLOAD=workloads/small-batches-16p-30mbps.yaml KEYED=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN=$2; shift ;;
         --partitions) PARTS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --durability) DURABILITY=$2; shift ;;
+        --keyed) KEYED=$2; shift ;;
         *) WORKLOAD=$1 ;;
     esac
     shift
@@ -40,7 +46,11 @@ cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 metric() { curl -s "http://127.0.0.1:$MPORT/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
 TICKS=$(getconf CLK_TCK)
 c0=$(cpu) a0=$(metric riptide_partition_appends_total) b0=$(metric riptide_bytes_in_total)
-"$BENCH" run "$W" --brokers "127.0.0.1:$PORT" --duration "$DURATION" --warmup 3 --out "$DATA-results" 2>/dev/null | tail -n 8
+if [ -n "$KEYED" ]; then
+    ${PYTHON:-.venv/bin/python} scripts/keyed-load.py "127.0.0.1:$PORT" keyed "${PARTS:-16}" "$KEYED" "$DURATION"
+else
+    "$BENCH" run "$W" --brokers "127.0.0.1:$PORT" --duration "$DURATION" --warmup 3 --out "$DATA-results" 2>/dev/null | tail -n 8
+fi
 c1=$(cpu) a1=$(metric riptide_partition_appends_total) b1=$(metric riptide_bytes_in_total)
 rm -rf "$DATA-results"
 awk -v c=$((c1 - c0)) -v t="$TICKS" -v a=$((a1 - a0)) -v b=$((b1 - b0)) 'BEGIN {

@@ -104,6 +104,22 @@ impl Io {
     }
 }
 
+/// Makes everything written to the file system holding `file` durable (`syncfs(2)`): one
+/// journal commit and one device flush for all dirty files at once, where a group commit over
+/// many partitions would otherwise pay one fdatasync (and one flush) per segment file. An error
+/// says some file of that file system failed writeback since this descriptor last asked; the
+/// per-file fdatasync that the caller falls back to names which (their error state is kept per
+/// file, apart from this one).
+pub fn syncfs(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    fault::on_sync()?;
+    // SAFETY: a valid open descriptor borrowed for the duration of the call.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
