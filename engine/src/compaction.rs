@@ -21,14 +21,11 @@
 //! a segment is rewritten in memory (segments are bounded by `segment.bytes`).
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
 use std::io;
-use std::time::{Duration, UNIX_EPOCH};
 
 use super::Log;
 use crate::batch::{compute_crc, BatchHeader, HEADER_BYTES};
 use crate::error::LogError;
-use crate::io::sync_dir;
 use crate::segment::{
     file_path, scan_batches, BatchMeta, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
@@ -190,26 +187,26 @@ impl Log {
         let log_path = file_path(&dir, base, LOG_SUFFIX);
         let tmp_path = log_path.with_extension("log.tmp");
         let swap = || -> io::Result<()> {
-            let tmp =
-                OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp_path)?;
-            self.io.write_all_at(&tmp, bytes, 0)?;
-            self.io.datasync_all(&[&tmp])?;
+            let io = self.io;
+            let tmp = io.open_rw(&tmp_path, true)?;
+            io.write_all_at(&tmp, bytes, 0)?;
+            io.datasync_all(&[&tmp])?;
             // Keep the segment's age: retention and the tombstone horizon count from it.
-            let _ = tmp.set_modified(UNIX_EPOCH + Duration::from_millis(modified_ms.max(0) as u64));
+            let _ = io.set_modified_ms(&tmp, modified_ms);
             for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                match fs::remove_file(file_path(&dir, base, suffix)) {
+                match io.remove_file(&file_path(&dir, base, suffix)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}
                 }
             }
-            sync_dir(&dir)?;
-            fs::rename(&tmp_path, &log_path)?;
-            sync_dir(&dir)
+            io.sync_dir(&dir)?;
+            io.rename(&tmp_path, &log_path)?;
+            io.sync_dir(&dir)
         };
         if let Err(e) = swap() {
             return Err(self.fail("compaction", e));
         }
-        let mut seg = match Segment::open(&dir, base, &self.config, now_ms) {
+        let mut seg = match Segment::open(self.io, &dir, base, &self.config, now_ms) {
             Ok(s) => s,
             Err(e) => return Err(self.fail("compaction reopen", e)),
         };

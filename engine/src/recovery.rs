@@ -8,7 +8,6 @@
 //! segment is scanned from position 0 with every batch's CRC checked. The first invalid byte
 //! ends the log: the file is cut there and any later segment is deleted.
 
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -27,13 +26,13 @@ pub(crate) struct Loaded {
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending; removes leftover temp files.
-pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
+pub(crate) fn list_segments(io: Io, dir: &Path) -> io::Result<Vec<i64>> {
     let mut bases = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
+    let mut names = io.list_dir(dir)?;
+    names.sort_unstable();
+    for name in names {
         if name.ends_with(".tmp") || name.ends_with(".deleted") {
-            fs::remove_file(dir.join(name.as_ref()))?;
+            io.remove_file(&dir.join(&name))?;
             continue;
         }
         if let Some(stem) = name.strip_suffix(".log") {
@@ -58,18 +57,18 @@ pub(crate) fn load_segments(
     epochs: &mut EpochCache,
     now_ms: i64,
 ) -> Result<Loaded, LogError> {
-    let bases = list_segments(dir)?;
+    let bases = list_segments(io, dir)?;
     let mut out = Loaded { segments: Vec::with_capacity(bases.len()), rescanned: false };
     let mut buf = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
-        let mut seg = Segment::open(dir, base, cfg, now_ms)?;
+        let mut seg = Segment::open(io, dir, base, cfg, now_ms)?;
         if let Some(prev) = out.segments.last() {
             if base < prev.next_offset {
                 return Err(LogError::Storage(format!("segment {base} overlaps the previous segment")));
             }
         }
         let trusted = clean || bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
-        let truncated = if trusted && seg.load_indexes(cfg) {
+        let truncated = if trusted && seg.load_indexes(io, cfg) {
             load_trusted(&mut seg, io, &mut buf, epochs)?
         } else {
             out.rescanned = true;
@@ -83,23 +82,23 @@ pub(crate) fn load_segments(
         out.segments.push(seg);
         if truncated {
             out.rescanned = true;
-            delete_later(dir, &bases[i + 1..])?;
+            delete_later(io, dir, &bases[i + 1..])?;
             break;
         }
     }
     Ok(out)
 }
 
-fn delete_later(dir: &Path, bases: &[i64]) -> io::Result<()> {
+fn delete_later(io: Io, dir: &Path, bases: &[i64]) -> io::Result<()> {
     for &base in bases.iter().rev() {
         for suffix in [LOG_SUFFIX, crate::segment::INDEX_SUFFIX, crate::segment::TIME_INDEX_SUFFIX] {
-            match fs::remove_file(file_path(dir, base, suffix)) {
+            match io.remove_file(&file_path(dir, base, suffix)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
     }
-    crate::io::sync_dir(dir)
+    io.sync_dir(dir)
 }
 
 /// Loads a trusted segment: tail scan after the last index entry; falls back to a full scan
@@ -159,7 +158,7 @@ fn scan_and_track(
     buf: &mut Vec<u8>,
     epochs: &mut EpochCache,
 ) -> Result<bool, LogError> {
-    let end = seg.log.metadata()?.len().min(u64::from(u32::MAX)) as u32;
+    let end = io.file_len(&seg.log)?.min(u64::from(u32::MAX)) as u32;
     let file = seg.log.clone();
     let stop = scan_batches(io, &file, start, end, buf, |pos, bytes| {
         let Ok(h) = check_stored(bytes) else { return Ok(false) };
@@ -180,6 +179,6 @@ fn scan_and_track(
     if stop == ScanStop::End {
         return Ok(false);
     }
-    seg.truncate_file(seg.size_bytes)?;
+    seg.truncate_file(io, seg.size_bytes)?;
     Ok(true)
 }

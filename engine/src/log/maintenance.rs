@@ -1,12 +1,9 @@
 //! Segment lifecycle: rolling, retention (whole segments by time and size, advancing the log
 //! start), truncation for replication, and clean close/delete.
 
-use std::fs;
-
 use super::{Log, PendingSync};
 use crate::checkpoint::{write_atomic, CLEAN_SHUTDOWN_FILE};
 use crate::error::LogError;
-use crate::io::sync_dir;
 use crate::segment::Segment;
 
 impl Log {
@@ -33,8 +30,8 @@ impl Log {
         }
         let file = self.active().log.clone();
         self.pending_sync.push(PendingSync { file, next_offset: leo });
-        let created = Segment::create(&self.dir, leo, &self.config, now_ms)
-            .and_then(|s| sync_dir(&self.dir).map(|()| s));
+        let created = Segment::create(io, &self.dir, leo, &self.config, now_ms)
+            .and_then(|s| io.sync_dir(&self.dir).map(|()| s));
         match created {
             Ok(s) => self.segments.push(s),
             Err(e) => return Err(self.fail("segment creation", e)),
@@ -55,9 +52,8 @@ impl Log {
         while self.segments.len() > 1 && self.segment_expired(&self.segments[0], total, now_ms) {
             let seg = self.segments.remove(0);
             total -= u64::from(seg.size_bytes);
-            let file = seg.log.clone();
-            self.pending_sync.retain(|p| !std::sync::Arc::ptr_eq(&p.file, &file));
-            if let Err(e) = seg.delete_files() {
+            self.pending_sync.retain(|p| !p.file.same_file(&seg.log));
+            if let Err(e) = seg.delete_files(self.io) {
                 return Err(self.fail("segment delete", e));
             }
             deleted += 1;
@@ -123,14 +119,14 @@ impl Log {
         }
         while self.active().base_offset >= offset {
             if let Some(seg) = self.segments.pop() {
-                seg.delete_files()?;
+                seg.delete_files(self.io)?;
             }
         }
         let io = self.io;
         let mut buf = std::mem::take(&mut self.scan_buf);
         let seg = self.active_mut();
         if let Some((pos, _)) = seg.find_batch(io, offset)? {
-            seg.truncate_file(pos)?;
+            seg.truncate_file(io, pos)?;
             let mut scratch = crate::epoch_cache::EpochCache::default();
             crate::recovery::recover_tail(seg, io, &mut buf, &mut scratch)?;
         }
@@ -144,10 +140,10 @@ impl Log {
         // On failure the old segments stay in place (their files may be gone, the handles
         // still read) and the caller poisons the log.
         for seg in self.segments.iter().rev() {
-            seg.delete_files()?;
+            seg.delete_files(self.io)?;
         }
-        let fresh = Segment::create(&self.dir, offset, &self.config, now_ms)?;
-        sync_dir(&self.dir)?;
+        let fresh = Segment::create(self.io, &self.dir, offset, &self.config, now_ms)?;
+        self.io.sync_dir(&self.dir)?;
         self.segments.clear();
         self.segments.push(fresh);
         self.log_start_offset = offset;
@@ -188,12 +184,12 @@ impl Log {
 
     /// Removes the partition directory and everything in it.
     pub fn delete(self) -> Result<(), LogError> {
-        let dir = self.dir.clone();
+        let (dir, io) = (self.dir.clone(), self.io);
         drop(self);
-        fs::remove_dir_all(&dir)?;
+        io.remove_dir_all(&dir)?;
         if let Some(parent) = dir.parent() {
             if !parent.as_os_str().is_empty() {
-                sync_dir(parent)?;
+                io.sync_dir(parent)?;
             }
         }
         Ok(())

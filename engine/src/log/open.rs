@@ -2,7 +2,6 @@
 //! that makes the opened state durable before the first append.
 
 use std::cell::Cell;
-use std::fs;
 use std::path::Path;
 
 use super::Log;
@@ -14,7 +13,7 @@ use crate::checkpoint::{
 use crate::config::LogConfig;
 use crate::epoch_cache::{EpochCache, LEADER_EPOCH_FILE};
 use crate::error::LogError;
-use crate::io::{sync_dir, Io};
+use crate::io::{FileHandle, Io};
 use crate::producer_state::ProducerState;
 use crate::recovery;
 use crate::segment::{file_path, scan_batches, Segment};
@@ -28,25 +27,25 @@ impl Log {
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> Result<Log, LogError> {
         let config = config.sanitized();
         let io = Io::resolve(config.io)?;
-        create_dir_durably(dir)?;
+        create_dir_durably(io, dir)?;
         let (topic, partition) = topic_partition(dir);
-        let mut clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
-        let (mut epochs, epochs_ok) = match EpochCache::load(dir) {
+        let mut clean = io.exists(&dir.join(CLEAN_SHUTDOWN_FILE));
+        let (mut epochs, epochs_ok) = match EpochCache::load(io, dir) {
             Ok(c) => (c, true),
             Err(_) => (EpochCache::default(), false),
         };
         // An unreadable checkpoint degrades to "trust nothing": a full scan rebuilds it all.
-        let mut recovery_point = read_offset(dir, RECOVERY_POINT_FILE, partition).ok().flatten().unwrap_or(0);
+        let mut recovery_point = read_offset(io, dir, RECOVERY_POINT_FILE, partition).ok().flatten().unwrap_or(0);
         if !epochs_ok {
             clean = false;
             recovery_point = i64::MIN;
         }
-        let log_start_ck = read_offset(dir, LOG_START_FILE, partition).ok().flatten();
+        let log_start_ck = read_offset(io, dir, LOG_START_FILE, partition).ok().flatten();
         let loaded = recovery::load_segments(dir, &config, io, recovery_point, clean, &mut epochs, now_ms)?;
         let mut segments = loaded.segments;
         if segments.is_empty() {
-            segments.push(Segment::create(dir, log_start_ck.unwrap_or(0).max(0), &config, now_ms)?);
-            sync_dir(dir)?;
+            segments.push(Segment::create(io, dir, log_start_ck.unwrap_or(0).max(0), &config, now_ms)?);
+            io.sync_dir(dir)?;
         }
         let mut log = Log {
             dir: dir.to_path_buf(),
@@ -86,7 +85,7 @@ impl Log {
         if rescanned || !clean {
             // Whatever survived in the page cache is made durable now, so the recovery point
             // can move to the end and the next open does not rescan it.
-            let files: Vec<&fs::File> = self.segments.iter().map(|s| s.log.as_ref()).collect();
+            let files: Vec<&FileHandle> = self.segments.iter().map(|s| &s.log).collect();
             self.io.datasync_all(&files)?;
         }
         self.recovery_point = leo;
@@ -96,7 +95,7 @@ impl Log {
         // A snapshot at the recovered end bounds the next open's replay to what follows it.
         self.write_producer_snapshot()?;
         self.scan_buf = Vec::new();
-        remove_durably(&self.dir, CLEAN_SHUTDOWN_FILE)?;
+        remove_durably(self.io, &self.dir, CLEAN_SHUTDOWN_FILE)?;
         Ok(())
     }
 
@@ -104,7 +103,7 @@ impl Log {
     fn drop_segments_below_start(&mut self) -> Result<(), LogError> {
         while self.segments.len() > 1 && self.segments[1].base_offset <= self.log_start_offset {
             let seg = self.segments.remove(0);
-            seg.delete_files()?;
+            seg.delete_files(self.io)?;
         }
         Ok(())
     }
@@ -130,8 +129,7 @@ impl Log {
     /// Snapshot files as (offset, name), newest first.
     fn list_snapshots(&self) -> Result<Vec<(i64, String)>, LogError> {
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
+        for name in self.io.list_dir(&self.dir)? {
             if let Some(stem) = name.strip_suffix(".snapshot") {
                 if let Ok(off) = stem.parse::<i64>() {
                     out.push((off, name));
@@ -151,7 +149,7 @@ impl Log {
         for (off, name) in self.list_snapshots()? {
             let usable = off <= leo;
             let state = if usable {
-                fs::read(self.dir.join(&name)).ok().and_then(|b| ProducerState::decode(&b))
+                self.io.read_file(&self.dir.join(&name)).ok().and_then(|b| ProducerState::decode(&b))
             } else {
                 None
             };
@@ -161,7 +159,7 @@ impl Log {
                     from = off.max(self.log_start_offset);
                     break;
                 }
-                None => fs::remove_file(self.dir.join(&name))?,
+                None => self.io.remove_file(&self.dir.join(&name))?,
             }
         }
         self.replay_producers(from)
@@ -197,7 +195,7 @@ impl Log {
         let name = name.to_string_lossy();
         write_atomic(self.io, &self.dir, &name, &self.producers.encode())?;
         for (_, old) in self.list_snapshots()?.into_iter().skip(SNAPSHOTS_KEPT) {
-            fs::remove_file(self.dir.join(old))?;
+            self.io.remove_file(&self.dir.join(old))?;
         }
         Ok(())
     }
@@ -206,21 +204,21 @@ impl Log {
     pub(super) fn delete_snapshots_above(&self, offset: i64) -> Result<(), LogError> {
         for (off, name) in self.list_snapshots()? {
             if off > offset {
-                fs::remove_file(self.dir.join(name))?;
+                self.io.remove_file(&self.dir.join(name))?;
             }
         }
         Ok(())
     }
 }
 
-fn create_dir_durably(dir: &Path) -> Result<(), LogError> {
-    if dir.is_dir() {
+fn create_dir_durably(io: Io, dir: &Path) -> Result<(), LogError> {
+    if io.is_dir(dir) {
         return Ok(());
     }
-    fs::create_dir_all(dir)?;
+    io.create_dir_all(dir)?;
     if let Some(parent) = dir.parent() {
         if !parent.as_os_str().is_empty() {
-            sync_dir(parent)?;
+            io.sync_dir(parent)?;
         }
     }
     Ok(())

@@ -35,6 +35,36 @@ impl Log {
         upper_offset: i64,
         min_one: bool,
     ) -> Result<ReadSlice, LogError> {
+        let (seg, position, len) = self.locate(offset, max_bytes, upper_offset, min_one)?;
+        Ok(ReadSlice { file: self.segments[seg].log.shared_file(), position: u64::from(position), len })
+    }
+
+    /// `read`, returning the bytes of the range, read through the engine's I/O backend (the
+    /// way to read a log on the simulated backend, whose `ReadSlice` files are placeholders).
+    pub fn read_bytes(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upper_offset: i64,
+        min_one: bool,
+    ) -> Result<Vec<u8>, LogError> {
+        let (seg, position, len) = self.locate(offset, max_bytes, upper_offset, min_one)?;
+        let mut buf = vec![0u8; len as usize];
+        let n = self.io.read_full_at(&self.segments[seg].log, &mut buf, u64::from(position))?;
+        if n < buf.len() {
+            return Err(LogError::Storage(format!("short read in segment {}", self.segments[seg].base_offset)));
+        }
+        Ok(buf)
+    }
+
+    /// The range `read` returns, as (segment index, position, length).
+    fn locate(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upper_offset: i64,
+        min_one: bool,
+    ) -> Result<(usize, u32, u32), LogError> {
         let leo = self.log_end_offset();
         if offset < self.log_start_offset || offset > leo {
             return Err(LogError::OffsetOutOfRange {
@@ -60,7 +90,7 @@ impl Log {
                     seg.size_bytes
                 };
                 let len = self.bounded_len(i, start, limit, max_bytes, min_one)?;
-                return Ok(ReadSlice { file: seg.log.clone(), position: u64::from(start), len });
+                return Ok((i, start, len));
             }
             i += 1;
         }
@@ -68,8 +98,8 @@ impl Log {
         Ok(self.empty_at(active, self.segments[active].size_bytes))
     }
 
-    fn empty_at(&self, seg: usize, position: u32) -> ReadSlice {
-        ReadSlice { file: self.segments[seg].log.clone(), position: u64::from(position), len: 0 }
+    fn empty_at(&self, seg: usize, position: u32) -> (usize, u32, u32) {
+        (seg, position, 0)
     }
 
     fn hint(&self, seg: usize, offset: i64) -> Option<u32> {
