@@ -279,6 +279,7 @@ fn filter_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use crate::config::LogConfig;
 
     fn put_varint(out: &mut Vec<u8>, v: i64) {
