@@ -129,7 +129,7 @@ impl World {
         sim::install(seed, faults);
         let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
         let cfg = LogConfig {
-            segment_bytes: 1024 + rng.below(16 * 1024),
+            segment_bytes: 4096 + rng.below(16 * 1024),
             segment_index_bytes: 96 + rng.below(600) as u32,
             index_interval_bytes: 64 + rng.below(1024) as u32,
             retention_bytes: if rng.below(2) == 0 { -1 } else { 4096 + rng.below(32 * 1024) as i64 },
@@ -214,7 +214,7 @@ impl World {
                 sim::halt_after(1 + self.rng.below(40));
                 Ok(())
             }
-            81..=84 => self.log().verify_consistency().map_err(|e| format!("live consistency: {e}")),
+            81..=84 => self.live_consistency(),
             85..=87 => self.clean_restart(),
             88..=90 => self.kill_restart(),
             91..=93 => self.power_loss(),
@@ -226,6 +226,17 @@ impl World {
             self.power_loss()?;
         }
         Ok(())
+    }
+
+    /// Segments, indexes and bytes agree while running (checker reads see no faults).
+    fn live_consistency(&mut self) -> Result<(), String> {
+        sim::set_faults_enabled(false);
+        let r = self.log().verify_consistency();
+        sim::set_faults_enabled(true);
+        match r {
+            Err(_) if sim::halted() => Ok(()),
+            r => r.map_err(|e| format!("live consistency: {e}")),
+        }
     }
 
     fn next_record(&mut self) -> Rec {
@@ -276,7 +287,7 @@ impl World {
             bytes.extend_from_slice(&self.encode(&batch, None));
             recs.extend(batch);
         }
-        let (now, epoch) = (self.now_ms, 0);
+        let (now, epoch, leo) = (self.now_ms, 0, self.log().log_end_offset());
         let accepted_before = self.fault_errors() > self.errors_at_open;
         match self.log().append(&mut bytes, epoch, now) {
             Ok(info) => {
@@ -287,7 +298,12 @@ impl World {
                 self.wrote(info.base_offset, &recs);
                 self.after_append()
             }
-            Err(e) if storage_error(&e) => Ok(()),
+            Err(e) if storage_error(&e) => {
+                // A failed append may still have reached the page cache (the error came from
+                // a later step): it may survive, unacknowledged.
+                self.wrote(leo, &recs);
+                Ok(())
+            }
             Err(e) => Err(format!("append rejected a valid batch: {e}")),
         }
     }
@@ -339,7 +355,7 @@ impl World {
         let recs: Vec<Rec> = (0..n).map(|_| self.next_record()).collect();
         let bytes = self.encode(&recs, Some((self.producer_id, self.next_seq)));
         let mut buf = bytes.clone();
-        let now = self.now_ms;
+        let (now, leo) = (self.now_ms, self.log().log_end_offset());
         let failed_before = self.fault_errors() > self.errors_at_open;
         match self.log().append(&mut buf, 0, now) {
             Ok(info) if info.duplicate => Err(format!("fresh idempotent batch taken as duplicate: {info:?}")),
@@ -353,6 +369,7 @@ impl World {
                 self.after_append()
             }
             Err(e) if storage_error(&e) => {
+                self.wrote(leo, &recs);
                 // The client would retry this batch: remember it as the last one.
                 self.next_seq += n as i32;
                 self.last_idempotent = Some(LastIdempotent { bytes, first_value: recs[0].1.clone() });
@@ -439,6 +456,11 @@ impl World {
         }
         let back = 1 + self.rng.below((leo - start).min(30) as u64 - 1) as i64;
         let offset = leo - back;
+        // The producer's batches above `offset` go: it starts over as a new producer (as a
+        // Kafka producer does after OUT_OF_ORDER_SEQUENCE).
+        self.producer_id += 1;
+        self.next_seq = 0;
+        self.last_idempotent = None;
         match self.log().truncate_to(offset) {
             Ok(()) => {
                 let end = self.log().log_end_offset();
@@ -465,7 +487,8 @@ impl World {
 
     /// After a failed write or fsync: nothing may be accepted or acknowledged any more.
     fn check_poisoned(&mut self) -> Result<(), String> {
-        let mut b = self.encode(&[self.next_record()], None);
+        let rec = self.next_record();
+        let mut b = self.encode(&[rec], None);
         let now = self.now_ms;
         if self.log().append(&mut b, 0, now).is_ok() {
             return Err("poisoned log accepted an append".into());
@@ -586,12 +609,20 @@ impl World {
         let Some(last) = self.last_idempotent.take() else { return Ok(()) };
         let at = self.acked.iter().find(|(_, r)| r.1 == last.first_value).map(|(&o, _)| o);
         let mut buf = last.bytes.clone();
-        let (now, start) = (self.now_ms, self.log_start);
+        let (now, start, leo) = (self.now_ms, self.log_start, self.log().log_end_offset());
         let result = self.log().append(&mut buf, 0, now);
+        let recs = parse(&last.bytes).map_err(|e| format!("own batch: {e}"))?;
+        let recs: Vec<Rec> = recs.iter().flat_map(|b| b.records.iter().map(|r| r.1.clone())).collect();
         match (at, result) {
             (Some(o), Ok(info)) if info.duplicate && info.base_offset == o => Ok(()),
             (Some(o), Ok(info)) => Err(format!("retried idempotent batch at {o} answered {info:?}")),
-            (_, Err(e)) if storage_error(&e) => Ok(()),
+            (_, Err(e)) if storage_error(&e) => {
+                if at.is_none() {
+                    self.wrote(leo, &recs);
+                }
+                self.last_idempotent = Some(last);
+                Ok(())
+            }
             (Some(o), Err(e)) => Err(format!("retried idempotent batch at {o} rejected: {e}")),
             (None, Ok(info)) if info.duplicate => {
                 if info.base_offset < start || self.compacted_ever {
@@ -601,8 +632,6 @@ impl World {
                 }
             }
             (None, Ok(info)) => {
-                let recs = parse(&last.bytes).map_err(|e| format!("own batch: {e}"))?;
-                let recs: Vec<Rec> = recs.iter().flat_map(|b| b.records.iter().map(|r| r.1.clone())).collect();
                 self.wrote(info.base_offset, &recs);
                 self.last_idempotent = Some(last);
                 Ok(())
@@ -660,7 +689,10 @@ fn read_everything(log: &Log) -> Result<BTreeMap<i64, Rec>, String> {
         let bytes = log.read_bytes(offset, 1 << 16, i64::MAX, true).map_err(|e| format!("read at {offset}: {e}"))?;
         let batches = parse(&bytes).map_err(|e| format!("read at {offset}: {e}"))?;
         let Some(last) = batches.last() else {
-            return Err(format!("read at {offset} returned nothing before the end {end}"));
+            return Err(format!(
+                "read at {offset} returned nothing before the end {end} (segments {:?})",
+                log.segment_base_offsets()
+            ));
         };
         let next = last.last + 1;
         for b in batches {
