@@ -13,7 +13,9 @@
 //! Faults (each a probability in parts per million, only while enabled): EIO or ENOSPC on
 //! writes (with a random sector-aligned prefix written), on fdatasync and directory fsync, and
 //! EIO on reads; transient bit flips in read data; latent sector errors (a bit flipped in
-//! durable data at power loss); misdirected writes (landing some sectors away). A failed
+//! durable data at power loss); misdirected writes (landing some sectors away). Silent damage
+//! (flips, latent errors, misdirection) goes only into `*.log` segment files, whose batches
+//! carry CRCs: Kafka's index and checkpoint formats have none to detect it. A failed
 //! fdatasync follows Linux: the pending writes stay visible but are never made durable by a
 //! later successful fdatasync ("fsyncgate"). `halt_after(n)` cuts the power during the n-th
 //! I/O call from now: it and every later call fail until `crash()` is called.
@@ -123,6 +125,9 @@ struct Inode {
     /// Ranges whose writes were dropped by a failed fdatasync: visible, never made durable.
     lost: Vec<(u64, u64)>,
     mtime_ms: i64,
+    /// Named `*.log` (CRC-protected segment data): the only files silent damage is put in,
+    /// since index files and checkpoints carry no checksum in Kafka's formats.
+    damageable: bool,
 }
 
 enum DirOp {
@@ -313,11 +318,14 @@ pub(crate) fn read_at(ino: Ino, buf: &mut [u8], pos: u64) -> io::Result<usize> {
             s.stats.read_errors += 1;
             return Err(eio());
         }
-        let data = &s.inodes.get(&ino).ok_or_else(not_found)?.data;
+        let inode = s.inodes.get(&ino).ok_or_else(not_found)?;
+        let (data, damageable) = (&inode.data, inode.damageable);
         let start = (pos as usize).min(data.len());
         let n = buf.len().min(data.len() - start);
         buf[..n].copy_from_slice(&data[start..start + n]);
-        s.maybe_flip(&mut buf[..n]);
+        if damageable {
+            s.maybe_flip(&mut buf[..n]);
+        }
         Ok(n)
     })
 }
@@ -346,7 +354,14 @@ pub(crate) fn open_rw(path: &Path, truncate: bool) -> io::Result<Ino> {
         let now = s.now_ms;
         s.inodes.insert(
             ino,
-            Inode { data: Vec::new(), durable: Vec::new(), pending: Vec::new(), lost: Vec::new(), mtime_ms: now },
+            Inode {
+                data: Vec::new(),
+                durable: Vec::new(),
+                pending: Vec::new(),
+                lost: Vec::new(),
+                mtime_ms: now,
+                damageable: is_log(path),
+            },
         );
         s.names.insert(path.to_path_buf(), ino);
         s.dir_op(parent(path), DirOp::Link(path.to_path_buf(), ino));
@@ -384,8 +399,11 @@ pub(crate) fn read_file(path: &Path) -> io::Result<Vec<u8>> {
             s.stats.read_errors += 1;
             return Err(eio());
         }
-        let mut data = s.inodes.get(&ino).map(|i| i.data.clone()).unwrap_or_default();
-        s.maybe_flip(&mut data);
+        let (mut data, damageable) =
+            s.inodes.get(&ino).map(|i| (i.data.clone(), i.damageable)).unwrap_or_default();
+        if damageable {
+            s.maybe_flip(&mut data);
+        }
         Ok(data)
     })
 }
@@ -395,6 +413,9 @@ pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
         s.tick()?;
         let ino = s.names.remove(from).ok_or_else(not_found)?;
         s.names.insert(to.to_path_buf(), ino);
+        if let Some(inode) = s.inodes.get_mut(&ino) {
+            inode.damageable = is_log(to);
+        }
         s.dir_op(parent(to), DirOp::Rename(from.to_path_buf(), to.to_path_buf(), ino));
         Ok(())
     })
@@ -516,7 +537,7 @@ impl Sim {
             error = Some(io::Error::from_raw_os_error(errno));
             let sectors = (buf.len() as u64).div_ceil(SECTOR_BYTES);
             len = ((self.rng.below(sectors + 1) * SECTOR_BYTES) as usize).min(buf.len());
-        } else if self.fault(self.faults.misdirect_ppm) {
+        } else if self.inodes.get(&ino).is_some_and(|i| i.damageable) && self.fault(self.faults.misdirect_ppm) {
             self.stats.misdirected_writes += 1;
             let shift = (1 + self.rng.below(8)) * SECTOR_BYTES;
             pos = if self.rng.below(2) == 0 { pos + shift } else { pos.saturating_sub(shift) };
@@ -610,7 +631,7 @@ impl Sim {
         for ino in inos {
             self.settle(ino);
         }
-        if !inos_empty(&self.inodes) && self.fault(self.faults.latent_error_ppm) {
+        if self.fault(self.faults.latent_error_ppm) {
             self.latent_error();
         }
         self.names = self.durable_names.clone();
@@ -661,7 +682,8 @@ impl Sim {
     }
 
     fn latent_error(&mut self) {
-        let candidates: Vec<Ino> = self.inodes.iter().filter(|(_, i)| !i.data.is_empty()).map(|(k, _)| *k).collect();
+        let candidates: Vec<Ino> =
+            self.inodes.iter().filter(|(_, i)| i.damageable && !i.data.is_empty()).map(|(k, _)| *k).collect();
         if candidates.is_empty() {
             return;
         }
@@ -676,6 +698,6 @@ impl Sim {
     }
 }
 
-fn inos_empty(inodes: &BTreeMap<Ino, Inode>) -> bool {
-    inodes.is_empty()
+fn is_log(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "log")
 }
