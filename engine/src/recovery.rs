@@ -77,7 +77,8 @@ pub(crate) fn load_segments(
             // loss (its roll was not yet synced), so nothing after it was acknowledged: the
             // log ends here, as after a torn batch. Without this the log kept a hole below a
             // later, empty segment and a read in the hole returned nothing (simulator, seed 1).
-            if bases.get(i + 1).is_some_and(|&next| seg.next_offset < next) {
+            // (Only untrusted ones: a trusted segment may end short after compaction.)
+            if !trusted && bases.get(i + 1).is_some_and(|&next| seg.next_offset < next) {
                 t = true;
             }
             if i + 1 < bases.len() && !t {

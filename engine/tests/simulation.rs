@@ -377,6 +377,12 @@ impl World {
                 self.last_idempotent = Some(LastIdempotent { bytes, first_value: recs[0].1.clone() });
                 Ok(())
             }
+            Err(_) if self.faults.damaging() => {
+                // Silent damage may have cut the producer's earlier batches: start over.
+                self.producer_id += 1;
+                self.next_seq = 0;
+                Ok(())
+            }
             Err(e) => Err(format!("idempotent append: {e}")),
         }
     }
@@ -528,9 +534,19 @@ impl World {
     }
 
     fn power_loss(&mut self) -> Result<(), String> {
+        if let Some(log) = &self.log {
+            let (segs, rp) = (log.segment_base_offsets(), log.durable_offset());
+            self.note(|| format!("before power loss: segments {segs:?}, durable {rp}"));
+        }
         self.log = None;
         self.note(|| "power loss".into());
         sim::crash();
+        if self.verbose {
+            let names = sim::file_names(&self.dir);
+            let rp = sim::file_bytes(&self.dir.join("recovery-point-offset-checkpoint"));
+            let rp = rp.map(|b| String::from_utf8_lossy(&b).replace('\n', " "));
+            self.note(|| format!("after power loss: {names:?}, recovery point file {rp:?}"));
+        }
         self.open_and_verify()
     }
 
@@ -554,6 +570,7 @@ impl World {
             attempt += 1;
         };
         sim::set_faults_enabled(false);
+        sim::cancel_halt();
         let verified = self.verify(&log);
         sim::set_faults_enabled(true);
         self.log = Some(log);
@@ -606,8 +623,9 @@ impl World {
             if !superseded && !retained {
                 let what = if visible.contains_key(o) { "differs" } else { "is missing" };
                 return Err(format!(
-                    "acknowledged record at {o} {what} after recovery (log {start}..{leo}, {} visible)",
-                    visible.len()
+                    "acknowledged record at {o} {what} after recovery (log {start}..{leo}, {} visible, segments {:?})",
+                    visible.len(),
+                    log.segment_base_offsets()
                 ));
             }
         }

@@ -249,6 +249,14 @@ pub fn halt_after(calls: u64) {
     });
 }
 
+/// Cancels a power cut scheduled by `halt_after` that has not happened yet.
+pub fn cancel_halt() {
+    let _ = with(|s| {
+        s.halt_at_call = None;
+        Ok(())
+    });
+}
+
 /// True once the power is cut (every I/O call fails until `crash`).
 pub fn halted() -> bool {
     with(|s| Ok(s.halted)).unwrap_or(false)
@@ -278,6 +286,15 @@ pub fn file_bytes(path: &Path) -> Option<Vec<u8>> {
         Ok(s.inodes.get(ino).map(|i| i.data.clone()).unwrap_or_default())
     })
     .ok()
+}
+
+/// Names of the files in `dir`, bypassing faults (for checkers and debugging).
+pub fn file_names(dir: &Path) -> Vec<String> {
+    with(|s| {
+        let names = s.names.keys().filter(|p| p.parent() == Some(dir));
+        Ok(names.filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect())
+    })
+    .unwrap_or_default()
 }
 
 /// Simulated power loss: keeps what was durable plus a seeded subset of pending operations,
