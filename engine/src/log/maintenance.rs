@@ -96,7 +96,9 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
-        let r = self.truncate_segments(offset.max(0));
+        // Snapshots past the cut go before the cut is made durable (again after it, at the
+        // exact cut), so no crash point leaves one describing truncated batches.
+        let r = self.delete_snapshots_above(offset.max(0)).and_then(|()| self.truncate_segments(offset.max(0)));
         if let Err(e) = r {
             return Err(self.fail_with("truncation", e));
         }

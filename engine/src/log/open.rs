@@ -200,12 +200,19 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes snapshots for offsets above `offset` (after a truncation).
+    /// Deletes snapshots for offsets above `offset` (around a truncation), durably: a stale
+    /// snapshot that came back after a power loss would describe producers of batches that
+    /// were truncated away, and a retried batch would be appended twice (simulator, seed 29).
     pub(super) fn delete_snapshots_above(&self, offset: i64) -> Result<(), LogError> {
+        let mut removed = false;
         for (off, name) in self.list_snapshots()? {
             if off > offset {
                 self.io.remove_file(&self.dir.join(name))?;
+                removed = true;
             }
+        }
+        if removed {
+            self.io.sync_dir(&self.dir)?;
         }
         Ok(())
     }
