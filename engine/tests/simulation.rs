@@ -484,8 +484,9 @@ impl World {
                 Ok(())
             }
             Err(e) if storage_error(&e) => {
-                // A truncation was asked for: records from `offset` on may be gone.
-                self.acked.retain(|&o, _| o < offset);
+                // A truncation was asked for: records from the batch holding `offset` on may be
+                // gone (its cut point: batches hold at most 4 records here).
+                self.acked.retain(|&o, _| o < offset - 3);
                 Ok(())
             }
             Err(e) => Err(format!("truncate: {e}")),

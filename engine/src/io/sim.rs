@@ -154,6 +154,8 @@ struct Sim {
     halt_at_call: Option<u64>,
     halted: bool,
     ack_before_sync: bool,
+    /// `RIPTIDE_SIM_TRACE` set: every mutation is printed (for replaying a failing seed).
+    trace: bool,
 }
 
 thread_local! {
@@ -212,6 +214,7 @@ pub fn install(seed: u64, faults: Faults) {
         halt_at_call: None,
         halted: false,
         ack_before_sync: false,
+        trace: std::env::var_os("RIPTIDE_SIM_TRACE").is_some(),
     };
     SIM.with(|cell| *cell.borrow_mut() = Some(sim));
 }
@@ -359,6 +362,9 @@ pub(crate) fn open_rw(path: &Path, truncate: bool) -> io::Result<Ino> {
         s.tick()?;
         if !s.dirs.contains(&parent(path)) {
             return Err(not_found());
+        }
+        if s.trace {
+            eprintln!("  sim: open {} (ino {:?}) truncate {truncate}", path.display(), s.names.get(path));
         }
         if let Some(&ino) = s.names.get(path) {
             if truncate {
@@ -560,6 +566,9 @@ impl Sim {
             pos = if self.rng.below(2) == 0 { pos + shift } else { pos.saturating_sub(shift) };
         }
         let now = self.now_ms;
+        if self.trace {
+            eprintln!("  sim: write ino {ino} at {pos} len {len}/{} error {error:?}", buf.len());
+        }
         let inode = self.inodes.get_mut(&ino).ok_or_else(not_found)?;
         let bytes = &buf[..len];
         write_into(&mut inode.data, pos, bytes);
@@ -572,6 +581,9 @@ impl Sim {
 
     fn set_len(&mut self, ino: Ino, len: u64) -> io::Result<()> {
         let now = self.now_ms;
+        if self.trace {
+            eprintln!("  sim: set_len ino {ino} to {len}");
+        }
         let inode = self.inodes.get_mut(&ino).ok_or_else(not_found)?;
         inode.data.resize(len as usize, 0);
         inode.pending.push(Pending::SetLen(len));
@@ -584,6 +596,9 @@ impl Sim {
             return Err(not_found());
         }
         let failed = self.fault(self.faults.sync_error_ppm);
+        if self.trace {
+            eprintln!("  sim: fdatasync ino {ino} failed {failed}");
+        }
         let inode = self.inodes.get_mut(&ino).ok_or_else(not_found)?;
         if failed {
             self.stats.sync_errors += 1;
@@ -660,6 +675,9 @@ impl Sim {
     /// Power loss for one file: durable bytes plus a random subset of its pending operations.
     fn settle(&mut self, ino: Ino) {
         let Some(mut inode) = self.inodes.remove(&ino) else { return };
+        if self.trace {
+            eprintln!("  sim: power loss ino {ino}: durable {} bytes, {} pending", inode.durable.len(), inode.pending.len());
+        }
         let mut data = std::mem::take(&mut inode.durable);
         for p in inode.pending.drain(..) {
             match p {
