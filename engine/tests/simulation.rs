@@ -131,6 +131,11 @@ impl World {
     fn new(seed: u64, verbose: bool) -> World {
         let faults = faults_for(seed);
         sim::install(seed, faults);
+        // The broker's data directory exists; the engine creates the partition directory.
+        // (Seeds 0 mod 8 let the engine create `/data` too, fault-free: see create_dir_durably.)
+        if seed % 8 != 0 {
+            sim::create_dir_durable(std::path::Path::new("/data"));
+        }
         let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
         let cfg = LogConfig {
             segment_bytes: 4096 + rng.below(16 * 1024),
@@ -616,6 +621,12 @@ impl World {
             let written = self.history.get(o).is_some_and(|g| g.contains(rec));
             if !written && !(damaging && self.ever_written.contains(rec)) {
                 return Err(format!("record visible at {o} was never written there"));
+            }
+        }
+        if !damaging && !self.compacted_ever {
+            // Without compaction the log holds every offset from its start to its end.
+            if let Some(hole) = (start..leo).find(|o| !visible.contains_key(o)) {
+                return Err(format!("offset {hole} missing inside the log {start}..{leo} (a hole)"));
             }
         }
         for (o, rec) in &self.acked {

@@ -219,6 +219,20 @@ pub fn install(seed: u64, faults: Faults) {
     SIM.with(|cell| *cell.borrow_mut() = Some(sim));
 }
 
+/// Creates `dir` and its ancestors durably, outside the engine (a broker's `log.dirs` root,
+/// which exists before any partition is opened).
+pub fn create_dir_durable(dir: &Path) {
+    let _ = with(|s| {
+        for d in dir.ancestors() {
+            if !d.as_os_str().is_empty() {
+                s.dirs.insert(d.to_path_buf());
+                s.durable_dirs.insert(d.to_path_buf());
+            }
+        }
+        Ok(())
+    });
+}
+
 /// Removes this thread's simulated file system.
 pub fn uninstall() {
     SIM.with(|cell| *cell.borrow_mut() = None);
