@@ -72,15 +72,7 @@ pub(crate) fn load_segments(
             load_trusted(&mut seg, io, &mut buf, epochs)?
         } else {
             out.rescanned = true;
-            let mut t = recover_full(&mut seg, io, &mut buf, epochs)?;
-            // An untrusted segment that ends short of the next one lost its tail in a power
-            // loss (its roll was not yet synced), so nothing after it was acknowledged: the
-            // log ends here, as after a torn batch. Without this the log kept a hole below a
-            // later, empty segment and a read in the hole returned nothing (simulator, seed 1).
-            // (Only untrusted ones: a trusted segment may end short after compaction.)
-            if !trusted && bases.get(i + 1).is_some_and(|&next| seg.next_offset < next) {
-                t = true;
-            }
+            let t = recover_full(&mut seg, io, &mut buf, epochs)?;
             if i + 1 < bases.len() && !t {
                 seg.seal();
                 seg.persist_indexes(io, true)?;

@@ -529,7 +529,10 @@ impl World {
             Ok(()) => self.ack_below(leo),
             Err(_) => {}
         }
-        self.note(|| "clean restart".into());
+        if self.verbose {
+            let names = sim::file_names(&self.dir);
+            self.note(|| format!("clean restart: {names:?}"));
+        }
         if sim::halted() {
             sim::crash();
         }
