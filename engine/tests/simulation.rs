@@ -355,6 +355,9 @@ impl World {
     /// The engine claims everything below `durable` is on disk: those records are acknowledged.
     fn ack_below(&mut self, durable: i64) {
         let from = self.acked.keys().next_back().map_or(i64::MIN, |&o| o + 1).max(self.log_start);
+        if from >= durable {
+            return;
+        }
         for (&o, gens) in self.history.range(from..durable) {
             if let Some(r) = gens.last() {
                 self.acked.insert(o, r.clone());

@@ -448,6 +448,9 @@ pub(crate) fn read_file(path: &Path) -> io::Result<Vec<u8>> {
 pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
     with(|s| {
         s.tick()?;
+        if s.trace {
+            eprintln!("  sim: rename {} -> {}", from.display(), to.display());
+        }
         let ino = s.names.remove(from).ok_or_else(not_found)?;
         s.names.insert(to.to_path_buf(), ino);
         if let Some(inode) = s.inodes.get_mut(&ino) {
@@ -461,6 +464,9 @@ pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
 pub(crate) fn remove_file(path: &Path) -> io::Result<()> {
     with(|s| {
         s.tick()?;
+        if s.trace {
+            eprintln!("  sim: unlink {}", path.display());
+        }
         s.names.remove(path).ok_or_else(not_found)?;
         s.dir_op(parent(path), DirOp::Unlink(path.to_path_buf()));
         Ok(())
@@ -520,7 +526,11 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
         if !s.dirs.contains(dir) {
             return Err(not_found());
         }
-        if s.fault(s.faults.sync_error_ppm) {
+        let failed = s.fault(s.faults.sync_error_ppm);
+        if s.trace {
+            eprintln!("  sim: fsync dir {} failed {failed}", dir.display());
+        }
+        if failed {
             s.stats.sync_errors += 1;
             return Err(eio());
         }
