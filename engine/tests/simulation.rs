@@ -640,7 +640,7 @@ impl World {
                 continue;
             }
             let superseded = self.compacted
-                && self.acked.range(o + 1..).any(|(_, later)| later.0.is_some() && later.0 == rec.0);
+                && self.history.range(o + 1..).flat_map(|(_, g)| g).any(|later| later.0.is_some() && later.0 == rec.0);
             let retained = *o < start && *o < self.retention_allowance;
             if !superseded && !retained {
                 let what = if visible.contains_key(o) { "differs" } else { "is missing" };
