@@ -53,11 +53,20 @@ pub(crate) fn load_segments(
     cfg: &LogConfig,
     io: Io,
     recovery_point: i64,
+    log_start: Option<i64>,
     clean: bool,
     epochs: &mut EpochCache,
     now_ms: i64,
 ) -> Result<Loaded, LogError> {
-    let bases = list_segments(io, dir)?;
+    let mut bases = list_segments(io, dir)?;
+    // Segments wholly below the durable log start are leftovers of a retention pass cut short
+    // by a crash: delete them unread. Recovering them first let damage in one (a torn batch)
+    // truncate the log there and delete every later segment (simulator, seed 207).
+    let below_start = bases.windows(2).take_while(|w| log_start.is_some_and(|s| w[1] <= s)).count();
+    if below_start > 0 {
+        delete_later(io, dir, &bases[..below_start])?;
+        bases.drain(..below_start);
+    }
     let mut out = Loaded { segments: Vec::with_capacity(bases.len()), rescanned: false };
     let mut buf = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
@@ -89,6 +98,7 @@ pub(crate) fn load_segments(
     Ok(out)
 }
 
+/// Deletes the files of the segments at `bases` and fsyncs the directory.
 fn delete_later(io: Io, dir: &Path, bases: &[i64]) -> io::Result<()> {
     for &base in bases.iter().rev() {
         for suffix in [LOG_SUFFIX, crate::segment::INDEX_SUFFIX, crate::segment::TIME_INDEX_SUFFIX] {

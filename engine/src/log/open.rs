@@ -41,7 +41,7 @@ impl Log {
             recovery_point = i64::MIN;
         }
         let log_start_ck = read_offset(io, dir, LOG_START_FILE, partition).ok().flatten();
-        let loaded = recovery::load_segments(dir, &config, io, recovery_point, clean, &mut epochs, now_ms)?;
+        let loaded = recovery::load_segments(dir, &config, io, recovery_point, log_start_ck, clean, &mut epochs, now_ms)?;
         let mut segments = loaded.segments;
         if segments.is_empty() {
             segments.push(Segment::create(io, dir, log_start_ck.unwrap_or(0).max(0), &config, now_ms)?);
