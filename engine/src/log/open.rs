@@ -30,17 +30,18 @@ impl Log {
         create_dir_durably(io, dir)?;
         let (topic, partition) = topic_partition(dir);
         let mut clean = io.exists(&dir.join(CLEAN_SHUTDOWN_FILE));
-        let (mut epochs, epochs_ok) = match EpochCache::load(io, dir) {
-            Ok(c) => (c, true),
-            Err(_) => (EpochCache::default(), false),
+        let (mut epochs, epochs_ok) = match malformed_is_none(EpochCache::load(io, dir).map(Some))? {
+            Some(c) => (c, true),
+            None => (EpochCache::default(), false),
         };
-        // An unreadable checkpoint degrades to "trust nothing": a full scan rebuilds it all.
-        let mut recovery_point = read_offset(io, dir, RECOVERY_POINT_FILE, partition).ok().flatten().unwrap_or(0);
+        // A malformed checkpoint degrades to "trust nothing": a full scan rebuilds it all.
+        let mut recovery_point =
+            malformed_is_none(read_offset(io, dir, RECOVERY_POINT_FILE, partition))?.unwrap_or(0);
         if !epochs_ok {
             clean = false;
             recovery_point = i64::MIN;
         }
-        let log_start_ck = read_offset(io, dir, LOG_START_FILE, partition).ok().flatten();
+        let log_start_ck = malformed_is_none(read_offset(io, dir, LOG_START_FILE, partition))?;
         let loaded = recovery::load_segments(dir, &config, io, recovery_point, log_start_ck, clean, &mut epochs, now_ms)?;
         let mut segments = loaded.segments;
         if segments.is_empty() {
@@ -215,6 +216,16 @@ impl Log {
             self.io.sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+}
+
+/// A checkpoint read: malformed contents count as never written (the caller degrades safely),
+/// but a failed read fails the open. Treating an EIO like a missing file let a transient read
+/// error on the log-start checkpoint bring deleted segments back (simulator, seed 1863).
+fn malformed_is_none<T>(r: std::io::Result<Option<T>>) -> Result<Option<T>, LogError> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Ok(None),
+        r => Ok(r?),
     }
 }
 
