@@ -122,8 +122,9 @@ struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
     pending: Vec<Pending>,
-    /// Ranges whose writes were dropped by a failed fdatasync: visible, never made durable.
-    lost: Vec<(u64, u64)>,
+    /// Sectors whose writes were dropped by a failed fdatasync: visible, but never made
+    /// durable unless written again (a new write dirties the page again).
+    lost: BTreeSet<u64>,
     mtime_ms: i64,
     /// Named `*.log` (CRC-protected segment data): the only files silent damage is put in,
     /// since index files and checkpoints carry no checksum in Kafka's formats.
@@ -395,7 +396,7 @@ pub(crate) fn open_rw(path: &Path, truncate: bool) -> io::Result<Ino> {
                 data: Vec::new(),
                 durable: Vec::new(),
                 pending: Vec::new(),
-                lost: Vec::new(),
+                lost: BTreeSet::new(),
                 mtime_ms: now,
                 damageable: is_log(path),
             },
@@ -597,7 +598,9 @@ impl Sim {
         let bytes = &buf[..len];
         write_into(&mut inode.data, pos, bytes);
         let end = pos + len as u64;
-        inode.lost.retain(|&(p, l)| !(p >= pos && p + l <= end));
+        if len > 0 {
+            inode.lost.retain(|&sector| !(sector >= pos / SECTOR_BYTES && sector <= (end - 1) / SECTOR_BYTES));
+        }
         inode.pending.push(Pending::Write { pos, bytes: bytes.to_vec() });
         inode.mtime_ms = now;
         error.map_or(Ok(()), Err)
@@ -610,6 +613,7 @@ impl Sim {
         }
         let inode = self.inodes.get_mut(&ino).ok_or_else(not_found)?;
         inode.data.resize(len as usize, 0);
+        inode.lost.retain(|&sector| sector * SECTOR_BYTES < len);
         inode.pending.push(Pending::SetLen(len));
         inode.mtime_ms = now;
         Ok(())
@@ -629,14 +633,17 @@ impl Sim {
             // Linux marks the pages clean: they stay visible but will never reach the disk.
             for p in inode.pending.drain(..) {
                 if let Pending::Write { pos, bytes } = p {
-                    inode.lost.push((pos, bytes.len() as u64));
+                    if !bytes.is_empty() {
+                        let end = pos + bytes.len() as u64;
+                        inode.lost.extend(pos / SECTOR_BYTES..=(end - 1) / SECTOR_BYTES);
+                    }
                 }
             }
             return Err(eio());
         }
         let old = std::mem::replace(&mut inode.durable, inode.data.clone());
-        for &(pos, len) in &inode.lost {
-            for i in pos..pos + len {
+        for &sector in &inode.lost {
+            for i in sector * SECTOR_BYTES..(sector + 1) * SECTOR_BYTES {
                 if let Some(b) = inode.durable.get_mut(i as usize) {
                     *b = old.get(i as usize).copied().unwrap_or(0);
                 }
