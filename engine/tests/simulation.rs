@@ -755,7 +755,8 @@ fn parse_into(bytes: &[u8], out: &mut Vec<ParsedBatch>) -> Result<(), String> {
         if rest.len() < 12 {
             return Err(format!("torn batch at {pos}"));
         }
-        let len = 12 + i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]) as usize;
+        let len = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        let len = usize::try_from(len).map_err(|_| format!("negative batch length at {pos}"))? + 12;
         let b = rest.get(..len).ok_or_else(|| format!("short batch at {pos}"))?;
         let h = check_stored(b).map_err(|e| format!("bad batch at {pos}: {e}"))?;
         let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut Bytes::copy_from_slice(b))
