@@ -228,13 +228,20 @@ impl Log {
         seg.reset_tracking();
         let file = seg.log.clone();
         let mut buf = std::mem::take(&mut self.scan_buf);
-        scan_batches(self.io, &file, 0, seg.size_bytes, &mut buf, |pos, b| {
+        let scanned = scan_batches(self.io, &file, 0, seg.size_bytes, &mut buf, |pos, b| {
             if let Some(h) = BatchHeader::parse(b) {
                 seg.track(&BatchMeta::from_header(&h, b.len() as u32), pos);
             }
             Ok(true)
-        })?;
+        });
         self.scan_buf = buf;
+        // After the swap the in-memory segment still names the old (unlinked) file: any error
+        // now must poison the log. A read error here used to return unpoisoned, and later
+        // appends (after a truncation made the segment active) went to the unlinked file and
+        // were lost at the next power loss although acknowledged (simulator, seed 51941).
+        if let Err(e) = scanned {
+            return Err(self.fail_with("compaction rescan", e));
+        }
         seg.seal();
         if let Err(e) = seg.persist_indexes(self.io, true) {
             return Err(self.fail("compaction indexes", e));
