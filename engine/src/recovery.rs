@@ -47,17 +47,27 @@ pub(crate) fn list_segments(io: Io, dir: &Path) -> io::Result<Vec<i64>> {
     Ok(bases)
 }
 
+/// What the checkpoints read at open say about the segments.
+#[derive(Clone, Copy)]
+pub(crate) struct Trust {
+    /// Every offset below this was durable (`i64::MIN`: trust nothing).
+    pub recovery_point: i64,
+    /// The durable log start, if its checkpoint was written.
+    pub log_start: Option<i64>,
+    /// The previous close completed (all segments trusted).
+    pub clean: bool,
+}
+
 /// Loads and recovers every segment in `dir`.
 pub(crate) fn load_segments(
     dir: &Path,
     cfg: &LogConfig,
     io: Io,
-    recovery_point: i64,
-    log_start: Option<i64>,
-    clean: bool,
+    trust: &Trust,
     epochs: &mut EpochCache,
     now_ms: i64,
 ) -> Result<Loaded, LogError> {
+    let Trust { recovery_point, log_start, clean } = *trust;
     let mut bases = list_segments(io, dir)?;
     // Segments wholly below the durable log start are leftovers of a retention pass cut short
     // by a crash: delete them unread. Recovering them first let damage in one (a torn batch)

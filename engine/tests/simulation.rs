@@ -112,12 +112,8 @@ struct World {
 }
 
 fn faults_for(seed: u64) -> Faults {
-    let errors = Faults {
-        write_error_ppm: 3_000,
-        sync_error_ppm: 6_000,
-        read_error_ppm: 2_000,
-        ..Faults::default()
-    };
+    let errors =
+        Faults { write_error_ppm: 3_000, sync_error_ppm: 6_000, read_error_ppm: 2_000, ..Faults::default() };
     match seed % 4 {
         0 => Faults::default(),
         3 => Faults { read_flip_ppm: 1_000, latent_error_ppm: 300_000, misdirect_ppm: 3_000, ..errors },
@@ -135,7 +131,7 @@ impl World {
         sim::install(seed, faults);
         // The broker's data directory exists; the engine creates the partition directory.
         // (Seeds 0 mod 8 let the engine create `/data` too, fault-free: see create_dir_durably.)
-        if seed % 8 != 0 {
+        if !seed.is_multiple_of(8) {
             sim::create_dir_durable(std::path::Path::new("/data"));
         }
         let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xA5A5);
@@ -146,7 +142,11 @@ impl World {
             retention_bytes: if rng.below(2) == 0 { -1 } else { 4096 + rng.below(32 * 1024) as i64 },
             retention_ms: if rng.below(3) == 0 { 20_000 + rng.below(100_000) as i64 } else { -1 },
             segment_ms: if rng.below(3) == 0 { 5_000 + rng.below(30_000) as i64 } else { i64::MAX },
-            timestamp_type: if rng.below(4) == 0 { TimestampType::LogAppendTime } else { TimestampType::CreateTime },
+            timestamp_type: if rng.below(4) == 0 {
+                TimestampType::LogAppendTime
+            } else {
+                TimestampType::CreateTime
+            },
             io: IoBackend::Sim,
             ..LogConfig::default()
         };
@@ -336,7 +336,7 @@ impl World {
             0..=3 => self.sync(),
             4..=7 => {
                 self.group_pending += 1;
-                if self.group_pending >= 1 + self.rng.below(4) as u32 {
+                if self.group_pending > self.rng.below(4) as u32 {
                     self.group_pending = 0;
                     return self.sync();
                 }
@@ -427,7 +427,11 @@ impl World {
         };
         let Ok(batches) = parse(&bytes) else {
             // A transient bit flip on read: the client's CRC check rejects it.
-            return if self.faults.damaging() { Ok(()) } else { Err(format!("read at {offset}: undecodable")) };
+            return if self.faults.damaging() {
+                Ok(())
+            } else {
+                Err(format!("read at {offset}: undecodable"))
+            };
         };
         if self.faults.damaging() {
             // Offsets and lengths outside the CRC may be damaged silently: nothing to expect.
@@ -648,7 +652,7 @@ impl World {
         // batch undetectably: with damaging faults a record need only have been written somewhere.
         for (o, rec) in &visible {
             let written = self.history.get(o).is_some_and(|g| g.contains(rec));
-            if !written && !(damaging && self.ever_written.contains(rec)) {
+            if !(written || damaging && self.ever_written.contains(rec)) {
                 return Err(format!("record visible at {o} was never written there"));
             }
         }
@@ -663,7 +667,11 @@ impl World {
                 continue;
             }
             let superseded = self.compacted
-                && self.history.range(o + 1..).flat_map(|(_, g)| g).any(|later| later.0.is_some() && later.0 == rec.0);
+                && self
+                    .history
+                    .range(o + 1..)
+                    .flat_map(|(_, g)| g)
+                    .any(|later| later.0.is_some() && later.0 == rec.0);
             let retained = *o < start && *o < self.retention_allowance;
             if !superseded && !retained {
                 let what = if visible.contains_key(o) { "differs" } else { "is missing" };
@@ -790,7 +798,8 @@ fn read_everything(log: &Log, damaging: bool, compacted: bool) -> Result<BTreeMa
     let (mut offset, end) = (log.log_start_offset(), log.log_end_offset());
     let mut prev_last = i64::MIN;
     while offset < end {
-        let bytes = log.read_bytes(offset, 1 << 16, i64::MAX, true).map_err(|e| format!("read at {offset}: {e}"))?;
+        let bytes =
+            log.read_bytes(offset, 1 << 16, i64::MAX, true).map_err(|e| format!("read at {offset}: {e}"))?;
         let mut batches = Vec::new();
         if let Err(e) = parse_into(&bytes, &mut batches) {
             let skip = if damaging { skip_bad_batch(&bytes, &batches, offset) } else { None };
@@ -819,7 +828,10 @@ fn read_everything(log: &Log, damaging: bool, compacted: bool) -> Result<BTreeMa
         let next = last.last + 1;
         for b in batches {
             if b.base <= prev_last || b.last < b.base {
-                return Err(format!("offsets not increasing: batch {}..={} after {prev_last}", b.base, b.last));
+                return Err(format!(
+                    "offsets not increasing: batch {}..={} after {prev_last}",
+                    b.base, b.last
+                ));
             }
             prev_last = b.last;
             for (o, r) in b.records {
@@ -869,7 +881,8 @@ fn run_one(seed: u64, verbose: bool, planted: bool) -> Result<Totals, String> {
     });
     sim::uninstall();
     r.unwrap_or_else(|p| {
-        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
+        let msg =
+            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
         Err(format!("panic: {}", msg.unwrap_or_default()))
     })
 }
@@ -933,6 +946,37 @@ fn seeds() {
         seed += 1;
     }
     report(&totals, began.elapsed().as_secs_f64());
+}
+
+/// Seeds that found engine bugs (fixed; see docs/ENGINE.md, "Deterministic simulation"),
+/// replayed on every run. A seed replays the workload of the commit that kept it: later
+/// workload changes make it a different (still valid) run, so the bug's own test is the
+/// reasoning in its fix comment; the seed stays as one more run.
+const REGRESSION_SEEDS: &[(u64, &str)] = &[
+    (1, "create_dir_durably fsynced only the last parent; a roll's unsynced tail left a hole"),
+    (29, "stale producer snapshot after truncation came back after power loss"),
+    (30, "truncate_to did not fsync the shortened segment: truncated records reappeared"),
+    (50, "truncation: later segments' unlinks not durable before the cut"),
+    (110, "retention deleted files before the new log start was durable: a hole"),
+    (117, "a failed directory fsync at creation was never retried: the log vanished"),
+    (207, "recovery scanned leftover segments below the log start and truncated the log"),
+    (486, "fsyncgate: a restart after a failed fdatasync recovered bytes never on disk"),
+    (495, "compaction panicked on a damaged base offset"),
+    (1375, "compaction laundered a latent sector error into a batch with a valid CRC"),
+    (1863, "an EIO on the log-start checkpoint read counted as 'never written'"),
+    (3673, "truncation deleted several segments under one directory fsync: a hole"),
+    (36231, "sequence arithmetic overflowed (panic) on a damaged header at open"),
+    (51941, "compaction returned an unpoisoned error after the swap: appends to an unlinked file"),
+    (60015, "compaction's read-back panicked on a misread base offset"),
+];
+
+#[test]
+fn regressions() {
+    for &(seed, bug) in REGRESSION_SEEDS {
+        if let Err(e) = run_one(seed, false, false) {
+            panic!("regression seed {seed} ({bug}) failed: {e}\nreplay: {}", replay_command(seed));
+        }
+    }
 }
 
 /// The simulator must catch an acknowledgement sent before its fsync completed (the planted

@@ -78,7 +78,9 @@ impl Io {
         match (backend, env.as_str()) {
             (IoBackend::Sim, _) => {
                 if !sim::installed() {
-                    return Err(LogError::Storage("simulated storage is not installed on this thread".into()));
+                    return Err(LogError::Storage(
+                        "simulated storage is not installed on this thread".into(),
+                    ));
                 }
                 Ok(Io::Sim)
             }
@@ -176,7 +178,9 @@ impl Io {
     /// Opens `path` for reading and writing, creating it if missing; `truncate` empties it.
     pub(crate) fn open_rw(self, path: &Path, truncate: bool) -> io::Result<FileHandle> {
         match self {
-            Io::Std | Io::Uring => std_backend::open_rw(path, truncate).map(|f| FileHandle::Real(Arc::new(f))),
+            Io::Std | Io::Uring => {
+                std_backend::open_rw(path, truncate).map(|f| FileHandle::Real(Arc::new(f)))
+            }
             Io::Sim => sim::open_rw(path, truncate).map(FileHandle::Sim),
         }
     }

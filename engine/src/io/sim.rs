@@ -482,7 +482,11 @@ pub(crate) fn list_dir(dir: &Path) -> io::Result<Vec<String>> {
         }
         let files = s.names.keys().filter(|p| p.parent() == Some(dir));
         let dirs = s.dirs.iter().filter(|p| p.parent() == Some(dir));
-        Ok(files.chain(dirs).filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect())
+        Ok(files
+            .chain(dirs)
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect())
     })
 }
 
@@ -585,7 +589,8 @@ impl Sim {
             error = Some(io::Error::from_raw_os_error(errno));
             let sectors = (buf.len() as u64).div_ceil(SECTOR_BYTES);
             len = ((self.rng.below(sectors + 1) * SECTOR_BYTES) as usize).min(buf.len());
-        } else if self.inodes.get(&ino).is_some_and(|i| i.damageable) && self.fault(self.faults.misdirect_ppm) {
+        } else if self.inodes.get(&ino).is_some_and(|i| i.damageable) && self.fault(self.faults.misdirect_ppm)
+        {
             self.stats.misdirected_writes += 1;
             let shift = (1 + self.rng.below(8)) * SECTOR_BYTES;
             pos = if self.rng.below(2) == 0 { pos + shift } else { pos.saturating_sub(shift) };
@@ -599,7 +604,9 @@ impl Sim {
         write_into(&mut inode.data, pos, bytes);
         let end = pos + len as u64;
         if len > 0 {
-            inode.lost.retain(|&sector| !(sector >= pos / SECTOR_BYTES && sector <= (end - 1) / SECTOR_BYTES));
+            inode
+                .lost
+                .retain(|&sector| !(sector >= pos / SECTOR_BYTES && sector <= (end - 1) / SECTOR_BYTES));
         }
         inode.pending.push(Pending::Write { pos, bytes: bytes.to_vec() });
         inode.mtime_ms = now;
@@ -687,7 +694,8 @@ impl Sim {
             }
         }
         let dirs = &self.durable_dirs;
-        self.durable_names.retain(|p, _| p.ancestors().skip(1).all(|a| a.as_os_str().is_empty() || dirs.contains(a)));
+        self.durable_names
+            .retain(|p, _| p.ancestors().skip(1).all(|a| a.as_os_str().is_empty() || dirs.contains(a)));
         let live: BTreeSet<Ino> = self.durable_names.values().copied().collect();
         self.inodes.retain(|ino, _| live.contains(ino));
         let inos: Vec<Ino> = self.inodes.keys().copied().collect();
@@ -707,7 +715,11 @@ impl Sim {
     fn settle(&mut self, ino: Ino) {
         let Some(mut inode) = self.inodes.remove(&ino) else { return };
         if self.trace {
-            eprintln!("  sim: power loss ino {ino}: durable {} bytes, {} pending", inode.durable.len(), inode.pending.len());
+            eprintln!(
+                "  sim: power loss ino {ino}: durable {} bytes, {} pending",
+                inode.durable.len(),
+                inode.pending.len()
+            );
         }
         let mut data = std::mem::take(&mut inode.durable);
         for p in inode.pending.drain(..) {

@@ -35,13 +35,19 @@ impl Log {
                 return Err(format!("segment {base}: bytes are not whole increasing batches: {stop:?}"));
             }
             if next != seg.next_offset {
-                return Err(format!("segment {base}: next offset {} but batches end at {next}", seg.next_offset));
+                return Err(format!(
+                    "segment {base}: next offset {} but batches end at {next}",
+                    seg.next_offset
+                ));
             }
             for e in seg.offset_index.entries() {
                 let want = base + i64::from(e.relative_offset);
                 let found = batches.iter().find(|b| b.0 == e.position);
                 if found.is_none_or(|b| b.2 != want) {
-                    return Err(format!("segment {base}: index entry ({want}, {}) names no batch", e.position));
+                    return Err(format!(
+                        "segment {base}: index entry ({want}, {}) names no batch",
+                        e.position
+                    ));
                 }
             }
             for e in seg.time_index.entries() {

@@ -113,7 +113,8 @@ impl Log {
         }
         // Snapshots past the cut go before the cut is made durable (again after it, at the
         // exact cut), so no crash point leaves one describing truncated batches.
-        let r = self.delete_snapshots_above(offset.max(0)).and_then(|()| self.truncate_segments(offset.max(0)));
+        let r =
+            self.delete_snapshots_above(offset.max(0)).and_then(|()| self.truncate_segments(offset.max(0)));
         if let Err(e) = r {
             return Err(self.fail_with("truncation", e));
         }

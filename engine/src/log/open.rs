@@ -41,7 +41,8 @@ impl Log {
             recovery_point = i64::MIN;
         }
         let log_start_ck = malformed_is_none(read_offset(io, dir, LOG_START_FILE, partition))?;
-        let loaded = recovery::load_segments(dir, &config, io, recovery_point, log_start_ck, clean, &mut epochs, now_ms)?;
+        let trust = recovery::Trust { recovery_point, log_start: log_start_ck, clean };
+        let loaded = recovery::load_segments(dir, &config, io, &trust, &mut epochs, now_ms)?;
         let mut segments = loaded.segments;
         if segments.is_empty() {
             segments.push(Segment::create(io, dir, log_start_ck.unwrap_or(0).max(0), &config, now_ms)?);

@@ -52,7 +52,10 @@ impl Log {
         let mut buf = vec![0u8; len as usize];
         let n = self.io.read_full_at(&self.segments[seg].log, &mut buf, u64::from(position))?;
         if n < buf.len() {
-            return Err(LogError::Storage(format!("short read in segment {}", self.segments[seg].base_offset)));
+            return Err(LogError::Storage(format!(
+                "short read in segment {}",
+                self.segments[seg].base_offset
+            )));
         }
         Ok(buf)
     }
