@@ -183,15 +183,18 @@ pub(crate) fn recover_tail(
     buf: &mut Vec<u8>,
     epochs: &mut EpochCache,
 ) -> Result<bool, LogError> {
-    let start = match seg.offset_index.last() {
-        None => 0,
-        Some((_, pos)) => pos,
-    };
+    let (last_entry, start) = seg.offset_index.last().unwrap_or((seg.base_offset, 0));
     if start == 0 {
         seg.reset_tracking();
     } else {
         let h =
             seg.header_at(io, start)?.ok_or_else(|| LogError::Storage("index points past log end".into()))?;
+        // The entry names the last offset of the batch at its position; a header that says
+        // otherwise (damaged, outside the CRC) would rewind below the index and trip its
+        // ordering assertion (simulator, seed 77519: a panic). The caller rescans fully.
+        if h.last_offset() != last_entry {
+            return Err(LogError::Storage(format!("segment {}: index disagrees with the log", seg.base_offset)));
+        }
         seg.rewind_to(start, h.base_offset);
     }
     scan_and_track(seg, start, io, buf, epochs)
