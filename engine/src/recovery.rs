@@ -193,7 +193,10 @@ pub(crate) fn recover_tail(
         // otherwise (damaged, outside the CRC) would rewind below the index and trip its
         // ordering assertion (simulator, seed 77519: a panic). The caller rescans fully.
         if h.last_offset() != last_entry {
-            return Err(LogError::Storage(format!("segment {}: index disagrees with the log", seg.base_offset)));
+            return Err(LogError::Storage(format!(
+                "segment {}: index disagrees with the log",
+                seg.base_offset
+            )));
         }
         seg.rewind_to(start, h.base_offset);
     }
