@@ -132,12 +132,15 @@ impl BatchHeader {
     }
 }
 
-/// `seq + n` with Kafka's wrap-around from i32::MAX to 0.
+/// `seq + n` with Kafka's wrap-around from i32::MAX to 0. Computed in i64 so that a damaged
+/// header read from disk (negative fields) gives a wrong number instead of an overflow panic
+/// (simulator, seed 36231: a latent sector error in a header replayed at open).
 pub fn increment_sequence(seq: i32, n: i32) -> i32 {
-    if seq > i32::MAX - n {
-        n - (i32::MAX - seq) - 1
+    let sum = i64::from(seq) + i64::from(n);
+    if sum > i64::from(i32::MAX) {
+        (sum - i64::from(i32::MAX) - 1) as i32
     } else {
-        seq + n
+        sum as i32
     }
 }
 

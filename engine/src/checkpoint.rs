@@ -10,11 +10,10 @@
 //! directory (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`) so a
 //! partition is self-contained and owned by one shard.
 
-use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::Path;
 
-use crate::io::{sync_dir, Io};
+use crate::io::Io;
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
@@ -23,16 +22,16 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Atomically replaces `dir/name` with `contents` (temp, fsync, rename, fsync dir).
 pub(crate) fn write_atomic(io: Io, dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
-    let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    let file = io.open_rw(&tmp, true)?;
     io.write_all_at_sync(&file, contents, 0)?;
     drop(file);
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    io.rename(&tmp, &dir.join(name))?;
+    io.sync_dir(dir)
 }
 
 /// Reads a whole small file; `Ok(None)` if it does not exist.
-pub(crate) fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
+pub(crate) fn read_optional(io: Io, path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match io.read_file(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -40,9 +39,9 @@ pub(crate) fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Removes a file if present, then fsyncs the directory.
-pub(crate) fn remove_durably(dir: &Path, name: &str) -> io::Result<()> {
-    match fs::remove_file(dir.join(name)) {
-        Ok(()) => sync_dir(dir),
+pub(crate) fn remove_durably(io: Io, dir: &Path, name: &str) -> io::Result<()> {
+    match io.remove_file(&dir.join(name)) {
+        Ok(()) => io.sync_dir(dir),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -88,8 +87,8 @@ pub(crate) fn parse_offset(text: &[u8], partition: i32) -> Option<i64> {
 }
 
 /// Reads an offset checkpoint: `Ok(None)` if never written, `Err` if unreadable or malformed.
-pub(crate) fn read_offset(dir: &Path, name: &str, partition: i32) -> io::Result<Option<i64>> {
-    match read_optional(&dir.join(name))? {
+pub(crate) fn read_offset(io: Io, dir: &Path, name: &str, partition: i32) -> io::Result<Option<i64>> {
+    match read_optional(io, &dir.join(name))? {
         None => Ok(None),
         Some(b) => parse_offset(&b, partition)
             .map(Some)

@@ -21,6 +21,9 @@ pub enum IoBackend {
     Uring,
     /// Plain `pwrite`/`pread`/`fdatasync` system calls.
     Std,
+    /// The simulated file system of `io::sim` installed on the opening thread (deterministic
+    /// simulation tests only; see `docs/ENGINE.md`).
+    Sim,
 }
 
 /// Topic-level settings that govern one partition log.

@@ -23,8 +23,8 @@ pub(crate) struct EpochCache {
 
 impl EpochCache {
     /// Loads the checkpoint: `Ok(empty)` if never written, `Err` if malformed.
-    pub(crate) fn load(dir: &Path) -> std::io::Result<EpochCache> {
-        let Some(bytes) = read_optional(&dir.join(LEADER_EPOCH_FILE))? else {
+    pub(crate) fn load(io: crate::io::Io, dir: &Path) -> std::io::Result<EpochCache> {
+        let Some(bytes) = read_optional(io, &dir.join(LEADER_EPOCH_FILE))? else {
             return Ok(EpochCache::default());
         };
         Self::parse(&bytes).ok_or_else(|| {

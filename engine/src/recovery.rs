@@ -8,7 +8,6 @@
 //! segment is scanned from position 0 with every batch's CRC checked. The first invalid byte
 //! ends the log: the file is cut there and any later segment is deleted.
 
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -27,13 +26,13 @@ pub(crate) struct Loaded {
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending; removes leftover temp files.
-pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
+pub(crate) fn list_segments(io: Io, dir: &Path) -> io::Result<Vec<i64>> {
     let mut bases = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
+    let mut names = io.list_dir(dir)?;
+    names.sort_unstable();
+    for name in names {
         if name.ends_with(".tmp") || name.ends_with(".deleted") {
-            fs::remove_file(dir.join(name.as_ref()))?;
+            io.remove_file(&dir.join(&name))?;
             continue;
         }
         if let Some(stem) = name.strip_suffix(".log") {
@@ -48,32 +47,54 @@ pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
     Ok(bases)
 }
 
+/// What the checkpoints read at open say about the segments.
+#[derive(Clone, Copy)]
+pub(crate) struct Trust {
+    /// Every offset below this was durable (`i64::MIN`: trust nothing).
+    pub recovery_point: i64,
+    /// The durable log start, if its checkpoint was written.
+    pub log_start: Option<i64>,
+    /// The previous close completed (all segments trusted).
+    pub clean: bool,
+}
+
 /// Loads and recovers every segment in `dir`.
 pub(crate) fn load_segments(
     dir: &Path,
     cfg: &LogConfig,
     io: Io,
-    recovery_point: i64,
-    clean: bool,
+    trust: &Trust,
     epochs: &mut EpochCache,
     now_ms: i64,
 ) -> Result<Loaded, LogError> {
-    let bases = list_segments(dir)?;
+    let Trust { recovery_point, log_start, clean } = *trust;
+    let mut bases = list_segments(io, dir)?;
+    // Segments wholly below the durable log start are leftovers of a retention pass cut short
+    // by a crash: delete them unread. Recovering them first let damage in one (a torn batch)
+    // truncate the log there and delete every later segment (simulator, seed 207).
+    let below_start = bases.windows(2).take_while(|w| log_start.is_some_and(|s| w[1] <= s)).count();
+    if below_start > 0 {
+        delete_later(io, dir, &bases[..below_start])?;
+        bases.drain(..below_start);
+    }
     let mut out = Loaded { segments: Vec::with_capacity(bases.len()), rescanned: false };
     let mut buf = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
-        let mut seg = Segment::open(dir, base, cfg, now_ms)?;
+        let mut seg = Segment::open(io, dir, base, cfg, now_ms)?;
         if let Some(prev) = out.segments.last() {
             if base < prev.next_offset {
                 return Err(LogError::Storage(format!("segment {base} overlaps the previous segment")));
             }
         }
         let trusted = clean || bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
-        let truncated = if trusted && seg.load_indexes(cfg) {
+        let truncated = if trusted && seg.load_indexes(io, cfg) {
             load_trusted(&mut seg, io, &mut buf, epochs)?
         } else {
             out.rescanned = true;
             let t = recover_full(&mut seg, io, &mut buf, epochs)?;
+            if !clean {
+                rewrite(&seg, io, &mut buf)?;
+            }
             if i + 1 < bases.len() && !t {
                 seg.seal();
                 seg.persist_indexes(io, true)?;
@@ -83,23 +104,47 @@ pub(crate) fn load_segments(
         out.segments.push(seg);
         if truncated {
             out.rescanned = true;
-            delete_later(dir, &bases[i + 1..])?;
+            delete_later(io, dir, &bases[i + 1..])?;
             break;
         }
     }
     Ok(out)
 }
 
-fn delete_later(dir: &Path, bases: &[i64]) -> io::Result<()> {
+/// Writes the recovered bytes of an untrusted segment back in place, so the fdatasync that
+/// follows recovery really makes them durable. After a failed fdatasync Linux marks the dirty
+/// pages clean while they stay readable: a restart without a reboot then recovers bytes that
+/// are not on disk, and no later fdatasync writes them ("fsyncgate"). Found by the simulator
+/// (seed 486: a close failed in fdatasync, the reopen claimed the segment durable, and a
+/// later power loss tore acknowledged batches out of its middle). Costs one rewrite of the
+/// unflushed segments per unclean open; they were just read, so the bytes come from the cache.
+fn rewrite(seg: &Segment, io: Io, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut pos = 0u32;
+    while pos < seg.size_bytes {
+        let len = (seg.size_bytes - pos).min(crate::segment::SCAN_CHUNK_BYTES as u32) as usize;
+        buf.clear();
+        buf.resize(len, 0);
+        let n = io.read_full_at(&seg.log, buf, u64::from(pos))?;
+        if n < len {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        io.write_all_at(&seg.log, buf, u64::from(pos))?;
+        pos += len as u32;
+    }
+    Ok(())
+}
+
+/// Deletes the files of the segments at `bases` and fsyncs the directory.
+fn delete_later(io: Io, dir: &Path, bases: &[i64]) -> io::Result<()> {
     for &base in bases.iter().rev() {
         for suffix in [LOG_SUFFIX, crate::segment::INDEX_SUFFIX, crate::segment::TIME_INDEX_SUFFIX] {
-            match fs::remove_file(file_path(dir, base, suffix)) {
+            match io.remove_file(&file_path(dir, base, suffix)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
     }
-    crate::io::sync_dir(dir)
+    io.sync_dir(dir)
 }
 
 /// Loads a trusted segment: tail scan after the last index entry; falls back to a full scan
@@ -138,15 +183,21 @@ pub(crate) fn recover_tail(
     buf: &mut Vec<u8>,
     epochs: &mut EpochCache,
 ) -> Result<bool, LogError> {
-    let start = match seg.offset_index.last() {
-        None => 0,
-        Some((_, pos)) => pos,
-    };
+    let (last_entry, start) = seg.offset_index.last().unwrap_or((seg.base_offset, 0));
     if start == 0 {
         seg.reset_tracking();
     } else {
         let h =
             seg.header_at(io, start)?.ok_or_else(|| LogError::Storage("index points past log end".into()))?;
+        // The entry names the last offset of the batch at its position; a header that says
+        // otherwise (damaged, outside the CRC) would rewind below the index and trip its
+        // ordering assertion (simulator, seed 77519: a panic). The caller rescans fully.
+        if h.last_offset() != last_entry {
+            return Err(LogError::Storage(format!(
+                "segment {}: index disagrees with the log",
+                seg.base_offset
+            )));
+        }
         seg.rewind_to(start, h.base_offset);
     }
     scan_and_track(seg, start, io, buf, epochs)
@@ -159,7 +210,7 @@ fn scan_and_track(
     buf: &mut Vec<u8>,
     epochs: &mut EpochCache,
 ) -> Result<bool, LogError> {
-    let end = seg.log.metadata()?.len().min(u64::from(u32::MAX)) as u32;
+    let end = io.file_len(&seg.log)?.min(u64::from(u32::MAX)) as u32;
     let file = seg.log.clone();
     let stop = scan_batches(io, &file, start, end, buf, |pos, bytes| {
         let Ok(h) = check_stored(bytes) else { return Ok(false) };
@@ -180,6 +231,6 @@ fn scan_and_track(
     if stop == ScanStop::End {
         return Ok(false);
     }
-    seg.truncate_file(seg.size_bytes)?;
+    seg.truncate_file(io, seg.size_bytes)?;
     Ok(true)
 }

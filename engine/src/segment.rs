@@ -1,19 +1,17 @@
 //! One segment: a `.log` file of RecordBatch v2 bytes plus its two sparse indexes, all named
 //! by the segment's 20-digit base offset. Owns the file handle (shared as `Arc<File>` with
-//! readers), the in-memory indexes, and the segment's size, next offset and max timestamp.
+//! readers on the real backends), the in-memory indexes, and the segment's size, next offset and max timestamp.
 //! Only the owning `Log` writes; bytes below `size_bytes` are never rewritten except by an
 //! explicit truncation.
 
-use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::batch::{BatchHeader, HEADER_BYTES};
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::index::{OffsetIndex, TimeIndex};
-use crate::io::Io;
+use crate::io::{FileHandle, Io};
 
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
@@ -48,7 +46,7 @@ impl BatchMeta {
 
 pub struct Segment {
     pub base_offset: i64,
-    pub log: Arc<File>,
+    pub log: FileHandle,
     pub size_bytes: u32,
     /// Offset after the last batch (== base_offset when empty).
     pub next_offset: i64,
@@ -70,14 +68,14 @@ impl Segment {
     fn with_file(
         dir: &Path,
         base_offset: i64,
-        log: File,
+        log: FileHandle,
         size_bytes: u32,
         cfg: &LogConfig,
         now_ms: i64,
     ) -> Segment {
         Segment {
             base_offset,
-            log: Arc::new(log),
+            log,
             size_bytes,
             next_offset: base_offset,
             offset_index: OffsetIndex::new(base_offset, cfg.offset_index_entries_max()),
@@ -94,27 +92,22 @@ impl Segment {
 
     /// Creates an empty segment (replacing leftovers of the same name) with preallocated
     /// index files. The caller fsyncs the directory.
-    pub fn create(dir: &Path, base_offset: i64, cfg: &LogConfig, now_ms: i64) -> io::Result<Segment> {
-        let log = open_rw(&file_path(dir, base_offset, LOG_SUFFIX), true)?;
+    pub fn create(io: Io, dir: &Path, base_offset: i64, cfg: &LogConfig, now_ms: i64) -> io::Result<Segment> {
+        let log = io.open_rw(&file_path(dir, base_offset, LOG_SUFFIX), true)?;
         for (suffix, entry) in [(INDEX_SUFFIX, 8u64), (TIME_INDEX_SUFFIX, 12)] {
-            let f = open_rw(&file_path(dir, base_offset, suffix), true)?;
+            let f = io.open_rw(&file_path(dir, base_offset, suffix), true)?;
             let len = u64::from(cfg.segment_index_bytes) / entry * entry;
-            f.set_len(len)?;
+            io.set_len(&f, len)?;
         }
         Ok(Segment::with_file(dir, base_offset, log, 0, cfg, now_ms))
     }
 
     /// Opens an existing `.log`; indexes empty, next offset unknown until recovery or load.
-    pub fn open(dir: &Path, base_offset: i64, cfg: &LogConfig, now_ms: i64) -> io::Result<Segment> {
-        let log = open_rw(&file_path(dir, base_offset, LOG_SUFFIX), false)?;
-        let meta = log.metadata()?;
-        let size =
-            u32::try_from(meta.len()).map_err(|_| io::Error::other("segment file larger than 2 GiB"))?;
-        let mtime_ms = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(now_ms, |d| d.as_millis() as i64);
+    pub fn open(io: Io, dir: &Path, base_offset: i64, cfg: &LogConfig, now_ms: i64) -> io::Result<Segment> {
+        let log = io.open_rw(&file_path(dir, base_offset, LOG_SUFFIX), false)?;
+        let size = u32::try_from(io.file_len(&log)?)
+            .map_err(|_| io::Error::other("segment file larger than 2 GiB"))?;
+        let mtime_ms = io.modified_ms(&log).unwrap_or(now_ms);
         let mut seg = Segment::with_file(dir, base_offset, log, size, cfg, now_ms);
         seg.last_modified_ms = mtime_ms;
         seg.roll_base_ms = mtime_ms;
@@ -265,21 +258,21 @@ impl Segment {
             [(INDEX_SUFFIX, self.offset_index.encode()), (TIME_INDEX_SUFFIX, self.time_index.encode())];
         let mut opened = Vec::with_capacity(2);
         for (suffix, bytes) in files {
-            let f = open_rw(&file_path(&self.dir, self.base_offset, suffix), false)?;
+            let f = io.open_rw(&file_path(&self.dir, self.base_offset, suffix), false)?;
             io.write_all_at(&f, &bytes, 0)?;
-            f.set_len(bytes.len() as u64)?;
+            io.set_len(&f, bytes.len() as u64)?;
             opened.push(f);
         }
         if sync {
-            let refs: Vec<&File> = opened.iter().collect();
+            let refs: Vec<&FileHandle> = opened.iter().collect();
             io.datasync_all(&refs)?;
         }
         Ok(())
     }
 
     /// Reads both index files; false if either is missing or fails its sanity checks.
-    pub fn load_indexes(&mut self, cfg: &LogConfig) -> bool {
-        let read = |suffix| fs::read(file_path(&self.dir, self.base_offset, suffix)).ok();
+    pub fn load_indexes(&mut self, io: Io, cfg: &LogConfig) -> bool {
+        let read = |suffix| io.read_file(&file_path(&self.dir, self.base_offset, suffix)).ok();
         let (Some(ob), Some(tb)) = (read(INDEX_SUFFIX), read(TIME_INDEX_SUFFIX)) else {
             return false;
         };
@@ -305,27 +298,23 @@ impl Segment {
     }
 
     /// Cuts the log file at `position` (a batch boundary).
-    pub fn truncate_file(&mut self, position: u32) -> io::Result<()> {
-        self.log.set_len(u64::from(position))?;
+    pub fn truncate_file(&mut self, io: Io, position: u32) -> io::Result<()> {
+        io.set_len(&self.log, u64::from(position))?;
         self.size_bytes = position;
         self.offset_index.truncate_to_position(position);
         Ok(())
     }
 
     /// Removes the segment's three files (open handles stay readable until dropped).
-    pub fn delete_files(&self) -> io::Result<()> {
+    pub fn delete_files(&self, io: Io) -> io::Result<()> {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            match fs::remove_file(file_path(&self.dir, self.base_offset, suffix)) {
+            match io.remove_file(&file_path(&self.dir, self.base_offset, suffix)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
         Ok(())
     }
-}
-
-fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).create(true).truncate(truncate).open(path)
 }
 
 /// Why a sequential scan stopped.
@@ -343,7 +332,7 @@ pub enum ScanStop {
 /// handing each whole batch to `f(position, bytes)`; `f` returns false to stop there.
 pub fn scan_batches(
     io: Io,
-    file: &File,
+    file: &FileHandle,
     start: u32,
     end: u32,
     buf: &mut Vec<u8>,
@@ -381,7 +370,7 @@ pub fn scan_batches(
 /// returns how many bytes from `pos` are buffered.
 fn fill(
     io: Io,
-    file: &File,
+    file: &FileHandle,
     buf: &mut Vec<u8>,
     buf_start: &mut u32,
     pos: u32,

@@ -25,3 +25,24 @@ pub(super) fn datasync(file: &File) -> io::Result<()> {
     fault::on_sync()?;
     file.sync_data()
 }
+
+pub(super) fn open_rw(path: &std::path::Path, truncate: bool) -> io::Result<File> {
+    std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(truncate).open(path)
+}
+
+pub(super) fn modified_ms(file: &File) -> Option<i64> {
+    let t = file.metadata().ok()?.modified().ok()?;
+    t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as i64)
+}
+
+pub(super) fn set_modified_ms(file: &File, ms: i64) -> io::Result<()> {
+    file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+}
+
+pub(super) fn list_dir(dir: &std::path::Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        out.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    Ok(out)
+}

@@ -4,16 +4,22 @@
 //! Contract: at most one sync in flight per log; a `mark_durable` for a target computed
 //! before a `truncate_to` is clamped to the truncation point.
 
-use std::fs::File;
-use std::sync::Arc;
-
 use super::{Log, SyncTarget};
 use crate::error::LogError;
+use crate::io::{FileHandle, Io};
 
 impl Log {
     /// Files to fdatasync to make every offset below `up_to_offset` durable; `None` if
     /// nothing is dirty (or the log is failed).
+    /// On the sim backend the files are placeholders: only `sync` can sync simulated files.
     pub fn sync_target(&self) -> Option<SyncTarget> {
+        let files = self.dirty_files()?.map(FileHandle::shared_file).collect();
+        self.target_truncations.set(self.truncations);
+        Some(SyncTarget { files, up_to_offset: self.log_end_offset() })
+    }
+
+    /// The files `sync_target` names, or `None` if nothing is dirty (or the log is failed).
+    fn dirty_files(&self) -> Option<impl Iterator<Item = &FileHandle>> {
         if self.failed.is_some() {
             return None;
         }
@@ -21,13 +27,10 @@ impl Log {
         if self.recovery_point >= leo && self.pending_sync.is_empty() {
             return None;
         }
-        let mut files: Vec<Arc<File>> = self.pending_sync.iter().map(|p| p.file.clone()).collect();
         let active = self.active();
-        if active.next_offset > active.base_offset && self.recovery_point < leo {
-            files.push(active.log.clone());
-        }
-        self.target_truncations.set(self.truncations);
-        Some(SyncTarget { files, up_to_offset: leo })
+        let active_dirty = active.next_offset > active.base_offset && self.recovery_point < leo;
+        let pending = self.pending_sync.iter().map(|p| &p.file);
+        Some(pending.chain(active_dirty.then_some(&active.log)))
     }
 
     /// Records that the files of a `sync_target` were synced: offsets below `up_to_offset`
@@ -62,14 +65,19 @@ impl Log {
     /// the recovery point. Returns the durable offset.
     pub fn sync(&mut self) -> Result<i64, LogError> {
         self.check_writable()?;
-        let Some(target) = self.sync_target() else {
+        let Some(files) = self.dirty_files() else {
             return Ok(self.recovery_point);
         };
-        let files: Vec<&File> = target.files.iter().map(|f| f.as_ref()).collect();
-        if let Err(e) = self.io.datasync_all(&files) {
+        let files: Vec<&FileHandle> = files.collect();
+        let up_to_offset = self.log_end_offset();
+        self.target_truncations.set(self.truncations);
+        // The planted bug (simulation tests only): acknowledge without the fdatasync.
+        let planted = self.io == Io::Sim && crate::io::sim::ack_before_sync_planted();
+        let synced = if planted { Ok(()) } else { self.io.datasync_all(&files) };
+        if let Err(e) = synced {
             return Err(self.fail("fdatasync", e));
         }
-        self.mark_durable(target.up_to_offset)?;
+        self.mark_durable(up_to_offset)?;
         Ok(self.recovery_point)
     }
 }

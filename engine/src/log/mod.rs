@@ -13,6 +13,7 @@
 //! (roll, retention, truncation, close) and `timestamps`.
 
 mod append;
+mod check;
 #[path = "../compaction.rs"]
 mod compaction;
 mod durability;
@@ -30,7 +31,7 @@ use crate::batch::ValidBatch;
 use crate::config::LogConfig;
 use crate::epoch_cache::EpochCache;
 use crate::error::LogError;
-use crate::io::Io;
+use crate::io::{FileHandle, Io};
 use crate::producer_state::{ProducerEntry, ProducerState};
 use crate::segment::Segment;
 pub use compaction::CompactionStats;
@@ -101,7 +102,7 @@ pub struct SyncTarget {
 
 /// A rolled segment whose log file has not been fsynced since its last write.
 struct PendingSync {
-    file: Arc<File>,
+    file: FileHandle,
     next_offset: i64,
 }
 

@@ -35,6 +35,47 @@ impl Log {
         upper_offset: i64,
         min_one: bool,
     ) -> Result<ReadSlice, LogError> {
+        let (seg, position, len, (base_offset, end_offset)) =
+            self.locate(offset, max_bytes, upper_offset, min_one)?;
+        Ok(ReadSlice {
+            file: self.segments[seg].log.shared_file(),
+            position: u64::from(position),
+            len,
+            base_offset,
+            end_offset,
+        })
+    }
+
+    /// `read`, returning the bytes of the range, read through the engine's I/O backend (the
+    /// way to read a log on the simulated backend, whose `ReadSlice` files are placeholders).
+    pub fn read_bytes(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upper_offset: i64,
+        min_one: bool,
+    ) -> Result<Vec<u8>, LogError> {
+        let (seg, position, len, _) = self.locate(offset, max_bytes, upper_offset, min_one)?;
+        let mut buf = vec![0u8; len as usize];
+        let n = self.io.read_full_at(&self.segments[seg].log, &mut buf, u64::from(position))?;
+        if n < buf.len() {
+            return Err(LogError::Storage(format!(
+                "short read in segment {}",
+                self.segments[seg].base_offset
+            )));
+        }
+        Ok(buf)
+    }
+
+    /// The range `read` returns, as (segment index, position, length, (base offset of its
+    /// first batch, offset after its last batch; both -1 when empty or unknown)).
+    fn locate(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upper_offset: i64,
+        min_one: bool,
+    ) -> Result<(usize, u32, u32, (i64, i64)), LogError> {
         let leo = self.log_end_offset();
         if offset < self.log_start_offset || offset > leo {
             return Err(LogError::OffsetOutOfRange {
@@ -61,14 +102,8 @@ impl Log {
                 };
                 let end_limit = if upper_offset < seg.next_offset { upper_offset } else { seg.next_offset };
                 let (len, end_offset) = self.bounded_len(i, start, (limit, end_limit), max_bytes, min_one)?;
-                let end_offset = if len == 0 { base } else { end_offset };
-                return Ok(ReadSlice {
-                    file: seg.log.clone(),
-                    position: u64::from(start),
-                    len,
-                    base_offset: base,
-                    end_offset,
-                });
+                let offsets = if len == 0 { (-1, -1) } else { (base, end_offset) };
+                return Ok((i, start, len, offsets));
             }
             i += 1;
         }
@@ -76,15 +111,8 @@ impl Log {
         Ok(self.empty_at(active, self.segments[active].size_bytes))
     }
 
-    fn empty_at(&self, seg: usize, position: u32) -> ReadSlice {
-        let s = &self.segments[seg];
-        ReadSlice {
-            file: s.log.clone(),
-            position: u64::from(position),
-            len: 0,
-            base_offset: -1,
-            end_offset: -1,
-        }
+    fn empty_at(&self, seg: usize, position: u32) -> (usize, u32, u32, (i64, i64)) {
+        (seg, position, 0, (-1, -1))
     }
 
     fn hint(&self, seg: usize, offset: i64) -> Option<u32> {

@@ -159,7 +159,7 @@ impl PartitionTable {
                 Some(p) => p.delete(),
                 None => {
                     let dir = self.broker.partition_dir(topic, index);
-                    if let Err(e) = riptide_engine::Log::delete_dir(&dir) {
+                    if let Err(e) = riptide_engine::Log::delete_dir(&dir, self.broker.engine_io) {
                         tracing::error!("deleting {}: {e}", dir.display());
                     }
                 }
