@@ -29,6 +29,17 @@ pub(crate) fn write_atomic(io: Io, dir: &Path, name: &str, contents: &[u8]) -> i
     io.sync_dir(dir)
 }
 
+/// Replaces `dir/name` with `contents` through a temp file and a rename, without waiting for
+/// the disk: after a power loss the old contents, the new, or a torn file may be found, so only
+/// for files that are checksummed and optional (producer snapshots).
+pub(crate) fn write_replacing(io: Io, dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let file = io.open_rw(&tmp, true)?;
+    io.write_all_at(&file, contents, 0)?;
+    drop(file);
+    io.rename(&tmp, &dir.join(name))
+}
+
 /// Reads a whole small file; `Ok(None)` if it does not exist.
 pub(crate) fn read_optional(io: Io, path: &Path) -> io::Result<Option<Vec<u8>>> {
     match io.read_file(path) {

@@ -113,9 +113,12 @@ impl Log {
     pub fn compact(&mut self, now_ms: i64, delete_retention_ms: i64) -> Result<CompactionStats, LogError> {
         self.check_writable()?;
         let mut stats = CompactionStats::default();
+        // Only segments that the on-disk recovery point trusts (the next segment starts at or
+        // below it, recovery's rule): after a crash, a gap compaction left must not look like a
+        // tail lost to a power loss, which ends the log (recovery.rs).
         let active = self.segments.len() - 1;
-        let limit = self.segments[active].base_offset.min(self.recovery_point);
-        let last = (0..active).take_while(|&i| self.segments[i].next_offset <= limit).last();
+        let limit = self.checkpointed_recovery_point;
+        let last = (0..active).take_while(|&i| self.segments[i + 1].base_offset <= limit).last();
         let Some(last) = last else { return Ok(stats) };
         let latest = self.latest_offsets(last)?;
         for i in 0..=last {

@@ -52,6 +52,10 @@ pub(crate) fn list_segments(io: Io, dir: &Path) -> io::Result<Vec<i64>> {
 pub(crate) struct Trust {
     /// Every offset below this was durable (`i64::MIN`: trust nothing).
     pub recovery_point: i64,
+    /// The recovery point came from a readable checkpoint (not a default): only then can a
+    /// segment above it be told to have lost its tail (compaction leaves gaps, but only in
+    /// segments the checkpoint trusts).
+    pub recovery_point_known: bool,
     /// The durable log start, if its checkpoint was written.
     pub log_start: Option<i64>,
     /// The previous close completed (all segments trusted).
@@ -67,7 +71,7 @@ pub(crate) fn load_segments(
     epochs: &mut EpochCache,
     now_ms: i64,
 ) -> Result<Loaded, LogError> {
-    let Trust { recovery_point, log_start, clean } = *trust;
+    let Trust { recovery_point, recovery_point_known, log_start, clean } = *trust;
     let mut bases = list_segments(io, dir)?;
     // Segments wholly below the durable log start are leftovers of a retention pass cut short
     // by a crash: delete them unread. Recovering them first let damage in one (a torn batch)
@@ -91,7 +95,14 @@ pub(crate) fn load_segments(
             load_trusted(&mut seg, io, &mut buf, epochs)?
         } else {
             out.rescanned = true;
-            let t = recover_full(&mut seg, io, &mut buf, epochs)?;
+            let mut t = recover_full(&mut seg, io, &mut buf, epochs)?;
+            // An untrusted segment that ends before its successor begins lost its tail to a
+            // power loss, while the successor's bytes survived (a roll does not wait for the
+            // closed segment's fsync): the log ends here, as after a torn batch.
+            let lost_tail = !trusted
+                && recovery_point_known
+                && bases.get(i + 1).is_some_and(|&next| seg.next_offset < next);
+            t |= lost_tail;
             if !clean {
                 rewrite(&seg, io, &mut buf)?;
             }

@@ -253,7 +253,7 @@ impl Segment {
     }
 
     /// Writes both index files trimmed to their entries; fdatasyncs them when `sync`.
-    pub fn persist_indexes(&self, io: Io, sync: bool) -> io::Result<()> {
+    pub fn persist_indexes(&self, io: Io, sync: bool) -> io::Result<Vec<FileHandle>> {
         let files =
             [(INDEX_SUFFIX, self.offset_index.encode()), (TIME_INDEX_SUFFIX, self.time_index.encode())];
         let mut opened = Vec::with_capacity(2);
@@ -267,7 +267,7 @@ impl Segment {
             let refs: Vec<&FileHandle> = opened.iter().collect();
             io.datasync_all(&refs)?;
         }
-        Ok(())
+        Ok(opened)
     }
 
     /// Reads both index files; false if either is missing or fails its sanity checks.

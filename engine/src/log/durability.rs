@@ -4,7 +4,7 @@
 //! Contract: at most one sync in flight per log; a `mark_durable` for a target computed
 //! before a `truncate_to` is clamped to the truncation point.
 
-use super::{Log, SyncTarget};
+use super::{Log, Pending, PendingSync, SyncTarget};
 use crate::error::LogError;
 use crate::io::{FileHandle, Io};
 
@@ -14,8 +14,24 @@ impl Log {
     /// On the sim backend the files are placeholders: only `sync` can sync simulated files.
     pub fn sync_target(&self) -> Option<SyncTarget> {
         let files = self.dirty_files()?.map(FileHandle::shared_file).collect();
+        let dir = if self.dir_dirty() { self.dir_file.clone() } else { None };
         self.target_truncations.set(self.truncations);
-        Some(SyncTarget { files, up_to_offset: self.log_end_offset() })
+        self.start_round();
+        Some(SyncTarget { files, dir, up_to_offset: self.log_end_offset() })
+    }
+
+    /// Starts a sync round: what was queued so far is covered by it.
+    fn start_round(&self) {
+        self.sync_round.set(self.sync_round.get() + 1);
+    }
+
+    fn dir_dirty(&self) -> bool {
+        self.pending_sync.iter().any(|p| matches!(p.what, Pending::Dir))
+    }
+
+    /// Queues what a roll left unsynced for the next group commit.
+    pub(super) fn queue_sync(&mut self, what: Pending, next_offset: i64) {
+        self.pending_sync.push(PendingSync { what, next_offset, round: self.sync_round.get() });
     }
 
     /// The files `sync_target` names, or `None` if nothing is dirty (or the log is failed).
@@ -29,7 +45,10 @@ impl Log {
         }
         let active = self.active();
         let active_dirty = active.next_offset > active.base_offset && self.recovery_point < leo;
-        let pending = self.pending_sync.iter().map(|p| &p.file);
+        let pending = self.pending_sync.iter().filter_map(|p| match &p.what {
+            Pending::File(f) => Some(f),
+            Pending::Dir => None,
+        });
         Some(pending.chain(active_dirty.then_some(&active.log)))
     }
 
@@ -42,7 +61,9 @@ impl Log {
         if self.target_truncations.get() != self.truncations {
             up_to = up_to.min(self.truncated_to);
         }
-        self.pending_sync.retain(|p| p.next_offset > up_to);
+        // Entries queued after the target was taken (round >= the current one) were not synced.
+        let round = self.sync_round.get();
+        self.pending_sync.retain(|p| p.next_offset > up_to || p.round >= round);
         if up_to <= self.recovery_point {
             return Ok(());
         }
@@ -70,10 +91,22 @@ impl Log {
         };
         let files: Vec<&FileHandle> = files.collect();
         let up_to_offset = self.log_end_offset();
+        let dir_dirty = self.dir_dirty();
         self.target_truncations.set(self.truncations);
+        self.start_round();
         // The planted bug (simulation tests only): acknowledge without the fdatasync.
         let planted = self.io == Io::Sim && crate::io::sim::ack_before_sync_planted();
-        let synced = if planted { Ok(()) } else { self.io.datasync_all(&files) };
+        let synced = if planted {
+            Ok(())
+        } else {
+            self.io.datasync_all(&files).and_then(|()| {
+                if dir_dirty {
+                    self.io.sync_dir(&self.dir)
+                } else {
+                    Ok(())
+                }
+            })
+        };
         if let Err(e) = synced {
             return Err(self.fail("fdatasync", e));
         }

@@ -1,7 +1,7 @@
 //! Segment lifecycle: rolling, retention (whole segments by time and size, advancing the log
 //! start), truncation for replication, and clean close/delete.
 
-use super::{Log, PendingSync};
+use super::{Log, Pending};
 use crate::checkpoint::{write_atomic, CLEAN_SHUTDOWN_FILE};
 use crate::error::LogError;
 use crate::segment::Segment;
@@ -17,33 +17,34 @@ impl Log {
         Ok(())
     }
 
-    /// Closes the active segment (final time-index entry, trimmed and synced index files,
-    /// log file queued for the next group commit) and starts a new one at the log end,
-    /// with a producer-state snapshot for that offset. Any failure poisons the log.
+    /// Closes the active segment (final time-index entry, trimmed index files) and starts a
+    /// new one at the log end, with a producer-state snapshot for that offset. Nothing here
+    /// waits for the disk: the closed segment's files and the directory entry of the new one are
+    /// queued for the next group commit, which makes them durable before any offset at or above
+    /// the roll is (so a power loss cannot keep data of the new segment without the directory
+    /// entry, and recovery drops a new segment whose predecessor lost its tail). The snapshot
+    /// is written without fsync: it is checksummed and only shortens recovery. Any failure
+    /// poisons the log.
     pub(super) fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         let io = self.io;
         let active = self.active_mut();
         active.seal();
-        if let Err(e) = active.persist_indexes(io, true) {
-            return Err(self.fail("index write on roll", e));
-        }
-        // The closed segment is made durable before its successor exists: otherwise a power
-        // loss could keep the new (durably created) segment and lose the old one's tail, leaving
-        // a hole of offsets below the new segment that reads never get past (simulator, seed 1).
-        // One fdatasync per roll; the group commit then finds the file clean.
-        if let Err(e) = io.datasync_all(&[&self.active().log]) {
-            return Err(self.fail("fdatasync on roll", e));
-        }
+        let indexes = match active.persist_indexes(io, false) {
+            Ok(files) => files,
+            Err(e) => return Err(self.fail("index write on roll", e)),
+        };
         let file = self.active().log.clone();
-        self.pending_sync.push(PendingSync { file, next_offset: leo });
-        let created = Segment::create(io, &self.dir, leo, &self.config, now_ms)
-            .and_then(|s| io.sync_dir(&self.dir).map(|()| s));
-        match created {
+        self.queue_sync(Pending::File(file), leo);
+        for f in indexes {
+            self.queue_sync(Pending::File(f), leo);
+        }
+        match Segment::create(io, &self.dir, leo, &self.config, now_ms) {
             Ok(s) => self.segments.push(s),
             Err(e) => return Err(self.fail("segment creation", e)),
         }
-        if let Err(e) = self.write_producer_snapshot() {
+        self.queue_sync(Pending::Dir, leo);
+        if let Err(e) = self.write_producer_snapshot(false) {
             return Err(self.fail_with("producer snapshot", e));
         }
         Ok(())
@@ -68,7 +69,7 @@ impl Log {
         // not others, leaving a hole in the middle of the log (simulator, seed 110).
         self.advance_log_start(self.segments[deleted].base_offset)?;
         for seg in self.segments.drain(..deleted).collect::<Vec<_>>() {
-            self.pending_sync.retain(|p| !p.file.same_file(&seg.log));
+            self.pending_sync.retain(|p| !matches!(&p.what, Pending::File(f) if f.same_file(&seg.log)));
             if let Err(e) = seg.delete_files(self.io) {
                 return Err(self.fail("segment delete", e));
             }
@@ -204,7 +205,7 @@ impl Log {
         let active = self.active_mut();
         active.seal();
         active.persist_indexes(io, true)?;
-        self.write_producer_snapshot()?;
+        self.write_producer_snapshot(true)?;
         self.write_recovery_checkpoint()?;
         self.write_log_start_checkpoint()?;
         self.write_epoch_checkpoint()?;

@@ -93,17 +93,31 @@ impl ReadSlice {
     }
 }
 
-/// Files to fdatasync so that every offset below `up_to_offset` is durable.
+/// Files to fdatasync (and the directory to fsync) so that every offset below `up_to_offset`
+/// is durable.
 #[derive(Clone, Debug)]
 pub struct SyncTarget {
     pub files: Vec<Arc<File>>,
+    /// The partition directory, when a segment was created since the last sync (its entry must
+    /// be durable before anything in it is acknowledged). fsync, not fdatasync.
+    pub dir: Option<Arc<File>>,
     pub up_to_offset: i64,
 }
 
-/// A rolled segment whose log file has not been fsynced since its last write.
+/// What a roll left for the next group commit to sync, instead of syncing it on the spot.
 struct PendingSync {
-    file: FileHandle,
+    what: Pending,
+    /// Offsets below this depend on it.
     next_offset: i64,
+    /// The sync round it was queued in: a `mark_durable` clears only what its target saw.
+    round: u64,
+}
+
+enum Pending {
+    /// A closed segment's log or index file.
+    File(FileHandle),
+    /// The partition directory (a segment was created in it).
+    Dir,
 }
 
 /// One partition's log. See the module docs for the threading and durability contract.
@@ -122,6 +136,10 @@ pub struct Log {
     epochs: EpochCache,
     producers: ProducerState,
     pending_sync: Vec<PendingSync>,
+    /// Sync rounds started (`sync_target` / `sync`); pending entries carry the round they joined.
+    sync_round: Cell<u64>,
+    /// The partition directory, open for fsync by the caller's group commit (real backends).
+    dir_file: Option<Arc<File>>,
     failed: Option<String>,
     /// Truncation counter and the counter value seen by the latest `sync_target`, so a
     /// `mark_durable` for a target computed before a truncation cannot over-claim.

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Log;
 use crate::checkpoint::{
@@ -34,14 +35,15 @@ impl Log {
             None => (EpochCache::default(), false),
         };
         // A malformed checkpoint degrades to "trust nothing": a full scan rebuilds it all.
-        let mut recovery_point =
-            malformed_is_none(read_offset(io, dir, RECOVERY_POINT_FILE, partition))?.unwrap_or(0);
+        let recovery_ck = malformed_is_none(read_offset(io, dir, RECOVERY_POINT_FILE, partition))?;
+        let mut recovery_point = recovery_ck.unwrap_or(0);
         if !epochs_ok {
             clean = false;
             recovery_point = i64::MIN;
         }
+        let recovery_point_known = recovery_ck.is_some() && epochs_ok;
         let log_start_ck = malformed_is_none(read_offset(io, dir, LOG_START_FILE, partition))?;
-        let trust = recovery::Trust { recovery_point, log_start: log_start_ck, clean };
+        let trust = recovery::Trust { recovery_point, recovery_point_known, log_start: log_start_ck, clean };
         let loaded = recovery::load_segments(dir, &config, io, &trust, &mut epochs, now_ms)?;
         let mut segments = loaded.segments;
         if segments.is_empty() {
@@ -61,6 +63,8 @@ impl Log {
             epochs,
             producers: ProducerState::default(),
             pending_sync: Vec::new(),
+            sync_round: Cell::new(0),
+            dir_file: if io == Io::Sim { None } else { std::fs::File::open(dir).ok().map(Arc::new) },
             failed: None,
             truncations: 0,
             target_truncations: Cell::new(0),
@@ -93,7 +97,7 @@ impl Log {
         self.write_log_start_checkpoint()?;
         self.load_producer_state()?;
         // A snapshot at the recovered end bounds the next open's replay to what follows it.
-        self.write_producer_snapshot()?;
+        self.write_producer_snapshot(true)?;
         self.scan_buf = Vec::new();
         remove_durably(self.io, &self.dir, CLEAN_SHUTDOWN_FILE)?;
         Ok(())
@@ -190,11 +194,19 @@ impl Log {
     }
 
     /// Writes the producer snapshot for the current log end and prunes old snapshots.
-    pub(super) fn write_producer_snapshot(&self) -> Result<(), LogError> {
+    /// Writes the producer state at the log end. `durable` (close, open): fsynced and in the
+    /// directory for sure. Otherwise (roll) without waiting for the disk: a snapshot lost or torn
+    /// by a power loss fails its checksum or names an offset past the recovered end, and is
+    /// skipped; recovery then replays from an older one.
+    pub(super) fn write_producer_snapshot(&self, durable: bool) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         let name = file_path(Path::new(""), leo, SNAPSHOT_SUFFIX);
         let name = name.to_string_lossy();
-        write_atomic(self.io, &self.dir, &name, &self.producers.encode())?;
+        if durable {
+            write_atomic(self.io, &self.dir, &name, &self.producers.encode())?;
+        } else {
+            crate::checkpoint::write_replacing(self.io, &self.dir, &name, &self.producers.encode())?;
+        }
         for (_, old) in self.list_snapshots()?.into_iter().skip(SNAPSHOTS_KEPT) {
             self.io.remove_file(&self.dir.join(old))?;
         }

@@ -26,8 +26,10 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
             && syncfs(&jobs).await.is_ok();
         let mut pending = Vec::with_capacity(jobs.len());
         for job in jobs {
-            let handle = (!synced_all).then(|| compio::runtime::spawn(fdatasync_all(job.target.files)));
-            pending.push((job.topic, job.partition, job.target.up_to_offset, handle));
+            let target = job.target;
+            let (files, dir) = (target.files, target.dir);
+            let handle = (!synced_all).then(|| compio::runtime::spawn(sync_files(files, dir)));
+            pending.push((job.topic, job.partition, target.up_to_offset, handle));
         }
         for (topic, index, up_to, handle) in pending {
             let result = match handle {
@@ -40,10 +42,14 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
     }
 }
 
-async fn fdatasync_all(files: Vec<Arc<std::fs::File>>) -> std::io::Result<()> {
+/// fdatasync every file, then fsync the directory (a new segment's entry) if given.
+async fn sync_files(files: Vec<Arc<std::fs::File>>, dir: Option<Arc<std::fs::File>>) -> std::io::Result<()> {
     for file in files {
         let op = compio::driver::op::Sync::new(file, true);
         compio::runtime::submit(op).await.0?;
+    }
+    if let Some(dir) = dir {
+        compio::runtime::submit(compio::driver::op::Sync::new(dir, false)).await.0?;
     }
     Ok(())
 }
