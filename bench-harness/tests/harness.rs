@@ -131,7 +131,8 @@ fn every_shipped_workload_reads() {
         }
     }
     names.sort();
-    // The six the issue asks for, and the harness's ceiling.
-    assert_eq!(names.len(), 7, "{names:?}");
+    // The six of the harness issue, the harness's ceiling, and the small-batch and
+    // many-partition fetch workloads of the layering and per-batch cost work.
+    assert!(names.len() >= 9, "{names:?}");
     assert!(names.iter().any(|n| n.contains("sweep")) && names.iter().any(|n| n.contains("fanout")));
 }

@@ -13,7 +13,7 @@
 use std::io;
 use std::path::Path;
 
-use crate::io::Io;
+use crate::io::{FileHandle, Io};
 
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
@@ -32,12 +32,13 @@ pub(crate) fn write_atomic(io: Io, dir: &Path, name: &str, contents: &[u8]) -> i
 /// Replaces `dir/name` with `contents` through a temp file and a rename, without waiting for
 /// the disk: after a power loss the old contents, the new, or a torn file may be found, so only
 /// for files that are checksummed and optional (producer snapshots).
-pub(crate) fn write_replacing(io: Io, dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
+/// Returns the file, for the caller to sync later.
+pub(crate) fn write_replacing(io: Io, dir: &Path, name: &str, contents: &[u8]) -> io::Result<FileHandle> {
     let tmp = dir.join(format!("{name}.tmp"));
     let file = io.open_rw(&tmp, true)?;
     io.write_all_at(&file, contents, 0)?;
-    drop(file);
-    io.rename(&tmp, &dir.join(name))
+    io.rename(&tmp, &dir.join(name))?;
+    Ok(file)
 }
 
 /// Reads a whole small file; `Ok(None)` if it does not exist.

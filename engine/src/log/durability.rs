@@ -46,7 +46,7 @@ impl Log {
         let active = self.active();
         let active_dirty = active.next_offset > active.base_offset && self.recovery_point < leo;
         let pending = self.pending_sync.iter().filter_map(|p| match &p.what {
-            Pending::File(f) => Some(f),
+            Pending::File(f) | Pending::Snapshot(f, _) => Some(f),
             Pending::Dir => None,
         });
         Some(pending.chain(active_dirty.then_some(&active.log)))
@@ -63,7 +63,15 @@ impl Log {
         }
         // Entries queued after the target was taken (round >= the current one) were not synced.
         let round = self.sync_round.get();
-        self.pending_sync.retain(|p| p.next_offset > up_to || p.round >= round);
+        let mut durable_snapshot = self.durable_snapshot.get();
+        self.pending_sync.retain(|p| {
+            let keep = p.next_offset > up_to || p.round >= round;
+            if let (false, Pending::Snapshot(_, offset)) = (keep, &p.what) {
+                durable_snapshot = durable_snapshot.max(*offset);
+            }
+            keep
+        });
+        self.durable_snapshot.set(durable_snapshot);
         if up_to <= self.recovery_point {
             return Ok(());
         }
@@ -75,6 +83,12 @@ impl Log {
             }
         }
         Ok(())
+    }
+
+    /// True when a roll left files for a group commit to sync (the caller should run one even
+    /// when its durability policy does not ask for fsyncs, so they do not pile up).
+    pub fn has_pending_sync(&self) -> bool {
+        !self.pending_sync.is_empty()
     }
 
     /// Poisons the log after a failed fsync: nothing more is written until it is reopened.

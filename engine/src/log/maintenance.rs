@@ -44,8 +44,10 @@ impl Log {
             Err(e) => return Err(self.fail("segment creation", e)),
         }
         self.queue_sync(Pending::Dir, leo);
-        if let Err(e) = self.write_producer_snapshot(false) {
-            return Err(self.fail_with("producer snapshot", e));
+        match self.write_producer_snapshot(false) {
+            Ok(Some(f)) => self.queue_sync(Pending::Snapshot(f, leo), leo),
+            Ok(None) => {}
+            Err(e) => return Err(self.fail_with("producer snapshot", e)),
         }
         Ok(())
     }

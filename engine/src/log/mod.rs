@@ -116,6 +116,8 @@ struct PendingSync {
 enum Pending {
     /// A closed segment's log or index file.
     File(FileHandle),
+    /// A producer snapshot written at a roll, for this offset.
+    Snapshot(FileHandle, i64),
     /// The partition directory (a segment was created in it).
     Dir,
 }
@@ -138,6 +140,8 @@ pub struct Log {
     pending_sync: Vec<PendingSync>,
     /// Sync rounds started (`sync_target` / `sync`); pending entries carry the round they joined.
     sync_round: Cell<u64>,
+    /// Offset of the newest producer snapshot known durable (pruning keeps it).
+    durable_snapshot: Cell<i64>,
     /// The partition directory, open for fsync by the caller's group commit (real backends).
     dir_file: Option<Arc<File>>,
     failed: Option<String>,

@@ -64,6 +64,7 @@ impl Log {
             producers: ProducerState::default(),
             pending_sync: Vec::new(),
             sync_round: Cell::new(0),
+            durable_snapshot: Cell::new(i64::MIN),
             dir_file: if io == Io::Sim { None } else { std::fs::File::open(dir).ok().map(Arc::new) },
             failed: None,
             truncations: 0,
@@ -195,22 +196,28 @@ impl Log {
 
     /// Writes the producer snapshot for the current log end and prunes old snapshots.
     /// Writes the producer state at the log end. `durable` (close, open): fsynced and in the
-    /// directory for sure. Otherwise (roll) without waiting for the disk: a snapshot lost or torn
-    /// by a power loss fails its checksum or names an offset past the recovered end, and is
-    /// skipped; recovery then replays from an older one.
-    pub(super) fn write_producer_snapshot(&self, durable: bool) -> Result<(), LogError> {
+    /// directory for sure. Otherwise (roll) without waiting for the disk, returning the file for
+    /// the next group commit to sync: a snapshot lost or torn by a power loss before that fails
+    /// its checksum or names an offset past the recovered end, and is skipped. Older snapshots
+    /// are pruned only below the newest one known durable, so one always survives.
+    pub(super) fn write_producer_snapshot(&self, durable: bool) -> Result<Option<FileHandle>, LogError> {
         let leo = self.log_end_offset();
         let name = file_path(Path::new(""), leo, SNAPSHOT_SUFFIX);
         let name = name.to_string_lossy();
-        if durable {
+        let pending = if durable {
             write_atomic(self.io, &self.dir, &name, &self.producers.encode())?;
+            self.durable_snapshot.set(leo);
+            None
         } else {
-            crate::checkpoint::write_replacing(self.io, &self.dir, &name, &self.producers.encode())?;
+            Some(crate::checkpoint::write_replacing(self.io, &self.dir, &name, &self.producers.encode())?)
+        };
+        let keep_from = self.durable_snapshot.get();
+        for (off, old) in self.list_snapshots()?.into_iter().skip(SNAPSHOTS_KEPT) {
+            if off < keep_from {
+                self.io.remove_file(&self.dir.join(old))?;
+            }
         }
-        for (_, old) in self.list_snapshots()?.into_iter().skip(SNAPSHOTS_KEPT) {
-            self.io.remove_file(&self.dir.join(old))?;
-        }
-        Ok(())
+        Ok(pending)
     }
 
     /// Deletes snapshots for offsets above `offset` (around a truncation), durably: a stale

@@ -254,7 +254,9 @@ impl Partition {
             let leo = self.log.log_end_offset();
             self.advance_high_watermark(leo);
             let _ = reply.send(Ok(appended));
-            return false;
+            // A roll queued its closed segment for a group commit: run one, or they pile up.
+            self.dirty |= self.log.has_pending_sync();
+            return self.dirty;
         }
         if info.last_offset < self.log.durable_offset() {
             let _ = reply.send(Ok(appended)); // a duplicate of an already durable batch
