@@ -963,6 +963,7 @@ const REGRESSION_SEEDS: &[(u64, &str)] = &[
     (486, "fsyncgate: a restart after a failed fdatasync recovered bytes never on disk"),
     (495, "compaction panicked on a damaged base offset"),
     (1375, "compaction laundered a latent sector error into a batch with a valid CRC"),
+    (1412, "a non-durable roll snapshot let pruning remove the last durable one: unknown producer"),
     (1863, "an EIO on the log-start checkpoint read counted as 'never written'"),
     (3673, "truncation deleted several segments under one directory fsync: a hole"),
     (36231, "sequence arithmetic overflowed (panic) on a damaged header at open"),
