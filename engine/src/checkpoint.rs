@@ -21,7 +21,19 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 
 /// Atomically replaces `dir/name` with `contents` (temp, fsync, rename, fsync dir).
 pub(crate) fn write_atomic(io: Io, dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
+    write_atomic_via(io, dir, name, "tmp", contents)
+}
+
+/// `write_atomic` through the temp file `<name>.<tmp_suffix>` (a writer on another thread uses
+/// its own; recovery removes leftover `*.tmp` files).
+pub(crate) fn write_atomic_via(
+    io: Io,
+    dir: &Path,
+    name: &str,
+    tmp_suffix: &str,
+    contents: &[u8],
+) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.{tmp_suffix}"));
     let file = io.open_rw(&tmp, true)?;
     io.write_all_at_sync(&file, contents, 0)?;
     drop(file);

@@ -125,3 +125,51 @@ fn log_is_send() {
     assert_send::<Log>();
     assert_send::<riptide_engine::ReadSlice>();
 }
+
+/// The group commit's split (issue 22): a roll syncs nothing itself but queues the closed
+/// segment and the directory for the next sync target; the recovery-point checkpoint comes back
+/// from `mark_durable` for the caller to write elsewhere, one at a time, and a truncation waits
+/// for it. A reopen after the caller's syncs finds everything durable.
+#[test]
+fn roll_and_checkpoint_are_left_to_the_caller() {
+    for io in BACKENDS {
+        let dir = tmpdir(&format!("split-{io:?}"));
+        let cfg = LogConfig { segment_bytes: 4096, ..config(io) };
+        let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
+        let mut b = batch(10, 100, 1_000);
+        log.append(&mut b, 0, 5_000).expect("append");
+        let first = log.sync_target().expect("dirty");
+        assert!(first.dir.is_none(), "no segment created yet");
+        assert!(log.mark_durable(first.up_to_offset).expect("mark").is_none(), "same segment");
+        // Fill past one segment: the append rolls.
+        for i in 0..10 {
+            let mut b = batch(10, 100, 1_001 + i);
+            log.append(&mut b, 0, 5_000).expect("append");
+        }
+        assert!(log.segment_count() >= 2);
+        let target = log.sync_target().expect("dirty after a roll");
+        assert!(target.dir.is_some(), "the new segment's directory entry is the group commit's to sync");
+        assert!(target.files.len() >= 2, "closed segment files are queued: {}", target.files.len());
+        for f in &target.files {
+            f.sync_data().expect("fdatasync");
+        }
+        target.dir.as_ref().expect("dir").sync_all().expect("fsync dir");
+        let write = log.mark_durable(target.up_to_offset).expect("mark").expect("checkpoint due");
+        assert_eq!(write.value(), target.up_to_offset);
+        assert!(log.checkpoint_in_flight());
+        assert!(log.truncate_to(5).is_err(), "no truncation while a checkpoint write is out");
+        let result = std::thread::spawn(move || {
+            let r = write.write();
+            (write, r)
+        })
+        .join()
+        .expect("writer thread");
+        log.checkpoint_done(&result.0, result.1).expect("checkpoint done");
+        assert!(!log.checkpoint_in_flight());
+        let leo = log.log_end_offset();
+        drop(log); // no close: the next open is an unclean one, trusting the checkpoint
+        let log = Log::open(&dir, cfg, 0).expect("reopen");
+        assert_eq!(log.log_end_offset(), leo);
+        assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+    }
+}

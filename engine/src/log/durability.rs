@@ -4,7 +4,10 @@
 //! Contract: at most one sync in flight per log; a `mark_durable` for a target computed
 //! before a `truncate_to` is clamped to the truncation point.
 
+use std::path::PathBuf;
+
 use super::{Log, Pending, PendingSync, SyncTarget};
+use crate::checkpoint::{self, RECOVERY_POINT_FILE};
 use crate::error::LogError;
 use crate::io::{FileHandle, Io};
 
@@ -55,7 +58,11 @@ impl Log {
     /// Records that the files of a `sync_target` were synced: offsets below `up_to_offset`
     /// are durable. The recovery-point checkpoint is rewritten lazily, when the recovery
     /// point enters a new segment (recovery rescans whole segments anyway).
-    pub fn mark_durable(&mut self, up_to_offset: i64) -> Result<(), LogError> {
+    ///
+    /// When the recovery point enters a new segment, the returned [`CheckpointWrite`] is the
+    /// checkpoint to write, off the owner's thread if the caller likes (two fsyncs and a
+    /// rename); report it with `checkpoint_done`. At most one is out at a time.
+    pub fn mark_durable(&mut self, up_to_offset: i64) -> Result<Option<CheckpointWrite>, LogError> {
         self.check_writable()?;
         let mut up_to = up_to_offset.min(self.log_end_offset());
         if self.target_truncations.get() != self.truncations {
@@ -73,16 +80,37 @@ impl Log {
         });
         self.durable_snapshot.set(durable_snapshot);
         if up_to <= self.recovery_point {
-            return Ok(());
+            return Ok(None);
         }
         let before = self.segment_index_for(self.checkpointed_recovery_point.max(0));
         self.recovery_point = up_to;
-        if self.segment_index_for(up_to) != before {
-            if let Err(e) = self.write_recovery_checkpoint() {
-                return Err(self.fail_with("recovery-point checkpoint", e));
-            }
+        if self.segment_index_for(up_to) == before || self.checkpoint_in_flight {
+            return Ok(None);
         }
-        Ok(())
+        self.checkpoint_in_flight = true;
+        let contents = checkpoint::encode_offset(&self.topic, self.partition, up_to).into_bytes();
+        Ok(Some(CheckpointWrite { io: self.io, dir: self.dir.clone(), contents, value: up_to }))
+    }
+
+    /// Records the outcome of a `CheckpointWrite`; a failure poisons the log.
+    pub fn checkpoint_done(
+        &mut self,
+        write: &CheckpointWrite,
+        result: std::io::Result<()>,
+    ) -> Result<(), LogError> {
+        self.checkpoint_in_flight = false;
+        match result {
+            Ok(()) => {
+                self.checkpointed_recovery_point = self.checkpointed_recovery_point.max(write.value);
+                Ok(())
+            }
+            Err(e) => Err(self.fail("recovery-point checkpoint", e)),
+        }
+    }
+
+    /// A checkpoint handed out by `mark_durable` has not been reported yet.
+    pub fn checkpoint_in_flight(&self) -> bool {
+        self.checkpoint_in_flight
     }
 
     /// True when a roll left files for a group commit to sync (the caller should run one even
@@ -124,7 +152,32 @@ impl Log {
         if let Err(e) = synced {
             return Err(self.fail("fdatasync", e));
         }
-        self.mark_durable(up_to_offset)?;
+        if let Some(write) = self.mark_durable(up_to_offset)? {
+            let result = write.write();
+            self.checkpoint_done(&write, result)?;
+        }
         Ok(self.recovery_point)
+    }
+}
+
+/// A recovery-point checkpoint to write (see `Log::mark_durable`): crash-safe (temp file,
+/// fdatasync, rename, directory fsync) through its own temp name, so it may run on another
+/// thread while the log goes on.
+pub struct CheckpointWrite {
+    io: Io,
+    dir: PathBuf,
+    contents: Vec<u8>,
+    value: i64,
+}
+
+impl CheckpointWrite {
+    /// Writes it (blocking: two fsyncs).
+    pub fn write(&self) -> std::io::Result<()> {
+        checkpoint::write_atomic_via(self.io, &self.dir, RECOVERY_POINT_FILE, "async.tmp", &self.contents)
+    }
+
+    /// The recovery point it records.
+    pub fn value(&self) -> i64 {
+        self.value
     }
 }

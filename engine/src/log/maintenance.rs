@@ -109,8 +109,13 @@ impl Log {
 
     /// Removes every batch at or after `offset` (cutting at the start of the batch holding
     /// it, as Kafka does). Below the log start, the log is emptied and restarts at `offset`.
+    /// Not while a `CheckpointWrite` is out (refused, nothing changed): its value could land
+    /// after the truncation's own checkpoint and claim truncated offsets durable.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_writable()?;
+        if self.checkpoint_in_flight {
+            return Err(LogError::InvalidRequest("a recovery-point checkpoint write is in flight"));
+        }
         if offset >= self.log_end_offset() {
             return Ok(());
         }

@@ -35,6 +35,7 @@ use crate::io::{FileHandle, Io};
 use crate::producer_state::{ProducerEntry, ProducerState};
 use crate::segment::Segment;
 pub use compaction::CompactionStats;
+pub use durability::CheckpointWrite;
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +141,8 @@ pub struct Log {
     pending_sync: Vec<PendingSync>,
     /// Sync rounds started (`sync_target` / `sync`); pending entries carry the round they joined.
     sync_round: Cell<u64>,
+    /// A `CheckpointWrite` is out (handed to the caller, not yet reported).
+    checkpoint_in_flight: bool,
     /// Offset of the newest producer snapshot known durable (pruning keeps it).
     durable_snapshot: Cell<i64>,
     /// The partition directory, open for fsync by the caller's group commit (real backends).

@@ -65,6 +65,7 @@ impl Log {
             pending_sync: Vec::new(),
             sync_round: Cell::new(0),
             durable_snapshot: Cell::new(i64::MIN),
+            checkpoint_in_flight: false,
             dir_file: if io == Io::Sim { None } else { std::fs::File::open(dir).ok().map(Arc::new) },
             failed: None,
             truncations: 0,

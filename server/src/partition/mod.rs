@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use riptide_engine::{Log, ReadSlice, SyncTarget};
+use riptide_engine::{CheckpointWrite, Log, ReadSlice, SyncTarget};
 
 use crate::catalog::EffectiveTopicConfig;
 use crate::clock::now_ms;
@@ -337,11 +337,15 @@ impl Partition {
         target
     }
 
-    /// Ends a group commit started by `take_sync_target`.
-    pub fn complete_sync(&mut self, up_to: i64, result: std::io::Result<()>) {
+    /// Ends a group commit started by `take_sync_target`. Returns the recovery-point
+    /// checkpoint to write off the shard, if one is due (report it with `checkpoint_done`).
+    pub fn complete_sync(&mut self, up_to: i64, result: std::io::Result<()>) -> Option<CheckpointWrite> {
         match result {
             Ok(()) => match self.log.mark_durable(up_to) {
-                Ok(()) => self.on_durable(),
+                Ok(write) => {
+                    self.on_durable();
+                    return write;
+                }
                 Err(e) => {
                     tracing::error!(partition = %self.name, "checkpoint failed, partition offline: {e}");
                     self.fail_waiters(PartitionError::from(e));
@@ -353,6 +357,15 @@ impl Partition {
                 self.log.mark_failed(e);
                 self.fail_waiters(err);
             }
+        }
+        None
+    }
+
+    /// The outcome of a checkpoint write `complete_sync` handed out.
+    pub fn checkpoint_done(&mut self, write: &CheckpointWrite, result: std::io::Result<()>) {
+        if let Err(e) = self.log.checkpoint_done(write, result) {
+            tracing::error!(partition = %self.name, "recovery-point checkpoint failed, partition offline: {e}");
+            self.fail_waiters(PartitionError::from(e));
         }
     }
 

@@ -10,6 +10,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use riptide_engine::CheckpointWrite;
+
 use super::table::SyncJob;
 use super::Ctx;
 use crate::config::FlushMethod;
@@ -31,14 +33,44 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
             let handle = (!synced_all).then(|| compio::runtime::spawn(sync_files(files, dir)));
             pending.push((job.topic, job.partition, target.up_to_offset, handle));
         }
+        let mut checkpoints = Vec::new();
         for (topic, index, up_to, handle) in pending {
             let result = match handle {
                 None => Ok(()),
                 Some(h) => h.await.unwrap_or_else(|_| Err(std::io::Error::other("fsync task panicked"))),
             };
-            ctx.table.borrow_mut().complete_sync(&topic, index, up_to, result);
+            if let Some(write) = ctx.table.borrow_mut().complete_sync(&topic, index, up_to, result) {
+                checkpoints.push((topic, index, write));
+            }
         }
         ctx.broker.metrics.fsync_latency.record_us(started.elapsed().as_micros() as u64);
+        if !checkpoints.is_empty() {
+            compio::runtime::spawn(write_checkpoints(ctx.clone(), checkpoints)).detach();
+        }
+    }
+}
+
+/// Recovery-point checkpoints (two fsyncs and a rename each, once per segment the durable
+/// offset enters) are written on a blocking thread, so neither the shard nor the next group
+/// commit waits for them.
+async fn write_checkpoints(ctx: Ctx, writes: Vec<(Arc<str>, i32, CheckpointWrite)>) {
+    let done = compio::runtime::spawn_blocking(move || {
+        writes
+            .into_iter()
+            .map(|(t, i, w)| {
+                let r = w.write();
+                (t, i, w, r)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let Ok(done) = done else {
+        tracing::error!("checkpoint writer panicked");
+        return;
+    };
+    let mut table = ctx.table.borrow_mut();
+    for (topic, index, write, result) in done {
+        table.checkpoint_done(&topic, index, &write, result);
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use riptide_engine::SyncTarget;
+use riptide_engine::{CheckpointWrite, SyncTarget};
 
 use super::mailbox::{ListOffsetCall, ListOffsetOutcome, ProduceCall, ReadCall, ReadOutcome};
 use super::router::Router;
@@ -134,9 +134,25 @@ impl PartitionTable {
         jobs
     }
 
-    pub fn complete_sync(&mut self, topic: &str, index: i32, up_to: i64, result: std::io::Result<()>) {
+    pub fn complete_sync(
+        &mut self,
+        topic: &str,
+        index: i32,
+        up_to: i64,
+        result: std::io::Result<()>,
+    ) -> Option<CheckpointWrite> {
+        self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index))?.complete_sync(up_to, result)
+    }
+
+    pub fn checkpoint_done(
+        &mut self,
+        topic: &str,
+        index: i32,
+        write: &CheckpointWrite,
+        result: std::io::Result<()>,
+    ) {
         if let Some(p) = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)) {
-            p.complete_sync(up_to, result);
+            p.checkpoint_done(write, result);
         }
     }
 
