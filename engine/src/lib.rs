@@ -27,4 +27,4 @@ mod segment;
 
 pub use config::{IoBackend, LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, CheckpointWrite, CompactionStats, Log, ReadSlice, SyncTarget};
+pub use log::{AppendInfo, CheckpointWrite, CompactionStats, Log, ReadSlice, RetentionWrite, SyncTarget};

@@ -306,6 +306,12 @@ impl Segment {
     }
 
     /// Removes the segment's three files (open handles stay readable until dropped).
+    /// The segment's three file paths.
+    pub fn file_paths(&self) -> [PathBuf; 3] {
+        [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]
+            .map(|suffix| file_path(&self.dir, self.base_offset, suffix))
+    }
+
     pub fn delete_files(&self, io: Io) -> io::Result<()> {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             match io.remove_file(&file_path(&self.dir, self.base_offset, suffix)) {

@@ -173,3 +173,42 @@ fn roll_and_checkpoint_are_left_to_the_caller() {
         assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
     }
 }
+
+/// Issue 22: neither a roll nor retention syncs anything on the log owner's thread (a shard).
+/// Every fsync on this thread fails (fault injection, std backend): rolls and a retention pass
+/// still succeed, and the retention's file work, run on another thread, removes the files.
+#[test]
+fn roll_and_retention_do_not_sync_on_the_owners_thread() {
+    use riptide_engine::io::fault::{self, Fault};
+    use riptide_engine::IoBackend;
+    let dir = tmpdir("no-sync-on-owner");
+    let cfg = LogConfig { segment_bytes: 4096, retention_ms: 1_000, ..config(IoBackend::Std) };
+    let mut log = Log::open(&dir, cfg, 0).expect("open");
+    // The first append of a leader epoch checkpoints the epoch (once per leadership change).
+    log.append(&mut batch(10, 100, 999), 0, 5_000).expect("first append");
+    fault::inject(Some(Fault::SyncEio));
+    for i in 0..20 {
+        let mut b = batch(10, 100, 1_000 + i);
+        log.append(&mut b, 0, 5_000).expect("append that may roll: no fsync in a roll");
+    }
+    let segments = log.segment_count();
+    assert!(segments >= 3, "rolled: {segments}");
+    let bases = log.segment_base_offsets();
+    let (deleted, write) = log.apply_retention_deferred(1_000_000).expect("retention without fsync");
+    fault::inject(None);
+    assert_eq!(deleted, segments - 1);
+    assert_eq!(log.log_start_offset(), bases[segments - 1]);
+    let write = write.expect("file work handed out");
+    let first = dir.join(format!("{:020}.log", bases[0]));
+    assert!(first.exists(), "files stay until the write runs");
+    assert!(log.apply_retention_deferred(1_000_000).expect("again").1.is_none(), "one at a time");
+    let result = std::thread::spawn(move || {
+        let r = write.write();
+        (write, r)
+    })
+    .join()
+    .expect("writer thread");
+    log.retention_done(result.1).expect("retention done");
+    assert!(!first.exists(), "unlinked by the write");
+    log.close().expect("close");
+}

@@ -54,9 +54,31 @@ impl Log {
 
     /// Deletes the oldest segments (never the active one) whose newest timestamp is older
     /// than retention.ms, or while the log exceeds retention.bytes, or that lie wholly
-    /// below the log start offset. Returns how many were deleted.
+    /// below the log start offset. Returns how many were deleted. Blocking: see
+    /// `apply_retention_deferred` for the form that leaves the file work to the caller.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let (deleted, write) = self.apply_retention_deferred(now_ms)?;
+        if let Some(w) = write {
+            let result = w.write();
+            self.retention_done(result)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Retention without touching the disk: the segments leave the log and the log start moves
+    /// at once (reads below it get OFFSET_OUT_OF_RANGE); the returned [`RetentionWrite`] makes
+    /// the new log start durable and then unlinks the files, on whatever thread the caller
+    /// likes; report it with `retention_done`. One at a time: while one is out this does
+    /// nothing. A crash before it ran brings the segments back (retention is at least, not at
+    /// most); after its checkpoint, recovery drops what is left of them unread.
+    pub fn apply_retention_deferred(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<(usize, Option<RetentionWrite>), LogError> {
         self.check_writable()?;
+        if self.retention_in_flight {
+            return Ok((0, None));
+        }
         let mut total = self.size_bytes();
         let mut deleted = 0;
         while deleted + 1 < self.segments.len() && self.segment_expired(deleted, total, now_ms) {
@@ -64,19 +86,30 @@ impl Log {
             deleted += 1;
         }
         if deleted == 0 {
-            return Ok(0);
+            return Ok((0, None));
         }
-        // The new log start is durable before any file goes, so recovery drops whatever a power
-        // loss leaves of the deleted segments. Deleting first let a crash undo some unlinks and
-        // not others, leaving a hole in the middle of the log (simulator, seed 110).
-        self.advance_log_start(self.segments[deleted].base_offset)?;
+        // The new log start is durable before any file goes (`RetentionWrite::write`), so
+        // recovery drops whatever a power loss leaves of the deleted segments. Deleting first
+        // let a crash undo some unlinks and not others, leaving a hole in the middle of the log
+        // (simulator, seed 110).
+        let new_start = self.segments[deleted].base_offset;
+        self.advance_log_start(new_start);
+        let mut files = Vec::new();
         for seg in self.segments.drain(..deleted).collect::<Vec<_>>() {
             self.pending_sync.retain(|p| !matches!(&p.what, Pending::File(f) if f.same_file(&seg.log)));
-            if let Err(e) = seg.delete_files(self.io) {
-                return Err(self.fail("segment delete", e));
-            }
+            files.extend(seg.file_paths());
         }
-        Ok(deleted)
+        self.retention_in_flight = true;
+        let log_start = crate::checkpoint::encode_offset(&self.topic, self.partition, self.log_start_offset);
+        let write =
+            RetentionWrite { io: self.io, dir: self.dir.clone(), log_start: log_start.into_bytes(), files };
+        Ok((deleted, Some(write)))
+    }
+
+    /// Records the outcome of a `RetentionWrite`; a failure poisons the log.
+    pub fn retention_done(&mut self, result: std::io::Result<()>) -> Result<(), LogError> {
+        self.retention_in_flight = false;
+        result.map_err(|e| self.fail("retention", e))
     }
 
     /// Whether segment `i` (all before it being deleted too) is due for deletion.
@@ -92,19 +125,16 @@ impl Log {
         below_start || by_time || by_size
     }
 
-    fn advance_log_start(&mut self, offset: i64) -> Result<(), LogError> {
+    /// Moves the log start up (in memory). The leader-epoch cache drops entries below it here;
+    /// its checkpoint is not rewritten for that (entries below the log start are harmless there
+    /// and every open drops them), so no other writer of that file races a retention write.
+    fn advance_log_start(&mut self, offset: i64) {
         if offset <= self.log_start_offset {
-            return Ok(());
+            return;
         }
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.max(offset);
-        let result = self.write_log_start_checkpoint().and_then(|()| {
-            if self.epochs.truncate_from_start(offset) {
-                self.write_epoch_checkpoint()?;
-            }
-            Ok(())
-        });
-        result.map_err(|e| self.fail_with("log-start checkpoint", e))
+        self.epochs.truncate_from_start(offset);
     }
 
     /// Removes every batch at or after `offset` (cutting at the start of the batch holding
@@ -113,8 +143,8 @@ impl Log {
     /// after the truncation's own checkpoint and claim truncated offsets durable.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_writable()?;
-        if self.checkpoint_in_flight {
-            return Err(LogError::InvalidRequest("a recovery-point checkpoint write is in flight"));
+        if self.checkpoint_in_flight || self.retention_in_flight {
+            return Err(LogError::InvalidRequest("a checkpoint or retention write is in flight"));
         }
         if offset >= self.log_end_offset() {
             return Ok(());
@@ -244,4 +274,33 @@ fn remove_log_dir(io: crate::io::Io, dir: &std::path::Path) -> Result<(), LogErr
         }
     }
     Ok(())
+}
+
+/// Retention's file work (see `Log::apply_retention_deferred`): the log-start checkpoint,
+/// crash-safely and through its own temp name, then the unlinks.
+pub struct RetentionWrite {
+    io: crate::io::Io,
+    dir: std::path::PathBuf,
+    log_start: Vec<u8>,
+    files: Vec<std::path::PathBuf>,
+}
+
+impl RetentionWrite {
+    /// Runs it (blocking: a few fsyncs and unlinks).
+    pub fn write(&self) -> std::io::Result<()> {
+        use crate::checkpoint::{write_atomic_via, LOG_START_FILE};
+        write_atomic_via(self.io, &self.dir, LOG_START_FILE, "async.tmp", &self.log_start)?;
+        for path in &self.files {
+            match self.io.remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// How many files it unlinks.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
 }

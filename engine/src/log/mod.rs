@@ -36,6 +36,7 @@ use crate::producer_state::{ProducerEntry, ProducerState};
 use crate::segment::Segment;
 pub use compaction::CompactionStats;
 pub use durability::CheckpointWrite;
+pub use maintenance::RetentionWrite;
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +144,8 @@ pub struct Log {
     sync_round: Cell<u64>,
     /// A `CheckpointWrite` is out (handed to the caller, not yet reported).
     checkpoint_in_flight: bool,
+    /// A `RetentionWrite` is out.
+    retention_in_flight: bool,
     /// Offset of the newest producer snapshot known durable (pruning keeps it).
     durable_snapshot: Cell<i64>,
     /// The partition directory, open for fsync by the caller's group commit (real backends).

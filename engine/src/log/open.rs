@@ -66,6 +66,7 @@ impl Log {
             sync_round: Cell::new(0),
             durable_snapshot: Cell::new(i64::MIN),
             checkpoint_in_flight: false,
+            retention_in_flight: false,
             dir_file: if io == Io::Sim { None } else { std::fs::File::open(dir).ok().map(Arc::new) },
             failed: None,
             truncations: 0,

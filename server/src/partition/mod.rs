@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use riptide_engine::{CheckpointWrite, Log, ReadSlice, SyncTarget};
+use riptide_engine::{CheckpointWrite, Log, ReadSlice, RetentionWrite, SyncTarget};
 
 use crate::catalog::EffectiveTopicConfig;
 use crate::clock::now_ms;
@@ -401,23 +401,29 @@ impl Partition {
         }
     }
 
-    /// Time-based rolling, retention and compaction, as `cleanup.policy` says.
-    pub fn housekeeping(&mut self, now: i64) {
+    /// Time-based rolling, retention and compaction, as `cleanup.policy` says. Retention's
+    /// file work (checkpoint, unlinks) is returned for the caller to run off the shard; report
+    /// it with `retention_done`.
+    pub fn housekeeping(&mut self, now: i64) -> Option<RetentionWrite> {
         if self.log.is_failed() {
-            return;
+            return None;
         }
         let name = &self.name;
         if let Err(e) = self.log.maybe_roll(now) {
             tracing::error!(partition = %name, "roll failed: {e}");
         }
+        let mut retention = None;
         if self.cleanup.delete {
-            match self.log.apply_retention(now) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    partition = %name,
-                    "retention deleted {n} segment(s); log start offset {}",
-                    self.log.log_start_offset()
-                ),
+            match self.log.apply_retention_deferred(now) {
+                Ok((0, _)) => {}
+                Ok((n, write)) => {
+                    tracing::info!(
+                        partition = %name,
+                        "retention deleted {n} segment(s); log start offset {}",
+                        self.log.log_start_offset()
+                    );
+                    retention = write;
+                }
                 Err(e) => tracing::error!(partition = %name, "retention failed: {e}"),
             }
         }
@@ -436,6 +442,15 @@ impl Partition {
                 Err(e) => tracing::error!(partition = %name, "compaction failed: {e}"),
             }
             self.compacted_shape = Some((self.log.segment_count(), self.log.log_end_offset()));
+        }
+        retention
+    }
+
+    /// The outcome of a retention write `housekeeping` handed out.
+    pub fn retention_done(&mut self, result: std::io::Result<()>) {
+        if let Err(e) = self.log.retention_done(result) {
+            tracing::error!(partition = %self.name, "retention write failed, partition offline: {e}");
+            self.fail_waiters(PartitionError::from(e));
         }
     }
 

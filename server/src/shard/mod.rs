@@ -172,10 +172,28 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
     }
 }
 
+/// Rolling, retention and compaction every `log.retention.check.interval.ms`. Retention's
+/// checkpoint and unlinks run on a blocking thread, so the shard goes on serving meanwhile.
 async fn housekeeping(ctx: Ctx) {
     let period = Duration::from_millis(ctx.broker.config.log.retention_check_interval_ms.max(100));
     loop {
         compio::time::sleep(period).await;
-        ctx.table.borrow_mut().housekeeping();
+        let writes = ctx.table.borrow_mut().housekeeping();
+        if writes.is_empty() {
+            continue;
+        }
+        let done = compio::runtime::spawn_blocking(move || {
+            writes.into_iter().map(|(topic, index, w)| (topic, index, w.write())).collect::<Vec<_>>()
+        })
+        .await;
+        match done {
+            Ok(done) => {
+                let mut table = ctx.table.borrow_mut();
+                for (topic, index, result) in done {
+                    table.retention_done(&topic, index, result);
+                }
+            }
+            Err(_) => tracing::error!("retention writer panicked"),
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use riptide_engine::{CheckpointWrite, SyncTarget};
+use riptide_engine::{CheckpointWrite, RetentionWrite, SyncTarget};
 
 use super::mailbox::{ListOffsetCall, ListOffsetOutcome, ProduceCall, ReadCall, ReadOutcome};
 use super::router::Router;
@@ -187,11 +187,24 @@ impl PartitionTable {
         self.broker.metrics.forget_topic(topic);
     }
 
-    /// Retention, time-based rolling and compaction for every open partition.
-    pub fn housekeeping(&mut self) {
+    /// Retention, time-based rolling and compaction for every open partition; returns the
+    /// retention writes to run off the shard.
+    pub fn housekeeping(&mut self) -> Vec<(Arc<str>, i32, RetentionWrite)> {
         let now = now_ms();
-        for p in self.by_topic.values_mut().flat_map(|parts| parts.values_mut()) {
-            p.housekeeping(now);
+        let mut writes = Vec::new();
+        for (topic, parts) in self.by_topic.iter_mut() {
+            for (index, p) in parts.iter_mut() {
+                if let Some(w) = p.housekeeping(now) {
+                    writes.push((topic.clone(), *index, w));
+                }
+            }
+        }
+        writes
+    }
+
+    pub fn retention_done(&mut self, topic: &str, index: i32, result: std::io::Result<()>) {
+        if let Some(p) = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)) {
+            p.retention_done(result);
         }
     }
 
