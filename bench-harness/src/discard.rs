@@ -197,16 +197,10 @@ fn produce(request: &ProduceRequest, state: &State) -> ProduceResponse {
 
 /// Records in the batches of a Produce payload (from each header's record count).
 fn record_count(bytes: &Bytes) -> i64 {
-    let (mut at, mut n) = (0usize, 0i64);
-    while bytes.len() >= at + 61 {
-        let length = i32::from_be_bytes([bytes[at + 8], bytes[at + 9], bytes[at + 10], bytes[at + 11]])
-            .max(49) as usize;
-        n += i64::from(
-            i32::from_be_bytes([bytes[at + 57], bytes[at + 58], bytes[at + 59], bytes[at + 60]]).max(0),
-        );
-        at += 12 + length;
-    }
-    n
+    riptide_format::whole_batches(bytes)
+        .map_while(|b| b.ok())
+        .map(|(header, _)| i64::from(header.records_count.max(0)))
+        .sum()
 }
 
 fn metadata(request: &MetadataRequest, state: &State, host: &str, port: i32) -> MetadataResponse {

@@ -17,9 +17,8 @@ use riptide_client::Compression;
 
 use crate::payload::put_message;
 
-/// Offset of the CRC-32C in the batch header; it covers everything after it.
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
+// The CRC-32C field, and the attributes field where the bytes it covers begin.
+use riptide_format::at::{ATTRIBUTES as ATTRIBUTES_AT, CRC as CRC_AT};
 
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
@@ -176,32 +175,21 @@ pub struct Scan {
 /// and calls `each(value)` for every record at or after `from_offset` in data batches.
 pub fn scan_batches(bytes: &Bytes, from_offset: i64, mut each: impl FnMut(&[u8])) -> Result<Scan, String> {
     let mut scan = Scan::default();
-    let mut at = 0usize;
-    while bytes.len() - at >= 12 {
-        let base = i64::from_be_bytes(bytes[at..at + 8].try_into().map_err(|_| "header")?);
-        let length = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().map_err(|_| "header")?);
-        if length < (BATCH_HEADER_BYTES - 12) as i32 {
-            return Err(format!("batch at offset {base}: length {length}"));
+    let mut batches = riptide_format::whole_batches(bytes);
+    while let Some(next) = batches.next() {
+        let (header, batch) = next.map_err(|e| e.to_string())?;
+        let base = header.base_offset;
+        if header.magic != riptide_format::MAGIC_V2 {
+            return Err(format!("batch at offset {base}: magic {} (only v2)", header.magic));
         }
-        let end = at + 12 + length as usize;
-        if end > bytes.len() {
-            break;
-        }
-        let batch = &bytes[at..end];
-        at = end;
-        if batch[16] != 2 {
-            return Err(format!("batch at offset {base}: magic {} (only v2)", batch[16]));
-        }
-        let attributes = i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]]);
-        let last_delta = i32::from_be_bytes(batch[23..27].try_into().map_err(|_| "header")?);
-        scan.next_offset = Some(base + i64::from(last_delta) + 1);
-        if attributes & (1 << 5) != 0 {
+        scan.next_offset = Some(header.next_offset());
+        if header.is_control() {
             continue; // control batch
         }
-        let count = i32::from_be_bytes(batch[57..61].try_into().map_err(|_| "header")?);
-        let records = bytes.slice(at - batch.len() + BATCH_HEADER_BYTES..at);
-        let records = decompress(records, attributes & 7)?;
-        walk_records(&records, base, count, from_offset, &mut scan, &mut each)
+        let end = batches.position();
+        let records = bytes.slice(end - batch.len() + BATCH_HEADER_BYTES..end);
+        let records = decompress(records, i16::from(header.codec()))?;
+        walk_records(&records, base, header.records_count, from_offset, &mut scan, &mut each)
             .map_err(|e| format!("batch at offset {base}: {e}"))?;
     }
     Ok(scan)

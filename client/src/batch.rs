@@ -90,7 +90,7 @@ impl FromStr for Compression {
 }
 
 /// Size of the RecordBatch v2 header, up to and including the record count.
-pub const BATCH_HEADER_BYTES: usize = 61;
+pub const BATCH_HEADER_BYTES: usize = riptide_format::HEADER_BYTES;
 
 /// Appends one RecordBatch v2 holding `records` (offsets 0..n, no producer id) to `out`.
 pub fn encode_batch(out: &mut BytesMut, records: &[ProduceRecord], compression: Compression) -> Result<()> {
@@ -138,31 +138,25 @@ pub struct Decoded {
 
 /// Decodes the whole batches in `bytes`, skipping records below `from_offset` (Fetch answers
 /// from the start of the batch holding the requested offset) and control batches.
-pub fn decode_batches(mut bytes: Bytes, from_offset: i64) -> Result<Decoded> {
+pub fn decode_batches(bytes: Bytes, from_offset: i64) -> Result<Decoded> {
     let mut out = Decoded::default();
-    while bytes.len() >= 12 {
-        let base_offset = i64::from_be_bytes(array8(&bytes[0..8]));
-        let batch_length = i32::from_be_bytes(array4(&bytes[8..12]));
-        if batch_length < (BATCH_HEADER_BYTES - 12) as i32 {
-            return Err(bad_batch(base_offset, format!("batch length {batch_length}")));
+    let mut batches = riptide_format::whole_batches(&bytes);
+    while let Some(next) = batches.next() {
+        let (header, batch) =
+            next.map_err(|e| bad_batch(e.base_offset, format!("batch length {}", e.batch_length)))?;
+        if header.magic != riptide_format::MAGIC_V2 {
+            return Err(bad_batch(
+                header.base_offset,
+                format!("magic {} (only v2 is supported)", header.magic),
+            ));
         }
-        let total = 12 + batch_length as usize;
-        if bytes.len() < total {
-            break; // truncated trailing batch: fetched again next time
-        }
-        let mut batch = bytes.split_to(total);
-        let magic = batch[16] as i8;
-        if magic != 2 {
-            return Err(bad_batch(base_offset, format!("magic {magic} (only v2 is supported)")));
-        }
-        let attributes = i16::from_be_bytes([batch[21], batch[22]]);
-        let last_offset_delta = i32::from_be_bytes(array4(&batch[23..27]));
-        out.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);
-        if attributes & (1 << 5) != 0 {
+        out.next_offset = Some(header.next_offset());
+        if header.is_control() {
             continue; // control batch (transaction marker): not user data
         }
-        let set =
-            RecordBatchDecoder::decode(&mut batch).map_err(|e| bad_batch(base_offset, e.to_string()))?;
+        let mut batch = bytes.slice(batches.position() - batch.len()..batches.position());
+        let set = RecordBatchDecoder::decode(&mut batch)
+            .map_err(|e| bad_batch(header.base_offset, e.to_string()))?;
         out.records.extend(set.records.into_iter().filter(|r| r.offset >= from_offset).map(from_protocol));
     }
     Ok(out)
@@ -181,18 +175,6 @@ fn from_protocol(r: Record) -> ConsumedRecord {
 
 fn bad_batch(base_offset: i64, reason: String) -> Error {
     Error::Invalid(format!("corrupt record batch at offset {base_offset}: {reason}"))
-}
-
-fn array8(s: &[u8]) -> [u8; 8] {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    a
-}
-
-fn array4(s: &[u8]) -> [u8; 4] {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(s);
-    a
 }
 
 /// Rewrites the base offset of every whole batch in `bytes`, for tests that stitch batches.
@@ -223,11 +205,11 @@ mod tests {
             let records = sample(20);
             let mut buf = BytesMut::new();
             encode_batch(&mut buf, &records, compression).expect("encode");
-            assert_eq!(buf[16], 2, "magic");
-            assert_eq!(i16::from_be_bytes([buf[21], buf[22]]) & 7, compression.to_protocol() as i16);
+            let header = riptide_format::BatchHeader::parse(&buf).expect("a header");
+            assert_eq!(header.magic, 2, "magic");
+            assert_eq!(i16::from(header.codec()), compression.to_protocol() as i16);
             // base sequence -1, producer id -1: a plain, non-idempotent batch.
-            assert_eq!(i32::from_be_bytes(array4(&buf[53..57])), -1);
-            assert_eq!(i64::from_be_bytes(array8(&buf[43..51])), -1);
+            assert_eq!((header.base_sequence, header.producer_id), (-1, -1));
             // One batch, read by kafka-protocol's own decoder...
             let sets = RecordBatchDecoder::decode_all(&mut buf.clone().freeze()).expect("decode");
             assert_eq!(sets.len(), 1, "{codec}: one batch");

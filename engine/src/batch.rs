@@ -1,6 +1,7 @@
-//! RecordBatch v2 as raw bytes: header parsing, full validation of client batches without
-//! allocating or decoding records, and in-place assignment of offsets, leader epoch and
-//! LogAppendTime (with the CRC recomputed only when a CRC-covered field changes).
+//! RecordBatch v2 as raw bytes: full validation of client batches without allocating or
+//! decoding records, and in-place assignment of offsets, leader epoch and LogAppendTime (with
+//! the CRC recomputed only when a CRC-covered field changes). The header view itself is
+//! `riptide-format`'s, shared with the broker, the client and the bench.
 //!
 //! Layout (big endian): baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12,
 //! magic i8 @16, crc u32 @17 (CRC-32C of bytes 21..end), attributes i16 @21,
@@ -10,139 +11,16 @@
 use crate::config::TimestampType;
 use crate::error::LogError;
 
-/// Bytes before the records: the fixed batch header.
-pub const HEADER_BYTES: usize = 61;
-/// baseOffset + batchLength: the part of a batch not counted in batchLength.
-pub const LOG_OVERHEAD_BYTES: usize = 12;
-/// Smallest legal batchLength (a header with no records).
-pub const BATCH_LENGTH_MIN: i32 = (HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32;
-/// The only record format accepted.
-pub const MAGIC_V2: i8 = 2;
+use riptide_format::{at, attr};
+pub use riptide_format::{
+    codec, increment_sequence, BatchHeader, BATCH_LENGTH_MIN, HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
+};
 
-const PARTITION_LEADER_EPOCH_AT: usize = 12;
-const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const MAX_TIMESTAMP_AT: usize = 35;
-
-const ATTR_CODEC_MASK: i16 = 0x07;
-const ATTR_LOG_APPEND_TIME: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
-
-/// Compression codec ids in the attributes field.
-pub mod codec {
-    pub const NONE: u8 = 0;
-    pub const GZIP: u8 = 1;
-    pub const SNAPPY: u8 = 2;
-    pub const LZ4: u8 = 3;
-    pub const ZSTD: u8 = 4;
-}
-
-/// The fixed header of a RecordBatch v2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BatchHeader {
-    pub base_offset: i64,
-    pub batch_length: i32,
-    pub partition_leader_epoch: i32,
-    pub magic: i8,
-    pub crc: u32,
-    pub attributes: i16,
-    pub last_offset_delta: i32,
-    pub base_timestamp: i64,
-    pub max_timestamp: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
-    pub records_count: i32,
-}
-
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(a)
-}
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    i32::from_be_bytes(a)
-}
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
-}
-
-impl BatchHeader {
-    /// Parses the 61-byte header at the start of `b`; `None` if `b` is shorter.
-    pub fn parse(b: &[u8]) -> Option<BatchHeader> {
-        if b.len() < HEADER_BYTES {
-            return None;
-        }
-        Some(BatchHeader {
-            base_offset: be_i64(b, 0),
-            batch_length: be_i32(b, 8),
-            partition_leader_epoch: be_i32(b, PARTITION_LEADER_EPOCH_AT),
-            magic: b[MAGIC_AT] as i8,
-            crc: be_i32(b, CRC_AT) as u32,
-            attributes: be_i16(b, ATTRIBUTES_AT),
-            last_offset_delta: be_i32(b, 23),
-            base_timestamp: be_i64(b, 27),
-            max_timestamp: be_i64(b, MAX_TIMESTAMP_AT),
-            producer_id: be_i64(b, 43),
-            producer_epoch: be_i16(b, 51),
-            base_sequence: be_i32(b, 53),
-            records_count: be_i32(b, 57),
-        })
-    }
-
-    /// Whole batch size on disk, or `None` if batchLength is below the minimum.
-    pub fn size_bytes(&self) -> Option<usize> {
-        if self.batch_length < BATCH_LENGTH_MIN {
-            return None;
-        }
-        Some(self.batch_length as usize + LOG_OVERHEAD_BYTES)
-    }
-
-    pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
-    }
-
-    pub fn codec(&self) -> u8 {
-        (self.attributes & ATTR_CODEC_MASK) as u8
-    }
-
-    pub fn is_log_append_time(&self) -> bool {
-        self.attributes & ATTR_LOG_APPEND_TIME != 0
-    }
-
-    pub fn is_transactional(&self) -> bool {
-        self.attributes & ATTR_TRANSACTIONAL != 0
-    }
-
-    pub fn is_control(&self) -> bool {
-        self.attributes & ATTR_CONTROL != 0
-    }
-
-    pub fn is_idempotent(&self) -> bool {
-        self.producer_id >= 0
-    }
-
-    /// Sequence number of the last record, wrapping at i32::MAX like Kafka.
-    pub fn last_sequence(&self) -> i32 {
-        increment_sequence(self.base_sequence, self.last_offset_delta)
-    }
-}
-
-/// `seq + n` with Kafka's wrap-around from i32::MAX to 0. Computed in i64 so that a damaged
-/// header read from disk (negative fields) gives a wrong number instead of an overflow panic
-/// (simulator, seed 36231: a latent sector error in a header replayed at open).
-pub fn increment_sequence(seq: i32, n: i32) -> i32 {
-    let sum = i64::from(seq) + i64::from(n);
-    if sum > i64::from(i32::MAX) {
-        (sum - i64::from(i32::MAX) - 1) as i32
-    } else {
-        sum as i32
-    }
-}
+const PARTITION_LEADER_EPOCH_AT: usize = at::PARTITION_LEADER_EPOCH;
+const CRC_AT: usize = at::CRC;
+const ATTRIBUTES_AT: usize = at::ATTRIBUTES;
+const MAX_TIMESTAMP_AT: usize = at::MAX_TIMESTAMP;
+const ATTR_LOG_APPEND_TIME: i16 = attr::LOG_APPEND_TIME;
 
 /// CRC-32C over attributes..end, as stored in the crc field.
 pub fn compute_crc(batch: &[u8]) -> u32 {

@@ -182,8 +182,12 @@ fn no_crate_has_a_cycle_between_top_level_modules() {
     assert!(crates.len() >= 4, "workspace members not found: {crates:?}");
     let mut report = Vec::new();
     for krate in &crates {
-        let graph = module_graph(&krate.join("src"));
-        assert!(!graph.is_empty(), "no modules found in {}", krate.display());
+        let src = krate.join("src");
+        let graph = module_graph(&src);
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        // A crate that is one file has no modules to order; any other must show some.
+        assert!(!graph.is_empty() || files.len() == 1, "no modules found in {}", krate.display());
         for cycle in cycles(&graph) {
             let edges: Vec<String> = cycle
                 .iter()

@@ -12,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use riptide_format::{at, whole_batches, BatchHeader};
 
 /// The internal topic's name.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -318,23 +319,15 @@ pub fn encode_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, St
     let mut buf = BytesMut::with_capacity(64 + records.len() * 64);
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
-    if buf.len() < BATCH_HEADER_BYTES || buf.len() != batch_total_bytes(&buf) {
+    let one_batch = BatchHeader::parse(&buf).and_then(|h| h.size_bytes()) == Some(buf.len());
+    if !one_batch {
         return Err(format!("encoder produced {} bytes, not one batch", buf.len()));
     }
     // Not an idempotent producer: base sequence -1 (NO_SEQUENCE), then the CRC again.
-    buf[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    buf[at::BASE_SEQUENCE..at::BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
     let crc = riptide_engine::batch::compute_crc(&buf);
-    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    buf[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(buf.freeze())
-}
-
-const CRC_AT: usize = 17;
-const BASE_SEQUENCE_AT: usize = 53;
-const BATCH_HEADER_BYTES: usize = 61;
-
-/// A batch's size on the wire: batchLength + the 12 bytes before it.
-fn batch_total_bytes(b: &[u8]) -> usize {
-    i32::from_be_bytes([b[8], b[9], b[10], b[11]]).max(0) as usize + 12
 }
 
 /// What one pass over a chunk of log bytes found.
@@ -352,36 +345,24 @@ pub struct DecodedChunk {
 /// decodes the records of each batch. Control batches carry no group data and are skipped.
 pub fn decode_chunk(bytes: &Bytes) -> DecodedChunk {
     let mut out = DecodedChunk::default();
-    let mut pos = 0usize;
-    while bytes.len() - pos >= BATCH_HEADER_BYTES {
-        let head = &bytes[pos..];
-        let base_offset =
-            i64::from_be_bytes([head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7]]);
-        let batch_length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-        if batch_length < 49 {
-            break; // corrupt framing: stop; the caller sees no progress past here
+    let mut batches = whole_batches(bytes);
+    // Corrupt framing stops the pass; the caller sees no progress past it.
+    while let Some(Ok((header, batch))) = batches.next() {
+        out.next_offset = Some(header.next_offset());
+        if header.is_control() {
+            continue;
         }
-        let total = batch_length as usize + 12;
-        if bytes.len() - pos < total {
-            break;
-        }
-        let last_offset_delta = i32::from_be_bytes([head[23], head[24], head[25], head[26]]);
-        let attributes = i16::from_be_bytes([head[21], head[22]]);
-        out.next_offset = Some(base_offset + i64::from(last_offset_delta) + 1);
-        let is_control = attributes & 0x20 != 0;
-        if !is_control {
-            let mut batch = bytes.slice(pos..pos + total);
-            match RecordBatchDecoder::decode(&mut batch) {
-                Ok(set) => {
-                    for rec in set.records {
-                        let decoded = decode_record(rec.key.as_deref(), rec.value.as_deref());
-                        out.records.push((rec.offset, decoded));
-                    }
+        let start = batches.position() - batch.len();
+        let mut batch = bytes.slice(start..batches.position());
+        match RecordBatchDecoder::decode(&mut batch) {
+            Ok(set) => {
+                for rec in set.records {
+                    let decoded = decode_record(rec.key.as_deref(), rec.value.as_deref());
+                    out.records.push((rec.offset, decoded));
                 }
-                Err(_) => out.skipped_batches += 1,
             }
+            Err(_) => out.skipped_batches += 1,
         }
-        pos += total;
     }
     out
 }
