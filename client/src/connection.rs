@@ -27,7 +27,7 @@ use compio::runtime::JoinHandle;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, KafkaCode, Result};
 use crate::versions::{api_name, client_range, ApiVersions};
 
 /// Tunables of a connection; the defaults suit the CLI, the bench raises `max_in_flight`.
@@ -280,11 +280,11 @@ impl Connection {
             };
             let body = self.round_trip(&request, version, self.shared.request_timeout).await?;
             let error_code = if body.len() >= 2 { i16::from_be_bytes([body[0], body[1]]) } else { -1 };
-            let decode_version = if error_code == 35 { 0 } else { version };
+            let decode_version = if error_code == KafkaCode::UNSUPPORTED_VERSION.0 { 0 } else { version };
             let response = ApiVersionsResponse::decode(&mut body.clone(), decode_version)
                 .map_err(|e| self.protocol(format!("ApiVersions: {e}")))?;
             let versions = ApiVersions::from_response(&response);
-            if error_code == 35 {
+            if error_code == KafkaCode::UNSUPPORTED_VERSION.0 {
                 let theirs = versions.broker_range(18).map_or(0, |(_, max)| max);
                 if theirs >= version {
                     return Err(self.protocol("ApiVersions refused a version it advertises".into()));

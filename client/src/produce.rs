@@ -22,7 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::batch::{encode_batch, Compression, ProduceRecord};
 use crate::client::{Client, TopicInfo};
 use crate::connection::Connection;
-use crate::error::{Error, Result};
+use crate::error::{Error, KafkaCode, Result};
 use crate::partitioner::Partitioner;
 
 /// Kafka's `acks`.
@@ -144,7 +144,7 @@ impl<'c> Producer<'c> {
         let partition = match partition {
             Some(p) if self.topic.partitions.iter().any(|x| x.partition == p) => p,
             Some(p) => {
-                return Err(Error::kafka(3, format!("{}/{p}", self.topic.name), Some("no such partition")));
+                return Err(Error::kafka(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION.0, format!("{}/{p}", self.topic.name), Some("no such partition")));
             }
             None => self.partitioner.partition(record.key.as_deref()),
         };
