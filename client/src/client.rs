@@ -105,7 +105,9 @@ impl Metadata {
 
     /// The topic, or the error the broker gave for it (UNKNOWN_TOPIC_OR_PARTITION, ...).
     pub fn require_topic(&self, name: &str) -> Result<&TopicInfo> {
-        let topic = self.topic(name).ok_or_else(|| Error::kafka(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION.0, format!("topic {name}"), None))?;
+        let topic = self.topic(name).ok_or_else(|| {
+            Error::kafka(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION.0, format!("topic {name}"), None)
+        })?;
         KafkaCode::check(topic.error, || format!("topic {name}"))?;
         Ok(topic)
     }

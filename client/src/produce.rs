@@ -144,7 +144,11 @@ impl<'c> Producer<'c> {
         let partition = match partition {
             Some(p) if self.topic.partitions.iter().any(|x| x.partition == p) => p,
             Some(p) => {
-                return Err(Error::kafka(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION.0, format!("{}/{p}", self.topic.name), Some("no such partition")));
+                return Err(Error::kafka(
+                    KafkaCode::UNKNOWN_TOPIC_OR_PARTITION.0,
+                    format!("{}/{p}", self.topic.name),
+                    Some("no such partition"),
+                ));
             }
             None => self.partitioner.partition(record.key.as_deref()),
         };
