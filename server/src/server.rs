@@ -34,6 +34,8 @@ impl RunningBroker {
 
 pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
     config.validate().map_err(std::io::Error::other)?;
+    // Said before any listener exists, so whoever can connect can also read it in the log.
+    tracing::info!("shards use the {:?} driver", shard::probe_driver(config.io)?);
     let listeners = bind_with_retry(&config)?;
     let addr = listeners[0].local_addr()?;
     let broker = Arc::new(Broker::new(config)?);

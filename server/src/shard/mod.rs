@@ -101,25 +101,11 @@ fn run_shard<T>(
     start: StartHook<T>,
     ready: &std::sync::mpsc::Sender<std::io::Result<DriverType>>,
 ) -> std::io::Result<()> {
-    let mut proactor = ProactorBuilder::new();
-    match broker.config.io {
-        IoMode::Poll => {
-            proactor.driver_type(DriverType::Poll);
-        }
-        IoMode::Uring => {
-            proactor.driver_type(DriverType::IoUring);
-        }
-        IoMode::Auto => {}
-    }
-    let mut builder = compio::runtime::RuntimeBuilder::new();
-    builder.with_proactor(proactor);
+    let mut builder = runtime_builder(broker.config.io);
     if broker.config.pin_shards {
         builder.thread_affinity(HashSet::from([id % cores]));
     }
     let runtime = builder.build()?;
-    if id == 0 {
-        tracing::info!("shards use the {:?} driver", runtime.driver_type());
-    }
     runtime.block_on(async move {
         let (flush_tx, flush_rx) = flume::bounded(1);
         let _ = ready.send(Ok(compio::runtime::Runtime::with_current(|r| r.driver_type())));
@@ -132,6 +118,30 @@ fn run_shard<T>(
         serve_inbox(&ctx, inbox).await;
         Ok(())
     })
+}
+
+/// A shard's runtime builder: compio's fusion driver picks io_uring when the kernel allows it,
+/// `--io poll` forces epoll.
+fn runtime_builder(io: IoMode) -> compio::runtime::RuntimeBuilder {
+    let mut proactor = ProactorBuilder::new();
+    match io {
+        IoMode::Poll => {
+            proactor.driver_type(DriverType::Poll);
+        }
+        IoMode::Uring => {
+            proactor.driver_type(DriverType::IoUring);
+        }
+        IoMode::Auto => {}
+    }
+    let mut builder = compio::runtime::RuntimeBuilder::new();
+    builder.with_proactor(proactor);
+    builder
+}
+
+/// The driver the shards will get, from a runtime built the same way and dropped (so it can be
+/// logged, or refused, before any listener exists).
+pub fn probe_driver(io: IoMode) -> std::io::Result<DriverType> {
+    Ok(runtime_builder(io).build()?.driver_type())
 }
 
 async fn serve_inbox(ctx: &Ctx, inbox: flume::Receiver<ShardMsg>) {
