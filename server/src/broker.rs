@@ -1,5 +1,6 @@
-//! State shared by every shard of one broker process: configuration, the topic catalog,
-//! metrics and the producer-id allocator. It knows nothing of shards, connections or groups.
+//! State shared by every shard of one broker process: configuration, the topic catalog (the
+//! applied metadata image), the way to the metadata quorum, metrics and the producer-id
+//! allocator. It knows nothing of shards, connections or groups.
 //!
 //! Nothing here is touched on the per-record hot path except a read lock on the catalog to find
 //! a topic (one `Arc` clone). Partition data lives only in the owning shard.
@@ -11,7 +12,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use riptide_engine::IoBackend;
 
+use riptide_quorum::{AdminCommand, ControllerError};
+
 use crate::catalog::{self, Catalog, TopicMeta};
+use crate::cluster::ClusterHandle;
 use crate::config::{IoMode, ServerConfig};
 use crate::metrics::Metrics;
 use kafka_protocol::ResponseError;
@@ -29,10 +33,33 @@ pub enum AdminError {
     InvalidReplicationFactor(String),
     #[error("{0}")]
     InvalidConfig(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error("This server does not host this topic-partition.")]
     UnknownTopic,
     #[error("storage error: {0}")]
     Storage(#[from] std::io::Error),
+    #[error("the metadata quorum did not answer in time")]
+    Timeout,
+    #[error("{0}")]
+    Unknown(String),
+}
+
+impl From<ControllerError> for AdminError {
+    fn from(e: ControllerError) -> AdminError {
+        match e {
+            ControllerError::TopicExists(m) => AdminError::TopicExists(
+                m.trim_start_matches("Topic '").trim_end_matches("' already exists.").to_string(),
+            ),
+            ControllerError::UnknownTopic(_) => AdminError::UnknownTopic,
+            ControllerError::InvalidPartitions(m) => AdminError::InvalidPartitions(m),
+            ControllerError::InvalidReplicationFactor(m) => AdminError::InvalidReplicationFactor(m),
+            ControllerError::InvalidReplicaAssignment(m) => AdminError::InvalidReplicaAssignment(m),
+            ControllerError::InvalidRequest(m) => AdminError::InvalidConfig(m),
+            ControllerError::Timeout | ControllerError::NotController { .. } => AdminError::Timeout,
+            other => AdminError::Unknown(other.to_string()),
+        }
+    }
 }
 
 impl AdminError {
@@ -43,8 +70,11 @@ impl AdminError {
             AdminError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
             AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            AdminError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             AdminError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
             AdminError::Storage(_) => ResponseError::KafkaStorageError,
+            AdminError::Timeout => ResponseError::RequestTimedOut,
+            AdminError::Unknown(_) => ResponseError::UnknownServerError,
         }
         .code()
     }
@@ -52,7 +82,8 @@ impl AdminError {
 
 pub struct Broker {
     pub config: ServerConfig,
-    pub catalog: RwLock<Catalog>,
+    pub catalog: Arc<RwLock<Catalog>>,
+    pub cluster: Arc<ClusterHandle>,
     pub metrics: Arc<Metrics>,
     producer_ids: Mutex<ProducerIdBlock>,
     pub shutting_down: AtomicBool,
@@ -71,10 +102,17 @@ struct ProducerIdBlock {
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
-    pub fn new(config: ServerConfig) -> std::io::Result<Broker> {
+    /// `catalog` is the one the metadata thread keeps applying to; `cluster_id` comes from
+    /// the applied image.
+    pub fn new(
+        config: ServerConfig,
+        catalog: Arc<RwLock<Catalog>>,
+        cluster: Arc<ClusterHandle>,
+        cluster_id: String,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Broker> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let catalog = Catalog::open(&config.data_dir)?;
-        let cluster_id = load_or_create_cluster_id(&config)?;
+        write_meta_properties(&config, &cluster_id)?;
         let pid_path = config.data_dir.join("producer-id-block");
         let next = match std::fs::read_to_string(&pid_path) {
             Ok(s) => s.trim().parse::<i64>().map_err(|e| {
@@ -89,8 +127,9 @@ impl Broker {
             IoMode::Poll => IoBackend::Std,
         };
         Ok(Broker {
-            catalog: RwLock::new(catalog),
-            metrics: Arc::new(Metrics::default()),
+            catalog,
+            cluster,
+            metrics,
             producer_ids: Mutex::new(ProducerIdBlock { next, limit: next, path: pid_path }),
             shutting_down: AtomicBool::new(false),
             cluster_id,
@@ -111,65 +150,87 @@ impl Broker {
         self.config.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// Creates a topic (validating name, partitions, replication factor and configs) and
-    /// persists it. `validate_only` checks without creating.
-    pub fn create_topic(
+    /// Validates a new topic here (name, partitions, replication factor, configs), then has
+    /// the active controller place and create it; answered once this broker's catalog has it.
+    /// `validate_only` checks without creating.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         replication_factor: i16,
         configs: BTreeMap<String, String>,
+        assignment: Option<Vec<Vec<i32>>>,
+        id: Option<u128>,
         validate_only: bool,
     ) -> Result<Arc<TopicMeta>, AdminError> {
         catalog::validate_topic_name(name).map_err(AdminError::InvalidTopic)?;
-        let partitions = if partitions == -1 { self.config.num_partitions } else { partitions };
+        let partitions = match &assignment {
+            Some(a) => a.len() as i32,
+            None if partitions == -1 => self.config.num_partitions,
+            None => partitions,
+        };
         if !(1..=100_000).contains(&partitions) {
             return Err(AdminError::InvalidPartitions(format!(
                 "Number of partitions must be larger than 0 (and at most 100000), got {partitions}."
             )));
         }
-        let rf = if replication_factor == -1 {
-            self.config.default_replication_factor
-        } else {
-            replication_factor
+        let rf = match &assignment {
+            Some(a) => a.first().map_or(0, |r| r.len() as i16),
+            None if replication_factor == -1 => self.config.default_replication_factor,
+            None => replication_factor,
         };
-        if rf != 1 {
+        if rf > 1 {
             return Err(AdminError::InvalidReplicationFactor(format!(
-                "Replication factor: {rf} larger than available brokers: 1."
+                "Replication factor {rf} is not supported yet: partitions are not replicated until \
+                 replication lands, so only replication factor 1 is accepted."
+            )));
+        }
+        if rf < 1 {
+            return Err(AdminError::InvalidReplicationFactor(format!(
+                "Replication factor must be larger than 0, got {rf}."
             )));
         }
         for (k, v) in &configs {
             catalog::validate_topic_config(k, v, &self.config.log).map_err(AdminError::InvalidConfig)?;
         }
-        let mut cat = self.catalog.write().unwrap_or_else(|e| e.into_inner());
-        if cat.get(name).is_some() {
+        if self.topic(name).is_some() {
             return Err(AdminError::TopicExists(name.to_string()));
         }
-        let meta = TopicMeta {
+        let cmd = AdminCommand::CreateTopic {
             name: name.to_string(),
-            id: catalog::new_topic_id(),
             partitions,
             replication_factor: rf,
             configs,
-            internal: name.starts_with("__"),
+            assignment,
+            id,
+            validate_only,
         };
-        if !validate_only {
-            cat.put(meta.clone())?;
-        }
-        Ok(Arc::new(meta))
+        let reply = self.cluster.admin(cmd).await?;
+        let record =
+            reply.topic.ok_or_else(|| AdminError::Unknown("the controller returned no topic".into()))?;
+        Ok(Arc::new(TopicMeta::from_record(&record)))
     }
 
     /// Auto-creation on Metadata, as Kafka does when `auto.create.topics.enable` is true.
     /// Returns the topic if it exists afterwards (a concurrent creation counts).
-    pub fn auto_create(&self, name: &str) -> Option<Arc<TopicMeta>> {
+    pub async fn auto_create(&self, name: &str) -> Option<Arc<TopicMeta>> {
         if !self.config.auto_create_topics {
             return None;
         }
-        match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
+        match self.create_topic(name, -1, -1, BTreeMap::new(), None, None, false).await {
             Ok(t) => Some(t),
             Err(AdminError::TopicExists(_)) => self.topic(name),
-            Err(_) => None,
+            Err(e) => {
+                tracing::debug!("auto-creating {name}: {e}");
+                None
+            }
         }
+    }
+
+    /// This node leads the partition (per the applied metadata).
+    pub fn leads(&self, meta: &TopicMeta, partition: i32) -> bool {
+        meta.leader(partition) == self.config.node_id
     }
 
     pub fn next_producer_id(&self) -> Result<i64, std::io::Error> {
@@ -179,7 +240,9 @@ impl Broker {
             catalog::write_atomically(&b.path, limit.to_string().as_bytes())?;
             b.limit = limit;
         }
-        let id = b.next;
+        // Unique across the cluster without asking the controller: the block counter times
+        // 1024 plus the node id (node ids below 1024 never collide).
+        let id = b.next * 1024 + i64::from(self.config.node_id % 1024);
         b.next += 1;
         Ok(id)
     }
@@ -189,22 +252,21 @@ impl Broker {
     }
 }
 
-fn load_or_create_cluster_id(config: &ServerConfig) -> std::io::Result<String> {
+/// Kafka's `meta.properties`: which cluster and node this data directory belongs to.
+fn write_meta_properties(config: &ServerConfig, cluster_id: &str) -> std::io::Result<()> {
     let path = config.data_dir.join("meta.properties");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
-            return Ok(id.trim().to_string());
+        if let Some(old) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
+            if old.trim() != cluster_id {
+                return Err(std::io::Error::other(format!(
+                    "{} belongs to cluster {}, but the metadata quorum is cluster {cluster_id}",
+                    path.display(),
+                    old.trim()
+                )));
+            }
+            return Ok(());
         }
     }
-    let id = if config.cluster_id.is_empty() {
-        // Kafka cluster ids are a base64url UUID; 22 chars of a random u128 serve the same role.
-        let raw = catalog::new_topic_id();
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        (0..22).map(|i| alphabet[((raw >> (i * 6)) & 63) as usize] as char).collect()
-    } else {
-        config.cluster_id.clone()
-    };
-    let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id);
-    catalog::write_atomically(&path, text.as_bytes())?;
-    Ok(id)
+    let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={}\n", config.node_id);
+    catalog::write_atomically(&path, text.as_bytes())
 }

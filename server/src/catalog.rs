@@ -1,17 +1,19 @@
-//! The topic catalog: which topics exist, their ids, partition counts and config overrides.
+//! The topic catalog: this broker's view of the applied metadata image — which topics exist,
+//! their ids, partitions (replicas, leader, leader epoch, ISR), config overrides, and the
+//! registered brokers.
 //!
-//! One catalog per broker, behind a lock in the broker's shared state; it changes only on admin
-//! requests (create/delete topic, add partitions, alter configs), never on the data path, which
-//! reads an `Arc<TopicMeta>` snapshot. Persisted as `topics.json` in the data directory with the
-//! crash-safe write (temp file, fsync, rename, fsync directory) so a restart finds every topic
-//! the broker acknowledged creating.
+//! One catalog per broker, behind a lock in the broker's shared state; it changes only when the
+//! broker applies metadata records fetched from the quorum (`cluster`), never on the data path,
+//! which reads an `Arc<TopicMeta>` snapshot. The metadata log is what persists it; `topics.json`
+//! (the single-node catalog before the quorum existed) is only read once, to import its topics.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use riptide_engine::{IoBackend, LogConfig, TimestampType};
+use riptide_quorum::{BrokerState, PartitionState, TopicRecord, NO_LEADER};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Durability, TopicDefaults};
@@ -43,6 +45,32 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
     #[serde(default)]
     pub internal: bool,
+    /// Per partition: replicas, leader, leader epoch, ISR (empty in a legacy `topics.json`).
+    #[serde(default)]
+    pub states: Vec<PartitionState>,
+}
+
+impl TopicMeta {
+    pub fn from_record(t: &TopicRecord) -> TopicMeta {
+        TopicMeta {
+            name: t.name.clone(),
+            id: t.id,
+            partitions: t.partitions.len() as i32,
+            replication_factor: t.partitions.first().map_or(1, |p| p.replicas.len() as i16),
+            configs: t.configs.clone(),
+            internal: t.internal,
+            states: t.partitions.clone(),
+        }
+    }
+
+    /// The partition's leader (`NO_LEADER` when offline or unknown).
+    pub fn leader(&self, partition: i32) -> i32 {
+        usize::try_from(partition).ok().and_then(|i| self.states.get(i)).map_or(NO_LEADER, |p| p.leader)
+    }
+
+    pub fn state(&self, partition: i32) -> Option<&PartitionState> {
+        usize::try_from(partition).ok().and_then(|i| self.states.get(i))
+    }
 }
 
 /// Where a config value came from, in DescribeConfigs' terms.
@@ -196,36 +224,37 @@ struct CatalogFile {
     topics: Vec<TopicMeta>,
 }
 
-/// All topics of this broker.
+/// The topics of a single-node data directory from before the metadata quorum.
+pub fn read_legacy_topics(data_dir: &Path) -> std::io::Result<Vec<TopicMeta>> {
+    let path = data_dir.join("topics.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let file: CatalogFile = serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} is unreadable: {e}", path.display()),
+                )
+            })?;
+            Ok(file.topics)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// All topics and brokers of the cluster as this broker last applied them.
+#[derive(Default)]
 pub struct Catalog {
-    path: PathBuf,
     topics: BTreeMap<String, Arc<TopicMeta>>,
+    pub brokers: BTreeMap<i32, BrokerState>,
+    /// The metadata log index applied.
+    pub applied: u64,
+    pub cluster_id: Option<String>,
     /// Bumped on every change so shards can tell their cached configs are stale.
     pub generation: u64,
 }
 
 impl Catalog {
-    pub fn open(data_dir: &Path) -> std::io::Result<Catalog> {
-        let path = data_dir.join("topics.json");
-        let mut topics = BTreeMap::new();
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let file: CatalogFile = serde_json::from_slice(&bytes).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{} is unreadable: {e}", path.display()),
-                    )
-                })?;
-                for t in file.topics {
-                    topics.insert(t.name.clone(), Arc::new(t));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        Ok(Catalog { path, topics, generation: 1 })
-    }
-
     pub fn get(&self, name: &str) -> Option<Arc<TopicMeta>> {
         self.topics.get(name).cloned()
     }
@@ -238,26 +267,20 @@ impl Catalog {
         self.topics.values().cloned().collect()
     }
 
-    /// Inserts or replaces a topic and persists the catalog before returning.
-    pub fn put(&mut self, topic: TopicMeta) -> std::io::Result<()> {
+    pub fn put(&mut self, topic: TopicMeta) {
         self.topics.insert(topic.name.clone(), Arc::new(topic));
         self.generation += 1;
-        self.persist()
     }
 
-    pub fn remove(&mut self, name: &str) -> std::io::Result<Option<Arc<TopicMeta>>> {
+    pub fn remove(&mut self, name: &str) -> Option<Arc<TopicMeta>> {
         let removed = self.topics.remove(name);
-        if removed.is_some() {
-            self.generation += 1;
-            self.persist()?;
-        }
-        Ok(removed)
+        self.generation += 1;
+        removed
     }
 
-    fn persist(&self) -> std::io::Result<()> {
-        let file = CatalogFile { version: 1, topics: self.topics.values().map(|t| (**t).clone()).collect() };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
-        write_atomically(&self.path, &bytes)
+    /// Live (unfenced) brokers, by id.
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerState> {
+        self.brokers.values().filter(|b| !b.fenced)
     }
 }
 
@@ -320,6 +343,7 @@ mod tests {
             replication_factor: 1,
             configs: BTreeMap::new(),
             internal: false,
+            states: Vec::new(),
         };
         t.configs.insert("message.timestamp.type".into(), "LogAppendTime".into());
         t.configs.insert("retention.ms".into(), "1000".into());
@@ -330,21 +354,16 @@ mod tests {
     }
 
     #[test]
-    fn catalog_survives_reopen() {
+    fn legacy_topics_json_is_read() {
         let dir = std::env::temp_dir().join(format!("riptide-catalog-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let mut c = Catalog::open(&dir).expect("open");
-        c.put(TopicMeta {
-            name: "a".into(),
-            id: 7,
-            partitions: 3,
-            replication_factor: 1,
-            configs: BTreeMap::new(),
-            internal: false,
-        })
-        .expect("put");
-        let c2 = Catalog::open(&dir).expect("reopen");
-        assert_eq!(c2.get("a").map(|t| t.partitions), Some(3));
+        std::fs::write(
+            dir.join("topics.json"),
+            r#"{"version":1,"topics":[{"name":"a","id":7,"partitions":3,"replication_factor":1,"configs":{}}]}"#,
+        )
+        .expect("write");
+        let topics = read_legacy_topics(&dir).expect("read");
+        assert_eq!((topics[0].name.as_str(), topics[0].id, topics[0].partitions), ("a", 7, 3));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

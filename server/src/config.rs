@@ -5,7 +5,8 @@
 //! Kafka operator recognises them. The TOML file uses the same dotted names as quoted keys
 //! or the underscore form (`num_partitions`).
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -44,6 +45,97 @@ pub struct ServerConfig {
     pub cluster_id: String,
     /// `log.flush.method`: how a group commit makes appends durable.
     pub flush_method: FlushMethod,
+    pub cluster: ClusterConfig,
+}
+
+/// Cluster settings, under KRaft's names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterConfig {
+    /// `process.roles`: `broker`, `controller` or both (combined mode, the default).
+    pub broker: bool,
+    pub controller: bool,
+    /// `controller.quorum.voters` (`id@host:port,...`): the static quorum. Empty with a
+    /// controller role means a one-node quorum of this node alone.
+    pub voters: BTreeMap<u64, String>,
+    /// `controller.quorum.bootstrap.servers` (`host:port,...`): controllers to reach when the
+    /// voters are not listed (a broker-only node, or a controller joining online).
+    pub bootstrap_servers: Vec<String>,
+    /// The `CONTROLLER` listener from `listeners`. A combined single node without one listens
+    /// on an ephemeral loopback port (nobody else needs to reach it).
+    pub controller_listen: Option<SocketAddr>,
+    /// `controller.listener.names`.
+    pub controller_listener_names: Vec<String>,
+    /// `broker.rack`.
+    pub rack: Option<String>,
+    /// `broker.session.timeout.ms`: a broker that has not heartbeated for this long is fenced.
+    pub session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u64,
+    /// `metadata.log.dir`: default `<data dir>/__cluster_metadata-0`.
+    pub metadata_log_dir: Option<PathBuf>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            broker: true,
+            controller: true,
+            voters: BTreeMap::new(),
+            bootstrap_servers: Vec::new(),
+            controller_listen: None,
+            controller_listener_names: vec!["CONTROLLER".into()],
+            rack: None,
+            session_timeout_ms: 9000,
+            heartbeat_interval_ms: 2000,
+            metadata_log_dir: None,
+        }
+    }
+}
+
+/// `1@host:port,2@host:port`.
+pub fn parse_voters(value: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut out = BTreeMap::new();
+    for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        let (id, addr) = v
+            .split_once('@')
+            .ok_or_else(|| format!("controller.quorum.voters: {v:?} is not id@host:port"))?;
+        let id: u64 = id.parse().map_err(|_| format!("controller.quorum.voters: bad node id in {v:?}"))?;
+        check_host_port(addr).map_err(|e| format!("controller.quorum.voters: {e}"))?;
+        if out.insert(id, addr.to_string()).is_some() {
+            return Err(format!("controller.quorum.voters: node {id} listed twice"));
+        }
+    }
+    Ok(out)
+}
+
+fn check_host_port(addr: &str) -> Result<(), String> {
+    match addr.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(format!("{addr:?} is not host:port")),
+    }
+}
+
+/// `NAME://host:port,...` into (name, host, port); an empty host means all interfaces.
+pub fn parse_listeners(value: &str) -> Result<Vec<(String, String, u16)>, String> {
+    let mut out = Vec::new();
+    for l in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+        let (name, rest) =
+            l.split_once("://").ok_or_else(|| format!("listener {l:?} is not NAME://host:port"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| format!("listener {l:?} has no port"))?;
+        let port: u16 = port.parse().map_err(|_| format!("listener {l:?}: bad port"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        out.push((name.to_string(), host.to_string(), port));
+    }
+    Ok(out)
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port} resolves to nothing"))
 }
 
 /// How the group commit syncs (`log.flush.method`).
@@ -136,6 +228,7 @@ impl Default for ServerConfig {
             log: TopicDefaults::default(),
             cluster_id: String::new(),
             flush_method: FlushMethod::Syncfs,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -181,6 +274,29 @@ pub struct FileConfig {
     pub durability_policy: Option<String>,
     #[serde(alias = "log.flush.method")]
     pub log_flush_method: Option<FlushMethod>,
+    #[serde(alias = "default.replication.factor")]
+    pub default_replication_factor: Option<i16>,
+    #[serde(alias = "process.roles")]
+    pub process_roles: Option<String>,
+    #[serde(alias = "controller.quorum.voters")]
+    pub controller_quorum_voters: Option<String>,
+    #[serde(alias = "controller.quorum.bootstrap.servers")]
+    pub controller_quorum_bootstrap_servers: Option<String>,
+    pub listeners: Option<String>,
+    #[serde(alias = "advertised.listeners")]
+    pub advertised_listeners: Option<String>,
+    #[serde(alias = "controller.listener.names")]
+    pub controller_listener_names: Option<String>,
+    #[serde(alias = "broker.rack")]
+    pub broker_rack: Option<String>,
+    #[serde(alias = "broker.session.timeout.ms")]
+    pub broker_session_timeout_ms: Option<u64>,
+    #[serde(alias = "broker.heartbeat.interval.ms")]
+    pub broker_heartbeat_interval_ms: Option<u64>,
+    #[serde(alias = "metadata.log.dir")]
+    pub metadata_log_dir: Option<PathBuf>,
+    #[serde(alias = "cluster.id")]
+    pub cluster_id: Option<String>,
 }
 
 impl ServerConfig {
@@ -220,6 +336,68 @@ impl ServerConfig {
             self.log.durability =
                 Durability::parse(&p).ok_or_else(|| format!("unknown durability.policy {p:?}"))?;
         }
+        set!(file.default_replication_factor, self.default_replication_factor);
+        set!(file.cluster_id, self.cluster_id);
+        let c = &mut self.cluster;
+        if let Some(roles) = file.process_roles {
+            c.broker = false;
+            c.controller = false;
+            for r in roles.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                match r {
+                    "broker" => c.broker = true,
+                    "controller" => c.controller = true,
+                    other => {
+                        return Err(format!("process.roles: unknown role {other:?} (broker, controller)"))
+                    }
+                }
+            }
+            if !c.broker && !c.controller {
+                return Err("process.roles must name broker, controller or both".into());
+            }
+        }
+        if let Some(v) = file.controller_quorum_voters {
+            c.voters = parse_voters(&v)?;
+        }
+        if let Some(v) = file.controller_quorum_bootstrap_servers {
+            c.bootstrap_servers =
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            for s in &c.bootstrap_servers {
+                check_host_port(s).map_err(|e| format!("controller.quorum.bootstrap.servers: {e}"))?;
+            }
+        }
+        if let Some(v) = file.controller_listener_names {
+            c.controller_listener_names =
+                v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        set!(file.broker_session_timeout_ms, c.session_timeout_ms);
+        set!(file.broker_heartbeat_interval_ms, c.heartbeat_interval_ms);
+        if file.broker_rack.is_some() {
+            c.rack = file.broker_rack;
+        }
+        if file.metadata_log_dir.is_some() {
+            c.metadata_log_dir = file.metadata_log_dir;
+        }
+        if let Some(v) = file.listeners {
+            for (name, host, port) in parse_listeners(&v)? {
+                let addr = resolve(&host, port)?;
+                if self.cluster.controller_listener_names.contains(&name) {
+                    self.cluster.controller_listen = Some(addr);
+                } else if name == "PLAINTEXT" {
+                    self.listen = addr;
+                } else {
+                    return Err(format!(
+                        "listeners: {name} is not supported yet (PLAINTEXT and the controller listener are)"
+                    ));
+                }
+            }
+        }
+        if let Some(v) = file.advertised_listeners {
+            for (name, host, port) in parse_listeners(&v)? {
+                if name == "PLAINTEXT" {
+                    self.advertised_listener = Some(format!("{host}:{port}"));
+                }
+            }
+        }
         self.validate()
     }
 
@@ -232,6 +410,35 @@ impl ServerConfig {
         }
         if self.socket_request_max_bytes < 1024 {
             return Err("socket.request.max.bytes must be at least 1024".into());
+        }
+        let c = &self.cluster;
+        if self.node_id < 0 {
+            return Err("node.id must be non-negative".into());
+        }
+        if c.controller
+            && !c.voters.is_empty()
+            && !c.voters.contains_key(&(self.node_id as u64))
+            && c.bootstrap_servers.is_empty()
+        {
+            return Err(format!(
+                "node {} has the controller role but is not in controller.quorum.voters (set controller.quorum.bootstrap.servers to join a running quorum)",
+                self.node_id
+            ));
+        }
+        if c.controller
+            && (c.voters.len() > 1 || !c.bootstrap_servers.is_empty())
+            && c.controller_listen.is_none()
+        {
+            return Err("a controller of a multi-node quorum needs a CONTROLLER listener in listeners".into());
+        }
+        if !c.controller && c.voters.is_empty() && c.bootstrap_servers.is_empty() {
+            return Err(
+                "a broker-only node needs controller.quorum.voters or controller.quorum.bootstrap.servers"
+                    .into(),
+            );
+        }
+        if c.heartbeat_interval_ms == 0 || c.session_timeout_ms <= c.heartbeat_interval_ms {
+            return Err("broker.session.timeout.ms must exceed broker.heartbeat.interval.ms (> 0)".into());
         }
         Ok(())
     }
@@ -283,6 +490,35 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.log.retention_ms, -1);
         assert_eq!(c.metrics_listen, None);
+    }
+
+    #[test]
+    fn kraft_names_configure_the_cluster() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            "node.id" = 2
+            "process.roles" = "broker,controller"
+            "controller.quorum.voters" = "1@127.0.0.1:19093,2@127.0.0.1:29093,3@127.0.0.1:39093"
+            listeners = "PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093"
+            "advertised.listeners" = "PLAINTEXT://localhost:29092"
+            "broker.rack" = "r1"
+            "#,
+        )
+        .expect("parse");
+        let mut c = ServerConfig::default();
+        c.apply_file(file).expect("apply");
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert_eq!(c.listen, "127.0.0.1:29092".parse().expect("addr"));
+        assert_eq!(c.cluster.controller_listen, Some("127.0.0.1:29093".parse().expect("addr")));
+        assert_eq!(c.advertised(), ("localhost".to_string(), 29092));
+        assert_eq!(c.cluster.rack.as_deref(), Some("r1"));
+        let bad: FileConfig = toml::from_str(
+            r#""node.id" = 9
+            "controller.quorum.voters" = "1@127.0.0.1:19093"
+            listeners = "CONTROLLER://127.0.0.1:1""#,
+        )
+        .expect("parse");
+        assert!(ServerConfig::default().apply_file(bad).is_err(), "a controller must be a voter");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod broker;
 pub mod catalog;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod fuzzing;

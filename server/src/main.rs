@@ -61,6 +61,25 @@ struct ServeArgs {
     /// Do not pin shard threads to cores.
     #[arg(long)]
     no_pin: bool,
+    /// Any config by its Kafka name, as in the config file: --override process.roles=broker
+    /// (repeatable; applied after the file, before the other flags).
+    #[arg(long = "override", value_name = "NAME=VALUE")]
+    overrides: Vec<String>,
+}
+
+/// `name=value` pairs as a TOML document (a value that is not TOML is taken as a string).
+fn overrides_file(overrides: &[String]) -> Result<FileConfig, String> {
+    let mut doc = String::new();
+    for o in overrides {
+        let (k, v) = o.split_once('=').ok_or_else(|| format!("--override {o:?} is not NAME=VALUE"))?;
+        let value = if toml::from_str::<toml::Table>(&format!("x = {v}")).is_ok() {
+            v.to_string()
+        } else {
+            format!("{v:?}")
+        };
+        doc.push_str(&format!("{:?} = {value}\n", k.trim()));
+    }
+    toml::from_str(&doc).map_err(|e| format!("--override: {e}"))
 }
 
 fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
@@ -69,6 +88,9 @@ fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let file: FileConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         c.apply_file(file)?;
+    }
+    if !args.overrides.is_empty() {
+        c.apply_file(overrides_file(&args.overrides)?)?;
     }
     if let Some(v) = args.data_dir {
         c.data_dir = v;
@@ -126,6 +148,20 @@ fn serve(args: ServeArgs) -> ExitCode {
     server::block_shutdown_signals();
     let data_dir = config.data_dir.clone();
     let shards = config.shards;
+    if !config.cluster.broker {
+        let running = match server::start_controller(config) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot start: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!("controller running (data in {})", data_dir.display());
+        let sig = server::wait_for_signal();
+        tracing::info!("signal {sig}: shutting down");
+        running.shutdown();
+        return ExitCode::SUCCESS;
+    }
     let running = match server::start(config) {
         Ok(r) => r,
         Err(e) => {

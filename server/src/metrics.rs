@@ -73,6 +73,16 @@ pub struct Metrics {
     pub connections_rejected: AtomicU64,
     pub frames_rejected: AtomicU64,
     log_end_offsets: Mutex<BTreeMap<(String, i32), Arc<AtomicI64>>>,
+    /// The metadata log offset this broker has applied.
+    pub metadata_applied: AtomicU64,
+    cluster: Mutex<Option<ClusterSources>>,
+}
+
+/// Where the cluster gauges are read from at render time.
+#[derive(Clone)]
+pub struct ClusterSources {
+    pub controller: Option<Arc<riptide_quorum::ControllerMetrics>>,
+    pub agent: Option<Arc<riptide_quorum::BrokerAgent>>,
 }
 
 impl Default for Metrics {
@@ -89,6 +99,8 @@ impl Default for Metrics {
             connections_rejected: AtomicU64::new(0),
             frames_rejected: AtomicU64::new(0),
             log_end_offsets: Mutex::new(BTreeMap::new()),
+            metadata_applied: AtomicU64::new(0),
+            cluster: Mutex::new(None),
         }
     }
 }
@@ -103,6 +115,44 @@ impl Metrics {
     pub fn log_end_offset_gauge(&self, topic: &str, partition: i32) -> Arc<AtomicI64> {
         let mut map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
         map.entry((topic.to_string(), partition)).or_default().clone()
+    }
+
+    pub fn set_metadata_applied(&self, offset: u64) {
+        self.metadata_applied.store(offset, Relaxed);
+    }
+
+    pub fn set_cluster_sources(&self, sources: ClusterSources) {
+        *self.cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(sources);
+    }
+
+    fn render_cluster(&self, out: &mut String) {
+        let applied = self.metadata_applied.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_metadata_applied_offset gauge\nriptide_metadata_applied_offset {applied}"
+        );
+        let Some(src) = self.cluster.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return };
+        if let Some(a) = &src.agent {
+            let lag = a.leader_applied.load(Relaxed).saturating_sub(applied);
+            let _ = writeln!(out, "# TYPE riptide_metadata_lag gauge\nriptide_metadata_lag {lag}");
+            let _ = writeln!(
+                out,
+                "# TYPE riptide_broker_fenced gauge\nriptide_broker_fenced {}",
+                u8::from(a.is_fenced())
+            );
+        }
+        if let Some(c) = &src.controller {
+            let gauges = [
+                ("riptide_controller_active", "gauge", u64::from(c.active.load(Relaxed))),
+                ("riptide_controller_elections_total", "counter", c.elections.load(Relaxed)),
+                ("riptide_controller_fenced_brokers", "gauge", c.fenced_brokers.load(Relaxed)),
+                ("riptide_controller_metadata_last_offset", "gauge", c.last_log_index.load(Relaxed)),
+                ("riptide_controller_metadata_applied_offset", "gauge", c.last_applied.load(Relaxed)),
+            ];
+            for (name, kind, v) in gauges {
+                let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {v}");
+            }
+        }
     }
 
     pub fn forget_topic(&self, topic: &str) {
@@ -139,6 +189,7 @@ impl Metrics {
             "# TYPE riptide_connections gauge\nriptide_connections {}",
             self.connections.load(Relaxed)
         );
+        self.render_cluster(&mut out);
         out.push_str("# TYPE riptide_log_end_offset gauge\n");
         let map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
         for ((topic, partition), leo) in map.iter() {

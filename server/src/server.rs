@@ -1,15 +1,26 @@
-//! The composition root: binds the listeners, starts the shards with what runs on each (the
-//! accept loop, and on shard 0 the group coordinator), the metrics listener, and shuts it all
-//! down. Nothing below this module starts anything above it.
+//! The composition root: binds the listeners, starts this node's part of the cluster (the
+//! metadata thread: controller and/or broker agent) and waits until the broker has caught up
+//! with the metadata log, then starts the shards with what runs on each (the accept loop, and
+//! on shard 0 the group coordinator and the metadata-change task), the metrics listener, and
+//! shuts it all down (controlled shutdown first). Nothing below this module starts anything
+//! above it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use std::sync::RwLock;
+use std::time::Duration;
+
+use riptide_quorum::Change;
+
 use crate::api::ApiCtx;
 use crate::broker::Broker;
+use crate::catalog::{self, Catalog};
+use crate::cluster::ClusterHandle;
 use crate::config::ServerConfig;
 use crate::coordinator::Coordinator;
+use crate::metrics::Metrics;
 use crate::shard::router::Router;
 use crate::shard::StartHook;
 use crate::{coordinator, metrics, net, shard};
@@ -24,12 +35,56 @@ pub struct RunningBroker {
 impl RunningBroker {
     /// Clean shutdown: stop accepting, finish in-flight work, fsync and close every log.
     pub fn shutdown(self) {
+        self.broker.cluster.controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT);
         self.broker.shutting_down.store(true, Ordering::SeqCst);
         self.router.shutdown_all();
         for t in self.threads {
             let _ = t.join();
         }
+        self.broker.cluster.stop();
     }
+
+    /// As after `kill -9` (for tests): the shards stop without a controlled shutdown, so the
+    /// controller fences this broker only when its session expires.
+    pub fn crash(self) {
+        self.broker.shutting_down.store(true, Ordering::SeqCst);
+        self.router.shutdown_all();
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.broker.cluster.stop();
+    }
+}
+
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A controller-only node (`process.roles=controller`): the metadata quorum, no Kafka listener.
+pub struct RunningController {
+    pub cluster: Arc<ClusterHandle>,
+}
+
+impl RunningController {
+    pub fn shutdown(self) {
+        self.cluster.stop();
+    }
+}
+
+pub fn start_controller(config: ServerConfig) -> std::io::Result<RunningController> {
+    config.validate().map_err(std::io::Error::other)?;
+    std::fs::create_dir_all(&config.data_dir)?;
+    let metrics = Arc::new(Metrics::default());
+    let (events, _) = flume::unbounded();
+    let cluster =
+        ClusterHandle::start(&config, Arc::new(RwLock::new(Catalog::default())), events, metrics.clone())?;
+    metrics.set_cluster_sources(crate::metrics::ClusterSources {
+        controller: cluster.controller.as_ref().map(|c| c.metrics.clone()),
+        agent: None,
+    });
+    if let Some(m) = config.metrics_listen {
+        metrics::serve(m, metrics)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener {m}: {e}")))?;
+    }
+    Ok(RunningController { cluster })
 }
 
 pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
@@ -38,16 +93,39 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
     tracing::info!("shards use the {:?} driver", shard::probe_driver(config.io)?);
     let listeners = bind_with_retry(&config)?;
     let addr = listeners[0].local_addr()?;
-    let broker = Arc::new(Broker::new(config)?);
+    std::fs::create_dir_all(&config.data_dir)?;
+    let metrics = Arc::new(Metrics::default());
+    let catalog = Arc::new(RwLock::new(Catalog::default()));
+    let (events_tx, events_rx) = flume::unbounded::<Change>();
+    let cluster = ClusterHandle::start(&config, catalog.clone(), events_tx, metrics.clone())?;
+    metrics.set_cluster_sources(crate::metrics::ClusterSources {
+        controller: cluster.controller.as_ref().map(|c| c.metrics.clone()),
+        agent: cluster.agent.clone(),
+    });
+    cluster.wait_ready();
+    import_legacy_topics(&config, &cluster, &catalog)?;
+    let cluster_id = catalog
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .cluster_id
+        .clone()
+        .or_else(|| cluster.agent.as_ref().and_then(|a| a.image().cluster_id))
+        .unwrap_or_default();
+    let broker = Arc::new(Broker::new(config, catalog, cluster, cluster_id, metrics)?);
     if let Some(m) = broker.config.metrics_listen {
         metrics::serve(m, broker.metrics.clone())
             .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener {m}: {e}")))?;
     }
-    let coordinator = Arc::new(Coordinator::new(Default::default()));
+    let owner = broker.clone();
+    let owns = Box::new(move |p: i32| {
+        owner.topic(coordinator::offsets_log::OFFSETS_TOPIC).is_some_and(|t| owner.leads(&t, p))
+    });
+    let coordinator = Arc::new(Coordinator::owning(Default::default(), owns));
     let start: StartHook<std::net::TcpListener> = Arc::new(move |shard, listener| {
         let ctx = ApiCtx::new(shard, coordinator.clone());
         if shard.id == 0 {
             compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
+            compio::runtime::spawn(apply_metadata_changes(shard.clone(), events_rx.clone())).detach();
         }
         let listener = compio::net::TcpListener::from_std(listener)?;
         compio::runtime::spawn(net::listener::accept_loop(ctx, listener)).detach();
@@ -55,6 +133,69 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
     });
     let (router, threads) = shard::spawn_shards(broker.clone(), listeners, start)?;
     Ok(RunningBroker { broker, addr, router, threads })
+}
+
+/// Shard work for applied metadata: delete a deleted topic's logs on every shard, reconfigure
+/// a topic's logs after its configs changed.
+async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>) {
+    while let Ok(change) = events.recv_async().await {
+        match change {
+            Change::TopicDeleted { name, partitions } => {
+                let topic: Arc<str> = Arc::from(name.as_str());
+                shard::router::broadcast_and_wait(&ctx, |reply| {
+                    shard::mailbox::ShardMsg::DropTopic(topic.clone(), partitions, reply)
+                })
+                .await;
+            }
+            Change::TopicConfigsChanged(name) => shard::router::broadcast_reconfigure(&ctx, &name),
+            _ => {}
+        }
+    }
+}
+
+/// A data directory from before the metadata quorum has its topics in `topics.json`: they are
+/// created in the quorum with their ids, on this broker, then the file is renamed so that it
+/// is imported once.
+fn import_legacy_topics(
+    config: &ServerConfig,
+    cluster: &Arc<ClusterHandle>,
+    catalog: &Arc<RwLock<Catalog>>,
+) -> std::io::Result<()> {
+    let legacy = catalog::read_legacy_topics(&config.data_dir)?;
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    let node = config.node_id;
+    for t in legacy {
+        if catalog.read().unwrap_or_else(|e| e.into_inner()).get(&t.name).is_some() {
+            continue;
+        }
+        let cmd = riptide_quorum::AdminCommand::CreateTopic {
+            name: t.name.clone(),
+            partitions: t.partitions,
+            replication_factor: 1,
+            configs: t.configs.clone(),
+            assignment: Some(vec![vec![node]; t.partitions.max(0) as usize]),
+            id: Some(t.id),
+            validate_only: false,
+        };
+        let c = cluster.clone();
+        match cluster.block_on(async move {
+            c.agent.clone().expect("a broker node").admin(cmd, crate::cluster::ADMIN_TIMEOUT).await
+        }) {
+            Ok(_) | Err(riptide_quorum::ControllerError::TopicExists(_)) => {
+                tracing::info!(
+                    "imported topic {} ({} partition(s)) into the metadata quorum",
+                    t.name,
+                    t.partitions
+                )
+            }
+            Err(e) => return Err(std::io::Error::other(format!("importing topic {}: {e}", t.name))),
+        }
+    }
+    let from = config.data_dir.join("topics.json");
+    std::fs::rename(&from, config.data_dir.join("topics.json.imported"))?;
+    std::fs::File::open(&config.data_dir)?.sync_all()
 }
 
 /// A predecessor killed with SIGKILL can hold its listening socket for a moment after it is
@@ -102,9 +243,10 @@ pub fn wait_for_signal() -> i32 {
     }
 }
 
-/// Logs through `tracing` to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs through `tracing` to stderr, filtered by `RUST_LOG` (default `info`, openraft's own
+/// chatter from `warn`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -1,9 +1,10 @@
-//! Topic administration: CreateTopics (with configs and validate_only), DeleteTopics (by name
-//! or id), CreatePartitions. Changes go to the catalog first (persisted), then to the shards.
+//! Topic administration: CreateTopics (with configs, replica assignments and validate_only),
+//! DeleteTopics (by name or id), CreatePartitions. Each change is forwarded to the active
+//! controller and answered once this broker has applied it; the shards act on applied changes
+//! (`server::apply_metadata_changes`), on every broker alike.
 
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
@@ -13,22 +14,24 @@ use kafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use riptide_quorum::AdminCommand;
 use uuid::Uuid;
 
 use super::Ctx;
 use super::RequestInfo;
 use crate::broker::AdminError;
 use crate::catalog::{self, ConfigSource};
-use crate::shard::mailbox::ShardMsg;
-use crate::shard::router::broadcast_and_wait;
 
-pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn create_topics(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let defaults = &ctx.broker.config.log;
     let mut seen = std::collections::HashSet::new();
-    let results = request
-        .topics
-        .into_iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let r = async {
             let name = t.name.0.as_str().to_string();
             let result = CreatableTopicResult::default().with_name(t.name.clone());
             if !seen.insert(name.clone()) {
@@ -38,26 +41,33 @@ pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest
                     ))),
                 );
             }
-            if !t.assignments.is_empty() {
-                return result
-                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "manual replica assignment is not supported on a single node",
-                    )));
+            let assignment = (!t.assignments.is_empty()).then(|| {
+                let mut a: Vec<_> = t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>())).collect();
+                a.sort_by_key(|(p, _)| *p);
+                a
+            });
+            if let Some(a) = &assignment {
+                let contiguous = a.iter().enumerate().all(|(i, (p, _))| *p == i as i32);
+                if !contiguous || t.num_partitions != -1 || t.replication_factor != -1 {
+                    return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                        StrBytes::from_static_str(
+                            "With a replica assignment, partitions must be numbered 0..n and numPartitions and replicationFactor must be -1",
+                        ),
+                    ));
+                }
             }
+            let assignment = assignment.map(|a| a.into_iter().map(|(_, r)| r).collect());
             let mut configs = BTreeMap::new();
             for c in &t.configs {
                 if let Some(v) = &c.value {
                     configs.insert(c.name.as_str().to_string(), v.as_str().to_string());
                 }
             }
-            match ctx.broker.create_topic(
-                &name,
-                t.num_partitions,
-                t.replication_factor,
-                configs,
-                request.validate_only,
-            ) {
+            match ctx
+                .broker
+                .create_topic(&name, t.num_partitions, t.replication_factor, configs, assignment, None, request.validate_only)
+                .await
+            {
                 Ok(meta) => {
                     let configs = (info.version >= 5).then(|| {
                         catalog::topic_config_defaults(defaults)
@@ -84,8 +94,10 @@ pub fn create_topics(ctx: &Ctx, info: &RequestInfo, request: CreateTopicsRequest
                     .with_num_partitions(-1)
                     .with_replication_factor(-1),
             }
-        })
-        .collect();
+        }
+        .await;
+        results.push(r);
+    }
     CreateTopicsResponse::default().with_topics(results)
 }
 
@@ -114,18 +126,16 @@ pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest
             responses.push(result.with_error_code(code));
             continue;
         };
-        let removed = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner()).remove(&meta.name);
-        if let Err(e) = removed {
+        let deleted = ctx.broker.cluster.admin(AdminCommand::DeleteTopic { name: meta.name.clone() }).await;
+        if let Err(e) = deleted {
+            let e = AdminError::from(e);
             responses.push(
                 result
-                    .with_error_code(ResponseError::KafkaStorageError.code())
+                    .with_error_code(e.kafka_code())
                     .with_error_message((version >= 5).then(|| StrBytes::from_string(e.to_string()))),
             );
             continue;
         }
-        let topic: Arc<str> = Arc::from(meta.name.as_str());
-        let partitions = meta.partitions;
-        broadcast_and_wait(&ctx.shard, |reply| ShardMsg::DropTopic(topic.clone(), partitions, reply)).await;
         responses.push(
             result
                 .with_name(Some(TopicName(StrBytes::from_string(meta.name.clone()))))
@@ -136,25 +146,33 @@ pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest
 }
 
 pub async fn create_partitions(ctx: &Ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
-    let results = request
-        .topics
-        .iter()
-        .map(|t| {
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match add_partitions(ctx, t.name.0.as_str(), t.count, request.validate_only) {
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let assignment = t
+            .assignments
+            .as_ref()
+            .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>()).collect());
+        results.push(
+            match add_partitions(ctx, t.name.0.as_str(), t.count, assignment, request.validate_only).await {
                 Ok(()) => result,
                 Err(e) => result
                     .with_error_code(e.kafka_code())
                     .with_error_message(Some(StrBytes::from_string(e.to_string()))),
-            }
-        })
-        .collect();
+            },
+        );
+    }
     CreatePartitionsResponse::default().with_results(results)
 }
 
-fn add_partitions(ctx: &Ctx, name: &str, count: i32, validate_only: bool) -> Result<(), AdminError> {
-    let mut cat = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner());
-    let meta = cat.get(name).ok_or(AdminError::UnknownTopic)?;
+async fn add_partitions(
+    ctx: &Ctx,
+    name: &str,
+    count: i32,
+    assignment: Option<Vec<Vec<i32>>>,
+    validate_only: bool,
+) -> Result<(), AdminError> {
+    let meta = ctx.broker.topic(name).ok_or(AdminError::UnknownTopic)?;
     if count <= meta.partitions {
         return Err(AdminError::InvalidPartitions(format!(
             "Topic currently has {} partitions, which is higher than the requested {count}.",
@@ -164,11 +182,12 @@ fn add_partitions(ctx: &Ctx, name: &str, count: i32, validate_only: bool) -> Res
     if count > 100_000 {
         return Err(AdminError::InvalidPartitions(format!("{count} partitions is over the limit of 100000")));
     }
-    if validate_only {
-        return Ok(());
+    if assignment.as_ref().is_some_and(|a| a.iter().any(|r| r.len() != 1)) {
+        return Err(AdminError::InvalidReplicaAssignment(
+            "Replication factor above 1 is not supported yet: each new partition takes one broker".into(),
+        ));
     }
-    let mut updated = (*meta).clone();
-    updated.partitions = count;
-    cat.put(updated)?;
+    let cmd = AdminCommand::CreatePartitions { topic: name.to_string(), count, assignment, validate_only };
+    ctx.broker.cluster.admin(cmd).await?;
     Ok(())
 }

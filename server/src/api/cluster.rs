@@ -1,5 +1,6 @@
-//! Cluster-level APIs of a single node: DescribeCluster and InitProducerId (idempotent
-//! producers; transactions are not implemented and are refused clearly).
+//! Cluster-level APIs: DescribeCluster (the registered brokers from the applied metadata, fenced
+//! ones only when asked for, KIP-1073) and InitProducerId (idempotent producers; transactions
+//! are not implemented and are refused clearly).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{
@@ -11,17 +12,29 @@ use kafka_protocol::ResponseError;
 
 use super::Ctx;
 
-pub fn describe_cluster(ctx: &Ctx, _request: DescribeClusterRequest) -> DescribeClusterResponse {
-    let (host, port) = ctx.broker.config.advertised();
-    let node = BrokerId(ctx.broker.config.node_id);
+pub fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResponse {
+    let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+    let brokers = cat
+        .brokers
+        .values()
+        .filter(|b| !b.fenced || request.include_fenced_brokers)
+        .filter_map(|b| {
+            let ep = b.endpoints.iter().find(|e| e.name == "PLAINTEXT").or(b.endpoints.first())?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(ep.host.clone()))
+                    .with_port(i32::from(ep.port))
+                    .with_rack(b.rack.clone().map(StrBytes::from_string))
+                    .with_is_fenced(b.fenced),
+            )
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(1)
         .with_cluster_id(StrBytes::from_string(ctx.broker.cluster_id.clone()))
-        .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(StrBytes::from_string(host))
-            .with_port(port)])
+        .with_controller_id(BrokerId(super::metadata::controller_id(&cat, ctx.broker.config.node_id)))
+        .with_brokers(brokers)
         .with_cluster_authorized_operations(i32::MIN)
 }
 

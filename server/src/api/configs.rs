@@ -19,7 +19,6 @@ use kafka_protocol::protocol::StrBytes;
 use super::Ctx;
 use super::RequestInfo;
 use crate::catalog::{self, ConfigSource};
-use crate::shard::router::broadcast_reconfigure;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -146,16 +145,17 @@ fn broker_configs(ctx: &Ctx) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Applies a new set of topic overrides after validating every entry.
-fn apply_topic_configs(
+/// Applies a new set of topic overrides after validating every entry, through the metadata
+/// quorum (every broker reconfigures the topic's logs when it applies the change).
+async fn apply_topic_configs(
     ctx: &Ctx,
     topic: &str,
     edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
-    let mut cat = ctx.broker.catalog.write().unwrap_or_else(|e| e.into_inner());
-    let meta = cat
-        .get(topic)
+    let meta = ctx
+        .broker
+        .topic(topic)
         .ok_or((ResponseError::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")))?;
     let mut configs = meta.configs.clone();
     edit(&mut configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
@@ -166,11 +166,11 @@ fn apply_topic_configs(
     if validate_only {
         return Ok(());
     }
-    let mut updated = (*meta).clone();
-    updated.configs = configs;
-    cat.put(updated).map_err(|e| (ResponseError::KafkaStorageError.code(), e.to_string()))?;
-    drop(cat);
-    broadcast_reconfigure(&ctx.shard, topic);
+    let cmd = riptide_quorum::AdminCommand::SetTopicConfigs { topic: topic.to_string(), configs };
+    ctx.broker.cluster.admin(cmd).await.map_err(|e| {
+        let e = crate::broker::AdminError::from(e);
+        (e.kafka_code(), e.to_string())
+    })?;
     Ok(())
 }
 
@@ -183,90 +183,81 @@ fn broker_alter_refused(name: &str) -> (i16, String) {
     )
 }
 
-pub fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let outcome = match r.resource_type {
-                RESOURCE_TOPIC => {
-                    let new: BTreeMap<String, String> = r
-                        .configs
-                        .iter()
-                        .filter_map(|c| {
-                            c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string()))
-                        })
-                        .collect();
-                    // AlterConfigs replaces the whole set: unnamed configs return to defaults.
-                    apply_topic_configs(
-                        ctx,
-                        r.resource_name.as_str(),
-                        |c| {
-                            *c = new;
-                            Ok(())
-                        },
-                        request.validate_only,
-                    )
-                }
-                RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
-                t => {
-                    Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported")))
-                }
-            };
-            let (code, message) =
-                outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+pub async fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let outcome = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let new: BTreeMap<String, String> = r
+                    .configs
+                    .iter()
+                    .filter_map(|c| {
+                        c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string()))
+                    })
+                    .collect();
+                // AlterConfigs replaces the whole set: unnamed configs return to defaults.
+                let replace = |c: &mut BTreeMap<String, String>| {
+                    *c = new;
+                    Ok(())
+                };
+                apply_topic_configs(ctx, r.resource_name.as_str(), replace, request.validate_only).await
+            }
+            RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
+            t => Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported"))),
+        };
+        let (code, message) =
+            outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+        responses.push(
             AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(message)
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-        })
-        .collect();
+                .with_resource_name(r.resource_name),
+        );
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub fn incremental_alter(
+pub async fn incremental_alter(
     ctx: &Ctx,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let outcome = match r.resource_type {
-                RESOURCE_TOPIC => {
-                    let ops: Vec<(String, i8, Option<String>)> = r
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            (
-                                c.name.as_str().to_string(),
-                                c.config_operation,
-                                c.value.as_ref().map(|v| v.as_str().to_string()),
-                            )
-                        })
-                        .collect();
-                    apply_topic_configs(
-                        ctx,
-                        r.resource_name.as_str(),
-                        |c| apply_ops(c, ops),
-                        request.validate_only,
-                    )
-                }
-                RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
-                t => {
-                    Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported")))
-                }
-            };
-            let (code, message) =
-                outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let outcome = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let ops: Vec<(String, i8, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.name.as_str().to_string(),
+                            c.config_operation,
+                            c.value.as_ref().map(|v| v.as_str().to_string()),
+                        )
+                    })
+                    .collect();
+                apply_topic_configs(
+                    ctx,
+                    r.resource_name.as_str(),
+                    |c| apply_ops(c, ops),
+                    request.validate_only,
+                )
+                .await
+            }
+            RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
+            t => Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported"))),
+        };
+        let (code, message) =
+            outcome.map_or_else(|(c, m)| (c, Some(StrBytes::from_string(m))), |()| (0, None));
+        responses.push(
             incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_error_code(code)
                 .with_error_message(message)
                 .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name)
-        })
-        .collect();
+                .with_resource_name(r.resource_name),
+        );
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 

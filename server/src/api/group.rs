@@ -47,37 +47,64 @@ fn client_id(info: &RequestInfo) -> String {
 
 // ---- FindCoordinator -----------------------------------------------------------------------
 
-pub fn find_coordinator(
+pub async fn find_coordinator(
     ctx: &Ctx,
     info: &RequestInfo,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let (host, port) = ctx.broker.config.advertised();
-    let node_id = ctx.broker.config.node_id;
-    // Group (0) and transaction (1) coordinators both live on this single broker.
-    let answer = |key_type: i8| -> Result<(), GroupError> {
-        match key_type {
-            0 => coordinator::ensure_offsets_topic(&ctx.broker, &ctx.coordinator),
-            1 => Ok(()),
-            _ => Err(GroupError::InvalidRequest),
-        }
-    };
     let key_type = if info.version >= 1 { req.key_type } else { 0 };
     let keys: Vec<StrBytes> = if info.version >= 4 { req.coordinator_keys } else { vec![req.key] };
-    let results: Vec<(StrBytes, Result<(), GroupError>)> =
-        keys.into_iter().map(|k| (k, answer(key_type))).collect();
-    find_coordinator_response(info.version, node_id, &host, port, results)
+    let ready = match key_type {
+        // The group coordinator of a group is the leader of its __consumer_offsets partition.
+        0 => coordinator::ensure_offsets_topic(&ctx.broker, &ctx.coordinator).await,
+        // Transactions are not implemented: InitProducerId refuses them wherever it lands.
+        1 => Ok(()),
+        _ => Err(GroupError::InvalidRequest),
+    };
+    let results: Vec<(StrBytes, Result<Endpoint, GroupError>)> = keys
+        .into_iter()
+        .map(|k| {
+            let r = ready.clone().and_then(|()| match key_type {
+                0 => coordinator_of(ctx, k.as_str()),
+                _ => Ok(this_broker(ctx)),
+            });
+            (k, r)
+        })
+        .collect();
+    find_coordinator_response(info.version, results)
+}
+
+type Endpoint = (i32, String, i32);
+
+fn this_broker(ctx: &Ctx) -> Endpoint {
+    let (host, port) = ctx.broker.config.advertised();
+    (ctx.broker.config.node_id, host, port)
+}
+
+/// The live leader of the group's offsets partition, with its advertised address.
+fn coordinator_of(ctx: &Ctx, group: &str) -> Result<Endpoint, GroupError> {
+    let n = ctx.coordinator.config().offsets_topic_num_partitions;
+    let partition = crate::coordinator::offsets_log::partition_for(group, n);
+    let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+    let meta =
+        cat.get(crate::coordinator::offsets_log::OFFSETS_TOPIC).ok_or(GroupError::CoordinatorNotAvailable)?;
+    let leader = meta.leader(partition);
+    let b = cat.brokers.get(&leader).filter(|b| !b.fenced).ok_or(GroupError::CoordinatorNotAvailable)?;
+    let ep = b
+        .endpoints
+        .iter()
+        .find(|e| e.name == "PLAINTEXT")
+        .or(b.endpoints.first())
+        .ok_or(GroupError::CoordinatorNotAvailable)?;
+    Ok((leader, ep.host.clone(), i32::from(ep.port)))
 }
 
 fn find_coordinator_response(
     v: i16,
-    node_id: i32,
-    host: &str,
-    port: i32,
-    results: Vec<(StrBytes, Result<(), GroupError>)>,
+    results: Vec<(StrBytes, Result<Endpoint, GroupError>)>,
 ) -> FindCoordinatorResponse {
-    let entry = |r: &Result<(), GroupError>| match r {
-        Ok(()) => (0i16, None, node_id, host.to_string(), port),
+    let entry = |r: &Result<Endpoint, GroupError>| match r {
+        Ok((node_id, host, port)) => (0i16, None, *node_id, host.clone(), *port),
         Err(e) => (e.code(), Some(e.to_string()), -1, String::new(), -1),
     };
     if v >= 4 {
@@ -133,13 +160,14 @@ pub async fn join_group(ctx: &Ctx, info: &RequestInfo, req: JoinGroupRequest) ->
         version: v,
     };
     let (tx, rx) = flume::bounded(1);
-    let result = match ctx.coordinator.with(|groups, now| groups.join(join, tx, now)) {
-        Err(e) => JoinResult::failed(e, &member_id),
-        Ok(()) => rx
-            .recv_async()
-            .await
-            .unwrap_or_else(|_| JoinResult::failed(GroupError::UnknownMemberId, &member_id)),
-    };
+    let result =
+        match ctx.coordinator.with_group(&join.group_id.clone(), |groups, now| groups.join(join, tx, now)) {
+            Err(e) => JoinResult::failed(e, &member_id),
+            Ok(()) => rx
+                .recv_async()
+                .await
+                .unwrap_or_else(|_| JoinResult::failed(GroupError::UnknownMemberId, &member_id)),
+        };
     join_response(v, result)
 }
 
@@ -183,7 +211,7 @@ pub async fn sync_group(ctx: &Ctx, info: &RequestInfo, req: SyncGroupRequest) ->
     let protocol_name = if v >= 5 { req.protocol_name.map(|p| p.to_string()) } else { None };
     let assignments = req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
     let (tx, rx) = flume::bounded(1);
-    let result = match ctx.coordinator.with(|groups, now| {
+    let result = match ctx.coordinator.with_group(&group_id, |groups, now| {
         groups.sync(
             &group_id,
             &member_id,
@@ -221,7 +249,7 @@ pub fn heartbeat(ctx: &Ctx, info: &RequestInfo, req: HeartbeatRequest) -> Heartb
     let instance_id = if info.version >= 3 { req.group_instance_id.map(|i| i.to_string()) } else { None };
     let result = ctx
         .coordinator
-        .with(|groups, now| {
+        .with_group(&req.group_id.0, |groups, now| {
             groups.heartbeat(&req.group_id.0, &req.member_id, instance_id.as_deref(), req.generation_id, now)
         })
         .and_then(|r| r);
@@ -238,8 +266,10 @@ pub fn leave_group(ctx: &Ctx, info: &RequestInfo, req: LeaveGroupRequest) -> Lea
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    let result =
-        ctx.coordinator.with(|groups, now| groups.leave(&req.group_id.0, &members, now)).and_then(|r| r);
+    let result = ctx
+        .coordinator
+        .with_group(&req.group_id.0, |groups, now| groups.leave(&req.group_id.0, &members, now))
+        .and_then(|r| r);
     leave_response(v, &members, result)
 }
 
@@ -316,7 +346,7 @@ pub fn describe_groups(ctx: &Ctx, info: &RequestInfo, req: DescribeGroupsRequest
         .groups
         .into_iter()
         .map(|id| {
-            let found = coordinator.with(|groups, _| groups.describe(&id.0));
+            let found = coordinator.with_group(&id.0, |groups, _| groups.describe(&id.0));
             described_group(v, id, found)
         })
         .collect();
@@ -370,7 +400,8 @@ pub async fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsR
     let coordinator = &ctx.coordinator;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
-        let prepared = coordinator.with(|groups, now| groups.delete_group(&id.0, now)).and_then(|r| r);
+        let prepared =
+            coordinator.with_group(&id.0, |groups, now| groups.delete_group(&id.0, now)).and_then(|r| r);
         let outcome = match prepared {
             Ok(w) => coordinator::write(&ctx.shard, &ctx.coordinator, &w).await,
             Err(e) => Err(e),
@@ -424,7 +455,7 @@ pub fn consumer_group_heartbeat(
     let group_id = req.group_id.0.to_string();
     let result = ctx
         .coordinator
-        .with(|groups, now| groups.consumer_heartbeat(&group_id, hb, &lookup, now))
+        .with_group(&group_id, |groups, now| groups.consumer_heartbeat(&group_id, hb, &lookup, now))
         .and_then(|r| r);
     match result {
         Err(e) => ConsumerGroupHeartbeatResponse::default()
@@ -465,7 +496,7 @@ pub fn consumer_group_describe(
         .group_ids
         .into_iter()
         .map(|id| {
-            let found = ctx.coordinator.with(|groups, _| {
+            let found = ctx.coordinator.with_group(&id.0, |groups, _| {
                 groups.consumer_group(&id.0).map(|g| describe_consumer_group(info.version, g, &ids))
             });
             let base = cgd::DescribedGroup::default()

@@ -1,8 +1,11 @@
-//! Metadata: this broker, and the topics asked for (all when the list is null; empty in v0),
-//! auto-creating unknown ones when the client allows it and `auto.create.topics.enable` is set.
-//! Single node: every partition's leader and only replica is this broker, at leader epoch 0.
+//! Metadata: the live brokers and the topics asked for (all when the list is null; empty in
+//! v0), from this broker's applied metadata image, with each partition's real leader, leader
+//! epoch, replicas and ISR (an offline partition has leader -1 and LEADER_NOT_AVAILABLE);
+//! unknown topics are auto-created when the client allows it and `auto.create.topics.enable`
+//! is set.
 
 use kafka_protocol::ResponseError;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use kafka_protocol::messages::metadata_response::{
@@ -19,14 +22,30 @@ use crate::catalog::{validate_topic_name, TopicMeta};
 /// Kafka's "authorized operations not requested" sentinel.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> MetadataResponse {
+pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
-    let (host, port) = broker.config.advertised();
-    let node = BrokerId(broker.config.node_id);
-    let brokers = vec![MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(StrBytes::from_string(host))
-        .with_port(port)];
+    let (brokers, live, controller) = {
+        let cat = broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+        let live: HashSet<i32> = cat.live_brokers().map(|b| b.id).collect();
+        let brokers: Vec<MetadataResponseBroker> = cat
+            .live_brokers()
+            .filter_map(|b| {
+                let ep = b.endpoints.iter().find(|e| e.name == "PLAINTEXT").or(b.endpoints.first())?;
+                Some(
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.id))
+                        .with_host(StrBytes::from_string(ep.host.clone()))
+                        .with_port(i32::from(ep.port))
+                        .with_rack(if info.version >= 1 {
+                            b.rack.clone().map(StrBytes::from_string)
+                        } else {
+                            None
+                        }),
+                )
+            })
+            .collect();
+        (brokers, live, controller_id(&cat, broker.config.node_id))
+    };
     // v0: an empty list means all topics; v1+: null means all.
     let requested = match request.topics {
         Some(t) if !(info.version == 0 && t.is_empty()) => Some(t),
@@ -40,52 +59,63 @@ pub fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> Metada
             .unwrap_or_else(|e| e.into_inner())
             .all()
             .iter()
-            .map(|t| describe_topic(t, node, info.version))
+            .map(|t| describe_topic(t, &live, info.version))
             .collect(),
-        Some(list) => list
-            .into_iter()
-            .map(|t| {
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for t in list {
                 let by_id = (t.topic_id != Uuid::nil())
                     .then(|| {
                         broker.catalog.read().unwrap_or_else(|e| e.into_inner()).by_id(t.topic_id.as_u128())
                     })
                     .flatten();
-                match (t.name, by_id) {
-                    (_, Some(meta)) => describe_topic(&meta, node, info.version),
+                out.push(match (t.name, by_id) {
+                    (_, Some(meta)) => describe_topic(&meta, &live, info.version),
                     (Some(name), None) => {
-                        lookup_or_create(ctx, name.0.as_str(), auto_create, node, info.version)
+                        lookup_or_create(ctx, name.0.as_str(), auto_create, &live, info.version).await
                     }
                     (None, None) => MetadataResponseTopic::default()
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         .with_topic_id(t.topic_id)
                         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED),
-                }
-            })
-            .collect(),
+                });
+            }
+            out
+        }
     };
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id((info.version >= 2).then(|| StrBytes::from_string(broker.cluster_id.clone())))
-        .with_controller_id(if info.version >= 1 { node } else { BrokerId(-1) })
+        .with_controller_id(if info.version >= 1 { BrokerId(controller) } else { BrokerId(-1) })
         .with_topics(topics)
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
-fn lookup_or_create(
+/// The id clients see as "controller": as in KRaft, where clients cannot reach the quorum, a
+/// live broker (the lowest id; this node when none is live yet).
+pub fn controller_id(cat: &crate::catalog::Catalog, this: i32) -> i32 {
+    cat.live_brokers().map(|b| b.id).min().unwrap_or(this)
+}
+
+async fn lookup_or_create(
     ctx: &Ctx,
     name: &str,
     auto_create: bool,
-    node: BrokerId,
+    live: &HashSet<i32>,
     version: i16,
 ) -> MetadataResponseTopic {
-    let topic = ctx.broker.topic(name).or_else(|| {
-        (auto_create && validate_topic_name(name).is_ok()).then(|| ctx.broker.auto_create(name)).flatten()
-    });
+    let mut topic = ctx.broker.topic(name);
+    if topic.is_none() && auto_create && validate_topic_name(name).is_ok() {
+        topic = ctx.broker.auto_create(name).await;
+    }
     match topic {
-        Some(t) => describe_topic(&t, node, version),
+        Some(t) => describe_topic(&t, live, version),
         None => {
             let code = if validate_topic_name(name).is_err() {
                 ResponseError::InvalidTopicException.code()
+            } else if auto_create && ctx.broker.config.auto_create_topics {
+                // Creation was attempted and failed (no quorum, or no live broker yet).
+                ResponseError::LeaderNotAvailable.code()
             } else {
                 ResponseError::UnknownTopicOrPartition.code()
             };
@@ -98,15 +128,23 @@ fn lookup_or_create(
 }
 
 /// Fields a version lacks are left at their defaults (the codec rejects them otherwise).
-pub fn describe_topic(t: &Arc<TopicMeta>, node: BrokerId, version: i16) -> MetadataResponseTopic {
-    let partitions = (0..t.partitions)
-        .map(|p| {
+pub fn describe_topic(t: &Arc<TopicMeta>, live: &HashSet<i32>, version: i16) -> MetadataResponseTopic {
+    let partitions = t
+        .states
+        .iter()
+        .enumerate()
+        .map(|(p, st)| {
+            let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+            let offline: Vec<i32> = st.replicas.iter().copied().filter(|r| !live.contains(r)).collect();
+            let code = if st.leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(node)
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_error_code(code)
+                .with_partition_index(p as i32)
+                .with_leader_id(BrokerId(st.leader))
+                .with_leader_epoch(if version >= 7 { st.leader_epoch } else { -1 })
+                .with_replica_nodes(ids(&st.replicas))
+                .with_isr_nodes(ids(&st.isr))
+                .with_offline_replicas(if version >= 5 { ids(&offline) } else { Vec::new() })
         })
         .collect();
     MetadataResponseTopic::default()

@@ -127,7 +127,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
     }
     match info.api_key {
         ApiKey::ApiVersions => answer!(versions::handle(decode(&mut body, v)?)),
-        ApiKey::Metadata => answer!(metadata::handle(ctx, info, decode(&mut body, v)?)),
+        ApiKey::Metadata => answer!(metadata::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::Produce => {
             let Some(response) = produce::handle(ctx, v, decode(&mut body, v)?).await else {
                 return Ok(None);
@@ -136,15 +136,17 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         }
         ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
         ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),
-        ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?)),
+        ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, v, decode(&mut body, v)?).await),
         ApiKey::CreatePartitions => answer!(admin::create_partitions(ctx, decode(&mut body, v)?).await),
         ApiKey::DescribeConfigs => answer!(configs::describe(ctx, info, decode(&mut body, v)?)),
-        ApiKey::AlterConfigs => answer!(configs::alter(ctx, decode(&mut body, v)?)),
-        ApiKey::IncrementalAlterConfigs => answer!(configs::incremental_alter(ctx, decode(&mut body, v)?)),
+        ApiKey::AlterConfigs => answer!(configs::alter(ctx, decode(&mut body, v)?).await),
+        ApiKey::IncrementalAlterConfigs => {
+            answer!(configs::incremental_alter(ctx, decode(&mut body, v)?).await)
+        }
         ApiKey::InitProducerId => answer!(cluster::init_producer_id(ctx, decode(&mut body, v)?)),
         ApiKey::DescribeCluster => answer!(cluster::describe_cluster(ctx, decode(&mut body, v)?)),
-        ApiKey::FindCoordinator => answer!(group::find_coordinator(ctx, info, decode(&mut body, v)?)),
+        ApiKey::FindCoordinator => answer!(group::find_coordinator(ctx, info, decode(&mut body, v)?).await),
         ApiKey::JoinGroup => answer!(group::join_group(ctx, info, decode(&mut body, v)?).await),
         ApiKey::SyncGroup => answer!(group::sync_group(ctx, info, decode(&mut body, v)?).await),
         ApiKey::Heartbeat => answer!(group::heartbeat(ctx, info, decode(&mut body, v)?)),

@@ -80,7 +80,9 @@ pub async fn offset_commit(ctx: &Ctx, info: &RequestInfo, req: OffsetCommitReque
 /// Validate, write, then apply: the offsets are visible only once durable.
 async fn commit_durably(ctx: &Ctx, commit: &CommitRequest) -> Result<(), GroupError> {
     let coordinator = &ctx.coordinator;
-    let prepared = coordinator.with(|groups, now| groups.prepare_commit(commit, now)).and_then(|r| r)?;
+    let prepared = coordinator
+        .with_group(&commit.group_id, |groups, now| groups.prepare_commit(commit, now))
+        .and_then(|r| r)?;
     coordinator::write(&ctx.shard, &ctx.coordinator, &prepared.write).await?;
     coordinator.with(|groups, _| groups.apply_commit(prepared))
 }
@@ -132,7 +134,7 @@ pub fn offset_fetch(ctx: &Ctx, info: &RequestInfo, req: OffsetFetchRequest) -> O
 type Fetched = Result<Vec<(String, Vec<FetchedPartition>)>, GroupError>;
 
 fn fetch(ctx: &Ctx, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
-    ctx.coordinator.with(|groups, _| groups.fetch_offsets(group_id, topics))
+    ctx.coordinator.with_group(group_id, |groups, _| groups.fetch_offsets(group_id, topics))
 }
 
 /// v1..=7: one group, top-level error (v2+), per-partition errors in v1.
@@ -222,8 +224,9 @@ pub async fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteR
         .map(|t| (t.name.0.to_string(), t.partitions.iter().map(|p| p.partition_index).collect()))
         .collect();
     let coordinator = &ctx.coordinator;
-    let prepared =
-        coordinator.with(|groups, _| groups.prepare_offset_delete(&group_id, &topics)).and_then(|r| r);
+    let prepared = coordinator
+        .with_group(&group_id, |groups, _| groups.prepare_offset_delete(&group_id, &topics))
+        .and_then(|r| r);
     let (write, mut errors) = match prepared {
         Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
         Ok(p) => p,

@@ -109,8 +109,12 @@ const TICK_MS: u64 = 100;
 /// Bytes asked of the log per read while loading.
 const LOAD_READ_BYTES: u32 = 4 << 20;
 
+/// Whether this broker leads a `__consumer_offsets` partition (and so coordinates its groups).
+pub type Owns = Box<dyn Fn(i32) -> bool + Send + Sync>;
+
 pub struct Coordinator {
     groups: Mutex<Groups>,
+    owns: Owns,
     loaded: AtomicBool,
     started: Instant,
     outbox_tx: flume::Sender<Write>,
@@ -118,9 +122,16 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
+    /// A coordinator of every group (one node, tests).
     pub fn new(cfg: GroupConfig) -> Coordinator {
+        Coordinator::owning(cfg, Box::new(|_| true))
+    }
+
+    /// A coordinator of the groups whose offsets partition `owns` says this broker leads.
+    pub fn owning(cfg: GroupConfig, owns: Owns) -> Coordinator {
         let (outbox_tx, outbox_rx) = flume::unbounded();
         Coordinator {
+            owns,
             groups: Mutex::new(Groups::new(cfg)),
             loaded: AtomicBool::new(false),
             started: Instant::now(),
@@ -135,6 +146,17 @@ impl Coordinator {
 
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
+    }
+
+    /// NOT_COORDINATOR unless this broker leads the group's offsets partition: the client
+    /// looks the coordinator up again.
+    pub fn check_owner(&self, group_id: &str) -> Result<(), GroupError> {
+        let n = self.lock().cfg.offsets_topic_num_partitions;
+        if (self.owns)(offsets_log::partition_for(group_id, n)) {
+            Ok(())
+        } else {
+            Err(GroupError::NotCoordinator)
+        }
     }
 
     pub fn config(&self) -> GroupConfig {
@@ -154,6 +176,16 @@ impl Coordinator {
         Ok(self.with_unchecked(f))
     }
 
+    /// `with` for one group's request: NOT_COORDINATOR unless this broker coordinates it.
+    pub fn with_group<R>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&mut Groups, Now) -> R,
+    ) -> Result<R, GroupError> {
+        self.check_owner(group_id)?;
+        self.with(f)
+    }
+
     fn with_unchecked<R>(&self, f: impl FnOnce(&mut Groups, Now) -> R) -> R {
         let now = self.now();
         let mut groups = self.lock();
@@ -168,7 +200,7 @@ impl Coordinator {
 /// Creates `__consumer_offsets` if it doesn't exist yet (Kafka does so on first
 /// FindCoordinator), compacted (the latest commit per key is kept; `retention.ms=-1` in case
 /// the policy is ever switched to `compact,delete`).
-pub fn ensure_offsets_topic(broker: &Broker, coordinator: &Coordinator) -> Result<(), GroupError> {
+pub async fn ensure_offsets_topic(broker: &Broker, coordinator: &Coordinator) -> Result<(), GroupError> {
     if broker.topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
@@ -178,7 +210,10 @@ pub fn ensure_offsets_topic(broker: &Broker, coordinator: &Coordinator) -> Resul
         ("retention.ms".to_string(), "-1".to_string()),
         ("segment.bytes".to_string(), cfg.offsets_topic_segment_bytes.to_string()),
     ]);
-    match broker.create_topic(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, 1, configs, false) {
+    match broker
+        .create_topic(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, 1, configs, None, None, false)
+        .await
+    {
         Ok(_) | Err(AdminError::TopicExists(_)) => Ok(()),
         Err(e) => {
             tracing::error!("cannot create {OFFSETS_TOPIC}: {e}");
@@ -192,7 +227,7 @@ pub async fn write(ctx: &Ctx, coordinator: &Coordinator, w: &Write) -> Result<()
     if w.records.is_empty() {
         return Ok(());
     }
-    ensure_offsets_topic(&ctx.broker, coordinator)?;
+    ensure_offsets_topic(&ctx.broker, coordinator).await?;
     let batch = offsets_log::encode_batch(&w.records, now_ms()).map_err(|e| {
         tracing::error!("cannot encode a {OFFSETS_TOPIC} batch: {e}");
         GroupError::Unknown
@@ -236,7 +271,7 @@ pub async fn background(ctx: Ctx, coordinator: Arc<Coordinator>) {
 async fn load(ctx: &Ctx, coordinator: &Coordinator) -> (usize, usize) {
     let Some(topic) = ctx.broker.topic(OFFSETS_TOPIC) else { return (0, 0) };
     let mut total = 0;
-    for partition in 0..topic.partitions {
+    for partition in (0..topic.partitions).filter(|p| (coordinator.owns)(*p)) {
         match load_partition(ctx, coordinator, partition).await {
             Ok(n) => total += n,
             Err(e) => tracing::error!("loading {OFFSETS_TOPIC}-{partition}: {e}"),

@@ -18,6 +18,10 @@ pub struct PartitionTable {
     router: Arc<Router>,
     shard_id: usize,
     by_topic: HashMap<Arc<str>, HashMap<i32, Partition>>,
+    /// Open partitions this broker does not lead (per the metadata applied at `leaders_at`):
+    /// they answer NOT_LEADER_OR_FOLLOWER.
+    not_led: HashMap<Arc<str>, std::collections::HashSet<i32>>,
+    leaders_at: u64,
     flush_requested: bool,
     flush_tx: flume::Sender<()>,
 }
@@ -41,6 +45,8 @@ impl PartitionTable {
             router,
             shard_id,
             by_topic: HashMap::new(),
+            not_led: HashMap::new(),
+            leaders_at: 0,
             flush_requested: false,
             flush_tx,
         }
@@ -58,10 +64,44 @@ impl PartitionTable {
             .ok_or(PartitionError::UnknownTopicOrPartition)
     }
 
+    /// Refuses a request for a partition this broker does not lead. The leader set is
+    /// recomputed only when the applied metadata moved (one atomic load per call otherwise).
+    fn check_leader(&mut self, topic: &str, index: i32) -> Result<(), PartitionError> {
+        let applied = self.broker.metrics.metadata_applied.load(std::sync::atomic::Ordering::Acquire);
+        if applied != self.leaders_at {
+            self.leaders_at = applied;
+            self.not_led.clear();
+            let node = self.broker.config.node_id;
+            for (t, parts) in &self.by_topic {
+                let meta = self.broker.topic(t);
+                for index in parts.keys() {
+                    if meta.as_ref().is_none_or(|m| m.leader(*index) != node) {
+                        self.not_led.entry(t.clone()).or_default().insert(*index);
+                    }
+                }
+            }
+        }
+        if self.not_led.get(topic).is_some_and(|s| s.contains(&index)) {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        if !self.by_topic.get(topic).is_some_and(|m| m.contains_key(&index)) {
+            // Not open yet: `open` checks against the catalog.
+            let meta = self.broker.topic(topic).ok_or(PartitionError::UnknownTopicOrPartition)?;
+            if index >= 0 && index < meta.partitions && meta.leader(index) != self.broker.config.node_id {
+                return Err(PartitionError::NotLeaderOrFollower);
+            }
+        }
+        Ok(())
+    }
+
     fn open(&self, topic: &str, index: i32) -> Result<Partition, PartitionError> {
         let meta = self.broker.topic(topic).ok_or(PartitionError::UnknownTopicOrPartition)?;
         if index < 0 || index >= meta.partitions {
             return Err(PartitionError::UnknownTopicOrPartition);
+        }
+        // Only a replica keeps a log of the partition.
+        if meta.state(index).is_none_or(|st| !st.replicas.contains(&self.broker.config.node_id)) {
+            return Err(PartitionError::NotLeaderOrFollower);
         }
         assert_eq!(self.router.owner_of(topic, index), self.shard_id, "{topic}-{index} opened off its owner");
         let cfg = meta.effective(&self.broker.config.log, self.broker.engine_io);
@@ -78,8 +118,10 @@ impl PartitionTable {
     pub fn open_all_owned(&mut self) {
         let topics = self.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).all();
         for t in topics {
+            let node = self.broker.config.node_id;
             for p in 0..t.partitions {
-                if self.router.owner_of(&t.name, p) == self.shard_id {
+                let replica = t.state(p).is_some_and(|st| st.replicas.contains(&node));
+                if replica && self.router.owner_of(&t.name, p) == self.shard_id {
                     let _ = self.get_or_open(&t.name, p);
                 }
             }
@@ -94,6 +136,10 @@ impl PartitionTable {
     }
 
     pub fn produce(&mut self, call: ProduceCall) {
+        if let Err(e) = self.check_leader(&call.topic, call.partition) {
+            let _ = call.reply.send(Err(e));
+            return;
+        }
         let partition = match self.get_or_open(&call.topic, call.partition) {
             Ok(p) => p,
             Err(e) => {
@@ -107,6 +153,7 @@ impl PartitionTable {
     }
 
     pub fn read(&mut self, call: ReadCall) -> ReadOutcome {
+        self.check_leader(&call.topic, call.partition)?;
         self.get_or_open(&call.topic, call.partition)?.read(
             call.offset,
             call.max_bytes,
@@ -116,6 +163,7 @@ impl PartitionTable {
     }
 
     pub fn list_offset(&mut self, call: ListOffsetCall) -> ListOffsetOutcome {
+        self.check_leader(&call.topic, call.partition)?;
         self.get_or_open(&call.topic, call.partition)?.list_offset(call.spec)
     }
 

@@ -1,0 +1,654 @@
+//! A controller: one voter (or a joining node) of the metadata quorum, and — while it is the
+//! Raft leader — the *active controller*: it registers brokers, tracks their heartbeats, fences
+//! those whose session expires and unfences them when they catch up, elects partition leaders,
+//! places new partitions, and turns forwarded admin requests into metadata records.
+//!
+//! Broker sessions live only in the active controller's memory, as in Kafka: a new active
+//! controller gives every registered broker a fresh session timeout before fencing anyone.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::image::MetadataImage;
+use crate::log_store::LogStore;
+use crate::network::Network;
+use crate::placement;
+use crate::records::{MetadataRecord, NodeId, PartitionState, TopicRecord};
+use crate::rpc::{
+    read_frame, write_frame, AdminCommand, AdminReply, ControllerError, Heartbeat, HeartbeatReply,
+    QuorumInfo, Registered, Registration, Request, Response, VoterInfo,
+};
+use crate::state_machine::StateMachine;
+use crate::types::{Applied, Batch, Raft};
+
+pub struct ControllerConfig {
+    pub node_id: u64,
+    /// Where the Raft log, its state and snapshots live (`<data>/__cluster_metadata-0`).
+    pub dir: PathBuf,
+    /// `controller.quorum.voters`: id → host:port. Empty for a controller that joins an
+    /// existing quorum (`controller.quorum.bootstrap.servers`) and waits to be added.
+    pub voters: BTreeMap<u64, String>,
+    /// The address other controllers reach this one at.
+    pub advertised: String,
+    pub session_timeout: Duration,
+    /// The cluster id to write when this quorum is first formed (from `meta.properties` or
+    /// config); a random one otherwise.
+    pub cluster_id: String,
+    pub election_timeout_ms: (u64, u64),
+    pub heartbeat_interval_ms: u64,
+    pub snapshot_every: u64,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct ControllerMetrics {
+    pub active: AtomicBool,
+    pub elections: AtomicU64,
+    pub fenced_brokers: AtomicU64,
+    pub last_applied: AtomicU64,
+    pub last_log_index: AtomicU64,
+}
+
+pub struct Controller {
+    pub id: u64,
+    pub raft: Raft,
+    sm: StateMachine,
+    cfg: ControllerConfig,
+    sessions: Mutex<Sessions>,
+    /// Serializes check-then-propose so validation sees every earlier change applied.
+    propose_lock: tokio::sync::Mutex<()>,
+    pub metrics: Arc<ControllerMetrics>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    /// The term these sessions were started in; a new term restarts them all.
+    term: u64,
+    last_seen: HashMap<NodeId, Instant>,
+    /// Brokers that heartbeated in this term (the others only have the grace period).
+    heard: std::collections::HashSet<NodeId>,
+    applied: HashMap<NodeId, u64>,
+}
+
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+const FETCH_MAX_BATCHES: usize = 5000;
+
+impl Controller {
+    /// Opens the quorum's storage, starts Raft and serves the controller protocol on
+    /// `listener`. A configured voter with an empty log forms the quorum with the others.
+    pub async fn start(
+        cfg: ControllerConfig,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Arc<Controller>> {
+        let log = LogStore::open(&cfg.dir)?;
+        let sm = StateMachine::open(&cfg.dir)?;
+        let raft_config = openraft::Config {
+            cluster_name: "riptide-metadata".into(),
+            heartbeat_interval: cfg.heartbeat_interval_ms,
+            election_timeout_min: cfg.election_timeout_ms.0,
+            election_timeout_max: cfg.election_timeout_ms.1,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            max_in_snapshot_log_to_keep: cfg.snapshot_every / 2,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(std::io::Error::other)?;
+        let network = Network { configured: Arc::new(cfg.voters.clone()) };
+        let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log, sm.clone())
+            .await
+            .map_err(std::io::Error::other)?;
+        let initialized = raft.is_initialized().await.map_err(std::io::Error::other)?;
+        if !initialized && cfg.voters.contains_key(&cfg.node_id) {
+            // Every configured voter proposes the same initial membership; the first log entry
+            // is identical on all of them, so it does not matter who wins.
+            let members: BTreeMap<u64, BasicNode> =
+                cfg.voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
+            match raft.initialize(members).await {
+                Ok(()) => tracing::info!("metadata quorum formed with voters {:?}", cfg.voters),
+                Err(e) => tracing::info!("metadata quorum already forming: {e}"),
+            }
+        } else if !initialized {
+            tracing::info!("controller {} waits to be added to the metadata quorum", cfg.node_id);
+        }
+        let c = Arc::new(Controller {
+            id: cfg.node_id,
+            raft,
+            sm,
+            cfg,
+            sessions: Mutex::new(Sessions::default()),
+            propose_lock: tokio::sync::Mutex::new(()),
+            metrics: Arc::new(ControllerMetrics::default()),
+        });
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        tokio::spawn(accept_loop(c.clone(), listener));
+        tokio::spawn(duties(c.clone()));
+        Ok(c)
+    }
+
+    pub fn image(&self) -> MetadataImage {
+        self.sm.lock().image.clone()
+    }
+
+    fn leader_addr(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        self.cfg
+            .voters
+            .get(&leader)
+            .cloned()
+            .or_else(|| m.membership_config.membership().get_node(&leader).map(|n| n.addr.clone()))
+    }
+
+    fn ensure_active(&self) -> Result<(), ControllerError> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader && m.current_leader == Some(self.id) {
+            Ok(())
+        } else {
+            Err(ControllerError::NotController {
+                leader: self.leader_addr().filter(|a| *a != self.cfg.advertised),
+            })
+        }
+    }
+
+    async fn propose(&self, records: Vec<MetadataRecord>) -> Result<Applied, ControllerError> {
+        let write = self.raft.client_write(Batch { records });
+        match tokio::time::timeout(PROPOSE_TIMEOUT, write).await {
+            Err(_) => Err(ControllerError::Timeout),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(e)) => Err(self.write_error(e)),
+        }
+    }
+
+    fn write_error(&self, e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ControllerError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ControllerError::NotController {
+                leader: f
+                    .leader_id
+                    .and_then(|l| self.cfg.voters.get(&l).cloned())
+                    .or_else(|| f.leader_node.map(|n| n.addr)),
+            },
+            other => ControllerError::Internal(other.to_string()),
+        }
+    }
+
+    async fn handle(self: &Arc<Self>, req: Request) -> Response {
+        match req {
+            Request::AppendEntries(r) => Response::AppendEntries(self.raft.append_entries(r).await),
+            Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
+            Request::InstallSnapshot(r) => Response::InstallSnapshot(self.raft.install_snapshot(r).await),
+            Request::Register(r) => Response::Registered(self.register(r).await),
+            Request::Heartbeat(h) => Response::Heartbeat(self.heartbeat(h).await),
+            Request::Fetch { broker, from, max_wait_ms } => Response::Fetched(
+                self.fetch(broker, from, Duration::from_millis(max_wait_ms.min(5000))).await,
+            ),
+            Request::Admin(cmd) => Response::Admin(self.admin(cmd).await),
+            Request::DescribeQuorum => Response::Quorum(self.describe_quorum()),
+        }
+    }
+
+    async fn register(&self, r: Registration) -> Result<Registered, ControllerError> {
+        self.ensure_active()?;
+        let _guard = self.propose_lock.lock().await;
+        let image = self.image();
+        if let Some(old) = image.brokers.get(&r.id) {
+            let alive = self.session_alive(r.id);
+            if old.incarnation != r.incarnation && !old.fenced && alive {
+                return Err(ControllerError::DuplicateBrokerRegistration(r.id));
+            }
+        }
+        let applied = self
+            .propose(vec![MetadataRecord::RegisterBroker {
+                id: r.id,
+                incarnation: r.incarnation,
+                endpoints: r.endpoints,
+                rack: r.rack,
+            }])
+            .await?;
+        self.touch(r.id, None);
+        tracing::info!("broker {} registered with epoch {}", r.id, applied.index);
+        Ok(Registered { epoch: applied.index as i64 })
+    }
+
+    fn session_alive(&self, id: NodeId) -> bool {
+        let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        s.heard.contains(&id) && s.last_seen.get(&id).is_some_and(|t| t.elapsed() < self.cfg.session_timeout)
+    }
+
+    fn touch(&self, id: NodeId, applied: Option<u64>) {
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        s.last_seen.insert(id, Instant::now());
+        s.heard.insert(id);
+        if let Some(a) = applied {
+            s.applied.insert(id, a);
+        }
+    }
+
+    async fn heartbeat(&self, h: Heartbeat) -> Result<HeartbeatReply, ControllerError> {
+        self.ensure_active()?;
+        let image = self.image();
+        let Some(b) = image.brokers.get(&h.id) else { return Err(ControllerError::StaleBrokerEpoch(h.id)) };
+        if b.epoch != h.epoch {
+            return Err(ControllerError::StaleBrokerEpoch(h.id));
+        }
+        self.touch(h.id, Some(h.applied));
+        let leads_nothing =
+            |img: &MetadataImage| !img.topics.values().any(|t| t.partitions.iter().any(|p| p.leader == h.id));
+        if h.want_shutdown {
+            if !b.in_controlled_shutdown {
+                let _guard = self.propose_lock.lock().await;
+                let fence =
+                    MetadataRecord::FenceBroker { id: h.id, epoch: h.epoch, controlled_shutdown: true };
+                let records = with_leader_changes(&self.image(), fence, Some(h.id));
+                tracing::info!("broker {} shuts down: moving {} leadership(s)", h.id, records.len() - 1);
+                self.propose(records).await?;
+            }
+            let img = self.image();
+            return Ok(HeartbeatReply { fenced: true, shutdown_ready: leads_nothing(&img) });
+        }
+        // Caught up: it has applied its own registration (and everything before it).
+        if b.fenced && h.applied >= b.epoch as u64 {
+            let _guard = self.propose_lock.lock().await;
+            let current = self.image();
+            if current.brokers.get(&h.id).is_some_and(|b| b.fenced && b.epoch == h.epoch) {
+                let unfence = MetadataRecord::UnfenceBroker { id: h.id, epoch: h.epoch };
+                let records = with_leader_changes(&current, unfence, None);
+                tracing::info!("broker {} unfenced; {} partition leader(s) change", h.id, records.len() - 1);
+                self.propose(records).await?;
+            }
+        }
+        let fenced = self.image().brokers.get(&h.id).is_none_or(|b| b.fenced);
+        Ok(HeartbeatReply { fenced, shutdown_ready: false })
+    }
+
+    async fn fetch(
+        &self,
+        broker: NodeId,
+        from: u64,
+        wait: Duration,
+    ) -> Result<(crate::state_machine::Delta, u64), ControllerError> {
+        self.ensure_active()?;
+        let mut rx = self.sm.subscribe();
+        if *rx.borrow_and_update() <= from {
+            let _ = tokio::time::timeout(wait, rx.changed()).await;
+        }
+        let _ = broker;
+        let sm = self.sm.lock();
+        Ok((sm.delta_since(from, FETCH_MAX_BATCHES), sm.image.applied))
+    }
+
+    async fn admin(&self, cmd: AdminCommand) -> Result<AdminReply, ControllerError> {
+        self.ensure_active()?;
+        match cmd {
+            AdminCommand::AddVoter { id, addr } => return self.add_voter(id, addr).await,
+            AdminCommand::RemoveVoter { id } => return self.remove_voter(id).await,
+            _ => {}
+        }
+        let _guard = self.propose_lock.lock().await;
+        let image = self.image();
+        let (records, topic_name) = match build_admin(&image, cmd)? {
+            Built::Records(records, topic) => (records, topic),
+            Built::Validated(topic) => return Ok(AdminReply { index: 0, topic: Some(topic) }),
+        };
+        let applied = self.propose(records).await?;
+        if let Some(Err(e)) = applied.results.iter().find(|r| r.is_err()) {
+            return Err(match e {
+                crate::records::ApplyError::TopicExists(m) => {
+                    ControllerError::TopicExists(format!("Topic '{m}' already exists."))
+                }
+                crate::records::ApplyError::UnknownTopic(_) => {
+                    ControllerError::UnknownTopic("This server does not host this topic-partition.".into())
+                }
+                other => ControllerError::InvalidRequest(other.to_string()),
+            });
+        }
+        let topic = topic_name.and_then(|n| self.image().topics.get(&n).cloned());
+        Ok(AdminReply { index: applied.index, topic })
+    }
+
+    async fn add_voter(&self, id: u64, addr: String) -> Result<AdminReply, ControllerError> {
+        let learner = self.raft.add_learner(id, BasicNode { addr: addr.clone() }, true);
+        let r = tokio::time::timeout(Duration::from_secs(30), learner)
+            .await
+            .map_err(|_| ControllerError::Timeout)?;
+        r.map_err(|e| self.write_error(e))?;
+        let change = self.raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false);
+        let r = tokio::time::timeout(Duration::from_secs(30), change)
+            .await
+            .map_err(|_| ControllerError::Timeout)?;
+        let resp = r.map_err(|e| self.write_error(e))?;
+        tracing::info!("controller {id} at {addr} added to the metadata quorum");
+        Ok(AdminReply { index: resp.log_id.index, topic: None })
+    }
+
+    async fn remove_voter(&self, id: u64) -> Result<AdminReply, ControllerError> {
+        let voters: BTreeSet<u64> =
+            self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
+        if !voters.contains(&id) {
+            return Err(ControllerError::InvalidRequest(format!("{id} is not a voter")));
+        }
+        if voters.len() == 1 {
+            return Err(ControllerError::InvalidRequest("cannot remove the last voter".into()));
+        }
+        let change = self.raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false);
+        let r = tokio::time::timeout(Duration::from_secs(30), change)
+            .await
+            .map_err(|_| ControllerError::Timeout)?;
+        let resp = r.map_err(|e| self.write_error(e))?;
+        tracing::info!("controller {id} removed from the metadata quorum");
+        Ok(AdminReply { index: resp.log_id.index, topic: None })
+    }
+
+    pub fn describe_quorum(&self) -> Result<QuorumInfo, ControllerError> {
+        self.ensure_active()?;
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let replication = m.replication.clone().unwrap_or_default();
+        let matched = |id: &u64| {
+            if *id == self.id {
+                m.last_log_index
+            } else {
+                replication.get(id).cloned().flatten().map(|l| l.index)
+            }
+        };
+        let voters = membership
+            .voter_ids()
+            .map(|id| VoterInfo {
+                id,
+                addr: membership.get_node(&id).map(|n| n.addr.clone()).unwrap_or_default(),
+                matched: matched(&id),
+            })
+            .collect();
+        let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut observers: Vec<(NodeId, u64)> = s.applied.iter().map(|(k, v)| (*k, *v)).collect();
+        observers.sort();
+        Ok(QuorumInfo {
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied: m.last_applied.map_or(0, |l| l.index),
+            voters,
+            observers,
+        })
+    }
+}
+
+/// `first` and the leader changes it causes, computed on a copy of the image with `first`
+/// applied, so the batch leaves every partition with a live leader where one exists.
+fn with_leader_changes(
+    image: &MetadataImage,
+    first: MetadataRecord,
+    excluding: Option<NodeId>,
+) -> Vec<MetadataRecord> {
+    let mut next = image.clone();
+    next.apply(image.applied + 1, std::slice::from_ref(&first), &mut Vec::new());
+    let mut records = vec![first];
+    records.extend(next.leader_changes(excluding));
+    records
+}
+
+enum Built {
+    Records(Vec<MetadataRecord>, Option<String>),
+    /// validate_only: what would be created.
+    Validated(TopicRecord),
+}
+
+fn check_assignment(image: &MetadataImage, assignment: &[Vec<NodeId>]) -> Result<(), ControllerError> {
+    for replicas in assignment {
+        let distinct: BTreeSet<_> = replicas.iter().collect();
+        if replicas.is_empty() || distinct.len() != replicas.len() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Replica assignment {replicas:?} must list distinct brokers"
+            )));
+        }
+        if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Replica assignment {replicas:?} names broker {b}, which is not registered"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn build_admin(image: &MetadataImage, cmd: AdminCommand) -> Result<Built, ControllerError> {
+    match cmd {
+        AdminCommand::CreateTopic {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+            assignment,
+            id,
+            validate_only,
+        } => {
+            if image.topics.contains_key(&name) {
+                return Err(ControllerError::TopicExists(format!("Topic '{name}' already exists.")));
+            }
+            let replicas = match assignment {
+                Some(a) => {
+                    check_assignment(image, &a)?;
+                    let rf = a[0].len();
+                    if a.iter().any(|r| r.len() != rf) {
+                        return Err(ControllerError::InvalidReplicaAssignment(
+                            "All partitions must have the same number of replicas".into(),
+                        ));
+                    }
+                    a
+                }
+                None => {
+                    placement::place(image, partitions.max(0) as usize, replication_factor.max(0) as usize)
+                        .map_err(|e| ControllerError::InvalidReplicationFactor(e.to_string()))?
+                }
+            };
+            let mut topic = TopicRecord {
+                internal: name.starts_with("__"),
+                id: id.unwrap_or_else(new_id),
+                partitions: replicas.into_iter().map(PartitionState::new).collect(),
+                configs,
+                name: name.clone(),
+            };
+            // A replica that is not live cannot lead yet: the partition starts offline and its
+            // replica takes it on unfencing.
+            for p in &mut topic.partitions {
+                p.leader = image.elect(p, None);
+            }
+            if validate_only {
+                return Ok(Built::Validated(topic));
+            }
+            Ok(Built::Records(vec![MetadataRecord::CreateTopic(topic)], Some(name)))
+        }
+        AdminCommand::DeleteTopic { name } => {
+            let t = image.topics.get(&name).ok_or_else(|| {
+                ControllerError::UnknownTopic("This server does not host this topic-partition.".into())
+            })?;
+            Ok(Built::Records(vec![MetadataRecord::DeleteTopic { name, id: t.id }], None))
+        }
+        AdminCommand::CreatePartitions { topic, count, assignment, validate_only } => {
+            let t = image.topics.get(&topic).ok_or_else(|| {
+                ControllerError::UnknownTopic("This server does not host this topic-partition.".into())
+            })?;
+            let current = t.partitions.len() as i32;
+            if count <= current {
+                return Err(ControllerError::InvalidPartitions(format!(
+                    "Topic currently has {current} partitions, which is higher than the requested {count}."
+                )));
+            }
+            let added = (count - current) as usize;
+            let rf = t.partitions.first().map_or(1, |p| p.replicas.len());
+            let replicas = match assignment {
+                Some(a) => {
+                    check_assignment(image, &a)?;
+                    if a.len() != added {
+                        return Err(ControllerError::InvalidReplicaAssignment(format!(
+                            "Increasing the number of partitions by {added} but {} assignments provided.",
+                            a.len()
+                        )));
+                    }
+                    a
+                }
+                None => placement::place(image, added, rf)
+                    .map_err(|e| ControllerError::InvalidReplicationFactor(e.to_string()))?,
+            };
+            let mut added: Vec<PartitionState> = replicas.into_iter().map(PartitionState::new).collect();
+            for p in &mut added {
+                p.leader = image.elect(p, None);
+            }
+            let mut t = t.clone();
+            if validate_only {
+                t.partitions.extend(added);
+                return Ok(Built::Validated(t));
+            }
+            Ok(Built::Records(
+                vec![MetadataRecord::CreatePartitions { topic: topic.clone(), added }],
+                Some(topic),
+            ))
+        }
+        AdminCommand::SetTopicConfigs { topic, configs } => {
+            if !image.topics.contains_key(&topic) {
+                return Err(ControllerError::UnknownTopic(
+                    "This server does not host this topic-partition.".into(),
+                ));
+            }
+            Ok(Built::Records(
+                vec![MetadataRecord::SetTopicConfigs { topic: topic.clone(), configs }],
+                Some(topic),
+            ))
+        }
+        AdminCommand::AddVoter { .. } | AdminCommand::RemoveVoter { .. } => {
+            Err(ControllerError::InvalidRequest("membership changes are not records".into()))
+        }
+    }
+}
+
+/// A random non-zero u128 (topic ids).
+pub fn new_id() -> u128 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut id = 0u128;
+    while id == 0 {
+        let mut a = RandomState::new().build_hasher();
+        a.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+        );
+        let mut b = RandomState::new().build_hasher();
+        b.write_u64(a.finish());
+        id = (u128::from(a.finish()) << 64) | u128::from(b.finish());
+    }
+    id
+}
+
+async fn accept_loop(c: Arc<Controller>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve(c.clone(), stream));
+            }
+            Err(e) => {
+                tracing::warn!("controller listener: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve(c: Arc<Controller>, mut stream: TcpStream) {
+    loop {
+        let req: Request = match read_frame(&mut stream).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!("controller connection: {e}");
+                return;
+            }
+        };
+        let resp = c.handle(req).await;
+        if write_frame(&mut stream, &resp).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The active controller's periodic work: write the cluster id once, restart sessions on a
+/// new term, fence brokers whose session expired; and metrics on every controller.
+async fn duties(c: Arc<Controller>) {
+    let mut last_leader = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let m = c.raft.metrics().borrow().clone();
+        if m.running_state.is_err() {
+            tracing::error!("metadata quorum stopped: {:?}", m.running_state);
+            return;
+        }
+        if m.current_leader != last_leader {
+            if m.current_leader.is_some() {
+                c.metrics.elections.fetch_add(1, Ordering::Relaxed);
+                tracing::info!("metadata quorum leader is {:?} in term {}", m.current_leader, m.current_term);
+            }
+            last_leader = m.current_leader;
+        }
+        let active = m.state == ServerState::Leader;
+        c.metrics.active.store(active, Ordering::Relaxed);
+        c.metrics.last_applied.store(m.last_applied.map_or(0, |l| l.index), Ordering::Relaxed);
+        c.metrics.last_log_index.store(m.last_log_index.unwrap_or(0), Ordering::Relaxed);
+        let image = c.image();
+        c.metrics
+            .fenced_brokers
+            .store(image.brokers.values().filter(|b| b.fenced).count() as u64, Ordering::Relaxed);
+        if !active {
+            continue;
+        }
+        // Sessions start over in a new term: every registered broker gets a full timeout.
+        let expired: Vec<(NodeId, i64)> = {
+            let mut s = c.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            if s.term != m.current_term {
+                s.term = m.current_term;
+                let now = Instant::now();
+                s.last_seen = image.brokers.keys().map(|id| (*id, now)).collect();
+                s.heard.clear();
+            }
+            image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .filter(|b| s.last_seen.get(&b.id).is_none_or(|t| t.elapsed() >= c.cfg.session_timeout))
+                .map(|b| (b.id, b.epoch))
+                .collect()
+        };
+        if image.cluster_id.is_none() {
+            let _guard = c.propose_lock.lock().await;
+            if c.image().cluster_id.is_none() {
+                let id = c.cfg.cluster_id.clone();
+                match c.propose(vec![MetadataRecord::ClusterId { id: id.clone() }]).await {
+                    Ok(_) => tracing::info!("cluster id {id}"),
+                    Err(e) => tracing::warn!("writing the cluster id: {e}"),
+                }
+            }
+        }
+        for (id, epoch) in expired {
+            let _guard = c.propose_lock.lock().await;
+            let current = c.image();
+            if current.brokers.get(&id).is_none_or(|b| b.fenced || b.epoch != epoch) {
+                continue;
+            }
+            let fence = MetadataRecord::FenceBroker { id, epoch, controlled_shutdown: false };
+            let records = with_leader_changes(&current, fence, Some(id));
+            tracing::warn!(
+                "broker {id} missed heartbeats for {} ms: fenced, {} partition leader(s) change",
+                c.cfg.session_timeout.as_millis(),
+                records.len() - 1
+            );
+            if let Err(e) = c.propose(records).await {
+                tracing::warn!("fencing broker {id}: {e}");
+            }
+        }
+    }
+}

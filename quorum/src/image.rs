@@ -1,0 +1,261 @@
+//! The metadata image: the state reached by applying the log's records in order. Every
+//! controller holds one in its state machine and every broker builds its own from the records
+//! it fetches; `apply` is deterministic, so all of them agree at the same log index.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::records::{ApplyError, Endpoint, MetadataRecord, NodeId, PartitionState, TopicRecord, NO_LEADER};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BrokerState {
+    pub id: NodeId,
+    pub incarnation: u128,
+    /// The log index of the registration: requests carrying another epoch are stale.
+    pub epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+/// What one applied batch changed, for a broker to act on (open, reconfigure, delete logs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    TopicCreated(String),
+    TopicDeleted { name: String, partitions: i32 },
+    PartitionsAdded(String),
+    TopicConfigsChanged(String),
+    LeaderChanged { topic: String, partition: i32 },
+    BrokersChanged,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MetadataImage {
+    /// The log index of the last applied entry (0: nothing yet).
+    pub applied: u64,
+    pub cluster_id: Option<String>,
+    pub brokers: BTreeMap<NodeId, BrokerState>,
+    pub topics: BTreeMap<String, TopicRecord>,
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicRecord> {
+        self.topics.get(name)
+    }
+
+    pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerState> {
+        self.brokers.values().filter(|b| !b.fenced && !b.in_controlled_shutdown)
+    }
+
+    /// Applies one entry's batch at log index `index`; a record that cannot apply changes
+    /// nothing and reports why, the others still apply.
+    pub fn apply(
+        &mut self,
+        index: u64,
+        records: &[MetadataRecord],
+        changes: &mut Vec<Change>,
+    ) -> Vec<Result<(), ApplyError>> {
+        assert!(index > self.applied || index == 0, "index {index} applied twice (at {})", self.applied);
+        let results = records.iter().map(|r| self.apply_one(index, r, changes)).collect();
+        self.applied = self.applied.max(index);
+        results
+    }
+
+    /// Advances the applied index over an entry without records (Raft blank or membership).
+    pub fn skip(&mut self, index: u64) {
+        self.applied = self.applied.max(index);
+    }
+
+    fn apply_one(
+        &mut self,
+        index: u64,
+        record: &MetadataRecord,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), ApplyError> {
+        match record {
+            MetadataRecord::ClusterId { id } => {
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id.clone());
+                }
+                Ok(())
+            }
+            MetadataRecord::RegisterBroker { id, incarnation, endpoints, rack } => {
+                self.brokers.insert(
+                    *id,
+                    BrokerState {
+                        id: *id,
+                        incarnation: *incarnation,
+                        epoch: index as i64,
+                        endpoints: endpoints.clone(),
+                        rack: rack.clone(),
+                        fenced: true,
+                        in_controlled_shutdown: false,
+                    },
+                );
+                changes.push(Change::BrokersChanged);
+                Ok(())
+            }
+            MetadataRecord::FenceBroker { id, epoch, controlled_shutdown } => {
+                let b = self.broker_at(*id, *epoch)?;
+                b.fenced = true;
+                b.in_controlled_shutdown = *controlled_shutdown;
+                changes.push(Change::BrokersChanged);
+                Ok(())
+            }
+            MetadataRecord::UnfenceBroker { id, epoch } => {
+                let b = self.broker_at(*id, *epoch)?;
+                b.fenced = false;
+                b.in_controlled_shutdown = false;
+                changes.push(Change::BrokersChanged);
+                Ok(())
+            }
+            MetadataRecord::UnregisterBroker { id } => {
+                self.brokers.remove(id).ok_or(ApplyError::UnknownBroker(*id))?;
+                changes.push(Change::BrokersChanged);
+                Ok(())
+            }
+            MetadataRecord::CreateTopic(t) => {
+                if self.topics.contains_key(&t.name) {
+                    return Err(ApplyError::TopicExists(t.name.clone()));
+                }
+                self.topics.insert(t.name.clone(), t.clone());
+                changes.push(Change::TopicCreated(t.name.clone()));
+                Ok(())
+            }
+            MetadataRecord::CreatePartitions { topic, added } => {
+                let t = self.topics.get_mut(topic).ok_or_else(|| ApplyError::UnknownTopic(topic.clone()))?;
+                if added.is_empty() {
+                    return Err(ApplyError::InvalidPartitions("no partitions added".into()));
+                }
+                t.partitions.extend(added.iter().cloned());
+                changes.push(Change::PartitionsAdded(topic.clone()));
+                Ok(())
+            }
+            MetadataRecord::DeleteTopic { name, id } => match self.topics.get(name) {
+                Some(t) if t.id == *id => {
+                    let partitions = t.partitions.len() as i32;
+                    self.topics.remove(name);
+                    changes.push(Change::TopicDeleted { name: name.clone(), partitions });
+                    Ok(())
+                }
+                _ => Err(ApplyError::UnknownTopic(name.clone())),
+            },
+            MetadataRecord::SetTopicConfigs { topic, configs } => {
+                let t = self.topics.get_mut(topic).ok_or_else(|| ApplyError::UnknownTopic(topic.clone()))?;
+                t.configs = configs.clone();
+                changes.push(Change::TopicConfigsChanged(topic.clone()));
+                Ok(())
+            }
+            MetadataRecord::PartitionChange { topic, partition, leader, isr } => {
+                let t = self.topics.get_mut(topic).ok_or_else(|| ApplyError::UnknownTopic(topic.clone()))?;
+                let p = usize::try_from(*partition).ok().and_then(|i| t.partitions.get_mut(i)).ok_or_else(
+                    || ApplyError::InvalidPartitions(format!("{topic}-{partition} does not exist")),
+                )?;
+                if p.leader != *leader {
+                    p.leader_epoch += 1;
+                }
+                p.leader = *leader;
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
+                changes.push(Change::LeaderChanged { topic: topic.clone(), partition: *partition });
+                Ok(())
+            }
+        }
+    }
+
+    fn broker_at(&mut self, id: NodeId, epoch: i64) -> Result<&mut BrokerState, ApplyError> {
+        match self.brokers.get_mut(&id) {
+            Some(b) if b.epoch == epoch => Ok(b),
+            Some(_) => Err(ApplyError::StaleBrokerEpoch { id, epoch }),
+            None => Err(ApplyError::UnknownBroker(id)),
+        }
+    }
+
+    /// The leader a partition should have now: its current leader while that broker is live,
+    /// else the first live replica of the ISR (no unclean election), else none.
+    pub fn elect(&self, p: &PartitionState, excluding: Option<NodeId>) -> NodeId {
+        let live = |id: NodeId| {
+            Some(id) != excluding
+                && self.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+        };
+        if p.leader != NO_LEADER && live(p.leader) {
+            return p.leader;
+        }
+        p.replicas.iter().copied().find(|r| p.isr.contains(r) && live(*r)).unwrap_or(NO_LEADER)
+    }
+
+    /// Partition changes that bring every partition's leader in line with `elect` (after a
+    /// broker was fenced, unfenced or is shutting down).
+    pub fn leader_changes(&self, excluding: Option<NodeId>) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        for t in self.topics.values() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let leader = self.elect(p, excluding);
+                if leader != p.leader {
+                    out.push(MetadataRecord::PartitionChange {
+                        topic: t.name.clone(),
+                        partition: i as i32,
+                        leader,
+                        // Until replication lands the ISR is the replica set; an offline
+                        // partition keeps its last ISR so that its replica can lead again.
+                        isr: p.isr.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(img: &mut MetadataImage, index: u64, id: NodeId) {
+        let r = MetadataRecord::RegisterBroker { id, incarnation: 1, endpoints: vec![], rack: None };
+        assert_eq!(img.apply(index, &[r], &mut Vec::new()), vec![Ok(())]);
+    }
+
+    #[test]
+    fn fencing_moves_leadership_off_and_back() {
+        let mut img = MetadataImage::default();
+        register(&mut img, 1, 1);
+        register(&mut img, 2, 2);
+        for (i, id) in [(3, 1), (4, 2)] {
+            img.apply(i, &[MetadataRecord::UnfenceBroker { id, epoch: i as i64 - 2 }], &mut Vec::new());
+        }
+        let t = TopicRecord {
+            name: "t".into(),
+            id: 9,
+            partitions: vec![PartitionState::new(vec![1]), PartitionState::new(vec![2])],
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        img.apply(5, &[MetadataRecord::CreateTopic(t.clone())], &mut Vec::new());
+        assert_eq!(
+            img.apply(6, &[MetadataRecord::CreateTopic(t)], &mut Vec::new()),
+            vec![Err(ApplyError::TopicExists("t".into()))]
+        );
+        img.apply(
+            7,
+            &[MetadataRecord::FenceBroker { id: 1, epoch: 1, controlled_shutdown: false }],
+            &mut Vec::new(),
+        );
+        let changes = img.leader_changes(None);
+        assert_eq!(changes.len(), 1);
+        img.apply(8, &changes, &mut Vec::new());
+        let p0 = &img.topics["t"].partitions[0];
+        assert_eq!((p0.leader, p0.leader_epoch, p0.isr.clone()), (NO_LEADER, 1, vec![1]));
+        // A stale epoch does not unfence.
+        let stale = img.apply(9, &[MetadataRecord::UnfenceBroker { id: 1, epoch: 99 }], &mut Vec::new());
+        assert!(stale[0].is_err());
+        img.apply(10, &[MetadataRecord::UnfenceBroker { id: 1, epoch: 1 }], &mut Vec::new());
+        let back = img.leader_changes(None);
+        img.apply(11, &back, &mut Vec::new());
+        let p0 = &img.topics["t"].partitions[0];
+        assert_eq!((p0.leader, p0.leader_epoch), (1, 2));
+        assert_eq!(img.applied, 11);
+    }
+}

@@ -1,0 +1,110 @@
+//! openraft's network over the controller protocol: one persistent connection per peer,
+//! re-opened after an error. Addresses come from `controller.quorum.voters` first (so a
+//! voter that moved is found at its configured address), then from the membership.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use tokio::net::TcpStream;
+
+use crate::rpc::{call_on, Request, Response};
+use crate::types::TypeConfig;
+
+#[derive(Clone)]
+pub struct Network {
+    pub configured: Arc<BTreeMap<u64, String>>,
+}
+
+pub struct Peer {
+    target: u64,
+    addr: String,
+    conn: Option<TcpStream>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+        let addr = self.configured.get(&target).cloned().unwrap_or_else(|| node.addr.clone());
+        Peer { target, addr, conn: None }
+    }
+}
+
+type RpcErr<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
+
+impl Peer {
+    async fn exchange<E: std::error::Error>(
+        &mut self,
+        req: Request,
+        option: &RPCOption,
+    ) -> Result<Response, RPCError<u64, BasicNode, E>> {
+        if self.conn.is_none() {
+            let connect = tokio::time::timeout(option.hard_ttl(), TcpStream::connect(&self.addr)).await;
+            let stream = match connect {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+                Err(_) => {
+                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+                    return Err(RPCError::Unreachable(Unreachable::new(&e)));
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            self.conn = Some(stream);
+        }
+        let stream = self.conn.as_mut().expect("connected above");
+        match call_on(stream, &req, option.hard_ttl()).await {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.conn = None;
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
+        }
+    }
+
+    fn unexpected<E: std::error::Error>(&self, r: Response) -> RPCError<u64, BasicNode, E> {
+        let e = std::io::Error::other(format!("peer {} answered {r:?}", self.target));
+        RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
+        match self.exchange(Request::AppendEntries(rpc), &option).await? {
+            Response::AppendEntries(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
+        match self.exchange(Request::InstallSnapshot(rpc), &option).await? {
+            Response::InstallSnapshot(r) => {
+                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
+        match self.exchange(Request::Vote(rpc), &option).await? {
+            Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(other)),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The metadata records: what the quorum's log holds (ARCHITECTURE.md §5, docs/ARCHITECTURE.md
+//! "Metadata records"). One Raft entry carries a batch of records applied atomically, as Kafka's
+//! metadata record batches are. Records are JSON with the variant name as tag, so a later
+//! record type (ACLs, SCRAM credentials, features) is an added variant and an old log still
+//! reads.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Node ids are Kafka's `node.id` (non-negative); Raft node ids are the same numbers.
+pub type NodeId = i32;
+
+/// "No leader" in Kafka's partition state.
+pub const NO_LEADER: NodeId = -1;
+
+/// One advertised listener of a broker.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The listener name (`PLAINTEXT`, ...).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`.
+    pub security_protocol: String,
+}
+
+/// Where a partition lives and who leads it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionState {
+    /// Replicas in preference order: the first is the preferred leader.
+    pub replicas: Vec<NodeId>,
+    pub leader: NodeId,
+    /// Bumped whenever the leader changes (fencing stale leaders' requests).
+    pub leader_epoch: i32,
+    pub isr: Vec<NodeId>,
+    /// Bumped on every change of this partition's state (Kafka's partition epoch).
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    pub fn new(replicas: Vec<NodeId>) -> PartitionState {
+        PartitionState {
+            leader: replicas.first().copied().unwrap_or(NO_LEADER),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub name: String,
+    /// Kafka's topic id (a UUID) as a u128; never 0.
+    pub id: u128,
+    pub partitions: Vec<PartitionState>,
+    /// Only the configs set on the topic; the rest are broker defaults.
+    pub configs: BTreeMap<String, String>,
+    pub internal: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum MetadataRecord {
+    /// The cluster's id, written once when the quorum is first formed.
+    ClusterId {
+        id: String,
+    },
+    /// A broker (re-)registers: a new incarnation gets a new broker epoch (the log index of this
+    /// record) and starts fenced until it has caught up with the metadata log.
+    RegisterBroker {
+        id: NodeId,
+        incarnation: u128,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+    },
+    /// Fenced: the broker's session expired or it shut down; it leads nothing while fenced.
+    FenceBroker {
+        id: NodeId,
+        epoch: i64,
+        controlled_shutdown: bool,
+    },
+    /// The broker heartbeats and has caught up: it may lead partitions again.
+    UnfenceBroker {
+        id: NodeId,
+        epoch: i64,
+    },
+    UnregisterBroker {
+        id: NodeId,
+    },
+    CreateTopic(TopicRecord),
+    /// Partitions appended to a topic (Kafka never removes partitions).
+    CreatePartitions {
+        topic: String,
+        added: Vec<PartitionState>,
+    },
+    DeleteTopic {
+        name: String,
+        id: u128,
+    },
+    /// Replaces the topic's config overrides.
+    SetTopicConfigs {
+        topic: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// A new leader and ISR for one partition; the leader epoch moves when the leader does.
+    PartitionChange {
+        topic: String,
+        partition: i32,
+        leader: NodeId,
+        isr: Vec<NodeId>,
+    },
+}
+
+/// Why a record did not apply (the image is unchanged by it). Deterministic: every node
+/// applying the same log reaches the same verdict.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("Topic '{0}' already exists.")]
+    TopicExists(String),
+    #[error("Topic '{0}' does not exist.")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("broker {0} is not registered")]
+    UnknownBroker(NodeId),
+    #[error("broker {id} epoch {epoch} is stale")]
+    StaleBrokerEpoch { id: NodeId, epoch: i64 },
+}

@@ -1,0 +1,69 @@
+//! Applied metadata into the broker: the catalog (topics with their partition states, the
+//! registered brokers) is updated under its lock, then the changes that need the shards
+//! (a deleted topic's logs, new topic configs) are queued for the shard-0 task that
+//! broadcasts them.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use riptide_quorum::{Change, ImageSink, MetadataImage};
+
+use crate::catalog::{Catalog, TopicMeta};
+use crate::metrics::Metrics;
+
+pub struct CatalogSink {
+    catalog: Arc<RwLock<Catalog>>,
+    events: flume::Sender<Change>,
+    metrics: Arc<Metrics>,
+}
+
+impl CatalogSink {
+    pub fn new(
+        catalog: Arc<RwLock<Catalog>>,
+        events: flume::Sender<Change>,
+        metrics: Arc<Metrics>,
+    ) -> CatalogSink {
+        CatalogSink { catalog, events, metrics }
+    }
+}
+
+impl ImageSink for CatalogSink {
+    fn applied(&self, image: &MetadataImage, changes: &[Change]) {
+        let mut touched = BTreeSet::new();
+        {
+            let mut cat = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+            cat.applied = image.applied;
+            for ch in changes {
+                match ch {
+                    Change::TopicCreated(n) | Change::PartitionsAdded(n) | Change::TopicConfigsChanged(n) => {
+                        touched.insert(n.clone());
+                    }
+                    Change::LeaderChanged { topic, .. } => {
+                        touched.insert(topic.clone());
+                    }
+                    Change::TopicDeleted { name, .. } => {
+                        cat.remove(name);
+                    }
+                    Change::BrokersChanged => cat.brokers = image.brokers.clone(),
+                }
+            }
+            for name in &touched {
+                match image.topics.get(name) {
+                    Some(t) => cat.put(TopicMeta::from_record(t)),
+                    None => {
+                        cat.remove(name);
+                    }
+                }
+            }
+            if cat.cluster_id.is_none() {
+                cat.cluster_id = image.cluster_id.clone();
+            }
+        }
+        self.metrics.set_metadata_applied(image.applied);
+        for ch in changes {
+            if matches!(ch, Change::TopicDeleted { .. } | Change::TopicConfigsChanged(_)) {
+                let _ = self.events.send(ch.clone());
+            }
+        }
+    }
+}
