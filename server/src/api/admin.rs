@@ -152,6 +152,7 @@ pub async fn create_partitions(ctx: &Ctx, request: CreatePartitionsRequest) -> C
         let assignment = t
             .assignments
             .as_ref()
+            .filter(|a| !a.is_empty())
             .map(|a| a.iter().map(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<i32>>()).collect());
         results.push(
             match add_partitions(ctx, t.name.0.as_str(), t.count, assignment, request.validate_only).await {

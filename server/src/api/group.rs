@@ -582,10 +582,10 @@ mod tests {
     #[test]
     fn responses_encode_at_every_version() {
         for v in 0..=6 {
-            let ok = vec![(s("g"), Ok(()))];
-            encodes(&find_coordinator_response(v, 1, "h", 9092, ok), v);
+            let ok = vec![(s("g"), Ok((1, "h".to_string(), 9092)))];
+            encodes(&find_coordinator_response(v, ok), v);
             let err = vec![(s("g"), Err(GroupError::CoordinatorNotAvailable))];
-            encodes(&find_coordinator_response(v, 1, "h", 9092, err), v);
+            encodes(&find_coordinator_response(v, err), v);
         }
         let full = JoinResult {
             error: None,
