@@ -89,14 +89,16 @@ impl BrokerAgent {
     }
 
     /// Waits until this broker is registered, has applied the log up to its registration and
-    /// the controller has unfenced it (and so given it back the partitions it leads).
+    /// the controller has unfenced it (and so given it back the partitions it leads), with the
+    /// cluster id written.
     pub async fn wait_ready(&self) {
         let mut rx = self.applied_tx.subscribe();
         loop {
             let epoch = self.epoch();
             if epoch > 0 && *rx.borrow_and_update() >= epoch as u64 && !self.is_fenced() {
                 let img = self.image();
-                if img.brokers.get(&self.cfg.id).is_some_and(|b| !b.fenced && b.epoch == epoch) {
+                let unfenced = img.brokers.get(&self.cfg.id).is_some_and(|b| !b.fenced && b.epoch == epoch);
+                if unfenced && img.cluster_id.is_some() {
                     return;
                 }
             }

@@ -257,14 +257,16 @@ fn write_meta_properties(config: &ServerConfig, cluster_id: &str) -> std::io::Re
     let path = config.data_dir.join("meta.properties");
     if let Ok(text) = std::fs::read_to_string(&path) {
         if let Some(old) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
-            if old.trim() != cluster_id {
+            if !old.trim().is_empty() && old.trim() != cluster_id {
                 return Err(std::io::Error::other(format!(
                     "{} belongs to cluster {}, but the metadata quorum is cluster {cluster_id}",
                     path.display(),
                     old.trim()
                 )));
             }
-            return Ok(());
+            if !old.trim().is_empty() {
+                return Ok(());
+            }
         }
     }
     let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={}\n", config.node_id);

@@ -62,7 +62,7 @@ struct ServeArgs {
     #[arg(long)]
     no_pin: bool,
     /// Any config by its Kafka name, as in the config file: --override process.roles=broker
-    /// (repeatable; applied after the file, before the other flags).
+    /// (repeatable; applied after the file and the other flags).
     #[arg(long = "override", value_name = "NAME=VALUE")]
     overrides: Vec<String>,
 }
@@ -88,9 +88,6 @@ fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let file: FileConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         c.apply_file(file)?;
-    }
-    if !args.overrides.is_empty() {
-        c.apply_file(overrides_file(&args.overrides)?)?;
     }
     if let Some(v) = args.data_dir {
         c.data_dir = v;
@@ -121,6 +118,9 @@ fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
     }
     if args.no_pin {
         c.pin_shards = false;
+    }
+    if !args.overrides.is_empty() {
+        c.apply_file(overrides_file(&args.overrides)?)?;
     }
     c.validate()?;
     Ok(c)

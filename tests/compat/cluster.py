@@ -1,0 +1,134 @@
+"""A local N-node riptide cluster of real processes on loopback (combined broker+controller
+nodes, each with its own ports and data directory), for the cluster tests and
+scripts/cluster.sh."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+from conftest import BINARY, free_port, IO_ARGS
+
+
+class Node:
+    def __init__(self, node_id, base, kafka_port, controller_port, metrics_port, voters, extra):
+        self.id = node_id
+        self.data_dir = os.path.join(base, f"node-{node_id}")
+        self.kafka_port = kafka_port
+        self.controller_port = controller_port
+        self.metrics_port = metrics_port
+        self.voters = voters
+        self.extra = list(extra)
+        self.proc = None
+        self.log_path = self.data_dir + ".log"
+
+    @property
+    def bootstrap(self):
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def args(self):
+        o = lambda k, v: ["--override", f"{k}={v}"]
+        return [
+            BINARY, "serve", "--data-dir", self.data_dir, "--node-id", str(self.id),
+            "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--shards", "2", "--no-pin", *IO_ARGS,
+            *o("process.roles", "broker,controller"),
+            *o("controller.quorum.voters", self.voters),
+            *o("listeners", f"PLAINTEXT://127.0.0.1:{self.kafka_port},CONTROLLER://127.0.0.1:{self.controller_port}"),
+            *o("broker.rack", f"rack-{self.id % 3}"),
+            *self.extra,
+        ]
+
+    def spawn(self):
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=self.log)
+        return self
+
+    def wait_listening(self, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node {self.id} exited with {self.proc.returncode}: {self.read_log()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.kafka_port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"node {self.id} did not start: {self.read_log()[-3000:]}")
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        return self.stop(signal.SIGKILL)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                k, v = line.split()
+                out[k] = float(v)
+        return out
+
+
+class Cluster:
+    def __init__(self, base, n=3, extra=(), ports=None):
+        self.base = base
+        ports = ports or [(free_port(), free_port(), free_port()) for _ in range(n)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{p[1]}" for i, p in enumerate(ports))
+        self.nodes = [Node(i + 1, base, p[0], p[1], p[2], voters, extra) for i, p in enumerate(ports)]
+
+    def start(self):
+        for n in self.nodes:
+            n.spawn()
+        for n in self.nodes:
+            n.wait_listening()
+        return self
+
+    def node(self, node_id):
+        return self.nodes[node_id - 1]
+
+    @property
+    def bootstrap(self):
+        return ",".join(n.bootstrap for n in self.nodes if n.alive())
+
+    def active_controller(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for n in self.nodes:
+                if n.alive():
+                    try:
+                        if n.metrics().get("riptide_controller_active") == 1:
+                            return n
+                    except OSError:
+                        pass
+            time.sleep(0.2)
+        raise RuntimeError("no active controller")
+
+    def stop(self):
+        # All at once, as an operator stopping the cluster would: one by one, the last nodes
+        # would wait for a quorum that is already gone.
+        for n in self.nodes:
+            if n.alive():
+                n.proc.send_signal(signal.SIGTERM)
+        for n in self.nodes:
+            try:
+                n.stop()
+            except subprocess.TimeoutExpired:
+                n.kill9()
