@@ -101,7 +101,7 @@ impl StateMachine {
         self.applied_tx.subscribe()
     }
 
-    fn snapshot_of(&self) -> Result<(SnapshotMeta, Vec<u8>), StorageError> {
+    fn snapshot_of(&self) -> std::io::Result<(SnapshotMeta, Vec<u8>)> {
         let s = self.lock();
         let meta = SnapshotMeta {
             last_log_id: s.last_applied,
@@ -109,14 +109,14 @@ impl StateMachine {
             snapshot_id: format!("{}", s.image.applied),
         };
         let file = SnapshotFile { meta: meta.clone(), image: s.image.clone() };
-        let bytes = serde_json::to_vec(&file).map_err(|e| write_error(&std::io::Error::other(e)))?;
+        let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
         Ok((meta, bytes))
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let (meta, bytes) = self.snapshot_of()?;
+        let (meta, bytes) = self.snapshot_of().map_err(|e| write_error(&e))?;
         fsutil::write_atomically(&self.dir.join("snapshot.json"), &bytes).map_err(|e| write_error(&e))?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
     }

@@ -64,7 +64,7 @@ pub async fn find_coordinator(
     let results: Vec<(StrBytes, Result<Endpoint, GroupError>)> = keys
         .into_iter()
         .map(|k| {
-            let r = ready.clone().and_then(|()| match key_type {
+            let r = ready.and_then(|()| match key_type {
                 0 => coordinator_of(ctx, k.as_str()),
                 _ => Ok(this_broker(ctx)),
             });
