@@ -9,8 +9,10 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
+    add_raft_voter_request, describe_quorum_request, describe_quorum_response, AddRaftVoterRequest,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, IncrementalAlterConfigsRequest, TopicName,
+    DescribeConfigsRequest, DescribeQuorumRequest, IncrementalAlterConfigsRequest, RemoveRaftVoterRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -314,5 +316,131 @@ impl Client {
             controller_id: response.controller_id.0,
             brokers,
         })
+    }
+}
+
+/// A registered broker and whether the controller has fenced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerStatus {
+    pub broker: BrokerInfo,
+    pub fenced: bool,
+}
+
+/// The metadata quorum as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    /// (node id, log end offset, -1 when unknown)
+    pub voters: Vec<(i32, i64)>,
+    pub observers: Vec<(i32, i64)>,
+    /// (node id, host:port of its controller listener), from v2.
+    pub controller_addrs: Vec<(i32, String)>,
+}
+
+impl Client {
+    /// Every registered broker, fenced ones included where the broker can say (DescribeCluster
+    /// v2, KIP-1073); otherwise the live ones.
+    pub async fn describe_brokers(&self) -> Result<Vec<BrokerStatus>> {
+        let connection = self.any_broker().await?;
+        let version = connection.version_for::<DescribeClusterRequest>()?;
+        let request = DescribeClusterRequest::default().with_include_fenced_brokers(version >= 2);
+        let response = connection.send_at(&request, version, std::time::Duration::from_secs(10)).await?;
+        if response.error_code != 0 {
+            return Err(Error::kafka(
+                response.error_code,
+                "DescribeCluster",
+                response.error_message.as_deref(),
+            ));
+        }
+        let mut out: Vec<BrokerStatus> = response
+            .brokers
+            .into_iter()
+            .map(|b| BrokerStatus {
+                broker: BrokerInfo {
+                    node_id: b.broker_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.map(|r| r.to_string()),
+                },
+                fenced: b.is_fenced,
+            })
+            .collect();
+        out.sort_by_key(|b| b.broker.node_id);
+        Ok(out)
+    }
+
+    /// The metadata quorum: leader, epoch, high watermark, voters and observers.
+    pub async fn describe_quorum(&self) -> Result<QuorumStatus> {
+        let connection = self.any_broker().await?;
+        let request =
+            DescribeQuorumRequest::default().with_topics(vec![describe_quorum_request::TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0)
+                ])]);
+        let response = connection.send(&request).await?;
+        if response.error_code != 0 {
+            return Err(Error::kafka(
+                response.error_code,
+                "DescribeQuorum",
+                response.error_message.as_deref(),
+            ));
+        }
+        let p = response
+            .topics
+            .into_iter()
+            .flat_map(|t| t.partitions)
+            .next()
+            .ok_or_else(|| Error::kafka(-1, "DescribeQuorum", Some("no partition in the answer")))?;
+        if p.error_code != 0 {
+            return Err(Error::kafka(p.error_code, "DescribeQuorum", p.error_message.as_deref()));
+        }
+        let states = |v: Vec<describe_quorum_response::ReplicaState>| {
+            v.into_iter().map(|r| (r.replica_id.0, r.log_end_offset)).collect::<Vec<_>>()
+        };
+        let controller_addrs = response
+            .nodes
+            .iter()
+            .filter_map(|n| n.listeners.first().map(|l| (n.node_id.0, format!("{}:{}", l.host, l.port))))
+            .collect();
+        Ok(QuorumStatus {
+            leader_id: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            high_watermark: p.high_watermark,
+            voters: states(p.current_voters),
+            observers: states(p.observers),
+            controller_addrs,
+        })
+    }
+
+    /// Adds a controller (started with `controller.quorum.bootstrap.servers`) to the quorum
+    /// as a voter (AddRaftVoter, KIP-853).
+    pub async fn add_controller(&self, id: i32, host: &str, port: u16) -> Result<()> {
+        let connection = self.any_broker().await?;
+        let request = AddRaftVoterRequest::default()
+            .with_voter_id(id)
+            .with_timeout_ms(30_000)
+            .with_listeners(vec![add_raft_voter_request::Listener::default()
+                .with_name(StrBytes::from_static_str("CONTROLLER"))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)]);
+        let r = connection.send_with_extra_time(&request, std::time::Duration::from_secs(35)).await?;
+        if r.error_code != 0 {
+            return Err(Error::kafka(r.error_code, "AddRaftVoter", r.error_message.as_deref()));
+        }
+        Ok(())
+    }
+
+    /// Removes a voter from the quorum (RemoveRaftVoter, KIP-853).
+    pub async fn remove_controller(&self, id: i32) -> Result<()> {
+        let connection = self.any_broker().await?;
+        let request = RemoveRaftVoterRequest::default().with_voter_id(id);
+        let r = connection.send_with_extra_time(&request, std::time::Duration::from_secs(35)).await?;
+        if r.error_code != 0 {
+            return Err(Error::kafka(r.error_code, "RemoveRaftVoter", r.error_message.as_deref()));
+        }
+        Ok(())
     }
 }

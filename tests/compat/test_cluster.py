@@ -213,3 +213,51 @@ def test_full_restart_keeps_the_metadata(cluster):
              what="every partition led again")
     got = consume_all(cluster.node(1).bootstrap, topic, 40, unique("g"))
     assert len(got) == 40
+
+
+def cli(*args, timeout=90):
+    from conftest import BINARY
+    out = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_status_and_controllers_added_and_removed_online(cluster, tmp_path):
+    from conftest import BINARY, free_port
+    status = json.loads(cli("cluster", "-b", cluster.node(1).bootstrap, "status", "--output", "json"))
+    assert [b["state"] for b in status["brokers"]] == ["live"] * 3
+    assert sorted(c["id"] for c in status["controllers"]) == [1, 2, 3]
+    assert sum(1 for c in status["controllers"] if c["active"]) == 1
+    assert status["metadata_offset"] > 0
+    # A fourth, controller-only node joins through the bootstrap servers and is made a voter.
+    bootstrap = ",".join(f"127.0.0.1:{n.controller_port}" for n in cluster.nodes)
+    port = free_port()
+    log = open(tmp_path / "node-4.log", "ab")
+    proc = subprocess.Popen([
+        BINARY, "serve", "--data-dir", str(tmp_path / "node-4"), "--node-id", "4", "--metrics-listen", "off",
+        "--override", "process.roles=controller",
+        "--override", f"controller.quorum.bootstrap.servers={bootstrap}",
+        "--override", f"listeners=CONTROLLER://127.0.0.1:{port}",
+    ], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: proc.poll() is None and socket_open(port), timeout=30, what="controller 4 listening")
+        cli("cluster", "-b", cluster.node(2).bootstrap, "add-controller", "4", f"127.0.0.1:{port}")
+        status = json.loads(cli("cluster", "-b", cluster.node(3).bootstrap, "status", "--output", "json"))
+        assert sorted(c["id"] for c in status["controllers"]) == [1, 2, 3, 4]
+        create(cluster.node(1).bootstrap, unique("four-voters"), 1)
+        cli("cluster", "-b", cluster.node(2).bootstrap, "remove-controller", "4")
+        status = json.loads(cli("cluster", "-b", cluster.node(1).bootstrap, "status", "--output", "json"))
+        assert sorted(c["id"] for c in status["controllers"]) == [1, 2, 3]
+        create(cluster.node(1).bootstrap, unique("three-voters"), 1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def socket_open(port):
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False

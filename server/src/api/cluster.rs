@@ -3,12 +3,15 @@
 //! are not implemented and are refused clearly).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::describe_quorum_response::{self, PartitionData, ReplicaState, TopicData};
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, InitProducerIdRequest, InitProducerIdResponse,
-    ProducerId,
+    AddRaftVoterRequest, AddRaftVoterResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+    RemoveRaftVoterRequest, RemoveRaftVoterResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use riptide_quorum::{AdminCommand, ControllerError};
 
 use super::Ctx;
 
@@ -61,6 +64,118 @@ pub fn init_producer_id(ctx: &Ctx, request: InitProducerIdRequest) -> InitProduc
         Err(e) => {
             tracing::error!("cannot reserve producer ids: {e}");
             response.with_error_code(ResponseError::KafkaStorageError.code())
+        }
+    }
+}
+
+/// DescribeQuorum (KIP-595/853): the metadata quorum's leader, term, high watermark, voters
+/// with their log end offsets, and the brokers as observers with the metadata offset they
+/// applied. A broker asks the active controller, as Kafka's brokers forward it.
+pub async fn describe_quorum(
+    ctx: &Ctx,
+    version: i16,
+    _request: DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
+    let q = match ctx.broker.cluster.describe_quorum().await {
+        Ok(q) => q,
+        Err(e) => {
+            let code = match e {
+                ControllerError::Timeout => ResponseError::RequestTimedOut,
+                _ => ResponseError::UnknownServerError,
+            };
+            return DescribeQuorumResponse::default()
+                .with_error_code(code.code())
+                .with_error_message((version >= 2).then(|| StrBytes::from_string(e.to_string())));
+        }
+    };
+    let offset = |i: Option<u64>| i.map_or(-1, |i| i as i64);
+    let replica = |id: i32, leo: i64| {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(id))
+            .with_log_end_offset(leo)
+            .with_last_fetch_timestamp(-1)
+            .with_last_caught_up_timestamp(-1)
+    };
+    let voter_ids: Vec<i32> = q.voters.iter().map(|v| v.id as i32).collect();
+    let voters = q.voters.iter().map(|v| replica(v.id as i32, offset(v.matched))).collect();
+    let observers = q
+        .observers
+        .iter()
+        .filter(|(id, _)| !voter_ids.contains(id))
+        .map(|(id, applied)| replica(*id, *applied as i64))
+        .collect();
+    let partition = PartitionData::default()
+        .with_partition_index(0)
+        .with_leader_id(BrokerId(q.leader.map_or(-1, |l| l as i32)))
+        .with_leader_epoch(q.term as i32)
+        .with_high_watermark(q.applied as i64)
+        .with_current_voters(voters)
+        .with_observers(observers);
+    let nodes = if version >= 2 {
+        q.voters
+            .iter()
+            .filter_map(|v| {
+                let (host, port) = v.addr.rsplit_once(':')?;
+                Some(
+                    describe_quorum_response::Node::default()
+                        .with_node_id(BrokerId(v.id as i32))
+                        .with_listeners(vec![describe_quorum_response::Listener::default()
+                            .with_name(StrBytes::from_static_str("CONTROLLER"))
+                            .with_host(StrBytes::from_string(host.to_string()))
+                            .with_port(port.parse().ok()?)]),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    DescribeQuorumResponse::default()
+        .with_topics(vec![TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+            .with_partitions(vec![partition])])
+        .with_nodes(nodes)
+}
+
+fn membership_code(e: &ControllerError) -> (i16, String) {
+    let code = match e {
+        ControllerError::Timeout => ResponseError::RequestTimedOut,
+        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        _ => ResponseError::UnknownServerError,
+    };
+    (code.code(), e.to_string())
+}
+
+/// AddRaftVoter (KIP-853): a controller started with `controller.quorum.bootstrap.servers`
+/// joins the quorum as a voter once it has caught up.
+pub async fn add_raft_voter(ctx: &Ctx, request: AddRaftVoterRequest) -> AddRaftVoterResponse {
+    let Some(l) = request.listeners.first() else {
+        return AddRaftVoterResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(StrBytes::from_static_str("a new voter needs a listener")));
+    };
+    let cmd =
+        AdminCommand::AddVoter { id: request.voter_id.max(0) as u64, addr: format!("{}:{}", l.host, l.port) };
+    match ctx.broker.cluster.admin(cmd).await {
+        Ok(_) => AddRaftVoterResponse::default(),
+        Err(e) => {
+            let (code, msg) = membership_code(&e);
+            AddRaftVoterResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(msg)))
+        }
+    }
+}
+
+/// RemoveRaftVoter (KIP-853).
+pub async fn remove_raft_voter(ctx: &Ctx, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse {
+    let cmd = AdminCommand::RemoveVoter { id: request.voter_id.max(0) as u64 };
+    match ctx.broker.cluster.admin(cmd).await {
+        Ok(_) => RemoveRaftVoterResponse::default(),
+        Err(e) => {
+            let (code, msg) = membership_code(&e);
+            RemoveRaftVoterResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_string(msg)))
         }
     }
 }

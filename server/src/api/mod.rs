@@ -146,6 +146,9 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         }
         ApiKey::InitProducerId => answer!(cluster::init_producer_id(ctx, decode(&mut body, v)?)),
         ApiKey::DescribeCluster => answer!(cluster::describe_cluster(ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeQuorum => answer!(cluster::describe_quorum(ctx, v, decode(&mut body, v)?).await),
+        ApiKey::AddRaftVoter => answer!(cluster::add_raft_voter(ctx, decode(&mut body, v)?).await),
+        ApiKey::RemoveRaftVoter => answer!(cluster::remove_raft_voter(ctx, decode(&mut body, v)?).await),
         ApiKey::FindCoordinator => answer!(group::find_coordinator(ctx, info, decode(&mut body, v)?).await),
         ApiKey::JoinGroup => answer!(group::join_group(ctx, info, decode(&mut body, v)?).await),
         ApiKey::SyncGroup => answer!(group::sync_group(ctx, info, decode(&mut body, v)?).await),

@@ -1,7 +1,10 @@
-//! `riptide cluster info`: cluster id, controller, brokers and what the broker speaks. Kafka
-//! has no API that reports a broker's software version, so "version" is what the protocol
-//! reveals: the API version ranges from ApiVersions and the finalized features
-//! (`metadata.version`), plus this CLI's own version.
+//! `riptide cluster` (status): brokers with address, rack and state (live or fenced), the
+//! controllers of the metadata quorum, the active one, and metadata offsets (DescribeCluster v2
+//! and DescribeQuorum); `add-controller` / `remove-controller` change the quorum online
+//! (AddRaftVoter / RemoveRaftVoter). `riptide cluster info`: cluster id, controller, brokers and
+//! what the broker speaks. Kafka has no API that reports a broker's software version, so
+//! "version" is what the protocol reveals: the API version ranges from ApiVersions and the
+//! finalized features (`metadata.version`), plus this CLI's own version.
 
 use serde_json::json;
 
@@ -12,6 +15,10 @@ use super::{connect, CliResult, Conn};
 
 pub const EXAMPLES: &str = concat!(
     "Examples:
+  riptide cluster
+  riptide cluster status --output json
+  riptide cluster add-controller 4 localhost:49093
+  riptide cluster remove-controller 3
   riptide cluster info
   riptide cluster info --apis
   RIPTIDE_BROKERS=kafka1:9092,kafka2:9092 riptide cluster info --output json",
@@ -23,11 +30,25 @@ pub struct ClusterArgs {
     #[command(flatten)]
     pub conn: Conn,
     #[command(subcommand)]
-    pub command: ClusterCommand,
+    pub command: Option<ClusterCommand>,
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum ClusterCommand {
+    /// Brokers (state, rack, metadata offset), controllers and the active controller (default).
+    Status,
+    /// Make a controller started with controller.quorum.bootstrap.servers a voter.
+    AddController {
+        /// Its node.id.
+        id: i32,
+        /// host:port of its CONTROLLER listener.
+        address: String,
+    },
+    /// Remove a voter from the metadata quorum.
+    RemoveController {
+        /// Its node.id.
+        id: i32,
+    },
     /// Cluster id, controller, brokers and protocol versions.
     Info {
         /// Also list every API the bootstrap broker supports with its version range.
@@ -37,7 +58,24 @@ pub enum ClusterCommand {
 }
 
 pub async fn run(args: ClusterArgs) -> CliResult {
-    let ClusterCommand::Info { apis } = args.command;
+    let apis = match args.command.unwrap_or(ClusterCommand::Status) {
+        ClusterCommand::Info { apis } => apis,
+        ClusterCommand::Status => return status(&args.conn).await,
+        ClusterCommand::AddController { id, address } => {
+            let (host, port) = address
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| super::CliError::usage(format!("{address:?} is not host:port")))?;
+            connect(&args.conn).await?.add_controller(id, &host, port).await?;
+            return Ok(output::print(&format!(
+                "controller {id} ({address}) is a voter of the metadata quorum\n"
+            ))?);
+        }
+        ClusterCommand::RemoveController { id } => {
+            connect(&args.conn).await?.remove_controller(id).await?;
+            return Ok(output::print(&format!("controller {id} removed from the metadata quorum\n"))?);
+        }
+    };
     let client = connect(&args.conn).await?;
     let cluster = client.describe_cluster().await?;
     let connection = client.any_broker().await?;
@@ -89,6 +127,68 @@ pub async fn run(args: ClusterArgs) -> CliResult {
                 text.push('\n');
                 text.push_str(&table.render());
             }
+            output::print(&text)?;
+        }
+    }
+    Ok(())
+}
+
+async fn status(conn: &Conn) -> CliResult {
+    let client = connect(conn).await?;
+    let cluster = client.describe_cluster().await?;
+    let brokers = client.describe_brokers().await?;
+    let quorum = client.describe_quorum().await?;
+    let offset_of = |id: i32| {
+        quorum.voters.iter().chain(quorum.observers.iter()).find(|(n, _)| *n == id).map(|(_, o)| *o)
+    };
+    let addr_of = |id: i32| quorum.controller_addrs.iter().find(|(n, _)| *n == id).map(|(_, a)| a.clone());
+    match conn.output {
+        OutputFormat::Json => output::print_json(&json!({
+            "cluster_id": cluster.cluster_id,
+            "active_controller": quorum.leader_id,
+            "leader_epoch": quorum.leader_epoch,
+            "metadata_offset": quorum.high_watermark,
+            "brokers": brokers.iter().map(|b| json!({
+                "id": b.broker.node_id, "host": b.broker.host, "port": b.broker.port,
+                "rack": b.broker.rack, "state": if b.fenced { "fenced" } else { "live" },
+                "metadata_offset": offset_of(b.broker.node_id),
+            })).collect::<Vec<_>>(),
+            "controllers": quorum.voters.iter().map(|(id, leo)| json!({
+                "id": id, "address": addr_of(*id), "log_end_offset": leo,
+                "active": *id == quorum.leader_id,
+            })).collect::<Vec<_>>(),
+        }))?,
+        OutputFormat::Table => {
+            let mut text = key_values(&[
+                ("CLUSTER-ID", cluster.cluster_id.clone().unwrap_or_else(|| "-".into())),
+                ("ACTIVE-CONTROLLER", quorum.leader_id.to_string()),
+                ("LEADER-EPOCH", quorum.leader_epoch.to_string()),
+                ("METADATA-OFFSET", quorum.high_watermark.to_string()),
+            ]);
+            let mut t = Table::new(&["BROKER", "ADDRESS", "RACK", "STATE", "METADATA-OFFSET"]);
+            for b in &brokers {
+                t.row(vec![
+                    b.broker.node_id.to_string(),
+                    format!("{}:{}", b.broker.host, b.broker.port),
+                    b.broker.rack.clone().unwrap_or_else(|| "-".into()),
+                    if b.fenced { "fenced".into() } else { "live".into() },
+                    offset_of(b.broker.node_id).map_or("-".into(), |o| o.to_string()),
+                ]);
+            }
+            text.push('\n');
+            text.push_str(&t.render());
+            let mut c = Table::new(&["CONTROLLER", "ADDRESS", "ROLE", "LOG-END-OFFSET", "LAG"]);
+            for (id, leo) in &quorum.voters {
+                c.row(vec![
+                    id.to_string(),
+                    addr_of(*id).unwrap_or_else(|| "-".into()),
+                    if *id == quorum.leader_id { "active".into() } else { "follower".into() },
+                    if *leo < 0 { "-".into() } else { leo.to_string() },
+                    if *leo < 0 { "-".into() } else { (quorum.high_watermark - leo).max(0).to_string() },
+                ]);
+            }
+            text.push('\n');
+            text.push_str(&c.render());
             output::print(&text)?;
         }
     }
