@@ -29,6 +29,11 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
             RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
         }
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(DescribeQuorumRequest::default()),
+        // No listener: refused with INVALID_REQUEST, the quorum is untouched.
+        ApiKey::AddRaftVoter => RequestKind::AddRaftVoter(AddRaftVoterRequest::default().with_voter_id(7)),
+        // The only voter: refused, it cannot remove itself.
+        ApiKey::RemoveRaftVoter => RequestKind::RemoveRaftVoter(RemoveRaftVoterRequest::default()),
         ApiKey::FindCoordinator if version >= 4 => RequestKind::FindCoordinator(
             FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
         ),

@@ -3,6 +3,7 @@ clients bootstrapped from any node produce to and consume from partitions led by
 (kcat, confluent-kafka, kafkajs); the active controller is killed and topic creation goes on;
 a killed broker's partitions are reported offline; a full restart keeps the metadata."""
 import json
+import shutil
 import os
 import subprocess
 import time
@@ -261,3 +262,31 @@ def socket_open(port):
             return True
     except OSError:
         return False
+
+
+def test_single_node_data_directory_is_imported(tmp_path):
+    """A data directory from before the metadata quorum (topics in topics.json) starts with
+    every topic and record, under `riptide serve`'s one-node defaults."""
+    from conftest import Broker, IO_ARGS
+    data = str(tmp_path / "data")
+    b = Broker(data, extra_args=["--shards", "2", "--no-pin", *IO_ARGS]).start()
+    topic = unique("legacy")
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    create(b.bootstrap, topic, 2)
+    for i in range(20):
+        p.produce(topic, value=f"old{i}".encode(), partition=i % 2)
+    assert p.flush(30) == 0
+    b.stop()
+    # What the single-node broker kept: topics.json and meta.properties, no metadata log.
+    shutil.rmtree(os.path.join(data, "__cluster_metadata-0"))
+    with open(os.path.join(data, "topics.json"), "w") as f:
+        json.dump({"version": 1, "topics": [{"name": topic, "id": 123456789, "partitions": 2,
+                                             "replication_factor": 1, "configs": {"retention.ms": "-1"}}]}, f)
+    b.start()
+    try:
+        got = consume_all(b.bootstrap, topic, 20, unique("g"))
+        assert sorted(v for _, _, v in got) == sorted(f"old{i}".encode() for i in range(20))
+        assert not os.path.exists(os.path.join(data, "topics.json"))
+        assert os.path.exists(os.path.join(data, "topics.json.imported"))
+    finally:
+        b.stop()
