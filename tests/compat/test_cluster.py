@@ -149,6 +149,26 @@ def test_kafkajs_across_all_brokers(cluster, tmp_path):
     assert result == {"seen": 30, "partitions": 3}
 
 
+def test_partitions_added_and_topic_deleted_cluster_wide(cluster):
+    from confluent_kafka.admin import NewPartitions
+    topic = unique("lifecycle")
+    create(cluster.node(1).bootstrap, topic, 3)
+    a = admin(cluster.node(2).bootstrap)
+    a.create_partitions([NewPartitions(topic, 6)])[topic].result(30)
+    wait_for(lambda: len(leaders(cluster.node(3).bootstrap, topic)) == 6 or None, what="6 partitions seen on node 3")
+    assert set(leaders(cluster.node(3).bootstrap, topic).values()) == {1, 2, 3}
+    p = Producer({"bootstrap.servers": cluster.node(1).bootstrap})
+    for i in range(12):
+        p.produce(topic, value=b"x", partition=i % 6)
+    assert p.flush(30) == 0
+    dirs = [os.path.join(n.data_dir, f"{topic}-{i}") for n in cluster.nodes for i in range(6)]
+    assert sum(os.path.isdir(d) for d in dirs) == 6, "each partition's log lives on its one replica"
+    a.delete_topics([topic])[topic].result(30)
+    wait_for(lambda: all(topic not in admin(n.bootstrap).list_topics(timeout=10).topics for n in cluster.nodes) or None,
+             what="topic gone from every node")
+    wait_for(lambda: not any(os.path.isdir(d) for d in dirs) or None, what="logs deleted on every node")
+
+
 def test_controller_kill_then_topics_are_still_created(cluster):
     spread = unique("spread-kill")
     create(cluster.node(1).bootstrap, spread, 6)

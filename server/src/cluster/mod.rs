@@ -45,9 +45,11 @@ impl ClusterHandle {
         let c = &config.cluster;
         let node_id = config.node_id;
         let controller_listener = if c.controller {
-            let addr = c.controller_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-            let l = bind_retrying(addr)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("controller listener {addr}: {e}")))?;
+            let l = match c.controller_listen {
+                Some(addr) => bind_retrying(addr)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("controller listener {addr}: {e}")))?,
+                None => bind_private_loopback()?,
+            };
             Some(l)
         } else {
             None
@@ -259,6 +261,14 @@ fn cluster_id_hint(config: &ServerConfig) -> String {
     let raw = riptide_quorum::controller::new_id();
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     (0..22).map(|i| alphabet[((raw >> (i * 6)) & 63) as usize] as char).collect()
+}
+
+/// A one-node quorum's controller listens on an ephemeral port of 127.0.0.2 when it can: only
+/// this process connects to it, and on 127.0.0.1 its port could be the one another program just
+/// picked as "free" for its own listener (the pattern of many test suites).
+fn bind_private_loopback() -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 2], 0)))
+        .or_else(|_| std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))
 }
 
 fn bind_retrying(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
