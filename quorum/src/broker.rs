@@ -40,6 +40,8 @@ pub struct BrokerAgent {
     fenced: AtomicBool,
     want_shutdown: AtomicBool,
     shutdown_ready: tokio::sync::watch::Sender<bool>,
+    /// Cuts the heartbeat loop's sleep short (a controlled shutdown should not wait a period).
+    wake: tokio::sync::Notify,
     /// The controller's applied index at our last fetch (for the lag metric).
     pub leader_applied: std::sync::atomic::AtomicU64,
     sink: Arc<dyn ImageSink>,
@@ -60,6 +62,7 @@ impl BrokerAgent {
             fenced: AtomicBool::new(true),
             want_shutdown: AtomicBool::new(false),
             shutdown_ready: tokio::sync::watch::channel(false).0,
+            wake: tokio::sync::Notify::new(),
             leader_applied: Default::default(),
             sink,
         });
@@ -153,6 +156,7 @@ impl BrokerAgent {
     /// returns when it has (or after `timeout`, as Kafka gives up and stops anyway).
     pub async fn controlled_shutdown(&self, timeout: Duration) -> bool {
         self.want_shutdown.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
         let mut rx = self.shutdown_ready.subscribe();
         let wait = async {
             while !*rx.borrow_and_update() {
@@ -310,6 +314,6 @@ async fn heartbeat_loop(agent: Arc<BrokerAgent>) {
         // Heartbeat faster while waiting to be unfenced or shut down, so neither waits a period.
         let fast = agent.is_fenced() || agent.want_shutdown.load(Ordering::SeqCst);
         let period = if fast { Duration::from_millis(100) } else { agent.cfg.heartbeat_interval };
-        tokio::time::sleep(period).await;
+        let _ = tokio::time::timeout(period, agent.wake.notified()).await;
     }
 }

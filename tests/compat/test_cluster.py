@@ -169,6 +169,39 @@ def test_partitions_added_and_topic_deleted_cluster_wide(cluster):
     wait_for(lambda: not any(os.path.isdir(d) for d in dirs) or None, what="logs deleted on every node")
 
 
+def test_broker_only_node_joins_and_shuts_down_in_a_controlled_way(cluster, tmp_path):
+    from conftest import BINARY, free_port
+    port = free_port()
+    voters = cluster.nodes[0].voters
+    log = open(tmp_path / "node-9.log", "ab")
+    proc = subprocess.Popen([
+        BINARY, "serve", "--data-dir", str(tmp_path / "node-9"), "--node-id", "9", "--metrics-listen", "off",
+        "--listen", f"127.0.0.1:{port}", "--shards", "1", "--no-pin",
+        "--override", "process.roles=broker", "--override", f"controller.quorum.voters={voters}",
+    ], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: 9 in admin(cluster.node(1).bootstrap).list_topics(timeout=10).brokers or None,
+                 timeout=30, what="broker 9 registered and unfenced")
+        topic = unique("with-9")
+        create(f"127.0.0.1:{port}", topic, 8)
+        theirs = [p for p, l in leaders(cluster.node(1).bootstrap, topic).items() if l == 9]
+        assert theirs, "the new broker takes its share of new partitions"
+        p = Producer({"bootstrap.servers": f"127.0.0.1:{port}"})
+        for i in range(16):
+            p.produce(topic, value=b"y", partition=i % 8)
+        assert p.flush(30) == 0
+        # SIGTERM: controlled shutdown fences it at once, no session timeout to wait for.
+        t0 = time.time()
+        proc.send_signal(subprocess.signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert time.time() - t0 < 5, "controlled shutdown took too long"
+        assert all(leaders(cluster.node(2).bootstrap, topic)[p] == -1 for p in theirs)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def test_controller_kill_then_topics_are_still_created(cluster):
     spread = unique("spread-kill")
     create(cluster.node(1).bootstrap, spread, 6)
@@ -246,7 +279,10 @@ def cli(*args, timeout=90):
 def test_status_and_controllers_added_and_removed_online(cluster, tmp_path):
     from conftest import BINARY, free_port
     status = json.loads(cli("cluster", "-b", cluster.node(1).bootstrap, "status", "--output", "json"))
-    assert [b["state"] for b in status["brokers"]] == ["live"] * 3
+    states = {b["id"]: b["state"] for b in status["brokers"]}
+    assert [states[i] for i in (1, 2, 3)] == ["live"] * 3
+    # A broker that went away stays registered, fenced (as in Kafka until it is unregistered).
+    assert all(s == "fenced" for i, s in states.items() if i not in (1, 2, 3))
     assert sorted(c["id"] for c in status["controllers"]) == [1, 2, 3]
     assert sum(1 for c in status["controllers"] if c["active"]) == 1
     assert status["metadata_offset"] > 0
