@@ -137,6 +137,11 @@ impl Controller {
         self.sm.lock().image.clone()
     }
 
+    /// Reads the applied image in place (the periodic paths must not copy every topic).
+    fn with_image<R>(&self, f: impl FnOnce(&MetadataImage) -> R) -> R {
+        f(&self.sm.lock().image)
+    }
+
     fn leader_addr(&self) -> Option<String> {
         let m = self.raft.metrics().borrow().clone();
         let leader = m.current_leader?;
@@ -233,38 +238,42 @@ impl Controller {
 
     async fn heartbeat(&self, h: Heartbeat) -> Result<HeartbeatReply, ControllerError> {
         self.ensure_active()?;
-        let image = self.image();
-        let Some(b) = image.brokers.get(&h.id) else { return Err(ControllerError::StaleBrokerEpoch(h.id)) };
-        if b.epoch != h.epoch {
+        let state = self
+            .with_image(|img| img.brokers.get(&h.id).map(|b| (b.epoch, b.fenced, b.in_controlled_shutdown)));
+        let Some((epoch, fenced, in_shutdown)) = state else {
+            return Err(ControllerError::StaleBrokerEpoch(h.id));
+        };
+        if epoch != h.epoch {
             return Err(ControllerError::StaleBrokerEpoch(h.id));
         }
         self.touch(h.id, Some(h.applied));
         let leads_nothing =
             |img: &MetadataImage| !img.topics.values().any(|t| t.partitions.iter().any(|p| p.leader == h.id));
         if h.want_shutdown {
-            if !b.in_controlled_shutdown {
+            if !in_shutdown {
                 let _guard = self.propose_lock.lock().await;
                 let fence =
                     MetadataRecord::FenceBroker { id: h.id, epoch: h.epoch, controlled_shutdown: true };
-                let records = with_leader_changes(&self.image(), fence, Some(h.id));
+                let records = self.with_image(|img| with_leader_changes(img, fence, Some(h.id)));
                 tracing::info!("broker {} shuts down: moving {} leadership(s)", h.id, records.len() - 1);
                 self.propose(records).await?;
             }
-            let img = self.image();
-            return Ok(HeartbeatReply { fenced: true, shutdown_ready: leads_nothing(&img) });
+            return Ok(HeartbeatReply { fenced: true, shutdown_ready: self.with_image(leads_nothing) });
         }
         // Caught up: it has applied its own registration (and everything before it).
-        if b.fenced && h.applied >= b.epoch as u64 {
+        if fenced && h.applied >= epoch as u64 {
             let _guard = self.propose_lock.lock().await;
-            let current = self.image();
-            if current.brokers.get(&h.id).is_some_and(|b| b.fenced && b.epoch == h.epoch) {
+            let records = self.with_image(|current| {
+                let still_fenced = current.brokers.get(&h.id).is_some_and(|b| b.fenced && b.epoch == h.epoch);
                 let unfence = MetadataRecord::UnfenceBroker { id: h.id, epoch: h.epoch };
-                let records = with_leader_changes(&current, unfence, None);
+                still_fenced.then(|| with_leader_changes(current, unfence, None))
+            });
+            if let Some(records) = records {
                 tracing::info!("broker {} unfenced; {} partition leader(s) change", h.id, records.len() - 1);
                 self.propose(records).await?;
             }
         }
-        let fenced = self.image().brokers.get(&h.id).is_none_or(|b| b.fenced);
+        let fenced = self.with_image(|img| img.brokers.get(&h.id).is_none_or(|b| b.fenced));
         Ok(HeartbeatReply { fenced, shutdown_ready: false })
     }
 
@@ -599,15 +608,13 @@ async fn duties(c: Arc<Controller>) {
         c.metrics.active.store(active, Ordering::Relaxed);
         c.metrics.last_applied.store(m.last_applied.map_or(0, |l| l.index), Ordering::Relaxed);
         c.metrics.last_log_index.store(m.last_log_index.unwrap_or(0), Ordering::Relaxed);
-        let image = c.image();
-        c.metrics
-            .fenced_brokers
-            .store(image.brokers.values().filter(|b| b.fenced).count() as u64, Ordering::Relaxed);
+        let fenced = c.with_image(|img| img.brokers.values().filter(|b| b.fenced).count());
+        c.metrics.fenced_brokers.store(fenced as u64, Ordering::Relaxed);
         if !active {
             continue;
         }
         // Sessions start over in a new term: every registered broker gets a full timeout.
-        let expired: Vec<(NodeId, i64)> = {
+        let (expired, no_cluster_id) = c.with_image(|image| {
             let mut s = c.sessions.lock().unwrap_or_else(|e| e.into_inner());
             if s.term != m.current_term {
                 s.term = m.current_term;
@@ -615,17 +622,18 @@ async fn duties(c: Arc<Controller>) {
                 s.last_seen = image.brokers.keys().map(|id| (*id, now)).collect();
                 s.heard.clear();
             }
-            image
+            let expired: Vec<(NodeId, i64)> = image
                 .brokers
                 .values()
                 .filter(|b| !b.fenced)
                 .filter(|b| s.last_seen.get(&b.id).is_none_or(|t| t.elapsed() >= c.cfg.session_timeout))
                 .map(|b| (b.id, b.epoch))
-                .collect()
-        };
-        if image.cluster_id.is_none() {
+                .collect();
+            (expired, image.cluster_id.is_none())
+        });
+        if no_cluster_id {
             let _guard = c.propose_lock.lock().await;
-            if c.image().cluster_id.is_none() {
+            if c.with_image(|img| img.cluster_id.is_none()) {
                 let id = c.cfg.cluster_id.clone();
                 match c.propose(vec![MetadataRecord::ClusterId { id: id.clone() }]).await {
                     Ok(_) => tracing::info!("cluster id {id}"),
@@ -635,12 +643,12 @@ async fn duties(c: Arc<Controller>) {
         }
         for (id, epoch) in expired {
             let _guard = c.propose_lock.lock().await;
-            let current = c.image();
-            if current.brokers.get(&id).is_none_or(|b| b.fenced || b.epoch != epoch) {
-                continue;
-            }
-            let fence = MetadataRecord::FenceBroker { id, epoch, controlled_shutdown: false };
-            let records = with_leader_changes(&current, fence, Some(id));
+            let records = c.with_image(|current| {
+                let live = current.brokers.get(&id).is_some_and(|b| !b.fenced && b.epoch == epoch);
+                let fence = MetadataRecord::FenceBroker { id, epoch, controlled_shutdown: false };
+                live.then(|| with_leader_changes(current, fence, Some(id)))
+            });
+            let Some(records) = records else { continue };
             tracing::warn!(
                 "broker {id} missed heartbeats for {} ms: fenced, {} partition leader(s) change",
                 c.cfg.session_timeout.as_millis(),

@@ -11,7 +11,7 @@
 
 pub mod broker;
 pub mod controller;
-mod fsutil;
+pub mod fsutil;
 pub mod image;
 pub mod log_store;
 pub mod network;

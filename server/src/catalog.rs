@@ -8,7 +8,6 @@
 //! (the single-node catalog before the quorum existed) is only read once, to import its topics.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -286,36 +285,10 @@ impl Catalog {
 
 /// temp file, fsync, rename, fsync the directory: after a crash either the old or the new
 /// content is there, never a torn mix.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
+pub use riptide_quorum::fsutil::write_atomically;
 
 /// A fresh random topic id (never 0, which Kafka reserves for "no id").
-pub fn new_topic_id() -> u128 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut id = 0u128;
-    while id == 0 {
-        let mut h1 = RandomState::new().build_hasher();
-        h1.write_u128(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
-        );
-        let mut h2 = RandomState::new().build_hasher();
-        h2.write_u64(h1.finish());
-        id = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
-    }
-    id
-}
+pub use riptide_quorum::controller::new_id as new_topic_id;
 
 #[cfg(test)]
 mod tests {
