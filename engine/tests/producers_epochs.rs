@@ -145,3 +145,51 @@ fn group_commit_marks_durable_only_what_was_synced() {
     assert_eq!(kafka_code(&log.sync().expect_err("poisoned")), 56);
     assert!(log.read(0, 1000, i64::MAX, true).is_ok(), "reads still work");
 }
+
+/// A follower's log, fed the leader's stored batches, ends up with the same offsets, leader
+/// epochs and producer state; refetched batches are skipped and a batch that does not continue
+/// the log is refused without writing anything.
+#[test]
+fn replicated_appends_copy_the_leaders_log() {
+    let (ldir, fdir) = (tmpdir("repl-leader"), tmpdir("repl-follower"));
+    let cfg = LogConfig { segment_bytes: 2048, ..config(IoBackend::Std) };
+    let mut leader = Log::open(&ldir, cfg.clone(), 0).expect("open");
+    let mut follower = Log::open(&fdir, cfg.clone(), 0).expect("open");
+    for seq in 0..20 {
+        let epoch = if seq < 10 { 1 } else { 3 };
+        leader.append(&mut idempotent_batch(2, 9, 0, seq * 2), epoch, 1_000).expect("append");
+    }
+    let bytes = read_all(&leader, 0);
+    // In two pieces, the second overlapping the first by whole batches (a refetch).
+    let half = read_all(&leader, 16);
+    let first_part = &bytes[..bytes.len() - half.len()];
+    follower.append_replicated(first_part, 1_000).expect("first part");
+    assert_eq!(follower.log_end_offset(), 16);
+    assert!(follower.append_replicated(first_part, 1_000).expect("refetch").is_none());
+    let info = follower.append_replicated(&bytes, 1_000).expect("rest").expect("new data");
+    assert_eq!((info.base_offset, info.last_offset), (16, 39));
+    assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+    assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+    assert_eq!(read_all(&follower, 0), bytes, "byte-identical log");
+    assert!(follower.segment_count() > 1, "rolled while replicating");
+    // The follower knows the producer: as a new leader it refuses a duplicate and continues.
+    assert!(follower.append(&mut idempotent_batch(2, 9, 0, 38), 4, 1_000).expect("dup").duplicate);
+    follower.append(&mut idempotent_batch(2, 9, 0, 40), 4, 1_000).expect("next sequence");
+    // A batch that goes backwards is refused, nothing written.
+    let leo = follower.log_end_offset();
+    let mut overlapping = batch(3, 10, 1_000);
+    overlapping[..8].copy_from_slice(&(leo - 1).to_be_bytes());
+    fix_crc(&mut overlapping);
+    assert!(follower.append_replicated(&overlapping, 1_000).is_err(), "overlaps the log end");
+    assert_eq!(follower.log_end_offset(), leo);
+    let mut corrupt = read_all(&leader, 38);
+    let n = corrupt.len();
+    corrupt[n - 1] ^= 0xff;
+    let mut gap = corrupt.clone();
+    gap[..8].copy_from_slice(&(leo + 5).to_be_bytes());
+    assert!(follower.append_replicated(&gap, 1_000).is_err(), "CRC checked");
+    follower.close().expect("close");
+    let reopened = Log::open(&fdir, cfg, 0).expect("reopen");
+    assert_eq!(reopened.log_end_offset(), leo);
+    assert_eq!(reopened.leader_epochs(), vec![(1, 0), (3, 20), (4, 40)]);
+}

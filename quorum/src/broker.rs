@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::image::{Change, MetadataImage};
-use crate::records::{Endpoint, NodeId};
+use crate::records::{Endpoint, NodeId, PartitionState};
 use crate::rpc::{
-    AdminCommand, AdminReply, ControllerClient, ControllerError, Heartbeat, QuorumInfo, Registration,
-    Request, Response,
+    AdminCommand, AdminReply, AlterPartition, ControllerClient, ControllerError, Heartbeat, QuorumInfo,
+    Registration, Request, Response,
 };
 use crate::state_machine::Delta;
+
+/// How long an ISR change may take before the leader tries again.
+const ALTER_PARTITION_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct BrokerConfig {
     pub id: NodeId,
@@ -142,6 +145,37 @@ impl BrokerAgent {
             return Err(ControllerError::Timeout);
         }
         Ok(reply)
+    }
+
+    /// Asks the controller for a new ISR of a partition this broker leads; returns the
+    /// partition's state once this broker has applied the change.
+    pub async fn alter_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<NodeId>,
+    ) -> Result<PartitionState, ControllerError> {
+        let deadline = Instant::now() + ALTER_PARTITION_TIMEOUT;
+        let req = AlterPartition {
+            broker: self.id(),
+            broker_epoch: self.epoch(),
+            topic: topic.to_string(),
+            partition,
+            leader_epoch,
+            partition_epoch,
+            isr,
+        };
+        let resp = self.client.call(|| Request::AlterPartition(req.clone()), RPC_TIMEOUT, deadline).await?;
+        let Response::AlterPartition(r) = resp else {
+            return Err(ControllerError::Internal(format!("unexpected {resp:?}")));
+        };
+        let (state, index) = r?;
+        if !self.wait_applied(index, deadline.saturating_duration_since(Instant::now())).await {
+            return Err(ControllerError::Timeout);
+        }
+        Ok(state)
     }
 
     pub async fn describe_quorum(&self) -> Result<QuorumInfo, ControllerError> {

@@ -22,8 +22,8 @@ use crate::network::Network;
 use crate::placement;
 use crate::records::{MetadataRecord, NodeId, PartitionState, TopicRecord};
 use crate::rpc::{
-    read_frame, write_frame, AdminCommand, AdminReply, ControllerError, Heartbeat, HeartbeatReply,
-    QuorumInfo, Registered, Registration, Request, Response, VoterInfo,
+    read_frame, write_frame, AdminCommand, AdminReply, AlterPartition, ControllerError, Heartbeat,
+    HeartbeatReply, QuorumInfo, Registered, Registration, Request, Response, VoterInfo,
 };
 use crate::state_machine::StateMachine;
 use crate::types::{Applied, Batch, Raft};
@@ -196,6 +196,7 @@ impl Controller {
             ),
             Request::Admin(cmd) => Response::Admin(self.admin(cmd).await),
             Request::DescribeQuorum => Response::Quorum(self.describe_quorum()),
+            Request::AlterPartition(a) => Response::AlterPartition(self.alter_partition(a).await),
         }
     }
 
@@ -275,6 +276,18 @@ impl Controller {
         }
         let fenced = self.with_image(|img| img.brokers.get(&h.id).is_none_or(|b| b.fenced));
         Ok(HeartbeatReply { fenced, shutdown_ready: false })
+    }
+
+    async fn alter_partition(&self, a: AlterPartition) -> Result<(PartitionState, u64), ControllerError> {
+        self.ensure_active()?;
+        let _guard = self.propose_lock.lock().await;
+        let record = self.with_image(|img| check_alter_partition(img, &a))?;
+        let applied = self.propose(vec![record]).await?;
+        tracing::info!("{}-{}: ISR now {:?} (asked by leader {})", a.topic, a.partition, a.isr, a.broker);
+        let state = self.with_image(|img| {
+            img.topic(&a.topic).and_then(|t| t.partitions.get(a.partition as usize)).cloned()
+        });
+        state.map(|s| (s, applied.index)).ok_or_else(|| ControllerError::UnknownTopic(a.topic.clone()))
     }
 
     async fn fetch(
@@ -401,6 +414,54 @@ fn with_leader_changes(
     let mut records = vec![first];
     records.extend(next.leader_changes(excluding));
     records
+}
+
+/// The PartitionChange an AlterPartition asks for, if it is current and sound.
+fn check_alter_partition(img: &MetadataImage, a: &AlterPartition) -> Result<MetadataRecord, ControllerError> {
+    let broker = img.brokers.get(&a.broker).ok_or(ControllerError::StaleBrokerEpoch(a.broker))?;
+    if broker.epoch != a.broker_epoch {
+        return Err(ControllerError::StaleBrokerEpoch(a.broker));
+    }
+    let name = format!("{}-{}", a.topic, a.partition);
+    let p = img
+        .topic(&a.topic)
+        .and_then(|t| usize::try_from(a.partition).ok().and_then(|i| t.partitions.get(i)))
+        .ok_or_else(|| ControllerError::UnknownTopic(format!("{name} does not exist")))?;
+    if p.leader != a.broker {
+        return Err(ControllerError::NotLeader(format!("broker {} does not lead {name}", a.broker)));
+    }
+    if p.leader_epoch != a.leader_epoch {
+        return Err(ControllerError::FencedLeaderEpoch(format!(
+            "{name}: leader epoch {} is not the current {}",
+            a.leader_epoch, p.leader_epoch
+        )));
+    }
+    if p.partition_epoch != a.partition_epoch {
+        return Err(ControllerError::InvalidUpdateVersion(format!(
+            "{name}: partition epoch {} is not the current {}",
+            a.partition_epoch, p.partition_epoch
+        )));
+    }
+    if !a.isr.contains(&a.broker) {
+        return Err(ControllerError::InvalidRequest(format!("{name}: the ISR must hold its leader")));
+    }
+    let added: Vec<NodeId> = a.isr.iter().copied().filter(|r| !p.isr.contains(r)).collect();
+    if let Some(r) = a.isr.iter().find(|r| !p.replicas.contains(r)) {
+        return Err(ControllerError::IneligibleReplica(format!("{name}: broker {r} is not a replica")));
+    }
+    if let Some(r) = added.iter().find(|r| !img.is_live(**r)) {
+        return Err(ControllerError::IneligibleReplica(format!(
+            "{name}: broker {r} is fenced or shutting down"
+        )));
+    }
+    let mut isr = a.isr.clone();
+    isr.dedup();
+    Ok(MetadataRecord::PartitionChange {
+        topic: a.topic.clone(),
+        partition: a.partition,
+        leader: p.leader,
+        isr,
+    })
 }
 
 enum Built {
@@ -590,8 +651,10 @@ async fn serve(c: Arc<Controller>, mut stream: TcpStream) {
 async fn duties(c: Arc<Controller>) {
     let mut last_leader = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        ticks += 1;
         let m = c.raft.metrics().borrow().clone();
         if m.running_state.is_err() {
             tracing::error!("metadata quorum stopped: {:?}", m.running_state);
@@ -658,5 +721,19 @@ async fn duties(c: Arc<Controller>) {
                 tracing::warn!("fencing broker {id}: {e}");
             }
         }
+        if ticks.is_multiple_of(PREFERRED_LEADER_TICKS) {
+            let _guard = c.propose_lock.lock().await;
+            let moves = c.with_image(|img| img.preferred_leader_changes());
+            if !moves.is_empty() {
+                tracing::info!("{} partition(s) back to their preferred leader", moves.len());
+                if let Err(e) = c.propose(moves).await {
+                    tracing::warn!("preferred leader election: {e}");
+                }
+            }
+        }
     }
 }
+
+/// Preferred-leader election every 25 duty ticks (5 s): soon after a restarted broker is back
+/// in the ISR, without moving leadership while it is still catching up.
+const PREFERRED_LEADER_TICKS: u64 = 25;

@@ -173,33 +173,82 @@ impl MetadataImage {
         }
     }
 
-    /// The leader a partition should have now: its current leader while that broker is live,
-    /// else the first live replica of the ISR (no unclean election), else none.
-    pub fn elect(&self, p: &PartitionState, excluding: Option<NodeId>) -> NodeId {
-        let live = |id: NodeId| {
-            Some(id) != excluding
-                && self.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
-        };
-        if p.leader != NO_LEADER && live(p.leader) {
-            return p.leader;
-        }
-        p.replicas.iter().copied().find(|r| p.isr.contains(r) && live(*r)).unwrap_or(NO_LEADER)
+    /// True when `id` may lead and be in an ISR: registered, unfenced, not shutting down.
+    pub fn is_live(&self, id: NodeId) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
     }
 
-    /// Partition changes that bring every partition's leader in line with `elect` (after a
-    /// broker was fenced, unfenced or is shutting down).
+    /// The leader and ISR a partition should have now (Kafka's KRaft rules): brokers that are
+    /// gone (fenced, shutting down, or `excluding`) leave the ISR, except the last member, which
+    /// stays so that it can lead again when it returns (no data is given up); a live leader
+    /// stays; otherwise the first live replica of the ISR leads; with `unclean` and no such
+    /// replica, the first live replica leads alone (what it lacks is lost, as the operator
+    /// chose).
+    pub fn elect_with_isr(
+        &self,
+        p: &PartitionState,
+        excluding: Option<NodeId>,
+        unclean: bool,
+    ) -> (NodeId, Vec<NodeId>) {
+        let live = |id: NodeId| Some(id) != excluding && self.is_live(id);
+        let mut isr: Vec<NodeId> = p.isr.iter().copied().filter(|r| live(*r)).collect();
+        if isr.is_empty() {
+            let last =
+                if p.leader != NO_LEADER { p.leader } else { p.isr.first().copied().unwrap_or(NO_LEADER) };
+            isr = if last == NO_LEADER { p.isr.clone() } else { vec![last] };
+        }
+        if p.leader != NO_LEADER && live(p.leader) && isr.contains(&p.leader) {
+            return (p.leader, isr);
+        }
+        if let Some(r) = p.replicas.iter().copied().find(|r| isr.contains(r) && live(*r)) {
+            return (r, isr);
+        }
+        if unclean {
+            if let Some(r) = p.replicas.iter().copied().find(|r| live(*r)) {
+                return (r, vec![r]);
+            }
+        }
+        (NO_LEADER, isr)
+    }
+
+    /// The leader a partition should have now (see `elect_with_isr`), clean elections only.
+    pub fn elect(&self, p: &PartitionState, excluding: Option<NodeId>) -> NodeId {
+        self.elect_with_isr(p, excluding, false).0
+    }
+
+    /// Partition changes that bring every partition's leader and ISR in line with
+    /// `elect_with_isr` (after a broker was fenced, unfenced or is shutting down).
     pub fn leader_changes(&self, excluding: Option<NodeId>) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
         for t in self.topics.values() {
+            let unclean = t.configs.get("unclean.leader.election.enable").is_some_and(|v| v == "true");
             for (i, p) in t.partitions.iter().enumerate() {
-                let leader = self.elect(p, excluding);
-                if leader != p.leader {
+                let (leader, isr) = self.elect_with_isr(p, excluding, unclean);
+                if leader != p.leader || isr != p.isr {
                     out.push(MetadataRecord::PartitionChange {
                         topic: t.name.clone(),
                         partition: i as i32,
                         leader,
-                        // Until replication lands the ISR is the replica set; an offline
-                        // partition keeps its last ISR so that its replica can lead again.
+                        isr,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Leadership back to each partition's preferred replica (the first) where it is live and
+    /// in the ISR: Kafka's `auto.leader.rebalance.enable`.
+    pub fn preferred_leader_changes(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        for t in self.topics.values() {
+            for (i, p) in t.partitions.iter().enumerate() {
+                let Some(&preferred) = p.replicas.first() else { continue };
+                if p.leader != preferred && p.isr.contains(&preferred) && self.is_live(preferred) {
+                    out.push(MetadataRecord::PartitionChange {
+                        topic: t.name.clone(),
+                        partition: i as i32,
+                        leader: preferred,
                         isr: p.isr.clone(),
                     });
                 }

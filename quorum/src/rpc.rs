@@ -90,6 +90,20 @@ pub enum AdminCommand {
     },
 }
 
+/// A partition leader asks to change its ISR (Kafka's AlterPartition): followers that fell
+/// behind leave it, caught-up ones rejoin. Refused unless the leader and both epochs are
+/// current, so a deposed leader cannot shrink an ISR it no longer owns.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AlterPartition {
+    pub broker: NodeId,
+    pub broker_epoch: i64,
+    pub topic: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub isr: Vec<NodeId>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AdminReply {
     /// The log index the change was applied at (0 when nothing was written); a broker waits
@@ -118,6 +132,14 @@ pub enum ControllerError {
     StaleBrokerEpoch(NodeId),
     #[error("broker {0} is already registered by a live incarnation")]
     DuplicateBrokerRegistration(NodeId),
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
+    #[error("{0}")]
+    IneligibleReplica(String),
+    #[error("{0}")]
+    NotLeader(String),
     #[error("the controller did not answer in time")]
     Timeout,
     #[error("{0}")]
@@ -153,6 +175,7 @@ pub enum Request {
     Fetch { broker: NodeId, from: u64, max_wait_ms: u64 },
     Admin(AdminCommand),
     DescribeQuorum,
+    AlterPartition(AlterPartition),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -166,6 +189,8 @@ pub enum Response {
     Fetched(Result<(Delta, u64), ControllerError>),
     Admin(Result<AdminReply, ControllerError>),
     Quorum(Result<QuorumInfo, ControllerError>),
+    /// The partition's state once the change is applied, and the log index it was applied at.
+    AlterPartition(Result<(crate::records::PartitionState, u64), ControllerError>),
 }
 
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {

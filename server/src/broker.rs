@@ -175,20 +175,21 @@ impl Broker {
                 "Number of partitions must be larger than 0 (and at most 100000), got {partitions}."
             )));
         }
+        let brokers = self.catalog.read().unwrap_or_else(|e| e.into_inner()).brokers.len().max(1);
         let rf = match &assignment {
             Some(a) => a.first().map_or(0, |r| r.len() as i16),
-            None if replication_factor == -1 => self.config.default_replication_factor,
+            None if replication_factor == -1 => self.default_replication_factor(brokers),
             None => replication_factor,
         };
-        if rf > 1 {
-            return Err(AdminError::InvalidReplicationFactor(format!(
-                "Replication factor {rf} is not supported yet: partitions are not replicated until \
-                 replication lands, so only replication factor 1 is accepted."
-            )));
-        }
         if rf < 1 {
             return Err(AdminError::InvalidReplicationFactor(format!(
                 "Replication factor must be larger than 0, got {rf}."
+            )));
+        }
+        if assignment.is_none() && rf as usize > brokers {
+            return Err(AdminError::InvalidReplicationFactor(format!(
+                "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} \
+                 cannot be reached because only {brokers} broker(s) are registered."
             )));
         }
         for (k, v) in &configs {
@@ -210,6 +211,15 @@ impl Broker {
         let record =
             reply.topic.ok_or_else(|| AdminError::Unknown("the controller returned no topic".into()))?;
         Ok(Arc::new(TopicMeta::from_record(&record)))
+    }
+
+    /// `default.replication.factor`, or when unset 3 where the cluster has 3 or more brokers
+    /// (leader and two followers), else every broker.
+    pub fn default_replication_factor(&self, brokers: usize) -> i16 {
+        match self.config.default_replication_factor {
+            rf if rf > 0 => rf,
+            _ => brokers.min(3) as i16,
+        }
     }
 
     /// Auto-creation on Metadata, as Kafka does when `auto.create.topics.enable` is true.

@@ -101,7 +101,7 @@ pub fn topic_config_defaults(d: &TopicDefaults) -> Vec<(&'static str, String)> {
         ),
         ("min.cleanable.dirty.ratio", "0.5".into()),
         ("min.compaction.lag.ms", "0".into()),
-        ("min.insync.replicas", "1".into()),
+        ("min.insync.replicas", d.min_insync_replicas.to_string()),
         ("preallocate", "false".into()),
         ("retention.bytes", d.retention_bytes.to_string()),
         ("retention.ms", d.retention_ms.to_string()),
@@ -171,6 +171,8 @@ pub struct EffectiveTopicConfig {
     /// `cleanup.policy` has `compact`: the latest record per key is kept.
     pub cleanup_compact: bool,
     pub delete_retention_ms: i64,
+    /// `min.insync.replicas`: acks=all needs an ISR at least this large.
+    pub min_insync_replicas: usize,
 }
 
 impl TopicMeta {
@@ -213,6 +215,7 @@ impl TopicMeta {
             cleanup_delete: policy.split(',').any(|p| p == "delete"),
             cleanup_compact: policy.split(',').any(|p| p == "compact"),
             delete_retention_ms: num("delete.retention.ms", 86_400_000),
+            min_insync_replicas: num("min.insync.replicas", d.min_insync_replicas as i64).max(1) as usize,
         }
     }
 }
@@ -278,6 +281,11 @@ impl Catalog {
     }
 
     /// Live (unfenced) brokers, by id.
+    /// Partitions without a leader.
+    pub fn offline_partitions(&self) -> usize {
+        self.topics.values().map(|t| t.states.iter().filter(|s| s.leader < 0).count()).sum()
+    }
+
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerState> {
         self.brokers.values().filter(|b| !b.fenced)
     }

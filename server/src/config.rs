@@ -73,6 +73,14 @@ pub struct ClusterConfig {
     pub heartbeat_interval_ms: u64,
     /// `metadata.log.dir`: default `<data dir>/__cluster_metadata-0`.
     pub metadata_log_dir: Option<PathBuf>,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.max.bytes`: per partition in a follower's fetch.
+    pub replica_fetch_max_bytes: u32,
+    /// `replica.fetch.response.max.bytes`.
+    pub replica_fetch_response_max_bytes: u32,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits for new data.
+    pub replica_fetch_wait_max_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -88,6 +96,10 @@ impl Default for ClusterConfig {
             session_timeout_ms: 9000,
             heartbeat_interval_ms: 2000,
             metadata_log_dir: None,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1 << 20,
+            replica_fetch_response_max_bytes: 10 << 20,
+            replica_fetch_wait_max_ms: 500,
         }
     }
 }
@@ -161,6 +173,8 @@ pub struct TopicDefaults {
     pub message_timestamp_type_log_append: bool,
     pub durability: Durability,
     pub retention_check_interval_ms: u64,
+    /// `min.insync.replicas` (broker default for topics).
+    pub min_insync_replicas: usize,
 }
 
 /// When an acknowledged write is answered (ARCHITECTURE.md §1, "Durability by group commit").
@@ -204,6 +218,7 @@ impl Default for TopicDefaults {
             message_timestamp_type_log_append: false,
             durability: Durability::Fsync,
             retention_check_interval_ms: 300_000,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -221,7 +236,8 @@ impl Default for ServerConfig {
             io: IoMode::Auto,
             auto_create_topics: true,
             num_partitions: 1,
-            default_replication_factor: 1,
+            // -1: 3 when the cluster has 3 or more brokers, else as many as it has.
+            default_replication_factor: -1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
             max_in_flight_requests_per_connection: 64,
@@ -295,6 +311,16 @@ pub struct FileConfig {
     pub broker_heartbeat_interval_ms: Option<u64>,
     #[serde(alias = "metadata.log.dir")]
     pub metadata_log_dir: Option<PathBuf>,
+    #[serde(alias = "replica.lag.time.max.ms")]
+    pub replica_lag_time_max_ms: Option<u64>,
+    #[serde(alias = "replica.fetch.max.bytes")]
+    pub replica_fetch_max_bytes: Option<u32>,
+    #[serde(alias = "replica.fetch.response.max.bytes")]
+    pub replica_fetch_response_max_bytes: Option<u32>,
+    #[serde(alias = "replica.fetch.wait.max.ms")]
+    pub replica_fetch_wait_max_ms: Option<u64>,
+    #[serde(alias = "min.insync.replicas")]
+    pub min_insync_replicas: Option<usize>,
     #[serde(alias = "cluster.id")]
     pub cluster_id: Option<String>,
 }
@@ -337,6 +363,7 @@ impl ServerConfig {
                 Durability::parse(&p).ok_or_else(|| format!("unknown durability.policy {p:?}"))?;
         }
         set!(file.default_replication_factor, self.default_replication_factor);
+        set!(file.min_insync_replicas, self.log.min_insync_replicas);
         set!(file.cluster_id, self.cluster_id);
         let c = &mut self.cluster;
         if let Some(roles) = file.process_roles {
@@ -371,6 +398,10 @@ impl ServerConfig {
         }
         set!(file.broker_session_timeout_ms, c.session_timeout_ms);
         set!(file.broker_heartbeat_interval_ms, c.heartbeat_interval_ms);
+        set!(file.replica_lag_time_max_ms, c.replica_lag_time_max_ms);
+        set!(file.replica_fetch_max_bytes, c.replica_fetch_max_bytes);
+        set!(file.replica_fetch_response_max_bytes, c.replica_fetch_response_max_bytes);
+        set!(file.replica_fetch_wait_max_ms, c.replica_fetch_wait_max_ms);
         if file.broker_rack.is_some() {
             c.rack = file.broker_rack;
         }

@@ -24,5 +24,6 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod net;
 pub mod partition;
+pub mod replication;
 pub mod server;
 pub mod shard;

@@ -76,6 +76,24 @@ pub struct Metrics {
     /// The metadata log offset this broker has applied.
     pub metadata_applied: AtomicU64,
     cluster: Mutex<Option<ClusterSources>>,
+    /// Bytes followers fetched from this broker's leaders / this broker's followers appended.
+    pub replication_bytes_out: AtomicU64,
+    pub replication_bytes_in: AtomicU64,
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
+    /// Per shard: (partitions led, of them under-replicated, largest follower lag in offsets).
+    replication: Mutex<BTreeMap<usize, ReplicationGauges>>,
+    /// Partitions of the cluster without a leader (as this broker's metadata says).
+    pub offline_partitions: AtomicU64,
+}
+
+/// What one shard reports of the partitions it leads.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplicationGauges {
+    pub leaders: u64,
+    pub under_replicated: u64,
+    pub under_min_isr: u64,
+    pub max_follower_lag: i64,
 }
 
 /// Where the cluster gauges are read from at render time.
@@ -101,6 +119,12 @@ impl Default for Metrics {
             log_end_offsets: Mutex::new(BTreeMap::new()),
             metadata_applied: AtomicU64::new(0),
             cluster: Mutex::new(None),
+            replication_bytes_out: AtomicU64::new(0),
+            replication_bytes_in: AtomicU64::new(0),
+            isr_shrinks: AtomicU64::new(0),
+            isr_expands: AtomicU64::new(0),
+            replication: Mutex::new(BTreeMap::new()),
+            offline_partitions: AtomicU64::new(0),
         }
     }
 }
@@ -115,6 +139,21 @@ impl Metrics {
     pub fn log_end_offset_gauge(&self, topic: &str, partition: i32) -> Arc<AtomicI64> {
         let mut map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
         map.entry((topic.to_string(), partition)).or_default().clone()
+    }
+
+    pub fn set_replication(&self, shard: usize, g: ReplicationGauges) {
+        self.replication.lock().unwrap_or_else(|e| e.into_inner()).insert(shard, g);
+    }
+
+    /// The gauges summed over shards (lag: the largest).
+    pub fn replication(&self) -> ReplicationGauges {
+        let map = self.replication.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().fold(ReplicationGauges::default(), |a, g| ReplicationGauges {
+            leaders: a.leaders + g.leaders,
+            under_replicated: a.under_replicated + g.under_replicated,
+            under_min_isr: a.under_min_isr + g.under_min_isr,
+            max_follower_lag: a.max_follower_lag.max(g.max_follower_lag),
+        })
     }
 
     pub fn set_metadata_applied(&self, offset: u64) {
@@ -180,6 +219,10 @@ impl Metrics {
             ("riptide_messages_out_total", &self.messages_out),
             ("riptide_connections_rejected_total", &self.connections_rejected),
             ("riptide_frames_rejected_total", &self.frames_rejected),
+            ("riptide_replication_bytes_out_total", &self.replication_bytes_out),
+            ("riptide_replication_bytes_in_total", &self.replication_bytes_in),
+            ("riptide_isr_shrinks_total", &self.isr_shrinks),
+            ("riptide_isr_expands_total", &self.isr_expands),
         ];
         for (name, c) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", c.load(Relaxed));
@@ -190,6 +233,17 @@ impl Metrics {
             self.connections.load(Relaxed)
         );
         self.render_cluster(&mut out);
+        let r = self.replication();
+        let gauges = [
+            ("riptide_leader_partitions", r.leaders as i64),
+            ("riptide_under_replicated_partitions", r.under_replicated as i64),
+            ("riptide_under_min_isr_partitions", r.under_min_isr as i64),
+            ("riptide_offline_partitions", self.offline_partitions.load(Relaxed) as i64),
+            ("riptide_max_follower_lag", r.max_follower_lag),
+        ];
+        for (name, v) in gauges {
+            let _ = writeln!(out, "# TYPE {name} gauge\n{name} {v}");
+        }
         out.push_str("# TYPE riptide_log_end_offset gauge\n");
         let map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
         for ((topic, partition), leo) in map.iter() {

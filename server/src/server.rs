@@ -23,7 +23,7 @@ use crate::coordinator::Coordinator;
 use crate::metrics::Metrics;
 use crate::shard::router::Router;
 use crate::shard::StartHook;
-use crate::{coordinator, metrics, net, shard};
+use crate::{coordinator, metrics, net, replication, shard};
 
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
@@ -121,12 +121,16 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
         owner.topic(coordinator::offsets_log::OFFSETS_TOPIC).is_some_and(|t| owner.leads(&t, p))
     });
     let coordinator = Arc::new(Coordinator::owning(Default::default(), owns));
+    let (roles_tx, roles_rx) = flume::bounded::<()>(1);
     let start: StartHook<std::net::TcpListener> = Arc::new(move |shard, listener| {
         let ctx = ApiCtx::new(shard, coordinator.clone());
         if shard.id == 0 {
             compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
-            compio::runtime::spawn(apply_metadata_changes(shard.clone(), events_rx.clone())).detach();
+            let (events, roles) = (events_rx.clone(), roles_tx.clone());
+            compio::runtime::spawn(apply_metadata_changes(shard.clone(), events, roles)).detach();
+            compio::runtime::spawn(replication::fetcher::manage(shard.clone(), roles_rx.clone())).detach();
         }
+        compio::runtime::spawn(replication::isr::run(shard.clone())).detach();
         let listener = compio::net::TcpListener::from_std(listener)?;
         compio::runtime::spawn(net::listener::accept_loop(ctx, listener)).detach();
         Ok(())
@@ -136,19 +140,30 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
 }
 
 /// Shard work for applied metadata: delete a deleted topic's logs on every shard, reconfigure
-/// a topic's logs after its configs changed.
-async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>) {
-    while let Ok(change) = events.recv_async().await {
-        match change {
-            Change::TopicDeleted { name, partitions } => {
-                let topic: Arc<str> = Arc::from(name.as_str());
-                shard::router::broadcast_and_wait(&ctx, |reply| {
-                    shard::mailbox::ShardMsg::DropTopic(topic.clone(), partitions, reply)
-                })
-                .await;
+/// a topic's logs after its configs changed, and after leader, ISR or replica changes have
+/// every shard take on its partitions' new roles and the replica fetchers follow them.
+async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>, roles: flume::Sender<()>) {
+    while let Ok(first) = events.recv_async().await {
+        let mut roles_changed = false;
+        for change in std::iter::once(first).chain(events.try_iter()) {
+            match change {
+                Change::TopicDeleted { name, partitions } => {
+                    let topic: Arc<str> = Arc::from(name.as_str());
+                    shard::router::broadcast_and_wait(&ctx, |reply| {
+                        shard::mailbox::ShardMsg::DropTopic(topic.clone(), partitions, reply)
+                    })
+                    .await;
+                }
+                Change::TopicConfigsChanged(name) => shard::router::broadcast_reconfigure(&ctx, &name),
+                Change::LeaderChanged { .. } | Change::TopicCreated(_) | Change::PartitionsAdded(_) => {
+                    roles_changed = true
+                }
+                Change::BrokersChanged => {}
             }
-            Change::TopicConfigsChanged(name) => shard::router::broadcast_reconfigure(&ctx, &name),
-            _ => {}
+        }
+        if roles_changed {
+            shard::router::broadcast_roles_changed(&ctx);
+            let _ = roles.try_send(());
         }
     }
 }

@@ -170,7 +170,7 @@ impl Log {
     }
 
     /// Records a new leader epoch's start offset (persisted at once: epochs change rarely).
-    fn note_leader_epoch(&mut self, leader_epoch: i32, base: i64) -> Result<(), LogError> {
+    pub(super) fn note_leader_epoch(&mut self, leader_epoch: i32, base: i64) -> Result<(), LogError> {
         let newer = self.epochs.latest_epoch().is_none_or(|latest| leader_epoch > latest);
         if leader_epoch >= 0 && newer && self.epochs.assign(leader_epoch, base) {
             if let Err(e) = self.write_epoch_checkpoint() {
@@ -182,7 +182,7 @@ impl Log {
 
     /// Rolls before writing `bytes` ending at offset `last` when the active segment is full
     /// by size, by index, by age (segment.ms) or by relative-offset range.
-    fn roll_if_needed(&mut self, bytes: u64, last: i64, now_ms: i64) -> Result<(), LogError> {
+    pub(super) fn roll_if_needed(&mut self, bytes: u64, last: i64, now_ms: i64) -> Result<(), LogError> {
         let seg = self.active();
         if seg.is_empty() {
             return Ok(());

@@ -20,6 +20,7 @@ mod durability;
 mod maintenance;
 mod open;
 mod read;
+mod replicate;
 mod timestamps;
 
 use std::cell::Cell;

@@ -132,7 +132,18 @@ fn broker_configs(ctx: &Ctx) -> Vec<(&'static str, String)> {
         ("log.dirs", c.data_dir.display().to_string()),
         ("listeners", format!("PLAINTEXT://{}", c.listen)),
         ("num.partitions", c.num_partitions.to_string()),
-        ("default.replication.factor", c.default_replication_factor.to_string()),
+        (
+            "default.replication.factor",
+            ctx.broker
+                .default_replication_factor(
+                    ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).brokers.len().max(1),
+                )
+                .to_string(),
+        ),
+        ("min.insync.replicas", c.log.min_insync_replicas.to_string()),
+        ("replica.lag.time.max.ms", c.cluster.replica_lag_time_max_ms.to_string()),
+        ("replica.fetch.max.bytes", c.cluster.replica_fetch_max_bytes.to_string()),
+        ("replica.fetch.wait.max.ms", c.cluster.replica_fetch_wait_max_ms.to_string()),
         ("auto.create.topics.enable", c.auto_create_topics.to_string()),
         ("socket.request.max.bytes", c.socket_request_max_bytes.to_string()),
         ("message.max.bytes", c.log.max_message_bytes.to_string()),

@@ -58,6 +58,7 @@ macro_rules! with_request_types {
             Produce => ProduceRequest,
             Fetch => FetchRequest,
             ListOffsets => ListOffsetsRequest,
+            OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
             CreateTopics => CreateTopicsRequest,
             DeleteTopics => DeleteTopicsRequest,
             CreatePartitions => CreatePartitionsRequest,

@@ -19,7 +19,7 @@ use kafka_protocol::ResponseError;
 
 use super::error::partition_code;
 use super::{Chunk, Ctx, RequestError, RequestInfo, Response};
-use crate::partition::PartitionError;
+use crate::partition::{PartitionError, ReplicaFetch};
 use crate::shard::mailbox::{ReadCall, ReadOutcome};
 use crate::shard::router::{route_read, route_read_one};
 
@@ -55,7 +55,8 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
         let register = !remaining.is_zero();
         let results = read_round(ctx, &request, &topics, register.then(|| notify_tx.clone())).await;
         let bytes: usize = results.iter().flatten().map(|r| slice_len(&r.outcome) as usize).sum();
-        let errors = results.iter().flatten().any(|r| r.outcome.is_err());
+        let errors =
+            results.iter().flatten().any(|r| r.outcome.as_ref().map_or(true, |o| o.diverging.is_some()));
         if bytes >= min_bytes || errors || !register {
             return encode_results(info, &request, results);
         }
@@ -84,6 +85,15 @@ async fn read_round(
     let partition_max = |p: &kafka_protocol::messages::fetch_request::FetchPartition| {
         (p.partition_max_bytes.max(0) as u32).min(response_max)
     };
+    // A broker's follower fetch (Kafka's replica_id >= 0 before v15): reads up to the log end
+    // and acknowledges what the follower holds.
+    let replica = |p: &kafka_protocol::messages::fetch_request::FetchPartition| {
+        (request.replica_id.0 >= 0).then_some(ReplicaFetch {
+            replica_id: request.replica_id.0,
+            current_leader_epoch: p.current_leader_epoch,
+            last_fetched_epoch: p.last_fetched_epoch,
+        })
+    };
     let mut calls = Vec::new();
     for (topic, (name, known)) in request.topics.iter().zip(topics) {
         for p in topic.partitions.iter().filter(|_| *known) {
@@ -94,6 +104,7 @@ async fn read_round(
                 max_bytes: partition_max(p),
                 min_one: true,
                 notify: notify.clone(),
+                replica: replica(p),
             });
         }
     }
@@ -121,6 +132,7 @@ async fn read_round(
                         max_bytes: left,
                         min_one: false,
                         notify: None,
+                        replica: replica(p),
                     };
                     route_read_one(&ctx.shard, call).await
                 };
@@ -189,7 +201,18 @@ fn encode_results(
                 chunks.push(Chunk::File(slice));
             }
             if flexible {
-                buf.put_u8(0); // partition tagged fields
+                match o.diverging {
+                    // Tagged field 0, DivergingEpoch: epoch, end offset, its own (no) tags.
+                    Some((epoch, end_offset)) => {
+                        buf.put_u8(1);
+                        buf.put_u8(0);
+                        buf.put_u8(13);
+                        buf.put_i32(epoch);
+                        buf.put_i64(end_offset);
+                        buf.put_u8(0);
+                    }
+                    None => buf.put_u8(0),
+                }
             }
         }
         if flexible {
@@ -206,7 +229,7 @@ fn encode_results(
 
 /// What a failed partition reports (Kafka's UNKNOWN_OFFSET for both).
 const UNKNOWN: crate::partition::ReadResult =
-    crate::partition::ReadResult { high_watermark: -1, log_start_offset: -1, slice: None };
+    crate::partition::ReadResult { high_watermark: -1, log_start_offset: -1, slice: None, diverging: None };
 
 fn encode_error(info: &RequestInfo, error: i16) -> Result<Response, RequestError> {
     let v = info.version;
@@ -292,6 +315,7 @@ mod tests {
                     high_watermark: 10,
                     log_start_offset: 2,
                     slice: None,
+                    diverging: (v >= 12).then_some((3, 77)),
                 }),
             }]];
             let resp = encode_results(&info, &request, results).expect("encode");
@@ -313,6 +337,9 @@ mod tests {
             assert_eq!((p.partition_index, p.error_code, p.high_watermark), (3, 0, 10));
             if v >= 5 {
                 assert_eq!(p.log_start_offset, 2);
+            }
+            if v >= 12 {
+                assert_eq!((p.diverging_epoch.epoch, p.diverging_epoch.end_offset), (3, 77));
             }
             assert!(b.is_empty(), "v{v}: trailing bytes");
         }

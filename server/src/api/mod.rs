@@ -9,6 +9,7 @@ pub mod admin;
 pub mod cluster;
 pub mod configs;
 pub mod decode;
+pub mod epochs;
 pub mod error;
 pub mod fetch;
 pub mod group;
@@ -136,6 +137,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         }
         ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
         ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::OffsetForLeaderEpoch => answer!(epochs::handle(ctx, decode(&mut body, v)?).await),
         ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, v, decode(&mut body, v)?).await),
         ApiKey::CreatePartitions => answer!(admin::create_partitions(ctx, decode(&mut body, v)?).await),

@@ -61,7 +61,7 @@ impl ImageSink for CatalogSink {
         }
         self.metrics.set_metadata_applied(image.applied);
         for ch in changes {
-            if matches!(ch, Change::TopicDeleted { .. } | Change::TopicConfigsChanged(_)) {
+            if !matches!(ch, Change::BrokersChanged) {
                 let _ = self.events.send(ch.clone());
             }
         }

@@ -97,8 +97,12 @@ impl GroupError {
     pub fn from_write_error(error: &crate::partition::PartitionError) -> GroupError {
         use crate::partition::PartitionError as P;
         match error {
-            P::UnknownTopicOrPartition => GroupError::CoordinatorNotAvailable,
-            P::NotLeaderOrFollower => GroupError::NotCoordinator,
+            P::UnknownTopicOrPartition | P::NotEnoughReplicas(_) | P::NotEnoughReplicasAfterAppend(_) => {
+                GroupError::CoordinatorNotAvailable
+            }
+            P::NotLeaderOrFollower | P::FencedLeaderEpoch(_) | P::UnknownLeaderEpoch(_) => {
+                GroupError::NotCoordinator
+            }
             P::MessageTooLarge(_) => GroupError::InvalidCommitOffsetSize,
             _ => GroupError::Unknown,
         }

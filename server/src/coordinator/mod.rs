@@ -28,7 +28,7 @@ pub mod group;
 pub mod offsets_log;
 pub mod registry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,6 +106,8 @@ pub struct Now {
 
 /// Period of the timer loop (session expiry, join and sync deadlines).
 const TICK_MS: u64 = 100;
+/// How long loading waits for a new leader's high watermark to reach the log end.
+const LOAD_HW_WAIT: Duration = Duration::from_secs(30);
 /// Bytes asked of the log per read while loading.
 const LOAD_READ_BYTES: u32 = 4 << 20;
 
@@ -116,6 +118,9 @@ pub struct Coordinator {
     groups: Mutex<Groups>,
     owns: Owns,
     loaded: AtomicBool,
+    /// Offsets partitions whose groups are loaded here / being loaded (leadership moved here).
+    owned: Mutex<BTreeSet<i32>>,
+    loading: Mutex<BTreeSet<i32>>,
     started: Instant,
     outbox_tx: flume::Sender<Write>,
     outbox_rx: flume::Receiver<Write>,
@@ -134,6 +139,8 @@ impl Coordinator {
             owns,
             groups: Mutex::new(Groups::new(cfg)),
             loaded: AtomicBool::new(false),
+            owned: Mutex::new(BTreeSet::new()),
+            loading: Mutex::new(BTreeSet::new()),
             started: Instant::now(),
             outbox_tx,
             outbox_rx,
@@ -152,11 +159,14 @@ impl Coordinator {
     /// looks the coordinator up again.
     pub fn check_owner(&self, group_id: &str) -> Result<(), GroupError> {
         let n = self.lock().cfg.offsets_topic_num_partitions;
-        if (self.owns)(offsets_log::partition_for(group_id, n)) {
-            Ok(())
-        } else {
-            Err(GroupError::NotCoordinator)
+        let p = offsets_log::partition_for(group_id, n);
+        if !(self.owns)(p) {
+            return Err(GroupError::NotCoordinator);
         }
+        if self.loading.lock().unwrap_or_else(|e| e.into_inner()).contains(&p) {
+            return Err(GroupError::LoadInProgress);
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> GroupConfig {
@@ -211,7 +221,7 @@ pub async fn ensure_offsets_topic(broker: &Broker, coordinator: &Coordinator) ->
         ("segment.bytes".to_string(), cfg.offsets_topic_segment_bytes.to_string()),
     ]);
     match broker
-        .create_topic(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, 1, configs, None, None, false)
+        .create_topic(OFFSETS_TOPIC, cfg.offsets_topic_num_partitions, -1, configs, None, None, false)
         .await
     {
         Ok(_) | Err(AdminError::TopicExists(_)) => Ok(()),
@@ -263,7 +273,44 @@ pub async fn background(ctx: Ctx, coordinator: Arc<Coordinator>) {
     .detach();
     while !ctx.broker.is_shutting_down() {
         compio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        follow_ownership(&ctx, &coordinator).await;
         coordinator.with_unchecked(|groups, now| groups.tick(now));
+    }
+}
+
+/// Leadership of `__consumer_offsets` partitions moves with failover: a partition led here
+/// since the last look has its groups loaded (answering COORDINATOR_LOAD_IN_PROGRESS
+/// meanwhile), one no longer led has them forgotten (its new leader answers for them).
+async fn follow_ownership(ctx: &Ctx, coordinator: &Coordinator) {
+    let Some(topic) = ctx.broker.topic(OFFSETS_TOPIC) else { return };
+    let owned = coordinator.owned.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for p in 0..topic.partitions {
+        let owns = (coordinator.owns)(p);
+        if owns == owned.contains(&p) {
+            continue;
+        }
+        coordinator.with_unchecked(|groups, _| groups.drop_partition(p));
+        if !owns {
+            tracing::info!("{OFFSETS_TOPIC}-{p} led elsewhere now: its groups are unloaded");
+            coordinator.owned.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
+            continue;
+        }
+        coordinator.loading.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
+        let started = Instant::now();
+        let result = load_partition(ctx, coordinator, p).await;
+        coordinator.with_unchecked(|groups, _| groups.finish_load());
+        coordinator.loading.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
+        match result {
+            Ok(n) => {
+                tracing::info!(
+                    "{OFFSETS_TOPIC}-{p} led here now: {n} record(s) loaded in {} ms",
+                    started.elapsed().as_millis()
+                );
+                coordinator.owned.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
+            }
+            // Retried on the next tick.
+            Err(e) => tracing::warn!("loading {OFFSETS_TOPIC}-{p}: {e}"),
+        }
     }
 }
 
@@ -273,7 +320,10 @@ async fn load(ctx: &Ctx, coordinator: &Coordinator) -> (usize, usize) {
     let mut total = 0;
     for partition in (0..topic.partitions).filter(|p| (coordinator.owns)(*p)) {
         match load_partition(ctx, coordinator, partition).await {
-            Ok(n) => total += n,
+            Ok(n) => {
+                total += n;
+                coordinator.owned.lock().unwrap_or_else(|e| e.into_inner()).insert(partition);
+            }
             Err(e) => tracing::error!("loading {OFFSETS_TOPIC}-{partition}: {e}"),
         }
     }
@@ -288,9 +338,17 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
     let topic: Arc<str> = Arc::from(OFFSETS_TOPIC);
     let call = ListOffsetCall { topic: topic.clone(), partition, spec: OffsetSpec::Earliest };
     let earliest = route_list_offset(ctx, call).await.map_err(|e| format!("list offsets: {e}"))?;
+    // Everything in the log when leadership arrived is loaded, once the high watermark covers
+    // it (a new leader's high watermark catches up as its followers fetch).
+    let call = ListOffsetCall { topic: topic.clone(), partition, spec: OffsetSpec::LogEnd };
+    let end = route_list_offset(ctx, call).await.map_err(|e| format!("list offsets: {e}"))?.offset;
     let mut offset = earliest.offset.max(0);
     let mut count = 0;
+    let deadline = Instant::now() + LOAD_HW_WAIT;
     loop {
+        if offset >= end {
+            break;
+        }
         let call = ReadCall {
             topic: topic.clone(),
             partition,
@@ -298,9 +356,16 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
             max_bytes: LOAD_READ_BYTES,
             min_one: true,
             notify: None,
+            replica: None,
         };
         let outcome = route_read_one(ctx, call).await.map_err(|e| format!("read at offset {offset}: {e}"))?;
-        let Some(slice) = outcome.slice else { break };
+        let Some(slice) = outcome.slice else {
+            if outcome.high_watermark >= end || Instant::now() >= deadline {
+                break;
+            }
+            compio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
         let buf = slice.read_to_vec().map_err(|e| e.to_string())?;
         let chunk = offsets_log::decode_chunk(&Bytes::from(buf));
         if chunk.skipped_batches > 0 {
@@ -323,9 +388,6 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
         match chunk.next_offset {
             Some(next) if next > offset => offset = next,
             _ => return Err(format!("no progress reading at offset {offset}")),
-        }
-        if offset >= outcome.high_watermark {
-            break;
         }
     }
     Ok(count)

@@ -694,6 +694,14 @@ impl Groups {
         }
     }
 
+    /// Forgets every group stored in offsets partition `partition` (its leadership moved, or
+    /// it is about to be loaded again).
+    pub fn drop_partition(&mut self, partition: i32) {
+        let n = self.cfg.offsets_topic_num_partitions;
+        self.groups.retain(|id, _| offsets_log::partition_for(id, n) != partition);
+        self.consumer_groups.retain(|id, _| offsets_log::partition_for(id, n) != partition);
+    }
+
     /// After replay: drop what holds nothing (deleted groups).
     pub fn finish_load(&mut self) {
         self.groups.retain(|_, g| !(g.state() == GroupState::Empty && g.offsets.is_empty() && g.is_empty()));

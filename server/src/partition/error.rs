@@ -11,6 +11,18 @@ pub enum PartitionError {
     /// The owner shard stopped answering (shutdown): clients refresh metadata and retry.
     #[error("This server is not the leader for that topic-partition.")]
     NotLeaderOrFollower,
+    /// acks=all and the ISR is smaller than `min.insync.replicas`: nothing was written.
+    #[error("{0}")]
+    NotEnoughReplicas(String),
+    /// Written, but the ISR shrank below `min.insync.replicas` before it was replicated.
+    #[error("{0}")]
+    NotEnoughReplicasAfterAppend(String),
+    /// The request's leader epoch is older than this replica's.
+    #[error("{0}")]
+    FencedLeaderEpoch(String),
+    /// The request's leader epoch is newer than this replica knows (its metadata lags).
+    #[error("{0}")]
+    UnknownLeaderEpoch(String),
     #[error("{0}")]
     CorruptMessage(String),
     #[error("{0}")]

@@ -1,24 +1,31 @@
-//! One partition on its owner shard: the log, the one high watermark, the leader epoch, and the
-//! produce and fetch waiters. This is where replica state (ISR, follower offsets) will live.
+//! One partition on its owner shard: the log, the one high watermark, the leader epoch, its
+//! role in replication (`replica`: leader with its followers' progress, or follower), and the
+//! produce and fetch waiters.
 //!
 //! Owned by exactly one shard (ARCHITECTURE.md §1), which is the only caller of every method,
 //! so nothing here locks. Operations take and return typed values; failures are
 //! [`PartitionError`], mapped to Kafka codes only by the API layer.
 //!
-//! Durability contract (per topic `durability.policy`):
-//! - `fsync` (default): a Produce with acks=1/all is answered only after the group-commit
-//!   fdatasync covering its batch; the high watermark (what consumers see) is the durable offset.
-//! - `replicated` / `none`: answered after the write; the high watermark is the log end.
+//! Durability contract (per topic `durability.policy`), on the leader and on every follower:
+//! - `fsync` (default): a replica holds an offset once the group-commit fdatasync covering it
+//!   is done (a follower fetches on only after it, so its fetch offset is durable);
+//! - `replicated` / `none`: once written.
+//!
+//! acks=1 is answered when the leader holds the batch; acks=all when the high watermark (the
+//! minimum over the leader and the ISR, `replica`) passed it, with at least
+//! `min.insync.replicas` in the ISR. Consumers read below the high watermark only.
 //!
 //! Invariants (asserted): log start ≤ high watermark ≤ log end; the high watermark and the
 //! leader epoch never go backwards except by an explicit truncation; durable waiters are
 //! queued in offset order and each is answered exactly once (its sender is consumed).
 
 pub mod error;
+pub mod replica;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use riptide_engine::{CheckpointWrite, Log, ReadSlice, RetentionWrite, SyncTarget};
@@ -28,6 +35,7 @@ use crate::clock::now_ms;
 use crate::config::Durability;
 use crate::metrics::Metrics;
 pub use error::PartitionError;
+use replica::{BrokerId, IsrChange, Leadership, PartitionView, Role};
 
 /// Fetch waiters kept per partition before disconnected ones are swept.
 const FETCH_WAITERS_SWEEP: usize = 4096;
@@ -77,7 +85,33 @@ pub struct ReadResult {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub slice: Option<ReadSlice>,
+    /// Replica fetches only: the follower's log diverged from the leader's at this
+    /// (epoch, end offset) and must be truncated (Kafka's DivergingEpoch, KIP-595).
+    pub diverging: Option<(i32, i64)>,
 }
+
+/// A follower's fetch as the leader sees it (Fetch with a replica id).
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicaFetch {
+    pub replica_id: BrokerId,
+    /// The leader epoch the follower believes current (-1: not given).
+    pub current_leader_epoch: i32,
+    /// The epoch of the follower's last batch (-1: none), checked against the leader's log.
+    pub last_fetched_epoch: i32,
+}
+
+/// Where a follower's log stands: what it fetches from next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FollowerPosition {
+    pub log_end_offset: i64,
+    /// The epoch of its last batch (-1: empty log).
+    pub last_epoch: i32,
+    pub log_start_offset: i64,
+}
+
+/// Replica-side answers (position after an append or truncation); `Err` when this replica
+/// does not follow at that epoch.
+pub type FollowReply = flume::Sender<Result<FollowerPosition, PartitionError>>;
 
 /// Which offset ListOffsets asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +124,8 @@ pub enum OffsetSpec {
     MaxTimestamp,
     /// The first offset whose timestamp is at or after this one.
     AtOrAfter(i64),
+    /// The log end, above the high watermark (internal: the group coordinator loads up to it).
+    LogEnd,
 }
 
 impl OffsetSpec {
@@ -126,15 +162,33 @@ struct Cleanup {
     delete_retention_ms: i64,
 }
 
+/// A follower's append waiting for its group commit.
+struct ReplicaWaiter {
+    last_offset: i64,
+    reply: FollowReply,
+}
+
 pub struct Partition {
     name: String,
+    me: BrokerId,
     log: Log,
     durability: Durability,
     /// What consumers may read: offsets below it. See the module header.
     high_watermark: i64,
     leader_epoch: LeaderEpoch,
+    role: Role,
+    min_insync: usize,
+    /// acks=1 (and acks=0 under fsync nothing): answered when the leader holds the batch.
     durable_waiters: VecDeque<DurableWaiter>,
+    /// acks=all: answered when the high watermark passes the batch.
+    hw_waiters: VecDeque<DurableWaiter>,
+    /// Follower appends waiting for their fsync.
+    replica_waiters: VecDeque<ReplicaWaiter>,
     fetch_waiters: Vec<flume::Sender<()>>,
+    /// Followers' parked fetches: signalled when the log end moves.
+    follower_fetch_waiters: Vec<flume::Sender<()>>,
+    /// Offset the current leader epoch started at (a rejoining follower must reach it).
+    epoch_start_offset: i64,
     /// Appends not yet covered by a group commit.
     dirty: bool,
     cleanup: Cleanup,
@@ -145,27 +199,42 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Opens (recovering if needed) the log in `dir`.
+    /// Opens (recovering if needed) the log in `dir`. It serves nothing until `apply_view`
+    /// gives it a role.
     pub fn open(
         name: String,
+        me: BrokerId,
         dir: &std::path::Path,
         cfg: &EffectiveTopicConfig,
         metrics: Arc<Metrics>,
         leo_gauge: Arc<AtomicI64>,
     ) -> Result<Partition, PartitionError> {
-        let log = Log::open(dir, cfg.log.clone(), now_ms())?;
+        let mut log = Log::open(dir, cfg.log.clone(), now_ms())?;
+        if cfg.durability == Durability::Fsync && log.durable_offset() < log.log_end_offset() {
+            // A recovered tail that survived a crash is made durable once, here, so that what
+            // this replica holds is what it reports.
+            log.sync()?;
+        }
         let leader_epoch = LeaderEpoch(log.leader_epochs().last().map_or(0, |(epoch, _)| *epoch));
         leo_gauge.store(log.log_end_offset(), Ordering::Relaxed);
         Ok(Partition {
             name,
-            // Everything recovered was fsynced or is about to be served as written: the policy's
-            // high watermark after recovery is the log end either way.
-            high_watermark: log.log_end_offset(),
+            me,
+            // What the replicas acknowledged before a restart is not known: the high watermark
+            // starts at the log start and moves up as the leader's ISR acknowledges (a single
+            // replica's at once) or as its leader says (a follower).
+            high_watermark: log.log_start_offset(),
             log,
             durability: cfg.durability,
             leader_epoch,
+            role: Role::Offline,
+            min_insync: cfg.min_insync_replicas.max(1),
             durable_waiters: VecDeque::new(),
+            hw_waiters: VecDeque::new(),
+            replica_waiters: VecDeque::new(),
             fetch_waiters: Vec::new(),
+            follower_fetch_waiters: Vec::new(),
+            epoch_start_offset: 0,
             dirty: false,
             cleanup: Cleanup::of(cfg),
             compacted_shape: None,
@@ -194,6 +263,30 @@ impl Partition {
         self.dirty
     }
 
+    pub fn min_insync(&self) -> usize {
+        self.min_insync
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// (in sync, replicas) while leading.
+    pub fn replication_counts(&self) -> Option<(usize, usize)> {
+        match &self.role {
+            Role::Leader(l) => Some((l.isr.len(), l.replicas.len())),
+            _ => None,
+        }
+    }
+
+    /// Each follower's acknowledged offset while leading (lag = log end - offset).
+    pub fn follower_offsets(&self) -> Vec<(BrokerId, i64)> {
+        match &self.role {
+            Role::Leader(l) => l.follower_offsets(),
+            _ => Vec::new(),
+        }
+    }
+
     fn check_invariants(&self) {
         debug_assert!(self.log.log_start_offset() <= self.high_watermark || self.log.log_end_offset() == 0);
         assert!(
@@ -213,10 +306,101 @@ impl Partition {
         }
     }
 
+    /// What this replica itself holds: its durable offset under fsync, else its log end.
+    fn local_offset(&self) -> i64 {
+        let leo = self.log.log_end_offset();
+        if self.durability == Durability::Fsync {
+            self.log.durable_offset().min(leo)
+        } else {
+            leo
+        }
+    }
+
+    /// As leader: the high watermark moves to what the ISR acknowledged, and acks=all
+    /// producers below it are answered.
+    fn update_high_watermark(&mut self) {
+        let Role::Leader(l) = &self.role else { return };
+        let hw = l.high_watermark(self.local_offset());
+        let in_sync = l.isr_len();
+        self.advance_high_watermark(hw);
+        let hw = self.high_watermark;
+        while self.hw_waiters.front().is_some_and(|w| w.last_offset < hw) {
+            let Some(w) = self.hw_waiters.pop_front() else { break };
+            let outcome = if in_sync < self.min_insync {
+                Err(PartitionError::NotEnoughReplicasAfterAppend(format!(
+                    "The ISR of {} shrank to {in_sync}, below min.insync.replicas={}, before the \
+                     batch was replicated.",
+                    self.name, self.min_insync
+                )))
+            } else {
+                Ok(w.appended)
+            };
+            let _ = w.reply.send(outcome);
+        }
+    }
+
+    /// Takes on the role the metadata image gives this broker. A new leader epoch resets the
+    /// followers' progress; losing leadership fails what waited for the ISR (the producer
+    /// retries against the new leader; idempotence keeps that exactly-once).
+    pub fn apply_view(&mut self, view: &PartitionView) {
+        let now = Instant::now();
+        if view.leader == self.me {
+            match &mut self.role {
+                Role::Leader(l) if l.leader_epoch == view.leader_epoch => l.update(view, now),
+                _ => {
+                    tracing::info!(
+                        partition = %self.name,
+                        "leader at epoch {} (ISR {:?}, log end {}, high watermark {})",
+                        view.leader_epoch.0,
+                        view.isr,
+                        self.log.log_end_offset(),
+                        self.high_watermark
+                    );
+                    self.epoch_start_offset = self.log.log_end_offset();
+                    self.role = Role::Leader(Leadership::new(self.me, view, now));
+                }
+            }
+            self.leader_epoch = self.leader_epoch.max(view.leader_epoch);
+            self.update_high_watermark();
+            return;
+        }
+        let was_leader = self.is_leader();
+        self.role = if view.replicas.contains(&self.me) {
+            Role::Follower { leader: view.leader }
+        } else {
+            Role::Offline
+        };
+        self.leader_epoch = self.leader_epoch.max(view.leader_epoch);
+        if was_leader {
+            tracing::info!(partition = %self.name, "no longer leader (epoch {}, leader {})", view.leader_epoch.0, view.leader);
+            for w in self.hw_waiters.drain(..) {
+                let _ = w.reply.send(Err(PartitionError::NotLeaderOrFollower));
+            }
+        }
+        // Parked fetches answer now (NOT_LEADER_OR_FOLLOWER on their next read).
+        for w in self.fetch_waiters.drain(..).chain(self.follower_fetch_waiters.drain(..)) {
+            let _ = w.try_send(());
+        }
+    }
+
     /// Appends client batches (offsets assigned in place) and answers `reply` when the
-    /// durability policy allows: at once, or after the group commit that covers them.
-    /// Returns true when the partition needs a group commit.
+    /// durability policy and `acks` allow. Returns true when the partition needs a group
+    /// commit.
     pub fn append(&mut self, records: Bytes, acks: Acks, reply: AppendReply) -> bool {
+        let Role::Leader(l) = &self.role else {
+            let _ = reply.send(Err(PartitionError::NotLeaderOrFollower));
+            return false;
+        };
+        if acks == Acks::All && l.isr_len() < self.min_insync {
+            let e = PartitionError::NotEnoughReplicas(format!(
+                "The ISR of {} has {} replica(s), fewer than min.insync.replicas={}.",
+                self.name,
+                l.isr_len(),
+                self.min_insync
+            ));
+            let _ = reply.send(Err(e));
+            return false;
+        }
         let bytes_in = records.len() as u64;
         // The request buffer is usually uniquely ours, so offsets are assigned in place in it;
         // otherwise one copy.
@@ -243,6 +427,9 @@ impl Partition {
             self.metrics
                 .messages_in
                 .fetch_add((info.last_offset - info.base_offset + 1) as u64, Ordering::Relaxed);
+            for w in self.follower_fetch_waiters.drain(..) {
+                let _ = w.try_send(());
+            }
         }
         self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
         let appended = Appended {
@@ -250,26 +437,30 @@ impl Partition {
             log_append_time_ms: info.log_append_time_ms,
             log_start_offset: info.log_start_offset,
         };
+        let waiter = DurableWaiter { last_offset: info.last_offset, appended, reply };
+        match acks {
+            Acks::None => {
+                let _ = waiter.reply.send(Ok(appended));
+            }
+            Acks::All => self.hw_waiters.push_back(waiter),
+            Acks::Leader
+                if self.durability == Durability::Fsync && info.last_offset >= self.log.durable_offset() =>
+            {
+                debug_assert!(self.durable_waiters.back().is_none_or(|w| w.last_offset <= info.last_offset));
+                self.durable_waiters.push_back(waiter);
+            }
+            Acks::Leader => {
+                let _ = waiter.reply.send(Ok(appended));
+            }
+        }
+        self.update_high_watermark();
         if self.durability != Durability::Fsync {
-            let leo = self.log.log_end_offset();
-            self.advance_high_watermark(leo);
-            let _ = reply.send(Ok(appended));
             // A roll queued its closed segment for a group commit: run one, or they pile up.
             self.dirty |= self.log.has_pending_sync();
             return self.dirty;
         }
-        if info.last_offset < self.log.durable_offset() {
-            let _ = reply.send(Ok(appended)); // a duplicate of an already durable batch
-            return false;
-        }
-        if acks == Acks::None {
-            let _ = reply.send(Ok(appended));
-        } else {
-            debug_assert!(self.durable_waiters.back().is_none_or(|w| w.last_offset <= info.last_offset));
-            self.durable_waiters.push_back(DurableWaiter { last_offset: info.last_offset, appended, reply });
-        }
-        self.dirty = true;
-        true
+        self.dirty |= self.log.durable_offset() < self.log.log_end_offset() || self.log.has_pending_sync();
+        self.dirty
     }
 
     /// Whole batches from the one holding `offset`, below the high watermark. With nothing to
@@ -281,9 +472,16 @@ impl Partition {
         min_one: bool,
         notify: Option<flume::Sender<()>>,
     ) -> Result<ReadResult, PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
         let hw = self.high_watermark;
-        let mut result =
-            ReadResult { high_watermark: hw, log_start_offset: self.log.log_start_offset(), slice: None };
+        let mut result = ReadResult {
+            high_watermark: hw,
+            log_start_offset: self.log.log_start_offset(),
+            slice: None,
+            diverging: None,
+        };
         if offset != hw {
             let slice = self.log.read(offset, max_bytes, hw, min_one)?;
             if slice.len > 0 {
@@ -301,19 +499,231 @@ impl Partition {
         Ok(result)
     }
 
+    /// A follower's fetch (the leader side of replication): the fetch offset acknowledges what
+    /// the follower holds (the high watermark may move, acks=all producers may be answered),
+    /// then batches up to the log end (not the high watermark) are returned. A follower whose
+    /// last epoch does not match this log is told where they diverge instead.
+    pub fn read_for_follower(
+        &mut self,
+        fetch: ReplicaFetch,
+        offset: i64,
+        max_bytes: u32,
+        notify: Option<flume::Sender<()>>,
+    ) -> Result<ReadResult, PartitionError> {
+        let Role::Leader(l) = &mut self.role else { return Err(PartitionError::NotLeaderOrFollower) };
+        if fetch.current_leader_epoch >= 0 && fetch.current_leader_epoch != self.leader_epoch.0 {
+            let msg = format!(
+                "{}: fetch for leader epoch {}, this leader is at {}",
+                self.name, fetch.current_leader_epoch, self.leader_epoch.0
+            );
+            return Err(if fetch.current_leader_epoch < self.leader_epoch.0 {
+                PartitionError::FencedLeaderEpoch(msg)
+            } else {
+                PartitionError::UnknownLeaderEpoch(msg)
+            });
+        }
+        if !l.is_replica(fetch.replica_id) {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        let leo = self.log.log_end_offset();
+        let mut result = ReadResult {
+            high_watermark: self.high_watermark,
+            log_start_offset: self.log.log_start_offset(),
+            slice: None,
+            diverging: None,
+        };
+        if fetch.last_fetched_epoch >= 0 {
+            let diverged = match self.log.end_offset_for_epoch(fetch.last_fetched_epoch) {
+                Some((epoch, end)) if epoch == fetch.last_fetched_epoch && end >= offset => None,
+                Some((epoch, end)) => Some((epoch, end)),
+                None => Some((-1, leo)),
+            };
+            if diverged.is_some() {
+                result.diverging = diverged;
+                return Ok(result);
+            }
+        }
+        if offset > leo {
+            return Err(PartitionError::OffsetOutOfRange(format!(
+                "{}: follower fetch at {offset} past the log end {leo}",
+                self.name
+            )));
+        }
+        if offset >= self.log.log_start_offset() {
+            l.on_fetch(fetch.replica_id, offset, leo, Instant::now());
+            self.update_high_watermark();
+            result.high_watermark = self.high_watermark;
+        }
+        if offset < leo {
+            let slice = self.log.read(offset, max_bytes, leo, true)?;
+            if slice.len > 0 {
+                self.metrics.replication_bytes_out.fetch_add(u64::from(slice.len), Ordering::Relaxed);
+                result.slice = Some(slice);
+            }
+        }
+        if result.slice.is_none() {
+            if let Some(n) = notify {
+                if self.follower_fetch_waiters.len() >= FETCH_WAITERS_SWEEP {
+                    self.follower_fetch_waiters.retain(|w| !w.is_disconnected());
+                }
+                self.follower_fetch_waiters.push(n);
+            }
+        }
+        Ok(result)
+    }
+
+    /// The follower's position: where it fetches from next.
+    pub fn follower_position(&self) -> FollowerPosition {
+        let leo = self.log.log_end_offset();
+        // The epoch of the last batch: an epoch entry starting at the log end has none.
+        let last_epoch =
+            self.log.leader_epochs().iter().rev().find(|(_, start)| *start < leo).map_or(-1, |(e, _)| *e);
+        FollowerPosition { log_end_offset: leo, last_epoch, log_start_offset: self.log.log_start_offset() }
+    }
+
+    fn check_follows(&self, leader_epoch: i32) -> Result<(), PartitionError> {
+        if !matches!(self.role, Role::Follower { .. }) {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        if leader_epoch != self.leader_epoch.0 {
+            return Err(PartitionError::FencedLeaderEpoch(format!(
+                "{}: follows epoch {}, not {leader_epoch}",
+                self.name, self.leader_epoch.0
+            )));
+        }
+        Ok(())
+    }
+
+    /// The follower side: appends the leader's batches as they are, takes the leader's high
+    /// watermark (as far as this log reaches), and answers `reply` with the new position
+    /// once the batches are held as the durability policy says. Returns true when a group
+    /// commit is needed.
+    pub fn append_as_follower(
+        &mut self,
+        leader_epoch: i32,
+        records: &[u8],
+        leader_hw: i64,
+        reply: FollowReply,
+    ) -> bool {
+        if let Err(e) = self.check_follows(leader_epoch) {
+            let _ = reply.send(Err(e));
+            return false;
+        }
+        let appended = if records.is_empty() {
+            Ok(None)
+        } else {
+            self.log.append_replicated(records, now_ms()).map_err(PartitionError::from)
+        };
+        let info = match appended {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::error!(partition = %self.name, "follower append failed: {e}");
+                let _ = reply.send(Err(e));
+                return false;
+            }
+        };
+        if let Some(info) = info {
+            self.metrics.replication_bytes_in.fetch_add(records.len() as u64, Ordering::Relaxed);
+            self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
+            debug_assert!(info.last_offset < self.log.log_end_offset());
+        }
+        let hw = leader_hw.min(self.log.log_end_offset());
+        self.advance_high_watermark(hw);
+        let leo = self.log.log_end_offset();
+        if self.durability == Durability::Fsync && self.log.durable_offset() < leo {
+            self.replica_waiters.push_back(ReplicaWaiter { last_offset: leo - 1, reply });
+            self.dirty = true;
+            return true;
+        }
+        let _ = reply.send(Ok(self.follower_position()));
+        self.dirty |= self.log.has_pending_sync();
+        self.dirty
+    }
+
+    /// The follower side of a divergence: removes this log's tail from where the leader's
+    /// history differs (`epoch`, `end_offset` from the leader), as KIP-595 says: at the leader's
+    /// end offset for that epoch, or earlier where this log's own epoch ends first.
+    pub fn truncate_diverged(
+        &mut self,
+        leader_epoch: i32,
+        epoch: i32,
+        end_offset: i64,
+    ) -> Result<FollowerPosition, PartitionError> {
+        self.check_follows(leader_epoch)?;
+        let own_end = if epoch < 0 {
+            end_offset
+        } else {
+            self.log.end_offset_for_epoch(epoch).map_or(end_offset, |(_, end)| end)
+        };
+        let cut = end_offset.min(own_end).min(self.log.log_end_offset());
+        tracing::warn!(
+            partition = %self.name,
+            "log diverged from the leader's at epoch {epoch}: truncating to {cut} (log end {})",
+            self.log.log_end_offset()
+        );
+        self.truncate_to(cut)?;
+        Ok(self.follower_position())
+    }
+
+    /// The ISR change to ask the controller for, if one is due (leader only).
+    pub fn isr_change(&mut self, lag_max: Duration) -> Option<IsrChange> {
+        let hw = self.high_watermark;
+        let epoch_start = self.epoch_start_offset;
+        match &mut self.role {
+            Role::Leader(l) => l.isr_change(Instant::now(), lag_max, hw, epoch_start),
+            _ => None,
+        }
+    }
+
+    /// The controller refused an ISR change (or never answered): retried on the next tick.
+    pub fn isr_change_failed(&mut self) {
+        if let Role::Leader(l) = &mut self.role {
+            l.isr_change_failed();
+        }
+    }
+
     pub fn list_offset(&self, spec: OffsetSpec) -> Result<ListedOffset, PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
         let hw = self.high_watermark;
         let leader_epoch = self.leader_epoch;
         let found = |offset: i64, timestamp: i64| ListedOffset { offset, timestamp, leader_epoch };
         let below_hw = |(ts, off): (i64, i64)| if off < hw { found(off, ts) } else { found(-1, -1) };
         Ok(match spec {
             OffsetSpec::Latest => found(hw, -1),
+            OffsetSpec::LogEnd => found(self.log.log_end_offset(), -1),
             OffsetSpec::Earliest => found(self.log.log_start_offset(), -1),
             OffsetSpec::MaxTimestamp => self.log.max_timestamp().map_or(found(-1, -1), below_hw),
             OffsetSpec::AtOrAfter(ts) => {
                 self.log.offset_for_timestamp(ts)?.map_or(found(-1, -1), |(off, t)| below_hw((t, off)))
             }
         })
+    }
+
+    /// Kafka's OffsetForLeaderEpoch on the leader: (epoch, end offset) of the largest epoch at
+    /// or below `epoch`, or (-1, -1) when this log knows none.
+    pub fn end_offset_for_epoch(
+        &self,
+        current_leader_epoch: i32,
+        epoch: i32,
+    ) -> Result<(i32, i64), PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        if current_leader_epoch >= 0 && current_leader_epoch != self.leader_epoch.0 {
+            let msg =
+                format!("{}: leader epoch {current_leader_epoch} is not {}", self.name, self.leader_epoch.0);
+            return Err(if current_leader_epoch < self.leader_epoch.0 {
+                PartitionError::FencedLeaderEpoch(msg)
+            } else {
+                PartitionError::UnknownLeaderEpoch(msg)
+            });
+        }
+        if epoch == self.leader_epoch.0 {
+            return Ok((epoch, self.log.log_end_offset()));
+        }
+        Ok(self.log.end_offset_for_epoch(epoch).unwrap_or((-1, -1)))
     }
 
     /// Removes every batch at or after `offset` (replication: a diverged tail). The high
@@ -369,23 +779,32 @@ impl Partition {
         }
     }
 
-    /// After a group commit: the high watermark (under `fsync`) and the waiters move up to the
-    /// durable offset.
+    /// After a group commit: acks=1 waiters, follower appends and (on the leader, under
+    /// `fsync`) the high watermark move up to the durable offset.
     fn on_durable(&mut self) {
         let durable = self.log.durable_offset();
-        if self.durability == Durability::Fsync {
-            self.advance_high_watermark(durable.min(self.log.log_end_offset()));
-        }
         while self.durable_waiters.front().is_some_and(|w| w.last_offset < durable) {
             if let Some(w) = self.durable_waiters.pop_front() {
                 let _ = w.reply.send(Ok(w.appended));
             }
         }
+        if self.replica_waiters.front().is_some_and(|w| w.last_offset < durable) {
+            let position = self.follower_position();
+            while self.replica_waiters.front().is_some_and(|w| w.last_offset < durable) {
+                if let Some(w) = self.replica_waiters.pop_front() {
+                    let _ = w.reply.send(Ok(position));
+                }
+            }
+        }
+        self.update_high_watermark();
     }
 
     /// The log can no longer be written: every pending acknowledgement fails.
     fn fail_waiters(&mut self, error: PartitionError) {
-        for w in self.durable_waiters.drain(..) {
+        for w in self.durable_waiters.drain(..).chain(self.hw_waiters.drain(..)) {
+            let _ = w.reply.send(Err(error.clone()));
+        }
+        for w in self.replica_waiters.drain(..) {
             let _ = w.reply.send(Err(error.clone()));
         }
     }
@@ -395,10 +814,8 @@ impl Partition {
         self.log.set_config(cfg.log.clone());
         self.durability = cfg.durability;
         self.cleanup = Cleanup::of(cfg);
-        if self.durability != Durability::Fsync {
-            let leo = self.log.log_end_offset();
-            self.advance_high_watermark(leo);
-        }
+        self.min_insync = cfg.min_insync_replicas.max(1);
+        self.update_high_watermark();
     }
 
     /// Time-based rolling, retention and compaction, as `cleanup.policy` says. Retention's

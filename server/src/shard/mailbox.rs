@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::partition::{Acks, AppendReply, ListedOffset, OffsetSpec, PartitionError, ReadResult};
+use crate::partition::{
+    Acks, AppendReply, FollowReply, ListedOffset, OffsetSpec, PartitionError, ReadResult, ReplicaFetch,
+};
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
 pub const MAILBOX_CAPACITY: usize = 4096;
@@ -27,6 +29,12 @@ pub enum ShardMsg {
     DropTopic(Arc<str>, i32, flume::Sender<()>),
     /// The topic's configs changed: reload them into open partitions.
     Reconfigure(Arc<str>),
+    /// Follower work for partitions this shard owns (from one replica fetch response).
+    Follow(Vec<FollowCall>),
+    /// OffsetForLeaderEpoch lookups, answered together like `Read`.
+    EpochEnd(Vec<(usize, EpochEndCall)>, flume::Sender<Vec<(usize, EpochEndOutcome)>>),
+    /// Leaders, ISRs or replica sets changed in the applied metadata: take on the new roles.
+    RolesChanged,
     /// Stop accepting, flush and close every partition, then reply.
     Shutdown(flume::Sender<()>),
 }
@@ -48,7 +56,38 @@ pub struct ReadCall {
     /// When nothing is readable yet, the owner keeps this and sends `()` when the high
     /// watermark next moves (long-poll fetch).
     pub notify: Option<flume::Sender<()>>,
+    /// Set for a follower's fetch: it reads up to the log end and acknowledges its offset.
+    pub replica: Option<ReplicaFetch>,
 }
+
+/// What a follower does with one of its partitions.
+pub enum FollowOp {
+    /// Where its log stands (before its first fetch from a leader).
+    Position,
+    /// Append the leader's batches (possibly none) and take its high watermark.
+    Append { records: Bytes, leader_hw: i64 },
+    /// The leader said the logs diverge at (epoch, end offset).
+    Truncate { epoch: i32, end_offset: i64 },
+}
+
+pub struct FollowCall {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// The leader epoch the follower fetched under: refused if the partition moved on.
+    pub leader_epoch: i32,
+    pub op: FollowOp,
+    pub reply: FollowReply,
+}
+
+pub struct EpochEndCall {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub current_leader_epoch: i32,
+    pub epoch: i32,
+}
+
+/// (epoch, end offset), Kafka's OffsetForLeaderEpoch answer.
+pub type EpochEndOutcome = Result<(i32, i64), PartitionError>;
 
 pub type ReadOutcome = Result<ReadResult, PartitionError>;
 

@@ -178,6 +178,16 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
             let _ = reply.send(());
         }
         ShardMsg::Reconfigure(topic) => table.reconfigure(&topic),
+        ShardMsg::Follow(calls) => {
+            for call in calls {
+                table.follow(call);
+            }
+        }
+        ShardMsg::EpochEnd(calls, reply) => {
+            let results = calls.into_iter().map(|(i, call)| (i, table.epoch_end(call))).collect();
+            let _ = reply.send(results);
+        }
+        ShardMsg::RolesChanged => table.sync_roles(),
         ShardMsg::Shutdown(_) => unreachable!("handled by the inbox loop"),
     }
 }

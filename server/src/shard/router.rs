@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::mailbox::{
-    ListOffsetCall, ListOffsetOutcome, ProduceCall, ReadCall, ReadOutcome, ShardMsg, ShardSender,
+    EpochEndCall, EpochEndOutcome, FollowCall, ListOffsetCall, ListOffsetOutcome, ProduceCall, ReadCall,
+    ReadOutcome, ShardMsg, ShardSender,
 };
 use super::{handle_msg, Ctx};
 use crate::partition::{Acks, AppendResult, PartitionError};
@@ -145,6 +146,77 @@ pub async fn route_list_offset(ctx: &Ctx, call: ListOffsetCall) -> ListOffsetOut
         return Err(PartitionError::NotLeaderOrFollower);
     }
     rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+}
+
+/// Starts every follower call on its owner shard; each answers on its own reply channel.
+pub async fn route_follow(ctx: &Ctx, calls: Vec<FollowCall>) {
+    let shards = ctx.router.shard_count();
+    let mut remote: Vec<Vec<FollowCall>> = Vec::new();
+    for call in calls {
+        let owner = ctx.router.owner_of(&call.topic, call.partition);
+        if owner == ctx.id {
+            ctx.table.borrow_mut().follow(call);
+        } else {
+            if remote.is_empty() {
+                remote.resize_with(shards, Vec::new);
+            }
+            remote[owner].push(call);
+        }
+    }
+    for (owner, calls) in remote.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+        if let Err(flume::SendError(ShardMsg::Follow(calls))) =
+            ctx.router.senders[owner].send_async(ShardMsg::Follow(calls)).await
+        {
+            for call in calls {
+                let _ = call.reply.send(Err(PartitionError::NotLeaderOrFollower));
+            }
+        }
+    }
+}
+
+/// OffsetForLeaderEpoch lookups on their owner shards, all at once; outcomes in call order.
+pub async fn route_epoch_end(ctx: &Ctx, calls: Vec<EpochEndCall>) -> Vec<EpochEndOutcome> {
+    let shards = ctx.router.shard_count();
+    let mut out: Vec<Option<EpochEndOutcome>> = Vec::with_capacity(calls.len());
+    out.resize_with(calls.len(), || None);
+    let mut remote: Vec<Vec<(usize, EpochEndCall)>> = Vec::new();
+    for (i, call) in calls.into_iter().enumerate() {
+        let owner = ctx.router.owner_of(&call.topic, call.partition);
+        if owner == ctx.id {
+            out[i] = Some(ctx.table.borrow_mut().epoch_end(call));
+        } else {
+            if remote.is_empty() {
+                remote.resize_with(shards, Vec::new);
+            }
+            remote[owner].push((i, call));
+        }
+    }
+    let mut waits = Vec::new();
+    for (owner, calls) in remote.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
+        let (tx, rx) = flume::bounded(1);
+        if ctx.router.senders[owner].send_async(ShardMsg::EpochEnd(calls, tx)).await.is_ok() {
+            waits.push(rx);
+        }
+    }
+    for rx in waits {
+        if let Ok(results) = rx.recv_async().await {
+            for (i, r) in results {
+                out[i] = Some(r);
+            }
+        }
+    }
+    out.into_iter().map(|o| o.unwrap_or(Err(PartitionError::NotLeaderOrFollower))).collect()
+}
+
+/// Tells every shard that partition roles changed in the applied metadata.
+pub fn broadcast_roles_changed(ctx: &Ctx) {
+    for (shard, sender) in ctx.router.senders.iter().enumerate() {
+        if shard == ctx.id {
+            ctx.table.borrow_mut().sync_roles();
+        } else {
+            let _ = sender.try_send(ShardMsg::RolesChanged);
+        }
+    }
 }
 
 /// Sends a message built by `make` to every shard and waits until each has handled it.

@@ -7,21 +7,25 @@ use std::sync::Arc;
 
 use riptide_engine::{CheckpointWrite, RetentionWrite, SyncTarget};
 
-use super::mailbox::{ListOffsetCall, ListOffsetOutcome, ProduceCall, ReadCall, ReadOutcome};
+use super::mailbox::{
+    EpochEndCall, EpochEndOutcome, FollowCall, FollowOp, ListOffsetCall, ListOffsetOutcome, ProduceCall,
+    ReadCall, ReadOutcome,
+};
 use super::router::Router;
 use crate::broker::Broker;
+use crate::catalog::TopicMeta;
 use crate::clock::now_ms;
-use crate::partition::{Partition, PartitionError};
+use crate::metrics::ReplicationGauges;
+use crate::partition::replica::{IsrChange, PartitionView};
+use crate::partition::{LeaderEpoch, Partition, PartitionError};
 
 pub struct PartitionTable {
     broker: Arc<Broker>,
     router: Arc<Router>,
     shard_id: usize,
     by_topic: HashMap<Arc<str>, HashMap<i32, Partition>>,
-    /// Open partitions this broker does not lead (per the metadata applied at `leaders_at`):
-    /// they answer NOT_LEADER_OR_FOLLOWER.
-    not_led: HashMap<Arc<str>, std::collections::HashSet<i32>>,
-    leaders_at: u64,
+    /// The metadata offset whose roles the open partitions have taken on.
+    roles_at: u64,
     flush_requested: bool,
     flush_tx: flume::Sender<()>,
 }
@@ -45,14 +49,14 @@ impl PartitionTable {
             router,
             shard_id,
             by_topic: HashMap::new(),
-            not_led: HashMap::new(),
-            leaders_at: 0,
+            roles_at: 0,
             flush_requested: false,
             flush_tx,
         }
     }
 
     pub fn get_or_open(&mut self, topic: &str, index: i32) -> Result<&mut Partition, PartitionError> {
+        self.sync_roles_if_stale();
         let exists = self.by_topic.get(topic).is_some_and(|m| m.contains_key(&index));
         if !exists {
             let partition = self.open(topic, index)?;
@@ -64,34 +68,39 @@ impl PartitionTable {
             .ok_or(PartitionError::UnknownTopicOrPartition)
     }
 
-    /// Refuses a request for a partition this broker does not lead. The leader set is
-    /// recomputed only when the applied metadata moved (one atomic load per call otherwise).
-    fn check_leader(&mut self, topic: &str, index: i32) -> Result<(), PartitionError> {
+    /// Roles follow the applied metadata: when it moved since the last look (one atomic load
+    /// per call otherwise), every open partition takes on its new role first, so no request
+    /// is served under a role the metadata already took away.
+    fn sync_roles_if_stale(&mut self) {
         let applied = self.broker.metrics.metadata_applied.load(std::sync::atomic::Ordering::Acquire);
-        if applied != self.leaders_at {
-            self.leaders_at = applied;
-            self.not_led.clear();
-            let node = self.broker.config.node_id;
-            for (t, parts) in &self.by_topic {
-                let meta = self.broker.topic(t);
-                for index in parts.keys() {
-                    if meta.as_ref().is_none_or(|m| m.leader(*index) != node) {
-                        self.not_led.entry(t.clone()).or_default().insert(*index);
+        if applied != self.roles_at {
+            self.roles_at = applied;
+            self.sync_roles();
+        }
+    }
+
+    /// Gives every open partition its role from the catalog, and opens the replicas this
+    /// shard owns that are not open yet (a new topic, or one this broker now follows).
+    pub fn sync_roles(&mut self) {
+        let node = self.broker.config.node_id;
+        let topics = self.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).all();
+        for t in &topics {
+            for p in 0..t.partitions {
+                let Some(view) = view_of(t, p) else { continue };
+                let open = self.by_topic.get_mut(t.name.as_str()).and_then(|m| m.get_mut(&p));
+                match open {
+                    Some(partition) => partition.apply_view(&view),
+                    None if view.replicas.contains(&node)
+                        && self.router.owner_of(&t.name, p) == self.shard_id =>
+                    {
+                        if let Ok(partition) = self.open(&t.name, p) {
+                            self.by_topic.entry(Arc::from(t.name.as_str())).or_default().insert(p, partition);
+                        }
                     }
+                    None => {}
                 }
             }
         }
-        if self.not_led.get(topic).is_some_and(|s| s.contains(&index)) {
-            return Err(PartitionError::NotLeaderOrFollower);
-        }
-        if !self.by_topic.get(topic).is_some_and(|m| m.contains_key(&index)) {
-            // Not open yet: `open` checks against the catalog.
-            let meta = self.broker.topic(topic).ok_or(PartitionError::UnknownTopicOrPartition)?;
-            if index >= 0 && index < meta.partitions && meta.leader(index) != self.broker.config.node_id {
-                return Err(PartitionError::NotLeaderOrFollower);
-            }
-        }
-        Ok(())
     }
 
     fn open(&self, topic: &str, index: i32) -> Result<Partition, PartitionError> {
@@ -99,33 +108,28 @@ impl PartitionTable {
         if index < 0 || index >= meta.partitions {
             return Err(PartitionError::UnknownTopicOrPartition);
         }
+        let node = self.broker.config.node_id;
         // Only a replica keeps a log of the partition.
-        if meta.state(index).is_none_or(|st| !st.replicas.contains(&self.broker.config.node_id)) {
-            return Err(PartitionError::NotLeaderOrFollower);
-        }
+        let view = view_of(&meta, index).filter(|v| v.replicas.contains(&node));
+        let Some(view) = view else { return Err(PartitionError::NotLeaderOrFollower) };
         assert_eq!(self.router.owner_of(topic, index), self.shard_id, "{topic}-{index} opened off its owner");
         let cfg = meta.effective(&self.broker.config.log, self.broker.engine_io);
         let dir = self.broker.partition_dir(topic, index);
         let metrics = self.broker.metrics.clone();
         let gauge = metrics.log_end_offset_gauge(topic, index);
-        Partition::open(format!("{topic}-{index}"), &dir, &cfg, metrics, gauge).inspect_err(|e| {
-            tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
-        })
+        let mut partition = Partition::open(format!("{topic}-{index}"), node, &dir, &cfg, metrics, gauge)
+            .inspect_err(|e| {
+                tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
+            })?;
+        partition.apply_view(&view);
+        Ok(partition)
     }
 
     /// Opens every partition of the catalog this shard owns (start-up), so recovery and
     /// retention cover partitions nobody has touched yet.
     pub fn open_all_owned(&mut self) {
-        let topics = self.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).all();
-        for t in topics {
-            let node = self.broker.config.node_id;
-            for p in 0..t.partitions {
-                let replica = t.state(p).is_some_and(|st| st.replicas.contains(&node));
-                if replica && self.router.owner_of(&t.name, p) == self.shard_id {
-                    let _ = self.get_or_open(&t.name, p);
-                }
-            }
-        }
+        self.roles_at = self.broker.metrics.metadata_applied.load(std::sync::atomic::Ordering::Acquire);
+        self.sync_roles();
     }
 
     fn request_flush(&mut self) {
@@ -136,10 +140,6 @@ impl PartitionTable {
     }
 
     pub fn produce(&mut self, call: ProduceCall) {
-        if let Err(e) = self.check_leader(&call.topic, call.partition) {
-            let _ = call.reply.send(Err(e));
-            return;
-        }
         let partition = match self.get_or_open(&call.topic, call.partition) {
             Ok(p) => p,
             Err(e) => {
@@ -153,18 +153,88 @@ impl PartitionTable {
     }
 
     pub fn read(&mut self, call: ReadCall) -> ReadOutcome {
-        self.check_leader(&call.topic, call.partition)?;
-        self.get_or_open(&call.topic, call.partition)?.read(
-            call.offset,
-            call.max_bytes,
-            call.min_one,
-            call.notify,
-        )
+        let p = self.get_or_open(&call.topic, call.partition)?;
+        match call.replica {
+            Some(fetch) => p.read_for_follower(fetch, call.offset, call.max_bytes, call.notify),
+            None => p.read(call.offset, call.max_bytes, call.min_one, call.notify),
+        }
     }
 
     pub fn list_offset(&mut self, call: ListOffsetCall) -> ListOffsetOutcome {
-        self.check_leader(&call.topic, call.partition)?;
         self.get_or_open(&call.topic, call.partition)?.list_offset(call.spec)
+    }
+
+    pub fn epoch_end(&mut self, call: EpochEndCall) -> EpochEndOutcome {
+        self.get_or_open(&call.topic, call.partition)?
+            .end_offset_for_epoch(call.current_leader_epoch, call.epoch)
+    }
+
+    /// Follower work: position, append or truncation of one partition this broker follows.
+    pub fn follow(&mut self, call: FollowCall) {
+        let p = match self.get_or_open(&call.topic, call.partition) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = call.reply.send(Err(e));
+                return;
+            }
+        };
+        let needs_flush = match call.op {
+            FollowOp::Position => {
+                let _ = call.reply.send(Ok(p.follower_position()));
+                false
+            }
+            FollowOp::Append { records, leader_hw } => {
+                p.append_as_follower(call.leader_epoch, &records, leader_hw, call.reply)
+            }
+            FollowOp::Truncate { epoch, end_offset } => {
+                let _ = call.reply.send(p.truncate_diverged(call.leader_epoch, epoch, end_offset));
+                false
+            }
+        };
+        if needs_flush {
+            self.request_flush();
+        }
+    }
+
+    /// The ISR changes the partitions this shard leads want now, and this shard's
+    /// replication gauges.
+    pub fn isr_changes(
+        &mut self,
+        lag_max: std::time::Duration,
+    ) -> (Vec<(Arc<str>, i32, IsrChange)>, ReplicationGauges) {
+        self.sync_roles_if_stale();
+        let mut out = Vec::new();
+        let mut g = ReplicationGauges::default();
+        for (topic, parts) in self.by_topic.iter_mut() {
+            for (index, p) in parts.iter_mut() {
+                if let Some(change) = p.isr_change(lag_max) {
+                    out.push((topic.clone(), *index, change));
+                }
+                if let Some((isr, replicas)) = p.replication_counts() {
+                    g.leaders += 1;
+                    g.under_replicated += u64::from(isr < replicas);
+                    g.under_min_isr += u64::from(isr < p.min_insync());
+                    let leo = p.log_end_offset();
+                    for (_, acked) in p.follower_offsets() {
+                        g.max_follower_lag = g.max_follower_lag.max(leo - acked.max(0));
+                    }
+                }
+            }
+        }
+        (out, g)
+    }
+
+    pub fn isr_change_failed(&mut self, topic: &str, index: i32) {
+        if let Some(p) = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)) {
+            p.isr_change_failed();
+        }
+    }
+
+    /// (replica, acknowledged offset) of each follower, and the log end, of a partition this
+    /// shard leads (for `topic describe`).
+    pub fn follower_offsets(&mut self, topic: &str, index: i32) -> Option<(i64, Vec<(i32, i64)>)> {
+        let p = self.by_topic.get(topic).and_then(|m| m.get(&index))?;
+        p.is_leader().then(|| (p.log_end_offset(), p.follower_offsets()))
     }
 
     /// Partitions with appends not yet covered by a group commit, with what to fdatasync for
@@ -262,4 +332,16 @@ impl PartitionTable {
             p.close();
         }
     }
+}
+
+/// A partition's state in the catalog as a role change needs it.
+fn view_of(meta: &TopicMeta, index: i32) -> Option<PartitionView> {
+    let st = meta.state(index)?;
+    Some(PartitionView {
+        replicas: st.replicas.clone(),
+        isr: st.isr.clone(),
+        leader: st.leader,
+        leader_epoch: LeaderEpoch(st.leader_epoch),
+        partition_epoch: st.partition_epoch,
+    })
 }

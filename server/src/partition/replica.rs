@@ -1,0 +1,298 @@
+//! A partition's replication state: which role this broker plays for it (from the metadata
+//! image), and as leader, what each follower has acknowledged. Pure bookkeeping, no I/O: the
+//! partition feeds it follower fetches and the clock, and it says what the high watermark may
+//! be and which ISR change to ask the controller for (Kafka's AlterPartition).
+//!
+//! Rules (Kafka's, ARCHITECTURE.md §5):
+//! - a follower's acknowledged offset is the fetch offset of its latest fetch: it holds every
+//!   offset below it (durably under `durability.policy=fsync`, since followers fsync before
+//!   fetching on);
+//! - the high watermark is the minimum over the leader and the ISR, and over followers whose
+//!   addition to the ISR is pending (the "maximal ISR" of KIP-497: the controller may have
+//!   committed it already, so they must count before the leader hears back);
+//! - a follower is caught up when it fetched at or past the leader's log end, or past the log
+//!   end the leader had at its previous fetch; one not caught up for `replica.lag.time.max.ms`
+//!   leaves the ISR; one out of the ISR whose acknowledged offset reached the high watermark
+//!   (and the start of the current leader epoch) rejoins.
+
+use std::time::{Duration, Instant};
+
+use super::LeaderEpoch;
+
+/// A replica's broker id (Kafka's node.id).
+pub type BrokerId = i32;
+
+/// What this broker is for one partition.
+#[derive(Debug)]
+pub enum Role {
+    Leader(Leadership),
+    /// Copies the log of `leader` (-1: the partition has no leader now).
+    Follower {
+        leader: BrokerId,
+    },
+    /// Not told yet, or no longer a replica.
+    Offline,
+}
+
+/// The metadata image's view of a partition, as a role change needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionView {
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub leader: BrokerId,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: i32,
+}
+
+#[derive(Debug)]
+struct FollowerProgress {
+    id: BrokerId,
+    /// Offsets below this are on the follower; -1 until its first fetch in this leadership.
+    acked: i64,
+    caught_up_at: Instant,
+    prev_fetch_at: Instant,
+    leo_at_prev_fetch: i64,
+}
+
+/// An ISR change to propose: the new ISR, for the leader and partition epochs it was based on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    pub isr: Vec<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: i32,
+    /// Human-readable reason, logged by the caller.
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub struct Leadership {
+    me: BrokerId,
+    pub replicas: Vec<BrokerId>,
+    pub isr: Vec<BrokerId>,
+    pub partition_epoch: i32,
+    pub leader_epoch: LeaderEpoch,
+    followers: Vec<FollowerProgress>,
+    /// Asked of the controller and not yet applied, with when (dropped and retried after
+    /// `PENDING_ISR_TIMEOUT`).
+    pending: Option<(Vec<BrokerId>, Instant)>,
+}
+
+/// How long an ISR change may stay unanswered before the leader asks again.
+const PENDING_ISR_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Leadership {
+    /// A new leadership: every follower gets a full `replica.lag.time.max.ms` to fetch.
+    pub fn new(me: BrokerId, view: &PartitionView, now: Instant) -> Leadership {
+        let followers = view
+            .replicas
+            .iter()
+            .filter(|r| **r != me)
+            .map(|&id| FollowerProgress {
+                id,
+                acked: -1,
+                caught_up_at: now,
+                prev_fetch_at: now,
+                leo_at_prev_fetch: -1,
+            })
+            .collect();
+        Leadership {
+            me,
+            replicas: view.replicas.clone(),
+            isr: view.isr.clone(),
+            partition_epoch: view.partition_epoch,
+            leader_epoch: view.leader_epoch,
+            followers,
+            pending: None,
+        }
+    }
+
+    /// Same leader epoch, new ISR or replicas from the metadata: follower progress is kept.
+    pub fn update(&mut self, view: &PartitionView, now: Instant) {
+        if view.partition_epoch != self.partition_epoch {
+            self.pending = None;
+        }
+        self.isr = view.isr.clone();
+        self.partition_epoch = view.partition_epoch;
+        for &id in view.replicas.iter().filter(|r| **r != self.me) {
+            if !self.followers.iter().any(|f| f.id == id) {
+                self.followers.push(FollowerProgress {
+                    id,
+                    acked: -1,
+                    caught_up_at: now,
+                    prev_fetch_at: now,
+                    leo_at_prev_fetch: -1,
+                });
+            }
+        }
+        self.followers.retain(|f| view.replicas.contains(&f.id));
+        self.replicas = view.replicas.clone();
+    }
+
+    pub fn is_replica(&self, id: BrokerId) -> bool {
+        self.replicas.contains(&id)
+    }
+
+    /// The ISR used for acks=all: the committed one plus pending additions.
+    fn maximal_isr(&self) -> impl Iterator<Item = BrokerId> + '_ {
+        let pending = self.pending.as_ref().map(|(isr, _)| isr.as_slice()).unwrap_or(&[]);
+        self.isr.iter().copied().chain(pending.iter().copied().filter(|r| !self.isr.contains(r)))
+    }
+
+    /// In-sync replicas that count for `min.insync.replicas` (the committed ISR).
+    pub fn isr_len(&self) -> usize {
+        self.isr.len()
+    }
+
+    /// A follower fetched at `offset` while the leader's log ended at `leo`.
+    pub fn on_fetch(&mut self, id: BrokerId, offset: i64, leo: i64, now: Instant) {
+        if let Some(f) = self.followers.iter_mut().find(|f| f.id == id) {
+            if offset >= leo {
+                f.caught_up_at = now;
+            } else if f.leo_at_prev_fetch >= 0 && offset >= f.leo_at_prev_fetch {
+                f.caught_up_at = f.caught_up_at.max(f.prev_fetch_at);
+            }
+            f.acked = offset;
+            f.prev_fetch_at = now;
+            f.leo_at_prev_fetch = leo;
+        }
+    }
+
+    /// The highest high watermark the replicas allow, given what the leader itself holds
+    /// (`local`: its durable offset under fsync, else its log end).
+    pub fn high_watermark(&self, local: i64) -> i64 {
+        let mut hw = local;
+        for id in self.maximal_isr().filter(|r| *r != self.me) {
+            let acked = self.followers.iter().find(|f| f.id == id).map_or(-1, |f| f.acked);
+            hw = hw.min(acked);
+        }
+        hw
+    }
+
+    /// Each follower's acknowledged offset (-1: none yet), for `topic describe` and metrics.
+    pub fn follower_offsets(&self) -> Vec<(BrokerId, i64)> {
+        self.followers.iter().map(|f| (f.id, f.acked)).collect()
+    }
+
+    /// The ISR change due now, if any (one at a time): shrink by the followers not caught up
+    /// for `lag_max`, else expand by those that reached `hw` and `epoch_start`.
+    pub fn isr_change(
+        &mut self,
+        now: Instant,
+        lag_max: Duration,
+        hw: i64,
+        epoch_start: i64,
+    ) -> Option<IsrChange> {
+        if let Some((_, at)) = &self.pending {
+            if now.duration_since(*at) < PENDING_ISR_TIMEOUT {
+                return None;
+            }
+            self.pending = None;
+        }
+        let lagging: Vec<BrokerId> = self
+            .followers
+            .iter()
+            .filter(|f| self.isr.contains(&f.id) && now.duration_since(f.caught_up_at) > lag_max)
+            .map(|f| f.id)
+            .collect();
+        let (isr, reason) = if !lagging.is_empty() {
+            let isr: Vec<BrokerId> = self.isr.iter().copied().filter(|r| !lagging.contains(r)).collect();
+            (isr, format!("replica(s) {lagging:?} not caught up for {} ms", lag_max.as_millis()))
+        } else {
+            let joining: Vec<BrokerId> = self
+                .followers
+                .iter()
+                .filter(|f| !self.isr.contains(&f.id) && f.acked >= hw && f.acked >= epoch_start)
+                .map(|f| f.id)
+                .collect();
+            if joining.is_empty() {
+                return None;
+            }
+            let mut isr = self.isr.clone();
+            isr.extend(&joining);
+            (isr, format!("replica(s) {joining:?} caught up"))
+        };
+        if !isr.contains(&self.me) {
+            return None; // never asked for: the controller requires the leader in its ISR
+        }
+        self.pending = Some((isr.clone(), now));
+        Some(IsrChange {
+            isr,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            reason,
+        })
+    }
+
+    /// The controller refused or did not answer: ask again on the next tick.
+    pub fn isr_change_failed(&mut self) {
+        self.pending = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(isr: &[BrokerId]) -> PartitionView {
+        PartitionView {
+            replicas: vec![1, 2, 3],
+            isr: isr.to_vec(),
+            leader: 1,
+            leader_epoch: LeaderEpoch(4),
+            partition_epoch: 7,
+        }
+    }
+
+    #[test]
+    fn high_watermark_is_the_minimum_over_the_maximal_isr() {
+        let t0 = Instant::now();
+        let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
+        assert_eq!(l.high_watermark(100), -1, "nothing acknowledged by followers yet");
+        l.on_fetch(2, 80, 100, t0);
+        l.on_fetch(3, 90, 100, t0);
+        assert_eq!(l.high_watermark(100), 80);
+        assert_eq!(l.high_watermark(50), 50, "the leader's own durable offset bounds it");
+        // Follower 3 out of the ISR: it no longer holds the high watermark back.
+        l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t0);
+        l.on_fetch(2, 100, 100, t0);
+        assert_eq!(l.high_watermark(100), 100);
+    }
+
+    #[test]
+    fn lagging_followers_leave_and_caught_up_ones_rejoin() {
+        let t0 = Instant::now();
+        let lag = Duration::from_secs(10);
+        let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
+        l.on_fetch(2, 100, 100, t0 + Duration::from_secs(5));
+        l.on_fetch(3, 40, 100, t0 + Duration::from_secs(5));
+        assert_eq!(l.isr_change(t0 + Duration::from_secs(9), lag, 40, 0), None);
+        let shrink = l.isr_change(t0 + Duration::from_secs(11), lag, 40, 0).expect("shrink");
+        assert_eq!((shrink.isr.clone(), shrink.partition_epoch), (vec![1, 2], 7));
+        assert_eq!(l.isr_change(t0 + Duration::from_secs(12), lag, 40, 0), None, "one at a time");
+        // While the shrink is pending the old ISR still bounds acks=all.
+        assert_eq!(l.high_watermark(100), 40);
+        l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t0);
+        assert_eq!(l.high_watermark(100), 100);
+        // Follower 3 catches up to the high watermark: it rejoins, and counts at once.
+        l.on_fetch(3, 100, 120, t0 + Duration::from_secs(13));
+        let grow = l.isr_change(t0 + Duration::from_secs(13), lag, 100, 0).expect("expand");
+        assert_eq!(grow.isr, vec![1, 2, 3]);
+        l.on_fetch(2, 120, 120, t0 + Duration::from_secs(13));
+        assert_eq!(l.high_watermark(120), 100, "a pending addition counts (maximal ISR)");
+    }
+
+    #[test]
+    fn a_follower_behind_but_keeping_pace_stays_caught_up() {
+        let t0 = Instant::now();
+        let lag = Duration::from_secs(10);
+        let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
+        l.on_fetch(3, 100, 100, t0);
+        for s in 1..30u64 {
+            // Follower 2 always fetches at the leader's previous log end.
+            let now = t0 + Duration::from_secs(s);
+            l.on_fetch(2, (s as i64 - 1) * 10, s as i64 * 10, now);
+            l.on_fetch(3, s as i64 * 10, s as i64 * 10, now);
+            assert_eq!(l.isr_change(now, lag, 0, 0), None, "second {s}");
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The follower side: one fetcher per leader broker, on shard 0, each keeping one persistent
+//! connection to its leader and streaming every partition this broker follows from it, in one
+//! Fetch (with this broker's replica id) at a time. The leader parks the fetch until it has new
+//! batches (`replica.fetch.wait.max.ms`), answers with segment-file ranges (zero-copy), and
+//! takes the next fetch's offsets as this follower's acknowledgement. So a fetch goes out only
+//! once the previous answer's batches are held as the durability policy says (fsynced under
+//! `fsync`): every fetch offset the leader sees is durable here.
+//!
+//! A diverging epoch in the answer truncates this log where the leader's history differs
+//! (KIP-595); a NOT_LEADER / FENCED_LEADER_EPOCH answer parks the partition until the metadata
+//! names its new leader, when the manager moves it to that leader's fetcher.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use riptide_client::{ConnectOptions, Connection};
+
+use crate::partition::{FollowerPosition, PartitionError};
+use crate::shard::mailbox::{FollowCall, FollowOp};
+use crate::shard::router::route_follow;
+use crate::shard::Ctx;
+
+/// Fetch version spoken to leaders: the last before KIP-516 topic ids, with epochs (KIP-320,
+/// KIP-595's diverging epoch).
+const FETCH_VERSION: i16 = 12;
+
+/// Backoff after a failed connection or request (bounded: the loop always continues).
+const RETRY_BACKOFF: Duration = Duration::from_millis(250);
+
+/// How often the manager re-reads the assignment even without a change notice.
+const MANAGER_PERIOD: Duration = Duration::from_secs(1);
+
+type Key = (Arc<str>, i32);
+
+#[derive(Clone, Copy, Debug)]
+struct Followed {
+    leader_epoch: i32,
+    /// Known once asked of the owner shard; `None` after an error (asked again).
+    position: Option<FollowerPosition>,
+    /// Parked until the metadata moves on (the leader refused us at this epoch).
+    parked: bool,
+}
+
+#[derive(Default)]
+struct FetcherState {
+    partitions: BTreeMap<Key, Followed>,
+    addr: String,
+    stop: bool,
+}
+
+/// Watches the applied metadata and keeps one fetcher per leader broker, each with the
+/// partitions this broker follows from it. `changed` is signalled when roles change.
+pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
+    let me = ctx.broker.config.node_id;
+    let mut fetchers: HashMap<i32, Rc<RefCell<FetcherState>>> = HashMap::new();
+    while !ctx.broker.is_shutting_down() {
+        let (wanted, addrs) = {
+            let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+            let mut wanted: HashMap<i32, BTreeMap<Key, i32>> = HashMap::new();
+            for t in cat.all() {
+                for (p, st) in t.states.iter().enumerate() {
+                    if st.leader >= 0 && st.leader != me && st.replicas.contains(&me) {
+                        let key = (Arc::from(t.name.as_str()), p as i32);
+                        wanted.entry(st.leader).or_default().insert(key, st.leader_epoch);
+                    }
+                }
+            }
+            let addrs: HashMap<i32, String> = cat
+                .brokers
+                .values()
+                .filter_map(|b| b.endpoints.first().map(|e| (b.id, format!("{}:{}", e.host, e.port))))
+                .collect();
+            (wanted, addrs)
+        };
+        fetchers.retain(|leader, f| {
+            let keep = wanted.contains_key(leader);
+            if !keep {
+                f.borrow_mut().stop = true;
+            }
+            keep
+        });
+        for (leader, parts) in wanted {
+            let f = fetchers.entry(leader).or_insert_with(|| {
+                let state = Rc::new(RefCell::new(FetcherState::default()));
+                compio::runtime::spawn(fetch_loop(ctx.clone(), leader, state.clone())).detach();
+                state
+            });
+            let mut s = f.borrow_mut();
+            s.addr = addrs.get(&leader).cloned().unwrap_or_default();
+            s.partitions.retain(|k, _| parts.contains_key(k));
+            for (key, epoch) in parts {
+                let e = s.partitions.entry(key).or_insert(Followed {
+                    leader_epoch: epoch,
+                    position: None,
+                    parked: false,
+                });
+                if e.leader_epoch != epoch {
+                    *e = Followed { leader_epoch: epoch, position: None, parked: false };
+                }
+            }
+        }
+        let _ = compio::time::timeout(MANAGER_PERIOD, changed.recv_async()).await;
+        while changed.try_recv().is_ok() {}
+    }
+    for f in fetchers.values() {
+        f.borrow_mut().stop = true;
+    }
+}
+
+async fn fetch_loop(ctx: Ctx, leader: i32, state: Rc<RefCell<FetcherState>>) {
+    let cfg = &ctx.broker.config.cluster;
+    let wait = Duration::from_millis(cfg.replica_fetch_wait_max_ms);
+    let options = ConnectOptions {
+        client_id: format!("riptide-replica-{}", ctx.broker.config.node_id),
+        request_timeout: Duration::from_secs(30) + wait,
+        ..ConnectOptions::default()
+    };
+    let mut conn: Option<Connection> = None;
+    loop {
+        if state.borrow().stop || ctx.broker.is_shutting_down() {
+            return;
+        }
+        let active: Vec<(Key, Followed)> = state
+            .borrow()
+            .partitions
+            .iter()
+            .filter(|(_, f)| !f.parked)
+            .map(|(k, f)| (k.clone(), *f))
+            .collect();
+        if active.is_empty() {
+            compio::time::sleep(RETRY_BACKOFF).await;
+            continue;
+        }
+        if !learn_positions(&ctx, &state, &active).await {
+            compio::time::sleep(RETRY_BACKOFF).await;
+            continue;
+        }
+        if conn.as_ref().is_none_or(|c| c.is_broken()) {
+            let addr = state.borrow().addr.clone();
+            match Connection::connect(&addr, &options).await {
+                Ok(c) => {
+                    tracing::info!("replica fetcher connected to leader {leader} at {addr}");
+                    conn = Some(c);
+                }
+                Err(e) => {
+                    tracing::debug!("replica fetcher: leader {leader} at {addr}: {e}");
+                    compio::time::sleep(RETRY_BACKOFF).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = conn.as_ref() else { continue };
+        let request = build_request(&ctx, &state);
+        let Some(request) = request else { continue };
+        let response = c.send_at(&request, FETCH_VERSION, options.request_timeout).await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("replica fetch from leader {leader} failed: {e}");
+                conn = None;
+                compio::time::sleep(RETRY_BACKOFF).await;
+                continue;
+            }
+        };
+        if response.error_code != 0 {
+            tracing::warn!("replica fetch from leader {leader}: error {}", response.error_code);
+            compio::time::sleep(RETRY_BACKOFF).await;
+            continue;
+        }
+        apply_response(&ctx, leader, &state, response).await;
+    }
+}
+
+/// Asks the owner shards where the logs of partitions without a known position stand.
+/// False when none could answer (not open yet, or no longer following at that epoch).
+async fn learn_positions(ctx: &Ctx, state: &Rc<RefCell<FetcherState>>, active: &[(Key, Followed)]) -> bool {
+    let mut calls = Vec::new();
+    let mut waits = Vec::new();
+    for ((topic, partition), f) in active.iter().filter(|(_, f)| f.position.is_none()) {
+        let (reply, rx) = flume::bounded(1);
+        calls.push(FollowCall {
+            topic: topic.clone(),
+            partition: *partition,
+            leader_epoch: f.leader_epoch,
+            op: FollowOp::Position,
+            reply,
+        });
+        waits.push(((topic.clone(), *partition), f.leader_epoch, rx));
+    }
+    if calls.is_empty() {
+        return true;
+    }
+    route_follow(ctx, calls).await;
+    let mut any = false;
+    for (key, epoch, rx) in waits {
+        let outcome = rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower));
+        let mut s = state.borrow_mut();
+        let Some(f) = s.partitions.get_mut(&key).filter(|f| f.leader_epoch == epoch) else { continue };
+        match outcome {
+            Ok(pos) => {
+                f.position = Some(pos);
+                any = true;
+            }
+            Err(e) => tracing::debug!("{}-{}: not following yet: {e}", key.0, key.1),
+        }
+    }
+    any || state.borrow().partitions.values().any(|f| f.position.is_some() && !f.parked)
+}
+
+fn build_request(ctx: &Ctx, state: &Rc<RefCell<FetcherState>>) -> Option<FetchRequest> {
+    let cfg = &ctx.broker.config.cluster;
+    let s = state.borrow();
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for ((topic, partition), f) in s.partitions.iter() {
+        let Some(pos) = f.position.filter(|_| !f.parked) else { continue };
+        let p = FetchPartition::default()
+            .with_partition(*partition)
+            .with_current_leader_epoch(f.leader_epoch)
+            .with_fetch_offset(pos.log_end_offset)
+            .with_last_fetched_epoch(pos.last_epoch)
+            .with_log_start_offset(pos.log_start_offset)
+            .with_partition_max_bytes(cfg.replica_fetch_max_bytes as i32);
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == &**topic => t.partitions.push(p),
+            _ => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![p]),
+            ),
+        }
+    }
+    if topics.is_empty() {
+        return None;
+    }
+    Some(
+        FetchRequest::default()
+            .with_replica_id(BrokerId(ctx.broker.config.node_id))
+            .with_max_wait_ms(cfg.replica_fetch_wait_max_ms as i32)
+            .with_min_bytes(1)
+            .with_max_bytes(cfg.replica_fetch_response_max_bytes as i32)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(topics),
+    )
+}
+
+/// Hands every partition's answer to its owner shard (appends or truncations, all shards at
+/// once) and waits until each is held, so the next fetch acknowledges it.
+async fn apply_response(
+    ctx: &Ctx,
+    leader: i32,
+    state: &Rc<RefCell<FetcherState>>,
+    response: kafka_protocol::messages::FetchResponse,
+) {
+    let mut calls = Vec::new();
+    let mut waits = Vec::new();
+    for t in response.responses {
+        let topic: Arc<str> = Arc::from(t.topic.0.as_str());
+        for p in t.partitions {
+            let key = (topic.clone(), p.partition_index);
+            let Some(f) = state.borrow().partitions.get(&key).copied() else { continue };
+            let op = match p.error_code {
+                0 if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 => {
+                    FollowOp::Truncate {
+                        epoch: p.diverging_epoch.epoch,
+                        end_offset: p.diverging_epoch.end_offset,
+                    }
+                }
+                0 => FollowOp::Append {
+                    records: p.records.unwrap_or_else(Bytes::new),
+                    leader_hw: p.high_watermark,
+                },
+                code => {
+                    let mut s = state.borrow_mut();
+                    if let Some(f) = s.partitions.get_mut(&key) {
+                        f.position = None;
+                        // The leader moved on or we did: wait for the metadata to say.
+                        f.parked = matches!(code, 6 | 74 | 75 | 3);
+                    }
+                    tracing::info!("{}-{}: leader {leader} answered error {code}", key.0, key.1);
+                    continue;
+                }
+            };
+            let (reply, rx) = flume::bounded(1);
+            calls.push(FollowCall {
+                topic: topic.clone(),
+                partition: p.partition_index,
+                leader_epoch: f.leader_epoch,
+                op,
+                reply,
+            });
+            waits.push((key, f.leader_epoch, rx));
+        }
+    }
+    route_follow(ctx, calls).await;
+    for (key, epoch, rx) in waits {
+        let outcome = rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower));
+        let mut s = state.borrow_mut();
+        let Some(f) = s.partitions.get_mut(&key).filter(|f| f.leader_epoch == epoch) else { continue };
+        match outcome {
+            Ok(pos) => f.position = Some(pos),
+            Err(e) => {
+                tracing::warn!("{}-{}: follower append failed: {e}", key.0, key.1);
+                f.position = None;
+            }
+        }
+    }
+}
