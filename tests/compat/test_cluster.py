@@ -79,9 +79,9 @@ def test_brokers_and_placement_are_seen_from_every_node(cluster):
     for p, l in leaders(cluster.node(2).bootstrap, topic).items():
         by_leader.setdefault(l, []).append(p)
     assert sorted(len(v) for v in by_leader.values()) == [2, 2, 2], by_leader
-    # Replication factor above 1 is refused until replication lands.
+    # A replication factor above the broker count is refused.
     a = admin(cluster.bootstrap)
-    fs = a.create_topics([NewTopic(unique("rf3"), 1, 3)])
+    fs = a.create_topics([NewTopic(unique("rf4"), 1, 4)])
     with pytest.raises(Exception) as e:
         list(fs.values())[0].result(30)
     assert "REPLICATION_FACTOR" in str(e.value).upper()
