@@ -340,6 +340,30 @@ pub struct QuorumStatus {
 }
 
 impl Client {
+    /// The replicas broker `node_id` holds: (topic, partition) -> (bytes on disk, offset lag
+    /// behind the high watermark it knows), from DescribeLogDirs.
+    pub async fn describe_log_dirs(
+        &self,
+        node_id: i32,
+    ) -> Result<std::collections::BTreeMap<(String, i32), (i64, i64)>> {
+        let connection = self.broker(node_id).await?;
+        let response = connection
+            .send(&kafka_protocol::messages::DescribeLogDirsRequest::default().with_topics(None))
+            .await?;
+        if response.error_code != 0 {
+            return Err(Error::kafka(response.error_code, "DescribeLogDirs", None));
+        }
+        let mut out = std::collections::BTreeMap::new();
+        for dir in response.results {
+            for t in dir.topics {
+                for p in t.partitions {
+                    out.insert((t.name.0.to_string(), p.partition_index), (p.partition_size, p.offset_lag));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every registered broker, fenced ones included where the broker can say (DescribeCluster
     /// v2, KIP-1073); otherwise the live ones.
     pub async fn describe_brokers(&self) -> Result<Vec<BrokerStatus>> {

@@ -62,6 +62,7 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::ConsumerGroupDescribe => {
             RequestKind::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::default())
         }
+        ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
         ApiKey::OffsetForLeaderEpoch => {
             RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
         }

@@ -59,6 +59,7 @@ macro_rules! with_request_types {
             Fetch => FetchRequest,
             ListOffsets => ListOffsetsRequest,
             OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
+            DescribeLogDirs => DescribeLogDirsRequest,
             CreateTopics => CreateTopicsRequest,
             DeleteTopics => DeleteTopicsRequest,
             CreatePartitions => CreatePartitionsRequest,

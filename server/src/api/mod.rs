@@ -13,6 +13,7 @@ pub mod epochs;
 pub mod error;
 pub mod fetch;
 pub mod group;
+pub mod logdirs;
 pub mod metadata;
 pub mod offsets;
 pub mod offsets_commit;
@@ -138,6 +139,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
         ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::OffsetForLeaderEpoch => answer!(epochs::handle(ctx, decode(&mut body, v)?).await),
+        ApiKey::DescribeLogDirs => answer!(logdirs::handle(ctx, decode(&mut body, v)?).await),
         ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, v, decode(&mut body, v)?).await),
         ApiKey::CreatePartitions => answer!(admin::create_partitions(ctx, decode(&mut body, v)?).await),

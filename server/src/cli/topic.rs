@@ -237,6 +237,27 @@ async fn describe(client: &Client, format: OutputFormat, name: &str, overrides_o
     let starts = client.list_offsets(&topic, &ids, OffsetSpec::Earliest).await?;
     let ends = client.list_offsets(&topic, &ids, OffsetSpec::Latest).await?;
     let mut configs = client.describe_configs(ConfigResource::Topic, name, None).await?;
+    // Each replica's lag as its broker reports it; a broker that does not answer shows "?".
+    let mut replica_lag: std::collections::BTreeMap<(i32, i32), i64> = std::collections::BTreeMap::new();
+    let brokers: std::collections::BTreeSet<i32> =
+        topic.partitions.iter().flat_map(|p| p.replicas.iter().copied()).collect();
+    for b in brokers {
+        if let Ok(logs) = client.describe_log_dirs(b).await {
+            for ((t, p), (_, lag)) in logs {
+                if t == topic.name {
+                    replica_lag.insert((p, b), lag);
+                }
+            }
+        }
+    }
+    let lag_of = |p: &riptide_client::PartitionInfo| -> Vec<String> {
+        p.replicas
+            .iter()
+            .map(|r| {
+                format!("{r}:{}", replica_lag.get(&(p.partition, *r)).map_or("?".into(), i64::to_string))
+            })
+            .collect()
+    };
     if overrides_only {
         configs.retain(|c| c.source == 1);
     }
@@ -249,6 +270,9 @@ async fn describe(client: &Client, format: OutputFormat, name: &str, overrides_o
                 "partition": p.partition, "leader": p.leader, "leader_epoch": p.leader_epoch,
                 "replicas": p.replicas, "isr": p.isr,
                 "log_start_offset": starts.get(&p.partition), "high_watermark": ends.get(&p.partition),
+                "replica_lag": p.replicas.iter().map(|r| json!({
+                    "replica": r, "offset_lag": replica_lag.get(&(p.partition, *r)),
+                })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "configs": configs.iter().map(|c| json!({
                 "name": c.name, "value": c.value, "source": c.source_name(),
@@ -270,6 +294,7 @@ async fn describe(client: &Client, format: OutputFormat, name: &str, overrides_o
                 "ISR",
                 "LOG-START",
                 "HIGH-WATERMARK",
+                "REPLICA:LAG",
             ]);
             for p in &topic.partitions {
                 partitions.row(vec![
@@ -280,6 +305,7 @@ async fn describe(client: &Client, format: OutputFormat, name: &str, overrides_o
                     output::list(&p.isr),
                     starts.get(&p.partition).map_or("-".into(), i64::to_string),
                     ends.get(&p.partition).map_or("-".into(), i64::to_string),
+                    lag_of(p).join(","),
                 ]);
             }
             text.push('\n');

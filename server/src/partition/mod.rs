@@ -263,6 +263,10 @@ impl Partition {
         self.dirty
     }
 
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+
     pub fn min_insync(&self) -> usize {
         self.min_insync
     }

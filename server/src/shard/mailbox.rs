@@ -35,6 +35,8 @@ pub enum ShardMsg {
     EpochEnd(Vec<(usize, EpochEndCall)>, flume::Sender<Vec<(usize, EpochEndOutcome)>>),
     /// Leaders, ISRs or replica sets changed in the applied metadata: take on the new roles.
     RolesChanged,
+    /// Every open replica on this shard: (topic, partition, bytes on disk, offset lag).
+    LogDirs(flume::Sender<Vec<ReplicaLog>>),
     /// Stop accepting, flush and close every partition, then reply.
     Shutdown(flume::Sender<()>),
 }
@@ -87,6 +89,16 @@ pub struct EpochEndCall {
 }
 
 /// (epoch, end offset), Kafka's OffsetForLeaderEpoch answer.
+/// One replica's log as DescribeLogDirs reports it.
+#[derive(Clone, Debug)]
+pub struct ReplicaLog {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub size_bytes: u64,
+    /// How far the log end is below the high watermark this replica knows (0 on a leader).
+    pub offset_lag: i64,
+}
+
 pub type EpochEndOutcome = Result<(i32, i64), PartitionError>;
 
 pub type ReadOutcome = Result<ReadResult, PartitionError>;

@@ -188,6 +188,9 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
             let _ = reply.send(results);
         }
         ShardMsg::RolesChanged => table.sync_roles(),
+        ShardMsg::LogDirs(reply) => {
+            let _ = reply.send(table.replica_logs());
+        }
         ShardMsg::Shutdown(_) => unreachable!("handled by the inbox loop"),
     }
 }

@@ -208,6 +208,28 @@ pub async fn route_epoch_end(ctx: &Ctx, calls: Vec<EpochEndCall>) -> Vec<EpochEn
     out.into_iter().map(|o| o.unwrap_or(Err(PartitionError::NotLeaderOrFollower))).collect()
 }
 
+/// Every shard's open replicas, for DescribeLogDirs.
+pub async fn gather_replica_logs(ctx: &Ctx) -> Vec<super::mailbox::ReplicaLog> {
+    let mut out = Vec::new();
+    let mut waits = Vec::new();
+    for (shard, sender) in ctx.router.senders.iter().enumerate() {
+        if shard == ctx.id {
+            out.extend(ctx.table.borrow().replica_logs());
+            continue;
+        }
+        let (tx, rx) = flume::bounded(1);
+        if sender.send_async(ShardMsg::LogDirs(tx)).await.is_ok() {
+            waits.push(rx);
+        }
+    }
+    for rx in waits {
+        if let Ok(logs) = rx.recv_async().await {
+            out.extend(logs);
+        }
+    }
+    out
+}
+
 /// Tells every shard that partition roles changed in the applied metadata.
 pub fn broadcast_roles_changed(ctx: &Ctx) {
     for (shard, sender) in ctx.router.senders.iter().enumerate() {

@@ -224,6 +224,21 @@ impl PartitionTable {
         (out, g)
     }
 
+    pub fn replica_logs(&self) -> Vec<super::mailbox::ReplicaLog> {
+        let mut out = Vec::new();
+        for (topic, parts) in &self.by_topic {
+            for (index, p) in parts {
+                out.push(super::mailbox::ReplicaLog {
+                    topic: topic.clone(),
+                    partition: *index,
+                    size_bytes: p.size_bytes(),
+                    offset_lag: (p.high_watermark() - p.log_end_offset()).max(0),
+                });
+            }
+        }
+        out
+    }
+
     pub fn isr_change_failed(&mut self, topic: &str, index: i32) {
         if let Some(p) = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)) {
             p.isr_change_failed();
