@@ -119,6 +119,9 @@ struct RunArgs {
     /// Override the producer rate (msgs/s over all producers; 0 = max).
     #[arg(long)]
     rate: Option<f64>,
+    /// Override the replication factor of the topics the harness creates.
+    #[arg(long)]
+    replication_factor: Option<i16>,
     /// Override a sweep's max-rate probe (seconds).
     #[arg(long)]
     probe: Option<f64>,
@@ -172,6 +175,12 @@ fn apply_overrides(mut w: Workload, a: &RunArgs) -> Result<Workload> {
         }
         w.rate = if r == 0.0 { Rate::Max } else { Rate::PerSecond(r) };
         w.sweep = None;
+    }
+    if let Some(rf) = a.replication_factor {
+        if !(1..=16).contains(&rf) {
+            return Err(Error::Invalid("--replication-factor must be between 1 and 16".into()));
+        }
+        w.replication_factor = rf;
     }
     if let (Some(p), Some(s)) = (a.probe, w.sweep.as_mut()) {
         s.probe = seconds(p, "probe")?;

@@ -112,14 +112,14 @@ fn admin<T>(brokers: &str, f: impl AsyncFnOnce(&Client) -> Result<T>) -> Result<
 }
 
 /// Creates the topics and waits until every partition has a leader.
-fn create_topics(brokers: &str, names: &[String], partitions: u32) -> Result<()> {
+fn create_topics(brokers: &str, names: &[String], partitions: u32, replication_factor: i16) -> Result<()> {
     admin(brokers, async |client: &Client| {
         let new: Vec<NewTopic> = names
             .iter()
             .map(|n| NewTopic {
                 name: n.clone(),
                 partitions: partitions as i32,
-                replication_factor: 1,
+                replication_factor,
                 configs: Vec::new(),
             })
             .collect();
@@ -205,7 +205,7 @@ pub fn run(w: &Workload, workload_file: &str, target: &Target, options: &RunOpti
         in_flight_max: w.in_flight_max as usize,
         assignment: w.assignment,
     };
-    create_topics(&target.brokers, &topics, w.partitions_per_topic)?;
+    create_topics(&target.brokers, &topics, w.partitions_per_topic, w.replication_factor)?;
     let plans = plan_workers(w, &topics, threads, &shared, tag)?;
     let result = measure(w, plans, target, options);
     if !options.keep_topics {

@@ -32,6 +32,8 @@ const IN_FLIGHT_MAX: u32 = 1_024;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RawWorkload {
+    #[serde(default)]
+    replication_factor: Option<i16>,
     name: String,
     #[serde(default)]
     description: Option<String>,
@@ -147,6 +149,9 @@ pub struct Workload {
     pub description: Option<String>,
     pub topics: u32,
     pub partitions_per_topic: u32,
+    /// Replicas per partition when the harness creates the topics (-1: the broker's
+    /// `default.replication.factor`). OMB sets it in its driver file.
+    pub replication_factor: i16,
     pub message_bytes: u32,
     pub payload: Payload,
     pub producers_per_topic: u32,
@@ -229,6 +234,11 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
         description: raw.description,
         topics: raw.topics,
         partitions_per_topic: raw.partitions_per_topic,
+        replication_factor: match raw.replication_factor {
+            None => -1,
+            Some(rf) if (1..=16).contains(&rf) => rf,
+            Some(rf) => return Err(format!("replicationFactor must be between 1 and 16 (got {rf})")),
+        },
         message_bytes: raw.message_size,
         payload: payload(raw.payload.as_deref(), raw.payload_file.as_deref(), base)?,
         producers_per_topic: raw.producers_per_topic,
