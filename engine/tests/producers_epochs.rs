@@ -193,3 +193,33 @@ fn replicated_appends_copy_the_leaders_log() {
     assert_eq!(reopened.log_end_offset(), leo);
     assert_eq!(reopened.leader_epochs(), vec![(1, 0), (3, 20), (4, 40)]);
 }
+
+/// KIP-595's divergence rule needs the new leader's epoch in its cache before it writes: a
+/// follower whose last epoch the leader never saw learns where the leader's older epoch ended,
+/// and truncates to the smaller of that and its own end of that epoch.
+#[test]
+fn a_new_leader_answers_for_epochs_it_never_saw() {
+    let (ldir, fdir) = (tmpdir("epoch-leader"), tmpdir("epoch-follower"));
+    let mut leader = Log::open(&ldir, config(IoBackend::Std), 0).expect("open");
+    let mut follower = Log::open(&fdir, config(IoBackend::Std), 0).expect("open");
+    for _ in 0..30 {
+        leader.append(&mut batch(1, 10, 1_000), 1, 1_000).expect("append");
+    }
+    for _ in 0..20 {
+        follower.append(&mut batch(1, 10, 1_000), 1, 1_000).expect("append");
+    }
+    // The follower led epoch 2 briefly and wrote what nobody else got.
+    for _ in 0..5 {
+        follower.append(&mut batch(1, 10, 1_000), 2, 1_000).expect("append");
+    }
+    leader.begin_leader_epoch(3).expect("lead");
+    assert_eq!(leader.end_offset_for_epoch(2), Some((1, 30)), "epoch 2 unknown: epoch 1 ended at 30");
+    let (epoch, leader_end) = leader.end_offset_for_epoch(2).expect("answer");
+    let own_end = follower.end_offset_for_epoch(epoch).expect("own").1;
+    assert_eq!(own_end, 20);
+    follower.truncate_to(leader_end.min(own_end)).expect("truncate");
+    assert_eq!(follower.log_end_offset(), 20);
+    assert_eq!(follower.leader_epochs(), vec![(1, 0)]);
+    leader.append(&mut batch(1, 10, 1_000), 3, 1_000).expect("append in epoch 3");
+    assert_eq!(leader.leader_epochs(), vec![(1, 0), (3, 30)]);
+}

@@ -169,6 +169,15 @@ impl Log {
         }
     }
 
+    /// This replica leads from now on at `leader_epoch`: the epoch starts at the log end, before
+    /// any batch of it is written (Kafka's `assign` on becoming leader), so a follower whose
+    /// last epoch this log never saw is told where the leader's older epoch ended.
+    pub fn begin_leader_epoch(&mut self, leader_epoch: i32) -> Result<(), LogError> {
+        self.check_writable()?;
+        let leo = self.log_end_offset();
+        self.note_leader_epoch(leader_epoch, leo)
+    }
+
     /// Records a new leader epoch's start offset (persisted at once: epochs change rarely).
     pub(super) fn note_leader_epoch(&mut self, leader_epoch: i32, base: i64) -> Result<(), LogError> {
         let newer = self.epochs.latest_epoch().is_none_or(|latest| leader_epoch > latest);

@@ -361,6 +361,9 @@ impl Partition {
                         self.high_watermark
                     );
                     self.epoch_start_offset = self.log.log_end_offset();
+                    if let Err(e) = self.log.begin_leader_epoch(view.leader_epoch.0) {
+                        tracing::error!(partition = %self.name, "recording leader epoch {}: {e}", view.leader_epoch.0);
+                    }
                     self.role = Role::Leader(Leadership::new(self.me, view, now));
                 }
             }
