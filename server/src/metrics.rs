@@ -81,6 +81,9 @@ pub struct Metrics {
     pub replication_bytes_in: AtomicU64,
     pub isr_shrinks: AtomicU64,
     pub isr_expands: AtomicU64,
+    /// Follower appends that failed (a full or failing disk): the follower stops acknowledging
+    /// and its leader drops it from the ISR.
+    pub replica_append_failures: AtomicU64,
     /// Per shard: (partitions led, of them under-replicated, largest follower lag in offsets).
     replication: Mutex<BTreeMap<usize, ReplicationGauges>>,
     /// Partitions of the cluster without a leader (as this broker's metadata says).
@@ -123,6 +126,7 @@ impl Default for Metrics {
             replication_bytes_in: AtomicU64::new(0),
             isr_shrinks: AtomicU64::new(0),
             isr_expands: AtomicU64::new(0),
+            replica_append_failures: AtomicU64::new(0),
             replication: Mutex::new(BTreeMap::new()),
             offline_partitions: AtomicU64::new(0),
         }
@@ -223,6 +227,7 @@ impl Metrics {
             ("riptide_replication_bytes_in_total", &self.replication_bytes_in),
             ("riptide_isr_shrinks_total", &self.isr_shrinks),
             ("riptide_isr_expands_total", &self.isr_expands),
+            ("riptide_replica_append_failures_total", &self.replica_append_failures),
         ];
         for (name, c) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", c.load(Relaxed));

@@ -624,7 +624,11 @@ impl Partition {
         let info = match appended {
             Ok(info) => info,
             Err(e) => {
-                tracing::error!(partition = %self.name, "follower append failed: {e}");
+                tracing::error!(
+                    partition = %self.name,
+                    "follower append failed, not acknowledging (the leader drops this replica from the ISR): {e}"
+                );
+                self.metrics.replica_append_failures.fetch_add(1, Ordering::Relaxed);
                 let _ = reply.send(Err(e));
                 return false;
             }

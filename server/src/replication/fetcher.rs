@@ -7,14 +7,15 @@
 //! `fsync`): every fetch offset the leader sees is durable here.
 //!
 //! A diverging epoch in the answer truncates this log where the leader's history differs
-//! (KIP-595); a NOT_LEADER / FENCED_LEADER_EPOCH answer parks the partition until the metadata
-//! names its new leader, when the manager moves it to that leader's fetcher.
+//! (KIP-595); a NOT_LEADER / FENCED_LEADER_EPOCH answer has the partition retry shortly (one side's
+//! metadata is behind); when the metadata names a new leader the manager moves it to that
+//! leader's fetcher.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -44,9 +45,28 @@ struct Followed {
     leader_epoch: i32,
     /// Known once asked of the owner shard; `None` after an error (asked again).
     position: Option<FollowerPosition>,
-    /// Parked until the metadata moves on (the leader refused us at this epoch).
-    parked: bool,
+    /// Left out of fetches until then: after the leader refused it (its metadata or ours is
+    /// behind: retried, and the manager resets it when the leader epoch moves) or a local
+    /// append failed (a full disk), so that nothing spins.
+    backoff_until: Option<Instant>,
 }
+
+impl Followed {
+    fn new(leader_epoch: i32) -> Followed {
+        Followed { leader_epoch, position: None, backoff_until: None }
+    }
+
+    fn fetchable(&self, now: Instant) -> bool {
+        self.backoff_until.is_none_or(|t| now >= t)
+    }
+}
+
+/// How long a partition the leader refused sits out (NOT_LEADER while the leader has not
+/// applied its election yet, FENCED/UNKNOWN_LEADER_EPOCH while one side's metadata lags).
+const REFUSED_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a partition whose local write failed sits out.
+const FAILED_APPEND_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct FetcherState {
@@ -96,13 +116,9 @@ pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
             s.addr = addrs.get(&leader).cloned().unwrap_or_default();
             s.partitions.retain(|k, _| parts.contains_key(k));
             for (key, epoch) in parts {
-                let e = s.partitions.entry(key).or_insert(Followed {
-                    leader_epoch: epoch,
-                    position: None,
-                    parked: false,
-                });
+                let e = s.partitions.entry(key).or_insert(Followed::new(epoch));
                 if e.leader_epoch != epoch {
-                    *e = Followed { leader_epoch: epoch, position: None, parked: false };
+                    *e = Followed::new(epoch);
                 }
             }
         }
@@ -127,11 +143,12 @@ async fn fetch_loop(ctx: Ctx, leader: i32, state: Rc<RefCell<FetcherState>>) {
         if state.borrow().stop || ctx.broker.is_shutting_down() {
             return;
         }
+        let now = Instant::now();
         let active: Vec<(Key, Followed)> = state
             .borrow()
             .partitions
             .iter()
-            .filter(|(_, f)| !f.parked)
+            .filter(|(_, f)| f.fetchable(now))
             .map(|(k, f)| (k.clone(), *f))
             .collect();
         if active.is_empty() {
@@ -211,15 +228,17 @@ async fn learn_positions(ctx: &Ctx, state: &Rc<RefCell<FetcherState>>, active: &
             Err(e) => tracing::debug!("{}-{}: not following yet: {e}", key.0, key.1),
         }
     }
-    any || state.borrow().partitions.values().any(|f| f.position.is_some() && !f.parked)
+    let now = Instant::now();
+    any || state.borrow().partitions.values().any(|f| f.position.is_some() && f.fetchable(now))
 }
 
 fn build_request(ctx: &Ctx, state: &Rc<RefCell<FetcherState>>) -> Option<FetchRequest> {
     let cfg = &ctx.broker.config.cluster;
     let s = state.borrow();
+    let now = Instant::now();
     let mut topics: Vec<FetchTopic> = Vec::new();
     for ((topic, partition), f) in s.partitions.iter() {
-        let Some(pos) = f.position.filter(|_| !f.parked) else { continue };
+        let Some(pos) = f.position.filter(|_| f.fetchable(now)) else { continue };
         let p = FetchPartition::default()
             .with_partition(*partition)
             .with_current_leader_epoch(f.leader_epoch)
@@ -281,8 +300,7 @@ async fn apply_response(
                     let mut s = state.borrow_mut();
                     if let Some(f) = s.partitions.get_mut(&key) {
                         f.position = None;
-                        // The leader moved on or we did: wait for the metadata to say.
-                        f.parked = matches!(code, 6 | 74 | 75 | 3);
+                        f.backoff_until = Some(Instant::now() + REFUSED_BACKOFF);
                     }
                     tracing::info!("{}-{}: leader {leader} answered error {code}", key.0, key.1);
                     continue;
@@ -309,6 +327,7 @@ async fn apply_response(
             Err(e) => {
                 tracing::warn!("{}-{}: follower append failed: {e}", key.0, key.1);
                 f.position = None;
+                f.backoff_until = Some(Instant::now() + FAILED_APPEND_BACKOFF);
             }
         }
     }
