@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::image::{Change, MetadataImage};
-use crate::records::{Endpoint, NodeId, PartitionState};
+use crate::records::{Endpoint, NodeId};
 use crate::rpc::{
-    AdminCommand, AdminReply, AlterPartition, ControllerClient, ControllerError, Heartbeat, QuorumInfo,
-    Registration, Request, Response,
+    AdminCommand, AdminReply, AlterPartition, ControllerClient, ControllerError, Heartbeat, IsrChangeRequest,
+    QuorumInfo, Registration, Request, Response,
 };
 use crate::state_machine::Delta;
 
@@ -147,35 +147,23 @@ impl BrokerAgent {
         Ok(reply)
     }
 
-    /// Asks the controller for a new ISR of a partition this broker leads; returns the
-    /// partition's state once this broker has applied the change.
-    pub async fn alter_partition(
+    /// Asks the controller for new ISRs of partitions this broker leads, in one request;
+    /// returns each change's verdict once this broker has applied the accepted ones.
+    pub async fn alter_partitions(
         &self,
-        topic: &str,
-        partition: i32,
-        leader_epoch: i32,
-        partition_epoch: i32,
-        isr: Vec<NodeId>,
-    ) -> Result<PartitionState, ControllerError> {
+        partitions: Vec<IsrChangeRequest>,
+    ) -> Result<Vec<Result<(), ControllerError>>, ControllerError> {
         let deadline = Instant::now() + ALTER_PARTITION_TIMEOUT;
-        let req = AlterPartition {
-            broker: self.id(),
-            broker_epoch: self.epoch(),
-            topic: topic.to_string(),
-            partition,
-            leader_epoch,
-            partition_epoch,
-            isr,
-        };
+        let req = AlterPartition { broker: self.id(), broker_epoch: self.epoch(), partitions };
         let resp = self.client.call(|| Request::AlterPartition(req.clone()), RPC_TIMEOUT, deadline).await?;
         let Response::AlterPartition(r) = resp else {
             return Err(ControllerError::Internal(format!("unexpected {resp:?}")));
         };
-        let (state, index) = r?;
-        if !self.wait_applied(index, deadline.saturating_duration_since(Instant::now())).await {
+        let (verdicts, index) = r?;
+        if index > 0 && !self.wait_applied(index, deadline.saturating_duration_since(Instant::now())).await {
             return Err(ControllerError::Timeout);
         }
-        Ok(state)
+        Ok(verdicts)
     }
 
     pub async fn describe_quorum(&self) -> Result<QuorumInfo, ControllerError> {

@@ -23,7 +23,7 @@ use crate::placement;
 use crate::records::{MetadataRecord, NodeId, PartitionState, TopicRecord};
 use crate::rpc::{
     read_frame, write_frame, AdminCommand, AdminReply, AlterPartition, ControllerError, Heartbeat,
-    HeartbeatReply, QuorumInfo, Registered, Registration, Request, Response, VoterInfo,
+    HeartbeatReply, IsrChangeRequest, QuorumInfo, Registered, Registration, Request, Response, VoterInfo,
 };
 use crate::state_machine::StateMachine;
 use crate::types::{Applied, Batch, Raft};
@@ -278,16 +278,35 @@ impl Controller {
         Ok(HeartbeatReply { fenced, shutdown_ready: false })
     }
 
-    async fn alter_partition(&self, a: AlterPartition) -> Result<(PartitionState, u64), ControllerError> {
+    async fn alter_partition(
+        &self,
+        a: AlterPartition,
+    ) -> Result<(Vec<Result<(), ControllerError>>, u64), ControllerError> {
         self.ensure_active()?;
         let _guard = self.propose_lock.lock().await;
-        let record = self.with_image(|img| check_alter_partition(img, &a))?;
-        let applied = self.propose(vec![record]).await?;
-        tracing::info!("{}-{}: ISR now {:?} (asked by leader {})", a.topic, a.partition, a.isr, a.broker);
-        let state = self.with_image(|img| {
-            img.topic(&a.topic).and_then(|t| t.partitions.get(a.partition as usize)).cloned()
-        });
-        state.map(|s| (s, applied.index)).ok_or_else(|| ControllerError::UnknownTopic(a.topic.clone()))
+        let checked: Vec<Result<MetadataRecord, ControllerError>> = self.with_image(|img| {
+            img.brokers
+                .get(&a.broker)
+                .filter(|b| b.epoch == a.broker_epoch)
+                .ok_or(ControllerError::StaleBrokerEpoch(a.broker))?;
+            Ok::<_, ControllerError>(
+                a.partitions.iter().map(|p| check_alter_partition(img, a.broker, p)).collect(),
+            )
+        })?;
+        let records: Vec<MetadataRecord> = checked.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let index = if records.is_empty() { 0 } else { self.propose(records).await?.index };
+        for (p, r) in a.partitions.iter().zip(&checked) {
+            if r.is_ok() {
+                tracing::info!(
+                    "{}-{}: ISR now {:?} (asked by leader {})",
+                    p.topic,
+                    p.partition,
+                    p.isr,
+                    a.broker
+                );
+            }
+        }
+        Ok((checked.into_iter().map(|r| r.map(|_| ())).collect(), index))
     }
 
     async fn fetch(
@@ -416,19 +435,19 @@ fn with_leader_changes(
     records
 }
 
-/// The PartitionChange an AlterPartition asks for, if it is current and sound.
-fn check_alter_partition(img: &MetadataImage, a: &AlterPartition) -> Result<MetadataRecord, ControllerError> {
-    let broker = img.brokers.get(&a.broker).ok_or(ControllerError::StaleBrokerEpoch(a.broker))?;
-    if broker.epoch != a.broker_epoch {
-        return Err(ControllerError::StaleBrokerEpoch(a.broker));
-    }
+/// The PartitionChange an ISR change asks for, if it is current and sound.
+fn check_alter_partition(
+    img: &MetadataImage,
+    broker: NodeId,
+    a: &IsrChangeRequest,
+) -> Result<MetadataRecord, ControllerError> {
     let name = format!("{}-{}", a.topic, a.partition);
     let p = img
         .topic(&a.topic)
         .and_then(|t| usize::try_from(a.partition).ok().and_then(|i| t.partitions.get(i)))
         .ok_or_else(|| ControllerError::UnknownTopic(format!("{name} does not exist")))?;
-    if p.leader != a.broker {
-        return Err(ControllerError::NotLeader(format!("broker {} does not lead {name}", a.broker)));
+    if p.leader != broker {
+        return Err(ControllerError::NotLeader(format!("broker {broker} does not lead {name}")));
     }
     if p.leader_epoch != a.leader_epoch {
         return Err(ControllerError::FencedLeaderEpoch(format!(
@@ -442,7 +461,7 @@ fn check_alter_partition(img: &MetadataImage, a: &AlterPartition) -> Result<Meta
             a.partition_epoch, p.partition_epoch
         )));
     }
-    if !a.isr.contains(&a.broker) {
+    if !a.isr.contains(&broker) {
         return Err(ControllerError::InvalidRequest(format!("{name}: the ISR must hold its leader")));
     }
     let added: Vec<NodeId> = a.isr.iter().copied().filter(|r| !p.isr.contains(r)).collect();

@@ -25,4 +25,4 @@ pub use broker::{BrokerAgent, BrokerConfig, ImageSink};
 pub use controller::{Controller, ControllerConfig, ControllerMetrics};
 pub use image::{BrokerState, Change, MetadataImage};
 pub use records::{Endpoint, MetadataRecord, NodeId, PartitionState, TopicRecord, NO_LEADER};
-pub use rpc::{AdminCommand, AdminReply, ControllerError, QuorumInfo};
+pub use rpc::{AdminCommand, AdminReply, ControllerError, IsrChangeRequest, QuorumInfo};

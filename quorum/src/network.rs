@@ -39,6 +39,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
 
+/// The least time a Raft RPC is given (below the 800 ms minimum election timeout).
+const RPC_TTL_FLOOR: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Peer {
     async fn exchange<E: std::error::Error>(
         &mut self,
@@ -59,7 +62,11 @@ impl Peer {
             self.conn = Some(stream);
         }
         let stream = self.conn.as_mut().expect("connected above");
-        match call_on(stream, &req, option.hard_ttl()).await {
+        // openraft's TTL for AppendEntries is the heartbeat interval (150 ms): a follower whose
+        // fsync is slower for a moment (a busy disk) timed out, lost its connection and was
+        // retried for seconds. Below the election timeout, a longer wait costs nothing.
+        let ttl = option.hard_ttl().max(RPC_TTL_FLOOR);
+        match call_on(stream, &req, ttl).await {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.conn = None;

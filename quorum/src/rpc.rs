@@ -93,10 +93,18 @@ pub enum AdminCommand {
 /// A partition leader asks to change its ISR (Kafka's AlterPartition): followers that fell
 /// behind leave it, caught-up ones rejoin. Refused unless the leader and both epochs are
 /// current, so a deposed leader cannot shrink an ISR it no longer owns.
+/// One request carries every change a leader wants at once, written as one log entry (as
+/// Kafka's AlterPartition batches per broker): after a broker fails, its followers' leaders
+/// shrink many ISRs, and one fsync'ed entry each would flood the quorum.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AlterPartition {
     pub broker: NodeId,
     pub broker_epoch: i64,
+    pub partitions: Vec<IsrChangeRequest>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IsrChangeRequest {
     pub topic: String,
     pub partition: i32,
     pub leader_epoch: i32,
@@ -189,8 +197,9 @@ pub enum Response {
     Fetched(Result<(Delta, u64), ControllerError>),
     Admin(Result<AdminReply, ControllerError>),
     Quorum(Result<QuorumInfo, ControllerError>),
-    /// The partition's state once the change is applied, and the log index it was applied at.
-    AlterPartition(Result<(crate::records::PartitionState, u64), ControllerError>),
+    /// Each change's verdict, in request order, and the log index the accepted ones were
+    /// applied at (0: none).
+    AlterPartition(Result<(Vec<Result<(), ControllerError>>, u64), ControllerError>),
 }
 
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {

@@ -13,8 +13,15 @@ from conftest import BINARY, free_port, IO_ARGS
 
 
 class Node:
-    def __init__(self, node_id, base, kafka_port, controller_port, metrics_port, voters, extra):
+    """host: the address the node listens on (Kafka, controller and metrics listeners) and
+    clients connect to; prefix: a command prefix the node runs under (e.g. `ip netns exec NS`,
+    which execs rather than forks, so signals still reach riptide)."""
+
+    def __init__(self, node_id, base, kafka_port, controller_port, metrics_port, voters, extra,
+                 host="127.0.0.1", prefix=()):
         self.id = node_id
+        self.host = host
+        self.prefix = list(prefix)
         self.data_dir = os.path.join(base, f"node-{node_id}")
         self.kafka_port = kafka_port
         self.controller_port = controller_port
@@ -26,16 +33,18 @@ class Node:
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.kafka_port}"
+        return f"{self.host}:{self.kafka_port}"
 
     def args(self):
         o = lambda k, v: ["--override", f"{k}={v}"]
+        h = self.host
         return [
+            *self.prefix,
             BINARY, "serve", "--data-dir", self.data_dir, "--node-id", str(self.id),
-            "--metrics-listen", f"127.0.0.1:{self.metrics_port}", "--shards", "2", "--no-pin", *IO_ARGS,
+            "--metrics-listen", f"{h}:{self.metrics_port}", "--shards", "2", "--no-pin", *IO_ARGS,
             *o("process.roles", "broker,controller"),
             *o("controller.quorum.voters", self.voters),
-            *o("listeners", f"PLAINTEXT://127.0.0.1:{self.kafka_port},CONTROLLER://127.0.0.1:{self.controller_port}"),
+            *o("listeners", f"PLAINTEXT://{h}:{self.kafka_port},CONTROLLER://{h}:{self.controller_port}"),
             *o("broker.rack", f"rack-{self.id % 3}"),
             *self.extra,
         ]
@@ -52,7 +61,7 @@ class Node:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"node {self.id} exited with {self.proc.returncode}: {self.read_log()[-3000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.kafka_port), timeout=0.2):
+                with socket.create_connection((self.host, self.kafka_port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.1)
@@ -77,7 +86,7 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def metrics(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2) as r:
+        with urllib.request.urlopen(f"http://{self.host}:{self.metrics_port}/metrics", timeout=2) as r:
             text = r.read().decode()
         out = {}
         for line in text.splitlines():
@@ -88,11 +97,17 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, base, n=3, extra=(), ports=None):
+    """hosts: one listen address per node (default: all on 127.0.0.1, with free ports);
+    prefixes: one command prefix per node (see Node)."""
+
+    def __init__(self, base, n=3, extra=(), ports=None, hosts=None, prefixes=None):
         self.base = base
         ports = ports or [(free_port(), free_port(), free_port()) for _ in range(n)]
-        voters = ",".join(f"{i + 1}@127.0.0.1:{p[1]}" for i, p in enumerate(ports))
-        self.nodes = [Node(i + 1, base, p[0], p[1], p[2], voters, extra) for i, p in enumerate(ports)]
+        hosts = hosts or ["127.0.0.1"] * len(ports)
+        prefixes = prefixes or [()] * len(ports)
+        voters = ",".join(f"{i + 1}@{hosts[i]}:{p[1]}" for i, p in enumerate(ports))
+        self.nodes = [Node(i + 1, base, p[0], p[1], p[2], voters, extra, hosts[i], prefixes[i])
+                      for i, p in enumerate(ports)]
 
     def start(self):
         for n in self.nodes:

@@ -22,8 +22,9 @@ for a moment) and reports:
   incomplete       the final read did not reach its targets in time                (must be False)
   unacked_present  failed or never-answered values that are in the log (allowed: indeterminate)
 
-Also here, shared by test_replication.py and chaos_replication.py: metadata helpers
-(leader, replicas, ISR as every live node reports them), pause/resume (SIGSTOP/SIGCONT) and
+Also here, shared by test_replication.py, test_failover_clients.py and chaos_replication.py:
+metadata helpers (leader, replicas, ISR as every live node reports them; nodes paused or
+marked `isolated` are left out), pause/resume (SIGSTOP/SIGCONT) and
 heal for cluster.Node, and a reader of the on-disk segment files (Kafka record batch v2)
 to compare the replicas' logs byte for byte in content (offset, value).
 
@@ -447,10 +448,15 @@ def paused(node):
     return getattr(node, "paused", False)
 
 
+def isolated(node):
+    """Cut off the network by a test (which sets node.isolated while the cut lasts)."""
+    return getattr(node, "isolated", False)
+
+
 def usable(cluster, exclude=()):
-    """Nodes that are running and not SIGSTOPped, minus `exclude` (nodes or ids)."""
+    """Nodes that are running, not SIGSTOPped and not cut off, minus `exclude` (nodes or ids)."""
     ex = {getattr(n, "id", n) for n in exclude}
-    return [n for n in cluster.nodes if n.alive() and not paused(n) and n.id not in ex]
+    return [n for n in cluster.nodes if n.alive() and not paused(n) and not isolated(n) and n.id not in ex]
 
 
 def bootstrap_of(cluster, exclude=()):

@@ -677,11 +677,15 @@ impl Partition {
     }
 
     /// The ISR change to ask the controller for, if one is due (leader only).
-    pub fn isr_change(&mut self, lag_max: Duration) -> Option<IsrChange> {
+    pub fn isr_change(
+        &mut self,
+        lag_max: Duration,
+        eligible: &dyn Fn(BrokerId) -> bool,
+    ) -> Option<IsrChange> {
         let hw = self.high_watermark;
         let epoch_start = self.epoch_start_offset;
         match &mut self.role {
-            Role::Leader(l) => l.isr_change(Instant::now(), lag_max, hw, epoch_start),
+            Role::Leader(l) => l.isr_change(Instant::now(), lag_max, hw, epoch_start, eligible),
             _ => None,
         }
     }

@@ -174,13 +174,16 @@ impl Leadership {
     }
 
     /// The ISR change due now, if any (one at a time): shrink by the followers not caught up
-    /// for `lag_max`, else expand by those that reached `hw` and `epoch_start`.
+    /// for `lag_max`, else expand by those that reached `hw` and `epoch_start` and are
+    /// `eligible` (registered, not fenced, not shutting down: the controller refuses others, as
+    /// KIP-841 says, and one refused member must not hold back the rest).
     pub fn isr_change(
         &mut self,
         now: Instant,
         lag_max: Duration,
         hw: i64,
         epoch_start: i64,
+        eligible: &dyn Fn(BrokerId) -> bool,
     ) -> Option<IsrChange> {
         if let Some((_, at)) = &self.pending {
             if now.duration_since(*at) < PENDING_ISR_TIMEOUT {
@@ -202,6 +205,7 @@ impl Leadership {
                 .followers
                 .iter()
                 .filter(|f| !self.isr.contains(&f.id) && f.acked >= hw && f.acked >= epoch_start)
+                .filter(|f| eligible(f.id))
                 .map(|f| f.id)
                 .collect();
             if joining.is_empty() {
@@ -265,17 +269,22 @@ mod tests {
         let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
         l.on_fetch(2, 100, 100, t0 + Duration::from_secs(5));
         l.on_fetch(3, 40, 100, t0 + Duration::from_secs(5));
-        assert_eq!(l.isr_change(t0 + Duration::from_secs(9), lag, 40, 0), None);
-        let shrink = l.isr_change(t0 + Duration::from_secs(11), lag, 40, 0).expect("shrink");
+        assert_eq!(l.isr_change(t0 + Duration::from_secs(9), lag, 40, 0, &|_| true), None);
+        let shrink = l.isr_change(t0 + Duration::from_secs(11), lag, 40, 0, &|_| true).expect("shrink");
         assert_eq!((shrink.isr.clone(), shrink.partition_epoch), (vec![1, 2], 7));
-        assert_eq!(l.isr_change(t0 + Duration::from_secs(12), lag, 40, 0), None, "one at a time");
+        assert_eq!(l.isr_change(t0 + Duration::from_secs(12), lag, 40, 0, &|_| true), None, "one at a time");
         // While the shrink is pending the old ISR still bounds acks=all.
         assert_eq!(l.high_watermark(100), 40);
         l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t0);
         assert_eq!(l.high_watermark(100), 100);
         // Follower 3 catches up to the high watermark: it rejoins, and counts at once.
         l.on_fetch(3, 100, 120, t0 + Duration::from_secs(13));
-        let grow = l.isr_change(t0 + Duration::from_secs(13), lag, 100, 0).expect("expand");
+        assert_eq!(
+            l.isr_change(t0 + Duration::from_secs(13), lag, 100, 0, &|id| id != 3),
+            None,
+            "3 is fenced"
+        );
+        let grow = l.isr_change(t0 + Duration::from_secs(13), lag, 100, 0, &|_| true).expect("expand");
         assert_eq!(grow.isr, vec![1, 2, 3]);
         l.on_fetch(2, 120, 120, t0 + Duration::from_secs(13));
         assert_eq!(l.high_watermark(120), 100, "a pending addition counts (maximal ISR)");
@@ -292,7 +301,7 @@ mod tests {
             let now = t0 + Duration::from_secs(s);
             l.on_fetch(2, (s as i64 - 1) * 10, s as i64 * 10, now);
             l.on_fetch(3, s as i64 * 10, s as i64 * 10, now);
-            assert_eq!(l.isr_change(now, lag, 0, 0), None, "second {s}");
+            assert_eq!(l.isr_change(now, lag, 0, 0, &|_| true), None, "second {s}");
         }
     }
 }

@@ -6,6 +6,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use riptide_quorum::IsrChangeRequest;
+
 use crate::shard::Ctx;
 
 /// How often ISR membership is checked (a fraction of `replica.lag.time.max.ms`, at most 1 s).
@@ -24,34 +26,55 @@ pub async fn run(ctx: Ctx) {
             let offline = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).offline_partitions();
             ctx.broker.metrics.offline_partitions.store(offline as u64, Ordering::Relaxed);
         }
-        for (topic, partition, change) in changes {
-            let Some(agent) = ctx.broker.cluster.agent.clone() else { continue };
-            let shrink = change.isr.len()
-                < ctx.broker.topic(&topic).and_then(|t| t.state(partition).map(|s| s.isr.len())).unwrap_or(0);
+        if changes.is_empty() {
+            continue;
+        }
+        let Some(agent) = ctx.broker.cluster.agent.clone() else { continue };
+        let mut requests = Vec::with_capacity(changes.len());
+        for (topic, partition, change) in &changes {
+            let current = ctx.broker.topic(topic).and_then(|t| t.state(*partition).map(|s| s.isr.len()));
+            let counter = if change.isr.len() < current.unwrap_or(0) {
+                &ctx.broker.metrics.isr_shrinks
+            } else {
+                &ctx.broker.metrics.isr_expands
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 "{topic}-{partition}: asking for ISR {:?} at leader epoch {}: {}",
                 change.isr,
                 change.leader_epoch.0,
                 change.reason
             );
-            let counter =
-                if shrink { &ctx.broker.metrics.isr_shrinks } else { &ctx.broker.metrics.isr_expands };
-            counter.fetch_add(1, Ordering::Relaxed);
-            let ctx = ctx.clone();
-            compio::runtime::spawn(async move {
-                let t = topic.to_string();
-                let (epoch, pepoch, isr) = (change.leader_epoch.0, change.partition_epoch, change.isr);
-                let result = ctx
-                    .broker
-                    .cluster
-                    .run(async move { agent.alter_partition(&t, partition, epoch, pepoch, isr).await })
-                    .await;
-                if let Err(e) = result {
-                    tracing::warn!("{topic}-{partition}: ISR change refused: {e}");
-                    ctx.table.borrow_mut().isr_change_failed(&topic, partition);
-                }
-            })
-            .detach();
+            requests.push(IsrChangeRequest {
+                topic: topic.to_string(),
+                partition: *partition,
+                leader_epoch: change.leader_epoch.0,
+                partition_epoch: change.partition_epoch,
+                isr: change.isr.clone(),
+            });
         }
+        // One request (one metadata log entry) for every change this shard wants now.
+        let ctx = ctx.clone();
+        compio::runtime::spawn(async move {
+            let result = ctx.broker.cluster.run(async move { agent.alter_partitions(requests).await }).await;
+            let mut table = ctx.table.borrow_mut();
+            match result {
+                Ok(verdicts) => {
+                    for ((topic, partition, _), verdict) in changes.iter().zip(verdicts) {
+                        if let Err(e) = verdict {
+                            tracing::warn!("{topic}-{partition}: ISR change refused: {e}");
+                            table.isr_change_failed(topic, *partition);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{} ISR change(s) not made: {e}", changes.len());
+                    for (topic, partition, _) in &changes {
+                        table.isr_change_failed(topic, *partition);
+                    }
+                }
+            }
+        })
+        .detach();
     }
 }

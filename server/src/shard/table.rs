@@ -203,11 +203,16 @@ impl PartitionTable {
         lag_max: std::time::Duration,
     ) -> (Vec<(Arc<str>, i32, IsrChange)>, ReplicationGauges) {
         self.sync_roles_if_stale();
+        let live: std::collections::HashSet<i32> = {
+            let cat = self.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+            cat.brokers.values().filter(|b| !b.fenced && !b.in_controlled_shutdown).map(|b| b.id).collect()
+        };
+        let eligible = |id: i32| live.contains(&id);
         let mut out = Vec::new();
         let mut g = ReplicationGauges::default();
         for (topic, parts) in self.by_topic.iter_mut() {
             for (index, p) in parts.iter_mut() {
-                if let Some(change) = p.isr_change(lag_max) {
+                if let Some(change) = p.isr_change(lag_max, &eligible) {
                     out.push((topic.clone(), *index, change));
                 }
                 if let Some((isr, replicas)) = p.replication_counts() {
