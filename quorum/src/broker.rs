@@ -318,7 +318,11 @@ async fn heartbeat_loop(agent: Arc<BrokerAgent>) {
             want_shutdown: agent.want_shutdown.load(Ordering::SeqCst),
         };
         let deadline = Instant::now() + agent.cfg.heartbeat_interval.max(Duration::from_secs(2));
-        match agent.client.call(|| Request::Heartbeat(hb.clone()), RPC_TIMEOUT, deadline).await {
+        // Each attempt gets one heartbeat interval: a controller that stopped (SIGSTOP, a hung
+        // host) still accepts connections, and waiting RPC_TIMEOUT for it could outlast the
+        // session, so the new active controller would fence a healthy broker.
+        let attempt = agent.cfg.heartbeat_interval.clamp(Duration::from_millis(250), RPC_TIMEOUT);
+        match agent.client.call(|| Request::Heartbeat(hb.clone()), attempt, deadline).await {
             Ok(Response::Heartbeat(Ok(reply))) => {
                 agent.fenced.store(reply.fenced, Ordering::Relaxed);
                 if reply.shutdown_ready {
