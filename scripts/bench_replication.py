@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "compat"))
@@ -38,6 +39,10 @@ def main():
     cluster = Cluster(base, 3).start()
     rows = []
     try:
+        from confluent_kafka.admin import AdminClient
+        from jepsen import wait_for
+        a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        wait_for(lambda: len(a.list_topics(timeout=10).brokers) == 3, 60, "3 live brokers")
         for r in range(args.rounds):
             for rf in (1, 3):
                 out = os.path.join(base, f"results-rf{rf}-{r}")
@@ -48,8 +53,23 @@ def main():
                 if args.duration is not None:
                     cmd += ["--duration", str(args.duration)]
                 before = sum(cpu_seconds(n.proc.pid) for n in cluster.nodes)
+                # Follower lag (offsets behind the leader's log end, the largest over the
+                # brokers' gauges), sampled every 100 ms while the run goes.
+                lags, done = [], threading.Event()
+
+                def sample():
+                    while not done.wait(0.1):
+                        try:
+                            lags.append(max(n.metrics().get("riptide_max_follower_lag", 0) for n in cluster.nodes))
+                        except OSError:
+                            pass
+                t = threading.Thread(target=sample, daemon=True)
+                t.start()
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                done.set()
+                t.join(5)
                 after = sum(cpu_seconds(n.proc.pid) for n in cluster.nodes)
+                lags.sort()
                 res = json.load(open(next(os.path.join(out, f) for f in os.listdir(out) if f.endswith(".json"))))
                 mb = res["aggregatedPublishMBps"]
                 wall = res["cpu"]["wallSeconds"]
@@ -58,7 +78,8 @@ def main():
                 row = (f"RF{rf} round {r + 1}: {mb:.1f} MB/s, publish p50 {pl['p50']:.2f} p99 {pl['p99']:.2f} "
                        f"p99.9 {pl['p999']:.2f} ms, end-to-end p50 {e2e['p50']:.2f} p99 {e2e['p99']:.2f} ms, "
                        f"brokers {after - before:.1f} CPU-s = {(after - before) / gb:.1f} CPU-s/GB, "
-                       f"errors {res['errors']}")
+                       f"errors {res['errors']}, follower lag p50 {lags[len(lags) // 2] if lags else 0:.0f} "
+                       f"max {lags[-1] if lags else 0:.0f} offsets")
                 print(row, flush=True)
                 rows.append(row)
     finally:

@@ -36,6 +36,7 @@ def main():
     topic = "failover"
     try:
         a = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        wait_for(lambda: len(a.list_topics(timeout=10).brokers) == 3, 60, "3 live brokers")
         a.create_topics([NewTopic(topic, 1, 3)])[topic].result(30)
         wait_isr_full(cluster, topic, 3, timeout=60)
         acks = []  # (send time, ack time)
