@@ -162,11 +162,11 @@ fn topic_create_list_describe_alter_delete() {
     let describe = b.ok(&["topic", "describe", "orders"]);
     assert!(describe.starts_with("NAME        orders\nPARTITIONS  3\n"), "{describe}");
     assert!(
-        describe.contains("PARTITION  LEADER  EPOCH  REPLICAS  ISR  LOG-START  HIGH-WATERMARK"),
+        describe.contains("PARTITION  LEADER  EPOCH  REPLICAS  ISR  LOG-START  HIGH-WATERMARK  REPLICA:LAG"),
         "{describe}"
     );
-    let rows: Vec<Vec<&str>> = describe.lines().map(cells).filter(|c| c.len() == 7 && c[0] == "2").collect();
-    assert_eq!(rows, vec![vec!["2", "0", "0", "0", "0", "0", "0"]], "{describe}");
+    let rows: Vec<Vec<&str>> = describe.lines().map(cells).filter(|c| c.len() == 8 && c[0] == "2").collect();
+    assert_eq!(rows, vec![vec!["2", "0", "0", "0", "0", "0", "0", "0:0"]], "{describe}");
     let retention = describe.lines().find(|l| l.starts_with("retention.ms ")).expect("retention.ms row");
     assert_eq!(cells(retention), vec!["retention.ms", "86400000", "DYNAMIC_TOPIC_CONFIG"]);
 

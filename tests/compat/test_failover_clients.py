@@ -582,3 +582,64 @@ def test_rolling_restart_under_load(cluster):
     # Every follower still following: the ISRs full and the replicas' logs identical.
     wait_isr_full(c, topic, 3, timeout=30)
     check_replicas(c, topic, 3)
+
+
+@pytest.fixture
+def small_disk_cluster(tmp_path):
+    """A 3-node cluster whose node 3 keeps its partition logs on a 24 MiB tmpfs (its metadata
+    log elsewhere), so that it runs out of space long before the others."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    c = Cluster(str(tmp_path), 3, EXTRA)
+    small = c.node(3)
+    os.makedirs(small.data_dir, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", small.data_dir],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+    small.extra += ["--override", f"metadata.log.dir={tmp_path}/node-3-metadata"]
+    say(f"node logs: {[n.log_path for n in c.nodes]}")
+    try:
+        c.start()
+        wait_brokers(c)
+        yield c
+    finally:
+        stop_cluster(c)
+        subprocess.run(["umount", "-l", small.data_dir], capture_output=True)
+
+
+def test_a_follower_whose_disk_fills_leaves_the_isr(small_disk_cluster):
+    """Node 3 follows a partition until its disk is full: its appends fail (ENOSPC), it says so
+    in its log and metrics and stops acknowledging, its leader drops it from the ISR, and
+    acks=all producers go on with the other two; nothing acknowledged is lost."""
+    from confluent_kafka import Producer
+    c = small_disk_cluster
+    topic = unique("diskfull")
+    a = AdminClient({"bootstrap.servers": jepsen.bootstrap_of(c)})
+    # Led by node 1 (first in the assignment), followed by the small disk's node 3.
+    new = NewTopic(topic, num_partitions=1, replica_assignment=[[1, 2, 3]],
+                   config={"min.insync.replicas": "2"})
+    a.create_topics([new], operation_timeout=30)[topic].result(30)
+    wait_isr_full(c, topic, 3, timeout=30)
+    assert leader_of(c, topic, 0) == 1
+    acked, failed = [], []
+    p = Producer({"bootstrap.servers": all_nodes(c), "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 5, "message.timeout.ms": 60000})
+    value = os.urandom(16 * 1024)
+    for i in range(2400):  # 37.5 MiB, over the 24 MiB the follower has
+        p.produce(topic, value=value, key=str(i).encode(), partition=0,
+                  on_delivery=lambda e, m: (failed if e else acked).append(e or m.offset()))
+        p.poll(0)
+        if i % 200 == 0:
+            p.flush(60)
+    assert p.flush(90) == 0
+    assert not failed, f"{len(failed)} deliveries failed: {failed[:3]}"
+    assert len(acked) == 2400
+    wait_for(lambda: c.node(3).metrics().get("riptide_replica_append_failures_total", 0) > 0, 30,
+             "node 3 counting failed follower appends")
+    wait_for(lambda: 3 not in state(c, topic)[0][2], 30, "node 3 out of the ISR")
+    assert "follower append failed" in c.node(3).read_log()
+    got, complete = jepsen.read_log(jepsen.bootstrap_of(c), topic, 1, min_end={0: max(acked) + 1}, timeout=60)
+    assert complete
+    offsets = {off for off, _ in got[0]}
+    assert set(acked) <= offsets, "acknowledged records lost"
