@@ -496,12 +496,7 @@ impl Partition {
             }
         }
         if result.slice.is_none() {
-            if let Some(n) = notify {
-                if self.fetch_waiters.len() >= FETCH_WAITERS_SWEEP {
-                    self.fetch_waiters.retain(|w| !w.is_disconnected());
-                }
-                self.fetch_waiters.push(n);
-            }
+            park(&mut self.fetch_waiters, notify);
         }
         Ok(result)
     }
@@ -569,12 +564,7 @@ impl Partition {
             }
         }
         if result.slice.is_none() {
-            if let Some(n) = notify {
-                if self.follower_fetch_waiters.len() >= FETCH_WAITERS_SWEEP {
-                    self.follower_fetch_waiters.retain(|w| !w.is_disconnected());
-                }
-                self.follower_fetch_waiters.push(n);
-            }
+            park(&mut self.follower_fetch_waiters, notify);
         }
         Ok(result)
     }
@@ -905,6 +895,16 @@ impl Partition {
         if let Err(e) = self.log.delete() {
             tracing::error!(partition = %name, "delete failed: {e}");
         }
+    }
+}
+
+/// Keeps a long-poll fetch's signal, sweeping disconnected ones when many pile up.
+fn park(waiters: &mut Vec<flume::Sender<()>>, notify: Option<flume::Sender<()>>) {
+    if let Some(n) = notify {
+        if waiters.len() >= FETCH_WAITERS_SWEEP {
+            waiters.retain(|w| !w.is_disconnected());
+        }
+        waiters.push(n);
     }
 }
 

@@ -97,16 +97,41 @@ pub async fn route_produce_one(
     rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
 }
 
-/// Reads every call on its owner shard, all owners at once; the outcomes are in call order.
-pub async fn route_read(ctx: &Ctx, calls: Vec<ReadCall>) -> Vec<ReadOutcome> {
+/// A call addressed to one partition, answered by its owner shard.
+trait Addressed {
+    fn partition(&self) -> (&str, i32);
+}
+
+impl Addressed for ReadCall {
+    fn partition(&self) -> (&str, i32) {
+        (&self.topic, self.partition)
+    }
+}
+
+impl Addressed for EpochEndCall {
+    fn partition(&self) -> (&str, i32) {
+        (&self.topic, self.partition)
+    }
+}
+
+/// Runs every call on its owner shard, all owners at once (one message per remote owner,
+/// built by `message`; local calls through `local`); the outcomes are in call order, and a
+/// shard that does not answer makes NOT_LEADER_OR_FOLLOWER.
+async fn fan_out<C: Addressed, O>(
+    ctx: &Ctx,
+    calls: Vec<C>,
+    local: impl Fn(&mut super::table::PartitionTable, C) -> Result<O, PartitionError>,
+    message: impl Fn(Vec<(usize, C)>, flume::Sender<Vec<(usize, Result<O, PartitionError>)>>) -> ShardMsg,
+) -> Vec<Result<O, PartitionError>> {
     let shards = ctx.router.shard_count();
-    let mut out: Vec<Option<ReadOutcome>> = Vec::with_capacity(calls.len());
+    let mut out: Vec<Option<Result<O, PartitionError>>> = Vec::with_capacity(calls.len());
     out.resize_with(calls.len(), || None);
-    let mut remote: Vec<Vec<(usize, ReadCall)>> = Vec::new();
+    let mut remote: Vec<Vec<(usize, C)>> = Vec::new();
     for (i, call) in calls.into_iter().enumerate() {
-        let owner = ctx.router.owner_of(&call.topic, call.partition);
+        let (topic, partition) = call.partition();
+        let owner = ctx.router.owner_of(topic, partition);
         if owner == ctx.id {
-            out[i] = Some(ctx.table.borrow_mut().read(call));
+            out[i] = Some(local(&mut ctx.table.borrow_mut(), call));
         } else {
             if remote.is_empty() {
                 remote.resize_with(shards, Vec::new);
@@ -117,7 +142,7 @@ pub async fn route_read(ctx: &Ctx, calls: Vec<ReadCall>) -> Vec<ReadOutcome> {
     let mut waits = Vec::new();
     for (owner, calls) in remote.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
         let (tx, rx) = flume::bounded(1);
-        if ctx.router.senders[owner].send_async(ShardMsg::Read(calls, tx)).await.is_ok() {
+        if ctx.router.senders[owner].send_async(message(calls, tx)).await.is_ok() {
             waits.push(rx);
         }
     }
@@ -129,6 +154,11 @@ pub async fn route_read(ctx: &Ctx, calls: Vec<ReadCall>) -> Vec<ReadOutcome> {
         }
     }
     out.into_iter().map(|o| o.unwrap_or(Err(PartitionError::NotLeaderOrFollower))).collect()
+}
+
+/// Reads every call on its owner shard, all owners at once; the outcomes are in call order.
+pub async fn route_read(ctx: &Ctx, calls: Vec<ReadCall>) -> Vec<ReadOutcome> {
+    fan_out(ctx, calls, |t, c| t.read(c), ShardMsg::Read).await
 }
 
 /// One read on the partition's owner shard.
@@ -176,36 +206,7 @@ pub async fn route_follow(ctx: &Ctx, calls: Vec<FollowCall>) {
 
 /// OffsetForLeaderEpoch lookups on their owner shards, all at once; outcomes in call order.
 pub async fn route_epoch_end(ctx: &Ctx, calls: Vec<EpochEndCall>) -> Vec<EpochEndOutcome> {
-    let shards = ctx.router.shard_count();
-    let mut out: Vec<Option<EpochEndOutcome>> = Vec::with_capacity(calls.len());
-    out.resize_with(calls.len(), || None);
-    let mut remote: Vec<Vec<(usize, EpochEndCall)>> = Vec::new();
-    for (i, call) in calls.into_iter().enumerate() {
-        let owner = ctx.router.owner_of(&call.topic, call.partition);
-        if owner == ctx.id {
-            out[i] = Some(ctx.table.borrow_mut().epoch_end(call));
-        } else {
-            if remote.is_empty() {
-                remote.resize_with(shards, Vec::new);
-            }
-            remote[owner].push((i, call));
-        }
-    }
-    let mut waits = Vec::new();
-    for (owner, calls) in remote.into_iter().enumerate().filter(|(_, c)| !c.is_empty()) {
-        let (tx, rx) = flume::bounded(1);
-        if ctx.router.senders[owner].send_async(ShardMsg::EpochEnd(calls, tx)).await.is_ok() {
-            waits.push(rx);
-        }
-    }
-    for rx in waits {
-        if let Ok(results) = rx.recv_async().await {
-            for (i, r) in results {
-                out[i] = Some(r);
-            }
-        }
-    }
-    out.into_iter().map(|o| o.unwrap_or(Err(PartitionError::NotLeaderOrFollower))).collect()
+    fan_out(ctx, calls, |t, c| t.epoch_end(c), ShardMsg::EpochEnd).await
 }
 
 /// Every shard's open replicas, for DescribeLogDirs.
