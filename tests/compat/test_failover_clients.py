@@ -350,7 +350,31 @@ main().catch(e => { out({ crashed: `${e.name}: ${e.message}` }); process.exit(2)
 """
 
 
-class Kcat:
+class ClientProcess:
+    """A client run as a process (`proc`), its stderr in `err_path`."""
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def _after_exit(self):
+        pass
+
+    def wait(self, timeout):
+        """The exit code, or None when it had to be killed after `timeout` seconds."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+            self._after_exit()
+            self.err.close()
+
+
+class Kcat(ClientProcess):
     """kcat -P fed `count` lines PREFIX-000000.. through its stdin at `rate` per second
     (bounded: count lines); -vv reports each delivery on stderr."""
 
@@ -386,9 +410,6 @@ class Kcat:
             except (BrokenPipeError, OSError):
                 pass
 
-    def stderr(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
 
     def delivered(self):
         return self.stderr().count("Message delivered to partition")
@@ -396,20 +417,9 @@ class Kcat:
     def failures(self):
         return [l for l in self.stderr().splitlines() if "Delivery failed" in l or "ERROR" in l]
 
-    def wait(self, timeout):
-        """The exit code, or None when it had to be killed after `timeout` seconds."""
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(10)
-            self.err.close()
 
 
-class KafkaJs:
+class KafkaJs(ClientProcess):
     def __init__(self, bootstrap, topic, count, rate, prefix, log_dir):
         script = os.path.join(log_dir, "kafkajs_producer.js")
         with open(script, "w") as f:
@@ -440,22 +450,9 @@ class KafkaJs:
             else:  # {"done": n, "failed": k} or {"crashed": ...}
                 self.other.append(m)
 
-    def stderr(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
 
-    def wait(self, timeout):
-        """The exit code, or None when it had to be killed after `timeout` seconds."""
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(10)
-            self.reader.join(10)
-            self.err.close()
+    def _after_exit(self):
+        self.reader.join(10)
 
 
 def test_kcat_and_kafkajs_ride_through_a_leader_kill(cluster, tmp_path):
