@@ -223,3 +223,34 @@ fn a_new_leader_answers_for_epochs_it_never_saw() {
     leader.append(&mut batch(1, 10, 1_000), 3, 1_000).expect("append in epoch 3");
     assert_eq!(leader.leader_epochs(), vec![(1, 0), (3, 30)]);
 }
+
+/// A follower whose log ends below the leader's log start (the leader's oldest segments were
+/// deleted) restarts empty at that start, takes the leader's batches from there, and keeps
+/// its new start across a restart without a clean shutdown.
+#[test]
+fn follower_restarts_at_the_leaders_log_start() {
+    for io in BACKENDS {
+        let (ldir, fdir) = (tmpdir(&format!("start-at-l-{io:?}")), tmpdir(&format!("start-at-f-{io:?}")));
+        let cfg = LogConfig { segment_bytes: 1024, ..config(io) };
+        let mut leader = Log::open(&ldir, cfg.clone(), 0).expect("open");
+        for i in 0..30 {
+            leader.append(&mut batch(2, 40, 1_000 + i), 2, 2_000).expect("append");
+        }
+        let mut follower = Log::open(&fdir, cfg.clone(), 0).expect("open");
+        follower.append(&mut batch(3, 40, 1_000), 1, 2_000).expect("old data");
+        assert!(follower.start_at(2).is_err(), "only past the log end");
+        follower.start_at(40).expect("restart at 40");
+        assert_eq!((follower.log_start_offset(), follower.log_end_offset()), (40, 40));
+        assert!(follower.leader_epochs().is_empty());
+        assert!(all_offsets(&follower).is_empty());
+        let tail = read_all(&leader, 40);
+        follower.append_replicated(&tail, 1_000).expect("the leader's batches from 40");
+        assert_eq!(follower.log_end_offset(), 60);
+        assert_eq!(all_offsets(&follower), (40..60).collect::<Vec<_>>());
+        follower.sync().expect("sync");
+        drop(follower);
+        let reopened = Log::open(&fdir, cfg, 0).expect("reopen");
+        assert_eq!((reopened.log_start_offset(), reopened.log_end_offset()), (40, 60));
+        assert_eq!(read_all(&reopened, 40), tail, "byte-identical tail");
+    }
+}

@@ -48,6 +48,8 @@ pub struct BrokerAgent {
     /// The controller's applied index at our last fetch (for the lag metric).
     pub leader_applied: std::sync::atomic::AtomicU64,
     sink: Arc<dyn ImageSink>,
+    /// The latest load report, sent with the next heartbeat.
+    load: Mutex<Option<crate::balancer::BrokerLoad>>,
 }
 
 const RPC_TIMEOUT: Duration = Duration::from_secs(3);
@@ -60,6 +62,7 @@ impl BrokerAgent {
             incarnation: crate::controller::new_id(),
             cfg,
             image: Mutex::new(MetadataImage::default()),
+            load: Mutex::new(None),
             applied_tx: tokio::sync::watch::channel(0).0,
             epoch: AtomicI64::new(-1),
             fenced: AtomicBool::new(true),
@@ -80,6 +83,11 @@ impl BrokerAgent {
 
     pub fn applied(&self) -> u64 {
         *self.applied_tx.borrow()
+    }
+
+    /// Hands the balancer a fresh load report (sent with the next heartbeat).
+    pub fn report_load(&self, load: crate::balancer::BrokerLoad) {
+        *self.load.lock().unwrap_or_else(|e| e.into_inner()) = Some(load);
     }
 
     pub fn epoch(&self) -> i64 {
@@ -316,6 +324,7 @@ async fn heartbeat_loop(agent: Arc<BrokerAgent>) {
             epoch: agent.epoch(),
             applied: agent.applied(),
             want_shutdown: agent.want_shutdown.load(Ordering::SeqCst),
+            load: agent.load.lock().unwrap_or_else(|e| e.into_inner()).take(),
         };
         let deadline = Instant::now() + agent.cfg.heartbeat_interval.max(Duration::from_secs(2));
         // Each attempt gets one heartbeat interval: a controller that stopped (SIGSTOP, a hung

@@ -2,7 +2,7 @@
 //! controller holds one in its state machine and every broker builds its own from the records
 //! it fetches; `apply` is deterministic, so all of them agree at the same log index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,9 @@ pub struct MetadataImage {
     pub cluster_id: Option<String>,
     pub brokers: BTreeMap<NodeId, BrokerState>,
     pub topics: BTreeMap<String, TopicRecord>,
+    /// Brokers being decommissioned: the balancer moves their replicas away.
+    #[serde(default)]
+    pub draining: BTreeSet<NodeId>,
 }
 
 impl MetadataImage {
@@ -47,6 +50,15 @@ impl MetadataImage {
 
     pub fn live_brokers(&self) -> impl Iterator<Item = &BrokerState> {
         self.brokers.values().filter(|b| !b.fenced && !b.in_controlled_shutdown)
+    }
+
+    /// Live brokers that may take new replicas (not being decommissioned).
+    pub fn placeable_brokers(&self) -> impl Iterator<Item = &BrokerState> {
+        self.live_brokers().filter(|b| !self.draining.contains(&b.id))
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.topics.get(topic)?.partitions.get(usize::try_from(partition).ok()?)
     }
 
     /// Applies one entry's batch at log index `index`; a record that cannot apply changes
@@ -113,6 +125,7 @@ impl MetadataImage {
             }
             MetadataRecord::UnregisterBroker { id } => {
                 self.brokers.remove(id).ok_or(ApplyError::UnknownBroker(*id))?;
+                self.draining.remove(id);
                 changes.push(Change::BrokersChanged);
                 Ok(())
             }
@@ -160,6 +173,53 @@ impl MetadataImage {
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
                 changes.push(Change::LeaderChanged { topic: topic.clone(), partition: *partition });
+                Ok(())
+            }
+            MetadataRecord::ReassignPartition {
+                topic,
+                partition,
+                replicas,
+                adding,
+                removing,
+                leader,
+                isr,
+            } => {
+                let t = self.topics.get_mut(topic).ok_or_else(|| ApplyError::UnknownTopic(topic.clone()))?;
+                let p = usize::try_from(*partition).ok().and_then(|i| t.partitions.get_mut(i)).ok_or_else(
+                    || ApplyError::InvalidPartitions(format!("{topic}-{partition} does not exist")),
+                )?;
+                let distinct: BTreeSet<_> = replicas.iter().collect();
+                let sound = !replicas.is_empty()
+                    && distinct.len() == replicas.len()
+                    && adding.iter().chain(removing).chain(isr).all(|r| replicas.contains(r))
+                    && (*leader == NO_LEADER || replicas.contains(leader));
+                if !sound {
+                    return Err(ApplyError::InvalidPartitions(format!(
+                        "{topic}-{partition}: unsound assignment {replicas:?} (adding {adding:?}, removing {removing:?}, ISR {isr:?}, leader {leader})"
+                    )));
+                }
+                if p.leader != *leader {
+                    p.leader_epoch += 1;
+                }
+                p.replicas = replicas.clone();
+                p.adding = adding.clone();
+                p.removing = removing.clone();
+                p.leader = *leader;
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
+                changes.push(Change::LeaderChanged { topic: topic.clone(), partition: *partition });
+                Ok(())
+            }
+            MetadataRecord::DecommissionBroker { id, draining } => {
+                if !self.brokers.contains_key(id) {
+                    return Err(ApplyError::UnknownBroker(*id));
+                }
+                if *draining {
+                    self.draining.insert(*id);
+                } else {
+                    self.draining.remove(id);
+                }
+                changes.push(Change::BrokersChanged);
                 Ok(())
             }
         }

@@ -4,11 +4,12 @@
 //! heartbeats and follows that log.
 //!
 //! Layering: `records` and `image` are the data (pure and deterministic); `placement` decides
-//! where new partitions go; `log_store` and `state_machine` persist the Raft log and snapshots;
+//! where new partitions go, `reassign` how a partition moves and `balancer` which ones should; `log_store` and `state_machine` persist the Raft log and snapshots;
 //! `rpc` and `network` carry the controller protocol; `controller` is the active controller's
 //! logic; `broker` is what every broker runs. Nothing here knows about shards or Kafka's wire
 //! protocol.
 
+pub mod balancer;
 pub mod broker;
 pub mod controller;
 pub mod fsutil;
@@ -16,11 +17,13 @@ pub mod image;
 pub mod log_store;
 pub mod network;
 pub mod placement;
+pub mod reassign;
 pub mod records;
 pub mod rpc;
 pub mod state_machine;
 pub mod types;
 
+pub use balancer::{BalanceReport, BalancerConfig, BrokerLoad, PartitionLoad};
 pub use broker::{BrokerAgent, BrokerConfig, ImageSink};
 pub use controller::{Controller, ControllerConfig, ControllerMetrics};
 pub use image::{BrokerState, Change, MetadataImage};

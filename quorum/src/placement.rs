@@ -1,7 +1,8 @@
-//! Replica placement for new partitions: each partition's leader goes to the live broker that
-//! leads the fewest partitions so far (cluster-wide, counting what is being placed), and its
-//! followers to the least loaded brokers on racks the partition does not use yet. The result
-//! is an even spread of partitions and leaders, rack-aware when racks are set.
+//! Replica placement for new partitions: each partition's leader goes to the live broker (not
+//! being decommissioned) that leads the fewest partitions so far (cluster-wide, counting what
+//! is being placed), and its followers to the least loaded brokers on racks the partition does
+//! not use yet. The result is an even spread of partitions and leaders, rack-aware when racks
+//! are set.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +17,8 @@ pub enum PlacementError {
 
 /// Replica lists for `count` new partitions with `rf` replicas each.
 pub fn place(image: &MetadataImage, count: usize, rf: usize) -> Result<Vec<Vec<NodeId>>, PlacementError> {
-    let live: Vec<(NodeId, Option<String>)> = image.live_brokers().map(|b| (b.id, b.rack.clone())).collect();
+    let live: Vec<(NodeId, Option<String>)> =
+        image.placeable_brokers().map(|b| (b.id, b.rack.clone())).collect();
     if rf == 0 || rf > live.len() {
         return Err(PlacementError::NotEnoughBrokers { rf, live: live.len() });
     }

@@ -36,6 +36,13 @@ pub struct PartitionState {
     pub isr: Vec<NodeId>,
     /// Bumped on every change of this partition's state (Kafka's partition epoch).
     pub partition_epoch: i32,
+    /// A reassignment in progress (Kafka's addingReplicas / removingReplicas): `replicas`
+    /// holds the target replicas first, then the ones being removed; the added ones catch up
+    /// and join the ISR before the removed ones go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<NodeId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<NodeId>,
 }
 
 impl PartitionState {
@@ -46,7 +53,24 @@ impl PartitionState {
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// Where a reassignment goes: the replicas that stay once it completes (all of them when
+    /// none is in progress), in preference order.
+    pub fn target(&self) -> Vec<NodeId> {
+        self.replicas.iter().copied().filter(|r| !self.removing.contains(r)).collect()
+    }
+
+    /// The replicas before a reassignment started.
+    pub fn original(&self) -> Vec<NodeId> {
+        self.replicas.iter().copied().filter(|r| !self.adding.contains(r)).collect()
     }
 }
 
@@ -110,6 +134,24 @@ pub enum MetadataRecord {
         partition: i32,
         leader: NodeId,
         isr: Vec<NodeId>,
+    },
+    /// A partition's whole assignment changes: a reassignment starts, completes, is cancelled
+    /// or only reorders the replicas (a new preferred leader). The leader epoch moves when
+    /// the leader does.
+    ReassignPartition {
+        topic: String,
+        partition: i32,
+        replicas: Vec<NodeId>,
+        adding: Vec<NodeId>,
+        removing: Vec<NodeId>,
+        leader: NodeId,
+        isr: Vec<NodeId>,
+    },
+    /// A broker is being drained (its replicas move away; it gets no new ones) or, with
+    /// `draining: false`, is back in service. Kept across its re-registrations.
+    DecommissionBroker {
+        id: NodeId,
+        draining: bool,
     },
 }
 

@@ -44,6 +44,9 @@ pub struct Heartbeat {
     pub applied: u64,
     /// Set from SIGTERM on: move leadership away and fence me.
     pub want_shutdown: bool,
+    /// What this broker holds and serves, for the balancer (sent every few heartbeats).
+    #[serde(default)]
+    pub load: Option<crate::balancer::BrokerLoad>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -88,6 +91,20 @@ pub enum AdminCommand {
     RemoveVoter {
         id: u64,
     },
+    /// AlterPartitionReassignments: a target replica list per partition, `None` cancels.
+    Reassign {
+        partitions: Vec<(String, i32, Option<Vec<NodeId>>)>,
+    },
+    /// ElectLeaders: `None` means every partition.
+    ElectLeaders {
+        unclean: bool,
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    /// Drain a broker (or put it back in service).
+    Decommission {
+        id: NodeId,
+        draining: bool,
+    },
 }
 
 /// A partition leader asks to change its ISR (Kafka's AlterPartition): followers that fell
@@ -118,6 +135,9 @@ pub struct AdminReply {
     /// until its image reaches it before answering its client.
     pub index: u64,
     pub topic: Option<TopicRecord>,
+    /// Per-partition verdicts of Reassign and ElectLeaders, in request order.
+    #[serde(default)]
+    pub partitions: Vec<(String, i32, Result<(), ControllerError>)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +168,14 @@ pub enum ControllerError {
     IneligibleReplica(String),
     #[error("{0}")]
     NotLeader(String),
+    #[error("{0}")]
+    NoReassignmentInProgress(String),
+    #[error("{0}")]
+    ElectionNotNeeded(String),
+    #[error("{0}")]
+    PreferredLeaderNotAvailable(String),
+    #[error("{0}")]
+    EligibleLeadersNotAvailable(String),
     #[error("the controller did not answer in time")]
     Timeout,
     #[error("{0}")]
@@ -180,10 +208,19 @@ pub enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Register(Registration),
     Heartbeat(Heartbeat),
-    Fetch { broker: NodeId, from: u64, max_wait_ms: u64 },
+    Fetch {
+        broker: NodeId,
+        from: u64,
+        max_wait_ms: u64,
+    },
     Admin(AdminCommand),
     DescribeQuorum,
     AlterPartition(AlterPartition),
+    /// The balancer's view (load per broker, running moves, the plan); `run` also starts
+    /// the planned moves now instead of at the next round.
+    Balance {
+        run: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -200,6 +237,7 @@ pub enum Response {
     /// Each change's verdict, in request order, and the log index the accepted ones were
     /// applied at (0: none).
     AlterPartition(Result<(Vec<Result<(), ControllerError>>, u64), ControllerError>),
+    Balance(Result<crate::balancer::BalanceReport, ControllerError>),
 }
 
 pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
@@ -344,6 +382,7 @@ fn not_controller(resp: &Response) -> Option<Option<String>> {
     let err = match resp {
         Response::Registered(Err(e)) | Response::Heartbeat(Err(e)) => e,
         Response::Fetched(Err(e)) | Response::Admin(Err(e)) | Response::Quorum(Err(e)) => e,
+        Response::AlterPartition(Err(e)) | Response::Balance(Err(e)) => e,
         _ => return None,
     };
     match err {

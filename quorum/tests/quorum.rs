@@ -44,6 +44,8 @@ fn controller_cfg(
         election_timeout_ms: (300, 600),
         heartbeat_interval_ms: 100,
         snapshot_every,
+        balancer: Default::default(),
+        balancer_interval: Duration::from_secs(1),
     }
 }
 

@@ -81,6 +81,13 @@ pub struct ClusterConfig {
     pub replica_fetch_response_max_bytes: u32,
     /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits for new data.
     pub replica_fetch_wait_max_ms: u64,
+    /// `follower.replication.throttled.rate` (bytes/s): what a replica being added by a
+    /// reassignment may fetch, so that a move does not starve the partitions it serves.
+    pub move_throttle_bytes_per_sec: u64,
+    /// `balancer.*`: the active controller's balancer.
+    pub balancer: riptide_quorum::BalancerConfig,
+    /// `balancer.interval.ms`.
+    pub balancer_interval_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -100,6 +107,9 @@ impl Default for ClusterConfig {
             replica_fetch_max_bytes: 1 << 20,
             replica_fetch_response_max_bytes: 10 << 20,
             replica_fetch_wait_max_ms: 500,
+            move_throttle_bytes_per_sec: riptide_quorum::BalancerConfig::default().throttle_bytes_per_sec,
+            balancer: riptide_quorum::BalancerConfig::default(),
+            balancer_interval_ms: 10_000,
         }
     }
 }
@@ -319,6 +329,20 @@ pub struct FileConfig {
     pub replica_fetch_response_max_bytes: Option<u32>,
     #[serde(alias = "replica.fetch.wait.max.ms")]
     pub replica_fetch_wait_max_ms: Option<u64>,
+    #[serde(alias = "follower.replication.throttled.rate")]
+    pub follower_replication_throttled_rate: Option<u64>,
+    #[serde(alias = "balancer.enable")]
+    pub balancer_enable: Option<bool>,
+    #[serde(alias = "balancer.interval.ms")]
+    pub balancer_interval_ms: Option<u64>,
+    #[serde(alias = "balancer.max.concurrent.moves")]
+    pub balancer_max_concurrent_moves: Option<usize>,
+    #[serde(alias = "balancer.threshold")]
+    pub balancer_threshold: Option<f64>,
+    #[serde(alias = "balancer.min.bytes.per.sec")]
+    pub balancer_min_bytes_per_sec: Option<f64>,
+    #[serde(alias = "balancer.node.unavailable.timeout.ms")]
+    pub balancer_node_unavailable_timeout_ms: Option<u64>,
     #[serde(alias = "min.insync.replicas")]
     pub min_insync_replicas: Option<usize>,
     #[serde(alias = "cluster.id")]
@@ -402,6 +426,14 @@ impl ServerConfig {
         set!(file.replica_fetch_max_bytes, c.replica_fetch_max_bytes);
         set!(file.replica_fetch_response_max_bytes, c.replica_fetch_response_max_bytes);
         set!(file.replica_fetch_wait_max_ms, c.replica_fetch_wait_max_ms);
+        set!(file.follower_replication_throttled_rate, c.move_throttle_bytes_per_sec);
+        c.balancer.throttle_bytes_per_sec = c.move_throttle_bytes_per_sec;
+        set!(file.balancer_enable, c.balancer.enabled);
+        set!(file.balancer_interval_ms, c.balancer_interval_ms);
+        set!(file.balancer_max_concurrent_moves, c.balancer.max_concurrent_moves);
+        set!(file.balancer_threshold, c.balancer.threshold);
+        set!(file.balancer_min_bytes_per_sec, c.balancer.min_bytes_per_sec);
+        set!(file.balancer_node_unavailable_timeout_ms, c.balancer.unavailable_timeout_ms);
         if file.broker_rack.is_some() {
             c.rack = file.broker_rack;
         }
@@ -467,6 +499,18 @@ impl ServerConfig {
                 "a broker-only node needs controller.quorum.voters or controller.quorum.bootstrap.servers"
                     .into(),
             );
+        }
+        if c.move_throttle_bytes_per_sec == 0 {
+            return Err("follower.replication.throttled.rate must be positive (bytes/s)".into());
+        }
+        if c.balancer_interval_ms < 200 || c.balancer.max_concurrent_moves == 0 {
+            return Err(
+                "balancer.interval.ms must be at least 200 and balancer.max.concurrent.moves at least 1"
+                    .into(),
+            );
+        }
+        if !(c.balancer.threshold.is_finite() && c.balancer.threshold > 0.0) {
+            return Err("balancer.threshold must be a positive fraction (0.2 = 20%)".into());
         }
         if c.heartbeat_interval_ms == 0 || c.session_timeout_ms <= c.heartbeat_interval_ms {
             return Err("broker.session.timeout.ms must exceed broker.heartbeat.interval.ms (> 0)".into());

@@ -191,10 +191,23 @@ impl Metrics {
                 ("riptide_controller_fenced_brokers", "gauge", c.fenced_brokers.load(Relaxed)),
                 ("riptide_controller_metadata_last_offset", "gauge", c.last_log_index.load(Relaxed)),
                 ("riptide_controller_metadata_applied_offset", "gauge", c.last_applied.load(Relaxed)),
+                // The balancer's, as the active controller last saw them.
+                ("riptide_reassignments_in_progress", "gauge", c.moves_in_progress.load(Relaxed)),
+                ("riptide_reassignment_bytes_left", "gauge", c.move_bytes_left.load(Relaxed)),
+                ("riptide_balancer_moves_started_total", "counter", c.moves_started.load(Relaxed)),
+                ("riptide_reassignments_completed_total", "counter", c.moves_completed.load(Relaxed)),
+                ("riptide_reassignments_cancelled_total", "counter", c.moves_cancelled.load(Relaxed)),
+                ("riptide_balancer_replica_spread", "gauge", c.replica_spread.load(Relaxed)),
+                ("riptide_balancer_leader_spread", "gauge", c.leader_spread.load(Relaxed)),
             ];
             for (name, kind, v) in gauges {
                 let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {v}");
             }
+            let imbalance = c.bytes_imbalance_milli.load(Relaxed) as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "# TYPE riptide_balancer_bytes_in_imbalance gauge\nriptide_balancer_bytes_in_imbalance {imbalance}"
+            );
         }
     }
 

@@ -129,6 +129,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
             let (events, roles) = (events_rx.clone(), roles_tx.clone());
             compio::runtime::spawn(apply_metadata_changes(shard.clone(), events, roles)).detach();
             compio::runtime::spawn(replication::fetcher::manage(shard.clone(), roles_rx.clone())).detach();
+            compio::runtime::spawn(replication::load::run(shard.clone())).detach();
         }
         compio::runtime::spawn(replication::isr::run(shard.clone())).detach();
         let listener = compio::net::TcpListener::from_std(listener)?;

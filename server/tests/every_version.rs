@@ -34,6 +34,15 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::AddRaftVoter => RequestKind::AddRaftVoter(AddRaftVoterRequest::default().with_voter_id(7)),
         // The only voter: refused, it cannot remove itself.
         ApiKey::RemoveRaftVoter => RequestKind::RemoveRaftVoter(RemoveRaftVoterRequest::default()),
+        // Nothing named: nothing moves.
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+        }
+        // Every partition, preferred: none of them needs it.
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
         ApiKey::FindCoordinator if version >= 4 => RequestKind::FindCoordinator(
             FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
         ),

@@ -166,6 +166,33 @@ impl Log {
         r.map_err(|e| self.fail_with("truncation bookkeeping", e))
     }
 
+    /// Kafka's truncateFullyAndStartAt for a follower whose log ends below the leader's log
+    /// start (a new replica of a partition whose oldest segments retention deleted, or one
+    /// that was away too long): everything here goes and the log restarts, empty, at
+    /// `offset`, which must lie past its end.
+    pub fn start_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.check_writable()?;
+        if self.checkpoint_in_flight || self.retention_in_flight {
+            return Err(LogError::InvalidRequest("a checkpoint or retention write is in flight"));
+        }
+        if offset <= self.log_end_offset() {
+            return Err(LogError::InvalidRequest("a log restarts only past its end"));
+        }
+        let r = self.delete_snapshots_above(-1).and_then(|()| self.truncate_fully_and_start_at(offset));
+        if let Err(e) = r {
+            return Err(self.fail_with("restart at the leader's log start", e));
+        }
+        let leo = self.log_end_offset();
+        self.clear_read_hints();
+        self.truncations += 1;
+        self.truncated_to = leo;
+        self.pending_sync.clear();
+        // The empty log is durable: its segment was created and the directory fsynced.
+        self.recovery_point = leo;
+        let r = self.after_truncation(leo);
+        r.map_err(|e| self.fail_with("restart bookkeeping", e))
+    }
+
     fn truncate_segments(&mut self, offset: i64) -> Result<(), LogError> {
         if offset < self.log_start_offset || self.segments[0].base_offset >= offset {
             return self.truncate_fully_and_start_at(offset);

@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod offsets_commit;
 pub mod produce;
+pub mod reassign;
 pub mod versions;
 
 use std::rc::Rc;
@@ -153,6 +154,9 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::DescribeQuorum => answer!(cluster::describe_quorum(ctx, v, decode(&mut body, v)?).await),
         ApiKey::AddRaftVoter => answer!(cluster::add_raft_voter(ctx, decode(&mut body, v)?).await),
         ApiKey::RemoveRaftVoter => answer!(cluster::remove_raft_voter(ctx, decode(&mut body, v)?).await),
+        ApiKey::AlterPartitionReassignments => answer!(reassign::alter(ctx, decode(&mut body, v)?).await),
+        ApiKey::ListPartitionReassignments => answer!(reassign::list(ctx, decode(&mut body, v)?)),
+        ApiKey::ElectLeaders => answer!(reassign::elect_leaders(ctx, v, decode(&mut body, v)?).await),
         ApiKey::FindCoordinator => answer!(group::find_coordinator(ctx, info, decode(&mut body, v)?).await),
         ApiKey::JoinGroup => answer!(group::join_group(ctx, info, decode(&mut body, v)?).await),
         ApiKey::SyncGroup => answer!(group::sync_group(ctx, info, decode(&mut body, v)?).await),

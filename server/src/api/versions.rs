@@ -29,6 +29,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::AddRaftVoter, 0, 0),
     (ApiKey::RemoveRaftVoter, 0, 0),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -108,6 +111,11 @@ mod tests {
                 ApiKey::DescribeQuorum => within::<DescribeQuorumRequest>(*min, *max),
                 ApiKey::AddRaftVoter => within::<AddRaftVoterRequest>(*min, *max),
                 ApiKey::RemoveRaftVoter => within::<RemoveRaftVoterRequest>(*min, *max),
+                ApiKey::AlterPartitionReassignments => {
+                    within::<AlterPartitionReassignmentsRequest>(*min, *max)
+                }
+                ApiKey::ListPartitionReassignments => within::<ListPartitionReassignmentsRequest>(*min, *max),
+                ApiKey::ElectLeaders => within::<ElectLeadersRequest>(*min, *max),
                 ApiKey::FindCoordinator => within::<FindCoordinatorRequest>(*min, *max),
                 ApiKey::JoinGroup => within::<JoinGroupRequest>(*min, *max),
                 ApiKey::SyncGroup => within::<SyncGroupRequest>(*min, *max),

@@ -1,10 +1,13 @@
 //! `riptide cluster` (status): brokers with address, rack and state (live or fenced), the
 //! controllers of the metadata quorum, the active one, and metadata offsets (DescribeCluster v2
 //! and DescribeQuorum); `add-controller` / `remove-controller` change the quorum online
-//! (AddRaftVoter / RemoveRaftVoter). `riptide cluster info`: cluster id, controller, brokers and
+//! (AddRaftVoter / RemoveRaftVoter); `balance` and `decommission` drive the balancer
+//! (`cli::balance`). `riptide cluster info`: cluster id, controller, brokers and
 //! what the broker speaks. Kafka has no API that reports a broker's software version, so
 //! "version" is what the protocol reveals: the API version ranges from ApiVersions and the
 //! finalized features (`metadata.version`), plus this CLI's own version.
+
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -19,6 +22,10 @@ pub const EXAMPLES: &str = concat!(
   riptide cluster status --output json
   riptide cluster add-controller 4 localhost:49093
   riptide cluster remove-controller 3
+  riptide cluster balance --dry-run
+  riptide cluster balance --wait
+  riptide cluster decommission 3 --wait
+  riptide cluster decommission 3 --cancel
   riptide cluster info
   riptide cluster info --apis
   RIPTIDE_BROKERS=kafka1:9092,kafka2:9092 riptide cluster info --output json",
@@ -49,6 +56,33 @@ pub enum ClusterCommand {
         /// Its node.id.
         id: i32,
     },
+    /// Load per broker, moves running (progress, ETA) and the balancer's plan; starts the
+    /// planned moves now unless --dry-run.
+    Balance {
+        /// Only show the plan.
+        #[arg(long)]
+        dry_run: bool,
+        /// Follow the moves until nothing is running or planned.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Drain a broker: its replicas move to the others; says when it can be stopped.
+    Decommission {
+        /// Its node.id.
+        id: i32,
+        /// Put it back in service instead.
+        #[arg(long)]
+        cancel: bool,
+        /// Follow the drain until the broker holds no replicas.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
     /// Cluster id, controller, brokers and protocol versions.
     Info {
         /// Also list every API the bootstrap broker supports with its version range.
@@ -61,6 +95,13 @@ pub async fn run(args: ClusterArgs) -> CliResult {
     let apis = match args.command.unwrap_or(ClusterCommand::Status) {
         ClusterCommand::Info { apis } => apis,
         ClusterCommand::Status => return status(&args.conn).await,
+        ClusterCommand::Balance { dry_run, wait, timeout } => {
+            return super::balance::balance(&args.conn, dry_run, wait, Duration::from_secs(timeout)).await
+        }
+        ClusterCommand::Decommission { id, cancel, wait, timeout } => {
+            return super::balance::decommission(&args.conn, id, cancel, wait, Duration::from_secs(timeout))
+                .await
+        }
         ClusterCommand::AddController { id, address } => {
             let (host, port) = address
                 .rsplit_once(':')

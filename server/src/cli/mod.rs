@@ -16,6 +16,7 @@ macro_rules! exit_codes {
 }
 pub(crate) use exit_codes;
 
+pub mod balance;
 pub mod cluster;
 pub mod consume;
 pub mod group;

@@ -98,6 +98,8 @@ impl ClusterHandle {
                     election_timeout_ms: (800, 1600),
                     heartbeat_interval_ms: 150,
                     snapshot_every: 1000,
+                    balancer: c.balancer.clone(),
+                    balancer_interval: Duration::from_millis(c.balancer_interval_ms),
                 },
                 l,
             )

@@ -196,6 +196,15 @@ pub struct Partition {
     compacted_shape: Option<(usize, i64)>,
     metrics: Arc<Metrics>,
     leo_gauge: Arc<AtomicI64>,
+    /// Bytes produced to (as leader) and fetched by consumers from this replica since it was
+    /// opened: the balancer's rates come from their deltas.
+    traffic: Traffic,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Partition {
@@ -240,6 +249,7 @@ impl Partition {
             compacted_shape: None,
             metrics,
             leo_gauge,
+            traffic: Traffic::default(),
         })
     }
 
@@ -265,6 +275,10 @@ impl Partition {
 
     pub fn size_bytes(&self) -> u64 {
         self.log.size_bytes()
+    }
+
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
     }
 
     pub fn min_insync(&self) -> usize {
@@ -430,6 +444,7 @@ impl Partition {
         if !info.duplicate {
             assert!(info.base_offset >= leo_before, "{}: offsets went backwards", self.name);
             self.metrics.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+            self.traffic.bytes_in += bytes_in;
             self.metrics.appends.fetch_add(1, Ordering::Relaxed);
             self.metrics
                 .messages_in
@@ -492,6 +507,7 @@ impl Partition {
         if offset != hw {
             let slice = self.log.read(offset, max_bytes, hw, min_one)?;
             if slice.len > 0 {
+                self.traffic.bytes_out += u64::from(slice.len);
                 result.slice = Some(slice);
             }
         }
@@ -550,6 +566,11 @@ impl Partition {
                 "{}: follower fetch at {offset} past the log end {leo}",
                 self.name
             )));
+        }
+        if offset < self.log.log_start_offset() {
+            // Below what this leader keeps: the answer's log start tells the follower where
+            // to restart (a new replica of a partition whose oldest segments are deleted).
+            return Ok(result);
         }
         if offset >= self.log.log_start_offset() {
             l.on_fetch(fetch.replica_id, offset, leo, Instant::now());
@@ -663,6 +684,24 @@ impl Partition {
             self.log.log_end_offset()
         );
         self.truncate_to(cut)?;
+        Ok(self.follower_position())
+    }
+
+    /// The follower side of a leader whose log starts past this log's end: restart empty at
+    /// the leader's log start (Kafka's truncateFullyAndStartAt).
+    pub fn restart_at(&mut self, leader_epoch: i32, offset: i64) -> Result<FollowerPosition, PartitionError> {
+        self.check_follows(leader_epoch)?;
+        if offset > self.log.log_end_offset() {
+            tracing::warn!(
+                partition = %self.name,
+                "the leader's log starts at {offset}, past this log's end {}: restarting there",
+                self.log.log_end_offset()
+            );
+            self.log.start_at(offset)?;
+            self.high_watermark = offset;
+            self.leo_gauge.store(offset, Ordering::Relaxed);
+            self.check_invariants();
+        }
         Ok(self.follower_position())
     }
 

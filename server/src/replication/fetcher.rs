@@ -7,7 +7,9 @@
 //! `fsync`): every fetch offset the leader sees is durable here.
 //!
 //! A diverging epoch in the answer truncates this log where the leader's history differs
-//! (KIP-595); a NOT_LEADER / FENCED_LEADER_EPOCH answer has the partition retry shortly (one side's
+//! (KIP-595); a leader whose log starts past this log's end has it restart there; replicas
+//! being added by a reassignment fetch under `follower.replication.throttled.rate`, one
+//! budget for all of this broker's fetchers; a NOT_LEADER / FENCED_LEADER_EPOCH answer has the partition retry shortly (one side's
 //! metadata is behind); when the metadata names a new leader the manager moves it to that
 //! leader's fetcher.
 
@@ -43,6 +45,8 @@ type Key = (Arc<str>, i32);
 #[derive(Clone, Copy, Debug)]
 struct Followed {
     leader_epoch: i32,
+    /// Being added by a reassignment: fetched under the move throttle.
+    throttled: bool,
     /// Known once asked of the owner shard; `None` after an error (asked again).
     position: Option<FollowerPosition>,
     /// Left out of fetches until then: after the leader refused it (its metadata or ours is
@@ -52,8 +56,8 @@ struct Followed {
 }
 
 impl Followed {
-    fn new(leader_epoch: i32) -> Followed {
-        Followed { leader_epoch, position: None, backoff_until: None }
+    fn new(leader_epoch: i32, throttled: bool) -> Followed {
+        Followed { leader_epoch, throttled, position: None, backoff_until: None }
     }
 
     fn fetchable(&self, now: Instant) -> bool {
@@ -68,6 +72,40 @@ const REFUSED_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a partition whose local write failed sits out.
 const FAILED_APPEND_BACKOFF: Duration = Duration::from_secs(1);
 
+/// A token bucket over the bytes that replicas being added fetch (at most one second of
+/// burst), shared by the fetchers of this broker (all on shard 0).
+pub struct MoveThrottle {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl MoveThrottle {
+    fn new(bytes_per_sec: u64) -> MoveThrottle {
+        let rate = bytes_per_sec as f64;
+        MoveThrottle { rate, tokens: rate, last: Instant::now() }
+    }
+
+    /// Bytes a throttled partition may ask for now (0: it sits this fetch out).
+    fn allowance(&mut self, now: Instant) -> u32 {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens <= 0.0 {
+            0
+        } else {
+            self.tokens.min(f64::from(u32::MAX)) as u32
+        }
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.tokens -= bytes as f64;
+    }
+}
+
+/// How long a fetcher with only throttled partitions and no budget waits.
+const THROTTLE_WAIT: Duration = Duration::from_millis(50);
+
 #[derive(Default)]
 struct FetcherState {
     partitions: BTreeMap<Key, Followed>,
@@ -80,15 +118,18 @@ struct FetcherState {
 pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
     let me = ctx.broker.config.node_id;
     let mut fetchers: HashMap<i32, Rc<RefCell<FetcherState>>> = HashMap::new();
+    let throttle =
+        Rc::new(RefCell::new(MoveThrottle::new(ctx.broker.config.cluster.move_throttle_bytes_per_sec)));
     while !ctx.broker.is_shutting_down() {
         let (wanted, addrs) = {
             let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
-            let mut wanted: HashMap<i32, BTreeMap<Key, i32>> = HashMap::new();
+            let mut wanted: HashMap<i32, BTreeMap<Key, (i32, bool)>> = HashMap::new();
             for t in cat.all() {
                 for (p, st) in t.states.iter().enumerate() {
                     if st.leader >= 0 && st.leader != me && st.replicas.contains(&me) {
                         let key = (Arc::from(t.name.as_str()), p as i32);
-                        wanted.entry(st.leader).or_default().insert(key, st.leader_epoch);
+                        let adding = st.adding.contains(&me);
+                        wanted.entry(st.leader).or_default().insert(key, (st.leader_epoch, adding));
                     }
                 }
             }
@@ -109,17 +150,19 @@ pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
         for (leader, parts) in wanted {
             let f = fetchers.entry(leader).or_insert_with(|| {
                 let state = Rc::new(RefCell::new(FetcherState::default()));
-                compio::runtime::spawn(fetch_loop(ctx.clone(), leader, state.clone())).detach();
+                compio::runtime::spawn(fetch_loop(ctx.clone(), leader, state.clone(), throttle.clone()))
+                    .detach();
                 state
             });
             let mut s = f.borrow_mut();
             s.addr = addrs.get(&leader).cloned().unwrap_or_default();
             s.partitions.retain(|k, _| parts.contains_key(k));
-            for (key, epoch) in parts {
-                let e = s.partitions.entry(key).or_insert(Followed::new(epoch));
+            for (key, (epoch, throttled)) in parts {
+                let e = s.partitions.entry(key).or_insert(Followed::new(epoch, throttled));
                 if e.leader_epoch != epoch {
-                    *e = Followed::new(epoch);
+                    *e = Followed::new(epoch, throttled);
                 }
+                e.throttled = throttled;
             }
         }
         let _ = compio::time::timeout(MANAGER_PERIOD, changed.recv_async()).await;
@@ -130,7 +173,12 @@ pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
     }
 }
 
-async fn fetch_loop(ctx: Ctx, leader: i32, state: Rc<RefCell<FetcherState>>) {
+async fn fetch_loop(
+    ctx: Ctx,
+    leader: i32,
+    state: Rc<RefCell<FetcherState>>,
+    throttle: Rc<RefCell<MoveThrottle>>,
+) {
     let cfg = &ctx.broker.config.cluster;
     let wait = Duration::from_millis(cfg.replica_fetch_wait_max_ms);
     let options = ConnectOptions {
@@ -174,8 +222,12 @@ async fn fetch_loop(ctx: Ctx, leader: i32, state: Rc<RefCell<FetcherState>>) {
             }
         }
         let Some(c) = conn.as_ref() else { continue };
-        let request = build_request(&ctx, &state);
-        let Some(request) = request else { continue };
+        let request = build_request(&ctx, &state, &throttle);
+        let Some(request) = request else {
+            // Only throttled partitions, and the budget is spent.
+            compio::time::sleep(THROTTLE_WAIT).await;
+            continue;
+        };
         let response = c.send_at(&request, FETCH_VERSION, options.request_timeout).await;
         let response = match response {
             Ok(r) => r,
@@ -191,7 +243,7 @@ async fn fetch_loop(ctx: Ctx, leader: i32, state: Rc<RefCell<FetcherState>>) {
             compio::time::sleep(RETRY_BACKOFF).await;
             continue;
         }
-        apply_response(&ctx, leader, &state, response).await;
+        apply_response(&ctx, leader, &state, &throttle, response).await;
     }
 }
 
@@ -232,20 +284,33 @@ async fn learn_positions(ctx: &Ctx, state: &Rc<RefCell<FetcherState>>, active: &
     any || state.borrow().partitions.values().any(|f| f.position.is_some() && f.fetchable(now))
 }
 
-fn build_request(ctx: &Ctx, state: &Rc<RefCell<FetcherState>>) -> Option<FetchRequest> {
+fn build_request(
+    ctx: &Ctx,
+    state: &Rc<RefCell<FetcherState>>,
+    throttle: &Rc<RefCell<MoveThrottle>>,
+) -> Option<FetchRequest> {
     let cfg = &ctx.broker.config.cluster;
     let s = state.borrow();
     let now = Instant::now();
     let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut allowance: Option<u32> = None;
     for ((topic, partition), f) in s.partitions.iter() {
         let Some(pos) = f.position.filter(|_| f.fetchable(now)) else { continue };
+        let mut max_bytes = cfg.replica_fetch_max_bytes;
+        if f.throttled {
+            let left = *allowance.get_or_insert_with(|| throttle.borrow_mut().allowance(now));
+            if left == 0 {
+                continue;
+            }
+            max_bytes = max_bytes.min(left);
+        }
         let p = FetchPartition::default()
             .with_partition(*partition)
             .with_current_leader_epoch(f.leader_epoch)
             .with_fetch_offset(pos.log_end_offset)
             .with_last_fetched_epoch(pos.last_epoch)
             .with_log_start_offset(pos.log_start_offset)
-            .with_partition_max_bytes(cfg.replica_fetch_max_bytes as i32);
+            .with_partition_max_bytes(max_bytes as i32);
         match topics.last_mut() {
             Some(t) if t.topic.0.as_str() == &**topic => t.partitions.push(p),
             _ => topics.push(
@@ -276,6 +341,7 @@ async fn apply_response(
     ctx: &Ctx,
     leader: i32,
     state: &Rc<RefCell<FetcherState>>,
+    throttle: &Rc<RefCell<MoveThrottle>>,
     response: kafka_protocol::messages::FetchResponse,
 ) {
     let mut calls = Vec::new();
@@ -292,10 +358,18 @@ async fn apply_response(
                         end_offset: p.diverging_epoch.end_offset,
                     }
                 }
-                0 => FollowOp::Append {
-                    records: p.records.unwrap_or_else(Bytes::new),
-                    leader_hw: p.high_watermark,
-                },
+                0 if p.records.as_ref().is_none_or(|r| r.is_empty())
+                    && f.position.is_some_and(|pos| p.log_start_offset > pos.log_end_offset) =>
+                {
+                    FollowOp::RestartAt { offset: p.log_start_offset }
+                }
+                0 => {
+                    let records = p.records.unwrap_or_else(Bytes::new);
+                    if f.throttled {
+                        throttle.borrow_mut().spend(records.len());
+                    }
+                    FollowOp::Append { records, leader_hw: p.high_watermark }
+                }
                 code => {
                     let mut s = state.borrow_mut();
                     if let Some(f) = s.partitions.get_mut(&key) {

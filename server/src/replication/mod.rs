@@ -10,3 +10,4 @@
 
 pub mod fetcher;
 pub mod isr;
+pub mod load;

@@ -70,6 +70,8 @@ pub enum FollowOp {
     Append { records: Bytes, leader_hw: i64 },
     /// The leader said the logs diverge at (epoch, end offset).
     Truncate { epoch: i32, end_offset: i64 },
+    /// The leader's log starts past this log's end: restart there.
+    RestartAt { offset: i64 },
 }
 
 pub struct FollowCall {
@@ -97,6 +99,9 @@ pub struct ReplicaLog {
     pub size_bytes: u64,
     /// How far the log end is below the high watermark this replica knows (0 on a leader).
     pub offset_lag: i64,
+    pub log_end_offset: i64,
+    pub leader: bool,
+    pub traffic: crate::partition::Traffic,
 }
 
 pub type EpochEndOutcome = Result<(i32, i64), PartitionError>;

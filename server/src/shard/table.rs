@@ -89,6 +89,21 @@ impl PartitionTable {
                 let Some(view) = view_of(t, p) else { continue };
                 let open = self.by_topic.get_mut(t.name.as_str()).and_then(|m| m.get_mut(&p));
                 match open {
+                    // A reassignment moved the partition off this broker: its copy goes, as
+                    // Kafka's StopReplica with delete does (parked requests answer first).
+                    Some(partition) if !view.replicas.contains(&node) => {
+                        partition.apply_view(&view);
+                        if let Some(gone) = self.by_topic.get_mut(t.name.as_str()).and_then(|m| m.remove(&p))
+                        {
+                            tracing::info!(
+                                shard = self.shard_id,
+                                "{}-{p}: no longer a replica here (replicas {:?}); deleting the local copy",
+                                t.name,
+                                view.replicas
+                            );
+                            gone.delete();
+                        }
+                    }
                     Some(partition) => partition.apply_view(&view),
                     None if view.replicas.contains(&node)
                         && self.router.owner_of(&t.name, p) == self.shard_id =>
@@ -129,7 +144,34 @@ impl PartitionTable {
     /// retention cover partitions nobody has touched yet.
     pub fn open_all_owned(&mut self) {
         self.roles_at = self.broker.metrics.metadata_applied.load(std::sync::atomic::Ordering::Acquire);
+        self.delete_strays();
         self.sync_roles();
+    }
+
+    /// Deletes the local copies of partitions moved off this broker while it was down (the
+    /// metadata it caught up with at start-up no longer lists it as a replica).
+    fn delete_strays(&mut self) {
+        let node = self.broker.config.node_id;
+        let topics = self.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).all();
+        for t in &topics {
+            for p in (0..t.partitions).filter(|p| self.router.owner_of(&t.name, *p) == self.shard_id) {
+                if t.state(p).is_none_or(|s| s.replicas.contains(&node)) {
+                    continue;
+                }
+                let dir = self.broker.partition_dir(&t.name, p);
+                if dir.exists() {
+                    tracing::info!(
+                        shard = self.shard_id,
+                        "{}-{p}: moved off this broker; deleting {}",
+                        t.name,
+                        dir.display()
+                    );
+                    if let Err(e) = riptide_engine::Log::delete_dir(&dir, self.broker.engine_io) {
+                        tracing::error!("deleting {}: {e}", dir.display());
+                    }
+                }
+            }
+        }
     }
 
     fn request_flush(&mut self) {
@@ -190,6 +232,10 @@ impl PartitionTable {
                 let _ = call.reply.send(p.truncate_diverged(call.leader_epoch, epoch, end_offset));
                 false
             }
+            FollowOp::RestartAt { offset } => {
+                let _ = call.reply.send(p.restart_at(call.leader_epoch, offset));
+                false
+            }
         };
         if needs_flush {
             self.request_flush();
@@ -238,6 +284,9 @@ impl PartitionTable {
                     partition: *index,
                     size_bytes: p.size_bytes(),
                     offset_lag: (p.high_watermark() - p.log_end_offset()).max(0),
+                    log_end_offset: p.log_end_offset(),
+                    leader: p.is_leader(),
+                    traffic: p.traffic(),
                 });
             }
         }

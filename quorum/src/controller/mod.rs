@@ -16,6 +16,9 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use tokio::net::{TcpListener, TcpStream};
 
+mod moves;
+
+use crate::balancer::{BalancerConfig, BrokerLoad};
 use crate::image::MetadataImage;
 use crate::log_store::LogStore;
 use crate::network::Network;
@@ -44,6 +47,9 @@ pub struct ControllerConfig {
     pub election_timeout_ms: (u64, u64),
     pub heartbeat_interval_ms: u64,
     pub snapshot_every: u64,
+    pub balancer: BalancerConfig,
+    /// How often the balancer plans and starts moves.
+    pub balancer_interval: Duration,
 }
 
 /// Counters for `/metrics`.
@@ -54,6 +60,15 @@ pub struct ControllerMetrics {
     pub fenced_brokers: AtomicU64,
     pub last_applied: AtomicU64,
     pub last_log_index: AtomicU64,
+    pub moves_in_progress: AtomicU64,
+    pub move_bytes_left: AtomicU64,
+    pub moves_started: AtomicU64,
+    pub moves_completed: AtomicU64,
+    pub moves_cancelled: AtomicU64,
+    pub replica_spread: AtomicU64,
+    pub leader_spread: AtomicU64,
+    /// Bytes-in spread over the mean, in thousandths.
+    pub bytes_imbalance_milli: AtomicU64,
 }
 
 pub struct Controller {
@@ -65,6 +80,10 @@ pub struct Controller {
     /// Serializes check-then-propose so validation sees every earlier change applied.
     propose_lock: tokio::sync::Mutex<()>,
     pub metrics: Arc<ControllerMetrics>,
+    /// Brokers' latest load reports (memory only, like sessions).
+    loads: Mutex<BTreeMap<NodeId, BrokerLoad>>,
+    /// When each fenced broker was first seen fenced by this active controller.
+    fenced_since: Mutex<HashMap<NodeId, Instant>>,
 }
 
 #[derive(Default)]
@@ -125,6 +144,8 @@ impl Controller {
             sessions: Mutex::new(Sessions::default()),
             propose_lock: tokio::sync::Mutex::new(()),
             metrics: Arc::new(ControllerMetrics::default()),
+            loads: Mutex::new(BTreeMap::new()),
+            fenced_since: Mutex::new(HashMap::new()),
         });
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
@@ -197,6 +218,7 @@ impl Controller {
             Request::Admin(cmd) => Response::Admin(self.admin(cmd).await),
             Request::DescribeQuorum => Response::Quorum(self.describe_quorum()),
             Request::AlterPartition(a) => Response::AlterPartition(self.alter_partition(a).await),
+            Request::Balance { run } => Response::Balance(self.balance(run).await),
         }
     }
 
@@ -248,6 +270,9 @@ impl Controller {
             return Err(ControllerError::StaleBrokerEpoch(h.id));
         }
         self.touch(h.id, Some(h.applied));
+        if let Some(load) = h.load {
+            self.loads.lock().unwrap_or_else(|e| e.into_inner()).insert(h.id, load);
+        }
         let leads_nothing =
             |img: &MetadataImage| !img.topics.values().any(|t| t.partitions.iter().any(|p| p.leader == h.id));
         if h.want_shutdown {
@@ -294,9 +319,18 @@ impl Controller {
             )
         })?;
         let records: Vec<MetadataRecord> = checked.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let completed =
+            records.iter().filter(|r| matches!(r, MetadataRecord::ReassignPartition { .. })).count() as u64;
         let index = if records.is_empty() { 0 } else { self.propose(records).await?.index };
+        self.metrics.moves_completed.fetch_add(completed, Ordering::Relaxed);
         for (p, r) in a.partitions.iter().zip(&checked) {
-            if r.is_ok() {
+            if let Ok(MetadataRecord::ReassignPartition { replicas, leader, .. }) = r {
+                tracing::info!(
+                    "{}-{}: move completed, replicas now {replicas:?}, leader {leader}",
+                    p.topic,
+                    p.partition
+                );
+            } else if r.is_ok() {
                 tracing::info!(
                     "{}-{}: ISR now {:?} (asked by leader {})",
                     p.topic,
@@ -330,13 +364,20 @@ impl Controller {
         match cmd {
             AdminCommand::AddVoter { id, addr } => return self.add_voter(id, addr).await,
             AdminCommand::RemoveVoter { id } => return self.remove_voter(id).await,
+            AdminCommand::Reassign { partitions } => return self.reassign(partitions).await,
+            AdminCommand::ElectLeaders { unclean, partitions } => {
+                return self.elect_leaders(unclean, partitions).await
+            }
+            AdminCommand::Decommission { id, draining } => return self.decommission(id, draining).await,
             _ => {}
         }
         let _guard = self.propose_lock.lock().await;
         let image = self.image();
         let (records, topic_name) = match build_admin(&image, cmd)? {
             Built::Records(records, topic) => (records, topic),
-            Built::Validated(topic) => return Ok(AdminReply { index: 0, topic: Some(topic) }),
+            Built::Validated(topic) => {
+                return Ok(AdminReply { index: 0, topic: Some(topic), partitions: Vec::new() })
+            }
         };
         let applied = self.propose(records).await?;
         if let Some(Err(e)) = applied.results.iter().find(|r| r.is_err()) {
@@ -351,7 +392,7 @@ impl Controller {
             });
         }
         let topic = topic_name.and_then(|n| self.image().topics.get(&n).cloned());
-        Ok(AdminReply { index: applied.index, topic })
+        Ok(AdminReply { index: applied.index, topic, partitions: Vec::new() })
     }
 
     async fn add_voter(&self, id: u64, addr: String) -> Result<AdminReply, ControllerError> {
@@ -366,7 +407,7 @@ impl Controller {
             .map_err(|_| ControllerError::Timeout)?;
         let resp = r.map_err(|e| self.write_error(e))?;
         tracing::info!("controller {id} at {addr} added to the metadata quorum");
-        Ok(AdminReply { index: resp.log_id.index, topic: None })
+        Ok(AdminReply { index: resp.log_id.index, topic: None, partitions: Vec::new() })
     }
 
     async fn remove_voter(&self, id: u64) -> Result<AdminReply, ControllerError> {
@@ -384,7 +425,7 @@ impl Controller {
             .map_err(|_| ControllerError::Timeout)?;
         let resp = r.map_err(|e| self.write_error(e))?;
         tracing::info!("controller {id} removed from the metadata quorum");
-        Ok(AdminReply { index: resp.log_id.index, topic: None })
+        Ok(AdminReply { index: resp.log_id.index, topic: None, partitions: Vec::new() })
     }
 
     pub fn describe_quorum(&self) -> Result<QuorumInfo, ControllerError> {
@@ -475,6 +516,12 @@ fn check_alter_partition(
     }
     let mut isr = a.isr.clone();
     isr.dedup();
+    // The ISR change that brings the last added replica in sync completes its move.
+    let mut next = p.clone();
+    next.isr = isr.clone();
+    if let Some(done) = crate::reassign::complete(img, &next) {
+        return Ok(crate::reassign::record(&a.topic, a.partition, &done));
+    }
     Ok(MetadataRecord::PartitionChange {
         topic: a.topic.clone(),
         partition: a.partition,
@@ -610,8 +657,12 @@ fn build_admin(image: &MetadataImage, cmd: AdminCommand) -> Result<Built, Contro
                 Some(topic),
             ))
         }
-        AdminCommand::AddVoter { .. } | AdminCommand::RemoveVoter { .. } => {
-            Err(ControllerError::InvalidRequest("membership changes are not records".into()))
+        AdminCommand::AddVoter { .. }
+        | AdminCommand::RemoveVoter { .. }
+        | AdminCommand::Reassign { .. }
+        | AdminCommand::ElectLeaders { .. }
+        | AdminCommand::Decommission { .. } => {
+            Err(ControllerError::InvalidRequest("handled before building records".into()))
         }
     }
 }
@@ -671,6 +722,7 @@ async fn duties(c: Arc<Controller>) {
     let mut last_leader = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut ticks: u64 = 0;
+    let balancer_ticks = (c.cfg.balancer_interval.as_millis() / 200).max(1) as u64;
     loop {
         tick.tick().await;
         ticks += 1;
@@ -740,6 +792,12 @@ async fn duties(c: Arc<Controller>) {
                 tracing::warn!("fencing broker {id}: {e}");
             }
         }
+        if ticks.is_multiple_of(COMPLETION_TICKS) {
+            c.complete_moves().await;
+        }
+        if ticks.is_multiple_of(balancer_ticks) {
+            c.balance_round().await;
+        }
         if ticks.is_multiple_of(PREFERRED_LEADER_TICKS) {
             let _guard = c.propose_lock.lock().await;
             let moves = c.with_image(|img| img.preferred_leader_changes());
@@ -756,3 +814,7 @@ async fn duties(c: Arc<Controller>) {
 /// Preferred-leader election every 25 duty ticks (5 s): soon after a restarted broker is back
 /// in the ISR, without moving leadership while it is still catching up.
 const PREFERRED_LEADER_TICKS: u64 = 25;
+
+/// Moves whose last replica caught up by other means than an ISR change complete within a
+/// second (5 duty ticks).
+const COMPLETION_TICKS: u64 = 5;
