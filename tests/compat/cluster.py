@@ -18,8 +18,11 @@ class Node:
     which execs rather than forks, so signals still reach riptide)."""
 
     def __init__(self, node_id, base, kafka_port, controller_port, metrics_port, voters, extra,
-                 host="127.0.0.1", prefix=()):
+                 host="127.0.0.1", prefix=(), controller=True):
         self.id = node_id
+        # A broker-only node (controller=False) has no CONTROLLER listener and reaches the
+        # quorum through the voters.
+        self.controller = controller
         self.host = host
         self.prefix = list(prefix)
         self.data_dir = os.path.join(base, f"node-{node_id}")
@@ -42,9 +45,10 @@ class Node:
             *self.prefix,
             BINARY, "serve", "--data-dir", self.data_dir, "--node-id", str(self.id),
             "--metrics-listen", f"{h}:{self.metrics_port}", "--shards", "2", "--no-pin", *IO_ARGS,
-            *o("process.roles", "broker,controller"),
+            *o("process.roles", "broker,controller" if self.controller else "broker"),
             *o("controller.quorum.voters", self.voters),
-            *o("listeners", f"PLAINTEXT://{h}:{self.kafka_port},CONTROLLER://{h}:{self.controller_port}"),
+            *o("listeners", f"PLAINTEXT://{h}:{self.kafka_port},CONTROLLER://{h}:{self.controller_port}"
+               if self.controller else f"PLAINTEXT://{h}:{self.kafka_port}"),
             *o("broker.rack", f"rack-{self.id % 3}"),
             *self.extra,
         ]
@@ -106,8 +110,18 @@ class Cluster:
         hosts = hosts or ["127.0.0.1"] * len(ports)
         prefixes = prefixes or [()] * len(ports)
         voters = ",".join(f"{i + 1}@{hosts[i]}:{p[1]}" for i, p in enumerate(ports))
+        self.voters = voters
+        self.extra = list(extra)
         self.nodes = [Node(i + 1, base, p[0], p[1], p[2], voters, extra, hosts[i], prefixes[i])
                       for i, p in enumerate(ports)]
+
+    def add_broker(self, extra=()):
+        """Starts one more node, broker only (the quorum stays the first nodes'), with the next
+        node id; returns it once it listens."""
+        n = Node(len(self.nodes) + 1, self.base, free_port(), None, free_port(), self.voters,
+                 [*self.extra, *extra], controller=False)
+        self.nodes.append(n)
+        return n.spawn().wait_listening()
 
     def start(self):
         for n in self.nodes:

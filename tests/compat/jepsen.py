@@ -106,6 +106,7 @@ class Workload:
         self.log = log or say
         self.lock = threading.Lock()
         self.sent = {}       # value -> partition
+        self.sent_at = {}    # value -> monotonic time of produce()
         self.acked = {}      # value -> (partition, offset, monotonic time)
         self.failed = {}     # value -> error string
         self.fatal = []      # fatal producer errors
@@ -172,6 +173,7 @@ class Workload:
             part = seq % self.partitions
             with self.lock:  # recorded first: a check() may read it back before produce() returns
                 self.sent[v] = part
+                self.sent_at[v] = time.monotonic()
             try:
                 p.produce(self.topic, value=v, key=str(part).encode(), partition=part, on_delivery=on_delivery)
             except BufferError:
@@ -240,6 +242,22 @@ class Workload:
 
     def acked_count(self):
         return len(self.acked)
+
+    def adopt(self, acked):
+        """Counts values written before the workload ({value: (partition, offset)}, all
+        acknowledged) as its own, so that check() also proves none of them was lost."""
+        now = time.monotonic()
+        with self.lock:
+            for v, (part, off) in acked.items():
+                self.sent[v] = part
+                self.acked[v] = (part, off, now)
+
+    def latencies(self, start=0.0, end=float("inf")):
+        """Sorted produce-to-acknowledgement times (s) of the values sent in [start, end)
+        (monotonic clock)."""
+        with self.lock:
+            return sorted(a[2] - self.sent_at[v] for v, a in self.acked.items()
+                          if v in self.sent_at and start <= self.sent_at[v] < end)
 
     def wait_acked(self, more, timeout):
         """Waits until `more` further values are acknowledged; True if they were in time."""
