@@ -215,6 +215,9 @@ impl Loads {
     }
 }
 
+/// A partition by topic and index.
+type Key = (String, i32);
+
 /// The working state of one planning pass.
 struct Work<'a> {
     loads: &'a Loads,
@@ -387,8 +390,8 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
         let from_hi = work.movable(hi, lo);
         let from_lo = work.movable(lo, hi);
         // (new gap between the two, partition off hi, partition off lo)
-        let mut best: Option<(f64, (String, i32), Option<(String, i32)>)> = None;
-        let mut consider = |g: f64, p: &(String, i32), q: Option<&(String, i32)>| {
+        let mut best: Option<(f64, Key, Option<Key>)> = None;
+        let mut consider = |g: f64, p: &Key, q: Option<&Key>| {
             if best.as_ref().is_none_or(|b| g < b.0) {
                 best = Some((g, p.clone(), q.cloned()));
             }
@@ -406,8 +409,7 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
             }
         }
         // Only a real improvement counts: rates are noisy, and a move costs a copy.
-        let Some((new_gap, p, q)) = best.filter(|b| b.0 < gap * 0.9) else { return };
-        let _ = new_gap;
+        let Some((_, p, q)) = best.filter(|b| b.0 < gap * 0.9) else { return };
         let reason = Reason::BytesIn { from: hi, from_rate: hi_in, to: lo, to_rate: lo_in };
         work.replace(&p, hi, lo, reason.clone());
         if let Some(q) = q {

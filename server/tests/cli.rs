@@ -104,18 +104,21 @@ impl Drop for Broker {
     }
 }
 
-/// Waits for a CLI process, killing it if it hangs (a failing test must not hang CI).
-fn wait(mut child: Child, args: &[&str]) -> Output {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
+/// Waits for a CLI process, killing it if it hangs (a failing test must not hang CI). Its
+/// output is read while it runs: a long one (completion scripts) fills the pipe otherwise.
+fn wait(child: Child, args: &[&str]) -> Output {
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.expect("output"),
+        Err(_) => {
+            // SAFETY: kill(2) on the child's pid; at worst it is already gone.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
             panic!("riptide {args:?} did not finish within 30 s");
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
