@@ -6,7 +6,9 @@ cancelled), and a hot topic spread by its bytes rather than its partition count.
 acknowledged under acks=all is checked by the Jepsen-style checker (jepsen.py).
 
 Node logs: <pytest tmp>/<test>*/node-N.log (printed when a test fails)."""
+import json
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -138,6 +140,35 @@ def balanced(c, topics):
     return got if ok and not reassignments(c) else None
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+NODE_MODULES = os.path.join(HERE, "matrix", "node_modules")
+KAFKAJS_REASSIGN = r"""
+'use strict'
+// kafkajs admin: move TOPIC-0 to the replicas given, list moves until none runs, print the
+// partition's replicas as the metadata reports them (one JSON line).
+const { Kafka, logLevel } = require('kafkajs')
+const [brokers, topic, replicas] = process.argv.slice(2)
+const admin = new Kafka({ brokers: brokers.split(','), logLevel: logLevel.NOTHING }).admin()
+const sleep = ms => new Promise(r => setTimeout(r, ms))
+;(async () => {
+  await admin.connect()
+  await admin.alterPartitionReassignments({
+    topics: [{ topic, partitionAssignment: [{ partition: 0, replicas: replicas.split(',').map(Number) }] }],
+  })
+  let listed = []
+  for (let i = 0; i < 120; i++) {
+    const r = await admin.listPartitionReassignments({ topics: [{ topic, partitions: [0] }] })
+    if (r.topics.length === 0) break
+    listed.push(r.topics[0].partitions[0])
+    await sleep(250)
+  }
+  const md = await admin.fetchTopicMetadata({ topics: [topic] })
+  console.log(JSON.stringify({ seen_moving: listed.length, replicas: md.topics[0].partitions[0].replicas }))
+  await admin.disconnect()
+})().catch(e => { console.error(e); process.exit(1) })
+"""
+
+
 def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000 if xs else float("nan")
 
@@ -201,6 +232,17 @@ def test_reassign_and_elect_with_kafka_admin_clients(make_cluster):
     assert alter(c, {tp: [2, 9]})[tp] is kafka.errors.for_code(39)
     assert alter(c, {tp: None})[tp] is kafka.errors.for_code(85)
     assert alter(c, {TopicPartition(topic, 7): [1]})[TopicPartition(topic, 7)] is kafka.errors.for_code(3)
+
+    # kafkajs's admin moves it back and lists the move.
+    if shutil.which("node") and os.path.isdir(os.path.join(NODE_MODULES, "kafkajs")):
+        script = os.path.join(c.base, "reassign.js")
+        with open(script, "w") as f:
+            f.write(KAFKAJS_REASSIGN)
+        r = subprocess.run(["node", script, jepsen.bootstrap_of(c), topic, "1,2"], capture_output=True, text=True,
+                           timeout=120, env=dict(os.environ, NODE_PATH=NODE_MODULES))
+        say(f"kafkajs: {r.stdout.strip()} {r.stderr.strip()[-500:]}")
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert json.loads(r.stdout.strip().splitlines()[-1])["replicas"] == [1, 2]
 
 
 def test_fourth_broker_evens_out_under_load(make_cluster):
