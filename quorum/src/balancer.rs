@@ -225,6 +225,8 @@ struct Work<'a> {
     assign: BTreeMap<(String, i32), Vec<NodeId>>,
     /// Partitions already moving: fixed.
     fixed: BTreeSet<(String, i32)>,
+    /// Partitions moved for their bytes a short while ago: not moved for bytes again yet.
+    cooling: BTreeSet<(String, i32)>,
     eligible: Vec<NodeId>,
     reasons: BTreeMap<(String, i32), Vec<Reason>>,
 }
@@ -234,8 +236,68 @@ impl Work<'_> {
         self.assign.values().filter(|r| r.contains(&b)).count()
     }
 
+    fn count_of(&self, topic: &str, b: NodeId) -> usize {
+        self.of_topic(topic).filter(|(_, r)| r.contains(&b)).count()
+    }
+
     fn preferred(&self, b: NodeId) -> usize {
         self.assign.values().filter(|r| r.first() == Some(&b)).count()
+    }
+
+    fn preferred_of(&self, topic: &str, b: NodeId) -> usize {
+        self.of_topic(topic).filter(|(_, r)| r.first() == Some(&b)).count()
+    }
+
+    fn of_topic<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = (&'a Key, &'a Vec<NodeId>)> + 'a {
+        let from = (topic.to_string(), i32::MIN);
+        self.assign.range(from..).take_while(move |(k, _)| k.0 == topic)
+    }
+
+    fn topics(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.assign.keys().map(|k| k.0.clone()).collect();
+        out.dedup();
+        out
+    }
+
+    /// Of `candidates` (on `hi`, not on `lo`), the replica whose rate best halves the two
+    /// brokers' bytes gap (the coldest when the gap is the other way), then the smallest.
+    fn best_for_bytes(&self, candidates: Vec<Key>, hi: NodeId, lo: NodeId) -> Option<Key> {
+        let ideal = ((self.bytes_in(hi) - self.bytes_in(lo)) / 2.0).max(0.0);
+        candidates.into_iter().min_by(|a, b| {
+            let da = (self.loads.rate(a) - ideal).abs();
+            let db = (self.loads.rate(b) - ideal).abs();
+            da.partial_cmp(&db)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(self.loads.size(a).cmp(&self.loads.size(b)))
+                .then(a.cmp(b))
+        })
+    }
+
+    /// Makes `lo` the preferred leader of one partition `hi` leads preferably and `lo`
+    /// replicates (among those `allowed`); false when there is none.
+    fn reorder(
+        &mut self,
+        hi: NodeId,
+        lo: NodeId,
+        hi_n: usize,
+        lo_n: usize,
+        allowed: impl Fn(&Key) -> bool,
+    ) -> bool {
+        let candidate = self
+            .assign
+            .iter()
+            .filter(|(k, r)| {
+                !self.fixed.contains(*k) && r.first() == Some(&hi) && r.contains(&lo) && allowed(k)
+            })
+            .map(|(k, _)| k.clone())
+            .next();
+        let Some(key) = candidate else { return false };
+        let r = self.assign.get_mut(&key).expect("exists");
+        let at = r.iter().position(|b| *b == lo).expect("contains lo");
+        r.swap(0, at);
+        let reason = Reason::Leadership { from: hi, from_count: hi_n, to: lo, to_count: lo_n };
+        self.reasons.entry(key).or_default().push(reason);
+        true
     }
 
     fn bytes_in(&self, b: NodeId) -> f64 {
@@ -278,17 +340,25 @@ impl Work<'_> {
 const MAX_STEPS: usize = 10_000;
 
 /// The moves that bring the cluster to its goals. `leaving` are brokers whose replicas must
-/// go (decommissioned, or gone too long).
+/// go (decommissioned, or gone too long); `cooling` partitions were moved for their bytes
+/// recently and are not moved for bytes again yet.
 pub fn plan(
     img: &MetadataImage,
     loads: &Loads,
     cfg: &BalancerConfig,
     leaving: &BTreeSet<NodeId>,
+    cooling: &BTreeSet<(String, i32)>,
 ) -> Vec<Move> {
     let eligible: Vec<NodeId> =
         img.placeable_brokers().map(|b| b.id).filter(|id| !leaving.contains(id)).collect();
-    let mut work =
-        Work { loads, assign: BTreeMap::new(), fixed: BTreeSet::new(), eligible, reasons: BTreeMap::new() };
+    let mut work = Work {
+        loads,
+        assign: BTreeMap::new(),
+        fixed: BTreeSet::new(),
+        cooling: cooling.clone(),
+        eligible,
+        reasons: BTreeMap::new(),
+    };
     for t in img.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
             let key = (t.name.clone(), i as i32);
@@ -354,30 +424,43 @@ fn drain(work: &mut Work, leaving: &BTreeSet<NodeId>) {
     }
 }
 
+/// Replica counts even within one, per topic first (a topic's load follows its replicas:
+/// an even total could still stack one topic on a broker), then over all topics with moves
+/// that keep every topic even.
 fn even_counts(work: &mut Work) {
+    for topic in work.topics() {
+        for _ in 0..MAX_STEPS {
+            let Some(((hi, hi_n), (lo, lo_n))) = work.extremes(|b| work.count_of(&topic, b)) else { return };
+            if hi_n <= lo_n + 1 {
+                break;
+            }
+            let candidates: Vec<Key> = work.movable(hi, lo).into_iter().filter(|k| k.0 == topic).collect();
+            let Some(key) = work.best_for_bytes(candidates, hi, lo) else { break };
+            let reason = Reason::ReplicaCount { from: hi, from_count: hi_n, to: lo, to_count: lo_n };
+            work.replace(&key, hi, lo, reason);
+        }
+    }
     for _ in 0..MAX_STEPS {
         let Some(((hi, hi_n), (lo, lo_n))) = work.extremes(|b| work.count(b)) else { return };
         if hi_n <= lo_n + 1 {
             return;
         }
-        let (hi_in, lo_in) = (work.bytes_in(hi), work.bytes_in(lo));
-        // The replica whose rate best halves the bytes gap (the coldest when the gap is the
-        // other way), then the smallest to copy.
-        let ideal = ((hi_in - lo_in) / 2.0).max(0.0);
-        let best = work.movable(hi, lo).into_iter().min_by(|a, b| {
-            let da = (work.loads.rate(a) - ideal).abs();
-            let db = (work.loads.rate(b) - ideal).abs();
-            da.partial_cmp(&db)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(work.loads.size(a).cmp(&work.loads.size(b)))
-                .then(a.cmp(b))
-        });
-        let Some(key) = best else { return };
+        let candidates: Vec<Key> = work
+            .movable(hi, lo)
+            .into_iter()
+            .filter(|k| work.count_of(&k.0, hi) > work.count_of(&k.0, lo))
+            .collect();
+        let Some(key) = work.best_for_bytes(candidates, hi, lo) else { return };
         let reason = Reason::ReplicaCount { from: hi, from_count: hi_n, to: lo, to_count: lo_n };
         work.replace(&key, hi, lo, reason);
     }
 }
 
+/// Bytes in per second within the threshold, by single moves and swaps that keep the
+/// replica counts (total and per topic) even. A move must gain a full threshold's worth of
+/// the mean: the rates are noisy five-second averages, and with whole partitions the best
+/// spread may still be above the threshold — a smaller gain would only chase the noise,
+/// moving the same hot partitions back and forth.
 fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
     for _ in 0..MAX_STEPS {
         let Some(((hi, hi_in), (lo, lo_in))) = work.extremes(|b| work.bytes_in(b)) else { return };
@@ -387,8 +470,15 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
             return;
         }
         let can_move = work.count(hi) > work.count(lo);
-        let from_hi = work.movable(hi, lo);
-        let from_lo = work.movable(lo, hi);
+        let movable = |on: NodeId, off: NodeId| -> Vec<Key> {
+            work.movable(on, off).into_iter().filter(|k| !work.cooling.contains(k)).collect()
+        };
+        let from_hi = movable(hi, lo);
+        let from_lo = movable(lo, hi);
+        // A topic stays even when its replica leaves a broker holding more of it than the
+        // one it goes to.
+        let keeps_even =
+            |k: &Key, from: NodeId, to: NodeId| work.count_of(&k.0, from) > work.count_of(&k.0, to);
         // (new gap between the two, partition off hi, partition off lo)
         let mut best: Option<(f64, Key, Option<Key>)> = None;
         let mut consider = |g: f64, p: &Key, q: Option<&Key>| {
@@ -398,18 +488,18 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
         };
         for p in &from_hi {
             let rp = work.loads.rate(p);
-            if can_move {
+            if can_move && keeps_even(p, hi, lo) {
                 consider((gap - 2.0 * rp).abs(), p, None);
             }
             for q in &from_lo {
                 let d = rp - work.loads.rate(q);
-                if d > 0.0 {
+                let even = p.0 == q.0 || (keeps_even(p, hi, lo) && keeps_even(q, lo, hi));
+                if d > 0.0 && even {
                     consider((gap - 2.0 * d).abs(), p, Some(q));
                 }
             }
         }
-        // Only a real improvement counts: rates are noisy, and a move costs a copy.
-        let Some((_, p, q)) = best.filter(|b| b.0 < gap * 0.9) else { return };
+        let Some((_, p, q)) = best.filter(|b| gap - b.0 >= cfg.threshold * mean) else { return };
         let reason = Reason::BytesIn { from: hi, from_rate: hi_in, to: lo, to_rate: lo_in };
         work.replace(&p, hi, lo, reason.clone());
         if let Some(q) = q {
@@ -419,24 +509,35 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
     }
 }
 
+/// Preferred leadership even within one, per topic first, then over all topics by reorders
+/// that keep every topic even.
 fn even_leaders(work: &mut Work) {
+    for topic in work.topics() {
+        for _ in 0..MAX_STEPS {
+            let Some(((hi, hi_n), (lo, lo_n))) = work.extremes(|b| work.preferred_of(&topic, b)) else {
+                return;
+            };
+            if hi_n <= lo_n + 1 || !work.reorder(hi, lo, hi_n, lo_n, |k| k.0 == topic) {
+                break;
+            }
+        }
+    }
     for _ in 0..MAX_STEPS {
         let Some(((hi, hi_n), (lo, lo_n))) = work.extremes(|b| work.preferred(b)) else { return };
         if hi_n <= lo_n + 1 {
             return;
         }
-        let candidate = work
-            .assign
-            .iter()
-            .filter(|(k, r)| !work.fixed.contains(*k) && r.first() == Some(&hi) && r.contains(&lo))
-            .map(|(k, _)| k.clone())
-            .next();
-        let Some(key) = candidate else { return };
-        let r = work.assign.get_mut(&key).expect("exists");
-        let at = r.iter().position(|b| *b == lo).expect("contains lo");
-        r.swap(0, at);
-        let reason = Reason::Leadership { from: hi, from_count: hi_n, to: lo, to_count: lo_n };
-        work.reasons.entry(key).or_default().push(reason);
+        let counts: BTreeMap<String, (usize, usize)> = work
+            .topics()
+            .into_iter()
+            .map(|t| {
+                let c = (work.preferred_of(&t, hi), work.preferred_of(&t, lo));
+                (t, c)
+            })
+            .collect();
+        if !work.reorder(hi, lo, hi_n, lo_n, |k| counts.get(&k.0).is_some_and(|(h, l)| h > l)) {
+            return;
+        }
     }
 }
 
@@ -595,15 +696,21 @@ mod tests {
         let refs: Vec<&[NodeId]> = placed.iter().map(|r| r.as_slice()).collect();
         topic(&mut img, "t", &refs);
         let cfg = BalancerConfig::default();
-        assert!(plan(&img, &Loads::default(), &cfg, &BTreeSet::new()).is_empty(), "balanced already");
+        assert!(
+            plan(&img, &Loads::default(), &cfg, &BTreeSet::new(), &BTreeSet::new()).is_empty(),
+            "balanced already"
+        );
         img.brokers.insert(4, BrokerState { id: 4, ..img.brokers[&1].clone() });
-        let moves = plan(&img, &Loads::default(), &cfg, &BTreeSet::new());
+        let moves = plan(&img, &Loads::default(), &cfg, &BTreeSet::new(), &BTreeSet::new());
         assert!(moves.iter().any(|m| !m.is_reorder()));
         apply(&mut img, &moves);
         let (replicas, leaders) = counts(&img);
         assert_eq!(replicas.values().copied().collect::<Vec<_>>(), vec![9, 9, 9, 9]);
         assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![3, 3, 3, 3]);
-        assert!(plan(&img, &Loads::default(), &cfg, &BTreeSet::new()).is_empty(), "stable once applied");
+        assert!(
+            plan(&img, &Loads::default(), &cfg, &BTreeSet::new(), &BTreeSet::new()).is_empty(),
+            "stable once applied"
+        );
     }
 
     #[test]
@@ -613,7 +720,13 @@ mod tests {
         let refs: Vec<&[NodeId]> = placed.iter().map(|r| r.as_slice()).collect();
         topic(&mut img, "t", &refs);
         img.draining.insert(2);
-        let moves = plan(&img, &Loads::default(), &BalancerConfig::default(), &img.draining.clone());
+        let moves = plan(
+            &img,
+            &Loads::default(),
+            &BalancerConfig::default(),
+            &img.draining.clone(),
+            &BTreeSet::new(),
+        );
         assert!(moves.iter().all(|m| !m.to.contains(&2)));
         apply(&mut img, &moves);
         let (replicas, _) = counts(&img);
@@ -623,33 +736,72 @@ mod tests {
     }
 
     #[test]
-    fn a_hot_topic_is_spread_by_bytes_not_by_count() {
-        // Counts are even (2 each) but both hot partitions sit on broker 1.
+    fn hot_partitions_are_spread_by_bytes_not_by_count() {
+        // Counts are even, per topic too (two partitions per broker), but both hot partitions
+        // sit on broker 1.
         let mut img = image(&[1, 2, 3]);
-        topic(&mut img, "hot", &[&[1], &[1]]);
-        topic(&mut img, "cold", &[&[2], &[2], &[3], &[3]]);
+        topic(&mut img, "skew", &[&[1], &[1], &[2], &[2], &[3], &[3]]);
         let mut loads = Loads::default();
-        for p in 0..2 {
-            loads.partitions.insert(("hot".into(), p), (1 << 20, 4.0 * 1048576.0, 0.0));
+        for p in 0..6 {
+            let rate = if p < 2 { 4.0 * 1048576.0 } else { 10_000.0 };
+            loads.partitions.insert(("skew".into(), p), (1 << 20, rate, 0.0));
         }
-        for p in 0..4 {
-            loads.partitions.insert(("cold".into(), p), (1 << 20, 10_000.0, 0.0));
-        }
-        let moves = plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new());
-        assert!(moves
-            .iter()
-            .any(|m| m.topic == "hot" && m.reasons.iter().any(|r| matches!(r, Reason::BytesIn { .. }))));
+        let moves = plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new());
+        assert!(
+            moves.iter().all(|m| m.reasons.iter().all(|r| matches!(r, Reason::BytesIn { .. }))),
+            "{moves:?}"
+        );
+        // Cooling partitions are not moved for their bytes again.
+        let cooling: BTreeSet<(String, i32)> = (0..6).map(|p| ("skew".to_string(), p)).collect();
+        assert!(plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new(), &cooling).is_empty());
         apply(&mut img, &moves);
         let hot_brokers: BTreeSet<NodeId> =
-            img.topics["hot"].partitions.iter().map(|p| p.replicas[0]).collect();
+            img.topics["skew"].partitions[..2].iter().map(|p| p.replicas[0]).collect();
         assert_eq!(hot_brokers.len(), 2, "the hot partitions are on two brokers now");
         let (replicas, _) = counts(&img);
-        let (max, min) = (replicas.values().max().copied(), replicas.values().min().copied());
-        assert!(max.zip(min).is_some_and(|(a, b)| a - b <= 1), "counts stay even: {replicas:?}");
+        assert!(replicas.values().all(|n| *n == 2), "counts stay even: {replicas:?}");
         assert!(
-            plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new()).is_empty(),
+            plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new()).is_empty(),
             "no churn after"
         );
+        // With whole partitions 5 hot replicas over 4 brokers cannot be within the threshold:
+        // the noise in the rates must not move them back and forth.
+        let mut img = image(&[1, 2, 3, 4]);
+        topic(&mut img, "hot", &[&[1, 2], &[3, 4], &[1, 3]]);
+        let mut loads = Loads::default();
+        for (p, rate) in [(0, 1.0e6), (1, 1.1e6), (2, 0.95e6)] {
+            loads.partitions.insert(("hot".into(), p), (1 << 20, rate, 0.0));
+        }
+        let moves = plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new());
+        assert!(moves.iter().all(|m| m.is_reorder()), "no data move for noise: {moves:?}");
+    }
+
+    #[test]
+    fn each_topic_is_spread_not_only_the_total() {
+        // Totals are even (4 each) but topic a sits on 1 and 2, topic b on 3 and 4.
+        let mut img = image(&[1, 2, 3, 4]);
+        topic(&mut img, "a", &[&[1, 2], &[2, 1], &[1, 2], &[2, 1]]);
+        topic(&mut img, "b", &[&[3, 4], &[4, 3], &[3, 4], &[4, 3]]);
+        let moves =
+            plan(&img, &Loads::default(), &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new());
+        apply(&mut img, &moves);
+        for t in ["a", "b"] {
+            let mut per: BTreeMap<NodeId, usize> = BTreeMap::new();
+            for p in &img.topics[t].partitions {
+                for r in &p.replicas {
+                    *per.entry(*r).or_insert(0) += 1;
+                }
+            }
+            assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![2, 2, 2, 2], "{t}: {per:?}");
+        }
+        assert!(plan(
+            &img,
+            &Loads::default(),
+            &BalancerConfig::default(),
+            &BTreeSet::new(),
+            &BTreeSet::new()
+        )
+        .is_empty());
     }
 
     #[test]
@@ -660,7 +812,8 @@ mod tests {
         p.replicas = vec![2, 1];
         p.adding = vec![2];
         p.removing = vec![1];
-        let moves = plan(&img, &Loads::default(), &BalancerConfig::default(), &BTreeSet::new());
+        let moves =
+            plan(&img, &Loads::default(), &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new());
         assert!(moves.iter().all(|m| m.partition != 0));
         assert_eq!(moves.len(), 1, "{moves:?}");
     }

@@ -84,6 +84,8 @@ pub struct Controller {
     loads: Mutex<BTreeMap<NodeId, BrokerLoad>>,
     /// When each fenced broker was first seen fenced by this active controller.
     fenced_since: Mutex<HashMap<NodeId, Instant>>,
+    /// When the balancer last moved a partition for its bytes (the cooldown).
+    bytes_moved: Mutex<HashMap<(String, i32), Instant>>,
 }
 
 #[derive(Default)]
@@ -146,6 +148,7 @@ impl Controller {
             metrics: Arc::new(ControllerMetrics::default()),
             loads: Mutex::new(BTreeMap::new()),
             fenced_since: Mutex::new(HashMap::new()),
+            bytes_moved: Mutex::new(HashMap::new()),
         });
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;

@@ -31,6 +31,10 @@ enum Mode {
 /// leadership, which clients see as a short NOT_LEADER retry.
 const MAX_REORDERS_PER_ROUND: usize = 16;
 
+/// A partition moved for its bytes is not moved for its bytes again for this many rounds
+/// (5 minutes at the default interval): a safety net against chasing noisy rates.
+const BYTES_COOLDOWN_ROUNDS: u32 = 30;
+
 impl Controller {
     /// AlterPartitionReassignments: each partition's move starts (replacing one in progress)
     /// or, with no target, is cancelled; all accepted ones in one metadata entry.
@@ -214,6 +218,10 @@ impl Controller {
                 continue;
             }
             *budget -= 1;
+            if m.reasons.iter().any(|r| matches!(r, Reason::BytesIn { .. })) {
+                let mut moved = self.bytes_moved.lock().unwrap_or_else(|e| e.into_inner());
+                moved.insert((m.topic.clone(), m.partition), Instant::now());
+            }
             log_move(&m);
             records.push(record);
             report.started.push(m);
@@ -236,7 +244,13 @@ impl Controller {
         let leaving = self.leaving(img);
         let brokers = balancer::summarize(img, &loads);
         let running = balancer::running(img, &loads);
-        let planned = balancer::plan(img, &loads, &self.cfg.balancer, &leaving);
+        let cooling = {
+            let mut moved = self.bytes_moved.lock().unwrap_or_else(|e| e.into_inner());
+            let cooldown = self.cfg.balancer_interval * BYTES_COOLDOWN_ROUNDS;
+            moved.retain(|_, t| t.elapsed() < cooldown);
+            moved.keys().cloned().collect()
+        };
+        let planned = balancer::plan(img, &loads, &self.cfg.balancer, &leaving, &cooling);
         let (replica_spread, leader_spread, bytes_imbalance) = balancer::imbalance(&brokers);
         let m = &self.metrics;
         m.moves_in_progress.store(running.len() as u64, Ordering::Relaxed);
