@@ -9,10 +9,10 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
-    add_raft_voter_request, describe_quorum_request, describe_quorum_response, AddRaftVoterRequest,
+    add_raft_voter_request, describe_quorum_request, describe_quorum_response, AddRaftVoterRequest, BrokerId,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, DescribeQuorumRequest, IncrementalAlterConfigsRequest, RemoveRaftVoterRequest,
-    TopicName,
+    TopicName, UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -453,6 +453,17 @@ impl Client {
         let r = connection.send_with_extra_time(&request, std::time::Duration::from_secs(35)).await?;
         if r.error_code != 0 {
             return Err(Error::kafka(r.error_code, "AddRaftVoter", r.error_message.as_deref()));
+        }
+        Ok(())
+    }
+
+    /// Forgets a broker that is gone for good (UnregisterBroker).
+    pub async fn unregister_broker(&self, id: i32) -> Result<()> {
+        let connection = self.any_broker().await?;
+        let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+        let r = connection.send_with_extra_time(&request, std::time::Duration::from_secs(35)).await?;
+        if r.error_code != 0 {
+            return Err(Error::kafka(r.error_code, "UnregisterBroker", r.error_message.as_deref()));
         }
         Ok(())
     }

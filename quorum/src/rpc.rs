@@ -105,6 +105,10 @@ pub enum AdminCommand {
         id: NodeId,
         draining: bool,
     },
+    /// UnregisterBroker: forget a broker that is gone for good (fenced, holding no replica).
+    UnregisterBroker {
+        id: NodeId,
+    },
 }
 
 /// A partition leader asks to change its ISR (Kafka's AlterPartition): followers that fell
@@ -170,6 +174,8 @@ pub enum ControllerError {
     NotLeader(String),
     #[error("{0}")]
     NoReassignmentInProgress(String),
+    #[error("The given broker ID {0} was not registered.")]
+    BrokerIdNotRegistered(NodeId),
     #[error("{0}")]
     ElectionNotNeeded(String),
     #[error("{0}")]

@@ -43,6 +43,8 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         }
         // Every partition, preferred: none of them needs it.
         ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+        // Broker 0 is this live node: refused.
+        ApiKey::UnregisterBroker => RequestKind::UnregisterBroker(UnregisterBrokerRequest::default()),
         ApiKey::FindCoordinator if version >= 4 => RequestKind::FindCoordinator(
             FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
         ),

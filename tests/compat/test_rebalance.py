@@ -284,7 +284,7 @@ def test_fourth_broker_evens_out_under_load(make_cluster):
 
 def test_decommission_under_load_with_the_cli(make_cluster):
     """`riptide cluster decommission 2 --wait` drains broker 2 under load and says it can be
-    stopped; stopping it then loses nothing."""
+    stopped; stopping it then loses nothing; `riptide cluster unregister 2` forgets it."""
     c = make_cluster(3)
     c.add_broker()
     wait_brokers(c, 4)
@@ -308,6 +308,13 @@ def test_decommission_under_load_with_the_cli(make_cluster):
     assert_ok(w.check(c.bootstrap, timeout=60))
     r = cli(c, "cluster", "balance", "--output", "json")
     assert r.returncode == 0 and '"draining": true' in r.stdout.replace('"draining":true', '"draining": true')
+    # Gone for good: UnregisterBroker forgets it (refused for a live broker).
+    r = cli(c, "cluster", "unregister", "3")
+    assert r.returncode != 0 and "live" in r.stderr, r.stderr
+    r = cli(c, "cluster", "unregister", "2")
+    assert r.returncode == 0, r.stderr
+    status = json.loads(cli(c, "cluster", "status", "--output", "json").stdout)
+    assert sorted(b["id"] for b in status["brokers"]) == [1, 3, 4], status["brokers"]
 
 
 def test_destination_killed_in_the_middle_of_a_move(make_cluster):

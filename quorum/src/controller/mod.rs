@@ -372,6 +372,7 @@ impl Controller {
                 return self.elect_leaders(unclean, partitions).await
             }
             AdminCommand::Decommission { id, draining } => return self.decommission(id, draining).await,
+            AdminCommand::UnregisterBroker { id } => return self.unregister(id).await,
             _ => {}
         }
         let _guard = self.propose_lock.lock().await;
@@ -664,7 +665,8 @@ fn build_admin(image: &MetadataImage, cmd: AdminCommand) -> Result<Built, Contro
         | AdminCommand::RemoveVoter { .. }
         | AdminCommand::Reassign { .. }
         | AdminCommand::ElectLeaders { .. }
-        | AdminCommand::Decommission { .. } => {
+        | AdminCommand::Decommission { .. }
+        | AdminCommand::UnregisterBroker { .. } => {
             Err(ControllerError::InvalidRequest("handled before building records".into()))
         }
     }

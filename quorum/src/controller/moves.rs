@@ -132,6 +132,36 @@ impl Controller {
         Ok(AdminReply { index: applied.index, topic: None, partitions: Vec::new() })
     }
 
+    /// UnregisterBroker: a broker gone for good leaves the metadata. Refused while it is live
+    /// (it would register again at once) or still named as a replica (decommission it first:
+    /// its partitions would be left short of a copy).
+    pub(super) async fn unregister(&self, id: NodeId) -> Result<AdminReply, ControllerError> {
+        let _guard = self.propose_lock.lock().await;
+        let verdict = self.with_image(|img| {
+            if !img.brokers.contains_key(&id) {
+                return Err(ControllerError::BrokerIdNotRegistered(id));
+            }
+            if img.is_live(id) {
+                return Err(ControllerError::InvalidRequest(format!(
+                    "broker {id} is live: stop it before unregistering it"
+                )));
+            }
+            let held =
+                img.topics.values().flat_map(|t| &t.partitions).filter(|p| p.replicas.contains(&id)).count();
+            if held > 0 {
+                return Err(ControllerError::InvalidRequest(format!(
+                    "broker {id} is still a replica of {held} partition(s): decommission it first"
+                )));
+            }
+            Ok(())
+        });
+        verdict?;
+        let applied = self.propose(vec![MetadataRecord::UnregisterBroker { id }]).await?;
+        self.loads.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        tracing::info!("broker {id} unregistered");
+        Ok(AdminReply { index: applied.index, topic: None, partitions: Vec::new() })
+    }
+
     /// Completes every move whose added replicas are all in sync (most complete right in the
     /// ISR change; this catches the rest, e.g. after a leader change).
     pub(super) async fn complete_moves(&self) {

@@ -7,7 +7,8 @@ use kafka_protocol::messages::describe_quorum_response::{self, PartitionData, Re
 use kafka_protocol::messages::{
     AddRaftVoterRequest, AddRaftVoterResponse, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
     DescribeQuorumRequest, DescribeQuorumResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
-    RemoveRaftVoterRequest, RemoveRaftVoterResponse, TopicName,
+    RemoveRaftVoterRequest, RemoveRaftVoterResponse, TopicName, UnregisterBrokerRequest,
+    UnregisterBrokerResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -178,4 +179,20 @@ pub async fn remove_raft_voter(ctx: &Ctx, request: RemoveRaftVoterRequest) -> Re
                 .with_error_message(Some(StrBytes::from_string(msg)))
         }
     }
+}
+
+/// UnregisterBroker (KIP-500): forgets a broker that is gone for good — after
+/// `riptide cluster decommission` drained it and it was stopped.
+pub async fn unregister_broker(ctx: &Ctx, request: UnregisterBrokerRequest) -> UnregisterBrokerResponse {
+    let (code, message) =
+        match ctx.broker.cluster.admin(AdminCommand::UnregisterBroker { id: request.broker_id.0 }).await {
+            Ok(_) => return UnregisterBrokerResponse::default(),
+            Err(e @ ControllerError::BrokerIdNotRegistered(_)) => {
+                (ResponseError::BrokerIdNotRegistered.code(), e.to_string())
+            }
+            Err(e) => membership_code(&e),
+        };
+    UnregisterBrokerResponse::default()
+        .with_error_code(code)
+        .with_error_message(Some(StrBytes::from_string(message)))
 }

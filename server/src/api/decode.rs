@@ -74,6 +74,7 @@ macro_rules! with_request_types {
             AlterPartitionReassignments => AlterPartitionReassignmentsRequest,
             ListPartitionReassignments => ListPartitionReassignmentsRequest,
             ElectLeaders => ElectLeadersRequest,
+            UnregisterBroker => UnregisterBrokerRequest,
             FindCoordinator => FindCoordinatorRequest,
             JoinGroup => JoinGroupRequest,
             SyncGroup => SyncGroupRequest,

@@ -157,6 +157,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::AlterPartitionReassignments => answer!(reassign::alter(ctx, decode(&mut body, v)?).await),
         ApiKey::ListPartitionReassignments => answer!(reassign::list(ctx, decode(&mut body, v)?)),
         ApiKey::ElectLeaders => answer!(reassign::elect_leaders(ctx, v, decode(&mut body, v)?).await),
+        ApiKey::UnregisterBroker => answer!(cluster::unregister_broker(ctx, decode(&mut body, v)?).await),
         ApiKey::FindCoordinator => answer!(group::find_coordinator(ctx, info, decode(&mut body, v)?).await),
         ApiKey::JoinGroup => answer!(group::join_group(ctx, info, decode(&mut body, v)?).await),
         ApiKey::SyncGroup => answer!(group::sync_group(ctx, info, decode(&mut body, v)?).await),

@@ -32,6 +32,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -116,6 +117,7 @@ mod tests {
                 }
                 ApiKey::ListPartitionReassignments => within::<ListPartitionReassignmentsRequest>(*min, *max),
                 ApiKey::ElectLeaders => within::<ElectLeadersRequest>(*min, *max),
+                ApiKey::UnregisterBroker => within::<UnregisterBrokerRequest>(*min, *max),
                 ApiKey::FindCoordinator => within::<FindCoordinatorRequest>(*min, *max),
                 ApiKey::JoinGroup => within::<JoinGroupRequest>(*min, *max),
                 ApiKey::SyncGroup => within::<SyncGroupRequest>(*min, *max),

@@ -96,7 +96,9 @@ pub async fn decommission(conn: &Conn, id: i32, cancel: bool, wait: bool, timeou
             "run `riptide cluster decommission {id} --wait` (or `riptide cluster balance`) to follow it\n"
         ))?);
     }
-    output::print(&format!("broker {id} holds no replicas and leads no partition: it can be stopped\n"))?;
+    output::print(&format!(
+        "broker {id} holds no replicas and leads no partition: it can be stopped (then `riptide cluster unregister {id}`)\n"
+    ))?;
     Ok(())
 }
 

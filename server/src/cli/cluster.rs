@@ -26,6 +26,7 @@ pub const EXAMPLES: &str = concat!(
   riptide cluster balance --wait
   riptide cluster decommission 3 --wait
   riptide cluster decommission 3 --cancel
+  riptide cluster unregister 3
   riptide cluster info
   riptide cluster info --apis
   RIPTIDE_BROKERS=kafka1:9092,kafka2:9092 riptide cluster info --output json",
@@ -83,6 +84,11 @@ pub enum ClusterCommand {
         #[arg(long, default_value_t = 3600)]
         timeout: u64,
     },
+    /// Forget a broker that is gone for good (stopped, and drained by decommission).
+    Unregister {
+        /// Its node.id.
+        id: i32,
+    },
     /// Cluster id, controller, brokers and protocol versions.
     Info {
         /// Also list every API the bootstrap broker supports with its version range.
@@ -111,6 +117,10 @@ pub async fn run(args: ClusterArgs) -> CliResult {
             return Ok(output::print(&format!(
                 "controller {id} ({address}) is a voter of the metadata quorum\n"
             ))?);
+        }
+        ClusterCommand::Unregister { id } => {
+            connect(&args.conn).await?.unregister_broker(id).await?;
+            return Ok(output::print(&format!("broker {id} unregistered\n"))?);
         }
         ClusterCommand::RemoveController { id } => {
             connect(&args.conn).await?.remove_controller(id).await?;
