@@ -29,6 +29,7 @@ class Node:
         self.kafka_port = kafka_port
         self.controller_port = controller_port
         self.metrics_port = metrics_port
+        self.rest_port = free_port()
         self.voters = voters
         self.extra = list(extra)
         self.proc = None
@@ -37,6 +38,10 @@ class Node:
     @property
     def bootstrap(self):
         return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def rest_url(self):
+        return f"http://{self.host}:{self.rest_port}"
 
     def args(self):
         o = lambda k, v: ["--override", f"{k}={v}"]
@@ -50,6 +55,7 @@ class Node:
             *o("listeners", f"PLAINTEXT://{h}:{self.kafka_port},CONTROLLER://{h}:{self.controller_port}"
                if self.controller else f"PLAINTEXT://{h}:{self.kafka_port}"),
             *o("broker.rack", f"rack-{self.id % 3}"),
+            *o("rest.listeners", f"http://{h}:{self.rest_port}"),
             *self.extra,
         ]
 
@@ -129,6 +135,15 @@ class Cluster:
         for n in self.nodes:
             n.wait_listening()
         return self
+
+    def exited_report(self):
+        """The log tail of every node that exited although nobody stopped it (for a failure
+        message: a node that cannot bind a port or panics is otherwise only seen as missing)."""
+        out = []
+        for n in self.nodes:
+            if n.proc is not None and n.proc.poll() is not None:
+                out.append(f"node {n.id} exited with {n.proc.returncode}:\n{n.read_log()[-3000:]}")
+        return "\n".join(out) or "(every started node is still running)"
 
     def node(self, node_id):
         return self.nodes[node_id - 1]

@@ -52,8 +52,11 @@ def make_cluster(tmp_path):
 
 
 def wait_brokers(c, n, timeout=60):
-    wait_for(lambda: all(len(AdminClient({"bootstrap.servers": x.bootstrap}).list_topics(timeout=10).brokers) == n
-                         for x in c.nodes if x.alive()), timeout, f"{n} live brokers seen from every node")
+    try:
+        wait_for(lambda: all(len(AdminClient({"bootstrap.servers": x.bootstrap}).list_topics(timeout=10).brokers)
+                             == n for x in c.nodes if x.alive()), timeout, f"{n} live brokers seen from every node")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{c.exited_report()}") from None
 
 
 def create(c, name, partitions, rf=3, assignment=None, config=None):
