@@ -56,7 +56,7 @@ impl ChildBroker {
         std::fs::create_dir_all(&data_dir).map_err(|e| Error::file(&data_dir, e))?;
         let mut cmd = Command::new(&o.binary);
         cmd.arg("serve").arg("--data-dir").arg(&data_dir).arg("--listen").arg(format!("127.0.0.1:{port}"));
-        cmd.args(["--metrics-listen", "off"]);
+        cmd.args(["--metrics-listen", "off", "--rest-listen", "off"]);
         if let Some(c) = o.config {
             cmd.arg("--config").arg(c);
         }

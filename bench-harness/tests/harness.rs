@@ -80,6 +80,7 @@ fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
             .parse()
             .expect("addr"),
         metrics_listen: None,
+        rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
         shards: 1,
         pin_shards: false,
         ..Default::default()

@@ -75,7 +75,7 @@ impl Client {
         loop {
             attempt += 1;
             match self.find_coordinator_once(group).await {
-                Ok(addr) => return self.connection_to(&addr).await,
+                Ok((_, addr)) => return self.connection_to(&addr).await,
                 Err(e) if e.is_retriable() && attempt < COORDINATOR_ATTEMPTS_MAX => {
                     compio::time::sleep(Duration::from_millis(250)).await;
                 }
@@ -84,7 +84,12 @@ impl Client {
         }
     }
 
-    async fn find_coordinator_once(&self, group: &str) -> Result<String> {
+    /// The node id of `group`'s coordinator.
+    pub async fn coordinator_id(&self, group: &str) -> Result<i32> {
+        Ok(self.find_coordinator_once(group).await?.0)
+    }
+
+    async fn find_coordinator_once(&self, group: &str) -> Result<(i32, String)> {
         let connection = self.any_broker().await?;
         let version = connection.version_for::<FindCoordinatorRequest>()?;
         let key = StrBytes::from_string(group.to_string());
@@ -100,12 +105,12 @@ impl Client {
             if c.error_code != 0 {
                 return Err(Error::kafka(c.error_code, context(), c.error_message.as_deref()));
             }
-            Ok(broker_addr(&c.host, c.port))
+            Ok((c.node_id.0, broker_addr(&c.host, c.port)))
         } else {
             if response.error_code != 0 {
                 return Err(Error::kafka(response.error_code, context(), response.error_message.as_deref()));
             }
-            Ok(broker_addr(&response.host, response.port))
+            Ok((response.node_id.0, broker_addr(&response.host, response.port)))
         }
     }
 

@@ -220,6 +220,32 @@ impl<'c> Producer<'c> {
     }
 }
 
+impl Client {
+    /// Sends `records` as one batch to `topic`/`partition`'s leader and waits for the answer:
+    /// for callers that batch themselves (the broker's REST interface), without a Producer's
+    /// buffers. acks=0 reports base offset -1.
+    pub async fn send_batch(
+        &self,
+        topic: &TopicInfo,
+        partition: i32,
+        records: &[ProduceRecord],
+        config: &ProducerConfig,
+    ) -> Result<Delivery> {
+        if records.is_empty() {
+            return Err(Error::Invalid("an empty batch".into()));
+        }
+        let mut buf = BytesMut::with_capacity(256);
+        encode_batch(&mut buf, records, config.compression)?;
+        let connection = self.leader(topic, partition).await?;
+        let request = produce_request(&topic.name, partition, buf.freeze(), config);
+        if config.acks == Acks::None {
+            connection.send_oneway(&request).await?;
+            return Ok(Delivery { partition, base_offset: -1, records: records.len() });
+        }
+        produce(connection, request, topic.name.clone(), partition, records.len()).await
+    }
+}
+
 async fn join(task: JoinHandle<Result<Delivery>>) -> Result<Delivery> {
     task.await.map_err(|_| Error::Invalid("produce task panicked".into()))?
 }

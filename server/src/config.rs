@@ -46,6 +46,29 @@ pub struct ServerConfig {
     /// `log.flush.method`: how a group commit makes appends durable.
     pub flush_method: FlushMethod,
     pub cluster: ClusterConfig,
+    pub rest: RestConfig,
+}
+
+/// The REST interface (`rest.*`), Confluent REST Proxy's API served by the broker itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestConfig {
+    /// `rest.listeners` (`http://host:port`, `off` to disable).
+    pub listen: Option<SocketAddr>,
+    /// `rest.max.request.bytes`: the largest request body (one record of a streamed produce).
+    pub max_request_bytes: usize,
+    /// `rest.consumer.instance.timeout.ms`: a v2 consumer instance not used for this long is
+    /// deleted (and leaves its group).
+    pub consumer_instance_timeout_ms: u64,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8082))),
+            max_request_bytes: 16 << 20,
+            consumer_instance_timeout_ms: 300_000,
+        }
+    }
 }
 
 /// Cluster settings, under KRaft's names.
@@ -255,6 +278,7 @@ impl Default for ServerConfig {
             cluster_id: String::new(),
             flush_method: FlushMethod::Syncfs,
             cluster: ClusterConfig::default(),
+            rest: RestConfig::default(),
         }
     }
 }
@@ -347,6 +371,12 @@ pub struct FileConfig {
     pub min_insync_replicas: Option<usize>,
     #[serde(alias = "cluster.id")]
     pub cluster_id: Option<String>,
+    #[serde(alias = "rest.listeners")]
+    pub rest_listeners: Option<String>,
+    #[serde(alias = "rest.max.request.bytes")]
+    pub rest_max_request_bytes: Option<usize>,
+    #[serde(alias = "rest.consumer.instance.timeout.ms")]
+    pub rest_consumer_instance_timeout_ms: Option<u64>,
 }
 
 impl ServerConfig {
@@ -368,6 +398,11 @@ impl ServerConfig {
         if let Some(m) = file.metrics_listen {
             self.metrics_listen = parse_optional_addr(&m)?;
         }
+        if let Some(r) = file.rest_listeners {
+            self.rest.listen = parse_rest_listener(&r)?;
+        }
+        set!(file.rest_max_request_bytes, self.rest.max_request_bytes);
+        set!(file.rest_consumer_instance_timeout_ms, self.rest.consumer_instance_timeout_ms);
         set!(file.shards, self.shards);
         set!(file.pin_shards, self.pin_shards);
         set!(file.io, self.io);
@@ -471,6 +506,9 @@ impl ServerConfig {
         if self.num_partitions < 1 {
             return Err("num.partitions must be at least 1".into());
         }
+        if self.rest.max_request_bytes < 1024 || self.rest.consumer_instance_timeout_ms < 100 {
+            return Err("rest.max.request.bytes must be at least 1024 and rest.consumer.instance.timeout.ms at least 100".into());
+        }
         if self.socket_request_max_bytes < 1024 {
             return Err("socket.request.max.bytes must be at least 1024".into());
         }
@@ -542,6 +580,28 @@ pub fn parse_optional_addr(value: &str) -> Result<Option<SocketAddr>, String> {
         return Ok(None);
     }
     value.parse().map(Some).map_err(|e| format!("bad address {value:?}: {e}"))
+}
+
+/// `rest.listeners`: `http://host:port` (Confluent's form), a bare `host:port`, or `off`.
+/// One listener: a second one would only add a port, not a protocol (no TLS yet).
+pub fn parse_rest_listener(value: &str) -> Result<Option<SocketAddr>, String> {
+    let v = value.trim();
+    if v.starts_with("https://") {
+        return Err(format!("rest.listeners {v:?}: https needs TLS, which the broker does not have yet"));
+    }
+    let v = v.strip_prefix("http://").unwrap_or(v).trim_end_matches('/');
+    if v.contains(',') {
+        return Err(format!("rest.listeners {value:?}: one listener only"));
+    }
+    if v.is_empty() || v == "off" || v == "none" {
+        return Ok(None);
+    }
+    match v.to_socket_addrs() {
+        Ok(mut addrs) => {
+            addrs.next().map(Some).ok_or_else(|| format!("rest.listeners {value:?}: no address"))
+        }
+        Err(e) => Err(format!("rest.listeners {value:?}: {e}")),
+    }
 }
 
 #[cfg(test)]

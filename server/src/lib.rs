@@ -25,5 +25,6 @@ pub mod metrics;
 pub mod net;
 pub mod partition;
 pub mod replication;
+pub mod rest;
 pub mod server;
 pub mod shard;

@@ -44,6 +44,10 @@ struct ServeArgs {
     /// Prometheus /metrics address, or "off". Default 0.0.0.0:9644
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// REST interface address (`rest.listeners`: http://host:port, host:port or "off").
+    /// Default 0.0.0.0:8082
+    #[arg(long)]
+    rest_listen: Option<String>,
     /// Number of shards (one thread per core). Default: the number of cores.
     #[arg(long)]
     shards: Option<usize>,
@@ -100,6 +104,9 @@ fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
     }
     if let Some(v) = args.metrics_listen {
         c.metrics_listen = config::parse_optional_addr(&v)?;
+    }
+    if let Some(v) = args.rest_listen {
+        c.rest.listen = config::parse_rest_listener(&v)?;
     }
     if let Some(v) = args.shards {
         c.shards = v;

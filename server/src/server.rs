@@ -28,6 +28,8 @@ use crate::{coordinator, metrics, net, replication, shard};
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
     pub addr: SocketAddr,
+    /// The REST interface's address (`rest.listeners`), when it is on.
+    pub rest_addr: Option<SocketAddr>,
     router: Arc<Router>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -137,7 +139,10 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
         Ok(())
     });
     let (router, threads) = shard::spawn_shards(broker.clone(), listeners, start)?;
-    Ok(RunningBroker { broker, addr, router, threads })
+    let rest_addr = crate::rest::serve(&broker.config.rest, addr).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("REST listener {:?}: {e}", broker.config.rest.listen))
+    })?;
+    Ok(RunningBroker { broker, addr, rest_addr, router, threads })
 }
 
 /// Shard work for applied metadata: delete a deleted topic's logs on every shard, reconfigure

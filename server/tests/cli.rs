@@ -35,7 +35,17 @@ impl Broker {
         let child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(dir.join("data"))
-            .args(["--listen", &addr, "--metrics-listen", "off", "--shards", "2", "--no-pin"])
+            .args([
+                "--listen",
+                &addr,
+                "--metrics-listen",
+                "off",
+                "--rest-listen",
+                "off",
+                "--shards",
+                "2",
+                "--no-pin",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -120,6 +120,7 @@ fn every_advertised_version_answers() {
         data_dir: dir.clone(),
         listen: "127.0.0.1:0".parse().expect("addr"),
         metrics_listen: None,
+        rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
         shards: 2,
         pin_shards: false,
         ..ServerConfig::default()
