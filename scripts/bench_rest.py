@@ -148,8 +148,8 @@ def main():
     args = ap.parse_args()
     proc, bootstrap, rest, data = start(args)
     try:
-        AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-            [NewTopic("bench", 1, 1)])["bench"].result(30)
+        admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the result is in
+        admin.create_topics([NewTopic("bench", 1, 1)])["bench"].result(30)
         c = http.client.HTTPConnection("127.0.0.1", rest, timeout=10)
         c.request("GET", "/v3/clusters")
         cluster = json.loads(c.getresponse().read())["data"][0]["cluster_id"]
