@@ -27,6 +27,8 @@ pub struct State {
     /// Spreads keyless records over partitions, one request's worth at a time.
     pub round_robin: Cell<u32>,
     pub next_instance: Cell<u64>,
+    /// A cluster's id never changes: fetched once, not on every v3 request.
+    cluster_id: RefCell<Option<String>>,
 }
 
 impl State {
@@ -40,6 +42,7 @@ impl State {
             instances: RefCell::new(HashMap::new()),
             round_robin: Cell::new(0),
             next_instance: Cell::new(0),
+            cluster_id: RefCell::new(None),
         }
     }
 
@@ -65,8 +68,15 @@ impl State {
 
     /// This cluster's id (from Metadata).
     pub async fn cluster_id(&self) -> Result<String, RestError> {
+        if let Some(id) = self.cluster_id.borrow().clone() {
+            return Ok(id);
+        }
         let m = self.client().await?.metadata(Some(&[]), false).await?;
-        Ok(m.cluster_id.unwrap_or_default())
+        let id = m.cluster_id.unwrap_or_default();
+        if !id.is_empty() {
+            *self.cluster_id.borrow_mut() = Some(id.clone());
+        }
+        Ok(id)
     }
 
     /// Checks the `{cluster_id}` of a v3 path.
