@@ -16,7 +16,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "compat"))
+import launch  # noqa: E402  (tests/compat/launch.py: ready files, no port races)
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -40,26 +42,15 @@ def self_cpu():
     return r.ru_utime + r.ru_stime
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_broker(args):
-    data = tempfile.mkdtemp(prefix="riptide-bench-", dir=args.data_parent)
-    port = free_port()
+def start_broker(args, rest=False):
+    """A release riptide on port 0 of 127.0.0.1 (REST too when asked), ready once it answers
+    ApiVersions; returns (process, its ready file's addresses, data dir)."""
+    data = tempfile.mkdtemp(prefix="riptide-bench-", dir=getattr(args, "data_parent", None))
     binary = os.environ.get("RIPTIDE_BIN", os.path.join(ROOT, "target", "release", "riptide"))
-    proc = subprocess.Popen([binary, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}",
-                             "--metrics-listen", "off", "--shards", str(args.shards)],
-                            stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, f"127.0.0.1:{port}", data
+    node = launch.Process(data + ".ready.json", data + ".log").spawn([
+        binary, "serve", "--data-dir", data, "--listen", "127.0.0.1:0", "--metrics-listen", "off",
+        "--rest-listen", "127.0.0.1:0" if rest else "off", "--shards", str(args.shards)])
+    return node.proc, node.wait(120, "riptide"), data
 
 
 def produce(bootstrap, topic, n, size, acks):
@@ -129,7 +120,8 @@ def main():
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--data-parent", default=None)
     args = ap.parse_args()
-    proc, bootstrap, data = start_broker(args)
+    proc, ready, data = start_broker(args)
+    bootstrap = ready["kafka"]
     results = {"messages": args.messages, "size": args.size, "shards": args.shards}
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -29,25 +28,14 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench_broker import cpu_seconds, free_port  # same directory
+from bench_broker import cpu_seconds, launch, start_broker  # same directory
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
 def start(args):
-    data = tempfile.mkdtemp(prefix="riptide-rest-bench-")
-    port, rest = free_port(), free_port()
-    binary = os.environ.get("RIPTIDE_BIN", os.path.join(ROOT, "target", "release", "riptide"))
-    proc = subprocess.Popen([binary, "serve", "--data-dir", data, "--listen", f"127.0.0.1:{port}",
-                             "--metrics-listen", "off", "--rest-listen", f"127.0.0.1:{rest}",
-                             "--shards", str(args.shards)], stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", rest), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return proc, f"127.0.0.1:{port}", rest, data
+    proc, ready, data = start_broker(args, rest=True)
+    return proc, ready["kafka"], launch.split_addr(ready["rest"]), data
 
 
 def pct(xs, q):
@@ -79,7 +67,7 @@ def rest_throughput(rest, cluster, topic, n, size, batch, conns):
     errors = []
 
     def worker():
-        c = http.client.HTTPConnection("127.0.0.1", rest, timeout=60)
+        c = http.client.HTTPConnection(*rest, timeout=60)
         for _ in range(per):
             c.request("POST", f"/v3/clusters/{cluster}/topics/{topic}/records", body,
                       {"Content-Type": "application/json"})
@@ -112,7 +100,7 @@ def kafka_one_by_one(bootstrap, topic, n, size):
 
 def rest_one_by_one(rest, cluster, topic, n, size):
     body = json.dumps({"value": {"type": "BINARY", "data": base64.b64encode(os.urandom(size)).decode()}})
-    c = http.client.HTTPConnection("127.0.0.1", rest, timeout=30)
+    c = http.client.HTTPConnection(*rest, timeout=30)
     lat = []
     for _ in range(n):
         t = time.perf_counter()
@@ -139,7 +127,7 @@ def main():
     try:
         admin = AdminClient({"bootstrap.servers": bootstrap})  # alive until the result is in
         admin.create_topics([NewTopic("bench", 1, 1)])["bench"].result(30)
-        c = http.client.HTTPConnection("127.0.0.1", rest, timeout=10)
+        c = http.client.HTTPConnection(*rest, timeout=10)
         c.request("GET", "/v3/clusters")
         cluster = json.loads(c.getresponse().read())["data"][0]["cluster_id"]
         results = {k: [] for k in ("kafka_mbs", "rest_mbs", "kafka_cpu", "rest_cpu",

@@ -123,16 +123,19 @@ fn fio(dir: &Path, seconds: u32, sync: bool) -> Result<f64, String> {
 }
 
 fn iperf3(seconds: u32) -> Result<f64, String> {
-    let port = crate::spawn::free_port().map_err(|e| format!("iperf3: {e}"))?;
+    // iperf3's own port on a loopback address reserved for this run: nothing else listens
+    // there, and no outgoing connection can hold it (see riptide_client::launch).
+    let host = riptide_client::launch::LoopbackHost::reserve().map_err(|e| format!("iperf3: {e}"))?;
+    let (ip, port) = (host.ip.to_string(), 5201);
     let mut server = Command::new("iperf3")
-        .args(["-s", "-1", "-B", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-s", "-1", "-B", &ip, "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("iperf3 -s: {e}"))?;
     std::thread::sleep(Duration::from_millis(300));
     let output = Command::new("iperf3")
-        .args(["-c", "127.0.0.1", "-p", &port.to_string(), "-t", &seconds.to_string(), "-J"])
+        .args(["-c", &ip, "-p", &port.to_string(), "-t", &seconds.to_string(), "-J"])
         .output();
     let _ = server.kill();
     let _ = server.wait();

@@ -38,11 +38,31 @@ struct State {
     next_offset: AtomicI64,
 }
 
-/// Serves until the process is killed.
-pub fn serve(listen: &str, default_partitions: u32) -> std::io::Result<()> {
+/// Serves until the process is killed; reports the bound address on stderr and, when asked,
+/// in a ready file (port 0 picks one).
+pub fn serve(
+    listen: &str,
+    default_partitions: u32,
+    ready_file: Option<&std::path::Path>,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen)?;
-    eprintln!("discard broker listening on {}", listener.local_addr()?);
-    serve_on(listener, default_partitions)
+    let addr = listener.local_addr()?;
+    eprintln!("discard broker listening on {addr}");
+    let partitions = default_partitions;
+    let serving = std::thread::spawn(move || serve_on(listener, partitions));
+    if let Some(path) = ready_file {
+        riptide_client::launch::probe_api_versions(addr, std::time::Duration::from_secs(10))?;
+        let ready = riptide_client::launch::Ready {
+            node_id: 0,
+            pid: std::process::id(),
+            kafka: Some(addr),
+            controller: None,
+            rest: None,
+            metrics: None,
+        };
+        ready.write_atomically(path)?;
+    }
+    serving.join().map_err(|_| std::io::Error::other("discard broker thread panicked"))?
 }
 
 /// Serves connections arriving on `listener` (for tests: bind port 0, read the address, then

@@ -73,6 +73,9 @@ enum Command {
         /// Partitions of topics nobody created.
         #[arg(long, default_value_t = 1)]
         partitions: u32,
+        /// Write the bound address here (as `riptide serve --ready-file`) once listening.
+        #[arg(long)]
+        ready_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -144,8 +147,9 @@ fn main() -> ExitCode {
         Command::Baseline { dir, seconds, out } => baseline_cmd(&dir, seconds, &out),
         Command::Check { workloads } => check(&workloads),
         Command::Plot { result, out } => plot(&result, &out),
-        Command::DiscardBroker { listen, partitions } => {
-            discard::serve(&listen, partitions).map_err(|e| Error::Process(format!("discard broker: {e}")))
+        Command::DiscardBroker { listen, partitions, ready_file } => {
+            discard::serve(&listen, partitions, ready_file.as_deref())
+                .map_err(|e| Error::Process(format!("discard broker: {e}")))
         }
     };
     match result {

@@ -3,17 +3,13 @@
 //! (`--discard`, this same binary as a child process, so its CPU stays out of the harness's
 //! own). Also CPU-time readings for the report.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use riptide_client::launch;
 
-/// A port nobody listens on right now (bound to 127.0.0.1 and released).
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+use crate::error::{Error, Result};
 
 /// The riptide binary: `explicit`, `$RIPTIDE_BIN`, the one beside this executable (same target
 /// directory), or `riptide` on the PATH.
@@ -35,6 +31,7 @@ pub struct ChildBroker {
     pub label: String,
     data_dir: Option<PathBuf>,
     log: PathBuf,
+    ready_file: PathBuf,
 }
 
 /// How to start riptide.
@@ -47,16 +44,25 @@ pub struct RiptideOptions<'a> {
     pub extra_args: &'a [String],
 }
 
+/// A name for this process's n-th child's files (data directory, log, ready file).
+fn child_name(kind: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("riptide-bench-{kind}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
 impl ChildBroker {
-    /// `riptide serve` on a free port with a fresh data directory.
+    /// `riptide serve` on port 0 of 127.0.0.1 with a fresh data directory; the port comes back
+    /// in its ready file.
     pub fn riptide(o: &RiptideOptions<'_>) -> Result<ChildBroker> {
-        let port = free_port().map_err(|e| Error::Process(format!("no free port: {e}")))?;
-        let data_dir = o.data_parent.join(format!("riptide-bench-data-{}-{port}", std::process::id()));
+        let name = child_name("data");
+        let data_dir = o.data_parent.join(&name);
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).map_err(|e| Error::file(&data_dir, e))?;
+        let ready_file = launch::ready_file_for(&data_dir);
         let mut cmd = Command::new(&o.binary);
-        cmd.arg("serve").arg("--data-dir").arg(&data_dir).arg("--listen").arg(format!("127.0.0.1:{port}"));
-        cmd.args(["--metrics-listen", "off", "--rest-listen", "off"]);
+        cmd.arg("serve").arg("--data-dir").arg(&data_dir).args(["--listen", "127.0.0.1:0"]);
+        cmd.args(["--metrics-listen", "off", "--rest-listen", "off"]).arg("--ready-file").arg(&ready_file);
         if let Some(c) = o.config {
             cmd.arg("--config").arg(c);
         }
@@ -65,57 +71,49 @@ impl ChildBroker {
         }
         cmd.args(o.extra_args);
         let label = format!("riptide (spawned: {})", o.binary.display());
-        let log = o.data_parent.join(format!("riptide-bench-broker-{port}.log"));
-        ChildBroker::start(cmd, port, label, Some(data_dir), log)
+        let log = o.data_parent.join(format!("{name}.log"));
+        ChildBroker::start(cmd, label, Some(data_dir), log, ready_file)
     }
 
-    /// This executable's `discard-broker` on a free port.
+    /// This executable's `discard-broker` on port 0 of 127.0.0.1.
     pub fn discard(partitions: u32, log_dir: &Path) -> Result<ChildBroker> {
-        let port = free_port().map_err(|e| Error::Process(format!("no free port: {e}")))?;
+        let name = child_name("discard");
+        let ready_file = log_dir.join(format!("{name}.ready.json"));
         let exe = std::env::current_exe().map_err(|e| Error::Process(format!("own executable: {e}")))?;
         let mut cmd = Command::new(exe);
-        cmd.arg("discard-broker").arg("--listen").arg(format!("127.0.0.1:{port}"));
+        cmd.args(["discard-broker", "--listen", "127.0.0.1:0", "--ready-file"]).arg(&ready_file);
         cmd.arg("--partitions").arg(partitions.to_string());
-        let log = log_dir.join(format!("riptide-bench-discard-{port}.log"));
+        let log = log_dir.join(format!("{name}.log"));
         ChildBroker::start(
             cmd,
-            port,
             "discard broker (answers Produce at once, stores nothing)".into(),
             None,
             log,
+            ready_file,
         )
     }
 
     fn start(
         mut cmd: Command,
-        port: u16,
         label: String,
         data_dir: Option<PathBuf>,
         log: PathBuf,
+        ready_file: PathBuf,
     ) -> Result<ChildBroker> {
+        let _ = std::fs::remove_file(&ready_file);
         let log_file = std::fs::File::create(&log).map_err(|e| Error::file(&log, e))?;
         let err_file = log_file.try_clone().map_err(|e| Error::file(&log, e))?;
         cmd.stdin(Stdio::null()).stdout(log_file).stderr(err_file);
-        let child =
+        let mut child =
             cmd.spawn().map_err(|e| Error::Process(format!("cannot start {:?}: {e}", cmd.get_program())))?;
-        let mut broker = ChildBroker { child, addr: format!("127.0.0.1:{port}"), label, data_dir, log };
-        broker.wait_listening(Duration::from_secs(30))?;
-        Ok(broker)
-    }
-
-    fn wait_listening(&mut self, limit: Duration) -> Result<()> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-                return Err(Error::Process(format!("broker exited at start ({status}): {}", log.trim())));
-            }
-            if std::net::TcpStream::connect(&self.addr).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let ready = launch::wait_ready(&mut child, &ready_file, &log, Duration::from_secs(60));
+        let mut broker = ChildBroker { child, addr: String::new(), label, data_dir, log, ready_file };
+        match ready {
+            Ok(launch::Ready { kafka: Some(addr), .. }) => broker.addr = addr.to_string(),
+            Ok(_) => return Err(Error::Process("the broker reported no Kafka listener".into())),
+            Err(e) => return Err(Error::Process(e)),
         }
-        Err(Error::Process(format!("broker not listening on {} after {} s", self.addr, limit.as_secs())))
+        Ok(broker)
     }
 
     pub fn pid(&self) -> u32 {
@@ -141,23 +139,12 @@ impl ChildBroker {
             let _ = std::fs::remove_dir_all(dir);
         }
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(&self.ready_file);
     }
 }
 
 impl Drop for ChildBroker {
     fn drop(&mut self) {
         self.terminate();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn free_ports_are_free() {
-        let port = free_port().expect("port");
-        assert!(port > 0);
-        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
     }
 }

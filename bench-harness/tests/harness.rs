@@ -63,9 +63,10 @@ fn an_open_loop_producer_publishes_every_intended_message() {
 
 #[test]
 fn an_unreachable_broker_is_an_error_not_a_result() {
-    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    // Nothing listens on a loopback host reserved for this test.
+    let host = riptide_client::launch::LoopbackHost::reserve().expect("host");
     let w = parse("name: x\nmessageSize: 100\ntestDurationSeconds: 1\n", Path::new(".")).expect("valid");
-    let err = runner::run(&w, "x.yaml", &target(&format!("127.0.0.1:{port}"), "nobody"), &options())
+    let err = runner::run(&w, "x.yaml", &target(&host.addr(9092).to_string(), "nobody"), &options())
         .expect_err("no broker");
     assert!(err.to_string().contains("connect"), "{err}");
 }
@@ -75,10 +76,8 @@ fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
     let _ = std::fs::remove_dir_all(&dir);
     let config = riptide_server::config::ServerConfig {
         data_dir: dir.clone(),
-        // A real port (not 0): Metadata advertises the listen address.
-        listen: format!("127.0.0.1:{}", riptide_bench::spawn::free_port().expect("port"))
-            .parse()
-            .expect("addr"),
+        // Port 0: the broker advertises the port it was given.
+        listen: "127.0.0.1:0".parse().expect("addr"),
         metrics_listen: None,
         rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
         shards: 1,

@@ -39,6 +39,7 @@ pub mod error;
 pub mod fetch;
 pub mod group;
 pub mod join;
+pub mod launch;
 pub mod partitioner;
 pub mod produce;
 pub mod versions;

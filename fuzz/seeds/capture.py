@@ -24,7 +24,7 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "compat"))
-from conftest import Broker, free_port  # noqa: E402
+from conftest import Broker  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 PER_API_VERSION_MAX = 12
@@ -76,16 +76,20 @@ def pump(src, dst, recorder=None):
                 pass
 
 
-def proxy(listen_port, target_port, recorder):
+def listening_socket():
+    """The proxy's listener, bound to port 0 and kept: its port is told to the broker to
+    advertise, with no moment when it is free for someone else."""
     server = socket.socket()
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", listen_port))
+    server.bind(("127.0.0.1", 0))
     server.listen(64)
+    return server
 
+
+def proxy(server, target, recorder):
     def loop():
         while True:
             client, _ = server.accept()
-            upstream = socket.create_connection(("127.0.0.1", target_port))
+            upstream = socket.create_connection(target)
             threading.Thread(target=pump, args=(client, upstream, recorder), daemon=True).start()
             threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
 
@@ -181,11 +185,12 @@ def write(dirname, blobs):
 def main():
     recorder = Recorder()
     tmp = tempfile.mkdtemp(prefix="riptide-capture-")
-    proxy_port = free_port()
+    server = listening_socket()
+    proxy_port = server.getsockname()[1]
     b = Broker(os.path.join(tmp, "data"),
                extra_args=["--shards", "2", "--no-pin", "--advertised-listener", f"127.0.0.1:{proxy_port}"])
     b.start()
-    proxy(proxy_port, b.port, recorder)
+    proxy(server, (b.host, b.port), recorder)
     env = dict(os.environ, RIPTIDE_MATRIX_BOOTSTRAP=f"127.0.0.1:{proxy_port}")
     try:
         r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",

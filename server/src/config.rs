@@ -532,6 +532,11 @@ impl ServerConfig {
         {
             return Err("a controller of a multi-node quorum needs a CONTROLLER listener in listeners".into());
         }
+        if c.controller && c.voters.len() > 1 && c.controller_listen.is_some_and(|a| a.port() == 0) {
+            // The other voters dial the address in controller.quorum.voters before this node
+            // could tell them a port the kernel chose.
+            return Err("the CONTROLLER listener of a multi-node quorum needs a fixed port, not 0".into());
+        }
         if !c.controller && c.voters.is_empty() && c.bootstrap_servers.is_empty() {
             return Err(
                 "a broker-only node needs controller.quorum.voters or controller.quorum.bootstrap.servers"
@@ -554,6 +559,20 @@ impl ServerConfig {
             return Err("broker.session.timeout.ms must exceed broker.heartbeat.interval.ms (> 0)".into());
         }
         Ok(())
+    }
+
+    /// Records the address the Kafka listener was bound to: a configured port 0 becomes the
+    /// kernel's choice, here and in an advertised listener that also said port 0, so that the
+    /// broker registers and advertises the port it really has.
+    pub fn bind_kafka_listener(&mut self, bound: SocketAddr) {
+        if self.listen.port() == 0 {
+            self.listen.set_port(bound.port());
+        }
+        if let Some(a) = &self.advertised_listener {
+            if let Some(host) = a.strip_suffix(":0") {
+                self.advertised_listener = Some(format!("{host}:{}", bound.port()));
+            }
+        }
     }
 
     /// The host and port clients should connect to.

@@ -13,6 +13,7 @@
 //! the fuzz targets.
 
 pub mod api;
+pub mod bind;
 pub mod broker;
 pub mod catalog;
 pub mod cli;

@@ -65,6 +65,10 @@ struct ServeArgs {
     /// Do not pin shard threads to cores.
     #[arg(long)]
     no_pin: bool,
+    /// Once the node answers Kafka requests, write this JSON file (atomically) with every bound
+    /// listener address: how launchers that pass port 0 learn the ports.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
     /// Any config by its Kafka name, as in the config file: --override process.roles=broker
     /// (repeatable; applied after the file and the other flags).
     #[arg(long = "override", value_name = "NAME=VALUE")]
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    let ready_file = args.ready_file.clone();
     let config = match build_config(args) {
         Ok(c) => c,
         Err(e) => {
@@ -155,6 +160,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     server::block_shutdown_signals();
     let data_dir = config.data_dir.clone();
     let shards = config.shards;
+    let node_id = config.node_id;
     if !config.cluster.broker {
         let running = match server::start_controller(config) {
             Ok(r) => r,
@@ -164,6 +170,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         tracing::info!("controller running (data in {})", data_dir.display());
+        if let Err(e) = running.bound.announce(node_id, ready_file.as_deref()) {
+            tracing::error!("cannot start: {e}");
+            running.shutdown();
+            return ExitCode::from(1);
+        }
         let sig = server::wait_for_signal();
         tracing::info!("signal {sig}: shutting down");
         running.shutdown();
@@ -177,6 +188,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     tracing::info!("listening on {} ({} shard(s), data in {})", running.addr, shards, data_dir.display());
+    if let Err(e) = running.bound.announce(node_id, ready_file.as_deref()) {
+        tracing::error!("cannot start: {e}");
+        running.shutdown();
+        return ExitCode::from(1);
+    }
     let sig = server::wait_for_signal();
     tracing::info!("signal {sig}: shutting down");
     running.shutdown();

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -276,9 +276,11 @@ impl Metrics {
 }
 
 /// Serves `GET /metrics` until the process exits. Plain blocking HTTP/1.0 on its own thread:
-/// a scrape every few seconds does not deserve a place in the shards' loops.
-pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr)?;
+/// a scrape every few seconds does not deserve a place in the shards' loops. Returns the bound
+/// address (port 0 asks the kernel for one).
+pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+    let listener = crate::bind::bind_retrying(addr)?;
+    let bound = listener.local_addr()?;
     std::thread::Builder::new().name("metrics".into()).spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -298,7 +300,7 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<()> {
             );
         }
     })?;
-    Ok(())
+    Ok(bound)
 }
 
 /// Kafka's name of an API key (`Produce`, `Fetch`, ...), as the metric label.

@@ -27,6 +27,9 @@ use crate::{coordinator, metrics, net, replication, shard};
 
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
+    /// Where every listener is bound (a configured port 0 replaced by the kernel's choice).
+    pub bound: Bound,
+    /// The Kafka listener (`bound.kafka`).
     pub addr: SocketAddr,
     /// The REST interface's address (`rest.listeners`), when it is on.
     pub rest_addr: Option<SocketAddr>,
@@ -60,9 +63,70 @@ impl RunningBroker {
 
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Every listener of a node as bound: what `--ready-file` reports and the start-up log lists.
+#[derive(Debug, Clone, Default)]
+pub struct Bound {
+    pub kafka: Option<SocketAddr>,
+    pub controller: Option<SocketAddr>,
+    pub rest: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Bound {
+    /// One log line per listener, so that whoever reads the log knows where to connect.
+    pub fn log(&self) {
+        let listeners = [
+            ("PLAINTEXT", self.kafka.map(|a| a.to_string())),
+            ("CONTROLLER", self.controller.map(|a| a.to_string())),
+            ("REST", self.rest.map(|a| format!("http://{a}"))),
+            ("metrics", self.metrics.map(|a| format!("http://{a}/metrics"))),
+        ];
+        for (name, addr) in listeners {
+            if let Some(addr) = addr {
+                tracing::info!("listener {name} bound to {addr}");
+            }
+        }
+    }
+
+    /// Logs every listener, and once the Kafka listener answers ApiVersions (a connect alone
+    /// proves nothing) writes the ready file atomically, if one was asked for.
+    pub fn announce(&self, node_id: i32, ready_file: Option<&std::path::Path>) -> std::io::Result<()> {
+        self.log();
+        if let Some(kafka) = self.kafka {
+            let target = match kafka.ip() {
+                ip if ip.is_unspecified() && kafka.is_ipv6() => {
+                    SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], kafka.port()))
+                }
+                ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], kafka.port())),
+                _ => kafka,
+            };
+            riptide_client::launch::probe_api_versions(target, Duration::from_secs(10))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("own listener {target}: {e}")))?;
+        }
+        if let Some(path) = ready_file {
+            self.ready(node_id)
+                .write_atomically(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("ready file {}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    pub fn ready(&self, node_id: i32) -> riptide_client::launch::Ready {
+        riptide_client::launch::Ready {
+            node_id,
+            pid: std::process::id(),
+            kafka: self.kafka,
+            controller: self.controller,
+            rest: self.rest,
+            metrics: self.metrics,
+        }
+    }
+}
+
 /// A controller-only node (`process.roles=controller`): the metadata quorum, no Kafka listener.
 pub struct RunningController {
     pub cluster: Arc<ClusterHandle>,
+    pub bound: Bound,
 }
 
 impl RunningController {
@@ -82,19 +146,29 @@ pub fn start_controller(config: ServerConfig) -> std::io::Result<RunningControll
         controller: cluster.controller.as_ref().map(|c| c.metrics.clone()),
         agent: None,
     });
-    if let Some(m) = config.metrics_listen {
-        metrics::serve(m, metrics)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener {m}: {e}")))?;
-    }
-    Ok(RunningController { cluster })
+    let bound = Bound {
+        controller: cluster.controller_addr,
+        metrics: serve_metrics(config.metrics_listen, metrics)?,
+        ..Bound::default()
+    };
+    Ok(RunningController { cluster, bound })
 }
 
-pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
+fn serve_metrics(listen: Option<SocketAddr>, metrics: Arc<Metrics>) -> std::io::Result<Option<SocketAddr>> {
+    let Some(m) = listen else { return Ok(None) };
+    metrics::serve(m, metrics)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener {m}: {e}")))
+}
+
+pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     config.validate().map_err(std::io::Error::other)?;
     // Said before any listener exists, so whoever can connect can also read it in the log.
     tracing::info!("shards use the {:?} driver", shard::probe_driver(config.io)?);
     let listeners = bind_with_retry(&config)?;
     let addr = listeners[0].local_addr()?;
+    // A configured port 0 is now a real one: the broker registers and advertises that.
+    config.bind_kafka_listener(addr);
     std::fs::create_dir_all(&config.data_dir)?;
     let metrics = Arc::new(Metrics::default());
     let catalog = Arc::new(RwLock::new(Catalog::default()));
@@ -114,10 +188,7 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
         .or_else(|| cluster.agent.as_ref().and_then(|a| a.image().cluster_id))
         .unwrap_or_default();
     let broker = Arc::new(Broker::new(config, catalog, cluster, cluster_id, metrics)?);
-    if let Some(m) = broker.config.metrics_listen {
-        metrics::serve(m, broker.metrics.clone())
-            .map_err(|e| std::io::Error::new(e.kind(), format!("metrics listener {m}: {e}")))?;
-    }
+    let metrics_addr = serve_metrics(broker.config.metrics_listen, broker.metrics.clone())?;
     let owner = broker.clone();
     let owns = Box::new(move |p: i32| {
         owner.topic(coordinator::offsets_log::OFFSETS_TOPIC).is_some_and(|t| owner.leads(&t, p))
@@ -142,7 +213,13 @@ pub fn start(config: ServerConfig) -> std::io::Result<RunningBroker> {
     let rest_addr = crate::rest::serve(&broker.config.rest, addr).map_err(|e| {
         std::io::Error::new(e.kind(), format!("REST listener {:?}: {e}", broker.config.rest.listen))
     })?;
-    Ok(RunningBroker { broker, addr, rest_addr, router, threads })
+    let bound = Bound {
+        kafka: Some(addr),
+        controller: broker.cluster.controller_addr,
+        rest: rest_addr,
+        metrics: metrics_addr,
+    };
+    Ok(RunningBroker { broker, bound, addr, rest_addr, router, threads })
 }
 
 /// Shard work for applied metadata: delete a deleted topic's logs on every shard, reconfigure

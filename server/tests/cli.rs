@@ -3,12 +3,12 @@
 //! tables, JSON, exit codes and one-line errors.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use riptide_client::launch;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_riptide");
@@ -21,6 +21,8 @@ struct Broker {
 }
 
 impl Broker {
+    /// `riptide serve` on port 0, ready when its ready file says where and the listener there
+    /// answers ApiVersions; a broker that exits at start fails the test with its log.
     fn start() -> Broker {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
@@ -30,33 +32,27 @@ impl Broker {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(BIN)
+        let log = dir.join("broker.log");
+        let ready_file = dir.join("ready.json");
+        let out = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(BIN)
             .args(["serve", "--data-dir"])
             .arg(dir.join("data"))
-            .args([
-                "--listen",
-                &addr,
-                "--metrics-listen",
-                "off",
-                "--rest-listen",
-                "off",
-                "--shards",
-                "2",
-                "--no-pin",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off", "--rest-listen", "off"])
+            .args(["--shards", "2", "--no-pin", "--ready-file"])
+            .arg(&ready_file)
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
             .spawn()
             .expect("spawn riptide serve");
-        let broker = Broker { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(&broker.addr).is_err() {
-            assert!(Instant::now() < deadline, "broker did not start listening on {}", broker.addr);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        broker
+        let ready = launch::wait_ready(&mut child, &ready_file, &log, Duration::from_secs(60))
+            .unwrap_or_else(|e| {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{e}")
+            });
+        let addr = ready.kafka.expect("a Kafka listener").to_string();
+        Broker { child, addr, dir }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -447,10 +443,11 @@ fn errors_are_one_line_with_exit_codes() {
     assert_eq!(code, 1);
     assert!(err.contains("topic bad"), "{err}");
 
-    let closed = TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let (code, err) = failure(&b.run(&["topic", "list", "-b", &format!("127.0.0.1:{closed}")]));
+    // Nothing listens on a loopback host reserved for this test.
+    let nobody = launch::LoopbackHost::reserve().expect("host");
+    let (code, err) = failure(&b.run(&["topic", "list", "-b", &nobody.addr(9092).to_string()]));
     assert_eq!(code, 3);
-    assert!(err.contains("cannot connect to 127.0.0.1:"), "{err}");
+    assert!(err.contains(&format!("cannot connect to {}:9092", nobody.ip)), "{err}");
 
     let (code, err) = failure(&b.run(&["consume", "present", "--from", "yesterday"]));
     assert_eq!(code, 2);

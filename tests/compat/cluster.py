@@ -1,21 +1,23 @@
 """A local N-node riptide cluster of real processes on loopback (combined broker+controller
 nodes, each with its own ports and data directory), for the cluster tests and
 scripts/cluster.sh."""
-import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
-from conftest import BINARY, free_port, IO_ARGS
+from launch import BINARY, CONTROLLER_PORT, loopback_host, log_tail, split_addr, wait_ready
+from conftest import IO_ARGS
 
 
 class Node:
-    """host: the address the node listens on (Kafka, controller and metrics listeners) and
-    clients connect to; prefix: a command prefix the node runs under (e.g. `ip netns exec NS`,
-    which execs rather than forks, so signals still reach riptide)."""
+    """host: the address the node listens on (Kafka, controller, REST and metrics listeners)
+    and clients connect to: by default a loopback address of its own (launch.py says why);
+    prefix: a command prefix the node runs under (e.g. `ip netns exec NS`, which execs rather
+    than forks, so signals still reach riptide). Ports given as None (the default for all but
+    the controller's) are bound as 0 at the first start and read from the ready file; a
+    restart binds the same ones again."""
 
     def __init__(self, node_id, base, kafka_port, controller_port, metrics_port, voters, extra,
                  host="127.0.0.1", prefix=(), controller=True):
@@ -26,14 +28,15 @@ class Node:
         self.host = host
         self.prefix = list(prefix)
         self.data_dir = os.path.join(base, f"node-{node_id}")
-        self.kafka_port = kafka_port
+        self.kafka_port = kafka_port or 0
         self.controller_port = controller_port
-        self.metrics_port = metrics_port
-        self.rest_port = free_port()
+        self.metrics_port = metrics_port or 0
+        self.rest_port = 0
         self.voters = voters
         self.extra = list(extra)
         self.proc = None
         self.log_path = self.data_dir + ".log"
+        self.ready_path = self.data_dir + ".ready.json"
 
     @property
     def bootstrap(self):
@@ -56,30 +59,33 @@ class Node:
                if self.controller else f"PLAINTEXT://{h}:{self.kafka_port}"),
             *o("broker.rack", f"rack-{self.id % 3}"),
             *o("rest.listeners", f"http://{h}:{self.rest_port}"),
+            "--ready-file", self.ready_path,
             *self.extra,
         ]
 
     def spawn(self):
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        try:
+            os.unlink(self.ready_path)
+        except FileNotFoundError:
+            pass
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=self.log)
         return self
 
     def wait_listening(self, timeout=60):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node {self.id} exited with {self.proc.returncode}: {self.read_log()[-3000:]}")
-            try:
-                with socket.create_connection((self.host, self.kafka_port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"node {self.id} did not start: {self.read_log()[-3000:]}")
+        """Waits for the ready file and an ApiVersions answer (the node has caught up with the
+        metadata log by then); fails at once if the node exits."""
+        ready = wait_ready(self.proc, self.ready_path, self.log_path, timeout, f"node {self.id}")
+        self.kafka_port = split_addr(ready["kafka"])[1]
+        if ready.get("metrics"):
+            self.metrics_port = split_addr(ready["metrics"])[1]
+        if ready.get("rest"):
+            self.rest_port = split_addr(ready["rest"])[1]
+        return self
 
     def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        return log_tail(self.log_path, 1 << 30)
 
     def stop(self, sig=signal.SIGTERM, timeout=60):
         if self.proc and self.proc.poll() is None:
@@ -107,13 +113,14 @@ class Node:
 
 
 class Cluster:
-    """hosts: one listen address per node (default: all on 127.0.0.1, with free ports);
+    """hosts: one listen address per node (default: a loopback address of its own each);
+    ports: (kafka, controller, metrics) per node (default: 0, CONTROLLER_PORT, 0);
     prefixes: one command prefix per node (see Node)."""
 
     def __init__(self, base, n=3, extra=(), ports=None, hosts=None, prefixes=None):
         self.base = base
-        ports = ports or [(free_port(), free_port(), free_port()) for _ in range(n)]
-        hosts = hosts or ["127.0.0.1"] * len(ports)
+        ports = ports or [(0, CONTROLLER_PORT, 0)] * n
+        hosts = hosts or [loopback_host() for _ in ports]
         prefixes = prefixes or [()] * len(ports)
         voters = ",".join(f"{i + 1}@{hosts[i]}:{p[1]}" for i, p in enumerate(ports))
         self.voters = voters
@@ -124,8 +131,8 @@ class Cluster:
     def add_broker(self, extra=()):
         """Starts one more node, broker only (the quorum stays the first nodes'), with the next
         node id; returns it once it listens."""
-        n = Node(len(self.nodes) + 1, self.base, free_port(), None, free_port(), self.voters,
-                 [*self.extra, *extra], controller=False)
+        n = Node(len(self.nodes) + 1, self.base, 0, None, 0, self.voters,
+                 [*self.extra, *extra], host=loopback_host(), controller=False)
         self.nodes.append(n)
         return n.spawn().wait_listening()
 

@@ -1,95 +1,67 @@
 """Fixtures for the real-client compatibility suite: a riptide broker started per test module
-(fresh data directory, free ports), and helpers to restart or kill it."""
+(fresh data directory, its own loopback address, ports from its ready file), and helpers to
+restart or kill it."""
 import os
-import random
-import re
 import signal
-import socket
-import subprocess
-import tempfile
 import time
-import shutil
 
 import pytest
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BINARY = os.environ.get("RIPTIDE_BIN", os.path.join(ROOT, "target", "debug", "riptide"))
-
-
-def _ephemeral_range():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            lo, hi = (int(x) for x in f.read().split())
-            return lo, hi
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-_EPHEMERAL = _ephemeral_range()
-_handed_out = set()
-
-
-def free_port():
-    """A port that is free now and outside the kernel's ephemeral range: a port the kernel picked
-    (bind to 0) is released before the broker binds it, and in that gap any client's outgoing
-    connection may take it as its local port, so the broker fails to start. Ports below the
-    ephemeral range are never given to outgoing connections."""
-    lo, hi = _EPHEMERAL
-    first, last = (20000, lo - 1) if lo > 21000 else (hi + 1, 65535)
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    for _ in range(1000):
-        port = rng.randint(first, last)
-        if port in _handed_out:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _handed_out.add(port)
-        return port
-    raise RuntimeError(f"no free port in {first}..{last}")
+from launch import BINARY, ROOT, loopback_host, wait_ready, split_addr, log_tail  # noqa: F401
 
 
 class Broker:
+    """A single-node broker on a loopback address of its own (launch.py says why). The first
+    start binds port 0 for every listener and reads the ports from the ready file; a restart
+    binds the same ports again, so clients keep their bootstrap address."""
+
     def __init__(self, data_dir, extra_args=()):
         self.data_dir = data_dir
-        self.port = free_port()
-        self.metrics_port = free_port()
-        self.rest_port = free_port()
+        self.host = loopback_host()
+        self.port = 0
+        self.metrics_port = 0
+        self.rest_port = 0
         self.extra_args = list(extra_args)
         self.proc = None
         self.log_path = os.path.normpath(data_dir) + ".log"
+        self.ready_path = os.path.normpath(data_dir) + ".ready.json"
 
     @property
     def bootstrap(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def rest_url(self):
-        return f"http://127.0.0.1:{self.rest_port}"
+        return f"http://{self.host}:{self.rest_port}"
+
+    @property
+    def metrics_url(self):
+        return f"http://{self.host}:{self.metrics_port}/metrics"
 
     def start(self):
+        import subprocess
+        h = self.host
+        try:
+            os.unlink(self.ready_path)
+        except FileNotFoundError:
+            pass
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}",
-             "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
-             "--override", f"rest.listeners=http://127.0.0.1:{self.rest_port}", *self.extra_args],
+            [BINARY, "serve", "--data-dir", self.data_dir, "--listen", f"{h}:{self.port}",
+             "--metrics-listen", f"{h}:{self.metrics_port}",
+             "--override", f"rest.listeners=http://{h}:{self.rest_port}",
+             "--ready-file", self.ready_path, *self.extra_args],
             stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.read_log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("broker did not start: " + self.read_log())
+        ready = wait_ready(self.proc, self.ready_path, self.log_path, 60, "broker")
+        self.port = split_addr(ready["kafka"])[1]
+        if ready.get("metrics"):
+            self.metrics_port = split_addr(ready["metrics"])[1]
+        if ready.get("rest"):
+            self.rest_port = split_addr(ready["rest"])[1]
+        return self
 
     def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        return log_tail(self.log_path, 1 << 30)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:

@@ -500,12 +500,17 @@ def heal(cluster, timeout=60):
     for n in cluster.nodes:
         if paused(n):
             resume(n)
+    restarted = []
     for n in cluster.nodes:
         if not n.alive():
             if n.proc is not None:
                 crashed.append((n.id, n.proc.returncode, log_tail(n)))
             n.proc = None
-            n.spawn().wait_listening(timeout)
+            restarted.append(n.spawn())
+    # All spawned before any is waited for: a node is ready only once the metadata quorum
+    # answers, which may need the others.
+    for n in restarted:
+        n.wait_listening(timeout)
     return crashed
 
 

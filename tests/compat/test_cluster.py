@@ -170,23 +170,23 @@ def test_partitions_added_and_topic_deleted_cluster_wide(cluster):
 
 
 def test_broker_only_node_joins_and_shuts_down_in_a_controlled_way(cluster, tmp_path):
-    from conftest import BINARY, free_port
-    port = free_port()
+    from launch import BINARY, Process, loopback_host
     voters = cluster.nodes[0].voters
-    log = open(tmp_path / "node-9.log", "ab")
-    proc = subprocess.Popen([
+    node = Process(str(tmp_path / "node-9.ready.json"), str(tmp_path / "node-9.log")).spawn([
         BINARY, "serve", "--data-dir", str(tmp_path / "node-9"), "--node-id", "9", "--metrics-listen", "off",
-        "--listen", f"127.0.0.1:{port}", "--shards", "1", "--no-pin",
+        "--rest-listen", "off", "--listen", f"{loopback_host()}:0", "--shards", "1", "--no-pin",
         "--override", "process.roles=broker", "--override", f"controller.quorum.voters={voters}",
-    ], stdout=log, stderr=log)
+    ])
+    proc = node.proc
     try:
+        bootstrap = node.wait(60, "broker 9")["kafka"]
         wait_for(lambda: 9 in admin(cluster.node(1).bootstrap).list_topics(timeout=10).brokers or None,
                  timeout=30, what="broker 9 registered and unfenced")
         topic = unique("with-9")
-        create(f"127.0.0.1:{port}", topic, 8)
+        create(bootstrap, topic, 8)
         theirs = [p for p, l in leaders(cluster.node(1).bootstrap, topic).items() if l == 9]
         assert theirs, "the new broker takes its share of new partitions"
-        p = Producer({"bootstrap.servers": f"127.0.0.1:{port}"})
+        p = Producer({"bootstrap.servers": bootstrap})
         for i in range(16):
             p.produce(topic, value=b"y", partition=i % 8)
         assert p.flush(30) == 0
@@ -277,7 +277,7 @@ def cli(*args, timeout=90):
 
 
 def test_status_and_controllers_added_and_removed_online(cluster, tmp_path):
-    from conftest import BINARY, free_port
+    from launch import BINARY, CONTROLLER_PORT, Process, loopback_host
     status = json.loads(cli("cluster", "-b", cluster.node(1).bootstrap, "status", "--output", "json"))
     states = {b["id"]: b["state"] for b in status["brokers"]}
     assert [states[i] for i in (1, 2, 3)] == ["live"] * 3
@@ -287,18 +287,18 @@ def test_status_and_controllers_added_and_removed_online(cluster, tmp_path):
     assert sum(1 for c in status["controllers"] if c["active"]) == 1
     assert status["metadata_offset"] > 0
     # A fourth, controller-only node joins through the bootstrap servers and is made a voter.
-    bootstrap = ",".join(f"127.0.0.1:{n.controller_port}" for n in cluster.nodes)
-    port = free_port()
-    log = open(tmp_path / "node-4.log", "ab")
-    proc = subprocess.Popen([
+    bootstrap = ",".join(f"{n.host}:{n.controller_port}" for n in cluster.nodes)
+    controller = f"{loopback_host()}:{CONTROLLER_PORT}"
+    node = Process(str(tmp_path / "node-4.ready.json"), str(tmp_path / "node-4.log")).spawn([
         BINARY, "serve", "--data-dir", str(tmp_path / "node-4"), "--node-id", "4", "--metrics-listen", "off",
-        "--override", "process.roles=controller",
+        "--rest-listen", "off", "--override", "process.roles=controller",
         "--override", f"controller.quorum.bootstrap.servers={bootstrap}",
-        "--override", f"listeners=CONTROLLER://127.0.0.1:{port}",
-    ], stdout=log, stderr=log)
+        "--override", f"listeners=CONTROLLER://{controller}",
+    ])
+    proc = node.proc
     try:
-        wait_for(lambda: proc.poll() is None and socket_open(port), timeout=30, what="controller 4 listening")
-        cli("cluster", "-b", cluster.node(2).bootstrap, "add-controller", "4", f"127.0.0.1:{port}")
+        assert node.wait(60, "controller 4")["controller"] == controller
+        cli("cluster", "-b", cluster.node(2).bootstrap, "add-controller", "4", controller)
         status = json.loads(cli("cluster", "-b", cluster.node(3).bootstrap, "status", "--output", "json"))
         assert sorted(c["id"] for c in status["controllers"]) == [1, 2, 3, 4]
         create(cluster.node(1).bootstrap, unique("four-voters"), 1)
@@ -309,15 +309,6 @@ def test_status_and_controllers_added_and_removed_online(cluster, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
-
-
-def socket_open(port):
-    import socket
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def test_single_node_data_directory_is_imported(tmp_path):

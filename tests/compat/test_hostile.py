@@ -14,7 +14,7 @@ def still_serving(broker):
 
 
 def closed_after(broker, payload):
-    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
+    s = socket.create_connection((broker.host, broker.port), timeout=5)
     s.sendall(payload)
     try:
         data = s.recv(4096)
@@ -49,7 +49,7 @@ def test_api_versions_unknown_version_answers_v0_with_error(broker):
 
 
 def test_truncated_frame_then_close(broker):
-    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
+    s = socket.create_connection((broker.host, broker.port), timeout=5)
     s.sendall(struct.pack(">i", 100) + b"\x00\x12")
     s.close()
     assert still_serving(broker)
@@ -80,7 +80,7 @@ def test_client_that_never_reads_costs_bounded_memory(broker):
         p.produce(topic, b"x" * 10_000, partition=0)
     assert p.flush(30) == 0
     before = rss_mb(broker.proc.pid)
-    s = socket.create_connection(("127.0.0.1", broker.port), timeout=5)
+    s = socket.create_connection((broker.host, broker.port), timeout=5)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     for i in range(1000):  # ~4 GB of answers requested, none read
         try:
@@ -99,7 +99,7 @@ def test_request_one_byte_at_a_time_does_not_block_others(broker):
     import time
     body = struct.pack(">hhi", 18, 0, 99) + struct.pack(">h", -1)
     frame = struct.pack(">i", len(body)) + body
-    s = socket.create_connection(("127.0.0.1", broker.port), timeout=30)
+    s = socket.create_connection((broker.host, broker.port), timeout=30)
     answered = {}
 
     def trickle():
@@ -236,7 +236,7 @@ def is_closed(s, timeout=10):
 
 def healthy_connection(broker):
     """A raw connection that has completed one ApiVersions round trip."""
-    s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+    s = socket.create_connection((broker.host, broker.port), timeout=10)
     s.sendall(api_versions_v0(1))
     data = recv_frame(s)
     assert data and struct.unpack(">ih", data[4:10])[1] == 0
@@ -300,14 +300,14 @@ def test_truncated_frames_close_only_that_connection(broker, canary):
     # Cut inside the size prefix, inside the header, and inside the body, then half-close:
     # the broker must drop the connection rather than wait forever or answer garbage.
     for cut in (2, 6, len(frame) - 2):
-        s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        s = socket.create_connection((broker.host, broker.port), timeout=10)
         s.sendall(frame[:cut])
         s.shutdown(socket.SHUT_WR)
         assert is_closed(s), f"connection cut at {cut} bytes was not closed"
         s.close()
     # A complete frame whose body ends in the middle of a field (size prefix consistent).
     short = struct.pack(">hhi", 3, 0, 6) + struct.pack(">h", -1) + b"\x00\x00"
-    s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+    s = socket.create_connection((broker.host, broker.port), timeout=10)
     s.sendall(struct.pack(">i", len(short)) + short)
     assert is_closed(s)
     s.close()
@@ -321,7 +321,7 @@ def test_oversized_frames_close_without_allocating(broker, canary):
     before = rss_mb(broker.proc.pid)
     sockets = []
     for size in (100 * 1024 * 1024 + 1, 2**31 - 1):  # just over socket.request.max.bytes, and 2 GiB
-        s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        s = socket.create_connection((broker.host, broker.port), timeout=10)
         s.sendall(struct.pack(">i", size) + b"\x00" * 1024)
         sockets.append(s)
     for s in sockets:
@@ -331,7 +331,7 @@ def test_oversized_frames_close_without_allocating(broker, canary):
     # sending 64 KiB must not reserve 90 MB each.
     pending = []
     for _ in range(50):
-        s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        s = socket.create_connection((broker.host, broker.port), timeout=10)
         s.sendall(struct.pack(">i", 90 * 1024 * 1024) + b"\x00" * 65536)
         pending.append(s)
     time.sleep(0.5)
@@ -354,7 +354,7 @@ def test_unknown_apis_and_versions_close_only_that_connection(broker, canary):
     ]
     for key, version in cases:
         body = struct.pack(">hhi", key, version, 9) + struct.pack(">h", -1)
-        s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        s = socket.create_connection((broker.host, broker.port), timeout=10)
         s.sendall(struct.pack(">i", len(body)) + body)
         assert is_closed(s), f"api {key} v{version} was not refused"
         s.close()
@@ -376,7 +376,7 @@ def test_random_bytes_and_random_bodies(broker, canary):
     rng = random.Random(seed)
     before = rss_mb(broker.proc.pid)
     for i in range(150):
-        s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+        s = socket.create_connection((broker.host, broker.port), timeout=10)
         junk = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 2048)))
         if i % 3 == 0:
             payload = junk  # no framing at all
@@ -452,7 +452,7 @@ def test_huge_array_count_in_body_is_refused_without_allocating(broker, canary):
     ]
     for body in bodies:
         for _ in range(3):  # repeated, so a leak or a big reservation would show in RSS
-            s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+            s = socket.create_connection((broker.host, broker.port), timeout=10)
             s.sendall(struct.pack(">i", len(body)) + body)
             assert is_closed(s), f"request {body[:8].hex()} was answered instead of refused"
             s.close()
@@ -486,7 +486,7 @@ def test_max_connections_refuses_extra_connections_only(tmp_path):
         held = [connect_retrying(b) for _ in range(5)]
         extra = []
         for _ in range(3):
-            s = socket.create_connection(("127.0.0.1", b.port), timeout=10)
+            s = socket.create_connection((b.host, b.port), timeout=10)
             extra.append(s)
             try:
                 s.sendall(api_versions_v0(7))

@@ -7,7 +7,7 @@ from conftest import unique
 
 
 def scrape(broker):
-    return urllib.request.urlopen(f"http://127.0.0.1:{broker.metrics_port}/metrics", timeout=5).read().decode()
+    return urllib.request.urlopen(broker.metrics_url, timeout=5).read().decode()
 
 
 def test_metrics_reflect_traffic(broker):

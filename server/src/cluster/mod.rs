@@ -46,7 +46,7 @@ impl ClusterHandle {
         let node_id = config.node_id;
         let controller_listener = if c.controller {
             let l = match c.controller_listen {
-                Some(addr) => bind_retrying(addr)
+                Some(addr) => crate::bind::bind_retrying(addr)
                     .map_err(|e| std::io::Error::new(e.kind(), format!("controller listener {addr}: {e}")))?,
                 None => bind_private_loopback()?,
             };
@@ -271,20 +271,4 @@ fn cluster_id_hint(config: &ServerConfig) -> String {
 fn bind_private_loopback() -> std::io::Result<std::net::TcpListener> {
     std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 2], 0)))
         .or_else(|_| std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))
-}
-
-fn bind_retrying(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let mut attempts = 0;
-    loop {
-        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        match socket.bind(&addr.into()).and_then(|_| socket.listen(128)) {
-            Ok(()) => return Ok(socket.into()),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 50 => {
-                attempts += 1;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }

@@ -12,17 +12,20 @@ use crate::api::Ctx;
 /// spreads incoming connections across shards. Port 0 picks a free port once, shared by all.
 pub fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     let mut listeners = Vec::with_capacity(count);
-    // SO_REUSEPORT would let a second broker bind the same port and silently split clients
-    // between two processes: a plain bind first fails with EADDRINUSE if anyone listens there.
-    // SO_REUSEADDR on the probe too, so sockets of a killed predecessor in TIME_WAIT don't block
-    // a restart (it does not allow binding over a live listener).
-    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    probe.set_reuse_address(true)?;
-    probe.bind(&addr.into())?;
-    probe.listen(1)?;
-    let mut addr =
-        probe.local_addr()?.as_socket().ok_or_else(|| std::io::Error::other("not an inet address"))?;
-    drop(probe);
+    let mut addr = addr;
+    if addr.port() != 0 {
+        // SO_REUSEPORT would let a second broker bind the same port and silently split clients
+        // between two processes: a plain bind first fails with EADDRINUSE if anyone listens
+        // there. SO_REUSEADDR on the probe too, so sockets of a killed predecessor in TIME_WAIT
+        // don't block a restart (it does not allow binding over a live listener).
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        probe.bind(&addr.into())?;
+        probe.listen(1)?;
+        drop(probe);
+    }
+    // With port 0 the first shard's bind picks a port nobody uses, and the other shards join
+    // it, so there is no moment when the port is free for someone else to take.
     for _ in 0..count {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;

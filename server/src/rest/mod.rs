@@ -37,7 +37,7 @@ pub use error::RestError;
 /// Kafka listener, which the handlers use as their bootstrap.
 pub fn serve(config: &RestConfig, kafka: SocketAddr) -> std::io::Result<Option<SocketAddr>> {
     let Some(addr) = config.listen else { return Ok(None) };
-    let listener = std::net::TcpListener::bind(addr)?;
+    let listener = crate::bind::bind_retrying(addr)?;
     let bound = listener.local_addr()?;
     let bootstrap = match kafka.ip() {
         ip if ip.is_unspecified() && kafka.is_ipv6() => {
