@@ -8,35 +8,16 @@
 //!
 //! Records carry no key and no headers, timestamp delta 0 (the batch's CreateTime is the
 //! first message's wall clock); the value is the stamped message (see `payload`).
-//! Compression uses kafka-protocol's codecs over the encoded records, as any client does.
+//! Varints, codecs and the header are the shared client's (`riptide_client::batch`).
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
-use riptide_client::batch::BATCH_HEADER_BYTES;
+use riptide_client::batch::{
+    compress_records, decompress_records, get_varint, put_varint, varint_len, write_header,
+    BATCH_HEADER_BYTES,
+};
 use riptide_client::Compression;
 
 use crate::payload::put_message;
-
-// The CRC-32C field, and the attributes field where the bytes it covers begin.
-use riptide_format::at::{ATTRIBUTES as ATTRIBUTES_AT, CRC as CRC_AT};
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn varint_len(v: i64) -> usize {
-    let z = zigzag(v);
-    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_varint(out: &mut BytesMut, v: i64) {
-    let mut z = zigzag(v);
-    while z >= 0x80 {
-        out.put_u8((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.put_u8(z as u8);
-}
 
 /// Encoded size of one record (length prefix included) with a value of `value_bytes`.
 pub fn record_bytes(offset_delta: u32, value_bytes: usize) -> usize {
@@ -105,60 +86,12 @@ impl BatchBuilder {
         let mut buf = std::mem::replace(&mut self.buf, fresh.buf);
         let count = std::mem::take(&mut self.count);
         if self.compression != Compression::None {
-            buf = compress(&buf[BATCH_HEADER_BYTES..], self.compression)?;
+            buf =
+                compress_records(&buf[BATCH_HEADER_BYTES..], self.compression).map_err(|e| e.to_string())?;
         }
-        write_header(&mut buf, count, self.base_timestamp_ms, self.compression);
+        write_header(&mut buf, count, self.base_timestamp_ms, self.base_timestamp_ms, self.compression);
         Ok(buf.freeze())
     }
-}
-
-/// A fresh buffer: header room, then `records` compressed.
-fn compress(records: &[u8], compression: Compression) -> Result<BytesMut, String> {
-    let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len() / 2 + 64);
-    out.put_bytes(0, BATCH_HEADER_BYTES);
-    let fill = |tmp: &mut BytesMut| {
-        tmp.put_slice(records);
-        Ok(())
-    };
-    let result = match compression {
-        Compression::None => unreachable!("uncompressed batches are not recompressed"),
-        Compression::Gzip => codec::Gzip::compress(&mut out, fill),
-        Compression::Snappy => codec::Snappy::compress(&mut out, fill),
-        Compression::Lz4 => codec::Lz4::compress(&mut out, fill),
-        Compression::Zstd => codec::Zstd::compress(&mut out, fill),
-    };
-    result.map_err(|e| format!("{} compression failed: {e}", compression.name()))?;
-    Ok(out)
-}
-
-fn codec_bits(compression: Compression) -> i16 {
-    match compression {
-        Compression::None => 0,
-        Compression::Gzip => 1,
-        Compression::Snappy => 2,
-        Compression::Lz4 => 3,
-        Compression::Zstd => 4,
-    }
-}
-
-fn write_header(buf: &mut BytesMut, count: u32, timestamp_ms: i64, compression: Compression) {
-    let batch_length = (buf.len() - 12) as i32;
-    let mut h = &mut buf[..BATCH_HEADER_BYTES];
-    h.put_i64(0); // base offset: the broker assigns
-    h.put_i32(batch_length);
-    h.put_i32(-1); // partition leader epoch
-    h.put_i8(2); // magic
-    h.put_u32(0); // CRC, below
-    h.put_i16(codec_bits(compression));
-    h.put_i32(count as i32 - 1); // last offset delta
-    h.put_i64(timestamp_ms);
-    h.put_i64(timestamp_ms);
-    h.put_i64(-1); // producer id: not idempotent
-    h.put_i16(-1);
-    h.put_i32(-1); // base sequence
-    h.put_i32(count as i32);
-    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
-    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// What a walk over fetched record bytes found.
@@ -188,38 +121,11 @@ pub fn scan_batches(bytes: &Bytes, from_offset: i64, mut each: impl FnMut(&[u8])
         }
         let end = batches.position();
         let records = bytes.slice(end - batch.len() + BATCH_HEADER_BYTES..end);
-        let records = decompress(records, i16::from(header.codec()))?;
+        let records = decompress_records(records, i16::from(header.codec()))?;
         walk_records(&records, base, header.records_count, from_offset, &mut scan, &mut each)
             .map_err(|e| format!("batch at offset {base}: {e}"))?;
     }
     Ok(scan)
-}
-
-fn decompress(records: Bytes, codec_id: i16) -> Result<Bytes, String> {
-    let mut input = records;
-    let take = |b: &mut Bytes| Ok(std::mem::take(b));
-    let result = match codec_id {
-        0 => return Ok(input),
-        1 => codec::Gzip::decompress(&mut input, take),
-        2 => codec::Snappy::decompress(&mut input, take),
-        3 => codec::Lz4::decompress(&mut input, take),
-        4 => codec::Zstd::decompress(&mut input, take),
-        other => return Err(format!("unknown compression codec {other}")),
-    };
-    result.map_err(|e| format!("decompression failed: {e}"))
-}
-
-fn get_varint(buf: &[u8], at: &mut usize) -> Result<i64, String> {
-    let mut z: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*at).ok_or("record cut short")?;
-        *at += 1;
-        z |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
-        }
-    }
-    Err("varint longer than 10 bytes".into())
 }
 
 fn walk_records(
@@ -259,19 +165,6 @@ mod tests {
 
     use crate::payload::{read_stamp, template};
     use crate::workload::Payload;
-
-    #[test]
-    fn varints_are_zigzag_leb128() {
-        for (v, len) in [(0i64, 1), (-1, 1), (63, 1), (64, 2), (-65, 2), (8191, 2), (8192, 3), (i64::MAX, 10)]
-        {
-            let mut out = BytesMut::new();
-            put_varint(&mut out, v);
-            assert_eq!(out.len(), len, "{v}");
-            assert_eq!(varint_len(v), len, "{v}");
-            let mut at = 0;
-            assert_eq!(get_varint(&out, &mut at), Ok(v));
-        }
-    }
 
     #[test]
     fn batches_read_back_with_the_reference_decoder_and_ours() {

@@ -1,20 +1,19 @@
-//! RecordBatch v2 in both directions. Produce side: records become one batch through
-//! kafka-protocol's `RecordBatchEncoder` (compression none/gzip/snappy/lz4/zstd, CRC-32C).
-//! Fetch side: a partition's record bytes are cut into whole batches by their headers (a
-//! truncated trailing batch, which Fetch may return, is left for the next fetch), control
-//! batches are skipped, and each data batch is decoded by kafka-protocol's decoder.
+//! RecordBatch v2 in both directions, written and read here rather than through
+//! kafka-protocol's `Record` type, which keys headers by name and so would drop a repeated
+//! header (Kafka headers are a list; a record may carry `trace` twice). Compression goes
+//! through kafka-protocol's codecs (gzip/snappy/lz4/zstd), the CRC is CRC-32C.
 //!
-//! Known limit: the crate's record type keys headers by name, so a record carrying the same
-//! header key twice is read back with the last value only.
+//! Produce side: records become one batch (offsets 0..n, no producer id). Fetch side: a
+//! partition's record bytes are cut into whole batches by their headers (a truncated trailing
+//! batch, which Fetch may return, is left for the next fetch), control batches are skipped,
+//! and each data batch is decoded. The varint, codec and header helpers are public for the
+//! bench harness, which writes batches on its hot path without a record object per message.
 
 use std::str::FromStr;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    self, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
+use riptide_format::at::{ATTRIBUTES as ATTRIBUTES_AT, CRC as CRC_AT};
 
 use crate::error::{Error, Result};
 
@@ -51,13 +50,14 @@ pub enum Compression {
 }
 
 impl Compression {
-    fn to_protocol(self) -> records::Compression {
+    /// The codec id in a batch's attributes.
+    pub fn codec_bits(self) -> i16 {
         match self {
-            Compression::None => records::Compression::None,
-            Compression::Gzip => records::Compression::Gzip,
-            Compression::Snappy => records::Compression::Snappy,
-            Compression::Lz4 => records::Compression::Lz4,
-            Compression::Zstd => records::Compression::Zstd,
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
         }
     }
 
@@ -92,40 +92,167 @@ impl FromStr for Compression {
 /// Size of the RecordBatch v2 header, up to and including the record count.
 pub const BATCH_HEADER_BYTES: usize = riptide_format::HEADER_BYTES;
 
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Bytes of `v` as a zigzag varint.
+pub fn varint_len(v: i64) -> usize {
+    let z = zigzag(v);
+    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Appends `v` as a zigzag varint (protobuf's sint64 encoding, which RecordBatch v2 uses).
+pub fn put_varint(out: &mut BytesMut, v: i64) {
+    let mut z = zigzag(v);
+    while z >= 0x80 {
+        out.put_u8((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.put_u8(z as u8);
+}
+
+/// Reads a zigzag varint at `*at`, moving `*at` past it.
+pub fn get_varint(buf: &[u8], at: &mut usize) -> std::result::Result<i64, &'static str> {
+    let mut z: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*at).ok_or("record cut short")?;
+        *at += 1;
+        z |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
+        }
+    }
+    Err("varint longer than 10 bytes")
+}
+
+/// A fresh buffer: header room, then `records` compressed with `compression` (not `None`).
+pub fn compress_records(records: &[u8], compression: Compression) -> Result<BytesMut> {
+    let mut out = BytesMut::with_capacity(BATCH_HEADER_BYTES + records.len() / 2 + 64);
+    out.put_bytes(0, BATCH_HEADER_BYTES);
+    let fill = |tmp: &mut BytesMut| {
+        tmp.put_slice(records);
+        Ok(())
+    };
+    let result = match compression {
+        Compression::None => {
+            out.put_slice(records);
+            Ok(())
+        }
+        Compression::Gzip => codec::Gzip::compress(&mut out, fill),
+        Compression::Snappy => codec::Snappy::compress(&mut out, fill),
+        Compression::Lz4 => codec::Lz4::compress(&mut out, fill),
+        Compression::Zstd => codec::Zstd::compress(&mut out, fill),
+    };
+    result.map_err(|e| Error::Invalid(format!("{} compression failed: {e}", compression.name())))?;
+    Ok(out)
+}
+
+/// The records section of a batch, uncompressed (`codec_id` from its attributes).
+pub fn decompress_records(records: Bytes, codec_id: i16) -> std::result::Result<Bytes, String> {
+    let mut input = records;
+    let take = |b: &mut Bytes| Ok(std::mem::take(b));
+    let result = match codec_id {
+        0 => return Ok(input),
+        1 => codec::Gzip::decompress(&mut input, take),
+        2 => codec::Snappy::decompress(&mut input, take),
+        3 => codec::Lz4::decompress(&mut input, take),
+        4 => codec::Zstd::decompress(&mut input, take),
+        other => return Err(format!("unknown compression codec {other}")),
+    };
+    result.map_err(|e| format!("decompression failed: {e}"))
+}
+
+/// Fills the header room at the front of `buf` (records already behind it) for a plain,
+/// non-idempotent batch of `count` records, and its CRC.
+pub fn write_header(
+    buf: &mut BytesMut,
+    count: u32,
+    base_timestamp_ms: i64,
+    max_timestamp_ms: i64,
+    compression: Compression,
+) {
+    assert!(buf.len() >= BATCH_HEADER_BYTES && count > 0, "a batch is a header and at least one record");
+    let batch_length = (buf.len() - riptide_format::LOG_OVERHEAD_BYTES) as i32;
+    let mut h = &mut buf[..BATCH_HEADER_BYTES];
+    h.put_i64(0); // base offset: the broker assigns
+    h.put_i32(batch_length);
+    h.put_i32(-1); // partition leader epoch
+    h.put_i8(riptide_format::MAGIC_V2);
+    h.put_u32(0); // CRC, below
+    h.put_i16(compression.codec_bits());
+    h.put_i32(count as i32 - 1); // last offset delta
+    h.put_i64(base_timestamp_ms);
+    h.put_i64(max_timestamp_ms);
+    h.put_i64(-1); // producer id: not idempotent
+    h.put_i16(-1);
+    h.put_i32(-1); // base sequence
+    h.put_i32(count as i32);
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn put_bytes_field(out: &mut BytesMut, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.put_slice(b);
+        }
+    }
+}
+
+fn bytes_field_len(b: Option<&[u8]>) -> usize {
+    b.map_or(1, |b| varint_len(b.len() as i64) + b.len())
+}
+
 /// Appends one RecordBatch v2 holding `records` (offsets 0..n, no producer id) to `out`.
 pub fn encode_batch(out: &mut BytesMut, records: &[ProduceRecord], compression: Compression) -> Result<()> {
     if records.is_empty() {
         return Err(Error::Invalid("a record batch needs at least one record".into()));
     }
-    let converted: Vec<Record> = records.iter().enumerate().map(|(i, r)| to_protocol_record(i, r)).collect();
-    let options = RecordEncodeOptions { version: 2, compression: compression.to_protocol() };
-    RecordBatchEncoder::encode(out, &converted, &options)
-        .map_err(|e| Error::Invalid(format!("cannot encode record batch: {e}")))
-}
-
-fn to_protocol_record(index: usize, r: &ProduceRecord) -> Record {
-    let mut headers = IndexMap::with_capacity(r.headers.len());
-    for (k, v) in &r.headers {
-        headers.insert(StrBytes::from_string(k.clone()), v.clone());
+    let count = u32::try_from(records.len())
+        .ok()
+        .filter(|n| *n <= i32::MAX as u32)
+        .ok_or_else(|| Error::Invalid("too many records for one batch".into()))?;
+    let base_ts = records[0].timestamp_ms;
+    let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(base_ts);
+    let mut buf = BytesMut::with_capacity(BATCH_HEADER_BYTES + 64 * records.len());
+    buf.put_bytes(0, BATCH_HEADER_BYTES);
+    for (i, r) in records.iter().enumerate() {
+        let ts_delta = r.timestamp_ms.wrapping_sub(base_ts);
+        let key = r.key.as_deref();
+        let value = r.value.as_deref();
+        let headers_len: usize = r
+            .headers
+            .iter()
+            .map(|(k, v)| bytes_field_len(Some(k.as_bytes())) + bytes_field_len(v.as_deref()))
+            .sum();
+        let body = 1
+            + varint_len(ts_delta)
+            + varint_len(i as i64)
+            + bytes_field_len(key)
+            + bytes_field_len(value)
+            + varint_len(r.headers.len() as i64)
+            + headers_len;
+        put_varint(&mut buf, body as i64);
+        buf.put_u8(0); // record attributes: unused
+        put_varint(&mut buf, ts_delta);
+        put_varint(&mut buf, i as i64);
+        put_bytes_field(&mut buf, key);
+        put_bytes_field(&mut buf, value);
+        put_varint(&mut buf, r.headers.len() as i64);
+        for (k, v) in &r.headers {
+            put_bytes_field(&mut buf, Some(k.as_bytes()));
+            put_bytes_field(&mut buf, v.as_deref());
+        }
     }
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: records::NO_PARTITION_LEADER_EPOCH,
-        producer_id: records::NO_PRODUCER_ID,
-        producer_epoch: records::NO_PRODUCER_EPOCH,
-        timestamp_type: TimestampType::Creation,
-        offset: index as i64,
-        // The encoder splits batches where `offset - sequence` changes and derives the base
-        // sequence from the first record; `offset - 1` keeps one batch with base sequence -1
-        // (no idempotence).
-        sequence: index as i32 - 1,
-        timestamp: r.timestamp_ms,
-        key: r.key.clone(),
-        value: r.value.clone(),
-        headers,
+    if compression != Compression::None {
+        buf = compress_records(&buf[BATCH_HEADER_BYTES..], compression)?;
     }
+    write_header(&mut buf, count, base_ts, max_ts, compression);
+    out.extend_from_slice(&buf);
+    Ok(())
 }
 
 /// Records fetched from one partition, and where the next fetch should start.
@@ -154,23 +281,76 @@ pub fn decode_batches(bytes: Bytes, from_offset: i64) -> Result<Decoded> {
         if header.is_control() {
             continue; // control batch (transaction marker): not user data
         }
-        let mut batch = bytes.slice(batches.position() - batch.len()..batches.position());
-        let set = RecordBatchDecoder::decode(&mut batch)
+        let end = batches.position();
+        let records = bytes.slice(end - batch.len() + BATCH_HEADER_BYTES..end);
+        let records = decompress_records(records, i16::from(header.codec()))
+            .map_err(|e| bad_batch(header.base_offset, e))?;
+        decode_records(&records, &header, from_offset, &mut out.records)
             .map_err(|e| bad_batch(header.base_offset, e.to_string()))?;
-        out.records.extend(set.records.into_iter().filter(|r| r.offset >= from_offset).map(from_protocol));
     }
     Ok(out)
 }
 
-fn from_protocol(r: Record) -> ConsumedRecord {
-    ConsumedRecord {
-        offset: r.offset,
-        timestamp_ms: r.timestamp,
-        log_append_time: r.timestamp_type == TimestampType::LogAppend,
-        key: r.key,
-        value: r.value,
-        headers: r.headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+fn take_bytes(records: &Bytes, at: &mut usize) -> std::result::Result<Option<Bytes>, &'static str> {
+    let len = get_varint(records, at)?;
+    if len < 0 {
+        return Ok(None);
     }
+    let end =
+        at.checked_add(len as usize).filter(|e| *e <= records.len()).ok_or("field longer than its record")?;
+    let b = records.slice(*at..end);
+    *at = end;
+    Ok(Some(b))
+}
+
+fn decode_records(
+    records: &Bytes,
+    header: &riptide_format::BatchHeader,
+    from_offset: i64,
+    out: &mut Vec<ConsumedRecord>,
+) -> std::result::Result<(), &'static str> {
+    let log_append_time = header.is_log_append_time();
+    let mut at = 0usize;
+    for _ in 0..header.records_count.max(0) {
+        let length = get_varint(records, &mut at)?;
+        let end = usize::try_from(length)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|e| *e <= records.len())
+            .ok_or("record longer than its batch")?;
+        let record = records.slice(..end);
+        let mut p = at + 1; // attributes
+        let ts_delta = get_varint(&record, &mut p)?;
+        let offset = header.base_offset + get_varint(&record, &mut p)?;
+        let key = take_bytes(&record, &mut p)?;
+        let value = take_bytes(&record, &mut p)?;
+        let n_headers = get_varint(&record, &mut p)?;
+        if n_headers < 0 || n_headers as usize > record.len() {
+            return Err("bad header count");
+        }
+        let mut headers = Vec::with_capacity(n_headers as usize);
+        for _ in 0..n_headers {
+            let k = take_bytes(&record, &mut p)?.ok_or("null header key")?;
+            let k = String::from_utf8(k.to_vec()).map_err(|_| "header key is not UTF-8")?;
+            headers.push((k, take_bytes(&record, &mut p)?));
+        }
+        if offset >= from_offset {
+            out.push(ConsumedRecord {
+                offset,
+                timestamp_ms: if log_append_time {
+                    header.max_timestamp
+                } else {
+                    header.base_timestamp.wrapping_add(ts_delta)
+                },
+                log_append_time,
+                key,
+                value,
+                headers,
+            });
+        }
+        at = end;
+    }
+    Ok(())
 }
 
 fn bad_batch(base_offset: i64, reason: String) -> Error {
@@ -186,6 +366,7 @@ fn set_base_offset(bytes: &mut BytesMut, base: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::records::RecordBatchDecoder;
 
     fn sample(n: usize) -> Vec<ProduceRecord> {
         (0..n)
@@ -207,7 +388,7 @@ mod tests {
             encode_batch(&mut buf, &records, compression).expect("encode");
             let header = riptide_format::BatchHeader::parse(&buf).expect("a header");
             assert_eq!(header.magic, 2, "magic");
-            assert_eq!(i16::from(header.codec()), compression.to_protocol() as i16);
+            assert_eq!(i16::from(header.codec()), compression.codec_bits());
             // base sequence -1, producer id -1: a plain, non-idempotent batch.
             assert_eq!((header.base_sequence, header.producer_id), (-1, -1));
             // One batch, read by kafka-protocol's own decoder...
@@ -241,6 +422,53 @@ mod tests {
         assert_eq!(decoded.records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![101, 102]);
         assert_eq!(decoded.next_offset, Some(103));
         assert!(decode_batches(Bytes::new(), 0).expect("empty").next_offset.is_none());
+    }
+
+    #[test]
+    fn repeated_header_names_and_null_fields_survive() {
+        let r = ProduceRecord {
+            key: None,
+            value: None,
+            headers: vec![
+                ("trace".into(), Some(Bytes::from_static(b"first"))),
+                ("other".into(), None),
+                ("trace".into(), Some(Bytes::from_static(b"second"))),
+            ],
+            timestamp_ms: 5,
+        };
+        let mut buf = BytesMut::new();
+        encode_batch(&mut buf, std::slice::from_ref(&r), Compression::Zstd).expect("encode");
+        let got = decode_batches(buf.freeze(), 0).expect("decode");
+        assert_eq!(got.records.len(), 1);
+        assert_eq!(got.records[0].headers, r.headers);
+        assert_eq!((got.records[0].key.as_ref(), got.records[0].value.as_ref()), (None, None));
+    }
+
+    #[test]
+    fn varints_are_zigzag_leb128() {
+        for (v, len) in [(0i64, 1), (-1, 1), (63, 1), (64, 2), (-65, 2), (8191, 2), (8192, 3), (i64::MAX, 10)]
+        {
+            let mut out = BytesMut::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), len, "{v}");
+            assert_eq!(varint_len(v), len, "{v}");
+            let mut at = 0;
+            assert_eq!(get_varint(&out, &mut at), Ok(v));
+            assert_eq!(at, len);
+        }
+        assert!(get_varint(&[0x80; 11], &mut 0).is_err());
+    }
+
+    #[test]
+    fn garbage_records_are_an_error_not_a_panic() {
+        let mut buf = BytesMut::new();
+        encode_batch(&mut buf, &sample(3), Compression::None).expect("encode");
+        for cut in [62usize, 70, 80] {
+            let mut bad = buf.clone();
+            // Corrupt one record length byte and keep the batch length: decoding must refuse.
+            bad[cut] = 0x7f;
+            let _ = decode_batches(bad.freeze(), 0);
+        }
     }
 
     #[test]

@@ -67,6 +67,37 @@ pub struct GroupDescription {
 /// How many times FindCoordinator is retried while the coordinator loads or moves.
 const COORDINATOR_ATTEMPTS_MAX: usize = 20;
 
+/// The answers that mean "ask the (new) coordinator again in a moment": the group's offsets
+/// partition is still loading, or it moved. Kafka's admin client retries these until its
+/// `default.api.timeout.ms`; the group calls here retry them for about five seconds.
+fn coordinator_moved_or_loading(e: &Error) -> bool {
+    matches!(
+        e.code(),
+        Some(KafkaCode::COORDINATOR_LOAD_IN_PROGRESS)
+            | Some(KafkaCode::COORDINATOR_NOT_AVAILABLE)
+            | Some(KafkaCode::NOT_COORDINATOR)
+    )
+}
+
+/// Runs `call` again (each time looking the coordinator up afresh) while it answers
+/// [`coordinator_moved_or_loading`].
+async fn retry_on_coordinator<T, F, Fut>(mut call: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e) if coordinator_moved_or_loading(&e) && attempt < COORDINATOR_ATTEMPTS_MAX => {
+                compio::time::sleep(Duration::from_millis(250)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Client {
     /// The connection to `group`'s coordinator, waiting out COORDINATOR_NOT_AVAILABLE and
     /// COORDINATOR_LOAD_IN_PROGRESS for a few seconds.
@@ -116,6 +147,10 @@ impl Client {
 
     /// Every group on every broker, sorted by id.
     pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        retry_on_coordinator(|| self.list_groups_once()).await
+    }
+
+    async fn list_groups_once(&self) -> Result<Vec<GroupListing>> {
         let metadata = self.metadata(Some(&[]), false).await?;
         let mut out = Vec::new();
         for broker in &metadata.brokers {
@@ -135,6 +170,10 @@ impl Client {
 
     /// State and members of one group (state `Dead` when it does not exist, as Kafka says).
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        retry_on_coordinator(|| self.describe_group_once(group)).await
+    }
+
+    async fn describe_group_once(&self, group: &str) -> Result<GroupDescription> {
         let connection = self.coordinator(group).await?;
         let response =
             connection.send(&DescribeGroupsRequest::default().with_groups(vec![group_id(group)])).await?;
@@ -199,6 +238,14 @@ impl Client {
         group: &str,
         partitions: Option<&[TopicPartition]>,
     ) -> Result<BTreeMap<TopicPartition, i64>> {
+        retry_on_coordinator(|| self.committed_offsets_once(group, partitions)).await
+    }
+
+    async fn committed_offsets_once(
+        &self,
+        group: &str,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
         let connection = self.coordinator(group).await?;
         let version = connection.version_for::<OffsetFetchRequest>()?;
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -242,6 +289,16 @@ impl Client {
     /// Commits offsets for `group`. Outside a generation (`generation` -1, empty member id)
     /// this is an admin commit, which Kafka accepts only for an empty group.
     pub async fn commit_offsets(
+        &self,
+        group: &str,
+        generation: i32,
+        member_id: &str,
+        offsets: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<()> {
+        retry_on_coordinator(|| self.commit_offsets_once(group, generation, member_id, offsets)).await
+    }
+
+    async fn commit_offsets_once(
         &self,
         group: &str,
         generation: i32,

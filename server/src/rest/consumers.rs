@@ -26,7 +26,27 @@ pub struct Instance {
     fetch_min_bytes: i32,
     request_timeout_ms: u64,
     last_used: std::cell::Cell<Instant>,
+    /// Requests running on this instance now: an instance in use is not idle, however long
+    /// its request (a first poll joins the group, which takes seconds).
+    in_use: std::cell::Cell<u32>,
     inner: Mutex<Inner>,
+}
+
+/// An instance held by a running request; dropping it marks the instance used now.
+pub struct InUse(Rc<Instance>);
+
+impl std::ops::Deref for InUse {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.0
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.in_use.set(self.0.in_use.get() - 1);
+        self.0.last_used.set(Instant::now());
+    }
 }
 
 #[derive(Default)]
@@ -126,6 +146,7 @@ pub async fn create(state: &State, mut req: Req, group: &str) -> Result<Value, R
         fetch_min_bytes,
         request_timeout_ms,
         last_used: std::cell::Cell::new(Instant::now()),
+        in_use: std::cell::Cell::new(0),
         inner: Mutex::new(Inner::default()),
     };
     state.instances.borrow_mut().insert(key, Rc::new(instance));
@@ -142,15 +163,16 @@ impl Instance {
     }
 }
 
-pub fn instance(state: &State, group: &str, name: &str) -> Result<Rc<Instance>, RestError> {
+pub fn instance(state: &State, group: &str, name: &str) -> Result<InUse, RestError> {
     let i = state
         .instances
         .borrow()
         .get(&(group.to_string(), name.to_string()))
         .cloned()
         .ok_or(RestError::UnknownInstance)?;
+    i.in_use.set(i.in_use.get() + 1);
     i.last_used.set(Instant::now());
-    Ok(i)
+    Ok(InUse(i))
 }
 
 pub async fn delete(state: &State, group: &str, name: &str) -> Result<(), RestError> {
@@ -284,6 +306,13 @@ pub async fn commit(state: &State, mut req: Req, i: &Instance) -> Result<(), Res
     let inner = i.inner.lock().await;
     let offsets: BTreeMap<TopicPartition, i64> = match body {
         Some(o) if !o.offsets.is_empty() => {
+            // N is the last record processed; -1 (nothing processed yet) is the lowest meaningful.
+            if let Some(bad) = o.offsets.iter().find(|o| o.offset < -1) {
+                return Err(RestError::BadRequest(format!(
+                    "{}/{}: offset {} is below -1",
+                    bad.topic, bad.partition, bad.offset
+                )));
+            }
             o.offsets.into_iter().map(|o| ((o.topic, o.partition), o.offset.saturating_add(1))).collect()
         }
         _ => inner.positions.clone(),
@@ -322,14 +351,20 @@ pub async fn committed(state: &State, mut req: Req, i: &Instance) -> Result<Valu
 pub async fn seek(state: &State, mut req: Req, i: &Instance) -> Result<(), RestError> {
     let body: Option<Offsets> = req.json(state.limit()).await?;
     let body = body.ok_or_else(|| RestError::BadRequest("offsets is required".into()))?;
-    let mut inner = i.inner.lock().await;
-    for o in body.offsets {
+    for o in &body.offsets {
         if o.offset < 0 {
             return Err(RestError::BadRequest(format!(
                 "{}/{}: offset must not be negative",
                 o.topic, o.partition
             )));
         }
+        let info = state.topic(&o.topic).await?;
+        if info.partitions.iter().all(|x| x.partition != o.partition) {
+            return Err(RestError::UnknownPartition { topic: o.topic.clone(), partition: o.partition });
+        }
+    }
+    let mut inner = i.inner.lock().await;
+    for o in body.offsets {
         inner.positions.insert((o.topic, o.partition), o.offset);
     }
     Ok(())
@@ -346,6 +381,9 @@ pub async fn seek_to(state: &State, mut req: Req, i: &Instance, spec: OffsetSpec
     }
     for (t, ps) in by_topic {
         let info = state.topic(&t).await?;
+        if let Some(p) = ps.iter().find(|p| info.partitions.iter().all(|x| x.partition != **p)) {
+            return Err(RestError::UnknownPartition { topic: t, partition: *p });
+        }
         for (p, o) in client.list_offsets(&info, &ps, spec).await? {
             found.push(((t.clone(), p), o));
         }
@@ -528,7 +566,7 @@ pub async fn expire_idle(state: Rc<State>) {
         compio::time::sleep(Duration::from_millis(500)).await;
         let all: Vec<Rc<Instance>> = state.instances.borrow().values().cloned().collect();
         for i in all {
-            if i.last_used.get().elapsed() > timeout {
+            if i.in_use.get() == 0 && i.last_used.get().elapsed() > timeout {
                 state.instances.borrow_mut().remove(&(i.group.clone(), i.name.clone()));
                 tracing::info!("REST consumer instance {} in group {} expired", i.name, i.group);
                 compio::runtime::spawn(async move { leave(&i).await }).detach();

@@ -13,8 +13,9 @@ pub enum RestError {
     InvalidConsumerConfig(String),
     #[error("HTTP {status} Not Found")]
     NoRoute { status: u16 },
-    #[error("HTTP 405 Method Not Allowed")]
-    MethodNotAllowed,
+    /// The path exists for these methods (the `Allow` header), not for the one asked.
+    #[error("HTTP 405 Method Not Allowed (allowed: {0})")]
+    MethodNotAllowed(&'static str),
     #[error("{0}")]
     NotFound(String),
     #[error("Cluster {0} not found.")]
@@ -49,7 +50,7 @@ impl RestError {
             RestError::BadRequest(_) => (400, 400),
             RestError::InvalidConsumerConfig(_) => (422, 42204),
             RestError::NoRoute { status } => (*status, u32::from(*status)),
-            RestError::MethodNotAllowed => (405, 405),
+            RestError::MethodNotAllowed(_) => (405, 405),
             RestError::NotFound(_) => (404, 404),
             RestError::UnknownCluster(_) => (404, 404),
             RestError::UnknownTopic(_) => (404, 40403),

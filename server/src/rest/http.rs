@@ -140,7 +140,11 @@ pub fn error_reply(e: &RestError, content_type: &str) -> Reply {
     if status >= 500 {
         tracing::warn!("REST: {e}");
     }
-    json_reply(status, content_type, &e.body())
+    let mut r = json_reply(status, content_type, &e.body());
+    if let RestError::MethodNotAllowed(methods) = e {
+        r.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_static(methods));
+    }
+    r
 }
 
 fn parse_query(q: &str) -> HashMap<String, String> {

@@ -136,6 +136,10 @@ pub async fn v3(state: &Rc<State>, mut req: Req, cluster: String, topic: String)
                 )
             }
         };
+        if values.is_empty() {
+            let e = RestError::BadRequest("The request body holds no record".into());
+            return error_reply(&e, V3_JSON);
+        }
         if values.len() == 1 {
             let mut answers = produce_values(state, &cluster, &info, values).await;
             let (status, v) = answers.pop().unwrap_or((400, json!({})));
@@ -312,9 +316,17 @@ pub async fn v2(state: &State, mut req: Req, topic: String) -> Reply {
     let mut offsets: Vec<Option<Value>> = Vec::with_capacity(body.records.len());
     let mut placed = Vec::new();
     let mut slots = Vec::new();
+    // A record of the wrong shape makes the request bad (400); a record the cluster cannot
+    // place (unknown partition) fails alone, as REST Proxy answers per record.
+    let mut encoded = Vec::with_capacity(body.records.len());
     for r in &body.records {
-        let one = encode_v2(r, format, now)
-            .and_then(|(p, rec)| Ok((choose(state, &info, p, rec.key.as_deref())?, rec)));
+        match encode_v2(r, format, now) {
+            Ok(e) => encoded.push(e),
+            Err(e) => return error_reply(&e, V2_JSON),
+        }
+    }
+    for (p, rec) in encoded {
+        let one = choose(state, &info, p, rec.key.as_deref()).map(|p| (p, rec));
         match one {
             Ok(x) => {
                 slots.push(offsets.len());

@@ -37,7 +37,8 @@ enum Out {
 
 pub async fn handle(state: &Rc<State>, req: Request<Incoming>) -> Reply {
     let req = Req::new(req);
-    let v2 = req.path.first().is_some_and(|s| s != "v3");
+    // The root and the OpenAPI document are plain JSON; the rest of v2 has its own type.
+    let v2 = req.path.first().is_some_and(|s| s != "v3" && s != "openapi.json");
     let ct = if v2 { V2_JSON } else { V3_JSON };
     let path: Vec<String> = req.path.clone();
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -182,41 +183,66 @@ async fn route(state: &Rc<State>, req: Req, p: &[&str]) -> Result<Out, RestError
                 (M::GET, ["records"]) => {
                     Ok(Out::Typed(i.format().content_type(), consumers::poll(s, &req, &i).await?))
                 }
-                (
-                    _,
-                    []
-                    | ["subscription" | "assignments" | "offsets" | "positions" | "records"]
-                    | ["positions", "beginning" | "end"],
-                ) => Err(RestError::MethodNotAllowed),
-                _ => Err(RestError::NoRoute { status: 404 }),
+                _ => Err(not_routed(p)),
             }
         }
-        (_, p) if known_path(p) => Err(RestError::MethodNotAllowed),
-        _ => Err(RestError::NoRoute { status: 404 }),
+        (_, p) => Err(not_routed(p)),
     }
 }
 
-/// Paths that exist for some other method (405 rather than 404).
-fn known_path(p: &[&str]) -> bool {
-    matches!(
-        p,
-        [] | ["openapi.json"]
-            | ["v3", "clusters"]
-            | ["v3", "clusters", _]
-            | ["v3", "clusters", _, "brokers" | "topics" | "consumer-groups"]
-            | ["v3", "clusters", _, "brokers" | "topics" | "consumer-groups", _]
-            | ["v3", "clusters", _, "topics", _, "configs" | "partitions" | "records" | "configs:alter"]
-            | ["v3", "clusters", _, "topics", _, "configs" | "partitions", _]
-            | ["v3", "clusters", _, "topics", _, "partitions", _, "replicas"]
-            | ["v3", "clusters", _, "consumer-groups", _, "consumers" | "lags" | "lag-summary"]
-            | ["v3", "clusters", _, "consumer-groups", _, "consumers", _]
-            | ["v3", "clusters", _, "consumer-groups", _, "consumers", _, "assignments"]
-            | ["topics"]
-            | ["topics", _]
-            | ["topics", _, "partitions"]
-            | ["topics", _, "partitions", _]
-            | ["topics", _, "partitions", _, "offsets"]
-            | ["brokers"]
-            | ["consumers", _]
-    )
+/// 405 with the path's methods when the path exists, else 404.
+fn not_routed(p: &[&str]) -> RestError {
+    match allowed(p) {
+        Some(methods) => RestError::MethodNotAllowed(methods),
+        None => RestError::NoRoute { status: 404 },
+    }
+}
+
+/// The methods a path answers (the `Allow` header of a 405), `None` for no such path.
+fn allowed(p: &[&str]) -> Option<&'static str> {
+    Some(match p {
+        [] | ["openapi.json"] => "GET",
+        ["v3", "clusters"] | ["v3", "clusters", _] => "GET",
+        ["v3", "clusters", _, "brokers" | "consumer-groups"] => "GET",
+        ["v3", "clusters", _, "brokers" | "consumer-groups", _] => "GET",
+        ["v3", "clusters", _, "topics"] => "GET, POST",
+        ["v3", "clusters", _, "topics", _] => "GET, DELETE",
+        ["v3", "clusters", _, "topics", _, "configs" | "partitions"] => "GET",
+        ["v3", "clusters", _, "topics", _, "records" | "configs:alter"] => "POST",
+        ["v3", "clusters", _, "topics", _, "configs", _] => "GET, PUT, DELETE",
+        ["v3", "clusters", _, "topics", _, "partitions", _] => "GET",
+        ["v3", "clusters", _, "topics", _, "partitions", _, "replicas"] => "GET",
+        ["v3", "clusters", _, "consumer-groups", _, "consumers" | "lags" | "lag-summary"] => "GET",
+        ["v3", "clusters", _, "consumer-groups", _, "consumers", _] => "GET",
+        ["v3", "clusters", _, "consumer-groups", _, "consumers", _, "assignments"] => "GET",
+        ["topics"] => "GET",
+        ["topics", _] => "GET, POST",
+        ["topics", _, "partitions"] | ["topics", _, "partitions", _] => "GET",
+        ["topics", _, "partitions", _, "offsets"] => "GET",
+        ["brokers"] => "GET",
+        ["consumers", _] => "POST",
+        ["consumers", _, "instances", _, rest @ ..] => match rest {
+            [] => "DELETE",
+            ["subscription"] => "GET, POST, DELETE",
+            ["assignments" | "offsets"] => "GET, POST",
+            ["positions"] | ["positions", "beginning" | "end"] => "POST",
+            ["records"] => "GET",
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed;
+
+    #[test]
+    fn every_path_shape_names_its_methods() {
+        assert_eq!(allowed(&["v3", "clusters", "c", "topics"]), Some("GET, POST"));
+        assert_eq!(allowed(&["v3", "clusters", "c", "topics", "t", "records"]), Some("POST"));
+        assert_eq!(allowed(&["consumers", "g", "instances", "i", "subscription"]), Some("GET, POST, DELETE"));
+        assert_eq!(allowed(&["consumers", "g", "instances", "i", "nope"]), None);
+        assert_eq!(allowed(&["v4"]), None);
+    }
 }
