@@ -4,9 +4,11 @@
 # suite starts itself. Installs what the tests need when it is missing (scripts/test-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/test-deps.sh
-cargo build --workspace --all-targets
-cargo test --workspace
+. scripts/lib/stage.sh
+# .ci/run installs first (as its own timed stage) and says so.
+[ -n "${RIPTIDE_SKIP_DEPS:-}" ] || ./scripts/test-deps.sh
+stage build cargo build --workspace --all-targets
+stage cargo-test cargo test --workspace
 export RIPTIDE_BIN=${RIPTIDE_BIN:-${CARGO_TARGET_DIR:-target}/debug/riptide}
 PY=${PYTHON:-.venv/bin/python}
-"$PY" -m pytest -q -x tests/compat "$@"
+stage pytest "$PY" -m pytest -q -x tests/compat "$@"

@@ -155,10 +155,12 @@ fn a_broker_that_goes_away_fails_waiting_requests() {
 
 #[test]
 fn a_closed_port_is_unreachable() {
-    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    // Nothing listens on a loopback host reserved for this test (a port found free by binding
+    // and closing could be taken by anyone before the connect).
+    let nobody = riptide_client::launch::LoopbackHost::reserve().expect("host");
     let runtime = compio::runtime::Runtime::new().expect("runtime");
     let err = runtime
-        .block_on(Connection::connect(&format!("127.0.0.1:{port}"), &ConnectOptions::default()))
+        .block_on(Connection::connect(&nobody.addr(9092).to_string(), &ConnectOptions::default()))
         .err()
         .expect("nothing listens there");
     assert!(matches!(err, riptide_client::Error::Unreachable { .. }), "{err}");
