@@ -676,6 +676,45 @@ mod tests {
     }
 
     #[test]
+    fn port_zero_listeners_advertise_the_bound_port() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listeners = "PLAINTEXT://127.100.0.1:0"
+            "advertised.listeners" = "PLAINTEXT://broker.example:0"
+            "#,
+        )
+        .expect("parse");
+        let mut c = ServerConfig::default();
+        c.apply_file(file).expect("apply");
+        c.bind_kafka_listener("127.100.0.1:40123".parse().expect("addr"));
+        assert_eq!(c.listen, "127.100.0.1:40123".parse().expect("addr"));
+        assert_eq!(c.advertised(), ("broker.example".to_string(), 40123));
+        let mut plain = ServerConfig { listen: "127.0.0.1:0".parse().expect("addr"), ..Default::default() };
+        plain.bind_kafka_listener("127.0.0.1:40999".parse().expect("addr"));
+        assert_eq!(plain.advertised(), ("127.0.0.1".to_string(), 40999));
+        // A fixed port stays as configured.
+        let mut fixed = ServerConfig::default();
+        fixed.bind_kafka_listener("0.0.0.0:9092".parse().expect("addr"));
+        assert_eq!(fixed.advertised(), ("localhost".to_string(), 9092));
+    }
+
+    #[test]
+    fn a_voter_of_a_multi_node_quorum_needs_a_fixed_controller_port() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            "node.id" = 1
+            "process.roles" = "broker,controller"
+            "controller.quorum.voters" = "1@127.0.0.1:19093,2@127.0.0.1:29093"
+            listeners = "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0"
+            "#,
+        )
+        .expect("parse");
+        let mut c = ServerConfig::default();
+        let err = c.apply_file(file).expect_err("port 0 refused");
+        assert!(err.contains("fixed port"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }
