@@ -7,7 +7,7 @@ import subprocess
 import time
 import urllib.request
 
-from launch import BINARY, CONTROLLER_PORT, loopback_host, log_tail, split_addr, wait_ready
+from launch import BINARY, CONTROLLER_PORT, log_tail, loopback_host, ports, wait_ready
 from conftest import IO_ARGS
 
 
@@ -77,11 +77,7 @@ class Node:
         """Waits for the ready file and an ApiVersions answer (the node has caught up with the
         metadata log by then); fails at once if the node exits."""
         ready = wait_ready(self.proc, self.ready_path, self.log_path, timeout, f"node {self.id}")
-        self.kafka_port = split_addr(ready["kafka"])[1]
-        if ready.get("metrics"):
-            self.metrics_port = split_addr(ready["metrics"])[1]
-        if ready.get("rest"):
-            self.rest_port = split_addr(ready["rest"])[1]
+        self.kafka_port, self.metrics_port, self.rest_port = ports(ready)
         return self
 
     def read_log(self):

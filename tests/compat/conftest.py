@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from launch import BINARY, ROOT, loopback_host, wait_ready, split_addr, log_tail  # noqa: F401
+from launch import BINARY, ROOT, log_tail, loopback_host, ports, wait_ready  # noqa: F401
 
 
 class Broker:
@@ -53,11 +53,7 @@ class Broker:
              "--ready-file", self.ready_path, *self.extra_args],
             stdout=self.log, stderr=self.log)
         ready = wait_ready(self.proc, self.ready_path, self.log_path, 60, "broker")
-        self.port = split_addr(ready["kafka"])[1]
-        if ready.get("metrics"):
-            self.metrics_port = split_addr(ready["metrics"])[1]
-        if ready.get("rest"):
-            self.rest_port = split_addr(ready["rest"])[1]
+        self.port, self.metrics_port, self.rest_port = ports(ready)
         return self
 
     def read_log(self):

@@ -122,6 +122,13 @@ def split_addr(addr):
     return host, int(port)
 
 
+def ports(ready):
+    """(kafka, metrics, rest) ports of a ready file, 0 for a listener that is off: what a
+    launcher binds again when it restarts the node."""
+    port = lambda name: split_addr(ready[name])[1] if ready.get(name) else 0
+    return port("kafka"), port("metrics"), port("rest")
+
+
 class Process:
     """One `riptide serve` (or another Kafka-speaking server with --ready-file) started with a
     ready file; `start(args)` spawns and waits, `ready` holds the reported addresses."""
