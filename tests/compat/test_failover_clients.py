@@ -13,6 +13,7 @@ factor 3), judged by the Jepsen-style checker in jepsen.py or by reading every v
     under an idempotent acks=all workload: no delivery fails, nothing is lost or duplicated.
 
 Node logs: <pytest tmp>/<test>/node-N.log (the paths are printed when a test fails)."""
+import fcntl
 import json
 import os
 import shutil
@@ -221,6 +222,18 @@ def netns_cluster(tmp_path):
         pytest.skip("network namespaces need root")
     if not shutil.which("ip"):
         pytest.skip("needs iproute2 (ip)")
+    # The namespaces, veths and bridge have fixed names: one test on this machine at a time
+    # (two suites run side by side would tear down each other's nodes), waited for with a bound.
+    lock = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "riptide-netns.lock"), "w")
+    deadline = time.time() + 900
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            if time.time() > deadline:
+                pytest.fail("another run held the network-namespace lock for 15 minutes")
+            time.sleep(1)
     net = NetnsNet(3)
     try:
         net.setup()
@@ -246,6 +259,7 @@ def netns_cluster(tmp_path):
                 stop_cluster(c)
         finally:
             net.cleanup()
+            lock.close()
 
 
 def test_network_partition_of_the_leader(netns_cluster):
