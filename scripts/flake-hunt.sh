@@ -84,7 +84,7 @@ if [ "$python" = 1 ]; then
             rm -f "$log"
             echo "python round ok" >>"$tally"
         else
-            failed=$(grep -E '^(FAILED|ERROR) ' "$log" | awk '{print $2}')
+            failed=$(grep -E '^(FAILED|ERROR) tests/' "$log" | awk '{print $2}')
             [ -n "$failed" ] || failed="(harness failure: see $log)"
             echo "python round $r/$py_rounds: FAILED ($((SECONDS - t0)) s): $(echo "$failed" | tr '\n' ' ') [log: $log]"
             echo "python round failed" >>"$tally"

@@ -336,6 +336,22 @@ impl Work<'_> {
     }
 }
 
+impl Work<'_> {
+    /// Every (hi, hi_n, lo, lo_n) pair of eligible brokers whose `f` differs by more than one,
+    /// widest gap first (ties by id): when the extreme pair has no partition to act on (the
+    /// most loaded broker shares no partition with the least loaded), a narrower pair may.
+    fn uneven_pairs(&self, f: impl Fn(NodeId) -> usize) -> Vec<(NodeId, usize, NodeId, usize)> {
+        let vals: Vec<(NodeId, usize)> = self.eligible.iter().map(|b| (*b, f(*b))).collect();
+        let mut pairs: Vec<(NodeId, usize, NodeId, usize)> = vals
+            .iter()
+            .flat_map(|&(hi, hi_n)| vals.iter().map(move |&(lo, lo_n)| (hi, hi_n, lo, lo_n)))
+            .filter(|&(_, hi_n, _, lo_n)| hi_n > lo_n + 1)
+            .collect();
+        pairs.sort_by_key(|&(hi, hi_n, lo, lo_n)| (std::cmp::Reverse(hi_n - lo_n), hi, lo));
+        pairs
+    }
+}
+
 /// Bound on each greedy pass (a plan is recomputed every round anyway).
 const MAX_STEPS: usize = 10_000;
 
@@ -514,28 +530,29 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
 fn even_leaders(work: &mut Work) {
     for topic in work.topics() {
         for _ in 0..MAX_STEPS {
-            let Some(((hi, hi_n), (lo, lo_n))) = work.extremes(|b| work.preferred_of(&topic, b)) else {
-                return;
-            };
-            if hi_n <= lo_n + 1 || !work.reorder(hi, lo, hi_n, lo_n, |k| k.0 == topic) {
+            let pairs = work.uneven_pairs(|b| work.preferred_of(&topic, b));
+            let done = pairs
+                .into_iter()
+                .any(|(hi, hi_n, lo, lo_n)| work.reorder(hi, lo, hi_n, lo_n, |k| k.0 == topic));
+            if !done {
                 break;
             }
         }
     }
     for _ in 0..MAX_STEPS {
-        let Some(((hi, hi_n), (lo, lo_n))) = work.extremes(|b| work.preferred(b)) else { return };
-        if hi_n <= lo_n + 1 {
-            return;
-        }
-        let counts: BTreeMap<String, (usize, usize)> = work
-            .topics()
-            .into_iter()
-            .map(|t| {
-                let c = (work.preferred_of(&t, hi), work.preferred_of(&t, lo));
-                (t, c)
-            })
-            .collect();
-        if !work.reorder(hi, lo, hi_n, lo_n, |k| counts.get(&k.0).is_some_and(|(h, l)| h > l)) {
+        let pairs = work.uneven_pairs(|b| work.preferred(b));
+        let done = pairs.into_iter().any(|(hi, hi_n, lo, lo_n)| {
+            let counts: BTreeMap<String, (usize, usize)> = work
+                .topics()
+                .into_iter()
+                .map(|t| {
+                    let c = (work.preferred_of(&t, hi), work.preferred_of(&t, lo));
+                    (t, c)
+                })
+                .collect();
+            work.reorder(hi, lo, hi_n, lo_n, |k| counts.get(&k.0).is_some_and(|(h, l)| h > l))
+        });
+        if !done {
             return;
         }
     }
@@ -802,6 +819,22 @@ mod tests {
             &BTreeSet::new()
         )
         .is_empty());
+    }
+
+    #[test]
+    fn leadership_is_evened_when_the_extreme_pair_shares_no_partition() {
+        // Replicas even after a fourth broker joined, but broker 4 leads nothing, and broker 1
+        // (the most preferred, lowest id) shares no partition with it: 2 and 3 must give way.
+        let mut img = image(&[1, 2, 3, 4]);
+        topic(&mut img, "t", &[&[1, 2, 3], &[2, 1, 4], &[3, 4, 1], &[1, 2, 3], &[2, 4, 3], &[3, 1, 4]]);
+        let moves =
+            plan(&img, &Loads::default(), &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new());
+        assert!(moves.iter().all(|m| m.is_reorder()), "{moves:?}");
+        apply(&mut img, &moves);
+        let (_, leaders) = counts(&img);
+        let (max, min) =
+            (leaders.values().max().copied(), (1..=4).map(|b| leaders.get(&b).copied().unwrap_or(0)).min());
+        assert!(max.unwrap_or(0) <= min.unwrap_or(0) + 1, "{leaders:?}");
     }
 
     #[test]
