@@ -105,14 +105,15 @@ def test_request_one_byte_at_a_time_does_not_block_others(broker):
     def trickle():
         for b in frame:
             s.sendall(bytes([b]))
-            time.sleep(0.15)
+            time.sleep(0.5)
         answered["data"] = s.recv(4096)
 
     t = threading.Thread(target=trickle)
     t.start()
-    t0 = time.time()
-    assert still_serving(broker)  # served while the slow request is half sent
-    assert time.time() - t0 < 1.5
+    # Served while the slow request is still half sent (it takes 7 s to arrive): a check on
+    # what happened first, not on how fast a loaded machine is.
+    assert still_serving(broker)
+    assert t.is_alive() and "data" not in answered, "another client waited for the slow request"
     t.join(30)
     size, corr, err = struct.unpack(">iih", answered["data"][:10])
     assert corr == 99 and err == 0
