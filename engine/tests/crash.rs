@@ -291,7 +291,11 @@ fn real_enospc_on_a_tiny_tmpfs() {
             drop(log);
             std::fs::remove_file(&filler).expect("free space");
             let log = Log::open(&dir, config(io), 0).expect("reopen after ENOSPC");
-            assert!(log.log_end_offset() >= acked && acked > 0);
+            assert!(
+                log.log_end_offset() >= acked && acked > 0,
+                "{io:?}: acknowledged up to {acked}, log end after reopen {}",
+                log.log_end_offset()
+            );
             assert_eq!(all_offsets(&log), (0..log.log_end_offset()).collect::<Vec<_>>());
             log.delete().expect("delete");
         }
