@@ -260,20 +260,24 @@ fn injected_eio_poisons_the_log_and_acknowledged_data_survives() {
 
 #[test]
 fn real_enospc_on_a_tiny_tmpfs() {
-    let mnt = tmpdir("enospc-mnt");
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mnt)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("skipping: cannot mount a tmpfs here");
-        return;
-    }
-    let result = std::panic::catch_unwind(|| {
-        for io in BACKENDS {
-            let dir = mnt.join(format!("part-{io:?}"));
+    // One tmpfs per backend, and space given back by truncating, not only unlinking: another
+    // test of this binary may fork a child at any moment, and until it execs the child holds
+    // copies of our open descriptors, so an unlinked file's pages could stay allocated (a
+    // loaded CI run once started the second backend on a still-full tmpfs).
+    for io in BACKENDS {
+        let mnt = tmpdir(&format!("enospc-mnt-{io:?}"));
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&mnt)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipping: cannot mount a tmpfs here");
+            return;
+        }
+        let result = std::panic::catch_unwind(|| {
+            let dir = mnt.join("part");
             let filler = mnt.join("filler");
             let mut log = Log::open(&dir, config(io), 0).expect("open");
             std::fs::write(&filler, vec![0u8; 700 * 1024]).expect("filler");
@@ -289,7 +293,12 @@ fn real_enospc_on_a_tiny_tmpfs() {
             assert!(err.to_string().contains("No space left"), "clear message: {err}");
             assert!(log.is_failed());
             drop(log);
-            std::fs::remove_file(&filler).expect("free space");
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&filler)
+                .and_then(|f| f.set_len(0))
+                .expect("free space");
+            std::fs::remove_file(&filler).expect("remove filler");
             let log = Log::open(&dir, config(io), 0).expect("reopen after ENOSPC");
             assert!(
                 log.log_end_offset() >= acked && acked > 0,
@@ -298,10 +307,11 @@ fn real_enospc_on_a_tiny_tmpfs() {
             );
             assert_eq!(all_offsets(&log), (0..log.log_end_offset()).collect::<Vec<_>>());
             log.delete().expect("delete");
+        });
+        // Lazily: a forked child of another test may still hold a descriptor on it.
+        let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
         }
-    });
-    let _ = Command::new("umount").arg(&mnt).status();
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
     }
 }
