@@ -25,6 +25,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "compat"))
 from conftest import Broker  # noqa: E402
+from launch import loopback_host  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 PER_API_VERSION_MAX = 12
@@ -77,10 +78,10 @@ def pump(src, dst, recorder=None):
 
 
 def listening_socket():
-    """The proxy's listener, bound to port 0 and kept: its port is told to the broker to
-    advertise, with no moment when it is free for someone else."""
+    """The proxy's listener on a loopback address reserved for it (launch.py): a fixed port
+    there is free by construction, so nothing is picked and nothing can race for it."""
     server = socket.socket()
-    server.bind(("127.0.0.1", 0))
+    server.bind((loopback_host(), 9092))
     server.listen(64)
     return server
 
@@ -186,12 +187,12 @@ def main():
     recorder = Recorder()
     tmp = tempfile.mkdtemp(prefix="riptide-capture-")
     server = listening_socket()
-    proxy_port = server.getsockname()[1]
+    proxy_addr = "%s:%d" % server.getsockname()
     b = Broker(os.path.join(tmp, "data"),
-               extra_args=["--shards", "2", "--no-pin", "--advertised-listener", f"127.0.0.1:{proxy_port}"])
+               extra_args=["--shards", "2", "--no-pin", "--advertised-listener", proxy_addr])
     b.start()
     proxy(server, (b.host, b.port), recorder)
-    env = dict(os.environ, RIPTIDE_MATRIX_BOOTSTRAP=f"127.0.0.1:{proxy_port}")
+    env = dict(os.environ, RIPTIDE_MATRIX_BOOTSTRAP=proxy_addr)
     try:
         r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                             os.path.join(ROOT, "tests", "compat", "test_matrix.py")], env=env, cwd=ROOT)
