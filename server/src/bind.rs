@@ -21,3 +21,15 @@ pub fn bind_retrying(addr: SocketAddr) -> std::io::Result<std::net::TcpListener>
         }
     }
 }
+
+/// The address a local client dials to reach a listener bound to `addr`: the loopback of the
+/// same family when it is bound to the wildcard.
+pub fn local_dial_addr(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() && addr.is_ipv6() => {
+            SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], addr.port()))
+        }
+        ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        _ => addr,
+    }
+}

@@ -93,13 +93,7 @@ impl Bound {
     pub fn announce(&self, node_id: i32, ready_file: Option<&std::path::Path>) -> std::io::Result<()> {
         self.log();
         if let Some(kafka) = self.kafka {
-            let target = match kafka.ip() {
-                ip if ip.is_unspecified() && kafka.is_ipv6() => {
-                    SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], kafka.port()))
-                }
-                ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], kafka.port())),
-                _ => kafka,
-            };
+            let target = crate::bind::local_dial_addr(kafka);
             riptide_client::launch::probe_api_versions(target, Duration::from_secs(10))
                 .map_err(|e| std::io::Error::new(e.kind(), format!("own listener {target}: {e}")))?;
         }

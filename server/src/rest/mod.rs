@@ -39,13 +39,7 @@ pub fn serve(config: &RestConfig, kafka: SocketAddr) -> std::io::Result<Option<S
     let Some(addr) = config.listen else { return Ok(None) };
     let listener = crate::bind::bind_retrying(addr)?;
     let bound = listener.local_addr()?;
-    let bootstrap = match kafka.ip() {
-        ip if ip.is_unspecified() && kafka.is_ipv6() => {
-            SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], kafka.port()))
-        }
-        ip if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], kafka.port())),
-        _ => kafka,
-    };
+    let bootstrap = crate::bind::local_dial_addr(kafka);
     let config = config.clone();
     std::thread::Builder::new().name("rest".into()).spawn(move || {
         let runtime = match compio::runtime::Runtime::new() {
