@@ -59,6 +59,7 @@ pub fn serve(
             controller: None,
             rest: None,
             metrics: None,
+            listeners: [("PLAINTEXT".to_string(), addr)].into(),
         };
         ready.write_atomically(path)?;
     }

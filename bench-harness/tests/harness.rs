@@ -77,7 +77,9 @@ fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
     let config = riptide_server::config::ServerConfig {
         data_dir: dir.clone(),
         // Port 0: the broker advertises the port it was given.
-        listen: "127.0.0.1:0".parse().expect("addr"),
+        listeners: vec![riptide_server::config::KafkaListener::plaintext(
+            "127.0.0.1:0".parse().expect("addr"),
+        )],
         metrics_listen: None,
         rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
         shards: 1,

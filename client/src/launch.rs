@@ -38,6 +38,9 @@ pub struct Ready {
     pub controller: Option<SocketAddr>,
     pub rest: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
+    /// Every Kafka listener by name (`PLAINTEXT`, `SSL`, `SASL_SSL`, ...).
+    #[serde(default)]
+    pub listeners: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 impl Ready {
@@ -211,6 +214,7 @@ mod tests {
             controller: None,
             rest: Some("127.100.1.1:40001".parse().expect("addr")),
             metrics: None,
+            listeners: [("SSL".to_string(), "127.100.1.1:40002".parse().expect("addr"))].into(),
         };
         r.write_atomically(&path).expect("write");
         assert_eq!(Ready::read(&path).expect("read"), r);

@@ -242,6 +242,9 @@ pub fn diff(old: &MetadataImage, new: &MetadataImage) -> Vec<Change> {
     if old.brokers != new.brokers {
         out.push(Change::BrokersChanged);
     }
+    if old.scram != new.scram || old.acls != new.acls {
+        out.push(Change::SecurityChanged);
+    }
     for (name, t) in &old.topics {
         match new.topics.get(name) {
             Some(n) if n.id == t.id => {}

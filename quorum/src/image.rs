@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::records::{ApplyError, Endpoint, MetadataRecord, NodeId, PartitionState, TopicRecord, NO_LEADER};
+use crate::records::{
+    AclBinding, ApplyError, Endpoint, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord,
+    NO_LEADER,
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BrokerState {
@@ -24,11 +27,19 @@ pub struct BrokerState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     TopicCreated(String),
-    TopicDeleted { name: String, partitions: i32 },
+    TopicDeleted {
+        name: String,
+        partitions: i32,
+    },
     PartitionsAdded(String),
     TopicConfigsChanged(String),
-    LeaderChanged { topic: String, partition: i32 },
+    LeaderChanged {
+        topic: String,
+        partition: i32,
+    },
     BrokersChanged,
+    /// SCRAM credentials or ACLs changed.
+    SecurityChanged,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -41,6 +52,11 @@ pub struct MetadataImage {
     /// Brokers being decommissioned: the balancer moves their replicas away.
     #[serde(default)]
     pub draining: BTreeSet<NodeId>,
+    /// SCRAM credentials by user, then mechanism code.
+    #[serde(default)]
+    pub scram: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
+    #[serde(default)]
+    pub acls: BTreeSet<AclBinding>,
 }
 
 impl MetadataImage {
@@ -208,6 +224,31 @@ impl MetadataImage {
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
                 changes.push(Change::LeaderChanged { topic: topic.clone(), partition: *partition });
+                Ok(())
+            }
+            MetadataRecord::SetScramCredential { user, mechanism, credential } => {
+                self.scram.entry(user.clone()).or_default().insert(*mechanism, credential.clone());
+                changes.push(Change::SecurityChanged);
+                Ok(())
+            }
+            MetadataRecord::DeleteScramCredential { user, mechanism } => {
+                if let Some(m) = self.scram.get_mut(user) {
+                    m.remove(mechanism);
+                    if m.is_empty() {
+                        self.scram.remove(user);
+                    }
+                }
+                changes.push(Change::SecurityChanged);
+                Ok(())
+            }
+            MetadataRecord::CreateAcl(acl) => {
+                self.acls.insert(acl.clone());
+                changes.push(Change::SecurityChanged);
+                Ok(())
+            }
+            MetadataRecord::DeleteAcl(acl) => {
+                self.acls.remove(acl);
+                changes.push(Change::SecurityChanged);
                 Ok(())
             }
             MetadataRecord::DecommissionBroker { id, draining } => {

@@ -27,5 +27,7 @@ pub use balancer::{BalanceReport, BalancerConfig, BrokerLoad, PartitionLoad};
 pub use broker::{BrokerAgent, BrokerConfig, ImageSink};
 pub use controller::{Controller, ControllerConfig, ControllerMetrics};
 pub use image::{BrokerState, Change, MetadataImage};
-pub use records::{Endpoint, MetadataRecord, NodeId, PartitionState, TopicRecord, NO_LEADER};
+pub use records::{
+    AclBinding, Endpoint, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord, NO_LEADER,
+};
 pub use rpc::{AdminCommand, AdminReply, ControllerError, IsrChangeRequest, QuorumInfo};

@@ -85,6 +85,32 @@ pub struct TopicRecord {
     pub internal: bool,
 }
 
+/// A user's SCRAM credential for one mechanism (Kafka's UserScramCredentialRecord): what
+/// verifies a password without storing it, salted and hashed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: u32,
+}
+
+/// One ACL in Kafka's model (AccessControlEntryRecord): who (`principal` from `host`, `*`
+/// for any) may or may not (`allow`) do `operation` on the resources named by
+/// `resource_type`, `pattern` and `name`. The numbers are Kafka's wire codes.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AclBinding {
+    pub resource_type: i8,
+    pub name: String,
+    /// 3 literal, 4 prefixed.
+    pub pattern: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    /// 3 allow, 2 deny.
+    pub permission: i8,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum MetadataRecord {
     /// The cluster's id, written once when the quorum is first formed.
@@ -153,6 +179,32 @@ pub enum MetadataRecord {
         id: NodeId,
         draining: bool,
     },
+    /// Creates or replaces a user's credential for a mechanism (Kafka's code: 1 SCRAM-SHA-256,
+    /// 2 SCRAM-SHA-512).
+    SetScramCredential {
+        user: String,
+        mechanism: i8,
+        credential: ScramCredential,
+    },
+    DeleteScramCredential {
+        user: String,
+        mechanism: i8,
+    },
+    CreateAcl(AclBinding),
+    DeleteAcl(AclBinding),
+}
+
+impl MetadataRecord {
+    /// Users and ACLs: the records a broker may build itself and have the controller write.
+    pub fn is_security(&self) -> bool {
+        matches!(
+            self,
+            MetadataRecord::SetScramCredential { .. }
+                | MetadataRecord::DeleteScramCredential { .. }
+                | MetadataRecord::CreateAcl(_)
+                | MetadataRecord::DeleteAcl(_)
+        )
+    }
 }
 
 /// Why a record did not apply (the image is unchanged by it). Deterministic: every node

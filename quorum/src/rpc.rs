@@ -109,6 +109,11 @@ pub enum AdminCommand {
     UnregisterBroker {
         id: NodeId,
     },
+    /// Users and ACLs: records the broker built (only `MetadataRecord::is_security` ones),
+    /// written as one entry.
+    Security {
+        records: Vec<crate::records::MetadataRecord>,
+    },
 }
 
 /// A partition leader asks to change its ISR (Kafka's AlterPartition): followers that fell

@@ -89,6 +89,7 @@ pub struct Broker {
     pub shutting_down: AtomicBool,
     pub cluster_id: String,
     pub engine_io: IoBackend,
+    pub security: crate::security::Security,
 }
 
 struct ProducerIdBlock {
@@ -134,6 +135,7 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
             cluster_id,
             engine_io,
+            security: crate::security::Security::new(&config.security),
             config,
         })
     }

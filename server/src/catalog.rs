@@ -254,6 +254,9 @@ pub struct Catalog {
     pub cluster_id: Option<String>,
     /// Bumped on every change so shards can tell their cached configs are stale.
     pub generation: u64,
+    /// SCRAM credentials by user, then mechanism code.
+    pub scram: Arc<BTreeMap<String, BTreeMap<i8, riptide_quorum::ScramCredential>>>,
+    pub acls: Arc<crate::security::acl::AclIndex>,
 }
 
 impl Catalog {

@@ -27,5 +27,6 @@ pub mod net;
 pub mod partition;
 pub mod replication;
 pub mod rest;
+pub mod security;
 pub mod server;
 pub mod shard;

@@ -35,7 +35,8 @@ struct ServeArgs {
     /// Data directory (Kafka's log.dirs). Default ./data
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Kafka listener address. Default 0.0.0.0:9092
+    /// The first Kafka listener's address (more, with TLS or SASL: `listeners` in the config
+    /// file). Default 0.0.0.0:9092
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// host:port announced to clients in Metadata. Default: the listen address.
@@ -101,10 +102,10 @@ fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
         c.data_dir = v;
     }
     if let Some(v) = args.listen {
-        c.listen = v;
+        c.listeners[0].addr = v;
     }
     if let Some(v) = args.advertised_listener {
-        c.advertised_listener = Some(v);
+        c.listeners[0].advertised = Some(v);
     }
     if let Some(v) = args.metrics_listen {
         c.metrics_listen = config::parse_optional_addr(&v)?;

@@ -66,7 +66,12 @@ const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every listener of a node as bound: what `--ready-file` reports and the start-up log lists.
 #[derive(Debug, Clone, Default)]
 pub struct Bound {
+    /// The first Kafka listener (what the ready probe dials).
     pub kafka: Option<SocketAddr>,
+    /// Every Kafka listener by name.
+    pub listeners: Vec<(String, SocketAddr)>,
+    /// The first Kafka listener without TLS: where the node probes itself with ApiVersions.
+    pub probe_target: Option<SocketAddr>,
     pub controller: Option<SocketAddr>,
     pub rest: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
@@ -75,13 +80,13 @@ pub struct Bound {
 impl Bound {
     /// One log line per listener, so that whoever reads the log knows where to connect.
     pub fn log(&self) {
-        let listeners = [
-            ("PLAINTEXT", self.kafka.map(|a| a.to_string())),
+        let kafka = self.listeners.iter().map(|(n, a)| (n.as_str(), Some(a.to_string())));
+        let others = [
             ("CONTROLLER", self.controller.map(|a| a.to_string())),
             ("REST", self.rest.map(|a| format!("http://{a}"))),
             ("metrics", self.metrics.map(|a| format!("http://{a}/metrics"))),
         ];
-        for (name, addr) in listeners {
+        for (name, addr) in kafka.chain(others) {
             if let Some(addr) = addr {
                 tracing::info!("listener {name} bound to {addr}");
             }
@@ -92,7 +97,9 @@ impl Bound {
     /// proves nothing) writes the ready file atomically, if one was asked for.
     pub fn announce(&self, node_id: i32, ready_file: Option<&std::path::Path>) -> std::io::Result<()> {
         self.log();
-        if let Some(kafka) = self.kafka {
+        // The probe speaks plain TCP, so it dials the first listener without TLS (ApiVersions
+        // is answered before SASL); a node with TLS listeners only is not probed.
+        if let Some(kafka) = self.probe_target {
             let target = crate::bind::local_dial_addr(kafka);
             riptide_client::launch::probe_api_versions(target, Duration::from_secs(10))
                 .map_err(|e| std::io::Error::new(e.kind(), format!("own listener {target}: {e}")))?;
@@ -113,6 +120,7 @@ impl Bound {
             controller: self.controller,
             rest: self.rest,
             metrics: self.metrics,
+            listeners: self.listeners.iter().cloned().collect(),
         }
     }
 }
@@ -159,10 +167,25 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     config.validate().map_err(std::io::Error::other)?;
     // Said before any listener exists, so whoever can connect can also read it in the log.
     tracing::info!("shards use the {:?} driver", shard::probe_driver(config.io)?);
-    let listeners = bind_with_retry(&config)?;
-    let addr = listeners[0].local_addr()?;
-    // A configured port 0 is now a real one: the broker registers and advertises that.
-    config.bind_kafka_listener(addr);
+    let specs = listener_specs(&config)?;
+    let mut bound_listeners = Vec::with_capacity(config.listeners.len());
+    for i in 0..config.listeners.len() {
+        let sockets = bind_with_retry(config.listeners[i].addr, config.shards)?;
+        // A configured port 0 is now a real one: the broker registers and advertises that.
+        config.bind_kafka_listener(i, sockets[0].local_addr()?);
+        bound_listeners.push(sockets);
+    }
+    let addr = config.primary().addr;
+    let bound_all: Vec<(String, SocketAddr)> =
+        config.listeners.iter().map(|l| (l.name.clone(), l.addr)).collect();
+    // One socket of every listener per shard.
+    let mut per_shard: Vec<Vec<(Arc<crate::security::Listener>, std::net::TcpListener)>> =
+        (0..config.shards).map(|_| Vec::new()).collect();
+    for (spec, sockets) in specs.iter().zip(bound_listeners) {
+        for (shard, socket) in per_shard.iter_mut().zip(sockets) {
+            shard.push((spec.clone(), socket));
+        }
+    }
     std::fs::create_dir_all(&config.data_dir)?;
     let metrics = Arc::new(Metrics::default());
     let catalog = Arc::new(RwLock::new(Catalog::default()));
@@ -189,7 +212,8 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     });
     let coordinator = Arc::new(Coordinator::owning(Default::default(), owns));
     let (roles_tx, roles_rx) = flume::bounded::<()>(1);
-    let start: StartHook<std::net::TcpListener> = Arc::new(move |shard, listener| {
+    type ShardListeners = Vec<(Arc<crate::security::Listener>, std::net::TcpListener)>;
+    let start: StartHook<ShardListeners> = Arc::new(move |shard, listeners| {
         let ctx = ApiCtx::new(shard, coordinator.clone());
         if shard.id == 0 {
             compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
@@ -199,21 +223,48 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
             compio::runtime::spawn(replication::load::run(shard.clone())).detach();
         }
         compio::runtime::spawn(replication::isr::run(shard.clone())).detach();
-        let listener = compio::net::TcpListener::from_std(listener)?;
-        compio::runtime::spawn(net::listener::accept_loop(ctx, listener)).detach();
+        for (spec, listener) in listeners {
+            let listener = compio::net::TcpListener::from_std(listener)?;
+            compio::runtime::spawn(net::listener::accept_loop(ctx.clone(), listener, spec)).detach();
+        }
         Ok(())
     });
-    let (router, threads) = shard::spawn_shards(broker.clone(), listeners, start)?;
+    let (router, threads) = shard::spawn_shards(broker.clone(), per_shard, start)?;
     let rest_addr = crate::rest::serve(&broker.config.rest, addr).map_err(|e| {
         std::io::Error::new(e.kind(), format!("REST listener {:?}: {e}", broker.config.rest.listen))
     })?;
     let bound = Bound {
         kafka: Some(addr),
+        probe_target: broker.config.listeners.iter().find(|l| !l.protocol.tls()).map(|l| l.addr),
+        listeners: bound_all,
         controller: broker.cluster.controller_addr,
         rest: rest_addr,
         metrics: metrics_addr,
     };
     Ok(RunningBroker { broker, bound, addr, rest_addr, router, threads })
+}
+
+/// What each Kafka listener's connections need: its name, protocol and TLS identity (loaded
+/// now, so that a bad certificate stops the start).
+fn listener_specs(config: &ServerConfig) -> std::io::Result<Vec<Arc<crate::security::Listener>>> {
+    let tls = match &config.security.tls {
+        Some(t) if config.listeners.iter().any(|l| l.protocol.tls()) => Some(Arc::new(
+            crate::security::tls::TlsAcceptor::new(t.clone())
+                .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?,
+        )),
+        _ => None,
+    };
+    Ok(config
+        .listeners
+        .iter()
+        .map(|l| {
+            Arc::new(crate::security::Listener {
+                name: l.name.clone(),
+                protocol: l.protocol,
+                tls: if l.protocol.tls() { tls.clone() } else { None },
+            })
+        })
+        .collect())
 }
 
 /// Shard work for applied metadata: delete a deleted topic's logs on every shard, reconfigure
@@ -235,7 +286,7 @@ async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>
                 Change::LeaderChanged { .. } | Change::TopicCreated(_) | Change::PartitionsAdded(_) => {
                     roles_changed = true
                 }
-                Change::BrokersChanged => {}
+                Change::BrokersChanged | Change::SecurityChanged => {}
             }
         }
         if roles_changed {
@@ -293,13 +344,13 @@ fn import_legacy_topics(
 /// A predecessor killed with SIGKILL can hold its listening socket for a moment after it is
 /// reaped (io_uring tears its ring down asynchronously), so EADDRINUSE is retried for a few
 /// seconds before giving up.
-fn bind_with_retry(config: &ServerConfig) -> std::io::Result<Vec<std::net::TcpListener>> {
+fn bind_with_retry(addr: SocketAddr, shards: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     let mut attempts = 0;
     loop {
-        match net::listener::bind_reuseport(config.listen, config.shards) {
+        match net::listener::bind_reuseport(addr, shards) {
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && attempts < 50 => {
                 if attempts == 0 {
-                    tracing::warn!("{} is in use; retrying for up to 5 s", config.listen);
+                    tracing::warn!("{addr} is in use; retrying for up to 5 s");
                 }
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(100));

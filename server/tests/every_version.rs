@@ -77,6 +77,26 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::OffsetForLeaderEpoch => {
             RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())
         }
+        // On a PLAINTEXT listener: ILLEGAL_SASL_STATE, the connection stays open.
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        ),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(SaslAuthenticateRequest::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(1)
+                .with_pattern_type_filter(1)
+                .with_operation(1)
+                .with_permission_type(1),
+        ),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+        }
         other => panic!("add a default request for {other:?} to this test"),
     }
 }
@@ -118,7 +138,9 @@ fn every_advertised_version_answers() {
     let _ = std::fs::remove_dir_all(&dir);
     let config = ServerConfig {
         data_dir: dir.clone(),
-        listen: "127.0.0.1:0".parse().expect("addr"),
+        listeners: vec![riptide_server::config::KafkaListener::plaintext(
+            "127.0.0.1:0".parse().expect("addr"),
+        )],
         metrics_listen: None,
         rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
         shards: 2,

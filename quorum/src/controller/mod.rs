@@ -661,6 +661,14 @@ fn build_admin(image: &MetadataImage, cmd: AdminCommand) -> Result<Built, Contro
                 Some(topic),
             ))
         }
+        AdminCommand::Security { records } => {
+            if records.is_empty() || !records.iter().all(MetadataRecord::is_security) {
+                return Err(ControllerError::InvalidRequest(
+                    "only user and ACL records may be written this way".into(),
+                ));
+            }
+            Ok(Built::Records(records, None))
+        }
         AdminCommand::AddVoter { .. }
         | AdminCommand::RemoveVoter { .. }
         | AdminCommand::Reassign { .. }

@@ -21,6 +21,7 @@ use super::Ctx;
 use super::RequestInfo;
 use crate::broker::AdminError;
 use crate::catalog::{self, ConfigSource};
+use crate::security::acl::{op, resource};
 
 pub async fn create_topics(
     ctx: &Ctx,
@@ -34,6 +35,12 @@ pub async fn create_topics(
         let r = async {
             let name = t.name.0.as_str().to_string();
             let result = CreatableTopicResult::default().with_name(t.name.clone());
+            if !ctx.allowed_on_cluster(info, op::CREATE) && !ctx.allowed(info, op::CREATE, resource::TOPIC, &name) {
+                return result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1);
+            }
             if !seen.insert(name.clone()) {
                 return result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(
                     Some(StrBytes::from_string(format!(
@@ -101,7 +108,12 @@ pub async fn create_topics(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete_topics(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let version = info.version;
     // v0-5 name topics in `topic_names`; v6 in `topics` by name or id.
     let mut targets: Vec<(Option<String>, Uuid)> =
         request.topic_names.iter().map(|n| (Some(n.0.as_str().to_string()), Uuid::nil())).collect();
@@ -117,6 +129,15 @@ pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest
         let result = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(StrBytes::from_string(n))))
             .with_topic_id(id);
+        let allowed = match (&meta, &name) {
+            (Some(m), _) => ctx.allowed(info, op::DELETE, resource::TOPIC, &m.name),
+            (None, Some(n)) => ctx.allowed(info, op::DELETE, resource::TOPIC, n),
+            (None, None) => true,
+        };
+        if !allowed {
+            responses.push(result.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+            continue;
+        }
         let Some(meta) = meta else {
             let code = if name.is_some() {
                 ResponseError::UnknownTopicOrPartition.code()
@@ -145,10 +166,18 @@ pub async fn delete_topics(ctx: &Ctx, version: i16, request: DeleteTopicsRequest
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub async fn create_partitions(ctx: &Ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn create_partitions(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        if !ctx.allowed(info, op::ALTER, resource::TOPIC, t.name.0.as_str()) {
+            results.push(result.with_error_code(ResponseError::TopicAuthorizationFailed.code()));
+            continue;
+        }
         let assignment = t
             .assignments
             .as_ref()

@@ -14,16 +14,20 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use riptide_quorum::{AdminCommand, ControllerError};
 
-use super::Ctx;
+use super::{Ctx, RequestInfo};
 
-pub fn describe_cluster(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe_cluster(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
     let brokers = cat
         .brokers
         .values()
         .filter(|b| !b.fenced || request.include_fenced_brokers)
         .filter_map(|b| {
-            let ep = b.endpoints.iter().find(|e| e.name == "PLAINTEXT").or(b.endpoints.first())?;
+            let ep = super::metadata::endpoint_for(&b.endpoints, &info.session.listener.name)?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(b.id))

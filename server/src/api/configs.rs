@@ -3,6 +3,7 @@
 //! Broker configs are static in this version (set in the TOML file or flags): altering one is
 //! refused with a message saying so.
 
+use crate::security::acl::{op, resource};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
@@ -72,6 +73,9 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if !config_access(ctx, info, op::DESCRIBE_CONFIGS, r.resource_type, r.resource_name.as_str()) {
+                return result.with_error_code(denied_code(r.resource_type));
+            }
             match r.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(meta) = ctx.broker.topic(r.resource_name.as_str()) else {
@@ -124,13 +128,32 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// Topic configs are the topic's; broker configs the cluster's (Kafka's mapping).
+fn config_access(ctx: &Ctx, info: &RequestInfo, operation: i8, resource_type: i8, name: &str) -> bool {
+    match resource_type {
+        RESOURCE_TOPIC => ctx.allowed(info, operation, resource::TOPIC, name),
+        _ => ctx.allowed_on_cluster(info, operation),
+    }
+}
+
+fn denied_code(resource_type: i8) -> i16 {
+    if resource_type == RESOURCE_TOPIC {
+        ResponseError::TopicAuthorizationFailed.code()
+    } else {
+        ResponseError::ClusterAuthorizationFailed.code()
+    }
+}
+
 fn broker_configs(ctx: &Ctx) -> Vec<(&'static str, String)> {
     let c = &ctx.broker.config;
     vec![
         ("node.id", c.node_id.to_string()),
         ("broker.id", c.node_id.to_string()),
         ("log.dirs", c.data_dir.display().to_string()),
-        ("listeners", format!("PLAINTEXT://{}", c.listen)),
+        (
+            "listeners",
+            c.listeners.iter().map(|l| format!("{}://{}", l.name, l.addr)).collect::<Vec<_>>().join(","),
+        ),
         ("num.partitions", c.num_partitions.to_string()),
         (
             "default.replication.factor",
@@ -194,10 +217,13 @@ fn broker_alter_refused(name: &str) -> (i16, String) {
     )
 }
 
-pub async fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(ctx: &Ctx, info: &RequestInfo, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for r in request.resources {
         let outcome = match r.resource_type {
+            t if !config_access(ctx, info, op::ALTER_CONFIGS, t, r.resource_name.as_str()) => {
+                Err((denied_code(t), "not authorized".to_string()))
+            }
             RESOURCE_TOPIC => {
                 let new: BTreeMap<String, String> = r
                     .configs
@@ -231,11 +257,15 @@ pub async fn alter(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsRespo
 
 pub async fn incremental_alter(
     ctx: &Ctx,
+    info: &RequestInfo,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for r in request.resources {
         let outcome = match r.resource_type {
+            t if !config_access(ctx, info, op::ALTER_CONFIGS, t, r.resource_name.as_str()) => {
+                Err((denied_code(t), "not authorized".to_string()))
+            }
             RESOURCE_TOPIC => {
                 let ops: Vec<(String, i8, Option<String>)> = r
                     .configs

@@ -7,12 +7,19 @@ use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 
-use super::{versions, RequestError, RequestInfo};
+use super::{versions, RequestError};
+
+/// A request's header, checked.
+pub struct Head {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+}
 
 /// A frame whose header has been checked.
 pub enum Parsed {
     /// A supported API at a supported version; `body` follows the decoded header.
-    Request(RequestInfo, Bytes),
+    Request(Head, Bytes),
     /// ApiVersions at a version we don't know: answered in v0 with our ranges (KIP-511).
     ApiVersionsFallback { correlation_id: i32 },
 }
@@ -41,7 +48,7 @@ pub fn parse_header(frame: Bytes) -> Result<Parsed, RequestError> {
     let mut body = frame;
     let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
         .map_err(|e| RequestError::Malformed(format!("header: {e}")))?;
-    Ok(Parsed::Request(RequestInfo { api_key, version, header, client_host: String::new() }, body))
+    Ok(Parsed::Request(Head { api_key, version, header }, body))
 }
 
 fn body<T: Decodable>(mut body: Bytes, version: i16) -> Result<(), RequestError> {
@@ -88,12 +95,19 @@ macro_rules! with_request_types {
             OffsetDelete => OffsetDeleteRequest,
             ConsumerGroupHeartbeat => ConsumerGroupHeartbeatRequest,
             ConsumerGroupDescribe => ConsumerGroupDescribeRequest,
+            SaslHandshake => SaslHandshakeRequest,
+            SaslAuthenticate => SaslAuthenticateRequest,
+            CreateAcls => CreateAclsRequest,
+            DescribeAcls => DescribeAclsRequest,
+            DeleteAcls => DeleteAclsRequest,
+            AlterUserScramCredentials => AlterUserScramCredentialsRequest,
+            DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
         }
     };
 }
 
 /// Decodes the body into the type `dispatch` decodes it into, and drops it.
-pub fn decode_body(info: &RequestInfo, b: Bytes) -> Result<(), RequestError> {
+pub fn decode_body(info: &Head, b: Bytes) -> Result<(), RequestError> {
     let v = info.version;
     macro_rules! arms {
         ($($key:ident => $ty:ty,)*) => {

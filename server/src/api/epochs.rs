@@ -12,18 +12,38 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use super::error::partition_code;
-use super::Ctx;
+use super::{Ctx, RequestInfo};
 use crate::partition::PartitionError;
+use crate::security::acl::{op, resource};
 use crate::shard::mailbox::EpochEndCall;
 use crate::shard::router::route_epoch_end;
 
-pub async fn handle(ctx: &Ctx, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+pub async fn handle(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
     let mut calls = Vec::new();
-    let known: Vec<bool> =
-        request.topics.iter().map(|t| ctx.broker.topic(t.topic.0.as_str()).is_some()).collect();
+    // A follower needs CLUSTER_ACTION, a consumer DESCRIBE on the topic.
+    let follower = request.replica_id.0 >= 0;
+    let cluster_ok = !follower || ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
+    let known: Vec<Result<(), PartitionError>> = request
+        .topics
+        .iter()
+        .map(|t| {
+            let name = t.topic.0.as_str();
+            if !cluster_ok || (!follower && !ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name)) {
+                Err(PartitionError::TopicAuthorizationFailed)
+            } else if ctx.broker.topic(name).is_none() {
+                Err(PartitionError::UnknownTopicOrPartition)
+            } else {
+                Ok(())
+            }
+        })
+        .collect();
     for (t, known) in request.topics.iter().zip(&known) {
         let name: Arc<str> = Arc::from(t.topic.0.as_str());
-        for p in t.partitions.iter().filter(|_| *known) {
+        for p in t.partitions.iter().filter(|_| known.is_ok()) {
             calls.push(EpochEndCall {
                 topic: name.clone(),
                 partition: p.partition,
@@ -43,8 +63,8 @@ pub async fn handle(ctx: &Ctx, request: OffsetForLeaderEpochRequest) -> OffsetFo
                 .iter()
                 .map(|p| {
                     let outcome = match known {
-                        true => outcomes.next().unwrap_or(Err(PartitionError::NotLeaderOrFollower)),
-                        false => Err(PartitionError::UnknownTopicOrPartition),
+                        Ok(()) => outcomes.next().unwrap_or(Err(PartitionError::NotLeaderOrFollower)),
+                        Err(e) => Err(e.clone()),
                     };
                     let answer = EpochEndOffset::default().with_partition(p.partition);
                     match outcome {

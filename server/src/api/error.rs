@@ -9,6 +9,7 @@ use crate::partition::PartitionError;
 pub fn partition_code(e: &PartitionError) -> i16 {
     let code = match e {
         PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        PartitionError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
         PartitionError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
         PartitionError::NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
         PartitionError::NotEnoughReplicasAfterAppend(_) => ResponseError::NotEnoughReplicasAfterAppend,

@@ -20,6 +20,7 @@ use kafka_protocol::ResponseError;
 use super::error::partition_code;
 use super::{Chunk, Ctx, RequestError, RequestInfo, Response};
 use crate::partition::{PartitionError, ReplicaFetch};
+use crate::security::acl::{op, resource};
 use crate::shard::mailbox::{ReadCall, ReadOutcome};
 use crate::shard::router::{route_read, route_read_one};
 
@@ -40,13 +41,23 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
         // We never hand out sessions, so an incremental fetch names one we don't have.
         return encode_error(info, ResponseError::FetchSessionIdNotFound.code());
     }
-    let topics: Vec<(Arc<str>, bool)> = request
+    // A follower needs CLUSTER_ACTION, a consumer READ on each topic (Kafka's rules).
+    let follower_denied = request.replica_id.0 >= 0 && !ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
+    let topics: Vec<(Arc<str>, Result<(), PartitionError>)> = request
         .topics
         .iter()
         .map(|t| {
             let name: Arc<str> = Arc::from(t.topic.0.as_str());
-            let known = ctx.broker.topic(&name).is_some();
-            (name, known)
+            let state = if follower_denied
+                || (request.replica_id.0 < 0 && !ctx.allowed(info, op::READ, resource::TOPIC, &name))
+            {
+                Err(PartitionError::TopicAuthorizationFailed)
+            } else if ctx.broker.topic(&name).is_none() {
+                Err(PartitionError::UnknownTopicOrPartition)
+            } else {
+                Ok(())
+            };
+            (name, state)
         })
         .collect();
     let (notify_tx, notify_rx) = flume::bounded(1);
@@ -78,7 +89,7 @@ fn slice_len(outcome: &ReadOutcome) -> u32 {
 async fn read_round(
     ctx: &Ctx,
     request: &FetchRequest,
-    topics: &[(Arc<str>, bool)],
+    topics: &[(Arc<str>, Result<(), PartitionError>)],
     notify: Option<flume::Sender<()>>,
 ) -> Vec<Vec<PartitionResult>> {
     let response_max = request.max_bytes.max(0) as u32;
@@ -95,8 +106,8 @@ async fn read_round(
         })
     };
     let mut calls = Vec::new();
-    for (topic, (name, known)) in request.topics.iter().zip(topics) {
-        for p in topic.partitions.iter().filter(|_| *known) {
+    for (topic, (name, state)) in request.topics.iter().zip(topics) {
+        for p in topic.partitions.iter().filter(|_| state.is_ok()) {
             calls.push(ReadCall {
                 topic: name.clone(),
                 partition: p.partition,
@@ -111,12 +122,12 @@ async fn read_round(
     let mut outcomes = route_read(&ctx.shard, calls).await.into_iter();
     let mut total: u32 = 0;
     let mut out = Vec::with_capacity(topics.len());
-    for (topic, (name, known)) in request.topics.iter().zip(topics) {
+    for (topic, (name, state)) in request.topics.iter().zip(topics) {
         let mut parts = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            let mut outcome = match known {
-                false => Err(PartitionError::UnknownTopicOrPartition),
-                true => outcomes.next().unwrap_or(Err(PartitionError::NotLeaderOrFollower)),
+            let mut outcome = match state {
+                Err(e) => Err(e.clone()),
+                Ok(()) => outcomes.next().unwrap_or(Err(PartitionError::NotLeaderOrFollower)),
             };
             let len = slice_len(&outcome);
             let left = response_max.saturating_sub(total);
@@ -224,7 +235,7 @@ fn encode_results(
     }
     chunks.push(Chunk::Bytes(buf.freeze()));
     patch_size(&mut chunks)?;
-    Ok(Response { chunks })
+    Ok(Response::new(chunks))
 }
 
 /// What a failed partition reports (Kafka's UNKNOWN_OFFSET for both).
@@ -248,7 +259,7 @@ fn encode_error(info: &RequestInfo, error: i16) -> Result<Response, RequestError
     }
     let mut chunks = vec![Chunk::Bytes(buf.freeze())];
     patch_size(&mut chunks)?;
-    Ok(Response { chunks })
+    Ok(Response::new(chunks))
 }
 
 fn patch_size(chunks: &mut [Chunk]) -> Result<(), RequestError> {
@@ -305,6 +316,7 @@ mod tests {
                 version: v,
                 header: RequestHeader::default().with_correlation_id(42),
                 client_host: String::new(),
+                session: crate::security::Session::internal(),
             };
             let request = FetchRequest::default().with_topics(vec![FetchTopic::default()
                 .with_topic(TopicName(StrBytes::from_static_str("t")))

@@ -4,6 +4,7 @@
 //! coordinator (`crate::coordinator`) and the outcome into the response of the request's
 //! version; fields a version lacks are left at their defaults, as the codec requires.
 
+use crate::security::acl::{op, resource};
 use kafka_protocol::messages::consumer_group_describe_response as cgd;
 use kafka_protocol::messages::consumer_group_heartbeat_response as cgh;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -64,10 +65,15 @@ pub async fn find_coordinator(
     let results: Vec<(StrBytes, Result<Endpoint, GroupError>)> = keys
         .into_iter()
         .map(|k| {
-            let r = ready.and_then(|()| match key_type {
-                0 => coordinator_of(ctx, k.as_str()),
-                _ => Ok(this_broker(ctx)),
-            });
+            let r = match key_type {
+                0 if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, k.as_str()) => {
+                    Err(GroupError::GroupAuthorizationFailed)
+                }
+                _ => ready.and_then(|()| match key_type {
+                    0 => coordinator_of(ctx, info, k.as_str()),
+                    _ => Ok(this_broker(ctx, info)),
+                }),
+            };
             (k, r)
         })
         .collect();
@@ -76,13 +82,15 @@ pub async fn find_coordinator(
 
 type Endpoint = (i32, String, i32);
 
-fn this_broker(ctx: &Ctx) -> Endpoint {
-    let (host, port) = ctx.broker.config.advertised();
-    (ctx.broker.config.node_id, host, port)
+fn this_broker(ctx: &Ctx, info: &RequestInfo) -> Endpoint {
+    let config = &ctx.broker.config;
+    let listener = config.listeners.iter().find(|l| l.name == info.session.listener.name);
+    let (host, port) = listener.unwrap_or(config.primary()).advertised();
+    (config.node_id, host, port)
 }
 
 /// The live leader of the group's offsets partition, with its advertised address.
-fn coordinator_of(ctx: &Ctx, group: &str) -> Result<Endpoint, GroupError> {
+fn coordinator_of(ctx: &Ctx, info: &RequestInfo, group: &str) -> Result<Endpoint, GroupError> {
     let n = ctx.coordinator.config().offsets_topic_num_partitions;
     let partition = crate::coordinator::offsets_log::partition_for(group, n);
     let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
@@ -90,11 +98,7 @@ fn coordinator_of(ctx: &Ctx, group: &str) -> Result<Endpoint, GroupError> {
         cat.get(crate::coordinator::offsets_log::OFFSETS_TOPIC).ok_or(GroupError::CoordinatorNotAvailable)?;
     let leader = meta.leader(partition);
     let b = cat.brokers.get(&leader).filter(|b| !b.fenced).ok_or(GroupError::CoordinatorNotAvailable)?;
-    let ep = b
-        .endpoints
-        .iter()
-        .find(|e| e.name == "PLAINTEXT")
-        .or(b.endpoints.first())
+    let ep = super::metadata::endpoint_for(&b.endpoints, &info.session.listener.name)
         .ok_or(GroupError::CoordinatorNotAvailable)?;
     Ok((leader, ep.host.clone(), i32::from(ep.port)))
 }
@@ -310,8 +314,10 @@ pub fn list_groups(ctx: &Ctx, info: &RequestInfo, req: ListGroupsRequest) -> Lis
     match ctx.coordinator.with(|groups, _| groups.list()) {
         Err(e) => ListGroupsResponse::default().with_error_code(e.code()),
         Ok(all) => {
+            let every = ctx.allowed_on_cluster(info, op::DESCRIBE);
             let listed = all
                 .into_iter()
+                .filter(|g| every || ctx.allowed(info, op::DESCRIBE, resource::GROUP, &g.group_id))
                 .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
                 .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type))
                 .collect();
@@ -346,6 +352,9 @@ pub fn describe_groups(ctx: &Ctx, info: &RequestInfo, req: DescribeGroupsRequest
         .groups
         .into_iter()
         .map(|id| {
+            if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, &id.0) {
+                return described_group(v, id, Err(GroupError::GroupAuthorizationFailed));
+            }
             let found = coordinator.with_group(&id.0, |groups, _| groups.describe(&id.0));
             described_group(v, id, found)
         })
@@ -396,12 +405,15 @@ fn described_group(
         .with_members(members)
 }
 
-pub async fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn delete_groups(ctx: &Ctx, info: &RequestInfo, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let coordinator = &ctx.coordinator;
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
-        let prepared =
-            coordinator.with_group(&id.0, |groups, now| groups.delete_group(&id.0, now)).and_then(|r| r);
+        let prepared = if ctx.allowed(info, op::DELETE, resource::GROUP, &id.0) {
+            coordinator.with_group(&id.0, |groups, now| groups.delete_group(&id.0, now)).and_then(|r| r)
+        } else {
+            Err(GroupError::GroupAuthorizationFailed)
+        };
         let outcome = match prepared {
             Ok(w) => coordinator::write(&ctx.shard, &ctx.coordinator, &w).await,
             Err(e) => Err(e),
@@ -496,9 +508,13 @@ pub fn consumer_group_describe(
         .group_ids
         .into_iter()
         .map(|id| {
-            let found = ctx.coordinator.with_group(&id.0, |groups, _| {
-                groups.consumer_group(&id.0).map(|g| describe_consumer_group(info.version, g, &ids))
-            });
+            let found = if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, &id.0) {
+                Err(GroupError::GroupAuthorizationFailed)
+            } else {
+                ctx.coordinator.with_group(&id.0, |groups, _| {
+                    groups.consumer_group(&id.0).map(|g| describe_consumer_group(info.version, g, &ids))
+                })
+            };
             let base = cgd::DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);

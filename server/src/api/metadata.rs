@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::Ctx;
 use super::RequestInfo;
 use crate::catalog::{validate_topic_name, TopicMeta};
+use crate::security::acl::{op, resource};
 
 /// Kafka's "authorized operations not requested" sentinel.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
@@ -30,7 +31,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> 
         let brokers: Vec<MetadataResponseBroker> = cat
             .live_brokers()
             .filter_map(|b| {
-                let ep = b.endpoints.iter().find(|e| e.name == "PLAINTEXT").or(b.endpoints.first())?;
+                let ep = endpoint_for(&b.endpoints, &info.session.listener.name)?;
                 Some(
                     MetadataResponseBroker::default()
                         .with_node_id(BrokerId(b.id))
@@ -59,6 +60,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> 
             .unwrap_or_else(|e| e.into_inner())
             .all()
             .iter()
+            .filter(|t| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, &t.name))
             .map(|t| describe_topic(t, &live, info.version))
             .collect(),
         Some(list) => {
@@ -70,9 +72,26 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> 
                     })
                     .flatten();
                 out.push(match (t.name, by_id) {
+                    (_, Some(meta)) if !ctx.allowed(info, op::DESCRIBE, resource::TOPIC, &meta.name) => {
+                        MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_topic_id(t.topic_id)
+                            .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
+                    }
                     (_, Some(meta)) => describe_topic(&meta, &live, info.version),
+                    (Some(name), None)
+                        if !ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name.0.as_str()) =>
+                    {
+                        MetadataResponseTopic::default()
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_name(Some(name))
+                            .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
+                    }
                     (Some(name), None) => {
-                        lookup_or_create(ctx, name.0.as_str(), auto_create, &live, info.version).await
+                        let may_create = ctx.allowed_on_cluster(info, op::CREATE)
+                            || ctx.allowed(info, op::CREATE, resource::TOPIC, name.0.as_str());
+                        lookup_or_create(ctx, name.0.as_str(), auto_create, may_create, &live, info.version)
+                            .await
                     }
                     (None, None) => MetadataResponseTopic::default()
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -91,6 +110,15 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> 
         .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
+/// A broker's endpoint on the listener the client came in on (Kafka answers each listener
+/// with its own addresses), else its first.
+pub fn endpoint_for<'a>(
+    endpoints: &'a [riptide_quorum::Endpoint],
+    listener: &str,
+) -> Option<&'a riptide_quorum::Endpoint> {
+    endpoints.iter().find(|e| e.name == listener).or(endpoints.first())
+}
+
 /// The id clients see as "controller": as in KRaft, where clients cannot reach the quorum, a
 /// live broker (the lowest id; this node when none is live yet).
 pub fn controller_id(cat: &crate::catalog::Catalog, this: i32) -> i32 {
@@ -101,11 +129,12 @@ async fn lookup_or_create(
     ctx: &Ctx,
     name: &str,
     auto_create: bool,
+    may_create: bool,
     live: &HashSet<i32>,
     version: i16,
 ) -> MetadataResponseTopic {
     let mut topic = ctx.broker.topic(name);
-    if topic.is_none() && auto_create && validate_topic_name(name).is_ok() {
+    if topic.is_none() && auto_create && may_create && validate_topic_name(name).is_ok() {
         topic = ctx.broker.auto_create(name).await;
     }
     match topic {
@@ -113,6 +142,8 @@ async fn lookup_or_create(
         None => {
             let code = if validate_topic_name(name).is_err() {
                 ResponseError::InvalidTopicException.code()
+            } else if auto_create && ctx.broker.config.auto_create_topics && !may_create {
+                ResponseError::TopicAuthorizationFailed.code()
             } else if auto_create && ctx.broker.config.auto_create_topics {
                 // Creation was attempted and failed (no quorum, or no live broker yet).
                 ResponseError::LeaderNotAvailable.code()

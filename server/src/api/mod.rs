@@ -5,6 +5,7 @@
 //! Below this layer: the group coordinator and the shard router (which reach partitions);
 //! failures come back typed and become Kafka codes here (`error`).
 
+pub mod acls;
 pub mod admin;
 pub mod cluster;
 pub mod configs;
@@ -19,6 +20,8 @@ pub mod offsets;
 pub mod offsets_commit;
 pub mod produce;
 pub mod reassign;
+pub mod sasl;
+pub mod users;
 pub mod versions;
 
 use std::rc::Rc;
@@ -26,12 +29,23 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    create_acls_response, delete_acls_response, AddRaftVoterResponse, AlterPartitionReassignmentsResponse,
+    AlterUserScramCredentialsRequest, ApiKey, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsResponse,
+    DescribeClusterResponse, DescribeLogDirsResponse, DescribeQuorumResponse,
+    DescribeUserScramCredentialsResponse, ElectLeadersResponse, HeartbeatRequest, HeartbeatResponse,
+    InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
+    ListPartitionReassignmentsResponse, OffsetDeleteRequest, OffsetDeleteResponse, RemoveRaftVoterResponse,
+    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse, UnregisterBrokerResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use riptide_engine::ReadSlice;
 
 use crate::broker::Broker;
 use crate::coordinator::Coordinator;
+use crate::security::acl::{op, resource, CLUSTER_NAME};
+use crate::security::Session;
 
 /// What a request handler may use: its shard (to route to partitions), the broker's shared
 /// state and the group coordinator.
@@ -46,6 +60,22 @@ pub type Ctx = Rc<ApiCtx>;
 impl ApiCtx {
     pub fn new(shard: &crate::shard::Ctx, coordinator: Arc<Coordinator>) -> Ctx {
         Rc::new(ApiCtx { shard: shard.clone(), broker: shard.broker.clone(), coordinator })
+    }
+
+    /// May the request's principal do `operation` on the resource (ACLs and `super.users`;
+    /// everything when no authorizer is configured)?
+    pub fn allowed(&self, info: &RequestInfo, operation: i8, resource_type: i8, name: &str) -> bool {
+        let authorizer = &self.broker.security.authorizer;
+        if !authorizer.enabled {
+            return true;
+        }
+        let acls = self.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).acls.clone();
+        let session = &info.session;
+        authorizer.allows(&acls, &session.principal(), &session.host(), operation, resource_type, name)
+    }
+
+    pub fn allowed_on_cluster(&self, info: &RequestInfo, operation: i8) -> bool {
+        self.allowed(info, operation, resource::CLUSTER, CLUSTER_NAME)
     }
 }
 
@@ -71,6 +101,14 @@ impl Chunk {
 /// A complete response frame, size prefix included.
 pub struct Response {
     pub chunks: Vec<Chunk>,
+    /// Close the connection once this is sent (a failed SASL login).
+    pub close: bool,
+}
+
+impl Response {
+    pub fn new(chunks: Vec<Chunk>) -> Response {
+        Response { chunks, close: false }
+    }
 }
 
 /// Why a connection must be closed instead of answered (what Kafka does for these).
@@ -84,6 +122,9 @@ pub enum RequestError {
     UnsupportedVersion(i16, i16),
     #[error("cannot encode response: {0}")]
     Encode(String),
+    /// Not allowed in the connection's SASL state (before authentication, after expiry).
+    #[error("{0}")]
+    Sasl(String),
 }
 
 /// Everything a handler needs to know about the request it answers.
@@ -93,17 +134,23 @@ pub struct RequestInfo {
     pub header: RequestHeader,
     /// The client's address as Kafka reports it in DescribeGroups (`/127.0.0.1`).
     pub client_host: String,
+    /// Who sent it, on which listener.
+    pub session: Rc<Session>,
 }
 
-pub async fn handle(
-    ctx: Ctx,
-    frame: Bytes,
-    peer: std::net::IpAddr,
-) -> Result<Option<Response>, RequestError> {
+pub async fn handle(ctx: Ctx, frame: Bytes, session: Rc<Session>) -> Result<Option<Response>, RequestError> {
     let started = Instant::now();
     let (info, body) = match decode::parse_header(frame)? {
-        decode::Parsed::Request(info, body) => {
-            (RequestInfo { client_host: format!("/{peer}"), ..info }, body)
+        decode::Parsed::Request(head, body) => {
+            session.gate(head.api_key).map_err(RequestError::Sasl)?;
+            let info = RequestInfo {
+                api_key: head.api_key,
+                version: head.version,
+                header: head.header,
+                client_host: session.client_host.clone(),
+                session,
+            };
+            (info, body)
         }
         // KIP-511: answer in v0 so the client can pick a version we support.
         decode::Parsed::ApiVersionsFallback { correlation_id } => {
@@ -128,29 +175,134 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
             Ok(Some(encode(info, &response)?))
         }};
     }
+    // APIs that act on the whole cluster: refused as a whole (Kafka's CLUSTER resource).
+    macro_rules! cluster_gate {
+        ($op:expr, $response:ty) => {
+            if !ctx.allowed_on_cluster(info, $op) {
+                return Ok(Some(encode(info, &<$response>::default().with_error_code(CLUSTER_DENIED))?));
+            }
+        };
+    }
+    // APIs on one group: refused as a whole with GROUP_AUTHORIZATION_FAILED.
+    macro_rules! group_gate {
+        ($op:expr, $group:expr, $response:expr) => {
+            if !ctx.allowed(info, $op, resource::GROUP, &$group) {
+                return Ok(Some(encode(info, &$response.with_error_code(GROUP_DENIED))?));
+            }
+        };
+    }
+    match info.api_key {
+        ApiKey::DescribeCluster => cluster_gate!(op::DESCRIBE, DescribeClusterResponse),
+        ApiKey::DescribeQuorum => cluster_gate!(op::DESCRIBE, DescribeQuorumResponse),
+        ApiKey::AddRaftVoter => cluster_gate!(op::ALTER, AddRaftVoterResponse),
+        ApiKey::RemoveRaftVoter => cluster_gate!(op::ALTER, RemoveRaftVoterResponse),
+        ApiKey::AlterPartitionReassignments => cluster_gate!(op::ALTER, AlterPartitionReassignmentsResponse),
+        ApiKey::ListPartitionReassignments => cluster_gate!(op::DESCRIBE, ListPartitionReassignmentsResponse),
+        ApiKey::ElectLeaders => cluster_gate!(op::ALTER, ElectLeadersResponse),
+        ApiKey::UnregisterBroker => cluster_gate!(op::ALTER, UnregisterBrokerResponse),
+        ApiKey::DescribeLogDirs => cluster_gate!(op::DESCRIBE, DescribeLogDirsResponse),
+        ApiKey::JoinGroup => {
+            let request: JoinGroupRequest = decode(&mut body.clone(), v)?;
+            group_gate!(op::READ, request.group_id.0, JoinGroupResponse::default().with_generation_id(-1));
+        }
+        ApiKey::SyncGroup => {
+            let request: SyncGroupRequest = decode(&mut body.clone(), v)?;
+            group_gate!(op::READ, request.group_id.0, SyncGroupResponse::default());
+        }
+        ApiKey::Heartbeat => {
+            let request: HeartbeatRequest = decode(&mut body.clone(), v)?;
+            group_gate!(op::READ, request.group_id.0, HeartbeatResponse::default());
+        }
+        ApiKey::LeaveGroup => {
+            let request: LeaveGroupRequest = decode(&mut body.clone(), v)?;
+            group_gate!(op::READ, request.group_id.0, LeaveGroupResponse::default());
+        }
+        ApiKey::OffsetDelete => {
+            let request: OffsetDeleteRequest = decode(&mut body.clone(), v)?;
+            group_gate!(op::DELETE, request.group_id.0, OffsetDeleteResponse::default());
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let request: ConsumerGroupHeartbeatRequest = decode(&mut body.clone(), v)?;
+            group_gate!(op::READ, request.group_id.0, ConsumerGroupHeartbeatResponse::default());
+        }
+        ApiKey::InitProducerId if !may_write_idempotently(ctx, info) => {
+            let denied = InitProducerIdResponse::default()
+                .with_error_code(CLUSTER_DENIED)
+                .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                .with_producer_epoch(-1);
+            return Ok(Some(encode(info, &denied)?));
+        }
+        _ => {}
+    }
     match info.api_key {
         ApiKey::ApiVersions => answer!(versions::handle(decode(&mut body, v)?)),
+        ApiKey::SaslHandshake => answer!(sasl::handshake(ctx, &info.session, v, decode(&mut body, v)?)),
+        ApiKey::SaslAuthenticate => {
+            let (response, close) = sasl::authenticate(ctx, &info.session, v, decode(&mut body, v)?).await;
+            let mut framed = encode(info, &response)?;
+            framed.close = close;
+            Ok(Some(framed))
+        }
+        ApiKey::CreateAcls => {
+            let request: CreateAclsRequest = decode(&mut body, v)?;
+            if !ctx.allowed_on_cluster(info, op::ALTER) {
+                let denied = request.creations.iter().map(|_| denied_acl_creation()).collect();
+                return Ok(Some(encode(info, &CreateAclsResponse::default().with_results(denied))?));
+            }
+            answer!(acls::create(ctx, request).await)
+        }
+        ApiKey::DescribeAcls => {
+            if !ctx.allowed_on_cluster(info, op::DESCRIBE) {
+                return Ok(Some(encode(
+                    info,
+                    &DescribeAclsResponse::default().with_error_code(CLUSTER_DENIED),
+                )?));
+            }
+            answer!(acls::describe(ctx, decode(&mut body, v)?))
+        }
+        ApiKey::DeleteAcls => {
+            let request: DeleteAclsRequest = decode(&mut body, v)?;
+            if !ctx.allowed_on_cluster(info, op::ALTER) {
+                let denied = request.filters.iter().map(|_| denied_acl_filter()).collect();
+                return Ok(Some(encode(info, &DeleteAclsResponse::default().with_filter_results(denied))?));
+            }
+            answer!(acls::delete(ctx, request).await)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let request: AlterUserScramCredentialsRequest = decode(&mut body, v)?;
+            if !ctx.allowed_on_cluster(info, op::ALTER) {
+                return Ok(Some(encode(info, &users::denied(request))?));
+            }
+            answer!(users::alter(ctx, request).await)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            if !ctx.allowed_on_cluster(info, op::DESCRIBE) {
+                let denied = DescribeUserScramCredentialsResponse::default().with_error_code(CLUSTER_DENIED);
+                return Ok(Some(encode(info, &denied)?));
+            }
+            answer!(users::describe(ctx, decode(&mut body, v)?))
+        }
         ApiKey::Metadata => answer!(metadata::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::Produce => {
-            let Some(response) = produce::handle(ctx, v, decode(&mut body, v)?).await else {
+            let Some(response) = produce::handle(ctx, info, decode(&mut body, v)?).await else {
                 return Ok(None);
             };
             Ok(Some(encode(info, &response)?))
         }
         ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
         ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),
-        ApiKey::OffsetForLeaderEpoch => answer!(epochs::handle(ctx, decode(&mut body, v)?).await),
+        ApiKey::OffsetForLeaderEpoch => answer!(epochs::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DescribeLogDirs => answer!(logdirs::handle(ctx, decode(&mut body, v)?).await),
         ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?).await),
-        ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, v, decode(&mut body, v)?).await),
-        ApiKey::CreatePartitions => answer!(admin::create_partitions(ctx, decode(&mut body, v)?).await),
+        ApiKey::DeleteTopics => answer!(admin::delete_topics(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::CreatePartitions => answer!(admin::create_partitions(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DescribeConfigs => answer!(configs::describe(ctx, info, decode(&mut body, v)?)),
-        ApiKey::AlterConfigs => answer!(configs::alter(ctx, decode(&mut body, v)?).await),
+        ApiKey::AlterConfigs => answer!(configs::alter(ctx, info, decode(&mut body, v)?).await),
         ApiKey::IncrementalAlterConfigs => {
-            answer!(configs::incremental_alter(ctx, decode(&mut body, v)?).await)
+            answer!(configs::incremental_alter(ctx, info, decode(&mut body, v)?).await)
         }
         ApiKey::InitProducerId => answer!(cluster::init_producer_id(ctx, decode(&mut body, v)?)),
-        ApiKey::DescribeCluster => answer!(cluster::describe_cluster(ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeCluster => answer!(cluster::describe_cluster(ctx, info, decode(&mut body, v)?)),
         ApiKey::DescribeQuorum => answer!(cluster::describe_quorum(ctx, v, decode(&mut body, v)?).await),
         ApiKey::AddRaftVoter => answer!(cluster::add_raft_voter(ctx, decode(&mut body, v)?).await),
         ApiKey::RemoveRaftVoter => answer!(cluster::remove_raft_voter(ctx, decode(&mut body, v)?).await),
@@ -165,7 +317,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::LeaveGroup => answer!(group::leave_group(ctx, info, decode(&mut body, v)?)),
         ApiKey::ListGroups => answer!(group::list_groups(ctx, info, decode(&mut body, v)?)),
         ApiKey::DescribeGroups => answer!(group::describe_groups(ctx, info, decode(&mut body, v)?)),
-        ApiKey::DeleteGroups => answer!(group::delete_groups(ctx, decode(&mut body, v)?).await),
+        ApiKey::DeleteGroups => answer!(group::delete_groups(ctx, info, decode(&mut body, v)?).await),
         ApiKey::OffsetCommit => {
             answer!(offsets_commit::offset_commit(ctx, info, decode(&mut body, v)?).await)
         }
@@ -195,7 +347,38 @@ pub fn encode<T: Encodable>(info: &RequestInfo, body: &T) -> Result<Response, Re
     body.encode(&mut buf, info.version).map_err(|e| encode_failed(info, e))?;
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(Response { chunks: vec![Chunk::Bytes(buf.freeze())] })
+    Ok(Response::new(vec![Chunk::Bytes(buf.freeze())]))
+}
+
+const CLUSTER_DENIED: i16 = 31; // CLUSTER_AUTHORIZATION_FAILED
+const GROUP_DENIED: i16 = 30; // GROUP_AUTHORIZATION_FAILED
+
+/// InitProducerId without a transactional id: IDEMPOTENT_WRITE on the cluster, or (KIP-679)
+/// WRITE on any topic.
+fn may_write_idempotently(ctx: &ApiCtx, info: &RequestInfo) -> bool {
+    if ctx.allowed_on_cluster(info, op::IDEMPOTENT_WRITE) {
+        return true;
+    }
+    let acls = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).acls.clone();
+    let principal = info.session.principal();
+    let host = info.session.host();
+    let may = acls.all().any(|a| {
+        a.resource_type == resource::TOPIC
+            && a.permission == crate::security::acl::permission::ALLOW
+            && (a.operation == op::WRITE || a.operation == op::ALL)
+            && (a.principal == *principal || a.principal == "User:*")
+            && (a.host == host || a.host == "*")
+            && ctx.allowed(info, op::WRITE, resource::TOPIC, &a.name)
+    });
+    may
+}
+
+fn denied_acl_creation() -> create_acls_response::AclCreationResult {
+    create_acls_response::AclCreationResult::default().with_error_code(CLUSTER_DENIED)
+}
+
+fn denied_acl_filter() -> delete_acls_response::DeleteAclsFilterResult {
+    delete_acls_response::DeleteAclsFilterResult::default().with_error_code(CLUSTER_DENIED)
 }
 
 fn encode_failed(info: &RequestInfo, e: impl std::fmt::Display) -> RequestError {

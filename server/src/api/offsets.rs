@@ -12,6 +12,7 @@ use kafka_protocol::ResponseError;
 use super::error::partition_code;
 use super::{Ctx, RequestInfo};
 use crate::partition::OffsetSpec;
+use crate::security::acl::{op, resource};
 use crate::shard::mailbox::ListOffsetCall;
 use crate::shard::router::route_list_offset;
 
@@ -19,9 +20,15 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ListOffsetsRequest) 
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let allowed = ctx.allowed(info, op::DESCRIBE, resource::TOPIC, &name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             let answer = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            if !allowed {
+                let refused = answer.with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                partitions.push(refused.with_offset(-1).with_timestamp(-1).with_leader_epoch(-1));
+                continue;
+            }
             let Some(spec) = OffsetSpec::from_wire(p.timestamp) else {
                 let refused = answer.with_error_code(ResponseError::InvalidRequest.code());
                 partitions.push(refused.with_offset(-1).with_timestamp(-1).with_leader_epoch(-1));

@@ -3,6 +3,7 @@
 //! `__consumer_offsets`. `require_stable` needs no waiting: without transactions no commit is
 //! ever pending.
 
+use crate::security::acl::{op, resource};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -42,12 +43,15 @@ pub async fn offset_commit(ctx: &Ctx, info: &RequestInfo, req: OffsetCommitReque
         .iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let topic_allowed = ctx.allowed(info, op::READ, resource::TOPIC, &name);
             let parts = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
-                    let error = if !partition_exists(ctx, &name, p.partition_index) {
+                    let error = if !topic_allowed {
+                        Some(GroupError::TopicAuthorizationFailed)
+                    } else if !partition_exists(ctx, &name, p.partition_index) {
                         Some(GroupError::UnknownTopicOrPartition)
                     } else if metadata.len() > metadata_max {
                         Some(GroupError::OffsetMetadataTooLarge)
@@ -73,7 +77,11 @@ pub async fn offset_commit(ctx: &Ctx, info: &RequestInfo, req: OffsetCommitReque
         generation_id: req.generation_id_or_member_epoch,
         topics,
     };
-    let result = commit_durably(ctx, &commit).await;
+    let result = if ctx.allowed(info, op::READ, resource::GROUP, &commit.group_id) {
+        commit_durably(ctx, &commit).await
+    } else {
+        Err(GroupError::GroupAuthorizationFailed)
+    };
     commit_response(&commit, result)
 }
 
@@ -119,7 +127,7 @@ pub fn offset_fetch(ctx: &Ctx, info: &RequestInfo, req: OffsetFetchRequest) -> O
                 let topics: Option<Vec<(String, Vec<i32>)>> = g
                     .topics
                     .map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-                let fetched = fetch(ctx, &g.group_id.0, topics.as_deref());
+                let fetched = fetch(ctx, info, &g.group_id.0, topics.as_deref());
                 group_fetch_response(v, g.group_id, fetched)
             })
             .collect();
@@ -127,14 +135,21 @@ pub fn offset_fetch(ctx: &Ctx, info: &RequestInfo, req: OffsetFetchRequest) -> O
     }
     let topics: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-    let fetched = fetch(ctx, &req.group_id.0, topics.as_deref());
+    let fetched = fetch(ctx, info, &req.group_id.0, topics.as_deref());
     legacy_fetch_response(v, topics.as_deref(), fetched)
 }
 
 type Fetched = Result<Vec<(String, Vec<FetchedPartition>)>, GroupError>;
 
-fn fetch(ctx: &Ctx, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
-    ctx.coordinator.with_group(group_id, |groups, _| groups.fetch_offsets(group_id, topics))
+/// DESCRIBE on the group, and only the topics the principal may describe.
+fn fetch(ctx: &Ctx, info: &RequestInfo, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
+    if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, group_id) {
+        return Err(GroupError::GroupAuthorizationFailed);
+    }
+    let mut fetched =
+        ctx.coordinator.with_group(group_id, |groups, _| groups.fetch_offsets(group_id, topics))?;
+    fetched.retain(|(name, _)| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name));
+    Ok(fetched)
 }
 
 /// v1..=7: one group, top-level error (v2+), per-partition errors in v1.

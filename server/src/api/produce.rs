@@ -10,8 +10,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::partition_code;
-use super::Ctx;
+use super::{Ctx, RequestInfo};
 use crate::partition::{Acks, AppendResult, PartitionError};
+use crate::security::acl::{op, resource};
 use crate::shard::mailbox::ProduceCall;
 use crate::shard::router::route_produce;
 
@@ -21,7 +22,8 @@ enum Pending {
     Waiting(flume::Receiver<AppendResult>),
 }
 
-pub async fn handle(ctx: &Ctx, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> Option<ProduceResponse> {
+    let version = info.version;
     let acks = Acks::from_wire(request.acks);
     let refuse_all = match acks {
         None => Some((ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")),
@@ -34,10 +36,14 @@ pub async fn handle(ctx: &Ctx, version: i16, request: ProduceRequest) -> Option<
     let mut calls = Vec::new();
     for topic in &request.topic_data {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let allowed = ctx.allowed(info, op::WRITE, resource::TOPIC, &name);
         let exists = ctx.broker.topic(&name).is_some();
         for p in &topic.partition_data {
             pending.push(match (refuse_all, acks, exists, &p.records) {
                 (Some((code, msg)), _, _, _) => Pending::Done(code.code(), Some(msg.to_string())),
+                _ if !allowed => {
+                    Pending::Done(partition_code(&PartitionError::TopicAuthorizationFailed), None)
+                }
                 (None, None, _, _) => unreachable!("unknown acks are refused above"),
                 (None, Some(_), false, _) => {
                     Pending::Done(partition_code(&PartitionError::UnknownTopicOrPartition), None)

@@ -1,5 +1,5 @@
 //! The everyday client commands of the `riptide` binary: `topic`, `produce`, `consume`,
-//! `group`, `cluster` and `completions`. They talk to any Kafka-compatible broker through
+//! `group`, `cluster`, `user`, `acl` and `completions`. They talk to any Kafka-compatible broker through
 //! `riptide-client`, using standard APIs only. Each command runs on a single-threaded compio
 //! runtime, prints a table (or JSON with `--output json`) and fails with one line on stderr
 //! and a non-zero exit code:
@@ -16,6 +16,7 @@ macro_rules! exit_codes {
 }
 pub(crate) use exit_codes;
 
+pub mod acl;
 pub mod balance;
 pub mod cluster;
 pub mod consume;
@@ -23,6 +24,7 @@ pub mod group;
 pub mod output;
 pub mod produce;
 pub mod topic;
+pub mod user;
 
 use std::process::ExitCode;
 
@@ -59,6 +61,12 @@ pub enum ClientCommand {
     /// Show the cluster: id, controller, brokers, protocol versions.
     #[command(after_help = cluster::EXAMPLES)]
     Cluster(cluster::ClusterArgs),
+    /// Add, list and delete SCRAM users.
+    #[command(after_help = user::EXAMPLES)]
+    User(user::UserArgs),
+    /// Add, list and delete ACLs.
+    #[command(after_help = acl::EXAMPLES)]
+    Acl(acl::AclArgs),
     /// Print a shell completion script (bash, zsh, fish, ...).
     #[command(
         after_help = "Examples:\n  riptide completions bash > /etc/bash_completion.d/riptide\n  riptide completions zsh > ~/.zfunc/_riptide\n  riptide completions fish > ~/.config/fish/completions/riptide.fish"
@@ -141,6 +149,8 @@ pub fn run(command: ClientCommand, cli: clap::Command) -> ExitCode {
             ClientCommand::Consume(args) => consume::run(args).await,
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
+            ClientCommand::User(args) => user::run(args).await,
+            ClientCommand::Acl(args) => acl::run(args).await,
             ClientCommand::Completions(_) => Ok(()),
         }
     });

@@ -73,15 +73,22 @@ impl ClusterHandle {
         let cluster_id = cluster_id_hint(config);
         let metadata_dir =
             c.metadata_log_dir.clone().unwrap_or_else(|| config.data_dir.join("__cluster_metadata-0"));
-        let (host, port) = config.advertised();
+        let endpoints = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let (host, port) = l.advertised();
+                Endpoint {
+                    name: l.name.clone(),
+                    host,
+                    port: port as u16,
+                    security_protocol: l.protocol.name().into(),
+                }
+            })
+            .collect();
         let broker_cfg = c.broker.then(|| riptide_quorum::BrokerConfig {
             id: node_id,
-            endpoints: vec![Endpoint {
-                name: "PLAINTEXT".into(),
-                host,
-                port: port as u16,
-                security_protocol: "PLAINTEXT".into(),
-            }],
+            endpoints,
             rack: c.rack.clone(),
             controllers,
             heartbeat_interval: Duration::from_millis(c.heartbeat_interval_ms),

@@ -45,6 +45,10 @@ impl ImageSink for CatalogSink {
                         cat.remove(name);
                     }
                     Change::BrokersChanged => cat.brokers = image.brokers.clone(),
+                    Change::SecurityChanged => {
+                        cat.scram = Arc::new(image.scram.clone());
+                        cat.acls = Arc::new(crate::security::acl::AclIndex::new(&image.acls));
+                    }
                 }
             }
             for name in &touched {
@@ -61,7 +65,7 @@ impl ImageSink for CatalogSink {
         }
         self.metrics.set_metadata_applied(image.applied);
         for ch in changes {
-            if !matches!(ch, Change::BrokersChanged) {
+            if !matches!(ch, Change::BrokersChanged | Change::SecurityChanged) {
                 let _ = self.events.send(ch.clone());
             }
         }

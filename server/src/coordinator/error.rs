@@ -52,6 +52,10 @@ pub enum GroupError {
     UnsupportedAssignor,
     #[error("the member epoch is not the member's current epoch")]
     StaleMemberEpoch,
+    #[error("not authorized to access the group")]
+    GroupAuthorizationFailed,
+    #[error("not authorized to access the topic")]
+    TopicAuthorizationFailed,
 }
 
 impl GroupError {
@@ -60,6 +64,8 @@ impl GroupError {
         use kafka_protocol::ResponseError as E;
         match self {
             GroupError::Unknown => E::UnknownServerError,
+            GroupError::GroupAuthorizationFailed => E::GroupAuthorizationFailed,
+            GroupError::TopicAuthorizationFailed => E::TopicAuthorizationFailed,
             GroupError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
             GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
             GroupError::LoadInProgress => E::CoordinatorLoadInProgress,

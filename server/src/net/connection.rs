@@ -5,6 +5,10 @@
 //!
 //! A protocol error (bad frame size, unknown API, undecodable request) closes this connection
 //! only; other connections and the shard are untouched.
+//!
+//! The bytes go over plain TCP (where Fetch answers are spliced from the segment files) or
+//! through TLS (`tls`). Before its first request on a TLS listener, the connection takes its
+//! principal from the client certificate, if there is one.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -16,9 +20,60 @@ use compio::net::TcpStream;
 use compio::runtime::JoinHandle;
 
 use super::frame::take_frame;
+use super::tls::TlsStream;
 use super::zerocopy::ZeroCopy;
 use crate::api::{self, Chunk, Ctx, RequestError, Response};
 use crate::metrics::Metrics;
+use crate::security::{tls::certificate_principal, Session};
+
+/// The connection's byte stream.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => t.tcp(),
+        }
+    }
+
+    async fn read(&self, mut buf: BytesMut) -> (std::io::Result<usize>, BytesMut) {
+        match self {
+            Transport::Plain(s) => {
+                let mut reader: &TcpStream = s;
+                let compio::BufResult(res, back) = reader.append(buf).await;
+                (res, back)
+            }
+            Transport::Tls(t) => {
+                let res = t.read_into(&mut buf).await;
+                (res, buf)
+            }
+        }
+    }
+
+    async fn write_all(&self, bytes: BytesMut) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => {
+                let mut writer: &TcpStream = s;
+                writer.write_all(bytes).await.0
+            }
+            Transport::Tls(t) => t.write_all(&bytes).await,
+        }
+    }
+
+    async fn write_bytes(&self, bytes: bytes::Bytes) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(s) => {
+                let mut writer: &TcpStream = s;
+                writer.write_all(bytes).await.0
+            }
+            Transport::Tls(t) => t.write_all(&bytes).await,
+        }
+    }
+}
 
 type Pending = (JoinHandle<Result<Option<Response>, RequestError>>, usize);
 
@@ -34,10 +89,22 @@ struct Budget {
     released_rx: flume::Receiver<()>,
 }
 
-pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr, session: Session) {
     let metrics = ctx.broker.metrics.clone();
     metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let stream = match &session.listener.tls {
+        None => Transport::Plain(stream),
+        Some(acceptor) => match TlsStream::new(stream, acceptor.config()) {
+            Ok(t) => Transport::Tls(Box::new(t)),
+            Err(e) => {
+                tracing::warn!("closing connection from {peer}: TLS: {e}");
+                metrics.connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        },
+    };
     let stream = Rc::new(stream);
+    let session = Rc::new(session);
     let (tx, rx) = flume::bounded::<Pending>(ctx.broker.config.max_in_flight_requests_per_connection);
     let (released_tx, released_rx) = flume::bounded(1);
     let budget = Rc::new(Budget {
@@ -47,7 +114,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
         released_rx,
     });
     let writer = compio::runtime::spawn(write_loop(ctx.clone(), stream.clone(), rx, peer, budget.clone()));
-    if let Err(reason) = read_loop(&ctx, &stream, tx, &budget, peer.ip()).await {
+    if let Err(reason) = read_loop(&ctx, &stream, tx, &budget, &session).await {
         tracing::info!("closing connection from {peer}: {reason}");
     }
     let _ = writer.await;
@@ -56,14 +123,23 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr) {
 
 async fn read_loop(
     ctx: &Ctx,
-    stream: &Rc<TcpStream>,
+    stream: &Rc<Transport>,
     tx: flume::Sender<Pending>,
     budget: &Budget,
-    peer: std::net::IpAddr,
+    session: &Rc<Session>,
 ) -> Result<(), String> {
     let limit = ctx.broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut identified = false;
     loop {
+        if !identified && !buf.is_empty() {
+            identified = true;
+            if let Transport::Tls(t) = &**stream {
+                if let Some(principal) = t.peer_certificate().as_deref().and_then(certificate_principal) {
+                    session.set_principal(&principal);
+                }
+            }
+        }
         loop {
             let frame = match take_frame(&mut buf, limit) {
                 Ok(Some(f)) => f,
@@ -74,7 +150,7 @@ async fn read_loop(
                 }
             };
             let size = frame.len();
-            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame, peer));
+            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame, session.clone()));
             budget.in_flight.set(budget.in_flight.get() + size);
             if tx.send_async((task, size)).await.is_err() {
                 return Ok(()); // the writer stopped: the connection is going away
@@ -85,8 +161,7 @@ async fn read_loop(
                 return Ok(());
             }
         }
-        let mut reader: &TcpStream = stream;
-        let compio::BufResult(res, back) = reader.append(buf).await;
+        let (res, back) = stream.read(buf).await;
         buf = back;
         match res {
             Ok(0) => return Ok(()),
@@ -98,7 +173,7 @@ async fn read_loop(
 
 async fn write_loop(
     ctx: Ctx,
-    stream: Rc<TcpStream>,
+    stream: Rc<Transport>,
     rx: flume::Receiver<Pending>,
     peer: SocketAddr,
     budget: Rc<Budget>,
@@ -124,6 +199,7 @@ async fn write_loop(
                 break;
             }
         };
+        let close = response.close;
         if let Err(e) = send_response(&ctx, &stream, response, &mut zero_copy).await {
             if e.kind() != std::io::ErrorKind::BrokenPipe && e.kind() != std::io::ErrorKind::ConnectionReset {
                 tracing::info!("closing connection from {peer}: {e}");
@@ -131,11 +207,17 @@ async fn write_loop(
             break;
         }
         release();
+        if close {
+            break;
+        }
+    }
+    if let Transport::Tls(t) = &*stream {
+        t.close().await;
     }
     // Wake the reader if it is blocked in read or on the budget: the connection is done.
     budget.writer_done.set(true);
     let _ = budget.released_tx.try_send(());
-    let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Both);
+    let _ = socket2::SockRef::from(stream.tcp()).shutdown(std::net::Shutdown::Both);
 }
 
 /// Below this many record bytes a response is copied into one buffer: one write beats the
@@ -144,7 +226,7 @@ const ZERO_COPY_MIN_BYTES: usize = 64 * 1024;
 
 async fn send_response(
     ctx: &Ctx,
-    stream: &TcpStream,
+    stream: &Transport,
     response: Response,
     zero_copy: &mut Option<ZeroCopy>,
 ) -> std::io::Result<()> {
@@ -153,21 +235,21 @@ async fn send_response(
     metrics.bytes_out.fetch_add(total as u64, Ordering::Relaxed);
     let file_bytes: usize =
         response.chunks.iter().filter(|c| matches!(c, Chunk::File(_))).map(Chunk::len).sum();
-    let mut writer: &TcpStream = stream;
-    if file_bytes < ZERO_COPY_MIN_BYTES {
-        let bytes = flatten(response, metrics)?;
-        return writer.write_all(bytes).await.0;
-    }
+    // TLS encrypts in user space: the file ranges are read into memory like small answers.
+    let tcp = match stream {
+        Transport::Plain(tcp) if file_bytes >= ZERO_COPY_MIN_BYTES => tcp,
+        _ => return stream.write_all(flatten(response, metrics)?).await,
+    };
     if zero_copy.is_none() {
-        *zero_copy = Some(ZeroCopy::new(stream)?);
+        *zero_copy = Some(ZeroCopy::new(tcp)?);
     }
     let zc = zero_copy.as_ref().ok_or_else(|| std::io::Error::other("zero-copy state missing"))?;
     for chunk in response.chunks {
         match chunk {
-            Chunk::Bytes(b) => writer.write_all(b).await.0?,
+            Chunk::Bytes(b) => stream.write_bytes(b).await?,
             Chunk::File(slice) => {
                 metrics.messages_out.fetch_add(slice.offset_span(), Ordering::Relaxed);
-                zc.send(stream, &slice).await?;
+                zc.send(tcp, &slice).await?;
             }
         }
     }

@@ -40,7 +40,11 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std
     Ok(listeners)
 }
 
-pub async fn accept_loop(ctx: Ctx, listener: compio::net::TcpListener) {
+pub async fn accept_loop(
+    ctx: Ctx,
+    listener: compio::net::TcpListener,
+    spec: std::sync::Arc<crate::security::Listener>,
+) {
     let metrics = ctx.broker.metrics.clone();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -65,6 +69,7 @@ pub async fn accept_loop(ctx: Ctx, listener: compio::net::TcpListener) {
             continue;
         }
         let _ = stream.set_nodelay(true);
-        compio::runtime::spawn(super::connection::serve(ctx.clone(), stream, peer)).detach();
+        let session = crate::security::Session::new(spec.clone(), peer.ip());
+        compio::runtime::spawn(super::connection::serve(ctx.clone(), stream, peer, session)).detach();
     }
 }

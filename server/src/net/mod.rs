@@ -4,4 +4,5 @@
 pub mod connection;
 pub mod frame;
 pub mod listener;
+pub mod tls;
 pub mod zerocopy;

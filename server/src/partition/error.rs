@@ -8,6 +8,9 @@ use riptide_engine::LogError;
 pub enum PartitionError {
     #[error("This server does not host this topic-partition.")]
     UnknownTopicOrPartition,
+    /// The principal may not do this to the topic (ACLs); said before whether it exists.
+    #[error("Not authorized to access topics: [Topic authorization failed.]")]
+    TopicAuthorizationFailed,
     /// The owner shard stopped answering (shutdown): clients refresh metadata and retry.
     #[error("This server is not the leader for that topic-partition.")]
     NotLeaderOrFollower,

@@ -133,10 +133,15 @@ pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
                     }
                 }
             }
+            // Every broker names its inter-broker listener alike (Kafka's rule too).
+            let listener = ctx.broker.config.inter_broker_listener().name.as_str();
             let addrs: HashMap<i32, String> = cat
                 .brokers
                 .values()
-                .filter_map(|b| b.endpoints.first().map(|e| (b.id, format!("{}:{}", e.host, e.port))))
+                .filter_map(|b| {
+                    let e = b.endpoints.iter().find(|e| e.name == listener).or(b.endpoints.first())?;
+                    Some((b.id, format!("{}:{}", e.host, e.port)))
+                })
                 .collect();
             (wanted, addrs)
         };

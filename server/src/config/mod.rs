@@ -11,6 +11,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub mod security;
+pub use security::{KafkaListener, Mechanism, SecurityConfig, SecurityProtocol};
+
 /// Which kernel I/O interface the shards' event loops use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -27,10 +30,10 @@ pub enum IoMode {
 pub struct ServerConfig {
     pub node_id: i32,
     pub data_dir: PathBuf,
-    pub listen: SocketAddr,
-    /// Host and port put in Metadata responses; defaults to the listen address, with
-    /// `0.0.0.0` replaced by `localhost`.
-    pub advertised_listener: Option<String>,
+    /// The Kafka listeners (never empty): the first is the one the ready probe and local tools
+    /// dial. A listener's advertised host and port default to its address, with `0.0.0.0`
+    /// replaced by `localhost`.
+    pub listeners: Vec<KafkaListener>,
     pub metrics_listen: Option<SocketAddr>,
     pub shards: usize,
     pub pin_shards: bool,
@@ -47,6 +50,7 @@ pub struct ServerConfig {
     pub flush_method: FlushMethod,
     pub cluster: ClusterConfig,
     pub rest: RestConfig,
+    pub security: SecurityConfig,
 }
 
 /// The REST interface (`rest.*`), Confluent REST Proxy's API served by the broker itself.
@@ -261,8 +265,7 @@ impl Default for ServerConfig {
         ServerConfig {
             node_id: 0,
             data_dir: PathBuf::from("./data"),
-            listen: SocketAddr::from(([0, 0, 0, 0], 9092)),
-            advertised_listener: None,
+            listeners: vec![KafkaListener::plaintext(SocketAddr::from(([0, 0, 0, 0], 9092)))],
             metrics_listen: Some(SocketAddr::from(([0, 0, 0, 0], 9644))),
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             pin_shards: true,
@@ -279,6 +282,7 @@ impl Default for ServerConfig {
             flush_method: FlushMethod::Syncfs,
             cluster: ClusterConfig::default(),
             rest: RestConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -377,6 +381,42 @@ pub struct FileConfig {
     pub rest_max_request_bytes: Option<usize>,
     #[serde(alias = "rest.consumer.instance.timeout.ms")]
     pub rest_consumer_instance_timeout_ms: Option<u64>,
+    #[serde(alias = "listener.security.protocol.map")]
+    pub listener_security_protocol_map: Option<String>,
+    #[serde(alias = "inter.broker.listener.name")]
+    pub inter_broker_listener_name: Option<String>,
+    #[serde(alias = "ssl.keystore.type")]
+    pub ssl_keystore_type: Option<String>,
+    #[serde(alias = "ssl.keystore.location")]
+    pub ssl_keystore_location: Option<PathBuf>,
+    #[serde(alias = "ssl.certificate.location")]
+    pub ssl_certificate_location: Option<PathBuf>,
+    #[serde(alias = "ssl.key.location")]
+    pub ssl_key_location: Option<PathBuf>,
+    #[serde(alias = "ssl.key.password")]
+    pub ssl_key_password: Option<String>,
+    #[serde(alias = "ssl.truststore.type")]
+    pub ssl_truststore_type: Option<String>,
+    #[serde(alias = "ssl.truststore.location")]
+    pub ssl_truststore_location: Option<PathBuf>,
+    #[serde(alias = "ssl.client.auth")]
+    pub ssl_client_auth: Option<String>,
+    #[serde(alias = "ssl.enabled.protocols")]
+    pub ssl_enabled_protocols: Option<String>,
+    #[serde(alias = "sasl.enabled.mechanisms")]
+    pub sasl_enabled_mechanisms: Option<String>,
+    #[serde(alias = "connections.max.reauth.ms")]
+    pub connections_max_reauth_ms: Option<u64>,
+    #[serde(alias = "authorizer.class.name")]
+    pub authorizer_class_name: Option<String>,
+    #[serde(alias = "super.users")]
+    pub super_users: Option<String>,
+    #[serde(alias = "allow.everyone.if.no.acl.found")]
+    pub allow_everyone_if_no_acl_found: Option<bool>,
+    #[serde(alias = "encryption.key.file")]
+    pub encryption_key_file: Option<PathBuf>,
+    #[serde(alias = "encryption.key.id")]
+    pub encryption_key_id: Option<String>,
 }
 
 impl ServerConfig {
@@ -391,9 +431,11 @@ impl ServerConfig {
         }
         set!(file.node_id, self.node_id);
         set!(file.data_dir, self.data_dir);
-        set!(file.listen, self.listen);
+        if let Some(addr) = file.listen {
+            self.listeners[0].addr = addr;
+        }
         if file.advertised_listener.is_some() {
-            self.advertised_listener = file.advertised_listener;
+            self.listeners[0].advertised = file.advertised_listener;
         }
         if let Some(m) = file.metrics_listen {
             self.metrics_listen = parse_optional_addr(&m)?;
@@ -475,31 +517,137 @@ impl ServerConfig {
         if file.metadata_log_dir.is_some() {
             c.metadata_log_dir = file.metadata_log_dir;
         }
-        if let Some(v) = file.listeners {
-            for (name, host, port) in parse_listeners(&v)? {
-                let addr = resolve(&host, port)?;
-                if self.cluster.controller_listener_names.contains(&name) {
-                    self.cluster.controller_listen = Some(addr);
-                } else if name == "PLAINTEXT" {
-                    self.listen = addr;
-                } else {
-                    return Err(format!(
-                        "listeners: {name} is not supported yet (PLAINTEXT and the controller listener are)"
-                    ));
-                }
-            }
+        self.apply_listeners(file.listeners, file.advertised_listeners, file.listener_security_protocol_map)?;
+        let sec = &mut self.security;
+        let ssl = security::SslKeys {
+            keystore_type: file.ssl_keystore_type,
+            keystore_location: file.ssl_keystore_location,
+            certificate_location: file.ssl_certificate_location,
+            key_location: file.ssl_key_location,
+            key_password: file.ssl_key_password,
+            truststore_type: file.ssl_truststore_type,
+            truststore_location: file.ssl_truststore_location,
+            client_auth: file.ssl_client_auth,
+            enabled_protocols: file.ssl_enabled_protocols,
+        };
+        if !ssl.is_empty() {
+            sec.tls = Some(ssl.into_settings()?);
         }
-        if let Some(v) = file.advertised_listeners {
-            for (name, host, port) in parse_listeners(&v)? {
-                if name == "PLAINTEXT" {
-                    self.advertised_listener = Some(format!("{host}:{port}"));
-                }
-            }
+        if let Some(m) = file.sasl_enabled_mechanisms {
+            sec.sasl_mechanisms = security::parse_mechanisms(&m)?;
+        }
+        set!(file.connections_max_reauth_ms, sec.reauth_ms);
+        if let Some(a) = file.authorizer_class_name {
+            sec.authorizer = !a.trim().is_empty();
+        }
+        if let Some(s) = file.super_users {
+            sec.super_users = security::parse_super_users(&s)?;
+        }
+        set!(file.allow_everyone_if_no_acl_found, sec.allow_everyone_if_no_acl_found);
+        if file.inter_broker_listener_name.is_some() {
+            sec.inter_broker_listener = file.inter_broker_listener_name;
+        }
+        if file.encryption_key_file.is_some() {
+            sec.encryption_key_file = file.encryption_key_file;
+        }
+        if file.encryption_key_id.is_some() {
+            sec.encryption_key_id = file.encryption_key_id;
         }
         self.validate()
     }
 
+    /// `listeners`, `advertised.listeners` and `listener.security.protocol.map` together: a
+    /// listener's protocol is its entry in the map, or its name when that names a protocol.
+    fn apply_listeners(
+        &mut self,
+        listeners: Option<String>,
+        advertised: Option<String>,
+        map: Option<String>,
+    ) -> Result<(), String> {
+        let map = security::parse_protocol_map(map.as_deref().unwrap_or(""))?;
+        let protocol_of = |name: &str| -> Result<SecurityProtocol, String> {
+            map.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, p)| *p)
+                .or_else(|| SecurityProtocol::parse(name))
+                .ok_or_else(|| format!("listener {name} has no entry in listener.security.protocol.map"))
+        };
+        if let Some(v) = listeners {
+            let mut kafka = Vec::new();
+            for (name, host, port) in parse_listeners(&v)? {
+                let addr = resolve(&host, port)?;
+                if self.cluster.controller_listener_names.contains(&name) {
+                    if protocol_of(&name).unwrap_or(SecurityProtocol::Plaintext)
+                        != SecurityProtocol::Plaintext
+                    {
+                        return Err(format!(
+                            "listener {name}: the controller listener speaks PLAINTEXT only (TLS between controllers is not built yet)"
+                        ));
+                    }
+                    self.cluster.controller_listen = Some(addr);
+                } else if kafka.iter().any(|l: &KafkaListener| l.name == name) {
+                    return Err(format!("listeners: {name} is listed twice"));
+                } else {
+                    kafka.push(KafkaListener { protocol: protocol_of(&name)?, name, addr, advertised: None });
+                }
+            }
+            if !kafka.is_empty() {
+                self.listeners = kafka;
+            }
+        } else if !map.is_empty() {
+            for l in &mut self.listeners {
+                l.protocol = protocol_of(&l.name)?;
+            }
+        }
+        if let Some(v) = advertised {
+            for (name, host, port) in parse_listeners(&v)? {
+                if let Some(l) = self.listeners.iter_mut().find(|l| l.name == name) {
+                    l.advertised = Some(format!("{host}:{port}"));
+                } else if !self.cluster.controller_listener_names.contains(&name) {
+                    return Err(format!("advertised.listeners: {name} is not in listeners"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first Kafka listener: what the ready probe and local tools dial.
+    pub fn primary(&self) -> &KafkaListener {
+        &self.listeners[0]
+    }
+
+    /// The listener replicas fetch from (`inter.broker.listener.name`, else the first
+    /// PLAINTEXT one, else the first).
+    pub fn inter_broker_listener(&self) -> &KafkaListener {
+        let named = self.security.inter_broker_listener.as_deref();
+        self.listeners
+            .iter()
+            .find(|l| Some(l.name.as_str()) == named)
+            .or_else(|| self.listeners.iter().find(|l| l.protocol == SecurityProtocol::Plaintext))
+            .unwrap_or(&self.listeners[0])
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        if self.listeners.is_empty() {
+            return Err("listeners names no Kafka listener".into());
+        }
+        if self.listeners.iter().any(|l| l.protocol.tls()) && self.security.tls.is_none() {
+            return Err("an SSL or SASL_SSL listener needs ssl.keystore.location (or ssl.certificate.location and ssl.key.location)".into());
+        }
+        if let Some(name) = &self.security.inter_broker_listener {
+            match self.listeners.iter().find(|l| &l.name == name) {
+                None => return Err(format!("inter.broker.listener.name {name} is not in listeners")),
+                Some(l) if l.protocol != SecurityProtocol::Plaintext => {
+                    return Err(format!(
+                        "inter.broker.listener.name {name}: replicas fetch over PLAINTEXT only (TLS and SASL between brokers are not built yet)"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.security.sasl_mechanisms.is_empty() && self.listeners.iter().any(|l| l.protocol.sasl()) {
+            return Err("a SASL listener needs at least one of sasl.enabled.mechanisms".into());
+        }
         if self.shards == 0 || self.shards > 1024 {
             return Err(format!("shards must be 1..=1024, got {}", self.shards));
         }
@@ -561,35 +709,22 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// Records the address the Kafka listener was bound to: a configured port 0 becomes the
+    /// Records the address a Kafka listener was bound to: a configured port 0 becomes the
     /// kernel's choice, here and in an advertised listener that also said port 0, so that the
     /// broker registers and advertises the port it really has.
-    pub fn bind_kafka_listener(&mut self, bound: SocketAddr) {
-        if self.listen.port() == 0 {
-            self.listen.set_port(bound.port());
+    pub fn bind_kafka_listener(&mut self, index: usize, bound: SocketAddr) {
+        let l = &mut self.listeners[index];
+        if l.addr.port() == 0 {
+            l.addr.set_port(bound.port());
         }
-        if let Some(a) = &self.advertised_listener {
-            if let Some(host) = a.strip_suffix(":0") {
-                self.advertised_listener = Some(format!("{host}:{}", bound.port()));
-            }
+        if let Some(host) = l.advertised.as_deref().and_then(|a| a.strip_suffix(":0")) {
+            l.advertised = Some(format!("{host}:{}", bound.port()));
         }
     }
 
-    /// The host and port clients should connect to.
+    /// The host and port clients should connect to on the first listener.
     pub fn advertised(&self) -> (String, i32) {
-        if let Some(a) = &self.advertised_listener {
-            if let Some((h, p)) = a.rsplit_once(':') {
-                if let Ok(port) = p.parse() {
-                    return (h.to_string(), port);
-                }
-            }
-        }
-        let host = if self.listen.ip().is_unspecified() {
-            "localhost".to_string()
-        } else {
-            self.listen.ip().to_string()
-        };
-        (host, i32::from(self.listen.port()))
+        self.primary().advertised()
     }
 }
 
@@ -662,7 +797,7 @@ mod tests {
         let mut c = ServerConfig::default();
         c.apply_file(file).expect("apply");
         assert_eq!(c.cluster.voters.len(), 3);
-        assert_eq!(c.listen, "127.0.0.1:29092".parse().expect("addr"));
+        assert_eq!(c.primary().addr, "127.0.0.1:29092".parse().expect("addr"));
         assert_eq!(c.cluster.controller_listen, Some("127.0.0.1:29093".parse().expect("addr")));
         assert_eq!(c.advertised(), ("localhost".to_string(), 29092));
         assert_eq!(c.cluster.rack.as_deref(), Some("r1"));
@@ -686,15 +821,18 @@ mod tests {
         .expect("parse");
         let mut c = ServerConfig::default();
         c.apply_file(file).expect("apply");
-        c.bind_kafka_listener("127.100.0.1:40123".parse().expect("addr"));
-        assert_eq!(c.listen, "127.100.0.1:40123".parse().expect("addr"));
+        c.bind_kafka_listener(0, "127.100.0.1:40123".parse().expect("addr"));
+        assert_eq!(c.primary().addr, "127.100.0.1:40123".parse().expect("addr"));
         assert_eq!(c.advertised(), ("broker.example".to_string(), 40123));
-        let mut plain = ServerConfig { listen: "127.0.0.1:0".parse().expect("addr"), ..Default::default() };
-        plain.bind_kafka_listener("127.0.0.1:40999".parse().expect("addr"));
+        let mut plain = ServerConfig {
+            listeners: vec![KafkaListener::plaintext("127.0.0.1:0".parse().expect("addr"))],
+            ..Default::default()
+        };
+        plain.bind_kafka_listener(0, "127.0.0.1:40999".parse().expect("addr"));
         assert_eq!(plain.advertised(), ("127.0.0.1".to_string(), 40999));
         // A fixed port stays as configured.
         let mut fixed = ServerConfig::default();
-        fixed.bind_kafka_listener("0.0.0.0:9092".parse().expect("addr"));
+        fixed.bind_kafka_listener(0, "0.0.0.0:9092".parse().expect("addr"));
         assert_eq!(fixed.advertised(), ("localhost".to_string(), 9092));
     }
 
@@ -712,6 +850,34 @@ mod tests {
         let mut c = ServerConfig::default();
         let err = c.apply_file(file).expect_err("port 0 refused");
         assert!(err.contains("fixed port"), "{err}");
+    }
+
+    #[test]
+    fn several_listeners_with_their_protocols() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            listeners = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,EXTERNAL://0.0.0.0:9094"
+            "listener.security.protocol.map" = "EXTERNAL:SASL_SSL"
+            "advertised.listeners" = "EXTERNAL://kafka.example:9094"
+            "ssl.keystore.location" = "/etc/riptide/broker.pem"
+            "#,
+        )
+        .expect("parse");
+        let mut c = ServerConfig::default();
+        c.apply_file(file).expect("apply");
+        let protocols: Vec<_> = c.listeners.iter().map(|l| l.protocol).collect();
+        assert_eq!(
+            protocols,
+            [SecurityProtocol::Plaintext, SecurityProtocol::Ssl, SecurityProtocol::SaslSsl]
+        );
+        assert_eq!(c.listeners[2].advertised(), ("kafka.example".to_string(), 9094));
+        assert_eq!(c.inter_broker_listener().name, "PLAINTEXT");
+        let no_key: FileConfig = toml::from_str(r#"listeners = "SSL://127.0.0.1:0""#).expect("parse");
+        let err = ServerConfig::default().apply_file(no_key).expect_err("SSL without a key");
+        assert!(err.contains("ssl.keystore.location"), "{err}");
+        let unmapped: FileConfig = toml::from_str(r#"listeners = "INTERNAL://127.0.0.1:0""#).expect("parse");
+        let err = ServerConfig::default().apply_file(unmapped).expect_err("no protocol");
+        assert!(err.contains("listener.security.protocol.map"), "{err}");
     }
 
     #[test]

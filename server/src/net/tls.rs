@@ -1,0 +1,162 @@
+//! TLS on a connection: rustls's state machine between the socket and the connection's reader
+//! and writer tasks. Both tasks share the `ServerConnection` (never borrowed across an await);
+//! every write of ciphertext to the socket happens under one async lock, so TLS records leave
+//! in the order rustls produced them whoever (the writer's answers, the reader's handshake
+//! replies and alerts) produced them.
+//!
+//! Costs zero copy: record bytes are read into memory and encrypted (kTLS would keep splice;
+//! this kernel does not offer the `tls` ULP, see docs/SECURITY.md).
+
+use std::cell::RefCell;
+use std::io::{Read, Write};
+
+use bytes::BytesMut;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::net::TcpStream;
+use futures_util::lock::Mutex;
+use rustls::ServerConnection;
+
+/// Ciphertext read per socket read.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub struct TlsStream {
+    stream: TcpStream,
+    tls: RefCell<ServerConnection>,
+    write_lock: Mutex<()>,
+    cipher: RefCell<Option<Vec<u8>>>,
+}
+
+impl TlsStream {
+    pub fn new(
+        stream: TcpStream,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<TlsStream> {
+        let tls = ServerConnection::new(config).map_err(std::io::Error::other)?;
+        Ok(TlsStream {
+            stream,
+            tls: RefCell::new(tls),
+            write_lock: Mutex::new(()),
+            cipher: RefCell::new(Some(Vec::with_capacity(READ_CHUNK))),
+        })
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.borrow().is_handshaking()
+    }
+
+    /// The client certificate's DER, when the client showed one.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        self.tls.borrow().peer_certificates().and_then(|c| c.first()).map(|c| c.as_ref().to_vec())
+    }
+
+    /// Appends decrypted bytes to `out`; `Ok(0)` when the peer closed.
+    pub async fn read_into(&self, out: &mut BytesMut) -> std::io::Result<usize> {
+        loop {
+            let n = self.take_plaintext(out)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.tls.borrow().wants_read() || self.is_handshaking() {
+                let buf = self.cipher.borrow_mut().take().unwrap_or_else(|| Vec::with_capacity(READ_CHUNK));
+                let mut buf = buf;
+                buf.clear();
+                let mut reader: &TcpStream = &self.stream;
+                let compio::BufResult(res, buf) = reader.append(buf).await;
+                let got = res?;
+                if got == 0 {
+                    return Ok(0);
+                }
+                let fed = self.feed(&buf);
+                *self.cipher.borrow_mut() = Some(buf);
+                // Whatever rustls wants to say (handshake, alert) goes out before an error
+                // ends the connection, so the client learns why.
+                self.flush().await?;
+                fed?;
+            } else {
+                return Ok(0); // close_notify received
+            }
+        }
+    }
+
+    fn feed(&self, mut bytes: &[u8]) -> std::io::Result<()> {
+        let mut tls = self.tls.borrow_mut();
+        while !bytes.is_empty() {
+            tls.read_tls(&mut bytes)?;
+            tls.process_new_packets().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        }
+        Ok(())
+    }
+
+    fn take_plaintext(&self, out: &mut BytesMut) -> std::io::Result<usize> {
+        let mut tls = self.tls.borrow_mut();
+        let mut total = 0;
+        loop {
+            let start = out.len();
+            out.resize(start + 16 * 1024, 0);
+            match tls.reader().read(&mut out[start..]) {
+                Ok(n) => {
+                    out.truncate(start + n);
+                    total += n;
+                    if n == 0 {
+                        return Ok(total);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    out.truncate(start);
+                    return Ok(total);
+                }
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Encrypts and sends `data`.
+    pub async fn write_all(&self, mut data: &[u8]) -> std::io::Result<()> {
+        let _guard = self.write_lock.lock().await;
+        while !data.is_empty() {
+            let n = self.tls.borrow_mut().writer().write(data)?;
+            data = &data[n..];
+            self.flush_locked().await?;
+            if n == 0 && !data.is_empty() {
+                return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "TLS buffer full"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends close_notify (best effort).
+    pub async fn close(&self) {
+        self.tls.borrow_mut().send_close_notify();
+        let _ = self.flush().await;
+    }
+
+    async fn flush(&self) -> std::io::Result<()> {
+        let _guard = self.write_lock.lock().await;
+        self.flush_locked().await
+    }
+
+    async fn flush_locked(&self) -> std::io::Result<()> {
+        loop {
+            let out = {
+                let mut tls = self.tls.borrow_mut();
+                if !tls.wants_write() {
+                    return Ok(());
+                }
+                let mut out = Vec::with_capacity(READ_CHUNK);
+                while tls.wants_write() {
+                    tls.write_tls(&mut out)?;
+                }
+                out
+            };
+            let mut writer: &TcpStream = &self.stream;
+            writer.write_all(out).await.0?;
+        }
+    }
+}
