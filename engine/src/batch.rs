@@ -116,6 +116,9 @@ fn check_attributes(h: &BatchHeader) -> Result<(), LogError> {
     if h.is_control() {
         return Err(LogError::InvalidRecord("clients may not produce control batches"));
     }
+    if h.attributes & attr::SEALED != 0 {
+        return Err(LogError::InvalidRecord("attribute bit 14 is reserved"));
+    }
     Ok(())
 }
 

@@ -104,8 +104,13 @@ fn parse_records(records: &[u8], count: i32) -> Option<Vec<RawRecord<'_>>> {
 }
 
 /// Batches whose records the cleaner may look into.
+/// Compressed, control, transactional and sealed (encrypted) batches are kept whole: their
+/// records are not read here.
 fn cleanable(h: &BatchHeader) -> bool {
-    h.codec() == crate::batch::codec::NONE && !h.is_control() && !h.is_transactional()
+    h.codec() == crate::batch::codec::NONE
+        && !h.is_control()
+        && !h.is_transactional()
+        && h.attributes & riptide_format::attr::SEALED == 0
 }
 
 impl Log {

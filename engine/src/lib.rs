@@ -23,8 +23,10 @@ pub mod io;
 mod log;
 pub mod producer_state;
 mod recovery;
+pub mod seal;
 mod segment;
 
 pub use config::{IoBackend, LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, CheckpointWrite, CompactionStats, Log, ReadSlice, RetentionWrite, SyncTarget};
+pub use seal::BatchSealer;

@@ -40,6 +40,9 @@ pub mod attr {
     pub const LOG_APPEND_TIME: i16 = 0x08;
     pub const TRANSACTIONAL: i16 = 0x10;
     pub const CONTROL: i16 = 0x20;
+    /// Riptide only, on disk only: the records are sealed (encrypted at rest). Clients never
+    /// see it: the broker opens such batches before it answers, and refuses it on produce.
+    pub const SEALED: i16 = 0x4000;
 }
 
 /// Compression codec ids in the attributes field.

@@ -103,6 +103,16 @@ struct ProducerIdBlock {
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl Broker {
+    /// A topic's `encryption.at.rest` may go from `old` to `new` (values other than "false"):
+    /// the keys must be loaded here, and once on it stays on (sealed batches on disk need it).
+    pub fn check_encryption(&self, old: Option<&str>, new: Option<&str>) -> Result<(), String> {
+        match (old, new) {
+            (Some(_), None) => Err("encryption.at.rest cannot be turned off: the topic has sealed batches on disk (switch keys by naming another key id instead)".into()),
+            (_, Some(setting)) => self.security.sealer_for(Some(if setting == "true" { "" } else { setting })).map(drop),
+            (None, None) => Ok(()),
+        }
+    }
+
     /// `catalog` is the one the metadata thread keeps applying to; `cluster_id` comes from
     /// the applied image.
     pub fn new(
@@ -135,7 +145,7 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
             cluster_id,
             engine_io,
-            security: crate::security::Security::new(&config.security),
+            security: crate::security::Security::new(&config.security).map_err(std::io::Error::other)?,
             config,
         })
     }
@@ -197,6 +207,8 @@ impl Broker {
         for (k, v) in &configs {
             catalog::validate_topic_config(k, v, &self.config.log).map_err(AdminError::InvalidConfig)?;
         }
+        let encryption = configs.get("encryption.at.rest").filter(|v| *v != "false");
+        self.check_encryption(None, encryption.map(String::as_str)).map_err(AdminError::InvalidConfig)?;
         if self.topic(name).is_some() {
             return Err(AdminError::TopicExists(name.to_string()));
         }

@@ -87,6 +87,7 @@ pub fn topic_config_defaults(d: &TopicDefaults) -> Vec<(&'static str, String)> {
         ("compression.type", "producer".into()),
         ("delete.retention.ms", "86400000".into()),
         ("durability.policy", d.durability.name().into()),
+        ("encryption.at.rest", "false".into()),
         ("file.delete.delay.ms", "60000".into()),
         ("flush.messages", "9223372036854775807".into()),
         ("flush.ms", "9223372036854775807".into()),
@@ -149,6 +150,17 @@ pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Resu
         "max.message.bytes" => int(0),
         "min.insync.replicas" => int(1),
         "index.interval.bytes" | "segment.index.bytes" => int(4),
+        // true (the broker's current key), false, or the id of the key to seal with.
+        "encryption.at.rest" => match value {
+            "true" | "false" => Ok(()),
+            id if !id.is_empty()
+                && id.len() <= 64
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("Invalid value {value} for configuration encryption.at.rest: true, false or a key id")),
+        },
         "preallocate" | "unclean.leader.election.enable" => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("Invalid value {value} for configuration {name}: must be true or false")),
@@ -173,6 +185,8 @@ pub struct EffectiveTopicConfig {
     pub delete_retention_ms: i64,
     /// `min.insync.replicas`: acks=all needs an ISR at least this large.
     pub min_insync_replicas: usize,
+    /// `encryption.at.rest`: `None` off, `Some("")` the broker's current key, `Some(id)`.
+    pub encryption: Option<String>,
 }
 
 impl TopicMeta {
@@ -216,6 +230,11 @@ impl TopicMeta {
             cleanup_compact: policy.split(',').any(|p| p == "compact"),
             delete_retention_ms: num("delete.retention.ms", 86_400_000),
             min_insync_replicas: num("min.insync.replicas", d.min_insync_replicas as i64).max(1) as usize,
+            encryption: match get("encryption.at.rest").as_str() {
+                "" | "false" => None,
+                "true" => Some(String::new()),
+                id => Some(id.to_string()),
+            },
         }
     }
 }

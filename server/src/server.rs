@@ -205,6 +205,7 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
         .or_else(|| cluster.agent.as_ref().and_then(|a| a.image().cluster_id))
         .unwrap_or_default();
     let broker = Arc::new(Broker::new(config, catalog, cluster, cluster_id, metrics)?);
+    check_encrypted_topics(&broker)?;
     let metrics_addr = serve_metrics(broker.config.metrics_listen, broker.metrics.clone())?;
     let owner = broker.clone();
     let owns = Box::new(move |p: i32| {
@@ -242,6 +243,31 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
         metrics: metrics_addr,
     };
     Ok(RunningBroker { broker, bound, addr, rest_addr, router, threads })
+}
+
+/// Encryption at rest fails loudly at start, never later with garbage: every encrypted topic
+/// must have its key loaded, and the first sealed batch of each local segment must open.
+fn check_encrypted_topics(broker: &Broker) -> std::io::Result<()> {
+    let topics = broker.catalog.read().unwrap_or_else(|e| e.into_inner()).all();
+    let mut checked = 0;
+    for t in topics {
+        let setting = t.configs.get("encryption.at.rest").filter(|v| *v != "false");
+        let Some(setting) = setting else { continue };
+        let fail = |e: String| std::io::Error::other(format!("encryption at rest, topic {}: {e}", t.name));
+        broker.security.sealer_for(Some(if setting == "true" { "" } else { setting })).map_err(fail)?;
+        for p in 0..t.partitions {
+            let dir = broker.partition_dir(&t.name, p);
+            checked +=
+                crate::security::at_rest::check_partition_dir(broker.security.keyring.as_deref(), &dir)
+                    .map_err(fail)?;
+        }
+    }
+    if checked > 0 {
+        tracing::info!(
+            "encryption at rest: the first sealed batch of {checked} segment(s) opens with the keys loaded"
+        );
+    }
+    Ok(())
 }
 
 /// What each Kafka listener's connections need: its name, protocol and TLS identity (loaded

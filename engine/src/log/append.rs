@@ -18,6 +18,11 @@ enum Validated {
 }
 
 impl Log {
+    /// Seals every batch appended from now on (`None`: write them as they come).
+    pub fn set_sealer(&mut self, sealer: Option<std::sync::Arc<dyn crate::seal::BatchSealer>>) {
+        self.sealer = sealer;
+    }
+
     /// Appends one or more concatenated RecordBatch v2 (a Produce request's records for one
     /// partition). See the crate docs for the contract.
     pub fn append(
@@ -131,11 +136,19 @@ impl Log {
         let append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         assign_all(batches, valid, base, leader_epoch, append_time);
         let io = self.io;
-        let position = match self.active_mut().write(io, batches) {
+        let sealed = match &self.sealer {
+            Some(s) => Some(seal_all(s.as_ref(), batches, valid)?),
+            None => None,
+        };
+        let (bytes_out, sizes): (&[u8], Option<&[u32]>) = match &sealed {
+            Some((b, sizes)) => (b, Some(sizes)),
+            None => (batches, None),
+        };
+        let position = match self.active_mut().write(io, bytes_out) {
             Ok(p) => p,
             Err(e) => return Err(self.fail("segment write", e)),
         };
-        self.track_all(valid, base, position, append_time);
+        self.track_all(valid, sizes, base, position, append_time);
         self.active_mut().last_modified_ms = now_ms;
         self.note_leader_epoch(leader_epoch, base)?;
         debug_assert_eq!(self.log_end_offset(), last + 1);
@@ -148,9 +161,17 @@ impl Log {
         })
     }
 
-    fn track_all(&mut self, valid: &[ValidBatch], base: i64, position: u32, append_time: Option<i64>) {
+    fn track_all(
+        &mut self,
+        valid: &[ValidBatch],
+        sealed_sizes: Option<&[u32]>,
+        base: i64,
+        position: u32,
+        append_time: Option<i64>,
+    ) {
         let (mut next, mut pos) = (base, position);
-        for v in valid {
+        for (i, v) in valid.iter().enumerate() {
+            let size_bytes = sealed_sizes.map_or(v.size_bytes as u32, |s| s[i]);
             let mut h = v.header;
             h.base_offset = next;
             let max_ts = append_time.unwrap_or(v.max_timestamp_ms);
@@ -158,14 +179,14 @@ impl Log {
                 base_offset: next,
                 last_offset: h.last_offset(),
                 max_timestamp_ms: max_ts,
-                size_bytes: v.size_bytes as u32,
+                size_bytes,
             };
             self.active_mut().track(&meta, pos);
             if h.is_idempotent() {
                 self.producers.record(&h, max_ts);
             }
             next = h.last_offset() + 1;
-            pos += v.size_bytes as u32;
+            pos += size_bytes;
         }
     }
 
@@ -216,6 +237,26 @@ impl Log {
             }
         }
     }
+}
+
+/// Each batch sealed, concatenated, and the sealed size of each.
+fn seal_all(
+    sealer: &dyn crate::seal::BatchSealer,
+    batches: &[u8],
+    valid: &[ValidBatch],
+) -> Result<(Vec<u8>, Vec<u32>), LogError> {
+    let mut out = Vec::with_capacity(batches.len() + valid.len() * 64);
+    let mut sizes = Vec::with_capacity(valid.len());
+    let mut pos = 0usize;
+    for v in valid {
+        let before = out.len();
+        sealer
+            .seal(&batches[pos..pos + v.size_bytes], &mut out)
+            .map_err(|e| LogError::Storage(format!("sealing a batch: {e}")))?;
+        sizes.push((out.len() - before) as u32);
+        pos += v.size_bytes;
+    }
+    Ok((out, sizes))
 }
 
 fn assign_all(

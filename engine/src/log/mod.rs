@@ -158,6 +158,8 @@ pub struct Log {
     target_truncations: Cell<u64>,
     truncated_to: i64,
     scratch_batches: Vec<ValidBatch>,
+    /// Seals new batches before they are written (encryption at rest), when set.
+    sealer: Option<std::sync::Arc<dyn crate::seal::BatchSealer>>,
     scratch_staged: Vec<(i64, ProducerEntry)>,
     scan_buf: Vec<u8>,
     read_hints: [Cell<read::ReadHint>; read::READ_HINTS],

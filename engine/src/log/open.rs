@@ -73,6 +73,7 @@ impl Log {
             target_truncations: Cell::new(0),
             truncated_to: 0,
             scratch_batches: Vec::new(),
+            sealer: None,
             scratch_staged: Vec::new(),
             scan_buf: Vec::new(),
             read_hints: super::read::empty_hints(),

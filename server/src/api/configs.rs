@@ -197,6 +197,11 @@ async fn apply_topic_configs(
         catalog::validate_topic_config(k, v, &ctx.broker.config.log)
             .map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
     }
+    let setting =
+        |c: &BTreeMap<String, String>| c.get("encryption.at.rest").filter(|v| *v != "false").cloned();
+    ctx.broker
+        .check_encryption(setting(&meta.configs).as_deref(), setting(&configs).as_deref())
+        .map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
     if validate_only {
         return Ok(());
     }

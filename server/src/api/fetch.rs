@@ -21,6 +21,7 @@ use super::error::partition_code;
 use super::{Chunk, Ctx, RequestError, RequestInfo, Response};
 use crate::partition::{PartitionError, ReplicaFetch};
 use crate::security::acl::{op, resource};
+use crate::security::at_rest::{open_all, Keyring};
 use crate::shard::mailbox::{ReadCall, ReadOutcome};
 use crate::shard::router::{route_read, route_read_one};
 
@@ -60,6 +61,20 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
             (name, state)
         })
         .collect();
+    // Consumers of an encrypted topic get opened batches; followers copy the sealed bytes.
+    let sealed: Vec<bool> = topics
+        .iter()
+        .map(|(name, _)| {
+            request.replica_id.0 < 0
+                && ctx
+                    .broker
+                    .topic(name)
+                    .is_some_and(|t| t.configs.get("encryption.at.rest").is_some_and(|v| v != "false"))
+        })
+        .collect();
+    let encode_results = |info: &RequestInfo, request: &FetchRequest, results| {
+        encode_results(info, request, results, &sealed, ctx.broker.security.keyring.as_deref())
+    };
     let (notify_tx, notify_rx) = flume::bounded(1);
     loop {
         let remaining = wait.saturating_sub(started.elapsed());
@@ -161,6 +176,8 @@ fn encode_results(
     info: &RequestInfo,
     request: &FetchRequest,
     results: Vec<Vec<PartitionResult>>,
+    sealed: &[bool],
+    keyring: Option<&Keyring>,
 ) -> Result<Response, RequestError> {
     let v = info.version;
     let flexible = v >= 12;
@@ -177,14 +194,30 @@ fn encode_results(
         buf.put_i32(0); // session_id: sessions declined
     }
     put_array_len(&mut buf, results.len(), flexible);
-    for (topic, parts) in request.topics.iter().zip(results) {
+    for (ti, (topic, parts)) in request.topics.iter().zip(results).enumerate() {
         put_string(&mut buf, topic.topic.0.as_str(), flexible);
         put_array_len(&mut buf, parts.len(), flexible);
         for part in parts {
-            let (error_code, o) = match part.outcome {
+            let (mut error_code, mut o) = match part.outcome {
                 Ok(o) => (0, o),
                 Err(e) => (partition_code(&e), UNKNOWN),
             };
+            let mut plain = None;
+            if sealed.get(ti).copied().unwrap_or(false) {
+                if let Some(slice) = o.slice.take() {
+                    let opened =
+                        slice.read_to_vec().map_err(|e| e.to_string()).and_then(|b| open_all(keyring, &b));
+                    match opened {
+                        Ok(p) => plain = Some(bytes::Bytes::from(p)),
+                        Err(e) => {
+                            // Never garbage: the partition answers a storage error instead.
+                            tracing::error!("{}-{}: {e}", topic.topic.0.as_str(), part.index);
+                            error_code = ResponseError::KafkaStorageError.code();
+                            o = UNKNOWN;
+                        }
+                    }
+                }
+            }
             buf.put_i32(part.index);
             buf.put_i16(error_code);
             buf.put_i64(o.high_watermark);
@@ -201,13 +234,18 @@ fn encode_results(
             if v >= 11 {
                 buf.put_i32(-1); // preferred_read_replica
             }
-            let len = o.slice.as_ref().map_or(0, |s| s.len as usize);
+            let len = match &plain {
+                Some(p) => p.len(),
+                None => o.slice.as_ref().map_or(0, |s| s.len as usize),
+            };
             if flexible {
                 put_uvarint(&mut buf, len as u64 + 1);
             } else {
                 buf.put_i32(len as i32);
             }
-            if let Some(slice) = o.slice {
+            if let Some(p) = plain {
+                buf.extend_from_slice(&p);
+            } else if let Some(slice) = o.slice {
                 chunks.push(Chunk::Bytes(std::mem::take(&mut buf).freeze()));
                 chunks.push(Chunk::File(slice));
             }
@@ -330,7 +368,7 @@ mod tests {
                     diverging: (v >= 12).then_some((3, 77)),
                 }),
             }]];
-            let resp = encode_results(&info, &request, results).expect("encode");
+            let resp = encode_results(&info, &request, results, &[], None).expect("encode");
             let mut bytes = BytesMut::new();
             for c in resp.chunks {
                 if let Chunk::Bytes(b) = c {

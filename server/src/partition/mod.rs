@@ -854,6 +854,11 @@ impl Partition {
     }
 
     /// New topic configs (the I/O backend chosen at open stays).
+    /// Seals the batches appended from now on (encryption at rest), or stops sealing.
+    pub fn set_sealer(&mut self, sealer: Option<Arc<dyn riptide_engine::BatchSealer>>) {
+        self.log.set_sealer(sealer);
+    }
+
     pub fn reconfigure(&mut self, cfg: &EffectiveTopicConfig) {
         self.log.set_config(cfg.log.clone());
         self.durability = cfg.durability;

@@ -132,10 +132,15 @@ impl PartitionTable {
         let dir = self.broker.partition_dir(topic, index);
         let metrics = self.broker.metrics.clone();
         let gauge = metrics.log_end_offset_gauge(topic, index);
+        let sealer = self.broker.security.sealer_for(cfg.encryption.as_deref()).map_err(|e| {
+            tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
+            PartitionError::Storage(e)
+        })?;
         let mut partition = Partition::open(format!("{topic}-{index}"), node, &dir, &cfg, metrics, gauge)
             .inspect_err(|e| {
                 tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
             })?;
+        partition.set_sealer(sealer);
         partition.apply_view(&view);
         Ok(partition)
     }
@@ -346,9 +351,19 @@ impl PartitionTable {
     pub fn reconfigure(&mut self, topic: &str) {
         let Some(meta) = self.broker.topic(topic) else { return };
         let cfg = meta.effective(&self.broker.config.log, self.broker.engine_io);
+        let sealer = match self.broker.security.sealer_for(cfg.encryption.as_deref()) {
+            Ok(s) => s,
+            Err(e) => {
+                // The config change was validated against this broker's keys; another broker's
+                // keyring differs. Keep sealing as before rather than write in the clear.
+                tracing::error!("{topic}: {e}; new encryption settings not applied");
+                return;
+            }
+        };
         if let Some(parts) = self.by_topic.get_mut(topic) {
             for p in parts.values_mut() {
                 p.reconfigure(&cfg);
+                p.set_sealer(sealer.clone());
             }
         }
     }
