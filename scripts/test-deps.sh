@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the tests need when it is missing (Debian): kcat; node + npm for kafkajs; Debian's
+# Installs what the tests need when it is missing (Debian): kcat; openssl; node + npm for kafkajs; Debian's
 # Go and its packaged sarama (built offline in GOPATH mode) for the client matrix; the pinned
 # Python clients in .venv. Idempotent and quick when everything is there.
 set -euo pipefail
@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 debs=()
 command -v kcat >/dev/null 2>&1 || debs+=(kcat)
+# The security tests make their certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || debs+=(openssl)
 command -v node >/dev/null 2>&1 || debs+=(nodejs)
 command -v npm >/dev/null 2>&1 || debs+=(npm)
 command -v go >/dev/null 2>&1 || debs+=(golang-go)
