@@ -28,5 +28,8 @@ mod segment;
 
 pub use config::{IoBackend, LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, CheckpointWrite, CompactionStats, Log, ReadSlice, RetentionWrite, SyncTarget};
+pub use log::{
+    AppendInfo, CheckpointWrite, CompactionStats, Log, PreparedSegment, ReadSlice, RetentionWrite,
+    SegmentPrep, SyncTarget,
+};
 pub use seal::BatchSealer;

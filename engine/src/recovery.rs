@@ -25,13 +25,14 @@ pub(crate) struct Loaded {
     pub rescanned: bool,
 }
 
-/// Base offsets of the `.log` files in `dir`, ascending; removes leftover temp files.
+/// Base offsets of the `.log` files in `dir`, ascending; removes leftover temp and spare files.
 pub(crate) fn list_segments(io: Io, dir: &Path) -> io::Result<Vec<i64>> {
     let mut bases = Vec::new();
     let mut names = io.list_dir(dir)?;
     names.sort_unstable();
     for name in names {
-        if name.ends_with(".tmp") || name.ends_with(".deleted") {
+        // `*.spare`: a spare segment prepared ahead of a roll (`log/spare.rs`), never data.
+        if name.ends_with(".tmp") || name.ends_with(".deleted") || name.ends_with(".spare") {
             io.remove_file(&dir.join(&name))?;
             continue;
         }

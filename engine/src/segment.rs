@@ -16,12 +16,20 @@ use crate::io::{FileHandle, Io};
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Suffix of the spare segment's files (`next.<suffix>.spare`): never a segment to recovery,
+/// which removes them (see `log/spare.rs`).
+pub const SPARE_SUFFIX: &str = "spare";
 /// Read size used when scanning a segment sequentially.
 pub const SCAN_CHUNK_BYTES: usize = 1 << 20;
 
 /// `<dir>/<20-digit offset>.<suffix>`.
 pub fn file_path(dir: &Path, offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{offset:020}.{suffix}"))
+}
+
+/// `<dir>/next.<suffix>.spare`: a file of the spare segment, created ahead of a roll.
+pub fn spare_path(dir: &Path, suffix: &str) -> PathBuf {
+    dir.join(format!("next.{suffix}.{SPARE_SUFFIX}"))
 }
 
 /// What the indexes need to know about an appended batch.
@@ -61,6 +69,9 @@ pub struct Segment {
     pub roll_base_ms: i64,
     /// Fallback for time retention when batches carry no timestamps (file mtime or append time).
     pub last_modified_ms: i64,
+    /// The open `.index` and `.timeindex` files of a segment created by this process (`None`
+    /// for a reopened one): a roll writes them without opening them again.
+    index_files: Option<[FileHandle; 2]>,
     dir: PathBuf,
 }
 
@@ -86,6 +97,7 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             roll_base_ms: now_ms,
             last_modified_ms: now_ms,
+            index_files: None,
             dir: dir.to_path_buf(),
         }
     }
@@ -93,13 +105,26 @@ impl Segment {
     /// Creates an empty segment (replacing leftovers of the same name) with preallocated
     /// index files. The caller fsyncs the directory.
     pub fn create(io: Io, dir: &Path, base_offset: i64, cfg: &LogConfig, now_ms: i64) -> io::Result<Segment> {
-        let log = io.open_rw(&file_path(dir, base_offset, LOG_SUFFIX), true)?;
-        for (suffix, entry) in [(INDEX_SUFFIX, 8u64), (TIME_INDEX_SUFFIX, 12)] {
-            let f = io.open_rw(&file_path(dir, base_offset, suffix), true)?;
-            let len = u64::from(cfg.segment_index_bytes) / entry * entry;
-            io.set_len(&f, len)?;
-        }
-        Ok(Segment::with_file(dir, base_offset, log, 0, cfg, now_ms))
+        let [log, index, time_index] =
+            create_files(io, cfg.segment_index_bytes, |suffix| file_path(dir, base_offset, suffix))?;
+        let mut seg = Segment::with_file(dir, base_offset, log, 0, cfg, now_ms);
+        seg.index_files = Some([index, time_index]);
+        Ok(seg)
+    }
+
+    /// The segment at `base_offset` made of a spare's files (already renamed to its names by
+    /// the caller): `files` are the open log, index and time-index files, all empty.
+    pub fn from_spare(
+        dir: &Path,
+        base_offset: i64,
+        files: [FileHandle; 3],
+        cfg: &LogConfig,
+        now_ms: i64,
+    ) -> Segment {
+        let [log, index, time_index] = files;
+        let mut seg = Segment::with_file(dir, base_offset, log, 0, cfg, now_ms);
+        seg.index_files = Some([index, time_index]);
+        seg
     }
 
     /// Opens an existing `.log`; indexes empty, next offset unknown until recovery or load.
@@ -253,12 +278,16 @@ impl Segment {
     }
 
     /// Writes both index files trimmed to their entries; fdatasyncs them when `sync`.
+    /// A segment created by this process writes through the index files it holds (no open).
     pub fn persist_indexes(&self, io: Io, sync: bool) -> io::Result<Vec<FileHandle>> {
         let files =
             [(INDEX_SUFFIX, self.offset_index.encode()), (TIME_INDEX_SUFFIX, self.time_index.encode())];
         let mut opened = Vec::with_capacity(2);
-        for (suffix, bytes) in files {
-            let f = io.open_rw(&file_path(&self.dir, self.base_offset, suffix), false)?;
+        for (i, (suffix, bytes)) in files.into_iter().enumerate() {
+            let f = match &self.index_files {
+                Some(held) => held[i].clone(),
+                None => io.open_rw(&file_path(&self.dir, self.base_offset, suffix), false)?,
+            };
             io.write_all_at(&f, &bytes, 0)?;
             io.set_len(&f, bytes.len() as u64)?;
             opened.push(f);
@@ -305,13 +334,18 @@ impl Segment {
         Ok(())
     }
 
-    /// Removes the segment's three files (open handles stay readable until dropped).
+    /// Closes the index files held since creation (the segment is no longer active).
+    pub fn release_index_files(&mut self) {
+        self.index_files = None;
+    }
+
     /// The segment's three file paths.
     pub fn file_paths(&self) -> [PathBuf; 3] {
         [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX]
             .map(|suffix| file_path(&self.dir, self.base_offset, suffix))
     }
 
+    /// Removes the segment's three files (open handles stay readable until dropped).
     pub fn delete_files(&self, io: Io) -> io::Result<()> {
         for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             match io.remove_file(&file_path(&self.dir, self.base_offset, suffix)) {
@@ -321,6 +355,18 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Creates (emptying leftovers) a segment's log, index and time-index files, named by `path`
+/// for each suffix, with the index files sized to `index_bytes` (sparse: no blocks written).
+/// The caller fsyncs the directory.
+pub fn create_files(io: Io, index_bytes: u32, path: impl Fn(&str) -> PathBuf) -> io::Result<[FileHandle; 3]> {
+    let log = io.open_rw(&path(LOG_SUFFIX), true)?;
+    let index = io.open_rw(&path(INDEX_SUFFIX), true)?;
+    io.set_len(&index, u64::from(index_bytes) / 8 * 8)?;
+    let time_index = io.open_rw(&path(TIME_INDEX_SUFFIX), true)?;
+    io.set_len(&time_index, u64::from(index_bytes) / 12 * 12)?;
+    Ok([log, index, time_index])
 }
 
 /// Why a sequential scan stopped.

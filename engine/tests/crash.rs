@@ -30,7 +30,9 @@ fn self_describing_batch(first_offset: i64, n: usize) -> Vec<u8> {
     encode(&recs, kafka_protocol::records::Compression::None)
 }
 
-/// The child: runs only when the parent sets CHILD_ENV; appends until killed.
+/// The child: runs only when the parent sets CHILD_ENV; appends until killed. While it has
+/// an even number of segments it keeps a spare segment ready (prepared inline, as a helper
+/// thread would), so kills land before, during and after rolls with and without a spare.
 #[test]
 fn crash_child_entry() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
@@ -42,6 +44,11 @@ fn crash_child_entry() {
         let leo = log.log_end_offset();
         let n = 1 + (i % 7) as usize;
         log.append(&mut self_describing_batch(leo, n), 0, 1_000).expect("child append");
+        if log.segment_count().is_multiple_of(2) {
+            if let Some(prep) = log.prepare_segment() {
+                log.segment_prepared(prep.run()).expect("child spare segment");
+            }
+        }
         if i % 3 == 0 {
             let durable = log.sync().expect("child sync");
             writeln!(out, "durable {durable}").expect("stdout");

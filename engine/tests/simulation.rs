@@ -237,6 +237,7 @@ impl World {
             85..=87 => self.clean_restart(),
             88..=90 => self.kill_restart(),
             91..=93 => self.power_loss(),
+            94..=96 => self.prepare_spare(),
             _ => self.append(),
         };
         result?;
@@ -518,6 +519,18 @@ impl World {
                 Ok(())
             }
             Err(e) => Err(format!("truncate: {e}")),
+        }
+    }
+
+    /// The next segment's files created ahead of a roll (a server does it on a helper thread;
+    /// the simulated file system lives on this one). Rolls then rename them, and power losses
+    /// and kills land with spares before, during and after their renames.
+    fn prepare_spare(&mut self) -> Result<(), String> {
+        let Some(prep) = self.log().prepare_segment() else { return Ok(()) };
+        let prepared = prep.run();
+        match self.log().segment_prepared(prepared) {
+            Err(e) if !storage_error(&e) => Err(format!("spare segment: {e}")),
+            _ => Ok(()),
         }
     }
 

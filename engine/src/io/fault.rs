@@ -1,5 +1,6 @@
 //! Fault injection for tests: a per-thread switch that makes the std backend fail its next
-//! writes or syncs with a chosen errno. Per thread so parallel tests do not disturb each
+//! writes or syncs (or either real backend its segment-file opens and unlinks) with a chosen
+//! errno. Per thread so parallel tests do not disturb each
 //! other (a `Log` is driven by one thread). Never set in production code.
 
 use std::cell::Cell;
@@ -14,6 +15,9 @@ pub enum Fault {
     WriteEnospc,
     /// Every fdatasync fails with EIO.
     SyncEio,
+    /// Every open (create) or unlink of a segment file (`.log`, `.index`, `.timeindex`) fails
+    /// with EIO: shows that a roll or retention pass does no such file work on this thread.
+    SegmentFileEio,
 }
 
 thread_local! {
@@ -31,6 +35,19 @@ pub(crate) fn on_write() -> io::Result<()> {
         Some(Fault::WriteEnospc) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
         _ => Ok(()),
     }
+}
+
+/// Called before a real backend opens or unlinks `path`.
+pub(crate) fn on_segment_file(path: &std::path::Path) -> io::Result<()> {
+    if FAULT.with(Cell::get) != Some(Fault::SegmentFileEio) {
+        return Ok(());
+    }
+    let segment_file =
+        path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "log" | "index" | "timeindex"));
+    if segment_file {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    Ok(())
 }
 
 pub(crate) fn on_sync() -> io::Result<()> {

@@ -18,7 +18,8 @@ impl Log {
     }
 
     /// Closes the active segment (final time-index entry, trimmed index files) and starts a
-    /// new one at the log end, with a producer-state snapshot for that offset. Nothing here
+    /// new one at the log end (the spare segment renamed, when one was prepared; see
+    /// `spare.rs`), with a producer-state snapshot for that offset. Nothing here
     /// waits for the disk: the closed segment's files and the directory entry of the new one are
     /// queued for the next group commit, which makes them durable before any offset at or above
     /// the roll is (so a power loss cannot keep data of the new segment without the directory
@@ -34,12 +35,13 @@ impl Log {
             Ok(files) => files,
             Err(e) => return Err(self.fail("index write on roll", e)),
         };
+        active.release_index_files();
         let file = self.active().log.clone();
         self.queue_sync(Pending::File(file), leo);
         for f in indexes {
             self.queue_sync(Pending::File(f), leo);
         }
-        match Segment::create(io, &self.dir, leo, &self.config, now_ms) {
+        match self.next_segment(leo, now_ms) {
             Ok(s) => self.segments.push(s),
             Err(e) => return Err(self.fail("segment creation", e)),
         }
@@ -263,6 +265,7 @@ impl Log {
     /// Syncs, writes indexes, checkpoints and a producer snapshot, and marks the shutdown
     /// clean so the next open skips recovery.
     pub fn close(mut self) -> Result<(), LogError> {
+        self.discard_spare();
         self.check_writable()?;
         self.sync()?;
         let io = self.io;
@@ -278,7 +281,8 @@ impl Log {
     }
 
     /// Removes the partition directory and everything in it.
-    pub fn delete(self) -> Result<(), LogError> {
+    pub fn delete(mut self) -> Result<(), LogError> {
+        self.discard_spare();
         let (dir, io) = (self.dir.clone(), self.io);
         drop(self);
         remove_log_dir(io, &dir)

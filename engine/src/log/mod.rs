@@ -10,7 +10,8 @@
 //! (recovery then truncates whatever was not acknowledged as durable... or kept intact).
 //!
 //! Submodules split the impl by concern: `append`, `read`, `durability`, `maintenance`
-//! (roll, retention, truncation, close) and `timestamps`.
+//! (roll, retention, truncation, close), `spare` (the next segment, created ahead of a roll)
+//! and `timestamps`.
 
 mod append;
 mod check;
@@ -21,6 +22,7 @@ mod maintenance;
 mod open;
 mod read;
 mod replicate;
+mod spare;
 mod timestamps;
 
 use std::cell::Cell;
@@ -38,6 +40,7 @@ use crate::segment::Segment;
 pub use compaction::CompactionStats;
 pub use durability::CheckpointWrite;
 pub use maintenance::RetentionWrite;
+pub use spare::{PreparedSegment, SegmentPrep};
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +166,10 @@ pub struct Log {
     scratch_staged: Vec<(i64, ProducerEntry)>,
     scan_buf: Vec<u8>,
     read_hints: [Cell<read::ReadHint>; read::READ_HINTS],
+    /// This instance's id (see `spare.rs`).
+    log_id: u64,
+    /// The next segment's files, created ahead of a roll (see `spare.rs`).
+    spare: spare::SpareState,
 }
 
 impl Log {
