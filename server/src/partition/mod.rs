@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use riptide_engine::{CheckpointWrite, Log, ReadSlice, RetentionWrite, SyncTarget};
+use riptide_engine::{
+    CheckpointWrite, Log, PreparedSegment, ReadSlice, RetentionWrite, SegmentPrep, SyncTarget,
+};
 
 use crate::catalog::EffectiveTopicConfig;
 use crate::clock::now_ms;
@@ -910,6 +912,20 @@ impl Partition {
             self.compacted_shape = Some((self.log.segment_count(), self.log.log_end_offset()));
         }
         retention
+    }
+
+    /// The creation of the next segment's files ahead of its roll, to run off the shard, when
+    /// the log wants one (report it with `segment_prepared`).
+    pub fn prepare_segment(&mut self) -> Option<SegmentPrep> {
+        self.log.prepare_segment()
+    }
+
+    /// The outcome of a `prepare_segment`. A failure only means the next roll creates its
+    /// files on the shard, as without a spare.
+    pub fn segment_prepared(&mut self, prepared: PreparedSegment) {
+        if let Err(e) = self.log.segment_prepared(prepared) {
+            tracing::warn!(partition = %self.name, "{e}; the next roll creates its segment on the shard");
+        }
     }
 
     /// The outcome of a retention write `housekeeping` handed out.

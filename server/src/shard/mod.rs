@@ -9,10 +9,11 @@
 //! given to [`spawn_shards`].
 //!
 //! Modules: `table` (the partitions this shard owns), `router`, `mailbox`, `flusher` (group
-//! commit).
+//! commit), `preparer` (next segments created off the shard before their rolls).
 
 mod flusher;
 pub mod mailbox;
+mod preparer;
 pub mod router;
 pub mod table;
 
@@ -108,11 +109,13 @@ fn run_shard<T>(
     let runtime = builder.build()?;
     runtime.block_on(async move {
         let (flush_tx, flush_rx) = flume::bounded(1);
+        let (prep_tx, prep_rx) = flume::bounded(1);
         let _ = ready.send(Ok(compio::runtime::Runtime::with_current(|r| r.driver_type())));
-        let table = PartitionTable::new(broker.clone(), router.clone(), id, flush_tx);
+        let table = PartitionTable::new(broker.clone(), router.clone(), id, flush_tx, prep_tx);
         let ctx = Rc::new(ShardCtx { id, broker, router, table: Rc::new(RefCell::new(table)) });
         ctx.table.borrow_mut().open_all_owned();
         compio::runtime::spawn(flusher::run(ctx.clone(), flush_rx)).detach();
+        compio::runtime::spawn(preparer::run(ctx.clone(), prep_rx)).detach();
         compio::runtime::spawn(housekeeping(ctx.clone())).detach();
         start(&ctx, payload)?;
         serve_inbox(&ctx, inbox).await;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use riptide_engine::{CheckpointWrite, RetentionWrite, SyncTarget};
+use riptide_engine::{CheckpointWrite, PreparedSegment, RetentionWrite, SegmentPrep, SyncTarget};
 
 use super::mailbox::{
     EpochEndCall, EpochEndOutcome, FollowCall, FollowOp, ListOffsetCall, ListOffsetOutcome, ProduceCall,
@@ -28,6 +28,9 @@ pub struct PartitionTable {
     roles_at: u64,
     flush_requested: bool,
     flush_tx: flume::Sender<()>,
+    /// Spare segments to create off the shard (see `preparer`), and its wake-up.
+    preps: Vec<(Arc<str>, i32, SegmentPrep)>,
+    prep_tx: flume::Sender<()>,
 }
 
 /// One group-commit job: the partition and the files whose fdatasync covers its appends.
@@ -43,6 +46,7 @@ impl PartitionTable {
         router: Arc<Router>,
         shard_id: usize,
         flush_tx: flume::Sender<()>,
+        prep_tx: flume::Sender<()>,
     ) -> PartitionTable {
         PartitionTable {
             broker,
@@ -52,6 +56,8 @@ impl PartitionTable {
             roles_at: 0,
             flush_requested: false,
             flush_tx,
+            preps: Vec::new(),
+            prep_tx,
         }
     }
 
@@ -194,8 +200,31 @@ impl PartitionTable {
                 return;
             }
         };
-        if partition.append(call.records, call.acks, call.reply) {
+        let needs_flush = partition.append(call.records, call.acks, call.reply);
+        let prep = partition.prepare_segment();
+        if needs_flush {
             self.request_flush();
+        }
+        self.queue_prep(&call.topic, call.partition, prep);
+    }
+
+    /// Queues a spare segment's creation for the shard's preparer and wakes it.
+    fn queue_prep(&mut self, topic: &Arc<str>, index: i32, prep: Option<SegmentPrep>) {
+        if let Some(prep) = prep {
+            self.preps.push((topic.clone(), index, prep));
+            let _ = self.prep_tx.try_send(());
+        }
+    }
+
+    /// The spare segments to create, oldest request first; clears the queue.
+    pub fn take_segment_preps(&mut self) -> Vec<(Arc<str>, i32, SegmentPrep)> {
+        std::mem::take(&mut self.preps)
+    }
+
+    /// Installs a spare segment the preparer created (nothing if the partition is gone).
+    pub fn segment_prepared(&mut self, topic: &str, index: i32, prepared: PreparedSegment) {
+        if let Some(p) = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)) {
+            p.segment_prepared(prepared);
         }
     }
 
@@ -242,9 +271,11 @@ impl PartitionTable {
                 false
             }
         };
+        let prep = p.prepare_segment();
         if needs_flush {
             self.request_flush();
         }
+        self.queue_prep(&call.topic, call.partition, prep);
     }
 
     /// The ISR changes the partitions this shard leads want now, and this shard's
