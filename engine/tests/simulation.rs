@@ -975,6 +975,7 @@ const REGRESSION_SEEDS: &[(u64, &str)] = &[
     (207, "recovery scanned leftover segments below the log start and truncated the log"),
     (486, "fsyncgate: a restart after a failed fdatasync recovered bytes never on disk"),
     (495, "compaction panicked on a damaged base offset"),
+    (999, "compaction's read-back took a base offset misread past the segment's range: seal panicked"),
     (1375, "compaction laundered a latent sector error into a batch with a valid CRC"),
     (1412, "a non-durable roll snapshot let pruning remove the last durable one: unknown producer"),
     (1863, "an EIO on the log-start checkpoint read counted as 'never written'"),

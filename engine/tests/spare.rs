@@ -44,9 +44,10 @@ fn append_until_roll(log: &mut Log, ts_ms: i64) {
 }
 
 /// Neither a roll (with a spare ready) nor a retention pass opens, creates or unlinks a segment
-/// file on the owner's thread: every such call fails there (fault injection), and both still
-/// succeed; the retention's unlinks run on another thread. The control at the end shows the
-/// fault does catch a roll that creates its files itself.
+/// file, nor unlinks a producer snapshot, on the owner's thread: every such call fails there
+/// (fault injection), and both still succeed; the retention's unlinks and the pruning of old
+/// snapshots run on other threads. The control at the end shows the fault does catch a roll
+/// that creates its files itself.
 #[test]
 fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_thread() {
     for io in BACKENDS {
@@ -54,6 +55,8 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
         let mut log = Log::open(&dir, small_segments(io), 0).expect("open");
         log.append(&mut batch(5, 200, 999), 0, 5_000).expect("first append");
         for round in 0..4 {
+            // Durable snapshots make older ones prunable (kept: the two newest).
+            log.sync().expect("sync");
             prepare_on_helper(&mut log);
             assert_eq!(spare_files(&dir).len(), 3, "log, index and time index spares");
             fault::inject(Some(Fault::SegmentFileEio));
@@ -63,6 +66,12 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
             assert!(spare_files(&dir).is_empty(), "renamed to the new segment's names");
         }
         assert_eq!(log.sync().expect("sync"), log.log_end_offset());
+        prepare_on_helper(&mut log);
+        let snapshots = std::fs::read_dir(&dir)
+            .expect("list")
+            .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".snapshot")))
+            .count();
+        assert!(snapshots <= 3, "old snapshots pruned by the helper: {snapshots} left");
         let bases = log.segment_base_offsets();
         for base in &bases {
             for suffix in ["log", "index", "timeindex"] {
@@ -81,6 +90,8 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
         assert!(!first.exists(), "unlinked by the helper");
 
         // Control: without a spare, the roll creates files on this thread and the fault trips.
+        append_until_roll(&mut log, 8_000); // uses up the spare prepared above
+        assert!(!log.has_spare_segment());
         fault::inject(Some(Fault::SegmentFileEio));
         let before = log.segment_count();
         let mut failed = false;

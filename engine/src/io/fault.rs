@@ -15,8 +15,9 @@ pub enum Fault {
     WriteEnospc,
     /// Every fdatasync fails with EIO.
     SyncEio,
-    /// Every open (create) or unlink of a segment file (`.log`, `.index`, `.timeindex`) fails
-    /// with EIO: shows that a roll or retention pass does no such file work on this thread.
+    /// Every open (create) or unlink of a segment file (`.log`, `.index`, `.timeindex`) or of a
+    /// producer snapshot (`.snapshot`; its temp file is not one) fails with EIO: shows that a
+    /// roll or retention pass does no such file work on this thread.
     SegmentFileEio,
 }
 
@@ -37,13 +38,15 @@ pub(crate) fn on_write() -> io::Result<()> {
     }
 }
 
-/// Called before a real backend opens or unlinks `path`.
+/// Called before a real backend opens or unlinks `path` (see `Fault::SegmentFileEio`).
 pub(crate) fn on_segment_file(path: &std::path::Path) -> io::Result<()> {
     if FAULT.with(Cell::get) != Some(Fault::SegmentFileEio) {
         return Ok(());
     }
-    let segment_file =
-        path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "log" | "index" | "timeindex"));
+    let segment_file = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "log" | "index" | "timeindex" | "snapshot"));
     if segment_file {
         return Err(io::Error::from_raw_os_error(libc::EIO));
     }

@@ -138,16 +138,7 @@ impl Log {
 
     /// Snapshot files as (offset, name), newest first.
     fn list_snapshots(&self) -> Result<Vec<(i64, String)>, LogError> {
-        let mut out = Vec::new();
-        for name in self.io.list_dir(&self.dir)? {
-            if let Some(stem) = name.strip_suffix(".snapshot") {
-                if let Ok(off) = stem.parse::<i64>() {
-                    out.push((off, name));
-                }
-            }
-        }
-        out.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
-        Ok(out)
+        Ok(list_snapshots(self.io, &self.dir)?)
     }
 
     /// Restores producer state from the newest usable snapshot at or below the log end and
@@ -169,7 +160,7 @@ impl Log {
                     from = off.max(self.log_start_offset);
                     break;
                 }
-                None => self.io.remove_file(&self.dir.join(&name))?,
+                None => remove_snapshot(self.io, &self.dir, &name)?,
             }
         }
         self.replay_producers(from)
@@ -216,11 +207,10 @@ impl Log {
         } else {
             Some(crate::checkpoint::write_replacing(self.io, &self.dir, &name, &self.producers.encode())?)
         };
-        let keep_from = self.durable_snapshot.get();
-        for (off, old) in self.list_snapshots()?.into_iter().skip(SNAPSHOTS_KEPT) {
-            if off < keep_from {
-                self.io.remove_file(&self.dir.join(old))?;
-            }
+        // A log whose owner prepares spare segments leaves a roll's pruning to the next
+        // preparation, on its helper thread (`spare.rs`): the unlink is the slowest call of a roll.
+        if durable || !self.spare.prunes_snapshots() {
+            prune_snapshots(self.io, &self.dir, self.durable_snapshot.get())?;
         }
         Ok(pending)
     }
@@ -232,7 +222,7 @@ impl Log {
         let mut removed = false;
         for (off, name) in self.list_snapshots()? {
             if off > offset {
-                self.io.remove_file(&self.dir.join(name))?;
+                remove_snapshot(self.io, &self.dir, &name)?;
                 removed = true;
             }
         }
@@ -240,6 +230,41 @@ impl Log {
             self.io.sync_dir(&self.dir)?;
         }
         Ok(())
+    }
+}
+
+/// Snapshot files in `dir` as (offset, name), newest first.
+fn list_snapshots(io: Io, dir: &Path) -> std::io::Result<Vec<(i64, String)>> {
+    let mut out = Vec::new();
+    for name in io.list_dir(dir)? {
+        if let Some(stem) = name.strip_suffix(".snapshot") {
+            if let Ok(off) = stem.parse::<i64>() {
+                out.push((off, name));
+            }
+        }
+    }
+    out.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+    Ok(out)
+}
+
+/// Removes the snapshots older than the newest `SNAPSHOTS_KEPT` and below `keep_from` (the
+/// newest known durable, so one always survives a power loss). May run on a helper thread
+/// (`spare.rs`) while the owner writes newer snapshots: it never touches those.
+pub(super) fn prune_snapshots(io: Io, dir: &Path, keep_from: i64) -> std::io::Result<()> {
+    for (off, old) in list_snapshots(io, dir)?.into_iter().skip(SNAPSHOTS_KEPT) {
+        if off < keep_from {
+            remove_snapshot(io, dir, &old)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a snapshot file; one already gone counts as removed (pruning on a helper thread and
+/// the owner may both pick the same old snapshot).
+fn remove_snapshot(io: Io, dir: &Path, name: &str) -> std::io::Result<()> {
+    match io.remove_file(&dir.join(name)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r,
     }
 }
 

@@ -47,6 +47,16 @@ pub(super) struct SpareState {
     failed: bool,
     /// Set when the log closes or is deleted: a preparation not yet run creates nothing.
     cancelled: Arc<AtomicBool>,
+    /// A preparation was handed out: the owner runs them, so rolls leave snapshot pruning to
+    /// them.
+    helper_seen: bool,
+}
+
+impl SpareState {
+    /// True when a roll's producer-snapshot pruning is left to the next preparation.
+    pub(super) fn prunes_snapshots(&self) -> bool {
+        self.helper_seen
+    }
 }
 
 /// The creation of a spare segment's files, to run on a helper thread (see the module docs).
@@ -56,6 +66,8 @@ pub struct SegmentPrep {
     index_bytes: u32,
     log_id: u64,
     cancelled: Arc<AtomicBool>,
+    /// Prune producer snapshots below this offset (the newest known durable).
+    snapshots_keep_from: i64,
 }
 
 /// A finished [`SegmentPrep`], to report with `Log::segment_prepared`.
@@ -66,13 +78,16 @@ pub struct PreparedSegment {
 
 impl SegmentPrep {
     /// Creates the spare's files (blocking: three creates and two sparse size changes; no
-    /// fsync, the roll's group commit makes the directory durable).
+    /// fsync, the roll's group commit makes the directory durable), then removes the producer
+    /// snapshots the last roll left to prune (best effort: a failed unlink only leaves an old
+    /// snapshot for a later pass).
     pub fn run(self) -> PreparedSegment {
-        let files = if self.cancelled.load(Ordering::Acquire) {
-            Err(std::io::Error::other("log closed before its spare segment was created"))
-        } else {
-            create_files(self.io, self.index_bytes, |suffix| spare_path(&self.dir, suffix))
-        };
+        if self.cancelled.load(Ordering::Acquire) {
+            let files = Err(std::io::Error::other("log closed before its spare segment was created"));
+            return PreparedSegment { log_id: self.log_id, files };
+        }
+        let files = create_files(self.io, self.index_bytes, |suffix| spare_path(&self.dir, suffix));
+        let _ = super::open::prune_snapshots(self.io, &self.dir, self.snapshots_keep_from);
         PreparedSegment { log_id: self.log_id, files }
     }
 }
@@ -89,12 +104,14 @@ impl Log {
             return None;
         }
         self.spare.in_flight = true;
+        self.spare.helper_seen = true;
         Some(SegmentPrep {
             io: self.io,
             dir: self.dir.clone(),
             index_bytes: self.config.segment_index_bytes,
             log_id: self.log_id,
             cancelled: self.spare.cancelled.clone(),
+            snapshots_keep_from: self.durable_snapshot.get(),
         })
     }
 
