@@ -43,9 +43,9 @@ fn append_until_roll(log: &mut Log, ts_ms: i64) {
     panic!("no roll after 10 KiB with 4 KiB segments");
 }
 
-/// Neither a roll (with a spare ready) nor a retention pass opens, creates or unlinks a segment
-/// file, nor unlinks a producer snapshot, on the owner's thread: every such call fails there
-/// (fault injection), and both still succeed; the retention's unlinks and the pruning of old
+/// Neither a roll (with a spare ready) nor a retention pass opens, creates or unlinks any file
+/// on the owner's thread: every such call fails there (fault injection), and both still
+/// succeed; the retention's unlinks and the pruning of old
 /// snapshots run on other threads. The control at the end shows the fault does catch a roll
 /// that creates its files itself.
 #[test]
@@ -58,8 +58,8 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
             // Durable snapshots make older ones prunable (kept: the two newest).
             log.sync().expect("sync");
             prepare_on_helper(&mut log);
-            assert_eq!(spare_files(&dir).len(), 3, "log, index and time index spares");
-            fault::inject(Some(Fault::SegmentFileEio));
+            assert_eq!(spare_files(&dir).len(), 4, "log, index, time index and snapshot spares");
+            fault::inject(Some(Fault::OpenUnlinkEio));
             append_until_roll(&mut log, 1_000 + round * 100);
             fault::inject(None);
             assert!(!log.has_spare_segment(), "the roll used the spare");
@@ -78,7 +78,7 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
                 assert!(dir.join(format!("{base:020}.{suffix}")).exists(), "{base}.{suffix}");
             }
         }
-        fault::inject(Some(Fault::SegmentFileEio));
+        fault::inject(Some(Fault::OpenUnlinkEio));
         let (deleted, write) = log.apply_retention_deferred(1_000_000).expect("retention");
         fault::inject(None);
         assert_eq!(deleted, bases.len() - 1);
@@ -92,7 +92,7 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
         // Control: without a spare, the roll creates files on this thread and the fault trips.
         append_until_roll(&mut log, 8_000); // uses up the spare prepared above
         assert!(!log.has_spare_segment());
-        fault::inject(Some(Fault::SegmentFileEio));
+        fault::inject(Some(Fault::OpenUnlinkEio));
         let before = log.segment_count();
         let mut failed = false;
         for i in 0..10 {
@@ -120,7 +120,7 @@ fn a_spare_present_at_open_is_removed_and_the_log_recovers() {
         log.sync().expect("sync");
         let leo = log.log_end_offset();
         drop(log); // kill -9: no close, the spare's files stay
-        assert_eq!(spare_files(&dir).len(), 3);
+        assert_eq!(spare_files(&dir).len(), 4);
 
         let mut log = Log::open(&dir, cfg.clone(), 0).expect("reopen with a spare present");
         assert!(spare_files(&dir).is_empty(), "removed at open");

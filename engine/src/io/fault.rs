@@ -15,10 +15,10 @@ pub enum Fault {
     WriteEnospc,
     /// Every fdatasync fails with EIO.
     SyncEio,
-    /// Every open (create) or unlink of a segment file (`.log`, `.index`, `.timeindex`) or of a
-    /// producer snapshot (`.snapshot`; its temp file is not one) fails with EIO: shows that a
-    /// roll or retention pass does no such file work on this thread.
-    SegmentFileEio,
+    /// Every open (with or without create) and every unlink of any file fails with EIO:
+    /// shows that a roll (with a spare segment ready) or a retention pass does no such file
+    /// work on this thread.
+    OpenUnlinkEio,
 }
 
 thread_local! {
@@ -38,19 +38,12 @@ pub(crate) fn on_write() -> io::Result<()> {
     }
 }
 
-/// Called before a real backend opens or unlinks `path` (see `Fault::SegmentFileEio`).
-pub(crate) fn on_segment_file(path: &std::path::Path) -> io::Result<()> {
-    if FAULT.with(Cell::get) != Some(Fault::SegmentFileEio) {
-        return Ok(());
+/// Called before a real backend opens or unlinks a file (see `Fault::OpenUnlinkEio`).
+pub(crate) fn on_open_or_unlink() -> io::Result<()> {
+    match FAULT.with(Cell::get) {
+        Some(Fault::OpenUnlinkEio) => Err(io::Error::from_raw_os_error(libc::EIO)),
+        _ => Ok(()),
     }
-    let segment_file = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e, "log" | "index" | "timeindex" | "snapshot"));
-    if segment_file {
-        return Err(io::Error::from_raw_os_error(libc::EIO));
-    }
-    Ok(())
 }
 
 pub(crate) fn on_sync() -> io::Result<()> {

@@ -179,7 +179,7 @@ impl Io {
     pub(crate) fn open_rw(self, path: &Path, truncate: bool) -> io::Result<FileHandle> {
         match self {
             Io::Std | Io::Uring => {
-                fault::on_segment_file(path)?;
+                fault::on_open_or_unlink()?;
                 std_backend::open_rw(path, truncate).map(|f| FileHandle::Real(Arc::new(f)))
             }
             Io::Sim => sim::open_rw(path, truncate).map(FileHandle::Sim),
@@ -242,7 +242,7 @@ impl Io {
     pub(crate) fn remove_file(self, path: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => {
-                fault::on_segment_file(path)?;
+                fault::on_open_or_unlink()?;
                 std::fs::remove_file(path)
             }
             Io::Sim => sim::remove_file(path),

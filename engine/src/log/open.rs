@@ -196,7 +196,7 @@ impl Log {
     /// the next group commit to sync: a snapshot lost or torn by a power loss before that fails
     /// its checksum or names an offset past the recovered end, and is skipped. Older snapshots
     /// are pruned only below the newest one known durable, so one always survives.
-    pub(super) fn write_producer_snapshot(&self, durable: bool) -> Result<Option<FileHandle>, LogError> {
+    pub(super) fn write_producer_snapshot(&mut self, durable: bool) -> Result<Option<FileHandle>, LogError> {
         let leo = self.log_end_offset();
         let name = file_path(Path::new(""), leo, SNAPSHOT_SUFFIX);
         let name = name.to_string_lossy();
@@ -205,7 +205,17 @@ impl Log {
             self.durable_snapshot.set(leo);
             None
         } else {
-            Some(crate::checkpoint::write_replacing(self.io, &self.dir, &name, &self.producers.encode())?)
+            let bytes = self.producers.encode();
+            // The spare's snapshot file, created off the owner's thread, saves the create
+            // (an inode allocation: the slowest call left in a roll, ~0.3 ms under fsync load).
+            match self.take_spare_snapshot() {
+                Some((file, spare)) => {
+                    self.io.write_all_at(&file, &bytes, 0)?;
+                    self.io.rename(&spare, &self.dir.join(&*name))?;
+                    Some(file)
+                }
+                None => Some(crate::checkpoint::write_replacing(self.io, &self.dir, &name, &bytes)?),
+            }
         };
         // A log whose owner prepares spare segments leaves a roll's pruning to the next
         // preparation, on its helper thread (`spare.rs`): the unlink is the slowest call of a roll.

@@ -1,7 +1,8 @@
 //! The spare segment: the next segment's three files (`next.log.spare`, `next.index.spare`,
-//! `next.timeindex.spare`), created ahead of time off the owner's thread, so that a roll only
-//! renames them to the new segment's names instead of creating and sizing files on the
-//! owner's thread (a shard, where every file-system call stalls all of its partitions).
+//! `next.timeindex.spare`) and an empty file for the roll's producer snapshot
+//! (`next.snapshot.spare`), created ahead of time off the owner's thread, so that a roll only
+//! renames them to their real names instead of creating (allocating inodes) and sizing files
+//! on the owner's thread (a shard, where every file-system call stalls all of its partitions).
 //!
 //! Protocol: `Log::prepare_segment` hands out a [`SegmentPrep`] when the log wants a spare (its
 //! active segment holds data, so a roll will come, and it has none); the caller runs it on a
@@ -41,6 +42,8 @@ pub(super) fn next_log_id() -> u64 {
 pub(super) struct SpareState {
     /// The spare's open log, index and time-index files, all empty.
     files: Option<[FileHandle; 3]>,
+    /// An empty file for the producer snapshot the next roll writes.
+    snapshot: Option<FileHandle>,
     /// A `SegmentPrep` is out.
     in_flight: bool,
     /// The last preparation failed: no new one until the next roll (no retry storm).
@@ -73,8 +76,11 @@ pub struct SegmentPrep {
 /// A finished [`SegmentPrep`], to report with `Log::segment_prepared`.
 pub struct PreparedSegment {
     log_id: u64,
-    files: std::io::Result<[FileHandle; 3]>,
+    files: std::io::Result<([FileHandle; 3], FileHandle)>,
 }
+
+/// Name of the spare producer-snapshot file (`next.snapshot.spare`).
+const SNAPSHOT_SPARE: &str = "snapshot";
 
 impl SegmentPrep {
     /// Creates the spare's files (blocking: three creates and two sparse size changes; no
@@ -86,7 +92,8 @@ impl SegmentPrep {
             let files = Err(std::io::Error::other("log closed before its spare segment was created"));
             return PreparedSegment { log_id: self.log_id, files };
         }
-        let files = create_files(self.io, self.index_bytes, |suffix| spare_path(&self.dir, suffix));
+        let files = create_files(self.io, self.index_bytes, |suffix| spare_path(&self.dir, suffix))
+            .and_then(|files| Ok((files, self.io.open_rw(&spare_path(&self.dir, SNAPSHOT_SPARE), true)?)));
         let _ = super::open::prune_snapshots(self.io, &self.dir, self.snapshots_keep_from);
         PreparedSegment { log_id: self.log_id, files }
     }
@@ -97,7 +104,8 @@ impl Log {
     /// active segment holds data, it has no spare and none is being prepared.
     pub fn prepare_segment(&mut self) -> Option<SegmentPrep> {
         let spare = &self.spare;
-        if self.failed.is_some() || spare.files.is_some() || spare.in_flight || spare.failed {
+        let ready = spare.files.is_some() || spare.snapshot.is_some();
+        if self.failed.is_some() || ready || spare.in_flight || spare.failed {
             return None;
         }
         if self.active().is_empty() {
@@ -124,8 +132,9 @@ impl Log {
         }
         self.spare.in_flight = false;
         match prepared.files {
-            Ok(files) if self.failed.is_none() => {
+            Ok((files, snapshot)) if self.failed.is_none() => {
                 self.spare.files = Some(files);
+                self.spare.snapshot = Some(snapshot);
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -142,6 +151,12 @@ impl Log {
     /// True when a spare segment is ready for the next roll.
     pub fn has_spare_segment(&self) -> bool {
         self.spare.files.is_some()
+    }
+
+    /// The spare's empty snapshot file and its path, for the roll's producer snapshot.
+    pub(super) fn take_spare_snapshot(&mut self) -> Option<(FileHandle, PathBuf)> {
+        let file = self.spare.snapshot.take()?;
+        Some((file, spare_path(&self.dir, SNAPSHOT_SPARE)))
     }
 
     /// The new active segment at `base_offset` for a roll: the spare renamed to its names, or
@@ -163,8 +178,9 @@ impl Log {
     /// the next open removes leftovers anyway).
     pub(super) fn discard_spare(&mut self) {
         self.spare.cancelled.store(true, Ordering::Release);
-        if self.spare.files.take().is_some() {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let snapshot = self.spare.snapshot.take().is_some();
+        if self.spare.files.take().is_some() || snapshot {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, SNAPSHOT_SPARE] {
                 let _ = self.io.remove_file(&spare_path(&self.dir, suffix));
             }
         }
