@@ -8,8 +8,9 @@
 //! owner takes each log's `sync_target`, the flusher fdatasyncs it, the owner marks it
 //! durable), retention of all but the last 4 segments with its unlinks and checkpoints on a
 //! helper thread. With `--spare` (the default runs both) each log's next segment is created by
-//! the helper before its roll. Prints the duration of appends that rolled and of those that
-//! did not (hdrhistogram, µs), and the rounds of group commit.
+//! a preparer thread before its roll. Prints the duration (hdrhistogram, µs) of appends that
+//! rolled onto a spare, of those that rolled without one (creating the files), of those that
+//! did not roll, and of taking the group commit's targets.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -107,13 +108,17 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
     let (job_tx, job_rx) = mpsc::channel();
     let (sync_tx, sync_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
-    let done_tx2 = done_tx.clone();
+    let (prep_tx, prep_rx) = mpsc::channel();
+    let (done_tx2, done_tx3) = (done_tx.clone(), done_tx.clone());
     let worker = std::thread::spawn(move || helper(job_rx, done_tx));
     let flusher = std::thread::spawn(move || helper(sync_rx, done_tx2));
+    // Spares on their own thread, as the server's preparer runs apart from retention's writes.
+    let preparer = std::thread::spawn(move || helper(prep_rx, done_tx3));
     let mut syncing = false;
     let template = batch();
     let new_hist = || Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("histogram");
     let (mut rolled, mut plain, mut commits) = (new_hist(), new_hist(), new_hist());
+    let mut rolled_bare = new_hist();
     let started = Instant::now();
     let mut n = 0usize;
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -145,18 +150,21 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
         let i = n % LOGS;
         let log = &mut logs[i];
         let segments = log.segment_count();
+        let had_spare = log.has_spare_segment();
         let mut b = template.clone();
         let t = Instant::now();
         log.append(&mut b, 0, NOW_MS).expect("append");
         let us = t.elapsed().as_micros() as u64;
-        if log.segment_count() > segments {
+        if log.segment_count() > segments && had_spare {
             rolled.record(us.max(1)).expect("record");
+        } else if log.segment_count() > segments {
+            rolled_bare.record(us.max(1)).expect("record");
         } else {
             plain.record(us.max(1)).expect("record");
         }
         if spare {
             if let Some(p) = log.prepare_segment() {
-                job_tx.send(Job::Prep(i, p)).expect("helper");
+                prep_tx.send(Job::Prep(i, p)).expect("preparer");
             }
         }
         if let (_, Some(w)) = log.apply_retention_deferred(NOW_MS).expect("retention") {
@@ -164,8 +172,9 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
         }
         n += 1;
     }
-    drop((job_tx, sync_tx));
+    drop((job_tx, sync_tx, prep_tx));
     worker.join().expect("helper thread");
+    preparer.join().expect("preparer thread");
     flusher.join().expect("flusher thread");
     let line = |name: &str, h: &Histogram<u64>| {
         println!(
@@ -178,7 +187,8 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
         );
     };
     println!("{io:?}, spare segments {}:", if spare { "on" } else { "off" });
-    line("append that rolled", &rolled);
+    line("roll onto a spare", &rolled);
+    line("roll creating files", &rolled_bare);
     line("append (no roll)", &plain);
     line("sync_target (16 logs)", &commits);
     for log in logs {
