@@ -478,6 +478,26 @@ def test_ssl_confluent_produce_consume_and_metadata(main_broker, pki):
     assert [(b.host, b.port) for b in md.brokers.values()] == [(main_broker.host, main_broker.port("PLAINTEXT"))]
 
 
+def test_ssl_large_batches_both_ways(main_broker, pki):
+    """Regression: a 64 KiB read of ciphertext decrypts to more plaintext than rustls buffers;
+    the broker closed such connections ("received plaintext buffer full") until it drained the
+    plaintext after every record. Large batches in and out, over SSL and SASL_SSL."""
+    for listener, user in (("SSL", None), ("SASL_SSL", "alice")):
+        topic = unique("ssl-big")
+        main_broker.create_topic(topic)
+        conf = ck_conf(main_broker, pki, listener, user=user)
+        sent = [f"{i:06d}-" + "x" * 20_000 for i in range(300)]
+        p = Producer({**conf, "linger.ms": 50, "batch.size": 1_000_000, "message.timeout.ms": 30_000})
+        errors = []
+        for v in sent:
+            p.produce(topic, value=v.encode(), partition=0, on_delivery=lambda e, m: errors.append(e))
+        assert p.flush(35) == 0
+        assert errors == [None] * len(sent)
+        got, errs = consume({**conf, "fetch.max.bytes": 8_000_000, "max.partition.fetch.bytes": 4_000_000},
+                            topic, len(sent), timeout=30)
+        assert errs == [] and got == sent, (listener, len(got))
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. SASL
 

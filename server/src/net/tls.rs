@@ -70,25 +70,35 @@ impl TlsStream {
                 if got == 0 {
                     return Ok(0);
                 }
-                let fed = self.feed(&buf);
+                let fed = self.feed(&buf, out);
                 *self.cipher.borrow_mut() = Some(buf);
                 // Whatever rustls wants to say (handshake, alert) goes out before an error
                 // ends the connection, so the client learns why.
                 self.flush().await?;
-                fed?;
+                let n = fed?;
+                if n > 0 {
+                    return Ok(n);
+                }
             } else {
                 return Ok(0); // close_notify received
             }
         }
     }
 
-    fn feed(&self, mut bytes: &[u8]) -> std::io::Result<()> {
-        let mut tls = self.tls.borrow_mut();
+    /// Decrypts `bytes` into `out`, draining the plaintext after every record so rustls's
+    /// plaintext buffer (bounded) never fills; how many plaintext bytes came out.
+    fn feed(&self, mut bytes: &[u8], out: &mut BytesMut) -> std::io::Result<usize> {
+        let mut total = 0;
         while !bytes.is_empty() {
-            tls.read_tls(&mut bytes)?;
-            tls.process_new_packets().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            {
+                let mut tls = self.tls.borrow_mut();
+                tls.read_tls(&mut bytes)?;
+                tls.process_new_packets()
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            }
+            total += self.take_plaintext(out)?;
         }
-        Ok(())
+        Ok(total)
     }
 
     fn take_plaintext(&self, out: &mut BytesMut) -> std::io::Result<usize> {
