@@ -101,7 +101,6 @@ pub async fn authenticate(
             }
             let lifetime_ms = ctx.broker.config.security.reauth_ms;
             session.authenticate(&principal, lifetime_ms);
-            ctx.broker.security.failed_logins.succeeded(session.peer);
             tracing::debug!("{} authenticated as {principal}", session.peer);
             let r = SaslAuthenticateResponse::default()
                 .with_auth_bytes(last)

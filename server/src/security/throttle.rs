@@ -1,7 +1,9 @@
 //! The brake on password guessing: every failed login from an address makes that address's
 //! next failure answer later (100 ms, doubling per recent failure, at most 5 s), and every
 //! failure is logged with the address. The wait is asynchronous: other connections on the
-//! shard are not held up. A success from the address clears its record.
+//! shard are not held up. Successful logins are never delayed, and they do not clear the
+//! record either (an attacker holding one valid account could otherwise reset the brake
+//! between guesses); a record is forgotten a minute after its last failure.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,10 +44,6 @@ impl FailedLogins {
         DELAY_BASE.saturating_mul(1u32 << (entry.0 - 1).min(6)).min(DELAY_MAX)
     }
 
-    pub fn succeeded(&self, peer: IpAddr) {
-        self.by_peer.lock().unwrap_or_else(|e| e.into_inner()).remove(&peer);
-    }
-
     /// Recent failures from `peer` (for the log line).
     pub fn count(&self, peer: IpAddr) -> u32 {
         self.by_peer.lock().unwrap_or_else(|e| e.into_inner()).get(&peer).map_or(0, |e| e.0)
@@ -57,7 +55,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delay_grows_per_failure_and_resets_on_success() {
+    fn delay_grows_per_failure_per_address() {
         let f = FailedLogins::default();
         let ip = IpAddr::from([10, 0, 0, 1]);
         let delays: Vec<_> = (0..10).map(|_| f.failed(ip)).collect();
@@ -65,7 +63,6 @@ mod tests {
         assert_eq!(delays[1], Duration::from_millis(200));
         assert_eq!(*delays.last().expect("some"), DELAY_MAX);
         assert_eq!(f.failed(IpAddr::from([10, 0, 0, 2])), DELAY_BASE, "another address is not slowed");
-        f.succeeded(ip);
-        assert_eq!(f.failed(ip), DELAY_BASE);
+        assert_eq!(f.count(ip), 10);
     }
 }
