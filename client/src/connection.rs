@@ -14,10 +14,15 @@
 //!
 //! Dropping the `Connection` cancels both tasks and closes the socket; requests still waiting
 //! then fail with `Error::Disconnected`.
+//!
+//! With `ConnectOptions::tls` the bytes go through TLS (`tls`); with `ConnectOptions::sasl`
+//! the connection logs in (SaslHandshake v1 + SaslAuthenticate: PLAIN or SCRAM, `sasl`) right
+//! after ApiVersions, before any caller's request.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -40,6 +45,10 @@ pub struct ConnectOptions {
     pub max_in_flight: usize,
     /// Largest response frame accepted (a bigger size prefix breaks the connection).
     pub response_bytes_max: usize,
+    /// TLS to the broker (SSL and SASL_SSL listeners).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// A SASL login (SASL_PLAINTEXT and SASL_SSL listeners).
+    pub sasl: Option<crate::sasl::Login>,
 }
 
 impl Default for ConnectOptions {
@@ -50,6 +59,8 @@ impl Default for ConnectOptions {
             request_timeout: Duration::from_secs(30),
             max_in_flight: 64,
             response_bytes_max: 256 << 20,
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -67,10 +78,25 @@ struct Outgoing {
     written: Option<flume::Sender<()>>,
 }
 
+/// The connection's byte stream.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<crate::tls::TlsStream>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => t.tcp(),
+        }
+    }
+}
+
 struct Shared {
     addr: String,
     client_id: StrBytes,
-    stream: TcpStream,
+    stream: Transport,
     pending: RefCell<HashMap<i32, Slot>>,
     next_correlation: Cell<i32>,
     write_tx: flume::Sender<Outgoing>,
@@ -94,7 +120,7 @@ impl Shared {
             let _ = slot.send(Err(Error::Disconnected { addr: self.addr.clone(), reason: reason.clone() }));
         }
         // Wakes the reader if it sits in a read; the tasks end with the `Connection`.
-        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
+        let _ = socket2::SockRef::from(self.stream.tcp()).shutdown(std::net::Shutdown::Both);
     }
 
     fn check_open(&self) -> Result<()> {
@@ -121,6 +147,22 @@ impl Connection {
             .map_err(|_| unreachable(format!("timed out after {} ms", options.connect_timeout.as_millis())))?
             .map_err(|e| unreachable(e.to_string()))?;
         let _ = stream.set_nodelay(true);
+        let stream = match &options.tls {
+            None => Transport::Plain(stream),
+            Some(config) => {
+                let host = addr
+                    .rsplit_once(':')
+                    .map_or(addr, |(h, _)| h)
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| unreachable(format!("TLS server name {host:?}: {e}")))?;
+                let tls = crate::tls::TlsStream::client(stream, config.clone(), name)
+                    .map_err(|e| unreachable(format!("TLS: {e}")))?;
+                tls.start().await.map_err(|e| unreachable(format!("TLS: {e}")))?;
+                Transport::Tls(Box::new(tls))
+            }
+        };
         let (write_tx, write_rx) = flume::unbounded();
         let (slots_tx, slots_rx) = flume::bounded(options.max_in_flight.max(1));
         let shared = Rc::new(Shared {
@@ -141,6 +183,9 @@ impl Connection {
         let writer = compio::runtime::spawn(write_loop(shared.clone(), write_rx));
         let connection = Connection { shared, _reader: reader, _writer: writer };
         connection.negotiate().await?;
+        if let Some(login) = &options.sasl {
+            crate::sasl::authenticate(&connection, login).await?;
+        }
         Ok(connection)
     }
 
@@ -345,9 +390,15 @@ async fn read_loop(shared: Rc<Shared>) {
                 Err(reason) => return shared.fail(reason),
             }
         }
-        let mut reader: &TcpStream = &shared.stream;
-        let compio::BufResult(res, back) = reader.append(buf).await;
-        buf = back;
+        let res = match &shared.stream {
+            Transport::Plain(s) => {
+                let mut reader: &TcpStream = s;
+                let compio::BufResult(res, back) = reader.append(buf).await;
+                buf = back;
+                res
+            }
+            Transport::Tls(t) => t.read_into(&mut buf).await,
+        };
         match res {
             Ok(0) => return shared.fail("closed by the broker".to_string()),
             Ok(_) => {}
@@ -391,7 +442,26 @@ fn cut_frame(buf: &mut BytesMut, max: usize) -> Result<Option<Bytes>, String> {
 async fn write_loop(shared: Rc<Shared>, rx: flume::Receiver<Outgoing>) {
     let mut notify = Vec::new();
     while let Ok(first) = rx.recv_async().await {
-        let mut writer: &TcpStream = &shared.stream;
+        let writer: &TcpStream = match &shared.stream {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => {
+                notify.extend(first.written);
+                let mut result = t.write_all(&first.frame).await;
+                while result.is_ok() {
+                    let Ok(next) = rx.try_recv() else { break };
+                    notify.extend(next.written);
+                    result = t.write_all(&next.frame).await;
+                }
+                if let Err(e) = result {
+                    return shared.fail(format!("write: {e}"));
+                }
+                for done in notify.drain(..) {
+                    let _ = done.send(());
+                }
+                continue;
+            }
+        };
+        let mut writer = writer;
         notify.extend(first.written);
         let result = if rx.is_empty() {
             writer.write_all(first.frame).await.0

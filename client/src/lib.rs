@@ -42,6 +42,8 @@ pub mod join;
 pub mod launch;
 pub mod partitioner;
 pub mod produce;
+pub mod sasl;
+pub mod tls;
 pub mod versions;
 
 pub use admin::{AlterConfig, ClusterInfo, ConfigEntry, ConfigResource, NewTopic};

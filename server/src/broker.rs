@@ -145,7 +145,11 @@ impl Broker {
             shutting_down: AtomicBool::new(false),
             cluster_id,
             engine_io,
-            security: crate::security::Security::new(&config.security).map_err(std::io::Error::other)?,
+            security: crate::security::Security::new(
+                &config.security,
+                config.inter_broker_listener().protocol,
+            )
+            .map_err(std::io::Error::other)?,
             config,
         })
     }

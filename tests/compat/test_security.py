@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import IO_ARGS, unique
-from launch import BINARY, ROOT, log_tail, loopback_host, split_addr, wait_ready
+from launch import BINARY, CONTROLLER_PORT, ROOT, log_tail, loopback_host, split_addr, wait_ready
 
 MATRIX = os.path.join(ROOT, "tests", "compat", "matrix")
 PASSWORDS = {"alice": "alice-s3cret", "bob": "bob-s3cret", "carol": "carol-s3cret"}
@@ -161,6 +161,9 @@ class SecBroker:
         self.listeners = {}
 
     def start(self):
+        return self.spawn().wait()
+
+    def spawn(self):
         with open(self.config_path, "w") as f:
             for k, v in self.config.items():
                 f.write(f"{json.dumps(k)} = {toml_value(v)}\n")
@@ -170,10 +173,13 @@ class SecBroker:
              "--ready-file", self.ready_path, "--metrics-listen", "off", "--rest-listen", "off",
              "--shards", str(self.shards), "--no-pin", *IO_ARGS],
             stdout=self.log, stderr=self.log)
+        return self
+
+    def wait(self, timeout=60):
         if self.config["listeners"].startswith("PLAINTEXT://"):
-            ready = wait_ready(self.proc, self.ready_path, self.log_path, 60, "broker")
+            ready = wait_ready(self.proc, self.ready_path, self.log_path, timeout, "broker")
         else:
-            ready = self._wait_ready_file(60)
+            ready = self._wait_ready_file(timeout)
         self.listeners = ready["listeners"]
         return self
 
@@ -998,3 +1004,99 @@ def test_reauthentication_keeps_the_connection(pki, tmp_path):
         assert len(expired) == 1, expired
     finally:
         b.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Between brokers
+
+def test_replication_between_brokers_over_sasl_ssl(pki, tmp_path):
+    """Two brokers whose inter-broker listener is SASL_SSL (SCRAM-SHA-512, each broker showing
+    its own certificate), ACLs on and User:broker a super user: acks=all with
+    min.insync.replicas=2 succeeds only once the follower fetches through TLS and SASL, and
+    the follower's copy is served after the leader stops."""
+    hosts = [loopback_host(), loopback_host()]
+    voters = ",".join(f"{i + 1}@{h}:{CONTROLLER_PORT}" for i, h in enumerate(hosts))
+    nodes = []
+    for i, h in enumerate(hosts):
+        cert, key, _ = pki.server(h, f"node-{i + 1}")
+        nodes.append(SecBroker(str(tmp_path / f"node-{i + 1}"), h, {
+            "node.id": i + 1,
+            "process.roles": "broker,controller",
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://{h}:0,SASL_SSL://{h}:0,CONTROLLER://{h}:{CONTROLLER_PORT}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "inter.broker.sasl.username": "broker",
+            "inter.broker.sasl.password": "broker-s3cret",
+            "ssl.truststore.location": pki.ca,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:broker;User:ANONYMOUS",
+            **tls_config(cert, key),
+        }, shards=1))
+    try:
+        for n in nodes:
+            n.spawn()
+        for n in nodes:
+            n.wait(90)
+        nodes[0].cli("user", "add", "broker", password="broker-s3cret")
+        topic = unique("inter")
+        a = AdminClient({"bootstrap.servers": nodes[0].addr("PLAINTEXT")})
+        a.create_topics([NewTopic(topic, 1, 2, config={"min.insync.replicas": "2"})])[topic].result(30)
+        conf = {"bootstrap.servers": nodes[0].addr("PLAINTEXT"), "acks": "all", "message.timeout.ms": 60_000}
+        p = Producer(conf)
+        errors = []
+        for i in range(100):
+            p.produce(topic, value=f"r{i}".encode(), partition=0, on_delivery=lambda e, m: errors.append(e))
+        assert p.flush(70) == 0
+        assert errors == [None] * 100, errors[:3]
+        md = a.list_topics(topic, timeout=15).topics[topic].partitions[0]
+        assert sorted(md.isrs) == [1, 2], md.isrs
+        logs = "".join(n.read_log() for n in nodes)
+        lines = [line for line in logs.splitlines() if "replica fetcher connected to leader" in line]
+        assert lines and all(any(n.addr("SASL_SSL") in line for n in nodes) for line in lines), lines
+        # The leader goes; the follower's copy (fetched over SASL_SSL) is what clients read.
+        leader = md.leader
+        survivor = nodes[2 - leader]
+        nodes[leader - 1].stop()
+        got = []
+        deadline = time.time() + 60
+        while time.time() < deadline and len(got) < 100:
+            c = Consumer({"bootstrap.servers": survivor.addr("PLAINTEXT"), "group.id": unique("g"),
+                          "enable.auto.commit": False})
+            c.assign([TopicPartition(topic, 0, 0)])
+            got = []
+            end = time.time() + 10
+            while time.time() < end and len(got) < 100:
+                m = c.poll(0.5)
+                if m is not None and m.error() is None:
+                    got.append(m.value().decode())
+            c.close()
+        assert got == [f"r{i}" for i in range(100)]
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_cli_speaks_tls_and_sasl(main_broker, pki):
+    """The riptide CLI (riptide-client) over SASL_SSL with each mechanism, and over SSL."""
+    def cli(*args, password=None):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RIPTIDE_")}
+        if password is not None:
+            env["RIPTIDE_SASL_PASSWORD"] = password
+        return subprocess.run([BINARY, *args], capture_output=True, env=env, timeout=30)
+    sasl = ["-b", main_broker.addr("SASL_SSL"), "--security-protocol", "SASL_SSL", "--ssl-ca", pki.ca,
+            "--sasl-user", "alice"]
+    for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"):
+        r = cli("user", "list", *sasl, "--sasl-mechanism", mechanism, password=PASSWORDS["alice"])
+        assert r.returncode == 0 and "alice" in r.stdout.decode(), r.stderr.decode()
+    r = cli("user", "list", *sasl, password="wrong")
+    assert r.returncode == 1 and AUTH_FAILED in r.stderr.decode(), r.stderr.decode()
+    ssl_args = ["-b", main_broker.addr("SSL"), "--security-protocol", "SSL", "--ssl-ca", pki.ca]
+    topic = unique("cli-tls")
+    main_broker.create_topic(topic)
+    r = subprocess.run([BINARY, "produce", topic, *ssl_args], input=b"one\ntwo\n", capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr.decode()
+    r = cli("consume", topic, *ssl_args, "--from", "beginning", "--count", "2")
+    assert r.returncode == 0 and r.stdout.decode().split() == ["one", "two"], (r.stdout, r.stderr)
+    # Without the CA the broker's certificate is not trusted.
+    r = cli("topic", "list", "-b", main_broker.addr("SSL"), "--security-protocol", "SSL")
+    assert r.returncode == 2 and "--ssl-ca" in r.stderr.decode()

@@ -11,7 +11,7 @@
 /// Appended to every command's examples in `--help`.
 macro_rules! exit_codes {
     () => {
-        "\n\nExit codes: 0 ok, 1 refused by the broker, 2 bad usage or input, 3 broker unreachable.\nBrokers: -b/--brokers or RIPTIDE_BROKERS (default localhost:9092)."
+        "\n\nExit codes: 0 ok, 1 refused by the broker, 2 bad usage or input, 3 broker unreachable.\nBrokers: -b/--brokers or RIPTIDE_BROKERS (default localhost:9092).\nTLS and SASL: --security-protocol SASL_SSL --ssl-ca ca.pem --sasl-user alice, password in RIPTIDE_SASL_PASSWORD."
     };
 }
 pub(crate) use exit_codes;
@@ -41,6 +41,64 @@ pub struct Conn {
     /// Output format: aligned tables or JSON for scripts.
     #[arg(short = 'o', long, value_enum, default_value = "table", global = true)]
     pub output: OutputFormat,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (the listener's protocol).
+    #[arg(long, env = "RIPTIDE_SECURITY_PROTOCOL", default_value = "PLAINTEXT", global = true)]
+    pub security_protocol: String,
+    /// PEM file of the CA that signed the broker's certificate (SSL, SASL_SSL).
+    #[arg(long, env = "RIPTIDE_SSL_CA", global = true)]
+    pub ssl_ca: Option<std::path::PathBuf>,
+    /// PEM certificate chain and key for mTLS.
+    #[arg(long, env = "RIPTIDE_SSL_CERT", global = true, requires = "ssl_key")]
+    pub ssl_cert: Option<std::path::PathBuf>,
+    #[arg(long, env = "RIPTIDE_SSL_KEY", global = true, requires = "ssl_cert")]
+    pub ssl_key: Option<std::path::PathBuf>,
+    /// PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_PLAINTEXT, SASL_SSL).
+    #[arg(long, env = "RIPTIDE_SASL_MECHANISM", default_value = "SCRAM-SHA-512", global = true)]
+    pub sasl_mechanism: String,
+    /// The SASL user; the password comes from RIPTIDE_SASL_PASSWORD.
+    #[arg(long, env = "RIPTIDE_SASL_USER", global = true)]
+    pub sasl_user: Option<String>,
+}
+
+impl Conn {
+    /// TLS and SASL settings for the connections, from the flags.
+    pub fn security(
+        &self,
+    ) -> Result<(Option<std::sync::Arc<rustls::ClientConfig>>, Option<riptide_client::sasl::Login>), CliError>
+    {
+        let protocol = crate::config::SecurityProtocol::parse(&self.security_protocol).ok_or_else(|| {
+            CliError::usage(format!(
+                "--security-protocol {}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                self.security_protocol
+            ))
+        })?;
+        let tls = if protocol.tls() {
+            let ca = self
+                .ssl_ca
+                .as_deref()
+                .ok_or_else(|| CliError::usage("SSL needs --ssl-ca (or RIPTIDE_SSL_CA)"))?;
+            let identity = self.ssl_cert.as_deref().zip(self.ssl_key.as_deref());
+            Some(riptide_client::tls::client_config(ca, identity).map_err(CliError::usage)?)
+        } else {
+            None
+        };
+        let sasl = if protocol.sasl() {
+            let user = self
+                .sasl_user
+                .clone()
+                .ok_or_else(|| CliError::usage("SASL needs --sasl-user (or RIPTIDE_SASL_USER)"))?;
+            let password = std::env::var("RIPTIDE_SASL_PASSWORD")
+                .map_err(|_| CliError::usage("SASL needs the password in RIPTIDE_SASL_PASSWORD"))?;
+            Some(riptide_client::sasl::Login {
+                mechanism: self.sasl_mechanism.to_ascii_uppercase(),
+                user,
+                password,
+            })
+        } else {
+            None
+        };
+        Ok((tls, sasl))
+    }
 }
 
 /// The client subcommands, flattened into the binary's top-level commands.
@@ -125,6 +183,7 @@ pub type CliResult = Result<(), CliError>;
 pub async fn connect(conn: &Conn) -> Result<Client, CliError> {
     let mut config = ClientConfig::new(&conn.brokers)?;
     config.connect.client_id = "riptide-cli".to_string();
+    (config.connect.tls, config.connect.sasl) = conn.security()?;
     Ok(Client::connect(config).await?)
 }
 

@@ -413,6 +413,12 @@ pub struct FileConfig {
     pub super_users: Option<String>,
     #[serde(alias = "allow.everyone.if.no.acl.found")]
     pub allow_everyone_if_no_acl_found: Option<bool>,
+    #[serde(alias = "sasl.mechanism.inter.broker.protocol")]
+    pub sasl_mechanism_inter_broker_protocol: Option<String>,
+    #[serde(alias = "inter.broker.sasl.username")]
+    pub inter_broker_sasl_username: Option<String>,
+    #[serde(alias = "inter.broker.sasl.password")]
+    pub inter_broker_sasl_password: Option<String>,
     #[serde(alias = "encryption.key.file")]
     pub encryption_key_file: Option<PathBuf>,
     #[serde(alias = "encryption.key.id")]
@@ -547,6 +553,17 @@ impl ServerConfig {
         if file.inter_broker_listener_name.is_some() {
             sec.inter_broker_listener = file.inter_broker_listener_name;
         }
+        if let Some(m) = file.sasl_mechanism_inter_broker_protocol {
+            sec.inter_broker_mechanism = Mechanism::parse(&m).ok_or_else(|| {
+                format!("sasl.mechanism.inter.broker.protocol {m}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+            })?;
+        }
+        if file.inter_broker_sasl_username.is_some() {
+            sec.inter_broker_user = file.inter_broker_sasl_username;
+        }
+        if file.inter_broker_sasl_password.is_some() {
+            sec.inter_broker_password = file.inter_broker_sasl_password;
+        }
         if file.encryption_key_file.is_some() {
             sec.encryption_key_file = file.encryption_key_file;
         }
@@ -617,7 +634,7 @@ impl ServerConfig {
     }
 
     /// The listener replicas fetch from (`inter.broker.listener.name`, else the first
-    /// PLAINTEXT one, else the first).
+    /// PLAINTEXT one, else the first); every broker names it alike.
     pub fn inter_broker_listener(&self) -> &KafkaListener {
         let named = self.security.inter_broker_listener.as_deref();
         self.listeners
@@ -635,15 +652,18 @@ impl ServerConfig {
             return Err("an SSL or SASL_SSL listener needs ssl.keystore.location (or ssl.certificate.location and ssl.key.location)".into());
         }
         if let Some(name) = &self.security.inter_broker_listener {
-            match self.listeners.iter().find(|l| &l.name == name) {
-                None => return Err(format!("inter.broker.listener.name {name} is not in listeners")),
-                Some(l) if l.protocol != SecurityProtocol::Plaintext => {
-                    return Err(format!(
-                        "inter.broker.listener.name {name}: replicas fetch over PLAINTEXT only (TLS and SASL between brokers are not built yet)"
-                    ))
-                }
-                Some(_) => {}
+            if !self.listeners.iter().any(|l| &l.name == name) {
+                return Err(format!("inter.broker.listener.name {name} is not in listeners"));
             }
+        }
+        let inter = self.inter_broker_listener().protocol;
+        if inter.tls() && self.security.tls.as_ref().is_none_or(|t| t.truststore.is_none()) {
+            return Err("a TLS inter-broker listener needs ssl.truststore.location (the CA that signed the brokers' certificates)".into());
+        }
+        if inter.sasl() && self.security.inter_broker_user.is_none() {
+            return Err(
+                "a SASL inter-broker listener needs inter.broker.sasl.username (and its password)".into()
+            );
         }
         if self.security.sasl_mechanisms.is_empty() && self.listeners.iter().any(|l| l.protocol.sasl()) {
             return Err("a SASL listener needs at least one of sasl.enabled.mechanisms".into());

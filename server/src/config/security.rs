@@ -173,6 +173,12 @@ pub struct SecurityConfig {
     pub allow_everyone_if_no_acl_found: bool,
     /// `inter.broker.listener.name`: the listener replicas fetch from.
     pub inter_broker_listener: Option<String>,
+    /// `sasl.mechanism.inter.broker.protocol` and the broker's own login on a SASL
+    /// inter-broker listener (`inter.broker.sasl.username`, `inter.broker.sasl.password` or
+    /// the environment variable RIPTIDE_INTER_BROKER_SASL_PASSWORD).
+    pub inter_broker_mechanism: Mechanism,
+    pub inter_broker_user: Option<String>,
+    pub inter_broker_password: Option<String>,
     /// `encryption.key.file`: `id=hex` lines, AES-256 keys for encryption at rest.
     pub encryption_key_file: Option<PathBuf>,
     /// `encryption.key.id`: the key new batches are sealed with (default: the last in the file).
@@ -189,6 +195,9 @@ impl Default for SecurityConfig {
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
             inter_broker_listener: None,
+            inter_broker_mechanism: Mechanism::ScramSha512,
+            inter_broker_user: None,
+            inter_broker_password: None,
             encryption_key_file: None,
             encryption_key_id: None,
         }

@@ -20,11 +20,11 @@ use compio::net::TcpStream;
 use compio::runtime::JoinHandle;
 
 use super::frame::take_frame;
-use super::tls::TlsStream;
 use super::zerocopy::ZeroCopy;
 use crate::api::{self, Chunk, Ctx, RequestError, Response};
 use crate::metrics::Metrics;
 use crate::security::{tls::certificate_principal, Session};
+use riptide_client::tls::TlsStream;
 
 /// The connection's byte stream.
 enum Transport {
@@ -94,7 +94,7 @@ pub async fn serve(ctx: Ctx, stream: TcpStream, peer: SocketAddr, session: Sessi
     metrics.connections.fetch_add(1, Ordering::Relaxed);
     let stream = match &session.listener.tls {
         None => Transport::Plain(stream),
-        Some(acceptor) => match TlsStream::new(stream, acceptor.config()) {
+        Some(acceptor) => match TlsStream::server(stream, acceptor.config()) {
             Ok(t) => Transport::Tls(Box::new(t)),
             Err(e) => {
                 tracing::warn!("closing connection from {peer}: TLS: {e}");

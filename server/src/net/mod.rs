@@ -4,5 +4,4 @@
 pub mod connection;
 pub mod frame;
 pub mod listener;
-pub mod tls;
 pub mod zerocopy;

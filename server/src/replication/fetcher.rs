@@ -189,6 +189,8 @@ async fn fetch_loop(
     let options = ConnectOptions {
         client_id: format!("riptide-replica-{}", ctx.broker.config.node_id),
         request_timeout: Duration::from_secs(30) + wait,
+        tls: ctx.broker.security.inter_broker_tls.clone(),
+        sasl: ctx.broker.security.inter_broker_login.clone(),
         ..ConnectOptions::default()
     };
     let mut conn: Option<Connection> = None;

@@ -20,15 +20,53 @@ pub struct Security {
     pub fake_salt_secret: Vec<u8>,
     /// The keys of encryption at rest, if any were given.
     pub keyring: Option<std::sync::Arc<at_rest::Keyring>>,
+    /// How replica fetchers reach the inter-broker listener: TLS (trusting
+    /// `ssl.truststore.location`, showing this broker's own certificate) and a SASL login.
+    pub inter_broker_tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub inter_broker_login: Option<riptide_client::sasl::Login>,
 }
 
 impl Security {
-    pub fn new(config: &crate::config::SecurityConfig) -> Result<Security, String> {
+    pub fn new(
+        config: &crate::config::SecurityConfig,
+        inter: crate::config::SecurityProtocol,
+    ) -> Result<Security, String> {
+        let inter_broker_tls = match (&config.tls, inter.tls()) {
+            (Some(t), true) => {
+                let ca = t
+                    .truststore
+                    .as_deref()
+                    .ok_or("a TLS inter-broker listener needs ssl.truststore.location")?;
+                let identity = Some((t.certificate.as_path(), t.key.as_path()));
+                Some(
+                    riptide_client::tls::client_config(ca, identity)
+                        .map_err(|e| format!("inter-broker TLS: {e}"))?,
+                )
+            }
+            _ => None,
+        };
+        let inter_broker_login = match (&config.inter_broker_user, inter.sasl()) {
+            (Some(user), true) => {
+                let password = config
+                    .inter_broker_password
+                    .clone()
+                    .or_else(|| std::env::var("RIPTIDE_INTER_BROKER_SASL_PASSWORD").ok())
+                    .ok_or("inter.broker.sasl.password (or RIPTIDE_INTER_BROKER_SASL_PASSWORD) is not set")?;
+                Some(riptide_client::sasl::Login {
+                    mechanism: config.inter_broker_mechanism.name().to_string(),
+                    user: user.clone(),
+                    password,
+                })
+            }
+            _ => None,
+        };
         Ok(Security {
             authorizer: acl::Authorizer::from_config(config),
             failed_logins: throttle::FailedLogins::default(),
             fake_salt_secret: scram::random_bytes(32),
             keyring: at_rest::Keyring::load(config)?,
+            inter_broker_tls,
+            inter_broker_login,
         })
     }
 

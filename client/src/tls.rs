@@ -1,11 +1,12 @@
-//! TLS on a connection: rustls's state machine between the socket and the connection's reader
-//! and writer tasks. Both tasks share the `ServerConnection` (never borrowed across an await);
+//! TLS on a compio TCP stream, for both ends (the broker's listeners, this crate's
+//! connections): rustls's state machine between the socket and a connection's reader and
+//! writer tasks. Both tasks share the `rustls::Connection` (never borrowed across an await);
 //! every write of ciphertext to the socket happens under one async lock, so TLS records leave
-//! in the order rustls produced them whoever (the writer's answers, the reader's handshake
+//! in the order rustls produced them whoever (the writer's frames, the reader's handshake
 //! replies and alerts) produced them.
 //!
 //! Costs zero copy: record bytes are read into memory and encrypted (kTLS would keep splice;
-//! this kernel does not offer the `tls` ULP, see docs/SECURITY.md).
+//! the kernel this was built on does not offer the `tls` ULP, see docs/SECURITY.md).
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
@@ -14,30 +15,50 @@ use bytes::BytesMut;
 use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::lock::Mutex;
-use rustls::ServerConnection;
+use rustls::pki_types::ServerName;
 
 /// Ciphertext read per socket read.
 const READ_CHUNK: usize = 64 * 1024;
 
 pub struct TlsStream {
     stream: TcpStream,
-    tls: RefCell<ServerConnection>,
+    tls: RefCell<rustls::Connection>,
     write_lock: Mutex<()>,
     cipher: RefCell<Option<Vec<u8>>>,
 }
 
 impl TlsStream {
-    pub fn new(
+    /// The broker's end of an accepted connection.
+    pub fn server(
         stream: TcpStream,
         config: std::sync::Arc<rustls::ServerConfig>,
     ) -> std::io::Result<TlsStream> {
-        let tls = ServerConnection::new(config).map_err(std::io::Error::other)?;
-        Ok(TlsStream {
+        let tls = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+        Ok(TlsStream::new(stream, tls.into()))
+    }
+
+    /// A client's end; `start` sends its first handshake message.
+    pub fn client(
+        stream: TcpStream,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+    ) -> std::io::Result<TlsStream> {
+        let tls = rustls::ClientConnection::new(config, server_name).map_err(std::io::Error::other)?;
+        Ok(TlsStream::new(stream, tls.into()))
+    }
+
+    fn new(stream: TcpStream, tls: rustls::Connection) -> TlsStream {
+        TlsStream {
             stream,
             tls: RefCell::new(tls),
             write_lock: Mutex::new(()),
             cipher: RefCell::new(Some(Vec::with_capacity(READ_CHUNK))),
-        })
+        }
+    }
+
+    /// Sends what rustls has to say first (a client's hello).
+    pub async fn start(&self) -> std::io::Result<()> {
+        self.flush().await
     }
 
     pub fn tcp(&self) -> &TcpStream {
@@ -169,4 +190,38 @@ impl TlsStream {
             writer.write_all(out).await.0?;
         }
     }
+}
+
+/// A client TLS config that trusts the CA certificates in `ca_pem` and, for mTLS, shows the
+/// certificate chain and key in `identity` (PEM files).
+#[allow(deprecated)] // ring: see the server's security::tls::provider for why
+pub fn client_config(
+    ca_pem: &std::path::Path,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca_pem).map_err(|e| format!("{}: {e}", ca_pem.display()))? {
+        roots
+            .add(c.map_err(|e| format!("{}: {e}", ca_pem.display()))?)
+            .map_err(|e| format!("{}: {e}", ca_pem.display()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| format!("{}: {e}", cert.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{}: {e}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())?
+        }
+    };
+    Ok(std::sync::Arc::new(config))
 }
