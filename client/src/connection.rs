@@ -184,13 +184,38 @@ impl Connection {
         let connection = Connection { shared, _reader: reader, _writer: writer };
         connection.negotiate().await?;
         if let Some(login) = &options.sasl {
-            crate::sasl::authenticate(&connection, login).await?;
+            connection.login(login).await?;
         }
         Ok(connection)
     }
 
     pub fn addr(&self) -> &str {
         &self.shared.addr
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate with each token of the exchange.
+    async fn login(&self, login: &crate::sasl::Login) -> Result<()> {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(login.mechanism.clone()));
+        let handshake = self.send(&handshake).await?;
+        if handshake.error_code != 0 {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            let context = format!("SASL {} (the broker offers {})", login.mechanism, offered.join(", "));
+            return Err(Error::kafka(handshake.error_code, context, None));
+        }
+        let (mut exchange, mut token) = crate::sasl::Exchange::start(login)?;
+        loop {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+            let answer = self.send(&request).await?;
+            if answer.error_code != 0 {
+                return Err(Error::kafka(answer.error_code, "SASL login", answer.error_message.as_deref()));
+            }
+            match exchange.next(&answer.auth_bytes)? {
+                Some(next) => token = next,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// The broker's advertised ranges, as negotiated at connect time.

@@ -657,10 +657,12 @@ impl ServerConfig {
             }
         }
         let inter = self.inter_broker_listener().protocol;
-        if inter.tls() && self.security.tls.as_ref().is_none_or(|t| t.truststore.is_none()) {
+        // A single node has no followers: only a cluster needs to reach its peers.
+        let clustered = self.cluster.voters.len() > 1 || !self.cluster.bootstrap_servers.is_empty();
+        if clustered && inter.tls() && self.security.tls.as_ref().is_none_or(|t| t.truststore.is_none()) {
             return Err("a TLS inter-broker listener needs ssl.truststore.location (the CA that signed the brokers' certificates)".into());
         }
-        if inter.sasl() && self.security.inter_broker_user.is_none() {
+        if clustered && inter.sasl() && self.security.inter_broker_user.is_none() {
             return Err(
                 "a SASL inter-broker listener needs inter.broker.sasl.username (and its password)".into()
             );

@@ -31,18 +31,18 @@ impl Security {
         config: &crate::config::SecurityConfig,
         inter: crate::config::SecurityProtocol,
     ) -> Result<Security, String> {
+        // Config validation made sure a cluster has what it needs; a single node (no followers)
+        // may lack the truststore or the login.
         let inter_broker_tls = match (&config.tls, inter.tls()) {
-            (Some(t), true) => {
-                let ca = t
-                    .truststore
-                    .as_deref()
-                    .ok_or("a TLS inter-broker listener needs ssl.truststore.location")?;
-                let identity = Some((t.certificate.as_path(), t.key.as_path()));
-                Some(
-                    riptide_client::tls::client_config(ca, identity)
-                        .map_err(|e| format!("inter-broker TLS: {e}"))?,
-                )
-            }
+            (Some(t), true) => match t.truststore.as_deref() {
+                Some(ca) => {
+                    let identity = Some((t.certificate.as_path(), t.key.as_path()));
+                    let config = riptide_client::tls::client_config(ca, identity)
+                        .map_err(|e| format!("inter-broker TLS: {e}"))?;
+                    Some(config)
+                }
+                None => None,
+            },
             _ => None,
         };
         let inter_broker_login = match (&config.inter_broker_user, inter.sasl()) {

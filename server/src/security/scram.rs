@@ -304,6 +304,43 @@ mod tests {
         }
     }
 
+    /// riptide-client's SCRAM (the CLI's, the replica fetcher's) against this server side.
+    #[test]
+    fn the_client_crate_logs_in_and_checks_the_server() {
+        use riptide_client::sasl::{Exchange as Client, Login};
+        for (m, name) in
+            [(Mechanism::ScramSha256, "SCRAM-SHA-256"), (Mechanism::ScramSha512, "SCRAM-SHA-512")]
+        {
+            let (salt, salted) = new_credential(m, "pw", 4096);
+            let cred = credential_from_salted(m, salt, &salted, 4096);
+            let login = |password: &str| Login {
+                mechanism: name.into(),
+                user: "a,b".into(),
+                password: password.into(),
+            };
+            let run = |password: &str| -> Result<(), String> {
+                let (mut client, first) = Client::start(&login(password)).map_err(|e| e.to_string())?;
+                let (state, server_first) =
+                    server_first(m, &first, |u| (u == "a,b").then(|| cred.clone()), |_| vec![1])
+                        .map_err(|e| format!("{e:?}"))?;
+                let fin =
+                    client.next(server_first.as_bytes()).map_err(|e| e.to_string())?.expect("client-final");
+                let (user, server_final) = server_final(m, state, &fin).map_err(|e| format!("{e:?}"))?;
+                assert_eq!(user, "a,b");
+                assert!(client.next(server_final.as_bytes()).map_err(|e| e.to_string())?.is_none());
+                Ok(())
+            };
+            assert!(run("pw").is_ok());
+            assert!(run("nope").is_err());
+            // A server that does not know the password cannot fake server-final.
+            let (mut client, first) = Client::start(&login("pw")).expect("start");
+            let (_, server_first) =
+                server_first(m, &first, |_| Some(cred.clone()), |_| vec![1]).expect("first");
+            client.next(server_first.as_bytes()).expect("client-final");
+            assert!(client.next(b"v=bm90IHRoZSBzaWduYXR1cmU=").is_err());
+        }
+    }
+
     #[test]
     fn plain_passwords_verify_against_the_stored_credential() {
         let m = Mechanism::ScramSha256;
