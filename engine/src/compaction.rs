@@ -104,8 +104,23 @@ fn parse_records(records: &[u8], count: i32) -> Option<Vec<RawRecord<'_>>> {
 }
 
 /// Batches whose records the cleaner may look into.
-/// Compressed, control, transactional and sealed (encrypted) batches are kept whole: their
-/// records are not read here.
+/// The plaintext of a sealed batch (in `opened`), when the log has a sealer to open it with;
+/// `None` for a batch in the clear, or a sealed one without a sealer (kept whole).
+fn open_sealed<'a>(
+    sealer: Option<&dyn crate::seal::BatchSealer>,
+    bytes: &[u8],
+    opened: &'a mut Vec<u8>,
+) -> Result<Option<&'a [u8]>, LogError> {
+    let Some(sealer) = sealer.filter(|_| crate::seal::is_sealed(bytes)) else { return Ok(None) };
+    opened.clear();
+    sealer
+        .open(bytes, opened)
+        .map_err(|e| LogError::Storage(format!("compaction: opening a sealed batch: {e}")))?;
+    Ok(Some(opened))
+}
+
+/// Compressed, control, transactional and sealed (encrypted, when the log cannot open them)
+/// batches are kept whole: their records are not read here.
 fn cleanable(h: &BatchHeader) -> bool {
     h.codec() == crate::batch::codec::NONE
         && !h.is_control()
@@ -139,8 +154,14 @@ impl Log {
     fn latest_offsets(&mut self, last: usize) -> Result<HashMap<Vec<u8>, i64>, LogError> {
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
         let mut buf = std::mem::take(&mut self.scan_buf);
+        let mut opened = Vec::new();
+        let sealer = self.sealer.clone();
         for seg in &self.segments[..=last] {
             scan_batches(self.io, &seg.log, 0, seg.size_bytes, &mut buf, |_, bytes| {
+                let bytes = match open_sealed(sealer.as_deref(), bytes, &mut opened)? {
+                    Some(plain) => plain,
+                    None => bytes,
+                };
                 let Some(h) = BatchHeader::parse(bytes).filter(cleanable) else { return Ok(true) };
                 for r in parse_records(&bytes[HEADER_BYTES..], h.records_count).unwrap_or_default() {
                     if let Some(k) = r.key {
@@ -173,6 +194,8 @@ impl Log {
         let mut removed = 0u64;
         let mut buf = std::mem::take(&mut self.scan_buf);
         let mut next_offset = seg.base_offset;
+        let (mut opened, mut kept) = (Vec::new(), Vec::new());
+        let sealer = self.sealer.clone();
         let scanned = scan_batches(self.io, &seg.log, 0, seg.size_bytes, &mut buf, |pos, bytes| {
             // A batch is rewritten with a fresh CRC, so its old one is checked first: otherwise
             // a latent sector error in the records was laundered into a valid batch (simulator,
@@ -186,7 +209,22 @@ impl Log {
                 )));
             };
             next_offset = h.last_offset() + 1;
-            removed += filter_batch(bytes, latest, tombstones_expire, &mut out);
+            match (open_sealed(sealer.as_deref(), bytes, &mut opened)?, sealer.as_deref()) {
+                (Some(plain), Some(sealer)) => {
+                    // What is kept of a sealed batch is sealed again; an untouched one stays as is.
+                    kept.clear();
+                    let r = filter_batch(plain, latest, tombstones_expire, &mut kept);
+                    if r == 0 {
+                        out.extend_from_slice(bytes);
+                    } else if !kept.is_empty() {
+                        sealer
+                            .seal(&kept, &mut out)
+                            .map_err(|e| LogError::Storage(format!("compaction: sealing: {e}")))?;
+                    }
+                    removed += r;
+                }
+                _ => removed += filter_batch(bytes, latest, tombstones_expire, &mut out),
+            }
             Ok(true)
         });
         self.scan_buf = buf;

@@ -177,6 +177,11 @@ impl riptide_engine::BatchSealer for TopicSealer {
         set_length_and_crc(&mut out[start..]);
         Ok(())
     }
+
+    fn open(&self, sealed: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        out.extend_from_slice(&open_all(Some(&self.keyring), sealed)?);
+        Ok(())
+    }
 }
 
 /// Opens every sealed batch of `bytes` (whole batches as the log returns them) and copies
