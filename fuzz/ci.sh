@@ -13,7 +13,7 @@ fi
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_SEED=${FUZZ_SEED:-1}
 CARGO_FUZZ_VERSION=0.13.2
-TARGETS=(request record_batch)
+TARGETS=(request record_batch security)
 export RUSTC_BOOTSTRAP=1
 # The sanitizer build of the server and its dependencies is the slow part; keep it outside the
 # checkout so a machine that ran CI before rebuilds only what changed.

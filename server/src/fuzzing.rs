@@ -86,3 +86,23 @@ pub fn record_set(data: &[u8]) {
         pos += v.size_bytes;
     }
 }
+
+/// The security decoders of untrusted bytes: a SCRAM exchange's client messages (from the
+/// network) and sealed batches (from disk, opened with a fixed key). The first byte picks one;
+/// a SCRAM input is split at its second byte into client-first and client-final.
+pub fn security(data: &[u8]) {
+    use crate::config::Mechanism;
+    use crate::security::{at_rest, scram};
+    let Some((&which, rest)) = data.split_first() else { return };
+    if which & 1 == 0 {
+        let m = if which & 2 == 0 { Mechanism::ScramSha256 } else { Mechanism::ScramSha512 };
+        let split = rest.first().map_or(0, |b| usize::from(*b)).min(rest.len());
+        let (first, fin) = rest.split_at(split);
+        let cred = scram::credential_from_salted(m, vec![7; 16], &[9; 32], scram::ITERATIONS_MIN);
+        if let Ok((state, _)) = scram::server_first(m, first, |_| Some(cred.clone()), |_| vec![1; 16]) {
+            let _ = scram::server_final(m, state, fin);
+        }
+    } else {
+        let _ = at_rest::open_all(Some(&at_rest::fuzz_keyring()), rest);
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use riptide_server::fuzzing::{record_set, request_stream};
+use riptide_server::fuzzing::{record_set, request_stream, security};
 
 fn replay(target: &str, run: fn(&[u8])) -> usize {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
@@ -30,4 +30,9 @@ fn request_inputs_replay_without_crashing() {
 #[test]
 fn record_batch_inputs_replay_without_crashing() {
     assert!(replay("record_batch", record_set) > 0, "no record_batch inputs found under fuzz/");
+}
+
+#[test]
+fn security_inputs_replay_without_crashing() {
+    assert!(replay("security", security) > 0, "no security inputs found under fuzz/");
 }

@@ -196,6 +196,9 @@ pub fn open_all(keyring: Option<&Keyring>, bytes: &[u8]) -> Result<Vec<u8>, Stri
         }
         let len = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
         let size = usize::try_from(len).map_err(|_| "negative batch length")? + at::PARTITION_LEADER_EPOCH;
+        if size < HEADER_BYTES {
+            return Err(format!("batch length {len} is shorter than a batch header"));
+        }
         let batch = rest.get(..size).ok_or("a batch is cut short")?;
         if attributes(batch) & attr::SEALED == 0 {
             out.extend_from_slice(batch);
@@ -237,6 +240,12 @@ fn open_one(keyring: &Keyring, batch: &[u8], out: &mut Vec<u8>) -> Result<(), St
 
 fn base_offset(batch: &[u8]) -> i64 {
     i64::from_be_bytes(batch[..8].try_into().unwrap_or([0; 8]))
+}
+
+/// A fixed one-key keyring (id "k") for the fuzz target.
+pub fn fuzz_keyring() -> Keyring {
+    let key = parse_key("k", &"42".repeat(32), "fuzz").expect("a valid fixed key");
+    Keyring { keys: HashMap::from([("k".to_string(), key)]), current: "k".into() }
 }
 
 /// At start-up: the first batch of every segment of a partition directory that is sealed
