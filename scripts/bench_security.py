@@ -21,14 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "compat"))
 import launch  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+from bench_broker import cpu_seconds  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 
 def openssl(*args):

@@ -11,8 +11,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use riptide_quorum::{AclBinding, AdminCommand, MetadataRecord};
+use riptide_quorum::{AclBinding, MetadataRecord};
 
+use super::users::write_security_records;
 use super::Ctx;
 use crate::security::acl::{self, Filter};
 
@@ -41,16 +42,7 @@ pub async fn create(ctx: &Ctx, request: CreateAclsRequest) -> CreateAclsResponse
             Err(e) => results.push(Err(e)),
         }
     }
-    let written = if records.is_empty() {
-        Ok(())
-    } else {
-        ctx.broker
-            .cluster
-            .admin(AdminCommand::Security { records })
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    };
+    let written = write_security_records(ctx, records).await.map_err(|e| e.to_string());
     let results = results
         .into_iter()
         .map(|r| match r.and(written.clone()) {
@@ -168,16 +160,7 @@ pub async fn delete(ctx: &Ctx, request: DeleteAclsRequest) -> DeleteAclsResponse
             records.push(r);
         }
     }
-    let written = if records.is_empty() {
-        Ok(())
-    } else {
-        ctx.broker
-            .cluster
-            .admin(AdminCommand::Security { records })
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
-    };
+    let written = write_security_records(ctx, records).await.map_err(|e| e.to_string());
     let filter_results = filters
         .into_iter()
         .zip(matched)

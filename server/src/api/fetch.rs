@@ -44,32 +44,31 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
     }
     // A follower needs CLUSTER_ACTION, a consumer READ on each topic (Kafka's rules).
     let follower_denied = request.replica_id.0 >= 0 && !ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
+    // One catalog lookup per topic: whether it exists, and whether consumers of it get opened
+    // batches (encryption at rest; followers copy the sealed bytes).
+    let mut sealed = Vec::with_capacity(request.topics.len());
     let topics: Vec<(Arc<str>, Result<(), PartitionError>)> = request
         .topics
         .iter()
         .map(|t| {
             let name: Arc<str> = Arc::from(t.topic.0.as_str());
+            let meta = ctx.broker.topic(&name);
+            sealed.push(
+                request.replica_id.0 < 0
+                    && meta
+                        .as_ref()
+                        .is_some_and(|m| m.configs.get("encryption.at.rest").is_some_and(|v| v != "false")),
+            );
             let state = if follower_denied
                 || (request.replica_id.0 < 0 && !ctx.allowed(info, op::READ, resource::TOPIC, &name))
             {
                 Err(PartitionError::TopicAuthorizationFailed)
-            } else if ctx.broker.topic(&name).is_none() {
+            } else if meta.is_none() {
                 Err(PartitionError::UnknownTopicOrPartition)
             } else {
                 Ok(())
             };
             (name, state)
-        })
-        .collect();
-    // Consumers of an encrypted topic get opened batches; followers copy the sealed bytes.
-    let sealed: Vec<bool> = topics
-        .iter()
-        .map(|(name, _)| {
-            request.replica_id.0 < 0
-                && ctx
-                    .broker
-                    .topic(name)
-                    .is_some_and(|t| t.configs.get("encryption.at.rest").is_some_and(|v| v != "false"))
         })
         .collect();
     let encode_results = |info: &RequestInfo, request: &FetchRequest, results| {

@@ -103,11 +103,7 @@ pub async fn alter(
         };
         verdicts.push((user, verdict));
     }
-    let written = if records.is_empty() {
-        Ok(())
-    } else {
-        ctx.broker.cluster.admin(AdminCommand::Security { records }).await.map(drop)
-    };
+    let written = write_security_records(ctx, records).await;
     // One result per user (Kafka's shape); a user's first error wins.
     let mut results: Vec<AlterUserScramCredentialsResult> = Vec::new();
     for (user, verdict) in verdicts {
@@ -192,4 +188,16 @@ pub fn denied(request: AlterUserScramCredentialsRequest) -> AlterUserScramCreden
         })
         .collect();
     AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+/// Has the controller write user or ACL records (nothing to do for none); answered once this
+/// broker applied them.
+pub async fn write_security_records(
+    ctx: &Ctx,
+    records: Vec<MetadataRecord>,
+) -> Result<(), riptide_quorum::ControllerError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    ctx.broker.cluster.admin(AdminCommand::Security { records }).await.map(drop)
 }
