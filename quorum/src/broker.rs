@@ -25,6 +25,8 @@ pub struct BrokerConfig {
     /// Controller addresses (voters or bootstrap servers).
     pub controllers: Vec<String>,
     pub heartbeat_interval: Duration,
+    /// How the controllers are reached (their listener's protocol).
+    pub transport: crate::transport::Transport,
 }
 
 /// Receives every applied change, on the agent's thread; must not block for long.
@@ -57,8 +59,8 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 impl BrokerAgent {
     pub fn start(cfg: BrokerConfig, sink: Arc<dyn ImageSink>) -> Arc<BrokerAgent> {
         let agent = Arc::new(BrokerAgent {
-            client: ControllerClient::new(cfg.controllers.clone()),
-            fetch_client: ControllerClient::new(cfg.controllers.clone()),
+            client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
+            fetch_client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
             incarnation: crate::controller::new_id(),
             cfg,
             image: Mutex::new(MetadataImage::default()),

@@ -5,7 +5,7 @@
 //!
 //! Layering: `records` and `image` are the data (pure and deterministic); `placement` decides
 //! where new partitions go, `reassign` how a partition moves and `balancer` which ones should; `log_store` and `state_machine` persist the Raft log and snapshots;
-//! `rpc` and `network` carry the controller protocol; `controller` is the active controller's
+//! `rpc` and `network` carry the controller protocol over `transport` (TCP or TLS); `controller` is the active controller's
 //! logic; `broker` is what every broker runs. Nothing here knows about shards or Kafka's wire
 //! protocol.
 
@@ -21,6 +21,7 @@ pub mod reassign;
 pub mod records;
 pub mod rpc;
 pub mod state_machine;
+pub mod transport;
 pub mod types;
 
 pub use balancer::{BalanceReport, BalancerConfig, BrokerLoad, PartitionLoad};
@@ -31,3 +32,4 @@ pub use records::{
     AclBinding, Endpoint, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord, NO_LEADER,
 };
 pub use rpc::{AdminCommand, AdminReply, ControllerError, IsrChangeRequest, QuorumInfo};
+pub use transport::Transport;

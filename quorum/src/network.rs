@@ -12,20 +12,22 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
-use tokio::net::TcpStream;
 
 use crate::rpc::{call_on, Request, Response};
+use crate::transport::{Conn, Transport};
 use crate::types::TypeConfig;
 
 #[derive(Clone)]
 pub struct Network {
     pub configured: Arc<BTreeMap<u64, String>>,
+    pub transport: Transport,
 }
 
 pub struct Peer {
     target: u64,
     addr: String,
-    conn: Option<TcpStream>,
+    conn: Option<Conn>,
+    transport: Transport,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -33,7 +35,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
         let addr = self.configured.get(&target).cloned().unwrap_or_else(|| node.addr.clone());
-        Peer { target, addr, conn: None }
+        Peer { target, addr, conn: None, transport: self.transport.clone() }
     }
 }
 
@@ -49,17 +51,12 @@ impl Peer {
         option: &RPCOption,
     ) -> Result<Response, RPCError<u64, BasicNode, E>> {
         if self.conn.is_none() {
-            let connect = tokio::time::timeout(option.hard_ttl(), TcpStream::connect(&self.addr)).await;
-            let stream = match connect {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
-                Err(_) => {
-                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
-                    return Err(RPCError::Unreachable(Unreachable::new(&e)));
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            self.conn = Some(stream);
+            // The TLS handshake is part of the connect and of its time limit.
+            let ttl = option.hard_ttl().max(RPC_TTL_FLOOR);
+            match self.transport.connect(&self.addr, ttl).await {
+                Ok(s) => self.conn = Some(s),
+                Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            }
         }
         let stream = self.conn.as_mut().expect("connected above");
         // openraft's TTL for AppendEntries is the heartbeat interval (150 ms): a follower whose

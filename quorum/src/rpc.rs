@@ -13,11 +13,11 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::records::{Endpoint, NodeId, TopicRecord};
 use crate::state_machine::Delta;
+use crate::transport::{Conn, Transport};
 use crate::types::TypeConfig;
 
 /// Frames above this are refused (a snapshot of a very large cluster still fits).
@@ -251,7 +251,10 @@ pub enum Response {
     Balance(Result<crate::balancer::BalanceReport, ControllerError>),
 }
 
-pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::io::Result<()> {
+pub async fn write_frame<T: Serialize>(
+    stream: &mut (impl AsyncWrite + Unpin),
+    msg: &T,
+) -> std::io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
     let mut buf = Vec::with_capacity(body.len() + 4);
     buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -260,7 +263,9 @@ pub async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> std::
 }
 
 /// `Ok(None)` at a clean end of stream.
-pub async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> std::io::Result<Option<T>> {
+pub async fn read_frame<T: DeserializeOwned>(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -279,7 +284,7 @@ pub async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> std::io:
 }
 
 /// One request and its answer on a fresh or pooled connection, within `timeout`.
-pub async fn call_on(stream: &mut TcpStream, req: &Request, timeout: Duration) -> std::io::Result<Response> {
+pub async fn call_on(stream: &mut Conn, req: &Request, timeout: Duration) -> std::io::Result<Response> {
     let exchange = async {
         write_frame(stream, req).await?;
         read_frame::<Response>(stream).await?.ok_or_else(|| {
@@ -297,18 +302,20 @@ pub async fn call_on(stream: &mut TcpStream, req: &Request, timeout: Duration) -
 pub struct ControllerClient {
     voters: Vec<String>,
     leader: Mutex<Option<String>>,
-    pool: Mutex<HashMap<String, Vec<TcpStream>>>,
+    pool: Mutex<HashMap<String, Vec<Conn>>>,
     next: Mutex<usize>,
+    transport: Transport,
 }
 
 impl ControllerClient {
-    pub fn new(voters: Vec<String>) -> ControllerClient {
+    pub fn new(voters: Vec<String>, transport: Transport) -> ControllerClient {
         assert!(!voters.is_empty(), "a controller client needs at least one voter");
         ControllerClient {
             voters,
             leader: Mutex::new(None),
             pool: Mutex::new(HashMap::new()),
             next: Mutex::new(0),
+            transport,
         }
     }
 
@@ -339,14 +346,10 @@ impl ControllerClient {
                 self.pool.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&addr).and_then(|v| v.pop());
             let stream = match pooled {
                 Some(s) => Ok(s),
-                None => match tokio::time::timeout(rpc_timeout, TcpStream::connect(&addr)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")),
-                },
+                None => self.transport.connect(&addr, rpc_timeout).await,
             };
             let result = match stream {
                 Ok(mut s) => {
-                    let _ = s.set_nodelay(true);
                     let r = call_on(&mut s, &make(), rpc_timeout).await;
                     if r.is_ok() {
                         self.pool

@@ -46,6 +46,7 @@ fn controller_cfg(
         snapshot_every,
         balancer: Default::default(),
         balancer_interval: Duration::from_secs(1),
+        transport: Default::default(),
     }
 }
 
@@ -57,6 +58,7 @@ fn agent(id: i32, voters: &BTreeMap<u64, String>) -> (Arc<BrokerAgent>, Arc<Seen
         rack: None,
         controllers: voters.values().cloned().collect(),
         heartbeat_interval: Duration::from_millis(200),
+        transport: Default::default(),
     };
     (BrokerAgent::start(cfg, seen.clone()), seen)
 }

@@ -117,10 +117,10 @@ class Pki:
         self.expired = sign_expired(d, "ca", "expired", "/CN=alice")
         self._serial = 1000
 
-    def server(self, host, name, cn=None):
+    def server(self, host, name, cn=None, usage="serverAuth"):
         """A broker certificate for `host` (IP SAN) and localhost: (cert, key, serial)."""
         self._serial += 1
-        cert, key = sign(self.dir, "ca", name, f"/O=Acme/CN={cn or name}", "serverAuth", self._serial,
+        cert, key = sign(self.dir, "ca", name, f"/O=Acme/CN={cn or name}", usage, self._serial,
                          san=f"IP:{host},DNS:localhost")
         return cert, key, self._serial
 
@@ -1071,6 +1071,117 @@ def test_replication_between_brokers_over_sasl_ssl(pki, tmp_path):
                     got.append(m.value().decode())
             c.close()
         assert got == [f"r{i}" for i in range(100)]
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def controller_frame(sock, request):
+    """One controller-protocol exchange (4-byte length, JSON): the answer, or None when the
+    peer closed or reset the connection instead."""
+    body = json.dumps(request).encode()
+    try:
+        sock.sendall(struct.pack(">I", len(body)) + body)
+        head = b""
+        while len(head) < 4:
+            chunk = sock.recv(4 - len(head))
+            if not chunk:
+                return None
+            head += chunk
+        (n,) = struct.unpack(">I", head)
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return json.loads(data)
+    except (ConnectionError, ssl.SSLError):
+        return None
+
+
+def test_controller_quorum_over_mtls(pki, tmp_path):
+    """CONTROLLER:SSL with ACLs on: two controllers (combined nodes) and a broker-only node
+    form the cluster over TLS, each showing its own certificate, and a topic replicated to all
+    three takes acks=all writes. The controller listener answers a super user's certificate
+    and refuses a plaintext peer, a TLS client without a certificate and a trusted certificate
+    whose principal is not a super user; `riptide cluster balance` reaches it over TLS."""
+    hosts = [loopback_host() for _ in range(3)]
+    voters = ",".join(f"{i + 1}@{h}:{CONTROLLER_PORT}" for i, h in enumerate(hosts[:2]))
+    certs = [pki.server(h, f"ctl-node-{i + 1}", usage="serverAuth,clientAuth")[:2] for i, h in enumerate(hosts)]
+    super_users = ";".join(["User:ANONYMOUS", *(f"User:CN=ctl-node-{i + 1},O=Acme" for i in range(3))])
+    nodes = []
+    for i, h in enumerate(hosts):
+        controller = i < 2
+        nodes.append(SecBroker(str(tmp_path / f"node-{i + 1}"), h, {
+            "node.id": i + 1,
+            "process.roles": "broker,controller" if controller else "broker",
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://{h}:0,CONTROLLER://{h}:{CONTROLLER_PORT}" if controller
+            else f"PLAINTEXT://{h}:0",
+            "listener.security.protocol.map": "CONTROLLER:SSL,PLAINTEXT:PLAINTEXT",
+            "ssl.truststore.location": pki.ca,
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": super_users,
+            **tls_config(*certs[i]),
+        }, shards=1))
+    try:
+        for n in nodes:
+            n.spawn()
+        for n in nodes:
+            n.wait(90)
+        topic = unique("ctl-tls")
+        a = AdminClient({"bootstrap.servers": nodes[0].addr("PLAINTEXT")})
+        deadline = time.time() + 60
+        while True:
+            try:
+                a.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "3"})])[topic].result(30)
+                break
+            except KafkaException as e:
+                # Until the broker-only node has registered through TLS, three replicas do not fit.
+                assert time.time() < deadline, e
+                time.sleep(0.5)
+        p = Producer({"bootstrap.servers": nodes[2].addr("PLAINTEXT"), "acks": "all",
+                      "message.timeout.ms": 60_000})
+        errors = []
+        for i in range(50):
+            p.produce(topic, value=f"c{i}".encode(), partition=0, on_delivery=lambda e, m: errors.append(e))
+        assert p.flush(70) == 0
+        assert errors == [None] * 50, errors[:3]
+        md = a.list_topics(topic, timeout=15).topics[topic].partitions[0]
+        assert sorted(md.isrs) == [1, 2, 3], md.isrs
+
+        host = hosts[0]
+
+        def tls_socket(cert=None):
+            ctx = ssl.create_default_context(cafile=pki.ca)
+            if cert:
+                ctx.load_cert_chain(*cert)
+            raw = socket.create_connection((host, CONTROLLER_PORT), timeout=10)
+            return ctx.wrap_socket(raw, server_hostname=host)
+
+        with tls_socket(certs[2]) as s:
+            answer = controller_frame(s, "DescribeQuorum")
+        assert answer is not None and "Quorum" in answer, answer
+        with socket.create_connection((host, CONTROLLER_PORT), timeout=10) as s:
+            assert controller_frame(s, "DescribeQuorum") is None
+        for cert in (None, pki.alice):
+            try:
+                with tls_socket(cert) as s:
+                    assert controller_frame(s, "DescribeQuorum") is None, cert
+            except (ssl.SSLError, ConnectionError):
+                pass  # refused during the handshake
+        log = nodes[0].read_log()
+        assert "User:CN=alice,OU=eng,O=Acme is not a super user" in log, log[-3000:]
+
+        r = subprocess.run([BINARY, "cluster", "balance", "--dry-run", "-b", nodes[0].addr("PLAINTEXT"),
+                            "--controller-security-protocol", "SSL", "--ssl-ca", pki.ca,
+                            "--ssl-cert", certs[2][0], "--ssl-key", certs[2][1]],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+        r = subprocess.run([BINARY, "cluster", "balance", "--dry-run", "-b", nodes[0].addr("PLAINTEXT")],
+                           capture_output=True, timeout=60)
+        assert r.returncode != 0, "a plaintext CLI must not reach the SSL controller listener"
     finally:
         for n in nodes:
             n.stop()

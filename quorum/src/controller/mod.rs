@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 mod moves;
 
@@ -50,6 +50,8 @@ pub struct ControllerConfig {
     pub balancer: BalancerConfig,
     /// How often the balancer plans and starts moves.
     pub balancer_interval: Duration,
+    /// The controller listener's protocol: what it accepts and how it reaches the other voters.
+    pub transport: crate::transport::Transport,
 }
 
 /// Counters for `/metrics`.
@@ -121,7 +123,7 @@ impl Controller {
         }
         .validate()
         .map_err(std::io::Error::other)?;
-        let network = Network { configured: Arc::new(cfg.voters.clone()) };
+        let network = Network { configured: Arc::new(cfg.voters.clone()), transport: cfg.transport.clone() };
         let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log, sm.clone())
             .await
             .map_err(std::io::Error::other)?;
@@ -700,9 +702,16 @@ pub fn new_id() -> u128 {
 async fn accept_loop(c: Arc<Controller>, listener: TcpListener) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(c.clone(), stream));
+            Ok((stream, peer)) => {
+                let c = c.clone();
+                // The TLS handshake runs in the connection's own task: a slow or hostile peer
+                // must not hold up the next accept.
+                tokio::spawn(async move {
+                    match c.cfg.transport.accept(stream).await {
+                        Ok(conn) => serve(c, conn).await,
+                        Err(e) => tracing::warn!("controller connection from {peer} refused: {e}"),
+                    }
+                });
             }
             Err(e) => {
                 tracing::warn!("controller listener: {e}");
@@ -712,7 +721,7 @@ async fn accept_loop(c: Arc<Controller>, listener: TcpListener) {
     }
 }
 
-async fn serve(c: Arc<Controller>, mut stream: TcpStream) {
+async fn serve(c: Arc<Controller>, mut stream: crate::transport::Conn) {
     loop {
         let req: Request = match read_frame(&mut stream).await {
             Ok(Some(r)) => r,

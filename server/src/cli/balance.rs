@@ -17,7 +17,7 @@ const POLL: Duration = Duration::from_secs(2);
 
 /// The active controller, reached from a thread of its own (the controller client runs on
 /// tokio; the CLI's runtime is compio).
-struct Controllers(Vec<String>);
+struct Controllers(Vec<String>, riptide_quorum::Transport);
 
 impl Controllers {
     async fn find(conn: &Conn) -> Result<Controllers, CliError> {
@@ -26,15 +26,16 @@ impl Controllers {
         if addrs.is_empty() {
             return Err(CliError::failed("DescribeQuorum named no controller listener to reach"));
         }
-        Ok(Controllers(addrs))
+        Ok(Controllers(addrs, conn.controller_transport()?))
     }
 
     fn call(&self, request: Request) -> Result<Response, CliError> {
         let addrs = self.0.clone();
+        let transport = self.1.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
-                let client = ControllerClient::new(addrs);
+                let client = ControllerClient::new(addrs, transport);
                 let deadline = Instant::now() + Duration::from_secs(15);
                 let make = || match &request {
                     Request::Balance { run } => Request::Balance { run: *run },

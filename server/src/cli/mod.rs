@@ -58,6 +58,10 @@ pub struct Conn {
     /// The SASL user; the password comes from RIPTIDE_SASL_PASSWORD.
     #[arg(long, env = "RIPTIDE_SASL_USER", global = true)]
     pub sasl_user: Option<String>,
+    /// PLAINTEXT or SSL: the controller listener's protocol, for the commands that speak to
+    /// the controllers (`cluster balance`, `cluster decommission`); SSL shows --ssl-cert.
+    #[arg(long, env = "RIPTIDE_CONTROLLER_SECURITY_PROTOCOL", default_value = "PLAINTEXT", global = true)]
+    pub controller_security_protocol: String,
 }
 
 impl Conn {
@@ -98,6 +102,27 @@ impl Conn {
             None
         };
         Ok((tls, sasl))
+    }
+
+    /// How to reach the controllers, from --controller-security-protocol and the TLS flags.
+    pub fn controller_transport(&self) -> Result<riptide_quorum::Transport, CliError> {
+        match self.controller_security_protocol.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Ok(riptide_quorum::Transport::default()),
+            "SSL" => {
+                let ca = self.ssl_ca.as_deref().ok_or_else(|| CliError::usage("SSL needs --ssl-ca"))?;
+                let identity = self.ssl_cert.as_deref().zip(self.ssl_key.as_deref()).ok_or_else(|| {
+                    CliError::usage(
+                        "the SSL controller listener needs a client certificate: --ssl-cert and --ssl-key",
+                    )
+                })?;
+                let config =
+                    riptide_client::tls::client_config(ca, Some(identity)).map_err(CliError::usage)?;
+                Ok(riptide_quorum::Transport::tls_client(config))
+            }
+            other => {
+                Err(CliError::usage(format!("--controller-security-protocol {other}: PLAINTEXT or SSL")))
+            }
+        }
     }
 }
 

@@ -86,12 +86,15 @@ impl ClusterHandle {
                 }
             })
             .collect();
+        let transport = crate::security::controller_tls::transport(config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let broker_cfg = c.broker.then(|| riptide_quorum::BrokerConfig {
             id: node_id,
             endpoints,
             rack: c.rack.clone(),
             controllers,
             heartbeat_interval: Duration::from_millis(c.heartbeat_interval_ms),
+            transport: transport.clone(),
         });
         let controller_cfg = controller_listener.map(|l| {
             (
@@ -107,6 +110,7 @@ impl ClusterHandle {
                     snapshot_every: 1000,
                     balancer: c.balancer.clone(),
                     balancer_interval: Duration::from_millis(c.balancer_interval_ms),
+                    transport,
                 },
                 l,
             )

@@ -92,6 +92,10 @@ pub struct ClusterConfig {
     pub controller_listen: Option<SocketAddr>,
     /// `controller.listener.names`.
     pub controller_listener_names: Vec<String>,
+    /// The controller listener's protocol (`listener.security.protocol.map`): PLAINTEXT, or SSL
+    /// with a client certificate required of every peer. Brokers that are not controllers
+    /// reach the quorum with it too, as in Kafka.
+    pub controller_protocol: SecurityProtocol,
     /// `broker.rack`.
     pub rack: Option<String>,
     /// `broker.session.timeout.ms`: a broker that has not heartbeated for this long is fenced.
@@ -126,6 +130,7 @@ impl Default for ClusterConfig {
             bootstrap_servers: Vec::new(),
             controller_listen: None,
             controller_listener_names: vec!["CONTROLLER".into()],
+            controller_protocol: SecurityProtocol::Plaintext,
             rack: None,
             session_timeout_ms: 9000,
             heartbeat_interval_ms: 2000,
@@ -589,18 +594,21 @@ impl ServerConfig {
                 .or_else(|| SecurityProtocol::parse(name))
                 .ok_or_else(|| format!("listener {name} has no entry in listener.security.protocol.map"))
         };
+        if let Some(name) = self.cluster.controller_listener_names.first() {
+            let protocol = protocol_of(name).unwrap_or(SecurityProtocol::Plaintext);
+            if protocol.sasl() {
+                return Err(format!(
+                    "listener {name}: the controller listener speaks PLAINTEXT or SSL (a client certificate is its login), not {}",
+                    protocol.name()
+                ));
+            }
+            self.cluster.controller_protocol = protocol;
+        }
         if let Some(v) = listeners {
             let mut kafka = Vec::new();
             for (name, host, port) in parse_listeners(&v)? {
                 let addr = resolve(&host, port)?;
                 if self.cluster.controller_listener_names.contains(&name) {
-                    if protocol_of(&name).unwrap_or(SecurityProtocol::Plaintext)
-                        != SecurityProtocol::Plaintext
-                    {
-                        return Err(format!(
-                            "listener {name}: the controller listener speaks PLAINTEXT only (TLS between controllers is not built yet)"
-                        ));
-                    }
                     self.cluster.controller_listen = Some(addr);
                 } else if kafka.iter().any(|l: &KafkaListener| l.name == name) {
                     return Err(format!("listeners: {name} is listed twice"));
@@ -666,6 +674,11 @@ impl ServerConfig {
             return Err(
                 "a SASL inter-broker listener needs inter.broker.sasl.username (and its password)".into()
             );
+        }
+        if self.cluster.controller_protocol.tls()
+            && self.security.tls.as_ref().is_none_or(|t| t.truststore.is_none())
+        {
+            return Err("an SSL controller listener needs ssl.certificate.location, ssl.key.location and ssl.truststore.location (every controller connection shows a certificate signed by it)".into());
         }
         if self.security.sasl_mechanisms.is_empty() && self.listeners.iter().any(|l| l.protocol.sasl()) {
             return Err("a SASL listener needs at least one of sasl.enabled.mechanisms".into());
@@ -900,6 +913,38 @@ mod tests {
         let unmapped: FileConfig = toml::from_str(r#"listeners = "INTERNAL://127.0.0.1:0""#).expect("parse");
         let err = ServerConfig::default().apply_file(unmapped).expect_err("no protocol");
         assert!(err.contains("listener.security.protocol.map"), "{err}");
+    }
+
+    #[test]
+    fn controller_listener_is_plaintext_or_ssl_with_a_truststore() {
+        let base = r#"
+            "node.id" = 1
+            "controller.quorum.voters" = "1@127.0.0.1:19093,2@127.0.0.2:19093"
+            listeners = "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:19093"
+            "ssl.certificate.location" = "/etc/riptide/node.pem"
+            "ssl.key.location" = "/etc/riptide/node.key"
+        "#;
+        let parse = |extra: &str| toml::from_str::<FileConfig>(&format!("{base}{extra}")).expect("parse");
+        let mut c = ServerConfig::default();
+        c.apply_file(parse("")).expect("plaintext");
+        assert_eq!(c.cluster.controller_protocol, SecurityProtocol::Plaintext);
+        let err = ServerConfig::default()
+            .apply_file(parse(r#""listener.security.protocol.map" = "CONTROLLER:SSL,PLAINTEXT:PLAINTEXT""#))
+            .expect_err("no truststore");
+        assert!(err.contains("ssl.truststore.location"), "{err}");
+        let mut c = ServerConfig::default();
+        c.apply_file(parse(
+            r#""listener.security.protocol.map" = "CONTROLLER:SSL,PLAINTEXT:PLAINTEXT"
+            "ssl.truststore.location" = "/etc/riptide/ca.pem""#,
+        ))
+        .expect("SSL");
+        assert_eq!(c.cluster.controller_protocol, SecurityProtocol::Ssl);
+        let err = ServerConfig::default()
+            .apply_file(parse(
+                r#""listener.security.protocol.map" = "CONTROLLER:SASL_SSL,PLAINTEXT:PLAINTEXT""#,
+            ))
+            .expect_err("SASL");
+        assert!(err.contains("PLAINTEXT or SSL"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod acl;
 pub mod at_rest;
+pub mod controller_tls;
 pub mod scram;
 pub mod session;
 pub mod throttle;
