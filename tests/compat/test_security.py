@@ -693,6 +693,18 @@ def test_missing_acl_denies_produce_consume_and_hides_topic(acl_broker, pki):
         c.close()
     assert KafkaError.GROUP_AUTHORIZATION_FAILED in codes, codes
 
+    # OffsetFetch of a group bob may describe: a topic he may not describe, asked for by name,
+    # answers TOPIC_AUTHORIZATION_FAILED on its partition; the readable one its offset.
+    c = Consumer({**bob, "group.id": unique("reader-offsets"), "enable.auto.commit": False})
+    try:
+        parts = c.committed([TopicPartition(secret, 0), TopicPartition(visible, 0)], timeout=15)
+    finally:
+        c.close()
+    by_topic = {p.topic: p for p in parts}
+    assert by_topic[secret].error is not None, by_topic
+    assert by_topic[secret].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, by_topic[secret].error
+    assert by_topic[visible].error is None and by_topic[visible].offset < 0, by_topic[visible]
+
 
 # ---------------------------------------------------------------------------------------------
 # 4. Negatives: credentials, plaintext on TLS, the brake on guessing

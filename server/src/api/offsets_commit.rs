@@ -139,17 +139,41 @@ pub fn offset_fetch(ctx: &Ctx, info: &RequestInfo, req: OffsetFetchRequest) -> O
     legacy_fetch_response(v, topics.as_deref(), fetched)
 }
 
-type Fetched = Result<Vec<(String, Vec<FetchedPartition>)>, GroupError>;
+/// Per topic: its partitions, and the error all of them carry (an unauthorized topic).
+type Fetched = Result<Vec<(String, Vec<FetchedPartition>, Option<GroupError>)>, GroupError>;
 
-/// DESCRIBE on the group, and only the topics the principal may describe.
+/// DESCRIBE on the group and on each topic. As in Kafka, a topic the principal may not
+/// describe is left out of an "all topics" answer and, when asked for by name, answered with
+/// TOPIC_AUTHORIZATION_FAILED on each requested partition (offset -1) without looking it up.
 fn fetch(ctx: &Ctx, info: &RequestInfo, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
     if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, group_id) {
         return Err(GroupError::GroupAuthorizationFailed);
     }
-    let mut fetched =
-        ctx.coordinator.with_group(group_id, |groups, _| groups.fetch_offsets(group_id, topics))?;
-    fetched.retain(|(name, _)| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name));
-    Ok(fetched)
+    let Some(requested) = topics else {
+        let mut fetched =
+            ctx.coordinator.with_group(group_id, |groups, _| groups.fetch_offsets(group_id, None))?;
+        fetched.retain(|(name, _)| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name));
+        return Ok(fetched.into_iter().map(|(name, parts)| (name, parts, None)).collect());
+    };
+    let (allowed, denied): (Vec<_>, Vec<_>) = requested
+        .iter()
+        .cloned()
+        .partition(|(name, _)| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name));
+    let mut out: Vec<_> = ctx
+        .coordinator
+        .with_group(group_id, |groups, _| groups.fetch_offsets(group_id, Some(&allowed)))?
+        .into_iter()
+        .map(|(name, parts)| (name, parts, None))
+        .collect();
+    for (name, parts) in denied {
+        let parts = parts.into_iter().map(unknown_offset).collect();
+        out.push((name, parts, Some(GroupError::TopicAuthorizationFailed)));
+    }
+    Ok(out)
+}
+
+fn unknown_offset(partition: i32) -> FetchedPartition {
+    FetchedPartition { partition, offset: -1, leader_epoch: -1, metadata: Some(String::new()) }
 }
 
 /// v1..=7: one group, top-level error (v2+), per-partition errors in v1.
@@ -174,10 +198,10 @@ fn legacy_fetch_response(
         Ok(topics) => {
             let topics = topics
                 .iter()
-                .map(|(name, parts)| {
+                .map(|(name, parts, error)| {
                     OffsetFetchResponseTopic::default()
                         .with_name(topic_name(name))
-                        .with_partitions(parts.iter().map(|p| partition(p, None)).collect())
+                        .with_partitions(parts.iter().map(|p| partition(p, *error)).collect())
                 })
                 .collect();
             OffsetFetchResponse::default().with_topics(topics)
@@ -185,15 +209,13 @@ fn legacy_fetch_response(
         Err(e) if v >= 2 => OffsetFetchResponse::default().with_error_code(e.code()),
         Err(e) => {
             // v1 has no top-level error: every requested partition carries it.
-            let none =
-                |p: i32| FetchedPartition { partition: p, offset: -1, leader_epoch: -1, metadata: None };
             let topics = requested
                 .unwrap_or_default()
                 .iter()
                 .map(|(name, parts)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(topic_name(name))
-                        .with_partitions(parts.iter().map(|p| partition(&none(*p), Some(e))).collect())
+                    OffsetFetchResponseTopic::default().with_name(topic_name(name)).with_partitions(
+                        parts.iter().map(|p| partition(&unknown_offset(*p), Some(e))).collect(),
+                    )
                 })
                 .collect();
             OffsetFetchResponse::default().with_topics(topics)
@@ -208,7 +230,7 @@ fn group_fetch_response(v: i16, group_id: GroupId, fetched: Fetched) -> OffsetFe
         Ok(topics) => {
             let topics = topics
                 .into_iter()
-                .map(|(name, parts)| {
+                .map(|(name, parts, error)| {
                     let partitions = parts
                         .into_iter()
                         .map(|p| {
@@ -217,6 +239,7 @@ fn group_fetch_response(v: i16, group_id: GroupId, fetched: Fetched) -> OffsetFe
                                 .with_committed_offset(p.offset)
                                 .with_committed_leader_epoch(p.leader_epoch)
                                 .with_metadata(p.metadata.map(StrBytes::from_string))
+                                .with_error_code(GroupError::code_of(error))
                         })
                         .collect();
                     OffsetFetchResponseTopics::default()
