@@ -309,15 +309,19 @@ mod tests {
     #[test]
     fn responses_encode_at_every_version() {
         let fetched = || -> Fetched {
-            Ok(vec![(
-                "t".to_string(),
-                vec![FetchedPartition {
-                    partition: 0,
-                    offset: 5,
-                    leader_epoch: 2,
-                    metadata: Some("m".into()),
-                }],
-            )])
+            Ok(vec![
+                (
+                    "t".to_string(),
+                    vec![FetchedPartition {
+                        partition: 0,
+                        offset: 5,
+                        leader_epoch: 2,
+                        metadata: Some("m".into()),
+                    }],
+                    None,
+                ),
+                ("secret".to_string(), vec![unknown_offset(0)], Some(GroupError::TopicAuthorizationFailed)),
+            ])
         };
         let requested = vec![("t".to_string(), vec![0])];
         for v in 1..=9 {
