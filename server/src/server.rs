@@ -18,7 +18,7 @@ use crate::api::ApiCtx;
 use crate::broker::Broker;
 use crate::catalog::{self, Catalog};
 use crate::cluster::ClusterHandle;
-use crate::config::ServerConfig;
+use crate::config::{SecurityProtocol, ServerConfig};
 use crate::coordinator::Coordinator;
 use crate::metrics::Metrics;
 use crate::shard::router::Router;
@@ -231,7 +231,15 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
         Ok(())
     });
     let (router, threads) = shard::spawn_shards(broker.clone(), per_shard, start)?;
-    let rest_addr = crate::rest::serve(&broker.config.rest, addr).map_err(|e| {
+    // The REST interface is a client of this broker: it dials the first PLAINTEXT listener
+    // (acting as User:ANONYMOUS there, under the ACLs); it has no TLS or SASL of its own.
+    let rest_dial = broker.config.listeners.iter().find(|l| l.protocol == SecurityProtocol::Plaintext);
+    let mut rest_config = broker.config.rest.clone();
+    if rest_dial.is_none() && rest_config.listen.is_some() {
+        tracing::warn!("REST interface off: it dials a PLAINTEXT listener and this broker has none");
+        rest_config.listen = None;
+    }
+    let rest_addr = crate::rest::serve(&rest_config, rest_dial.map_or(addr, |l| l.addr)).map_err(|e| {
         std::io::Error::new(e.kind(), format!("REST listener {:?}: {e}", broker.config.rest.listen))
     })?;
     let bound = Bound {
