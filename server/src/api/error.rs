@@ -43,7 +43,7 @@ pub fn code(e: ResponseError) -> i16 {
 mod tests {
     use super::*;
 
-    /// The codes clients act on must not drift (KAFKA-NOTES.md).
+    /// The codes clients act on must not drift (docs/KAFKA-NOTES.md).
     #[test]
     fn partition_errors_map_to_kafka_codes() {
         let cases = [

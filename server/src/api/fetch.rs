@@ -1,7 +1,7 @@
 //! Fetch (v4..=12): long poll until `min_bytes` are readable or `max_wait_ms` passes, then an
 //! answer whose record sections are segment-file ranges (`Chunk::File`), never decoded.
 //!
-//! Rules followed (KAFKA-NOTES.md): whole batches from the one holding the fetch offset;
+//! Rules followed (docs/KAFKA-NOTES.md): whole batches from the one holding the fetch offset;
 //! the first non-empty partition may exceed the limits by one batch (KIP-74) so consumers
 //! always progress; per-partition and response `max_bytes`; fetch sessions are declined by
 //! answering session id 0, which clients handle by sending full fetches.
