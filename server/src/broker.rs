@@ -18,7 +18,6 @@ use crate::catalog::{self, Catalog, TopicMeta};
 use crate::cluster::ClusterHandle;
 use crate::config::{IoMode, ServerConfig};
 use crate::metrics::Metrics;
-use kafka_protocol::ResponseError;
 
 /// Why an admin change to the catalog was refused, with Kafka's error code.
 #[derive(Debug, thiserror::Error)]
@@ -59,24 +58,6 @@ impl From<ControllerError> for AdminError {
             ControllerError::Timeout | ControllerError::NotController { .. } => AdminError::Timeout,
             other => AdminError::Unknown(other.to_string()),
         }
-    }
-}
-
-impl AdminError {
-    pub fn kafka_code(&self) -> i16 {
-        match self {
-            AdminError::InvalidTopic(_) => ResponseError::InvalidTopicException,
-            AdminError::TopicExists(_) => ResponseError::TopicAlreadyExists,
-            AdminError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-            AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-            AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
-            AdminError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
-            AdminError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
-            AdminError::Storage(_) => ResponseError::KafkaStorageError,
-            AdminError::Timeout => ResponseError::RequestTimedOut,
-            AdminError::Unknown(_) => ResponseError::UnknownServerError,
-        }
-        .code()
     }
 }
 

@@ -3,6 +3,7 @@
 //! controller and answered once this broker has applied it; the shards act on applied changes
 //! (`server::apply_metadata_changes`), on every broker alike.
 
+use super::error::ToKafka;
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
 
@@ -96,7 +97,7 @@ pub async fn create_topics(
                         .with_configs(configs)
                 }
                 Err(e) => result
-                    .with_error_code(e.kafka_code())
+                    .with_error_code(e.code())
                     .with_error_message(Some(StrBytes::from_string(e.to_string())))
                     .with_num_partitions(-1)
                     .with_replication_factor(-1),
@@ -152,7 +153,7 @@ pub async fn delete_topics(
             let e = AdminError::from(e);
             responses.push(
                 result
-                    .with_error_code(e.kafka_code())
+                    .with_error_code(e.code())
                     .with_error_message((version >= 5).then(|| StrBytes::from_string(e.to_string()))),
             );
             continue;
@@ -187,7 +188,7 @@ pub async fn create_partitions(
             match add_partitions(ctx, t.name.0.as_str(), t.count, assignment, request.validate_only).await {
                 Ok(()) => result,
                 Err(e) => result
-                    .with_error_code(e.kafka_code())
+                    .with_error_code(e.code())
                     .with_error_message(Some(StrBytes::from_string(e.to_string()))),
             },
         );

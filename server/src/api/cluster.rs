@@ -2,6 +2,7 @@
 //! ones only when asked for, KIP-1073) and InitProducerId (idempotent producers; transactions
 //! are not implemented and are refused clearly).
 
+use super::error::ToKafka;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::describe_quorum_response::{self, PartitionData, ReplicaState, TopicData};
 use kafka_protocol::messages::{
@@ -84,12 +85,8 @@ pub async fn describe_quorum(
     let q = match ctx.broker.cluster.describe_quorum().await {
         Ok(q) => q,
         Err(e) => {
-            let code = match e {
-                ControllerError::Timeout => ResponseError::RequestTimedOut,
-                _ => ResponseError::UnknownServerError,
-            };
             return DescribeQuorumResponse::default()
-                .with_error_code(code.code())
+                .with_error_code(e.code())
                 .with_error_message((version >= 2).then(|| StrBytes::from_string(e.to_string())));
         }
     };
@@ -142,12 +139,7 @@ pub async fn describe_quorum(
 }
 
 fn membership_code(e: &ControllerError) -> (i16, String) {
-    let code = match e {
-        ControllerError::Timeout => ResponseError::RequestTimedOut,
-        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
-        _ => ResponseError::UnknownServerError,
-    };
-    (code.code(), e.to_string())
+    (e.code(), e.to_string())
 }
 
 /// AddRaftVoter (KIP-853): a controller started with `controller.quorum.bootstrap.servers`

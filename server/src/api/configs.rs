@@ -3,6 +3,7 @@
 //! Broker configs are static in this version (set in the TOML file or flags): altering one is
 //! refused with a message saying so.
 
+use super::error::ToKafka;
 use crate::security::acl::{op, resource};
 use kafka_protocol::ResponseError;
 use std::collections::BTreeMap;
@@ -208,7 +209,7 @@ async fn apply_topic_configs(
     let cmd = riptide_quorum::AdminCommand::SetTopicConfigs { topic: topic.to_string(), configs };
     ctx.broker.cluster.admin(cmd).await.map_err(|e| {
         let e = crate::broker::AdminError::from(e);
-        (e.kafka_code(), e.to_string())
+        (e.code(), e.to_string())
     })?;
     Ok(())
 }

@@ -1,32 +1,137 @@
-//! The API edge's one mapping from typed failures to Kafka error codes (the codec crate's
-//! `ResponseError` is the only table of numbers).
+//! The API edge's one mapping from typed failures to Kafka error codes: one `ToKafka` impl per
+//! domain error (partition, group coordinator, controller, topic admin), and nothing else in
+//! the server turns an error into a number (the codec crate's `ResponseError` is the only
+//! table of numbers).
 
 use kafka_protocol::ResponseError;
+use riptide_quorum::ControllerError;
 
+use crate::broker::AdminError;
+use crate::coordinator::GroupError;
 use crate::partition::PartitionError;
+
+/// A domain error as Kafka names it.
+pub trait ToKafka {
+    fn kafka(&self) -> ResponseError;
+
+    fn code(&self) -> i16 {
+        self.kafka().code()
+    }
+}
+
+/// The code of an optional failure: 0 (NONE) when there is none.
+pub fn code_of_opt<E: ToKafka>(error: Option<E>) -> i16 {
+    error.map_or(0, |e| e.code())
+}
+
+impl ToKafka for PartitionError {
+    fn kafka(&self) -> ResponseError {
+        match self {
+            PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            PartitionError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
+            PartitionError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
+            PartitionError::NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
+            PartitionError::NotEnoughReplicasAfterAppend(_) => ResponseError::NotEnoughReplicasAfterAppend,
+            PartitionError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
+            PartitionError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
+            PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
+            PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            PartitionError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
+            PartitionError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
+            PartitionError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
+            PartitionError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+            PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            PartitionError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
+            PartitionError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            PartitionError::Storage(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+impl ToKafka for GroupError {
+    fn kafka(&self) -> ResponseError {
+        use ResponseError as E;
+        match self {
+            GroupError::Unknown => E::UnknownServerError,
+            GroupError::GroupAuthorizationFailed => E::GroupAuthorizationFailed,
+            GroupError::TopicAuthorizationFailed => E::TopicAuthorizationFailed,
+            GroupError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
+            GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
+            GroupError::LoadInProgress => E::CoordinatorLoadInProgress,
+            GroupError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => E::NotCoordinator,
+            GroupError::IllegalGeneration => E::IllegalGeneration,
+            GroupError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
+            GroupError::InvalidGroupId => E::InvalidGroupId,
+            GroupError::UnknownMemberId => E::UnknownMemberId,
+            GroupError::InvalidSessionTimeout => E::InvalidSessionTimeout,
+            GroupError::RebalanceInProgress => E::RebalanceInProgress,
+            GroupError::InvalidCommitOffsetSize => E::InvalidCommitOffsetSize,
+            GroupError::InvalidRequest => E::InvalidRequest,
+            GroupError::NonEmptyGroup => E::NonEmptyGroup,
+            GroupError::GroupIdNotFound => E::GroupIdNotFound,
+            GroupError::GroupMaxSizeReached => E::GroupMaxSizeReached,
+            GroupError::MemberIdRequired => E::MemberIdRequired,
+            GroupError::FencedInstanceId => E::FencedInstanceId,
+            GroupError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
+            GroupError::FencedMemberEpoch => E::FencedMemberEpoch,
+            GroupError::UnreleasedInstanceId => E::UnreleasedInstanceId,
+            GroupError::UnsupportedAssignor => E::UnsupportedAssignor,
+            GroupError::StaleMemberEpoch => E::StaleMemberEpoch,
+        }
+    }
+}
+
+/// A controller verdict, wherever a broker relays one (reassignments, elections, quorum
+/// membership, DescribeQuorum). A controller that did not answer (or was not the active one
+/// by the deadline) is a timeout to the client, who retries.
+impl ToKafka for ControllerError {
+    fn kafka(&self) -> ResponseError {
+        use ResponseError as E;
+        match self {
+            ControllerError::NotController { .. } | ControllerError::Timeout => E::RequestTimedOut,
+            ControllerError::TopicExists(_) => E::TopicAlreadyExists,
+            ControllerError::UnknownTopic(_) => E::UnknownTopicOrPartition,
+            ControllerError::InvalidPartitions(_) => E::InvalidPartitions,
+            ControllerError::InvalidReplicationFactor(_) => E::InvalidReplicationFactor,
+            ControllerError::InvalidReplicaAssignment(_) => E::InvalidReplicaAssignment,
+            ControllerError::InvalidRequest(_) => E::InvalidRequest,
+            ControllerError::StaleBrokerEpoch(_) => E::StaleBrokerEpoch,
+            ControllerError::DuplicateBrokerRegistration(_) => E::DuplicateBrokerRegistration,
+            ControllerError::FencedLeaderEpoch(_) => E::FencedLeaderEpoch,
+            ControllerError::InvalidUpdateVersion(_) => E::InvalidUpdateVersion,
+            ControllerError::IneligibleReplica(_) => E::IneligibleReplica,
+            ControllerError::NotLeader(_) => E::NotLeaderOrFollower,
+            ControllerError::NoReassignmentInProgress(_) => E::NoReassignmentInProgress,
+            ControllerError::BrokerIdNotRegistered(_) => E::BrokerIdNotRegistered,
+            ControllerError::ElectionNotNeeded(_) => E::ElectionNotNeeded,
+            ControllerError::PreferredLeaderNotAvailable(_) => E::PreferredLeaderNotAvailable,
+            ControllerError::EligibleLeadersNotAvailable(_) => E::EligibleLeadersNotAvailable,
+            ControllerError::Internal(_) => E::UnknownServerError,
+        }
+    }
+}
+
+impl ToKafka for AdminError {
+    fn kafka(&self) -> ResponseError {
+        match self {
+            AdminError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            AdminError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+            AdminError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            AdminError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            AdminError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            AdminError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            AdminError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
+            AdminError::Storage(_) => ResponseError::KafkaStorageError,
+            AdminError::Timeout => ResponseError::RequestTimedOut,
+            AdminError::Unknown(_) => ResponseError::UnknownServerError,
+        }
+    }
+}
 
 /// The Kafka error code for a partition operation's failure.
 pub fn partition_code(e: &PartitionError) -> i16 {
-    let code = match e {
-        PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
-        PartitionError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
-        PartitionError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
-        PartitionError::NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
-        PartitionError::NotEnoughReplicasAfterAppend(_) => ResponseError::NotEnoughReplicasAfterAppend,
-        PartitionError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
-        PartitionError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
-        PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
-        PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
-        PartitionError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
-        PartitionError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
-        PartitionError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
-        PartitionError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
-        PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
-        PartitionError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
-        PartitionError::InvalidRequest(_) => ResponseError::InvalidRequest,
-        PartitionError::Storage(_) => ResponseError::KafkaStorageError,
-    };
-    code.code()
+    e.code()
 }
 
 /// The code of an optional failure: 0 (NONE) when there is none.
@@ -67,5 +172,30 @@ mod tests {
         for (e, want) in cases {
             assert_eq!(partition_code(&e), want, "{e:?}");
         }
+    }
+
+    /// DescribeQuorum, the voter APIs, reassignments and elections answered the same
+    /// controller error differently; now one table serves them all.
+    #[test]
+    fn controller_and_admin_errors_map_once() {
+        let cases = [
+            (ControllerError::Timeout, 7),
+            (ControllerError::NotController { leader: None }, 7),
+            (ControllerError::InvalidRequest(String::new()), 42),
+            (ControllerError::UnknownTopic(String::new()), 3),
+            (ControllerError::TopicExists(String::new()), 36),
+            (ControllerError::InvalidReplicaAssignment(String::new()), 39),
+            (ControllerError::BrokerIdNotRegistered(4), 102),
+            (ControllerError::StaleBrokerEpoch(4), 77),
+            (ControllerError::NotLeader(String::new()), 6),
+            (ControllerError::Internal(String::new()), -1),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.code(), want, "{e:?}");
+        }
+        assert_eq!(AdminError::from(ControllerError::Timeout).code(), 7);
+        assert_eq!(AdminError::UnknownTopic.code(), 3);
+        assert_eq!(code_of_opt(Some(GroupError::NotCoordinator)), 16);
+        assert_eq!(code_of_opt(None::<GroupError>), 0);
     }
 }

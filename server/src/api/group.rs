@@ -4,6 +4,7 @@
 //! coordinator (`crate::coordinator`) and the outcome into the response of the request's
 //! version; fields a version lacks are left at their defaults, as the codec requires.
 
+use super::error::ToKafka;
 use crate::security::acl::{op, resource};
 use kafka_protocol::messages::consumer_group_describe_response as cgd;
 use kafka_protocol::messages::consumer_group_heartbeat_response as cgh;
@@ -190,7 +191,7 @@ fn join_response(v: i16, r: JoinResult) -> JoinGroupResponse {
         })
         .collect();
     let mut resp = JoinGroupResponse::default()
-        .with_error_code(GroupError::code_of(r.error))
+        .with_error_code(super::error::code_of_opt(r.error))
         .with_generation_id(r.generation_id)
         .with_leader(s(r.leader))
         .with_member_id(s(r.member_id))
@@ -238,7 +239,7 @@ pub async fn sync_group(ctx: &Ctx, info: &RequestInfo, req: SyncGroupRequest) ->
 
 fn sync_response(v: i16, r: SyncResult) -> SyncGroupResponse {
     let resp = SyncGroupResponse::default()
-        .with_error_code(GroupError::code_of(r.error))
+        .with_error_code(super::error::code_of_opt(r.error))
         .with_assignment(r.assignment);
     if v >= 5 {
         resp.with_protocol_type(opt_s(r.protocol_type)).with_protocol_name(opt_s(r.protocol_name))
@@ -257,7 +258,7 @@ pub fn heartbeat(ctx: &Ctx, info: &RequestInfo, req: HeartbeatRequest) -> Heartb
             groups.heartbeat(&req.group_id.0, &req.member_id, instance_id.as_deref(), req.generation_id, now)
         })
         .and_then(|r| r);
-    HeartbeatResponse::default().with_error_code(GroupError::code_of(result.err()))
+    HeartbeatResponse::default().with_error_code(super::error::code_of_opt(result.err()))
 }
 
 pub fn leave_group(ctx: &Ctx, info: &RequestInfo, req: LeaveGroupRequest) -> LeaveGroupResponse {
@@ -287,7 +288,7 @@ fn leave_response(
         Ok(r) => r,
     };
     if v < 3 {
-        let code = per_member.first().map_or(0, |r| GroupError::code_of(r.err()));
+        let code = per_member.first().map_or(0, |r| super::error::code_of_opt(r.err()));
         return LeaveGroupResponse::default().with_error_code(code);
     }
     let responses = members
@@ -297,7 +298,7 @@ fn leave_response(
             MemberResponse::default()
                 .with_member_id(s(m.clone()))
                 .with_group_instance_id(opt_s(i.clone()))
-                .with_error_code(GroupError::code_of(r.err()))
+                .with_error_code(super::error::code_of_opt(r.err()))
         })
         .collect();
     LeaveGroupResponse::default().with_members(responses)
@@ -421,7 +422,7 @@ pub async fn delete_groups(ctx: &Ctx, info: &RequestInfo, req: DeleteGroupsReque
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)
-                .with_error_code(GroupError::code_of(outcome.err())),
+                .with_error_code(super::error::code_of_opt(outcome.err())),
         );
     }
     DeleteGroupsResponse::default().with_results(results)

@@ -3,6 +3,7 @@
 //! `__consumer_offsets`. `require_stable` needs no waiting: without transactions no commit is
 //! ever pending.
 
+use super::error::ToKafka;
 use crate::security::acl::{op, resource};
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -106,7 +107,7 @@ fn commit_response(commit: &CommitRequest, result: Result<(), GroupError>) -> Of
                     let error = p.error.or(result.err());
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition)
-                        .with_error_code(GroupError::code_of(error))
+                        .with_error_code(super::error::code_of_opt(error))
                 })
                 .collect();
             OffsetCommitResponseTopic::default().with_name(topic_name(name)).with_partitions(partitions)
@@ -187,7 +188,7 @@ fn legacy_fetch_response(
             .with_partition_index(p.partition)
             .with_committed_offset(p.offset)
             .with_metadata(p.metadata.clone().map(StrBytes::from_string))
-            .with_error_code(GroupError::code_of(error));
+            .with_error_code(super::error::code_of_opt(error));
         if v >= 5 {
             r.with_committed_leader_epoch(p.leader_epoch)
         } else {
@@ -239,7 +240,7 @@ fn group_fetch_response(v: i16, group_id: GroupId, fetched: Fetched) -> OffsetFe
                                 .with_committed_offset(p.offset)
                                 .with_committed_leader_epoch(p.leader_epoch)
                                 .with_metadata(p.metadata.map(StrBytes::from_string))
-                                .with_error_code(GroupError::code_of(error))
+                                .with_error_code(super::error::code_of_opt(error))
                         })
                         .collect();
                     OffsetFetchResponseTopics::default()
@@ -291,7 +292,7 @@ pub async fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteR
                 .map(|(p, e)| {
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(*p)
-                        .with_error_code(GroupError::code_of(e))
+                        .with_error_code(super::error::code_of_opt(e))
                 })
                 .collect();
             OffsetDeleteResponseTopic::default().with_name(topic_name(name)).with_partitions(partitions)

@@ -2,6 +2,7 @@
 //! AlterPartitionReassignments (start, replace or cancel moves), ListPartitionReassignments
 //! (answered from this broker's applied metadata) and ElectLeaders (preferred or unclean).
 
+use super::error::ToKafka;
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -20,22 +21,6 @@ use kafka_protocol::ResponseError;
 use riptide_quorum::{AdminCommand, ControllerError};
 
 use super::Ctx;
-
-/// The Kafka error a controller verdict answers with.
-fn code_of(e: &ControllerError) -> ResponseError {
-    match e {
-        ControllerError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
-        ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
-        ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-        ControllerError::NoReassignmentInProgress(_) => ResponseError::NoReassignmentInProgress,
-        ControllerError::ElectionNotNeeded(_) => ResponseError::ElectionNotNeeded,
-        ControllerError::PreferredLeaderNotAvailable(_) => ResponseError::PreferredLeaderNotAvailable,
-        ControllerError::EligibleLeadersNotAvailable(_) => ResponseError::EligibleLeadersNotAvailable,
-        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
-        ControllerError::Timeout | ControllerError::NotController { .. } => ResponseError::RequestTimedOut,
-        _ => ResponseError::UnknownServerError,
-    }
-}
 
 fn message(e: &ControllerError) -> Option<StrBytes> {
     Some(StrBytes::from_string(e.to_string()))
@@ -75,7 +60,7 @@ pub async fn alter(
             Err(e) => {
                 return AlterPartitionReassignmentsResponse::default()
                     .with_allow_replication_factor_change(request.allow_replication_factor_change)
-                    .with_error_code(code_of(&e).code())
+                    .with_error_code(e.code())
                     .with_error_message(message(&e));
             }
         }
@@ -94,7 +79,7 @@ pub async fn alter(
                         refused.get(&key).map(|e| Err(e.clone())).or_else(|| verdicts.get(&key).cloned());
                     let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
                     match verdict {
-                        Some(Err(e)) => r.with_error_code(code_of(&e).code()).with_error_message(message(&e)),
+                        Some(Err(e)) => r.with_error_code(e.code()).with_error_message(message(&e)),
                         _ => r,
                     }
                 })
@@ -163,7 +148,7 @@ pub async fn elect_leaders(ctx: &Ctx, version: i16, request: ElectLeadersRequest
     let reply = match ctx.broker.cluster.admin(AdminCommand::ElectLeaders { unclean, partitions }).await {
         Ok(r) => r,
         Err(e) => {
-            return ElectLeadersResponse::default().with_error_code(code_of(&e).code());
+            return ElectLeadersResponse::default().with_error_code(e.code());
         }
     };
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
@@ -171,7 +156,7 @@ pub async fn elect_leaders(ctx: &Ctx, version: i16, request: ElectLeadersRequest
         let r = PartitionResult::default().with_partition_id(partition);
         let r = match verdict {
             Ok(()) => r,
-            Err(e) => r.with_error_code(code_of(&e).code()).with_error_message(message(&e)),
+            Err(e) => r.with_error_code(e.code()).with_error_message(message(&e)),
         };
         by_topic.entry(topic).or_default().push(r);
     }

@@ -59,45 +59,6 @@ pub enum GroupError {
 }
 
 impl GroupError {
-    /// Kafka's error code (`Errors.java`).
-    pub fn code(self) -> i16 {
-        use kafka_protocol::ResponseError as E;
-        match self {
-            GroupError::Unknown => E::UnknownServerError,
-            GroupError::GroupAuthorizationFailed => E::GroupAuthorizationFailed,
-            GroupError::TopicAuthorizationFailed => E::TopicAuthorizationFailed,
-            GroupError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
-            GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
-            GroupError::LoadInProgress => E::CoordinatorLoadInProgress,
-            GroupError::CoordinatorNotAvailable => E::CoordinatorNotAvailable,
-            GroupError::NotCoordinator => E::NotCoordinator,
-            GroupError::IllegalGeneration => E::IllegalGeneration,
-            GroupError::InconsistentGroupProtocol => E::InconsistentGroupProtocol,
-            GroupError::InvalidGroupId => E::InvalidGroupId,
-            GroupError::UnknownMemberId => E::UnknownMemberId,
-            GroupError::InvalidSessionTimeout => E::InvalidSessionTimeout,
-            GroupError::RebalanceInProgress => E::RebalanceInProgress,
-            GroupError::InvalidCommitOffsetSize => E::InvalidCommitOffsetSize,
-            GroupError::InvalidRequest => E::InvalidRequest,
-            GroupError::NonEmptyGroup => E::NonEmptyGroup,
-            GroupError::GroupIdNotFound => E::GroupIdNotFound,
-            GroupError::GroupMaxSizeReached => E::GroupMaxSizeReached,
-            GroupError::MemberIdRequired => E::MemberIdRequired,
-            GroupError::FencedInstanceId => E::FencedInstanceId,
-            GroupError::GroupSubscribedToTopic => E::GroupSubscribedToTopic,
-            GroupError::FencedMemberEpoch => E::FencedMemberEpoch,
-            GroupError::UnreleasedInstanceId => E::UnreleasedInstanceId,
-            GroupError::UnsupportedAssignor => E::UnsupportedAssignor,
-            GroupError::StaleMemberEpoch => E::StaleMemberEpoch,
-        }
-        .code()
-    }
-
-    /// The code of an optional error: 0 (NONE) when there is none.
-    pub fn code_of(error: Option<GroupError>) -> i16 {
-        error.map_or(0, GroupError::code)
-    }
-
     /// What a failed write to `__consumer_offsets` means to the client (Kafka maps produce
     /// errors the same way, so clients retry or rediscover the coordinator).
     pub fn from_write_error(error: &crate::partition::PartitionError) -> GroupError {

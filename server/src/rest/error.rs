@@ -78,12 +78,7 @@ fn kafka_codes(e: &ClientError) -> (u16, u32) {
     match e.code() {
         Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION) => (404, 40403),
         Some(KafkaCode::TOPIC_ALREADY_EXISTS) => (400, 40002),
-        Some(c) if matches!(c.0, 17 | 37 | 38 | 39 | 40 | 42 | 44 | 10 | 87 | 18) => {
-            // INVALID_TOPIC_EXCEPTION, INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR,
-            // INVALID_REPLICA_ASSIGNMENT, INVALID_CONFIG, INVALID_REQUEST, POLICY_VIOLATION,
-            // MESSAGE_TOO_LARGE, INVALID_RECORD, RECORD_LIST_TOO_LARGE.
-            (400, 400)
-        }
+        Some(c) if is_callers_mistake(c) => (400, 400),
         Some(KafkaCode::GROUP_ID_NOT_FOUND) => (404, 404),
         Some(c) if c.is_retriable() => (500, 50002),
         Some(_) => (500, 50001),
@@ -93,4 +88,24 @@ fn kafka_codes(e: &ClientError) -> (u16, u32) {
             _ => (500, 50001),
         },
     }
+}
+
+/// The Kafka errors that say the request itself was wrong.
+fn is_callers_mistake(c: KafkaCode) -> bool {
+    use kafka_protocol::ResponseError as E;
+    matches!(
+        E::try_from_code(c.0),
+        Some(
+            E::InvalidTopicException
+                | E::InvalidPartitions
+                | E::InvalidReplicationFactor
+                | E::InvalidReplicaAssignment
+                | E::InvalidConfig
+                | E::InvalidRequest
+                | E::PolicyViolation
+                | E::MessageTooLarge
+                | E::InvalidRecord
+                | E::RecordListTooLarge
+        )
+    )
 }
