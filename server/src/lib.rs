@@ -1,6 +1,7 @@
 //! riptide-server: a Kafka-wire-compatible broker on the riptide storage engine.
 //!
-//! Layers, each depending only on those below it (a test, `tests/layering.rs`, forbids cycles):
+//! Layers, each depending only on those below it (`tests/layering.rs` enforces the order, whose
+//! full table is in docs/ARCHITECTURE.md §11, and forbids cycles):
 //! - `server`: the composition root (starts shards, listeners, the coordinator, metrics);
 //! - `net`: accepting connections, frames, ordered pipelined answers;
 //! - `api`: request decoding, one module per API family, typed errors → Kafka codes;

@@ -1,5 +1,7 @@
 //! Dependencies between the top-level modules of every workspace crate point one way: this test
-//! fails when two top-level modules import each other, directly or through a longer cycle.
+//! fails when two top-level modules import each other, directly or through a longer cycle, and
+//! when a module of riptide-server imports one above it in the documented order
+//! (`SERVER_LAYERS`, drawn in docs/ARCHITECTURE.md §11).
 //!
 //! A module's imports are the `crate::x` paths (and, in a top-level file, `super::x`) in its
 //! files outside comments, `use crate::{a, b}` groups included. The crate roots (`lib.rs`,
@@ -204,6 +206,70 @@ fn no_crate_has_a_cycle_between_top_level_modules() {
         }
     }
     assert!(report.is_empty(), "module cycles:\n{}", report.join("\n"));
+}
+
+/// riptide-server's top-level modules by layer, lowest first: a module may import only modules
+/// of lower layers. Every module must be listed, so a new one is placed on purpose.
+const SERVER_LAYERS: &[&[&str]] = &[
+    &["config"],
+    &["bind", "clock", "security"],
+    &["metrics", "catalog"],
+    // The REST interface and the CLI are clients of the broker (riptide-client): nothing of
+    // the broker's internals.
+    &["cluster", "rest", "cli"],
+    &["broker", "partition"],
+    &["shard"],
+    &["coordinator", "replication"],
+    &["api"],
+    &["net"],
+    &["server", "fuzzing"],
+];
+
+fn layer_of(layers: &[&[&str]], module: &str) -> Option<usize> {
+    layers.iter().position(|l| l.contains(&module))
+}
+
+/// Imports of a module in the same or a higher layer.
+fn upward_imports(graph: &Graph, layers: &[&[&str]]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (module, deps) in graph {
+        let Some(mine) = layer_of(layers, module) else {
+            found.push(format!("{module} is in no layer of SERVER_LAYERS"));
+            continue;
+        };
+        for dep in deps {
+            match layer_of(layers, dep) {
+                Some(theirs) if theirs < mine => {}
+                Some(theirs) => found.push(format!("{module} (layer {mine}) imports {dep} (layer {theirs})")),
+                None => found.push(format!("{dep} is in no layer of SERVER_LAYERS")),
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+#[test]
+fn server_modules_import_only_lower_layers() {
+    let graph = module_graph(&workspace_root().join("server/src"));
+    let found = upward_imports(&graph, SERVER_LAYERS);
+    assert!(found.is_empty(), "imports against the documented layers:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_order_check_finds_an_upward_import() {
+    let mut graph = Graph::new();
+    graph.entry("partition".into()).or_default().insert("shard".into());
+    graph.entry("shard".into()).or_default().insert("partition".into());
+    graph.entry("net".into()).or_default().insert("api".into());
+    graph.entry("newcomer".into()).or_default();
+    let found = upward_imports(&graph, SERVER_LAYERS);
+    assert_eq!(
+        found,
+        ["newcomer is in no layer of SERVER_LAYERS", "partition (layer 4) imports shard (layer 5)"],
+        "{found:?}"
+    );
 }
 
 /// The checker finds a cycle through three modules and a two-module one, and reads `use
