@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{self as codec, Compressor, Decompressor};
-use riptide_format::at::{ATTRIBUTES as ATTRIBUTES_AT, CRC as CRC_AT};
+use riptide_format::build::{self, BatchFields, RecordFields};
 
 use crate::error::{Error, Result};
 
@@ -92,39 +92,7 @@ impl FromStr for Compression {
 /// Size of the RecordBatch v2 header, up to and including the record count.
 pub const BATCH_HEADER_BYTES: usize = riptide_format::HEADER_BYTES;
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-/// Bytes of `v` as a zigzag varint.
-pub fn varint_len(v: i64) -> usize {
-    let z = zigzag(v);
-    (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-/// Appends `v` as a zigzag varint (protobuf's sint64 encoding, which RecordBatch v2 uses).
-pub fn put_varint(out: &mut BytesMut, v: i64) {
-    let mut z = zigzag(v);
-    while z >= 0x80 {
-        out.put_u8((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.put_u8(z as u8);
-}
-
-/// Reads a zigzag varint at `*at`, moving `*at` past it.
-pub fn get_varint(buf: &[u8], at: &mut usize) -> std::result::Result<i64, &'static str> {
-    let mut z: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*at).ok_or("record cut short")?;
-        *at += 1;
-        z |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
-        }
-    }
-    Err("varint longer than 10 bytes")
-}
+pub use riptide_format::build::{get_varint, put_varint, varint_len};
 
 /// A fresh buffer: header room, then `records` compressed with `compression` (not `None`).
 pub fn compress_records(records: &[u8], compression: Compression) -> Result<BytesMut> {
@@ -173,37 +141,9 @@ pub fn write_header(
     compression: Compression,
 ) {
     assert!(buf.len() >= BATCH_HEADER_BYTES && count > 0, "a batch is a header and at least one record");
-    let batch_length = (buf.len() - riptide_format::LOG_OVERHEAD_BYTES) as i32;
-    let mut h = &mut buf[..BATCH_HEADER_BYTES];
-    h.put_i64(0); // base offset: the broker assigns
-    h.put_i32(batch_length);
-    h.put_i32(-1); // partition leader epoch
-    h.put_i8(riptide_format::MAGIC_V2);
-    h.put_u32(0); // CRC, below
-    h.put_i16(compression.codec_bits());
-    h.put_i32(count as i32 - 1); // last offset delta
-    h.put_i64(base_timestamp_ms);
-    h.put_i64(max_timestamp_ms);
-    h.put_i64(-1); // producer id: not idempotent
-    h.put_i16(-1);
-    h.put_i32(-1); // base sequence
-    h.put_i32(count as i32);
-    let crc = crc32c::crc32c(&buf[ATTRIBUTES_AT..]);
-    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-}
-
-fn put_bytes_field(out: &mut BytesMut, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(out, -1),
-        Some(b) => {
-            put_varint(out, b.len() as i64);
-            out.put_slice(b);
-        }
-    }
-}
-
-fn bytes_field_len(b: Option<&[u8]>) -> usize {
-    b.map_or(1, |b| varint_len(b.len() as i64) + b.len())
+    let fields =
+        BatchFields::plain(count as i32, base_timestamp_ms, max_timestamp_ms, compression.codec_bits());
+    riptide_format::build::write_header(buf, &fields);
 }
 
 /// Appends one RecordBatch v2 holding `records` (offsets 0..n, no producer id) to `out`.
@@ -218,34 +158,18 @@ pub fn encode_batch(out: &mut BytesMut, records: &[ProduceRecord], compression: 
     let base_ts = records[0].timestamp_ms;
     let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(base_ts);
     let mut buf = BytesMut::with_capacity(BATCH_HEADER_BYTES + 64 * records.len());
-    buf.put_bytes(0, BATCH_HEADER_BYTES);
+    build::put_header_room(&mut buf);
     for (i, r) in records.iter().enumerate() {
-        let ts_delta = r.timestamp_ms.wrapping_sub(base_ts);
-        let key = r.key.as_deref();
-        let value = r.value.as_deref();
-        let headers_len: usize = r
-            .headers
-            .iter()
-            .map(|(k, v)| bytes_field_len(Some(k.as_bytes())) + bytes_field_len(v.as_deref()))
-            .sum();
-        let body = 1
-            + varint_len(ts_delta)
-            + varint_len(i as i64)
-            + bytes_field_len(key)
-            + bytes_field_len(value)
-            + varint_len(r.headers.len() as i64)
-            + headers_len;
-        put_varint(&mut buf, body as i64);
-        buf.put_u8(0); // record attributes: unused
-        put_varint(&mut buf, ts_delta);
-        put_varint(&mut buf, i as i64);
-        put_bytes_field(&mut buf, key);
-        put_bytes_field(&mut buf, value);
-        put_varint(&mut buf, r.headers.len() as i64);
-        for (k, v) in &r.headers {
-            put_bytes_field(&mut buf, Some(k.as_bytes()));
-            put_bytes_field(&mut buf, v.as_deref());
-        }
+        build::put_record(
+            &mut buf,
+            RecordFields {
+                offset_delta: i as i64,
+                timestamp_delta: r.timestamp_ms.wrapping_sub(base_ts),
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: r.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())),
+            },
+        );
     }
     if compression != Compression::None {
         buf = compress_records(&buf[BATCH_HEADER_BYTES..], compression)?;

@@ -24,7 +24,7 @@ const ATTR_LOG_APPEND_TIME: i16 = attr::LOG_APPEND_TIME;
 
 /// CRC-32C over attributes..end, as stored in the crc field.
 pub fn compute_crc(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[ATTRIBUTES_AT..])
+    riptide_format::build::crc(batch)
 }
 
 /// Limits and clock that a client batch is validated against.

@@ -1,12 +1,14 @@
 //! riptide-format: the one view of Kafka's RecordBatch v2 header that the engine, the broker,
-//! the client and the bench share, so that no crate parses a header by byte offset on its own.
-//! No I/O, no allocation, no dependencies.
+//! the client and the bench share, so that no crate parses a header by byte offset on its own,
+//! and (`build`) the one writer of batches. No I/O; the writer appends to the caller's buffer.
 //!
 //! Layout (big endian): baseOffset i64 @0, batchLength i32 @8, partitionLeaderEpoch i32 @12,
 //! magic i8 @16, crc u32 @17 (CRC-32C of bytes 21..end), attributes i16 @21,
 //! lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43,
 //! producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57, records @61.
 #![deny(clippy::unwrap_used)]
+
+pub mod build;
 
 /// Bytes before the records: the fixed batch header.
 pub const HEADER_BYTES: usize = 61;

@@ -9,10 +9,9 @@
 //! skipped, as Kafka skips what it doesn't know.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use riptide_format::{at, whole_batches, BatchHeader};
+use kafka_protocol::records::RecordBatchDecoder;
+use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_format::{whole_batches, HEADER_BYTES};
 
 /// The internal topic's name.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -295,38 +294,23 @@ pub fn decode_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<LogReco
 /// One uncompressed RecordBatch v2 holding `records` in order, offsets 0.. (the log assigns
 /// the real base offset in place).
 pub fn encode_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, String> {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, kv)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever offset - sequence changes; sequences
-            // are reset to "none" below.
-            sequence: i as i32,
-            timestamp: timestamp_ms,
-            key: Some(kv.key.clone()),
-            value: kv.value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::with_capacity(64 + records.len() * 64);
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| e.to_string())?;
-    let one_batch = BatchHeader::parse(&buf).and_then(|h| h.size_bytes()) == Some(buf.len());
-    if !one_batch {
-        return Err(format!("encoder produced {} bytes, not one batch", buf.len()));
+    let count =
+        i32::try_from(records.len()).ok().filter(|n| *n > 0).ok_or("a batch of 1..=i32::MAX records")?;
+    let mut buf = BytesMut::with_capacity(HEADER_BYTES + records.len() * 64);
+    build::put_header_room(&mut buf);
+    for (i, kv) in records.iter().enumerate() {
+        build::put_record(
+            &mut buf,
+            RecordFields {
+                offset_delta: i as i64,
+                timestamp_delta: 0,
+                key: Some(&kv.key),
+                value: kv.value.as_deref(),
+                headers: std::iter::empty(),
+            },
+        );
     }
-    // Not an idempotent producer: base sequence -1 (NO_SEQUENCE), then the CRC again.
-    buf[at::BASE_SEQUENCE..at::BASE_SEQUENCE + 4].copy_from_slice(&(-1i32).to_be_bytes());
-    let crc = riptide_engine::batch::compute_crc(&buf);
-    buf[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    build::write_header(&mut buf, &BatchFields::plain(count, timestamp_ms, timestamp_ms, 0));
     Ok(buf.freeze())
 }
 

@@ -128,10 +128,7 @@ fn aad(header: &[u8]) -> [u8; 8 + 5 + (HEADER_BYTES - at::ATTRIBUTES)] {
 }
 
 fn set_length_and_crc(batch: &mut [u8]) {
-    let len = (batch.len() - at::PARTITION_LEADER_EPOCH) as i32;
-    batch[at::BATCH_LENGTH..at::BATCH_LENGTH + 4].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[at::ATTRIBUTES..]);
-    batch[at::CRC..at::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    riptide_format::build::update_length_and_crc(batch);
 }
 
 fn attributes(batch: &[u8]) -> i16 {
