@@ -27,7 +27,6 @@ pub mod metrics;
 pub mod net;
 pub mod partition;
 pub mod replication;
-pub mod rest;
 pub mod security;
 pub mod server;
 pub mod shard;

@@ -239,9 +239,16 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
         tracing::warn!("REST interface off: it dials a PLAINTEXT listener and this broker has none");
         rest_config.listen = None;
     }
-    let rest_addr = crate::rest::serve(&rest_config, rest_dial.map_or(addr, |l| l.addr)).map_err(|e| {
-        std::io::Error::new(e.kind(), format!("REST listener {:?}: {e}", broker.config.rest.listen))
-    })?;
+    let rest_addr = match rest_config.listen {
+        None => None,
+        Some(listen) => {
+            let dial = crate::bind::local_dial_addr(rest_dial.map_or(addr, |l| l.addr));
+            let served = crate::bind::bind_retrying(listen)
+                .and_then(|l| riptide_rest::serve(&rest_config, l, dial))
+                .map_err(|e| std::io::Error::new(e.kind(), format!("REST listener {listen}: {e}")))?;
+            Some(served)
+        }
+    };
     let bound = Bound {
         kafka: Some(addr),
         probe_target: broker.config.listeners.iter().find(|l| !l.protocol.tls()).map(|l| l.addr),

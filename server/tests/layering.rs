@@ -214,9 +214,8 @@ const SERVER_LAYERS: &[&[&str]] = &[
     &["config"],
     &["bind", "clock", "security"],
     &["metrics", "catalog"],
-    // The REST interface and the CLI are clients of the broker (riptide-client): nothing of
-    // the broker's internals.
-    &["cluster", "rest", "cli"],
+    // The CLI is a client of the broker (riptide-client): nothing of the broker's internals.
+    &["cluster", "cli"],
     &["broker", "partition"],
     &["shard"],
     &["coordinator", "replication"],

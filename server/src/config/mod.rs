@@ -54,26 +54,7 @@ pub struct ServerConfig {
 }
 
 /// The REST interface (`rest.*`), Confluent REST Proxy's API served by the broker itself.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RestConfig {
-    /// `rest.listeners` (`http://host:port`, `off` to disable).
-    pub listen: Option<SocketAddr>,
-    /// `rest.max.request.bytes`: the largest request body (one record of a streamed produce).
-    pub max_request_bytes: usize,
-    /// `rest.consumer.instance.timeout.ms`: a v2 consumer instance not used for this long is
-    /// deleted (and leaves its group).
-    pub consumer_instance_timeout_ms: u64,
-}
-
-impl Default for RestConfig {
-    fn default() -> Self {
-        RestConfig {
-            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8082))),
-            max_request_bytes: 16 << 20,
-            consumer_instance_timeout_ms: 300_000,
-        }
-    }
-}
+pub use riptide_rest::RestConfig;
 
 /// Cluster settings, under KRaft's names.
 #[derive(Clone, Debug, PartialEq)]

@@ -16,7 +16,7 @@ use super::state::State;
 use super::{consumers, groups, produce, topics};
 
 /// The OpenAPI document of this API (the repository's copy, built in).
-const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// v2 request bodies may use any of REST Proxy's v2 types or plain JSON.
 const V2_TYPES: &[&str] = &[

@@ -16,6 +16,7 @@ mod consumers;
 mod error;
 mod groups;
 mod http;
+mod instance;
 mod produce;
 mod records;
 mod router;
@@ -28,18 +29,39 @@ use std::rc::Rc;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 
-use crate::config::RestConfig;
-
 pub use error::RestError;
 
-/// Binds `config.listen` now (so that a taken port fails start-up, like the Kafka listener)
-/// and serves it on a thread of its own until the process exits. `kafka` is this broker's
-/// Kafka listener, which the handlers use as their bootstrap.
-pub fn serve(config: &RestConfig, kafka: SocketAddr) -> std::io::Result<Option<SocketAddr>> {
-    let Some(addr) = config.listen else { return Ok(None) };
-    let listener = crate::bind::bind_retrying(addr)?;
+/// The REST interface's settings (`rest.*` in the broker's config).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestConfig {
+    /// `rest.listeners` (`http://host:port`, `off` to disable).
+    pub listen: Option<SocketAddr>,
+    /// `rest.max.request.bytes`: the largest request body (one record of a streamed produce).
+    pub max_request_bytes: usize,
+    /// `rest.consumer.instance.timeout.ms`: a v2 consumer instance not used for this long is
+    /// deleted (and leaves its group).
+    pub consumer_instance_timeout_ms: u64,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            listen: Some(SocketAddr::from(([0, 0, 0, 0], 8082))),
+            max_request_bytes: 16 << 20,
+            consumer_instance_timeout_ms: 300_000,
+        }
+    }
+}
+
+/// Serves `listener` (bound by the broker, so that a taken port fails its start-up like the
+/// Kafka listener) on a thread of its own until the process exits. `bootstrap` is the broker's
+/// Kafka listener to dial, which the handlers use as their bootstrap.
+pub fn serve(
+    config: &RestConfig,
+    listener: std::net::TcpListener,
+    bootstrap: SocketAddr,
+) -> std::io::Result<SocketAddr> {
     let bound = listener.local_addr()?;
-    let bootstrap = crate::bind::local_dial_addr(kafka);
     let config = config.clone();
     std::thread::Builder::new().name("rest".into()).spawn(move || {
         let runtime = match compio::runtime::Runtime::new() {
@@ -52,7 +74,7 @@ pub fn serve(config: &RestConfig, kafka: SocketAddr) -> std::io::Result<Option<S
         runtime.block_on(accept_loop(listener, config, bootstrap.to_string()));
     })?;
     tracing::info!("REST interface on http://{bound}");
-    Ok(Some(bound))
+    Ok(bound)
 }
 
 async fn accept_loop(listener: std::net::TcpListener, config: RestConfig, bootstrap: String) {

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use riptide_client::{Client, ClientConfig, TopicInfo};
 
-use super::consumers::Instance;
 use super::error::RestError;
-use crate::config::RestConfig;
+use crate::instance::Instance;
+use crate::RestConfig;
 
 /// How long produce trusts cached partition leaders; a leader error drops the entry at once.
 const TOPIC_CACHE_TTL: Duration = Duration::from_secs(5);

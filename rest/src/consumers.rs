@@ -16,54 +16,7 @@ use super::error::RestError;
 use super::http::Req;
 use super::records::{decode_v2, Embedded};
 use super::state::State;
-
-pub struct Instance {
-    pub group: String,
-    pub name: String,
-    format: Embedded,
-    reset: OffsetSpec,
-    auto_commit: bool,
-    fetch_min_bytes: i32,
-    request_timeout_ms: u64,
-    last_used: std::cell::Cell<Instant>,
-    /// Requests running on this instance now: an instance in use is not idle, however long
-    /// its request (a first poll joins the group, which takes seconds).
-    in_use: std::cell::Cell<u32>,
-    inner: Mutex<Inner>,
-}
-
-/// An instance held by a running request; dropping it marks the instance used now.
-pub struct InUse(Rc<Instance>);
-
-impl std::ops::Deref for InUse {
-    type Target = Instance;
-    fn deref(&self) -> &Instance {
-        &self.0
-    }
-}
-
-impl Drop for InUse {
-    fn drop(&mut self) {
-        self.0.in_use.set(self.0.in_use.get() - 1);
-        self.0.last_used.set(Instant::now());
-    }
-}
-
-#[derive(Default)]
-struct Inner {
-    topics: Vec<String>,
-    pattern: Option<regex::Regex>,
-    assigned: Vec<TopicPartition>,
-    member: Option<GroupMember<'static>>,
-    /// Next offset to fetch per owned partition.
-    positions: BTreeMap<TopicPartition, i64>,
-}
-
-impl Inner {
-    fn subscribed(&self) -> bool {
-        !self.topics.is_empty() || self.pattern.is_some()
-    }
-}
+use crate::instance::{InUse, Inner, Instance};
 
 #[derive(Deserialize, Default)]
 pub struct CreateBody {
@@ -155,12 +108,6 @@ pub async fn create(state: &State, mut req: Req, group: &str) -> Result<Value, R
         "instance_id": name,
         "base_uri": req.url(&format!("/consumers/{}/instances/{}", super::http::encode_segment(group), super::http::encode_segment(&name))),
     }))
-}
-
-impl Instance {
-    pub fn format(&self) -> Embedded {
-        self.format
-    }
 }
 
 pub fn instance(state: &State, group: &str, name: &str) -> Result<InUse, RestError> {
