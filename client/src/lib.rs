@@ -43,6 +43,8 @@ pub mod launch;
 pub mod partitioner;
 pub mod produce;
 pub mod sasl;
+pub mod scram;
+pub mod security;
 pub mod tls;
 pub mod versions;
 

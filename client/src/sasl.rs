@@ -4,9 +4,10 @@
 //! password cannot pass for one that does.
 
 use base64::Engine;
-use ring::{digest, hmac, pbkdf2, rand::SecureRandom};
+use ring::rand::SecureRandom;
 
 use crate::error::{Error, Result};
+use crate::scram::{hash, mac, salted_password, Mechanism};
 
 /// Who to log in as, and how.
 #[derive(Clone)]
@@ -35,8 +36,8 @@ impl Exchange {
     pub fn start(login: &Login) -> Result<(Exchange, Vec<u8>)> {
         match login.mechanism.as_str() {
             "PLAIN" => Ok((Exchange::Plain, format!("\0{}\0{}", login.user, login.password).into_bytes())),
-            "SCRAM-SHA-256" => ScramClient::start(login, Sha::Sha256),
-            "SCRAM-SHA-512" => ScramClient::start(login, Sha::Sha512),
+            "SCRAM-SHA-256" => ScramClient::start(login, Mechanism::ScramSha256),
+            "SCRAM-SHA-512" => ScramClient::start(login, Mechanism::ScramSha512),
             other => {
                 Err(Error::Invalid(format!("SASL mechanism {other}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")))
             }
@@ -54,7 +55,7 @@ impl Exchange {
 }
 
 pub struct ScramClient {
-    sha: Sha,
+    sha: Mechanism,
     password: String,
     client_nonce: String,
     first_bare: String,
@@ -63,7 +64,7 @@ pub struct ScramClient {
 }
 
 impl ScramClient {
-    fn start(login: &Login, sha: Sha) -> Result<(Exchange, Vec<u8>)> {
+    fn start(login: &Login, sha: Mechanism) -> Result<(Exchange, Vec<u8>)> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut nonce = [0u8; 24];
         ring::rand::SystemRandom::new()
@@ -98,11 +99,12 @@ impl ScramClient {
         let salt = b64.decode(attr("s").ok_or_else(|| bad("no salt"))?).map_err(|_| bad("bad salt"))?;
         let iterations: u32 =
             attr("i").and_then(|i| i.parse().ok()).ok_or_else(|| bad("bad iteration count"))?;
-        let iterations = std::num::NonZeroU32::new(iterations).ok_or_else(|| bad("zero iterations"))?;
-        let mut salted = vec![0u8; sha.digest().output_len()];
-        pbkdf2::derive(sha.pbkdf2(), iterations, &salt, self.password.as_bytes(), &mut salted);
+        if iterations == 0 {
+            return Err(bad("zero iterations"));
+        }
+        let salted = salted_password(sha, self.password.as_bytes(), &salt, iterations);
         let client_key = mac(sha, &salted, b"Client Key");
-        let stored_key = digest::digest(sha.digest(), &client_key);
+        let stored_key = hash(sha, &client_key);
         let without_proof = format!("c=biws,r={server_nonce}");
         let auth_message = format!("{},{server_first},{without_proof}", self.first_bare);
         let signature = mac(sha, stored_key.as_ref(), auth_message.as_bytes());
@@ -111,39 +113,6 @@ impl ScramClient {
         self.expected = Some(format!("v={}", b64.encode(mac(sha, &server_key, auth_message.as_bytes()))));
         Ok(Some(format!("{without_proof},p={}", b64.encode(proof)).into_bytes()))
     }
-}
-
-#[derive(Clone, Copy)]
-enum Sha {
-    Sha256,
-    Sha512,
-}
-
-impl Sha {
-    fn pbkdf2(self) -> pbkdf2::Algorithm {
-        match self {
-            Sha::Sha256 => pbkdf2::PBKDF2_HMAC_SHA256,
-            Sha::Sha512 => pbkdf2::PBKDF2_HMAC_SHA512,
-        }
-    }
-
-    fn hmac(self) -> hmac::Algorithm {
-        match self {
-            Sha::Sha256 => hmac::HMAC_SHA256,
-            Sha::Sha512 => hmac::HMAC_SHA512,
-        }
-    }
-
-    fn digest(self) -> &'static digest::Algorithm {
-        match self {
-            Sha::Sha256 => &digest::SHA256,
-            Sha::Sha512 => &digest::SHA512,
-        }
-    }
-}
-
-fn mac(sha: Sha, key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(sha.hmac(), key), data).as_ref().to_vec()
 }
 
 fn bad(what: &str) -> Error {

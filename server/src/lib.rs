@@ -10,14 +10,13 @@
 //! - `partition`: one partition's log, high watermark, leader epoch and waiters;
 //! - `broker`, `catalog`, `config`, `metrics`, `clock`: state and settings every layer reads.
 //!
-//! `cli` is the `riptide` client commands (on `riptide-client`); `fuzzing` exposes decoders to
-//! the fuzz targets.
+//! The `riptide` client commands are the riptide-cli crate, the REST interface riptide-rest;
+//! `fuzzing` exposes decoders to the fuzz targets.
 
 pub mod api;
 pub mod bind;
 pub mod broker;
 pub mod catalog;
-pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -24,7 +24,7 @@ enum Command {
     )]
     Serve(ServeArgs),
     #[command(flatten)]
-    Client(riptide_server::cli::ClientCommand),
+    Client(riptide_cli::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -142,9 +142,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Client(command) => {
-            riptide_server::cli::run(command, <Cli as clap::CommandFactory>::command())
-        }
+        Command::Client(command) => riptide_cli::run(command, <Cli as clap::CommandFactory>::command()),
     }
 }
 

@@ -214,8 +214,7 @@ const SERVER_LAYERS: &[&[&str]] = &[
     &["config"],
     &["bind", "clock", "security"],
     &["metrics", "catalog"],
-    // The CLI is a client of the broker (riptide-client): nothing of the broker's internals.
-    &["cluster", "cli"],
+    &["cluster"],
     &["broker", "partition"],
     &["shard"],
     &["coordinator", "replication"],

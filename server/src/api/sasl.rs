@@ -135,7 +135,7 @@ pub async fn authenticate(
 }
 
 fn credential(ctx: &Ctx, user: &str, m: Mechanism) -> Option<ScramCredential> {
-    let code = scram::mechanism_code(m)?;
+    let code = m.scram_code()?;
     let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
     cat.scram.get(user)?.get(&code).cloned()
 }

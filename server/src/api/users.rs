@@ -46,7 +46,7 @@ pub async fn alter(
             Err((ResponseError::DuplicateResource, format!("user {user} names a mechanism more than once")))
         } else if user.is_empty() {
             Err((ResponseError::UnacceptableCredential, "empty user name".into()))
-        } else if scram::mechanism_of(d.mechanism).is_none() {
+        } else if scram::Mechanism::from_scram_code(d.mechanism).is_none() {
             Err((ResponseError::UnsupportedSaslMechanism, format!("unknown SCRAM mechanism {}", d.mechanism)))
         } else if !existing.get(&user).is_some_and(|m| m.contains_key(&d.mechanism)) {
             Err((ResponseError::ResourceNotFound, format!("user {user} has no such credential to delete")))
@@ -59,7 +59,7 @@ pub async fn alter(
     }
     for u in &request.upsertions {
         let user = u.name.to_string();
-        let verdict = match scram::mechanism_of(u.mechanism) {
+        let verdict = match scram::Mechanism::from_scram_code(u.mechanism) {
             _ if dupes.contains(&user) => Err((
                 ResponseError::DuplicateResource,
                 format!("user {user} names a mechanism more than once"),

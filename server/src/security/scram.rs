@@ -7,72 +7,12 @@
 //! per-process secret) and fails only at the proof, so the answers never tell whether a user
 //! exists.
 
-use std::num::NonZeroU32;
-
 use base64::Engine;
-use ring::{digest, hmac, pbkdf2, rand::SecureRandom};
 use riptide_quorum::ScramCredential;
 
-use crate::config::Mechanism;
-
-/// Kafka's bounds on the iteration count (`ScramMechanism`): fewer is too cheap to attack.
-pub const ITERATIONS_MIN: u32 = 4096;
-pub const ITERATIONS_MAX: u32 = 16384;
-
-/// Kafka's mechanism codes (`ScramMechanism`): 1 SCRAM-SHA-256, 2 SCRAM-SHA-512.
-pub fn mechanism_code(m: Mechanism) -> Option<i8> {
-    match m {
-        Mechanism::ScramSha256 => Some(1),
-        Mechanism::ScramSha512 => Some(2),
-        Mechanism::Plain => None,
-    }
-}
-
-pub fn mechanism_of(code: i8) -> Option<Mechanism> {
-    match code {
-        1 => Some(Mechanism::ScramSha256),
-        2 => Some(Mechanism::ScramSha512),
-        _ => None,
-    }
-}
-
-struct Algorithms {
-    pbkdf2: pbkdf2::Algorithm,
-    hmac: hmac::Algorithm,
-    digest: &'static digest::Algorithm,
-}
-
-fn algorithms(m: Mechanism) -> Algorithms {
-    match m {
-        Mechanism::ScramSha512 => Algorithms {
-            pbkdf2: pbkdf2::PBKDF2_HMAC_SHA512,
-            hmac: hmac::HMAC_SHA512,
-            digest: &digest::SHA512,
-        },
-        _ => Algorithms {
-            pbkdf2: pbkdf2::PBKDF2_HMAC_SHA256,
-            hmac: hmac::HMAC_SHA256,
-            digest: &digest::SHA256,
-        },
-    }
-}
-
-/// SaltedPassword = Hi(password, salt, i).
-pub fn salted_password(m: Mechanism, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-    let a = algorithms(m);
-    let mut out = vec![0u8; a.digest.output_len()];
-    let i = NonZeroU32::new(iterations.max(1)).unwrap_or(NonZeroU32::MIN);
-    pbkdf2::derive(a.pbkdf2, i, salt, password, &mut out);
-    out
-}
-
-fn mac(m: Mechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(algorithms(m).hmac, key), data).as_ref().to_vec()
-}
-
-fn hash(m: Mechanism, data: &[u8]) -> Vec<u8> {
-    digest::digest(algorithms(m).digest, data).as_ref().to_vec()
-}
+pub use riptide_client::scram::{
+    hash, mac, new_salted, random_bytes, salted_password, Mechanism, ITERATIONS_MAX, ITERATIONS_MIN,
+};
 
 /// The stored form of a salted password (what AlterUserScramCredentials sends).
 pub fn credential_from_salted(
@@ -88,20 +28,6 @@ pub fn credential_from_salted(
         salt,
         iterations,
     }
-}
-
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut out = vec![0u8; n];
-    // The system RNG failing leaves zeros; refuse to hand those out as salts or nonces.
-    ring::rand::SystemRandom::new().fill(&mut out).expect("the system random number generator works");
-    out
-}
-
-/// A credential for `password` with a fresh random salt (`riptide user`).
-pub fn new_credential(m: Mechanism, password: &str, iterations: u32) -> (Vec<u8>, Vec<u8>) {
-    let salt = random_bytes(32);
-    let salted = salted_password(m, password.as_bytes(), &salt, iterations);
-    (salt, salted)
 }
 
 /// Checks a plain password against a stored SCRAM credential (how PLAIN logins are verified).
@@ -259,7 +185,7 @@ pub fn server_final(
 /// A salt for a user that does not exist: stable per name within this process, so that
 /// asking twice does not give it away.
 pub fn fake_salt(secret: &[u8], user: &str) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), user.as_bytes()).as_ref().to_vec()
+    mac(Mechanism::ScramSha256, secret, user.as_bytes())
 }
 
 #[cfg(test)]
@@ -284,7 +210,7 @@ mod tests {
 
     fn run(m: Mechanism, stored_password: Option<&str>, password: &str) -> Result<String, ScramError> {
         let cred = stored_password.map(|p| {
-            let (salt, salted) = new_credential(m, p, 4096);
+            let (salt, salted) = new_salted(m, p, 4096);
             credential_from_salted(m, salt, &salted, 4096)
         });
         let bare = "n=al=3Dice,r=fyko+d2lbbFgONRv9qkxdawL";
@@ -311,7 +237,7 @@ mod tests {
         for (m, name) in
             [(Mechanism::ScramSha256, "SCRAM-SHA-256"), (Mechanism::ScramSha512, "SCRAM-SHA-512")]
         {
-            let (salt, salted) = new_credential(m, "pw", 4096);
+            let (salt, salted) = new_salted(m, "pw", 4096);
             let cred = credential_from_salted(m, salt, &salted, 4096);
             let login = |password: &str| Login {
                 mechanism: name.into(),
@@ -344,7 +270,7 @@ mod tests {
     #[test]
     fn plain_passwords_verify_against_the_stored_credential() {
         let m = Mechanism::ScramSha256;
-        let (salt, salted) = new_credential(m, "pw", 4096);
+        let (salt, salted) = new_salted(m, "pw", 4096);
         let cred = credential_from_salted(m, salt, &salted, 4096);
         assert!(verify_password(m, &cred, b"pw"));
         assert!(!verify_password(m, &cred, b"pW"));

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::output::{self, OutputFormat, Table};
 use super::{connect, CliError, CliResult, Conn};
-use crate::config::Mechanism;
-use crate::security::scram;
+use riptide_client::scram;
+use riptide_client::scram::Mechanism;
 
 pub const EXAMPLES: &str = concat!(
     "Examples:
@@ -71,7 +71,7 @@ fn mechanisms(named: Option<&str>) -> Result<Vec<Mechanism>, CliError> {
 }
 
 fn code(m: Mechanism) -> i8 {
-    scram::mechanism_code(m).unwrap_or(0)
+    m.scram_code().unwrap_or(0)
 }
 
 pub async fn run(args: UserArgs) -> CliResult {
@@ -100,7 +100,7 @@ pub async fn run(args: UserArgs) -> CliResult {
             let upsertions = mechanisms(mechanism.as_deref())?
                 .into_iter()
                 .map(|m| {
-                    let (salt, salted) = scram::new_credential(m, &password, iterations);
+                    let (salt, salted) = scram::new_salted(m, &password, iterations);
                     ScramCredentialUpsertion::default()
                         .with_name(StrBytes::from_string(name.clone()))
                         .with_mechanism(code(m))
@@ -152,7 +152,8 @@ pub async fn run(args: UserArgs) -> CliResult {
                         .credential_infos
                         .iter()
                         .map(|c| {
-                            let name = scram::mechanism_of(c.mechanism).map_or("unknown", Mechanism::name);
+                            let name =
+                                Mechanism::from_scram_code(c.mechanism).map_or("unknown", Mechanism::name);
                             format!("{name} ({} iterations)", c.iterations)
                         })
                         .collect();

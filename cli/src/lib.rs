@@ -70,12 +70,13 @@ impl Conn {
         &self,
     ) -> Result<(Option<std::sync::Arc<rustls::ClientConfig>>, Option<riptide_client::sasl::Login>), CliError>
     {
-        let protocol = crate::config::SecurityProtocol::parse(&self.security_protocol).ok_or_else(|| {
-            CliError::usage(format!(
-                "--security-protocol {}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
-                self.security_protocol
-            ))
-        })?;
+        let protocol = riptide_client::security::SecurityProtocol::parse(&self.security_protocol)
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "--security-protocol {}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+                    self.security_protocol
+                ))
+            })?;
         let tls = if protocol.tls() {
             let ca = self
                 .ssl_ca

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::output::{self, OutputFormat, Table};
 use super::{connect, CliError, CliResult, Conn};
-use crate::security::acl::{op, pattern, permission, resource, CLUSTER_NAME};
+use riptide_client::security::{op, pattern, permission, resource, CLUSTER_NAME};
 
 pub const EXAMPLES: &str = concat!(
     "Examples:
