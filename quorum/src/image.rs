@@ -182,12 +182,16 @@ impl MetadataImage {
                 let p = usize::try_from(*partition).ok().and_then(|i| t.partitions.get_mut(i)).ok_or_else(
                     || ApplyError::InvalidPartitions(format!("{topic}-{partition} does not exist")),
                 )?;
+                sound_assignment(&p.replicas, &p.adding, &p.removing, *leader, isr)
+                    .map_err(|e| ApplyError::InvalidPartitions(format!("{topic}-{partition}: {e}")))?;
+                let before = (p.leader_epoch, p.partition_epoch);
                 if p.leader != *leader {
                     p.leader_epoch += 1;
                 }
                 p.leader = *leader;
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
+                debug_assert!((p.leader_epoch, p.partition_epoch) > before, "epochs only move forward");
                 changes.push(Change::LeaderChanged { topic: topic.clone(), partition: *partition });
                 Ok(())
             }
@@ -204,16 +208,8 @@ impl MetadataImage {
                 let p = usize::try_from(*partition).ok().and_then(|i| t.partitions.get_mut(i)).ok_or_else(
                     || ApplyError::InvalidPartitions(format!("{topic}-{partition} does not exist")),
                 )?;
-                let distinct: BTreeSet<_> = replicas.iter().collect();
-                let sound = !replicas.is_empty()
-                    && distinct.len() == replicas.len()
-                    && adding.iter().chain(removing).chain(isr).all(|r| replicas.contains(r))
-                    && (*leader == NO_LEADER || replicas.contains(leader));
-                if !sound {
-                    return Err(ApplyError::InvalidPartitions(format!(
-                        "{topic}-{partition}: unsound assignment {replicas:?} (adding {adding:?}, removing {removing:?}, ISR {isr:?}, leader {leader})"
-                    )));
-                }
+                sound_assignment(replicas, adding, removing, *leader, isr)
+                    .map_err(|e| ApplyError::InvalidPartitions(format!("{topic}-{partition}: {e}")))?;
                 if p.leader != *leader {
                     p.leader_epoch += 1;
                 }
@@ -359,6 +355,31 @@ impl MetadataImage {
     }
 }
 
+/// A partition's placement as every record that sets it must leave it: distinct replicas,
+/// the ones being added or removed and the ISR among them, and a leader (if any) that is a
+/// replica in the ISR. A record that breaks this was written by a bug; it is refused, the
+/// same way on every node, rather than applied.
+fn sound_assignment(
+    replicas: &[NodeId],
+    adding: &[NodeId],
+    removing: &[NodeId],
+    leader: NodeId,
+    isr: &[NodeId],
+) -> Result<(), String> {
+    let distinct: BTreeSet<_> = replicas.iter().collect();
+    let sound = !replicas.is_empty()
+        && distinct.len() == replicas.len()
+        && adding.iter().chain(removing).chain(isr).all(|r| replicas.contains(r))
+        && (leader == NO_LEADER || isr.contains(&leader));
+    if sound {
+        Ok(())
+    } else {
+        Err(format!(
+            "unsound assignment {replicas:?} (adding {adding:?}, removing {removing:?}, ISR {isr:?}, leader {leader})"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +428,37 @@ mod tests {
         let p0 = &img.topics["t"].partitions[0];
         assert_eq!((p0.leader, p0.leader_epoch), (1, 2));
         assert_eq!(img.applied, 11);
+    }
+
+    #[test]
+    fn an_unsound_partition_change_is_refused_and_changes_nothing() {
+        let mut img = MetadataImage::default();
+        let t = TopicRecord {
+            name: "t".into(),
+            id: 9,
+            partitions: vec![PartitionState::new(vec![1, 2, 3])],
+            configs: BTreeMap::new(),
+            internal: false,
+        };
+        img.apply(1, &[MetadataRecord::CreateTopic(t)], &mut Vec::new());
+        let before = img.topics["t"].partitions[0].clone();
+        let change = |leader, isr: &[NodeId]| MetadataRecord::PartitionChange {
+            topic: "t".into(),
+            partition: 0,
+            leader,
+            isr: isr.to_vec(),
+        };
+        // A leader outside the ISR, an ISR member that is no replica.
+        for (i, bad) in [change(1, &[2, 3]), change(2, &[2, 4])].into_iter().enumerate() {
+            let r = img.apply(2 + i as u64, &[bad], &mut Vec::new());
+            assert!(matches!(r[0], Err(ApplyError::InvalidPartitions(_))), "{r:?}");
+            assert_eq!(img.topics["t"].partitions[0], before);
+        }
+        assert_eq!(img.apply(4, &[change(2, &[2, 3])], &mut Vec::new()), vec![Ok(())]);
+        let p = &img.topics["t"].partitions[0];
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.partition_epoch),
+            (2, before.leader_epoch + 1, before.partition_epoch + 1)
+        );
     }
 }
