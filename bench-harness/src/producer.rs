@@ -6,7 +6,9 @@
 //! their intended times, so the wait shows in their latency (no coordinated omission).
 //!
 //! Partitioning is Kafka's sticky partitioner for keyless messages: a batch goes to one
-//! partition, the next batch to the next partition.
+//! partition, the next batch to the next partition. With `keyDistributor: KEY_ROUND_ROBIN`
+//! (`spread`) message n goes to partition n mod P instead, so each request carries a small
+//! batch per partition, as keyed records make a Kafka producer do.
 //!
 //! With no rate (`producerRate: 0`) there is no schedule: batches are filled as soon as a
 //! request slot frees, and latency counts from when a message was put in its batch. That is a
@@ -45,6 +47,8 @@ pub struct ProducerPlan {
     pub linger: Duration,
     pub in_flight_max: usize,
     pub first_partition: usize,
+    /// Spread every request over all partitions (`Workload::spread`).
+    pub spread: bool,
 }
 
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
@@ -82,8 +86,12 @@ struct Producer {
     topic: TopicInfo,
     plan: ProducerPlan,
     recorder: Rc<RefCell<Recorder>>,
-    batch: BatchBuilder,
-    intended: Vec<u64>,
+    /// The open request's batches: one (sticky partitioning), or one per partition of the topic
+    /// in partition order (`plan.spread`), each with the intended times of its messages.
+    slots: Vec<Slot>,
+    /// Messages in the open request, and the intended time of its first one (linger).
+    open: u64,
+    first_intended: Option<u64>,
     /// Messages that fit one batch.
     room_max: u64,
     partition_cursor: usize,
@@ -92,13 +100,29 @@ struct Producer {
     sent: u64,
 }
 
+/// One partition's batch in the open request.
+struct Slot {
+    batch: BatchBuilder,
+    intended: Vec<u64>,
+}
+
+/// Bytes reserved up front for each batch of a spread request (they grow as needed): a
+/// thousand partitions must not reserve `batchSizeBytes` each.
+const SPREAD_BATCH_RESERVE_BYTES: usize = 16 << 10;
+
 /// Runs the producer until `plan.end_ns`, then waits for its outstanding answers.
 pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ProducerPlan, recorder: Rc<RefCell<Recorder>>) {
     let room_max = batch_room(plan.batch_bytes_max, plan.template.len());
+    let slot_count = if plan.spread { topic.partitions.len().max(1) } else { 1 };
+    let reserve = if plan.spread { plan.batch_bytes_max.min(SPREAD_BATCH_RESERVE_BYTES) } else { plan.batch_bytes_max };
+    let slots = (0..slot_count)
+        .map(|_| Slot { batch: BatchBuilder::new(plan.compression, reserve), intended: Vec::new() })
+        .collect();
     let mut p = Producer {
         client,
-        batch: BatchBuilder::new(plan.compression, plan.batch_bytes_max),
-        intended: Vec::with_capacity(room_max as usize),
+        slots,
+        open: 0,
+        first_intended: None,
         room_max,
         partition_cursor: plan.first_partition,
         in_flight: VecDeque::new(),
@@ -116,6 +140,17 @@ pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ProducerPlan, recor
 }
 
 impl Producer {
+    /// True when the next message would not fit its batch.
+    fn full(&self) -> bool {
+        let slot = &self.slots[self.slot_of(self.sent)];
+        slot.intended.len() as u64 >= self.room_max
+    }
+
+    /// The slot message `n` goes to: its partition's when spread, else the one open batch.
+    fn slot_of(&self, n: u64) -> usize {
+        (n % self.slots.len() as u64) as usize
+    }
+
     async fn run_scheduled(&mut self) {
         let schedule = self.plan.schedule;
         let end = self.plan.end_ns;
@@ -127,24 +162,25 @@ impl Producer {
                 break;
             }
             let due = schedule.due(now).min(last_due);
-            while self.sent < due && (self.intended.len() as u64) < self.room_max {
+            while self.sent < due && !self.full() {
                 self.push(schedule.intended_ns(self.sent));
             }
             self.recorder.borrow_mut().behind(self.plan.index, due - self.sent);
-            let full = self.intended.len() as u64 >= self.room_max;
-            let lingered = self.intended.first().is_some_and(|first| now >= first + linger_ns);
-            if full || lingered || (now >= end && !self.intended.is_empty()) {
+            let lingered = self.first_intended.is_some_and(|first| now >= first + linger_ns);
+            if self.full() || lingered || (now >= end && self.open > 0) {
                 self.dispatch().await;
                 continue;
             }
-            let room = self.room_max - self.intended.len() as u64;
-            let wake =
-                next_wake_ns(&schedule, self.sent, self.intended.first().copied(), room, linger_ns, end);
+            // The next batch to fill up is the one the next message goes to (spread requests
+            // fill their batches in turn).
+            let room = (self.room_max - self.slots[self.slot_of(self.sent)].intended.len() as u64)
+                .saturating_mul(self.slots.len() as u64);
+            let wake = next_wake_ns(&schedule, self.sent, self.first_intended, room, linger_ns, end);
             let wake = wake.max(now + 1);
             compio::time::sleep_until(instant_at(wake)).await;
             self.recorder.borrow_mut().woke(wake, now_ns());
         }
-        if !self.intended.is_empty() {
+        if self.open > 0 {
             self.dispatch().await;
         }
         let mut recorder = self.recorder.borrow_mut();
@@ -158,7 +194,7 @@ impl Producer {
         while now_ns() < self.plan.end_ns {
             self.wait_for_slot().await;
             let now = now_ns();
-            while (self.intended.len() as u64) < self.room_max {
+            while !self.full() {
                 self.push(now);
             }
             self.dispatch().await;
@@ -166,10 +202,14 @@ impl Producer {
     }
 
     fn push(&mut self, intended_ns: u64) {
+        let i = self.slot_of(self.sent);
+        let slot = &mut self.slots[i];
         // The wall clock is read once per batch: only the first record sets its timestamp.
-        let now_ms = if self.batch.is_empty() { unix_ms() } else { 0 };
-        self.batch.push(&self.plan.template, self.plan.run_tag, intended_ns, now_ms);
-        self.intended.push(intended_ns);
+        let now_ms = if slot.batch.is_empty() { unix_ms() } else { 0 };
+        slot.batch.push(&self.plan.template, self.plan.run_tag, intended_ns, now_ms);
+        slot.intended.push(intended_ns);
+        self.first_intended.get_or_insert(intended_ns);
+        self.open += 1;
         self.sent += 1;
     }
 
@@ -181,31 +221,54 @@ impl Producer {
         }
     }
 
-    /// Sends the open batch to the next partition (waiting for a request slot first).
+    /// Sends the open batches (waiting for a request slot first): the one batch to the next
+    /// partition, or each spread batch to its partition, one request per leader.
     async fn dispatch(&mut self) {
         self.wait_for_slot().await;
-        let intended = std::mem::replace(&mut self.intended, Vec::with_capacity(self.room_max as usize));
-        let records = match self.batch.finish(self.plan.batch_bytes_max) {
-            Ok(r) => r,
-            Err(e) => {
-                return self.recorder.borrow_mut().failed(intended.len() as u64, &format!("ENCODE: {e}"))
-            }
+        self.open = 0;
+        self.first_intended = None;
+        let capacity = if self.plan.spread {
+            self.plan.batch_bytes_max.min(SPREAD_BATCH_RESERVE_BYTES)
+        } else {
+            self.plan.batch_bytes_max
         };
         let partitions = &self.topic.partitions;
-        let partition = partitions[self.partition_cursor % partitions.len()].partition;
-        self.partition_cursor = self.partition_cursor.wrapping_add(1);
-        let request = produce_request(&self.topic.name, partition, records, self.plan.acks);
-        let send = Send {
-            client: self.client.clone(),
-            topic: self.topic.clone(),
-            partition,
-            request,
-            intended,
-            message_bytes: self.plan.template.len() as u64,
-            acks: self.plan.acks,
-            recorder: self.recorder.clone(),
-        };
-        self.in_flight.push_back(compio::runtime::spawn(send.run()));
+        let mut by_leader: Vec<(i32, Vec<Part>)> = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| !s.intended.is_empty()) {
+            let intended = std::mem::take(&mut slot.intended);
+            let records = match slot.batch.finish(capacity) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.recorder.borrow_mut().failed(intended.len() as u64, &format!("ENCODE: {e}"));
+                    continue;
+                }
+            };
+            let partition = if self.plan.spread {
+                partitions[i].partition
+            } else {
+                let p = partitions[self.partition_cursor % partitions.len()].partition;
+                self.partition_cursor = self.partition_cursor.wrapping_add(1);
+                p
+            };
+            let leader = self.topic.leader_of(partition).unwrap_or(-1);
+            let part = Part { partition, records, intended };
+            match by_leader.iter_mut().find(|(l, _)| *l == leader) {
+                Some((_, parts)) => parts.push(part),
+                None => by_leader.push((leader, vec![part])),
+            }
+        }
+        for (_, parts) in by_leader {
+            let send = Send {
+                client: self.client.clone(),
+                topic: self.topic.clone(),
+                request: produce_request(&self.topic.name, &parts, self.plan.acks),
+                parts: parts.into_iter().map(|p| (p.partition, p.intended)).collect(),
+                message_bytes: self.plan.template.len() as u64,
+                acks: self.plan.acks,
+                recorder: self.recorder.clone(),
+            };
+            self.in_flight.push_back(compio::runtime::spawn(send.run()));
+        }
     }
 
     async fn drain(&mut self) {
@@ -219,13 +282,22 @@ impl Producer {
     }
 }
 
-fn produce_request(topic: &str, partition: i32, records: Bytes, acks: Acks) -> ProduceRequest {
+/// One partition's finished batch.
+struct Part {
+    partition: i32,
+    records: Bytes,
+    intended: Vec<u64>,
+}
+
+fn produce_request(topic: &str, parts: &[Part], acks: Acks) -> ProduceRequest {
+    let partition_data = parts
+        .iter()
+        .map(|p| PartitionProduceData::default().with_index(p.partition).with_records(Some(p.records.clone())))
+        .collect();
     ProduceRequest::default().with_acks(acks.wire()).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(
         vec![TopicProduceData::default()
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])],
+            .with_partition_data(partition_data)],
     )
 }
 
@@ -233,9 +305,9 @@ fn produce_request(topic: &str, partition: i32, records: Bytes, acks: Acks) -> P
 struct Send {
     client: Rc<Client>,
     topic: TopicInfo,
-    partition: i32,
     request: ProduceRequest,
-    intended: Vec<u64>,
+    /// Each partition of the request with the intended times of its messages.
+    parts: Vec<(i32, Vec<u64>)>,
     message_bytes: u64,
     acks: Acks,
     recorder: Rc<RefCell<Recorder>>,
@@ -243,35 +315,48 @@ struct Send {
 
 impl Send {
     async fn run(self) {
-        let outcome = self.exchange().await;
+        let outcomes = self.exchange().await;
         let now = now_ns();
         let mut recorder = self.recorder.borrow_mut();
-        match outcome {
-            Ok(()) => recorder.published(&self.intended, now, self.message_bytes),
-            Err(e) => recorder.failed(self.intended.len() as u64, &error_kind(&e)),
+        for ((_, intended), outcome) in self.parts.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => recorder.published(intended, now, self.message_bytes),
+                Err(kind) => recorder.failed(intended.len() as u64, &kind),
+            }
         }
     }
 
-    async fn exchange(&self) -> riptide_client::Result<()> {
-        let connection = self.client.leader(&self.topic, self.partition).await?;
+    /// One outcome per part, in order (a failure as its `error_kind`).
+    async fn exchange(&self) -> Vec<Result<(), String>> {
+        let all = |e: riptide_client::Error| self.parts.iter().map(|_| Err(error_kind(&e))).collect();
+        let Some(&(first, _)) = self.parts.first() else { return Vec::new() };
+        let connection = match self.client.leader(&self.topic, first).await {
+            Ok(c) => c,
+            Err(e) => return all(e),
+        };
         if self.acks == Acks::None {
-            return connection.send_oneway(&self.request).await;
+            return match connection.send_oneway(&self.request).await {
+                Ok(()) => self.parts.iter().map(|_| Ok(())).collect(),
+                Err(e) => all(e),
+            };
         }
-        let response = connection.send(&self.request).await?;
-        let answer = response
-            .responses
+        let response = match connection.send(&self.request).await {
+            Ok(r) => r,
+            Err(e) => return all(e),
+        };
+        let answers = || response.responses.iter().flat_map(|t| t.partition_responses.iter());
+        self.parts
             .iter()
-            .flat_map(|t| t.partition_responses.iter())
-            .find(|p| p.index == self.partition);
-        match answer {
-            Some(p) if p.error_code == 0 => Ok(()),
-            Some(p) => Err(riptide_client::Error::kafka(
-                p.error_code,
-                format!("produce to {}/{}", self.topic.name, self.partition),
-                p.error_message.as_deref(),
-            )),
-            None => Err(riptide_client::Error::Invalid("no answer for the partition".into())),
-        }
+            .map(|&(partition, _)| match answers().find(|p| p.index == partition) {
+                Some(p) if p.error_code == 0 => Ok(()),
+                Some(p) => Err(error_kind(&riptide_client::Error::kafka(
+                    p.error_code,
+                    format!("produce to {}/{}", self.topic.name, partition),
+                    p.error_message.as_deref(),
+                ))),
+                None => Err(error_kind(&riptide_client::Error::Invalid("no answer for the partition".into()))),
+            })
+            .collect()
     }
 }
 

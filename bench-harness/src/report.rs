@@ -112,6 +112,10 @@ pub struct RunConfig {
     pub compression: String,
     pub batch_size_bytes: u32,
     pub linger_ms: f64,
+    /// OMB's keyDistributor: NO_KEY (sticky, one partition per batch) or KEY_ROUND_ROBIN
+    /// (every request spread over all partitions); absent in results written before it.
+    #[serde(default)]
+    pub key_distributor: String,
     pub max_in_flight: u32,
     pub warmup_seconds: f64,
     pub test_duration_seconds: f64,
@@ -388,6 +392,7 @@ pub(crate) mod tests {
             compression: "none".into(),
             batch_size_bytes: 1 << 20,
             linger_ms: 1.0,
+            key_distributor: "NO_KEY".into(),
             max_in_flight: 5,
             warmup_seconds: 1.0,
             test_duration_seconds: 2.0,

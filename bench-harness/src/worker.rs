@@ -47,6 +47,8 @@ pub struct Shared {
     pub compression: Compression,
     pub batch_bytes_max: usize,
     pub linger: Duration,
+    /// Every request spread over all partitions (`Workload::spread`).
+    pub spread: bool,
     pub in_flight_max: usize,
     pub assignment: Assignment,
 }
@@ -219,6 +221,7 @@ fn producer_plan(index: usize, spec: &ProducerSpec, s: &Shared, t: &Timeline) ->
         compression: s.compression,
         batch_bytes_max: s.batch_bytes_max,
         linger: s.linger,
+        spread: s.spread,
         in_flight_max: s.in_flight_max,
         first_partition: spec.first_partition,
     }

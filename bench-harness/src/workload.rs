@@ -164,6 +164,12 @@ pub struct Workload {
     pub compression: Compression,
     pub batch_bytes_max: u32,
     pub linger: Duration,
+    /// `keyDistributor: KEY_ROUND_ROBIN`: message n of a producer goes to partition n mod P, so
+    /// every Produce request carries a small batch for each partition, which is what keyed
+    /// records make a Kafka producer send (OMB's keyed workloads). The records themselves stay
+    /// keyless: the broker's work per batch does not depend on keys (compaction aside).
+    /// Otherwise (`NO_KEY`, the default) Kafka's sticky partitioner: one partition per batch.
+    pub spread: bool,
     /// Produce requests in flight per producer (Kafka's max.in.flight.requests.per.connection).
     pub in_flight_max: u32,
     pub warmup: Duration,
@@ -213,9 +219,16 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
     within("producersPerTopic", raw.producers_per_topic, 1, CLIENTS_MAX)?;
     within("subscriptionsPerTopic", raw.subscriptions_per_topic, 0, CLIENTS_MAX)?;
     within("consumerPerSubscription", raw.consumer_per_subscription, 1, CLIENTS_MAX)?;
-    if let Some(k) = raw.key_distributor.as_deref().filter(|k| *k != "NO_KEY") {
-        return Err(format!("keyDistributor {k:?} is not supported (only NO_KEY: sticky partitioning)"));
-    }
+    let spread = match raw.key_distributor.as_deref() {
+        None | Some("NO_KEY") => false,
+        Some("KEY_ROUND_ROBIN") => true,
+        Some(k) => {
+            return Err(format!(
+                "keyDistributor {k:?} is not supported (NO_KEY: sticky partitioning, or \
+                 KEY_ROUND_ROBIN: every request spread over all partitions)"
+            ))
+        }
+    };
     if raw.consumer_backlog_size_gb.is_some_and(|gb| gb != 0.0) {
         return Err("consumerBacklogSizeGB is not supported (must be 0)".into());
     }
@@ -250,6 +263,7 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
         compression: raw.compression.as_deref().unwrap_or("none").parse().map_err(|e| format!("{e}"))?,
         batch_bytes_max,
         linger: Duration::from_secs_f64(linger_ms / 1e3),
+        spread,
         in_flight_max,
         warmup: duration("warmup", raw.warmup_duration_seconds, raw.warmup_duration_minutes, 5.0, true)?,
         duration: duration(
@@ -446,7 +460,9 @@ mod tests {
         assert!(parse_err("name: x\nmessageSize: 100\ntestDurationSeconds: 0\n")
             .contains("testDuration must be above 0"));
         assert!(parse_err("name: x\nmessageSize: 100\nlingerMs: -1\n").contains("lingerMs"));
-        assert!(parse_err("name: x\nmessageSize: 100\nkeyDistributor: KEY_ROUND_ROBIN\n").contains("NO_KEY"));
+        assert!(parse_err("name: x\nmessageSize: 100\nkeyDistributor: RANDOM_NANO\n").contains("NO_KEY"));
+        assert!(parse_ok("name: x\nmessageSize: 100\nkeyDistributor: KEY_ROUND_ROBIN\n").spread);
+        assert!(!parse_ok("name: x\nmessageSize: 100\n").spread);
         assert!(
             parse_err("name: x\nmessageSize: 100\nconsumerAssignment: sticky\n").contains("group or static")
         );

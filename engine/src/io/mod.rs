@@ -2,7 +2,7 @@
 //! fdatasync, file creation, sizes, renames, removals, directory listings and directory
 //! fsync. Three backends implement the same calls: `uring` (io_uring, one ring per thread,
 //! each call submitted and waited for synchronously, write→fdatasync linked with IO_LINK
-//! where both are wanted), `std` (pwrite/pread/fdatasync; the uring backend shares its
+//! where both are wanted; plain buffered writes use pwrite, see `write_all_at`), `std` (pwrite/pread/fdatasync; the uring backend shares its
 //! path-level calls) and `sim` (an in-memory file system for deterministic simulation, with
 //! power loss and fault injection; see `sim.rs`). Every call returns only when the operation
 //! has completed, so callers own their buffers again on return. The `fault` switch lets tests
@@ -103,10 +103,17 @@ impl Io {
     }
 
     /// Writes all of `buf` at `pos`.
+    ///
+    /// Both real backends use pwrite here. These are buffered writes, and io_uring cannot do
+    /// a buffered ext4 write inline (ext4 refuses IOCB_NOWAIT for them), so every write on
+    /// the synchronous ring was punted to an io-wq worker while the shard slept waiting for
+    /// it: two thread switches per partition-batch. Measured (issue 22, 16 partitions with
+    /// ~2 KiB batches, docs/BENCHMARKS.md): 39k shard + 17k worker context switches per
+    /// second and 0.75 cores through the ring, 25k and 0.59 cores with pwrite, which copies
+    /// into the page cache on the calling thread instead.
     pub(crate) fn write_all_at(self, file: &FileHandle, buf: &[u8], pos: u64) -> io::Result<()> {
         match (self, file) {
-            (Io::Std, FileHandle::Real(f)) => std_backend::write_all_at(f, buf, pos),
-            (Io::Uring, FileHandle::Real(f)) => uring::write_all_at(f, buf, pos),
+            (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::write_all_at(f, buf, pos),
             (Io::Sim, FileHandle::Sim(ino)) => sim::write_all_at(*ino, buf, pos, false),
             _ => Err(mismatch()),
         }
