@@ -114,7 +114,8 @@ const SPREAD_BATCH_RESERVE_BYTES: usize = 16 << 10;
 pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ProducerPlan, recorder: Rc<RefCell<Recorder>>) {
     let room_max = batch_room(plan.batch_bytes_max, plan.template.len());
     let slot_count = if plan.spread { topic.partitions.len().max(1) } else { 1 };
-    let reserve = if plan.spread { plan.batch_bytes_max.min(SPREAD_BATCH_RESERVE_BYTES) } else { plan.batch_bytes_max };
+    let reserve =
+        if plan.spread { plan.batch_bytes_max.min(SPREAD_BATCH_RESERVE_BYTES) } else { plan.batch_bytes_max };
     let slots = (0..slot_count)
         .map(|_| Slot { batch: BatchBuilder::new(plan.compression, reserve), intended: Vec::new() })
         .collect();
@@ -292,7 +293,9 @@ struct Part {
 fn produce_request(topic: &str, parts: &[Part], acks: Acks) -> ProduceRequest {
     let partition_data = parts
         .iter()
-        .map(|p| PartitionProduceData::default().with_index(p.partition).with_records(Some(p.records.clone())))
+        .map(|p| {
+            PartitionProduceData::default().with_index(p.partition).with_records(Some(p.records.clone()))
+        })
         .collect();
     ProduceRequest::default().with_acks(acks.wire()).with_timeout_ms(PRODUCE_TIMEOUT_MS).with_topic_data(
         vec![TopicProduceData::default()
@@ -354,7 +357,9 @@ impl Send {
                     format!("produce to {}/{}", self.topic.name, partition),
                     p.error_message.as_deref(),
                 ))),
-                None => Err(error_kind(&riptide_client::Error::Invalid("no answer for the partition".into()))),
+                None => {
+                    Err(error_kind(&riptide_client::Error::Invalid("no answer for the partition".into())))
+                }
             })
             .collect()
     }

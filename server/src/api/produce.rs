@@ -1,6 +1,6 @@
 //! Produce: each partition's record set goes to its owner shard (`route_produce`), all
-//! partitions of a request concurrently; the answer is assembled in request order. acks=0
-//! gets no answer at all, as in Kafka.
+//! partitions of a request concurrently; the owners answer on one channel per request, and the
+//! answer is assembled in request order. acks=0 gets no answer at all, as in Kafka.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 
 use super::error::partition_code;
 use super::{Ctx, RequestInfo};
-use crate::partition::{Acks, AppendResult, PartitionError};
+use crate::partition::{Acks, AppendReply, AppendResult, PartitionError};
 use crate::security::acl::{op, resource};
 use crate::shard::mailbox::ProduceCall;
 use crate::shard::router::route_produce;
@@ -19,7 +19,7 @@ use crate::shard::router::route_produce;
 /// A partition's answer: already known (refused up front) or awaited from its owner shard.
 enum Pending {
     Done(i16, Option<String>),
-    Waiting(flume::Receiver<AppendResult>),
+    Waiting,
 }
 
 pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -32,8 +32,11 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
         }
         Some(_) => None,
     };
-    let mut pending = Vec::new();
-    let mut calls = Vec::new();
+    let partitions: usize = request.topic_data.iter().map(|t| t.partition_data.len()).sum();
+    let mut pending = Vec::with_capacity(partitions);
+    let mut calls = Vec::with_capacity(partitions);
+    // Room for every answer, so an owner shard never waits to answer.
+    let (reply_tx, reply_rx) = flume::bounded::<(usize, AppendResult)>(partitions.max(1));
     for topic in &request.topic_data {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
         let allowed = ctx.allowed(info, op::WRITE, resource::TOPIC, &name);
@@ -52,33 +55,43 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                     Pending::Done(ResponseError::CorruptMessage.code(), Some("null record set".into()))
                 }
                 (None, Some(acks), true, Some(records)) => {
-                    let (reply, rx) = flume::bounded(1);
                     calls.push(ProduceCall {
                         topic: name.clone(),
                         partition: p.index,
                         records: records.clone(),
                         acks,
-                        reply,
+                        reply: AppendReply::new(reply_tx.clone(), pending.len()),
                     });
-                    Pending::Waiting(rx)
+                    Pending::Waiting
                 }
             });
         }
     }
     // Every append starts (on its owner shard) before any answer is awaited, so a request's
     // partitions share group commits.
+    let mut waiting = calls.len();
+    drop(reply_tx);
     route_produce(&ctx.shard, calls).await;
-    let mut outcomes = Vec::with_capacity(pending.len());
-    for p in pending {
-        outcomes.push(match p {
-            Pending::Done(code, message) => Err((code, message)),
-            Pending::Waiting(rx) => match rx.recv_async().await {
-                Ok(Ok(appended)) => Ok(appended),
-                Ok(Err(e)) => Err((partition_code(&e), Some(e.to_string()))),
-                Err(_) => Err((partition_code(&PartitionError::NotLeaderOrFollower), None)),
-            },
-        });
+    let mut answers: Vec<Option<AppendResult>> = Vec::with_capacity(pending.len());
+    answers.resize_with(pending.len(), || None);
+    while waiting > 0 {
+        // Disconnected: every owner dropped its reply unanswered (a shard going away).
+        let Ok((i, result)) = reply_rx.recv_async().await else { break };
+        if let Some(slot) = answers.get_mut(i).filter(|a| a.is_none()) {
+            *slot = Some(result);
+            waiting -= 1;
+        }
     }
+    let outcomes: Vec<_> = pending
+        .into_iter()
+        .zip(answers)
+        .map(|(p, answer)| match (p, answer) {
+            (Pending::Done(code, message), _) => Err((code, message)),
+            (Pending::Waiting, Some(Ok(appended))) => Ok(appended),
+            (Pending::Waiting, Some(Err(e))) => Err((partition_code(&e), Some(e.to_string()))),
+            (Pending::Waiting, None) => Err((partition_code(&PartitionError::NotLeaderOrFollower), None)),
+        })
+        .collect();
     if acks == Some(Acks::None) {
         return None;
     }

@@ -78,8 +78,29 @@ pub struct Appended {
 }
 
 pub type AppendResult = Result<Appended, PartitionError>;
-/// Where the owner shard sends an append's answer (once, when the durability policy allows).
-pub type AppendReply = flume::Sender<AppendResult>;
+
+/// Where the owner shard sends an append's answer (once, when the durability policy allows):
+/// the Produce request's one channel, tagged with the partition's place in the request. One
+/// channel per request rather than one per partition (issue 22): with small batches over many
+/// partitions that was an allocation, a free and a wait registration per partition-batch.
+pub struct AppendReply {
+    tx: flume::Sender<(usize, AppendResult)>,
+    index: usize,
+}
+
+impl AppendReply {
+    /// `tx` must have room for every answer sent on it (the requester sizes it to its
+    /// partitions), so that an owner shard never waits on a requester.
+    pub fn new(tx: flume::Sender<(usize, AppendResult)>, index: usize) -> AppendReply {
+        AppendReply { tx, index }
+    }
+
+    /// Answers without blocking; an error means the requester is gone (or sized the channel
+    /// too small: a bug), and the answer is dropped.
+    pub fn send(&self, result: AppendResult) -> Result<(), PartitionError> {
+        self.tx.try_send((self.index, result)).map_err(|_| PartitionError::NotLeaderOrFollower)
+    }
+}
 
 /// What a read found: whole batches below the high watermark, as a file range.
 #[derive(Debug, Default)]

@@ -16,7 +16,7 @@ use super::mailbox::{
     ReadOutcome, ShardMsg, ShardSender,
 };
 use super::{handle_msg, Ctx};
-use crate::partition::{Acks, AppendResult, PartitionError};
+use crate::partition::{Acks, AppendReply, AppendResult, PartitionError};
 
 /// The shards' inboxes, in shard order.
 pub struct Router {
@@ -58,15 +58,17 @@ impl Router {
     }
 }
 
-/// Starts every append of `calls` on its owner shard; each call answers on its own reply
-/// channel. Calls for one remote shard travel in one message.
+/// Starts every append of `calls` on its owner shard; each call answers itself. Calls for one
+/// remote shard travel in one message, sent before the local appends run, so the owners work
+/// on their parts at the same time as this shard does.
 pub async fn route_produce(ctx: &Ctx, calls: Vec<ProduceCall>) {
     let shards = ctx.router.shard_count();
+    let mut local = Vec::new();
     let mut remote: Vec<Vec<ProduceCall>> = Vec::new();
     for call in calls {
         let owner = ctx.router.owner_of(&call.topic, call.partition);
         if owner == ctx.id {
-            ctx.table.borrow_mut().produce(call);
+            local.push(call);
         } else {
             if remote.is_empty() {
                 remote.resize_with(shards, Vec::new);
@@ -82,6 +84,12 @@ pub async fn route_produce(ctx: &Ctx, calls: Vec<ProduceCall>) {
             }
         }
     }
+    if !local.is_empty() {
+        let mut table = ctx.table.borrow_mut();
+        for call in local {
+            table.produce(call);
+        }
+    }
 }
 
 /// One append, answered when its durability policy allows.
@@ -92,9 +100,10 @@ pub async fn route_produce_one(
     records: Bytes,
     acks: Acks,
 ) -> AppendResult {
-    let (reply, rx) = flume::bounded(1);
+    let (tx, rx) = flume::bounded(1);
+    let reply = AppendReply::new(tx, 0);
     route_produce(ctx, vec![ProduceCall { topic, partition, records, acks, reply }]).await;
-    rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+    rx.recv_async().await.map_or(Err(PartitionError::NotLeaderOrFollower), |(_, r)| r)
 }
 
 /// A call addressed to one partition, answered by its owner shard.
