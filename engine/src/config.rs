@@ -22,7 +22,8 @@ pub enum IoBackend {
     /// Plain `pwrite`/`pread`/`fdatasync` system calls.
     Std,
     /// The simulated file system of `io::sim` installed on the opening thread (deterministic
-    /// simulation tests only; see `docs/ENGINE.md`).
+    /// simulation tests only, with the `sim` feature; see `docs/ENGINE.md`).
+    #[cfg(feature = "sim")]
     Sim,
 }
 

@@ -21,6 +21,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod coordinator;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod metrics;
 pub mod net;

@@ -12,7 +12,9 @@
 //! for splice and with the server for fsync), or a simulated inode number. A call with a
 //! handle of the other kind is a bug and fails with an error rather than touching a file.
 
+#[cfg(feature = "sim")]
 pub mod fault;
+#[cfg(feature = "sim")]
 pub mod sim;
 mod std_backend;
 mod uring;
@@ -36,6 +38,7 @@ pub const IO_ENV: &str = "RIPTIDE_IO";
 pub(crate) enum Io {
     Std,
     Uring,
+    #[cfg(feature = "sim")]
     Sim,
 }
 
@@ -43,6 +46,7 @@ pub(crate) enum Io {
 #[derive(Clone, Debug)]
 pub(crate) enum FileHandle {
     Real(Arc<File>),
+    #[cfg(feature = "sim")]
     Sim(sim::Ino),
 }
 
@@ -53,6 +57,7 @@ impl FileHandle {
     pub(crate) fn shared_file(&self) -> Arc<File> {
         match self {
             FileHandle::Real(f) => f.clone(),
+            #[cfg(feature = "sim")]
             FileHandle::Sim(_) => sim::placeholder_file(),
         }
     }
@@ -61,21 +66,44 @@ impl FileHandle {
     pub(crate) fn same_file(&self, other: &FileHandle) -> bool {
         match (self, other) {
             (FileHandle::Real(a), FileHandle::Real(b)) => Arc::ptr_eq(a, b),
+            #[cfg(feature = "sim")]
             (FileHandle::Sim(a), FileHandle::Sim(b)) => a == b,
+            #[cfg(feature = "sim")]
             _ => false,
         }
     }
 }
 
+#[cfg(feature = "sim")]
 fn mismatch() -> io::Error {
     io::Error::other("file handle does not belong to this I/O backend")
 }
 
 impl Io {
+    /// True for the simulated file system (which has no real directories to open).
+    pub(crate) fn is_sim(self) -> bool {
+        #[cfg(feature = "sim")]
+        if self == Io::Sim {
+            return true;
+        }
+        false
+    }
+
+    /// The simulator's planted bug (acknowledging before the sync), which the checker must
+    /// catch; never on a real backend.
+    pub(crate) fn ack_before_sync_planted(self) -> bool {
+        #[cfg(feature = "sim")]
+        if self == Io::Sim {
+            return sim::ack_before_sync_planted();
+        }
+        false
+    }
+
     /// Resolves `Auto` (probing io_uring, honouring `RIPTIDE_IO`) and checks `Uring` works.
     pub(crate) fn resolve(backend: IoBackend) -> Result<Io, LogError> {
         let env = std::env::var(IO_ENV).unwrap_or_default();
         match (backend, env.as_str()) {
+            #[cfg(feature = "sim")]
             (IoBackend::Sim, _) => {
                 if !sim::installed() {
                     return Err(LogError::Storage(
@@ -98,6 +126,7 @@ impl Io {
         match self {
             Io::Std => IoBackend::Std,
             Io::Uring => IoBackend::Uring,
+            #[cfg(feature = "sim")]
             Io::Sim => IoBackend::Sim,
         }
     }
@@ -114,7 +143,9 @@ impl Io {
     pub(crate) fn write_all_at(self, file: &FileHandle, buf: &[u8], pos: u64) -> io::Result<()> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::write_all_at(f, buf, pos),
+            #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::write_all_at(*ino, buf, pos, false),
+            #[cfg(feature = "sim")]
             _ => Err(mismatch()),
         }
     }
@@ -127,7 +158,9 @@ impl Io {
                 std_backend::datasync(f)
             }
             (Io::Uring, FileHandle::Real(f)) => uring::write_all_at_sync(f, buf, pos),
+            #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::write_all_at(*ino, buf, pos, true),
+            #[cfg(feature = "sim")]
             _ => Err(mismatch()),
         }
     }
@@ -140,7 +173,9 @@ impl Io {
         match (self, file) {
             (Io::Uring, FileHandle::Real(f)) if buf.len() > SMALL_READ_BYTES => uring::read_at(f, buf, pos),
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::read_at(f, buf, pos),
+            #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::read_at(*ino, buf, pos),
+            #[cfg(feature = "sim")]
             _ => Err(mismatch()),
         }
     }
@@ -163,6 +198,7 @@ impl Io {
         match self {
             Io::Std => files.iter().try_for_each(|f| match f {
                 FileHandle::Real(f) => std_backend::datasync(f),
+                #[cfg(feature = "sim")]
                 FileHandle::Sim(_) => Err(mismatch()),
             }),
             Io::Uring => {
@@ -170,12 +206,15 @@ impl Io {
                 for f in files {
                     match f {
                         FileHandle::Real(f) => real.push(f.as_ref()),
+                        #[cfg(feature = "sim")]
                         FileHandle::Sim(_) => return Err(mismatch()),
                     }
                 }
                 uring::datasync_all(&real)
             }
+            #[cfg(feature = "sim")]
             Io::Sim => files.iter().try_for_each(|f| match f {
+                #[cfg(feature = "sim")]
                 FileHandle::Sim(ino) => sim::datasync(*ino),
                 FileHandle::Real(_) => Err(mismatch()),
             }),
@@ -186,9 +225,11 @@ impl Io {
     pub(crate) fn open_rw(self, path: &Path, truncate: bool) -> io::Result<FileHandle> {
         match self {
             Io::Std | Io::Uring => {
+                #[cfg(feature = "sim")]
                 fault::on_open_or_unlink()?;
                 std_backend::open_rw(path, truncate).map(|f| FileHandle::Real(Arc::new(f)))
             }
+            #[cfg(feature = "sim")]
             Io::Sim => sim::open_rw(path, truncate).map(FileHandle::Sim),
         }
     }
@@ -197,7 +238,9 @@ impl Io {
     pub(crate) fn set_len(self, file: &FileHandle, len: u64) -> io::Result<()> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => f.set_len(len),
+            #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::set_len(*ino, len),
+            #[cfg(feature = "sim")]
             _ => Err(mismatch()),
         }
     }
@@ -206,7 +249,9 @@ impl Io {
     pub(crate) fn file_len(self, file: &FileHandle) -> io::Result<u64> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => Ok(f.metadata()?.len()),
+            #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::file_len(*ino),
+            #[cfg(feature = "sim")]
             _ => Err(mismatch()),
         }
     }
@@ -215,7 +260,9 @@ impl Io {
     pub(crate) fn modified_ms(self, file: &FileHandle) -> Option<i64> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::modified_ms(f),
+            #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::modified_ms(*ino),
+            #[cfg(feature = "sim")]
             _ => None,
         }
     }
@@ -224,7 +271,9 @@ impl Io {
     pub(crate) fn set_modified_ms(self, file: &FileHandle, ms: i64) -> io::Result<()> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::set_modified_ms(f, ms),
+            #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::set_modified_ms(*ino, ms),
+            #[cfg(feature = "sim")]
             _ => Err(mismatch()),
         }
     }
@@ -233,6 +282,7 @@ impl Io {
     pub(crate) fn read_file(self, path: &Path) -> io::Result<Vec<u8>> {
         match self {
             Io::Std | Io::Uring => std::fs::read(path),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::read_file(path),
         }
     }
@@ -241,6 +291,7 @@ impl Io {
     pub(crate) fn rename(self, from: &Path, to: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => std::fs::rename(from, to),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::rename(from, to),
         }
     }
@@ -249,9 +300,11 @@ impl Io {
     pub(crate) fn remove_file(self, path: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => {
+                #[cfg(feature = "sim")]
                 fault::on_open_or_unlink()?;
                 std::fs::remove_file(path)
             }
+            #[cfg(feature = "sim")]
             Io::Sim => sim::remove_file(path),
         }
     }
@@ -260,6 +313,7 @@ impl Io {
     pub(crate) fn list_dir(self, dir: &Path) -> io::Result<Vec<String>> {
         match self {
             Io::Std | Io::Uring => std_backend::list_dir(dir),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::list_dir(dir),
         }
     }
@@ -267,6 +321,7 @@ impl Io {
     pub(crate) fn exists(self, path: &Path) -> bool {
         match self {
             Io::Std | Io::Uring => path.exists(),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::exists(path),
         }
     }
@@ -274,6 +329,7 @@ impl Io {
     pub(crate) fn is_dir(self, path: &Path) -> bool {
         match self {
             Io::Std | Io::Uring => path.is_dir(),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::is_dir(path),
         }
     }
@@ -282,6 +338,7 @@ impl Io {
     pub(crate) fn create_dir_all(self, dir: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => std::fs::create_dir_all(dir),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::create_dir_all(dir),
         }
     }
@@ -290,6 +347,7 @@ impl Io {
     pub(crate) fn remove_dir_all(self, dir: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => std::fs::remove_dir_all(dir),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::remove_dir_all(dir),
         }
     }
@@ -298,6 +356,7 @@ impl Io {
     pub(crate) fn sync_dir(self, dir: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => File::open(dir)?.sync_all(),
+            #[cfg(feature = "sim")]
             Io::Sim => sim::sync_dir(dir),
         }
     }
@@ -311,6 +370,7 @@ impl Io {
 /// file, apart from this one).
 pub fn syncfs(file: &File) -> io::Result<()> {
     use std::os::fd::AsRawFd;
+    #[cfg(feature = "sim")]
     fault::on_sync()?;
     // SAFETY: a valid open descriptor borrowed for the duration of the call.
     if unsafe { libc::syncfs(file.as_raw_fd()) } != 0 {

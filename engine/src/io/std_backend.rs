@@ -5,9 +5,11 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+#[cfg(feature = "sim")]
 use super::fault;
 
 pub(super) fn write_all_at(file: &File, buf: &[u8], pos: u64) -> io::Result<()> {
+    #[cfg(feature = "sim")]
     fault::on_write()?;
     file.write_all_at(buf, pos)
 }
@@ -22,6 +24,7 @@ pub(super) fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize
 }
 
 pub(super) fn datasync(file: &File) -> io::Result<()> {
+    #[cfg(feature = "sim")]
     fault::on_sync()?;
     file.sync_data()
 }

@@ -137,7 +137,7 @@ impl Log {
         self.target_truncations.set(self.truncations);
         self.start_round();
         // The planted bug (simulation tests only): acknowledge without the fdatasync.
-        let planted = self.io == Io::Sim && crate::io::sim::ack_before_sync_planted();
+        let planted = self.io.ack_before_sync_planted();
         let synced = if planted {
             Ok(())
         } else {

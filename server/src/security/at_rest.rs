@@ -240,6 +240,7 @@ fn base_offset(batch: &[u8]) -> i64 {
 }
 
 /// A fixed one-key keyring (id "k") for the fuzz target.
+#[cfg(feature = "fuzzing")]
 pub fn fuzz_keyring() -> Keyring {
     let key = parse_key("k", &"42".repeat(32), "fuzz").expect("a valid fixed key");
     Keyring { keys: HashMap::from([("k".to_string(), key)]), current: "k".into() }
