@@ -21,11 +21,13 @@
 
 pub mod error;
 pub mod replica;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use riptide_engine::{
@@ -33,7 +35,7 @@ use riptide_engine::{
 };
 
 use crate::catalog::EffectiveTopicConfig;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::config::Durability;
 use crate::metrics::Metrics;
 pub use error::PartitionError;
@@ -222,6 +224,8 @@ pub struct Partition {
     /// Bytes produced to (as leader) and fetched by consumers from this replica since it was
     /// opened: the balancer's rates come from their deltas.
     traffic: Traffic,
+    /// Time for LogAppendTime, the log's time-based rules and ISR lag (injected: tests drive it).
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -240,8 +244,9 @@ impl Partition {
         cfg: &EffectiveTopicConfig,
         metrics: Arc<Metrics>,
         leo_gauge: Arc<AtomicI64>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Partition, PartitionError> {
-        let mut log = Log::open(dir, cfg.log.clone(), now_ms())?;
+        let mut log = Log::open(dir, cfg.log.clone(), clock.wall_ms())?;
         if cfg.durability == Durability::Fsync && log.durable_offset() < log.log_end_offset() {
             // A recovered tail that survived a crash is made durable once, here, so that what
             // this replica holds is what it reports.
@@ -273,6 +278,7 @@ impl Partition {
             metrics,
             leo_gauge,
             traffic: Traffic::default(),
+            clock,
         })
     }
 
@@ -384,7 +390,7 @@ impl Partition {
     /// followers' progress; losing leadership fails what waited for the ISR (the producer
     /// retries against the new leader; idempotence keeps that exactly-once).
     pub fn apply_view(&mut self, view: &PartitionView) {
-        let now = Instant::now();
+        let now = self.clock.monotonic();
         if view.leader == self.me {
             match &mut self.role {
                 Role::Leader(l) if l.leader_epoch == view.leader_epoch => l.update(view, now),
@@ -453,7 +459,7 @@ impl Partition {
             Err(shared) => BytesMut::from(&shared[..]),
         };
         let leo_before = self.log.log_end_offset();
-        let info = match self.log.append(&mut records, self.leader_epoch.0, now_ms()) {
+        let info = match self.log.append(&mut records, self.leader_epoch.0, self.clock.wall_ms()) {
             Ok(info) => info,
             Err(e) => {
                 let e = PartitionError::from(e);
@@ -596,7 +602,7 @@ impl Partition {
             return Ok(result);
         }
         if offset >= self.log.log_start_offset() {
-            l.on_fetch(fetch.replica_id, offset, leo, Instant::now());
+            l.on_fetch(fetch.replica_id, offset, leo, self.clock.monotonic());
             self.update_high_watermark();
             result.high_watermark = self.high_watermark;
         }
@@ -653,7 +659,7 @@ impl Partition {
         let appended = if records.is_empty() {
             Ok(None)
         } else {
-            self.log.append_replicated(records, now_ms()).map_err(PartitionError::from)
+            self.log.append_replicated(records, self.clock.wall_ms()).map_err(PartitionError::from)
         };
         let info = match appended {
             Ok(info) => info,
@@ -737,7 +743,7 @@ impl Partition {
         let hw = self.high_watermark;
         let epoch_start = self.epoch_start_offset;
         match &mut self.role {
-            Role::Leader(l) => l.isr_change(Instant::now(), lag_max, hw, epoch_start, eligible),
+            Role::Leader(l) => l.isr_change(self.clock.monotonic(), lag_max, hw, epoch_start, eligible),
             _ => None,
         }
     }

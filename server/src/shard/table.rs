@@ -142,10 +142,18 @@ impl PartitionTable {
             tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
             PartitionError::Storage(e)
         })?;
-        let mut partition = Partition::open(format!("{topic}-{index}"), node, &dir, &cfg, metrics, gauge)
-            .inspect_err(|e| {
-                tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
-            })?;
+        let mut partition = Partition::open(
+            format!("{topic}-{index}"),
+            node,
+            &dir,
+            &cfg,
+            metrics,
+            gauge,
+            crate::clock::system(),
+        )
+        .inspect_err(|e| {
+            tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
+        })?;
         partition.set_sealer(sealer);
         partition.apply_view(&view);
         Ok(partition)

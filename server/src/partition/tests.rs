@@ -1,0 +1,245 @@
+//! The partition's rules with time and replicas driven by the test (ManualClock, follower
+//! fetches called directly): acks answers, the high watermark, min.insync.replicas, waiter
+//! order, leadership loss, divergence and ISR timing. Logs are real files in a temp dir.
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use riptide_format::build::{self, BatchFields, RecordFields};
+
+use super::replica::PartitionView;
+use super::*;
+use crate::clock::ManualClock;
+
+struct Fixture {
+    dir: std::path::PathBuf,
+    clock: Arc<ManualClock>,
+    p: Partition,
+    replies: flume::Receiver<(usize, AppendResult)>,
+    tx: flume::Sender<(usize, AppendResult)>,
+    next: usize,
+}
+
+fn config(durability: Durability, min_insync: usize) -> EffectiveTopicConfig {
+    EffectiveTopicConfig {
+        log: Default::default(),
+        durability,
+        cleanup_delete: true,
+        cleanup_compact: false,
+        delete_retention_ms: 86_400_000,
+        min_insync_replicas: min_insync,
+        encryption: None,
+    }
+}
+
+fn view(leader: BrokerId, epoch: i32, isr: &[BrokerId], partition_epoch: i32) -> PartitionView {
+    PartitionView {
+        replicas: vec![1, 2, 3],
+        isr: isr.to_vec(),
+        leader,
+        leader_epoch: LeaderEpoch(epoch),
+        partition_epoch,
+    }
+}
+
+/// One batch of `n` records (the values are their indexes).
+fn batch(n: i32) -> Bytes {
+    let mut b = BytesMut::new();
+    build::put_header_room(&mut b);
+    for i in 0..n {
+        let value = i.to_be_bytes();
+        build::put_record(
+            &mut b,
+            RecordFields {
+                offset_delta: i64::from(i),
+                timestamp_delta: 0,
+                key: None,
+                value: Some(&value),
+                headers: std::iter::empty(),
+            },
+        );
+    }
+    build::write_header(&mut b, &BatchFields::plain(n, 1_000, 1_000, 0));
+    b.freeze()
+}
+
+impl Fixture {
+    fn new(name: &str, durability: Durability, min_insync: usize) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("riptide-partition-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let clock = ManualClock::new(1_700_000_000_000);
+        let p = Partition::open(
+            format!("t-{name}"),
+            1,
+            &dir,
+            &config(durability, min_insync),
+            Arc::new(Metrics::default()),
+            Arc::new(AtomicI64::new(0)),
+            clock.clone(),
+        )
+        .expect("open");
+        let (tx, replies) = flume::unbounded();
+        Fixture { dir, clock, p, replies, tx, next: 0 }
+    }
+
+    /// Appends a batch of `n` records; returns its index in the reply channel.
+    fn produce(&mut self, n: i32, acks: Acks) -> usize {
+        let i = self.next;
+        self.next += 1;
+        self.p.append(batch(n), acks, AppendReply::new(self.tx.clone(), i));
+        i
+    }
+
+    fn answered(&self) -> Vec<(usize, AppendResult)> {
+        self.replies.try_iter().collect()
+    }
+
+    /// Follower `id` fetches at `offset` (acknowledging everything below it).
+    fn follower_fetch(&mut self, id: BrokerId, offset: i64) -> Result<ReadResult, PartitionError> {
+        let epoch = self.p.leader_epoch().0;
+        let fetch = ReplicaFetch { replica_id: id, current_leader_epoch: epoch, last_fetched_epoch: -1 };
+        self.p.read_for_follower(fetch, offset, 1 << 20, None)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn acks_all_is_answered_when_every_in_sync_follower_has_the_batch_in_order() {
+    let mut f = Fixture::new("acks-all", Durability::Replicated, 2);
+    f.p.apply_view(&view(1, 1, &[1, 2, 3], 1));
+    let a = f.produce(2, Acks::All);
+    let b = f.produce(3, Acks::All);
+    assert!(f.answered().is_empty(), "no follower has anything yet");
+    assert_eq!(f.p.high_watermark(), 0);
+    f.follower_fetch(2, 5).expect("fetch");
+    assert!(f.answered().is_empty(), "follower 3 is in the ISR and has nothing");
+    f.follower_fetch(3, 2).expect("fetch");
+    assert_eq!(f.p.high_watermark(), 2);
+    let got = f.answered();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].0, got[0].1.as_ref().map(|x| x.base_offset).ok()), (a, Some(0)));
+    f.follower_fetch(3, 5).expect("fetch");
+    let got = f.answered();
+    assert_eq!((got[0].0, got[0].1.as_ref().map(|x| x.base_offset).ok()), (b, Some(2)));
+    assert_eq!(f.p.high_watermark(), 5);
+    // A follower fetching from behind (a retried fetch) never moves the high watermark back.
+    f.follower_fetch(2, 3).expect("fetch");
+    assert_eq!(f.p.high_watermark(), 5);
+}
+
+#[test]
+fn acks_one_is_answered_on_write_without_fsync_and_after_the_group_commit_with_it() {
+    let mut f = Fixture::new("acks-one", Durability::Replicated, 1);
+    f.p.apply_view(&view(1, 1, &[1, 2, 3], 1));
+    f.produce(1, Acks::Leader);
+    assert_eq!(f.answered().len(), 1);
+
+    let mut f = Fixture::new("acks-one-fsync", Durability::Fsync, 1);
+    f.p.apply_view(&view(1, 1, &[1], 1));
+    let i = f.produce(4, Acks::Leader);
+    assert!(f.answered().is_empty(), "not durable yet");
+    assert!(f.p.is_dirty());
+    let target = f.p.take_sync_target().expect("something to sync");
+    for file in &target.files {
+        file.sync_data().expect("fdatasync");
+    }
+    if let Some(dir) = &target.dir {
+        dir.sync_all().expect("fsync dir");
+    }
+    let _ = f.p.complete_sync(target.up_to_offset, Ok(()));
+    let got = f.answered();
+    assert_eq!((got.len(), got[0].0), (1, i));
+    assert_eq!(f.p.high_watermark(), 4, "a single-replica ISR: durable is committed");
+}
+
+#[test]
+fn min_insync_refuses_acks_all_up_front_and_fails_a_batch_the_isr_shrank_under() {
+    let mut f = Fixture::new("min-isr", Durability::Replicated, 2);
+    f.p.apply_view(&view(1, 1, &[1], 1));
+    f.produce(1, Acks::All);
+    let got = f.answered();
+    assert!(matches!(got[0].1, Err(PartitionError::NotEnoughReplicas(_))), "{:?}", got[0].1);
+    assert_eq!(f.p.log_end_offset(), 0, "refused before the write");
+    // acks=1 still works below min.insync.replicas.
+    f.produce(1, Acks::Leader);
+    assert!(f.answered()[0].1.is_ok());
+
+    // Written with an ISR of 2, then the ISR shrinks to the leader alone before the follower
+    // has it: the high watermark passes it, and the producer hears it was under-replicated.
+    f.p.apply_view(&view(1, 1, &[1, 2], 2));
+    f.produce(1, Acks::All);
+    assert!(f.answered().is_empty());
+    f.p.apply_view(&view(1, 1, &[1], 3));
+    let got = f.answered();
+    assert!(matches!(got[0].1, Err(PartitionError::NotEnoughReplicasAfterAppend(_))), "{:?}", got[0].1);
+}
+
+#[test]
+fn losing_leadership_fails_what_waited_for_the_isr() {
+    let mut f = Fixture::new("lose", Durability::Replicated, 1);
+    f.p.apply_view(&view(1, 1, &[1, 2], 1));
+    f.produce(1, Acks::All);
+    f.produce(1, Acks::All);
+    f.p.apply_view(&view(2, 2, &[1, 2], 2));
+    let got = f.answered();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|(_, r)| matches!(r, Err(PartitionError::NotLeaderOrFollower))));
+    assert!(!f.p.is_leader());
+    assert_eq!(f.p.leader_epoch(), LeaderEpoch(2));
+    f.produce(1, Acks::Leader);
+    assert!(matches!(f.answered()[0].1, Err(PartitionError::NotLeaderOrFollower)));
+    // A fetch at the old epoch is fenced once it is a leader again at a newer one.
+    f.p.apply_view(&view(1, 3, &[1, 2], 3));
+    let stale = ReplicaFetch { replica_id: 2, current_leader_epoch: 2, last_fetched_epoch: -1 };
+    assert!(matches!(f.p.read_for_follower(stale, 0, 1024, None), Err(PartitionError::FencedLeaderEpoch(_))));
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_only_after_the_lag_limit_on_the_injected_clock() {
+    let mut f = Fixture::new("isr", Durability::Replicated, 1);
+    let lag = Duration::from_secs(30);
+    f.p.apply_view(&view(1, 1, &[1, 2, 3], 1));
+    f.produce(10, Acks::Leader);
+    f.follower_fetch(2, 10).expect("fetch");
+    f.follower_fetch(3, 0).expect("fetch");
+    f.clock.advance(Duration::from_secs(29));
+    f.follower_fetch(2, 10).expect("fetch");
+    assert_eq!(f.p.isr_change(lag, &|_| true), None, "29 s behind is within the limit");
+    f.clock.advance(Duration::from_secs(2));
+    f.follower_fetch(2, 10).expect("fetch");
+    let change = f.p.isr_change(lag, &|_| true).expect("follower 3 is 31 s behind");
+    assert_eq!(change.isr, vec![1, 2]);
+    // Applied, the smaller ISR commits what follower 2 has.
+    f.p.apply_view(&view(1, 1, &[1, 2], 2));
+    assert_eq!(f.p.high_watermark(), 10);
+    // Follower 3 catches up: it is proposed back.
+    f.follower_fetch(3, 10).expect("fetch");
+    let change = f.p.isr_change(lag, &|_| true).expect("expand");
+    assert_eq!(change.isr, vec![1, 2, 3]);
+}
+
+#[test]
+fn a_diverged_follower_truncates_to_where_the_leader_log_agrees() {
+    let mut f = Fixture::new("diverge", Durability::Replicated, 1);
+    // As leader at epoch 1 this replica writes 5 one-record batches that no follower takes
+    // (truncation cuts at batch boundaries).
+    f.p.apply_view(&view(1, 1, &[1], 1));
+    for _ in 0..5 {
+        f.produce(1, Acks::Leader);
+    }
+    assert_eq!(f.p.log_end_offset(), 5);
+    // Replica 2 became leader at epoch 2 having had only the first 3 of them.
+    f.p.apply_view(&view(2, 2, &[2], 2));
+    let position = f.p.truncate_diverged(2, 1, 3).expect("truncate");
+    assert_eq!(position.log_end_offset, 3);
+    assert_eq!(f.p.log_end_offset(), 3);
+    assert!(f.p.high_watermark() <= 3, "the high watermark follows the log end down");
+}
