@@ -13,18 +13,19 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 
+use crate::records::NodeId;
 use crate::rpc::{call_on, Request, Response};
 use crate::transport::{Conn, Transport};
 use crate::types::TypeConfig;
 
 #[derive(Clone)]
 pub struct Network {
-    pub configured: Arc<BTreeMap<u64, String>>,
+    pub configured: Arc<BTreeMap<NodeId, String>>,
     pub transport: Transport,
 }
 
 pub struct Peer {
-    target: u64,
+    target: NodeId,
     addr: String,
     conn: Option<Conn>,
     transport: Transport,
@@ -33,13 +34,13 @@ pub struct Peer {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Peer {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
         let addr = self.configured.get(&target).cloned().unwrap_or_else(|| node.addr.clone());
         Peer { target, addr, conn: None, transport: self.transport.clone() }
     }
 }
 
-type RpcErr<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
+type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
 /// The least time a Raft RPC is given (below the 800 ms minimum election timeout).
 const RPC_TTL_FLOOR: std::time::Duration = std::time::Duration::from_millis(500);
@@ -49,7 +50,7 @@ impl Peer {
         &mut self,
         req: Request,
         option: &RPCOption,
-    ) -> Result<Response, RPCError<u64, BasicNode, E>> {
+    ) -> Result<Response, RPCError<NodeId, BasicNode, E>> {
         if self.conn.is_none() {
             // The TLS handshake is part of the connect and of its time limit.
             let ttl = option.hard_ttl().max(RPC_TTL_FLOOR);
@@ -72,7 +73,7 @@ impl Peer {
         }
     }
 
-    fn unexpected<E: std::error::Error>(&self, r: Response) -> RPCError<u64, BasicNode, E> {
+    fn unexpected<E: std::error::Error>(&self, r: Response) -> RPCError<NodeId, BasicNode, E> {
         let e = std::io::Error::other(format!("peer {} answered {r:?}", self.target));
         RPCError::Network(NetworkError::new(&e))
     }
@@ -83,7 +84,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
         match self.exchange(Request::AppendEntries(rpc), &option).await? {
             Response::AppendEntries(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -96,7 +97,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
         match self.exchange(Request::InstallSnapshot(rpc), &option).await? {
             Response::InstallSnapshot(r) => {
                 r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -105,7 +106,11 @@ impl RaftNetwork<TypeConfig> for Peer {
         }
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcErr> {
         match self.exchange(Request::Vote(rpc), &option).await? {
             Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),

@@ -85,11 +85,11 @@ pub enum AdminCommand {
         configs: BTreeMap<String, String>,
     },
     AddVoter {
-        id: u64,
+        id: NodeId,
         addr: String,
     },
     RemoveVoter {
-        id: u64,
+        id: NodeId,
     },
     /// AlterPartitionReassignments: a target replica list per partition, `None` cancels.
     Reassign {
@@ -195,7 +195,7 @@ pub enum ControllerError {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VoterInfo {
-    pub id: u64,
+    pub id: NodeId,
     pub addr: String,
     /// The last log index the leader knows this node has (voters and observers alike).
     pub matched: Option<u64>,
@@ -203,7 +203,7 @@ pub struct VoterInfo {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QuorumInfo {
-    pub leader: Option<u64>,
+    pub leader: Option<NodeId>,
     pub term: u64,
     pub last_log_index: u64,
     pub applied: u64,
@@ -215,7 +215,7 @@ pub struct QuorumInfo {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
-    Vote(VoteRequest<u64>),
+    Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     Register(Registration),
     Heartbeat(Heartbeat),
@@ -236,9 +236,9 @@ pub enum Request {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
-    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
-    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
-    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     Registered(Result<Registered, ControllerError>),
     Heartbeat(Result<HeartbeatReply, ControllerError>),
     /// What the broker misses, and the controller's applied offset (for the lag metric).

@@ -4,6 +4,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
+use crate::records::NodeId;
 use crate::records::{ApplyError, MetadataRecord};
 
 /// One Raft entry's payload: records applied together.
@@ -23,7 +24,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = Batch,
         R = Applied,
-        NodeId = u64,
+        NodeId = crate::records::NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
@@ -31,11 +32,11 @@ openraft::declare_raft_types!(
 
 pub type Raft = openraft::Raft<TypeConfig>;
 pub type Entry = openraft::Entry<TypeConfig>;
-pub type LogId = openraft::LogId<u64>;
-pub type Vote = openraft::Vote<u64>;
-pub type StorageError = openraft::StorageError<u64>;
-pub type StoredMembership = openraft::StoredMembership<u64, openraft::BasicNode>;
-pub type SnapshotMeta = openraft::SnapshotMeta<u64, openraft::BasicNode>;
+pub type LogId = openraft::LogId<crate::records::NodeId>;
+pub type Vote = openraft::Vote<crate::records::NodeId>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
 
 /// Storage failures in openraft's terms (they stop the Raft node: a controller that cannot

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use riptide_quorum::rpc::AdminCommand;
+use riptide_quorum::NodeId;
 use riptide_quorum::{
     BrokerAgent, BrokerConfig, Change, Controller, ControllerConfig, ImageSink, MetadataImage,
 };
@@ -29,9 +30,9 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn controller_cfg(
-    id: u64,
+    id: NodeId,
     dir: PathBuf,
-    voters: &BTreeMap<u64, String>,
+    voters: &BTreeMap<NodeId, String>,
     snapshot_every: u64,
 ) -> ControllerConfig {
     ControllerConfig {
@@ -50,7 +51,7 @@ fn controller_cfg(
     }
 }
 
-fn agent(id: i32, voters: &BTreeMap<u64, String>) -> (Arc<BrokerAgent>, Arc<Seen>) {
+fn agent(id: NodeId, voters: &BTreeMap<NodeId, String>) -> (Arc<BrokerAgent>, Arc<Seen>) {
     let seen = Arc::new(Seen(Mutex::new(Vec::new())));
     let cfg = BrokerConfig {
         id,
@@ -128,14 +129,14 @@ async fn one_voter_snapshots_purges_and_restarts_with_the_same_image() {
 async fn three_voters_elect_a_new_leader_when_the_leader_stops() {
     let listeners: Vec<TcpListener> =
         (0..3).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
-    let voters: BTreeMap<u64, String> = listeners
+    let voters: BTreeMap<NodeId, String> = listeners
         .iter()
         .enumerate()
-        .map(|(i, l)| (i as u64 + 1, l.local_addr().expect("addr").to_string()))
+        .map(|(i, l)| (i as NodeId + 1, l.local_addr().expect("addr").to_string()))
         .collect();
     let mut controllers = Vec::new();
     for (i, l) in listeners.into_iter().enumerate() {
-        let id = i as u64 + 1;
+        let id = i as NodeId + 1;
         controllers.push(
             Controller::start(controller_cfg(id, dir(&format!("three-{id}")), &voters, 1000), l)
                 .await
@@ -150,9 +151,9 @@ async fn three_voters_elect_a_new_leader_when_the_leader_stops() {
     let leader = controllers[0].raft.metrics().borrow().current_leader.expect("a leader");
     let old = &controllers[(leader - 1) as usize];
     old.raft.shutdown().await.expect("stop leader");
-    let survivor = agents.iter().find(|a| a.id() as u64 != leader).expect("survivor");
+    let survivor = agents.iter().find(|a| a.id() != leader).expect("survivor");
     survivor.admin(create("after"), Duration::from_secs(20)).await.expect("create after failover");
-    let live: BTreeSet<u64> = controllers
+    let live: BTreeSet<NodeId> = controllers
         .iter()
         .filter(|c| c.id != leader)
         .filter_map(|c| c.raft.metrics().borrow().current_leader)

@@ -32,12 +32,12 @@ use crate::state_machine::StateMachine;
 use crate::types::{Applied, Batch, Raft};
 
 pub struct ControllerConfig {
-    pub node_id: u64,
+    pub node_id: NodeId,
     /// Where the Raft log, its state and snapshots live (`<data>/__cluster_metadata-0`).
     pub dir: PathBuf,
     /// `controller.quorum.voters`: id → host:port. Empty for a controller that joins an
     /// existing quorum (`controller.quorum.bootstrap.servers`) and waits to be added.
-    pub voters: BTreeMap<u64, String>,
+    pub voters: BTreeMap<NodeId, String>,
     /// The address other controllers reach this one at.
     pub advertised: String,
     pub session_timeout: Duration,
@@ -74,7 +74,7 @@ pub struct ControllerMetrics {
 }
 
 pub struct Controller {
-    pub id: u64,
+    pub id: NodeId,
     pub raft: Raft,
     sm: StateMachine,
     cfg: ControllerConfig,
@@ -131,7 +131,7 @@ impl Controller {
         if !initialized && cfg.voters.contains_key(&cfg.node_id) {
             // Every configured voter proposes the same initial membership; the first log entry
             // is identical on all of them, so it does not matter who wins.
-            let members: BTreeMap<u64, BasicNode> =
+            let members: BTreeMap<NodeId, BasicNode> =
                 cfg.voters.iter().map(|(id, addr)| (*id, BasicNode { addr: addr.clone() })).collect();
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!("metadata quorum formed with voters {:?}", cfg.voters),
@@ -198,7 +198,7 @@ impl Controller {
         }
     }
 
-    fn write_error(&self, e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ControllerError {
+    fn write_error(&self, e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> ControllerError {
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ControllerError::NotController {
                 leader: f
@@ -401,7 +401,7 @@ impl Controller {
         Ok(AdminReply { index: applied.index, topic, partitions: Vec::new() })
     }
 
-    async fn add_voter(&self, id: u64, addr: String) -> Result<AdminReply, ControllerError> {
+    async fn add_voter(&self, id: NodeId, addr: String) -> Result<AdminReply, ControllerError> {
         let learner = self.raft.add_learner(id, BasicNode { addr: addr.clone() }, true);
         let r = tokio::time::timeout(Duration::from_secs(30), learner)
             .await
@@ -416,8 +416,8 @@ impl Controller {
         Ok(AdminReply { index: resp.log_id.index, topic: None, partitions: Vec::new() })
     }
 
-    async fn remove_voter(&self, id: u64) -> Result<AdminReply, ControllerError> {
-        let voters: BTreeSet<u64> =
+    async fn remove_voter(&self, id: NodeId) -> Result<AdminReply, ControllerError> {
+        let voters: BTreeSet<NodeId> =
             self.raft.metrics().borrow().membership_config.membership().voter_ids().collect();
         if !voters.contains(&id) {
             return Err(ControllerError::InvalidRequest(format!("{id} is not a voter")));
@@ -439,7 +439,7 @@ impl Controller {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership().clone();
         let replication = m.replication.clone().unwrap_or_default();
-        let matched = |id: &u64| {
+        let matched = |id: &NodeId| {
             if *id == self.id {
                 m.last_log_index
             } else {

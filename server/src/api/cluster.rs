@@ -98,8 +98,8 @@ pub async fn describe_quorum(
             .with_last_fetch_timestamp(-1)
             .with_last_caught_up_timestamp(-1)
     };
-    let voter_ids: Vec<i32> = q.voters.iter().map(|v| v.id as i32).collect();
-    let voters = q.voters.iter().map(|v| replica(v.id as i32, offset(v.matched))).collect();
+    let voter_ids: Vec<i32> = q.voters.iter().map(|v| v.id).collect();
+    let voters = q.voters.iter().map(|v| replica(v.id, offset(v.matched))).collect();
     let observers = q
         .observers
         .iter()
@@ -108,7 +108,7 @@ pub async fn describe_quorum(
         .collect();
     let partition = PartitionData::default()
         .with_partition_index(0)
-        .with_leader_id(BrokerId(q.leader.map_or(-1, |l| l as i32)))
+        .with_leader_id(BrokerId(q.leader.unwrap_or(-1)))
         .with_leader_epoch(q.term as i32)
         .with_high_watermark(q.applied as i64)
         .with_current_voters(voters)
@@ -120,7 +120,7 @@ pub async fn describe_quorum(
                 let (host, port) = v.addr.rsplit_once(':')?;
                 Some(
                     describe_quorum_response::Node::default()
-                        .with_node_id(BrokerId(v.id as i32))
+                        .with_node_id(BrokerId(v.id))
                         .with_listeners(vec![describe_quorum_response::Listener::default()
                             .with_name(StrBytes::from_static_str("CONTROLLER"))
                             .with_host(StrBytes::from_string(host.to_string()))
@@ -150,8 +150,7 @@ pub async fn add_raft_voter(ctx: &Ctx, request: AddRaftVoterRequest) -> AddRaftV
             .with_error_code(ResponseError::InvalidRequest.code())
             .with_error_message(Some(StrBytes::from_static_str("a new voter needs a listener")));
     };
-    let cmd =
-        AdminCommand::AddVoter { id: request.voter_id.max(0) as u64, addr: format!("{}:{}", l.host, l.port) };
+    let cmd = AdminCommand::AddVoter { id: request.voter_id.max(0), addr: format!("{}:{}", l.host, l.port) };
     match ctx.broker.cluster.admin(cmd).await {
         Ok(_) => AddRaftVoterResponse::default(),
         Err(e) => {
@@ -165,7 +164,7 @@ pub async fn add_raft_voter(ctx: &Ctx, request: AddRaftVoterRequest) -> AddRaftV
 
 /// RemoveRaftVoter (KIP-853).
 pub async fn remove_raft_voter(ctx: &Ctx, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse {
-    let cmd = AdminCommand::RemoveVoter { id: request.voter_id.max(0) as u64 };
+    let cmd = AdminCommand::RemoveVoter { id: request.voter_id.max(0) };
     match ctx.broker.cluster.admin(cmd).await {
         Ok(_) => RemoveRaftVoterResponse::default(),
         Err(e) => {

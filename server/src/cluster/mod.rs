@@ -61,10 +61,7 @@ impl ClusterHandle {
         let advertised_controller = controller_addr.map(|a| advertise(a, &c.voters, node_id));
         let voters = if c.controller && c.voters.is_empty() && c.bootstrap_servers.is_empty() {
             // Combined single node: a quorum of one, this node.
-            std::collections::BTreeMap::from([(
-                node_id as u64,
-                advertised_controller.clone().unwrap_or_default(),
-            )])
+            std::collections::BTreeMap::from([(node_id, advertised_controller.clone().unwrap_or_default())])
         } else {
             c.voters.clone()
         };
@@ -99,7 +96,7 @@ impl ClusterHandle {
         let controller_cfg = controller_listener.map(|l| {
             (
                 riptide_quorum::ControllerConfig {
-                    node_id: node_id as u64,
+                    node_id,
                     dir: metadata_dir,
                     voters,
                     advertised: advertised_controller.clone().unwrap_or_default(),
@@ -249,8 +246,12 @@ impl ClusterHandle {
 
 /// The address other nodes reach this controller at: its entry in the voters if there is one,
 /// else the bound address (loopback for an implicit one-node quorum).
-fn advertise(bound: SocketAddr, voters: &std::collections::BTreeMap<u64, String>, node_id: i32) -> String {
-    if let Some(v) = voters.get(&(node_id as u64)) {
+fn advertise(
+    bound: SocketAddr,
+    voters: &std::collections::BTreeMap<riptide_quorum::NodeId, String>,
+    node_id: i32,
+) -> String {
+    if let Some(v) = voters.get(&node_id) {
         return v.clone();
     }
     if bound.ip().is_unspecified() {

@@ -64,7 +64,7 @@ pub struct ClusterConfig {
     pub controller: bool,
     /// `controller.quorum.voters` (`id@host:port,...`): the static quorum. Empty with a
     /// controller role means a one-node quorum of this node alone.
-    pub voters: BTreeMap<u64, String>,
+    pub voters: BTreeMap<riptide_quorum::NodeId, String>,
     /// `controller.quorum.bootstrap.servers` (`host:port,...`): controllers to reach when the
     /// voters are not listed (a broker-only node, or a controller joining online).
     pub bootstrap_servers: Vec<String>,
@@ -128,13 +128,17 @@ impl Default for ClusterConfig {
 }
 
 /// `1@host:port,2@host:port`.
-pub fn parse_voters(value: &str) -> Result<BTreeMap<u64, String>, String> {
+pub fn parse_voters(value: &str) -> Result<BTreeMap<riptide_quorum::NodeId, String>, String> {
     let mut out = BTreeMap::new();
     for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
         let (id, addr) = v
             .split_once('@')
             .ok_or_else(|| format!("controller.quorum.voters: {v:?} is not id@host:port"))?;
-        let id: u64 = id.parse().map_err(|_| format!("controller.quorum.voters: bad node id in {v:?}"))?;
+        let id: riptide_quorum::NodeId = id
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| format!("controller.quorum.voters: bad node id in {v:?}"))?;
         check_host_port(addr).map_err(|e| format!("controller.quorum.voters: {e}"))?;
         if out.insert(id, addr.to_string()).is_some() {
             return Err(format!("controller.quorum.voters: node {id} listed twice"));
@@ -682,7 +686,7 @@ impl ServerConfig {
         }
         if c.controller
             && !c.voters.is_empty()
-            && !c.voters.contains_key(&(self.node_id as u64))
+            && !c.voters.contains_key(&self.node_id)
             && c.bootstrap_servers.is_empty()
         {
             return Err(format!(
