@@ -186,7 +186,7 @@ impl MetadataImage {
                     .map_err(|e| ApplyError::InvalidPartitions(format!("{topic}-{partition}: {e}")))?;
                 let before = (p.leader_epoch, p.partition_epoch);
                 if p.leader != *leader {
-                    p.leader_epoch += 1;
+                    p.leader_epoch = p.leader_epoch.next();
                 }
                 p.leader = *leader;
                 p.isr = isr.clone();
@@ -211,7 +211,7 @@ impl MetadataImage {
                 sound_assignment(replicas, adding, removing, *leader, isr)
                     .map_err(|e| ApplyError::InvalidPartitions(format!("{topic}-{partition}: {e}")))?;
                 if p.leader != *leader {
-                    p.leader_epoch += 1;
+                    p.leader_epoch = p.leader_epoch.next();
                 }
                 p.replicas = replicas.clone();
                 p.adding = adding.clone();
@@ -383,6 +383,7 @@ fn sound_assignment(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::LeaderEpoch;
 
     fn register(img: &mut MetadataImage, index: u64, id: NodeId) {
         let r = MetadataRecord::RegisterBroker { id, incarnation: 1, endpoints: vec![], rack: None };
@@ -418,7 +419,7 @@ mod tests {
         assert_eq!(changes.len(), 1);
         img.apply(8, &changes, &mut Vec::new());
         let p0 = &img.topics["t"].partitions[0];
-        assert_eq!((p0.leader, p0.leader_epoch, p0.isr.clone()), (NO_LEADER, 1, vec![1]));
+        assert_eq!((p0.leader, p0.leader_epoch, p0.isr.clone()), (NO_LEADER, LeaderEpoch(1), vec![1]));
         // A stale epoch does not unfence.
         let stale = img.apply(9, &[MetadataRecord::UnfenceBroker { id: 1, epoch: 99 }], &mut Vec::new());
         assert!(stale[0].is_err());
@@ -426,7 +427,7 @@ mod tests {
         let back = img.leader_changes(None);
         img.apply(11, &back, &mut Vec::new());
         let p0 = &img.topics["t"].partitions[0];
-        assert_eq!((p0.leader, p0.leader_epoch), (1, 2));
+        assert_eq!((p0.leader, p0.leader_epoch), (1, LeaderEpoch(2)));
         assert_eq!(img.applied, 11);
     }
 
@@ -458,7 +459,7 @@ mod tests {
         let p = &img.topics["t"].partitions[0];
         assert_eq!(
             (p.leader, p.leader_epoch, p.partition_epoch),
-            (2, before.leader_epoch + 1, before.partition_epoch + 1)
+            (2, before.leader_epoch.next(), before.partition_epoch + 1)
         );
     }
 }

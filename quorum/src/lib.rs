@@ -29,7 +29,8 @@ pub use broker::{BrokerAgent, BrokerConfig, ImageSink};
 pub use controller::{Controller, ControllerConfig, ControllerMetrics};
 pub use image::{BrokerState, Change, MetadataImage};
 pub use records::{
-    AclBinding, Endpoint, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord, NO_LEADER,
+    AclBinding, Endpoint, LeaderEpoch, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord,
+    NO_LEADER,
 };
 pub use rpc::{AdminCommand, AdminReply, ControllerError, IsrChangeRequest, QuorumInfo};
 pub use transport::Transport;

@@ -264,7 +264,7 @@ mod tests {
         let p = state(&img);
         assert_eq!((p.replicas.clone(), p.isr.clone(), p.leader), (vec![4, 2, 3], vec![2, 3, 4], 4));
         assert!(!p.is_reassigning());
-        assert_eq!(p.leader_epoch, 1, "leadership moved once");
+        assert_eq!(p.leader_epoch, crate::records::LeaderEpoch(1), "leadership moved once");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// Node ids are Kafka's `node.id` (non-negative); Raft node ids are the same numbers.
-pub type NodeId = i32;
+pub use riptide_model::{LeaderEpoch, NodeId};
 
 /// "No leader" in Kafka's partition state.
 pub const NO_LEADER: NodeId = -1;
@@ -32,7 +32,7 @@ pub struct PartitionState {
     pub replicas: Vec<NodeId>,
     pub leader: NodeId,
     /// Bumped whenever the leader changes (fencing stale leaders' requests).
-    pub leader_epoch: i32,
+    pub leader_epoch: LeaderEpoch,
     pub isr: Vec<NodeId>,
     /// Bumped on every change of this partition's state (Kafka's partition epoch).
     pub partition_epoch: i32,
@@ -51,7 +51,7 @@ impl PartitionState {
             leader: replicas.first().copied().unwrap_or(NO_LEADER),
             isr: replicas.clone(),
             replicas,
-            leader_epoch: 0,
+            leader_epoch: LeaderEpoch(0),
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),

@@ -133,7 +133,7 @@ pub struct AlterPartition {
 pub struct IsrChangeRequest {
     pub topic: String,
     pub partition: i32,
-    pub leader_epoch: i32,
+    pub leader_epoch: crate::records::LeaderEpoch,
     pub partition_epoch: i32,
     pub isr: Vec<NodeId>,
 }

@@ -118,14 +118,12 @@ pub async fn describe_quorum(
             .iter()
             .filter_map(|v| {
                 let (host, port) = v.addr.rsplit_once(':')?;
-                Some(
-                    describe_quorum_response::Node::default()
-                        .with_node_id(BrokerId(v.id))
-                        .with_listeners(vec![describe_quorum_response::Listener::default()
+                Some(describe_quorum_response::Node::default().with_node_id(BrokerId(v.id)).with_listeners(
+                    vec![describe_quorum_response::Listener::default()
                             .with_name(StrBytes::from_static_str("CONTROLLER"))
                             .with_host(StrBytes::from_string(host.to_string()))
-                            .with_port(port.parse().ok()?)]),
-                )
+                            .with_port(port.parse().ok()?)],
+                ))
             })
             .collect()
     } else {

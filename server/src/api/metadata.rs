@@ -172,7 +172,7 @@ pub fn describe_topic(t: &Arc<TopicMeta>, live: &HashSet<i32>, version: i16) -> 
                 .with_error_code(code)
                 .with_partition_index(p as i32)
                 .with_leader_id(BrokerId(st.leader))
-                .with_leader_epoch(if version >= 7 { st.leader_epoch } else { -1 })
+                .with_leader_epoch(if version >= 7 { st.leader_epoch.0 } else { -1 })
                 .with_replica_nodes(ids(&st.replicas))
                 .with_isr_nodes(ids(&st.isr))
                 .with_offline_replicas(if version >= 5 { ids(&offline) } else { Vec::new() })

@@ -44,9 +44,7 @@ use replica::{BrokerId, IsrChange, Leadership, PartitionView, Role};
 /// Fetch waiters kept per partition before disconnected ones are swept.
 const FETCH_WAITERS_SWEEP: usize = 4096;
 
-/// A partition leader epoch (Kafka's `partitionLeaderEpoch`, stamped on every batch).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LeaderEpoch(pub i32);
+pub use riptide_model::LeaderEpoch;
 
 /// Produce `acks`: how much durability the producer waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -129,7 +129,7 @@ pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
                     if st.leader >= 0 && st.leader != me && st.replicas.contains(&me) {
                         let key = (Arc::from(t.name.as_str()), p as i32);
                         let adding = st.adding.contains(&me);
-                        wanted.entry(st.leader).or_default().insert(key, (st.leader_epoch, adding));
+                        wanted.entry(st.leader).or_default().insert(key, (st.leader_epoch.0, adding));
                     }
                 }
             }

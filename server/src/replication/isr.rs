@@ -48,7 +48,7 @@ pub async fn run(ctx: Ctx) {
             requests.push(IsrChangeRequest {
                 topic: topic.to_string(),
                 partition: *partition,
-                leader_epoch: change.leader_epoch.0,
+                leader_epoch: change.leader_epoch,
                 partition_epoch: change.partition_epoch,
                 isr: change.isr.clone(),
             });

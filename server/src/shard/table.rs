@@ -17,7 +17,7 @@ use crate::catalog::TopicMeta;
 use crate::clock::now_ms;
 use crate::metrics::ReplicationGauges;
 use crate::partition::replica::{IsrChange, PartitionView};
-use crate::partition::{LeaderEpoch, Partition, PartitionError};
+use crate::partition::{Partition, PartitionError};
 
 pub struct PartitionTable {
     broker: Arc<Broker>,
@@ -464,7 +464,7 @@ fn view_of(meta: &TopicMeta, index: i32) -> Option<PartitionView> {
         replicas: st.replicas.clone(),
         isr: st.isr.clone(),
         leader: st.leader,
-        leader_epoch: LeaderEpoch(st.leader_epoch),
+        leader_epoch: st.leader_epoch,
         partition_epoch: st.partition_epoch,
     })
 }

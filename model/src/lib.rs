@@ -1,0 +1,115 @@
+//! riptide-model: the typed values every crate shares (Redpanda's `model::offset` idea): an
+//! offset is not an epoch is not a producer id, and the compiler says so. Each type carries the
+//! arithmetic its rules need and no more; the wire number is `.0` at the edges (Kafka's codec,
+//! the log's bytes). Serialized as the bare number (`serde(transparent)`), so records that
+//! carried an `i32` or `i64` before read the same.
+
+use serde::{Deserialize, Serialize};
+
+/// A position in a partition's log (Kafka's `offset`: i64). `Offset::NONE` (-1) is Kafka's
+/// "no offset".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Offset(pub i64);
+
+impl Offset {
+    pub const NONE: Offset = Offset(-1);
+
+    /// The offset `n` records later.
+    pub fn plus(self, n: i64) -> Offset {
+        Offset(self.0 + n)
+    }
+
+    /// Records from `self` up to (not including) `end`; 0 when `end` is not above.
+    pub fn count_to(self, end: Offset) -> i64 {
+        (end.0 - self.0).max(0)
+    }
+}
+
+impl std::fmt::Display for Offset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A partition's leader epoch (KIP-101/279): bumped by the controller at every leader change,
+/// stamped on each batch a leader writes; never goes backwards on a replica. -1 is "unknown"
+/// (a client that does not send one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeaderEpoch(pub i32);
+
+impl LeaderEpoch {
+    pub const UNKNOWN: LeaderEpoch = LeaderEpoch(-1);
+
+    /// The epoch the next leader change gives.
+    pub fn next(self) -> LeaderEpoch {
+        LeaderEpoch(self.0 + 1)
+    }
+
+    pub fn is_known(self) -> bool {
+        self.0 >= 0
+    }
+}
+
+impl std::fmt::Display for LeaderEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An idempotent or transactional producer's id (InitProducerId); -1 for none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProducerId(pub i64);
+
+impl ProducerId {
+    pub const NONE: ProducerId = ProducerId(-1);
+}
+
+/// A producer id's epoch (fencing older instances of one producer); -1 for none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProducerEpoch(pub i16);
+
+impl ProducerEpoch {
+    pub const NONE: ProducerEpoch = ProducerEpoch(-1);
+}
+
+/// A broker's or controller's node id (`node.id`; Kafka's i32 broker id), one width for the
+/// metadata quorum and the brokers. -1 is "no node" (a partition without a leader).
+pub type NodeId = i32;
+
+/// A topic's partition by name and index.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
+        TopicPartition { topic: topic.into(), partition }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arithmetic_and_order() {
+        assert_eq!(Offset(5).plus(3), Offset(8));
+        assert_eq!(Offset(5).count_to(Offset(8)), 3);
+        assert_eq!(Offset(8).count_to(Offset(5)), 0);
+        assert!(LeaderEpoch(3).next() > LeaderEpoch(3));
+        assert!(!LeaderEpoch::UNKNOWN.is_known());
+        assert_eq!(TopicPartition::new("t", 2).to_string(), "t-2");
+    }
+}
