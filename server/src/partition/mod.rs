@@ -15,9 +15,12 @@
 //! minimum over the leader and the ISR, `replica`) passed it, with at least
 //! `min.insync.replicas` in the ISR. Consumers read below the high watermark only.
 //!
-//! Invariants (asserted): log start ≤ high watermark ≤ log end; the high watermark and the
-//! leader epoch never go backwards except by an explicit truncation; durable waiters are
-//! queued in offset order and each is answered exactly once (its sender is consumed).
+//! Invariants: log start ≤ high watermark ≤ log end (asserted after every change); offsets
+//! assigned by an append follow the log end (asserted); a truncation leaves nothing past its
+//! cut (debug-asserted); the high watermark moves back only by an explicit truncation and the
+//! leader epoch never (by construction: `advance_high_watermark`, `max`); metadata views
+//! arrive in epoch order (logged when not); durable waiters are queued in offset order and
+//! each is answered exactly once (its sender is consumed).
 
 pub mod error;
 pub mod replica;
@@ -224,6 +227,11 @@ pub struct Partition {
     traffic: Traffic,
     /// Time for LogAppendTime, the log's time-based rules and ISR lag (injected: tests drive it).
     clock: Arc<dyn Clock>,
+    /// The (leader epoch, partition epoch) of the last view applied: views come from the
+    /// metadata image in log order, so they should never go backwards (logged when they do).
+    /// The log's own epoch is not compared: a node whose metadata was reset may hold a newer
+    /// one on disk.
+    last_view: Option<(LeaderEpoch, i32)>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -277,6 +285,7 @@ impl Partition {
             leo_gauge,
             traffic: Traffic::default(),
             clock,
+            last_view: None,
         })
     }
 
@@ -388,6 +397,13 @@ impl Partition {
     /// followers' progress; losing leadership fails what waited for the ISR (the producer
     /// retries against the new leader; idempotence keeps that exactly-once).
     pub fn apply_view(&mut self, view: &PartitionView) {
+        let this_view = (view.leader_epoch, view.partition_epoch);
+        if self.last_view.is_some_and(|last| this_view < last) {
+            // Not asserted yet: a view carries no topic id, so a topic deleted and re-created
+            // under its name while this object lives would look like this too.
+            tracing::error!(partition = %self.name, "metadata view {this_view:?} older than {:?}", self.last_view);
+        }
+        self.last_view = Some(this_view);
         let now = self.clock.monotonic();
         if view.leader == self.me {
             match &mut self.role {
@@ -801,6 +817,11 @@ impl Partition {
     /// watermark follows the log end down.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), PartitionError> {
         self.log.truncate_to(offset)?;
+        debug_assert!(
+            self.log.log_end_offset() <= offset.max(self.log.log_start_offset()),
+            "{}: truncation kept offsets past {offset}",
+            self.name
+        );
         self.high_watermark = self.high_watermark.min(self.log.log_end_offset());
         self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
         self.check_invariants();
