@@ -11,6 +11,13 @@
 //! a preparer thread before its roll. Prints the duration (hdrhistogram, µs) of appends that
 //! rolled onto a spare, of those that rolled without one (creating the files), of those that
 //! did not roll, and of taking the group commit's targets.
+//!
+//! `--compaction inline|helper` (issue 22) makes the topic compacted as well (`compact,delete`,
+//! records keyed over 64 keys per log): every 500 ms each log gets a compaction pass, run
+//! on the owner's thread as before (`inline`, `Log::compact`) or as a `CompactionJob` on the
+//! helper thread (`helper`, one batch of passes at a time, as the server's shards do).
+//! "owner loop turn" is how long the owner's thread was away between two appends: what
+//! every partition of a shard waits when the thread is held.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -20,13 +27,14 @@ use bytes::{Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use riptide_engine::{
-    CheckpointWrite, IoBackend, Log, LogConfig, PreparedSegment, RetentionWrite, SegmentPrep, SyncTarget,
+    CheckpointWrite, CompactionDone, CompactionJob, IoBackend, Log, LogConfig, PreparedSegment,
+    RetentionWrite, SegmentPrep, SyncTarget,
 };
 
 const LOGS: usize = 16;
 const NOW_MS: i64 = 1_700_000_000_000;
 
-fn batch() -> Vec<u8> {
+fn batch(key: Option<usize>) -> Vec<u8> {
     let records: Vec<Record> = (0..2)
         .map(|i| Record {
             transactional: false,
@@ -39,7 +47,7 @@ fn batch() -> Vec<u8> {
             offset: i,
             sequence: -1,
             timestamp: NOW_MS,
-            key: None,
+            key: key.map(|k| Bytes::from(format!("key-{k}-{i}"))),
             value: Some(Bytes::from(vec![7u8; 1000])),
             headers: Default::default(),
         })
@@ -55,6 +63,7 @@ enum Job {
     Retention(usize, RetentionWrite),
     Checkpoint(usize, CheckpointWrite),
     Sync(Vec<(usize, SyncTarget)>),
+    Compact(Vec<(usize, CompactionJob)>),
 }
 
 enum Done {
@@ -62,6 +71,15 @@ enum Done {
     Retention(usize, std::io::Result<()>),
     Checkpoint(usize, CheckpointWrite, std::io::Result<()>),
     Synced(Vec<(usize, i64)>),
+    Compacted(Vec<(usize, CompactionDone)>),
+}
+
+/// Where compaction runs (`--compaction`), if at all.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Compaction {
+    Off,
+    Inline,
+    Helper,
 }
 
 fn fsync_target(t: &SyncTarget) -> std::io::Result<()> {
@@ -80,6 +98,7 @@ fn helper(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>) {
                 let r = w.write();
                 Done::Checkpoint(i, w, r)
             }
+            Job::Compact(jobs) => Done::Compacted(jobs.into_iter().map(|(i, j)| (i, j.run())).collect()),
             Job::Sync(targets) => Done::Synced(
                 targets
                     .into_iter()
@@ -96,8 +115,10 @@ fn helper(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>) {
     }
 }
 
-fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
+fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool, compaction: Compaction) {
     let cfg = LogConfig { segment_bytes: 256 << 10, retention_bytes: 1 << 20, io, ..LogConfig::default() };
+    // Compaction needs sealed segments below the log end to work on: keep more of them.
+    let cfg = if compaction == Compaction::Off { cfg } else { LogConfig { retention_bytes: 4 << 20, ..cfg } };
     let mut logs: Vec<Log> = (0..LOGS)
         .map(|i| {
             let d = dir.join(format!("t-{i}"));
@@ -113,12 +134,22 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
     let worker = std::thread::spawn(move || helper(job_rx, done_tx));
     let flusher = std::thread::spawn(move || helper(sync_rx, done_tx2));
     // Spares on their own thread, as the server's preparer runs apart from retention's writes.
-    let preparer = std::thread::spawn(move || helper(prep_rx, done_tx3));
+    let done_tx3_prep = done_tx3.clone();
+    let preparer = std::thread::spawn(move || helper(prep_rx, done_tx3_prep));
     let mut syncing = false;
-    let template = batch();
+    let templates: Vec<Vec<u8>> = match compaction {
+        Compaction::Off => vec![batch(None)],
+        _ => (0..64).map(|k| batch(Some(k))).collect(),
+    };
+    let (compactor_tx, compactor_rx) = mpsc::channel();
+    let done_tx4 = done_tx3.clone();
+    let compactor = std::thread::spawn(move || helper(compactor_rx, done_tx4));
+    let (mut compacting, mut last_compaction) = (false, Instant::now());
     let new_hist = || Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("histogram");
     let (mut rolled, mut plain, mut commits) = (new_hist(), new_hist(), new_hist());
     let mut rolled_bare = new_hist();
+    let (mut turns, mut passes) = (new_hist(), 0u64);
+    let mut turn_started = Instant::now();
     let started = Instant::now();
     let mut n = 0usize;
     while started.elapsed() < Duration::from_secs(seconds) {
@@ -127,6 +158,12 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
                 Done::Prep(i, p) => logs[i].segment_prepared(p).expect("spare"),
                 Done::Retention(i, r) => logs[i].retention_done(r).expect("retention"),
                 Done::Checkpoint(i, w, r) => logs[i].checkpoint_done(&w, r).expect("checkpoint"),
+                Done::Compacted(done) => {
+                    compacting = false;
+                    for (i, d) in done {
+                        passes += logs[i].compaction_done(d).expect("compaction").segments_rewritten as u64;
+                    }
+                }
                 Done::Synced(done) => {
                     syncing = false;
                     for (i, up_to) in done {
@@ -147,11 +184,31 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
                 sync_tx.send(Job::Sync(targets)).expect("flusher");
             }
         }
+        if compaction != Compaction::Off && last_compaction.elapsed() >= Duration::from_millis(500) {
+            last_compaction = Instant::now();
+            if compaction == Compaction::Inline {
+                for log in logs.iter_mut() {
+                    passes += log.compact(NOW_MS, 86_400_000).expect("compact").segments_rewritten as u64;
+                }
+            } else if !compacting {
+                let jobs: Vec<_> = logs
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(|(i, l)| l.compaction_job(NOW_MS, 86_400_000).map(|j| (i, j)))
+                    .collect();
+                compacting = !jobs.is_empty();
+                if compacting {
+                    compactor_tx.send(Job::Compact(jobs)).expect("compactor");
+                }
+            }
+        }
+        turns.record((turn_started.elapsed().as_micros() as u64).max(1)).expect("record");
+        turn_started = Instant::now();
         let i = n % LOGS;
         let log = &mut logs[i];
         let segments = log.segment_count();
         let had_spare = log.has_spare_segment();
-        let mut b = template.clone();
+        let mut b = templates[(n / LOGS) % templates.len()].clone();
         let t = Instant::now();
         log.append(&mut b, 0, NOW_MS).expect("append");
         let us = t.elapsed().as_micros() as u64;
@@ -172,7 +229,8 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
         }
         n += 1;
     }
-    drop((job_tx, sync_tx, prep_tx));
+    drop((job_tx, sync_tx, prep_tx, compactor_tx));
+    compactor.join().expect("compactor thread");
     worker.join().expect("helper thread");
     preparer.join().expect("preparer thread");
     flusher.join().expect("flusher thread");
@@ -186,11 +244,15 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
             h.max()
         );
     };
-    println!("{io:?}, spare segments {}:", if spare { "on" } else { "off" });
+    println!(
+        "{io:?}, spare segments {}, compaction {compaction:?} ({passes} segments rewritten):",
+        if spare { "on" } else { "off" }
+    );
     line("roll onto a spare", &rolled);
     line("roll creating files", &rolled_bare);
     line("append (no roll)", &plain);
     line("sync_target (16 logs)", &commits);
+    line("owner loop turn", &turns);
     for log in logs {
         log.close().expect("close");
     }
@@ -199,6 +261,7 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool) {
 fn main() {
     let mut dir = std::env::temp_dir().join("riptide-roll-latency");
     let (mut seconds, mut io, mut modes) = (10, IoBackend::Auto, vec![false, true]);
+    let mut compaction = Compaction::Off;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -213,10 +276,17 @@ fn main() {
             }
             "--spare" => modes = vec![true],
             "--no-spare" => modes = vec![false],
+            "--compaction" => {
+                compaction = match args.next().as_deref() {
+                    Some("inline") => Compaction::Inline,
+                    Some("helper") => Compaction::Helper,
+                    _ => panic!("--compaction inline|helper"),
+                }
+            }
             other => panic!("unknown argument {other}"),
         }
     }
     for spare in modes {
-        run(&dir, io, seconds, spare);
+        run(&dir, io, seconds, spare, compaction);
     }
 }

@@ -29,7 +29,7 @@ mod segment;
 pub use config::{IoBackend, LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{
-    AppendInfo, CheckpointWrite, CompactionStats, Log, PreparedSegment, ReadSlice, RetentionWrite,
-    SegmentPrep, SyncTarget,
+    remove_retired_dirs, AppendInfo, CheckpointWrite, CompactionDone, CompactionJob, CompactionStats,
+    DirRemoval, Log, PreparedSegment, ReadSlice, RetentionWrite, SegmentPrep, SyncTarget,
 };
 pub use seal::BatchSealer;

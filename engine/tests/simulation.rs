@@ -31,7 +31,7 @@ use bytes::Bytes;
 use kafka_protocol::records::{Compression, Record, TimestampType as KTimestampType};
 use riptide_engine::batch::check_stored;
 use riptide_engine::io::sim::{self, Faults, Rng, Stats};
-use riptide_engine::{IoBackend, Log, LogConfig, LogError, TimestampType};
+use riptide_engine::{CompactionDone, CompactionJob, IoBackend, Log, LogConfig, LogError, TimestampType};
 
 /// Seeds `cargo test` runs by default, and the CI budget the planted bug must be caught in.
 const SEEDS_DEFAULT: u64 = 300;
@@ -102,8 +102,14 @@ struct World {
     retention_allowance: i64,
     compacted: bool,
     compacted_ever: bool,
+    /// A compaction pass handed out and not yet run (a server runs it on a helper thread),
+    /// or run and not yet reported: ops in between see the log while it is out.
+    compaction_out: Option<CompactionJob>,
+    compaction_ran: Option<CompactionDone>,
     /// Write/sync error counters at open: if they move, the log must be poisoned.
     errors_at_open: u64,
+    /// Write/sync errors injected into the compaction pass not yet reported.
+    errors_in_pass: u64,
     group_pending: u32,
     producer_id: i64,
     next_seq: i32,
@@ -169,7 +175,10 @@ impl World {
             retention_allowance: 0,
             compacted: false,
             compacted_ever: false,
+            compaction_out: None,
+            compaction_ran: None,
             errors_at_open: 0,
+            errors_in_pass: 0,
             group_pending: 0,
             producer_id: 1000,
             next_seq: 0,
@@ -186,6 +195,12 @@ impl World {
 
     fn log(&mut self) -> &mut Log {
         self.log.as_mut().expect("log open")
+    }
+
+    /// Write/sync errors the log has been told of: those of a compaction pass run but not yet
+    /// reported are the helper's, and reach the log (poisoning it) with the report.
+    fn log_errors(&self) -> u64 {
+        self.fault_errors() - self.errors_in_pass
     }
 
     fn fault_errors(&self) -> u64 {
@@ -311,7 +326,7 @@ impl World {
             recs.extend(batch);
         }
         let (now, epoch, leo) = (self.now_ms, 0, self.log().log_end_offset());
-        let accepted_before = self.fault_errors() > self.errors_at_open;
+        let accepted_before = self.log_errors() > self.errors_at_open;
         match self.log().append(&mut bytes, epoch, now) {
             Ok(info) => {
                 if accepted_before {
@@ -348,7 +363,7 @@ impl World {
     }
 
     fn sync(&mut self) -> Result<(), String> {
-        let failed_before = self.fault_errors() > self.errors_at_open;
+        let failed_before = self.log_errors() > self.errors_at_open;
         match self.log().sync() {
             Ok(durable) => {
                 if failed_before {
@@ -382,7 +397,7 @@ impl World {
         let bytes = self.encode(&recs, Some((self.producer_id, self.next_seq)));
         let mut buf = bytes.clone();
         let (now, leo) = (self.now_ms, self.log().log_end_offset());
-        let failed_before = self.fault_errors() > self.errors_at_open;
+        let failed_before = self.log_errors() > self.errors_at_open;
         match self.log().append(&mut buf, 0, now) {
             Ok(info) if info.duplicate => Err(format!("fresh idempotent batch taken as duplicate: {info:?}")),
             Ok(info) => {
@@ -479,10 +494,30 @@ impl World {
         if !self.compaction {
             return Ok(());
         }
+        // A pass out is run (the files swapped), then in a later op reported: appends, rolls,
+        // syncs, reads, refused truncations and retention, kills and power losses land before,
+        // during and after its run, as they do on a shard while its helper works.
+        if let Some(job) = self.compaction_out.take() {
+            let errors = self.fault_errors();
+            self.compaction_ran = Some(job.run());
+            self.errors_in_pass += self.fault_errors() - errors;
+            return Ok(());
+        }
         self.compacted = true;
         self.compacted_ever = true;
         let now = self.now_ms;
-        match self.log().compact(now, 60_000) {
+        let result = match self.compaction_ran.take() {
+            Some(done) => {
+                self.errors_in_pass = 0;
+                self.log().compaction_done(done)
+            }
+            None if self.rng.below(2) == 0 => {
+                self.compaction_out = self.log().compaction_job(now, 60_000);
+                return Ok(());
+            }
+            None => self.log().compact(now, 60_000),
+        };
+        match result {
             Ok(s) => {
                 self.note(|| format!("compaction {s:?}"));
                 Ok(())
@@ -495,6 +530,15 @@ impl World {
     fn truncate(&mut self) -> Result<(), String> {
         let log = self.log.as_ref().expect("log open");
         let (start, leo) = (log.log_start_offset(), log.log_end_offset());
+        if log.compaction_in_flight() {
+            // Refused while a pass is out (its segments must stay): nothing may change.
+            let segs = log.segment_base_offsets();
+            return match self.log().truncate_to(start) {
+                Err(LogError::InvalidRequest(_)) if self.log().segment_base_offsets() == segs => Ok(()),
+                Err(e) if storage_error(&e) => Ok(()),
+                r => Err(format!("truncation while a compaction pass is out: {r:?}")),
+            };
+        }
         if leo - start < 2 {
             return Ok(());
         }
@@ -558,7 +602,7 @@ impl World {
 
     fn clean_restart(&mut self) -> Result<(), String> {
         let log = self.log.take().expect("log open");
-        let failed_before = self.fault_errors() > self.errors_at_open;
+        let failed_before = self.log_errors() > self.errors_at_open;
         let leo = log.log_end_offset();
         match log.close() {
             Ok(()) if failed_before => return Err("close succeeded after a failed write or fsync".into()),
@@ -602,6 +646,10 @@ impl World {
     }
 
     fn open_and_verify(&mut self) -> Result<(), String> {
+        // A pass still out died with the process (or, after a clean close, was cancelled).
+        self.compaction_out = None;
+        self.compaction_ran = None;
+        self.errors_in_pass = 0;
         let mut attempt = 0;
         let log = loop {
             if attempt >= 3 {

@@ -118,6 +118,13 @@ impl Broker {
             IoMode::Uring => IoBackend::Uring,
             IoMode::Poll => IoBackend::Std,
         };
+        // Partition directories a deletion renamed and had not removed when the broker
+        // stopped (the shards remove them off their threads while running).
+        match riptide_engine::remove_retired_dirs(&config.data_dir, engine_io) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} partition director(ies) left by deletions"),
+            Err(e) => tracing::warn!("removing directories left by deletions: {e}"),
+        }
         Ok(Broker {
             catalog,
             cluster,

@@ -290,7 +290,10 @@ impl Io {
     /// Renames `from` over `to` (same directory); durable once the directory is fsynced.
     pub(crate) fn rename(self, from: &Path, to: &Path) -> io::Result<()> {
         match self {
-            Io::Std | Io::Uring => std::fs::rename(from, to),
+            Io::Std | Io::Uring => {
+                fault::on_rename()?;
+                std::fs::rename(from, to)
+            }
             #[cfg(feature = "sim")]
             Io::Sim => sim::rename(from, to),
         }
@@ -346,7 +349,10 @@ impl Io {
     /// Removes `dir` and everything in it (the caller fsyncs the parent).
     pub(crate) fn remove_dir_all(self, dir: &Path) -> io::Result<()> {
         match self {
-            Io::Std | Io::Uring => std::fs::remove_dir_all(dir),
+            Io::Std | Io::Uring => {
+                fault::on_open_or_unlink()?;
+                std::fs::remove_dir_all(dir)
+            }
             #[cfg(feature = "sim")]
             Io::Sim => sim::remove_dir_all(dir),
         }

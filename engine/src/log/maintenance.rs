@@ -78,7 +78,9 @@ impl Log {
         now_ms: i64,
     ) -> Result<(usize, Option<RetentionWrite>), LogError> {
         self.check_writable()?;
-        if self.retention_in_flight {
+        // While a compaction pass is out, the segments it rewrites must stay: retention waits
+        // for the next check (it is "at least", never "exactly at" retention.ms).
+        if self.retention_in_flight || self.compaction.in_flight {
             return Ok((0, None));
         }
         let mut total = self.size_bytes();
@@ -142,11 +144,13 @@ impl Log {
     /// Removes every batch at or after `offset` (cutting at the start of the batch holding
     /// it, as Kafka does). Below the log start, the log is emptied and restarts at `offset`.
     /// Not while a `CheckpointWrite` is out (refused, nothing changed): its value could land
-    /// after the truncation's own checkpoint and claim truncated offsets durable.
+    /// after the truncation's own checkpoint and claim truncated offsets durable. Nor while a
+    /// retention write or a compaction pass is out: they delete or rewrite segment files that
+    /// the truncation would delete or make active again.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_writable()?;
-        if self.checkpoint_in_flight || self.retention_in_flight {
-            return Err(LogError::InvalidRequest("a checkpoint or retention write is in flight"));
+        if self.checkpoint_in_flight || self.retention_in_flight || self.compaction.in_flight {
+            return Err(LogError::InvalidRequest("a checkpoint, retention or compaction write is in flight"));
         }
         if offset >= self.log_end_offset() {
             return Ok(());
@@ -174,8 +178,8 @@ impl Log {
     /// `offset`, which must lie past its end.
     pub fn start_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.check_writable()?;
-        if self.checkpoint_in_flight || self.retention_in_flight {
-            return Err(LogError::InvalidRequest("a checkpoint or retention write is in flight"));
+        if self.checkpoint_in_flight || self.retention_in_flight || self.compaction.in_flight {
+            return Err(LogError::InvalidRequest("a checkpoint, retention or compaction write is in flight"));
         }
         if offset <= self.log_end_offset() {
             return Err(LogError::InvalidRequest("a log restarts only past its end"));
@@ -266,6 +270,7 @@ impl Log {
     /// clean so the next open skips recovery.
     pub fn close(mut self) -> Result<(), LogError> {
         self.discard_spare();
+        self.cancel_compaction();
         self.check_writable()?;
         self.sync()?;
         let io = self.io;
@@ -276,16 +281,42 @@ impl Log {
         self.write_recovery_checkpoint()?;
         self.write_log_start_checkpoint()?;
         self.write_epoch_checkpoint()?;
-        write_atomic(self.io, &self.dir, CLEAN_SHUTDOWN_FILE, b"")?;
+        // A compaction pass still running on another thread may be between the steps of a
+        // segment swap: the next open must run recovery, which handles any of them (a crash
+        // there is what `compaction.rs`'s swap order is made for), not trust the files.
+        if !self.compaction.in_flight {
+            write_atomic(self.io, &self.dir, CLEAN_SHUTDOWN_FILE, b"")?;
+        }
         Ok(())
     }
 
     /// Removes the partition directory and everything in it.
     pub fn delete(mut self) -> Result<(), LogError> {
         self.discard_spare();
+        self.cancel_compaction();
         let (dir, io) = (self.dir.clone(), self.io);
         drop(self);
         remove_log_dir(io, &dir)
+    }
+
+    /// Deletion without the file work: the directory is renamed out of the way (one
+    /// rename, so a partition of the same name can be created at once) and the returned
+    /// [`DirRemoval`] removes it, on whatever thread the caller likes.
+    pub fn delete_deferred(mut self) -> Result<DirRemoval, LogError> {
+        self.discard_spare();
+        self.cancel_compaction();
+        let (dir, io) = (self.dir.clone(), self.io);
+        drop(self);
+        Ok(retire_dir(io, &dir)?.unwrap_or(DirRemoval { io, dir: None }))
+    }
+
+    /// `delete_dir` without the file work (see `delete_deferred`); `None` when there is no
+    /// such directory.
+    pub fn retire_dir(
+        dir: &std::path::Path,
+        backend: crate::config::IoBackend,
+    ) -> Result<Option<DirRemoval>, LogError> {
+        Ok(retire_dir(crate::io::Io::resolve(backend)?, dir)?)
     }
 
     /// Removes a partition directory that is not open (nothing if it does not exist).
@@ -305,6 +336,71 @@ fn remove_log_dir(io: crate::io::Io, dir: &std::path::Path) -> Result<(), LogErr
         }
     }
     Ok(())
+}
+
+/// Suffix of a partition directory renamed for deletion (Kafka's `-delete`): never a
+/// partition's name (those end in `-<partition number>`), so nothing opens it as a log.
+pub const DELETED_DIR_SUFFIX: &str = "-delete";
+
+/// Distinguishes retired directories of the same partition.
+static RETIRED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Renames `dir` to `<dir>.<unique>-delete`; `None` when it does not exist. Not durable by
+/// itself: the removal's parent fsync makes it so, and a crash before that leaves either name,
+/// both removed in full by a later pass (`remove_retired_dirs` at start-up for the new one).
+fn retire_dir(io: crate::io::Io, dir: &std::path::Path) -> std::io::Result<Option<DirRemoval>> {
+    let Some(name) = dir.file_name() else { return Err(std::io::Error::other("no directory name")) };
+    let stamp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let n = RETIRED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let retired =
+        dir.with_file_name(format!("{}.{stamp:x}{n:x}{DELETED_DIR_SUFFIX}", name.to_string_lossy()));
+    match io.rename(dir, &retired) {
+        Ok(()) => Ok(Some(DirRemoval { io, dir: Some(retired) })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes every directory under `data_dir` that a deferred deletion renamed and did not get
+/// to remove (a crash or stop in between). Blocking; for start-up.
+pub fn remove_retired_dirs(
+    data_dir: &std::path::Path,
+    backend: crate::config::IoBackend,
+) -> Result<usize, LogError> {
+    let io = crate::io::Io::resolve(backend)?;
+    let names = match io.list_dir(data_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        r => r?,
+    };
+    let mut removed = 0;
+    for name in names.iter().filter(|n| n.ends_with(DELETED_DIR_SUFFIX)) {
+        remove_log_dir(io, &data_dir.join(name))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// A deleted partition's directory, renamed out of the way, to remove off the owner's thread
+/// (see `Log::delete_deferred`).
+pub struct DirRemoval {
+    io: crate::io::Io,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl DirRemoval {
+    /// Removes the directory and fsyncs its parent (blocking: an unlink per file).
+    pub fn run(&self) -> Result<(), LogError> {
+        match &self.dir {
+            Some(dir) => remove_log_dir(self.io, dir),
+            None => Ok(()),
+        }
+    }
+
+    /// The renamed directory, if there was one.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
 }
 
 /// Retention's file work (see `Log::apply_retention_deferred`): the log-start checkpoint,

@@ -37,9 +37,9 @@ use crate::error::LogError;
 use crate::io::{FileHandle, Io};
 use crate::producer_state::{ProducerEntry, ProducerState};
 use crate::segment::Segment;
-pub use compaction::CompactionStats;
+pub use compaction::{CompactionDone, CompactionJob, CompactionStats};
 pub use durability::CheckpointWrite;
-pub use maintenance::RetentionWrite;
+pub use maintenance::{remove_retired_dirs, DirRemoval, RetentionWrite};
 pub use spare::{PreparedSegment, SegmentPrep};
 
 /// Result of an append.
@@ -150,6 +150,8 @@ pub struct Log {
     checkpoint_in_flight: bool,
     /// A `RetentionWrite` is out.
     retention_in_flight: bool,
+    /// A `CompactionJob` is out, or was cancelled (see `compaction.rs`).
+    compaction: compaction::CompactionState,
     /// Offset of the newest producer snapshot known durable (pruning keeps it).
     durable_snapshot: Cell<i64>,
     /// The partition directory, open for fsync by the caller's group commit (real backends).

@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use riptide_engine::{
-    CheckpointWrite, Log, PreparedSegment, ReadSlice, RetentionWrite, SegmentPrep, SyncTarget,
+    CheckpointWrite, CompactionDone, CompactionJob, DirRemoval, Log, PreparedSegment, ReadSlice,
+    RetentionWrite, SegmentPrep, SyncTarget,
 };
 
 use crate::catalog::EffectiveTopicConfig;
@@ -915,9 +916,9 @@ impl Partition {
         self.update_high_watermark();
     }
 
-    /// Time-based rolling, retention and compaction, as `cleanup.policy` says. Retention's
-    /// file work (checkpoint, unlinks) is returned for the caller to run off the shard; report
-    /// it with `retention_done`.
+    /// Time-based rolling and retention, as `cleanup.policy` says. Retention's file work
+    /// (checkpoint, unlinks) is returned for the caller to run off the shard; report it with
+    /// `retention_done`. Compaction is `compaction_job`.
     pub fn housekeeping(&mut self, now: i64) -> Option<RetentionWrite> {
         if self.log.is_failed() {
             return None;
@@ -941,23 +942,40 @@ impl Partition {
                 Err(e) => tracing::error!(partition = %name, "retention failed: {e}"),
             }
         }
-        let shape = (self.log.segment_count(), self.log.log_end_offset());
-        if self.cleanup.compact && shape.0 >= 2 && self.compacted_shape != Some(shape) {
-            match self.log.compact(now, self.cleanup.delete_retention_ms) {
-                Ok(s) if s.segments_rewritten > 0 => tracing::info!(
-                    partition = %name,
-                    "compacted {} segment(s), {} record(s) removed, {} -> {} bytes",
-                    s.segments_rewritten,
-                    s.records_removed,
-                    s.bytes_before,
-                    s.bytes_after
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::error!(partition = %name, "compaction failed: {e}"),
-            }
-            self.compacted_shape = Some((self.log.segment_count(), self.log.log_end_offset()));
-        }
         retention
+    }
+
+    /// A compaction pass to run off the shard, when `cleanup.policy` has `compact` and the log
+    /// changed since the last one (report it with `compaction_done`).
+    pub fn compaction_job(&mut self, now: i64) -> Option<CompactionJob> {
+        let shape = (self.log.segment_count(), self.log.log_end_offset());
+        if self.log.is_failed() || !self.cleanup.compact || shape.0 < 2 || self.compacted_shape == Some(shape)
+        {
+            return None;
+        }
+        let job = self.log.compaction_job(now, self.cleanup.delete_retention_ms)?;
+        self.compacted_shape = Some(shape);
+        Some(job)
+    }
+
+    /// The outcome of a `compaction_job`; a failure takes the partition offline.
+    pub fn compaction_done(&mut self, done: CompactionDone) {
+        let name = &self.name;
+        match self.log.compaction_done(done) {
+            Ok(s) if s.segments_rewritten > 0 => tracing::info!(
+                partition = %name,
+                "compacted {} segment(s), {} record(s) removed, {} -> {} bytes",
+                s.segments_rewritten,
+                s.records_removed,
+                s.bytes_before,
+                s.bytes_after
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(partition = %name, "compaction failed, partition offline: {e}");
+                self.fail_waiters(PartitionError::from(e));
+            }
+        }
     }
 
     /// The creation of the next segment's files ahead of its roll, to run off the shard, when
@@ -994,13 +1012,16 @@ impl Partition {
         }
     }
 
-    /// Deletes the partition's files (its topic was deleted); waiters get UNKNOWN_TOPIC.
-    pub fn delete(mut self) {
+    /// Deletes the partition (its topic was deleted, or it moved off this broker); waiters
+    /// get UNKNOWN_TOPIC. The directory is renamed out of the way here; removing its files is
+    /// returned for the caller to run off the shard.
+    pub fn delete(mut self) -> Option<DirRemoval> {
         self.fail_waiters(PartitionError::UnknownTopicOrPartition);
-        let name = std::mem::take(&mut self.name);
-        if let Err(e) = self.log.delete() {
-            tracing::error!(partition = %name, "delete failed: {e}");
-        }
+        let name = self.name;
+        self.log
+            .delete_deferred()
+            .inspect_err(|e| tracing::error!(partition = %name, "delete failed: {e}"))
+            .ok()
     }
 }
 

@@ -199,12 +199,23 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
 }
 
 /// Rolling, retention and compaction every `log.retention.check.interval.ms`. Retention's
-/// checkpoint and unlinks run on a blocking thread, so the shard goes on serving meanwhile.
+/// checkpoint and unlinks, and compaction's rewrites, run on blocking threads (at most one of
+/// each per shard at a time, so the helper threads are bounded), so the shard goes on serving
+/// meanwhile. A compaction pass can take long (it reads and rewrites whole segments): it runs
+/// in its own task, so retention keeps its pace, and no new pass starts before it ends.
 async fn housekeeping(ctx: Ctx) {
     let period = Duration::from_millis(ctx.broker.config.log.retention_check_interval_ms.max(100));
+    let compacting = std::rc::Rc::new(std::cell::Cell::new(false));
     loop {
         compio::time::sleep(period).await;
         let writes = ctx.table.borrow_mut().housekeeping();
+        if !compacting.get() {
+            let jobs = ctx.table.borrow_mut().compaction_jobs();
+            if !jobs.is_empty() {
+                compacting.set(true);
+                compio::runtime::spawn(compact(ctx.clone(), jobs, compacting.clone())).detach();
+            }
+        }
         if writes.is_empty() {
             continue;
         }
@@ -221,5 +232,29 @@ async fn housekeeping(ctx: Ctx) {
             }
             Err(_) => tracing::error!("retention writer panicked"),
         }
+    }
+}
+
+/// Runs compaction passes on a blocking thread and reports them to their partitions.
+async fn compact(
+    ctx: Ctx,
+    jobs: Vec<(std::sync::Arc<str>, i32, riptide_engine::CompactionJob)>,
+    compacting: std::rc::Rc<std::cell::Cell<bool>>,
+) {
+    let done = compio::runtime::spawn_blocking(move || {
+        jobs.into_iter().map(|(topic, index, job)| (topic, index, job.run())).collect::<Vec<_>>()
+    })
+    .await;
+    compacting.set(false);
+    match done {
+        Ok(done) => {
+            let mut table = ctx.table.borrow_mut();
+            for (topic, index, done) in done {
+                table.compaction_done(&topic, index, done);
+            }
+        }
+        // The passes are lost with their thread: their logs keep a pass "in flight", so
+        // retention and truncation stay held off there until the partition is reopened.
+        Err(_) => tracing::error!("compaction panicked"),
     }
 }

@@ -5,7 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use riptide_engine::{CheckpointWrite, PreparedSegment, RetentionWrite, SegmentPrep, SyncTarget};
+use riptide_engine::{
+    CheckpointWrite, CompactionDone, CompactionJob, DirRemoval, PreparedSegment, RetentionWrite, SegmentPrep,
+    SyncTarget,
+};
 
 use super::mailbox::{
     EpochEndCall, EpochEndOutcome, FollowCall, FollowOp, ListOffsetCall, ListOffsetOutcome, ProduceCall,
@@ -30,6 +33,8 @@ pub struct PartitionTable {
     flush_tx: flume::Sender<()>,
     /// Spare segments to create off the shard (see `preparer`), and its wake-up.
     preps: Vec<(Arc<str>, i32, SegmentPrep)>,
+    /// Deleted partitions' directories (renamed) to remove off the shard, by the preparer.
+    removals: Vec<DirRemoval>,
     prep_tx: flume::Sender<()>,
 }
 
@@ -57,6 +62,7 @@ impl PartitionTable {
             flush_requested: false,
             flush_tx,
             preps: Vec::new(),
+            removals: Vec::new(),
             prep_tx,
         }
     }
@@ -107,7 +113,8 @@ impl PartitionTable {
                                 t.name,
                                 view.replicas
                             );
-                            gone.delete();
+                            let removal = gone.delete();
+                            self.queue_removal(removal);
                         }
                     }
                     Some(partition) => partition.apply_view(&view),
@@ -227,6 +234,19 @@ impl PartitionTable {
     /// The spare segments to create, oldest request first; clears the queue.
     pub fn take_segment_preps(&mut self) -> Vec<(Arc<str>, i32, SegmentPrep)> {
         std::mem::take(&mut self.preps)
+    }
+
+    /// Queues a deleted partition's directory removal for the shard's preparer and wakes it.
+    fn queue_removal(&mut self, removal: Option<DirRemoval>) {
+        if let Some(r) = removal {
+            self.removals.push(r);
+            let _ = self.prep_tx.try_send(());
+        }
+    }
+
+    /// The directory removals to run; clears the queue.
+    pub fn take_removals(&mut self) -> Vec<DirRemoval> {
+        std::mem::take(&mut self.removals)
     }
 
     /// Installs a spare segment the preparer created (nothing if the partition is gone).
@@ -411,19 +431,23 @@ impl PartitionTable {
     /// since start-up and never used has a directory but no open log).
     pub fn drop_topic(&mut self, topic: &str, partitions: i32) {
         let mut open = self.by_topic.remove(topic).unwrap_or_default();
-        for index in (0..partitions).filter(|p| self.router.owner_of(topic, *p) == self.shard_id) {
-            match open.remove(&index) {
+        let (router, shard_id) = (self.router.clone(), self.shard_id);
+        for index in (0..partitions).filter(|p| router.owner_of(topic, *p) == shard_id) {
+            let removal = match open.remove(&index) {
                 Some(p) => p.delete(),
                 None => {
                     let dir = self.broker.partition_dir(topic, index);
-                    if let Err(e) = riptide_engine::Log::delete_dir(&dir, self.broker.engine_io) {
-                        tracing::error!("deleting {}: {e}", dir.display());
-                    }
+                    riptide_engine::Log::retire_dir(&dir, self.broker.engine_io)
+                        .inspect_err(|e| tracing::error!("deleting {}: {e}", dir.display()))
+                        .ok()
+                        .flatten()
                 }
-            }
+            };
+            self.queue_removal(removal);
         }
         for p in open.into_values() {
-            p.delete();
+            let removal = p.delete();
+            self.queue_removal(removal);
         }
         self.broker.metrics.forget_topic(topic);
     }
@@ -441,6 +465,28 @@ impl PartitionTable {
             }
         }
         writes
+    }
+
+    /// Compaction passes due on this shard's partitions, to run off the shard.
+    pub fn compaction_jobs(&mut self) -> Vec<(Arc<str>, i32, CompactionJob)> {
+        let now = now_ms();
+        let mut jobs = Vec::new();
+        for (topic, parts) in self.by_topic.iter_mut() {
+            for (index, p) in parts.iter_mut() {
+                if let Some(job) = p.compaction_job(now) {
+                    jobs.push((topic.clone(), *index, job));
+                }
+            }
+        }
+        jobs
+    }
+
+    /// The outcome of a compaction pass (ignored when its partition has gone meanwhile: the
+    /// log it was made for is closed or deleted).
+    pub fn compaction_done(&mut self, topic: &str, index: i32, done: CompactionDone) {
+        if let Some(p) = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)) {
+            p.compaction_done(done);
+        }
     }
 
     pub fn retention_done(&mut self, topic: &str, index: i32, result: std::io::Result<()>) {
