@@ -64,6 +64,8 @@ enum Job {
     Checkpoint(usize, CheckpointWrite),
     Sync(Vec<(usize, SyncTarget)>),
     Compact(Vec<(usize, CompactionJob)>),
+    /// Segments compaction replaced: their last close frees the unlinked inodes.
+    Drop(riptide_engine::ReplacedSegments),
 }
 
 enum Done {
@@ -97,6 +99,10 @@ fn helper(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>) {
             Job::Checkpoint(i, w) => {
                 let r = w.write();
                 Done::Checkpoint(i, w, r)
+            }
+            Job::Drop(replaced) => {
+                drop(replaced);
+                continue;
             }
             Job::Compact(jobs) => Done::Compacted(jobs.into_iter().map(|(i, j)| (i, j.run())).collect()),
             Job::Sync(targets) => Done::Synced(
@@ -148,7 +154,7 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool, compacti
     let new_hist = || Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).expect("histogram");
     let (mut rolled, mut plain, mut commits) = (new_hist(), new_hist(), new_hist());
     let mut rolled_bare = new_hist();
-    let (mut turns, mut passes) = (new_hist(), 0u64);
+    let (mut turns, mut passes, mut installs) = (new_hist(), 0u64, new_hist());
     let mut turn_started = Instant::now();
     let started = Instant::now();
     let mut n = 0usize;
@@ -161,7 +167,13 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool, compacti
                 Done::Compacted(done) => {
                     compacting = false;
                     for (i, d) in done {
+                        let t = Instant::now();
                         passes += logs[i].compaction_done(d).expect("compaction").segments_rewritten as u64;
+                        installs.record((t.elapsed().as_micros() as u64).max(1)).expect("record");
+                        let replaced = logs[i].take_replaced_segments();
+                        if compaction == Compaction::Helper {
+                            compactor_tx.send(Job::Drop(replaced)).expect("compactor");
+                        }
                     }
                 }
                 Done::Synced(done) => {
@@ -253,6 +265,7 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool, compacti
     line("append (no roll)", &plain);
     line("sync_target (16 logs)", &commits);
     line("owner loop turn", &turns);
+    line("compaction_done", &installs);
     for log in logs {
         log.close().expect("close");
     }

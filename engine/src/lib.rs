@@ -30,6 +30,6 @@ pub use config::{IoBackend, LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{
     remove_retired_dirs, AppendInfo, CheckpointWrite, CompactionDone, CompactionJob, CompactionStats,
-    DirRemoval, Log, PreparedSegment, ReadSlice, RetentionWrite, SegmentPrep, SyncTarget,
+    DirRemoval, Log, PreparedSegment, ReadSlice, ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget,
 };
 pub use seal::BatchSealer;

@@ -37,7 +37,7 @@ use crate::error::LogError;
 use crate::io::{FileHandle, Io};
 use crate::producer_state::{ProducerEntry, ProducerState};
 use crate::segment::Segment;
-pub use compaction::{CompactionDone, CompactionJob, CompactionStats};
+pub use compaction::{CompactionDone, CompactionJob, CompactionStats, ReplacedSegments};
 pub use durability::CheckpointWrite;
 pub use maintenance::{remove_retired_dirs, DirRemoval, RetentionWrite};
 pub use spare::{PreparedSegment, SegmentPrep};

@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use riptide_engine::{
     CheckpointWrite, CompactionDone, CompactionJob, DirRemoval, Log, PreparedSegment, ReadSlice,
-    RetentionWrite, SegmentPrep, SyncTarget,
+    ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget,
 };
 
 use crate::catalog::EffectiveTopicConfig;
@@ -958,8 +958,9 @@ impl Partition {
         Some(job)
     }
 
-    /// The outcome of a `compaction_job`; a failure takes the partition offline.
-    pub fn compaction_done(&mut self, done: CompactionDone) {
+    /// The outcome of a `compaction_job`; a failure takes the partition offline. Returns the
+    /// segments it replaced, to close off the shard.
+    pub fn compaction_done(&mut self, done: CompactionDone) -> ReplacedSegments {
         let name = &self.name;
         match self.log.compaction_done(done) {
             Ok(s) if s.segments_rewritten > 0 => tracing::info!(
@@ -976,6 +977,7 @@ impl Partition {
                 self.fail_waiters(PartitionError::from(e));
             }
         }
+        self.log.take_replaced_segments()
     }
 
     /// The creation of the next segment's files ahead of its roll, to run off the shard, when

@@ -248,9 +248,16 @@ async fn compact(
     compacting.set(false);
     match done {
         Ok(done) => {
-            let mut table = ctx.table.borrow_mut();
-            for (topic, index, done) in done {
-                table.compaction_done(&topic, index, done);
+            let replaced: Vec<_> = {
+                let mut table = ctx.table.borrow_mut();
+                done.into_iter()
+                    .filter_map(|(topic, index, done)| table.compaction_done(&topic, index, done))
+                    .collect()
+            };
+            // The replaced segments' files were unlinked by the swaps: their last close frees
+            // the inodes (page cache and blocks), which is file-system work too.
+            if !replaced.is_empty() {
+                let _ = compio::runtime::spawn_blocking(move || drop(replaced)).await;
             }
         }
         // The passes are lost with their thread: their logs keep a pass "in flight", so

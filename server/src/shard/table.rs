@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use riptide_engine::{
-    CheckpointWrite, CompactionDone, CompactionJob, DirRemoval, PreparedSegment, RetentionWrite, SegmentPrep,
-    SyncTarget,
+    CheckpointWrite, CompactionDone, CompactionJob, DirRemoval, PreparedSegment, ReplacedSegments,
+    RetentionWrite, SegmentPrep, SyncTarget,
 };
 
 use super::mailbox::{
@@ -483,10 +483,15 @@ impl PartitionTable {
 
     /// The outcome of a compaction pass (ignored when its partition has gone meanwhile: the
     /// log it was made for is closed or deleted).
-    pub fn compaction_done(&mut self, topic: &str, index: i32, done: CompactionDone) {
-        if let Some(p) = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index)) {
-            p.compaction_done(done);
-        }
+    /// Returns the segments it replaced, to close off the shard.
+    pub fn compaction_done(
+        &mut self,
+        topic: &str,
+        index: i32,
+        done: CompactionDone,
+    ) -> Option<ReplacedSegments> {
+        let p = self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index))?;
+        Some(p.compaction_done(done))
     }
 
     pub fn retention_done(&mut self, topic: &str, index: i32, result: std::io::Result<()>) {
