@@ -291,6 +291,7 @@ impl Io {
     pub(crate) fn rename(self, from: &Path, to: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => {
+                #[cfg(feature = "sim")]
                 fault::on_rename()?;
                 std::fs::rename(from, to)
             }
@@ -350,6 +351,7 @@ impl Io {
     pub(crate) fn remove_dir_all(self, dir: &Path) -> io::Result<()> {
         match self {
             Io::Std | Io::Uring => {
+                #[cfg(feature = "sim")]
                 fault::on_open_or_unlink()?;
                 std::fs::remove_dir_all(dir)
             }
