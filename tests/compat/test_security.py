@@ -1094,22 +1094,10 @@ def controller_frame(sock, request):
     body = json.dumps(request).encode()
     try:
         sock.sendall(struct.pack(">I", len(body)) + body)
-        head = b""
-        while len(head) < 4:
-            chunk = sock.recv(4 - len(head))
-            if not chunk:
-                return None
-            head += chunk
-        (n,) = struct.unpack(">I", head)
-        data = b""
-        while len(data) < n:
-            chunk = sock.recv(n - len(data))
-            if not chunk:
-                return None
-            data += chunk
-        return json.loads(data)
+        answer = read_response(sock)
     except (ConnectionError, ssl.SSLError):
         return None
+    return None if answer is None else json.loads(answer)
 
 
 def test_controller_quorum_over_mtls(pki, tmp_path):

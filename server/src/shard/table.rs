@@ -455,30 +455,26 @@ impl PartitionTable {
     /// Retention, time-based rolling and compaction for every open partition; returns the
     /// retention writes to run off the shard.
     pub fn housekeeping(&mut self) -> Vec<(Arc<str>, i32, RetentionWrite)> {
-        let now = now_ms();
-        let mut writes = Vec::new();
-        for (topic, parts) in self.by_topic.iter_mut() {
-            for (index, p) in parts.iter_mut() {
-                if let Some(w) = p.housekeeping(now) {
-                    writes.push((topic.clone(), *index, w));
-                }
-            }
-        }
-        writes
+        self.collect_due(Partition::housekeeping)
     }
 
     /// Compaction passes due on this shard's partitions, to run off the shard.
     pub fn compaction_jobs(&mut self) -> Vec<(Arc<str>, i32, CompactionJob)> {
+        self.collect_due(Partition::compaction_job)
+    }
+
+    /// What `due` hands out for each open partition at one `now`, with its topic and index.
+    fn collect_due<T>(&mut self, due: impl Fn(&mut Partition, i64) -> Option<T>) -> Vec<(Arc<str>, i32, T)> {
         let now = now_ms();
-        let mut jobs = Vec::new();
+        let mut out = Vec::new();
         for (topic, parts) in self.by_topic.iter_mut() {
             for (index, p) in parts.iter_mut() {
-                if let Some(job) = p.compaction_job(now) {
-                    jobs.push((topic.clone(), *index, job));
+                if let Some(x) = due(p, now) {
+                    out.push((topic.clone(), *index, x));
                 }
             }
         }
-        jobs
+        out
     }
 
     /// The outcome of a compaction pass (ignored when its partition has gone meanwhile: the
