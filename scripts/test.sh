@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 [ -n "${RIPTIDE_SKIP_DEPS:-}" ] || ./scripts/test-deps.sh
 stage build cargo build --workspace --all-targets
 stage cargo-test cargo test --workspace
+# The engine's tests again with direct (O_DIRECT) appends, the crash and recovery tests among them.
+stage engine-direct env RIPTIDE_LOG_IO=direct cargo test -p riptide-engine
 export RIPTIDE_BIN=${RIPTIDE_BIN:-${CARGO_TARGET_DIR:-target}/debug/riptide}
 PY=${PYTHON:-.venv/bin/python}
 stage pytest "$PY" -m pytest -q -x tests/compat "$@"

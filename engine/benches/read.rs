@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -35,7 +34,7 @@ fn read(c: &mut Criterion) {
             while offset < end {
                 let s = log.read(offset, 1 << 20, end, true).expect("read");
                 let out = &mut buf[..s.len as usize];
-                s.file.read_exact_at(out, s.position).expect("pread");
+                s.read_into(out).expect("pread");
                 bytes += u64::from(s.len);
                 offset = next_offset(out);
             }

@@ -10,7 +10,6 @@
 //! page cache. Options: --dir PATH, --gib N (data per throughput run), --seconds N (per
 //! latency run), --recovery-gib N, --io std|uring|auto, --drop-caches, --only NAME.
 
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -186,7 +185,7 @@ fn read_throughput(a: &Args) -> (f64, u64) {
         while offset < end {
             let s = log.read(offset, MIB as u32, end, true).expect("read");
             let out = &mut buf[..s.len as usize];
-            s.file.read_exact_at(out, s.position).expect("pread");
+            s.read_into(out).expect("pread");
             bytes += u64::from(s.len);
             offset = next_offset(out);
         }

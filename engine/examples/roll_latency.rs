@@ -189,7 +189,7 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool, compacti
         if !syncing {
             let t = Instant::now();
             let targets: Vec<(usize, SyncTarget)> =
-                logs.iter().enumerate().filter_map(|(i, l)| l.sync_target().map(|t| (i, t))).collect();
+                logs.iter_mut().enumerate().filter_map(|(i, l)| l.sync_target().map(|t| (i, t))).collect();
             commits.record((t.elapsed().as_micros() as u64).max(1)).expect("record");
             if !targets.is_empty() {
                 syncing = true;

@@ -27,6 +27,46 @@ pub enum IoBackend {
     Sim,
 }
 
+/// How appends reach the active segment's file (`log.io`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoMode {
+    /// Buffered writes through the page cache at each append.
+    Buffered,
+    /// Staged in memory and written with O_DIRECT at each sync (see `io/direct.rs`). Only for
+    /// logs that are synced before appends are acknowledged: until a sync, appended bytes
+    /// live only in this process. Falls back to `Buffered` where O_DIRECT is refused.
+    Direct,
+}
+
+impl IoMode {
+    pub fn parse(s: &str) -> Option<IoMode> {
+        match s {
+            "buffered" => Some(IoMode::Buffered),
+            "direct" => Some(IoMode::Direct),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IoMode::Buffered => "buffered",
+            IoMode::Direct => "direct",
+        }
+    }
+}
+
+/// Environment variable that sets the default append mode (`direct` or `buffered`), so that
+/// a whole test suite can run in either.
+pub const LOG_IO_ENV: &str = "RIPTIDE_LOG_IO";
+
+/// The default append mode: `RIPTIDE_LOG_IO` if it names one, else buffered.
+pub fn default_io_mode() -> IoMode {
+    static MODE: std::sync::OnceLock<IoMode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| {
+        std::env::var(LOG_IO_ENV).ok().and_then(|v| IoMode::parse(&v)).unwrap_or(IoMode::Buffered)
+    })
+}
+
 /// Topic-level settings that govern one partition log.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -52,6 +92,10 @@ pub struct LogConfig {
     pub timestamp_after_max_ms: i64,
     /// Kernel I/O interface.
     pub io: IoBackend,
+    /// Buffered or direct appends.
+    pub io_mode: IoMode,
+    /// Direct mode: the most bytes staged in memory per active segment before a write.
+    pub direct_stage_bytes: usize,
 }
 
 /// Largest segment the format allows: positions in `.index` are signed 32-bit.
@@ -76,6 +120,8 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
             io: IoBackend::Auto,
+            io_mode: default_io_mode(),
+            direct_stage_bytes: 1 << 20,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::batch::{BatchHeader, HEADER_BYTES};
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::index::{OffsetIndex, TimeIndex};
+use crate::io::direct::DirectFile;
 use crate::io::{FileHandle, Io};
 
 pub const LOG_SUFFIX: &str = "log";
@@ -193,6 +194,42 @@ impl Segment {
     /// True when neither index can take another entry.
     pub fn index_full(&self) -> bool {
         self.offset_index.is_full() || self.time_index.is_full()
+    }
+
+    /// Direct mode: switches the log file to staged O_DIRECT appends (see `io/direct.rs`);
+    /// nothing to do if it already is. Returns false where direct writes are unavailable
+    /// (the simulated backend, or a file system that refuses O_DIRECT), and the file stays
+    /// buffered.
+    pub fn attach_direct(&mut self, io: Io, stage_bytes: usize) -> bool {
+        let FileHandle::Real(file) = &self.log else {
+            return matches!(self.log, FileHandle::Direct(_));
+        };
+        if io.is_sim() {
+            return false;
+        }
+        let path = file_path(&self.dir, self.base_offset, LOG_SUFFIX);
+        match DirectFile::open(&path, file.clone(), u64::from(self.size_bytes), stage_bytes) {
+            Ok(d) => {
+                self.log = FileHandle::Direct(std::sync::Arc::new(d));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "direct writes unavailable for {} ({e}); writing through the page cache",
+                    path.display()
+                );
+                false
+            }
+        }
+    }
+
+    /// Ends direct mode for this segment: the staged bytes are written and the file cut to
+    /// its exact size (direct writes pad the last block). No-op for a buffered file.
+    pub fn detach_direct(&mut self) -> io::Result<()> {
+        if let FileHandle::Direct(d) = &self.log {
+            self.log = FileHandle::Real(d.finish()?);
+        }
+        Ok(())
     }
 
     /// Writes `bytes` at the end of the log file; returns the position they start at.

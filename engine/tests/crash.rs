@@ -145,6 +145,19 @@ fn unclean_log(name: &str, batches: usize) -> (std::path::PathBuf, Vec<u64>) {
     (dir, ends)
 }
 
+/// Where the active segment's data ends: its file may be longer (direct writes pad the last
+/// block with zeros; `RIPTIDE_LOG_IO=direct`), while closed segments are exactly their data.
+fn active_data_len(dir: &std::path::Path, total: u64) -> u64 {
+    let active = active_log_file(dir);
+    let closed: u64 = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log") && *p != active)
+        .map(|p| std::fs::metadata(p).expect("meta").len())
+        .sum();
+    total - closed
+}
+
 fn active_log_file(dir: &std::path::Path) -> std::path::PathBuf {
     let mut logs: Vec<_> = std::fs::read_dir(dir)
         .expect("dir")
@@ -158,9 +171,9 @@ fn active_log_file(dir: &std::path::Path) -> std::path::PathBuf {
 #[test]
 fn torn_and_bit_flipped_tails_are_truncated() {
     // Torn: the last batch is cut short.
-    let (dir, _) = unclean_log("torn", 30);
+    let (dir, ends) = unclean_log("torn", 30);
     let path = active_log_file(&dir);
-    let len = std::fs::metadata(&path).expect("meta").len();
+    let len = active_data_len(&dir, ends[29]);
     let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open");
     f.set_len(len - 5).expect("cut");
     let log = Log::open(&dir, crash_config(IoBackend::Std), 0).expect("recover torn");
@@ -170,8 +183,10 @@ fn torn_and_bit_flipped_tails_are_truncated() {
     drop(log);
 
     // Garbage appended after the last batch (a zero-filled or random tail).
-    let (dir, _) = unclean_log("garbage", 30);
+    let (dir, ends) = unclean_log("garbage", 30);
     let path = active_log_file(&dir);
+    let len = active_data_len(&dir, ends[29]);
+    std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(len).expect("cut padding");
     let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
     f.write_all(&[0u8; 100]).expect("zeros");
     let mut log = Log::open(&dir, crash_config(IoBackend::Std), 0).expect("recover garbage");
@@ -185,6 +200,7 @@ fn torn_and_bit_flipped_tails_are_truncated() {
     let (dir, ends) = unclean_log("bitflip", 30);
     let path = active_log_file(&dir);
     let mut bytes = std::fs::read(&path).expect("read");
+    bytes.truncate(active_data_len(&dir, ends[29]) as usize);
     let seg_start = ends[29] - bytes.len() as u64;
     let flip_at = (ends[27] - 10 - seg_start) as usize;
     bytes[flip_at] ^= 0x10;

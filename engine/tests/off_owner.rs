@@ -119,9 +119,9 @@ fn compaction_stalled_on_a_helper_does_not_hold_up_the_owner() {
 
         let leo = serve_meanwhile(&mut log, &gate, 20_000);
         // While the pass is out, retention leaves its segments alone and truncation is refused.
-        log.set_config(LogConfig { retention_bytes: 1, ..cfg.clone() });
+        log.set_config(LogConfig { retention_bytes: 1, ..cfg.clone() }).unwrap();
         assert_eq!(log.apply_retention_deferred(20_000).expect("retention").0, 0);
-        log.set_config(cfg.clone());
+        log.set_config(cfg.clone()).unwrap();
         let segments = log.segment_base_offsets();
         assert!(log.truncate_to(1).is_err(), "refused while a pass is out");
         assert_eq!(log.segment_base_offsets(), segments);

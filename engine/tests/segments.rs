@@ -26,10 +26,9 @@ fn batch_bases(slice_bytes: &[u8]) -> Vec<i64> {
 }
 
 fn read_bytes(log: &Log, offset: i64, max: u32, upper: i64, min_one: bool) -> Vec<u8> {
-    use std::os::unix::fs::FileExt;
     let s = log.read(offset, max, upper, min_one).expect("read");
     let mut buf = vec![0; s.len as usize];
-    s.file.read_exact_at(&mut buf, s.position).expect("pread");
+    s.read_into(&mut buf).expect("pread");
     buf
 }
 
@@ -109,7 +108,7 @@ fn retention_by_time_and_bytes_advances_log_start() {
     // Timestamps of the first segment are all older than the second's.
     let mut cfg = log.config().clone();
     cfg.retention_ms = 1_000;
-    log.set_config(cfg.clone());
+    log.set_config(cfg.clone()).unwrap();
     let deleted = log.apply_retention(1_000 + 10 * 40 + 1_000).expect("retention");
     assert!(deleted >= 1, "deleted {deleted}");
     assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
@@ -118,11 +117,11 @@ fn retention_by_time_and_bytes_advances_log_start() {
     assert_eq!(kafka_code(&err), 1);
     cfg.retention_ms = -1;
     cfg.retention_bytes = 20 * 1024;
-    log.set_config(cfg.clone());
+    log.set_config(cfg.clone()).unwrap();
     log.apply_retention(i64::MAX / 2).expect("retention by bytes");
     assert!(log.size_bytes() <= 20 * 1024 + 16 * 1024 && log.size_bytes() >= 20 * 1024 - 16 * 1024);
     cfg.retention_bytes = 0;
-    log.set_config(cfg.clone());
+    log.set_config(cfg.clone()).unwrap();
     log.apply_retention(0).expect("retention");
     assert_eq!(log.segment_count(), 1, "the active segment is never deleted");
     let start = log.log_start_offset();

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use riptide_engine::config::IoMode;
 use riptide_engine::{IoBackend, LogConfig, TimestampType};
 use riptide_quorum::{BrokerState, PartitionState, TopicRecord, NO_LEADER};
 use serde::{Deserialize, Serialize};
@@ -203,6 +204,7 @@ impl TopicMeta {
     pub fn effective(&self, d: &TopicDefaults, io: IoBackend) -> EffectiveTopicConfig {
         let get = |name: &str| self.config_value(name, d).map(|(v, _)| v).unwrap_or_default();
         let num = |name: &str, default: i64| get(name).parse::<i64>().unwrap_or(default);
+        let durability = Durability::parse(&get("durability.policy")).unwrap_or(d.durability);
         let log = LogConfig {
             segment_bytes: num("segment.bytes", d.segment_bytes as i64).max(14) as u64,
             segment_ms: num("segment.ms", d.segment_ms),
@@ -220,8 +222,11 @@ impl TopicMeta {
             timestamp_before_max_ms: num("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: num("message.timestamp.after.max.ms", i64::MAX),
             io,
+            // Direct appends live only in this process until the group commit writes them,
+            // so only logs that sync before every acknowledgement may use them.
+            io_mode: if durability == Durability::Fsync { d.log_io } else { IoMode::Buffered },
+            ..LogConfig::default()
         };
-        let durability = Durability::parse(&get("durability.policy")).unwrap_or(d.durability);
         let policy = get("cleanup.policy");
         EffectiveTopicConfig {
             log,

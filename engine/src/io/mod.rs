@@ -12,6 +12,7 @@
 //! for splice and with the server for fsync), or a simulated inode number. A call with a
 //! handle of the other kind is a bug and fails with an error rather than touching a file.
 
+pub mod direct;
 #[cfg(feature = "sim")]
 pub mod fault;
 #[cfg(feature = "sim")]
@@ -46,6 +47,8 @@ pub(crate) enum Io {
 #[derive(Clone, Debug)]
 pub(crate) enum FileHandle {
     Real(Arc<File>),
+    /// The active segment's file in direct mode (see `direct.rs`).
+    Direct(Arc<direct::DirectFile>),
     #[cfg(feature = "sim")]
     Sim(sim::Ino),
 }
@@ -57,8 +60,36 @@ impl FileHandle {
     pub(crate) fn shared_file(&self) -> Arc<File> {
         match self {
             FileHandle::Real(f) => f.clone(),
+            FileHandle::Direct(d) => d.buffered().clone(),
             #[cfg(feature = "sim")]
             FileHandle::Sim(_) => sim::placeholder_file(),
+        }
+    }
+
+    /// For a direct-mode file, `[pos, pos + len)` as memory when any of it lies in the stage
+    /// (bytes there must not be read from the file; see `direct.rs`): shared with the stage
+    /// when all of it does, else copied, the part below the stage read from the file.
+    /// `None` for every other file, read from the file as usual.
+    pub(crate) fn memory_for(&self, io: Io, pos: u64, len: u64) -> io::Result<Option<bytes::Bytes>> {
+        let FileHandle::Direct(d) = self else { return Ok(None) };
+        if len == 0 || pos + len <= d.stage_start()? {
+            return Ok(None);
+        }
+        if let Some(b) = d.staged(pos, len) {
+            return Ok(Some(b));
+        }
+        let mut buf = vec![0u8; len as usize];
+        if io.read_full_at(self, &mut buf, pos)? < buf.len() {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        Ok(Some(buf.into()))
+    }
+
+    /// Writes a direct-mode file's staged bytes (no fdatasync); nothing for other files.
+    pub(crate) fn flush_staged(&self) -> io::Result<()> {
+        match self {
+            FileHandle::Direct(d) => d.flush(),
+            _ => Ok(()),
         }
     }
 
@@ -66,6 +97,10 @@ impl FileHandle {
     pub(crate) fn same_file(&self, other: &FileHandle) -> bool {
         match (self, other) {
             (FileHandle::Real(a), FileHandle::Real(b)) => Arc::ptr_eq(a, b),
+            (FileHandle::Direct(a), FileHandle::Direct(b)) => Arc::ptr_eq(a, b),
+            (FileHandle::Direct(a), FileHandle::Real(b)) | (FileHandle::Real(b), FileHandle::Direct(a)) => {
+                Arc::ptr_eq(a.buffered(), b)
+            }
             #[cfg(feature = "sim")]
             (FileHandle::Sim(a), FileHandle::Sim(b)) => a == b,
             #[cfg(feature = "sim")]
@@ -143,6 +178,7 @@ impl Io {
     pub(crate) fn write_all_at(self, file: &FileHandle, buf: &[u8], pos: u64) -> io::Result<()> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::write_all_at(f, buf, pos),
+            (Io::Std | Io::Uring, FileHandle::Direct(d)) => d.append(buf, pos),
             #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::write_all_at(*ino, buf, pos, false),
             #[cfg(feature = "sim")]
@@ -158,6 +194,10 @@ impl Io {
                 std_backend::datasync(f)
             }
             (Io::Uring, FileHandle::Real(f)) => uring::write_all_at_sync(f, buf, pos),
+            (Io::Std | Io::Uring, FileHandle::Direct(d)) => {
+                d.append(buf, pos)?;
+                d.sync()
+            }
             #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::write_all_at(*ino, buf, pos, true),
             #[cfg(feature = "sim")]
@@ -173,6 +213,7 @@ impl Io {
         match (self, file) {
             (Io::Uring, FileHandle::Real(f)) if buf.len() > SMALL_READ_BYTES => uring::read_at(f, buf, pos),
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::read_at(f, buf, pos),
+            (Io::Std | Io::Uring, FileHandle::Direct(d)) => d.read_at(buf, pos),
             #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::read_at(*ino, buf, pos),
             #[cfg(feature = "sim")]
@@ -198,6 +239,7 @@ impl Io {
         match self {
             Io::Std => files.iter().try_for_each(|f| match f {
                 FileHandle::Real(f) => std_backend::datasync(f),
+                FileHandle::Direct(d) => d.sync(),
                 #[cfg(feature = "sim")]
                 FileHandle::Sim(_) => Err(mismatch()),
             }),
@@ -206,6 +248,10 @@ impl Io {
                 for f in files {
                     match f {
                         FileHandle::Real(f) => real.push(f.as_ref()),
+                        FileHandle::Direct(d) => {
+                            d.flush()?;
+                            real.push(d.buffered().as_ref());
+                        }
                         #[cfg(feature = "sim")]
                         FileHandle::Sim(_) => return Err(mismatch()),
                     }
@@ -216,7 +262,7 @@ impl Io {
             Io::Sim => files.iter().try_for_each(|f| match f {
                 #[cfg(feature = "sim")]
                 FileHandle::Sim(ino) => sim::datasync(*ino),
-                FileHandle::Real(_) => Err(mismatch()),
+                FileHandle::Real(_) | FileHandle::Direct(_) => Err(mismatch()),
             }),
         }
     }
@@ -238,6 +284,7 @@ impl Io {
     pub(crate) fn set_len(self, file: &FileHandle, len: u64) -> io::Result<()> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => f.set_len(len),
+            (Io::Std | Io::Uring, FileHandle::Direct(d)) => d.set_len(len),
             #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::set_len(*ino, len),
             #[cfg(feature = "sim")]
@@ -249,6 +296,7 @@ impl Io {
     pub(crate) fn file_len(self, file: &FileHandle) -> io::Result<u64> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => Ok(f.metadata()?.len()),
+            (Io::Std | Io::Uring, FileHandle::Direct(d)) => d.logical_len(),
             #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::file_len(*ino),
             #[cfg(feature = "sim")]
@@ -260,6 +308,7 @@ impl Io {
     pub(crate) fn modified_ms(self, file: &FileHandle) -> Option<i64> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::modified_ms(f),
+            (Io::Std | Io::Uring, FileHandle::Direct(d)) => std_backend::modified_ms(d.buffered()),
             #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::modified_ms(*ino),
             #[cfg(feature = "sim")]
@@ -271,6 +320,7 @@ impl Io {
     pub(crate) fn set_modified_ms(self, file: &FileHandle, ms: i64) -> io::Result<()> {
         match (self, file) {
             (Io::Std | Io::Uring, FileHandle::Real(f)) => std_backend::set_modified_ms(f, ms),
+            (Io::Std | Io::Uring, FileHandle::Direct(d)) => std_backend::set_modified_ms(d.buffered(), ms),
             #[cfg(feature = "sim")]
             (Io::Sim, FileHandle::Sim(ino)) => sim::set_modified_ms(*ino, ms),
             #[cfg(feature = "sim")]

@@ -144,6 +144,7 @@ impl Log {
             Some((b, sizes)) => (b, Some(sizes)),
             None => (batches, None),
         };
+        self.prepare_write();
         let position = match self.active_mut().write(io, bytes_out) {
             Ok(p) => p,
             Err(e) => return Err(self.fail("segment write", e)),

@@ -15,7 +15,14 @@ impl Log {
     /// Files to fdatasync to make every offset below `up_to_offset` durable; `None` if
     /// nothing is dirty (or the log is failed).
     /// On the sim backend the files are placeholders: only `sync` can sync simulated files.
-    pub fn sync_target(&self) -> Option<SyncTarget> {
+    /// Direct mode: what is staged is written first (blocking; see `io/direct.rs`).
+    pub fn sync_target(&mut self) -> Option<SyncTarget> {
+        let flushed = self.dirty_files()?.try_for_each(FileHandle::flush_staged);
+        if let Err(e) = flushed {
+            // Poisoned: the caller's `mark_durable` then fails, and with it every waiter.
+            let _ = self.fail("direct write", e);
+            return Some(SyncTarget { files: Vec::new(), dir: None, up_to_offset: self.log_end_offset() });
+        }
         let files = self.dirty_files()?.map(FileHandle::shared_file).collect();
         let dir = if self.dir_dirty() { self.dir_file.clone() } else { None };
         self.target_truncations.set(self.truncations);

@@ -29,6 +29,9 @@ impl Log {
     pub(super) fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
         let leo = self.log_end_offset();
         let io = self.io;
+        if let Err(e) = self.active_mut().detach_direct() {
+            return Err(self.fail("direct write on roll", e));
+        }
         let active = self.active_mut();
         active.seal();
         let indexes = match active.persist_indexes(io, false) {
@@ -275,6 +278,12 @@ impl Log {
         self.sync()?;
         let io = self.io;
         let active = self.active_mut();
+        if matches!(active.log, crate::io::FileHandle::Direct(_)) {
+            // The cut of the last block's padding must be durable before the clean-shutdown
+            // marker says the file's length can be trusted.
+            active.detach_direct()?;
+            io.datasync_all(&[&active.log])?;
+        }
         active.seal();
         active.persist_indexes(io, true)?;
         self.write_producer_snapshot(true)?;

@@ -31,7 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::batch::ValidBatch;
-use crate::config::LogConfig;
+use crate::config::{IoMode, LogConfig};
 use crate::epoch_cache::EpochCache;
 use crate::error::LogError;
 use crate::io::{FileHandle, Io};
@@ -67,6 +67,9 @@ pub struct ReadSlice {
     pub base_offset: i64,
     /// Offset after the last batch (-1 when not known without reading the file).
     pub end_offset: i64,
+    /// The same bytes from memory, when they are not (or not yet) to be read from the file:
+    /// a direct-mode log's recent bytes (see `io/direct.rs`). Readers use these when set.
+    pub memory: Option<bytes::Bytes>,
 }
 
 impl ReadSlice {
@@ -82,6 +85,11 @@ impl ReadSlice {
     pub fn read_into_from(&self, buf: &mut [u8], from: u64) -> std::io::Result<()> {
         if from + buf.len() as u64 > u64::from(self.len) {
             return Err(std::io::Error::other("read past the end of a read slice"));
+        }
+        if let Some(m) = &self.memory {
+            let from = from as usize;
+            buf.copy_from_slice(&m[from..from + buf.len()]);
+            return Ok(());
         }
         std::os::unix::fs::FileExt::read_exact_at(&*self.file, buf, self.position + from)
     }
@@ -172,6 +180,8 @@ pub struct Log {
     log_id: u64,
     /// The next segment's files, created ahead of a roll (see `spare.rs`).
     spare: spare::SpareState,
+    /// Direct mode was asked for and the file system refused O_DIRECT: stay buffered.
+    direct_refused: bool,
 }
 
 impl Log {
@@ -179,9 +189,33 @@ impl Log {
         &self.config
     }
 
-    /// Replaces the configuration (the I/O backend chosen at open stays).
-    pub fn set_config(&mut self, config: LogConfig) {
+    /// Replaces the configuration (the I/O backend chosen at open stays). Leaving direct
+    /// mode writes what is staged at once.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), LogError> {
         self.config = config.sanitized();
+        if self.config.io_mode == IoMode::Buffered {
+            if let Err(e) = self.active_mut().detach_direct() {
+                return Err(self.fail("direct write", e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Direct mode: the active segment takes staged O_DIRECT appends from now on (a no-op
+    /// once it does, and after the file system refused it once).
+    fn prepare_write(&mut self) {
+        if self.config.io_mode != IoMode::Direct || self.direct_refused {
+            return;
+        }
+        let (io, stage) = (self.io, self.config.direct_stage_bytes);
+        if !self.active_mut().attach_direct(io, stage) {
+            self.direct_refused = true;
+        }
+    }
+
+    /// True when the active segment takes direct appends.
+    pub fn is_direct(&self) -> bool {
+        matches!(self.active().log, FileHandle::Direct(_))
     }
 
     /// The I/O backend in use (never `Auto`).

@@ -80,6 +80,7 @@ impl Log {
             read_hints: super::read::empty_hints(),
             log_id: super::spare::next_log_id(),
             spare: Default::default(),
+            direct_refused: false,
         };
         let first_base = log.segments[0].base_offset;
         log.log_start_offset = log_start_ck.unwrap_or(first_base).clamp(first_base, log.log_end_offset());

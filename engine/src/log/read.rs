@@ -37,12 +37,14 @@ impl Log {
     ) -> Result<ReadSlice, LogError> {
         let (seg, position, len, (base_offset, end_offset)) =
             self.locate(offset, max_bytes, upper_offset, min_one)?;
+        let log = &self.segments[seg].log;
         Ok(ReadSlice {
-            file: self.segments[seg].log.shared_file(),
+            file: log.shared_file(),
             position: u64::from(position),
             len,
             base_offset,
             end_offset,
+            memory: log.memory_for(self.io, u64::from(position), u64::from(len))?,
         })
     }
 

@@ -39,7 +39,12 @@ impl Log {
         let bytes = &batches[start..];
         self.roll_if_needed(bytes.len() as u64, last, now_ms)?;
         let io = self.io;
-        let position = match self.active_mut().write(io, bytes) {
+        self.prepare_write();
+        // A follower's fetch offset counts as replicated the moment it is reported, so its
+        // bytes must leave this process at once even in direct mode (fetch responses are large:
+        // one direct write each is cheap).
+        let written = self.active_mut().write(io, bytes);
+        let position = match written.and_then(|p| self.active().log.flush_staged().map(|()| p)) {
             Ok(p) => p,
             Err(e) => return Err(self.fail("segment write", e)),
         };

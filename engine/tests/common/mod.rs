@@ -2,7 +2,6 @@
 //! decoding of engine output with its decoder, temp directories and whole-log reads.
 #![allow(dead_code)]
 
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
@@ -85,7 +84,7 @@ pub fn read_all(log: &Log, from: i64) -> Vec<u8> {
         let s = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
         assert!(s.len > 0, "read at {offset} returned nothing before the end {end}");
         let mut buf = vec![0u8; s.len as usize];
-        s.file.read_exact_at(&mut buf, s.position).expect("pread");
+        s.read_into(&mut buf).expect("pread");
         let sets = decode(&buf);
         let last = sets.last().and_then(|s| s.records.last()).map(|r| r.offset).expect("records");
         out.extend_from_slice(&buf);

@@ -202,6 +202,9 @@ pub struct TopicDefaults {
     pub retention_check_interval_ms: u64,
     /// `min.insync.replicas` (broker default for topics).
     pub min_insync_replicas: usize,
+    /// `log.io`: how appends reach the segment files of topics whose durability policy is
+    /// `fsync` (direct writes need the sync before the ack; other policies stay buffered).
+    pub log_io: riptide_engine::config::IoMode,
 }
 
 /// When an acknowledged write is answered (ARCHITECTURE.md §1, "Durability by group commit").
@@ -246,6 +249,7 @@ impl Default for TopicDefaults {
             durability: Durability::Fsync,
             retention_check_interval_ms: 300_000,
             min_insync_replicas: 1,
+            log_io: riptide_engine::config::default_io_mode(),
         }
     }
 }
@@ -318,6 +322,8 @@ pub struct FileConfig {
     pub durability_policy: Option<String>,
     #[serde(alias = "log.flush.method")]
     pub log_flush_method: Option<FlushMethod>,
+    #[serde(alias = "log.io")]
+    pub log_io: Option<String>,
     #[serde(alias = "default.replication.factor")]
     pub default_replication_factor: Option<i16>,
     #[serde(alias = "process.roles")]
@@ -455,6 +461,10 @@ impl ServerConfig {
         set!(file.log_retention_check_interval_ms, self.log.retention_check_interval_ms);
         set!(file.message_max_bytes, self.log.max_message_bytes);
         set!(file.log_flush_method, self.flush_method);
+        if let Some(m) = file.log_io {
+            self.log.log_io = riptide_engine::config::IoMode::parse(&m)
+                .ok_or_else(|| format!("unknown log.io {m:?}: direct or buffered"))?;
+        }
         if let Some(p) = file.durability_policy {
             self.log.durability =
                 Durability::parse(&p).ok_or_else(|| format!("unknown durability.policy {p:?}"))?;

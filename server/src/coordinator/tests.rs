@@ -610,7 +610,7 @@ fn compacted_offsets_partition_replays_to_the_latest_values() {
     while offset < log.log_end_offset() {
         let s = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
         let mut bytes = vec![0u8; s.len as usize];
-        std::os::unix::fs::FileExt::read_exact_at(&*s.file, &mut bytes, s.position).expect("pread");
+        s.read_into(&mut bytes).expect("pread");
         let chunk = offsets_log::decode_chunk(&Bytes::from(bytes));
         assert_eq!(chunk.skipped_batches, 0);
         for (_, r) in chunk.records {

@@ -249,7 +249,11 @@ async fn send_response(
             Chunk::Bytes(b) => stream.write_bytes(b).await?,
             Chunk::File(slice) => {
                 metrics.messages_out.fetch_add(slice.offset_span(), Ordering::Relaxed);
-                zc.send(tcp, &slice).await?;
+                match &slice.memory {
+                    // A direct-mode log's recent bytes: sent from memory, not the file.
+                    Some(bytes) => stream.write_bytes(bytes.clone()).await?,
+                    None => zc.send(tcp, &slice).await?,
+                }
             }
         }
     }

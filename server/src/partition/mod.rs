@@ -909,7 +909,9 @@ impl Partition {
     }
 
     pub fn reconfigure(&mut self, cfg: &EffectiveTopicConfig) {
-        self.log.set_config(cfg.log.clone());
+        if let Err(e) = self.log.set_config(cfg.log.clone()) {
+            tracing::error!("partition {}: applying its new config failed: {e}", self.name);
+        }
         self.durability = cfg.durability;
         self.cleanup = Cleanup::of(cfg);
         self.min_insync = cfg.min_insync_replicas.max(1);
