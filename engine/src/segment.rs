@@ -232,6 +232,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Direct mode: copies `bytes` to the end of the log's stage and `patch`es the copy there
+    /// (see `DirectFile::append_with`); returns the position they start at. `None` for a
+    /// buffered file, which takes only finished bytes (`write`).
+    pub fn write_patched(&mut self, bytes: &[u8], patch: impl FnOnce(&mut [u8])) -> Option<io::Result<u32>> {
+        let FileHandle::Direct(d) = &self.log else { return None };
+        let position = self.size_bytes;
+        Some(d.append_with(bytes, u64::from(position), patch).map(|()| position))
+    }
+
     /// Writes `bytes` at the end of the log file; returns the position they start at.
     pub fn write(&mut self, io: Io, bytes: &[u8]) -> io::Result<u32> {
         let position = self.size_bytes;

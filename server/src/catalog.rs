@@ -225,7 +225,7 @@ impl TopicMeta {
             // Direct appends live only in this process until the group commit writes them,
             // so only logs that sync before every acknowledgement may use them.
             io_mode: if durability == Durability::Fsync { d.log_io } else { IoMode::Buffered },
-            ..LogConfig::default()
+            direct_stage_bytes: d.direct_stage_bytes,
         };
         let policy = get("cleanup.policy");
         EffectiveTopicConfig {

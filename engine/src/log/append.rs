@@ -49,6 +49,65 @@ impl Log {
         result
     }
 
+    /// `append` for bytes the caller cannot give up (a request buffer still shared with its
+    /// frame). With direct appends they are copied once, straight into the stage, and their
+    /// offsets assigned there; otherwise they are copied into a buffer this log keeps for
+    /// the purpose (no allocation per append) and appended from it.
+    pub fn append_shared(
+        &mut self,
+        batches: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_writable()?;
+        if batches.is_empty() {
+            return Err(LogError::InvalidRecord("empty record set"));
+        }
+        let mut valid = std::mem::take(&mut self.scratch_batches);
+        valid.clear();
+        let result = match self.validate_set(batches, now_ms, &mut valid) {
+            Ok(Validated::Duplicate(info)) => Ok(info),
+            Ok(Validated::New { records, bytes }) => {
+                self.write_shared(batches, &valid, records, bytes, leader_epoch, now_ms)
+            }
+            Err(e) => Err(e),
+        };
+        valid.clear();
+        self.scratch_batches = valid;
+        result
+    }
+
+    fn write_shared(
+        &mut self,
+        batches: &[u8],
+        valid: &[ValidBatch],
+        records: i64,
+        bytes: u64,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let base = self.log_end_offset();
+        self.roll_if_needed(bytes, base + records - 1, now_ms)?;
+        self.prepare_write();
+        if self.sealer.is_none() {
+            let append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+            let patch = |dst: &mut [u8]| assign_all(dst, valid, base, leader_epoch, append_time);
+            if let Some(written) = self.active_mut().write_patched(batches, patch) {
+                let position = match written {
+                    Ok(p) => p,
+                    Err(e) => return Err(self.fail("segment write", e)),
+                };
+                return self.finish_write(valid, None, base, records, position, leader_epoch, now_ms);
+            }
+        }
+        let mut copy = std::mem::take(&mut self.scratch_copy);
+        copy.clear();
+        copy.extend_from_slice(batches);
+        let result = self.write_set(&mut copy, valid, records, bytes, leader_epoch, now_ms);
+        self.scratch_copy = copy;
+        result
+    }
+
     fn limits(&self, now_ms: i64) -> Limits {
         Limits {
             max_message_bytes: self.config.max_message_bytes,
@@ -149,9 +208,26 @@ impl Log {
             Ok(p) => p,
             Err(e) => return Err(self.fail("segment write", e)),
         };
-        self.track_all(valid, sizes, base, position, append_time);
+        self.finish_write(valid, sizes, base, records, position, leader_epoch, now_ms)
+    }
+
+    /// Bookkeeping after the bytes of a validated set are written at `position`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_write(
+        &mut self,
+        valid: &[ValidBatch],
+        sealed_sizes: Option<&[u32]>,
+        base: i64,
+        records: i64,
+        position: u32,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        self.track_all(valid, sealed_sizes, base, position, append_time);
         self.active_mut().last_modified_ms = now_ms;
         self.note_leader_epoch(leader_epoch, base)?;
+        let last = base + records - 1;
         debug_assert_eq!(self.log_end_offset(), last + 1);
         Ok(AppendInfo {
             base_offset: base,

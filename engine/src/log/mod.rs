@@ -174,6 +174,8 @@ pub struct Log {
     /// Seals new batches before they are written (encryption at rest), when set.
     sealer: Option<std::sync::Arc<dyn crate::seal::BatchSealer>>,
     scratch_staged: Vec<(i64, ProducerEntry)>,
+    /// `append_shared`'s copy of the caller's bytes, kept between appends.
+    scratch_copy: Vec<u8>,
     scan_buf: Vec<u8>,
     read_hints: [Cell<read::ReadHint>; read::READ_HINTS],
     /// This instance's id (see `spare.rs`).

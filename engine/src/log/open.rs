@@ -81,6 +81,7 @@ impl Log {
             log_id: super::spare::next_log_id(),
             spare: Default::default(),
             direct_refused: false,
+            scratch_copy: Vec::new(),
         };
         let first_base = log.segments[0].base_offset;
         log.log_start_offset = log_start_ck.unwrap_or(first_base).clamp(first_base, log.log_end_offset());

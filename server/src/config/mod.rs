@@ -205,6 +205,9 @@ pub struct TopicDefaults {
     /// `log.io`: how appends reach the segment files of topics whose durability policy is
     /// `fsync` (direct writes need the sync before the ack; other policies stay buffered).
     pub log_io: riptide_engine::config::IoMode,
+    /// `log.direct.stage.bytes`: with direct appends, the most bytes each partition's active
+    /// segment stages in memory (and serves recent fetches from) between two writes.
+    pub direct_stage_bytes: usize,
 }
 
 /// When an acknowledged write is answered (ARCHITECTURE.md §1, "Durability by group commit").
@@ -250,6 +253,7 @@ impl Default for TopicDefaults {
             retention_check_interval_ms: 300_000,
             min_insync_replicas: 1,
             log_io: riptide_engine::config::default_io_mode(),
+            direct_stage_bytes: 1 << 20,
         }
     }
 }
@@ -324,6 +328,8 @@ pub struct FileConfig {
     pub log_flush_method: Option<FlushMethod>,
     #[serde(alias = "log.io")]
     pub log_io: Option<String>,
+    #[serde(alias = "log.direct.stage.bytes")]
+    pub log_direct_stage_bytes: Option<usize>,
     #[serde(alias = "default.replication.factor")]
     pub default_replication_factor: Option<i16>,
     #[serde(alias = "process.roles")]
@@ -465,6 +471,7 @@ impl ServerConfig {
             self.log.log_io = riptide_engine::config::IoMode::parse(&m)
                 .ok_or_else(|| format!("unknown log.io {m:?}: direct or buffered"))?;
         }
+        set!(file.log_direct_stage_bytes, self.log.direct_stage_bytes);
         if let Some(p) = file.durability_policy {
             self.log.durability =
                 Durability::parse(&p).ok_or_else(|| format!("unknown durability.policy {p:?}"))?;

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use riptide_engine::{
     CheckpointWrite, CompactionDone, CompactionJob, DirRemoval, Log, PreparedSegment, ReadSlice,
     ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget,
@@ -467,14 +467,15 @@ impl Partition {
             return false;
         }
         let bytes_in = records.len() as u64;
-        // The request buffer is usually uniquely ours, so offsets are assigned in place in it;
-        // otherwise one copy.
-        let mut records = match records.try_into_mut() {
-            Ok(m) => m,
-            Err(shared) => BytesMut::from(&shared[..]),
-        };
+        // A buffer uniquely ours gets its offsets assigned in place; one still shared with its
+        // request frame is copied once by the engine (into the direct stage, or a kept buffer).
         let leo_before = self.log.log_end_offset();
-        let info = match self.log.append(&mut records, self.leader_epoch.0, self.clock.wall_ms()) {
+        let (epoch, now_ms) = (self.leader_epoch.0, self.clock.wall_ms());
+        let appended = match records.try_into_mut() {
+            Ok(mut owned) => self.log.append(&mut owned, epoch, now_ms),
+            Err(shared) => self.log.append_shared(&shared, epoch, now_ms),
+        };
+        let info = match appended {
             Ok(info) => info,
             Err(e) => {
                 let e = PartitionError::from(e);
