@@ -59,12 +59,10 @@ impl IoMode {
 /// a whole test suite can run in either.
 pub const LOG_IO_ENV: &str = "RIPTIDE_LOG_IO";
 
-/// The default append mode: `RIPTIDE_LOG_IO` if it names one, else buffered.
-pub fn default_io_mode() -> IoMode {
-    static MODE: std::sync::OnceLock<IoMode> = std::sync::OnceLock::new();
-    *MODE.get_or_init(|| {
-        std::env::var(LOG_IO_ENV).ok().and_then(|v| IoMode::parse(&v)).unwrap_or(IoMode::Buffered)
-    })
+/// The append mode `RIPTIDE_LOG_IO` names, if any.
+pub fn io_mode_from_env() -> Option<IoMode> {
+    static MODE: std::sync::OnceLock<Option<IoMode>> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| std::env::var(LOG_IO_ENV).ok().and_then(|v| IoMode::parse(&v)))
 }
 
 /// Topic-level settings that govern one partition log.
@@ -120,7 +118,7 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
             io: IoBackend::Auto,
-            io_mode: default_io_mode(),
+            io_mode: io_mode_from_env().unwrap_or(IoMode::Buffered),
             direct_stage_bytes: 1 << 20,
         }
     }

@@ -257,3 +257,26 @@ fn append_shared_stores_what_append_stores() {
         assert_eq!(read_all(&a, 0), read_all(&b, 0));
     }
 }
+
+/// Where the file system refuses O_DIRECT, a direct-mode log stays buffered (with a warning)
+/// and loses nothing.
+#[test]
+fn direct_mode_falls_back_to_buffered_where_refused() {
+    use riptide_engine::config::IoMode;
+    use riptide_engine::io::fault::{inject, Fault};
+    let dir = tmpdir("direct-refused");
+    let cfg = LogConfig { io_mode: IoMode::Direct, ..config(riptide_engine::IoBackend::Std) };
+    let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
+    inject(Some(Fault::DirectEinval));
+    log.append(&mut batch(5, 100, 1_000), 0, 2_000).expect("append");
+    log.append_shared(&batch(5, 100, 1_000), 0, 2_000).expect("append_shared");
+    inject(None);
+    assert!(!log.is_direct(), "refused: buffered");
+    log.append(&mut batch(5, 100, 1_000), 0, 2_000).expect("append after");
+    assert!(!log.is_direct(), "asked once per log");
+    drop(log); // no sync, no close: buffered bytes are in the page cache
+    let mut log = Log::open(&dir, cfg, 0).expect("reopen");
+    assert_eq!(all_offsets(&log), (0..15).collect::<Vec<_>>());
+    log.append(&mut batch(5, 100, 1_000), 0, 2_000).expect("append");
+    assert!(log.is_direct(), "a new open tries again");
+}

@@ -167,6 +167,11 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     config.validate().map_err(std::io::Error::other)?;
     // Said before any listener exists, so whoever can connect can also read it in the log.
     tracing::info!("shards use the {:?} driver", shard::probe_driver(config.io)?);
+    riptide_engine::io::direct::set_memory_budget(config.log.direct_memory_bytes);
+    tracing::info!(
+        "appends: log.io={} for topics with durability.policy=fsync, buffered for others",
+        config.log.log_io.name()
+    );
     let specs = listener_specs(&config)?;
     let mut bound_listeners = Vec::with_capacity(config.listeners.len());
     for i in 0..config.listeners.len() {

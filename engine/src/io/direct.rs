@@ -22,6 +22,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -29,8 +30,26 @@ use bytes::Bytes;
 /// Alignment of direct writes: offsets, lengths and memory (the page size; the device's
 /// logical block is 512 bytes here, 4 KiB covers every common device).
 pub const BLOCK: usize = 4096;
-/// The stage starts this small and doubles up to its limit, so idle partitions cost little.
-const STAGE_INITIAL_BYTES: usize = 64 * 1024;
+/// The stage starts this small and doubles up to its limit while the process-wide budget
+/// allows, so idle partitions cost little.
+const STAGE_INITIAL_BYTES: usize = 16 * 1024;
+
+/// Bytes of stage buffers allocated now (readers may keep an old buffer alive a little longer).
+static STAGED_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Stages grow only while `STAGED_BYTES` stays within this (`set_memory_budget`).
+static BUDGET_BYTES: AtomicUsize = AtomicUsize::new(256 << 20);
+
+/// Sets how much memory all stages together may grow into (`log.direct.memory.bytes`). Each
+/// direct-mode segment has at least a small stage (16 KiB) regardless; past the budget a stage
+/// stops growing and is written more often.
+pub fn set_memory_budget(bytes: usize) {
+    BUDGET_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// Memory held by stage buffers now.
+pub fn staged_bytes() -> usize {
+    STAGED_BYTES.load(Ordering::Relaxed)
+}
 
 fn align_down(x: u64) -> u64 {
     x & !(BLOCK as u64 - 1)
@@ -59,6 +78,7 @@ impl AlignedBuf {
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        STAGED_BYTES.fetch_add(cap, Ordering::Relaxed);
         Ok(AlignedBuf { ptr, cap })
     }
 
@@ -103,6 +123,7 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        STAGED_BYTES.fetch_sub(self.cap, Ordering::Relaxed);
         // SAFETY: allocated in `new` with this layout.
         unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.cap, BLOCK)) }
     }
@@ -202,6 +223,8 @@ impl DirectFile {
     /// Opens `path` (the file behind `buffered`) for direct writes after its first `len`
     /// bytes, staging at most `limit` bytes. Fails where the file system refuses O_DIRECT.
     pub fn open(path: &Path, buffered: Arc<File>, len: u64, limit: usize) -> io::Result<DirectFile> {
+        #[cfg(feature = "sim")]
+        super::fault::on_open_direct()?;
         let direct = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path)?;
         let limit = align_up(limit.max(2 * BLOCK) as u64) as usize;
         let stage = Stage {
@@ -243,7 +266,7 @@ impl DirectFile {
         while !rest.is_empty() {
             let used = (st.end - st.start) as usize;
             let mut room = st.buf.cap - used;
-            if room < rest.len() && st.buf.cap < st.limit {
+            if room < rest.len() {
                 self.grow(&mut st, used + rest.len())?;
                 room = st.buf.cap - used;
             }
@@ -269,15 +292,9 @@ impl DirectFile {
         if pos != st.end {
             return Err(io::Error::other(format!("direct append at {pos}, but the file ends at {}", st.end)));
         }
-        if src.len() + BLOCK > st.limit {
-            drop(st);
-            let mut copy = src.to_vec();
-            patch(&mut copy);
-            return self.append(&copy, pos);
-        }
-        for _ in 0..2 {
+        for round in 0..2 {
             let used = (st.end - st.start) as usize;
-            if st.buf.cap - used < src.len() && st.buf.cap < st.limit {
+            if st.buf.cap - used < src.len() {
                 self.grow(&mut st, used + src.len())?;
             }
             if st.buf.cap - used >= src.len() {
@@ -286,10 +303,16 @@ impl DirectFile {
                 st.end += src.len() as u64;
                 return Ok(());
             }
-            self.flush_locked(&mut st)?;
-            Self::restart(&mut st)?;
+            if round == 0 {
+                self.flush_locked(&mut st)?;
+                Self::restart(&mut st)?;
+            }
         }
-        unreachable!("a flushed, grown stage holds any source smaller than its limit")
+        // Larger than the stage can become: patched in a temporary copy, staged in pieces.
+        drop(st);
+        let mut copy = src.to_vec();
+        patch(&mut copy);
+        self.append(&copy, pos)
     }
 
     /// Writes what is staged and not yet on the file (no fdatasync).
@@ -379,9 +402,13 @@ impl DirectFile {
         Ok(())
     }
 
-    /// A larger buffer holding the stage's bytes (the old one stays with its readers).
+    /// A larger buffer holding the stage's bytes (the old one stays with its readers), when
+    /// the memory budget has room for it; otherwise the stage stays as it is.
     fn grow(&self, st: &mut Stage, want: usize) -> io::Result<()> {
         let cap = (align_up(want as u64) as usize).next_power_of_two().min(st.limit);
+        if cap <= st.buf.cap || staged_bytes() + (cap - st.buf.cap) > BUDGET_BYTES.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let used = (st.end - st.start) as usize;
         let bigger = AlignedBuf::new(cap)?;
         bigger.write(0, st.buf.slice(0, used));
@@ -507,6 +534,27 @@ mod tests {
             patched[0] = 0xEE;
             expect.extend_from_slice(&patched);
         }
+        d.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+    }
+
+    #[test]
+    fn past_the_budget_stages_stay_small_and_bytes_stay_right() {
+        let (path, file) = temp_file("budget");
+        let Ok(d) = DirectFile::open(&path, file, 0, 1 << 20) else { return };
+        // Other tests in this process only flush more often while the budget is zero.
+        set_memory_budget(0);
+        let mut expect = Vec::new();
+        for (i, n) in [3000usize, 40_000, 100_000, 7].into_iter().enumerate() {
+            let src = pattern(n, i as u8);
+            d.append_with(&src, expect.len() as u64, |dst| dst[n - 1] = 1).unwrap();
+            let mut patched = src;
+            patched[n - 1] = 1;
+            expect.extend_from_slice(&patched);
+        }
+        let cap = d.lock().unwrap().buf.cap;
+        set_memory_budget(256 << 20);
+        assert_eq!(cap, STAGE_INITIAL_BYTES, "no growth past the budget");
         d.finish().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expect);
     }

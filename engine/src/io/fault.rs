@@ -20,6 +20,9 @@ pub enum Fault {
     /// shows that a roll (with a spare segment ready) or a retention pass does no such file
     /// work on this thread.
     OpenUnlinkEio,
+    /// Opening a file for direct writes fails with EINVAL, as on a file system without
+    /// O_DIRECT.
+    DirectEinval,
 }
 
 thread_local! {
@@ -85,6 +88,14 @@ pub(crate) fn on_write() -> io::Result<()> {
     match FAULT.with(Cell::get) {
         Some(Fault::WriteEio) => Err(io::Error::from_raw_os_error(libc::EIO)),
         Some(Fault::WriteEnospc) => Err(io::Error::from_raw_os_error(libc::ENOSPC)),
+        _ => Ok(()),
+    }
+}
+
+/// Called before a file is opened for direct writes.
+pub(crate) fn on_open_direct() -> io::Result<()> {
+    match FAULT.with(Cell::get) {
+        Some(Fault::DirectEinval) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
         _ => Ok(()),
     }
 }

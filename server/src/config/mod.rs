@@ -208,6 +208,9 @@ pub struct TopicDefaults {
     /// `log.direct.stage.bytes`: with direct appends, the most bytes each partition's active
     /// segment stages in memory (and serves recent fetches from) between two writes.
     pub direct_stage_bytes: usize,
+    /// `log.direct.memory.bytes`: how much memory all direct-mode stages together may grow
+    /// into (each has at least 16 KiB).
+    pub direct_memory_bytes: usize,
 }
 
 /// When an acknowledged write is answered (ARCHITECTURE.md §1, "Durability by group commit").
@@ -252,7 +255,10 @@ impl Default for TopicDefaults {
             durability: Durability::Fsync,
             retention_check_interval_ms: 300_000,
             min_insync_replicas: 1,
-            log_io: riptide_engine::config::default_io_mode(),
+            // Measured faster here (issue 18, docs/BENCHMARKS.md); RIPTIDE_LOG_IO overrides.
+            log_io: riptide_engine::config::io_mode_from_env()
+                .unwrap_or(riptide_engine::config::IoMode::Direct),
+            direct_memory_bytes: 256 << 20,
             direct_stage_bytes: 1 << 20,
         }
     }
@@ -330,6 +336,8 @@ pub struct FileConfig {
     pub log_io: Option<String>,
     #[serde(alias = "log.direct.stage.bytes")]
     pub log_direct_stage_bytes: Option<usize>,
+    #[serde(alias = "log.direct.memory.bytes")]
+    pub log_direct_memory_bytes: Option<usize>,
     #[serde(alias = "default.replication.factor")]
     pub default_replication_factor: Option<i16>,
     #[serde(alias = "process.roles")]
@@ -472,6 +480,7 @@ impl ServerConfig {
                 .ok_or_else(|| format!("unknown log.io {m:?}: direct or buffered"))?;
         }
         set!(file.log_direct_stage_bytes, self.log.direct_stage_bytes);
+        set!(file.log_direct_memory_bytes, self.log.direct_memory_bytes);
         if let Some(p) = file.durability_policy {
             self.log.durability =
                 Durability::parse(&p).ok_or_else(|| format!("unknown durability.policy {p:?}"))?;
