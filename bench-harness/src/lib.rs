@@ -16,6 +16,7 @@ pub mod compare;
 pub mod consumer;
 pub mod discard;
 pub mod error;
+pub mod keys;
 pub mod payload;
 pub mod plots;
 pub mod producer;

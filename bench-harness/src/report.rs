@@ -112,8 +112,8 @@ pub struct RunConfig {
     pub compression: String,
     pub batch_size_bytes: u32,
     pub linger_ms: f64,
-    /// OMB's keyDistributor: NO_KEY (sticky, one partition per batch) or KEY_ROUND_ROBIN
-    /// (every request spread over all partitions); absent in results written before it.
+    /// OMB's keyDistributor: NO_KEY (sticky, one partition per batch), KEY_ROUND_ROBIN or
+    /// RANDOM_NANO (keyed: murmur2 partitions); absent in results written before it.
     #[serde(default)]
     pub key_distributor: String,
     pub max_in_flight: u32,

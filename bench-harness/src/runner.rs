@@ -179,7 +179,7 @@ fn run_config(w: &Workload, file: &str, target: &Target, threads: usize) -> RunC
         compression: w.compression.name().into(),
         batch_size_bytes: w.batch_bytes_max,
         linger_ms: w.linger.as_secs_f64() * 1e3,
-        key_distributor: if w.spread { "KEY_ROUND_ROBIN" } else { "NO_KEY" }.into(),
+        key_distributor: w.key_distributor.name().into(),
         max_in_flight: w.in_flight_max,
         warmup_seconds: w.warmup.as_secs_f64(),
         test_duration_seconds: w.duration.as_secs_f64(),
@@ -203,7 +203,7 @@ pub fn run(w: &Workload, workload_file: &str, target: &Target, options: &RunOpti
         compression: w.compression,
         batch_bytes_max: w.batch_bytes_max as usize,
         linger: w.linger,
-        spread: w.spread,
+        key_distributor: w.key_distributor,
         in_flight_max: w.in_flight_max as usize,
         assignment: w.assignment,
     };
@@ -440,7 +440,7 @@ mod tests {
             compression: riptide_client::Compression::None,
             batch_bytes_max: 1024,
             linger: Duration::ZERO,
-            spread: false,
+            key_distributor: crate::keys::KeyDistributor::NoKey,
             in_flight_max: 1,
             assignment: Assignment::Group,
         }

@@ -13,6 +13,7 @@ use riptide_client::{Acks, Client, ClientConfig, Compression, TopicInfo};
 
 use crate::clock::{instant_at, NS_PER_S};
 use crate::consumer::{self, ConsumerPlan};
+use crate::keys::KeyDistributor;
 use crate::producer::{self, ProducerPlan};
 use crate::schedule::Schedule;
 use crate::stats::{Interval, Recorder, Totals};
@@ -47,8 +48,7 @@ pub struct Shared {
     pub compression: Compression,
     pub batch_bytes_max: usize,
     pub linger: Duration,
-    /// Every request spread over all partitions (`Workload::spread`).
-    pub spread: bool,
+    pub key_distributor: KeyDistributor,
     pub in_flight_max: usize,
     pub assignment: Assignment,
 }
@@ -221,7 +221,11 @@ fn producer_plan(index: usize, spec: &ProducerSpec, s: &Shared, t: &Timeline) ->
         compression: s.compression,
         batch_bytes_max: s.batch_bytes_max,
         linger: s.linger,
-        spread: s.spread,
+        key_distributor: s.key_distributor,
+        // One key pool per run (OMB's is static); cursors far apart so that round-robin
+        // producers do not send the same key at the same moment.
+        key_seed: s.run_tag,
+        key_cursor_seed: u64::from(spec.index).wrapping_mul(7_919),
         in_flight_max: s.in_flight_max,
         first_partition: spec.first_partition,
     }
