@@ -15,6 +15,7 @@ use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use riptide_client::{Client, GroupConfig, GroupMember, KafkaCode, OffsetSpec, TopicInfo};
 
+use crate::backlog::Pause;
 use crate::clock::now_ns;
 use crate::payload::read_stamp;
 use crate::producer::error_kind;
@@ -36,9 +37,19 @@ pub struct ConsumerPlan {
     /// Told once this consumer has its partitions (or has given up).
     pub ready: flume::Sender<()>,
     pub ready_sent: Cell<bool>,
+    /// While set, the consumer holds its partitions (and its group membership) but reads
+    /// nothing: the backlog test.
+    pub pause: Option<Pause>,
 }
 
+/// How often a paused consumer looks whether it may go on.
+const PAUSE_POLL: Duration = Duration::from_millis(20);
+
 impl ConsumerPlan {
+    fn paused(&self) -> bool {
+        self.pause.as_ref().is_some_and(Pause::is_paused)
+    }
+
     fn signal_ready(&self) {
         if !self.ready_sent.replace(true) {
             let _ = self.ready.try_send(());
@@ -82,6 +93,10 @@ async fn consume_static(
         client.list_offsets(topic, &mine, OffsetSpec::Earliest).await?.into_iter().collect();
     plan.signal_ready();
     while now_ns() < plan.stop_ns.get() {
+        if plan.paused() {
+            compio::time::sleep(PAUSE_POLL).await;
+            continue;
+        }
         fetch_once(client, topic, plan, &mut positions, recorder).await?;
     }
     Ok(())
@@ -103,6 +118,10 @@ async fn consume_in_group(
             let _ = member.commit(&committable(topic, &positions)).await;
             member.rejoin().await?;
             positions = starting_positions(client, topic, &plan.group, &member).await?;
+            continue;
+        }
+        if plan.paused() {
+            compio::time::sleep(PAUSE_POLL).await;
             continue;
         }
         fetch_once(client, topic, plan, &mut positions, recorder).await?;

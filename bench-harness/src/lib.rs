@@ -10,8 +10,10 @@
 //! `baseline` measures the machine (fio, iperf3), `spawn` starts brokers, and `discard` is the
 //! do-nothing broker that measures the harness's own ceiling.
 
+pub mod backlog;
 pub mod baseline;
 pub mod clock;
+pub mod collect;
 pub mod compare;
 pub mod consumer;
 pub mod discard;
@@ -24,10 +26,12 @@ pub mod records;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod segments;
 pub mod spawn;
 pub mod stats;
 pub mod svg;
 pub mod sweep;
 pub mod sys;
+pub mod windows;
 pub mod worker;
 pub mod workload;

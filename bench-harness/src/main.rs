@@ -137,6 +137,17 @@ struct RunArgs {
     /// Leave the benchmark topics on the broker.
     #[arg(long)]
     keep_topics: bool,
+    /// The broker's data directory, watched for segment deletions and compactions (marked on
+    /// the time-series plot); a spawned riptide's is watched without asking.
+    #[arg(long)]
+    watch_dir: Option<PathBuf>,
+    /// Seconds per soak window: latency percentiles are kept per window and the stability
+    /// figure compares them.
+    #[arg(long, default_value_t = 60)]
+    window: u64,
+    /// PID of a broker given by --brokers, for its CPU time and peak memory.
+    #[arg(long, requires = "brokers")]
+    broker_pid: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -211,6 +222,7 @@ fn run(a: &RunArgs) -> Result<()> {
             keep_topics: a.keep_topics,
             drain: seconds(a.drain, "drain")?,
             notes: Vec::new(),
+            window_seconds: a.window.max(1),
         };
         let file = path.display().to_string();
         eprintln!("{}: against {} ({})", w.name, target.label, target.brokers);
@@ -251,10 +263,20 @@ fn start_target(a: &RunArgs, w: &Workload) -> Result<(Option<ChildBroker>, Targe
         None
     };
     let target = match &broker {
-        Some(b) => Target { brokers: b.addr.clone(), label: b.label.clone(), broker_pid: Some(b.pid()) },
+        Some(b) => Target {
+            brokers: b.addr.clone(),
+            label: b.label.clone(),
+            broker_pid: Some(b.pid()),
+            data_dir: a.watch_dir.clone().or_else(|| b.data_dir().map(Path::to_path_buf)),
+        },
         None => {
             let brokers = a.brokers.clone().unwrap_or_else(|| "localhost:9092".into());
-            Target { label: brokers.clone(), brokers, broker_pid: None }
+            Target {
+                label: brokers.clone(),
+                brokers,
+                broker_pid: a.broker_pid,
+                data_dir: a.watch_dir.clone(),
+            }
         }
     };
     Ok((broker, target))

@@ -4,19 +4,20 @@
 //! progress line and the time series, and turn the totals into a `RunResult`. Topics are
 //! deleted afterwards unless asked to keep them.
 
-use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use riptide_client::{Client, ClientConfig, KafkaCode, NewTopic};
 
+use crate::backlog::{Pause, Tracker};
 use crate::baseline::{percent_of, Baseline};
 use crate::clock::{now_ns, unix_ms, NS_PER_S};
+use crate::collect::{gather, Collected, Watch};
 use crate::error::{Error, Result};
 use crate::payload::{run_tag, template};
-use crate::report::{percentiles, CpuUse, Measurement, RunConfig, RunResult, Sample};
-use crate::stats::{Interval, Totals};
-use crate::sys::{own_cpu_seconds, pid_cpu_seconds};
+use crate::report::{CpuUse, Measurement, RunConfig, RunResult};
+use crate::segments::SegmentWatcher;
+use crate::sys::{own_cpu_seconds, pid_cpu_seconds, pid_rss_bytes, reset_peak_rss};
 use crate::worker::{self, ConsumerSpec, Event, ProducerSpec, Shared, Timeline, WorkerPlan};
 use crate::workload::{Assignment, Rate, Workload};
 
@@ -25,8 +26,10 @@ use crate::workload::{Assignment, Rate, Workload};
 pub struct Target {
     pub brokers: String,
     pub label: String,
-    /// For the broker's CPU time, when it is a local process.
+    /// For the broker's CPU time and memory, when it is a local process.
     pub broker_pid: Option<u32>,
+    /// The broker's data directory, watched for segment deletions and compactions.
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ pub struct RunOptions {
     /// How long consumers read on after the end (to receive the last messages).
     pub drain: Duration,
     pub notes: Vec<String>,
+    /// Seconds per soak window (percentiles kept per window; the stability figure).
+    pub window_seconds: u64,
 }
 
 /// `name` as a file-name and topic-name friendly slug.
@@ -111,16 +116,18 @@ fn admin<T>(brokers: &str, f: impl AsyncFnOnce(&Client) -> Result<T>) -> Result<
     })
 }
 
-/// Creates the topics and waits until every partition has a leader.
-fn create_topics(brokers: &str, names: &[String], partitions: u32, replication_factor: i16) -> Result<()> {
+/// Creates the topics (with the workload's topic configs) and waits until every partition
+/// has a leader.
+fn create_topics(brokers: &str, names: &[String], w: &Workload) -> Result<()> {
+    let partitions = w.partitions_per_topic;
     admin(brokers, async |client: &Client| {
         let new: Vec<NewTopic> = names
             .iter()
             .map(|n| NewTopic {
                 name: n.clone(),
                 partitions: partitions as i32,
-                replication_factor,
-                configs: Vec::new(),
+                replication_factor: w.replication_factor,
+                configs: w.topic_config.clone(),
             })
             .collect();
         for result in client.create_topics(&new, false).await? {
@@ -206,32 +213,47 @@ pub fn run(w: &Workload, workload_file: &str, target: &Target, options: &RunOpti
         key_distributor: w.key_distributor,
         in_flight_max: w.in_flight_max as usize,
         assignment: w.assignment,
+        pause: (w.backlog_bytes > 0).then(Pause::paused),
     };
-    create_topics(&target.brokers, &topics, w.partitions_per_topic, w.replication_factor)?;
+    create_topics(&target.brokers, &topics, w)?;
     let plans = plan_workers(w, &topics, threads, &shared, tag)?;
-    let result = measure(w, plans, target, options);
+    let result = measure(w, plans, target, options, shared.pause.clone());
     if !options.keep_topics {
         delete_topics(&target.brokers, &topics);
     }
-    let (samples, totals, cpu, started) = result?;
+    let (c, cpu, started) = result?;
     let mut notes = options.notes.clone();
     if w.rate == Rate::Max {
         notes.push("producerRate 0 (max): no schedule, publish latency counts from when a message was batched (closed loop)".into());
     }
-    Ok(RunResult::from_measurement(Measurement {
+    if c.backlog.as_ref().is_some_and(|b| b.drained_at_second.is_none()) {
+        notes.push("the backlog was not built and drained within the run: lengthen testDuration".into());
+    }
+    let mut r = RunResult::from_measurement(Measurement {
         config: run_config(w, workload_file, target, threads),
         started_at_unix_ms: started,
-        samples: &samples,
-        totals: &totals,
+        samples: &c.samples,
+        totals: &c.totals,
         cpu,
         baseline: options.baseline.clone(),
         notes,
-    }))
+        windows: c.windows,
+        window_seconds: options.window_seconds,
+    });
+    r.backlog_drain = c.backlog;
+    r.segment_events = c.segment_events;
+    Ok(r)
 }
 
-type Measured = (Vec<Sample>, Totals, CpuUse, i64);
+type Measured = (Collected, CpuUse, i64);
 
-fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunOptions) -> Result<Measured> {
+fn measure(
+    w: &Workload,
+    plans: Vec<WorkerPlan>,
+    target: &Target,
+    options: &RunOptions,
+    pause: Option<Pause>,
+) -> Result<Measured> {
     let threads = plans.len();
     let (events_tx, events) = flume::unbounded();
     let mut starts = Vec::new();
@@ -245,6 +267,9 @@ fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunO
     }
     drop(events_tx);
     wait_ready(&events, threads)?;
+    // The peak RSS from here on: spawned brokers are fresh anyway, a running one may let us
+    // reset its high-water mark (else the largest RSS seen each second stands in).
+    let peak_reset = target.broker_pid.is_some_and(reset_peak_rss);
     let cpu0 = (own_cpu_seconds(), target.broker_pid.and_then(pid_cpu_seconds), std::time::Instant::now());
     let started = unix_ms();
     let start_ns = now_ns() + 200_000_000;
@@ -255,11 +280,20 @@ fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunO
     for s in &starts {
         let _ = s.send(timeline);
     }
-    let gathered = gather(&events, threads, &timeline, w.subscriptions_per_topic);
+    let watch = Watch {
+        subscriptions: w.subscriptions_per_topic,
+        message_bytes: w.message_bytes,
+        window_seconds: options.window_seconds,
+        backlog: pause.map(|p| (Tracker::new(w.backlog_bytes, w.backlog_drain_ratio, w.message_bytes), p)),
+        segments: target.data_dir.as_deref().map(SegmentWatcher::new),
+        broker_pid: target.broker_pid,
+    };
+    let gathered = gather(&events, threads, &timeline, watch);
     for h in handles {
         let _ = h.join();
     }
-    let (samples, totals) = gathered?;
+    let collected = gathered?;
+    let hwm = target.broker_pid.and_then(pid_rss_bytes).map(|(_, hwm)| hwm).filter(|_| peak_reset);
     let cpu = CpuUse {
         wall_seconds: cpu0.2.elapsed().as_secs_f64(),
         harness_cpu_seconds: own_cpu_seconds() - cpu0.0,
@@ -267,8 +301,9 @@ fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunO
             .1
             .and_then(|c0| target.broker_pid.and_then(pid_cpu_seconds).map(|c1| c1 - c0)),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        broker_peak_rss_bytes: hwm.into_iter().chain(collected.broker_rss_max_bytes).max(),
     };
-    Ok((samples, totals, cpu, started))
+    Ok((collected, cpu, started))
 }
 
 fn wait_ready(events: &flume::Receiver<Event>, threads: usize) -> Result<()> {
@@ -296,80 +331,6 @@ pub fn phase_of(second: u64, t: &Timeline) -> &'static str {
     } else {
         "drain"
     }
-}
-
-fn gather(
-    events: &flume::Receiver<Event>,
-    threads: usize,
-    t: &Timeline,
-    subscriptions: u32,
-) -> Result<(Vec<Sample>, Totals)> {
-    let seconds = t.seconds() as usize;
-    let mut pending: Vec<(usize, Interval)> = (0..seconds).map(|_| (0, Interval::default())).collect();
-    let mut samples = Vec::with_capacity(seconds);
-    let mut totals = Totals::default();
-    let (mut done, mut cumulative) = (0, (0u64, 0u64));
-    let tty = std::io::stderr().is_terminal();
-    while done < threads {
-        match events.recv() {
-            Ok(Event::Second { second, interval, .. }) => {
-                let slot = &mut pending[second as usize - 1];
-                slot.0 += 1;
-                slot.1.add(&interval);
-                while samples.len() < seconds && pending[samples.len()].0 == threads {
-                    let k = samples.len() + 1;
-                    let i = std::mem::take(&mut pending[k - 1].1);
-                    cumulative.0 += i.published_msgs;
-                    cumulative.1 += i.consumed_msgs;
-                    let backlog =
-                        ((cumulative.0 * u64::from(subscriptions)) as i64 - cumulative.1 as i64).max(0);
-                    progress(tty, k as u64, t.seconds(), phase_of(k as u64, t), &i, backlog);
-                    samples.push(Sample { phase: phase_of(k as u64, t), interval: i });
-                }
-            }
-            Ok(Event::Done { totals: part, .. }) => {
-                totals.add(&part);
-                done += 1;
-            }
-            Ok(Event::Failed { thread, error }) => {
-                return Err(Error::Process(format!("worker {thread}: {error}")))
-            }
-            Ok(Event::Ready { .. }) => {}
-            Err(_) => return Err(Error::Process("a worker thread ended without reporting".into())),
-        }
-    }
-    if tty {
-        eprintln!();
-    }
-    Ok((samples, totals))
-}
-
-/// The live progress line for one second.
-pub fn progress_line(second: u64, seconds: u64, phase: &str, i: &Interval, backlog: i64) -> String {
-    let p = percentiles(&i.publish);
-    let e = percentiles(&i.e2e);
-    let mut line =
-        format!(
-        "[{second:>3}/{seconds} s {phase:<7}] pub {:>9} msg/s {:>7.1} MB/s p50 {:.2} p99 {:.2} max {:.1} ms",
-        i.published_msgs, i.published_bytes as f64 / 1e6, p.p50, p.p99, p.max
-    );
-    if i.consumed_msgs > 0 || backlog != 0 {
-        line += &format!(" | cons {:>9} msg/s e2e p99 {:.2} ms backlog {backlog}", i.consumed_msgs, e.p99);
-    }
-    if i.behind_msgs > 0 {
-        line += &format!(" | behind {}", i.behind_msgs);
-    }
-    if i.errors > 0 {
-        line += &format!(" | ERRORS {}", i.errors);
-    }
-    line
-}
-
-fn progress(tty: bool, second: u64, seconds: u64, phase: &str, i: &Interval, backlog: i64) {
-    let line = progress_line(second, seconds, phase, i, backlog);
-    let mut err = std::io::stderr().lock();
-    let _ = if tty { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
-    let _ = err.flush();
 }
 
 /// A few lines for the terminal after a run.
@@ -443,6 +404,7 @@ mod tests {
             key_distributor: crate::keys::KeyDistributor::NoKey,
             in_flight_max: 1,
             assignment: Assignment::Group,
+            pause: None,
         }
     }
 
@@ -478,18 +440,5 @@ mod tests {
         assert_eq!(t.seconds(), 7);
         let phases: Vec<&str> = (1..=7).map(|k| phase_of(k, &t)).collect();
         assert_eq!(phases, vec!["warmup", "warmup", "measure", "measure", "measure", "drain", "drain"]);
-    }
-
-    #[test]
-    fn the_progress_line_shows_rates_latency_and_errors() {
-        let mut i =
-            Interval { published_msgs: 1000, published_bytes: 1_000_000, errors: 2, ..Interval::default() };
-        i.publish.record_n(1500, 1000).expect("in range");
-        let line = progress_line(3, 10, "measure", &i, 0);
-        assert!(
-            line.contains("1000 msg/s") && line.contains("1.0 MB/s") && line.contains("p99 1.50"),
-            "{line}"
-        );
-        assert!(line.contains("ERRORS 2") && !line.contains("cons"), "{line}");
     }
 }

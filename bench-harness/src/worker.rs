@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use riptide_client::{Acks, Client, ClientConfig, Compression, TopicInfo};
 
+use crate::backlog::Pause;
 use crate::clock::{instant_at, NS_PER_S};
 use crate::consumer::{self, ConsumerPlan};
 use crate::keys::KeyDistributor;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub key_distributor: KeyDistributor,
     pub in_flight_max: usize,
     pub assignment: Assignment,
+    /// Consumers wait while paused (the backlog test).
+    pub pause: Option<Pause>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +194,7 @@ async fn start_consumers(
             run_tag: plan.shared.run_tag,
             partition_bytes_max: (2 * plan.shared.batch_bytes_max).max(1 << 20) as i32,
             ready: ready_tx.clone(),
+            pause: plan.shared.pause.clone(),
             ready_sent: Cell::new(false),
         };
         tasks.push(compio::runtime::spawn(consumer::run(

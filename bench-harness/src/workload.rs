@@ -13,6 +13,7 @@
 //! silently fall back to a default), and every value is checked against its limits before
 //! anything connects. `parse` returns the checked `Workload`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -98,6 +99,29 @@ struct RawWorkload {
     test_duration_minutes: Option<f64>,
     #[serde(default)]
     rate_sweep: Option<RawSweep>,
+    #[serde(default)]
+    topic_config: BTreeMap<String, Scalar>,
+}
+
+/// A topic config value as YAML writes it (`retention.ms: 60000`, `cleanup.policy: compact`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Float(x) => x.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Text(t) => t.clone(),
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -197,6 +221,9 @@ pub struct Workload {
     pub warmup: Duration,
     pub duration: Duration,
     pub sweep: Option<Sweep>,
+    /// Configs of the topics the harness creates, in Kafka's names (`retention.ms`,
+    /// `segment.bytes`, `cleanup.policy`); OMB keeps them in its driver file.
+    pub topic_config: Vec<(String, String)>,
 }
 
 impl Workload {
@@ -300,6 +327,7 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
             false,
         )?,
         sweep,
+        topic_config: raw.topic_config.iter().map(|(k, v)| (k.clone(), v.text())).collect(),
     })
 }
 
@@ -568,6 +596,11 @@ mod tests {
             1 << 28
         );
         assert_eq!(parse_ok("name: x\nmessageSize: 100\n").backlog_bytes, 0);
+        let w = parse_ok(
+            "name: x\nmessageSize: 100\ntopicConfig:\n  retention.ms: 60000\n  cleanup.policy: compact\n",
+        );
+        let want = [("cleanup.policy", "compact"), ("retention.ms", "60000")];
+        assert_eq!(w.topic_config, want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec());
         // Soak runs go past a day.
         assert_eq!(
             parse_ok("name: x\nmessageSize: 100\ntestDurationMinutes: 2880\n").duration.as_secs(),

@@ -18,6 +18,7 @@ fn options() -> RunOptions {
         keep_topics: false,
         drain: Duration::from_secs(2),
         notes: Vec::new(),
+        window_seconds: 1,
     }
 }
 
@@ -29,7 +30,7 @@ fn discard_broker() -> String {
 }
 
 fn target(addr: &str, label: &str) -> Target {
-    Target { brokers: addr.to_string(), label: label.to_string(), broker_pid: None }
+    Target { brokers: addr.to_string(), label: label.to_string(), broker_pid: None, data_dir: None }
 }
 
 #[test]
