@@ -19,6 +19,7 @@ pub mod consumer;
 pub mod discard;
 pub mod error;
 pub mod keys;
+pub mod omb;
 pub mod payload;
 pub mod plots;
 pub mod producer;

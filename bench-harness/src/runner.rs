@@ -14,6 +14,7 @@ use crate::baseline::{percent_of, Baseline};
 use crate::clock::{now_ns, unix_ms, NS_PER_S};
 use crate::collect::{gather, Collected, Watch};
 use crate::error::{Error, Result};
+use crate::omb::OmbResult;
 use crate::payload::{run_tag, template};
 use crate::report::{CpuUse, Measurement, RunConfig, RunResult};
 use crate::segments::SegmentWatcher;
@@ -375,7 +376,8 @@ pub fn summary(r: &RunResult) -> String {
     s
 }
 
-/// Writes the JSON and the two plots as `DIR/SLUG.json`, `-latency.svg`, `-timeseries.svg`.
+/// Writes the JSON and the two plots as `DIR/SLUG.json`, `-latency.svg`, `-timeseries.svg`,
+/// and OMB's JSON as `-omb.json`.
 pub fn write_outputs(r: &RunResult, dir: &Path, slug: &str) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
     let json = dir.join(format!("{slug}.json"));
@@ -384,7 +386,10 @@ pub fn write_outputs(r: &RunResult, dir: &Path, slug: &str) -> Result<Vec<std::p
     std::fs::write(&latency, crate::plots::latency_curve(r)).map_err(|e| Error::file(&latency, e))?;
     let series = dir.join(format!("{slug}-timeseries.svg"));
     std::fs::write(&series, crate::plots::timeseries(r)).map_err(|e| Error::file(&series, e))?;
-    Ok(vec![json, latency, series])
+    // OMB's own result format, for its charting script.
+    let omb = dir.join(format!("{slug}-omb.json"));
+    std::fs::write(&omb, OmbResult::from_run(r).to_json()).map_err(|e| Error::file(&omb, e))?;
+    Ok(vec![json, latency, series, omb])
 }
 
 #[cfg(test)]
