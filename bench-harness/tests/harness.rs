@@ -139,3 +139,40 @@ fn every_shipped_workload_reads() {
     assert!(names.len() >= 9, "{names:?}");
     assert!(names.iter().any(|n| n.contains("sweep")) && names.iter().any(|n| n.contains("fanout")));
 }
+
+#[test]
+fn keyed_records_build_a_backlog_that_the_released_consumers_drain() {
+    let (broker, dir) = riptide();
+    let addr = broker.addr.to_string();
+    // 4,000 msgs/s of 1 KiB (4 MB/s) from 2 producers; consumers wait for a 6 MiB backlog
+    // (about 1.5 s of production), then drain it while the producers go on.
+    let w = parse(
+        "name: backlog-keyed\nmessageSize: 1024\npartitionsPerTopic: 4\nkeyDistributor: RANDOM_NANO\n\
+         producersPerTopic: 2\nsubscriptionsPerTopic: 1\nconsumerPerSubscription: 2\nconsumerAssignment: static\n\
+         producerRate: 4000\nconsumerBacklogSizeGB: 0.005859375\nwarmupDurationSeconds: 1\ntestDurationSeconds: 6\n",
+        Path::new("."),
+    )
+    .expect("valid workload");
+    let mut opts = options();
+    opts.window_seconds = 2;
+    let r = runner::run(&w, "backlog.yaml", &target(&addr, "riptide"), &opts).expect("run");
+    assert_eq!(r.errors, 0, "{:?}", r.errors_by_kind);
+    assert_eq!(r.config.key_distributor, "RANDOM_NANO");
+    let b = r.backlog_drain.clone().expect("a backlog test");
+    let released = b.released_at_second.expect("the backlog was built");
+    assert!((1..=4).contains(&released), "{b:?}");
+    assert!(b.backlog_at_release_bytes >= 6 << 20, "{b:?}");
+    let drained = b.drained_at_second.expect("and drained within the run");
+    assert!(drained > released && b.drain_consume_rate > b.drain_publish_rate, "{b:?}");
+    assert!(b.net_drain_rate > 0.0, "{b:?}");
+    // Nothing was consumed before the release.
+    assert!(r.consume_rate[..released as usize - 1].iter().all(|c| *c == 0.0), "{:?}", r.consume_rate);
+    // Every measured message arrived, keyed records included.
+    assert_eq!(r.aggregated_end_to_end_latency.count, r.aggregated_publish_latency.count);
+    // Windows of 2 s: the stability figure compares the measured ones.
+    assert!(r.windows.len() >= 4, "{:?}", r.windows.len());
+    let f = r.stability.publish.expect("several measured windows");
+    assert!(f.worst_ratio >= 1.0 && f.windows >= 2, "{f:?}");
+    broker.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}
