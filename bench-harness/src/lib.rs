@@ -8,7 +8,10 @@
 //! with `records` and `payload` stamps, measuring into `stats` → `report` (JSON) and `plots`
 //! (`svg`). `sweep` runs a workload at fractions of its max rate, `compare` tabulates results,
 //! `baseline` measures the machine (fio, iperf3), `spawn` starts brokers, and `discard` is the
-//! do-nothing broker that measures the harness's own ceiling.
+//! do-nothing broker that measures the harness's own ceiling. `keys` are OMB's key
+//! distributors; `collect` is the main thread's per-second work during a run: soak `windows`
+//! and their stability figure, the `backlog` test, the broker's `segments` events; `omb`
+//! writes OMB's result JSON; `side_by_side` runs brokers in interleaved rounds.
 
 pub mod backlog;
 pub mod baseline;
@@ -28,6 +31,7 @@ pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod segments;
+pub mod side_by_side;
 pub mod spawn;
 pub mod stats;
 pub mod svg;

@@ -10,6 +10,7 @@ use riptide_bench::baseline::{self, Baseline};
 use riptide_bench::compare;
 use riptide_bench::error::{Error, Result};
 use riptide_bench::runner::{self, slug, RunOptions, Target};
+use riptide_bench::side_by_side::{self, NamedBroker};
 use riptide_bench::spawn::{riptide_binary, ChildBroker, RiptideOptions};
 use riptide_bench::workload::{self, Rate, Workload};
 use riptide_bench::{discard, sweep};
@@ -34,6 +35,12 @@ enum Command {
         riptide-bench run workloads/harness-ceiling-100b.yaml --discard"
     )]
     Run(Box<RunArgs>),
+    /// Run workloads against two or more brokers in interleaved rounds (A, B, A, B, ...):
+    /// medians, spreads and ratios as Markdown tables, with broker CPU-s per GB and peak RSS.
+    #[command(after_help = "Brokers: NAME=spawn[:RIPTIDE_BINARY], NAME=discard, NAME=HOST:PORT[@PID].\n\
+        Example:\n  riptide-bench compare-brokers workloads/small-batches-keyed-16p-30mbps.yaml \\\n    \
+        --broker riptide=spawn --broker other=localhost:9093@$(pgrep -n other) --rounds 3 --duration 20")]
+    CompareBrokers(Box<CompareBrokersArgs>),
     /// Put result files side by side: a Markdown table on stdout and a plot.
     Compare {
         #[arg(required = true)]
@@ -150,10 +157,41 @@ struct RunArgs {
     broker_pid: Option<u32>,
 }
 
+#[derive(Args)]
+struct CompareBrokersArgs {
+    #[arg(required = true)]
+    workloads: Vec<PathBuf>,
+    /// A broker to compare (repeat, two or more; the first is the base of the ratios).
+    #[arg(long = "broker", required = true)]
+    brokers: Vec<String>,
+    /// Rounds: each workload runs this many times against each broker.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Reverse the brokers' order every other round (A, B, B, A, ...) so drift cancels.
+    #[arg(long)]
+    alternate: bool,
+    /// Override the measured duration (seconds).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Override the warm-up (seconds).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Results directory (each run's JSON, the tables and their JSON summary).
+    #[arg(short, long, default_value = "results/compare-brokers")]
+    out: PathBuf,
+    /// Parent of spawned brokers' data directories.
+    #[arg(long, default_value = "/tmp")]
+    data_dir: PathBuf,
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(&args),
+        Command::CompareBrokers(args) => compare_brokers(&args),
         Command::Compare { results, plot, baseline } => compare_cmd(&results, &plot, baseline.as_deref()),
         Command::Baseline { dir, seconds, out } => baseline_cmd(&dir, seconds, &out),
         Command::Check { workloads } => check(&workloads),
@@ -280,6 +318,75 @@ fn start_target(a: &RunArgs, w: &Workload) -> Result<(Option<ChildBroker>, Targe
         }
     };
     Ok((broker, target))
+}
+
+fn compare_brokers(a: &CompareBrokersArgs) -> Result<()> {
+    let brokers: Vec<NamedBroker> = a
+        .brokers
+        .iter()
+        .map(|b| side_by_side::parse_broker(b).map_err(|e| Error::Invalid(format!("--broker {e}"))))
+        .collect::<Result<_>>()?;
+    if a.rounds == 0 {
+        return Err(Error::Invalid("--rounds must be at least 1".into()));
+    }
+    let mut workloads = Vec::new();
+    for path in &a.workloads {
+        let mut w = workload::load(path)?;
+        if let Some(d) = a.duration {
+            w.duration = seconds(d, "duration")?;
+        }
+        if let Some(d) = a.warmup {
+            w.warmup = seconds(d, "warmup")?;
+        }
+        w.sweep = None;
+        workloads.push((path.clone(), w));
+    }
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::file(&a.out, e))?;
+    let options = RunOptions {
+        threads: a.threads,
+        baseline: None,
+        keep_topics: false,
+        drain: Duration::from_secs(2),
+        notes: Vec::new(),
+        window_seconds: 60,
+    };
+    let order = if a.alternate { side_by_side::Order::Alternating } else { side_by_side::Order::Fixed };
+    let plan = side_by_side::Plan {
+        brokers: &brokers,
+        workloads: &workloads,
+        rounds: a.rounds,
+        order,
+        options: &options,
+        out: &a.out,
+        data_parent: &a.data_dir,
+    };
+    let results = side_by_side::run(&plan)?;
+    let names: Vec<String> = brokers.iter().map(|b| b.name.clone()).collect();
+    let mut markdown = String::new();
+    let mut summaries = Vec::new();
+    for ((_, w), per_broker) in workloads.iter().zip(&results) {
+        let runs = side_by_side::WorkloadRuns {
+            workload: &w.name,
+            runs: per_broker.iter().map(|rounds| rounds.iter().map(Option::as_ref).collect()).collect(),
+        };
+        markdown += &side_by_side::table(&runs, &names);
+        markdown += "\n";
+        summaries.push(side_by_side::summarize(&runs));
+    }
+    print!("{markdown}");
+    let md = a.out.join("compare-brokers.md");
+    std::fs::write(&md, &markdown).map_err(|e| Error::file(&md, e))?;
+    let summary = side_by_side::Summary {
+        brokers: names,
+        rounds: a.rounds,
+        order: if a.alternate { "alternating" } else { "fixed" }.into(),
+        workloads: summaries,
+    };
+    let json = a.out.join("compare-brokers.json");
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    std::fs::write(&json, text + "\n").map_err(|e| Error::file(&json, e))?;
+    eprintln!("wrote {}, {}", md.display(), json.display());
+    Ok(())
 }
 
 fn compare_cmd(results: &[PathBuf], plot_path: &Path, baseline: Option<&Path>) -> Result<()> {
