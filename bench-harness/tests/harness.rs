@@ -133,11 +133,21 @@ fn every_shipped_workload_reads() {
             names.push(w.name);
         }
     }
+    // The harness's own (soak) workloads beside it.
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    for entry in std::fs::read_dir(&own).expect("bench-harness/workloads/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let w = riptide_bench::workload::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            names.push(w.name);
+        }
+    }
     names.sort();
     // The six of the harness issue, the harness's ceiling, and the small-batch and
     // many-partition fetch workloads of the layering and per-batch cost work.
     assert!(names.len() >= 9, "{names:?}");
     assert!(names.iter().any(|n| n.contains("sweep")) && names.iter().any(|n| n.contains("fanout")));
+    assert!(names.iter().any(|n| n == "soak-keyed-50-producers"), "{names:?}");
 }
 
 #[test]
