@@ -205,6 +205,7 @@ async fn fetch_once(
         let request = fetch_request(&topic.name, ps, plan.partition_bytes_max);
         connection.send_with_extra_time(&request, Duration::from_millis(FETCH_WAIT_MS as u64)).await
     });
+    let mut out_of_range = Vec::new();
     for response in riptide_client::join_all(fetches.collect()).await {
         let response = response?;
         KafkaCode::check(response.error_code, || format!("fetch from {}", topic.name))?;
@@ -214,6 +215,9 @@ async fn fetch_once(
             let Some(position) = positions.get_mut(&p.partition_index) else { continue };
             if p.error_code != 0 {
                 recorder.failed(0, &format!("FETCH_{}", KafkaCode(p.error_code).name()));
+                if KafkaCode(p.error_code) == KafkaCode::OFFSET_OUT_OF_RANGE {
+                    out_of_range.push(p.partition_index);
+                }
                 continue;
             }
             let Some(records) = p.records.as_ref() else { continue };
@@ -225,6 +229,17 @@ async fn fetch_once(
             match scan {
                 Ok(s) => *position = s.next_offset.unwrap_or(*position).max(*position),
                 Err(e) => recorder.failed(0, &format!("FETCH_CORRUPT: {e}")),
+            }
+        }
+    }
+    if !out_of_range.is_empty() {
+        // Retention deleted what this consumer had not read yet (a soak with short retention,
+        // a backlog larger than the log keeps): go on from the log start, as a Kafka consumer
+        // with auto.offset.reset=earliest does. The lost messages never count as consumed,
+        // so the backlog and the consumed totals show them.
+        for (p, offset) in client.list_offsets(topic, &out_of_range, OffsetSpec::Earliest).await? {
+            if let Some(position) = positions.get_mut(&p) {
+                *position = offset.max(*position);
             }
         }
     }
