@@ -1,6 +1,6 @@
 //! The main thread's side of a run: it merges the workers' per-second intervals, and once a
 //! second is complete (every thread reported it) prints the progress line, keeps the
-//! second's summary, folds it into the soak window, follows the backlog (releasing paused
+//! second's summary, folds it into the soak window, follows the backlog (releasing the paused
 //! consumers when it is built), lists the broker's segments for deletions and compactions,
 //! and samples the broker's memory. Whole-second histograms are dropped as soon as they are
 //! folded, so memory stays flat however long the run.
@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 
-use crate::backlog::{BacklogDrain, Pause, Tracker};
+use crate::backlog::{BacklogDrain, Gate, Tracker};
+use crate::clock::now_ns;
 use crate::error::{Error, Result};
 use crate::report::Sample;
 use crate::runner::phase_of;
@@ -23,11 +24,14 @@ pub struct Watch {
     pub subscriptions: u32,
     pub message_bytes: u32,
     pub window_seconds: u64,
-    /// The backlog test: its tracker and the consumers' pause.
-    pub backlog: Option<(Tracker, Pause)>,
+    /// The backlog test: its tracker and the gate the consumers wait at.
+    pub backlog: Option<(Tracker, Gate)>,
     pub segments: Option<SegmentWatcher>,
     pub broker_pid: Option<u32>,
 }
+
+/// How often the backlog's live counts are looked at while the test is on.
+const BACKLOG_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Everything gathered over the run.
 pub struct Collected {
@@ -57,16 +61,6 @@ impl Collector {
         self.cumulative.1 += i.consumed_msgs;
         let owed = self.cumulative.0 * u64::from(self.watch.subscriptions);
         let backlog = owed.saturating_sub(self.cumulative.1);
-        if let Some((tracker, pause)) = self.watch.backlog.as_mut() {
-            let consumed = (i.consumed_msgs, i.consumed_bytes);
-            if tracker.second(k, backlog, consumed, i.published_msgs) {
-                pause.release();
-                let mb = backlog as f64 * f64::from(self.watch.message_bytes) / 1e6;
-                self.note(&format!(
-                    "[{k:>3} s] backlog of {backlog} messages ({mb:.0} MB) built: consumers released"
-                ));
-            }
-        }
         if let Some(w) = self.watch.segments.as_mut() {
             w.poll(k);
         }
@@ -77,6 +71,24 @@ impl Collector {
         let sample = Sample::of(phase, &i);
         progress(self.tty, &progress_line(k, t.seconds(), &sample, backlog));
         self.samples.push(sample);
+    }
+
+    /// Looks at the backlog test's live counts (every few ms while it is on).
+    fn watch_backlog(&mut self, t: &Timeline) {
+        let Some((tracker, gate)) = self.watch.backlog.as_mut() else { return };
+        if !tracker.active() {
+            return;
+        }
+        let (published, consumed) = gate.counts();
+        if tracker.observe(now_ns(), published, consumed) {
+            gate.open();
+            let backlog = (published * u64::from(self.watch.subscriptions)).saturating_sub(consumed);
+            let mb = backlog as f64 * f64::from(self.watch.message_bytes) / 1e6;
+            let at = now_ns().saturating_sub(t.start_ns) as f64 / 1e9;
+            self.note(&format!(
+                "[{at:.2} s] backlog of {backlog} messages ({mb:.0} MB) built: consumers released"
+            ));
+        }
     }
 
     fn note(&self, line: &str) {
@@ -109,7 +121,17 @@ pub fn gather(
     };
     let mut done = 0;
     while done < threads {
-        match events.recv() {
+        c.watch_backlog(t);
+        let event = if c.watch.backlog.as_ref().is_some_and(|(tracker, _)| tracker.active()) {
+            match events.recv_timeout(BACKLOG_POLL) {
+                Err(flume::RecvTimeoutError::Timeout) => continue,
+                Err(flume::RecvTimeoutError::Disconnected) => Err(flume::RecvError::Disconnected),
+                Ok(e) => Ok(e),
+            }
+        } else {
+            events.recv()
+        };
+        match event {
             Ok(Event::Second { second, interval, .. }) => {
                 let slot = pending.entry(second).or_insert_with(|| (0, Interval::default()));
                 slot.0 += 1;
@@ -141,8 +163,8 @@ pub fn gather(
         samples: c.samples,
         totals,
         windows: c.windows.finish(),
-        backlog: c.watch.backlog.map(|(tracker, pause)| {
-            pause.release();
+        backlog: c.watch.backlog.map(|(tracker, gate)| {
+            gate.open();
             tracker.finish()
         }),
         segment_events: c.watch.segments.map(SegmentWatcher::finish).unwrap_or_default(),

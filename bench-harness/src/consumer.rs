@@ -15,7 +15,7 @@ use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use riptide_client::{Client, GroupConfig, GroupMember, KafkaCode, OffsetSpec, TopicInfo};
 
-use crate::backlog::Pause;
+use crate::backlog::Gate;
 use crate::clock::now_ns;
 use crate::payload::read_stamp;
 use crate::producer::error_kind;
@@ -37,9 +37,9 @@ pub struct ConsumerPlan {
     /// Told once this consumer has its partitions (or has given up).
     pub ready: flume::Sender<()>,
     pub ready_sent: Cell<bool>,
-    /// While set, the consumer holds its partitions (and its group membership) but reads
+    /// While closed, the consumer holds its partitions (and its group membership) but reads
     /// nothing: the backlog test.
-    pub pause: Option<Pause>,
+    pub gate: Option<Gate>,
 }
 
 /// How often a paused consumer looks whether it may go on.
@@ -47,7 +47,7 @@ const PAUSE_POLL: Duration = Duration::from_millis(20);
 
 impl ConsumerPlan {
     fn paused(&self) -> bool {
-        self.pause.as_ref().is_some_and(Pause::is_paused)
+        self.gate.as_ref().is_some_and(Gate::is_closed)
     }
 
     fn signal_ready(&self) {
@@ -221,11 +221,16 @@ async fn fetch_once(
                 continue;
             }
             let Some(records) = p.records.as_ref() else { continue };
+            let mut ours = 0;
             let scan = scan_batches(records, *position, |value| {
                 if let Some(intended) = read_stamp(value, plan.run_tag) {
                     recorder.consumed(intended, now, value.len() as u64);
+                    ours += 1;
                 }
             });
+            if let Some(g) = &plan.gate {
+                g.consumed(ours);
+            }
             match scan {
                 Ok(s) => *position = s.next_offset.unwrap_or(*position).max(*position),
                 Err(e) => recorder.failed(0, &format!("FETCH_CORRUPT: {e}")),

@@ -182,6 +182,9 @@ struct CompareBrokersArgs {
     /// Parent of spawned brokers' data directories.
     #[arg(long, default_value = "/tmp")]
     data_dir: PathBuf,
+    /// riptide TOML config for the spawned riptides.
+    #[arg(long)]
+    broker_config: Option<PathBuf>,
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -359,6 +362,7 @@ fn compare_brokers(a: &CompareBrokersArgs) -> Result<()> {
         options: &options,
         out: &a.out,
         data_parent: &a.data_dir,
+        riptide_config: a.broker_config.as_deref(),
     };
     let results = side_by_side::run(&plan)?;
     let names: Vec<String> = brokers.iter().map(|b| b.name.clone()).collect();

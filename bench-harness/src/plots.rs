@@ -80,12 +80,12 @@ fn event_marks(r: &RunResult) -> Vec<Mark> {
         })
         .collect();
     if let Some(b) = &r.backlog_drain {
-        let mut mark = |second: Option<u64>, label: &str, tooltip: &str| {
+        let mut mark = |second: Option<f64>, label: &str, tooltip: &str| {
             if let Some(s) = second {
                 marks.push(Mark {
-                    x: s as f64,
+                    x: s,
                     label: label.into(),
-                    tooltip: format!("{s} s: {tooltip}"),
+                    tooltip: format!("{s:.2} s: {tooltip}"),
                     color: 3,
                 });
             }
@@ -273,7 +273,7 @@ mod tests {
             SegmentEvent { second: 2, kind: EventKind::Deletion, partitions: 3, segments: 4 },
             SegmentEvent { second: 3, kind: EventKind::Compaction, partitions: 1, segments: 2 },
         ];
-        r.backlog_drain = Some(BacklogDrain { released_at_second: Some(2), ..BacklogDrain::default() });
+        r.backlog_drain = Some(BacklogDrain { released_at_second: Some(2.0), ..BacklogDrain::default() });
         let svg = timeseries(&r);
         // Each mark on both panels.
         assert_eq!(svg.matches("<title>").count(), 6, "{svg}");

@@ -28,6 +28,7 @@ use kafka_protocol::protocol::StrBytes;
 use riptide_client::batch::BATCH_HEADER_BYTES;
 use riptide_client::{Acks, Client, Compression, TopicInfo};
 
+use crate::backlog::Gate;
 use crate::clock::{instant_at, now_ns, unix_ms};
 use crate::keys::{KeyDistributor, Keys, KEY_BYTES};
 use crate::records::{record_bytes, BatchBuilder};
@@ -53,6 +54,8 @@ pub struct ProducerPlan {
     /// Seeds the key pool (the same for every producer of a run) and this producer's cursor.
     pub key_seed: u64,
     pub key_cursor_seed: u64,
+    /// The backlog test's live counts (acknowledged messages).
+    pub gate: Option<Gate>,
 }
 
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
@@ -283,6 +286,7 @@ impl Producer {
                 message_bytes: self.plan.template.len() as u64,
                 acks: self.plan.acks,
                 recorder: self.recorder.clone(),
+                gate: self.plan.gate.clone(),
             };
             self.in_flight.push_back(compio::runtime::spawn(send.run()));
         }
@@ -330,6 +334,7 @@ struct Send {
     message_bytes: u64,
     acks: Acks,
     recorder: Rc<RefCell<Recorder>>,
+    gate: Option<Gate>,
 }
 
 impl Send {
@@ -339,7 +344,12 @@ impl Send {
         let mut recorder = self.recorder.borrow_mut();
         for ((_, intended), outcome) in self.parts.iter().zip(outcomes) {
             match outcome {
-                Ok(()) => recorder.published(intended, now, self.message_bytes),
+                Ok(()) => {
+                    recorder.published(intended, now, self.message_bytes);
+                    if let Some(g) = &self.gate {
+                        g.published(intended.len() as u64);
+                    }
+                }
                 Err(kind) => recorder.failed(intended.len() as u64, &kind),
             }
         }

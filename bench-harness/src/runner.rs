@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use riptide_client::{Client, ClientConfig, KafkaCode, NewTopic};
 
-use crate::backlog::{Pause, Tracker};
+use crate::backlog::{Gate, Tracker};
 use crate::baseline::{percent_of, Baseline};
 use crate::clock::{now_ns, unix_ms, NS_PER_S};
 use crate::collect::{gather, Collected, Watch};
@@ -214,11 +214,11 @@ pub fn run(w: &Workload, workload_file: &str, target: &Target, options: &RunOpti
         key_distributor: w.key_distributor,
         in_flight_max: w.in_flight_max as usize,
         assignment: w.assignment,
-        pause: (w.backlog_bytes > 0).then(Pause::paused),
+        gate: (w.backlog_bytes > 0).then(Gate::closed),
     };
     create_topics(&target.brokers, &topics, w)?;
     let plans = plan_workers(w, &topics, threads, &shared, tag)?;
-    let result = measure(w, plans, target, options, shared.pause.clone());
+    let result = measure(w, plans, target, options, shared.gate.clone());
     if !options.keep_topics {
         delete_topics(&target.brokers, &topics);
     }
@@ -253,7 +253,7 @@ fn measure(
     plans: Vec<WorkerPlan>,
     target: &Target,
     options: &RunOptions,
-    pause: Option<Pause>,
+    gate: Option<Gate>,
 ) -> Result<Measured> {
     let threads = plans.len();
     let (events_tx, events) = flume::unbounded();
@@ -285,7 +285,16 @@ fn measure(
         subscriptions: w.subscriptions_per_topic,
         message_bytes: w.message_bytes,
         window_seconds: options.window_seconds,
-        backlog: pause.map(|p| (Tracker::new(w.backlog_bytes, w.backlog_drain_ratio, w.message_bytes), p)),
+        backlog: gate.map(|g| {
+            let tracker = Tracker::new(
+                w.backlog_bytes,
+                w.backlog_drain_ratio,
+                w.message_bytes,
+                w.subscriptions_per_topic,
+                timeline.start_ns,
+            );
+            (tracker, g)
+        }),
         segments: target.data_dir.as_deref().map(SegmentWatcher::new),
         broker_pid: target.broker_pid,
     };
@@ -409,7 +418,7 @@ mod tests {
             key_distributor: crate::keys::KeyDistributor::NoKey,
             in_flight_max: 1,
             assignment: Assignment::Group,
-            pause: None,
+            gate: None,
         }
     }
 

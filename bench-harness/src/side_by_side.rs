@@ -240,6 +240,8 @@ pub struct Plan<'a> {
     pub out: &'a Path,
     /// Parent of spawned brokers' data directories.
     pub data_parent: &'a Path,
+    /// TOML config for spawned riptides.
+    pub riptide_config: Option<&'a Path>,
 }
 
 /// Runs the plan; `results[workload][broker][round]`, a failed run as `None` (reported on
@@ -283,7 +285,7 @@ fn run_one(plan: &Plan<'_>, broker: &NamedBroker, path: &Path, w: &Workload) -> 
     let child = match &broker.spec {
         BrokerSpec::Spawn { binary } => Some(ChildBroker::riptide(&RiptideOptions {
             binary: riptide_binary(binary.as_deref()),
-            config: None,
+            config: plan.riptide_config,
             shards: None,
             data_parent: plan.data_parent,
             extra_args: &[],

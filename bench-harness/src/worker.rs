@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use riptide_client::{Acks, Client, ClientConfig, Compression, TopicInfo};
 
-use crate::backlog::Pause;
+use crate::backlog::Gate;
 use crate::clock::{instant_at, NS_PER_S};
 use crate::consumer::{self, ConsumerPlan};
 use crate::keys::KeyDistributor;
@@ -52,8 +52,8 @@ pub struct Shared {
     pub key_distributor: KeyDistributor,
     pub in_flight_max: usize,
     pub assignment: Assignment,
-    /// Consumers wait while paused (the backlog test).
-    pub pause: Option<Pause>,
+    /// The backlog test's gate: consumers wait while it is closed; everyone counts into it.
+    pub gate: Option<Gate>,
 }
 
 #[derive(Debug, Clone)]
@@ -194,7 +194,7 @@ async fn start_consumers(
             run_tag: plan.shared.run_tag,
             partition_bytes_max: (2 * plan.shared.batch_bytes_max).max(1 << 20) as i32,
             ready: ready_tx.clone(),
-            pause: plan.shared.pause.clone(),
+            gate: plan.shared.gate.clone(),
             ready_sent: Cell::new(false),
         };
         tasks.push(compio::runtime::spawn(consumer::run(
@@ -232,5 +232,6 @@ fn producer_plan(index: usize, spec: &ProducerSpec, s: &Shared, t: &Timeline) ->
         key_cursor_seed: u64::from(spec.index).wrapping_mul(7_919),
         in_flight_max: s.in_flight_max,
         first_partition: spec.first_partition,
+        gate: s.gate.clone(),
     }
 }

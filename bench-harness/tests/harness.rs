@@ -72,8 +72,9 @@ fn an_unreachable_broker_is_an_error_not_a_result() {
     assert!(err.to_string().contains("connect"), "{err}");
 }
 
-fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("rb-it-riptide-{}", std::process::id()));
+/// A riptide in this process with its own data directory (`name`: tests run in parallel).
+fn riptide(name: &str) -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rb-it-riptide-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = riptide_server::config::ServerConfig {
         data_dir: dir.clone(),
@@ -92,7 +93,7 @@ fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
 
 #[test]
 fn consumers_in_groups_and_static_splits_read_everything_back() {
-    let (broker, dir) = riptide();
+    let (broker, dir) = riptide("groups");
     let addr = broker.addr.to_string();
     for assignment in ["group", "static"] {
         let w = parse(
@@ -152,7 +153,7 @@ fn every_shipped_workload_reads() {
 
 #[test]
 fn keyed_records_build_a_backlog_that_the_released_consumers_drain() {
-    let (broker, dir) = riptide();
+    let (broker, dir) = riptide("backlog");
     let addr = broker.addr.to_string();
     // 4,000 msgs/s of 1 KiB (4 MB/s) from 2 producers; consumers wait for a 6 MiB backlog
     // (about 1.5 s of production), then drain it while the producers go on.
@@ -170,13 +171,13 @@ fn keyed_records_build_a_backlog_that_the_released_consumers_drain() {
     assert_eq!(r.config.key_distributor, "RANDOM_NANO");
     let b = r.backlog_drain.clone().expect("a backlog test");
     let released = b.released_at_second.expect("the backlog was built");
-    assert!((1..=4).contains(&released), "{b:?}");
+    assert!((1.0..=4.5).contains(&released), "{b:?}");
     assert!(b.backlog_at_release_bytes >= 6 << 20, "{b:?}");
     let drained = b.drained_at_second.expect("and drained within the run");
     assert!(drained > released && b.drain_consume_rate > b.drain_publish_rate, "{b:?}");
     assert!(b.net_drain_rate > 0.0, "{b:?}");
     // Nothing was consumed before the release.
-    assert!(r.consume_rate[..released as usize - 1].iter().all(|c| *c == 0.0), "{:?}", r.consume_rate);
+    assert!(r.consume_rate[..released as usize].iter().all(|c| *c == 0.0), "{:?}", r.consume_rate);
     // Every measured message arrived, keyed records included.
     assert_eq!(r.aggregated_end_to_end_latency.count, r.aggregated_publish_latency.count);
     // Windows of 2 s: the stability figure compares the measured ones.
