@@ -401,12 +401,22 @@ fn randomized(kind: Option<&str>, file: Option<&str>, ratio: Option<f64>) -> Res
 fn payload(kind: Option<&str>, file: Option<&str>, base: &Path) -> Result<Payload, String> {
     match (kind, file) {
         (Some(k), Some(_)) if k != "file" => Err(format!("payload {k:?} and payloadFile contradict")),
-        (_, Some(f)) => Ok(Payload::File(base.join(f))),
+        (_, Some(f)) => Ok(Payload::File(payload_path(f, base))),
         (None | Some("random"), None) => Ok(Payload::Random),
         (Some("zeros"), None) => Ok(Payload::Zeros),
         (Some("file"), None) => Err("payload: file needs payloadFile".into()),
         (Some(k), None) => Err(format!("payload must be random, zeros or file (got {k:?})")),
     }
+}
+
+/// A payload file beside the workload, or where OMB's files name it: relative to the
+/// repository root (`payload/payload-1Kb.data` from `workloads/x.yaml`), i.e. the workload
+/// directory's parent, or the current directory. The first that exists; else beside the
+/// workload (and the run says it is missing).
+fn payload_path(file: &str, base: &Path) -> PathBuf {
+    let candidates = [Some(base.join(file)), base.parent().map(|p| p.join(file)), Some(PathBuf::from(file))];
+    let existing = candidates.iter().flatten().find(|p| p.is_file()).cloned();
+    existing.unwrap_or_else(|| base.join(file))
 }
 
 fn assignment(value: Option<&str>) -> Result<Assignment, String> {
@@ -601,6 +611,15 @@ mod tests {
         );
         let want = [("cleanup.policy", "compact"), ("retention.ms", "60000")];
         assert_eq!(w.topic_config, want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec());
+        // OMB's payload paths are relative to its repository root, beside `workloads/`.
+        let root = std::env::temp_dir().join(format!("rb-omb-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("payload")).expect("mkdir");
+        std::fs::create_dir_all(root.join("workloads")).expect("mkdir");
+        std::fs::write(root.join("payload/payload-1Kb.data"), b"x").expect("write");
+        let found = payload_path("payload/payload-1Kb.data", &root.join("workloads"));
+        assert_eq!(found, root.join("payload/payload-1Kb.data"));
+        assert!(found.is_file());
+        let _ = std::fs::remove_dir_all(root);
         // Soak runs go past a day.
         assert_eq!(
             parse_ok("name: x\nmessageSize: 100\ntestDurationMinutes: 2880\n").duration.as_secs(),
