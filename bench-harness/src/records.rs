@@ -182,7 +182,7 @@ mod tests {
             let compression: Compression = compression.parse().expect("codec");
             let mut b = BatchBuilder::new(compression, 1 << 16);
             // Every third record keyed, the rest keyless.
-            let key = |i: u64| (i % 3 == 0).then_some(b"key-abcdef".as_slice());
+            let key = |i: u64| i.is_multiple_of(3).then_some(b"key-abcdef".as_slice());
             for i in 0..300u64 {
                 b.push(key(i), &t, 9, 1_000 + i, 1_700_000_000_000);
             }

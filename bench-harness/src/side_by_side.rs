@@ -129,8 +129,11 @@ pub fn paired_ratios(a: &[Option<f64>], b: &[Option<f64>]) -> Vec<f64> {
         .collect()
 }
 
+/// How to read one metric from a result (`None`: the run has no such number).
+pub type Metric = fn(&RunResult) -> Option<f64>;
+
 /// What the table compares, with how to read each from a result.
-pub const METRICS: &[(&str, fn(&RunResult) -> Option<f64>)] = &[
+pub const METRICS: &[(&str, Metric)] = &[
     ("published msgs/s", |r| Some(r.aggregated_publish_rate)),
     ("published MB/s", |r| Some(r.aggregated_publish_mbps)),
     ("consumed MB/s", |r| (r.aggregated_end_to_end_latency.count > 0).then_some(r.aggregated_consume_mbps)),
@@ -158,6 +161,13 @@ pub fn broker_cpu_seconds_per_gb(r: &RunResult) -> Option<f64> {
 pub struct WorkloadRuns<'a> {
     pub workload: &'a str,
     pub runs: Vec<Vec<Option<&'a RunResult>>>,
+}
+
+impl WorkloadRuns<'_> {
+    /// `values[broker][round]` of one metric.
+    fn values(&self, read: Metric) -> Vec<Vec<Option<f64>>> {
+        self.runs.iter().map(|rounds| rounds.iter().map(|r| r.and_then(read)).collect()).collect()
+    }
 }
 
 fn cell(s: Option<Spread>, ratio: bool) -> String {
@@ -212,8 +222,7 @@ pub fn table(w: &WorkloadRuns<'_>, names: &[String]) -> String {
     out += &"---|".repeat(names.len() * 2 - 1);
     out += "\n";
     for (metric, read) in METRICS {
-        let values: Vec<Vec<Option<f64>>> =
-            w.runs.iter().map(|rounds| rounds.iter().map(|r| r.and_then(|r| read(r))).collect()).collect();
+        let values = w.values(*read);
         if values.iter().flatten().all(Option::is_none) {
             continue;
         }
@@ -349,11 +358,7 @@ pub fn summarize(w: &WorkloadRuns<'_>) -> WorkloadSummary {
     let metrics = METRICS
         .iter()
         .map(|(metric, read)| {
-            let values: Vec<Vec<Option<f64>>> = w
-                .runs
-                .iter()
-                .map(|rounds| rounds.iter().map(|r| r.and_then(|r| read(r))).collect())
-                .collect();
+            let values = w.values(*read);
             MetricSummary {
                 metric: metric.to_string(),
                 per_broker: values
