@@ -365,31 +365,9 @@ fn compare_brokers(a: &CompareBrokersArgs) -> Result<()> {
         riptide_config: a.broker_config.as_deref(),
     };
     let results = side_by_side::run(&plan)?;
-    let names: Vec<String> = brokers.iter().map(|b| b.name.clone()).collect();
-    let mut markdown = String::new();
-    let mut summaries = Vec::new();
-    for ((_, w), per_broker) in workloads.iter().zip(&results) {
-        let runs = side_by_side::WorkloadRuns {
-            workload: &w.name,
-            runs: per_broker.iter().map(|rounds| rounds.iter().map(Option::as_ref).collect()).collect(),
-        };
-        markdown += &side_by_side::table(&runs, &names);
-        markdown += "\n";
-        summaries.push(side_by_side::summarize(&runs));
-    }
+    let (markdown, written) = side_by_side::write_report(&plan, &results)?;
     print!("{markdown}");
-    let md = a.out.join("compare-brokers.md");
-    std::fs::write(&md, &markdown).map_err(|e| Error::file(&md, e))?;
-    let summary = side_by_side::Summary {
-        brokers: names,
-        rounds: a.rounds,
-        order: if a.alternate { "alternating" } else { "fixed" }.into(),
-        workloads: summaries,
-    };
-    let json = a.out.join("compare-brokers.json");
-    let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(&json, text + "\n").map_err(|e| Error::file(&json, e))?;
-    eprintln!("wrote {}, {}", md.display(), json.display());
+    eprintln!("wrote {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
     Ok(())
 }
 

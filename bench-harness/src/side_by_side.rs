@@ -37,11 +37,24 @@ pub struct NamedBroker {
     pub spec: BrokerSpec,
 }
 
+/// A `--broker` argument that says no broker.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerSpecError {
+    #[error("{0:?}: expected NAME=WHAT")]
+    NoName(String),
+    #[error("{0:?}: the name must be letters, digits, '-', '_' or '.' (it names result files)")]
+    BadName(String),
+    #[error("{0:?}: {1:?} is not a PID")]
+    BadPid(String, String),
+    #[error("{0:?}: expected spawn, spawn:BINARY, discard or HOST:PORT[@PID]")]
+    BadTarget(String),
+}
+
 /// `NAME=spawn[:BINARY]`, `NAME=discard` or `NAME=HOST:PORT[,HOST:PORT...][@PID]`.
-pub fn parse_broker(text: &str) -> Result<NamedBroker, String> {
-    let (name, what) = text.split_once('=').ok_or_else(|| format!("{text:?}: expected NAME=WHAT"))?;
+pub fn parse_broker(text: &str) -> Result<NamedBroker, BrokerSpecError> {
+    let (name, what) = text.split_once('=').ok_or_else(|| BrokerSpecError::NoName(text.into()))?;
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(format!("{text:?}: the name must be letters, digits, '-', '_' or '.'"));
+        return Err(BrokerSpecError::BadName(text.into()));
     }
     let spec = match what {
         "spawn" => BrokerSpec::Spawn { binary: None },
@@ -49,13 +62,14 @@ pub fn parse_broker(text: &str) -> Result<NamedBroker, String> {
         w if w.starts_with("spawn:") => BrokerSpec::Spawn { binary: Some(PathBuf::from(&w[6..])) },
         w => {
             let (brokers, pid) = match w.rsplit_once('@') {
-                Some((b, pid)) => {
-                    (b, Some(pid.parse::<u32>().map_err(|_| format!("{text:?}: {pid:?} is not a PID"))?))
-                }
+                Some((b, pid)) => (
+                    b,
+                    Some(pid.parse::<u32>().map_err(|_| BrokerSpecError::BadPid(text.into(), pid.into()))?),
+                ),
                 None => (w, None),
             };
             if brokers.is_empty() || !brokers.split(',').all(|b| b.rsplit_once(':').is_some()) {
-                return Err(format!("{text:?}: expected spawn, discard or HOST:PORT[@PID]"));
+                return Err(BrokerSpecError::BadTarget(text.into()));
             }
             BrokerSpec::Running { brokers: brokers.to_string(), pid }
         }
@@ -327,6 +341,37 @@ fn run_one(plan: &Plan<'_>, broker: &NamedBroker, path: &Path, w: &Workload) -> 
     result
 }
 
+/// Writes the tables (`compare-brokers.md`) and their numbers (`compare-brokers.json`) to
+/// the plan's `out`; returns the Markdown and the files written.
+pub fn write_report(
+    plan: &Plan<'_>,
+    results: &[Vec<Vec<Option<RunResult>>>],
+) -> Result<(String, Vec<PathBuf>)> {
+    let names: Vec<String> = plan.brokers.iter().map(|b| b.name.clone()).collect();
+    let mut markdown = String::new();
+    let mut summaries = Vec::new();
+    for ((_, w), per_broker) in plan.workloads.iter().zip(results) {
+        let runs = WorkloadRuns {
+            workload: &w.name,
+            runs: per_broker.iter().map(|rounds| rounds.iter().map(Option::as_ref).collect()).collect(),
+        };
+        markdown += &table(&runs, &names);
+        markdown += "\n";
+        summaries.push(summarize(&runs));
+    }
+    let md = plan.out.join("compare-brokers.md");
+    std::fs::write(&md, &markdown).map_err(|e| Error::file(&md, e))?;
+    let order = match plan.order {
+        Order::Fixed => "fixed",
+        Order::Alternating => "alternating",
+    };
+    let summary = Summary { brokers: names, rounds: plan.rounds, order: order.into(), workloads: summaries };
+    let json = plan.out.join("compare-brokers.json");
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    std::fs::write(&json, text + "\n").map_err(|e| Error::file(&json, e))?;
+    Ok((markdown, vec![md, json]))
+}
+
 /// The summary file: the tables' numbers for scripts.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -399,10 +444,11 @@ mod tests {
             parse_broker("k=a:1,b:2").map(|b| b.spec),
             Ok(BrokerSpec::Running { brokers: "a:1,b:2".into(), pid: None })
         );
-        assert!(parse_broker("spawn").unwrap_err().contains("NAME=WHAT"));
-        assert!(parse_broker("a b=spawn").unwrap_err().contains("name"));
-        assert!(parse_broker("x=localhost:1@me").unwrap_err().contains("PID"));
-        assert!(parse_broker("x=nowhere").unwrap_err().contains("HOST:PORT"));
+        assert!(matches!(parse_broker("spawn"), Err(BrokerSpecError::NoName(_))));
+        assert!(matches!(parse_broker("a b=spawn"), Err(BrokerSpecError::BadName(_))));
+        assert!(matches!(parse_broker("x=localhost:1@me"), Err(BrokerSpecError::BadPid(_, p)) if p == "me"));
+        let e = parse_broker("x=nowhere").expect_err("no port");
+        assert!(e.to_string().contains("HOST:PORT[@PID]"), "{e}");
     }
 
     #[test]
