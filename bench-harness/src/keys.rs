@@ -8,6 +8,10 @@
 //! partitioner, so a broker sees the same per-partition batches an OMB run would give it, and
 //! a compacted topic sees 10,000 distinct keys per producer pool.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use riptide_client::partition_for_key;
 
 use crate::payload::SplitMix64;
@@ -50,36 +54,64 @@ impl KeyDistributor {
     }
 }
 
-/// The pool of keys with each key's partition, and the cursor of one producer.
+/// The keys of a run with each key's partition for one partition count.
+#[derive(Debug)]
+struct KeyPool {
+    /// `KEYS_UNIQUE` keys of `KEY_BYTES` each, back to back.
+    keys: Vec<u8>,
+    /// Partition index (into the topic's partition list) of each key.
+    partition_of: Vec<u32>,
+}
+
+impl KeyPool {
+    fn new(seed: u64, partitions: usize) -> KeyPool {
+        let mut rng = SplitMix64::new(seed);
+        let mut keys = Vec::with_capacity(KEYS_UNIQUE * KEY_BYTES);
+        let mut partition_of = Vec::with_capacity(KEYS_UNIQUE);
+        for _ in 0..KEYS_UNIQUE {
+            let raw = rng.next_u64().to_le_bytes();
+            let start = keys.len();
+            base64url(&raw[..KEY_RANDOM_BYTES], &mut keys);
+            debug_assert_eq!(keys.len() - start, KEY_BYTES);
+            partition_of.push(partition_for_key(&keys[start..], partitions as i32) as u32);
+        }
+        KeyPool { keys, partition_of }
+    }
+
+    /// The pool for (`seed`, `partitions`), built once per thread: thousands of producers on
+    /// a thread (100 topics × 50 producers) would otherwise hold 140 KB each.
+    fn shared(seed: u64, partitions: usize) -> Rc<KeyPool> {
+        thread_local! {
+            static POOLS: RefCell<HashMap<(u64, usize), Rc<KeyPool>>> = RefCell::new(HashMap::new());
+        }
+        POOLS.with(|pools| {
+            pools
+                .borrow_mut()
+                .entry((seed, partitions))
+                .or_insert_with(|| Rc::new(KeyPool::new(seed, partitions)))
+                .clone()
+        })
+    }
+}
+
+/// One producer's cursor over the run's key pool.
 #[derive(Debug, Clone)]
 pub struct Keys {
     distributor: KeyDistributor,
-    /// `KEYS_UNIQUE` keys of `KEY_BYTES` each, back to back.
-    pool: Vec<u8>,
-    /// Partition index (into the topic's partition list) of each key.
-    partition_of: Vec<u32>,
+    pool: Rc<KeyPool>,
     rng: SplitMix64,
     /// Pool index of the next message's key.
     next: usize,
 }
 
 impl Keys {
-    /// A pool seeded by `seed` (the same seed gives the same keys: producers of one run share
-    /// it, as OMB's producers share one static pool) over `partitions` partitions; the cursor
-    /// is seeded by `cursor_seed`.
+    /// A cursor over the pool seeded by `seed` (the same seed gives the same keys: producers
+    /// of one run share it, as OMB's producers share one static pool) over `partitions`
+    /// partitions; the cursor is seeded by `cursor_seed`.
     pub fn new(distributor: KeyDistributor, seed: u64, cursor_seed: u64, partitions: usize) -> Keys {
         assert!(partitions > 0, "a topic has at least one partition");
-        let mut rng = SplitMix64::new(seed);
-        let mut pool = Vec::with_capacity(KEYS_UNIQUE * KEY_BYTES);
-        let mut partition_of = Vec::with_capacity(KEYS_UNIQUE);
-        for _ in 0..KEYS_UNIQUE {
-            let raw = rng.next_u64().to_le_bytes();
-            let start = pool.len();
-            base64url(&raw[..KEY_RANDOM_BYTES], &mut pool);
-            debug_assert_eq!(pool.len() - start, KEY_BYTES);
-            partition_of.push(partition_for_key(&pool[start..], partitions as i32) as u32);
-        }
-        let mut keys = Keys { distributor, pool, partition_of, rng: SplitMix64::new(cursor_seed), next: 0 };
+        let pool = KeyPool::shared(seed, partitions);
+        let mut keys = Keys { distributor, pool, rng: SplitMix64::new(cursor_seed), next: 0 };
         keys.next = keys.draw();
         keys
     }
@@ -96,7 +128,7 @@ impl Keys {
 
     /// The partition index the next message goes to (`None`: keyless, the producer's choice).
     pub fn next_partition(&self) -> Option<usize> {
-        self.distributor.is_keyed().then(|| self.partition_of[self.next] as usize)
+        self.distributor.is_keyed().then(|| self.pool.partition_of[self.next] as usize)
     }
 
     /// The next message's key (`None`: keyless); the cursor moves on.
@@ -106,7 +138,7 @@ impl Keys {
         }
         let index = self.next;
         self.next = self.draw();
-        Some(&self.pool[index * KEY_BYTES..(index + 1) * KEY_BYTES])
+        Some(&self.pool.keys[index * KEY_BYTES..(index + 1) * KEY_BYTES])
     }
 
     /// Starts the round-robin walk at `index` (producers of a topic start apart).
@@ -144,10 +176,13 @@ mod tests {
         assert_eq!(key.len(), KEY_BYTES);
         assert!(key.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_'));
         assert_eq!(first as i32, partition_for_key(&key, 16));
-        // The same seed gives the same pool (producers of a run share the keys).
+        // The same seed gives the same pool (producers of a run share the keys), built once
+        // per thread; another partition count maps the same keys anew.
         let again = Keys::new(KeyDistributor::RandomNano, 5, 99, 16);
-        let pool_a = Keys::new(KeyDistributor::KeyRoundRobin, 5, 0, 16).pool;
-        assert_eq!(again.pool, pool_a);
+        assert!(Rc::ptr_eq(&again.pool, &k.pool));
+        let other = Keys::new(KeyDistributor::RandomNano, 5, 99, 7);
+        assert!(!Rc::ptr_eq(&other.pool, &k.pool) && other.pool.keys == k.pool.keys);
+        assert_eq!(KeyPool::new(5, 16).keys, k.pool.keys);
     }
 
     #[test]
@@ -156,8 +191,8 @@ mod tests {
         rr.start_at(KEYS_UNIQUE - 1);
         let a = rr.take().expect("keyed").to_vec();
         let b = rr.take().expect("keyed").to_vec();
-        assert_eq!(a, rr.pool[(KEYS_UNIQUE - 1) * KEY_BYTES..].to_vec());
-        assert_eq!(b, rr.pool[..KEY_BYTES].to_vec(), "wraps around");
+        assert_eq!(a, rr.pool.keys[(KEYS_UNIQUE - 1) * KEY_BYTES..].to_vec());
+        assert_eq!(b, rr.pool.keys[..KEY_BYTES].to_vec(), "wraps around");
         // Over a whole walk every partition of 8 gets about an eighth of the keys.
         let mut counts = [0u32; 8];
         for _ in 0..KEYS_UNIQUE {
