@@ -366,11 +366,15 @@ pub fn summary(r: &RunResult) -> String {
         s += &format!(" {kind}={n}");
     }
     s += &format!(
-        "\n  cpu       harness {:.2} s, broker {} over {:.1} s wall\n",
+        "\n  cpu       harness {:.2} s, broker {} over {:.1} s wall{}\n",
         r.cpu.harness_cpu_seconds,
         r.cpu.broker_cpu_seconds.map_or("n/a".into(), |c| format!("{c:.2} s")),
-        r.cpu.wall_seconds
+        r.cpu.wall_seconds,
+        r.cpu
+            .broker_peak_rss_bytes
+            .map_or(String::new(), |b| format!("; broker peak RSS {:.0} MB", b as f64 / 1e6))
     );
+    s += &soak_lines(r);
     if let Some(b) = &r.baseline {
         if let Some(pct) = percent_of(r.aggregated_publish_mbps, b.fio_write_fdatasync_mbps) {
             s += &format!("  limits    publish = {pct:.0} % of disk (fio 1 MiB + fdatasync)");
@@ -381,6 +385,49 @@ pub fn summary(r: &RunResult) -> String {
             s += &format!(", {pct:.0} % of loopback (iperf3)");
         }
         s += "\n";
+    }
+    s
+}
+
+/// The summary's lines for the stability figure, the backlog test and the broker's segment
+/// events, where the run has them.
+pub fn soak_lines(r: &RunResult) -> String {
+    let mut s = String::new();
+    let figure = |f: &crate::windows::StabilityFigure| {
+        format!(
+            "{:.2} ({} of the window ending at {} s against the median window's {:.2} ms p99 / {:.2} ms p99.9)",
+            f.worst_ratio, f.worst_percentile, f.worst_end_second, f.p99_median_ms, f.p999_median_ms
+        )
+    };
+    let st = &r.stability;
+    if let Some(p) = &st.publish {
+        s += &format!("  stability publish {}", figure(p));
+        if let Some(e) = &st.end_to_end {
+            s += &format!(", end-to-end {}", figure(e));
+        }
+        s += &format!("; {} windows of {} s\n", p.windows, st.window_seconds);
+    }
+    if let Some(b) = &r.backlog_drain {
+        let mb = b.backlog_at_release_bytes as f64 / 1e6;
+        s += &match (b.released_at_second, b.drain_seconds) {
+            (None, _) => format!("  backlog   never reached {:.0} MB within the run\n", b.target_bytes as f64 / 1e6),
+            (Some(at), None) => format!("  backlog   {mb:.0} MB built by {at:.2} s, not drained within the run\n"),
+            (Some(at), Some(d)) => format!(
+                "  backlog   {mb:.0} MB built by {at:.2} s, drained in {d:.2} s: {:.0} MB/s consumed while producers went on at {:.0} msgs/s\n",
+                b.drain_consume_mbps, b.drain_publish_rate
+            ),
+        };
+    }
+    if !r.segment_events.is_empty() {
+        let count = |kind| {
+            let events = r.segment_events.iter().filter(|e| e.kind == kind);
+            events.fold((0, 0), |(n, segments), e| (n + 1, segments + e.segments))
+        };
+        let (deletions, deleted) = count(crate::segments::EventKind::Deletion);
+        let (compactions, rewritten) = count(crate::segments::EventKind::Compaction);
+        s += &format!(
+            "  segments  {deleted} deleted in {deletions} second(s), {rewritten} rewritten by compaction in {compactions}\n"
+        );
     }
     s
 }
@@ -445,6 +492,43 @@ mod tests {
         assert_eq!(groups.len(), 6, "3 subscriptions (groups) per topic");
         // More threads than clients: empty threads are dropped.
         assert_eq!(plan_workers(&w, &topics, 64, &shared(), 7).expect("plan").len(), 10);
+    }
+
+    #[test]
+    fn the_summary_tells_stability_backlog_and_segment_events() {
+        use crate::backlog::BacklogDrain;
+        use crate::segments::{EventKind, SegmentEvent};
+        use crate::windows::{Stability, StabilityFigure};
+        let mut r = crate::report::tests::measured();
+        assert_eq!(soak_lines(&r), "", "nothing to tell");
+        let f = StabilityFigure {
+            windows: 5,
+            p99_median_ms: 12.0,
+            p999_median_ms: 19.5,
+            worst_ratio: 1.6,
+            worst_end_second: 50,
+            worst_percentile: "p99.9".into(),
+        };
+        r.stability = Stability { window_seconds: 10, publish: Some(f), end_to_end: None };
+        r.backlog_drain = Some(BacklogDrain {
+            target_bytes: 800_000_000,
+            released_at_second: Some(13.42),
+            backlog_at_release_bytes: 805_000_000,
+            drain_seconds: Some(0.63),
+            drain_consume_mbps: 1347.0,
+            drain_publish_rate: 58_363.0,
+            ..BacklogDrain::default()
+        });
+        let event = |second, kind, segments| SegmentEvent { second, kind, partitions: 1, segments };
+        r.segment_events = vec![
+            event(5, EventKind::Deletion, 3),
+            event(9, EventKind::Deletion, 4),
+            event(9, EventKind::Compaction, 2),
+        ];
+        let text = soak_lines(&r);
+        assert!(text.contains("stability publish 1.60 (p99.9 of the window ending at 50 s"), "{text}");
+        assert!(text.contains("805 MB built by 13.42 s, drained in 0.63 s: 1347 MB/s"), "{text}");
+        assert!(text.contains("7 deleted in 2 second(s), 2 rewritten by compaction in 1"), "{text}");
     }
 
     #[test]
