@@ -11,7 +11,8 @@
 //! do-nothing broker that measures the harness's own ceiling. `keys` are OMB's key
 //! distributors; `collect` is the main thread's per-second work during a run: soak `windows`
 //! and their stability figure, the `backlog` test, the broker's `segments` events; `omb`
-//! writes OMB's result JSON; `side_by_side` runs brokers in interleaved rounds.
+//! writes OMB's result JSON and `driver` reads OMB's Kafka driver files; `side_by_side` runs
+//! brokers in interleaved rounds.
 
 pub mod backlog;
 pub mod baseline;
@@ -20,6 +21,7 @@ pub mod collect;
 pub mod compare;
 pub mod consumer;
 pub mod discard;
+pub mod driver;
 pub mod error;
 pub mod keys;
 pub mod omb;

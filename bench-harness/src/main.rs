@@ -13,7 +13,7 @@ use riptide_bench::runner::{self, slug, RunOptions, Target};
 use riptide_bench::side_by_side::{self, NamedBroker};
 use riptide_bench::spawn::{riptide_binary, ChildBroker, RiptideOptions};
 use riptide_bench::workload::{self, Rate, Workload};
-use riptide_bench::{discard, sweep};
+use riptide_bench::{discard, driver, sweep};
 
 #[derive(Parser)]
 #[command(
@@ -152,6 +152,10 @@ struct RunArgs {
     /// figure compares them.
     #[arg(long, default_value_t = 60)]
     window: u64,
+    /// An OMB Kafka driver file (driver-kafka/*.yaml): its producerConfig, replicationFactor,
+    /// topicConfig and bootstrap.servers apply to every workload.
+    #[arg(long)]
+    driver: Option<PathBuf>,
     /// PID of a broker given by --brokers, for its CPU time and peak memory.
     #[arg(long, requires = "brokers")]
     broker_pid: Option<u32>,
@@ -250,19 +254,34 @@ fn apply_overrides(mut w: Workload, a: &RunArgs) -> Result<Workload> {
 
 fn run(a: &RunArgs) -> Result<()> {
     let baseline = a.baseline.as_deref().map(Baseline::load).transpose()?;
+    let driver = a.driver.as_deref().map(driver::load).transpose()?;
+    let mut notes = Vec::new();
+    if let (Some(d), Some(path)) = (&driver, &a.driver) {
+        notes.push(format!("OMB driver {} ({})", d.name, path.display()));
+        if !d.ignored.is_empty() {
+            notes.push(format!("driver settings not applied: {}", d.ignored.join(", ")));
+        }
+    }
     let loaded: Vec<(PathBuf, Workload)> = a
         .workloads
         .iter()
-        .map(|p| Ok((p.clone(), apply_overrides(workload::load(p)?, a)?)))
+        .map(|p| {
+            let mut w = workload::load(p)?;
+            if let Some(d) = &driver {
+                w = d.apply(w).map_err(|reason| Error::Workload { path: p.display().to_string(), reason })?;
+            }
+            Ok((p.clone(), apply_overrides(w, a)?))
+        })
         .collect::<Result<_>>()?;
+    let driver_brokers = driver.and_then(|d| d.bootstrap_servers);
     for (path, w) in &loaded {
-        let (broker, target) = start_target(a, w)?;
+        let (broker, target) = start_target(a, w, driver_brokers.as_deref())?;
         let options = RunOptions {
             threads: a.threads,
             baseline: baseline.clone(),
             keep_topics: a.keep_topics,
             drain: seconds(a.drain, "drain")?,
-            notes: Vec::new(),
+            notes: notes.clone(),
             window_seconds: a.window.max(1),
         };
         let file = path.display().to_string();
@@ -288,7 +307,11 @@ fn run(a: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn start_target(a: &RunArgs, w: &Workload) -> Result<(Option<ChildBroker>, Target)> {
+fn start_target(
+    a: &RunArgs,
+    w: &Workload,
+    driver_brokers: Option<&str>,
+) -> Result<(Option<ChildBroker>, Target)> {
     let broker = if a.spawn {
         let binary = riptide_binary(a.riptide_bin.as_deref());
         Some(ChildBroker::riptide(&RiptideOptions {
@@ -311,7 +334,7 @@ fn start_target(a: &RunArgs, w: &Workload) -> Result<(Option<ChildBroker>, Targe
             data_dir: a.watch_dir.clone().or_else(|| b.data_dir().map(Path::to_path_buf)),
         },
         None => {
-            let brokers = a.brokers.clone().unwrap_or_else(|| "localhost:9092".into());
+            let brokers = a.brokers.as_deref().or(driver_brokers).unwrap_or("localhost:9092").to_string();
             Target {
                 label: brokers.clone(),
                 brokers,
