@@ -91,6 +91,19 @@ impl Collector {
         }
     }
 
+    /// The next report from the workers; `None` when the backlog test wants a look at its
+    /// counts first (it is polled every `BACKLOG_POLL` while on).
+    fn next_event(&self, events: &flume::Receiver<Event>) -> Option<Result<Event, flume::RecvError>> {
+        if !self.watch.backlog.as_ref().is_some_and(|(tracker, _)| tracker.active()) {
+            return Some(events.recv());
+        }
+        match events.recv_timeout(BACKLOG_POLL) {
+            Err(flume::RecvTimeoutError::Timeout) => None,
+            Err(flume::RecvTimeoutError::Disconnected) => Some(Err(flume::RecvError::Disconnected)),
+            Ok(e) => Some(Ok(e)),
+        }
+    }
+
     fn note(&self, line: &str) {
         if self.tty {
             eprintln!();
@@ -122,14 +135,9 @@ pub fn gather(
     let mut done = 0;
     while done < threads {
         c.watch_backlog(t);
-        let event = if c.watch.backlog.as_ref().is_some_and(|(tracker, _)| tracker.active()) {
-            match events.recv_timeout(BACKLOG_POLL) {
-                Err(flume::RecvTimeoutError::Timeout) => continue,
-                Err(flume::RecvTimeoutError::Disconnected) => Err(flume::RecvError::Disconnected),
-                Ok(e) => Ok(e),
-            }
-        } else {
-            events.recv()
+        let event = match c.next_event(events) {
+            Some(e) => e,
+            None => continue,
         };
         match event {
             Ok(Event::Second { second, interval, .. }) => {
