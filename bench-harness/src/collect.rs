@@ -30,6 +30,10 @@ pub struct Watch {
     pub broker_pid: Option<u32>,
 }
 
+/// OMB reports its statistics every 10 s (`statsIntervalSeconds`); its charting script puts
+/// sample n at 10·n seconds.
+pub const OMB_STATS_SECONDS: u64 = 10;
+
 /// How often the backlog's live counts are looked at while the test is on.
 const BACKLOG_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
@@ -38,6 +42,8 @@ pub struct Collected {
     pub samples: Vec<Sample>,
     pub totals: Totals,
     pub windows: Vec<WindowStats>,
+    /// Windows of OMB's stats interval, for its result file.
+    pub omb_windows: Vec<WindowStats>,
     pub backlog: Option<BacklogDrain>,
     pub segment_events: Vec<SegmentEvent>,
     /// The broker's largest RSS seen at a second's end.
@@ -48,6 +54,7 @@ struct Collector {
     watch: Watch,
     samples: Vec<Sample>,
     windows: Windows,
+    omb_windows: Windows,
     /// Messages published and consumed so far.
     cumulative: (u64, u64),
     rss_max: Option<u64>,
@@ -68,6 +75,7 @@ impl Collector {
             self.rss_max = Some(self.rss_max.unwrap_or(0).max(rss));
         }
         self.windows.add(k, phase, &i);
+        self.omb_windows.add(k, phase, &i);
         let sample = Sample::of(phase, &i);
         progress(self.tty, &progress_line(k, t.seconds(), &sample, backlog));
         self.samples.push(sample);
@@ -128,6 +136,7 @@ pub fn gather(
         watch,
         samples: Vec::with_capacity(seconds as usize),
         windows: Windows::new(window_seconds),
+        omb_windows: Windows::new(OMB_STATS_SECONDS),
         cumulative: (0, 0),
         rss_max: None,
         tty: std::io::stderr().is_terminal(),
@@ -171,6 +180,7 @@ pub fn gather(
         samples: c.samples,
         totals,
         windows: c.windows.finish(),
+        omb_windows: c.omb_windows.finish(),
         backlog: c.watch.backlog.map(|(tracker, gate)| {
             gate.open();
             tracker.finish()

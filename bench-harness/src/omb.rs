@@ -1,15 +1,17 @@
 //! The result in the OpenMessaging Benchmark's own JSON (`TestResult.java`, field for
 //! field), so OMB's charting script (`bin/create_charts.py`) and anything else built on its
-//! files reads our runs beside OMB's. Latencies in ms; per-sample lists cover the measured
-//! phase only (OMB discards its warm-up), one entry per second where OMB has one per stats
-//! interval (10 s). OMB's "publish delay" (how late a send was against its schedule, µs) is
-//! the harness's wake lateness here, measured over the run rather than per second.
+//! files reads our runs beside OMB's. Latencies in ms; the per-interval lists have one entry
+//! per 10 s of the measured phase (OMB's stats interval; OMB discards its warm-up too). OMB's
+//! "publish delay" (how late a send was against its schedule, µs) is the harness's wake
+//! lateness: how late a producer woke against its plan.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::report::RunResult;
+use crate::collect::OMB_STATS_SECONDS;
+use crate::report::{LatencySeries, Percentiles, RunResult};
+use crate::windows::WindowStats;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -156,18 +158,87 @@ fn us(ms: f64) -> u64 {
     (ms * 1e3).round() as u64
 }
 
+/// OMB's per-interval series.
+#[derive(Default)]
+struct Intervals {
+    publish_rate: Vec<f64>,
+    publish_error_rate: Vec<f64>,
+    consume_rate: Vec<f64>,
+    backlog: Vec<i64>,
+    publish: Vec<Percentiles>,
+    e2e: Vec<Percentiles>,
+    delay: Vec<Percentiles>,
+}
+
+impl Intervals {
+    /// From the 10-second windows of the measured phase (OMB's stats interval, so its
+    /// charting script's time axis is right), or, for results written before those and runs
+    /// shorter than one window, from the measured seconds (publish delay then unknown: 0).
+    fn of(r: &RunResult) -> Intervals {
+        let mut out = Intervals::default();
+        let windows: Vec<&WindowStats> =
+            r.omb_windows.iter().filter(|w| w.phase == "measure" && w.seconds == OMB_STATS_SECONDS).collect();
+        if !windows.is_empty() {
+            for w in windows {
+                let per_s = |n: u64| n as f64 / w.seconds as f64;
+                out.publish_rate.push(per_s(w.published_msgs));
+                out.publish_error_rate.push(per_s(w.errors));
+                out.consume_rate.push(per_s(w.consumed_msgs));
+                out.backlog.push(r.backlog.get(w.end_second as usize - 1).copied().unwrap_or(0));
+                out.publish.push(w.publish_latency);
+                out.e2e.push(w.end_to_end_latency);
+                out.delay.push(w.publish_delay);
+            }
+            return out;
+        }
+        for i in (0..r.phase.len()).filter(|i| r.phase[*i] == "measure") {
+            let at = |v: &[f64]| v.get(i).copied().unwrap_or(0.0);
+            out.publish_rate.push(at(&r.publish_rate));
+            out.publish_error_rate.push(r.errors_per_sample.get(i).map_or(0.0, |e| *e as f64));
+            out.consume_rate.push(at(&r.consume_rate));
+            out.backlog.push(r.backlog.get(i).copied().unwrap_or(0));
+            out.publish.push(second(&r.publish_latency, i));
+            out.e2e.push(second(&r.end_to_end_latency, i));
+            out.delay.push(Percentiles::default());
+        }
+        out
+    }
+}
+
+/// Second `i` of a per-second series as percentiles (series missing in old files read 0).
+fn second(s: &LatencySeries, i: usize) -> Percentiles {
+    let at = |v: &[f64]| v.get(i).copied().unwrap_or(0.0);
+    Percentiles {
+        count: 0,
+        avg: at(&s.avg),
+        p50: at(&s.p50),
+        p75: at(&s.p75),
+        p90: 0.0,
+        p95: at(&s.p95),
+        p99: at(&s.p99),
+        p999: at(&s.p999),
+        p9999: at(&s.p9999),
+        p99999: at(&s.p99999),
+        max: at(&s.max),
+    }
+}
+
+fn ms_series(v: &[Percentiles], f: fn(&Percentiles) -> f64) -> Vec<f64> {
+    v.iter().map(f).collect()
+}
+
+fn us_series(v: &[Percentiles], f: fn(&Percentiles) -> f64) -> Vec<u64> {
+    v.iter().map(|p| us(f(p))).collect()
+}
+
 impl OmbResult {
     pub fn from_run(r: &RunResult) -> OmbResult {
         let c = &r.config;
-        let measured: Vec<usize> = (0..r.phase.len()).filter(|i| r.phase[*i] == "measure").collect();
-        let pick = |v: &[f64]| measured.iter().filter_map(|i| v.get(*i).copied()).collect::<Vec<f64>>();
-        let errors: Vec<f64> =
-            measured.iter().filter_map(|i| r.errors_per_sample.get(*i).map(|e| *e as f64)).collect();
-        let p = &r.publish_latency;
-        let e = &r.end_to_end_latency;
+        let s = Intervals::of(r);
+        let (p, e, d) = (&s.publish, &s.e2e, &s.delay);
         let ap = &r.aggregated_publish_latency;
         let ae = &r.aggregated_end_to_end_latency;
-        let d = &r.harness_wake_lateness;
+        let ad = &r.harness_wake_lateness;
         OmbResult {
             workload: c.workload.clone(),
             driver: format!("{} ({})", c.driver, c.target),
@@ -176,28 +247,28 @@ impl OmbResult {
             partitions: c.partitions_per_topic,
             producers_per_topic: c.producers_per_topic,
             consumers_per_topic: c.consumers_per_subscription,
-            publish_rate: pick(&r.publish_rate),
-            publish_error_rate: errors,
-            consume_rate: pick(&r.consume_rate),
-            backlog: measured.iter().filter_map(|i| r.backlog.get(*i).copied()).collect(),
-            publish_latency_avg: pick(&p.avg),
-            publish_latency_50pct: pick(&p.p50),
-            publish_latency_75pct: pick(&p.p75),
-            publish_latency_95pct: pick(&p.p95),
-            publish_latency_99pct: pick(&p.p99),
-            publish_latency_999pct: pick(&p.p999),
-            publish_latency_9999pct: pick(&p.p9999),
-            publish_latency_99999pct: pick(&p.p99999),
-            publish_latency_max: pick(&p.max),
-            publish_delay_latency_avg: Vec::new(),
-            publish_delay_latency_50pct: Vec::new(),
-            publish_delay_latency_75pct: Vec::new(),
-            publish_delay_latency_95pct: Vec::new(),
-            publish_delay_latency_99pct: Vec::new(),
-            publish_delay_latency_999pct: Vec::new(),
-            publish_delay_latency_9999pct: Vec::new(),
-            publish_delay_latency_99999pct: Vec::new(),
-            publish_delay_latency_max: Vec::new(),
+            publish_rate: s.publish_rate.clone(),
+            publish_error_rate: s.publish_error_rate.clone(),
+            consume_rate: s.consume_rate.clone(),
+            backlog: s.backlog.clone(),
+            publish_latency_avg: ms_series(p, |p| p.avg),
+            publish_latency_50pct: ms_series(p, |p| p.p50),
+            publish_latency_75pct: ms_series(p, |p| p.p75),
+            publish_latency_95pct: ms_series(p, |p| p.p95),
+            publish_latency_99pct: ms_series(p, |p| p.p99),
+            publish_latency_999pct: ms_series(p, |p| p.p999),
+            publish_latency_9999pct: ms_series(p, |p| p.p9999),
+            publish_latency_99999pct: ms_series(p, |p| p.p99999),
+            publish_latency_max: ms_series(p, |p| p.max),
+            publish_delay_latency_avg: d.iter().map(|p| p.avg * 1e3).collect(),
+            publish_delay_latency_50pct: us_series(d, |p| p.p50),
+            publish_delay_latency_75pct: us_series(d, |p| p.p75),
+            publish_delay_latency_95pct: us_series(d, |p| p.p95),
+            publish_delay_latency_99pct: us_series(d, |p| p.p99),
+            publish_delay_latency_999pct: us_series(d, |p| p.p999),
+            publish_delay_latency_9999pct: us_series(d, |p| p.p9999),
+            publish_delay_latency_99999pct: us_series(d, |p| p.p99999),
+            publish_delay_latency_max: us_series(d, |p| p.max),
             aggregated_publish_latency_avg: ap.avg,
             aggregated_publish_latency_50pct: ap.p50,
             aggregated_publish_latency_75pct: ap.p75,
@@ -207,26 +278,29 @@ impl OmbResult {
             aggregated_publish_latency_9999pct: ap.p9999,
             aggregated_publish_latency_99999pct: ap.p99999,
             aggregated_publish_latency_max: ap.max,
-            aggregated_publish_delay_latency_avg: d.avg * 1e3,
-            aggregated_publish_delay_latency_50pct: us(d.p50),
-            aggregated_publish_delay_latency_75pct: us(d.p75),
-            aggregated_publish_delay_latency_95pct: us(d.p95),
-            aggregated_publish_delay_latency_99pct: us(d.p99),
-            aggregated_publish_delay_latency_999pct: us(d.p999),
-            aggregated_publish_delay_latency_9999pct: us(d.p9999),
-            aggregated_publish_delay_latency_99999pct: us(d.p99999),
-            aggregated_publish_delay_latency_max: us(d.max),
+            aggregated_publish_delay_latency_avg: ad.avg * 1e3,
+            aggregated_publish_delay_latency_50pct: us(ad.p50),
+            aggregated_publish_delay_latency_75pct: us(ad.p75),
+            aggregated_publish_delay_latency_95pct: us(ad.p95),
+            aggregated_publish_delay_latency_99pct: us(ad.p99),
+            aggregated_publish_delay_latency_999pct: us(ad.p999),
+            aggregated_publish_delay_latency_9999pct: us(ad.p9999),
+            aggregated_publish_delay_latency_99999pct: us(ad.p99999),
+            aggregated_publish_delay_latency_max: us(ad.max),
             aggregated_publish_latency_quantiles: quantiles(&r.publish_latency_quantiles),
-            aggregated_publish_delay_latency_quantiles: BTreeMap::new(),
-            end_to_end_latency_avg: pick(&e.avg),
-            end_to_end_latency_50pct: pick(&e.p50),
-            end_to_end_latency_75pct: pick(&e.p75),
-            end_to_end_latency_95pct: pick(&e.p95),
-            end_to_end_latency_99pct: pick(&e.p99),
-            end_to_end_latency_999pct: pick(&e.p999),
-            end_to_end_latency_9999pct: pick(&e.p9999),
-            end_to_end_latency_99999pct: pick(&e.p99999),
-            end_to_end_latency_max: pick(&e.max),
+            aggregated_publish_delay_latency_quantiles: quantiles(&r.harness_wake_lateness_quantiles)
+                .into_iter()
+                .map(|(q, ms)| (q, us(ms)))
+                .collect(),
+            end_to_end_latency_avg: ms_series(e, |p| p.avg),
+            end_to_end_latency_50pct: ms_series(e, |p| p.p50),
+            end_to_end_latency_75pct: ms_series(e, |p| p.p75),
+            end_to_end_latency_95pct: ms_series(e, |p| p.p95),
+            end_to_end_latency_99pct: ms_series(e, |p| p.p99),
+            end_to_end_latency_999pct: ms_series(e, |p| p.p999),
+            end_to_end_latency_9999pct: ms_series(e, |p| p.p9999),
+            end_to_end_latency_99999pct: ms_series(e, |p| p.p99999),
+            end_to_end_latency_max: ms_series(e, |p| p.max),
             aggregated_end_to_end_latency_quantiles: quantiles(&r.end_to_end_latency_quantiles),
             aggregated_end_to_end_latency_avg: ae.avg,
             aggregated_end_to_end_latency_50pct: ae.p50,
@@ -342,6 +416,31 @@ mod tests {
         let quantiles = json["aggregatedPublishLatencyQuantiles"].as_object().expect("map");
         assert!(quantiles.contains_key("50.0") || quantiles.contains_key("0.0"), "{quantiles:?}");
         assert!(quantiles.contains_key("99.0") && quantiles.contains_key("100.0"), "{quantiles:?}");
+    }
+
+    #[test]
+    fn ten_second_windows_become_omb_s_intervals() {
+        let mut r = measured();
+        let window = |end_second, phase: &str, published| WindowStats {
+            end_second,
+            seconds: OMB_STATS_SECONDS,
+            phase: phase.into(),
+            published_msgs: published,
+            consumed_msgs: 2 * published,
+            publish_latency: Percentiles { p99: 2.5, ..Percentiles::default() },
+            end_to_end_latency: Percentiles::default(),
+            errors: 30,
+            publish_delay: Percentiles { p99: 0.125, ..Percentiles::default() },
+        };
+        r.omb_windows = vec![window(10, "warmup", 1), window(20, "measure", 50_000), window(25, "drain", 1)];
+        r.backlog = (0..25).collect();
+        let json: serde_json::Value = serde_json::from_str(&OmbResult::from_run(&r).to_json()).expect("json");
+        assert_eq!(json["publishRate"], serde_json::json!([5000.0]), "the one measured window, per second");
+        assert_eq!(json["consumeRate"], serde_json::json!([10000.0]));
+        assert_eq!(json["publishErrorRate"], serde_json::json!([3.0]));
+        assert_eq!(json["backlog"], serde_json::json!([19]), "the backlog at the window's end");
+        assert_eq!(json["publishLatency99pct"], serde_json::json!([2.5]));
+        assert_eq!(json["publishDelayLatency99pct"], serde_json::json!([125]), "µs, as OMB");
     }
 
     #[test]

@@ -207,6 +207,12 @@ pub struct RunResult {
     pub windows: Vec<WindowStats>,
     #[serde(default)]
     pub stability: Stability,
+    /// 10-second windows (OMB's stats interval), for OMB's result file.
+    #[serde(default)]
+    pub omb_windows: Vec<WindowStats>,
+    /// The wake lateness's percentile curve (OMB's publish-delay quantiles).
+    #[serde(default)]
+    pub harness_wake_lateness_quantiles: Vec<[f64; 2]>,
     /// The backlog-drain test's outcome (`consumerBacklogSizeGB`).
     #[serde(default)]
     pub backlog_drain: Option<BacklogDrain>,
@@ -257,6 +263,7 @@ pub struct Measurement<'a> {
     pub notes: Vec<String>,
     pub windows: Vec<WindowStats>,
     pub window_seconds: u64,
+    pub omb_windows: Vec<WindowStats>,
 }
 
 impl RunResult {
@@ -300,6 +307,8 @@ impl RunResult {
         r.end_to_end_histogram = histogram_to_hex(&t.e2e);
         r.stability = stability(&m.windows, m.window_seconds);
         r.windows = m.windows;
+        r.omb_windows = m.omb_windows;
+        r.harness_wake_lateness_quantiles = quantile_curve(&t.wake_lateness);
         r
     }
 
@@ -338,6 +347,8 @@ impl RunResult {
             end_to_end_histogram: String::new(),
             windows: Vec::new(),
             stability: Stability::default(),
+            omb_windows: Vec::new(),
+            harness_wake_lateness_quantiles: Vec::new(),
             backlog_drain: None,
             segment_events: Vec::new(),
         }
@@ -509,6 +520,7 @@ pub(crate) mod tests {
             notes: vec!["n".into()],
             windows: Vec::new(),
             window_seconds: 60,
+            omb_windows: Vec::new(),
         })
     }
 

@@ -240,6 +240,7 @@ pub fn run(w: &Workload, workload_file: &str, target: &Target, options: &RunOpti
         notes,
         windows: c.windows,
         window_seconds: options.window_seconds,
+        omb_windows: c.omb_windows,
     });
     r.backlog_drain = c.backlog;
     r.segment_events = c.segment_events;

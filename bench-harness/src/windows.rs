@@ -30,6 +30,12 @@ pub struct WindowStats {
     pub consumed_msgs: u64,
     pub publish_latency: Percentiles,
     pub end_to_end_latency: Percentiles,
+    /// Failed messages, and how late producers woke (OMB's publish delay); absent in results
+    /// written before them.
+    #[serde(default)]
+    pub errors: u64,
+    #[serde(default)]
+    pub publish_delay: Percentiles,
 }
 
 /// Folds seconds into windows of `window_seconds`.
@@ -37,8 +43,10 @@ pub struct Windows {
     window_seconds: u64,
     publish: Histogram<u64>,
     e2e: Histogram<u64>,
+    wake: Histogram<u64>,
     published_msgs: u64,
     consumed_msgs: u64,
+    errors: u64,
     seconds: u64,
     /// The first second's phase that was not `measure`.
     other_phase: Option<&'static str>,
@@ -53,8 +61,10 @@ impl Windows {
             window_seconds,
             publish: latency_histogram(),
             e2e: latency_histogram(),
+            wake: latency_histogram(),
             published_msgs: 0,
             consumed_msgs: 0,
+            errors: 0,
             seconds: 0,
             other_phase: None,
             last_second: 0,
@@ -66,8 +76,10 @@ impl Windows {
     pub fn add(&mut self, second: u64, phase: &'static str, interval: &Interval) {
         self.publish.add(&interval.publish).expect("same bounds");
         self.e2e.add(&interval.e2e).expect("same bounds");
+        self.wake.add(&interval.wake_lateness).expect("same bounds");
         self.published_msgs += interval.published_msgs;
         self.consumed_msgs += interval.consumed_msgs;
+        self.errors += interval.errors;
         self.seconds += 1;
         if phase != "measure" {
             self.other_phase.get_or_insert(phase);
@@ -90,10 +102,14 @@ impl Windows {
             consumed_msgs: self.consumed_msgs,
             publish_latency: percentiles(&self.publish),
             end_to_end_latency: percentiles(&self.e2e),
+            errors: self.errors,
+            publish_delay: percentiles(&self.wake),
         });
         self.publish.reset();
         self.e2e.reset();
-        (self.published_msgs, self.consumed_msgs, self.seconds, self.other_phase) = (0, 0, 0, None);
+        self.wake.reset();
+        (self.published_msgs, self.consumed_msgs, self.errors, self.seconds, self.other_phase) =
+            (0, 0, 0, 0, None);
     }
 
     /// The windows, the last one possibly shorter.
@@ -214,6 +230,8 @@ mod tests {
             consumed_msgs: 0,
             publish_latency: p,
             end_to_end_latency: Percentiles::default(),
+            errors: 0,
+            publish_delay: Percentiles::default(),
         }
     }
 
