@@ -422,13 +422,23 @@ fn baseline_cmd(dir: &Path, secs: u32, out: &Path) -> Result<()> {
 fn check(paths: &[PathBuf]) -> Result<()> {
     for p in paths {
         let w = workload::load(p)?;
+        let backlog = if w.backlog_bytes > 0 {
+            format!(
+                ", backlog {:.0} MB drained to {:.0} %",
+                w.backlog_bytes as f64 / 1e6,
+                w.backlog_drain_ratio * 100.0
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{}: {} ({} topic(s) x {} partition(s), {} B, {} producer(s), {} consumer(s), rate {})",
+            "{}: {} ({} topic(s) x {} partition(s), {} B, {}, {} producer(s), {} consumer(s), rate {}{backlog})",
             p.display(),
             w.name,
             w.topics,
             w.partitions_per_topic,
             w.message_bytes,
+            w.key_distributor.name(),
             w.producers(),
             w.consumers(),
             if w.rate == Rate::Max { "max".to_string() } else { format!("{:.0} msgs/s", w.rate_per_s()) }
