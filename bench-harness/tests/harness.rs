@@ -187,3 +187,48 @@ fn keyed_records_build_a_backlog_that_the_released_consumers_drain() {
     broker.shutdown();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn compare_brokers_runs_interleaved_rounds_and_writes_its_tables() {
+    use riptide_bench::side_by_side::{self, parse_broker, Order, Plan};
+    let (a, b) = (discard_broker(), discard_broker());
+    let brokers =
+        vec![parse_broker(&format!("a={a}")).expect("a"), parse_broker(&format!("b={b}")).expect("b")];
+    let w = parse(
+        "name: side\nmessageSize: 100\npartitionsPerTopic: 4\nsubscriptionsPerTopic: 0\nproducerRate: 2000\nacks: 1\n\
+         warmupDurationSeconds: 0\ntestDurationSeconds: 1\n",
+        Path::new("."),
+    )
+    .expect("valid workload");
+    let out = std::env::temp_dir().join(format!("rb-it-side-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("out");
+    let workloads = vec![(std::path::PathBuf::from("side.yaml"), w)];
+    let plan = Plan {
+        brokers: &brokers,
+        workloads: &workloads,
+        rounds: 2,
+        order: Order::Alternating,
+        options: &options(),
+        out: &out,
+        data_parent: &out,
+        riptide_config: None,
+    };
+    let results = side_by_side::run(&plan).expect("runs");
+    // results[workload][broker][round], every run there, each against its own broker.
+    assert_eq!((results.len(), results[0].len(), results[0][0].len()), (1, 2, 2));
+    for (broker, addr) in [(0, &a), (1, &b)] {
+        for round in &results[0][broker] {
+            let r = round.as_ref().expect("the run succeeded");
+            assert!(r.config.target.ends_with(addr.as_str()), "{}", r.config.target);
+            assert_eq!(r.errors, 0);
+        }
+    }
+    let (markdown, written) = side_by_side::write_report(&plan, &results).expect("report");
+    assert!(markdown.contains("| metric | a | b | b / a |"), "{markdown}");
+    // 2,000 msgs/s each (±1 at the window's edges): a ratio of 1.00.
+    let row = markdown.lines().find(|l| l.starts_with("| published msgs/s |")).expect("row");
+    assert!(row.ends_with("| 1.00 |") && row.matches("2,00").count() >= 2, "{row}");
+    assert!(written.iter().all(|p| p.is_file()));
+    assert!(out.join("side-b-r2.json").is_file(), "each run's result is kept");
+    let _ = std::fs::remove_dir_all(out);
+}
