@@ -15,6 +15,7 @@ use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use riptide_client::{Client, GroupConfig, GroupMember, KafkaCode, OffsetSpec, TopicInfo};
 
+use crate::backlog::Gate;
 use crate::clock::now_ns;
 use crate::payload::read_stamp;
 use crate::producer::error_kind;
@@ -36,9 +37,19 @@ pub struct ConsumerPlan {
     /// Told once this consumer has its partitions (or has given up).
     pub ready: flume::Sender<()>,
     pub ready_sent: Cell<bool>,
+    /// While closed, the consumer holds its partitions (and its group membership) but reads
+    /// nothing: the backlog test.
+    pub gate: Option<Gate>,
 }
 
+/// How often a paused consumer looks whether it may go on.
+const PAUSE_POLL: Duration = Duration::from_millis(20);
+
 impl ConsumerPlan {
+    fn paused(&self) -> bool {
+        self.gate.as_ref().is_some_and(Gate::is_closed)
+    }
+
     fn signal_ready(&self) {
         if !self.ready_sent.replace(true) {
             let _ = self.ready.try_send(());
@@ -82,6 +93,10 @@ async fn consume_static(
         client.list_offsets(topic, &mine, OffsetSpec::Earliest).await?.into_iter().collect();
     plan.signal_ready();
     while now_ns() < plan.stop_ns.get() {
+        if plan.paused() {
+            compio::time::sleep(PAUSE_POLL).await;
+            continue;
+        }
         fetch_once(client, topic, plan, &mut positions, recorder).await?;
     }
     Ok(())
@@ -103,6 +118,10 @@ async fn consume_in_group(
             let _ = member.commit(&committable(topic, &positions)).await;
             member.rejoin().await?;
             positions = starting_positions(client, topic, &plan.group, &member).await?;
+            continue;
+        }
+        if plan.paused() {
+            compio::time::sleep(PAUSE_POLL).await;
             continue;
         }
         fetch_once(client, topic, plan, &mut positions, recorder).await?;
@@ -186,6 +205,7 @@ async fn fetch_once(
         let request = fetch_request(&topic.name, ps, plan.partition_bytes_max);
         connection.send_with_extra_time(&request, Duration::from_millis(FETCH_WAIT_MS as u64)).await
     });
+    let mut out_of_range = Vec::new();
     for response in riptide_client::join_all(fetches.collect()).await {
         let response = response?;
         KafkaCode::check(response.error_code, || format!("fetch from {}", topic.name))?;
@@ -195,17 +215,36 @@ async fn fetch_once(
             let Some(position) = positions.get_mut(&p.partition_index) else { continue };
             if p.error_code != 0 {
                 recorder.failed(0, &format!("FETCH_{}", KafkaCode(p.error_code).name()));
+                if KafkaCode(p.error_code) == KafkaCode::OFFSET_OUT_OF_RANGE {
+                    out_of_range.push(p.partition_index);
+                }
                 continue;
             }
             let Some(records) = p.records.as_ref() else { continue };
+            let mut ours = 0;
             let scan = scan_batches(records, *position, |value| {
                 if let Some(intended) = read_stamp(value, plan.run_tag) {
                     recorder.consumed(intended, now, value.len() as u64);
+                    ours += 1;
                 }
             });
+            if let Some(g) = &plan.gate {
+                g.consumed(ours);
+            }
             match scan {
                 Ok(s) => *position = s.next_offset.unwrap_or(*position).max(*position),
                 Err(e) => recorder.failed(0, &format!("FETCH_CORRUPT: {e}")),
+            }
+        }
+    }
+    if !out_of_range.is_empty() {
+        // Retention deleted what this consumer had not read yet (a soak with short retention,
+        // a backlog larger than the log keeps): go on from the log start, as a Kafka consumer
+        // with auto.offset.reset=earliest does. The lost messages never count as consumed,
+        // so the backlog and the consumed totals show them.
+        for (p, offset) in client.list_offsets(topic, &out_of_range, OffsetSpec::Earliest).await? {
+            if let Some(position) = positions.get_mut(&p) {
+                *position = offset.max(*position);
             }
         }
     }

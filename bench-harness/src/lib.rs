@@ -8,14 +8,23 @@
 //! with `records` and `payload` stamps, measuring into `stats` → `report` (JSON) and `plots`
 //! (`svg`). `sweep` runs a workload at fractions of its max rate, `compare` tabulates results,
 //! `baseline` measures the machine (fio, iperf3), `spawn` starts brokers, and `discard` is the
-//! do-nothing broker that measures the harness's own ceiling.
+//! do-nothing broker that measures the harness's own ceiling. `keys` are OMB's key
+//! distributors; `collect` is the main thread's per-second work during a run: soak `windows`
+//! and their stability figure, the `backlog` test, the broker's `segments` events; `omb`
+//! writes OMB's result JSON and `driver` reads OMB's Kafka driver files; `side_by_side` runs
+//! brokers in interleaved rounds.
 
+pub mod backlog;
 pub mod baseline;
 pub mod clock;
+pub mod collect;
 pub mod compare;
 pub mod consumer;
 pub mod discard;
+pub mod driver;
 pub mod error;
+pub mod keys;
+pub mod omb;
 pub mod payload;
 pub mod plots;
 pub mod producer;
@@ -23,10 +32,13 @@ pub mod records;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod segments;
+pub mod side_by_side;
 pub mod spawn;
 pub mod stats;
 pub mod svg;
 pub mod sweep;
 pub mod sys;
+pub mod windows;
 pub mod worker;
 pub mod workload;

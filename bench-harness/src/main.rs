@@ -10,9 +10,10 @@ use riptide_bench::baseline::{self, Baseline};
 use riptide_bench::compare;
 use riptide_bench::error::{Error, Result};
 use riptide_bench::runner::{self, slug, RunOptions, Target};
+use riptide_bench::side_by_side::{self, NamedBroker};
 use riptide_bench::spawn::{riptide_binary, ChildBroker, RiptideOptions};
 use riptide_bench::workload::{self, Rate, Workload};
-use riptide_bench::{discard, sweep};
+use riptide_bench::{discard, driver, sweep};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +35,12 @@ enum Command {
         riptide-bench run workloads/harness-ceiling-100b.yaml --discard"
     )]
     Run(Box<RunArgs>),
+    /// Run workloads against two or more brokers in interleaved rounds (A, B, A, B, ...):
+    /// medians, spreads and ratios as Markdown tables, with broker CPU-s per GB and peak RSS.
+    #[command(after_help = "Brokers: NAME=spawn[:RIPTIDE_BINARY], NAME=discard, NAME=HOST:PORT[@PID].\n\
+        Example:\n  riptide-bench compare-brokers workloads/small-batches-keyed-16p-30mbps.yaml \\\n    \
+        --broker riptide=spawn --broker other=localhost:9093@$(pgrep -n other) --rounds 3 --duration 20")]
+    CompareBrokers(Box<CompareBrokersArgs>),
     /// Put result files side by side: a Markdown table on stdout and a plot.
     Compare {
         #[arg(required = true)]
@@ -137,12 +144,61 @@ struct RunArgs {
     /// Leave the benchmark topics on the broker.
     #[arg(long)]
     keep_topics: bool,
+    /// The broker's data directory, watched for segment deletions and compactions (marked on
+    /// the time-series plot); a spawned riptide's is watched without asking.
+    #[arg(long)]
+    watch_dir: Option<PathBuf>,
+    /// Seconds per soak window: latency percentiles are kept per window and the stability
+    /// figure compares them.
+    #[arg(long, default_value_t = 60)]
+    window: u64,
+    /// An OMB Kafka driver file (driver-kafka/*.yaml): its producerConfig, replicationFactor,
+    /// topicConfig and bootstrap.servers apply to every workload.
+    #[arg(long)]
+    driver: Option<PathBuf>,
+    /// PID of a broker given by --brokers, for its CPU time and peak memory.
+    #[arg(long, requires = "brokers")]
+    broker_pid: Option<u32>,
+}
+
+#[derive(Args)]
+struct CompareBrokersArgs {
+    #[arg(required = true)]
+    workloads: Vec<PathBuf>,
+    /// A broker to compare (repeat, two or more; the first is the base of the ratios).
+    #[arg(long = "broker", required = true)]
+    brokers: Vec<String>,
+    /// Rounds: each workload runs this many times against each broker.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Reverse the brokers' order every other round (A, B, B, A, ...) so drift cancels.
+    #[arg(long)]
+    alternate: bool,
+    /// Override the measured duration (seconds).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Override the warm-up (seconds).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Results directory (each run's JSON, the tables and their JSON summary).
+    #[arg(short, long, default_value = "results/compare-brokers")]
+    out: PathBuf,
+    /// Parent of spawned brokers' data directories.
+    #[arg(long, default_value = "/tmp")]
+    data_dir: PathBuf,
+    /// riptide TOML config for the spawned riptides.
+    #[arg(long)]
+    broker_config: Option<PathBuf>,
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(&args),
+        Command::CompareBrokers(args) => compare_brokers(&args),
         Command::Compare { results, plot, baseline } => compare_cmd(&results, &plot, baseline.as_deref()),
         Command::Baseline { dir, seconds, out } => baseline_cmd(&dir, seconds, &out),
         Command::Check { workloads } => check(&workloads),
@@ -198,19 +254,35 @@ fn apply_overrides(mut w: Workload, a: &RunArgs) -> Result<Workload> {
 
 fn run(a: &RunArgs) -> Result<()> {
     let baseline = a.baseline.as_deref().map(Baseline::load).transpose()?;
+    let driver = a.driver.as_deref().map(driver::load).transpose()?;
+    let mut notes = Vec::new();
+    if let (Some(d), Some(path)) = (&driver, &a.driver) {
+        notes.push(format!("OMB driver {} ({})", d.name, path.display()));
+        if !d.ignored.is_empty() {
+            notes.push(format!("driver settings not applied: {}", d.ignored.join(", ")));
+        }
+    }
     let loaded: Vec<(PathBuf, Workload)> = a
         .workloads
         .iter()
-        .map(|p| Ok((p.clone(), apply_overrides(workload::load(p)?, a)?)))
+        .map(|p| {
+            let mut w = workload::load(p)?;
+            if let Some(d) = &driver {
+                w = d.apply(w).map_err(|reason| Error::Workload { path: p.display().to_string(), reason })?;
+            }
+            Ok((p.clone(), apply_overrides(w, a)?))
+        })
         .collect::<Result<_>>()?;
+    let driver_brokers = driver.and_then(|d| d.bootstrap_servers);
     for (path, w) in &loaded {
-        let (broker, target) = start_target(a, w)?;
+        let (broker, target) = start_target(a, w, driver_brokers.as_deref())?;
         let options = RunOptions {
             threads: a.threads,
             baseline: baseline.clone(),
             keep_topics: a.keep_topics,
             drain: seconds(a.drain, "drain")?,
-            notes: Vec::new(),
+            notes: notes.clone(),
+            window_seconds: a.window.max(1),
         };
         let file = path.display().to_string();
         eprintln!("{}: against {} ({})", w.name, target.label, target.brokers);
@@ -235,7 +307,11 @@ fn run(a: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn start_target(a: &RunArgs, w: &Workload) -> Result<(Option<ChildBroker>, Target)> {
+fn start_target(
+    a: &RunArgs,
+    w: &Workload,
+    driver_brokers: Option<&str>,
+) -> Result<(Option<ChildBroker>, Target)> {
     let broker = if a.spawn {
         let binary = riptide_binary(a.riptide_bin.as_deref());
         Some(ChildBroker::riptide(&RiptideOptions {
@@ -251,13 +327,71 @@ fn start_target(a: &RunArgs, w: &Workload) -> Result<(Option<ChildBroker>, Targe
         None
     };
     let target = match &broker {
-        Some(b) => Target { brokers: b.addr.clone(), label: b.label.clone(), broker_pid: Some(b.pid()) },
+        Some(b) => Target {
+            brokers: b.addr.clone(),
+            label: b.label.clone(),
+            broker_pid: Some(b.pid()),
+            data_dir: a.watch_dir.clone().or_else(|| b.data_dir().map(Path::to_path_buf)),
+        },
         None => {
-            let brokers = a.brokers.clone().unwrap_or_else(|| "localhost:9092".into());
-            Target { label: brokers.clone(), brokers, broker_pid: None }
+            let brokers = a.brokers.as_deref().or(driver_brokers).unwrap_or("localhost:9092").to_string();
+            Target {
+                label: brokers.clone(),
+                brokers,
+                broker_pid: a.broker_pid,
+                data_dir: a.watch_dir.clone(),
+            }
         }
     };
     Ok((broker, target))
+}
+
+fn compare_brokers(a: &CompareBrokersArgs) -> Result<()> {
+    let brokers: Vec<NamedBroker> = a
+        .brokers
+        .iter()
+        .map(|b| side_by_side::parse_broker(b).map_err(|e| Error::Invalid(format!("--broker {e}"))))
+        .collect::<Result<_>>()?;
+    if a.rounds == 0 {
+        return Err(Error::Invalid("--rounds must be at least 1".into()));
+    }
+    let mut workloads = Vec::new();
+    for path in &a.workloads {
+        let mut w = workload::load(path)?;
+        if let Some(d) = a.duration {
+            w.duration = seconds(d, "duration")?;
+        }
+        if let Some(d) = a.warmup {
+            w.warmup = seconds(d, "warmup")?;
+        }
+        w.sweep = None;
+        workloads.push((path.clone(), w));
+    }
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::file(&a.out, e))?;
+    let options = RunOptions {
+        threads: a.threads,
+        baseline: None,
+        keep_topics: false,
+        drain: Duration::from_secs(2),
+        notes: Vec::new(),
+        window_seconds: 60,
+    };
+    let order = if a.alternate { side_by_side::Order::Alternating } else { side_by_side::Order::Fixed };
+    let plan = side_by_side::Plan {
+        brokers: &brokers,
+        workloads: &workloads,
+        rounds: a.rounds,
+        order,
+        options: &options,
+        out: &a.out,
+        data_parent: &a.data_dir,
+        riptide_config: a.broker_config.as_deref(),
+    };
+    let results = side_by_side::run(&plan)?;
+    let (markdown, written) = side_by_side::write_report(&plan, &results)?;
+    print!("{markdown}");
+    eprintln!("wrote {}", written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    Ok(())
 }
 
 fn compare_cmd(results: &[PathBuf], plot_path: &Path, baseline: Option<&Path>) -> Result<()> {
@@ -288,13 +422,23 @@ fn baseline_cmd(dir: &Path, secs: u32, out: &Path) -> Result<()> {
 fn check(paths: &[PathBuf]) -> Result<()> {
     for p in paths {
         let w = workload::load(p)?;
+        let backlog = if w.backlog_bytes > 0 {
+            format!(
+                ", backlog {:.0} MB drained to {:.0} %",
+                w.backlog_bytes as f64 / 1e6,
+                w.backlog_drain_ratio * 100.0
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{}: {} ({} topic(s) x {} partition(s), {} B, {} producer(s), {} consumer(s), rate {})",
+            "{}: {} ({} topic(s) x {} partition(s), {} B, {}, {} producer(s), {} consumer(s), rate {}{backlog})",
             p.display(),
             w.name,
             w.topics,
             w.partitions_per_topic,
             w.message_bytes,
+            w.key_distributor.name(),
             w.producers(),
             w.consumers(),
             if w.rate == Rate::Max { "max".to_string() } else { format!("{:.0} msgs/s", w.rate_per_s()) }

@@ -44,17 +44,23 @@ pub fn template(payload: &Payload, message_bytes: usize, seed: u64) -> Result<Ve
     assert!(message_bytes >= STAMP_BYTES, "messages carry a {STAMP_BYTES}-byte stamp");
     match payload {
         Payload::Zeros => Ok(vec![0; message_bytes]),
-        Payload::Random => {
-            let mut rng = SplitMix64::new(seed);
-            let mut out = Vec::with_capacity(message_bytes + 8);
-            while out.len() < message_bytes {
-                out.extend_from_slice(&rng.next_u64().to_le_bytes());
-            }
-            out.truncate(message_bytes);
-            Ok(out)
+        Payload::Random => Ok(random_then_zeros(message_bytes, message_bytes, seed)),
+        Payload::PartlyRandom(ratio) => {
+            Ok(random_then_zeros(message_bytes, (message_bytes as f64 * ratio) as usize, seed))
         }
         Payload::File(path) => from_file(path, message_bytes),
     }
+}
+
+fn random_then_zeros(message_bytes: usize, random_bytes: usize, seed: u64) -> Vec<u8> {
+    let mut rng = SplitMix64::new(seed);
+    let mut out = Vec::with_capacity(message_bytes + 8);
+    while out.len() < random_bytes {
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    out.truncate(random_bytes);
+    out.resize(message_bytes, 0);
+    out
 }
 
 fn from_file(path: &Path, message_bytes: usize) -> Result<Vec<u8>> {
@@ -105,6 +111,8 @@ mod tests {
         let b = template(&Payload::Random, 1000, 2).expect("random");
         assert_eq!(a.len(), 1000);
         assert_ne!(a, b, "seeds differ");
+        let half = template(&Payload::PartlyRandom(0.5), 1000, 1).expect("partly random");
+        assert_eq!((&half[..500], &half[500..]), (&a[..500], &[0u8; 500][..]));
         let dir = std::env::temp_dir().join(format!("rb-payload-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");
         let file = dir.join("p.data");

@@ -2,7 +2,8 @@
 //! side-by-side comparison of several runs, and the latency-vs-throughput curve of a sweep.
 
 use crate::report::RunResult;
-use crate::svg::{document, Axis, Chart, Series};
+use crate::segments::EventKind;
+use crate::svg::{document, Axis, Chart, Mark, Series};
 
 const WIDTH: f64 = 900.0;
 const PANEL_HEIGHT: f64 = 380.0;
@@ -33,6 +34,7 @@ fn latency_chart(title: &str, runs: &[(&str, &RunResult)]) -> Chart {
         shaded: Vec::new(),
         markers: false,
         legend_outside: false,
+        marks: Vec::new(),
     }
 }
 
@@ -55,7 +57,72 @@ fn warmup_shading(r: &RunResult) -> Vec<(f64, f64, String)> {
     }
 }
 
-/// Two panels: msgs/s published and consumed each second, and p99 latency each second.
+/// Vertical marks for what happened to the broker's segments (D: deletions, C: compactions)
+/// and the backlog test (R: consumers released, E: backlog drained).
+fn event_marks(r: &RunResult) -> Vec<Mark> {
+    let mut marks: Vec<Mark> = r
+        .segment_events
+        .iter()
+        .map(|e| {
+            let (label, what, color) = match e.kind {
+                EventKind::Deletion => ("D", "deleted", 4),
+                EventKind::Compaction => ("C", "compacted", 5),
+            };
+            Mark {
+                x: e.second as f64,
+                label: label.into(),
+                tooltip: format!(
+                    "{} s: {} segment(s) {what} in {} partition(s)",
+                    e.second, e.segments, e.partitions
+                ),
+                color,
+            }
+        })
+        .collect();
+    if let Some(b) = &r.backlog_drain {
+        let mut mark = |second: Option<f64>, label: &str, tooltip: &str| {
+            if let Some(s) = second {
+                marks.push(Mark {
+                    x: s,
+                    label: label.into(),
+                    tooltip: format!("{s:.2} s: {tooltip}"),
+                    color: 3,
+                });
+            }
+        };
+        mark(b.released_at_second, "R", "backlog built, consumers released");
+        mark(b.drained_at_second, "E", "backlog drained");
+    }
+    marks
+}
+
+/// Each window's p99 and p99.9 at the window's end (soak runs), measured windows only.
+fn window_series(r: &RunResult) -> Vec<Series> {
+    let measured: Vec<_> = r.windows.iter().filter(|w| w.phase == "measure").collect();
+    if measured.len() < 2 {
+        return Vec::new();
+    }
+    let pick = |f: fn(&crate::windows::WindowStats) -> f64| -> Vec<(f64, f64)> {
+        measured.iter().map(|w| (w.end_second as f64, f(w))).collect()
+    };
+    vec![
+        Series {
+            name: "window p99".into(),
+            points: pick(|w| w.publish_latency.p99),
+            color: 3,
+            dashed: false,
+        },
+        Series {
+            name: "window p99.9".into(),
+            points: pick(|w| w.publish_latency.p999),
+            color: 4,
+            dashed: false,
+        },
+    ]
+}
+
+/// Two panels: msgs/s published and consumed each second, and p99 latency each second (with
+/// each soak window's p99 and p99.9), both marked with the broker's segment events.
 pub fn timeseries(r: &RunResult) -> String {
     let n = r.phase.len();
     let series = |name: &str, values: &[f64], color: usize, dashed: bool| Series {
@@ -78,12 +145,14 @@ pub fn timeseries(r: &RunResult) -> String {
         shaded: warmup_shading(r),
         markers: false,
         legend_outside: false,
+        marks: event_marks(r),
     };
     let mut latency_series = vec![series("publish p99", &r.publish_latency.p99, 0, false)];
     if r.end_to_end_latency.p99.iter().any(|v| *v > 0.0) {
         latency_series.push(series("end-to-end p99", &r.end_to_end_latency.p99, 1, true));
     }
     latency_series.push(series("publish p50", &r.publish_latency.p50, 2, false));
+    latency_series.extend(window_series(r));
     let latency = Chart {
         title: format!("{}: p99 latency per second", r.config.workload),
         x_label: "time (s)".into(),
@@ -94,6 +163,7 @@ pub fn timeseries(r: &RunResult) -> String {
         shaded: warmup_shading(r),
         markers: false,
         legend_outside: false,
+        marks: event_marks(r),
     };
     let body = throughput.render(0.0, 0.0, WIDTH, PANEL_HEIGHT)
         + &latency.render(0.0, PANEL_HEIGHT, WIDTH, PANEL_HEIGHT);
@@ -122,6 +192,7 @@ pub fn compare(runs: &[(&str, &RunResult)]) -> String {
         shaded: Vec::new(),
         markers: false,
         legend_outside: false,
+        marks: Vec::new(),
     };
     let mut curves = curves;
     let mut throughput = throughput;
@@ -183,6 +254,30 @@ pub fn sweep(name: &str, steps: &[RunResult]) -> String {
         shaded: Vec::new(),
         markers: true,
         legend_outside: false,
+        marks: Vec::new(),
     };
     document(WIDTH, PANEL_HEIGHT, &chart.render(0.0, 0.0, WIDTH, PANEL_HEIGHT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backlog::BacklogDrain;
+    use crate::report::tests::measured;
+    use crate::segments::SegmentEvent;
+
+    #[test]
+    fn the_time_series_marks_segment_events_and_the_backlog_phases() {
+        let mut r = measured();
+        r.segment_events = vec![
+            SegmentEvent { second: 2, kind: EventKind::Deletion, partitions: 3, segments: 4 },
+            SegmentEvent { second: 3, kind: EventKind::Compaction, partitions: 1, segments: 2 },
+        ];
+        r.backlog_drain = Some(BacklogDrain { released_at_second: Some(2.0), ..BacklogDrain::default() });
+        let svg = timeseries(&r);
+        // Each mark on both panels.
+        assert_eq!(svg.matches("<title>").count(), 6, "{svg}");
+        assert!(svg.contains("4 segment(s) deleted in 3 partition(s)") && svg.contains("consumers released"));
+        assert!(!timeseries(&measured()).contains("<title>"));
+    }
 }

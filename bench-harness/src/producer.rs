@@ -5,10 +5,11 @@
 //! oldest answer and the messages falling due meanwhile are owed, not forgotten: they keep
 //! their intended times, so the wait shows in their latency (no coordinated omission).
 //!
-//! Partitioning is Kafka's sticky partitioner for keyless messages: a batch goes to one
-//! partition, the next batch to the next partition. With `keyDistributor: KEY_ROUND_ROBIN`
-//! (`spread`) message n goes to partition n mod P instead, so each request carries a small
-//! batch per partition, as keyed records make a Kafka producer do.
+//! Partitioning is Kafka's sticky partitioner for keyless messages (`keyDistributor:
+//! NO_KEY`): a batch goes to one partition, the next batch to the next partition. Keyed
+//! messages (`KEY_ROUND_ROBIN`, `RANDOM_NANO`, see `keys`) go to their key's murmur2 partition,
+//! so each request carries a small batch per partition, as keyed records make a Kafka producer
+//! do.
 //!
 //! With no rate (`producerRate: 0`) there is no schedule: batches are filled as soon as a
 //! request slot frees, and latency counts from when a message was put in its batch. That is a
@@ -27,7 +28,9 @@ use kafka_protocol::protocol::StrBytes;
 use riptide_client::batch::BATCH_HEADER_BYTES;
 use riptide_client::{Acks, Client, Compression, TopicInfo};
 
+use crate::backlog::Gate;
 use crate::clock::{instant_at, now_ns, unix_ms};
+use crate::keys::{KeyDistributor, Keys, KEY_BYTES};
 use crate::records::{record_bytes, BatchBuilder};
 use crate::schedule::{next_wake_ns, Schedule};
 use crate::stats::Recorder;
@@ -47,8 +50,12 @@ pub struct ProducerPlan {
     pub linger: Duration,
     pub in_flight_max: usize,
     pub first_partition: usize,
-    /// Spread every request over all partitions (`Workload::spread`).
-    pub spread: bool,
+    pub key_distributor: KeyDistributor,
+    /// Seeds the key pool (the same for every producer of a run) and this producer's cursor.
+    pub key_seed: u64,
+    pub key_cursor_seed: u64,
+    /// The backlog test's live counts (acknowledged messages).
+    pub gate: Option<Gate>,
 }
 
 const PRODUCE_TIMEOUT_MS: i32 = 30_000;
@@ -76,8 +83,8 @@ pub fn error_kind(e: &riptide_client::Error) -> String {
 /// Messages per batch so that a full batch, header included, stays within `batch_bytes_max`
 /// (brokers refuse batches above `max.message.bytes`, 1 MiB + 12 by default), counting every
 /// record at its largest encoding; at least one.
-pub fn batch_room(batch_bytes_max: usize, message_bytes: usize) -> u64 {
-    let per_record = record_bytes(u32::MAX, message_bytes);
+pub fn batch_room(batch_bytes_max: usize, key_bytes: Option<usize>, message_bytes: usize) -> u64 {
+    let per_record = record_bytes(u32::MAX, key_bytes, message_bytes);
     (batch_bytes_max.saturating_sub(BATCH_HEADER_BYTES) / per_record).max(1) as u64
 }
 
@@ -87,8 +94,9 @@ struct Producer {
     plan: ProducerPlan,
     recorder: Rc<RefCell<Recorder>>,
     /// The open request's batches: one (sticky partitioning), or one per partition of the topic
-    /// in partition order (`plan.spread`), each with the intended times of its messages.
+    /// in partition order (keyed), each with the intended times of its messages.
     slots: Vec<Slot>,
+    keys: Keys,
     /// Messages in the open request, and the intended time of its first one (linger).
     open: u64,
     first_intended: Option<u64>,
@@ -106,22 +114,27 @@ struct Slot {
     intended: Vec<u64>,
 }
 
-/// Bytes reserved up front for each batch of a spread request (they grow as needed): a
+/// Bytes reserved up front for each batch of a keyed request (they grow as needed): a
 /// thousand partitions must not reserve `batchSizeBytes` each.
-const SPREAD_BATCH_RESERVE_BYTES: usize = 16 << 10;
+const KEYED_BATCH_RESERVE_BYTES: usize = 16 << 10;
 
 /// Runs the producer until `plan.end_ns`, then waits for its outstanding answers.
 pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ProducerPlan, recorder: Rc<RefCell<Recorder>>) {
-    let room_max = batch_room(plan.batch_bytes_max, plan.template.len());
-    let slot_count = if plan.spread { topic.partitions.len().max(1) } else { 1 };
+    let keyed = plan.key_distributor.is_keyed();
+    let room_max = batch_room(plan.batch_bytes_max, keyed.then_some(KEY_BYTES), plan.template.len());
+    let partitions = topic.partitions.len().max(1);
+    let slot_count = if keyed { partitions } else { 1 };
     let reserve =
-        if plan.spread { plan.batch_bytes_max.min(SPREAD_BATCH_RESERVE_BYTES) } else { plan.batch_bytes_max };
+        if keyed { plan.batch_bytes_max.min(KEYED_BATCH_RESERVE_BYTES) } else { plan.batch_bytes_max };
+    let mut keys = Keys::new(plan.key_distributor, plan.key_seed, plan.key_cursor_seed, partitions);
+    keys.start_at(plan.key_cursor_seed as usize);
     let slots = (0..slot_count)
         .map(|_| Slot { batch: BatchBuilder::new(plan.compression, reserve), intended: Vec::new() })
         .collect();
     let mut p = Producer {
         client,
         slots,
+        keys,
         open: 0,
         first_intended: None,
         room_max,
@@ -143,13 +156,20 @@ pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ProducerPlan, recor
 impl Producer {
     /// True when the next message would not fit its batch.
     fn full(&self) -> bool {
-        let slot = &self.slots[self.slot_of(self.sent)];
+        let slot = &self.slots[self.next_slot()];
         slot.intended.len() as u64 >= self.room_max
     }
 
-    /// The slot message `n` goes to: its partition's when spread, else the one open batch.
-    fn slot_of(&self, n: u64) -> usize {
-        (n % self.slots.len() as u64) as usize
+    /// The slot the next message goes to: its key's partition, else the one open batch.
+    fn next_slot(&self) -> usize {
+        self.keys.next_partition().unwrap_or(0)
+    }
+
+    /// Messages that surely fit before some batch is full: the fullest batch's room (keyed
+    /// messages may all go to it), which wakes the producer no later than it must.
+    fn room(&self) -> u64 {
+        let fullest = self.slots.iter().map(|s| s.intended.len() as u64).max().unwrap_or(0);
+        self.room_max.saturating_sub(fullest)
     }
 
     async fn run_scheduled(&mut self) {
@@ -172,10 +192,7 @@ impl Producer {
                 self.dispatch().await;
                 continue;
             }
-            // The next batch to fill up is the one the next message goes to (spread requests
-            // fill their batches in turn).
-            let room = (self.room_max - self.slots[self.slot_of(self.sent)].intended.len() as u64)
-                .saturating_mul(self.slots.len() as u64);
+            let room = self.room();
             let wake = next_wake_ns(&schedule, self.sent, self.first_intended, room, linger_ns, end);
             let wake = wake.max(now + 1);
             compio::time::sleep_until(instant_at(wake)).await;
@@ -203,11 +220,12 @@ impl Producer {
     }
 
     fn push(&mut self, intended_ns: u64) {
-        let i = self.slot_of(self.sent);
+        let i = self.next_slot();
+        let key = self.keys.take();
         let slot = &mut self.slots[i];
         // The wall clock is read once per batch: only the first record sets its timestamp.
         let now_ms = if slot.batch.is_empty() { unix_ms() } else { 0 };
-        slot.batch.push(&self.plan.template, self.plan.run_tag, intended_ns, now_ms);
+        slot.batch.push(key, &self.plan.template, self.plan.run_tag, intended_ns, now_ms);
         slot.intended.push(intended_ns);
         self.first_intended.get_or_insert(intended_ns);
         self.open += 1;
@@ -223,13 +241,14 @@ impl Producer {
     }
 
     /// Sends the open batches (waiting for a request slot first): the one batch to the next
-    /// partition, or each spread batch to its partition, one request per leader.
+    /// partition, or each keyed batch to its partition, one request per leader.
     async fn dispatch(&mut self) {
         self.wait_for_slot().await;
         self.open = 0;
         self.first_intended = None;
-        let capacity = if self.plan.spread {
-            self.plan.batch_bytes_max.min(SPREAD_BATCH_RESERVE_BYTES)
+        let keyed = self.plan.key_distributor.is_keyed();
+        let capacity = if keyed {
+            self.plan.batch_bytes_max.min(KEYED_BATCH_RESERVE_BYTES)
         } else {
             self.plan.batch_bytes_max
         };
@@ -244,7 +263,7 @@ impl Producer {
                     continue;
                 }
             };
-            let partition = if self.plan.spread {
+            let partition = if keyed {
                 partitions[i].partition
             } else {
                 let p = partitions[self.partition_cursor % partitions.len()].partition;
@@ -267,6 +286,7 @@ impl Producer {
                 message_bytes: self.plan.template.len() as u64,
                 acks: self.plan.acks,
                 recorder: self.recorder.clone(),
+                gate: self.plan.gate.clone(),
             };
             self.in_flight.push_back(compio::runtime::spawn(send.run()));
         }
@@ -314,6 +334,7 @@ struct Send {
     message_bytes: u64,
     acks: Acks,
     recorder: Rc<RefCell<Recorder>>,
+    gate: Option<Gate>,
 }
 
 impl Send {
@@ -323,7 +344,12 @@ impl Send {
         let mut recorder = self.recorder.borrow_mut();
         for ((_, intended), outcome) in self.parts.iter().zip(outcomes) {
             match outcome {
-                Ok(()) => recorder.published(intended, now, self.message_bytes),
+                Ok(()) => {
+                    recorder.published(intended, now, self.message_bytes);
+                    if let Some(g) = &self.gate {
+                        g.published(intended.len() as u64);
+                    }
+                }
                 Err(kind) => recorder.failed(intended.len() as u64, &kind),
             }
         }
@@ -377,18 +403,18 @@ mod tests {
         for (batch, message) in
             [(1 << 20, 100), (1 << 20, 1024), (16 << 10, 100), (1 << 20, 65536), (100, 1000)]
         {
-            let room = batch_room(batch, message);
+            let room = batch_room(batch, None, message);
             let t = template(&Payload::Zeros, message, 0).expect("template");
             let mut b = BatchBuilder::new(Compression::None, batch);
             for i in 0..room {
-                b.push(&t, 1, i, 0);
+                b.push(None, &t, 1, i, 0);
             }
             let bytes = b.finish(batch).expect("finish").len();
             assert!(bytes <= batch || room == 1, "{room} x {message} B = {bytes} B > {batch} B");
             // Not wastefully small either (the worst-case record size costs a few bytes each).
             let slack = 4 * room as usize; // varints are at most 4 bytes shorter than the worst case
             assert!(
-                bytes + record_bytes(room as u32, message) + slack > batch || room == 1,
+                bytes + record_bytes(room as u32, None, message) + slack > batch || room == 1,
                 "{room} x {message} B = {bytes} B"
             );
         }

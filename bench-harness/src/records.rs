@@ -6,7 +6,7 @@
 //! Produce request (the batch header is reserved in front and filled in at the end), and a
 //! consumer walks fetched batches and hands each record's value to a closure, borrowing it.
 //!
-//! Records carry no key and no headers, timestamp delta 0 (the batch's CreateTime is the
+//! Records carry an optional key (see `keys`) and no headers, timestamp delta 0 (the batch's CreateTime is the
 //! first message's wall clock); the value is the stamped message (see `payload`).
 //! Varints, codecs and the header are the shared client's (`riptide_client::batch`).
 
@@ -19,15 +19,17 @@ use riptide_client::Compression;
 
 use crate::payload::put_message;
 
-/// Encoded size of one record (length prefix included) with a value of `value_bytes`.
-pub fn record_bytes(offset_delta: u32, value_bytes: usize) -> usize {
-    let body = body_bytes(offset_delta, value_bytes);
+/// Encoded size of one record (length prefix included) with a key of `key_bytes` (`None`:
+/// null) and a value of `value_bytes`.
+pub fn record_bytes(offset_delta: u32, key_bytes: Option<usize>, value_bytes: usize) -> usize {
+    let body = body_bytes(offset_delta, key_bytes, value_bytes);
     varint_len(body as i64) + body
 }
 
-fn body_bytes(offset_delta: u32, value_bytes: usize) -> usize {
-    // attributes, timestamp delta 0, offset delta, key length -1, value length, value, 0 headers
-    1 + 1 + varint_len(i64::from(offset_delta)) + 1 + varint_len(value_bytes as i64) + value_bytes + 1
+fn body_bytes(offset_delta: u32, key_bytes: Option<usize>, value_bytes: usize) -> usize {
+    let key = key_bytes.map_or(1, |k| varint_len(k as i64) + k);
+    // attributes, timestamp delta 0, offset delta, key, value length, value, 0 headers
+    1 + 1 + varint_len(i64::from(offset_delta)) + key + varint_len(value_bytes as i64) + value_bytes + 1
 }
 
 /// One batch being filled; `finish` turns it into RecordBatch v2 bytes for a Produce request.
@@ -59,19 +61,26 @@ impl BatchBuilder {
         self.buf.len()
     }
 
-    /// Appends a record whose value is `template` stamped with the run tag and intended time;
-    /// `now_ms` (wall clock) is used by the first record only, as the batch's timestamp.
-    pub fn push(&mut self, template: &[u8], run_tag: u64, intended_ns: u64, now_ms: i64) {
+    /// Appends a record keyed `key` whose value is `template` stamped with the run tag and
+    /// intended time; `now_ms` (wall clock) is used by the first record only, as the batch's
+    /// timestamp.
+    pub fn push(&mut self, key: Option<&[u8]>, template: &[u8], run_tag: u64, intended_ns: u64, now_ms: i64) {
         if self.count == 0 {
             self.base_timestamp_ms = now_ms;
         }
-        let body = body_bytes(self.count, template.len());
+        let body = body_bytes(self.count, key.map(<[u8]>::len), template.len());
         self.buf.reserve(body + 5);
         put_varint(&mut self.buf, body as i64);
         self.buf.put_u8(0); // attributes
         self.buf.put_u8(0); // timestamp delta 0
         put_varint(&mut self.buf, i64::from(self.count));
-        self.buf.put_u8(1); // key length -1 (null), zigzag
+        match key {
+            None => self.buf.put_u8(1), // key length -1 (null), zigzag
+            Some(k) => {
+                put_varint(&mut self.buf, k.len() as i64);
+                self.buf.put_slice(k);
+            }
+        }
         put_varint(&mut self.buf, template.len() as i64);
         put_message(&mut self.buf, template, run_tag, intended_ns);
         self.buf.put_u8(0); // no headers
@@ -172,12 +181,17 @@ mod tests {
         for compression in ["none", "gzip", "snappy", "lz4", "zstd"] {
             let compression: Compression = compression.parse().expect("codec");
             let mut b = BatchBuilder::new(compression, 1 << 16);
+            // Every third record keyed, the rest keyless.
+            let key = |i: u64| i.is_multiple_of(3).then_some(b"key-abcdef".as_slice());
             for i in 0..300u64 {
-                b.push(&t, 9, 1_000 + i, 1_700_000_000_000);
+                b.push(key(i), &t, 9, 1_000 + i, 1_700_000_000_000);
             }
             assert_eq!(
                 b.size_bytes(),
-                BATCH_HEADER_BYTES + (0..300).map(|i| record_bytes(i, 100)).sum::<usize>()
+                BATCH_HEADER_BYTES
+                    + (0..300u32)
+                        .map(|i| record_bytes(i, key(i.into()).map(<[u8]>::len), 100))
+                        .sum::<usize>()
             );
             let bytes = b.finish(1 << 16).expect("finish");
             assert!(b.is_empty(), "builder reset");
@@ -188,7 +202,8 @@ mod tests {
             assert_eq!(records.len(), 300);
             assert_eq!(records[299].offset, 299);
             assert_eq!(records[0].timestamp, 1_700_000_000_000);
-            assert!(records[0].key.is_none() && records[0].headers.is_empty());
+            assert_eq!(records[0].key.as_deref(), Some(b"key-abcdef".as_slice()));
+            assert!(records[1].key.is_none() && records[0].headers.is_empty());
             // Ours sees the same values, and skips records below `from_offset`.
             let mut stamps = Vec::new();
             let scan =
@@ -202,7 +217,7 @@ mod tests {
     fn scanning_stops_at_a_truncated_batch_and_refuses_garbage() {
         let t = template(&Payload::Zeros, 20, 0).expect("template");
         let mut b = BatchBuilder::new(Compression::None, 1024);
-        b.push(&t, 1, 5, 0);
+        b.push(None, &t, 1, 5, 0);
         let one = b.finish(1024).expect("finish");
         let mut two = BytesMut::from(&one[..]);
         two.extend_from_slice(&one[..one.len() - 3]);

@@ -12,9 +12,12 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::backlog::BacklogDrain;
 use crate::baseline::Baseline;
 use crate::error::{Error, Result};
+use crate::segments::SegmentEvent;
 use crate::stats::{Interval, Totals};
+use crate::windows::{stability, Stability, WindowStats};
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -30,6 +33,9 @@ pub struct Percentiles {
     pub p99: f64,
     pub p999: f64,
     pub p9999: f64,
+    /// Absent in results written before it (OMB reports it).
+    #[serde(default)]
+    pub p99999: f64,
     pub max: f64,
 }
 
@@ -50,6 +56,7 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
         p99: q(0.99),
         p999: q(0.999),
         p9999: q(0.9999),
+        p99999: q(0.99999),
         max: ms(h.max()),
     }
 }
@@ -75,8 +82,17 @@ pub fn quantile_curve(h: &Histogram<u64>) -> Vec<[f64; 2]> {
 pub struct LatencySeries {
     pub avg: Vec<f64>,
     pub p50: Vec<f64>,
+    /// p75, p95, p99.99 and p99.999 are absent in results written before them.
+    #[serde(default)]
+    pub p75: Vec<f64>,
+    #[serde(default)]
+    pub p95: Vec<f64>,
     pub p99: Vec<f64>,
     pub p999: Vec<f64>,
+    #[serde(default)]
+    pub p9999: Vec<f64>,
+    #[serde(default)]
+    pub p99999: Vec<f64>,
     pub max: Vec<f64>,
 }
 
@@ -84,8 +100,12 @@ impl LatencySeries {
     fn push(&mut self, p: &Percentiles) {
         self.avg.push(p.avg);
         self.p50.push(p.p50);
+        self.p75.push(p.p75);
+        self.p95.push(p.p95);
         self.p99.push(p.p99);
         self.p999.push(p.p999);
+        self.p9999.push(p.p9999);
+        self.p99999.push(p.p99999);
         self.max.push(p.max);
     }
 }
@@ -112,8 +132,8 @@ pub struct RunConfig {
     pub compression: String,
     pub batch_size_bytes: u32,
     pub linger_ms: f64,
-    /// OMB's keyDistributor: NO_KEY (sticky, one partition per batch) or KEY_ROUND_ROBIN
-    /// (every request spread over all partitions); absent in results written before it.
+    /// OMB's keyDistributor: NO_KEY (sticky, one partition per batch), KEY_ROUND_ROBIN or
+    /// RANDOM_NANO (keyed: murmur2 partitions); absent in results written before it.
     #[serde(default)]
     pub key_distributor: String,
     pub max_in_flight: u32,
@@ -130,6 +150,9 @@ pub struct CpuUse {
     pub harness_cpu_seconds: f64,
     pub broker_cpu_seconds: Option<f64>,
     pub cores: u32,
+    /// The broker's peak resident memory during the run (a local broker only).
+    #[serde(default)]
+    pub broker_peak_rss_bytes: Option<u64>,
 }
 
 /// One result file.
@@ -178,13 +201,55 @@ pub struct RunResult {
     /// Measured-window histograms (µs), HdrHistogram V2 + deflate, hex.
     pub publish_histogram: String,
     pub end_to_end_histogram: String,
+    /// Percentiles per window (a minute unless asked otherwise), for soak runs; absent in
+    /// results written before them.
+    #[serde(default)]
+    pub windows: Vec<WindowStats>,
+    #[serde(default)]
+    pub stability: Stability,
+    /// 10-second windows (OMB's stats interval), for OMB's result file.
+    #[serde(default)]
+    pub omb_windows: Vec<WindowStats>,
+    /// The wake lateness's percentile curve (OMB's publish-delay quantiles).
+    #[serde(default)]
+    pub harness_wake_lateness_quantiles: Vec<[f64; 2]>,
+    /// The backlog-drain test's outcome (`consumerBacklogSizeGB`).
+    #[serde(default)]
+    pub backlog_drain: Option<BacklogDrain>,
+    /// Segment deletions and compactions seen in the broker's data directory.
+    #[serde(default)]
+    pub segment_events: Vec<SegmentEvent>,
 }
 
-/// One second of the run, all threads merged.
+/// One second of the run, all threads merged, as kept: counters and percentiles (a second's
+/// histograms are folded into its window and dropped, or a long run would not fit memory).
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub phase: &'static str,
-    pub interval: Interval,
+    pub published_msgs: u64,
+    pub published_bytes: u64,
+    pub consumed_msgs: u64,
+    pub consumed_bytes: u64,
+    pub errors: u64,
+    pub behind_msgs: u64,
+    pub publish: Percentiles,
+    pub e2e: Percentiles,
+}
+
+impl Sample {
+    pub fn of(phase: &'static str, i: &Interval) -> Sample {
+        Sample {
+            phase,
+            published_msgs: i.published_msgs,
+            published_bytes: i.published_bytes,
+            consumed_msgs: i.consumed_msgs,
+            consumed_bytes: i.consumed_bytes,
+            errors: i.errors,
+            behind_msgs: i.behind_msgs,
+            publish: percentiles(&i.publish),
+            e2e: percentiles(&i.e2e),
+        }
+    }
 }
 
 /// Everything measured, before it becomes a `RunResult`.
@@ -196,6 +261,9 @@ pub struct Measurement<'a> {
     pub cpu: CpuUse,
     pub baseline: Option<Baseline>,
     pub notes: Vec<String>,
+    pub windows: Vec<WindowStats>,
+    pub window_seconds: u64,
+    pub omb_windows: Vec<WindowStats>,
 }
 
 impl RunResult {
@@ -203,9 +271,8 @@ impl RunResult {
         let mut r = RunResult::empty(m.config, m.started_at_unix_ms);
         let subscriptions = i64::from(r.config.subscriptions_per_topic);
         let (mut published, mut consumed) = (0i64, 0i64);
-        for s in m.samples {
-            let i = &s.interval;
-            r.phase.push(s.phase.to_string());
+        for i in m.samples {
+            r.phase.push(i.phase.to_string());
             r.publish_rate.push(i.published_msgs as f64);
             r.publish_mbps.push(i.published_bytes as f64 / 1e6);
             r.consume_rate.push(i.consumed_msgs as f64);
@@ -217,8 +284,8 @@ impl RunResult {
             r.backlog.push((published * subscriptions - consumed).max(0));
             r.producer_lag.push(i.behind_msgs);
             r.errors_per_sample.push(i.errors);
-            r.publish_latency.push(&percentiles(&i.publish));
-            r.end_to_end_latency.push(&percentiles(&i.e2e));
+            r.publish_latency.push(&i.publish);
+            r.end_to_end_latency.push(&i.e2e);
         }
         let seconds = r.config.test_duration_seconds.max(1e-9);
         let t = m.totals;
@@ -238,6 +305,10 @@ impl RunResult {
         r.notes = m.notes;
         r.publish_histogram = histogram_to_hex(&t.publish);
         r.end_to_end_histogram = histogram_to_hex(&t.e2e);
+        r.stability = stability(&m.windows, m.window_seconds);
+        r.windows = m.windows;
+        r.omb_windows = m.omb_windows;
+        r.harness_wake_lateness_quantiles = quantile_curve(&t.wake_lateness);
         r
     }
 
@@ -274,6 +345,12 @@ impl RunResult {
             notes: Vec::new(),
             publish_histogram: String::new(),
             end_to_end_histogram: String::new(),
+            windows: Vec::new(),
+            stability: Stability::default(),
+            omb_windows: Vec::new(),
+            harness_wake_lateness_quantiles: Vec::new(),
+            backlog_drain: None,
+            segment_events: Vec::new(),
         }
     }
 
@@ -406,7 +483,7 @@ pub(crate) mod tests {
         interval.consumed_msgs = consumed;
         interval.consumed_bytes = consumed * 100;
         interval.publish.record_n(latency_us, published).expect("in range");
-        Sample { phase, interval }
+        Sample::of(phase, &interval)
     }
 
     /// A small known result: 3 s (1 warm-up), 1,000 msgs/s, 2 subscriptions, 3 errors.
@@ -437,9 +514,13 @@ pub(crate) mod tests {
                 harness_cpu_seconds: 0.5,
                 broker_cpu_seconds: Some(1.0),
                 cores: 2,
+                broker_peak_rss_bytes: None,
             },
             baseline: None,
             notes: vec!["n".into()],
+            windows: Vec::new(),
+            window_seconds: 60,
+            omb_windows: Vec::new(),
         })
     }
 

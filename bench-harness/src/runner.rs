@@ -4,19 +4,21 @@
 //! progress line and the time series, and turn the totals into a `RunResult`. Topics are
 //! deleted afterwards unless asked to keep them.
 
-use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use riptide_client::{Client, ClientConfig, KafkaCode, NewTopic};
 
+use crate::backlog::{Gate, Tracker};
 use crate::baseline::{percent_of, Baseline};
 use crate::clock::{now_ns, unix_ms, NS_PER_S};
+use crate::collect::{gather, Collected, Watch};
 use crate::error::{Error, Result};
+use crate::omb::OmbResult;
 use crate::payload::{run_tag, template};
-use crate::report::{percentiles, CpuUse, Measurement, RunConfig, RunResult, Sample};
-use crate::stats::{Interval, Totals};
-use crate::sys::{own_cpu_seconds, pid_cpu_seconds};
+use crate::report::{CpuUse, Measurement, RunConfig, RunResult};
+use crate::segments::SegmentWatcher;
+use crate::sys::{own_cpu_seconds, pid_cpu_seconds, pid_rss_bytes, reset_peak_rss};
 use crate::worker::{self, ConsumerSpec, Event, ProducerSpec, Shared, Timeline, WorkerPlan};
 use crate::workload::{Assignment, Rate, Workload};
 
@@ -25,8 +27,10 @@ use crate::workload::{Assignment, Rate, Workload};
 pub struct Target {
     pub brokers: String,
     pub label: String,
-    /// For the broker's CPU time, when it is a local process.
+    /// For the broker's CPU time and memory, when it is a local process.
     pub broker_pid: Option<u32>,
+    /// The broker's data directory, watched for segment deletions and compactions.
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub struct RunOptions {
     /// How long consumers read on after the end (to receive the last messages).
     pub drain: Duration,
     pub notes: Vec<String>,
+    /// Seconds per soak window (percentiles kept per window; the stability figure).
+    pub window_seconds: u64,
 }
 
 /// `name` as a file-name and topic-name friendly slug.
@@ -111,16 +117,18 @@ fn admin<T>(brokers: &str, f: impl AsyncFnOnce(&Client) -> Result<T>) -> Result<
     })
 }
 
-/// Creates the topics and waits until every partition has a leader.
-fn create_topics(brokers: &str, names: &[String], partitions: u32, replication_factor: i16) -> Result<()> {
+/// Creates the topics (with the workload's topic configs) and waits until every partition
+/// has a leader.
+fn create_topics(brokers: &str, names: &[String], w: &Workload) -> Result<()> {
+    let partitions = w.partitions_per_topic;
     admin(brokers, async |client: &Client| {
         let new: Vec<NewTopic> = names
             .iter()
             .map(|n| NewTopic {
                 name: n.clone(),
                 partitions: partitions as i32,
-                replication_factor,
-                configs: Vec::new(),
+                replication_factor: w.replication_factor,
+                configs: w.topic_config.clone(),
             })
             .collect();
         for result in client.create_topics(&new, false).await? {
@@ -179,7 +187,7 @@ fn run_config(w: &Workload, file: &str, target: &Target, threads: usize) -> RunC
         compression: w.compression.name().into(),
         batch_size_bytes: w.batch_bytes_max,
         linger_ms: w.linger.as_secs_f64() * 1e3,
-        key_distributor: if w.spread { "KEY_ROUND_ROBIN" } else { "NO_KEY" }.into(),
+        key_distributor: w.key_distributor.name().into(),
         max_in_flight: w.in_flight_max,
         warmup_seconds: w.warmup.as_secs_f64(),
         test_duration_seconds: w.duration.as_secs_f64(),
@@ -203,35 +211,51 @@ pub fn run(w: &Workload, workload_file: &str, target: &Target, options: &RunOpti
         compression: w.compression,
         batch_bytes_max: w.batch_bytes_max as usize,
         linger: w.linger,
-        spread: w.spread,
+        key_distributor: w.key_distributor,
         in_flight_max: w.in_flight_max as usize,
         assignment: w.assignment,
+        gate: (w.backlog_bytes > 0).then(Gate::closed),
     };
-    create_topics(&target.brokers, &topics, w.partitions_per_topic, w.replication_factor)?;
+    create_topics(&target.brokers, &topics, w)?;
     let plans = plan_workers(w, &topics, threads, &shared, tag)?;
-    let result = measure(w, plans, target, options);
+    let result = measure(w, plans, target, options, shared.gate.clone());
     if !options.keep_topics {
         delete_topics(&target.brokers, &topics);
     }
-    let (samples, totals, cpu, started) = result?;
+    let (c, cpu, started) = result?;
     let mut notes = options.notes.clone();
     if w.rate == Rate::Max {
         notes.push("producerRate 0 (max): no schedule, publish latency counts from when a message was batched (closed loop)".into());
     }
-    Ok(RunResult::from_measurement(Measurement {
+    if c.backlog.as_ref().is_some_and(|b| b.drained_at_second.is_none()) {
+        notes.push("the backlog was not built and drained within the run: lengthen testDuration".into());
+    }
+    let mut r = RunResult::from_measurement(Measurement {
         config: run_config(w, workload_file, target, threads),
         started_at_unix_ms: started,
-        samples: &samples,
-        totals: &totals,
+        samples: &c.samples,
+        totals: &c.totals,
         cpu,
         baseline: options.baseline.clone(),
         notes,
-    }))
+        windows: c.windows,
+        window_seconds: options.window_seconds,
+        omb_windows: c.omb_windows,
+    });
+    r.backlog_drain = c.backlog;
+    r.segment_events = c.segment_events;
+    Ok(r)
 }
 
-type Measured = (Vec<Sample>, Totals, CpuUse, i64);
+type Measured = (Collected, CpuUse, i64);
 
-fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunOptions) -> Result<Measured> {
+fn measure(
+    w: &Workload,
+    plans: Vec<WorkerPlan>,
+    target: &Target,
+    options: &RunOptions,
+    gate: Option<Gate>,
+) -> Result<Measured> {
     let threads = plans.len();
     let (events_tx, events) = flume::unbounded();
     let mut starts = Vec::new();
@@ -245,6 +269,9 @@ fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunO
     }
     drop(events_tx);
     wait_ready(&events, threads)?;
+    // The peak RSS from here on: spawned brokers are fresh anyway, a running one may let us
+    // reset its high-water mark (else the largest RSS seen each second stands in).
+    let peak_reset = target.broker_pid.is_some_and(reset_peak_rss);
     let cpu0 = (own_cpu_seconds(), target.broker_pid.and_then(pid_cpu_seconds), std::time::Instant::now());
     let started = unix_ms();
     let start_ns = now_ns() + 200_000_000;
@@ -255,11 +282,29 @@ fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunO
     for s in &starts {
         let _ = s.send(timeline);
     }
-    let gathered = gather(&events, threads, &timeline, w.subscriptions_per_topic);
+    let watch = Watch {
+        subscriptions: w.subscriptions_per_topic,
+        message_bytes: w.message_bytes,
+        window_seconds: options.window_seconds,
+        backlog: gate.map(|g| {
+            let tracker = Tracker::new(
+                w.backlog_bytes,
+                w.backlog_drain_ratio,
+                w.message_bytes,
+                w.subscriptions_per_topic,
+                timeline.start_ns,
+            );
+            (tracker, g)
+        }),
+        segments: target.data_dir.as_deref().map(SegmentWatcher::new),
+        broker_pid: target.broker_pid,
+    };
+    let gathered = gather(&events, threads, &timeline, watch);
     for h in handles {
         let _ = h.join();
     }
-    let (samples, totals) = gathered?;
+    let collected = gathered?;
+    let hwm = target.broker_pid.and_then(pid_rss_bytes).map(|(_, hwm)| hwm).filter(|_| peak_reset);
     let cpu = CpuUse {
         wall_seconds: cpu0.2.elapsed().as_secs_f64(),
         harness_cpu_seconds: own_cpu_seconds() - cpu0.0,
@@ -267,8 +312,9 @@ fn measure(w: &Workload, plans: Vec<WorkerPlan>, target: &Target, options: &RunO
             .1
             .and_then(|c0| target.broker_pid.and_then(pid_cpu_seconds).map(|c1| c1 - c0)),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        broker_peak_rss_bytes: hwm.into_iter().chain(collected.broker_rss_max_bytes).max(),
     };
-    Ok((samples, totals, cpu, started))
+    Ok((collected, cpu, started))
 }
 
 fn wait_ready(events: &flume::Receiver<Event>, threads: usize) -> Result<()> {
@@ -298,80 +344,6 @@ pub fn phase_of(second: u64, t: &Timeline) -> &'static str {
     }
 }
 
-fn gather(
-    events: &flume::Receiver<Event>,
-    threads: usize,
-    t: &Timeline,
-    subscriptions: u32,
-) -> Result<(Vec<Sample>, Totals)> {
-    let seconds = t.seconds() as usize;
-    let mut pending: Vec<(usize, Interval)> = (0..seconds).map(|_| (0, Interval::default())).collect();
-    let mut samples = Vec::with_capacity(seconds);
-    let mut totals = Totals::default();
-    let (mut done, mut cumulative) = (0, (0u64, 0u64));
-    let tty = std::io::stderr().is_terminal();
-    while done < threads {
-        match events.recv() {
-            Ok(Event::Second { second, interval, .. }) => {
-                let slot = &mut pending[second as usize - 1];
-                slot.0 += 1;
-                slot.1.add(&interval);
-                while samples.len() < seconds && pending[samples.len()].0 == threads {
-                    let k = samples.len() + 1;
-                    let i = std::mem::take(&mut pending[k - 1].1);
-                    cumulative.0 += i.published_msgs;
-                    cumulative.1 += i.consumed_msgs;
-                    let backlog =
-                        ((cumulative.0 * u64::from(subscriptions)) as i64 - cumulative.1 as i64).max(0);
-                    progress(tty, k as u64, t.seconds(), phase_of(k as u64, t), &i, backlog);
-                    samples.push(Sample { phase: phase_of(k as u64, t), interval: i });
-                }
-            }
-            Ok(Event::Done { totals: part, .. }) => {
-                totals.add(&part);
-                done += 1;
-            }
-            Ok(Event::Failed { thread, error }) => {
-                return Err(Error::Process(format!("worker {thread}: {error}")))
-            }
-            Ok(Event::Ready { .. }) => {}
-            Err(_) => return Err(Error::Process("a worker thread ended without reporting".into())),
-        }
-    }
-    if tty {
-        eprintln!();
-    }
-    Ok((samples, totals))
-}
-
-/// The live progress line for one second.
-pub fn progress_line(second: u64, seconds: u64, phase: &str, i: &Interval, backlog: i64) -> String {
-    let p = percentiles(&i.publish);
-    let e = percentiles(&i.e2e);
-    let mut line =
-        format!(
-        "[{second:>3}/{seconds} s {phase:<7}] pub {:>9} msg/s {:>7.1} MB/s p50 {:.2} p99 {:.2} max {:.1} ms",
-        i.published_msgs, i.published_bytes as f64 / 1e6, p.p50, p.p99, p.max
-    );
-    if i.consumed_msgs > 0 || backlog != 0 {
-        line += &format!(" | cons {:>9} msg/s e2e p99 {:.2} ms backlog {backlog}", i.consumed_msgs, e.p99);
-    }
-    if i.behind_msgs > 0 {
-        line += &format!(" | behind {}", i.behind_msgs);
-    }
-    if i.errors > 0 {
-        line += &format!(" | ERRORS {}", i.errors);
-    }
-    line
-}
-
-fn progress(tty: bool, second: u64, seconds: u64, phase: &str, i: &Interval, backlog: i64) {
-    let line = progress_line(second, seconds, phase, i, backlog);
-    let mut err = std::io::stderr().lock();
-    let _ = if tty { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
-    let _ = err.flush();
-}
-
 /// A few lines for the terminal after a run.
 pub fn summary(r: &RunResult) -> String {
     let p = &r.aggregated_publish_latency;
@@ -395,11 +367,15 @@ pub fn summary(r: &RunResult) -> String {
         s += &format!(" {kind}={n}");
     }
     s += &format!(
-        "\n  cpu       harness {:.2} s, broker {} over {:.1} s wall\n",
+        "\n  cpu       harness {:.2} s, broker {} over {:.1} s wall{}\n",
         r.cpu.harness_cpu_seconds,
         r.cpu.broker_cpu_seconds.map_or("n/a".into(), |c| format!("{c:.2} s")),
-        r.cpu.wall_seconds
+        r.cpu.wall_seconds,
+        r.cpu
+            .broker_peak_rss_bytes
+            .map_or(String::new(), |b| format!("; broker peak RSS {:.0} MB", b as f64 / 1e6))
     );
+    s += &soak_lines(r);
     if let Some(b) = &r.baseline {
         if let Some(pct) = percent_of(r.aggregated_publish_mbps, b.fio_write_fdatasync_mbps) {
             s += &format!("  limits    publish = {pct:.0} % of disk (fio 1 MiB + fdatasync)");
@@ -414,7 +390,51 @@ pub fn summary(r: &RunResult) -> String {
     s
 }
 
-/// Writes the JSON and the two plots as `DIR/SLUG.json`, `-latency.svg`, `-timeseries.svg`.
+/// The summary's lines for the stability figure, the backlog test and the broker's segment
+/// events, where the run has them.
+pub fn soak_lines(r: &RunResult) -> String {
+    let mut s = String::new();
+    let figure = |f: &crate::windows::StabilityFigure| {
+        format!(
+            "{:.2} ({} of the window ending at {} s against the median window's {:.2} ms p99 / {:.2} ms p99.9)",
+            f.worst_ratio, f.worst_percentile, f.worst_end_second, f.p99_median_ms, f.p999_median_ms
+        )
+    };
+    let st = &r.stability;
+    if let Some(p) = &st.publish {
+        s += &format!("  stability publish {}", figure(p));
+        if let Some(e) = &st.end_to_end {
+            s += &format!(", end-to-end {}", figure(e));
+        }
+        s += &format!("; {} windows of {} s\n", p.windows, st.window_seconds);
+    }
+    if let Some(b) = &r.backlog_drain {
+        let mb = b.backlog_at_release_bytes as f64 / 1e6;
+        s += &match (b.released_at_second, b.drain_seconds) {
+            (None, _) => format!("  backlog   never reached {:.0} MB within the run\n", b.target_bytes as f64 / 1e6),
+            (Some(at), None) => format!("  backlog   {mb:.0} MB built by {at:.2} s, not drained within the run\n"),
+            (Some(at), Some(d)) => format!(
+                "  backlog   {mb:.0} MB built by {at:.2} s, drained in {d:.2} s: {:.0} MB/s consumed while producers went on at {:.0} msgs/s\n",
+                b.drain_consume_mbps, b.drain_publish_rate
+            ),
+        };
+    }
+    if !r.segment_events.is_empty() {
+        let count = |kind| {
+            let events = r.segment_events.iter().filter(|e| e.kind == kind);
+            events.fold((0, 0), |(n, segments), e| (n + 1, segments + e.segments))
+        };
+        let (deletions, deleted) = count(crate::segments::EventKind::Deletion);
+        let (compactions, rewritten) = count(crate::segments::EventKind::Compaction);
+        s += &format!(
+            "  segments  {deleted} deleted in {deletions} second(s), {rewritten} rewritten by compaction in {compactions}\n"
+        );
+    }
+    s
+}
+
+/// Writes the JSON and the two plots as `DIR/SLUG.json`, `-latency.svg`, `-timeseries.svg`,
+/// and OMB's JSON as `-omb.json`.
 pub fn write_outputs(r: &RunResult, dir: &Path, slug: &str) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, e))?;
     let json = dir.join(format!("{slug}.json"));
@@ -423,7 +443,10 @@ pub fn write_outputs(r: &RunResult, dir: &Path, slug: &str) -> Result<Vec<std::p
     std::fs::write(&latency, crate::plots::latency_curve(r)).map_err(|e| Error::file(&latency, e))?;
     let series = dir.join(format!("{slug}-timeseries.svg"));
     std::fs::write(&series, crate::plots::timeseries(r)).map_err(|e| Error::file(&series, e))?;
-    Ok(vec![json, latency, series])
+    // OMB's own result format, for its charting script.
+    let omb = dir.join(format!("{slug}-omb.json"));
+    std::fs::write(&omb, OmbResult::from_run(r).to_json()).map_err(|e| Error::file(&omb, e))?;
+    Ok(vec![json, latency, series, omb])
 }
 
 #[cfg(test)]
@@ -440,9 +463,10 @@ mod tests {
             compression: riptide_client::Compression::None,
             batch_bytes_max: 1024,
             linger: Duration::ZERO,
-            spread: false,
+            key_distributor: crate::keys::KeyDistributor::NoKey,
             in_flight_max: 1,
             assignment: Assignment::Group,
+            gate: None,
         }
     }
 
@@ -472,24 +496,48 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_tells_stability_backlog_and_segment_events() {
+        use crate::backlog::BacklogDrain;
+        use crate::segments::{EventKind, SegmentEvent};
+        use crate::windows::{Stability, StabilityFigure};
+        let mut r = crate::report::tests::measured();
+        assert_eq!(soak_lines(&r), "", "nothing to tell");
+        let f = StabilityFigure {
+            windows: 5,
+            p99_median_ms: 12.0,
+            p999_median_ms: 19.5,
+            worst_ratio: 1.6,
+            worst_end_second: 50,
+            worst_percentile: "p99.9".into(),
+        };
+        r.stability = Stability { window_seconds: 10, publish: Some(f), end_to_end: None };
+        r.backlog_drain = Some(BacklogDrain {
+            target_bytes: 800_000_000,
+            released_at_second: Some(13.42),
+            backlog_at_release_bytes: 805_000_000,
+            drain_seconds: Some(0.63),
+            drain_consume_mbps: 1347.0,
+            drain_publish_rate: 58_363.0,
+            ..BacklogDrain::default()
+        });
+        let event = |second, kind, segments| SegmentEvent { second, kind, partitions: 1, segments };
+        r.segment_events = vec![
+            event(5, EventKind::Deletion, 3),
+            event(9, EventKind::Deletion, 4),
+            event(9, EventKind::Compaction, 2),
+        ];
+        let text = soak_lines(&r);
+        assert!(text.contains("stability publish 1.60 (p99.9 of the window ending at 50 s"), "{text}");
+        assert!(text.contains("805 MB built by 13.42 s, drained in 0.63 s: 1347 MB/s"), "{text}");
+        assert!(text.contains("7 deleted in 2 second(s), 2 rewritten by compaction in 1"), "{text}");
+    }
+
+    #[test]
     fn seconds_fall_into_phases() {
         let s = NS_PER_S;
         let t = Timeline { start_ns: 10 * s, measure_from_ns: 12 * s, end_ns: 15 * s, stop_ns: 17 * s };
         assert_eq!(t.seconds(), 7);
         let phases: Vec<&str> = (1..=7).map(|k| phase_of(k, &t)).collect();
         assert_eq!(phases, vec!["warmup", "warmup", "measure", "measure", "measure", "drain", "drain"]);
-    }
-
-    #[test]
-    fn the_progress_line_shows_rates_latency_and_errors() {
-        let mut i =
-            Interval { published_msgs: 1000, published_bytes: 1_000_000, errors: 2, ..Interval::default() };
-        i.publish.record_n(1500, 1000).expect("in range");
-        let line = progress_line(3, 10, "measure", &i, 0);
-        assert!(
-            line.contains("1000 msg/s") && line.contains("1.0 MB/s") && line.contains("p99 1.50"),
-            "{line}"
-        );
-        assert!(line.contains("ERRORS 2") && !line.contains("cons"), "{line}");
     }
 }

@@ -120,6 +120,11 @@ impl ChildBroker {
         self.child.id()
     }
 
+    /// The fresh data directory of a spawned riptide (watched for segment events).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
     /// SIGTERM, then SIGKILL after 10 s; removes the data directory and the log.
     pub fn stop(mut self) {
         self.terminate();

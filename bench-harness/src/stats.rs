@@ -32,6 +32,8 @@ pub struct Interval {
     pub errors: u64,
     /// Messages the producers were behind their schedule at the end of the second.
     pub behind_msgs: u64,
+    /// How late producers woke against their plan in this second (OMB's "publish delay").
+    pub wake_lateness: Histogram<u64>,
 }
 
 impl Default for Interval {
@@ -39,6 +41,7 @@ impl Default for Interval {
         Interval {
             publish: latency_histogram(),
             e2e: latency_histogram(),
+            wake_lateness: latency_histogram(),
             published_msgs: 0,
             published_bytes: 0,
             consumed_msgs: 0,
@@ -53,6 +56,7 @@ impl Interval {
     pub fn add(&mut self, other: &Interval) {
         self.publish.add(&other.publish).expect("same bounds");
         self.e2e.add(&other.e2e).expect("same bounds");
+        self.wake_lateness.add(&other.wake_lateness).expect("same bounds");
         self.published_msgs += other.published_msgs;
         self.published_bytes += other.published_bytes;
         self.consumed_msgs += other.consumed_msgs;
@@ -206,7 +210,9 @@ impl Recorder {
 
     /// A producer meant to wake at `planned_ns` and woke at `now_ns`.
     pub fn woke(&mut self, planned_ns: u64, now_ns: u64) {
-        self.totals.wake_lateness.saturating_record(latency_us(planned_ns, now_ns));
+        let us = latency_us(planned_ns, now_ns);
+        self.interval.wake_lateness.saturating_record(us);
+        self.totals.wake_lateness.saturating_record(us);
     }
 
     /// Producer `index` of this thread is `msgs` behind its schedule.

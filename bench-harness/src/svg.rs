@@ -47,6 +47,18 @@ pub struct Chart {
     /// The legend in a column right of the plot instead of over its top right corner (for
     /// many series).
     pub legend_outside: bool,
+    /// Vertical lines at x with a short label and a tooltip (e.g. a broker's segment
+    /// deletions on a time axis).
+    pub marks: Vec<Mark>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub x: f64,
+    /// One or two characters drawn at the top of the line.
+    pub label: String,
+    pub tooltip: String,
+    pub color: usize,
 }
 
 /// Wraps fragments into a standalone SVG document.
@@ -165,6 +177,7 @@ impl Chart {
         );
         self.shading(&plot, &mut out);
         self.grid(&plot, &mut out);
+        self.marks(&plot, &mut out);
         for s in &self.series {
             self.line(&plot, s, &mut out);
         }
@@ -192,6 +205,27 @@ impl Chart {
                 a + 3.0,
                 plot.top + 12.0,
                 escape(label)
+            );
+        }
+    }
+
+    fn marks(&self, plot: &Plot, out: &mut String) {
+        for m in &self.marks {
+            let Some(x) = project(self.x_axis, m.x) else { continue };
+            if x < plot.xs.0 || x > plot.xs.1 {
+                continue;
+            }
+            let (px, color) = (plot.px(x), PALETTE[m.color % PALETTE.len()]);
+            let _ = writeln!(
+                out,
+                "<g><title>{}</title><line x1=\"{px:.1}\" y1=\"{:.1}\" x2=\"{px:.1}\" y2=\"{:.1}\" stroke=\"{color}\" \
+                 stroke-width=\"1\" stroke-dasharray=\"2 2\"/><text x=\"{px:.1}\" y=\"{:.1}\" fill=\"{color}\" \
+                 font-size=\"9\" text-anchor=\"middle\">{}</text></g>",
+                escape(&m.tooltip),
+                plot.top,
+                plot.top + plot.h,
+                plot.top - 2.0,
+                escape(&m.label)
             );
         }
     }
@@ -369,6 +403,7 @@ mod tests {
             shaded: vec![(0.0, 0.5, "warm-up".into())],
             markers: true,
             legend_outside: false,
+            marks: Vec::new(),
         };
         let svg = document(600.0, 400.0, &chart.render(0.0, 0.0, 600.0, 400.0));
         assert_eq!(svg.matches("<polyline").count(), 2);

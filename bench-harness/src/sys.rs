@@ -1,5 +1,6 @@
 //! The few system calls the harness makes directly, each wrapped safely here (the only
 //! `unsafe` in the crate): CPU time of this process and of the broker, and SIGTERM to a child.
+//! Also the broker's memory from /proc (no system call needed).
 
 /// Sends SIGTERM to `pid` (a child of ours, so the pid is not reused before we reap it).
 pub fn terminate(pid: u32) {
@@ -31,6 +32,23 @@ pub fn pid_cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / per_second.max(1.0))
 }
 
+/// Resident set size of process `pid` now and its peak (`VmRSS`, `VmHWM`), in bytes.
+pub fn pid_rss_bytes(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Resets the peak RSS of `pid` (`VmHWM`) to its current RSS, so the peak covers only what
+/// follows; false when not allowed (another user's process, or an old kernel).
+pub fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), b"5").is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +64,12 @@ mod tests {
         assert!(own_cpu_seconds() >= start);
         let from_proc = pid_cpu_seconds(std::process::id()).expect("/proc readable");
         assert!(from_proc >= 0.0 && from_proc <= own_cpu_seconds() + 0.05);
+    }
+
+    #[test]
+    fn rss_readings_of_ourselves_make_sense() {
+        let (rss, peak) = pid_rss_bytes(std::process::id()).expect("/proc readable");
+        assert!(rss > 100_000 && peak >= rss, "{rss} {peak}");
+        assert_eq!(pid_rss_bytes(u32::MAX), None);
     }
 }

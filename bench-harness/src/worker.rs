@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use riptide_client::{Acks, Client, ClientConfig, Compression, TopicInfo};
 
+use crate::backlog::Gate;
 use crate::clock::{instant_at, NS_PER_S};
 use crate::consumer::{self, ConsumerPlan};
+use crate::keys::KeyDistributor;
 use crate::producer::{self, ProducerPlan};
 use crate::schedule::Schedule;
 use crate::stats::{Interval, Recorder, Totals};
@@ -47,10 +49,11 @@ pub struct Shared {
     pub compression: Compression,
     pub batch_bytes_max: usize,
     pub linger: Duration,
-    /// Every request spread over all partitions (`Workload::spread`).
-    pub spread: bool,
+    pub key_distributor: KeyDistributor,
     pub in_flight_max: usize,
     pub assignment: Assignment,
+    /// The backlog test's gate: consumers wait while it is closed; everyone counts into it.
+    pub gate: Option<Gate>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +194,7 @@ async fn start_consumers(
             run_tag: plan.shared.run_tag,
             partition_bytes_max: (2 * plan.shared.batch_bytes_max).max(1 << 20) as i32,
             ready: ready_tx.clone(),
+            gate: plan.shared.gate.clone(),
             ready_sent: Cell::new(false),
         };
         tasks.push(compio::runtime::spawn(consumer::run(
@@ -221,8 +225,13 @@ fn producer_plan(index: usize, spec: &ProducerSpec, s: &Shared, t: &Timeline) ->
         compression: s.compression,
         batch_bytes_max: s.batch_bytes_max,
         linger: s.linger,
-        spread: s.spread,
+        key_distributor: s.key_distributor,
+        // One key pool per run (OMB's is static); cursors far apart so that round-robin
+        // producers do not send the same key at the same moment.
+        key_seed: s.run_tag,
+        key_cursor_seed: u64::from(spec.index).wrapping_mul(7_919),
         in_flight_max: s.in_flight_max,
         first_partition: spec.first_partition,
+        gate: s.gate.clone(),
     }
 }

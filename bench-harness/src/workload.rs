@@ -3,12 +3,17 @@
 //! `subscriptionsPerTopic`, `consumerPerSubscription`, `producersPerTopic`, `producerRate`,
 //! `testDurationMinutes`, ...), so an OMB workload file reads as-is; the producer settings OMB
 //! keeps in its driver file (`acks`, `compression`, `batchSizeBytes`, `lingerMs`) are workload
-//! fields here, so one file says everything that shaped a run.
+//! fields here, so one file says everything that shaped a run. Every field of OMB's
+//! `Workload.java` is read: `keyDistributor` (see `keys`), `useRandomizedPayloads` with
+//! `randomBytesRatio` (a random prefix, zeros after; `randomizedPayloadPoolSize` is accepted
+//! and unused: every message differs by its stamp anyway), `consumerBacklogSizeGB` with
+//! `backlogDrainRatio` (see `backlog`), `warmupDurationMinutes`.
 //!
 //! Reading is strict: an unknown key is an error naming the key and its line (a typo must not
 //! silently fall back to a default), and every value is checked against its limits before
 //! anything connects. `parse` returns the checked `Workload`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +21,7 @@ use riptide_client::{Acks, Compression};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::keys::KeyDistributor;
 
 /// Bytes at the front of every message carrying the run tag and the intended send time
 /// (see `payload`), so a message cannot be smaller.
@@ -24,7 +30,10 @@ pub const MESSAGE_BYTES_MAX: u32 = 16 << 20;
 const TOPICS_MAX: u32 = 1_000;
 const PARTITIONS_MAX: u32 = 10_000;
 const CLIENTS_MAX: u32 = 1_000;
-const DURATION_S_MAX: f64 = 24.0 * 3600.0;
+/// Soak runs last hours or days; beyond a week the per-second series grow unwieldy.
+const DURATION_S_MAX: f64 = 7.0 * 24.0 * 3600.0;
+const BACKLOG_GB_MAX: f64 = 1024.0;
+const GIB: f64 = (1u64 << 30) as f64;
 const BATCH_BYTES_MAX: u32 = 64 << 20;
 const IN_FLIGHT_MAX: u32 = 1_024;
 
@@ -47,6 +56,12 @@ struct RawWorkload {
     #[serde(default)]
     payload: Option<String>,
     #[serde(default)]
+    use_randomized_payloads: Option<bool>,
+    #[serde(default)]
+    random_bytes_ratio: Option<f64>,
+    #[serde(default)]
+    randomized_payload_pool_size: Option<u32>,
+    #[serde(default)]
     key_distributor: Option<String>,
     #[serde(default = "one")]
     producers_per_topic: u32,
@@ -62,6 +77,8 @@ struct RawWorkload {
     producer_rate_mbps: Option<f64>,
     #[serde(default, rename = "consumerBacklogSizeGB")]
     consumer_backlog_size_gb: Option<f64>,
+    #[serde(default)]
+    backlog_drain_ratio: Option<f64>,
     #[serde(default)]
     acks: Option<AcksValue>,
     #[serde(default)]
@@ -82,6 +99,29 @@ struct RawWorkload {
     test_duration_minutes: Option<f64>,
     #[serde(default)]
     rate_sweep: Option<RawSweep>,
+    #[serde(default)]
+    topic_config: BTreeMap<String, Scalar>,
+}
+
+/// A topic config value as YAML writes it (`retention.ms: 60000`, `cleanup.policy: compact`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Float(x) => x.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Text(t) => t.clone(),
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -113,6 +153,8 @@ pub enum Payload {
     Zeros,
     /// A file's bytes, cut or repeated to `messageSize` (OMB's payload files).
     File(PathBuf),
+    /// OMB's `useRandomizedPayloads`: this fraction of each message random, the rest zeros.
+    PartlyRandom(f64),
 }
 
 /// How consumers get their partitions.
@@ -164,17 +206,24 @@ pub struct Workload {
     pub compression: Compression,
     pub batch_bytes_max: u32,
     pub linger: Duration,
-    /// `keyDistributor: KEY_ROUND_ROBIN`: message n of a producer goes to partition n mod P, so
-    /// every Produce request carries a small batch for each partition, which is what keyed
-    /// records make a Kafka producer send (OMB's keyed workloads). The records themselves stay
-    /// keyless: the broker's work per batch does not depend on keys (compaction aside).
-    /// Otherwise (`NO_KEY`, the default) Kafka's sticky partitioner: one partition per batch.
-    pub spread: bool,
+    /// OMB's `keyDistributor` (see `keys`): keyed records go to their key's partition, so every
+    /// Produce request carries a small batch for each partition; `NO_KEY` (the default) is
+    /// Kafka's sticky partitioner, one partition per batch.
+    pub key_distributor: KeyDistributor,
+    /// `consumerBacklogSizeGB` in bytes (GiB, as OMB): consumers stay paused until the
+    /// backlog is this large, then drain it while producers go on (0: no backlog phase).
+    pub backlog_bytes: u64,
+    /// OMB's `backlogDrainRatio`: the backlog counts as drained once this fraction of it is
+    /// gone (1.0: all of it, down to OMB's floor of 1,000 messages).
+    pub backlog_drain_ratio: f64,
     /// Produce requests in flight per producer (Kafka's max.in.flight.requests.per.connection).
     pub in_flight_max: u32,
     pub warmup: Duration,
     pub duration: Duration,
     pub sweep: Option<Sweep>,
+    /// Configs of the topics the harness creates, in Kafka's names (`retention.ms`,
+    /// `segment.bytes`, `cleanup.policy`); OMB keeps them in its driver file.
+    pub topic_config: Vec<(String, String)>,
 }
 
 impl Workload {
@@ -219,19 +268,17 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
     within("producersPerTopic", raw.producers_per_topic, 1, CLIENTS_MAX)?;
     within("subscriptionsPerTopic", raw.subscriptions_per_topic, 0, CLIENTS_MAX)?;
     within("consumerPerSubscription", raw.consumer_per_subscription, 1, CLIENTS_MAX)?;
-    let spread = match raw.key_distributor.as_deref() {
-        None | Some("NO_KEY") => false,
-        Some("KEY_ROUND_ROBIN") => true,
-        Some(k) => {
-            return Err(format!(
-                "keyDistributor {k:?} is not supported (NO_KEY: sticky partitioning, or \
-                 KEY_ROUND_ROBIN: every request spread over all partitions)"
-            ))
-        }
+    let key_distributor = match raw.key_distributor.as_deref() {
+        None => KeyDistributor::NoKey,
+        Some(k) => KeyDistributor::parse(k).ok_or_else(|| {
+            format!("keyDistributor must be NO_KEY, KEY_ROUND_ROBIN or RANDOM_NANO (got {k:?})")
+        })?,
     };
-    if raw.consumer_backlog_size_gb.is_some_and(|gb| gb != 0.0) {
-        return Err("consumerBacklogSizeGB is not supported (must be 0)".into());
+    if raw.randomized_payload_pool_size == Some(0) {
+        return Err("randomizedPayloadPoolSize must be above 0".into());
     }
+    let (backlog_bytes, backlog_drain_ratio) =
+        backlog(raw.consumer_backlog_size_gb, raw.backlog_drain_ratio, raw.subscriptions_per_topic)?;
     let rate = rate(raw.producer_rate, raw.producer_rate_mbps, raw.message_size)?;
     let sweep = sweep(raw.rate_sweep, rate)?;
     let batch_bytes_max = raw.batch_size_bytes.unwrap_or(1 << 20);
@@ -253,7 +300,11 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
             Some(rf) => return Err(format!("replicationFactor must be between 1 and 16 (got {rf})")),
         },
         message_bytes: raw.message_size,
-        payload: payload(raw.payload.as_deref(), raw.payload_file.as_deref(), base)?,
+        payload: match (raw.use_randomized_payloads, raw.random_bytes_ratio) {
+            (Some(true), ratio) => randomized(raw.payload.as_deref(), raw.payload_file.as_deref(), ratio)?,
+            (_, Some(_)) => return Err("randomBytesRatio needs useRandomizedPayloads: true".into()),
+            _ => payload(raw.payload.as_deref(), raw.payload_file.as_deref(), base)?,
+        },
         producers_per_topic: raw.producers_per_topic,
         subscriptions_per_topic: raw.subscriptions_per_topic,
         consumers_per_subscription: raw.consumer_per_subscription,
@@ -263,7 +314,9 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
         compression: raw.compression.as_deref().unwrap_or("none").parse().map_err(|e| format!("{e}"))?,
         batch_bytes_max,
         linger: Duration::from_secs_f64(linger_ms / 1e3),
-        spread,
+        key_distributor,
+        backlog_bytes,
+        backlog_drain_ratio,
         in_flight_max,
         warmup: duration("warmup", raw.warmup_duration_seconds, raw.warmup_duration_minutes, 5.0, true)?,
         duration: duration(
@@ -274,6 +327,7 @@ fn check(raw: RawWorkload, base: &Path) -> Result<Workload, String> {
             false,
         )?,
         sweep,
+        topic_config: raw.topic_config.iter().map(|(k, v)| (k.clone(), v.text())).collect(),
     })
 }
 
@@ -318,15 +372,51 @@ fn sweep(raw: Option<RawSweep>, rate: Rate) -> Result<Option<Sweep>, String> {
     Ok(Some(Sweep { fractions: raw.fractions, probe: Duration::from_secs_f64(probe) }))
 }
 
+fn backlog(gb: Option<f64>, drain_ratio: Option<f64>, subscriptions: u32) -> Result<(u64, f64), String> {
+    let gb = gb.unwrap_or(0.0);
+    if !(0.0..=BACKLOG_GB_MAX).contains(&gb) {
+        return Err(format!("consumerBacklogSizeGB must be between 0 and {BACKLOG_GB_MAX} (got {gb})"));
+    }
+    if gb > 0.0 && subscriptions == 0 {
+        return Err("consumerBacklogSizeGB needs consumers (subscriptionsPerTopic above 0)".into());
+    }
+    let ratio = drain_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(format!("backlogDrainRatio must be between 0 and 1 (got {ratio})"));
+    }
+    Ok(((gb * GIB) as u64, ratio))
+}
+
+fn randomized(kind: Option<&str>, file: Option<&str>, ratio: Option<f64>) -> Result<Payload, String> {
+    if kind.is_some() || file.is_some() {
+        return Err("useRandomizedPayloads and payload/payloadFile contradict".into());
+    }
+    let ratio = ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&ratio) {
+        return Err(format!("randomBytesRatio must be between 0 and 1 (got {ratio})"));
+    }
+    Ok(Payload::PartlyRandom(ratio))
+}
+
 fn payload(kind: Option<&str>, file: Option<&str>, base: &Path) -> Result<Payload, String> {
     match (kind, file) {
         (Some(k), Some(_)) if k != "file" => Err(format!("payload {k:?} and payloadFile contradict")),
-        (_, Some(f)) => Ok(Payload::File(base.join(f))),
+        (_, Some(f)) => Ok(Payload::File(payload_path(f, base))),
         (None | Some("random"), None) => Ok(Payload::Random),
         (Some("zeros"), None) => Ok(Payload::Zeros),
         (Some("file"), None) => Err("payload: file needs payloadFile".into()),
         (Some(k), None) => Err(format!("payload must be random, zeros or file (got {k:?})")),
     }
+}
+
+/// A payload file beside the workload, or where OMB's files name it: relative to the
+/// repository root (`payload/payload-1Kb.data` from `workloads/x.yaml`), i.e. the workload
+/// directory's parent, or the current directory. The first that exists; else beside the
+/// workload (and the run says it is missing).
+fn payload_path(file: &str, base: &Path) -> PathBuf {
+    let candidates = [Some(base.join(file)), base.parent().map(|p| p.join(file)), Some(PathBuf::from(file))];
+    let existing = candidates.iter().flatten().find(|p| p.is_file()).cloned();
+    existing.unwrap_or_else(|| base.join(file))
 }
 
 fn assignment(value: Option<&str>) -> Result<Assignment, String> {
@@ -362,7 +452,7 @@ fn duration(
     let least_ok = if zero_ok { s >= 0.0 } else { s > 0.0 };
     if !s.is_finite() || !least_ok || s > DURATION_S_MAX {
         let least = if zero_ok { "0" } else { "above 0" };
-        return Err(format!("{field} must be {least} and at most 24 hours (got {s} s)"));
+        return Err(format!("{field} must be {least} and at most 7 days (got {s} s)"));
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -460,9 +550,13 @@ mod tests {
         assert!(parse_err("name: x\nmessageSize: 100\ntestDurationSeconds: 0\n")
             .contains("testDuration must be above 0"));
         assert!(parse_err("name: x\nmessageSize: 100\nlingerMs: -1\n").contains("lingerMs"));
-        assert!(parse_err("name: x\nmessageSize: 100\nkeyDistributor: RANDOM_NANO\n").contains("NO_KEY"));
-        assert!(parse_ok("name: x\nmessageSize: 100\nkeyDistributor: KEY_ROUND_ROBIN\n").spread);
-        assert!(!parse_ok("name: x\nmessageSize: 100\n").spread);
+        assert!(parse_err("name: x\nmessageSize: 100\nkeyDistributor: HASHED\n").contains("RANDOM_NANO"));
+        assert!(parse_err("name: x\nmessageSize: 100\nconsumerBacklogSizeGB: 1\nsubscriptionsPerTopic: 0\n")
+            .contains("needs consumers"));
+        assert!(parse_err("name: x\nmessageSize: 100\nbacklogDrainRatio: 2\n").contains("backlogDrainRatio"));
+        assert!(
+            parse_err("name: x\nmessageSize: 100\nrandomBytesRatio: 0.5\n").contains("useRandomizedPayloads")
+        );
         assert!(
             parse_err("name: x\nmessageSize: 100\nconsumerAssignment: sticky\n").contains("group or static")
         );
@@ -481,5 +575,55 @@ mod tests {
         );
         assert_eq!(w.duration, Duration::from_secs(900));
         assert_eq!(w.rate, Rate::PerSecond(50_000.0));
+    }
+
+    #[test]
+    fn key_distributors_backlogs_and_randomized_payloads_read_as_omb_writes_them() {
+        for (name, d) in [
+            ("NO_KEY", KeyDistributor::NoKey),
+            ("KEY_ROUND_ROBIN", KeyDistributor::KeyRoundRobin),
+            ("RANDOM_NANO", KeyDistributor::RandomNano),
+        ] {
+            assert_eq!(
+                parse_ok(&format!("name: x\nmessageSize: 100\nkeyDistributor: {name}\n")).key_distributor,
+                d
+            );
+        }
+        assert_eq!(parse_ok("name: x\nmessageSize: 100\n").key_distributor, KeyDistributor::NoKey);
+        // OMB's workloads/max-rate-1-topic-1-partition-1p-1c-backlog-... shape, every field.
+        let w = parse_ok(
+            "name: backlog\ntopics: 100\npartitionsPerTopic: 1\nkeyDistributor: RANDOM_NANO\nmessageSize: 1024\n\
+             useRandomizedPayloads: true\nrandomBytesRatio: 0.5\nrandomizedPayloadPoolSize: 1000\n\
+             subscriptionsPerTopic: 1\nconsumerPerSubscription: 1\nproducersPerTopic: 50\nproducerRate: 100000\n\
+             consumerBacklogSizeGB: 2\nbacklogDrainRatio: 0.9\ntestDurationMinutes: 15\nwarmupDurationMinutes: 1\n",
+        );
+        assert_eq!((w.topics, w.producers(), w.consumers()), (100, 5000, 100));
+        assert_eq!((w.backlog_bytes, w.backlog_drain_ratio), (2 << 30, 0.9));
+        assert_eq!(w.payload, Payload::PartlyRandom(0.5));
+        assert_eq!((w.warmup, w.duration), (Duration::from_secs(60), Duration::from_secs(900)));
+        assert_eq!(
+            parse_ok("name: x\nmessageSize: 100\nconsumerBacklogSizeGB: 0.25\n").backlog_bytes,
+            1 << 28
+        );
+        assert_eq!(parse_ok("name: x\nmessageSize: 100\n").backlog_bytes, 0);
+        let w = parse_ok(
+            "name: x\nmessageSize: 100\ntopicConfig:\n  retention.ms: 60000\n  cleanup.policy: compact\n",
+        );
+        let want = [("cleanup.policy", "compact"), ("retention.ms", "60000")];
+        assert_eq!(w.topic_config, want.map(|(k, v)| (k.to_string(), v.to_string())).to_vec());
+        // OMB's payload paths are relative to its repository root, beside `workloads/`.
+        let root = std::env::temp_dir().join(format!("rb-omb-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("payload")).expect("mkdir");
+        std::fs::create_dir_all(root.join("workloads")).expect("mkdir");
+        std::fs::write(root.join("payload/payload-1Kb.data"), b"x").expect("write");
+        let found = payload_path("payload/payload-1Kb.data", &root.join("workloads"));
+        assert_eq!(found, root.join("payload/payload-1Kb.data"));
+        assert!(found.is_file());
+        let _ = std::fs::remove_dir_all(root);
+        // Soak runs go past a day.
+        assert_eq!(
+            parse_ok("name: x\nmessageSize: 100\ntestDurationMinutes: 2880\n").duration.as_secs(),
+            172_800
+        );
     }
 }

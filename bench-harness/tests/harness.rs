@@ -18,6 +18,7 @@ fn options() -> RunOptions {
         keep_topics: false,
         drain: Duration::from_secs(2),
         notes: Vec::new(),
+        window_seconds: 1,
     }
 }
 
@@ -29,7 +30,7 @@ fn discard_broker() -> String {
 }
 
 fn target(addr: &str, label: &str) -> Target {
-    Target { brokers: addr.to_string(), label: label.to_string(), broker_pid: None }
+    Target { brokers: addr.to_string(), label: label.to_string(), broker_pid: None, data_dir: None }
 }
 
 #[test]
@@ -71,8 +72,9 @@ fn an_unreachable_broker_is_an_error_not_a_result() {
     assert!(err.to_string().contains("connect"), "{err}");
 }
 
-fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("rb-it-riptide-{}", std::process::id()));
+/// A riptide in this process with its own data directory (`name`: tests run in parallel).
+fn riptide(name: &str) -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("rb-it-riptide-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = riptide_server::config::ServerConfig {
         data_dir: dir.clone(),
@@ -91,7 +93,7 @@ fn riptide() -> (riptide_server::server::RunningBroker, std::path::PathBuf) {
 
 #[test]
 fn consumers_in_groups_and_static_splits_read_everything_back() {
-    let (broker, dir) = riptide();
+    let (broker, dir) = riptide("groups");
     let addr = broker.addr.to_string();
     for assignment in ["group", "static"] {
         let w = parse(
@@ -132,9 +134,104 @@ fn every_shipped_workload_reads() {
             names.push(w.name);
         }
     }
+    // The harness's own (soak) workloads beside it.
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    for entry in std::fs::read_dir(&own).expect("bench-harness/workloads/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let w = riptide_bench::workload::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            names.push(w.name);
+        }
+    }
     names.sort();
     // The six of the harness issue, the harness's ceiling, and the small-batch and
     // many-partition fetch workloads of the layering and per-batch cost work.
     assert!(names.len() >= 9, "{names:?}");
     assert!(names.iter().any(|n| n.contains("sweep")) && names.iter().any(|n| n.contains("fanout")));
+    assert!(names.iter().any(|n| n == "soak-keyed-50-producers"), "{names:?}");
+}
+
+#[test]
+fn keyed_records_build_a_backlog_that_the_released_consumers_drain() {
+    let (broker, dir) = riptide("backlog");
+    let addr = broker.addr.to_string();
+    // 4,000 msgs/s of 1 KiB (4 MB/s) from 2 producers; consumers wait for a 6 MiB backlog
+    // (about 1.5 s of production), then drain it while the producers go on.
+    let w = parse(
+        "name: backlog-keyed\nmessageSize: 1024\npartitionsPerTopic: 4\nkeyDistributor: RANDOM_NANO\n\
+         producersPerTopic: 2\nsubscriptionsPerTopic: 1\nconsumerPerSubscription: 2\nconsumerAssignment: static\n\
+         producerRate: 4000\nconsumerBacklogSizeGB: 0.005859375\nwarmupDurationSeconds: 1\ntestDurationSeconds: 6\n",
+        Path::new("."),
+    )
+    .expect("valid workload");
+    let mut opts = options();
+    opts.window_seconds = 2;
+    let r = runner::run(&w, "backlog.yaml", &target(&addr, "riptide"), &opts).expect("run");
+    assert_eq!(r.errors, 0, "{:?}", r.errors_by_kind);
+    assert_eq!(r.config.key_distributor, "RANDOM_NANO");
+    let b = r.backlog_drain.clone().expect("a backlog test");
+    let released = b.released_at_second.expect("the backlog was built");
+    assert!((1.0..=4.5).contains(&released), "{b:?}");
+    assert!(b.backlog_at_release_bytes >= 6 << 20, "{b:?}");
+    let drained = b.drained_at_second.expect("and drained within the run");
+    assert!(drained > released && b.drain_consume_rate > b.drain_publish_rate, "{b:?}");
+    assert!(b.net_drain_rate > 0.0, "{b:?}");
+    // Nothing was consumed before the release.
+    assert!(r.consume_rate[..released as usize].iter().all(|c| *c == 0.0), "{:?}", r.consume_rate);
+    // Every measured message arrived, keyed records included.
+    assert_eq!(r.aggregated_end_to_end_latency.count, r.aggregated_publish_latency.count);
+    // Windows of 2 s: the stability figure compares the measured ones.
+    assert!(r.windows.len() >= 4, "{:?}", r.windows.len());
+    let f = r.stability.publish.expect("several measured windows");
+    assert!(f.worst_ratio >= 1.0 && f.windows >= 2, "{f:?}");
+    broker.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn compare_brokers_runs_interleaved_rounds_and_writes_its_tables() {
+    use riptide_bench::side_by_side::{self, parse_broker, Order, Plan};
+    let (a, b) = (discard_broker(), discard_broker());
+    let brokers =
+        vec![parse_broker(&format!("a={a}")).expect("a"), parse_broker(&format!("b={b}")).expect("b")];
+    let w = parse(
+        "name: side\nmessageSize: 100\npartitionsPerTopic: 4\nsubscriptionsPerTopic: 0\nproducerRate: 2000\nacks: 1\n\
+         warmupDurationSeconds: 0\ntestDurationSeconds: 1\n",
+        Path::new("."),
+    )
+    .expect("valid workload");
+    let out = std::env::temp_dir().join(format!("rb-it-side-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("out");
+    let workloads = vec![(std::path::PathBuf::from("side.yaml"), w)];
+    let plan = Plan {
+        brokers: &brokers,
+        workloads: &workloads,
+        rounds: 2,
+        order: Order::Alternating,
+        options: &options(),
+        out: &out,
+        data_parent: &out,
+        riptide_config: None,
+    };
+    let results = side_by_side::run(&plan).expect("runs");
+    // results[workload][broker][round], every run there, each against its own broker.
+    assert_eq!((results.len(), results[0].len(), results[0][0].len()), (1, 2, 2));
+    for (broker, addr) in [(0, &a), (1, &b)] {
+        for round in &results[0][broker] {
+            let r = round.as_ref().expect("the run succeeded");
+            assert!(r.config.target.ends_with(addr.as_str()), "{}", r.config.target);
+            assert_eq!(r.errors, 0);
+        }
+    }
+    let (markdown, written) = side_by_side::write_report(&plan, &results).expect("report");
+    assert!(markdown.contains("| metric | a | b | b / a |"), "{markdown}");
+    // 2,000 msgs/s each (±1 at the window's edges): a ratio of 1.00.
+    let row = markdown.lines().find(|l| l.starts_with("| published msgs/s |")).expect("row");
+    let cells: Vec<f64> = row.split('|').filter_map(|c| c.trim().replace(',', "").parse().ok()).collect();
+    assert_eq!(cells.len(), 3, "{row}");
+    assert!((1_998.0..=2_002.0).contains(&cells[0]) && (1_998.0..=2_002.0).contains(&cells[1]), "{row}");
+    assert_eq!(cells[2], 1.0, "{row}");
+    assert!(written.iter().all(|p| p.is_file()));
+    assert!(out.join("side-b-r2.json").is_file(), "each run's result is kept");
+    let _ = std::fs::remove_dir_all(out);
 }
