@@ -250,6 +250,13 @@ impl Metrics {
             "# TYPE riptide_connections gauge\nriptide_connections {}",
             self.connections.load(Relaxed)
         );
+        // Memory of the direct-append stages (bounded by log.direct.memory.bytes plus 16 KiB
+        // per direct-mode partition).
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_direct_stage_bytes gauge\nriptide_direct_stage_bytes {}",
+            riptide_engine::io::direct::staged_bytes()
+        );
         self.render_cluster(&mut out);
         let r = self.replication();
         let gauges = [
