@@ -20,9 +20,18 @@ impl Offset {
         Offset(self.0 + n)
     }
 
+    /// The offset just before this one: the last offset of a log that ends here.
+    pub fn prev(self) -> Offset {
+        Offset(self.0 - 1)
+    }
+
     /// Records from `self` up to (not including) `end`; 0 when `end` is not above.
     pub fn count_to(self, end: Offset) -> i64 {
         (end.0 - self.0).max(0)
+    }
+
+    pub fn is_none(self) -> bool {
+        self.0 < 0
     }
 }
 
@@ -58,6 +67,24 @@ impl std::fmt::Display for LeaderEpoch {
     }
 }
 
+/// Where a leader epoch ends in a log (Kafka's OffsetForLeaderEpoch answer and Fetch's
+/// DivergingEpoch): the largest epoch at or below the one asked for, and the offset after its
+/// last batch. `UNDEFINED` (-1, -1) when the log knows no such epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochEndOffset {
+    pub epoch: LeaderEpoch,
+    pub end_offset: Offset,
+}
+
+impl EpochEndOffset {
+    pub const UNDEFINED: EpochEndOffset =
+        EpochEndOffset { epoch: LeaderEpoch::UNKNOWN, end_offset: Offset::NONE };
+
+    pub fn is_defined(self) -> bool {
+        self.epoch.is_known() || !self.end_offset.is_none()
+    }
+}
+
 /// An idempotent or transactional producer's id (InitProducerId); -1 for none.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -74,6 +101,12 @@ pub struct ProducerEpoch(pub i16);
 
 impl ProducerEpoch {
     pub const NONE: ProducerEpoch = ProducerEpoch(-1);
+
+    /// The epoch a bump gives (KIP-360), or `None` when the epochs of this producer id are
+    /// used up (the producer then needs a new id).
+    pub fn bumped(self) -> Option<ProducerEpoch> {
+        (self.0 >= 0 && self.0 < i16::MAX - 1).then(|| ProducerEpoch(self.0 + 1))
+    }
 }
 
 /// A broker's or controller's node id (`node.id`; Kafka's i32 broker id), one width for the
@@ -108,8 +141,15 @@ mod tests {
         assert_eq!(Offset(5).plus(3), Offset(8));
         assert_eq!(Offset(5).count_to(Offset(8)), 3);
         assert_eq!(Offset(8).count_to(Offset(5)), 0);
+        assert_eq!(Offset(8).prev(), Offset(7));
+        assert!(Offset::NONE.is_none() && !Offset(0).is_none());
+        assert!(!EpochEndOffset::UNDEFINED.is_defined());
+        assert!(EpochEndOffset { epoch: LeaderEpoch::UNKNOWN, end_offset: Offset(4) }.is_defined());
         assert!(LeaderEpoch(3).next() > LeaderEpoch(3));
         assert!(!LeaderEpoch::UNKNOWN.is_known());
+        assert_eq!(ProducerEpoch(0).bumped(), Some(ProducerEpoch(1)));
+        assert_eq!(ProducerEpoch::NONE.bumped(), None);
+        assert_eq!(ProducerEpoch(i16::MAX - 1).bumped(), None);
         assert_eq!(TopicPartition::new("t", 2).to_string(), "t-2");
     }
 }

@@ -30,7 +30,7 @@ pub struct PartitionLoad {
     pub topic: String,
     pub partition: i32,
     pub size_bytes: u64,
-    pub log_end_offset: i64,
+    pub log_end_offset: riptide_model::Offset,
     /// Produced bytes per second over the broker's last window (leaders only: 0 on followers).
     pub bytes_in_per_sec: f64,
     /// Bytes fetched by consumers per second (leaders only).
