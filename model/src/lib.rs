@@ -113,8 +113,10 @@ impl ProducerEpoch {
 /// metadata quorum and the brokers. -1 is "no node" (a partition without a leader).
 pub type NodeId = i32;
 
-/// A topic's partition by name and index.
+/// A topic's partition by name and index. Serialized as the `(topic, partition)` pair the
+/// controller protocol carried before it had a name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(from = "(String, i32)", into = "(String, i32)")]
 pub struct TopicPartition {
     pub topic: String,
     pub partition: i32,
@@ -123,6 +125,18 @@ pub struct TopicPartition {
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> TopicPartition {
         TopicPartition { topic: topic.into(), partition }
+    }
+}
+
+impl From<(String, i32)> for TopicPartition {
+    fn from((topic, partition): (String, i32)) -> TopicPartition {
+        TopicPartition { topic, partition }
+    }
+}
+
+impl From<TopicPartition> for (String, i32) {
+    fn from(tp: TopicPartition) -> (String, i32) {
+        (tp.topic, tp.partition)
     }
 }
 
@@ -151,5 +165,19 @@ mod tests {
         assert_eq!(ProducerEpoch::NONE.bumped(), None);
         assert_eq!(ProducerEpoch(i16::MAX - 1).bumped(), None);
         assert_eq!(TopicPartition::new("t", 2).to_string(), "t-2");
+    }
+
+    /// Records and the controller protocol read the same as when these were bare numbers
+    /// and pairs.
+    #[test]
+    fn serialized_as_the_bare_values() {
+        fn json<T: Serialize>(v: &T) -> String {
+            serde_json::to_string(v).expect("serializes")
+        }
+        assert_eq!(json(&Offset(5)), "5");
+        assert_eq!(json(&LeaderEpoch(-1)), "-1");
+        assert_eq!(json(&TopicPartition::new("t", 2)), r#"["t",2]"#);
+        let tp: TopicPartition = serde_json::from_str(r#"["t",2]"#).expect("pair");
+        assert_eq!(tp, TopicPartition::new("t", 2));
     }
 }

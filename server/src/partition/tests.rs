@@ -253,3 +253,16 @@ fn a_diverged_follower_truncates_to_where_the_leader_log_agrees() {
     assert_eq!(f.p.log_end_offset(), Offset(3));
     assert!(f.p.high_watermark() <= Offset(3), "the high watermark follows the log end down");
 }
+
+#[test]
+fn a_view_from_the_past_never_lowers_the_leader_epoch() {
+    let mut f = Fixture::new("stale-view", Durability::Replicated, 1);
+    f.p.apply_view(&view(1, 5, &[1], 1));
+    f.produce(1, Acks::Leader);
+    // Out of order (or metadata reset under a log that saw epoch 5): as follower at 3.
+    f.p.apply_view(&view(2, 3, &[2], 2));
+    assert_eq!(f.p.leader_epoch(), LeaderEpoch(5));
+    // The leader epoch the follower fetches under must still be the one it holds.
+    let position = f.p.restart_at(LeaderEpoch(5), Offset(0)).expect("follows at 5");
+    assert_eq!(position.last_epoch, LeaderEpoch(5));
+}
