@@ -108,6 +108,7 @@ impl Leadership {
 
     /// Same leader epoch, new ISR or replicas from the metadata: follower progress is kept.
     pub fn update(&mut self, view: &PartitionView, now: Instant) {
+        debug_assert_eq!(view.leader_epoch, self.leader_epoch, "a new leader epoch is a new leadership");
         if view.partition_epoch != self.partition_epoch {
             self.pending = None;
         }
@@ -165,6 +166,7 @@ impl Leadership {
             let acked = self.followers.iter().find(|f| f.id == id).map_or(Offset::NONE, |f| f.acked);
             hw = hw.min(acked);
         }
+        debug_assert!(hw <= local, "the high watermark passed what the leader holds");
         hw
     }
 
@@ -219,6 +221,7 @@ impl Leadership {
         if !isr.contains(&self.me) {
             return None; // never asked for: the controller requires the leader in its ISR
         }
+        debug_assert!(isr.iter().all(|r| self.replicas.contains(r)), "ISR {isr:?} outside the replicas");
         self.pending = Some((isr.clone(), now));
         Some(IsrChange {
             isr,
