@@ -251,7 +251,7 @@ impl Controller {
             *budget -= 1;
             if m.reasons.iter().any(|r| matches!(r, Reason::BytesIn { .. })) {
                 let mut moved = self.bytes_moved.lock().unwrap_or_else(|e| e.into_inner());
-                moved.insert((m.topic.clone(), m.partition), Instant::now());
+                moved.insert(TopicPartition::new(m.topic.as_str(), m.partition), Instant::now());
             }
             log_move(&m);
             records.push(record);
