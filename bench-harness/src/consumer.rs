@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use riptide_client::{Client, GroupConfig, GroupMember, KafkaCode, OffsetSpec, TopicInfo};
+use riptide_client::{Client, GroupConfig, GroupMember, KafkaCode, OffsetSpec, TopicInfo, TopicPartition};
 
 use crate::backlog::Gate;
 use crate::clock::now_ns;
@@ -135,8 +135,8 @@ async fn consume_in_group(
     Ok(())
 }
 
-fn committable(topic: &TopicInfo, positions: &Positions) -> BTreeMap<(String, i32), i64> {
-    positions.iter().map(|(p, o)| ((topic.name.clone(), *p), *o)).collect()
+fn committable(topic: &TopicInfo, positions: &Positions) -> BTreeMap<TopicPartition, i64> {
+    positions.iter().map(|(p, o)| (TopicPartition::new(topic.name.as_str(), *p), *o)).collect()
 }
 
 /// The group's committed offsets for our partitions, the log start where there is none.
@@ -155,12 +155,15 @@ async fn starting_positions(
     if mine.is_empty() {
         return Ok(Positions::new());
     }
-    let keys: Vec<(String, i32)> = mine.iter().map(|p| (topic.name.clone(), *p)).collect();
+    let keys: Vec<TopicPartition> =
+        mine.iter().map(|p| TopicPartition::new(topic.name.as_str(), *p)).collect();
     let committed = client.committed_offsets(group, Some(&keys)).await?;
     let earliest = client.list_offsets(topic, &mine, OffsetSpec::Earliest).await?;
     Ok(mine
         .iter()
-        .map(|p| (*p, committed.get(&(topic.name.clone(), *p)).copied().unwrap_or(earliest[p])))
+        .map(|p| {
+            (*p, committed.get(&TopicPartition::new(topic.name.as_str(), *p)).copied().unwrap_or(earliest[p]))
+        })
         .collect())
 }
 

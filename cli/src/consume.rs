@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use riptide_client::{
     join_all, Client, ConsumedRecord, FetchOptions, FetchedPartition, GroupConfig, GroupMember, KafkaCode,
-    OffsetSpec, TopicInfo,
+    OffsetSpec, TopicInfo, TopicPartition,
 };
 
 use super::output::{text, OutputFormat};
@@ -196,11 +196,11 @@ async fn consume_in_group(
             } else {
                 reader.round().await?
             };
-            let progress: BTreeMap<(String, i32), i64> = reader
+            let progress: BTreeMap<TopicPartition, i64> = reader
                 .positions
                 .iter()
                 .filter(|(p, o)| committed.get(p) != Some(o))
-                .map(|(p, o)| ((reader.topic.name.clone(), *p), *o))
+                .map(|(p, o)| (TopicPartition::new(reader.topic.name.as_str(), *p), *o))
                 .collect();
             if !progress.is_empty() {
                 member.commit(&progress).await?;
@@ -284,16 +284,17 @@ impl Reader<'_> {
             .filter(|(t, _)| *t == self.topic.name)
             .flat_map(|(_, ps)| ps.iter().copied())
             .collect();
-        let keys: Vec<(String, i32)> = owned.iter().map(|p| (self.topic.name.clone(), *p)).collect();
+        let keys: Vec<TopicPartition> =
+            owned.iter().map(|p| TopicPartition::new(self.topic.name.as_str(), *p)).collect();
         let committed = self.client.committed_offsets(group, Some(&keys)).await?;
         let missing: Vec<i32> = owned
             .iter()
             .copied()
-            .filter(|p| !committed.contains_key(&(self.topic.name.clone(), *p)))
+            .filter(|p| !committed.contains_key(&TopicPartition::new(self.topic.name.as_str(), *p)))
             .collect();
         let mut positions = self.resolve(&missing, fallback).await?;
-        for ((_, p), offset) in committed {
-            positions.insert(p, offset);
+        for (tp, offset) in committed {
+            positions.insert(tp.partition, offset);
         }
         self.positions = positions;
         if exit_at_end {

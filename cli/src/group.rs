@@ -224,14 +224,14 @@ async fn offset_rows(
     for m in &description.members {
         for (t, ps) in &m.assignment {
             for p in ps {
-                owners.insert((t.clone(), *p), m.member_id.clone());
+                owners.insert(TopicPartition::new(t.as_str(), *p), m.member_id.clone());
             }
         }
     }
     let keys: BTreeSet<TopicPartition> = committed.keys().chain(owners.keys()).cloned().collect();
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in &keys {
-        by_topic.entry(t.as_str()).or_default().push(*p);
+    for tp in &keys {
+        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
     }
     let mut ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for (t, ps) in by_topic {
@@ -239,7 +239,7 @@ async fn offset_rows(
         let Ok(info) = client.topic(t).await else { continue };
         let present: Vec<i32> = ps.into_iter().filter(|p| info.leader_of(*p).is_some()).collect();
         if let Ok(found) = client.list_offsets(&info, &present, OffsetSpec::Latest).await {
-            ends.extend(found.into_iter().map(|(p, o)| ((t.to_string(), p), o)));
+            ends.extend(found.into_iter().map(|(p, o)| (TopicPartition::new(t, p), o)));
         }
     }
     Ok(keys
@@ -248,8 +248,8 @@ async fn offset_rows(
             committed: committed.get(&key).copied(),
             log_end: ends.get(&key).copied(),
             member: owners.get(&key).cloned(),
-            topic: key.0,
-            partition: key.1,
+            topic: key.topic,
+            partition: key.partition,
         })
         .collect())
 }
@@ -278,10 +278,10 @@ async fn reset(
         return Err(CliError::failed(format!("{topic}/{p}: UNKNOWN_TOPIC_OR_PARTITION (3)")));
     }
     let targets = resolve(client, &info, &chosen, start).await?;
-    let keys: Vec<TopicPartition> = chosen.iter().map(|p| (topic.to_string(), *p)).collect();
+    let keys: Vec<TopicPartition> = chosen.iter().map(|p| TopicPartition::new(topic, *p)).collect();
     let before = client.committed_offsets(group, Some(&keys)).await?;
     let new: BTreeMap<TopicPartition, i64> =
-        targets.iter().map(|(p, o)| ((topic.to_string(), *p), *o)).collect();
+        targets.iter().map(|(p, o)| (TopicPartition::new(topic, *p), *o)).collect();
     if !dry_run {
         client.commit_offsets(group, -1, "", &new).await?;
     }
@@ -290,15 +290,15 @@ async fn reset(
             "group": group,
             "dry_run": dry_run,
             "offsets": new.iter().map(|(k, o)| json!({
-                "topic": k.0, "partition": k.1, "previous": before.get(k), "new": o,
+                "topic": k.topic, "partition": k.partition, "previous": before.get(k), "new": o,
             })).collect::<Vec<_>>(),
         }))?,
         OutputFormat::Table => {
             let mut t = Table::new(&["TOPIC", "PARTITION", "PREVIOUS", "NEW"]);
             for (k, o) in &new {
                 t.row(vec![
-                    k.0.clone(),
-                    k.1.to_string(),
+                    k.topic.clone(),
+                    k.partition.to_string(),
                     before.get(k).map_or("-".into(), i64::to_string),
                     o.to_string(),
                 ]);

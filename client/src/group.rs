@@ -23,8 +23,8 @@ use crate::client::{broker_addr, Client};
 use crate::connection::Connection;
 use crate::error::{Error, KafkaCode, Result};
 
-/// `(topic, partition)`, ordered, as maps of committed offsets are keyed.
-pub type TopicPartition = (String, i32);
+/// Maps of committed offsets are keyed by it (ordered by topic, then partition).
+pub use riptide_model::TopicPartition;
 
 fn group_id(g: &str) -> GroupId {
     GroupId(StrBytes::from_string(g.to_string()))
@@ -249,8 +249,8 @@ impl Client {
         let connection = self.coordinator(group).await?;
         let version = connection.version_for::<OffsetFetchRequest>()?;
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (t, p) in partitions.unwrap_or_default() {
-            by_topic.entry(t.as_str()).or_default().push(*p);
+        for TopicPartition { topic, partition } in partitions.unwrap_or_default() {
+            by_topic.entry(topic.as_str()).or_default().push(*partition);
         }
         let request = if version >= 8 {
             let topics = partitions.map(|_| {
@@ -307,10 +307,10 @@ impl Client {
     ) -> Result<()> {
         let connection = self.coordinator(group).await?;
         let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((t, p), offset) in offsets {
-            by_topic.entry(t.as_str()).or_default().push(
+        for (TopicPartition { topic, partition }, offset) in offsets {
+            by_topic.entry(topic.as_str()).or_default().push(
                 OffsetCommitRequestPartition::default()
-                    .with_partition_index(*p)
+                    .with_partition_index(*partition)
                     .with_committed_offset(*offset),
             );
         }
@@ -348,7 +348,7 @@ fn committed_from_response(
                     format!("offset of {}/{} in group {group}", t.name.0, p.partition_index)
                 })?;
                 if p.committed_offset >= 0 {
-                    out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                    out.insert(TopicPartition::new(t.name.0.as_str(), p.partition_index), p.committed_offset);
                 }
             }
         }
@@ -361,7 +361,7 @@ fn committed_from_response(
                 format!("offset of {}/{} in group {group}", t.name.0, p.partition_index)
             })?;
             if p.committed_offset >= 0 {
-                out.insert((t.name.0.to_string(), p.partition_index), p.committed_offset);
+                out.insert(TopicPartition::new(t.name.0.as_str(), p.partition_index), p.committed_offset);
             }
         }
     }

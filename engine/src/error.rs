@@ -1,6 +1,8 @@
-//! `LogError`: every way a log operation can fail. The broker maps each to its Kafka error
-//! code at its API edge (the engine knows no wire numbers). Bad input from clients is a typed error that leaves the log
-//! untouched; environmental failures (I/O errors, a failed fsync) poison the log.
+//! `LogError`: every way a log operation can fail. Bad input from clients is a typed error
+//! that leaves the log untouched; environmental failures (I/O errors, a failed fsync) poison
+//! the log. The engine knows no wire numbers: the broker carries the error whole (its fields
+//! and message) to its API edge, which maps each variant to its Kafka error code once
+//! (`server/src/api/error.rs`), so what a client reads is the cause as stated here.
 
 use std::io;
 

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::image::MetadataImage;
 use crate::records::NodeId;
+use riptide_model::TopicPartition;
 
 /// One replica as its broker reported it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -30,7 +31,7 @@ pub struct PartitionLoad {
     pub topic: String,
     pub partition: i32,
     pub size_bytes: u64,
-    pub log_end_offset: i64,
+    pub log_end_offset: riptide_model::Offset,
     /// Produced bytes per second over the broker's last window (leaders only: 0 on followers).
     pub bytes_in_per_sec: f64,
     /// Bytes fetched by consumers per second (leaders only).
@@ -181,7 +182,7 @@ pub struct BalanceReport {
 #[derive(Clone, Debug, Default)]
 pub struct Loads {
     /// (topic, partition) -> (size on the leader or largest replica, bytes in/s, bytes out/s)
-    pub partitions: BTreeMap<(String, i32), (u64, f64, f64)>,
+    pub partitions: BTreeMap<Key, (u64, f64, f64)>,
     /// (topic, partition, broker) -> size of that replica
     pub replica_sizes: BTreeMap<(String, i32, NodeId), u64>,
     pub disks: BTreeMap<NodeId, (u64, u64)>,
@@ -195,7 +196,7 @@ impl Loads {
             for p in &load.partitions {
                 let leads = img.partition(&p.topic, p.partition).is_some_and(|s| s.leader == *broker);
                 out.replica_sizes.insert((p.topic.clone(), p.partition, *broker), p.size_bytes);
-                let e = out.partitions.entry((p.topic.clone(), p.partition)).or_default();
+                let e = out.partitions.entry(TopicPartition::new(p.topic.as_str(), p.partition)).or_default();
                 e.0 = e.0.max(p.size_bytes);
                 if leads {
                     e.1 = p.bytes_in_per_sec;
@@ -206,29 +207,29 @@ impl Loads {
         out
     }
 
-    fn rate(&self, key: &(String, i32)) -> f64 {
+    fn rate(&self, key: &Key) -> f64 {
         self.partitions.get(key).map_or(0.0, |e| e.1)
     }
 
-    fn size(&self, key: &(String, i32)) -> u64 {
+    fn size(&self, key: &Key) -> u64 {
         self.partitions.get(key).map_or(0, |e| e.0)
     }
 }
 
 /// A partition by topic and index.
-type Key = (String, i32);
+type Key = TopicPartition;
 
 /// The working state of one planning pass.
 struct Work<'a> {
     loads: &'a Loads,
     /// Target replicas of every partition.
-    assign: BTreeMap<(String, i32), Vec<NodeId>>,
+    assign: BTreeMap<Key, Vec<NodeId>>,
     /// Partitions already moving: fixed.
-    fixed: BTreeSet<(String, i32)>,
+    fixed: BTreeSet<Key>,
     /// Partitions moved for their bytes a short while ago: not moved for bytes again yet.
-    cooling: BTreeSet<(String, i32)>,
+    cooling: BTreeSet<Key>,
     eligible: Vec<NodeId>,
-    reasons: BTreeMap<(String, i32), Vec<Reason>>,
+    reasons: BTreeMap<Key, Vec<Reason>>,
 }
 
 impl Work<'_> {
@@ -249,12 +250,12 @@ impl Work<'_> {
     }
 
     fn of_topic<'a>(&'a self, topic: &'a str) -> impl Iterator<Item = (&'a Key, &'a Vec<NodeId>)> + 'a {
-        let from = (topic.to_string(), i32::MIN);
-        self.assign.range(from..).take_while(move |(k, _)| k.0 == topic)
+        let from = TopicPartition::new(topic, i32::MIN);
+        self.assign.range(from..).take_while(move |(k, _)| k.topic == topic)
     }
 
     fn topics(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.assign.keys().map(|k| k.0.clone()).collect();
+        let mut out: Vec<String> = self.assign.keys().map(|k| k.topic.clone()).collect();
         out.dedup();
         out
     }
@@ -304,7 +305,7 @@ impl Work<'_> {
         self.assign.iter().filter(|(_, r)| r.contains(&b)).map(|(k, _)| self.loads.rate(k)).sum()
     }
 
-    fn movable(&self, on: NodeId, not_on: NodeId) -> Vec<(String, i32)> {
+    fn movable(&self, on: NodeId, not_on: NodeId) -> Vec<Key> {
         self.assign
             .iter()
             .filter(|(k, r)| !self.fixed.contains(*k) && r.contains(&on) && !r.contains(&not_on))
@@ -312,7 +313,7 @@ impl Work<'_> {
             .collect()
     }
 
-    fn replace(&mut self, key: &(String, i32), from: NodeId, to: NodeId, reason: Reason) {
+    fn replace(&mut self, key: &Key, from: NodeId, to: NodeId, reason: Reason) {
         let r = self.assign.get_mut(key).expect("planned partitions exist");
         for id in r.iter_mut() {
             if *id == from {
@@ -363,7 +364,7 @@ pub fn plan(
     loads: &Loads,
     cfg: &BalancerConfig,
     leaving: &BTreeSet<NodeId>,
-    cooling: &BTreeSet<(String, i32)>,
+    cooling: &BTreeSet<Key>,
 ) -> Vec<Move> {
     let eligible: Vec<NodeId> =
         img.placeable_brokers().map(|b| b.id).filter(|id| !leaving.contains(id)).collect();
@@ -377,7 +378,7 @@ pub fn plan(
     };
     for t in img.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
-            let key = (t.name.clone(), i as i32);
+            let key = TopicPartition::new(t.name.as_str(), i as i32);
             work.assign.insert(key.clone(), p.target());
             if p.is_reassigning() {
                 work.fixed.insert(key);
@@ -400,8 +401,8 @@ pub fn plan(
             let from = before[k].clone();
             let added = r.iter().filter(|b| !from.contains(b)).count() as u64;
             Move {
-                topic: k.0.clone(),
-                partition: k.1,
+                topic: k.topic.clone(),
+                partition: k.partition,
                 from,
                 to: r.clone(),
                 reasons: work.reasons.get(k).cloned().unwrap_or_default(),
@@ -418,7 +419,7 @@ pub fn plan(
 }
 
 fn drain(work: &mut Work, leaving: &BTreeSet<NodeId>) {
-    let keys: Vec<(String, i32)> = work.assign.keys().cloned().collect();
+    let keys: Vec<Key> = work.assign.keys().cloned().collect();
     for key in keys {
         if work.fixed.contains(&key) {
             continue;
@@ -450,7 +451,8 @@ fn even_counts(work: &mut Work) {
             if hi_n <= lo_n + 1 {
                 break;
             }
-            let candidates: Vec<Key> = work.movable(hi, lo).into_iter().filter(|k| k.0 == topic).collect();
+            let candidates: Vec<Key> =
+                work.movable(hi, lo).into_iter().filter(|k| k.topic == topic).collect();
             let Some(key) = work.best_for_bytes(candidates, hi, lo) else { break };
             let reason = Reason::ReplicaCount { from: hi, from_count: hi_n, to: lo, to_count: lo_n };
             work.replace(&key, hi, lo, reason);
@@ -464,7 +466,7 @@ fn even_counts(work: &mut Work) {
         let candidates: Vec<Key> = work
             .movable(hi, lo)
             .into_iter()
-            .filter(|k| work.count_of(&k.0, hi) > work.count_of(&k.0, lo))
+            .filter(|k| work.count_of(&k.topic, hi) > work.count_of(&k.topic, lo))
             .collect();
         let Some(key) = work.best_for_bytes(candidates, hi, lo) else { return };
         let reason = Reason::ReplicaCount { from: hi, from_count: hi_n, to: lo, to_count: lo_n };
@@ -494,7 +496,7 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
         // A topic stays even when its replica leaves a broker holding more of it than the
         // one it goes to.
         let keeps_even =
-            |k: &Key, from: NodeId, to: NodeId| work.count_of(&k.0, from) > work.count_of(&k.0, to);
+            |k: &Key, from: NodeId, to: NodeId| work.count_of(&k.topic, from) > work.count_of(&k.topic, to);
         // (new gap between the two, partition off hi, partition off lo)
         let mut best: Option<(f64, Key, Option<Key>)> = None;
         let mut consider = |g: f64, p: &Key, q: Option<&Key>| {
@@ -509,7 +511,7 @@ fn even_bytes(work: &mut Work, cfg: &BalancerConfig) {
             }
             for q in &from_lo {
                 let d = rp - work.loads.rate(q);
-                let even = p.0 == q.0 || (keeps_even(p, hi, lo) && keeps_even(q, lo, hi));
+                let even = p.topic == q.topic || (keeps_even(p, hi, lo) && keeps_even(q, lo, hi));
                 if d > 0.0 && even {
                     consider((gap - 2.0 * d).abs(), p, Some(q));
                 }
@@ -533,7 +535,7 @@ fn even_leaders(work: &mut Work) {
             let pairs = work.uneven_pairs(|b| work.preferred_of(&topic, b));
             let done = pairs
                 .into_iter()
-                .any(|(hi, hi_n, lo, lo_n)| work.reorder(hi, lo, hi_n, lo_n, |k| k.0 == topic));
+                .any(|(hi, hi_n, lo, lo_n)| work.reorder(hi, lo, hi_n, lo_n, |k| k.topic == topic));
             if !done {
                 break;
             }
@@ -550,7 +552,7 @@ fn even_leaders(work: &mut Work) {
                     (t, c)
                 })
                 .collect();
-            work.reorder(hi, lo, hi_n, lo_n, |k| counts.get(&k.0).is_some_and(|(h, l)| h > l))
+            work.reorder(hi, lo, hi_n, lo_n, |k| counts.get(&k.topic).is_some_and(|(h, l)| h > l))
         });
         if !done {
             return;
@@ -578,7 +580,7 @@ pub fn summarize(img: &MetadataImage, loads: &Loads) -> Vec<BrokerSummary> {
         .collect();
     for t in img.topics.values() {
         for (i, p) in t.partitions.iter().enumerate() {
-            let key = (t.name.clone(), i as i32);
+            let key = TopicPartition::new(t.name.as_str(), i as i32);
             let (_, rate_in, rate_out) = loads.partitions.get(&key).copied().unwrap_or_default();
             for r in &p.replicas {
                 if let Some(s) = out.get_mut(r) {
@@ -603,19 +605,23 @@ pub fn running(img: &MetadataImage, loads: &Loads) -> Vec<RunningMove> {
     let mut out = Vec::new();
     for t in img.topics.values() {
         for (i, p) in t.partitions.iter().enumerate().filter(|(_, p)| p.is_reassigning()) {
-            let key = (t.name.clone(), i as i32);
+            let key = TopicPartition::new(t.name.as_str(), i as i32);
             let total = loads.size(&key);
             let left = p
                 .adding
                 .iter()
                 .map(|b| {
-                    let have = loads.replica_sizes.get(&(key.0.clone(), key.1, *b)).copied().unwrap_or(0);
+                    let have = loads
+                        .replica_sizes
+                        .get(&(key.topic.clone(), key.partition, *b))
+                        .copied()
+                        .unwrap_or(0);
                     total.saturating_sub(have)
                 })
                 .sum();
             out.push(RunningMove {
-                topic: key.0,
-                partition: key.1,
+                topic: key.topic,
+                partition: key.partition,
                 replicas: p.replicas.clone(),
                 adding: p.adding.clone(),
                 removing: p.removing.clone(),
@@ -761,7 +767,7 @@ mod tests {
         let mut loads = Loads::default();
         for p in 0..6 {
             let rate = if p < 2 { 4.0 * 1048576.0 } else { 10_000.0 };
-            loads.partitions.insert(("skew".into(), p), (1 << 20, rate, 0.0));
+            loads.partitions.insert(TopicPartition::new("skew", p), (1 << 20, rate, 0.0));
         }
         let moves = plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new());
         assert!(
@@ -769,7 +775,7 @@ mod tests {
             "{moves:?}"
         );
         // Cooling partitions are not moved for their bytes again.
-        let cooling: BTreeSet<(String, i32)> = (0..6).map(|p| ("skew".to_string(), p)).collect();
+        let cooling: BTreeSet<Key> = (0..6).map(|p| TopicPartition::new("skew", p)).collect();
         assert!(plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new(), &cooling).is_empty());
         apply(&mut img, &moves);
         let hot_brokers: BTreeSet<NodeId> =
@@ -787,7 +793,7 @@ mod tests {
         topic(&mut img, "hot", &[&[1, 2], &[3, 4], &[1, 3]]);
         let mut loads = Loads::default();
         for (p, rate) in [(0, 1.0e6), (1, 1.1e6), (2, 0.95e6)] {
-            loads.partitions.insert(("hot".into(), p), (1 << 20, rate, 0.0));
+            loads.partitions.insert(TopicPartition::new("hot", p), (1 << 20, rate, 0.0));
         }
         let moves = plan(&img, &loads, &BalancerConfig::default(), &BTreeSet::new(), &BTreeSet::new());
         assert!(moves.iter().all(|m| m.is_reorder()), "no data move for noise: {moves:?}");

@@ -19,6 +19,7 @@ use crate::records::{Endpoint, NodeId, TopicRecord};
 use crate::state_machine::Delta;
 use crate::transport::{Conn, Transport};
 use crate::types::TypeConfig;
+use riptide_model::TopicPartition;
 
 /// Frames above this are refused (a snapshot of a very large cluster still fits).
 pub const MAX_FRAME: usize = 256 << 20;
@@ -93,12 +94,12 @@ pub enum AdminCommand {
     },
     /// AlterPartitionReassignments: a target replica list per partition, `None` cancels.
     Reassign {
-        partitions: Vec<(String, i32, Option<Vec<NodeId>>)>,
+        partitions: Vec<(TopicPartition, Option<Vec<NodeId>>)>,
     },
     /// ElectLeaders: `None` means every partition.
     ElectLeaders {
         unclean: bool,
-        partitions: Option<Vec<(String, i32)>>,
+        partitions: Option<Vec<TopicPartition>>,
     },
     /// Drain a broker (or put it back in service).
     Decommission {
@@ -146,7 +147,7 @@ pub struct AdminReply {
     pub topic: Option<TopicRecord>,
     /// Per-partition verdicts of Reassign and ElectLeaders, in request order.
     #[serde(default)]
-    pub partitions: Vec<(String, i32, Result<(), ControllerError>)>,
+    pub partitions: Vec<(TopicPartition, Result<(), ControllerError>)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, thiserror::Error)]

@@ -229,7 +229,7 @@ pub async fn assign(state: &State, mut req: Req, i: &Instance) -> Result<(), Res
     if inner.subscribed() {
         return Err(mutually_exclusive());
     }
-    inner.assigned = body.partitions.into_iter().map(|p| (p.topic, p.partition)).collect();
+    inner.assigned = body.partitions.into_iter().map(|p| TopicPartition::new(p.topic, p.partition)).collect();
     let assigned = inner.assigned.clone();
     inner.positions.retain(|tp, _| assigned.contains(tp));
     Ok(())
@@ -238,12 +238,14 @@ pub async fn assign(state: &State, mut req: Req, i: &Instance) -> Result<(), Res
 pub async fn assignments(i: &Instance) -> Value {
     let inner = i.inner.lock().await;
     let owned: Vec<TopicPartition> = match &inner.member {
-        Some(m) => {
-            m.assignment().iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p))).collect()
-        }
+        Some(m) => m
+            .assignment()
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |p| TopicPartition::new(t.as_str(), *p)))
+            .collect(),
         None => inner.assigned.clone(),
     };
-    json!({"partitions": owned.iter().map(|(t, p)| json!({"topic": t, "partition": p})).collect::<Vec<_>>()})
+    json!({"partitions": owned.iter().map(|tp| json!({"topic": tp.topic, "partition": tp.partition})).collect::<Vec<_>>()})
 }
 
 /// `POST .../offsets`: REST Proxy commits offset+1 for each given record offset (the given
@@ -260,7 +262,10 @@ pub async fn commit(state: &State, mut req: Req, i: &Instance) -> Result<(), Res
                     bad.topic, bad.partition, bad.offset
                 )));
             }
-            o.offsets.into_iter().map(|o| ((o.topic, o.partition), o.offset.saturating_add(1))).collect()
+            o.offsets
+                .into_iter()
+                .map(|o| (TopicPartition::new(o.topic, o.partition), o.offset.saturating_add(1)))
+                .collect()
         }
         _ => inner.positions.clone(),
     };
@@ -285,12 +290,13 @@ async fn commit_offsets(
 
 pub async fn committed(state: &State, mut req: Req, i: &Instance) -> Result<Value, RestError> {
     let body: Option<Partitions> = req.json(state.limit()).await?;
-    let parts: Vec<TopicPartition> =
-        body.map(|b| b.partitions.into_iter().map(|p| (p.topic, p.partition)).collect()).unwrap_or_default();
+    let parts: Vec<TopicPartition> = body
+        .map(|b| b.partitions.into_iter().map(|p| TopicPartition::new(p.topic, p.partition)).collect())
+        .unwrap_or_default();
     let got = state.client().await?.committed_offsets(&i.group, Some(&parts)).await?;
     let offsets: Vec<Value> = parts
         .iter()
-        .map(|tp| json!({"topic": tp.0, "partition": tp.1, "offset": got.get(tp).copied().unwrap_or(-1), "metadata": ""}))
+        .map(|tp| json!({"topic": tp.topic, "partition": tp.partition, "offset": got.get(tp).copied().unwrap_or(-1), "metadata": ""}))
         .collect();
     Ok(json!({"offsets": offsets}))
 }
@@ -312,7 +318,7 @@ pub async fn seek(state: &State, mut req: Req, i: &Instance) -> Result<(), RestE
     }
     let mut inner = i.inner.lock().await;
     for o in body.offsets {
-        inner.positions.insert((o.topic, o.partition), o.offset);
+        inner.positions.insert(TopicPartition::new(o.topic, o.partition), o.offset);
     }
     Ok(())
 }
@@ -332,7 +338,7 @@ pub async fn seek_to(state: &State, mut req: Req, i: &Instance, spec: OffsetSpec
             return Err(RestError::UnknownPartition { topic: t, partition: *p });
         }
         for (p, o) in client.list_offsets(&info, &ps, spec).await? {
-            found.push(((t.clone(), p), o));
+            found.push((TopicPartition::new(t.as_str(), p), o));
         }
     }
     let mut inner = i.inner.lock().await;
@@ -369,7 +375,12 @@ async fn owned(state: &State, i: &Instance, inner: &mut Inner) -> Result<Vec<Top
     let owned: Vec<TopicPartition> = inner
         .member
         .as_ref()
-        .map(|m| m.assignment().iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p))).collect())
+        .map(|m| {
+            m.assignment()
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| TopicPartition::new(t.as_str(), *p)))
+                .collect()
+        })
         .unwrap_or_default();
     inner.positions.retain(|tp, _| owned.contains(tp));
     Ok(owned)
@@ -422,22 +433,22 @@ pub async fn poll(state: &State, req: &Req, i: &Instance) -> Result<Value, RestE
                 Some(o) if *o >= 0 => {
                     inner.positions.insert(tp, *o);
                 }
-                _ => reset.entry(tp.0).or_default().push(tp.1),
+                _ => reset.entry(tp.topic).or_default().push(tp.partition),
             }
         }
         for (t, ps) in reset {
             let info = state.topic(&t).await?;
             for (p, o) in client.list_offsets(&info, &ps, i.reset).await? {
-                inner.positions.insert((t.clone(), p), o);
+                inner.positions.insert(TopicPartition::new(t.as_str(), p), o);
             }
         }
     }
     let mut by_leader: BTreeMap<(i32, String), Vec<(i32, i64)>> = BTreeMap::new();
     for tp in &owned {
         let Some(pos) = inner.positions.get(tp).copied() else { continue };
-        let info = state.topic(&tp.0).await?;
-        let leader = info.leader_of(tp.1).unwrap_or(-1);
-        by_leader.entry((leader, tp.0.clone())).or_default().push((tp.1, pos));
+        let info = state.topic(&tp.topic).await?;
+        let leader = info.leader_of(tp.partition).unwrap_or(-1);
+        by_leader.entry((leader, tp.topic.clone())).or_default().push((tp.partition, pos));
     }
     let options = FetchOptions {
         max_wait_ms: timeout_ms as i32,
@@ -465,7 +476,7 @@ pub async fn poll(state: &State, req: &Req, i: &Instance) -> Result<Value, RestE
             }
         };
         for p in parts {
-            let tp = (topic.clone(), p.partition);
+            let tp = TopicPartition::new(topic.as_str(), p.partition);
             if p.error == KafkaCode::OFFSET_OUT_OF_RANGE.0 {
                 inner.positions.remove(&tp);
                 continue;

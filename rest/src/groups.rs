@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use riptide_client::{GroupDescription, MemberDescription, OffsetSpec};
+use riptide_client::{GroupDescription, MemberDescription, OffsetSpec, TopicPartition};
 use serde_json::{json, Value};
 
 use super::error::RestError;
@@ -154,8 +154,8 @@ async fn lags_of(state: &State, g: &str) -> Result<Vec<Lag>, RestError> {
     let client = state.client().await?;
     let committed = client.committed_offsets(g, None).await?;
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for (t, p) in committed.keys() {
-        by_topic.entry(t.as_str()).or_default().push(*p);
+    for tp in committed.keys() {
+        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
     }
     let mut ends = BTreeMap::new();
     for (t, ps) in by_topic {
@@ -165,7 +165,7 @@ async fn lags_of(state: &State, g: &str) -> Result<Vec<Lag>, RestError> {
         }
     }
     let mut out = Vec::new();
-    for ((t, p), current) in committed {
+    for (TopicPartition { topic: t, partition: p }, current) in committed {
         let Some(end) = ends.get(&(t.clone(), p)).copied() else { continue };
         let owner = d
             .members

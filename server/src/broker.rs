@@ -249,7 +249,7 @@ impl Broker {
         meta.leader(partition) == self.config.node_id
     }
 
-    pub fn next_producer_id(&self) -> Result<i64, std::io::Error> {
+    pub fn next_producer_id(&self) -> Result<riptide_model::ProducerId, std::io::Error> {
         let mut b = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
         if b.next >= b.limit {
             let limit = b.next + PRODUCER_ID_BLOCK;
@@ -260,7 +260,7 @@ impl Broker {
         // 1024 plus the node id (node ids below 1024 never collide).
         let id = b.next * 1024 + i64::from(self.config.node_id % 1024);
         b.next += 1;
-        Ok(id)
+        Ok(riptide_model::ProducerId(id))
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -87,7 +87,7 @@ pub struct Controller {
     /// When each fenced broker was first seen fenced by this active controller.
     fenced_since: Mutex<HashMap<NodeId, Instant>>,
     /// When the balancer last moved a partition for its bytes (the cooldown).
-    bytes_moved: Mutex<HashMap<(String, i32), Instant>>,
+    bytes_moved: Mutex<HashMap<riptide_model::TopicPartition, Instant>>,
 }
 
 #[derive(Default)]

@@ -13,8 +13,9 @@ use crate::image::MetadataImage;
 use crate::reassign;
 use crate::records::{ApplyError, MetadataRecord, NodeId};
 use crate::rpc::{AdminReply, ControllerError};
+use riptide_model::TopicPartition;
 
-type Verdicts = Vec<(String, i32, Result<(), ControllerError>)>;
+type Verdicts = Vec<(TopicPartition, Result<(), ControllerError>)>;
 
 /// Which planned moves a balancer step may start.
 #[derive(Clone, Copy)]
@@ -40,20 +41,20 @@ impl Controller {
     /// or, with no target, is cancelled; all accepted ones in one metadata entry.
     pub(super) async fn reassign(
         &self,
-        partitions: Vec<(String, i32, Option<Vec<NodeId>>)>,
+        partitions: Vec<(TopicPartition, Option<Vec<NodeId>>)>,
     ) -> Result<AdminReply, ControllerError> {
         let _guard = self.propose_lock.lock().await;
         let mut img = self.image();
         let mut records = Vec::new();
         let mut verdicts: Verdicts = Vec::new();
-        for (topic, partition, target) in partitions {
+        for (tp, target) in partitions {
             let r = match &target {
-                Some(t) => reassign::start(&img, &topic, partition, t),
-                None => reassign::cancel(&img, &topic, partition).map(Some),
+                Some(t) => reassign::start(&img, &tp.topic, tp.partition, t),
+                None => reassign::cancel(&img, &tp.topic, tp.partition).map(Some),
             };
             let verdict = match r {
                 Ok(Some(record)) => apply_on(&mut img, &record).map(|()| {
-                    tracing::info!("{topic}-{partition}: reassignment to {target:?} requested");
+                    tracing::info!("{tp}: reassignment to {target:?} requested");
                     records.push(record);
                 }),
                 Ok(None) => Ok(()),
@@ -62,7 +63,7 @@ impl Controller {
             if target.is_none() && verdict.is_ok() {
                 self.metrics.moves_cancelled.fetch_add(1, Ordering::Relaxed);
             }
-            verdicts.push((topic, partition, verdict));
+            verdicts.push((tp, verdict));
         }
         self.write_verdicts(records, verdicts).await
     }
@@ -72,7 +73,7 @@ impl Controller {
     pub(super) async fn elect_leaders(
         &self,
         unclean: bool,
-        partitions: Option<Vec<(String, i32)>>,
+        partitions: Option<Vec<TopicPartition>>,
     ) -> Result<AdminReply, ControllerError> {
         let _guard = self.propose_lock.lock().await;
         let mut img = self.image();
@@ -80,13 +81,13 @@ impl Controller {
         let named = partitions.unwrap_or_else(|| {
             img.topics
                 .values()
-                .flat_map(|t| (0..t.partitions.len() as i32).map(|p| (t.name.clone(), p)))
+                .flat_map(|t| (0..t.partitions.len() as i32).map(|p| TopicPartition::new(t.name.as_str(), p)))
                 .collect()
         });
         let mut records = Vec::new();
         let mut verdicts: Verdicts = Vec::new();
-        for (topic, partition) in named {
-            let verdict = reassign::elect(&img, &topic, partition, unclean).and_then(|record| {
+        for tp in named {
+            let verdict = reassign::elect(&img, &tp.topic, tp.partition, unclean).and_then(|record| {
                 apply_on(&mut img, &record)?;
                 records.push(record);
                 Ok(())
@@ -98,7 +99,7 @@ impl Controller {
                         | ControllerError::PreferredLeaderNotAvailable(_))
                 );
             if !skip {
-                verdicts.push((topic, partition, verdict));
+                verdicts.push((tp, verdict));
             }
         }
         self.write_verdicts(records, verdicts).await
@@ -250,7 +251,7 @@ impl Controller {
             *budget -= 1;
             if m.reasons.iter().any(|r| matches!(r, Reason::BytesIn { .. })) {
                 let mut moved = self.bytes_moved.lock().unwrap_or_else(|e| e.into_inner());
-                moved.insert((m.topic.clone(), m.partition), Instant::now());
+                moved.insert(TopicPartition::new(m.topic.as_str(), m.partition), Instant::now());
             }
             log_move(&m);
             records.push(record);

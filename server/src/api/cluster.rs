@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use riptide_model as model;
 use riptide_quorum::{AdminCommand, ControllerError};
 
 use super::{Ctx, RequestInfo};
@@ -57,16 +58,12 @@ pub fn init_producer_id(ctx: &Ctx, request: InitProducerIdRequest) -> InitProduc
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
     }
     // KIP-360: a producer that knows its id may ask for an epoch bump instead of a new id.
-    let known =
-        request.producer_id.0 >= 0 && request.producer_epoch >= 0 && request.producer_epoch < i16::MAX - 1;
-    if known {
-        return response
-            .with_error_code(0)
-            .with_producer_id(request.producer_id)
-            .with_producer_epoch(request.producer_epoch + 1);
+    let known = (request.producer_id.0 >= 0).then_some(model::ProducerId(request.producer_id.0));
+    if let Some((id, epoch)) = known.zip(model::ProducerEpoch(request.producer_epoch).bumped()) {
+        return response.with_error_code(0).with_producer_id(ProducerId(id.0)).with_producer_epoch(epoch.0);
     }
     match ctx.broker.next_producer_id() {
-        Ok(id) => response.with_error_code(0).with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Ok(id) => response.with_error_code(0).with_producer_id(ProducerId(id.0)).with_producer_epoch(0),
         Err(e) => {
             tracing::error!("cannot reserve producer ids: {e}");
             response.with_error_code(ResponseError::KafkaStorageError.code())

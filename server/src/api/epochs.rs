@@ -13,7 +13,7 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::error::partition_code;
 use super::{Ctx, RequestInfo};
-use crate::partition::PartitionError;
+use crate::partition::{LeaderEpoch, PartitionError};
 use crate::security::acl::{op, resource};
 use crate::shard::mailbox::EpochEndCall;
 use crate::shard::router::route_epoch_end;
@@ -47,8 +47,8 @@ pub async fn handle(
             calls.push(EpochEndCall {
                 topic: name.clone(),
                 partition: p.partition,
-                current_leader_epoch: p.current_leader_epoch,
-                epoch: p.leader_epoch,
+                current_leader_epoch: LeaderEpoch(p.current_leader_epoch),
+                epoch: LeaderEpoch(p.leader_epoch),
             });
         }
     }
@@ -68,7 +68,7 @@ pub async fn handle(
                     };
                     let answer = EpochEndOffset::default().with_partition(p.partition);
                     match outcome {
-                        Ok((epoch, end)) => answer.with_leader_epoch(epoch).with_end_offset(end),
+                        Ok(end) => answer.with_leader_epoch(end.epoch.0).with_end_offset(end.end_offset.0),
                         Err(e) => answer
                             .with_error_code(partition_code(&e))
                             .with_leader_epoch(-1)

@@ -1,9 +1,10 @@
 //! The API edge's one mapping from typed failures to Kafka error codes: one `ToKafka` impl per
-//! domain error (partition, group coordinator, controller, topic admin), and nothing else in
-//! the server turns an error into a number (the codec crate's `ResponseError` is the only
-//! table of numbers).
+//! domain error (the log, partition, group coordinator, controller, topic admin), and nothing
+//! else in the server turns an error into a number (the codec crate's `ResponseError` is the
+//! only table of numbers).
 
 use kafka_protocol::ResponseError;
+use riptide_engine::LogError;
 use riptide_quorum::ControllerError;
 
 use crate::broker::AdminError;
@@ -34,16 +35,27 @@ impl ToKafka for PartitionError {
             PartitionError::NotEnoughReplicasAfterAppend(_) => ResponseError::NotEnoughReplicasAfterAppend,
             PartitionError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
             PartitionError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
-            PartitionError::CorruptMessage(_) => ResponseError::CorruptMessage,
-            PartitionError::InvalidRecord(_) => ResponseError::InvalidRecord,
-            PartitionError::MessageTooLarge(_) => ResponseError::MessageTooLarge,
-            PartitionError::OffsetOutOfRange(_) => ResponseError::OffsetOutOfRange,
-            PartitionError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
-            PartitionError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
-            PartitionError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
-            PartitionError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
-            PartitionError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            PartitionError::Log(e) => e.cause().kafka(),
             PartitionError::Storage(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+/// What the log refused or failed at (reaching the edge inside `PartitionError::Log`).
+impl ToKafka for LogError {
+    fn kafka(&self) -> ResponseError {
+        use ResponseError as E;
+        match self {
+            LogError::CorruptMessage(_) => E::CorruptMessage,
+            LogError::InvalidRecord(_) => E::InvalidRecord,
+            LogError::MessageTooLarge { .. } => E::MessageTooLarge,
+            LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
+            LogError::InvalidTimestamp(_) => E::InvalidTimestamp,
+            LogError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber,
+            LogError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
+            LogError::UnknownProducerId { .. } => E::UnknownProducerId,
+            LogError::InvalidRequest(_) => E::InvalidRequest,
+            LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => E::KafkaStorageError,
         }
     }
 }
@@ -151,27 +163,43 @@ mod tests {
     /// The codes clients act on must not drift (docs/KAFKA-NOTES.md).
     #[test]
     fn partition_errors_map_to_kafka_codes() {
+        let log = |e: LogError| PartitionError::from(e);
         let cases = [
             (PartitionError::UnknownTopicOrPartition, 3),
             (PartitionError::NotLeaderOrFollower, 6),
-            (PartitionError::CorruptMessage(String::new()), 2),
+            (log(LogError::CorruptMessage("crc")), 2),
             (PartitionError::NotEnoughReplicas(String::new()), 19),
             (PartitionError::NotEnoughReplicasAfterAppend(String::new()), 20),
             (PartitionError::FencedLeaderEpoch(String::new()), 74),
             (PartitionError::UnknownLeaderEpoch(String::new()), 75),
-            (PartitionError::OffsetOutOfRange(String::new()), 1),
-            (PartitionError::MessageTooLarge(String::new()), 10),
-            (PartitionError::InvalidTimestamp(String::new()), 32),
-            (PartitionError::InvalidRequest(String::new()), 42),
-            (PartitionError::OutOfOrderSequence(String::new()), 45),
-            (PartitionError::InvalidProducerEpoch(String::new()), 47),
+            (log(LogError::OffsetOutOfRange { offset: 9, log_start_offset: 0, log_end_offset: 5 }), 1),
+            (log(LogError::MessageTooLarge { size_bytes: 2, limit_bytes: 1 }), 10),
+            (log(LogError::InvalidTimestamp("old")), 32),
+            (log(LogError::InvalidRequest("empty")), 42),
+            (log(LogError::OutOfOrderSequence { producer_id: 1, expected_seq: 2, got_seq: 3 }), 45),
+            (log(LogError::InvalidProducerEpoch { producer_id: 1, got_epoch: 0, current_epoch: 1 }), 47),
             (PartitionError::Storage(String::new()), 56),
-            (PartitionError::UnknownProducerId(String::new()), 59),
-            (PartitionError::InvalidRecord(String::new()), 87),
+            (log(LogError::Io(std::io::Error::other("disk"))), 56),
+            (log(LogError::Poisoned(String::new())), 56),
+            (log(LogError::UnknownProducerId { producer_id: 1, got_seq: 4 }), 59),
+            (log(LogError::InvalidRecord("count")), 87),
         ];
         for (e, want) in cases {
             assert_eq!(partition_code(&e), want, "{e:?}");
         }
+    }
+
+    /// The log's typed fields reach the client's message (Produce v8+ error_message) as the
+    /// log stated them, not a generic text.
+    #[test]
+    fn a_log_failure_keeps_its_cause_to_the_edge() {
+        let e =
+            PartitionError::from(LogError::MessageTooLarge { size_bytes: 2_000_000, limit_bytes: 1_048_588 });
+        assert_eq!(e.to_string(), "message too large: 2000000 bytes, limit 1048588");
+        let PartitionError::Log(failure) = &e else { panic!("{e:?}") };
+        assert!(matches!(failure.cause(), LogError::MessageTooLarge { size_bytes: 2_000_000, .. }));
+        assert!(!e.is_storage());
+        assert!(PartitionError::from(LogError::Poisoned("fsync".into())).is_storage());
     }
 
     /// DescribeQuorum, the voter APIs, reassignments and elections answered the same

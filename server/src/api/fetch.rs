@@ -19,7 +19,7 @@ use kafka_protocol::ResponseError;
 
 use super::error::partition_code;
 use super::{Chunk, Ctx, RequestError, RequestInfo, Response};
-use crate::partition::{PartitionError, ReplicaFetch};
+use crate::partition::{EpochEndOffset, LeaderEpoch, Offset, PartitionError, ReplicaFetch};
 use crate::security::acl::{op, resource};
 use crate::security::at_rest::{open_all, Keyring};
 use crate::shard::mailbox::{ReadCall, ReadOutcome};
@@ -115,8 +115,8 @@ async fn read_round(
     let replica = |p: &kafka_protocol::messages::fetch_request::FetchPartition| {
         (request.replica_id.0 >= 0).then_some(ReplicaFetch {
             replica_id: request.replica_id.0,
-            current_leader_epoch: p.current_leader_epoch,
-            last_fetched_epoch: p.last_fetched_epoch,
+            current_leader_epoch: LeaderEpoch(p.current_leader_epoch),
+            last_fetched_epoch: LeaderEpoch(p.last_fetched_epoch),
         })
     };
     let mut calls = Vec::new();
@@ -125,7 +125,7 @@ async fn read_round(
             calls.push(ReadCall {
                 topic: name.clone(),
                 partition: p.partition,
-                offset: p.fetch_offset,
+                offset: Offset(p.fetch_offset),
                 max_bytes: partition_max(p),
                 min_one: true,
                 notify: notify.clone(),
@@ -153,7 +153,7 @@ async fn read_round(
                     let call = ReadCall {
                         topic: name.clone(),
                         partition: p.partition,
-                        offset: p.fetch_offset,
+                        offset: Offset(p.fetch_offset),
                         max_bytes: left,
                         min_one: false,
                         notify: None,
@@ -219,10 +219,10 @@ fn encode_results(
             }
             buf.put_i32(part.index);
             buf.put_i16(error_code);
-            buf.put_i64(o.high_watermark);
-            buf.put_i64(o.high_watermark); // last_stable_offset: no transactions, so the HW
+            buf.put_i64(o.high_watermark.0);
+            buf.put_i64(o.high_watermark.0); // last_stable_offset: no transactions, so the HW
             if v >= 5 {
-                buf.put_i64(o.log_start_offset);
+                buf.put_i64(o.log_start_offset.0);
             }
             // aborted_transactions: null
             if flexible {
@@ -251,12 +251,12 @@ fn encode_results(
             if flexible {
                 match o.diverging {
                     // Tagged field 0, DivergingEpoch: epoch, end offset, its own (no) tags.
-                    Some((epoch, end_offset)) => {
+                    Some(EpochEndOffset { epoch, end_offset }) => {
                         buf.put_u8(1);
                         buf.put_u8(0);
                         buf.put_u8(13);
-                        buf.put_i32(epoch);
-                        buf.put_i64(end_offset);
+                        buf.put_i32(epoch.0);
+                        buf.put_i64(end_offset.0);
                         buf.put_u8(0);
                     }
                     None => buf.put_u8(0),
@@ -276,8 +276,12 @@ fn encode_results(
 }
 
 /// What a failed partition reports (Kafka's UNKNOWN_OFFSET for both).
-const UNKNOWN: crate::partition::ReadResult =
-    crate::partition::ReadResult { high_watermark: -1, log_start_offset: -1, slice: None, diverging: None };
+const UNKNOWN: crate::partition::ReadResult = crate::partition::ReadResult {
+    high_watermark: Offset::NONE,
+    log_start_offset: Offset::NONE,
+    slice: None,
+    diverging: None,
+};
 
 fn encode_error(info: &RequestInfo, error: i16) -> Result<Response, RequestError> {
     let v = info.version;
@@ -361,10 +365,11 @@ mod tests {
             let results = vec![vec![PartitionResult {
                 index: 3,
                 outcome: Ok(crate::partition::ReadResult {
-                    high_watermark: 10,
-                    log_start_offset: 2,
+                    high_watermark: Offset(10),
+                    log_start_offset: Offset(2),
                     slice: None,
-                    diverging: (v >= 12).then_some((3, 77)),
+                    diverging: (v >= 12)
+                        .then_some(EpochEndOffset { epoch: LeaderEpoch(3), end_offset: Offset(77) }),
                 }),
             }]];
             let resp = encode_results(&info, &request, results, &[], None).expect("encode");

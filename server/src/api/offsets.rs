@@ -37,7 +37,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ListOffsetsRequest) 
             let call = ListOffsetCall { topic: name.clone(), partition: p.partition_index, spec };
             partitions.push(match route_list_offset(&ctx.shard, call).await {
                 Ok(o) => answer
-                    .with_offset(o.offset)
+                    .with_offset(o.offset.0)
                     .with_timestamp(o.timestamp)
                     .with_leader_epoch(if info.version >= 4 { o.leader_epoch.0 } else { -1 }),
                 Err(e) => answer

@@ -25,6 +25,7 @@ use super::Ctx;
 use super::RequestInfo;
 use crate::coordinator::registry::{CommitPartition, CommitRequest, FetchedPartition};
 use crate::coordinator::{self, GroupError};
+use riptide_model::{LeaderEpoch, Offset};
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -61,8 +62,12 @@ pub async fn offset_commit(ctx: &Ctx, info: &RequestInfo, req: OffsetCommitReque
                     };
                     CommitPartition {
                         partition: p.partition_index,
-                        offset: p.committed_offset,
-                        leader_epoch: if info.version >= 6 { p.committed_leader_epoch } else { -1 },
+                        offset: Offset(p.committed_offset),
+                        leader_epoch: LeaderEpoch(if info.version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        }),
                         metadata,
                         error,
                     }
@@ -174,7 +179,12 @@ fn fetch(ctx: &Ctx, info: &RequestInfo, group_id: &str, topics: Option<&[(String
 }
 
 fn unknown_offset(partition: i32) -> FetchedPartition {
-    FetchedPartition { partition, offset: -1, leader_epoch: -1, metadata: Some(String::new()) }
+    FetchedPartition {
+        partition,
+        offset: Offset::NONE,
+        leader_epoch: LeaderEpoch::UNKNOWN,
+        metadata: Some(String::new()),
+    }
 }
 
 /// v1..=7: one group, top-level error (v2+), per-partition errors in v1.
@@ -186,11 +196,11 @@ fn legacy_fetch_response(
     let partition = |p: &FetchedPartition, error: Option<GroupError>| {
         let r = OffsetFetchResponsePartition::default()
             .with_partition_index(p.partition)
-            .with_committed_offset(p.offset)
+            .with_committed_offset(p.offset.0)
             .with_metadata(p.metadata.clone().map(StrBytes::from_string))
             .with_error_code(super::error::code_of_opt(error));
         if v >= 5 {
-            r.with_committed_leader_epoch(p.leader_epoch)
+            r.with_committed_leader_epoch(p.leader_epoch.0)
         } else {
             r
         }
@@ -237,8 +247,8 @@ fn group_fetch_response(v: i16, group_id: GroupId, fetched: Fetched) -> OffsetFe
                         .map(|p| {
                             OffsetFetchResponsePartitions::default()
                                 .with_partition_index(p.partition)
-                                .with_committed_offset(p.offset)
-                                .with_committed_leader_epoch(p.leader_epoch)
+                                .with_committed_offset(p.offset.0)
+                                .with_committed_leader_epoch(p.leader_epoch.0)
                                 .with_metadata(p.metadata.map(StrBytes::from_string))
                                 .with_error_code(super::error::code_of_opt(error))
                         })
@@ -315,8 +325,8 @@ mod tests {
                     "t".to_string(),
                     vec![FetchedPartition {
                         partition: 0,
-                        offset: 5,
-                        leader_epoch: 2,
+                        offset: Offset(5),
+                        leader_epoch: LeaderEpoch(2),
                         metadata: Some("m".into()),
                     }],
                     None,
@@ -352,8 +362,8 @@ mod tests {
                 "t".into(),
                 vec![CommitPartition {
                     partition: 0,
-                    offset: 1,
-                    leader_epoch: -1,
+                    offset: Offset(1),
+                    leader_epoch: LeaderEpoch(-1),
                     metadata: String::new(),
                     error: None,
                 }],

@@ -112,9 +112,9 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                     PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_error_code(code)
-                        .with_base_offset(o.base_offset)
+                        .with_base_offset(o.base_offset.0)
                         .with_log_append_time_ms(o.log_append_time_ms)
-                        .with_log_start_offset(if version >= 5 { o.log_start_offset } else { -1 })
+                        .with_log_start_offset(if version >= 5 { o.log_start_offset.0 } else { -1 })
                         .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
                 })
                 .collect();
@@ -125,5 +125,4 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
 }
 
 /// The offsets a failed partition reports.
-const FAILED: crate::partition::Appended =
-    crate::partition::Appended { base_offset: -1, log_append_time_ms: -1, log_start_offset: -1 };
+const FAILED: crate::partition::Appended = crate::partition::Appended::NONE;

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use riptide_model::TopicPartition;
 use riptide_quorum::{AdminCommand, ControllerError};
 
 use super::Ctx;
@@ -32,7 +33,7 @@ pub async fn alter(
 ) -> AlterPartitionReassignmentsResponse {
     let mut asked = Vec::new();
     // Refused here, before the controller: a replication factor change the client ruled out.
-    let mut refused: BTreeMap<(String, i32), ControllerError> = BTreeMap::new();
+    let mut refused: BTreeMap<TopicPartition, ControllerError> = BTreeMap::new();
     for t in &request.topics {
         let name = t.name.0.to_string();
         for p in &t.partitions {
@@ -45,18 +46,18 @@ pub async fn alter(
                         "{name}-{}: the reassignment changes the replication factor",
                         p.partition_index
                     ));
-                    refused.insert((name.clone(), p.partition_index), e);
+                    refused.insert(TopicPartition::new(name.as_str(), p.partition_index), e);
                     continue;
                 }
             }
-            asked.push((name.clone(), p.partition_index, target));
+            asked.push((TopicPartition::new(name.as_str(), p.partition_index), target));
         }
     }
-    let verdicts: BTreeMap<(String, i32), Result<(), ControllerError>> = if asked.is_empty() {
+    let verdicts: BTreeMap<TopicPartition, Result<(), ControllerError>> = if asked.is_empty() {
         BTreeMap::new()
     } else {
         match ctx.broker.cluster.admin(AdminCommand::Reassign { partitions: asked }).await {
-            Ok(reply) => reply.partitions.into_iter().map(|(t, p, r)| ((t, p), r)).collect(),
+            Ok(reply) => reply.partitions.into_iter().collect(),
             Err(e) => {
                 return AlterPartitionReassignmentsResponse::default()
                     .with_allow_replication_factor_change(request.allow_replication_factor_change)
@@ -74,7 +75,7 @@ pub async fn alter(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let key = (name.clone(), p.partition_index);
+                    let key = TopicPartition::new(name.as_str(), p.partition_index);
                     let verdict =
                         refused.get(&key).map(|e| Err(e.clone())).or_else(|| verdicts.get(&key).cloned());
                     let r = ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
@@ -137,11 +138,11 @@ pub async fn elect_leaders(ctx: &Ctx, version: i16, request: ElectLeadersRequest
     if version >= 1 && !(0..=1).contains(&request.election_type) {
         return ElectLeadersResponse::default().with_error_code(ResponseError::InvalidRequest.code());
     }
-    let partitions: Option<Vec<(String, i32)>> = request.topic_partitions.map(|ts| {
+    let partitions: Option<Vec<TopicPartition>> = request.topic_partitions.map(|ts| {
         ts.into_iter()
             .flat_map(|t| {
                 let name = t.topic.0.to_string();
-                t.partitions.into_iter().map(move |p| (name.clone(), p))
+                t.partitions.into_iter().map(move |p| TopicPartition::new(name.as_str(), p))
             })
             .collect()
     });
@@ -152,13 +153,13 @@ pub async fn elect_leaders(ctx: &Ctx, version: i16, request: ElectLeadersRequest
         }
     };
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
-    for (topic, partition, verdict) in reply.partitions {
-        let r = PartitionResult::default().with_partition_id(partition);
+    for (tp, verdict) in reply.partitions {
+        let r = PartitionResult::default().with_partition_id(tp.partition);
         let r = match verdict {
             Ok(()) => r,
             Err(e) => r.with_error_code(e.code()).with_error_message(message(&e)),
         };
-        by_topic.entry(topic).or_default().push(r);
+        by_topic.entry(tp.topic).or_default().push(r);
     }
     let results = by_topic
         .into_iter()

@@ -32,6 +32,14 @@ impl ImageSink for CatalogSink {
         let mut touched = BTreeSet::new();
         {
             let mut cat = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+            // The image only moves forward (its own assertions, `riptide_quorum::image`); a
+            // catalog going back would hand the shards roles the metadata already took away.
+            debug_assert!(
+                image.applied >= cat.applied,
+                "metadata applied index went back from {} to {}",
+                cat.applied,
+                image.applied
+            );
             cat.applied = image.applied;
             for ch in changes {
                 match ch {
@@ -53,7 +61,16 @@ impl ImageSink for CatalogSink {
             }
             for name in &touched {
                 match image.topics.get(name) {
-                    Some(t) => cat.put(TopicMeta::from_record(t)),
+                    Some(t) => {
+                        let meta = TopicMeta::from_record(t);
+                        debug_assert!(
+                            cat.get(name)
+                                .filter(|old| old.id == meta.id)
+                                .is_none_or(|old| epochs_forward(&old, &meta)),
+                            "{name}: a partition's epochs went back in the catalog"
+                        );
+                        cat.put(meta)
+                    }
                     None => {
                         cat.remove(name);
                     }
@@ -70,4 +87,12 @@ impl ImageSink for CatalogSink {
             }
         }
     }
+}
+
+/// Every partition of the same topic at the same or later (leader epoch, partition epoch).
+fn epochs_forward(old: &TopicMeta, new: &TopicMeta) -> bool {
+    old.states
+        .iter()
+        .zip(&new.states)
+        .all(|(a, b)| (b.leader_epoch, b.partition_epoch) >= (a.leader_epoch, a.partition_epoch))
 }

@@ -70,7 +70,9 @@ impl GroupError {
             P::NotLeaderOrFollower | P::FencedLeaderEpoch(_) | P::UnknownLeaderEpoch(_) => {
                 GroupError::NotCoordinator
             }
-            P::MessageTooLarge(_) => GroupError::InvalidCommitOffsetSize,
+            P::Log(e) if matches!(e.cause(), riptide_engine::LogError::MessageTooLarge { .. }) => {
+                GroupError::InvalidCommitOffsetSize
+            }
             _ => GroupError::Unknown,
         }
     }

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
+use riptide_model::{LeaderEpoch, Offset};
 
 use super::error::GroupError;
 use super::offsets_log::{GroupValue, MemberValue};
@@ -196,8 +197,8 @@ pub struct Group {
 /// One committed offset, as OffsetFetch returns it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommittedOffset {
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    pub leader_epoch: LeaderEpoch,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
     /// An explicit expiry (OffsetCommitValue v1); -1 when the group-level rule applies.

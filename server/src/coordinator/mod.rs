@@ -37,7 +37,7 @@ use bytes::Bytes;
 
 use crate::broker::{AdminError, Broker};
 use crate::clock::now_ms;
-use crate::partition::{Acks, OffsetSpec};
+use crate::partition::{Acks, Offset, OffsetSpec};
 use crate::shard::mailbox::{ListOffsetCall, ReadCall};
 use crate::shard::router::{route_list_offset, route_produce_one, route_read_one};
 use crate::shard::Ctx;
@@ -342,7 +342,7 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
     // it (a new leader's high watermark catches up as its followers fetch).
     let call = ListOffsetCall { topic: topic.clone(), partition, spec: OffsetSpec::LogEnd };
     let end = route_list_offset(ctx, call).await.map_err(|e| format!("list offsets: {e}"))?.offset;
-    let mut offset = earliest.offset.max(0);
+    let mut offset = earliest.offset.max(Offset(0));
     let mut count = 0;
     let deadline = Instant::now() + LOAD_HW_WAIT;
     loop {
@@ -386,7 +386,7 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
             }
         });
         match chunk.next_offset {
-            Some(next) if next > offset => offset = next,
+            Some(next) if Offset(next) > offset => offset = Offset(next),
             _ => return Err(format!("no progress reading at offset {offset}")),
         }
     }

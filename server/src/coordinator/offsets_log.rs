@@ -12,6 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
 use riptide_format::build::{self, BatchFields, RecordFields};
 use riptide_format::{whole_batches, HEADER_BYTES};
+use riptide_model::{LeaderEpoch, Offset};
 
 /// The internal topic's name.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -25,8 +26,8 @@ const DECODE_COUNT_MAX: usize = 1 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetValue {
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    pub leader_epoch: LeaderEpoch,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
     /// Only in value version 1; -1 otherwise.
@@ -129,8 +130,8 @@ pub fn group_key(group: &str) -> Bytes {
 pub fn offset_value(v: &OffsetValue) -> Bytes {
     let mut buf = BytesMut::with_capacity(32 + v.metadata.len());
     buf.put_i16(OFFSET_VALUE_VERSION);
-    buf.put_i64(v.offset);
-    buf.put_i32(v.leader_epoch);
+    buf.put_i64(v.offset.0);
+    buf.put_i32(v.leader_epoch.0);
     put_string(&mut buf, &v.metadata);
     buf.put_i64(v.commit_timestamp_ms);
     buf.freeze()
@@ -221,8 +222,8 @@ fn decode_offset_value(bytes: &[u8]) -> Result<OffsetValue, DecodeError> {
     if !(0..=3).contains(&version) {
         return Err(DecodeError::UnsupportedVersion("OffsetCommitValue", version));
     }
-    let offset = r.i64()?;
-    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+    let offset = Offset(r.i64()?);
+    let leader_epoch = LeaderEpoch(if version >= 3 { r.i32()? } else { -1 });
     let metadata = r.string()?;
     let commit_timestamp_ms = r.i64()?;
     let expire_timestamp_ms = if version == 1 { r.i64()? } else { -1 };
@@ -371,8 +372,8 @@ mod tests {
     #[test]
     fn keys_and_values_round_trip() {
         let v = OffsetValue {
-            offset: 42,
-            leader_epoch: 3,
+            offset: Offset(42),
+            leader_epoch: LeaderEpoch(3),
             metadata: "meta".into(),
             commit_timestamp_ms: 1_700_000_000_000,
             expire_timestamp_ms: -1,
@@ -415,7 +416,10 @@ mod tests {
         b.put_i64(5);
         b.put_i64(6);
         let v = decode_offset_value(&b).expect("v1");
-        assert_eq!((v.offset, v.leader_epoch, v.commit_timestamp_ms, v.expire_timestamp_ms), (10, -1, 5, 6));
+        assert_eq!(
+            (v.offset, v.leader_epoch, v.commit_timestamp_ms, v.expire_timestamp_ms),
+            (Offset(10), LeaderEpoch(-1), 5, 6)
+        );
         assert!(decode_offset_value(&b[..5]).is_err());
         let mut bad = BytesMut::new();
         bad.put_i16(9);
@@ -442,8 +446,8 @@ mod tests {
             KeyValue {
                 key: offset_key("a", "t", 0),
                 value: Some(offset_value(&OffsetValue {
-                    offset: 1,
-                    leader_epoch: -1,
+                    offset: Offset(1),
+                    leader_epoch: LeaderEpoch(-1),
                     metadata: String::new(),
                     commit_timestamp_ms: 2,
                     expire_timestamp_ms: -1,

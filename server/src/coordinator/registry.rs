@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
+use riptide_model::{LeaderEpoch, Offset};
 
 use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult, TopicLookup};
 use super::error::GroupError;
@@ -33,8 +34,8 @@ pub type PartitionErrors = Vec<Vec<Option<GroupError>>>;
 #[derive(Clone, Debug)]
 pub struct CommitPartition {
     pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    pub leader_epoch: LeaderEpoch,
     pub metadata: String,
     pub error: Option<GroupError>,
 }
@@ -59,8 +60,8 @@ pub struct PreparedCommit {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FetchedPartition {
     pub partition: i32,
-    pub offset: i64,
-    pub leader_epoch: i32,
+    pub offset: Offset,
+    pub leader_epoch: LeaderEpoch,
     pub metadata: Option<String>,
 }
 
@@ -414,8 +415,8 @@ impl Groups {
                 },
                 None => FetchedPartition {
                     partition: p,
-                    offset: -1,
-                    leader_epoch: -1,
+                    offset: Offset::NONE,
+                    leader_epoch: LeaderEpoch::UNKNOWN,
                     metadata: Some(String::new()),
                 },
             }

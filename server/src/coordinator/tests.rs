@@ -3,6 +3,7 @@
 //! sync expiry, static membership, fencing, commits, deletion, expiry and replay.
 
 use bytes::Bytes;
+use riptide_model::{LeaderEpoch, Offset};
 
 use super::error::GroupError;
 use super::group::{GroupState, JoinRequest, JoinResult, Protocol, SyncResult};
@@ -387,8 +388,8 @@ fn commit(group: &str, member: &str, generation: i32, offset: i64) -> CommitRequ
             "t".into(),
             vec![CommitPartition {
                 partition: 0,
-                offset,
-                leader_epoch: 4,
+                offset: Offset(offset),
+                leader_epoch: LeaderEpoch(4),
                 metadata: "m".into(),
                 error: None,
             }],
@@ -405,8 +406,8 @@ fn commits_are_validated_against_the_generation() {
     assert_eq!(p.write.records.len(), 1);
     h.groups.apply_commit(p);
     let fetched = h.groups.fetch_offsets("solo", None);
-    assert_eq!(fetched[0].1[0].offset, 10);
-    assert_eq!(fetched[0].1[0].leader_epoch, 4);
+    assert_eq!(fetched[0].1[0].offset, Offset(10));
+    assert_eq!(fetched[0].1[0].leader_epoch, LeaderEpoch(4));
     assert_eq!(
         h.groups.prepare_commit(&commit("nope", "m", 3, 1), h.now).err(),
         Some(GroupError::IllegalGeneration)
@@ -440,12 +441,12 @@ fn a_later_commit_wins_even_if_its_write_finishes_first() {
     let second = h.groups.prepare_commit(&commit("s", "", -1, 2), h.now).expect("2");
     h.groups.apply_commit(second);
     h.groups.apply_commit(first);
-    assert_eq!(h.groups.fetch_offsets("s", None)[0].1[0].offset, 2);
+    assert_eq!(h.groups.fetch_offsets("s", None)[0].1[0].offset, Offset(2));
     let requested = vec![("t".to_string(), vec![0, 1])];
     let f = h.groups.fetch_offsets("s", Some(&requested));
-    assert_eq!((f[0].1[0].offset, f[0].1[1].offset), (2, -1));
+    assert_eq!((f[0].1[0].offset, f[0].1[1].offset), (Offset(2), Offset::NONE));
     let unknown = h.groups.fetch_offsets("missing", Some(&requested));
-    assert_eq!(unknown[0].1[0].offset, -1);
+    assert_eq!(unknown[0].1[0].offset, Offset::NONE);
 }
 
 #[test]
@@ -548,8 +549,8 @@ fn replay_restores_groups_offsets_and_lets_members_carry_on() {
         topic: "t".into(),
         partition: 0,
         value: Some(offsets_log::OffsetValue {
-            offset: 1,
-            leader_epoch: -1,
+            offset: Offset(1),
+            leader_epoch: LeaderEpoch(-1),
             metadata: String::new(),
             commit_timestamp_ms: 1,
             expire_timestamp_ms: -1,
@@ -565,7 +566,7 @@ fn replay_restores_groups_offsets_and_lets_members_carry_on() {
     restarted.groups.finish_load();
     assert!(restarted.groups.get("gone").is_none());
     assert_eq!(restarted.state(), GroupState::Stable);
-    assert_eq!(restarted.groups.fetch_offsets(G, None)[0].1[0].offset, 42);
+    assert_eq!(restarted.groups.fetch_offsets(G, None)[0].1[0].offset, Offset(42));
     for m in &members {
         assert_eq!(restarted.heartbeat(m, generation), Ok(()), "members carry on through a restart");
         let s = restarted.sync(m, generation, vec![]).try_recv().expect("stable sync");
@@ -619,7 +620,7 @@ fn compacted_offsets_partition_replays_to_the_latest_values() {
         offset = chunk.next_offset.expect("progress");
     }
     replayed.finish_load();
-    assert_eq!(replayed.fetch_offsets("g1", None)[0].1[0].offset, 18);
-    assert_eq!(replayed.fetch_offsets("g2", None)[0].1[0].offset, 19);
+    assert_eq!(replayed.fetch_offsets("g1", None)[0].1[0].offset, Offset(18));
+    assert_eq!(replayed.fetch_offsets("g2", None)[0].1[0].offset, Offset(19));
     std::fs::remove_dir_all(&dir).ok();
 }

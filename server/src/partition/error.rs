@@ -1,10 +1,14 @@
 //! Why a partition operation failed, as a typed value. The API layer maps each variant to its
 //! Kafka error code (`api::error`), once, at the edge; nothing below it knows the numbers.
+//! What the log refused or failed at stays the engine's typed [`LogError`] up to that edge, so
+//! the message a client sees is the cause as the log stated it (sizes, offsets, sequences).
+
+use std::sync::Arc;
 
 use riptide_engine::LogError;
 
 /// A failed partition operation. `Clone` so one storage failure can answer every waiter.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum PartitionError {
     #[error("This server does not host this topic-partition.")]
     UnknownTopicOrPartition,
@@ -26,25 +30,12 @@ pub enum PartitionError {
     /// The request's leader epoch is newer than this replica knows (its metadata lags).
     #[error("{0}")]
     UnknownLeaderEpoch(String),
+    /// The log refused the request (a bad batch, an offset out of range, an idempotent
+    /// producer out of sequence) or failed under it (storage).
     #[error("{0}")]
-    CorruptMessage(String),
-    #[error("{0}")]
-    InvalidRecord(String),
-    #[error("{0}")]
-    MessageTooLarge(String),
-    #[error("{0}")]
-    OffsetOutOfRange(String),
-    #[error("{0}")]
-    InvalidTimestamp(String),
-    #[error("{0}")]
-    OutOfOrderSequence(String),
-    #[error("{0}")]
-    InvalidProducerEpoch(String),
-    #[error("{0}")]
-    UnknownProducerId(String),
-    #[error("{0}")]
-    InvalidRequest(String),
-    /// The disk failed under this partition; it is offline until the broker restarts.
+    Log(LogFailure),
+    /// Storage this partition needs failed outside its log (a failed group commit, keys for
+    /// encryption at rest); it is offline until the broker restarts.
     #[error("{0}")]
     Storage(String),
 }
@@ -52,24 +43,33 @@ pub enum PartitionError {
 impl PartitionError {
     /// True when the environment (disk) failed rather than the request.
     pub fn is_storage(&self) -> bool {
-        matches!(self, PartitionError::Storage(_))
+        match self {
+            PartitionError::Storage(_) => true,
+            PartitionError::Log(e) => e.cause().is_storage(),
+            _ => false,
+        }
     }
 }
 
 impl From<LogError> for PartitionError {
     fn from(e: LogError) -> PartitionError {
-        let text = e.to_string();
-        match e {
-            LogError::CorruptMessage(_) => PartitionError::CorruptMessage(text),
-            LogError::InvalidRecord(_) => PartitionError::InvalidRecord(text),
-            LogError::MessageTooLarge { .. } => PartitionError::MessageTooLarge(text),
-            LogError::OffsetOutOfRange { .. } => PartitionError::OffsetOutOfRange(text),
-            LogError::InvalidTimestamp(_) => PartitionError::InvalidTimestamp(text),
-            LogError::OutOfOrderSequence { .. } => PartitionError::OutOfOrderSequence(text),
-            LogError::InvalidProducerEpoch { .. } => PartitionError::InvalidProducerEpoch(text),
-            LogError::UnknownProducerId { .. } => PartitionError::UnknownProducerId(text),
-            LogError::InvalidRequest(_) => PartitionError::InvalidRequest(text),
-            LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => PartitionError::Storage(text),
-        }
+        PartitionError::Log(LogFailure(Arc::new(e)))
+    }
+}
+
+/// A [`LogError`], shared: the engine's error is not `Clone` (it may hold an `io::Error`),
+/// and one failure answers every waiter of the partition.
+#[derive(Clone, Debug)]
+pub struct LogFailure(Arc<LogError>);
+
+impl LogFailure {
+    pub fn cause(&self) -> &LogError {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for LogFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }

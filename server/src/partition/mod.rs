@@ -15,12 +15,15 @@
 //! minimum over the leader and the ISR, `replica`) passed it, with at least
 //! `min.insync.replicas` in the ISR. Consumers read below the high watermark only.
 //!
-//! Invariants: log start ≤ high watermark ≤ log end (asserted after every change); offsets
-//! assigned by an append follow the log end (asserted); a truncation leaves nothing past its
-//! cut (debug-asserted); the high watermark moves back only by an explicit truncation and the
-//! leader epoch never (by construction: `advance_high_watermark`, `max`); metadata views
-//! arrive in epoch order (logged when not); durable waiters are queued in offset order and
-//! each is answered exactly once (its sender is consumed).
+//! Invariants: log start ≤ high watermark ≤ log end (asserted after every change); a leader's
+//! append takes the offsets from the log end on, without a gap (asserted), a follower's never
+//! goes back (asserted: compaction leaves gaps between the leader's batches); a truncation is
+//! the only way the high watermark or the log end moves back, happens only where the leader
+//! says the logs diverge, and leaves nothing past its cut (asserted); the leader epoch never
+//! goes back (asserted on every role change: a view older than the epoch this replica holds
+//! is logged and does not lower it); metadata views arrive in epoch order (logged when not);
+//! durable waiters are queued in offset order (debug-asserted) and each is answered exactly
+//! once (its sender is consumed).
 
 pub mod error;
 pub mod replica;
@@ -48,7 +51,7 @@ use replica::{BrokerId, IsrChange, Leadership, PartitionView, Role};
 /// Fetch waiters kept per partition before disconnected ones are swept.
 const FETCH_WAITERS_SWEEP: usize = 4096;
 
-pub use riptide_model::LeaderEpoch;
+pub use riptide_model::{EpochEndOffset, LeaderEpoch, Offset};
 
 /// Produce `acks`: how much durability the producer waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,10 +78,16 @@ impl Acks {
 /// A successful append.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Appended {
-    pub base_offset: i64,
+    pub base_offset: Offset,
     /// Broker time stamped on the batch; -1 unless the topic uses LogAppendTime.
     pub log_append_time_ms: i64,
-    pub log_start_offset: i64,
+    pub log_start_offset: Offset,
+}
+
+impl Appended {
+    /// What a failed partition's slot in a Produce response carries.
+    pub const NONE: Appended =
+        Appended { base_offset: Offset::NONE, log_append_time_ms: -1, log_start_offset: Offset::NONE };
 }
 
 pub type AppendResult = Result<Appended, PartitionError>;
@@ -109,31 +118,31 @@ impl AppendReply {
 /// What a read found: whole batches below the high watermark, as a file range.
 #[derive(Debug, Default)]
 pub struct ReadResult {
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
     pub slice: Option<ReadSlice>,
-    /// Replica fetches only: the follower's log diverged from the leader's at this
-    /// (epoch, end offset) and must be truncated (Kafka's DivergingEpoch, KIP-595).
-    pub diverging: Option<(i32, i64)>,
+    /// Replica fetches only: the follower's log diverged from the leader's at this epoch's
+    /// end and must be truncated (Kafka's DivergingEpoch, KIP-595).
+    pub diverging: Option<EpochEndOffset>,
 }
 
 /// A follower's fetch as the leader sees it (Fetch with a replica id).
 #[derive(Clone, Copy, Debug)]
 pub struct ReplicaFetch {
     pub replica_id: BrokerId,
-    /// The leader epoch the follower believes current (-1: not given).
-    pub current_leader_epoch: i32,
-    /// The epoch of the follower's last batch (-1: none), checked against the leader's log.
-    pub last_fetched_epoch: i32,
+    /// The leader epoch the follower believes current (unknown: not given).
+    pub current_leader_epoch: LeaderEpoch,
+    /// The epoch of the follower's last batch (unknown: none), checked against the leader's log.
+    pub last_fetched_epoch: LeaderEpoch,
 }
 
 /// Where a follower's log stands: what it fetches from next.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FollowerPosition {
-    pub log_end_offset: i64,
-    /// The epoch of its last batch (-1: empty log).
-    pub last_epoch: i32,
-    pub log_start_offset: i64,
+    pub log_end_offset: Offset,
+    /// The epoch of its last batch (unknown: empty log).
+    pub last_epoch: LeaderEpoch,
+    pub log_start_offset: Offset,
 }
 
 /// Replica-side answers (position after an append or truncation); `Err` when this replica
@@ -170,13 +179,13 @@ impl OffsetSpec {
 /// ListOffsets' answer; offset and timestamp are -1 when nothing matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListedOffset {
-    pub offset: i64,
+    pub offset: Offset,
     pub timestamp: i64,
     pub leader_epoch: LeaderEpoch,
 }
 
 struct DurableWaiter {
-    last_offset: i64,
+    last_offset: Offset,
     appended: Appended,
     reply: AppendReply,
 }
@@ -191,7 +200,7 @@ struct Cleanup {
 
 /// A follower's append waiting for its group commit.
 struct ReplicaWaiter {
-    last_offset: i64,
+    last_offset: Offset,
     reply: FollowReply,
 }
 
@@ -201,7 +210,7 @@ pub struct Partition {
     log: Log,
     durability: Durability,
     /// What consumers may read: offsets below it. See the module header.
-    high_watermark: i64,
+    high_watermark: Offset,
     leader_epoch: LeaderEpoch,
     role: Role,
     min_insync: usize,
@@ -215,12 +224,12 @@ pub struct Partition {
     /// Followers' parked fetches: signalled when the log end moves.
     follower_fetch_waiters: Vec<flume::Sender<()>>,
     /// Offset the current leader epoch started at (a rejoining follower must reach it).
-    epoch_start_offset: i64,
+    epoch_start_offset: Offset,
     /// Appends not yet covered by a group commit.
     dirty: bool,
     cleanup: Cleanup,
     /// (segments, log end) at the last compaction pass: an unchanged log is not compacted again.
-    compacted_shape: Option<(usize, i64)>,
+    compacted_shape: Option<(usize, Offset)>,
     metrics: Arc<Metrics>,
     leo_gauge: Arc<AtomicI64>,
     /// Bytes produced to (as leader) and fetched by consumers from this replica since it was
@@ -267,7 +276,7 @@ impl Partition {
             // What the replicas acknowledged before a restart is not known: the high watermark
             // starts at the log start and moves up as the leader's ISR acknowledges (a single
             // replica's at once) or as its leader says (a follower).
-            high_watermark: log.log_start_offset(),
+            high_watermark: Offset(log.log_start_offset()),
             log,
             durability: cfg.durability,
             leader_epoch,
@@ -278,7 +287,7 @@ impl Partition {
             replica_waiters: VecDeque::new(),
             fetch_waiters: Vec::new(),
             follower_fetch_waiters: Vec::new(),
-            epoch_start_offset: 0,
+            epoch_start_offset: Offset(0),
             dirty: false,
             cleanup: Cleanup::of(cfg),
             compacted_shape: None,
@@ -290,16 +299,21 @@ impl Partition {
         })
     }
 
-    pub fn high_watermark(&self) -> i64 {
+    pub fn high_watermark(&self) -> Offset {
         self.high_watermark
     }
 
-    pub fn log_end_offset(&self) -> i64 {
-        self.log.log_end_offset()
+    // The engine's offsets are still bare numbers: typed here, at its boundary.
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.log.log_end_offset())
     }
 
-    pub fn log_start_offset(&self) -> i64 {
-        self.log.log_start_offset()
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.log.log_start_offset())
+    }
+
+    fn durable_offset(&self) -> Offset {
+        Offset(self.log.durable_offset())
     }
 
     pub fn leader_epoch(&self) -> LeaderEpoch {
@@ -335,7 +349,7 @@ impl Partition {
     }
 
     /// Each follower's acknowledged offset while leading (lag = log end - offset).
-    pub fn follower_offsets(&self) -> Vec<(BrokerId, i64)> {
+    pub fn follower_offsets(&self) -> Vec<(BrokerId, Offset)> {
         match &self.role {
             Role::Leader(l) => l.follower_offsets(),
             _ => Vec::new(),
@@ -343,15 +357,11 @@ impl Partition {
     }
 
     fn check_invariants(&self) {
-        debug_assert!(self.log.log_start_offset() <= self.high_watermark || self.log.log_end_offset() == 0);
-        assert!(
-            self.high_watermark <= self.log.log_end_offset(),
-            "{}: high watermark above log end",
-            self.name
-        );
+        debug_assert!(self.log_start_offset() <= self.high_watermark || self.log_end_offset() == Offset(0));
+        assert!(self.high_watermark <= self.log_end_offset(), "{}: high watermark above log end", self.name);
     }
 
-    fn advance_high_watermark(&mut self, to: i64) {
+    fn advance_high_watermark(&mut self, to: Offset) {
         if to > self.high_watermark {
             self.high_watermark = to;
             self.check_invariants();
@@ -362,10 +372,10 @@ impl Partition {
     }
 
     /// What this replica itself holds: its durable offset under fsync, else its log end.
-    fn local_offset(&self) -> i64 {
-        let leo = self.log.log_end_offset();
+    fn local_offset(&self) -> Offset {
+        let leo = self.log_end_offset();
         if self.durability == Durability::Fsync {
-            self.log.durable_offset().min(leo)
+            self.durable_offset().min(leo)
         } else {
             leo
         }
@@ -413,19 +423,19 @@ impl Partition {
                     tracing::info!(
                         partition = %self.name,
                         "leader at epoch {} (ISR {:?}, log end {}, high watermark {})",
-                        view.leader_epoch.0,
+                        view.leader_epoch,
                         view.isr,
-                        self.log.log_end_offset(),
+                        self.log_end_offset(),
                         self.high_watermark
                     );
-                    self.epoch_start_offset = self.log.log_end_offset();
+                    self.epoch_start_offset = self.log_end_offset();
                     if let Err(e) = self.log.begin_leader_epoch(view.leader_epoch.0) {
-                        tracing::error!(partition = %self.name, "recording leader epoch {}: {e}", view.leader_epoch.0);
+                        tracing::error!(partition = %self.name, "recording leader epoch {}: {e}", view.leader_epoch);
                     }
                     self.role = Role::Leader(Leadership::new(self.me, view, now));
                 }
             }
-            self.leader_epoch = self.leader_epoch.max(view.leader_epoch);
+            self.take_leader_epoch(view.leader_epoch);
             self.update_high_watermark();
             return;
         }
@@ -435,9 +445,9 @@ impl Partition {
         } else {
             Role::Offline
         };
-        self.leader_epoch = self.leader_epoch.max(view.leader_epoch);
+        self.take_leader_epoch(view.leader_epoch);
         if was_leader {
-            tracing::info!(partition = %self.name, "no longer leader (epoch {}, leader {})", view.leader_epoch.0, view.leader);
+            tracing::info!(partition = %self.name, "no longer leader (epoch {}, leader {})", view.leader_epoch, view.leader);
             for w in self.hw_waiters.drain(..) {
                 let _ = w.reply.send(Err(PartitionError::NotLeaderOrFollower));
             }
@@ -446,6 +456,20 @@ impl Partition {
         for w in self.fetch_waiters.drain(..).chain(self.follower_fetch_waiters.drain(..)) {
             let _ = w.try_send(());
         }
+    }
+
+    /// The epoch a view gives, unless this replica already holds a newer one: a view from
+    /// the past (out of order), or metadata reset under a log that saw later epochs. Batches
+    /// must never be stamped with an epoch older than one already in the log (KIP-101's
+    /// truncation relies on it), so the epoch only moves forward.
+    fn take_leader_epoch(&mut self, epoch: LeaderEpoch) {
+        let before = self.leader_epoch;
+        if epoch < before {
+            tracing::error!(partition = %self.name, "metadata gives leader epoch {epoch}, older than {before}; keeping {before}");
+        } else {
+            self.leader_epoch = epoch;
+        }
+        assert!(self.leader_epoch >= before, "{}: leader epoch went back from {before}", self.name);
     }
 
     /// Appends client batches (offsets assigned in place) and answers `reply` when the
@@ -469,7 +493,7 @@ impl Partition {
         let bytes_in = records.len() as u64;
         // A buffer uniquely ours gets its offsets assigned in place; one still shared with its
         // request frame is copied once by the engine (into the direct stage, or a kept buffer).
-        let leo_before = self.log.log_end_offset();
+        let leo_before = self.log_end_offset();
         let (epoch, now_ms) = (self.leader_epoch.0, self.clock.wall_ms());
         let appended = match records.try_into_mut() {
             Ok(mut owned) => self.log.append(&mut owned, epoch, now_ms),
@@ -486,8 +510,15 @@ impl Partition {
                 return false;
             }
         };
+        let (base_offset, last_offset) = (Offset(info.base_offset), Offset(info.last_offset));
         if !info.duplicate {
-            assert!(info.base_offset >= leo_before, "{}: offsets went backwards", self.name);
+            assert_eq!(base_offset, leo_before, "{}: an append left a gap or overlapped the log", self.name);
+            assert_eq!(
+                self.log_end_offset(),
+                last_offset.plus(1),
+                "{}: the log end is not past the append's last offset",
+                self.name
+            );
             self.metrics.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
             self.traffic.bytes_in += bytes_in;
             self.metrics.appends.fetch_add(1, Ordering::Relaxed);
@@ -500,20 +531,18 @@ impl Partition {
         }
         self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
         let appended = Appended {
-            base_offset: info.base_offset,
+            base_offset,
             log_append_time_ms: info.log_append_time_ms,
-            log_start_offset: info.log_start_offset,
+            log_start_offset: Offset(info.log_start_offset),
         };
-        let waiter = DurableWaiter { last_offset: info.last_offset, appended, reply };
+        let waiter = DurableWaiter { last_offset, appended, reply };
         match acks {
             Acks::None => {
                 let _ = waiter.reply.send(Ok(appended));
             }
             Acks::All => self.hw_waiters.push_back(waiter),
-            Acks::Leader
-                if self.durability == Durability::Fsync && info.last_offset >= self.log.durable_offset() =>
-            {
-                debug_assert!(self.durable_waiters.back().is_none_or(|w| w.last_offset <= info.last_offset));
+            Acks::Leader if self.durability == Durability::Fsync && last_offset >= self.durable_offset() => {
+                debug_assert!(self.durable_waiters.back().is_none_or(|w| w.last_offset <= last_offset));
                 self.durable_waiters.push_back(waiter);
             }
             Acks::Leader => {
@@ -534,7 +563,7 @@ impl Partition {
     /// return, `notify` (if given) is kept and signalled when the high watermark next moves.
     pub fn read(
         &mut self,
-        offset: i64,
+        offset: Offset,
         max_bytes: u32,
         min_one: bool,
         notify: Option<flume::Sender<()>>,
@@ -545,12 +574,12 @@ impl Partition {
         let hw = self.high_watermark;
         let mut result = ReadResult {
             high_watermark: hw,
-            log_start_offset: self.log.log_start_offset(),
+            log_start_offset: self.log_start_offset(),
             slice: None,
             diverging: None,
         };
         if offset != hw {
-            let slice = self.log.read(offset, max_bytes, hw, min_one)?;
+            let slice = self.log.read(offset.0, max_bytes, hw.0, min_one)?;
             if slice.len > 0 {
                 self.traffic.bytes_out += u64::from(slice.len);
                 result.slice = Some(slice);
@@ -569,61 +598,56 @@ impl Partition {
     pub fn read_for_follower(
         &mut self,
         fetch: ReplicaFetch,
-        offset: i64,
+        offset: Offset,
         max_bytes: u32,
         notify: Option<flume::Sender<()>>,
     ) -> Result<ReadResult, PartitionError> {
-        let Role::Leader(l) = &mut self.role else { return Err(PartitionError::NotLeaderOrFollower) };
-        if fetch.current_leader_epoch >= 0 && fetch.current_leader_epoch != self.leader_epoch.0 {
-            let msg = format!(
-                "{}: fetch for leader epoch {}, this leader is at {}",
-                self.name, fetch.current_leader_epoch, self.leader_epoch.0
-            );
-            return Err(if fetch.current_leader_epoch < self.leader_epoch.0 {
-                PartitionError::FencedLeaderEpoch(msg)
-            } else {
-                PartitionError::UnknownLeaderEpoch(msg)
-            });
-        }
-        if !l.is_replica(fetch.replica_id) {
+        if !self.is_leader() {
             return Err(PartitionError::NotLeaderOrFollower);
         }
-        let leo = self.log.log_end_offset();
+        self.check_leader_epoch(fetch.current_leader_epoch)?;
+        let leo = self.log_end_offset();
+        let log_start = self.log_start_offset();
         let mut result = ReadResult {
             high_watermark: self.high_watermark,
-            log_start_offset: self.log.log_start_offset(),
+            log_start_offset: log_start,
             slice: None,
             diverging: None,
         };
-        if fetch.last_fetched_epoch >= 0 {
-            let diverged = match self.log.end_offset_for_epoch(fetch.last_fetched_epoch) {
-                Some((epoch, end)) if epoch == fetch.last_fetched_epoch && end >= offset => None,
-                Some((epoch, end)) => Some((epoch, end)),
-                None => Some((-1, leo)),
+        let Role::Leader(l) = &mut self.role else { return Err(PartitionError::NotLeaderOrFollower) };
+        if !l.is_replica(fetch.replica_id) {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        if fetch.last_fetched_epoch.is_known() {
+            let asked = fetch.last_fetched_epoch;
+            result.diverging = match self.log.end_offset_for_epoch(asked.0) {
+                Some((epoch, end)) if epoch == asked.0 && Offset(end) >= offset => None,
+                Some((epoch, end)) => {
+                    Some(EpochEndOffset { epoch: LeaderEpoch(epoch), end_offset: Offset(end) })
+                }
+                None => Some(EpochEndOffset { epoch: LeaderEpoch::UNKNOWN, end_offset: leo }),
             };
-            if diverged.is_some() {
-                result.diverging = diverged;
+            if result.diverging.is_some() {
                 return Ok(result);
             }
         }
         if offset > leo {
-            return Err(PartitionError::OffsetOutOfRange(format!(
-                "{}: follower fetch at {offset} past the log end {leo}",
-                self.name
-            )));
+            return Err(PartitionError::from(riptide_engine::LogError::OffsetOutOfRange {
+                offset: offset.0,
+                log_start_offset: log_start.0,
+                log_end_offset: leo.0,
+            }));
         }
-        if offset < self.log.log_start_offset() {
+        if offset < log_start {
             // Below what this leader keeps: the answer's log start tells the follower where
             // to restart (a new replica of a partition whose oldest segments are deleted).
             return Ok(result);
         }
-        if offset >= self.log.log_start_offset() {
-            l.on_fetch(fetch.replica_id, offset, leo, self.clock.monotonic());
-            self.update_high_watermark();
-            result.high_watermark = self.high_watermark;
-        }
+        l.on_fetch(fetch.replica_id, offset, leo, self.clock.monotonic());
+        self.update_high_watermark();
+        result.high_watermark = self.high_watermark;
         if offset < leo {
-            let slice = self.log.read(offset, max_bytes, leo, true)?;
+            let slice = self.log.read(offset.0, max_bytes, leo.0, true)?;
             if slice.len > 0 {
                 self.metrics.replication_bytes_out.fetch_add(u64::from(slice.len), Ordering::Relaxed);
                 result.slice = Some(slice);
@@ -635,23 +659,49 @@ impl Partition {
         Ok(result)
     }
 
+    /// A request's idea of the current leader epoch against this replica's: an older one is
+    /// fenced, a newer one unknown (this replica's metadata lags); not given is accepted.
+    fn check_leader_epoch(&self, asked: LeaderEpoch) -> Result<(), PartitionError> {
+        if !asked.is_known() || asked == self.leader_epoch {
+            return Ok(());
+        }
+        let msg = format!(
+            "{}: request for leader epoch {asked}, this replica is at {}",
+            self.name, self.leader_epoch
+        );
+        Err(if asked < self.leader_epoch {
+            PartitionError::FencedLeaderEpoch(msg)
+        } else {
+            PartitionError::UnknownLeaderEpoch(msg)
+        })
+    }
+
     /// The follower's position: where it fetches from next.
     pub fn follower_position(&self) -> FollowerPosition {
         let leo = self.log.log_end_offset();
         // The epoch of the last batch: an epoch entry starting at the log end has none.
-        let last_epoch =
-            self.log.leader_epochs().iter().rev().find(|(_, start)| *start < leo).map_or(-1, |(e, _)| *e);
-        FollowerPosition { log_end_offset: leo, last_epoch, log_start_offset: self.log.log_start_offset() }
+        let last_epoch = self
+            .log
+            .leader_epochs()
+            .iter()
+            .rev()
+            .find(|(_, start)| *start < leo)
+            .map_or(LeaderEpoch::UNKNOWN, |(e, _)| LeaderEpoch(*e));
+        FollowerPosition {
+            log_end_offset: Offset(leo),
+            last_epoch,
+            log_start_offset: self.log_start_offset(),
+        }
     }
 
-    fn check_follows(&self, leader_epoch: i32) -> Result<(), PartitionError> {
+    fn check_follows(&self, leader_epoch: LeaderEpoch) -> Result<(), PartitionError> {
         if !matches!(self.role, Role::Follower { .. }) {
             return Err(PartitionError::NotLeaderOrFollower);
         }
-        if leader_epoch != self.leader_epoch.0 {
+        if leader_epoch != self.leader_epoch {
             return Err(PartitionError::FencedLeaderEpoch(format!(
                 "{}: follows epoch {}, not {leader_epoch}",
-                self.name, self.leader_epoch.0
+                self.name, self.leader_epoch
             )));
         }
         Ok(())
@@ -663,15 +713,16 @@ impl Partition {
     /// commit is needed.
     pub fn append_as_follower(
         &mut self,
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         records: &[u8],
-        leader_hw: i64,
+        leader_hw: Offset,
         reply: FollowReply,
     ) -> bool {
         if let Err(e) = self.check_follows(leader_epoch) {
             let _ = reply.send(Err(e));
             return false;
         }
+        let leo_before = self.log_end_offset();
         let appended = if records.is_empty() {
             Ok(None)
         } else {
@@ -692,13 +743,18 @@ impl Partition {
         if let Some(info) = info {
             self.metrics.replication_bytes_in.fetch_add(records.len() as u64, Ordering::Relaxed);
             self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
-            debug_assert!(info.last_offset < self.log.log_end_offset());
+            assert!(
+                Offset(info.base_offset) >= leo_before && Offset(info.last_offset) < self.log_end_offset(),
+                "{}: a replicated append at {}..={} from log end {leo_before} went back",
+                self.name,
+                info.base_offset,
+                info.last_offset
+            );
         }
-        let hw = leader_hw.min(self.log.log_end_offset());
-        self.advance_high_watermark(hw);
-        let leo = self.log.log_end_offset();
-        if self.durability == Durability::Fsync && self.log.durable_offset() < leo {
-            self.replica_waiters.push_back(ReplicaWaiter { last_offset: leo - 1, reply });
+        let leo = self.log_end_offset();
+        self.advance_high_watermark(leader_hw.min(leo));
+        if self.durability == Durability::Fsync && self.durable_offset() < leo {
+            self.replica_waiters.push_back(ReplicaWaiter { last_offset: leo.prev(), reply });
             self.dirty = true;
             return true;
         }
@@ -712,21 +768,22 @@ impl Partition {
     /// end offset for that epoch, or earlier where this log's own epoch ends first.
     pub fn truncate_diverged(
         &mut self,
-        leader_epoch: i32,
-        epoch: i32,
-        end_offset: i64,
+        leader_epoch: LeaderEpoch,
+        diverging: EpochEndOffset,
     ) -> Result<FollowerPosition, PartitionError> {
         self.check_follows(leader_epoch)?;
-        let own_end = if epoch < 0 {
-            end_offset
+        let EpochEndOffset { epoch, end_offset } = diverging;
+        let own_end = if epoch.is_known() {
+            self.log.end_offset_for_epoch(epoch.0).map_or(end_offset, |(_, end)| Offset(end))
         } else {
-            self.log.end_offset_for_epoch(epoch).map_or(end_offset, |(_, end)| end)
+            end_offset
         };
-        let cut = end_offset.min(own_end).min(self.log.log_end_offset());
+        let cut = end_offset.min(own_end).min(self.log_end_offset());
         tracing::warn!(
             partition = %self.name,
-            "log diverged from the leader's at epoch {epoch}: truncating to {cut} (log end {})",
-            self.log.log_end_offset()
+            "log diverged from the leader's at epoch {epoch}: truncating to {cut} (log end {}, high watermark {})",
+            self.log.log_end_offset(),
+            self.high_watermark
         );
         self.truncate_to(cut)?;
         Ok(self.follower_position())
@@ -734,17 +791,22 @@ impl Partition {
 
     /// The follower side of a leader whose log starts past this log's end: restart empty at
     /// the leader's log start (Kafka's truncateFullyAndStartAt).
-    pub fn restart_at(&mut self, leader_epoch: i32, offset: i64) -> Result<FollowerPosition, PartitionError> {
+    pub fn restart_at(
+        &mut self,
+        leader_epoch: LeaderEpoch,
+        offset: Offset,
+    ) -> Result<FollowerPosition, PartitionError> {
         self.check_follows(leader_epoch)?;
-        if offset > self.log.log_end_offset() {
+        if offset > self.log_end_offset() {
             tracing::warn!(
                 partition = %self.name,
                 "the leader's log starts at {offset}, past this log's end {}: restarting there",
                 self.log.log_end_offset()
             );
-            self.log.start_at(offset)?;
+            self.log.start_at(offset.0)?;
+            assert!(offset > self.high_watermark, "{}: a restart moved the high watermark back", self.name);
             self.high_watermark = offset;
-            self.leo_gauge.store(offset, Ordering::Relaxed);
+            self.leo_gauge.store(offset.0, Ordering::Relaxed);
             self.check_invariants();
         }
         Ok(self.follower_position())
@@ -777,54 +839,52 @@ impl Partition {
         }
         let hw = self.high_watermark;
         let leader_epoch = self.leader_epoch;
-        let found = |offset: i64, timestamp: i64| ListedOffset { offset, timestamp, leader_epoch };
-        let below_hw = |(ts, off): (i64, i64)| if off < hw { found(off, ts) } else { found(-1, -1) };
+        let found = |offset: Offset, timestamp: i64| ListedOffset { offset, timestamp, leader_epoch };
+        let none = found(Offset::NONE, -1);
+        let below_hw = |(ts, off): (i64, i64)| if Offset(off) < hw { found(Offset(off), ts) } else { none };
         Ok(match spec {
             OffsetSpec::Latest => found(hw, -1),
-            OffsetSpec::LogEnd => found(self.log.log_end_offset(), -1),
-            OffsetSpec::Earliest => found(self.log.log_start_offset(), -1),
-            OffsetSpec::MaxTimestamp => self.log.max_timestamp().map_or(found(-1, -1), below_hw),
+            OffsetSpec::LogEnd => found(self.log_end_offset(), -1),
+            OffsetSpec::Earliest => found(self.log_start_offset(), -1),
+            OffsetSpec::MaxTimestamp => self.log.max_timestamp().map_or(none, below_hw),
             OffsetSpec::AtOrAfter(ts) => {
-                self.log.offset_for_timestamp(ts)?.map_or(found(-1, -1), |(off, t)| below_hw((t, off)))
+                self.log.offset_for_timestamp(ts)?.map_or(none, |(off, t)| below_hw((t, off)))
             }
         })
     }
 
-    /// Kafka's OffsetForLeaderEpoch on the leader: (epoch, end offset) of the largest epoch at
-    /// or below `epoch`, or (-1, -1) when this log knows none.
+    /// Kafka's OffsetForLeaderEpoch on the leader: where the largest epoch at or below
+    /// `epoch` ends, or undefined when this log knows none.
     pub fn end_offset_for_epoch(
         &self,
-        current_leader_epoch: i32,
-        epoch: i32,
-    ) -> Result<(i32, i64), PartitionError> {
+        current_leader_epoch: LeaderEpoch,
+        epoch: LeaderEpoch,
+    ) -> Result<EpochEndOffset, PartitionError> {
         if !self.is_leader() {
             return Err(PartitionError::NotLeaderOrFollower);
         }
-        if current_leader_epoch >= 0 && current_leader_epoch != self.leader_epoch.0 {
-            let msg =
-                format!("{}: leader epoch {current_leader_epoch} is not {}", self.name, self.leader_epoch.0);
-            return Err(if current_leader_epoch < self.leader_epoch.0 {
-                PartitionError::FencedLeaderEpoch(msg)
-            } else {
-                PartitionError::UnknownLeaderEpoch(msg)
-            });
+        self.check_leader_epoch(current_leader_epoch)?;
+        if epoch == self.leader_epoch {
+            return Ok(EpochEndOffset { epoch, end_offset: self.log_end_offset() });
         }
-        if epoch == self.leader_epoch.0 {
-            return Ok((epoch, self.log.log_end_offset()));
-        }
-        Ok(self.log.end_offset_for_epoch(epoch).unwrap_or((-1, -1)))
+        Ok(self.log.end_offset_for_epoch(epoch.0).map_or(EpochEndOffset::UNDEFINED, |(e, end)| {
+            EpochEndOffset { epoch: LeaderEpoch(e), end_offset: Offset(end) }
+        }))
     }
 
-    /// Removes every batch at or after `offset` (replication: a diverged tail). The high
-    /// watermark follows the log end down.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<(), PartitionError> {
-        self.log.truncate_to(offset)?;
-        debug_assert!(
-            self.log.log_end_offset() <= offset.max(self.log.log_start_offset()),
+    /// Removes every batch at or after `offset`: only for a diverged tail
+    /// (`truncate_diverged`), the one place the log end and the high watermark move back. The
+    /// high watermark follows the log end down.
+    fn truncate_to(&mut self, offset: Offset) -> Result<(), PartitionError> {
+        assert!(!offset.is_none(), "{}: truncation to {offset}", self.name);
+        debug_assert!(matches!(self.role, Role::Follower { .. }), "{}: a leader truncates", self.name);
+        self.log.truncate_to(offset.0)?;
+        assert!(
+            self.log_end_offset() <= offset.max(self.log_start_offset()),
             "{}: truncation kept offsets past {offset}",
             self.name
         );
-        self.high_watermark = self.high_watermark.min(self.log.log_end_offset());
+        self.high_watermark = self.high_watermark.min(self.log_end_offset());
         self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
         self.check_invariants();
         Ok(())
@@ -843,9 +903,9 @@ impl Partition {
 
     /// Ends a group commit started by `take_sync_target`. Returns the recovery-point
     /// checkpoint to write off the shard, if one is due (report it with `checkpoint_done`).
-    pub fn complete_sync(&mut self, up_to: i64, result: std::io::Result<()>) -> Option<CheckpointWrite> {
+    pub fn complete_sync(&mut self, up_to: Offset, result: std::io::Result<()>) -> Option<CheckpointWrite> {
         match result {
-            Ok(()) => match self.log.mark_durable(up_to) {
+            Ok(()) => match self.log.mark_durable(up_to.0) {
                 Ok(write) => {
                     self.on_durable();
                     return write;
@@ -876,7 +936,7 @@ impl Partition {
     /// After a group commit: acks=1 waiters, follower appends and (on the leader, under
     /// `fsync`) the high watermark move up to the durable offset.
     fn on_durable(&mut self) {
-        let durable = self.log.durable_offset();
+        let durable = self.durable_offset();
         while self.durable_waiters.front().is_some_and(|w| w.last_offset < durable) {
             if let Some(w) = self.durable_waiters.pop_front() {
                 let _ = w.reply.send(Ok(w.appended));
@@ -951,7 +1011,7 @@ impl Partition {
     /// A compaction pass to run off the shard, when `cleanup.policy` has `compact` and the log
     /// changed since the last one (report it with `compaction_done`).
     pub fn compaction_job(&mut self, now: i64) -> Option<CompactionJob> {
-        let shape = (self.log.segment_count(), self.log.log_end_offset());
+        let shape = (self.log.segment_count(), self.log_end_offset());
         if self.log.is_failed() || !self.cleanup.compact || shape.0 < 2 || self.compacted_shape == Some(shape)
         {
             return None;

@@ -17,10 +17,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::LeaderEpoch;
+use super::{LeaderEpoch, Offset};
 
 /// A replica's broker id (Kafka's node.id).
-pub type BrokerId = i32;
+pub type BrokerId = riptide_model::NodeId;
 
 /// What this broker is for one partition.
 #[derive(Debug)]
@@ -47,11 +47,11 @@ pub struct PartitionView {
 #[derive(Debug)]
 struct FollowerProgress {
     id: BrokerId,
-    /// Offsets below this are on the follower; -1 until its first fetch in this leadership.
-    acked: i64,
+    /// Offsets below this are on the follower; none until its first fetch in this leadership.
+    acked: Offset,
     caught_up_at: Instant,
     prev_fetch_at: Instant,
-    leo_at_prev_fetch: i64,
+    leo_at_prev_fetch: Offset,
 }
 
 /// An ISR change to propose: the new ISR, for the leader and partition epochs it was based on.
@@ -89,10 +89,10 @@ impl Leadership {
             .filter(|r| **r != me)
             .map(|&id| FollowerProgress {
                 id,
-                acked: -1,
+                acked: Offset::NONE,
                 caught_up_at: now,
                 prev_fetch_at: now,
-                leo_at_prev_fetch: -1,
+                leo_at_prev_fetch: Offset::NONE,
             })
             .collect();
         Leadership {
@@ -108,6 +108,7 @@ impl Leadership {
 
     /// Same leader epoch, new ISR or replicas from the metadata: follower progress is kept.
     pub fn update(&mut self, view: &PartitionView, now: Instant) {
+        debug_assert_eq!(view.leader_epoch, self.leader_epoch, "a new leader epoch is a new leadership");
         if view.partition_epoch != self.partition_epoch {
             self.pending = None;
         }
@@ -117,10 +118,10 @@ impl Leadership {
             if !self.followers.iter().any(|f| f.id == id) {
                 self.followers.push(FollowerProgress {
                     id,
-                    acked: -1,
+                    acked: Offset::NONE,
                     caught_up_at: now,
                     prev_fetch_at: now,
-                    leo_at_prev_fetch: -1,
+                    leo_at_prev_fetch: Offset::NONE,
                 });
             }
         }
@@ -144,11 +145,11 @@ impl Leadership {
     }
 
     /// A follower fetched at `offset` while the leader's log ended at `leo`.
-    pub fn on_fetch(&mut self, id: BrokerId, offset: i64, leo: i64, now: Instant) {
+    pub fn on_fetch(&mut self, id: BrokerId, offset: Offset, leo: Offset, now: Instant) {
         if let Some(f) = self.followers.iter_mut().find(|f| f.id == id) {
             if offset >= leo {
                 f.caught_up_at = now;
-            } else if f.leo_at_prev_fetch >= 0 && offset >= f.leo_at_prev_fetch {
+            } else if !f.leo_at_prev_fetch.is_none() && offset >= f.leo_at_prev_fetch {
                 f.caught_up_at = f.caught_up_at.max(f.prev_fetch_at);
             }
             f.acked = offset;
@@ -159,17 +160,19 @@ impl Leadership {
 
     /// The highest high watermark the replicas allow, given what the leader itself holds
     /// (`local`: its durable offset under fsync, else its log end).
-    pub fn high_watermark(&self, local: i64) -> i64 {
+    pub fn high_watermark(&self, local: Offset) -> Offset {
         let mut hw = local;
         for id in self.maximal_isr().filter(|r| *r != self.me) {
-            let acked = self.followers.iter().find(|f| f.id == id).map_or(-1, |f| f.acked);
+            let acked = self.followers.iter().find(|f| f.id == id).map_or(Offset::NONE, |f| f.acked);
             hw = hw.min(acked);
         }
+        debug_assert!(hw <= local, "the high watermark passed what the leader holds");
         hw
     }
 
-    /// Each follower's acknowledged offset (-1: none yet), for `topic describe` and metrics.
-    pub fn follower_offsets(&self) -> Vec<(BrokerId, i64)> {
+    /// Each follower's acknowledged offset (none yet: `Offset::NONE`), for `topic describe`
+    /// and metrics.
+    pub fn follower_offsets(&self) -> Vec<(BrokerId, Offset)> {
         self.followers.iter().map(|f| (f.id, f.acked)).collect()
     }
 
@@ -181,8 +184,8 @@ impl Leadership {
         &mut self,
         now: Instant,
         lag_max: Duration,
-        hw: i64,
-        epoch_start: i64,
+        hw: Offset,
+        epoch_start: Offset,
         eligible: &dyn Fn(BrokerId) -> bool,
     ) -> Option<IsrChange> {
         if let Some((_, at)) = &self.pending {
@@ -218,6 +221,7 @@ impl Leadership {
         if !isr.contains(&self.me) {
             return None; // never asked for: the controller requires the leader in its ISR
         }
+        debug_assert!(isr.iter().all(|r| self.replicas.contains(r)), "ISR {isr:?} outside the replicas");
         self.pending = Some((isr.clone(), now));
         Some(IsrChange {
             isr,
@@ -251,15 +255,15 @@ mod tests {
     fn high_watermark_is_the_minimum_over_the_maximal_isr() {
         let t0 = Instant::now();
         let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
-        assert_eq!(l.high_watermark(100), -1, "nothing acknowledged by followers yet");
-        l.on_fetch(2, 80, 100, t0);
-        l.on_fetch(3, 90, 100, t0);
-        assert_eq!(l.high_watermark(100), 80);
-        assert_eq!(l.high_watermark(50), 50, "the leader's own durable offset bounds it");
+        assert_eq!(l.high_watermark(Offset(100)), Offset(-1), "nothing acknowledged by followers yet");
+        l.on_fetch(2, Offset(80), Offset(100), t0);
+        l.on_fetch(3, Offset(90), Offset(100), t0);
+        assert_eq!(l.high_watermark(Offset(100)), Offset(80));
+        assert_eq!(l.high_watermark(Offset(50)), Offset(50), "the leader's own durable offset bounds it");
         // Follower 3 out of the ISR: it no longer holds the high watermark back.
         l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t0);
-        l.on_fetch(2, 100, 100, t0);
-        assert_eq!(l.high_watermark(100), 100);
+        l.on_fetch(2, Offset(100), Offset(100), t0);
+        assert_eq!(l.high_watermark(Offset(100)), Offset(100));
     }
 
     #[test]
@@ -267,27 +271,35 @@ mod tests {
         let t0 = Instant::now();
         let lag = Duration::from_secs(10);
         let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
-        l.on_fetch(2, 100, 100, t0 + Duration::from_secs(5));
-        l.on_fetch(3, 40, 100, t0 + Duration::from_secs(5));
-        assert_eq!(l.isr_change(t0 + Duration::from_secs(9), lag, 40, 0, &|_| true), None);
-        let shrink = l.isr_change(t0 + Duration::from_secs(11), lag, 40, 0, &|_| true).expect("shrink");
+        l.on_fetch(2, Offset(100), Offset(100), t0 + Duration::from_secs(5));
+        l.on_fetch(3, Offset(40), Offset(100), t0 + Duration::from_secs(5));
+        assert_eq!(l.isr_change(t0 + Duration::from_secs(9), lag, Offset(40), Offset(0), &|_| true), None);
+        let shrink = l
+            .isr_change(t0 + Duration::from_secs(11), lag, Offset(40), Offset(0), &|_| true)
+            .expect("shrink");
         assert_eq!((shrink.isr.clone(), shrink.partition_epoch), (vec![1, 2], 7));
-        assert_eq!(l.isr_change(t0 + Duration::from_secs(12), lag, 40, 0, &|_| true), None, "one at a time");
-        // While the shrink is pending the old ISR still bounds acks=all.
-        assert_eq!(l.high_watermark(100), 40);
-        l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t0);
-        assert_eq!(l.high_watermark(100), 100);
-        // Follower 3 catches up to the high watermark: it rejoins, and counts at once.
-        l.on_fetch(3, 100, 120, t0 + Duration::from_secs(13));
         assert_eq!(
-            l.isr_change(t0 + Duration::from_secs(13), lag, 100, 0, &|id| id != 3),
+            l.isr_change(t0 + Duration::from_secs(12), lag, Offset(40), Offset(0), &|_| true),
+            None,
+            "one at a time"
+        );
+        // While the shrink is pending the old ISR still bounds acks=all.
+        assert_eq!(l.high_watermark(Offset(100)), Offset(40));
+        l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t0);
+        assert_eq!(l.high_watermark(Offset(100)), Offset(100));
+        // Follower 3 catches up to the high watermark: it rejoins, and counts at once.
+        l.on_fetch(3, Offset(100), Offset(120), t0 + Duration::from_secs(13));
+        assert_eq!(
+            l.isr_change(t0 + Duration::from_secs(13), lag, Offset(100), Offset(0), &|id| id != 3),
             None,
             "3 is fenced"
         );
-        let grow = l.isr_change(t0 + Duration::from_secs(13), lag, 100, 0, &|_| true).expect("expand");
+        let grow = l
+            .isr_change(t0 + Duration::from_secs(13), lag, Offset(100), Offset(0), &|_| true)
+            .expect("expand");
         assert_eq!(grow.isr, vec![1, 2, 3]);
-        l.on_fetch(2, 120, 120, t0 + Duration::from_secs(13));
-        assert_eq!(l.high_watermark(120), 100, "a pending addition counts (maximal ISR)");
+        l.on_fetch(2, Offset(120), Offset(120), t0 + Duration::from_secs(13));
+        assert_eq!(l.high_watermark(Offset(120)), Offset(100), "a pending addition counts (maximal ISR)");
     }
 
     #[test]
@@ -295,13 +307,13 @@ mod tests {
         let t0 = Instant::now();
         let lag = Duration::from_secs(10);
         let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
-        l.on_fetch(3, 100, 100, t0);
+        l.on_fetch(3, Offset(100), Offset(100), t0);
         for s in 1..30u64 {
             // Follower 2 always fetches at the leader's previous log end.
             let now = t0 + Duration::from_secs(s);
-            l.on_fetch(2, (s as i64 - 1) * 10, s as i64 * 10, now);
-            l.on_fetch(3, s as i64 * 10, s as i64 * 10, now);
-            assert_eq!(l.isr_change(now, lag, 0, 0, &|_| true), None, "second {s}");
+            l.on_fetch(2, Offset((s as i64 - 1) * 10), Offset(s as i64 * 10), now);
+            l.on_fetch(3, Offset(s as i64 * 10), Offset(s as i64 * 10), now);
+            assert_eq!(l.isr_change(now, lag, Offset(0), Offset(0), &|_| true), None, "second {s}");
         }
     }
 }

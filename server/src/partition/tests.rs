@@ -99,9 +99,13 @@ impl Fixture {
 
     /// Follower `id` fetches at `offset` (acknowledging everything below it).
     fn follower_fetch(&mut self, id: BrokerId, offset: i64) -> Result<ReadResult, PartitionError> {
-        let epoch = self.p.leader_epoch().0;
-        let fetch = ReplicaFetch { replica_id: id, current_leader_epoch: epoch, last_fetched_epoch: -1 };
-        self.p.read_for_follower(fetch, offset, 1 << 20, None)
+        let epoch = self.p.leader_epoch();
+        let fetch = ReplicaFetch {
+            replica_id: id,
+            current_leader_epoch: epoch,
+            last_fetched_epoch: LeaderEpoch::UNKNOWN,
+        };
+        self.p.read_for_follower(fetch, Offset(offset), 1 << 20, None)
     }
 }
 
@@ -118,21 +122,21 @@ fn acks_all_is_answered_when_every_in_sync_follower_has_the_batch_in_order() {
     let a = f.produce(2, Acks::All);
     let b = f.produce(3, Acks::All);
     assert!(f.answered().is_empty(), "no follower has anything yet");
-    assert_eq!(f.p.high_watermark(), 0);
+    assert_eq!(f.p.high_watermark(), Offset(0));
     f.follower_fetch(2, 5).expect("fetch");
     assert!(f.answered().is_empty(), "follower 3 is in the ISR and has nothing");
     f.follower_fetch(3, 2).expect("fetch");
-    assert_eq!(f.p.high_watermark(), 2);
+    assert_eq!(f.p.high_watermark(), Offset(2));
     let got = f.answered();
     assert_eq!(got.len(), 1);
-    assert_eq!((got[0].0, got[0].1.as_ref().map(|x| x.base_offset).ok()), (a, Some(0)));
+    assert_eq!((got[0].0, got[0].1.as_ref().map(|x| x.base_offset).ok()), (a, Some(Offset(0))));
     f.follower_fetch(3, 5).expect("fetch");
     let got = f.answered();
-    assert_eq!((got[0].0, got[0].1.as_ref().map(|x| x.base_offset).ok()), (b, Some(2)));
-    assert_eq!(f.p.high_watermark(), 5);
+    assert_eq!((got[0].0, got[0].1.as_ref().map(|x| x.base_offset).ok()), (b, Some(Offset(2))));
+    assert_eq!(f.p.high_watermark(), Offset(5));
     // A follower fetching from behind (a retried fetch) never moves the high watermark back.
     f.follower_fetch(2, 3).expect("fetch");
-    assert_eq!(f.p.high_watermark(), 5);
+    assert_eq!(f.p.high_watermark(), Offset(5));
 }
 
 #[test]
@@ -154,10 +158,10 @@ fn acks_one_is_answered_on_write_without_fsync_and_after_the_group_commit_with_i
     if let Some(dir) = &target.dir {
         dir.sync_all().expect("fsync dir");
     }
-    let _ = f.p.complete_sync(target.up_to_offset, Ok(()));
+    let _ = f.p.complete_sync(Offset(target.up_to_offset), Ok(()));
     let got = f.answered();
     assert_eq!((got.len(), got[0].0), (1, i));
-    assert_eq!(f.p.high_watermark(), 4, "a single-replica ISR: durable is committed");
+    assert_eq!(f.p.high_watermark(), Offset(4), "a single-replica ISR: durable is committed");
 }
 
 #[test]
@@ -167,7 +171,7 @@ fn min_insync_refuses_acks_all_up_front_and_fails_a_batch_the_isr_shrank_under()
     f.produce(1, Acks::All);
     let got = f.answered();
     assert!(matches!(got[0].1, Err(PartitionError::NotEnoughReplicas(_))), "{:?}", got[0].1);
-    assert_eq!(f.p.log_end_offset(), 0, "refused before the write");
+    assert_eq!(f.p.log_end_offset(), Offset(0), "refused before the write");
     // acks=1 still works below min.insync.replicas.
     f.produce(1, Acks::Leader);
     assert!(f.answered()[0].1.is_ok());
@@ -198,8 +202,13 @@ fn losing_leadership_fails_what_waited_for_the_isr() {
     assert!(matches!(f.answered()[0].1, Err(PartitionError::NotLeaderOrFollower)));
     // A fetch at the old epoch is fenced once it is a leader again at a newer one.
     f.p.apply_view(&view(1, 3, &[1, 2], 3));
-    let stale = ReplicaFetch { replica_id: 2, current_leader_epoch: 2, last_fetched_epoch: -1 };
-    assert!(matches!(f.p.read_for_follower(stale, 0, 1024, None), Err(PartitionError::FencedLeaderEpoch(_))));
+    let stale = ReplicaFetch {
+        replica_id: 2,
+        current_leader_epoch: LeaderEpoch(2),
+        last_fetched_epoch: LeaderEpoch::UNKNOWN,
+    };
+    let read = f.p.read_for_follower(stale, Offset(0), 1024, None);
+    assert!(matches!(read, Err(PartitionError::FencedLeaderEpoch(_))));
 }
 
 #[test]
@@ -219,7 +228,7 @@ fn a_lagging_follower_leaves_the_isr_only_after_the_lag_limit_on_the_injected_cl
     assert_eq!(change.isr, vec![1, 2]);
     // Applied, the smaller ISR commits what follower 2 has.
     f.p.apply_view(&view(1, 1, &[1, 2], 2));
-    assert_eq!(f.p.high_watermark(), 10);
+    assert_eq!(f.p.high_watermark(), Offset(10));
     // Follower 3 catches up: it is proposed back.
     f.follower_fetch(3, 10).expect("fetch");
     let change = f.p.isr_change(lag, &|_| true).expect("expand");
@@ -235,11 +244,25 @@ fn a_diverged_follower_truncates_to_where_the_leader_log_agrees() {
     for _ in 0..5 {
         f.produce(1, Acks::Leader);
     }
-    assert_eq!(f.p.log_end_offset(), 5);
+    assert_eq!(f.p.log_end_offset(), Offset(5));
     // Replica 2 became leader at epoch 2 having had only the first 3 of them.
     f.p.apply_view(&view(2, 2, &[2], 2));
-    let position = f.p.truncate_diverged(2, 1, 3).expect("truncate");
-    assert_eq!(position.log_end_offset, 3);
-    assert_eq!(f.p.log_end_offset(), 3);
-    assert!(f.p.high_watermark() <= 3, "the high watermark follows the log end down");
+    let diverging = EpochEndOffset { epoch: LeaderEpoch(1), end_offset: Offset(3) };
+    let position = f.p.truncate_diverged(LeaderEpoch(2), diverging).expect("truncate");
+    assert_eq!(position.log_end_offset, Offset(3));
+    assert_eq!(f.p.log_end_offset(), Offset(3));
+    assert!(f.p.high_watermark() <= Offset(3), "the high watermark follows the log end down");
+}
+
+#[test]
+fn a_view_from_the_past_never_lowers_the_leader_epoch() {
+    let mut f = Fixture::new("stale-view", Durability::Replicated, 1);
+    f.p.apply_view(&view(1, 5, &[1], 1));
+    f.produce(1, Acks::Leader);
+    // Out of order (or metadata reset under a log that saw epoch 5): as follower at 3.
+    f.p.apply_view(&view(2, 3, &[2], 2));
+    assert_eq!(f.p.leader_epoch(), LeaderEpoch(5));
+    // The leader epoch the follower fetches under must still be the one it holds.
+    let position = f.p.restart_at(LeaderEpoch(5), Offset(0)).expect("follows at 5");
+    assert_eq!(position.last_epoch, LeaderEpoch(5));
 }

@@ -25,7 +25,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use riptide_client::{ConnectOptions, Connection};
 
-use crate::partition::{FollowerPosition, PartitionError};
+use crate::partition::{EpochEndOffset, FollowerPosition, LeaderEpoch, Offset, PartitionError};
 use crate::shard::mailbox::{FollowCall, FollowOp};
 use crate::shard::router::route_follow;
 use crate::shard::Ctx;
@@ -44,7 +44,7 @@ type Key = (Arc<str>, i32);
 
 #[derive(Clone, Copy, Debug)]
 struct Followed {
-    leader_epoch: i32,
+    leader_epoch: LeaderEpoch,
     /// Being added by a reassignment: fetched under the move throttle.
     throttled: bool,
     /// Known once asked of the owner shard; `None` after an error (asked again).
@@ -56,7 +56,7 @@ struct Followed {
 }
 
 impl Followed {
-    fn new(leader_epoch: i32, throttled: bool) -> Followed {
+    fn new(leader_epoch: LeaderEpoch, throttled: bool) -> Followed {
         Followed { leader_epoch, throttled, position: None, backoff_until: None }
     }
 
@@ -123,13 +123,13 @@ pub async fn manage(ctx: Ctx, changed: flume::Receiver<()>) {
     while !ctx.broker.is_shutting_down() {
         let (wanted, addrs) = {
             let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
-            let mut wanted: HashMap<i32, BTreeMap<Key, (i32, bool)>> = HashMap::new();
+            let mut wanted: HashMap<i32, BTreeMap<Key, (LeaderEpoch, bool)>> = HashMap::new();
             for t in cat.all() {
                 for (p, st) in t.states.iter().enumerate() {
                     if st.leader >= 0 && st.leader != me && st.replicas.contains(&me) {
                         let key = (Arc::from(t.name.as_str()), p as i32);
                         let adding = st.adding.contains(&me);
-                        wanted.entry(st.leader).or_default().insert(key, (st.leader_epoch.0, adding));
+                        wanted.entry(st.leader).or_default().insert(key, (st.leader_epoch, adding));
                     }
                 }
             }
@@ -313,10 +313,10 @@ fn build_request(
         }
         let p = FetchPartition::default()
             .with_partition(*partition)
-            .with_current_leader_epoch(f.leader_epoch)
-            .with_fetch_offset(pos.log_end_offset)
-            .with_last_fetched_epoch(pos.last_epoch)
-            .with_log_start_offset(pos.log_start_offset)
+            .with_current_leader_epoch(f.leader_epoch.0)
+            .with_fetch_offset(pos.log_end_offset.0)
+            .with_last_fetched_epoch(pos.last_epoch.0)
+            .with_log_start_offset(pos.log_start_offset.0)
             .with_partition_max_bytes(max_bytes as i32);
         match topics.last_mut() {
             Some(t) if t.topic.0.as_str() == &**topic => t.partitions.push(p),
@@ -358,24 +358,25 @@ async fn apply_response(
         for p in t.partitions {
             let key = (topic.clone(), p.partition_index);
             let Some(f) = state.borrow().partitions.get(&key).copied() else { continue };
+            // The wire's numbers are typed here, as they arrive.
+            let diverging = EpochEndOffset {
+                epoch: LeaderEpoch(p.diverging_epoch.epoch),
+                end_offset: Offset(p.diverging_epoch.end_offset),
+            };
+            let leader_log_start = Offset(p.log_start_offset);
             let op = match p.error_code {
-                0 if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 => {
-                    FollowOp::Truncate {
-                        epoch: p.diverging_epoch.epoch,
-                        end_offset: p.diverging_epoch.end_offset,
-                    }
-                }
+                0 if diverging.is_defined() => FollowOp::Truncate(diverging),
                 0 if p.records.as_ref().is_none_or(|r| r.is_empty())
-                    && f.position.is_some_and(|pos| p.log_start_offset > pos.log_end_offset) =>
+                    && f.position.is_some_and(|pos| leader_log_start > pos.log_end_offset) =>
                 {
-                    FollowOp::RestartAt { offset: p.log_start_offset }
+                    FollowOp::RestartAt(leader_log_start)
                 }
                 0 => {
                     let records = p.records.unwrap_or_else(Bytes::new);
                     if f.throttled {
                         throttle.borrow_mut().spend(records.len());
                     }
-                    FollowOp::Append { records, leader_hw: p.high_watermark }
+                    FollowOp::Append { records, leader_hw: Offset(p.high_watermark) }
                 }
                 code => {
                     let mut s = state.borrow_mut();

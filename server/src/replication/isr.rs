@@ -42,7 +42,7 @@ pub async fn run(ctx: Ctx) {
             tracing::info!(
                 "{topic}-{partition}: asking for ISR {:?} at leader epoch {}: {}",
                 change.isr,
-                change.leader_epoch.0,
+                change.leader_epoch,
                 change.reason
             );
             requests.push(IsrChangeRequest {

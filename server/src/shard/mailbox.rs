@@ -10,7 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::partition::{
-    Acks, AppendReply, FollowReply, ListedOffset, OffsetSpec, PartitionError, ReadResult, ReplicaFetch,
+    Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec,
+    PartitionError, ReadResult, ReplicaFetch,
 };
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
@@ -52,7 +53,7 @@ pub struct ProduceCall {
 pub struct ReadCall {
     pub topic: Arc<str>,
     pub partition: i32,
-    pub offset: i64,
+    pub offset: Offset,
     pub max_bytes: u32,
     pub min_one: bool,
     /// When nothing is readable yet, the owner keeps this and sends `()` when the high
@@ -67,18 +68,18 @@ pub enum FollowOp {
     /// Where its log stands (before its first fetch from a leader).
     Position,
     /// Append the leader's batches (possibly none) and take its high watermark.
-    Append { records: Bytes, leader_hw: i64 },
-    /// The leader said the logs diverge at (epoch, end offset).
-    Truncate { epoch: i32, end_offset: i64 },
+    Append { records: Bytes, leader_hw: Offset },
+    /// The leader said the logs diverge where this epoch ends.
+    Truncate(EpochEndOffset),
     /// The leader's log starts past this log's end: restart there.
-    RestartAt { offset: i64 },
+    RestartAt(Offset),
 }
 
 pub struct FollowCall {
     pub topic: Arc<str>,
     pub partition: i32,
     /// The leader epoch the follower fetched under: refused if the partition moved on.
-    pub leader_epoch: i32,
+    pub leader_epoch: LeaderEpoch,
     pub op: FollowOp,
     pub reply: FollowReply,
 }
@@ -86,11 +87,10 @@ pub struct FollowCall {
 pub struct EpochEndCall {
     pub topic: Arc<str>,
     pub partition: i32,
-    pub current_leader_epoch: i32,
-    pub epoch: i32,
+    pub current_leader_epoch: LeaderEpoch,
+    pub epoch: LeaderEpoch,
 }
 
-/// (epoch, end offset), Kafka's OffsetForLeaderEpoch answer.
 /// One replica's log as DescribeLogDirs reports it.
 #[derive(Clone, Debug)]
 pub struct ReplicaLog {
@@ -99,12 +99,13 @@ pub struct ReplicaLog {
     pub size_bytes: u64,
     /// How far the log end is below the high watermark this replica knows (0 on a leader).
     pub offset_lag: i64,
-    pub log_end_offset: i64,
+    pub log_end_offset: Offset,
     pub leader: bool,
     pub traffic: crate::partition::Traffic,
 }
 
-pub type EpochEndOutcome = Result<(i32, i64), PartitionError>;
+/// Kafka's OffsetForLeaderEpoch answer.
+pub type EpochEndOutcome = Result<EpochEndOffset, PartitionError>;
 
 pub type ReadOutcome = Result<ReadResult, PartitionError>;
 

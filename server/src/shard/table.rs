@@ -20,7 +20,7 @@ use crate::catalog::TopicMeta;
 use crate::clock::now_ms;
 use crate::metrics::ReplicationGauges;
 use crate::partition::replica::{IsrChange, PartitionView};
-use crate::partition::{Partition, PartitionError};
+use crate::partition::{Offset, Partition, PartitionError};
 
 pub struct PartitionTable {
     broker: Arc<Broker>,
@@ -290,11 +290,11 @@ impl PartitionTable {
             FollowOp::Append { records, leader_hw } => {
                 p.append_as_follower(call.leader_epoch, &records, leader_hw, call.reply)
             }
-            FollowOp::Truncate { epoch, end_offset } => {
-                let _ = call.reply.send(p.truncate_diverged(call.leader_epoch, epoch, end_offset));
+            FollowOp::Truncate(diverging) => {
+                let _ = call.reply.send(p.truncate_diverged(call.leader_epoch, diverging));
                 false
             }
-            FollowOp::RestartAt { offset } => {
+            FollowOp::RestartAt(offset) => {
                 let _ = call.reply.send(p.restart_at(call.leader_epoch, offset));
                 false
             }
@@ -331,7 +331,7 @@ impl PartitionTable {
                     g.under_min_isr += u64::from(isr < p.min_insync());
                     let leo = p.log_end_offset();
                     for (_, acked) in p.follower_offsets() {
-                        g.max_follower_lag = g.max_follower_lag.max(leo - acked.max(0));
+                        g.max_follower_lag = g.max_follower_lag.max(acked.max(Offset(0)).count_to(leo));
                     }
                 }
             }
@@ -347,7 +347,7 @@ impl PartitionTable {
                     topic: topic.clone(),
                     partition: *index,
                     size_bytes: p.size_bytes(),
-                    offset_lag: (p.high_watermark() - p.log_end_offset()).max(0),
+                    offset_lag: p.log_end_offset().count_to(p.high_watermark()),
                     log_end_offset: p.log_end_offset(),
                     leader: p.is_leader(),
                     traffic: p.traffic(),
@@ -365,7 +365,7 @@ impl PartitionTable {
 
     /// (replica, acknowledged offset) of each follower, and the log end, of a partition this
     /// shard leads (for `topic describe`).
-    pub fn follower_offsets(&mut self, topic: &str, index: i32) -> Option<(i64, Vec<(i32, i64)>)> {
+    pub fn follower_offsets(&mut self, topic: &str, index: i32) -> Option<(Offset, Vec<(i32, Offset)>)> {
         let p = self.by_topic.get(topic).and_then(|m| m.get(&index))?;
         p.is_leader().then(|| (p.log_end_offset(), p.follower_offsets()))
     }
@@ -389,7 +389,7 @@ impl PartitionTable {
         &mut self,
         topic: &str,
         index: i32,
-        up_to: i64,
+        up_to: Offset,
         result: std::io::Result<()>,
     ) -> Option<CheckpointWrite> {
         self.by_topic.get_mut(topic).and_then(|m| m.get_mut(&index))?.complete_sync(up_to, result)
