@@ -12,12 +12,11 @@ use crate::backlog::{BacklogDrain, Gate, Tracker};
 use crate::clock::now_ns;
 use crate::error::{Error, Result};
 use crate::report::Sample;
-use crate::runner::phase_of;
 use crate::segments::{SegmentEvent, SegmentWatcher};
 use crate::stats::{Interval, Totals};
 use crate::sys::pid_rss_bytes;
 use crate::windows::{WindowStats, Windows};
-use crate::worker::{Event, Timeline};
+use crate::worker::{phase_of, Event, Timeline};
 
 /// What the main thread watches besides the workers.
 pub struct Watch {

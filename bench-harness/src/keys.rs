@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use riptide_client::partition_for_key;
 
-use crate::payload::SplitMix64;
+use crate::rng::SplitMix64;
 
 /// Distinct keys in the pool (OMB's `UNIQUE_COUNT`).
 pub const KEYS_UNIQUE: usize = 10_000;

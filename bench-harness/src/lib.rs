@@ -30,6 +30,7 @@ pub mod plots;
 pub mod producer;
 pub mod records;
 pub mod report;
+pub mod rng;
 pub mod runner;
 pub mod schedule;
 pub mod segments;

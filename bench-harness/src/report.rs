@@ -16,50 +16,11 @@ use crate::backlog::BacklogDrain;
 use crate::baseline::Baseline;
 use crate::error::{Error, Result};
 use crate::segments::SegmentEvent;
+pub use crate::stats::{percentiles, Percentiles};
 use crate::stats::{Interval, Totals};
 use crate::windows::{stability, Stability, WindowStats};
 
 pub const FORMAT_VERSION: u32 = 1;
-
-/// Latency summary in ms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    pub count: u64,
-    pub avg: f64,
-    pub p50: f64,
-    pub p75: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub p9999: f64,
-    /// Absent in results written before it (OMB reports it).
-    #[serde(default)]
-    pub p99999: f64,
-    pub max: f64,
-}
-
-/// Percentiles of a histogram of microseconds, in ms (all zero when it is empty).
-pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
-    if h.is_empty() {
-        return Percentiles::default();
-    }
-    let ms = |us: u64| us as f64 / 1e3;
-    let q = |quantile: f64| ms(h.value_at_quantile(quantile));
-    Percentiles {
-        count: h.len(),
-        avg: h.mean() / 1e3,
-        p50: q(0.50),
-        p75: q(0.75),
-        p90: q(0.90),
-        p95: q(0.95),
-        p99: q(0.99),
-        p999: q(0.999),
-        p9999: q(0.9999),
-        p99999: q(0.99999),
-        max: ms(h.max()),
-    }
-}
 
 /// Points of the percentile curve, evenly spaced on the usual log axis ("nines"): percentile
 /// 100·(1 − 10^(−k/8)) for k = 0..=48 (0 % to 99.9999 %) and 100 %; `[percentile, ms]`.

@@ -11,7 +11,7 @@ use riptide_client::{Client, ClientConfig, KafkaCode, NewTopic};
 
 use crate::backlog::{Gate, Tracker};
 use crate::baseline::{percent_of, Baseline};
-use crate::clock::{now_ns, unix_ms, NS_PER_S};
+use crate::clock::{now_ns, unix_ms};
 use crate::collect::{gather, Collected, Watch};
 use crate::error::{Error, Result};
 use crate::omb::OmbResult;
@@ -332,18 +332,6 @@ fn wait_ready(events: &flume::Receiver<Event>, threads: usize) -> Result<()> {
     Ok(())
 }
 
-/// The phase of second `k` (covering `(k-1, k]` s after the start).
-pub fn phase_of(second: u64, t: &Timeline) -> &'static str {
-    let at = t.start_ns + second * NS_PER_S;
-    if at <= t.measure_from_ns {
-        "warmup"
-    } else if at <= t.end_ns {
-        "measure"
-    } else {
-        "drain"
-    }
-}
-
 /// A few lines for the terminal after a run.
 pub fn summary(r: &RunResult) -> String {
     let p = &r.aggregated_publish_latency;
@@ -534,6 +522,8 @@ mod tests {
 
     #[test]
     fn seconds_fall_into_phases() {
+        use crate::clock::NS_PER_S;
+        use crate::worker::phase_of;
         let s = NS_PER_S;
         let t = Timeline { start_ns: 10 * s, measure_from_ns: 12 * s, end_ns: 15 * s, stop_ns: 17 * s };
         assert_eq!(t.seconds(), 7);

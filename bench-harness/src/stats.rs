@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 pub const LATENCY_US_MAX: u64 = 3_600_000_000;
 
@@ -229,6 +230,46 @@ impl Recorder {
 
     pub fn into_totals(self) -> Totals {
         self.totals
+    }
+}
+
+/// Latency summary in ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub avg: f64,
+    pub p50: f64,
+    pub p75: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub p9999: f64,
+    /// Absent in results written before it (OMB reports it).
+    #[serde(default)]
+    pub p99999: f64,
+    pub max: f64,
+}
+
+/// Percentiles of a histogram of microseconds, in ms (all zero when it is empty).
+pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    let ms = |us: u64| us as f64 / 1e3;
+    let q = |quantile: f64| ms(h.value_at_quantile(quantile));
+    Percentiles {
+        count: h.len(),
+        avg: h.mean() / 1e3,
+        p50: q(0.50),
+        p75: q(0.75),
+        p90: q(0.90),
+        p95: q(0.95),
+        p99: q(0.99),
+        p999: q(0.999),
+        p9999: q(0.9999),
+        p99999: q(0.99999),
+        max: ms(h.max()),
     }
 }
 

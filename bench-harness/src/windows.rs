@@ -13,8 +13,7 @@
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{percentiles, Percentiles};
-use crate::stats::{latency_histogram, Interval};
+use crate::stats::{latency_histogram, percentiles, Interval, Percentiles};
 
 /// One closed window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -235,3 +235,15 @@ fn producer_plan(index: usize, spec: &ProducerSpec, s: &Shared, t: &Timeline) ->
         gate: s.gate.clone(),
     }
 }
+
+/// The phase of second `k` (covering `(k-1, k]` s after the start).
+pub fn phase_of(second: u64, t: &Timeline) -> &'static str {
+    let at = t.start_ns + second * NS_PER_S;
+    if at <= t.measure_from_ns {
+        "warmup"
+    } else if at <= t.end_ns {
+        "measure"
+    } else {
+        "drain"
+    }
+}
