@@ -31,22 +31,9 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        self.check_writable()?;
-        if batches.is_empty() {
-            return Err(LogError::InvalidRecord("empty record set"));
-        }
-        let mut valid = std::mem::take(&mut self.scratch_batches);
-        valid.clear();
-        let result = match self.validate_set(batches, now_ms, &mut valid) {
-            Ok(Validated::Duplicate(info)) => Ok(info),
-            Ok(Validated::New { records, bytes }) => {
-                self.write_set(batches, &valid, records, bytes, leader_epoch, now_ms)
-            }
-            Err(e) => Err(e),
-        };
-        valid.clear();
-        self.scratch_batches = valid;
-        result
+        self.append_validated(batches, now_ms, |log, batches, valid, records, bytes| {
+            log.write_set(batches, valid, records, bytes, leader_epoch, now_ms)
+        })
     }
 
     /// `append` for bytes the caller cannot give up (a request buffer still shared with its
@@ -59,17 +46,28 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_validated(batches, now_ms, |log, batches, valid, records, bytes| {
+            log.write_shared(batches, valid, records, bytes, leader_epoch, now_ms)
+        })
+    }
+
+    /// Validates `batches` (with the log's scratch list of valid batches), answers an
+    /// idempotent retry with its original offsets, and hands new data to `write`.
+    fn append_validated<B: std::ops::Deref<Target = [u8]>>(
+        &mut self,
+        batches: B,
+        now_ms: i64,
+        write: impl FnOnce(&mut Log, B, &[ValidBatch], i64, u64) -> Result<AppendInfo, LogError>,
+    ) -> Result<AppendInfo, LogError> {
         self.check_writable()?;
         if batches.is_empty() {
             return Err(LogError::InvalidRecord("empty record set"));
         }
         let mut valid = std::mem::take(&mut self.scratch_batches);
         valid.clear();
-        let result = match self.validate_set(batches, now_ms, &mut valid) {
+        let result = match self.validate_set(&batches, now_ms, &mut valid) {
             Ok(Validated::Duplicate(info)) => Ok(info),
-            Ok(Validated::New { records, bytes }) => {
-                self.write_shared(batches, &valid, records, bytes, leader_epoch, now_ms)
-            }
+            Ok(Validated::New { records, bytes }) => write(self, batches, &valid, records, bytes),
             Err(e) => Err(e),
         };
         valid.clear();
