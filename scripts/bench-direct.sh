@@ -27,14 +27,8 @@ PORT=19098
 mkdir -p "$PARENT"
 [ -x "$BIN" ] || cargo build --release -p riptide-server
 LINES="$PARENT/lines-1k-$MESSAGES.txt"
-if [ ! -f "$LINES" ]; then
-    python3 -c "
-import os, base64, sys
-with open(sys.argv[1], 'wb') as f:
-    for _ in range(int(sys.argv[2])):
-        f.write(base64.b64encode(os.urandom(768))[:1023] + b'\n')
-" "$LINES" "$MESSAGES"
-fi
+. scripts/lib/lines.sh
+lines_1k "$LINES" "$MESSAGES"
 BYTES=$(stat -c %s "$LINES")
 tick=$(getconf CLK_TCK)
 

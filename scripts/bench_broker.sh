@@ -16,14 +16,8 @@ PORT=19097
 mkdir -p "$PARENT"
 [ -x "$BIN" ] || cargo build --release -p riptide-server
 LINES="$PARENT/lines-1k.txt"
-if [ ! -f "$LINES" ]; then
-    python3 -c "
-import os, base64, sys
-with open(sys.argv[1], 'wb') as f:
-    for _ in range(1_000_000):
-        f.write(base64.b64encode(os.urandom(768))[:1023] + b'\n')
-" "$LINES"
-fi
+. scripts/lib/lines.sh
+lines_1k "$LINES" 1000000
 BYTES=$(stat -c %s "$LINES")
 
 echo "## loopback (iperf3 -t 5)"
