@@ -5,6 +5,7 @@
 //! Group members heartbeat between fetches, follow rebalances (commit, rejoin, resume from the
 //! group's committed offsets) and commit their positions every second.
 
+use riptide_model::Offset;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -63,7 +64,7 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(1000);
 
 /// Where each owned partition is read next.
-type Positions = BTreeMap<i32, i64>;
+type Positions = BTreeMap<i32, Offset>;
 
 pub async fn run(client: Rc<Client>, topic: TopicInfo, plan: ConsumerPlan, recorder: Rc<RefCell<Recorder>>) {
     let result = match plan.assignment {
@@ -135,7 +136,7 @@ async fn consume_in_group(
     Ok(())
 }
 
-fn committable(topic: &TopicInfo, positions: &Positions) -> BTreeMap<TopicPartition, i64> {
+fn committable(topic: &TopicInfo, positions: &Positions) -> BTreeMap<TopicPartition, Offset> {
     positions.iter().map(|(p, o)| (TopicPartition::new(topic.name.as_str(), *p), *o)).collect()
 }
 
@@ -167,7 +168,7 @@ async fn starting_positions(
         .collect())
 }
 
-fn fetch_request(topic: &str, positions: &[(i32, i64)], partition_bytes_max: i32) -> FetchRequest {
+fn fetch_request(topic: &str, positions: &[(i32, Offset)], partition_bytes_max: i32) -> FetchRequest {
     FetchRequest::default()
         .with_max_wait_ms(FETCH_WAIT_MS)
         .with_min_bytes(1)
@@ -180,7 +181,7 @@ fn fetch_request(topic: &str, positions: &[(i32, i64)], partition_bytes_max: i32
                     .map(|(p, offset)| {
                         FetchPartition::default()
                             .with_partition(*p)
-                            .with_fetch_offset(*offset)
+                            .with_fetch_offset(offset.0)
                             .with_partition_max_bytes(partition_bytes_max)
                     })
                     .collect(),
@@ -199,7 +200,7 @@ async fn fetch_once(
         compio::time::sleep(Duration::from_millis(FETCH_WAIT_MS as u64)).await;
         return Ok(());
     }
-    let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+    let mut by_leader: BTreeMap<i32, Vec<(i32, Offset)>> = BTreeMap::new();
     for (p, o) in positions.iter() {
         by_leader.entry(topic.leader_of(*p).unwrap_or(-1)).or_default().push((*p, *o));
     }
@@ -225,7 +226,7 @@ async fn fetch_once(
             }
             let Some(records) = p.records.as_ref() else { continue };
             let mut ours = 0;
-            let scan = scan_batches(records, *position, |value| {
+            let scan = scan_batches(records, position.0, |value| {
                 if let Some(intended) = read_stamp(value, plan.run_tag) {
                     recorder.consumed(intended, now, value.len() as u64);
                     ours += 1;
@@ -235,7 +236,7 @@ async fn fetch_once(
                 g.consumed(ours);
             }
             match scan {
-                Ok(s) => *position = s.next_offset.unwrap_or(*position).max(*position),
+                Ok(s) => *position = Offset(s.next_offset.unwrap_or(position.0).max(position.0)),
                 Err(e) => recorder.failed(0, &format!("FETCH_CORRUPT: {e}")),
             }
         }

@@ -5,6 +5,7 @@
 //! offsets (`--from` applies where there are none), commits what it printed after every
 //! fetch, and leaves the group on exit so the others rebalance at once.
 
+use riptide_model::Offset;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -116,9 +117,9 @@ struct Reader<'c> {
     format: RecordFormat,
     remaining: Option<u64>,
     options: FetchOptions,
-    positions: BTreeMap<i32, i64>,
+    positions: BTreeMap<i32, Offset>,
     /// With --exit-at-end: the end offsets to reach.
-    ends: Option<BTreeMap<i32, i64>>,
+    ends: Option<BTreeMap<i32, Offset>>,
     stop: Rc<Cell<bool>>,
 }
 
@@ -188,7 +189,7 @@ async fn consume_in_group(
         reader.assign(&member, group, fallback, exit_at_end).await?;
         // Like the Java consumer, commit every assigned partition's position on the first
         // round, including partitions that were only positioned by --from.
-        let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut committed: BTreeMap<i32, Offset> = BTreeMap::new();
         loop {
             let more = if reader.positions.is_empty() {
                 compio::time::sleep(Duration::from_millis(200)).await;
@@ -196,7 +197,7 @@ async fn consume_in_group(
             } else {
                 reader.round().await?
             };
-            let progress: BTreeMap<TopicPartition, i64> = reader
+            let progress: BTreeMap<TopicPartition, Offset> = reader
                 .positions
                 .iter()
                 .filter(|(p, o)| committed.get(p) != Some(o))
@@ -239,7 +240,7 @@ impl Reader<'_> {
     }
 
     /// Start offsets for `partitions` from `start`; explicit offsets are clamped into the log.
-    async fn resolve(&self, partitions: &[i32], start: Start) -> Result<BTreeMap<i32, i64>, CliError> {
+    async fn resolve(&self, partitions: &[i32], start: Start) -> Result<BTreeMap<i32, Offset>, CliError> {
         if partitions.is_empty() {
             return Ok(BTreeMap::new());
         }
@@ -250,7 +251,9 @@ impl Reader<'_> {
                 let ends = self.client.list_offsets(topic, partitions, OffsetSpec::Latest).await?;
                 Ok(found
                     .into_iter()
-                    .map(|(p, o)| (p, if o < 0 { ends.get(&p).copied().unwrap_or(0) } else { o }))
+                    .map(|(p, o)| {
+                        (p, if o < Offset(0) { ends.get(&p).copied().unwrap_or(Offset(0)) } else { o })
+                    })
                     .collect())
             }
             Start::Spec(spec) => Ok(self.client.list_offsets(topic, partitions, spec).await?),
@@ -260,9 +263,9 @@ impl Reader<'_> {
                 Ok(partitions
                     .iter()
                     .map(|p| {
-                        let lo = starts.get(p).copied().unwrap_or(0);
+                        let lo = starts.get(p).copied().unwrap_or(Offset(0));
                         let hi = ends.get(p).copied().unwrap_or(lo).max(lo);
-                        (*p, offset.clamp(lo, hi))
+                        (*p, Offset(offset.clamp(lo.0, hi.0)))
                     })
                     .collect())
             }
@@ -315,7 +318,7 @@ impl Reader<'_> {
         if self.stop.get() || self.at_end() {
             return Ok(false);
         }
-        let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, Vec<(i32, Offset)>> = BTreeMap::new();
         for (p, offset) in &self.positions {
             if self.ends.as_ref().is_some_and(|e| e.get(p).is_some_and(|end| offset >= end)) {
                 continue; // this partition is done
@@ -383,7 +386,7 @@ impl Reader<'_> {
                 self.remaining = Some(remaining - 1);
             }
             print_record(&mut out, self.format, &self.topic.name, p, record)?;
-            self.positions.insert(p, record.offset + 1);
+            self.positions.insert(p, record.offset.plus(1));
         }
         out.flush()?;
         if self.remaining == Some(0) {

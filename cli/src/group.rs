@@ -2,6 +2,7 @@
 //! coordinator's members and their assignments (DescribeGroups), the committed offsets
 //! (OffsetFetch) and the partitions' log end (ListOffsets), whose difference is the lag.
 
+use riptide_model::Offset;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
@@ -218,7 +219,7 @@ async fn describe(client: &Client, format: OutputFormat, group: &str) -> CliResu
 async fn offset_rows(
     client: &Client,
     description: &GroupDescription,
-    committed: &BTreeMap<TopicPartition, i64>,
+    committed: &BTreeMap<TopicPartition, Offset>,
 ) -> Result<Vec<OffsetRow>, CliError> {
     let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
     for m in &description.members {
@@ -233,7 +234,7 @@ async fn offset_rows(
     for tp in &keys {
         by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
     }
-    let mut ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    let mut ends: BTreeMap<TopicPartition, Offset> = BTreeMap::new();
     for (t, ps) in by_topic {
         // A deleted topic or partition keeps its committed offset but has no log end.
         let Ok(info) = client.topic(t).await else { continue };
@@ -245,8 +246,8 @@ async fn offset_rows(
     Ok(keys
         .into_iter()
         .map(|key| OffsetRow {
-            committed: committed.get(&key).copied(),
-            log_end: ends.get(&key).copied(),
+            committed: committed.get(&key).map(|o| o.0),
+            log_end: ends.get(&key).map(|o| o.0),
             member: owners.get(&key).cloned(),
             topic: key.topic,
             partition: key.partition,
@@ -280,7 +281,7 @@ async fn reset(
     let targets = resolve(client, &info, &chosen, start).await?;
     let keys: Vec<TopicPartition> = chosen.iter().map(|p| TopicPartition::new(topic, *p)).collect();
     let before = client.committed_offsets(group, Some(&keys)).await?;
-    let new: BTreeMap<TopicPartition, i64> =
+    let new: BTreeMap<TopicPartition, Offset> =
         targets.iter().map(|(p, o)| (TopicPartition::new(topic, *p), *o)).collect();
     if !dry_run {
         client.commit_offsets(group, -1, "", &new).await?;
@@ -299,7 +300,7 @@ async fn reset(
                 t.row(vec![
                     k.topic.clone(),
                     k.partition.to_string(),
-                    before.get(k).map_or("-".into(), i64::to_string),
+                    before.get(k).map_or("-".into(), Offset::to_string),
                     o.to_string(),
                 ]);
             }
@@ -319,7 +320,7 @@ async fn resolve(
     info: &riptide_client::TopicInfo,
     partitions: &[i32],
     start: Start,
-) -> Result<BTreeMap<i32, i64>, CliError> {
+) -> Result<BTreeMap<i32, Offset>, CliError> {
     let earliest = client.list_offsets(info, partitions, OffsetSpec::Earliest).await?;
     let latest = client.list_offsets(info, partitions, OffsetSpec::Latest).await?;
     let out = match start {
@@ -329,14 +330,16 @@ async fn resolve(
             let found = client.list_offsets(info, partitions, spec).await?;
             found
                 .into_iter()
-                .map(|(p, o)| (p, if o < 0 { latest.get(&p).copied().unwrap_or(0) } else { o }))
+                .map(|(p, o)| {
+                    (p, if o < Offset(0) { latest.get(&p).copied().unwrap_or(Offset(0)) } else { o })
+                })
                 .collect()
         }
         Start::Offset(offset) => partitions
             .iter()
             .map(|p| {
-                let lo = earliest.get(p).copied().unwrap_or(0);
-                (*p, offset.clamp(lo, latest.get(p).copied().unwrap_or(lo).max(lo)))
+                let lo = earliest.get(p).copied().unwrap_or(Offset(0));
+                (*p, Offset(offset.clamp(lo.0, latest.get(p).copied().unwrap_or(lo).max(lo).0)))
             })
             .collect(),
     };

@@ -4,6 +4,7 @@
 //! delivered at once. At the end every batch is acknowledged (per `--acks`) before the
 //! per-partition summary is printed.
 
+use riptide_model::Offset;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -175,9 +176,9 @@ fn summarize(format: OutputFormat, topic: &str, deliveries: &[Delivery]) -> CliR
             last_offset: None,
         });
         s.records += d.records;
-        if d.base_offset >= 0 {
-            let last = d.base_offset + d.records as i64 - 1;
-            s.first_offset = Some(s.first_offset.map_or(d.base_offset, |f| f.min(d.base_offset)));
+        if d.base_offset >= Offset(0) {
+            let last = d.base_offset.0 + d.records as i64 - 1;
+            s.first_offset = Some(s.first_offset.map_or(d.base_offset.0, |f| f.min(d.base_offset.0)));
             s.last_offset = Some(s.last_offset.map_or(last, |l| l.max(last)));
         }
     }

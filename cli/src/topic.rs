@@ -1,5 +1,6 @@
 //! `riptide topic create|list|describe|delete|alter-config|add-partitions`.
 
+use riptide_model::Offset;
 use serde_json::{json, Value};
 
 use riptide_client::{AlterConfig, Client, ConfigResource, KafkaCode, NewTopic, OffsetSpec, TopicInfo};
@@ -243,9 +244,9 @@ async fn describe(client: &Client, format: OutputFormat, name: &str, overrides_o
         topic.partitions.iter().flat_map(|p| p.replicas.iter().copied()).collect();
     for b in brokers {
         if let Ok(logs) = client.describe_log_dirs(b).await {
-            for ((t, p), (_, lag)) in logs {
-                if t == topic.name {
-                    replica_lag.insert((p, b), lag);
+            for (tp, log) in logs {
+                if tp.topic == topic.name {
+                    replica_lag.insert((tp.partition, b), log.offset_lag);
                 }
             }
         }
@@ -303,8 +304,8 @@ async fn describe(client: &Client, format: OutputFormat, name: &str, overrides_o
                     p.leader_epoch.to_string(),
                     output::list(&p.replicas),
                     output::list(&p.isr),
-                    starts.get(&p.partition).map_or("-".into(), i64::to_string),
-                    ends.get(&p.partition).map_or("-".into(), i64::to_string),
+                    starts.get(&p.partition).map_or("-".into(), Offset::to_string),
+                    ends.get(&p.partition).map_or("-".into(), Offset::to_string),
                     lag_of(p).join(","),
                 ]);
             }

@@ -16,6 +16,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use riptide_model::TopicPartition;
+
 use crate::client::{BrokerInfo, Client};
 use crate::error::{Error, Result};
 
@@ -339,13 +341,20 @@ pub struct QuorumStatus {
     pub controller_addrs: Vec<(i32, String)>,
 }
 
+/// One replica's log on a broker, as DescribeLogDirs reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaLog {
+    pub size_bytes: i64,
+    /// Records behind the high watermark the broker knows (a count, not an offset).
+    pub offset_lag: i64,
+}
+
 impl Client {
-    /// The replicas broker `node_id` holds: (topic, partition) -> (bytes on disk, offset lag
-    /// behind the high watermark it knows), from DescribeLogDirs.
+    /// The replicas broker `node_id` holds, with their size and lag, from DescribeLogDirs.
     pub async fn describe_log_dirs(
         &self,
         node_id: i32,
-    ) -> Result<std::collections::BTreeMap<(String, i32), (i64, i64)>> {
+    ) -> Result<std::collections::BTreeMap<TopicPartition, ReplicaLog>> {
         let connection = self.broker(node_id).await?;
         let response = connection
             .send(&kafka_protocol::messages::DescribeLogDirsRequest::default().with_topics(None))
@@ -357,7 +366,10 @@ impl Client {
         for dir in response.results {
             for t in dir.topics {
                 for p in t.partitions {
-                    out.insert((t.name.0.to_string(), p.partition_index), (p.partition_size, p.offset_lag));
+                    out.insert(
+                        TopicPartition::new(t.name.0.to_string(), p.partition_index),
+                        ReplicaLog { size_bytes: p.partition_size, offset_lag: p.offset_lag },
+                    );
                 }
             }
         }

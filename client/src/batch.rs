@@ -9,6 +9,7 @@
 //! and each data batch is decoded. The varint, codec and header helpers are public for the
 //! bench harness, which writes batches on its hot path without a record object per message.
 
+use riptide_model::Offset;
 use std::str::FromStr;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -29,7 +30,7 @@ pub struct ProduceRecord {
 /// A record read back from a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
-    pub offset: i64,
+    pub offset: riptide_model::Offset,
     pub timestamp_ms: i64,
     /// True when the broker stamped the time (LogAppendTime), false for CreateTime.
     pub log_append_time: bool,
@@ -184,12 +185,12 @@ pub fn encode_batch(out: &mut BytesMut, records: &[ProduceRecord], compression: 
 pub struct Decoded {
     pub records: Vec<ConsumedRecord>,
     /// One past the last offset of the last complete batch, if any batch was complete.
-    pub next_offset: Option<i64>,
+    pub next_offset: Option<riptide_model::Offset>,
 }
 
 /// Decodes the whole batches in `bytes`, skipping records below `from_offset` (Fetch answers
 /// from the start of the batch holding the requested offset) and control batches.
-pub fn decode_batches(bytes: Bytes, from_offset: i64) -> Result<Decoded> {
+pub fn decode_batches(bytes: Bytes, from_offset: riptide_model::Offset) -> Result<Decoded> {
     let mut out = Decoded::default();
     let mut batches = riptide_format::whole_batches(&bytes);
     while let Some(next) = batches.next() {
@@ -201,7 +202,7 @@ pub fn decode_batches(bytes: Bytes, from_offset: i64) -> Result<Decoded> {
                 format!("magic {} (only v2 is supported)", header.magic),
             ));
         }
-        out.next_offset = Some(header.next_offset());
+        out.next_offset = Some(riptide_model::Offset(header.next_offset()));
         if header.is_control() {
             continue; // control batch (transaction marker): not user data
         }
@@ -209,7 +210,7 @@ pub fn decode_batches(bytes: Bytes, from_offset: i64) -> Result<Decoded> {
         let records = bytes.slice(end - batch.len() + BATCH_HEADER_BYTES..end);
         let records = decompress_records(records, i16::from(header.codec()))
             .map_err(|e| bad_batch(header.base_offset, e))?;
-        decode_records(&records, &header, from_offset, &mut out.records)
+        decode_records(&records, &header, from_offset.0, &mut out.records)
             .map_err(|e| bad_batch(header.base_offset, e.to_string()))?;
     }
     Ok(out)
@@ -260,7 +261,7 @@ fn decode_records(
         }
         if offset >= from_offset {
             out.push(ConsumedRecord {
-                offset,
+                offset: Offset(offset),
                 timestamp_ms: if log_append_time {
                     header.max_timestamp
                 } else {
@@ -320,10 +321,10 @@ mod tests {
             assert_eq!(sets.len(), 1, "{codec}: one batch");
             assert_eq!(sets[0].records.len(), 20);
             // ... and by ours, with the same contents.
-            let decoded = decode_batches(buf.freeze(), 0).expect("decode");
-            assert_eq!(decoded.next_offset, Some(20));
+            let decoded = decode_batches(buf.freeze(), Offset(0)).expect("decode");
+            assert_eq!(decoded.next_offset, Some(Offset(20)));
             for (i, (got, want)) in decoded.records.iter().zip(&records).enumerate() {
-                assert_eq!(got.offset, i as i64);
+                assert_eq!(got.offset, Offset(i as i64));
                 assert_eq!(got.key, want.key);
                 assert_eq!(got.value, want.value);
                 assert_eq!(got.headers, want.headers);
@@ -342,10 +343,13 @@ mod tests {
         set_base_offset(&mut second, 103);
         let mut all = first.clone();
         all.extend_from_slice(&second[..second.len() - 5]);
-        let decoded = decode_batches(all.freeze(), 101).expect("decode");
-        assert_eq!(decoded.records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![101, 102]);
-        assert_eq!(decoded.next_offset, Some(103));
-        assert!(decode_batches(Bytes::new(), 0).expect("empty").next_offset.is_none());
+        let decoded = decode_batches(all.freeze(), Offset(101)).expect("decode");
+        assert_eq!(
+            decoded.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            vec![Offset(101), Offset(102)]
+        );
+        assert_eq!(decoded.next_offset, Some(Offset(103)));
+        assert!(decode_batches(Bytes::new(), Offset(0)).expect("empty").next_offset.is_none());
     }
 
     #[test]
@@ -362,7 +366,7 @@ mod tests {
         };
         let mut buf = BytesMut::new();
         encode_batch(&mut buf, std::slice::from_ref(&r), Compression::Zstd).expect("encode");
-        let got = decode_batches(buf.freeze(), 0).expect("decode");
+        let got = decode_batches(buf.freeze(), Offset(0)).expect("decode");
         assert_eq!(got.records.len(), 1);
         assert_eq!(got.records[0].headers, r.headers);
         assert_eq!((got.records[0].key.as_ref(), got.records[0].value.as_ref()), (None, None));
@@ -391,7 +395,7 @@ mod tests {
             let mut bad = buf.clone();
             // Corrupt one record length byte and keep the batch length: decoding must refuse.
             bad[cut] = 0x7f;
-            let _ = decode_batches(bad.freeze(), 0);
+            let _ = decode_batches(bad.freeze(), Offset(0));
         }
     }
 

@@ -235,7 +235,7 @@ impl<'c> GroupMember<'c> {
     }
 
     /// Commits offsets as this member of this generation.
-    pub async fn commit(&self, offsets: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+    pub async fn commit(&self, offsets: &BTreeMap<TopicPartition, riptide_model::Offset>) -> Result<()> {
         if offsets.is_empty() {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! Reading partitions: ListOffsets (earliest, latest, by timestamp) and Fetch (long poll,
 //! read_uncommitted), each sent to the partition leaders, one request per leader.
 
+use riptide_model::Offset;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -53,11 +54,11 @@ impl Default for FetchOptions {
 pub struct FetchedPartition {
     pub partition: i32,
     pub error: i16,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
+    pub high_watermark: Offset,
+    pub log_start_offset: Offset,
     pub records: Vec<ConsumedRecord>,
     /// Where the next fetch starts: past the last complete batch (control batches included).
-    pub next_offset: Option<i64>,
+    pub next_offset: Option<Offset>,
     /// Record bytes came back but not one whole batch: raise `partition_max_bytes`.
     pub incomplete: bool,
 }
@@ -73,7 +74,7 @@ impl Client {
         topic: &TopicInfo,
         partitions: &[i32],
         spec: OffsetSpec,
-    ) -> Result<BTreeMap<i32, i64>> {
+    ) -> Result<BTreeMap<i32, Offset>> {
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for p in partitions {
             let leader =
@@ -104,7 +105,7 @@ impl Client {
                     KafkaCode::check(p.error_code, || {
                         format!("offsets of {}/{}", topic.name, p.partition_index)
                     })?;
-                    out.insert(p.partition_index, p.offset);
+                    out.insert(p.partition_index, Offset(p.offset));
                 }
             }
         }
@@ -124,7 +125,7 @@ impl Client {
         &self,
         leader: i32,
         topic: &str,
-        positions: &[(i32, i64)],
+        positions: &[(i32, Offset)],
         options: FetchOptions,
     ) -> Result<Vec<FetchedPartition>> {
         let connection = self.broker(leader).await?;
@@ -138,7 +139,7 @@ impl Client {
                     .map(|(p, offset)| {
                         FetchPartition::default()
                             .with_partition(*p)
-                            .with_fetch_offset(*offset)
+                            .with_fetch_offset(offset.0)
                             .with_partition_max_bytes(options.partition_max_bytes)
                     })
                     .collect(),
@@ -149,15 +150,15 @@ impl Client {
         let mut out = Vec::with_capacity(positions.len());
         for t in response.responses {
             for p in t.partitions {
-                let from = positions.iter().find(|(x, _)| *x == p.partition_index).map_or(0, |(_, o)| *o);
+                let from = positions.iter().find(|(x, _)| *x == p.partition_index).map_or(0, |(_, o)| o.0);
                 let bytes = p.records.unwrap_or_default();
                 let had_bytes = !bytes.is_empty();
-                let decoded = decode_batches(bytes, from)?;
+                let decoded = decode_batches(bytes, Offset(from))?;
                 out.push(FetchedPartition {
                     partition: p.partition_index,
                     error: p.error_code,
-                    high_watermark: p.high_watermark,
-                    log_start_offset: p.log_start_offset,
+                    high_watermark: Offset(p.high_watermark),
+                    log_start_offset: Offset(p.log_start_offset),
                     incomplete: had_bytes && decoded.next_offset.is_none(),
                     records: decoded.records,
                     next_offset: decoded.next_offset,

@@ -237,7 +237,7 @@ impl Client {
         &self,
         group: &str,
         partitions: Option<&[TopicPartition]>,
-    ) -> Result<BTreeMap<TopicPartition, i64>> {
+    ) -> Result<BTreeMap<TopicPartition, riptide_model::Offset>> {
         retry_on_coordinator(|| self.committed_offsets_once(group, partitions)).await
     }
 
@@ -245,7 +245,7 @@ impl Client {
         &self,
         group: &str,
         partitions: Option<&[TopicPartition]>,
-    ) -> Result<BTreeMap<TopicPartition, i64>> {
+    ) -> Result<BTreeMap<TopicPartition, riptide_model::Offset>> {
         let connection = self.coordinator(group).await?;
         let version = connection.version_for::<OffsetFetchRequest>()?;
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -293,7 +293,7 @@ impl Client {
         group: &str,
         generation: i32,
         member_id: &str,
-        offsets: &BTreeMap<TopicPartition, i64>,
+        offsets: &BTreeMap<TopicPartition, riptide_model::Offset>,
     ) -> Result<()> {
         retry_on_coordinator(|| self.commit_offsets_once(group, generation, member_id, offsets)).await
     }
@@ -303,7 +303,7 @@ impl Client {
         group: &str,
         generation: i32,
         member_id: &str,
-        offsets: &BTreeMap<TopicPartition, i64>,
+        offsets: &BTreeMap<TopicPartition, riptide_model::Offset>,
     ) -> Result<()> {
         let connection = self.coordinator(group).await?;
         let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
@@ -311,7 +311,7 @@ impl Client {
             by_topic.entry(topic.as_str()).or_default().push(
                 OffsetCommitRequestPartition::default()
                     .with_partition_index(*partition)
-                    .with_committed_offset(*offset),
+                    .with_committed_offset(offset.0),
             );
         }
         let topics = by_topic
@@ -338,7 +338,7 @@ impl Client {
 fn committed_from_response(
     group: &str,
     response: OffsetFetchResponse,
-) -> Result<BTreeMap<TopicPartition, i64>> {
+) -> Result<BTreeMap<TopicPartition, riptide_model::Offset>> {
     let mut out = BTreeMap::new();
     if let Some(g) = response.groups.into_iter().next() {
         KafkaCode::check(g.error_code, || format!("offsets of group {group}"))?;
@@ -348,7 +348,10 @@ fn committed_from_response(
                     format!("offset of {}/{} in group {group}", t.name.0, p.partition_index)
                 })?;
                 if p.committed_offset >= 0 {
-                    out.insert(TopicPartition::new(t.name.0.as_str(), p.partition_index), p.committed_offset);
+                    out.insert(
+                        TopicPartition::new(t.name.0.as_str(), p.partition_index),
+                        riptide_model::Offset(p.committed_offset),
+                    );
                 }
             }
         }
@@ -361,7 +364,10 @@ fn committed_from_response(
                 format!("offset of {}/{} in group {group}", t.name.0, p.partition_index)
             })?;
             if p.committed_offset >= 0 {
-                out.insert(TopicPartition::new(t.name.0.as_str(), p.partition_index), p.committed_offset);
+                out.insert(
+                    TopicPartition::new(t.name.0.as_str(), p.partition_index),
+                    riptide_model::Offset(p.committed_offset),
+                );
             }
         }
     }

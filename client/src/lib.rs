@@ -48,7 +48,7 @@ pub mod security;
 pub mod tls;
 pub mod versions;
 
-pub use admin::{AlterConfig, ClusterInfo, ConfigEntry, ConfigResource, NewTopic};
+pub use admin::{AlterConfig, ClusterInfo, ConfigEntry, ConfigResource, NewTopic, ReplicaLog};
 pub use batch::{Compression, ConsumedRecord, ProduceRecord};
 pub use client::{BrokerInfo, Client, ClientConfig, Metadata, PartitionInfo, TopicInfo};
 pub use connection::{ConnectOptions, Connection};

@@ -10,6 +10,7 @@
 //! `send`/`flush` return its error; no retries are made (leader moves surface as
 //! NOT_LEADER_OR_FOLLOWER for the caller to handle).
 
+use riptide_model::Offset;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
@@ -90,7 +91,7 @@ impl Default for ProducerConfig {
 pub struct Delivery {
     pub partition: i32,
     /// Offset of the batch's first record; -1 with acks=0.
-    pub base_offset: i64,
+    pub base_offset: riptide_model::Offset,
     pub records: usize,
 }
 
@@ -210,7 +211,7 @@ impl<'c> Producer<'c> {
         let task = if self.config.acks == Acks::None {
             compio::runtime::spawn(async move {
                 connection.send_oneway(&request).await?;
-                Ok(Delivery { partition, base_offset: -1, records: count })
+                Ok(Delivery { partition, base_offset: Offset(-1), records: count })
             })
         } else {
             compio::runtime::spawn(produce(connection, request, topic, partition, count))
@@ -240,7 +241,7 @@ impl Client {
         let request = produce_request(&topic.name, partition, buf.freeze(), config);
         if config.acks == Acks::None {
             connection.send_oneway(&request).await?;
-            return Ok(Delivery { partition, base_offset: -1, records: records.len() });
+            return Ok(Delivery { partition, base_offset: Offset(-1), records: records.len() });
         }
         produce(connection, request, topic.name.clone(), partition, records.len()).await
     }
@@ -288,5 +289,5 @@ async fn produce(
             message.as_deref(),
         ));
     }
-    Ok(Delivery { partition, base_offset: answer.base_offset, records })
+    Ok(Delivery { partition, base_offset: Offset(answer.base_offset), records })
 }

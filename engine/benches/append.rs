@@ -5,6 +5,7 @@
 
 mod support;
 
+use riptide_model::LeaderEpoch;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -46,7 +47,7 @@ fn append(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let start = Instant::now();
                     for i in 0..iters {
-                        log.append(&mut buf, 0, 1_700_000_000_000).expect("append");
+                        log.append(&mut buf, LeaderEpoch(0), 1_700_000_000_000).expect("append");
                         if fsync && (i + 1) % sync_every == 0 {
                             log.sync().expect("sync");
                         }

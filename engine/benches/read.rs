@@ -3,6 +3,7 @@
 
 mod support;
 
+use riptide_model::{LeaderEpoch, Offset};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -19,7 +20,7 @@ fn read(c: &mut Criterion) {
     let mut log = Log::open(&dir, cfg, 0).expect("open");
     let mut batch = support::batch_of(64 << 10);
     while (log.size_bytes() as usize) < LOG_BYTES {
-        log.append(&mut batch, 0, 1_700_000_000_000).expect("append");
+        log.append(&mut batch, LeaderEpoch(0), 1_700_000_000_000).expect("append");
     }
     log.sync().expect("sync");
     let total = log.size_bytes();
@@ -31,8 +32,8 @@ fn read(c: &mut Criterion) {
         b.iter(|| {
             let (mut offset, mut bytes) = (0i64, 0u64);
             let end = log.log_end_offset();
-            while offset < end {
-                let s = log.read(offset, 1 << 20, end, true).expect("read");
+            while offset < end.0 {
+                let s = log.read(Offset(offset), 1 << 20, end, true).expect("read");
                 let out = &mut buf[..s.len as usize];
                 s.read_into(out).expect("pread");
                 bytes += u64::from(s.len);

@@ -10,6 +10,7 @@
 //! page cache. Options: --dir PATH, --gib N (data per throughput run), --seconds N (per
 //! latency run), --recovery-gib N, --io std|uring|auto, --drop-caches, --only NAME.
 
+use riptide_model::{LeaderEpoch, Offset};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -121,7 +122,7 @@ fn throughput(a: &Args, batch_bytes: usize, sync_every_bytes: u64) -> f64 {
     let start = Instant::now();
     let (mut written, mut n) = (0u64, 0u64);
     while written < total {
-        log.append(&mut batch, 0, NOW_MS).expect("append");
+        log.append(&mut batch, LeaderEpoch(0), NOW_MS).expect("append");
         written += batch.len() as u64;
         n += 1;
         if n % per_sync == 0 {
@@ -148,7 +149,7 @@ fn durable_latency(a: &Args, batch_bytes: usize) -> (Histogram<u64>, f64) {
     let mut written = 0u64;
     while Instant::now() < deadline {
         let t = Instant::now();
-        log.append(&mut batch, 0, NOW_MS).expect("append");
+        log.append(&mut batch, LeaderEpoch(0), NOW_MS).expect("append");
         log.sync().expect("sync");
         h.saturating_record(t.elapsed().as_micros() as u64);
         written += batch.len() as u64;
@@ -164,7 +165,7 @@ fn fill(dir: &Path, a: &Args, bytes: u64, segment_bytes: u64) -> Log {
     let mut log = Log::open(dir, cfg, NOW_MS).expect("open");
     let mut batch = batch_of(64 << 10);
     while log.size_bytes() < bytes {
-        log.append(&mut batch, 0, NOW_MS).expect("append");
+        log.append(&mut batch, LeaderEpoch(0), NOW_MS).expect("append");
     }
     log.sync().expect("sync");
     log
@@ -187,7 +188,7 @@ fn read_throughput(a: &Args) -> (f64, u64) {
             let out = &mut buf[..s.len as usize];
             s.read_into(out).expect("pread");
             bytes += u64::from(s.len);
-            offset = next_offset(out);
+            offset = Offset(next_offset(out));
         }
         best = best.max(mb_s(bytes, start.elapsed()));
     }

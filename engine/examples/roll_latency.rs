@@ -19,6 +19,7 @@
 //! "owner loop turn" is how long the owner's thread was away between two appends: what
 //! every partition of a shard waits when the thread is held.
 
+use riptide_model::{LeaderEpoch, Offset};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -110,7 +111,7 @@ fn helper(jobs: mpsc::Receiver<Job>, done: mpsc::Sender<Done>) {
                     .into_iter()
                     .map(|(i, t)| {
                         fsync_target(&t).expect("fdatasync");
-                        (i, t.up_to_offset)
+                        (i, t.up_to_offset.0)
                     })
                     .collect(),
             ),
@@ -179,7 +180,7 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool, compacti
                 Done::Synced(done) => {
                     syncing = false;
                     for (i, up_to) in done {
-                        if let Some(w) = logs[i].mark_durable(up_to).expect("mark durable") {
+                        if let Some(w) = logs[i].mark_durable(Offset(up_to)).expect("mark durable") {
                             job_tx.send(Job::Checkpoint(i, w)).expect("helper");
                         }
                     }
@@ -222,7 +223,7 @@ fn run(dir: &std::path::Path, io: IoBackend, seconds: u64, spare: bool, compacti
         let had_spare = log.has_spare_segment();
         let mut b = templates[(n / LOGS) % templates.len()].clone();
         let t = Instant::now();
-        log.append(&mut b, 0, NOW_MS).expect("append");
+        log.append(&mut b, LeaderEpoch(0), NOW_MS).expect("append");
         let us = t.elapsed().as_micros() as u64;
         if log.segment_count() > segments && had_spare {
             rolled.record(us.max(1)).expect("record");

@@ -301,8 +301,8 @@ impl Reader<'_> {
 /// How the broker rewrites a validated batch before storing it.
 #[derive(Clone, Copy, Debug)]
 pub struct Assignment {
-    pub base_offset: i64,
-    pub leader_epoch: i32,
+    pub base_offset: riptide_model::Offset,
+    pub leader_epoch: riptide_model::LeaderEpoch,
     /// `Some(now)` to stamp LogAppendTime.
     pub log_append_time_ms: Option<i64>,
 }
@@ -311,9 +311,9 @@ pub struct Assignment {
 /// corrects the max timestamp, recomputing the CRC only when such a CRC-covered field changes.
 pub fn assign(batch: &mut [u8], v: &ValidBatch, a: &Assignment) {
     assert_eq!(batch.len(), v.size_bytes, "assign needs exactly one batch");
-    batch[0..8].copy_from_slice(&a.base_offset.to_be_bytes());
+    batch[0..8].copy_from_slice(&a.base_offset.0.to_be_bytes());
     batch[PARTITION_LEADER_EPOCH_AT..PARTITION_LEADER_EPOCH_AT + 4]
-        .copy_from_slice(&a.leader_epoch.to_be_bytes());
+        .copy_from_slice(&a.leader_epoch.0.to_be_bytes());
     let (attributes, max_ts) = match a.log_append_time_ms {
         Some(now) => (v.header.attributes | ATTR_LOG_APPEND_TIME, now),
         None => (v.header.attributes, v.max_timestamp_ms),

@@ -530,8 +530,10 @@ fn filter_batch(
 
 #[cfg(test)]
 mod tests {
+    use super::super::TimestampAndOffset;
     use super::*;
     use crate::config::LogConfig;
+    use riptide_model::{LeaderEpoch, Offset};
     use std::fs;
 
     fn put_varint(out: &mut Vec<u8>, v: i64) {
@@ -586,7 +588,7 @@ mod tests {
         let mut out = Vec::new();
         let mut offset = log.log_start_offset();
         while offset < log.log_end_offset() {
-            let s = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
+            let s = log.read(offset, 1 << 20, Offset(i64::MAX), true).expect("read");
             if s.len == 0 {
                 break;
             }
@@ -602,7 +604,7 @@ mod tests {
                     let key = String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned();
                     out.push((h.base_offset + i64::from(r.offset_delta), key, r.value_is_null));
                 }
-                offset = h.last_offset() + 1;
+                offset = Offset(h.last_offset() + 1);
                 pos += size;
             }
         }
@@ -616,7 +618,7 @@ mod tests {
 
     fn append(log: &mut Log, records: &[(&str, Option<&str>)]) {
         let mut b = batch(records, 1_000);
-        log.append(&mut b, 0, 1_000).expect("append");
+        log.append(&mut b, LeaderEpoch(0), 1_000).expect("append");
     }
 
     fn latest_of(rows: &[(i64, String, bool)], key: &str) -> Option<i64> {
@@ -655,12 +657,12 @@ mod tests {
         // Appends continue at the same end; a second pass (over what became sealed since)
         // still keeps every key's latest record.
         append(&mut log, &[("c", Some("v"))]);
-        assert_eq!(log.log_end_offset(), end + 1);
+        assert_eq!(log.log_end_offset(), end.plus(1));
         log.sync().expect("sync");
         log.compact(1_000, 86_400_000).expect("compact again");
         let again = contents(&log);
         for key in ["a", "b", "u0", "u5", "w2", "c"] {
-            let expected = if key == "c" { Some(end) } else { latest_of(&before, key) };
+            let expected = if key == "c" { Some(end.0) } else { latest_of(&before, key) };
             assert_eq!(latest_of(&again, key), expected, "{key}");
         }
         let third = log.compact(1_000, 86_400_000).expect("third pass");
@@ -679,7 +681,10 @@ mod tests {
         log.sync().expect("sync");
         log.compact(1_000, 86_400_000).expect("compact");
         let first = contents(&log).first().map(|r| r.0).expect("records left");
-        assert_eq!(log.offset_for_timestamp(1_000).expect("lookup"), Some((first, 1_000)));
+        assert_eq!(
+            log.offset_for_timestamp(1_000).expect("lookup"),
+            Some(TimestampAndOffset { timestamp_ms: 1_000, offset: Offset(first) })
+        );
         assert_eq!(log.offset_for_timestamp(2_000).expect("lookup"), None);
         fs::remove_dir_all(&dir).ok();
     }
@@ -722,14 +727,14 @@ mod tests {
         let after = contents(&log);
         let bases = log.segment_base_offsets();
         log.close().expect("close");
-        fs::write(file_path(&dir, bases[0], LOG_SUFFIX).with_extension("log.tmp"), b"half-written")
+        fs::write(file_path(&dir, (bases[0]).0, LOG_SUFFIX).with_extension("log.tmp"), b"half-written")
             .expect("tmp");
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            fs::remove_file(file_path(&dir, bases[0], suffix)).expect("rm index");
+            fs::remove_file(file_path(&dir, (bases[0]).0, suffix)).expect("rm index");
         }
         let log = small_log(&dir);
         assert_eq!(contents(&log), after);
-        assert!(!file_path(&dir, bases[0], LOG_SUFFIX).with_extension("log.tmp").exists());
+        assert!(!file_path(&dir, (bases[0]).0, LOG_SUFFIX).with_extension("log.tmp").exists());
         fs::remove_dir_all(&dir).ok();
     }
 

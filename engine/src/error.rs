@@ -6,6 +6,8 @@
 
 use std::io;
 
+use riptide_model::{Offset, ProducerEpoch, ProducerId};
+
 /// A failed log operation.
 #[derive(thiserror::Error, Debug)]
 pub enum LogError {
@@ -20,19 +22,19 @@ pub enum LogError {
     MessageTooLarge { size_bytes: u64, limit_bytes: u64 },
     /// The requested offset is outside [log start, log end].
     #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange { offset: Offset, log_start_offset: Offset, log_end_offset: Offset },
     /// A record timestamp outside the accepted window, or a LogAppendTime batch from a client.
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(&'static str),
     /// Idempotent producer sent a sequence that does not follow the last one.
     #[error("out of order sequence for producer {producer_id}: expected {expected_seq}, got {got_seq}")]
-    OutOfOrderSequence { producer_id: i64, expected_seq: i32, got_seq: i32 },
+    OutOfOrderSequence { producer_id: ProducerId, expected_seq: i32, got_seq: i32 },
     /// Idempotent producer used an epoch older than the one we know.
     #[error("producer {producer_id} epoch {got_epoch} is older than current epoch {current_epoch}")]
-    InvalidProducerEpoch { producer_id: i64, got_epoch: i16, current_epoch: i16 },
+    InvalidProducerEpoch { producer_id: ProducerId, got_epoch: ProducerEpoch, current_epoch: ProducerEpoch },
     /// No state for this producer and its first sequence is not 0.
     #[error("unknown producer id {producer_id} with sequence {got_seq}")]
-    UnknownProducerId { producer_id: i64, got_seq: i32 },
+    UnknownProducerId { producer_id: ProducerId, got_seq: i32 },
     /// The request itself makes no sense (e.g. an empty record set).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),

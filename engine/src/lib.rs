@@ -31,5 +31,6 @@ pub use error::LogError;
 pub use log::{
     remove_retired_dirs, AppendInfo, CheckpointWrite, CompactionDone, CompactionJob, CompactionStats,
     DirRemoval, Log, PreparedSegment, ReadSlice, ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget,
+    TimestampAndOffset,
 };
 pub use seal::BatchSealer;

@@ -9,6 +9,7 @@
 //! per producer: id i64, epoch i16, last timestamp i64, batch count u8, and per batch:
 //! first sequence i32, last sequence i32, first offset i64, last offset i64. Big endian.
 
+use riptide_model::{ProducerEpoch, ProducerId};
 use std::collections::HashMap;
 
 use crate::batch::{increment_sequence, BatchHeader};
@@ -98,7 +99,7 @@ fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
 
 /// Checks `h` against `entry` (the producer's state, `None` if unknown).
 pub fn check(h: &BatchHeader, entry: Option<&ProducerEntry>) -> Result<SequenceCheck, LogError> {
-    let pid = h.producer_id;
+    let pid = ProducerId(h.producer_id);
     let Some(e) = entry else {
         if h.base_sequence != 0 {
             return Err(LogError::UnknownProducerId { producer_id: pid, got_seq: h.base_sequence });
@@ -108,8 +109,8 @@ pub fn check(h: &BatchHeader, entry: Option<&ProducerEntry>) -> Result<SequenceC
     if h.producer_epoch < e.epoch {
         return Err(LogError::InvalidProducerEpoch {
             producer_id: pid,
-            got_epoch: h.producer_epoch,
-            current_epoch: e.epoch,
+            got_epoch: ProducerEpoch(h.producer_epoch),
+            current_epoch: ProducerEpoch(e.epoch),
         });
     }
     if h.producer_epoch > e.epoch {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use riptide_model::LeaderEpoch;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -40,14 +41,14 @@ fn steady_state_append_does_not_allocate_per_batch() {
         let mut log = Log::open(&dir, config(io), 0).expect("open");
         let mut plain = batch(16, 1000, 1_000);
         let mut idem = idempotent_batch(4, 9, 0, 0);
-        log.append(&mut plain, 0, 2_000).expect("warm up");
-        log.append(&mut idem, 0, 2_000).expect("warm up");
+        log.append(&mut plain, LeaderEpoch(0), 2_000).expect("warm up");
+        log.append(&mut idem, LeaderEpoch(0), 2_000).expect("warm up");
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         for seq in 1..=1000i32 {
-            log.append(&mut plain, 0, 2_000).expect("append");
+            log.append(&mut plain, LeaderEpoch(0), 2_000).expect("append");
             idem[53..57].copy_from_slice(&(seq * 4).to_be_bytes()); // baseSequence is CRC-covered
             fix_crc(&mut idem);
-            log.append(&mut idem, 0, 2_000).expect("idempotent append");
+            log.append(&mut idem, LeaderEpoch(0), 2_000).expect("idempotent append");
         }
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
         assert!(allocations <= 24, "{io:?}: {allocations} allocations for 2000 appends");

@@ -6,6 +6,8 @@
 
 mod common;
 
+use riptide_engine::TimestampAndOffset;
+use riptide_model::{LeaderEpoch, Offset};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,7 +45,7 @@ fn crash_child_entry() {
     for i in 0..1_000_000u64 {
         let leo = log.log_end_offset();
         let n = 1 + (i % 7) as usize;
-        log.append(&mut self_describing_batch(leo, n), 0, 1_000).expect("child append");
+        log.append(&mut self_describing_batch(leo.0, n), LeaderEpoch(0), 1_000).expect("child append");
         if log.segment_count().is_multiple_of(2) {
             if let Some(prep) = log.prepare_segment() {
                 log.segment_prepared(prep.run()).expect("child spare segment");
@@ -71,7 +73,7 @@ fn check_log(dir: &std::path::Path, io: IoBackend, acked: i64, seed: u64) -> i64
     let log =
         Log::open(dir, crash_config(io), 0).unwrap_or_else(|e| panic!("open after kill (seed {seed}): {e}"));
     let leo = log.log_end_offset();
-    assert!(leo >= acked, "acknowledged {acked} but log ends at {leo} (seed {seed})");
+    assert!(leo >= Offset(acked), "acknowledged {acked} but log ends at {leo} (seed {seed})");
     let bytes = read_all(&log, 0);
     let mut expected = 0i64;
     for set in decode(&bytes) {
@@ -82,9 +84,9 @@ fn check_log(dir: &std::path::Path, io: IoBackend, acked: i64, seed: u64) -> i64
             expected += 1;
         }
     }
-    assert_eq!(expected, leo);
+    assert_eq!(Offset(expected), leo);
     log.close().expect("close");
-    leo
+    leo.0
 }
 
 #[test]
@@ -137,7 +139,7 @@ fn unclean_log(name: &str, batches: usize) -> (std::path::PathBuf, Vec<u64>) {
     let mut ends = Vec::new();
     for i in 0..batches {
         let leo = log.log_end_offset();
-        log.append(&mut self_describing_batch(leo, 1 + i % 3), 0, 1_000).expect("append");
+        log.append(&mut self_describing_batch(leo.0, 1 + i % 3), LeaderEpoch(0), 1_000).expect("append");
         ends.push(log.size_bytes());
     }
     log.sync().expect("sync");
@@ -178,8 +180,8 @@ fn torn_and_bit_flipped_tails_are_truncated() {
     f.set_len(len - 5).expect("cut");
     let log = Log::open(&dir, crash_config(IoBackend::Std), 0).expect("recover torn");
     let leo = log.log_end_offset();
-    assert_eq!(leo, 57, "the torn 3-record batch is dropped, the 29 before it kept");
-    assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+    assert_eq!(leo, Offset(57), "the torn 3-record batch is dropped, the 29 before it kept");
+    assert_eq!(all_offsets(&log), (0..leo.0).collect::<Vec<_>>());
     drop(log);
 
     // Garbage appended after the last batch (a zero-filled or random tail).
@@ -190,10 +192,10 @@ fn torn_and_bit_flipped_tails_are_truncated() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
     f.write_all(&[0u8; 100]).expect("zeros");
     let mut log = Log::open(&dir, crash_config(IoBackend::Std), 0).expect("recover garbage");
-    assert_eq!(log.log_end_offset(), 60, "garbage dropped, all 30 batches kept");
+    assert_eq!(log.log_end_offset(), Offset(60), "garbage dropped, all 30 batches kept");
     let leo = log.log_end_offset();
-    log.append(&mut self_describing_batch(leo, 2), 0, 1_000).expect("append after recovery");
-    assert_eq!(all_offsets(&log), (0..leo + 2).collect::<Vec<_>>());
+    log.append(&mut self_describing_batch(leo.0, 2), LeaderEpoch(0), 1_000).expect("append after recovery");
+    assert_eq!(all_offsets(&log), (0..leo.0 + 2).collect::<Vec<_>>());
     drop(log);
 
     // Bit flip inside the third-to-last batch: it and everything after are dropped.
@@ -208,7 +210,7 @@ fn torn_and_bit_flipped_tails_are_truncated() {
     let log = Log::open(&dir, crash_config(IoBackend::Std), 0).expect("recover flip");
     assert_eq!(log.size_bytes(), ends[26], "cut at the start of the damaged batch");
     let leo = log.log_end_offset();
-    assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+    assert_eq!(all_offsets(&log), (0..leo.0).collect::<Vec<_>>());
 }
 
 #[test]
@@ -218,10 +220,10 @@ fn corrupt_or_missing_indexes_are_rebuilt() {
     let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
     for i in 0..400 {
         let leo = log.log_end_offset();
-        let mut b = self_describing_batch(leo, 3);
+        let mut b = self_describing_batch(leo.0, 3);
         b[27..35].copy_from_slice(&(1_000 + i as i64).to_be_bytes()); // baseTimestamp
         common::fix_crc(&mut b);
-        log.append(&mut b, 0, 1_000).expect("append");
+        log.append(&mut b, LeaderEpoch(0), 1_000).expect("append");
     }
     let leo = log.log_end_offset();
     let ts_answer = log.offset_for_timestamp(1_200).expect("ts");
@@ -244,10 +246,10 @@ fn corrupt_or_missing_indexes_are_rebuilt() {
     assert!(damaged >= 2);
     let log = Log::open(&dir, cfg, 0).expect("reopen rebuilds");
     assert_eq!(log.log_end_offset(), leo);
-    assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+    assert_eq!(all_offsets(&log), (0..leo.0).collect::<Vec<_>>());
     assert_eq!(log.offset_for_timestamp(1_200).expect("ts"), ts_answer);
     // Batch i holds timestamps 1000+i .. 1002+i at offsets 3i..3i+2: 1200 is first at 3*198+2.
-    assert_eq!(ts_answer, Some((596, 1_200)));
+    assert_eq!(ts_answer, Some(TimestampAndOffset { timestamp_ms: 1_200, offset: Offset(596) }));
 }
 
 #[test]
@@ -257,12 +259,13 @@ fn injected_eio_poisons_the_log_and_acknowledged_data_survives() {
         let mut log = Log::open(&dir, config(IoBackend::Std), 0).expect("open");
         for _ in 0..10 {
             let leo = log.log_end_offset();
-            log.append(&mut self_describing_batch(leo, 2), 0, 1_000).expect("append");
+            log.append(&mut self_describing_batch(leo.0, 2), LeaderEpoch(0), 1_000).expect("append");
         }
         let acked = log.sync().expect("sync");
         fault::inject(Some(f));
         let leo = log.log_end_offset();
-        let r = log.append(&mut self_describing_batch(leo, 2), 0, 1_000).and_then(|_| log.sync());
+        let r =
+            log.append(&mut self_describing_batch(leo.0, 2), LeaderEpoch(0), 1_000).and_then(|_| log.sync());
         fault::inject(None);
         let err = r.expect_err("fault surfaces");
         assert_eq!(kafka_code(&err), 56, "{what}: {err}");
@@ -270,14 +273,17 @@ fn injected_eio_poisons_the_log_and_acknowledged_data_survives() {
         assert!(log.is_failed());
         let leo = log.log_end_offset();
         assert_eq!(
-            kafka_code(&log.append(&mut self_describing_batch(leo, 1), 0, 1_000).expect_err("poisoned")),
+            kafka_code(
+                &log.append(&mut self_describing_batch(leo.0, 1), LeaderEpoch(0), 1_000)
+                    .expect_err("poisoned")
+            ),
             56
         );
         assert!(log.close().is_err(), "a failed log does not close cleanly");
         let log = Log::open(&dir, config(IoBackend::Std), 0).expect("reopen");
         assert!(log.log_end_offset() >= acked);
         let offsets = all_offsets(&log);
-        assert_eq!(offsets, (0..log.log_end_offset()).collect::<Vec<_>>());
+        assert_eq!(offsets, (0..log.log_end_offset().0).collect::<Vec<_>>());
     }
 }
 
@@ -307,8 +313,11 @@ fn real_enospc_on_a_tiny_tmpfs() {
             let mut acked = 0;
             let err = loop {
                 let leo = log.log_end_offset();
-                match log.append(&mut self_describing_batch(leo, 50), 0, 1_000).and_then(|_| log.sync()) {
-                    Ok(d) => acked = d,
+                match log
+                    .append(&mut self_describing_batch(leo.0, 50), LeaderEpoch(0), 1_000)
+                    .and_then(|_| log.sync())
+                {
+                    Ok(d) => acked = d.0,
                     Err(e) => break e,
                 }
             };
@@ -324,11 +333,11 @@ fn real_enospc_on_a_tiny_tmpfs() {
             std::fs::remove_file(&filler).expect("remove filler");
             let log = Log::open(&dir, config(io), 0).expect("reopen after ENOSPC");
             assert!(
-                log.log_end_offset() >= acked && acked > 0,
+                log.log_end_offset() >= Offset(acked) && acked > 0,
                 "{io:?}: acknowledged up to {acked}, log end after reopen {}",
                 log.log_end_offset()
             );
-            assert_eq!(all_offsets(&log), (0..log.log_end_offset()).collect::<Vec<_>>());
+            assert_eq!(all_offsets(&log), (0..log.log_end_offset().0).collect::<Vec<_>>());
             log.delete().expect("delete");
         });
         // Lazily: a forked child of another test may still hold a descriptor on it.

@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use kafka_protocol::records::Compression;
+use riptide_engine::TimestampAndOffset;
 use riptide_engine::{Log, LogConfig, TimestampType};
+use riptide_model::{EpochEndOffset, LeaderEpoch, Offset};
 
 #[test]
 fn append_read_reopen_decodes_with_kafka_protocol() {
@@ -16,15 +18,15 @@ fn append_read_reopen_decodes_with_kafka_protocol() {
         let mut expected = 0i64;
         for i in 0..50 {
             let mut b = batch(10, 100, 1_000 + i);
-            let info = log.append(&mut b, 3, 5_000).expect("append");
-            assert_eq!(info.base_offset, expected);
-            assert_eq!(info.last_offset, expected + 9);
+            let info = log.append(&mut b, LeaderEpoch(3), 5_000).expect("append");
+            assert_eq!(info.base_offset, Offset(expected));
+            assert_eq!(info.last_offset, Offset(expected + 9));
             assert!(!info.duplicate);
             expected += 10;
         }
-        assert_eq!(log.log_end_offset(), 500);
-        assert_eq!(log.sync().expect("sync"), 500);
-        assert_eq!(log.durable_offset(), 500);
+        assert_eq!(log.log_end_offset(), Offset(500));
+        assert_eq!(log.sync().expect("sync"), Offset(500));
+        assert_eq!(log.durable_offset(), Offset(500));
         let offsets = all_offsets(&log);
         assert_eq!(offsets, (0..500).collect::<Vec<_>>());
         let sets = decode(&read_all(&log, 0));
@@ -32,10 +34,13 @@ fn append_read_reopen_decodes_with_kafka_protocol() {
         log.close().expect("close");
 
         let log = Log::open(&dir, config(io), 0).expect("reopen");
-        assert_eq!(log.log_end_offset(), 500);
-        assert_eq!(log.durable_offset(), 500);
+        assert_eq!(log.log_end_offset(), Offset(500));
+        assert_eq!(log.durable_offset(), Offset(500));
         assert_eq!(all_offsets(&log), (0..500).collect::<Vec<_>>());
-        assert_eq!(log.end_offset_for_epoch(3), Some((3, 500)));
+        assert_eq!(
+            log.end_offset_for_epoch(LeaderEpoch(3)),
+            Some(EpochEndOffset { epoch: LeaderEpoch(3), end_offset: Offset(500) })
+        );
     }
 }
 
@@ -53,7 +58,7 @@ fn segment_files_are_kafka_format() {
     {
         for _ in 0..20 {
             let mut b = encode(&records(10, 200, 10_000, None), codec);
-            log.append(&mut b, 0, 20_000).expect("append");
+            log.append(&mut b, LeaderEpoch(0), 20_000).expect("append");
         }
     }
     log.close().expect("close");
@@ -106,7 +111,7 @@ fn log_append_time_is_stamped_and_crc_stays_valid() {
         LogConfig { timestamp_type: TimestampType::LogAppendTime, ..config(riptide_engine::IoBackend::Std) };
     let mut log = Log::open(&dir, cfg, 0).expect("open");
     let mut b = encode(&records(5, 10, 1_000, None), Compression::Lz4);
-    let info = log.append(&mut b, 0, 777_777).expect("append");
+    let info = log.append(&mut b, LeaderEpoch(0), 777_777).expect("append");
     assert_eq!(info.log_append_time_ms, 777_777);
     let bytes = read_all(&log, 0);
     let sets = decode(&bytes);
@@ -116,7 +121,10 @@ fn log_append_time_is_stamped_and_crc_stays_valid() {
         .iter()
         .all(|r| r.timestamp_type == kafka_protocol::records::TimestampType::LogAppend));
     assert_eq!(i64::from_be_bytes(bytes[35..43].try_into().expect("8")), 777_777, "maxTimestamp field");
-    assert_eq!(log.offset_for_timestamp(777_777).expect("lookup"), Some((0, 777_777)));
+    assert_eq!(
+        log.offset_for_timestamp(777_777).expect("lookup"),
+        Some(TimestampAndOffset { timestamp_ms: 777_777, offset: Offset(0) })
+    );
 }
 
 #[test]
@@ -137,14 +145,14 @@ fn roll_and_checkpoint_are_left_to_the_caller() {
         let cfg = LogConfig { segment_bytes: 4096, ..config(io) };
         let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
         let mut b = batch(10, 100, 1_000);
-        log.append(&mut b, 0, 5_000).expect("append");
+        log.append(&mut b, LeaderEpoch(0), 5_000).expect("append");
         let first = log.sync_target().expect("dirty");
         assert!(first.dir.is_none(), "no segment created yet");
         assert!(log.mark_durable(first.up_to_offset).expect("mark").is_none(), "same segment");
         // Fill past one segment: the append rolls.
         for i in 0..10 {
             let mut b = batch(10, 100, 1_001 + i);
-            log.append(&mut b, 0, 5_000).expect("append");
+            log.append(&mut b, LeaderEpoch(0), 5_000).expect("append");
         }
         assert!(log.segment_count() >= 2);
         let target = log.sync_target().expect("dirty after a roll");
@@ -157,7 +165,7 @@ fn roll_and_checkpoint_are_left_to_the_caller() {
         let write = log.mark_durable(target.up_to_offset).expect("mark").expect("checkpoint due");
         assert_eq!(write.value(), target.up_to_offset);
         assert!(log.checkpoint_in_flight());
-        assert!(log.truncate_to(5).is_err(), "no truncation while a checkpoint write is out");
+        assert!(log.truncate_to(Offset(5)).is_err(), "no truncation while a checkpoint write is out");
         let result = std::thread::spawn(move || {
             let r = write.write();
             (write, r)
@@ -170,7 +178,7 @@ fn roll_and_checkpoint_are_left_to_the_caller() {
         drop(log); // no close: the next open is an unclean one, trusting the checkpoint
         let log = Log::open(&dir, cfg, 0).expect("reopen");
         assert_eq!(log.log_end_offset(), leo);
-        assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+        assert_eq!(all_offsets(&log), (0..leo.0).collect::<Vec<_>>());
     }
 }
 
@@ -185,11 +193,11 @@ fn roll_and_retention_do_not_sync_on_the_owners_thread() {
     let cfg = LogConfig { segment_bytes: 4096, retention_ms: 1_000, ..config(IoBackend::Std) };
     let mut log = Log::open(&dir, cfg, 0).expect("open");
     // The first append of a leader epoch checkpoints the epoch (once per leadership change).
-    log.append(&mut batch(10, 100, 999), 0, 5_000).expect("first append");
+    log.append(&mut batch(10, 100, 999), LeaderEpoch(0), 5_000).expect("first append");
     fault::inject(Some(Fault::SyncEio));
     for i in 0..20 {
         let mut b = batch(10, 100, 1_000 + i);
-        log.append(&mut b, 0, 5_000).expect("append that may roll: no fsync in a roll");
+        log.append(&mut b, LeaderEpoch(0), 5_000).expect("append that may roll: no fsync in a roll");
     }
     let segments = log.segment_count();
     assert!(segments >= 3, "rolled: {segments}");
@@ -237,8 +245,8 @@ fn append_shared_stores_what_append_stores() {
                 batch(1 + i as usize % 7, 900, 1_000 + i as i64)
             };
             let kept = bytes.clone();
-            let ia = a.append(&mut bytes.clone(), 2, 50_000 + i as i64).expect("append");
-            let ib = b.append_shared(&bytes, 2, 50_000 + i as i64).expect("append_shared");
+            let ia = a.append(&mut bytes.clone(), LeaderEpoch(2), 50_000 + i as i64).expect("append");
+            let ib = b.append_shared(&bytes, LeaderEpoch(2), 50_000 + i as i64).expect("append_shared");
             assert_eq!(ia, ib);
             assert_eq!(bytes, kept, "the caller's bytes are not modified");
             if i % 9 == 0 {
@@ -248,7 +256,7 @@ fn append_shared_stores_what_append_stores() {
         }
         // A retried idempotent batch is answered as a duplicate by both.
         let retry = idempotent_batch(4, 7, 0, seq - 4);
-        let dup = b.append_shared(&retry, 2, 60_000).expect("retry");
+        let dup = b.append_shared(&retry, LeaderEpoch(2), 60_000).expect("retry");
         assert!(dup.duplicate);
         assert!(b.segment_count() > 1, "the test crosses rolls");
         assert_eq!(read_all(&a, 0), read_all(&b, 0));
@@ -268,15 +276,15 @@ fn direct_mode_falls_back_to_buffered_where_refused() {
     let cfg = LogConfig { io_mode: IoMode::Direct, ..config(riptide_engine::IoBackend::Std) };
     let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
     inject(Some(Fault::DirectEinval));
-    log.append(&mut batch(5, 100, 1_000), 0, 2_000).expect("append");
-    log.append_shared(&batch(5, 100, 1_000), 0, 2_000).expect("append_shared");
+    log.append(&mut batch(5, 100, 1_000), LeaderEpoch(0), 2_000).expect("append");
+    log.append_shared(&batch(5, 100, 1_000), LeaderEpoch(0), 2_000).expect("append_shared");
     inject(None);
     assert!(!log.is_direct(), "refused: buffered");
-    log.append(&mut batch(5, 100, 1_000), 0, 2_000).expect("append after");
+    log.append(&mut batch(5, 100, 1_000), LeaderEpoch(0), 2_000).expect("append after");
     assert!(!log.is_direct(), "asked once per log");
     drop(log); // no sync, no close: buffered bytes are in the page cache
     let mut log = Log::open(&dir, cfg, 0).expect("reopen");
     assert_eq!(all_offsets(&log), (0..15).collect::<Vec<_>>());
-    log.append(&mut batch(5, 100, 1_000), 0, 2_000).expect("append");
+    log.append(&mut batch(5, 100, 1_000), LeaderEpoch(0), 2_000).expect("append");
     assert!(log.is_direct(), "a new open tries again");
 }

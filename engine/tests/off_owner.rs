@@ -8,6 +8,7 @@
 
 mod common;
 
+use riptide_model::{LeaderEpoch, Offset};
 use std::sync::Arc;
 
 use common::*;
@@ -26,7 +27,7 @@ fn small_segments(io: IoBackend) -> LogConfig {
 fn append_until_roll(log: &mut Log, ts_ms: i64) {
     let before = log.segment_count();
     for i in 0..10 {
-        log.append(&mut batch(5, 200, ts_ms + i), 0, ts_ms + i).expect("append (may roll)");
+        log.append(&mut batch(5, 200, ts_ms + i), LeaderEpoch(0), ts_ms + i).expect("append (may roll)");
         if log.segment_count() > before {
             return;
         }
@@ -61,13 +62,13 @@ fn serve_meanwhile(log: &mut Log, gate: &Gate, ts_ms: i64) -> i64 {
     let segments = log.segment_count();
     append_until_roll(log, ts_ms);
     assert_eq!(log.segment_count(), segments + 1, "rolled");
-    log.append(&mut batch(5, 200, ts_ms + 50), 0, ts_ms + 50).expect("append after the roll");
+    log.append(&mut batch(5, 200, ts_ms + 50), LeaderEpoch(0), ts_ms + 50).expect("append after the roll");
     let leo = log.log_end_offset();
     assert_eq!(log.sync().expect("group commit"), leo);
     let offsets = all_offsets(log);
-    assert_eq!(offsets.last(), Some(&(leo - 1)), "reads reach the end");
+    assert_eq!(offsets.last(), Some(&(leo.0 - 1)), "reads reach the end");
     assert_eq!(gate.reached(), reached, "the helper is still stalled in the same call");
-    leo
+    leo.0
 }
 
 #[test]
@@ -99,7 +100,7 @@ fn retention_deletes_stalled_on_a_helper_do_not_hold_up_the_owner() {
         drop(log); // kill -9
         let log = Log::open(&dir, cfg, 0).expect("reopen");
         assert_eq!(log.log_start_offset(), start);
-        assert_eq!(all_offsets(&log), (start..leo).collect::<Vec<_>>());
+        assert_eq!(all_offsets(&log), (start.0..leo).collect::<Vec<_>>());
     }
 }
 
@@ -123,9 +124,9 @@ fn compaction_stalled_on_a_helper_does_not_hold_up_the_owner() {
         assert_eq!(log.apply_retention_deferred(20_000).expect("retention").0, 0);
         log.set_config(cfg.clone()).unwrap();
         let segments = log.segment_base_offsets();
-        assert!(log.truncate_to(1).is_err(), "refused while a pass is out");
+        assert!(log.truncate_to(Offset(1)).is_err(), "refused while a pass is out");
         assert_eq!(log.segment_base_offsets(), segments);
-        assert_eq!(log.log_end_offset(), leo);
+        assert_eq!(log.log_end_offset(), Offset(leo));
 
         gate.open();
         let stats = log.compaction_done(helper.join().expect("helper")).expect("compaction done");
@@ -134,13 +135,13 @@ fn compaction_stalled_on_a_helper_does_not_hold_up_the_owner() {
         assert!(after.len() < leo as usize, "records removed: {} of {leo} left", after.len());
         assert_eq!(after.last(), Some(&(leo - 1)));
         // The owner goes on; the compacted segments survive a kill and reopen as they are.
-        log.append(&mut batch(5, 200, 30_000), 0, 30_000).expect("append after the pass");
+        log.append(&mut batch(5, 200, 30_000), LeaderEpoch(0), 30_000).expect("append after the pass");
         log.sync().expect("sync");
         let expected = all_offsets(&log);
         drop(log); // kill -9
         let mut log = Log::open(&dir, cfg.clone(), 0).expect("reopen");
         assert_eq!(all_offsets(&log), expected);
-        log.truncate_to(expected[expected.len() - 3]).expect("truncation after the pass");
+        log.truncate_to(Offset(expected[expected.len() - 3])).expect("truncation after the pass");
         log.close().expect("close");
     }
 }
@@ -186,7 +187,7 @@ fn a_deleted_partition_is_removed_off_the_owners_thread() {
         let (gate, helper) = stalled_helper(move || removal.run());
 
         let mut log = Log::open(&dir, cfg.clone(), 0).expect("a new partition of the same name");
-        log.append(&mut batch(5, 200, 4_000), 0, 4_000).expect("append");
+        log.append(&mut batch(5, 200, 4_000), LeaderEpoch(0), 4_000).expect("append");
         let leo = serve_meanwhile(&mut log, &gate, 5_000);
         assert!(retired.exists(), "the helper is stalled");
         gate.open();
@@ -197,7 +198,7 @@ fn a_deleted_partition_is_removed_off_the_owners_thread() {
         // A deletion that stopped after its rename: removed at the next start-up.
         let other = root.join("t-1");
         let mut gone = Log::open(&other, cfg.clone(), 0).expect("open");
-        gone.append(&mut batch(5, 200, 1), 0, 1).expect("append");
+        gone.append(&mut batch(5, 200, 1), LeaderEpoch(0), 1).expect("append");
         gone.close().expect("close");
         let left = Log::retire_dir(&other, io).expect("retire").expect("it exists");
         assert!(Log::retire_dir(&root.join("t-9"), io).expect("nothing to retire").is_none());

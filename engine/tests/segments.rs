@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use kafka_protocol::records::Compression;
+use riptide_engine::TimestampAndOffset;
 use riptide_engine::{IoBackend, Log, LogConfig};
+use riptide_model::{LeaderEpoch, Offset};
 
 fn small(io: IoBackend) -> LogConfig {
     LogConfig { segment_bytes: 16 * 1024, index_interval_bytes: 512, ..config(io) }
@@ -16,7 +18,7 @@ fn filled(name: &str, io: IoBackend) -> (Log, std::path::PathBuf) {
     let dir = tmpdir(name);
     let mut log = Log::open(&dir, small(io), 0).expect("open");
     for i in 0..100 {
-        log.append(&mut batch(5, 100, 1_000 + 10 * i), 0, 2_000).expect("append");
+        log.append(&mut batch(5, 100, 1_000 + 10 * i), LeaderEpoch(0), 2_000).expect("append");
     }
     (log, dir)
 }
@@ -26,7 +28,7 @@ fn batch_bases(slice_bytes: &[u8]) -> Vec<i64> {
 }
 
 fn read_bytes(log: &Log, offset: i64, max: u32, upper: i64, min_one: bool) -> Vec<u8> {
-    let s = log.read(offset, max, upper, min_one).expect("read");
+    let s = log.read(Offset(offset), max, Offset(upper), min_one).expect("read");
     let mut buf = vec![0; s.len as usize];
     s.read_into(&mut buf).expect("pread");
     buf
@@ -55,7 +57,7 @@ fn reads_return_whole_batches_within_bounds() {
         assert!(*bases.last().expect("some") < 495, "stopped at the first segment's end");
         // Log end: empty; beyond or below: out of range.
         assert!(read_bytes(&log, 500, 1 << 20, i64::MAX, true).is_empty());
-        let err = log.read(501, 100, i64::MAX, true).expect_err("beyond end");
+        let err = log.read(Offset(501), 100, Offset(i64::MAX), true).expect_err("beyond end");
         assert_eq!(kafka_code(&err), 1);
         assert_eq!(all_offsets(&log), (0..500).collect::<Vec<_>>());
     }
@@ -76,20 +78,20 @@ fn rolls_on_size_age_and_full_index() {
     let dir = tmpdir("roll-age");
     let cfg = LogConfig { segment_ms: 1_000, ..config(IoBackend::Std) };
     let mut log = Log::open(&dir, cfg, 10_000).expect("open");
-    log.append(&mut batch(1, 10, 10_000), 0, 10_000).expect("append");
+    log.append(&mut batch(1, 10, 10_000), LeaderEpoch(0), 10_000).expect("append");
     log.maybe_roll(10_500).expect("no roll yet");
     assert_eq!(log.segment_count(), 1);
     log.maybe_roll(11_000).expect("roll");
     assert_eq!(log.segment_count(), 2);
-    log.append(&mut batch(1, 10, 12_000), 0, 12_000).expect("append");
-    log.append(&mut batch(1, 10, 13_100), 0, 13_100).expect("append rolls by age");
-    assert_eq!(log.segment_base_offsets(), vec![0, 1, 2]);
+    log.append(&mut batch(1, 10, 12_000), LeaderEpoch(0), 12_000).expect("append");
+    log.append(&mut batch(1, 10, 13_100), LeaderEpoch(0), 13_100).expect("append rolls by age");
+    assert_eq!(log.segment_base_offsets(), vec![Offset(0), Offset(1), Offset(2)]);
 
     let dir = tmpdir("roll-index");
     let cfg = LogConfig { segment_index_bytes: 96, index_interval_bytes: 1, ..config(IoBackend::Std) };
     let mut log = Log::open(&dir, cfg, 0).expect("open");
     for _ in 0..40 {
-        log.append(&mut batch(1, 10, 1_000), 0, 1_000).expect("append");
+        log.append(&mut batch(1, 10, 1_000), LeaderEpoch(0), 1_000).expect("append");
     }
     assert!(
         log.segment_count() >= 4,
@@ -112,8 +114,8 @@ fn retention_by_time_and_bytes_advances_log_start() {
     let deleted = log.apply_retention(1_000 + 10 * 40 + 1_000).expect("retention");
     assert!(deleted >= 1, "deleted {deleted}");
     assert_eq!(log.log_start_offset(), log.segment_base_offsets()[0]);
-    assert!(log.log_start_offset() > 0);
-    let err = log.read(0, 100, i64::MAX, true).expect_err("below start");
+    assert!(log.log_start_offset() > Offset(0));
+    let err = log.read(Offset(0), 100, Offset(i64::MAX), true).expect_err("below start");
     assert_eq!(kafka_code(&err), 1);
     cfg.retention_ms = -1;
     cfg.retention_bytes = 20 * 1024;
@@ -129,7 +131,7 @@ fn retention_by_time_and_bytes_advances_log_start() {
     log.close().expect("close");
     let log = Log::open(&dir, cfg, 0).expect("reopen");
     assert_eq!(log.log_start_offset(), start);
-    assert_eq!(all_offsets(&log), (start..500).collect::<Vec<_>>());
+    assert_eq!(all_offsets(&log), (start.0..500).collect::<Vec<_>>());
 }
 
 #[test]
@@ -142,13 +144,28 @@ fn offset_for_timestamp_finds_exact_records_in_every_codec() {
         for i in 0..100 {
             // Records at 10_000 + 100*i + j, j in 0..10.
             let mut b = encode(&records(10, 50, 10_000 + 100 * i, None), codec);
-            log.append(&mut b, 0, 0).expect("append");
+            log.append(&mut b, LeaderEpoch(0), 0).expect("append");
         }
-        assert_eq!(log.offset_for_timestamp(0).expect("ts"), Some((0, 10_000)));
-        assert_eq!(log.offset_for_timestamp(10_505).expect("ts"), Some((55, 10_505)));
-        assert_eq!(log.offset_for_timestamp(10_550).expect("ts"), Some((60, 10_600)));
-        assert_eq!(log.offset_for_timestamp(19_909).expect("ts"), Some((999, 19_909)));
+        assert_eq!(
+            log.offset_for_timestamp(0).expect("ts"),
+            Some(TimestampAndOffset { timestamp_ms: 10_000, offset: Offset(0) })
+        );
+        assert_eq!(
+            log.offset_for_timestamp(10_505).expect("ts"),
+            Some(TimestampAndOffset { timestamp_ms: 10_505, offset: Offset(55) })
+        );
+        assert_eq!(
+            log.offset_for_timestamp(10_550).expect("ts"),
+            Some(TimestampAndOffset { timestamp_ms: 10_600, offset: Offset(60) })
+        );
+        assert_eq!(
+            log.offset_for_timestamp(19_909).expect("ts"),
+            Some(TimestampAndOffset { timestamp_ms: 19_909, offset: Offset(999) })
+        );
         assert_eq!(log.offset_for_timestamp(19_910).expect("ts"), None);
-        assert_eq!(log.max_timestamp(), Some((19_909, 999)));
+        assert_eq!(
+            log.max_timestamp(),
+            Some(TimestampAndOffset { timestamp_ms: 19_909, offset: Offset(999) })
+        );
     }
 }

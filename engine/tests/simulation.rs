@@ -23,6 +23,7 @@
 
 mod common;
 
+use riptide_model::{LeaderEpoch, Offset};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -327,19 +328,19 @@ impl World {
         }
         let (now, epoch, leo) = (self.now_ms, 0, self.log().log_end_offset());
         let accepted_before = self.log_errors() > self.errors_at_open;
-        match self.log().append(&mut bytes, epoch, now) {
+        match self.log().append(&mut bytes, LeaderEpoch(epoch), now) {
             Ok(info) => {
                 if accepted_before {
                     return Err("append accepted after a failed write or fsync (not poisoned)".into());
                 }
                 self.note(|| format!("append {}..={}", info.base_offset, info.last_offset));
-                self.wrote(info.base_offset, &recs);
+                self.wrote(info.base_offset.0, &recs);
                 self.after_append()
             }
             Err(e) if storage_error(&e) => {
                 // A failed append may still have reached the page cache (the error came from
                 // a later step): it may survive, unacknowledged.
-                self.wrote(leo, &recs);
+                self.wrote(leo.0, &recs);
                 Ok(())
             }
             Err(e) => Err(format!("append rejected a valid batch: {e}")),
@@ -369,7 +370,7 @@ impl World {
                 if failed_before {
                     return Err("sync succeeded after a failed write or fsync (not poisoned)".into());
                 }
-                self.ack_below(durable);
+                self.ack_below(durable.0);
                 Ok(())
             }
             Err(e) if storage_error(&e) => Ok(()),
@@ -398,19 +399,19 @@ impl World {
         let mut buf = bytes.clone();
         let (now, leo) = (self.now_ms, self.log().log_end_offset());
         let failed_before = self.log_errors() > self.errors_at_open;
-        match self.log().append(&mut buf, 0, now) {
+        match self.log().append(&mut buf, LeaderEpoch(0), now) {
             Ok(info) if info.duplicate => Err(format!("fresh idempotent batch taken as duplicate: {info:?}")),
             Ok(info) => {
                 if failed_before {
                     return Err("idempotent append accepted after a failed write or fsync".into());
                 }
-                self.wrote(info.base_offset, &recs);
+                self.wrote(info.base_offset.0, &recs);
                 self.next_seq += n as i32;
                 self.last_idempotent = Some(LastIdempotent { bytes, first_value: recs[0].1.clone() });
                 self.after_append()
             }
             Err(e) if storage_error(&e) => {
-                self.wrote(leo, &recs);
+                self.wrote(leo.0, &recs);
                 // The client would retry this batch: remember it as the last one.
                 self.next_seq += n as i32;
                 self.last_idempotent = Some(LastIdempotent { bytes, first_value: recs[0].1.clone() });
@@ -434,9 +435,9 @@ impl World {
         if start >= leo {
             return Ok(());
         }
-        let offset = start + self.rng.below((leo - start) as u64) as i64;
+        let offset = start.plus(self.rng.below(start.count_to(leo) as u64) as i64);
         let max = 1 + self.rng.below(8192) as u32;
-        let bytes = match log.read_bytes(offset, max, i64::MAX, true) {
+        let bytes = match log.read_bytes(offset, max, Offset(i64::MAX), true) {
             Ok(b) => b,
             Err(e) if storage_error(&e) => return Ok(()),
             Err(e) => return Err(format!("read at {offset}: {e}")),
@@ -460,7 +461,7 @@ impl World {
             return Err(format!("read at {offset} returned nothing below the log end {leo}"));
         };
         let gaps_possible = self.compacted_ever || self.faults.damaging();
-        if first.last < offset || (first.base > offset && !gaps_possible) {
+        if first.last < offset.0 || (first.base > offset.0 && !gaps_possible) {
             return Err(format!("read at {offset} starts with batch {}..={}", first.base, first.last));
         }
         for b in &batches {
@@ -476,13 +477,13 @@ impl World {
 
     fn retention(&mut self) -> Result<(), String> {
         let (now, leo) = (self.now_ms, self.log().log_end_offset());
-        self.retention_allowance = self.retention_allowance.max(leo);
+        self.retention_allowance = self.retention_allowance.max(leo.0);
         match self.log().apply_retention(now) {
             Ok(n) => {
                 let start = self.log().log_start_offset();
                 self.note(|| format!("retention deleted {n}, log start {start}"));
-                self.log_start = start;
-                self.acked.retain(|&o, _| o >= start);
+                self.log_start = start.0;
+                self.acked.retain(|&o, _| o >= start.0);
                 Ok(())
             }
             Err(e) if storage_error(&e) => Ok(()),
@@ -539,11 +540,11 @@ impl World {
                 r => Err(format!("truncation while a compaction pass is out: {r:?}")),
             };
         }
-        if leo - start < 2 {
+        if start.count_to(leo) < 2 {
             return Ok(());
         }
-        let back = 1 + self.rng.below((leo - start).min(30) as u64 - 1) as i64;
-        let offset = leo - back;
+        let back = 1 + self.rng.below(start.count_to(leo).min(30) as u64 - 1) as i64;
+        let offset = leo.plus(-back);
         // The producer's batches above `offset` go: it starts over as a new producer (as a
         // Kafka producer does after OUT_OF_ORDER_SEQUENCE).
         self.producer_id += 1;
@@ -553,13 +554,13 @@ impl World {
             Ok(()) => {
                 let end = self.log().log_end_offset();
                 self.note(|| format!("truncated to {offset}: end {end}"));
-                self.acked.retain(|&o, _| o < end);
+                self.acked.retain(|&o, _| o < end.0);
                 Ok(())
             }
             Err(e) if storage_error(&e) => {
                 // A truncation was asked for: records from the batch holding `offset` on may be
                 // gone (its cut point: batches hold at most 4 records here).
-                self.acked.retain(|&o, _| o < offset - 3);
+                self.acked.retain(|&o, _| o < offset.0 - 3);
                 Ok(())
             }
             Err(e) => Err(format!("truncate: {e}")),
@@ -591,7 +592,7 @@ impl World {
         let rec = self.next_record();
         let mut b = self.encode(&[rec], None);
         let now = self.now_ms;
-        if self.log().append(&mut b, 0, now).is_ok() {
+        if self.log().append(&mut b, LeaderEpoch(0), now).is_ok() {
             return Err("poisoned log accepted an append".into());
         }
         if self.log().sync().is_ok() {
@@ -606,7 +607,7 @@ impl World {
         let leo = log.log_end_offset();
         match log.close() {
             Ok(()) if failed_before => return Err("close succeeded after a failed write or fsync".into()),
-            Ok(()) => self.ack_below(leo),
+            Ok(()) => self.ack_below(leo.0),
             Err(_) => {}
         }
         if self.verbose {
@@ -698,7 +699,7 @@ impl World {
         if log.durable_offset() != leo {
             return Err(format!("after reopen durable offset {} != log end {leo}", log.durable_offset()));
         }
-        if start < self.log_start {
+        if start < Offset(self.log_start) {
             return Err(format!("log start went back from {} to {start}", self.log_start));
         }
         let visible = match read_everything(log, damaging, self.compacted_ever) {
@@ -719,7 +720,7 @@ impl World {
         }
         if !damaging && !self.compacted_ever {
             // Without compaction the log holds every offset from its start to its end.
-            if let Some(hole) = (start..leo).find(|o| !visible.contains_key(o)) {
+            if let Some(hole) = (start.0..leo.0).find(|o| !visible.contains_key(o)) {
                 return Err(format!("offset {hole} missing inside the log {start}..{leo} (a hole)"));
             }
         }
@@ -733,7 +734,7 @@ impl World {
                     .range(o + 1..)
                     .flat_map(|(_, g)| g)
                     .any(|later| later.0.is_some() && later.0 == rec.0);
-            let retained = *o < start && *o < self.retention_allowance;
+            let retained = *o < start.0 && *o < self.retention_allowance;
             if !superseded && !retained {
                 let what = if visible.contains_key(o) { "differs" } else { "is missing" };
                 return Err(format!(
@@ -747,8 +748,8 @@ impl World {
         self.totals.acked_records += self.acked.len() as u64;
         self.history = visible.iter().map(|(&o, r)| (o, vec![r.clone()])).collect();
         self.acked = visible;
-        self.log_start = start;
-        self.retention_allowance = start;
+        self.log_start = start.0;
+        self.retention_allowance = start.0;
         self.compacted = false;
         Ok(())
     }
@@ -759,36 +760,36 @@ impl World {
         let at = self.acked.iter().find(|(_, r)| r.1 == last.first_value).map(|(&o, _)| o);
         let mut buf = last.bytes.clone();
         let (now, start, leo) = (self.now_ms, self.log_start, self.log().log_end_offset());
-        let result = self.log().append(&mut buf, 0, now);
+        let result = self.log().append(&mut buf, LeaderEpoch(0), now);
         let recs = parse(&last.bytes).map_err(|e| format!("own batch: {e}"))?;
         let recs: Vec<Rec> = recs.iter().flat_map(|b| b.records.iter().map(|r| r.1.clone())).collect();
         match (at, result) {
-            (Some(o), Ok(info)) if info.duplicate && info.base_offset == o => Ok(()),
+            (Some(o), Ok(info)) if info.duplicate && info.base_offset == Offset(o) => Ok(()),
             // What is visible after silent damage is not known exactly: no expectation.
             (_, Ok(info)) if self.faults.damaging() => {
                 if !info.duplicate {
-                    self.wrote(info.base_offset, &recs);
+                    self.wrote(info.base_offset.0, &recs);
                 }
                 Ok(())
             }
             (Some(o), Ok(info)) => Err(format!("retried idempotent batch at {o} answered {info:?}")),
             (_, Err(e)) if storage_error(&e) => {
                 if at.is_none() {
-                    self.wrote(leo, &recs);
+                    self.wrote(leo.0, &recs);
                 }
                 self.last_idempotent = Some(last);
                 Ok(())
             }
             (Some(o), Err(e)) => Err(format!("retried idempotent batch at {o} rejected: {e}")),
             (None, Ok(info)) if info.duplicate => {
-                if info.base_offset < start || self.compacted_ever {
+                if info.base_offset < Offset(start) || self.compacted_ever {
                     Ok(())
                 } else {
                     Err(format!("retry of a lost idempotent batch answered as duplicate: {info:?}"))
                 }
             }
             (None, Ok(info)) => {
-                self.wrote(info.base_offset, &recs);
+                self.wrote(info.base_offset.0, &recs);
                 self.last_idempotent = Some(last);
                 Ok(())
             }
@@ -859,14 +860,15 @@ fn read_everything(log: &Log, damaging: bool, compacted: bool) -> Result<BTreeMa
     let (mut offset, end) = (log.log_start_offset(), log.log_end_offset());
     let mut prev_last = i64::MIN;
     while offset < end {
-        let bytes =
-            log.read_bytes(offset, 1 << 16, i64::MAX, true).map_err(|e| format!("read at {offset}: {e}"))?;
+        let bytes = log
+            .read_bytes(offset, 1 << 16, Offset(i64::MAX), true)
+            .map_err(|e| format!("read at {offset}: {e}"))?;
         let mut batches = Vec::new();
         if let Err(e) = parse_into(&bytes, &mut batches) {
-            let skip = if damaging { skip_bad_batch(&bytes, &batches, offset) } else { None };
+            let skip = if damaging { skip_bad_batch(&bytes, &batches, offset.0) } else { None };
             match skip {
                 Some(next) if batches.is_empty() => {
-                    offset = next;
+                    offset = Offset(next);
                     continue;
                 }
                 Some(_) => {}
@@ -902,10 +904,10 @@ fn read_everything(log: &Log, damaging: bool, compacted: bool) -> Result<BTreeMa
                 out.insert(o, r);
             }
         }
-        if next <= offset {
+        if next <= offset.0 {
             return Err(format!("read at {offset} did not advance"));
         }
-        offset = next;
+        offset = Offset(next);
     }
     Ok(out)
 }
@@ -915,12 +917,12 @@ fn read_prefix(log: &Log) -> BTreeMap<i64, Rec> {
     let mut out = BTreeMap::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
-        let Ok(bytes) = log.read_bytes(offset, 1 << 16, i64::MAX, true) else { break };
+        let Ok(bytes) = log.read_bytes(offset, 1 << 16, Offset(i64::MAX), true) else { break };
         let mut batches = Vec::new();
         let _ = parse_into(&bytes, &mut batches);
-        let Some(next) = batches.last().map(|b| b.last + 1).filter(|&n| n > offset) else { break };
+        let Some(next) = batches.last().map(|b| b.last + 1).filter(|&n| n > offset.0) else { break };
         out.extend(batches.into_iter().flat_map(|b| b.records));
-        offset = next;
+        offset = Offset(next);
     }
     out
 }

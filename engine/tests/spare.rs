@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use riptide_engine::io::fault::{self, Fault};
 use riptide_engine::{IoBackend, Log, LogConfig};
+use riptide_model::LeaderEpoch;
 
 fn small_segments(io: IoBackend) -> LogConfig {
     LogConfig { segment_bytes: 4096, retention_ms: 1_000, ..config(io) }
@@ -35,7 +36,7 @@ fn append_until_roll(log: &mut Log, ts_ms: i64) {
     let before = log.segment_count();
     for i in 0..10 {
         let mut b = batch(5, 200, ts_ms + i);
-        log.append(&mut b, 0, 5_000).expect("append (may roll)");
+        log.append(&mut b, LeaderEpoch(0), 5_000).expect("append (may roll)");
         if log.segment_count() > before {
             return;
         }
@@ -53,7 +54,7 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
     for io in BACKENDS {
         let dir = tmpdir(&format!("spare-owner-{io:?}"));
         let mut log = Log::open(&dir, small_segments(io), 0).expect("open");
-        log.append(&mut batch(5, 200, 999), 0, 5_000).expect("first append");
+        log.append(&mut batch(5, 200, 999), LeaderEpoch(0), 5_000).expect("first append");
         for round in 0..4 {
             // Durable snapshots make older ones prunable (kept: the two newest).
             log.sync().expect("sync");
@@ -96,7 +97,7 @@ fn roll_with_a_spare_and_retention_create_and_unlink_nothing_on_the_owners_threa
         let before = log.segment_count();
         let mut failed = false;
         for i in 0..10 {
-            if log.append(&mut batch(5, 200, 9_000 + i), 0, 5_000).is_err() {
+            if log.append(&mut batch(5, 200, 9_000 + i), LeaderEpoch(0), 5_000).is_err() {
                 failed = true;
                 break;
             }
@@ -115,7 +116,7 @@ fn a_spare_present_at_open_is_removed_and_the_log_recovers() {
         let dir = tmpdir(&format!("spare-reopen-{io:?}"));
         let cfg = small_segments(io);
         let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
-        log.append(&mut batch(5, 200, 1_000), 0, 5_000).expect("append");
+        log.append(&mut batch(5, 200, 1_000), LeaderEpoch(0), 5_000).expect("append");
         prepare_on_helper(&mut log);
         log.sync().expect("sync");
         let leo = log.log_end_offset();
@@ -125,7 +126,7 @@ fn a_spare_present_at_open_is_removed_and_the_log_recovers() {
         let mut log = Log::open(&dir, cfg.clone(), 0).expect("reopen with a spare present");
         assert!(spare_files(&dir).is_empty(), "removed at open");
         assert_eq!(log.log_end_offset(), leo);
-        assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+        assert_eq!(all_offsets(&log), (0..leo.0).collect::<Vec<_>>());
         assert!(!log.has_spare_segment());
 
         // A roll onto a spare, then a kill before the new (empty) segment's sync.
@@ -143,7 +144,7 @@ fn a_spare_present_at_open_is_removed_and_the_log_recovers() {
         assert!(spare_files(&dir).is_empty());
         assert_eq!(log.log_end_offset(), leo, "page cache kept: nothing lost");
         assert_eq!(log.segment_count(), segments);
-        assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+        assert_eq!(all_offsets(&log), (0..leo.0).collect::<Vec<_>>());
 
         // Rolls go on, with and without spares; a clean close leaves no spare behind.
         append_until_roll(&mut log, 3_000);
@@ -154,7 +155,7 @@ fn a_spare_present_at_open_is_removed_and_the_log_recovers() {
         log.close().expect("close");
         assert!(spare_files(&dir).is_empty(), "close removes the spare");
         let log = Log::open(&dir, cfg, 0).expect("clean reopen");
-        assert_eq!(all_offsets(&log), (0..leo).collect::<Vec<_>>());
+        assert_eq!(all_offsets(&log), (0..leo.0).collect::<Vec<_>>());
     }
 }
 
@@ -165,7 +166,7 @@ fn a_spare_prepared_for_a_closed_log_is_not_used() {
     let dir = tmpdir("spare-stale");
     let cfg = small_segments(IoBackend::Std);
     let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
-    log.append(&mut batch(5, 200, 1_000), 0, 5_000).expect("append");
+    log.append(&mut batch(5, 200, 1_000), LeaderEpoch(0), 5_000).expect("append");
     let prep = log.prepare_segment().expect("prep");
     log.close().expect("close");
     let stale = prep.run();

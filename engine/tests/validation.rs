@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
+use riptide_engine::TimestampAndOffset;
 use riptide_engine::{IoBackend, Log, LogConfig, LogError, TimestampType};
+use riptide_model::{LeaderEpoch, Offset};
 
 fn open(name: &str) -> (Log, std::path::PathBuf) {
     let dir = tmpdir(name);
@@ -14,7 +16,7 @@ fn open(name: &str) -> (Log, std::path::PathBuf) {
 /// Appends `bytes` expecting `code`, and checks nothing changed.
 fn rejects(log: &mut Log, mut bytes: Vec<u8>, code: i16) {
     let (leo, size) = (log.log_end_offset(), log.size_bytes());
-    match log.append(&mut bytes, 0, 10_000) {
+    match log.append(&mut bytes, LeaderEpoch(0), 10_000) {
         Err(e) => assert_eq!(kafka_code(&e), code, "wrong code for {e}"),
         Ok(info) => panic!("accepted an invalid batch: {info:?}"),
     }
@@ -93,8 +95,8 @@ fn one_bad_batch_rejects_the_whole_set() {
     let mut set = hand_simple(2, 5_000);
     set.extend_from_slice(&batch(3, 10, 5_000));
     set.extend_from_slice(&hand_simple(1, 5_000));
-    let info = log.append(&mut set, 0, 10_000).expect("valid set");
-    assert_eq!((info.base_offset, info.last_offset), (0, 5));
+    let info = log.append(&mut set, LeaderEpoch(0), 10_000).expect("valid set");
+    assert_eq!((info.base_offset, info.last_offset), (Offset(0), Offset(5)));
     assert_eq!(all_offsets(&log), (0..6).collect::<Vec<_>>());
 }
 
@@ -115,13 +117,14 @@ fn size_and_timestamp_limits() {
     lat[22] |= 0x08;
     fix_crc(&mut lat);
     rejects(&mut log, lat, 32);
-    log.append(&mut hand_simple(2, 9_500), 0, 10_000).expect("inside the window");
+    log.append(&mut hand_simple(2, 9_500), LeaderEpoch(0), 10_000).expect("inside the window");
     let err = LogError::MessageTooLarge { size_bytes: 1, limit_bytes: 0 };
     assert_eq!(kafka_code(&err), 10);
     let dir = tmpdir("v-lat");
     let cfg = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..config(IoBackend::Std) };
     let mut log = Log::open(&dir, cfg, 0).expect("open");
-    log.append(&mut hand_simple(2, 1), 0, 10_000).expect("any timestamp on a LogAppendTime topic");
+    log.append(&mut hand_simple(2, 1), LeaderEpoch(0), 10_000)
+        .expect("any timestamp on a LogAppendTime topic");
 }
 
 #[test]
@@ -130,8 +133,8 @@ fn wrong_header_max_timestamp_is_corrected() {
     let mut b = hand_simple(3, 5_000);
     b[35..43].copy_from_slice(&1i64.to_be_bytes());
     fix_crc(&mut b);
-    log.append(&mut b, 0, 10_000).expect("append");
+    log.append(&mut b, LeaderEpoch(0), 10_000).expect("append");
     assert_eq!(i64::from_be_bytes(b[35..43].try_into().expect("8")), 5_002);
     assert_eq!(decode(&b).len(), 1, "CRC recomputed");
-    assert_eq!(log.max_timestamp(), Some((5_002, 2)));
+    assert_eq!(log.max_timestamp(), Some(TimestampAndOffset { timestamp_ms: 5_002, offset: Offset(2) }));
 }

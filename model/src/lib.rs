@@ -109,6 +109,18 @@ impl ProducerEpoch {
     }
 }
 
+impl std::fmt::Display for ProducerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for ProducerEpoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A broker's or controller's node id (`node.id`; Kafka's i32 broker id), one width for the
 /// metadata quorum and the brokers. -1 is "no node" (a partition without a leader).
 pub type NodeId = i32;

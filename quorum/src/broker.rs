@@ -250,7 +250,11 @@ pub fn diff(old: &MetadataImage, new: &MetadataImage) -> Vec<Change> {
     for (name, t) in &old.topics {
         match new.topics.get(name) {
             Some(n) if n.id == t.id => {}
-            _ => out.push(Change::TopicDeleted { name: name.clone(), partitions: t.partitions.len() as i32 }),
+            _ => out.push(Change::TopicDeleted {
+                name: name.clone(),
+                id: t.id,
+                partitions: t.partitions.len() as i32,
+            }),
         }
     }
     for (name, t) in &new.topics {

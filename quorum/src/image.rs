@@ -27,8 +27,11 @@ pub struct BrokerState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
     TopicCreated(String),
+    /// `id` tells this topic from a later one of the same name (a broker that applies a
+    /// deletion late must not delete its successor's logs).
     TopicDeleted {
         name: String,
+        id: u128,
         partitions: i32,
     },
     PartitionsAdded(String),
@@ -166,7 +169,7 @@ impl MetadataImage {
                 Some(t) if t.id == *id => {
                     let partitions = t.partitions.len() as i32;
                     self.topics.remove(name);
-                    changes.push(Change::TopicDeleted { name: name.clone(), partitions });
+                    changes.push(Change::TopicDeleted { name: name.clone(), id: *id, partitions });
                     Ok(())
                 }
                 _ => Err(ApplyError::UnknownTopic(name.clone())),

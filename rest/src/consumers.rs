@@ -3,6 +3,7 @@
 //! without use. A background sweep heartbeats members between polls and rejoins them when
 //! their group rebalances, as a Java consumer's heartbeat thread does.
 
+use riptide_model::Offset;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -253,7 +254,7 @@ pub async fn assignments(i: &Instance) -> Value {
 pub async fn commit(state: &State, mut req: Req, i: &Instance) -> Result<(), RestError> {
     let body: Option<Offsets> = req.json(state.limit()).await?;
     let inner = i.inner.lock().await;
-    let offsets: BTreeMap<TopicPartition, i64> = match body {
+    let offsets: BTreeMap<TopicPartition, Offset> = match body {
         Some(o) if !o.offsets.is_empty() => {
             // N is the last record processed; -1 (nothing processed yet) is the lowest meaningful.
             if let Some(bad) = o.offsets.iter().find(|o| o.offset < -1) {
@@ -264,7 +265,7 @@ pub async fn commit(state: &State, mut req: Req, i: &Instance) -> Result<(), Res
             }
             o.offsets
                 .into_iter()
-                .map(|o| (TopicPartition::new(o.topic, o.partition), o.offset.saturating_add(1)))
+                .map(|o| (TopicPartition::new(o.topic, o.partition), Offset(o.offset.saturating_add(1))))
                 .collect()
         }
         _ => inner.positions.clone(),
@@ -276,7 +277,7 @@ async fn commit_offsets(
     state: &State,
     i: &Instance,
     inner: &Inner,
-    offsets: &BTreeMap<TopicPartition, i64>,
+    offsets: &BTreeMap<TopicPartition, Offset>,
 ) -> Result<(), RestError> {
     if offsets.is_empty() {
         return Ok(());
@@ -296,7 +297,7 @@ pub async fn committed(state: &State, mut req: Req, i: &Instance) -> Result<Valu
     let got = state.client().await?.committed_offsets(&i.group, Some(&parts)).await?;
     let offsets: Vec<Value> = parts
         .iter()
-        .map(|tp| json!({"topic": tp.topic, "partition": tp.partition, "offset": got.get(tp).copied().unwrap_or(-1), "metadata": ""}))
+        .map(|tp| json!({"topic": tp.topic, "partition": tp.partition, "offset": got.get(tp).copied().unwrap_or(Offset(-1)), "metadata": ""}))
         .collect();
     Ok(json!({"offsets": offsets}))
 }
@@ -318,7 +319,7 @@ pub async fn seek(state: &State, mut req: Req, i: &Instance) -> Result<(), RestE
     }
     let mut inner = i.inner.lock().await;
     for o in body.offsets {
-        inner.positions.insert(TopicPartition::new(o.topic, o.partition), o.offset);
+        inner.positions.insert(TopicPartition::new(o.topic, o.partition), Offset(o.offset));
     }
     Ok(())
 }
@@ -430,7 +431,7 @@ pub async fn poll(state: &State, req: &Req, i: &Instance) -> Result<Value, RestE
         let mut reset: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for tp in missing {
             match committed.get(&tp) {
-                Some(o) if *o >= 0 => {
+                Some(o) if *o >= Offset(0) => {
                     inner.positions.insert(tp, *o);
                 }
                 _ => reset.entry(tp.topic).or_default().push(tp.partition),
@@ -443,7 +444,7 @@ pub async fn poll(state: &State, req: &Req, i: &Instance) -> Result<Value, RestE
             }
         }
     }
-    let mut by_leader: BTreeMap<(i32, String), Vec<(i32, i64)>> = BTreeMap::new();
+    let mut by_leader: BTreeMap<(i32, String), Vec<(i32, Offset)>> = BTreeMap::new();
     for tp in &owned {
         let Some(pos) = inner.positions.get(tp).copied() else { continue };
         let info = state.topic(&tp.topic).await?;
@@ -493,9 +494,9 @@ pub async fn poll(state: &State, req: &Req, i: &Instance) -> Result<Value, RestE
                 }
                 bytes += size;
                 out.push(decode_v2(&topic, p.partition, r, i.format));
-                next = Some(r.offset + 1);
+                next = Some(r.offset.plus(1));
             }
-            let all_returned = next == p.records.last().map(|r| r.offset + 1);
+            let all_returned = next == p.records.last().map(|r| r.offset.plus(1));
             match (next, all_returned) {
                 (Some(n), false) => {
                     inner.positions.insert(tp, n);

@@ -172,7 +172,7 @@ async fn lags_of(state: &State, g: &str) -> Result<Vec<Lag>, RestError> {
             .iter()
             .find(|m| m.assignment.iter().any(|(mt, mps)| *mt == t && mps.contains(&p)))
             .cloned();
-        out.push(Lag { topic: t, partition: p, current, end, owner });
+        out.push(Lag { topic: t, partition: p, current: current.0, end: end.0, owner });
     }
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! A v2 consumer instance's state, kept by the REST thread between HTTP calls (the handlers
 //! are in `consumers`; the registry of instances in `state`).
 
+use riptide_model::Offset;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Instant;
@@ -49,7 +50,7 @@ pub(crate) struct Inner {
     pub(crate) assigned: Vec<TopicPartition>,
     pub(crate) member: Option<GroupMember<'static>>,
     /// Next offset to fetch per owned partition.
-    pub(crate) positions: BTreeMap<TopicPartition, i64>,
+    pub(crate) positions: BTreeMap<TopicPartition, Offset>,
 }
 
 impl Inner {

@@ -100,7 +100,7 @@ async fn send_partition(
     for attempt in 0..ATTEMPTS {
         let info = state.topic(topic).await?;
         match client.send_batch(&info, partition, records, &config).await {
-            Ok(d) => return Ok(d.base_offset),
+            Ok(d) => return Ok(d.base_offset.0),
             Err(e) if e.is_retriable() => {
                 state.forget_topic(topic);
                 last = Some(e);

@@ -291,7 +291,7 @@ mod tests {
         let (p, rec) = encode_v2(&r, Embedded::Binary, 0).expect("binary");
         assert_eq!((p, rec.key.as_deref(), rec.value), (Some(1), Some(&b"key"[..]), None));
         let consumed = ConsumedRecord {
-            offset: 3,
+            offset: riptide_model::Offset(3),
             timestamp_ms: 0,
             log_append_time: false,
             key: rec.key,

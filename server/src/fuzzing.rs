@@ -9,6 +9,7 @@ use bytes::{Bytes, BytesMut};
 use riptide_engine::batch::{self, Assignment, Limits};
 use riptide_engine::compression;
 use riptide_engine::TimestampType;
+use riptide_model::{LeaderEpoch, Offset};
 
 /// `socket.request.max.bytes` default: frames up to this size are decoded.
 pub const REQUEST_BYTES_MAX: u32 = 100 << 20;
@@ -64,7 +65,8 @@ pub fn record_set(data: &[u8]) {
         assert!(v.size_bytes >= batch::HEADER_BYTES && v.size_bytes <= data.len() - pos);
         let mut stored = data[pos..pos + v.size_bytes].to_vec();
         let stamp = (v.header.records_count % 2 == 0).then_some(limits.now_ms);
-        let a = Assignment { base_offset: 1000, leader_epoch: 3, log_append_time_ms: stamp };
+        let a =
+            Assignment { base_offset: Offset(1000), leader_epoch: LeaderEpoch(3), log_append_time_ms: stamp };
         batch::assign(&mut stored, &v, &a);
         let h = batch::check_stored(&stored).expect("an assigned valid batch must pass recovery");
         assert_eq!(h.base_offset, 1000);

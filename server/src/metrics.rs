@@ -2,6 +2,7 @@
 //! rendered in the text exposition format by a small HTTP listener on its own thread
 //! (`/metrics`, default port 9644), so scraping never touches a shard's event loop.
 
+use riptide_model::TopicPartition;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -72,7 +73,7 @@ pub struct Metrics {
     pub connections: AtomicI64,
     pub connections_rejected: AtomicU64,
     pub frames_rejected: AtomicU64,
-    log_end_offsets: Mutex<BTreeMap<(String, i32), Arc<AtomicI64>>>,
+    log_end_offsets: Mutex<BTreeMap<TopicPartition, Arc<AtomicI64>>>,
     /// The metadata log offset this broker has applied.
     pub metadata_applied: AtomicU64,
     cluster: Mutex<Option<ClusterSources>>,
@@ -142,7 +143,7 @@ impl Metrics {
     /// The gauge a partition owner updates after each append; created on first use.
     pub fn log_end_offset_gauge(&self, topic: &str, partition: i32) -> Arc<AtomicI64> {
         let mut map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((topic.to_string(), partition)).or_default().clone()
+        map.entry(TopicPartition::new(topic, partition)).or_default().clone()
     }
 
     pub fn set_replication(&self, shard: usize, g: ReplicationGauges) {
@@ -213,7 +214,7 @@ impl Metrics {
 
     pub fn forget_topic(&self, topic: &str) {
         let mut map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|(t, _), _| t != topic);
+        map.retain(|tp, _| tp.topic != topic);
     }
 
     pub fn render(&self) -> String {
@@ -271,7 +272,7 @@ impl Metrics {
         }
         out.push_str("# TYPE riptide_log_end_offset gauge\n");
         let map = self.log_end_offsets.lock().unwrap_or_else(|e| e.into_inner());
-        for ((topic, partition), leo) in map.iter() {
+        for (TopicPartition { topic, partition }, leo) in map.iter() {
             let _ = writeln!(
                 out,
                 "riptide_log_end_offset{{topic=\"{topic}\",partition=\"{partition}\"}} {}",

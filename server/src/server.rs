@@ -321,10 +321,10 @@ async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>
         let mut roles_changed = false;
         for change in std::iter::once(first).chain(events.try_iter()) {
             match change {
-                Change::TopicDeleted { name, partitions } => {
+                Change::TopicDeleted { name, id, partitions } => {
                     let topic: Arc<str> = Arc::from(name.as_str());
                     shard::router::broadcast_and_wait(&ctx, |reply| {
-                        shard::mailbox::ShardMsg::DropTopic(topic.clone(), partitions, reply)
+                        shard::mailbox::ShardMsg::DropTopic(topic.clone(), id, partitions, reply)
                     })
                     .await;
                 }

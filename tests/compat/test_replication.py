@@ -290,3 +290,51 @@ def test_min_insync_replicas(cluster):
     assert res == [None] * 10, res
     report, same = wait_replicas_identical(cluster, three, 1, rf=3, timeout=30)
     assert same, report
+
+
+def test_topic_recreated_while_a_replica_missed_it(tmp_path):
+    """A topic deleted and re-created under its name while one replica was paused (so it
+    applies both changes late, in one go): that replica must not keep the old topic's records
+    as the new topic's. Before topic ids were checked, its old log (epoch 0, 50 records) was
+    truncated to the new leader's epoch-0 end (10) and kept old-0..old-9 as offsets 0..9,
+    silently different from the other replicas."""
+    # Its own cluster: a session long enough that the paused node is never fenced, so it
+    # stays a replica of the new topic.
+    extra = [*o("broker.session.timeout.ms", 30000), *o("broker.heartbeat.interval.ms", 500),
+             *o("default.replication.factor", 3)]
+    c = Cluster(str(tmp_path / "reborn"), 3, extra).start()
+    victim = None
+    try:
+        topic = create(c, unique("reborn"), 1)
+        p = Producer({"bootstrap.servers": jepsen.bootstrap_of(c), "acks": "all"})
+        for i in range(50):
+            p.produce(topic, value=f"old-{i:03}".encode(), partition=0)
+        assert p.flush(30) == 0
+        report, same = wait_replicas_identical(c, topic, 1, rf=3, timeout=30)
+        assert same, report
+        # A follower that is not the active controller (the quorum must go on without it).
+        busy = {c.active_controller().id, leader_of(c, topic, 0)}
+        victim = next(n for n in c.nodes if n.id not in busy)
+        others = [n for n in c.nodes if n is not victim]
+        pause(victim)
+        a = AdminClient({"bootstrap.servers": others[0].bootstrap})
+        a.delete_topics([topic], operation_timeout=30)[topic].result(30)
+        wait_for(lambda: all(topic not in AdminClient({"bootstrap.servers": n.bootstrap}).list_topics(timeout=10).topics
+                             for n in others) or None, 30, "the topic gone on the running nodes")
+        a.create_topics([NewTopic(topic, 1, 3)], operation_timeout=30)[topic].result(30)
+        md = a.list_topics(topic, timeout=10).topics[topic].partitions[0]
+        assert victim.id in md.replicas, f"the paused node must be a replica of the new topic: {md.replicas}"
+        # acks=1: the paused replica is still in the new topic's ISR and holds acks=all.
+        p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in others), "acks": "1"})
+        for i in range(10):
+            p.produce(topic, value=f"new-{i:03}".encode(), partition=0)
+        assert p.flush(30) == 0
+        resume(victim)
+        report, same = wait_replicas_identical(c, topic, 1, rf=3, timeout=60)
+        assert same, f"the replicas differ after the paused one caught up: {report}"
+        values = [v for _, v in jepsen.replica_log(victim.data_dir, topic, 0)]
+        assert values == [f"new-{i:03}".encode() for i in range(10)], values[:12]
+    finally:
+        if victim is not None and jepsen.paused(victim):
+            resume(victim)
+        c.stop()

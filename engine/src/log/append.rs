@@ -8,6 +8,7 @@ use crate::config::TimestampType;
 use crate::error::LogError;
 use crate::producer_state::SequenceCheck;
 use crate::segment::BatchMeta;
+use riptide_model::{LeaderEpoch, Offset};
 
 /// Outcome of validating a whole record set.
 enum Validated {
@@ -28,11 +29,11 @@ impl Log {
     pub fn append(
         &mut self,
         batches: &mut [u8],
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         self.append_validated(batches, now_ms, |log, batches, valid, records, bytes| {
-            log.write_set(batches, valid, records, bytes, leader_epoch, now_ms)
+            log.write_set(batches, valid, records, bytes, leader_epoch.0, now_ms)
         })
     }
 
@@ -43,11 +44,11 @@ impl Log {
     pub fn append_shared(
         &mut self,
         batches: &[u8],
-        leader_epoch: i32,
+        leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         self.append_validated(batches, now_ms, |log, batches, valid, records, bytes| {
-            log.write_shared(batches, valid, records, bytes, leader_epoch, now_ms)
+            log.write_shared(batches, valid, records, bytes, leader_epoch.0, now_ms)
         })
     }
 
@@ -84,7 +85,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let base = self.log_end_offset();
+        let base = self.next_offset();
         self.roll_if_needed(bytes, base + records - 1, now_ms)?;
         self.prepare_write();
         if self.sealer.is_none() {
@@ -170,10 +171,10 @@ impl Log {
 
     fn duplicate_info(&self, first_offset: i64, last_offset: i64) -> AppendInfo {
         AppendInfo {
-            base_offset: first_offset,
-            last_offset,
+            base_offset: Offset(first_offset),
+            last_offset: Offset(last_offset),
             log_append_time_ms: -1,
-            log_start_offset: self.log_start_offset,
+            log_start_offset: Offset(self.log_start_offset),
             duplicate: true,
         }
     }
@@ -187,7 +188,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let base = self.log_end_offset();
+        let base = self.next_offset();
         let last = base + records - 1;
         self.roll_if_needed(bytes, last, now_ms)?;
         let append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
@@ -226,12 +227,12 @@ impl Log {
         self.active_mut().last_modified_ms = now_ms;
         self.note_leader_epoch(leader_epoch, base)?;
         let last = base + records - 1;
-        debug_assert_eq!(self.log_end_offset(), last + 1);
+        debug_assert_eq!(self.next_offset(), last + 1);
         Ok(AppendInfo {
-            base_offset: base,
-            last_offset: last,
+            base_offset: Offset(base),
+            last_offset: Offset(last),
             log_append_time_ms: append_time.unwrap_or(-1),
-            log_start_offset: self.log_start_offset,
+            log_start_offset: Offset(self.log_start_offset),
             duplicate: false,
         })
     }
@@ -268,10 +269,10 @@ impl Log {
     /// This replica leads from now on at `leader_epoch`: the epoch starts at the log end, before
     /// any batch of it is written (Kafka's `assign` on becoming leader), so a follower whose
     /// last epoch this log never saw is told where the leader's older epoch ended.
-    pub fn begin_leader_epoch(&mut self, leader_epoch: i32) -> Result<(), LogError> {
+    pub fn begin_leader_epoch(&mut self, leader_epoch: LeaderEpoch) -> Result<(), LogError> {
         self.check_writable()?;
-        let leo = self.log_end_offset();
-        self.note_leader_epoch(leader_epoch, leo)
+        let leo = self.active().next_offset;
+        self.note_leader_epoch(leader_epoch.0, leo)
     }
 
     /// Records a new leader epoch's start offset (persisted at once: epochs change rarely).
@@ -343,7 +344,11 @@ fn assign_all(
 ) {
     let (mut next, mut pos) = (base, 0usize);
     for v in valid {
-        let a = Assignment { base_offset: next, leader_epoch, log_append_time_ms: append_time };
+        let a = Assignment {
+            base_offset: Offset(next),
+            leader_epoch: LeaderEpoch(leader_epoch),
+            log_append_time_ms: append_time,
+        };
         batch::assign(&mut batches[pos..pos + v.size_bytes], v, &a);
         next += i64::from(v.header.records_count);
         pos += v.size_bytes;

@@ -58,7 +58,7 @@ impl Log {
             }
             prev_next = seg.next_offset;
         }
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         if self.log_start_offset > leo || self.recovery_point > leo.max(self.log_start_offset) {
             return Err(format!(
                 "log start {} / recovery point {} beyond log end {leo}",

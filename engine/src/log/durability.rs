@@ -10,6 +10,7 @@ use super::{Log, Pending, PendingSync, SyncTarget};
 use crate::checkpoint::{self, RECOVERY_POINT_FILE};
 use crate::error::LogError;
 use crate::io::{FileHandle, Io};
+use riptide_model::Offset;
 
 impl Log {
     /// Files to fdatasync to make every offset below `up_to_offset` durable; `None` if
@@ -21,13 +22,17 @@ impl Log {
         if let Err(e) = flushed {
             // Poisoned: the caller's `mark_durable` then fails, and with it every waiter.
             let _ = self.fail("direct write", e);
-            return Some(SyncTarget { files: Vec::new(), dir: None, up_to_offset: self.log_end_offset() });
+            return Some(SyncTarget {
+                files: Vec::new(),
+                dir: None,
+                up_to_offset: Offset(self.next_offset()),
+            });
         }
         let files = self.dirty_files()?.map(FileHandle::shared_file).collect();
         let dir = if self.dir_dirty() { self.dir_file.clone() } else { None };
         self.target_truncations.set(self.truncations);
         self.start_round();
-        Some(SyncTarget { files, dir, up_to_offset: self.log_end_offset() })
+        Some(SyncTarget { files, dir, up_to_offset: Offset(self.next_offset()) })
     }
 
     /// Starts a sync round: what was queued so far is covered by it.
@@ -49,7 +54,7 @@ impl Log {
         if self.failed.is_some() {
             return None;
         }
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         if self.recovery_point >= leo && self.pending_sync.is_empty() {
             return None;
         }
@@ -69,9 +74,9 @@ impl Log {
     /// When the recovery point enters a new segment, the returned [`CheckpointWrite`] is the
     /// checkpoint to write, off the owner's thread if the caller likes (two fsyncs and a
     /// rename); report it with `checkpoint_done`. At most one is out at a time.
-    pub fn mark_durable(&mut self, up_to_offset: i64) -> Result<Option<CheckpointWrite>, LogError> {
+    pub fn mark_durable(&mut self, up_to_offset: Offset) -> Result<Option<CheckpointWrite>, LogError> {
         self.check_writable()?;
-        let mut up_to = up_to_offset.min(self.log_end_offset());
+        let mut up_to = up_to_offset.0.min(self.active().next_offset);
         if self.target_truncations.get() != self.truncations {
             up_to = up_to.min(self.truncated_to);
         }
@@ -133,13 +138,13 @@ impl Log {
 
     /// Blocking group commit: fdatasync every dirty file through the I/O backend and advance
     /// the recovery point. Returns the durable offset.
-    pub fn sync(&mut self) -> Result<i64, LogError> {
+    pub fn sync(&mut self) -> Result<Offset, LogError> {
         self.check_writable()?;
         let Some(files) = self.dirty_files() else {
-            return Ok(self.recovery_point);
+            return Ok(Offset(self.recovery_point));
         };
         let files: Vec<&FileHandle> = files.collect();
-        let up_to_offset = self.log_end_offset();
+        let up_to_offset = self.next_offset();
         let dir_dirty = self.dir_dirty();
         self.target_truncations.set(self.truncations);
         self.start_round();
@@ -159,11 +164,11 @@ impl Log {
         if let Err(e) = synced {
             return Err(self.fail("fdatasync", e));
         }
-        if let Some(write) = self.mark_durable(up_to_offset)? {
+        if let Some(write) = self.mark_durable(Offset(up_to_offset))? {
             let result = write.write();
             self.checkpoint_done(&write, result)?;
         }
-        Ok(self.recovery_point)
+        Ok(Offset(self.recovery_point))
     }
 }
 
@@ -184,7 +189,7 @@ impl CheckpointWrite {
     }
 
     /// The recovery point it records.
-    pub fn value(&self) -> i64 {
-        self.value
+    pub fn value(&self) -> Offset {
+        Offset(self.value)
     }
 }

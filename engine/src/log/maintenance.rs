@@ -5,6 +5,7 @@ use super::{Log, Pending};
 use crate::checkpoint::{write_atomic, CLEAN_SHUTDOWN_FILE};
 use crate::error::LogError;
 use crate::segment::Segment;
+use riptide_model::Offset;
 
 impl Log {
     /// Rolls the active segment if it is older than segment.ms (appends also roll on size).
@@ -27,7 +28,7 @@ impl Log {
     /// is written without fsync: it is checksummed and only shortens recovery. Any failure
     /// poisons the log.
     pub(super) fn roll(&mut self, now_ms: i64) -> Result<(), LogError> {
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         let io = self.io;
         if let Err(e) = self.active_mut().detach_direct() {
             return Err(self.fail("direct write on roll", e));
@@ -150,12 +151,13 @@ impl Log {
     /// after the truncation's own checkpoint and claim truncated offsets durable. Nor while a
     /// retention write or a compaction pass is out: they delete or rewrite segment files that
     /// the truncation would delete or make active again.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+    pub fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
+        let offset = offset.0;
         self.check_writable()?;
         if self.checkpoint_in_flight || self.retention_in_flight || self.compaction.in_flight {
             return Err(LogError::InvalidRequest("a checkpoint, retention or compaction write is in flight"));
         }
-        if offset >= self.log_end_offset() {
+        if offset >= self.next_offset() {
             return Ok(());
         }
         // Snapshots past the cut go before the cut is made durable (again after it, at the
@@ -165,7 +167,7 @@ impl Log {
         if let Err(e) = r {
             return Err(self.fail_with("truncation", e));
         }
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         self.clear_read_hints();
         self.truncations += 1;
         self.truncated_to = leo;
@@ -179,19 +181,20 @@ impl Log {
     /// start (a new replica of a partition whose oldest segments retention deleted, or one
     /// that was away too long): everything here goes and the log restarts, empty, at
     /// `offset`, which must lie past its end.
-    pub fn start_at(&mut self, offset: i64) -> Result<(), LogError> {
+    pub fn start_at(&mut self, offset: Offset) -> Result<(), LogError> {
+        let offset = offset.0;
         self.check_writable()?;
         if self.checkpoint_in_flight || self.retention_in_flight || self.compaction.in_flight {
             return Err(LogError::InvalidRequest("a checkpoint, retention or compaction write is in flight"));
         }
-        if offset <= self.log_end_offset() {
+        if offset <= self.next_offset() {
             return Err(LogError::InvalidRequest("a log restarts only past its end"));
         }
         let r = self.delete_snapshots_above(-1).and_then(|()| self.truncate_fully_and_start_at(offset));
         if let Err(e) = r {
             return Err(self.fail_with("restart at the leader's log start", e));
         }
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         self.clear_read_hints();
         self.truncations += 1;
         self.truncated_to = leo;

@@ -40,16 +40,18 @@ use crate::segment::Segment;
 pub use compaction::{CompactionDone, CompactionJob, CompactionStats, ReplacedSegments};
 pub use durability::CheckpointWrite;
 pub use maintenance::{remove_retired_dirs, DirRemoval, RetentionWrite};
+use riptide_model::{EpochEndOffset, LeaderEpoch, Offset};
 pub use spare::{PreparedSegment, SegmentPrep};
+pub use timestamps::TimestampAndOffset;
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
-    pub base_offset: i64,
-    pub last_offset: i64,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
     /// The broker time stamped on the batches, -1 unless the topic uses LogAppendTime.
     pub log_append_time_ms: i64,
-    pub log_start_offset: i64,
+    pub log_start_offset: Offset,
     /// True when the batch was an idempotent retry of one already in the log (nothing written).
     pub duplicate: bool,
 }
@@ -63,10 +65,10 @@ pub struct ReadSlice {
     pub position: u64,
     /// 0 = nothing to read.
     pub len: u32,
-    /// Base offset of the first batch (-1 when empty).
-    pub base_offset: i64,
-    /// Offset after the last batch (-1 when not known without reading the file).
-    pub end_offset: i64,
+    /// Base offset of the first batch (`Offset::NONE` when empty).
+    pub base_offset: Offset,
+    /// Offset after the last batch (`Offset::NONE` when not known without reading the file).
+    pub end_offset: Offset,
     /// The same bytes from memory, when they are not (or not yet) to be read from the file:
     /// a direct-mode log's recent bytes (see `io/direct.rs`). Readers use these when set.
     pub memory: Option<bytes::Bytes>,
@@ -78,7 +80,7 @@ impl ReadSlice {
         if self.len == 0 || self.end_offset < self.base_offset {
             return 0;
         }
-        (self.end_offset - self.base_offset) as u64
+        self.base_offset.count_to(self.end_offset) as u64
     }
 
     /// Copies the range's bytes from `from` on into `buf` (its length is how many).
@@ -115,7 +117,7 @@ pub struct SyncTarget {
     /// The partition directory, when a segment was created since the last sync (its entry must
     /// be durable before anything in it is acknowledged). fsync, not fdatasync.
     pub dir: Option<Arc<File>>,
-    pub up_to_offset: i64,
+    pub up_to_offset: Offset,
 }
 
 /// What a roll left for the next group commit to sync, instead of syncing it on the spot.
@@ -229,17 +231,22 @@ impl Log {
         &self.dir
     }
 
-    pub fn log_start_offset(&self) -> i64 {
-        self.log_start_offset
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.log_start_offset)
     }
 
-    pub fn log_end_offset(&self) -> i64 {
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.next_offset())
+    }
+
+    /// The log end offset as the engine's internals count it.
+    fn next_offset(&self) -> i64 {
         self.active().next_offset
     }
 
     /// Every offset below this is fsynced (the recovery point).
-    pub fn durable_offset(&self) -> i64 {
-        self.recovery_point
+    pub fn durable_offset(&self) -> Offset {
+        Offset(self.recovery_point)
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -251,8 +258,8 @@ impl Log {
     }
 
     /// Base offsets of the segments, oldest first.
-    pub fn segment_base_offsets(&self) -> Vec<i64> {
-        self.segments.iter().map(|s| s.base_offset).collect()
+    pub fn segment_base_offsets(&self) -> Vec<Offset> {
+        self.segments.iter().map(|s| Offset(s.base_offset)).collect()
     }
 
     pub fn is_failed(&self) -> bool {
@@ -260,14 +267,16 @@ impl Log {
     }
 
     /// The leader-epoch cache entries as (epoch, start offset), oldest first.
-    pub fn leader_epochs(&self) -> Vec<(i32, i64)> {
-        self.epochs.entries().iter().map(|e| (e.epoch, e.start_offset)).collect()
+    pub fn leader_epochs(&self) -> Vec<(LeaderEpoch, Offset)> {
+        self.epochs.entries().iter().map(|e| (LeaderEpoch(e.epoch), Offset(e.start_offset))).collect()
     }
 
-    /// Kafka's OffsetForLeaderEpoch: (epoch, end offset) or `None` if the epoch is unknown
-    /// and newer than every known one.
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    /// Kafka's OffsetForLeaderEpoch: the largest known epoch at or below `epoch` and where it
+    /// ends, or `None` if the epoch is unknown and newer than every known one.
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> Option<EpochEndOffset> {
+        self.epochs
+            .end_offset_for(epoch.0, self.active().next_offset)
+            .map(|(e, end)| EpochEndOffset { epoch: LeaderEpoch(e), end_offset: Offset(end) })
     }
 
     /// Number of producer ids with idempotence state.

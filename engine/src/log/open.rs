@@ -84,14 +84,14 @@ impl Log {
             scratch_copy: Vec::new(),
         };
         let first_base = log.segments[0].base_offset;
-        log.log_start_offset = log_start_ck.unwrap_or(first_base).clamp(first_base, log.log_end_offset());
+        log.log_start_offset = log_start_ck.unwrap_or(first_base).clamp(first_base, log.next_offset());
         log.finish_open(loaded.rescanned || !epochs_ok, clean)?;
         Ok(log)
     }
 
     fn finish_open(&mut self, rescanned: bool, clean: bool) -> Result<(), LogError> {
         self.drop_segments_below_start()?;
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         self.epochs.truncate_from_end(leo);
         self.epochs.truncate_from_start(self.log_start_offset);
         self.write_epoch_checkpoint()?;
@@ -147,7 +147,7 @@ impl Log {
     /// Restores producer state from the newest usable snapshot at or below the log end and
     /// replays the idempotent batches after it; damaged or too-new snapshots are deleted.
     pub(super) fn load_producer_state(&mut self) -> Result<(), LogError> {
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         let mut from = self.log_start_offset;
         self.producers = ProducerState::default();
         for (off, name) in self.list_snapshots()? {
@@ -200,7 +200,7 @@ impl Log {
     /// its checksum or names an offset past the recovered end, and is skipped. Older snapshots
     /// are pruned only below the newest one known durable, so one always survives.
     pub(super) fn write_producer_snapshot(&mut self, durable: bool) -> Result<Option<FileHandle>, LogError> {
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         let name = file_path(Path::new(""), leo, SNAPSHOT_SUFFIX);
         let name = name.to_string_lossy();
         let pending = if durable {

@@ -9,6 +9,7 @@ use std::cell::Cell;
 use super::{Log, ReadSlice};
 use crate::batch::LOG_OVERHEAD_BYTES;
 use crate::error::LogError;
+use riptide_model::Offset;
 
 /// Remembered read ends (direct-mapped by offset).
 pub(super) const READ_HINTS: usize = 16;
@@ -30,13 +31,14 @@ impl Log {
     /// (or one whole batch if `min_one`), never a batch whose base offset is >= `upper_offset`.
     pub fn read(
         &self,
-        offset: i64,
+        offset: Offset,
         max_bytes: u32,
-        upper_offset: i64,
+        upper_offset: Offset,
         min_one: bool,
     ) -> Result<ReadSlice, LogError> {
         let (seg, position, len, (base_offset, end_offset)) =
-            self.locate(offset, max_bytes, upper_offset, min_one)?;
+            self.locate(offset.0, max_bytes, upper_offset.0, min_one)?;
+        let (base_offset, end_offset) = (Offset(base_offset), Offset(end_offset));
         let log = &self.segments[seg].log;
         Ok(ReadSlice {
             file: log.shared_file(),
@@ -52,12 +54,12 @@ impl Log {
     /// way to read a log on the simulated backend, whose `ReadSlice` files are placeholders).
     pub fn read_bytes(
         &self,
-        offset: i64,
+        offset: Offset,
         max_bytes: u32,
-        upper_offset: i64,
+        upper_offset: Offset,
         min_one: bool,
     ) -> Result<Vec<u8>, LogError> {
-        let (seg, position, len, _) = self.locate(offset, max_bytes, upper_offset, min_one)?;
+        let (seg, position, len, _) = self.locate(offset.0, max_bytes, upper_offset.0, min_one)?;
         let mut buf = vec![0u8; len as usize];
         let n = self.io.read_full_at(&self.segments[seg].log, &mut buf, u64::from(position))?;
         if n < buf.len() {
@@ -78,12 +80,12 @@ impl Log {
         upper_offset: i64,
         min_one: bool,
     ) -> Result<(usize, u32, u32, (i64, i64)), LogError> {
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         if offset < self.log_start_offset || offset > leo {
             return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start_offset: self.log_start_offset,
-                log_end_offset: leo,
+                offset: Offset(offset),
+                log_start_offset: Offset(self.log_start_offset),
+                log_end_offset: Offset(leo),
             });
         }
         let mut i = self.segment_index_for(offset);

@@ -9,6 +9,7 @@ use super::{AppendInfo, Log};
 use crate::batch;
 use crate::error::LogError;
 use crate::segment::BatchMeta;
+use riptide_model::Offset;
 
 impl Log {
     /// Appends leader batches as they are. Batches wholly below the log end (a refetch after a
@@ -16,7 +17,7 @@ impl Log {
     /// the log end or goes backwards is refused and nothing is written.
     pub fn append_replicated(&mut self, batches: &[u8], now_ms: i64) -> Result<Option<AppendInfo>, LogError> {
         self.check_writable()?;
-        let leo = self.log_end_offset();
+        let leo = self.next_offset();
         let (mut pos, mut start, mut next) = (0usize, None, leo);
         let mut last = -1;
         while pos < batches.len() {
@@ -68,12 +69,12 @@ impl Log {
             at += size;
         }
         self.active_mut().last_modified_ms = now_ms;
-        debug_assert_eq!(self.log_end_offset(), last + 1);
+        debug_assert_eq!(self.next_offset(), last + 1);
         Ok(Some(AppendInfo {
-            base_offset: first.unwrap_or(leo),
-            last_offset: last,
+            base_offset: Offset(first.unwrap_or(leo)),
+            last_offset: Offset(last),
             log_append_time_ms: -1,
-            log_start_offset: self.log_start_offset,
+            log_start_offset: Offset(self.log_start_offset),
             duplicate: false,
         }))
     }

@@ -7,27 +7,35 @@ use crate::batch::{self, codec, BatchHeader, HEADER_BYTES};
 use crate::compression;
 use crate::error::LogError;
 use crate::segment::scan_batches;
+use riptide_model::Offset;
+
+/// A record's offset and its timestamp (Kafka's `TimestampAndOffset`), as ListOffsets answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimestampAndOffset {
+    pub timestamp_ms: i64,
+    pub offset: Offset,
+}
 
 /// Largest decompressed records section examined (a limit against decompression bombs).
 const DECOMPRESSED_MAX_BYTES: usize = 64 << 20;
 
 impl Log {
-    /// Kafka ListOffsets by timestamp: (offset, timestamp) of the earliest record whose
-    /// timestamp is >= `timestamp_ms`, or `None` if there is none.
-    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<(i64, i64)>, LogError> {
+    /// Kafka ListOffsets by timestamp: the earliest record whose timestamp is >=
+    /// `timestamp_ms`, or `None` if there is none.
+    pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> Result<Option<TimestampAndOffset>, LogError> {
         for i in 0..self.segments.len() {
             if self.segments[i].max_timestamp_ms < timestamp_ms {
                 continue;
             }
-            if let Some(found) = self.search_segment(i, timestamp_ms)? {
-                return Ok(Some(found));
+            if let Some((offset, ts)) = self.search_segment(i, timestamp_ms)? {
+                return Ok(Some(TimestampAndOffset { timestamp_ms: ts, offset: Offset(offset) }));
             }
         }
         Ok(None)
     }
 
-    /// (max timestamp, offset of the first record carrying it), for ListOffsets -3.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    /// The max timestamp and the offset of the first record carrying it, for ListOffsets -3.
+    pub fn max_timestamp(&self) -> Option<TimestampAndOffset> {
         let mut best: Option<usize> = None;
         for (i, s) in self.segments.iter().enumerate() {
             if s.max_timestamp_ms >= 0
@@ -38,7 +46,8 @@ impl Log {
         }
         let seg = &self.segments[best?];
         let exact = self.search_segment(best?, seg.max_timestamp_ms).ok().flatten();
-        Some(exact.map_or((seg.max_timestamp_ms, seg.offset_of_max_timestamp), |(off, ts)| (ts, off)))
+        let (offset, timestamp_ms) = exact.unwrap_or((seg.offset_of_max_timestamp, seg.max_timestamp_ms));
+        Some(TimestampAndOffset { timestamp_ms, offset: Offset(offset) })
     }
 
     fn search_segment(&self, i: usize, target_ms: i64) -> Result<Option<(i64, i64)>, LogError> {

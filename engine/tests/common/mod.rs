@@ -2,6 +2,7 @@
 //! decoding of engine output with its decoder, temp directories and whole-log reads.
 #![allow(dead_code)]
 
+use riptide_model::Offset;
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
@@ -80,8 +81,8 @@ pub fn read_all(log: &Log, from: i64) -> Vec<u8> {
     let mut out = Vec::new();
     let mut offset = from;
     let end = log.log_end_offset();
-    while offset < end {
-        let s = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
+    while offset < end.0 {
+        let s = log.read(Offset(offset), 1 << 20, Offset(i64::MAX), true).expect("read");
         assert!(s.len > 0, "read at {offset} returned nothing before the end {end}");
         let mut buf = vec![0u8; s.len as usize];
         s.read_into(&mut buf).expect("pread");
@@ -95,7 +96,7 @@ pub fn read_all(log: &Log, from: i64) -> Vec<u8> {
 
 /// Offsets of every record in the log, in order.
 pub fn all_offsets(log: &Log) -> Vec<i64> {
-    let bytes = read_all(log, log.log_start_offset());
+    let bytes = read_all(log, log.log_start_offset().0);
     decode(&bytes).iter().flat_map(|s| s.records.iter().map(|r| r.offset)).collect()
 }
 

@@ -159,6 +159,7 @@ pub fn code(e: ResponseError) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use riptide_model::{Offset, ProducerEpoch, ProducerId};
 
     /// The codes clients act on must not drift (docs/KAFKA-NOTES.md).
     #[test]
@@ -172,16 +173,33 @@ mod tests {
             (PartitionError::NotEnoughReplicasAfterAppend(String::new()), 20),
             (PartitionError::FencedLeaderEpoch(String::new()), 74),
             (PartitionError::UnknownLeaderEpoch(String::new()), 75),
-            (log(LogError::OffsetOutOfRange { offset: 9, log_start_offset: 0, log_end_offset: 5 }), 1),
+            (
+                log(LogError::OffsetOutOfRange {
+                    offset: Offset(9),
+                    log_start_offset: Offset(0),
+                    log_end_offset: Offset(5),
+                }),
+                1,
+            ),
             (log(LogError::MessageTooLarge { size_bytes: 2, limit_bytes: 1 }), 10),
             (log(LogError::InvalidTimestamp("old")), 32),
             (log(LogError::InvalidRequest("empty")), 42),
-            (log(LogError::OutOfOrderSequence { producer_id: 1, expected_seq: 2, got_seq: 3 }), 45),
-            (log(LogError::InvalidProducerEpoch { producer_id: 1, got_epoch: 0, current_epoch: 1 }), 47),
+            (
+                log(LogError::OutOfOrderSequence { producer_id: ProducerId(1), expected_seq: 2, got_seq: 3 }),
+                45,
+            ),
+            (
+                log(LogError::InvalidProducerEpoch {
+                    producer_id: ProducerId(1),
+                    got_epoch: ProducerEpoch(0),
+                    current_epoch: ProducerEpoch(1),
+                }),
+                47,
+            ),
             (PartitionError::Storage(String::new()), 56),
             (log(LogError::Io(std::io::Error::other("disk"))), 56),
             (log(LogError::Poisoned(String::new())), 56),
-            (log(LogError::UnknownProducerId { producer_id: 1, got_seq: 4 }), 59),
+            (log(LogError::UnknownProducerId { producer_id: ProducerId(1), got_seq: 4 }), 59),
             (log(LogError::InvalidRecord("count")), 87),
         ];
         for (e, want) in cases {

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
-use riptide_model::{LeaderEpoch, Offset};
+use riptide_model::{LeaderEpoch, Offset, TopicPartition};
 
 use super::error::GroupError;
 use super::offsets_log::{GroupValue, MemberValue};
@@ -208,7 +208,7 @@ pub struct CommittedOffset {
     pub seq: u64,
 }
 
-pub type Offsets = BTreeMap<(String, i32), CommittedOffset>;
+pub type Offsets = BTreeMap<TopicPartition, CommittedOffset>;
 
 impl Group {
     pub fn new(id: &str, now: Now) -> Group {

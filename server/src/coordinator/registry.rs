@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use bytes::Bytes;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::Decodable;
+use riptide_model::TopicPartition;
 use riptide_model::{LeaderEpoch, Offset};
 
 use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult, TopicLookup};
@@ -54,7 +55,7 @@ pub struct CommitRequest {
 pub struct PreparedCommit {
     pub group_id: String,
     pub write: Write,
-    entries: Vec<((String, i32), CommittedOffset)>,
+    entries: Vec<(TopicPartition, CommittedOffset)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -370,7 +371,7 @@ impl Groups {
                     value: Some(offsets_log::offset_value(&value)),
                 });
                 entries.push((
-                    (topic.clone(), p.partition),
+                    TopicPartition::new(topic.clone(), p.partition),
                     CommittedOffset {
                         offset: value.offset,
                         leader_epoch: value.leader_epoch,
@@ -406,7 +407,7 @@ impl Groups {
     ) -> Vec<(String, Vec<FetchedPartition>)> {
         let group = self.groups.get(group_id);
         let found = |topic: &str, p: i32| -> FetchedPartition {
-            match group.and_then(|g| g.offsets.get(&(topic.to_string(), p))) {
+            match group.and_then(|g| g.offsets.get(&TopicPartition::new(topic, p))) {
                 Some(c) => FetchedPartition {
                     partition: p,
                     offset: c.offset,
@@ -429,7 +430,7 @@ impl Groups {
             None => {
                 let mut out: BTreeMap<String, Vec<FetchedPartition>> = BTreeMap::new();
                 if let Some(g) = group {
-                    for (t, p) in g.offsets.keys() {
+                    for TopicPartition { topic: t, partition: p } in g.offsets.keys() {
                         out.entry(t.clone()).or_default().push(found(t, *p));
                     }
                 }
@@ -486,7 +487,7 @@ impl Groups {
                 (has_members && subscribed.contains(topic)).then_some(GroupError::GroupSubscribedToTopic);
             let mut row = Vec::new();
             for p in parts {
-                if topic_err.is_none() && g.offsets.contains_key(&(topic.clone(), *p)) {
+                if topic_err.is_none() && g.offsets.contains_key(&TopicPartition::new(topic.clone(), *p)) {
                     write
                         .records
                         .push(KeyValue { key: offsets_log::offset_key(group_id, topic, *p), value: None });
@@ -505,7 +506,7 @@ impl Groups {
                 offsets_log::decode_record(Some(&kv.key), None)
             {
                 if let Some(g) = self.groups.get_mut(group_id) {
-                    g.offsets.remove(&(topic, partition));
+                    g.offsets.remove(&TopicPartition::new(topic, partition));
                 }
             }
         }
@@ -533,7 +534,7 @@ impl Groups {
             _ => return Err(GroupError::NonEmptyGroup),
         }
         let mut write = Write { partition, records: Vec::new() };
-        for (topic, p) in g.offsets.keys() {
+        for TopicPartition { topic, partition: p } in g.offsets.keys() {
             write.records.push(KeyValue { key: offsets_log::offset_key(group_id, topic, *p), value: None });
         }
         write.records.push(KeyValue { key: offsets_log::group_key(group_id), value: None });
@@ -560,7 +561,7 @@ impl Groups {
             }
             let partition = offsets_log::partition_for(id, self.cfg.offsets_topic_num_partitions);
             let group_base = g.protocol_type.is_some().then_some(g.state_timestamp_ms);
-            let expired: Vec<(String, i32)> = g
+            let expired: Vec<TopicPartition> = g
                 .offsets
                 .iter()
                 .filter(|(_, c)| {
@@ -572,10 +573,12 @@ impl Groups {
                 })
                 .map(|(tp, _)| tp.clone())
                 .collect();
-            for (topic, p) in expired {
-                g.offsets.remove(&(topic.clone(), p));
-                tombstones
-                    .push((partition, KeyValue { key: offsets_log::offset_key(id, &topic, p), value: None }));
+            for tp in expired {
+                g.offsets.remove(&tp);
+                tombstones.push((
+                    partition,
+                    KeyValue { key: offsets_log::offset_key(id, &tp.topic, tp.partition), value: None },
+                ));
             }
             if g.offsets.is_empty() {
                 tombstones.push((partition, KeyValue { key: offsets_log::group_key(id), value: None }));
@@ -666,7 +669,7 @@ impl Groups {
                 self.next_seq += 1;
                 let g = self.groups.entry(group.clone()).or_insert_with(|| Group::new(&group, now));
                 g.offsets.insert(
-                    (topic, partition),
+                    TopicPartition::new(topic, partition),
                     CommittedOffset {
                         offset: v.offset,
                         leader_epoch: v.leader_epoch,
@@ -679,7 +682,7 @@ impl Groups {
             }
             LogRecord::Offset { group, topic, partition, value: None } => {
                 if let Some(g) = self.groups.get_mut(&group) {
-                    g.offsets.remove(&(topic, partition));
+                    g.offsets.remove(&TopicPartition::new(topic, partition));
                 }
             }
             LogRecord::Group { group, value } => {

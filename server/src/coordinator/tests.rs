@@ -598,7 +598,7 @@ fn compacted_offsets_partition_replays_to_the_latest_values() {
         let group = if round % 2 == 0 { "g1" } else { "g2" };
         let p = h.groups.prepare_commit(&commit(group, "", -1, round), h.now).expect("commit");
         let mut batch = offsets_log::encode_batch(&p.write.records, 1_000).expect("batch").to_vec();
-        log.append(&mut batch, 0, 1_000).expect("append");
+        log.append(&mut batch, LeaderEpoch(0), 1_000).expect("append");
         h.groups.apply_commit(p);
     }
     log.sync().expect("sync");
@@ -609,7 +609,7 @@ fn compacted_offsets_partition_replays_to_the_latest_values() {
     let mut replayed = Groups::new(GroupConfig::default());
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
-        let s = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
+        let s = log.read(offset, 1 << 20, Offset(i64::MAX), true).expect("read");
         let mut bytes = vec![0u8; s.len as usize];
         s.read_into(&mut bytes).expect("pread");
         let chunk = offsets_log::decode_chunk(&Bytes::from(bytes));
@@ -617,7 +617,7 @@ fn compacted_offsets_partition_replays_to_the_latest_values() {
         for (_, r) in chunk.records {
             replayed.replay(r.expect("record"), h.now);
         }
-        offset = chunk.next_offset.expect("progress");
+        offset = Offset(chunk.next_offset.expect("progress"));
     }
     replayed.finish_load();
     assert_eq!(replayed.fetch_offsets("g1", None)[0].1[0].offset, Offset(18));

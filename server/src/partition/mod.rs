@@ -29,6 +29,7 @@ pub mod error;
 pub mod replica;
 #[cfg(test)]
 mod tests;
+pub mod topic_id;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -38,7 +39,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use riptide_engine::{
     CheckpointWrite, CompactionDone, CompactionJob, DirRemoval, Log, PreparedSegment, ReadSlice,
-    ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget,
+    ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget, TimestampAndOffset,
 };
 
 use crate::catalog::EffectiveTopicConfig;
@@ -206,6 +207,9 @@ struct ReplicaWaiter {
 
 pub struct Partition {
     name: String,
+    /// The topic this replica belongs to (0 until `bind_topic`): a later topic of the same
+    /// name is another partition (see `topic_id.rs`).
+    topic_id: u128,
     me: BrokerId,
     log: Log,
     durability: Durability,
@@ -268,15 +272,16 @@ impl Partition {
             // this replica holds is what it reports.
             log.sync()?;
         }
-        let leader_epoch = LeaderEpoch(log.leader_epochs().last().map_or(0, |(epoch, _)| *epoch));
-        leo_gauge.store(log.log_end_offset(), Ordering::Relaxed);
+        let leader_epoch = log.leader_epochs().last().map_or(LeaderEpoch(0), |&(epoch, _)| epoch);
+        leo_gauge.store(log.log_end_offset().0, Ordering::Relaxed);
         Ok(Partition {
             name,
+            topic_id: 0,
             me,
             // What the replicas acknowledged before a restart is not known: the high watermark
             // starts at the log start and moves up as the leader's ISR acknowledges (a single
             // replica's at once) or as its leader says (a follower).
-            high_watermark: Offset(log.log_start_offset()),
+            high_watermark: log.log_start_offset(),
             log,
             durability: cfg.durability,
             leader_epoch,
@@ -305,15 +310,15 @@ impl Partition {
 
     // The engine's offsets are still bare numbers: typed here, at its boundary.
     pub fn log_end_offset(&self) -> Offset {
-        Offset(self.log.log_end_offset())
+        self.log.log_end_offset()
     }
 
     pub fn log_start_offset(&self) -> Offset {
-        Offset(self.log.log_start_offset())
+        self.log.log_start_offset()
     }
 
     fn durable_offset(&self) -> Offset {
-        Offset(self.log.durable_offset())
+        self.log.durable_offset()
     }
 
     pub fn leader_epoch(&self) -> LeaderEpoch {
@@ -334,6 +339,20 @@ impl Partition {
 
     pub fn min_insync(&self) -> usize {
         self.min_insync
+    }
+
+    /// Binds this replica to its topic's id (once, right after opening).
+    pub fn bind_topic(&mut self, topic_id: u128) {
+        debug_assert!(
+            self.topic_id == 0 || self.topic_id == topic_id,
+            "{}: bound to another topic",
+            self.name
+        );
+        self.topic_id = topic_id;
+    }
+
+    pub fn topic_id(&self) -> u128 {
+        self.topic_id
     }
 
     pub fn is_leader(&self) -> bool {
@@ -429,7 +448,7 @@ impl Partition {
                         self.high_watermark
                     );
                     self.epoch_start_offset = self.log_end_offset();
-                    if let Err(e) = self.log.begin_leader_epoch(view.leader_epoch.0) {
+                    if let Err(e) = self.log.begin_leader_epoch(view.leader_epoch) {
                         tracing::error!(partition = %self.name, "recording leader epoch {}: {e}", view.leader_epoch);
                     }
                     self.role = Role::Leader(Leadership::new(self.me, view, now));
@@ -494,7 +513,7 @@ impl Partition {
         // A buffer uniquely ours gets its offsets assigned in place; one still shared with its
         // request frame is copied once by the engine (into the direct stage, or a kept buffer).
         let leo_before = self.log_end_offset();
-        let (epoch, now_ms) = (self.leader_epoch.0, self.clock.wall_ms());
+        let (epoch, now_ms) = (self.leader_epoch, self.clock.wall_ms());
         let appended = match records.try_into_mut() {
             Ok(mut owned) => self.log.append(&mut owned, epoch, now_ms),
             Err(shared) => self.log.append_shared(&shared, epoch, now_ms),
@@ -510,7 +529,7 @@ impl Partition {
                 return false;
             }
         };
-        let (base_offset, last_offset) = (Offset(info.base_offset), Offset(info.last_offset));
+        let (base_offset, last_offset) = (info.base_offset, info.last_offset);
         if !info.duplicate {
             assert_eq!(base_offset, leo_before, "{}: an append left a gap or overlapped the log", self.name);
             assert_eq!(
@@ -524,16 +543,16 @@ impl Partition {
             self.metrics.appends.fetch_add(1, Ordering::Relaxed);
             self.metrics
                 .messages_in
-                .fetch_add((info.last_offset - info.base_offset + 1) as u64, Ordering::Relaxed);
+                .fetch_add(info.base_offset.count_to(info.last_offset.plus(1)) as u64, Ordering::Relaxed);
             for w in self.follower_fetch_waiters.drain(..) {
                 let _ = w.try_send(());
             }
         }
-        self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
+        self.leo_gauge.store(self.log.log_end_offset().0, Ordering::Relaxed);
         let appended = Appended {
             base_offset,
             log_append_time_ms: info.log_append_time_ms,
-            log_start_offset: Offset(info.log_start_offset),
+            log_start_offset: info.log_start_offset,
         };
         let waiter = DurableWaiter { last_offset, appended, reply };
         match acks {
@@ -579,7 +598,7 @@ impl Partition {
             diverging: None,
         };
         if offset != hw {
-            let slice = self.log.read(offset.0, max_bytes, hw.0, min_one)?;
+            let slice = self.log.read(offset, max_bytes, hw, min_one)?;
             if slice.len > 0 {
                 self.traffic.bytes_out += u64::from(slice.len);
                 result.slice = Some(slice);
@@ -620,11 +639,9 @@ impl Partition {
         }
         if fetch.last_fetched_epoch.is_known() {
             let asked = fetch.last_fetched_epoch;
-            result.diverging = match self.log.end_offset_for_epoch(asked.0) {
-                Some((epoch, end)) if epoch == asked.0 && Offset(end) >= offset => None,
-                Some((epoch, end)) => {
-                    Some(EpochEndOffset { epoch: LeaderEpoch(epoch), end_offset: Offset(end) })
-                }
+            result.diverging = match self.log.end_offset_for_epoch(asked) {
+                Some(known) if known.epoch == asked && known.end_offset >= offset => None,
+                Some(known) => Some(known),
                 None => Some(EpochEndOffset { epoch: LeaderEpoch::UNKNOWN, end_offset: leo }),
             };
             if result.diverging.is_some() {
@@ -633,9 +650,9 @@ impl Partition {
         }
         if offset > leo {
             return Err(PartitionError::from(riptide_engine::LogError::OffsetOutOfRange {
-                offset: offset.0,
-                log_start_offset: log_start.0,
-                log_end_offset: leo.0,
+                offset,
+                log_start_offset: log_start,
+                log_end_offset: leo,
             }));
         }
         if offset < log_start {
@@ -647,7 +664,7 @@ impl Partition {
         self.update_high_watermark();
         result.high_watermark = self.high_watermark;
         if offset < leo {
-            let slice = self.log.read(offset.0, max_bytes, leo.0, true)?;
+            let slice = self.log.read(offset, max_bytes, leo, true)?;
             if slice.len > 0 {
                 self.metrics.replication_bytes_out.fetch_add(u64::from(slice.len), Ordering::Relaxed);
                 result.slice = Some(slice);
@@ -686,12 +703,8 @@ impl Partition {
             .iter()
             .rev()
             .find(|(_, start)| *start < leo)
-            .map_or(LeaderEpoch::UNKNOWN, |(e, _)| LeaderEpoch(*e));
-        FollowerPosition {
-            log_end_offset: Offset(leo),
-            last_epoch,
-            log_start_offset: self.log_start_offset(),
-        }
+            .map_or(LeaderEpoch::UNKNOWN, |(e, _)| *e);
+        FollowerPosition { log_end_offset: leo, last_epoch, log_start_offset: self.log_start_offset() }
     }
 
     fn check_follows(&self, leader_epoch: LeaderEpoch) -> Result<(), PartitionError> {
@@ -742,9 +755,9 @@ impl Partition {
         };
         if let Some(info) = info {
             self.metrics.replication_bytes_in.fetch_add(records.len() as u64, Ordering::Relaxed);
-            self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
+            self.leo_gauge.store(self.log.log_end_offset().0, Ordering::Relaxed);
             assert!(
-                Offset(info.base_offset) >= leo_before && Offset(info.last_offset) < self.log_end_offset(),
+                info.base_offset >= leo_before && info.last_offset < self.log_end_offset(),
                 "{}: a replicated append at {}..={} from log end {leo_before} went back",
                 self.name,
                 info.base_offset,
@@ -774,7 +787,7 @@ impl Partition {
         self.check_follows(leader_epoch)?;
         let EpochEndOffset { epoch, end_offset } = diverging;
         let own_end = if epoch.is_known() {
-            self.log.end_offset_for_epoch(epoch.0).map_or(end_offset, |(_, end)| Offset(end))
+            self.log.end_offset_for_epoch(epoch).map_or(end_offset, |known| known.end_offset)
         } else {
             end_offset
         };
@@ -803,7 +816,7 @@ impl Partition {
                 "the leader's log starts at {offset}, past this log's end {}: restarting there",
                 self.log.log_end_offset()
             );
-            self.log.start_at(offset.0)?;
+            self.log.start_at(offset)?;
             assert!(offset > self.high_watermark, "{}: a restart moved the high watermark back", self.name);
             self.high_watermark = offset;
             self.leo_gauge.store(offset.0, Ordering::Relaxed);
@@ -841,15 +854,14 @@ impl Partition {
         let leader_epoch = self.leader_epoch;
         let found = |offset: Offset, timestamp: i64| ListedOffset { offset, timestamp, leader_epoch };
         let none = found(Offset::NONE, -1);
-        let below_hw = |(ts, off): (i64, i64)| if Offset(off) < hw { found(Offset(off), ts) } else { none };
+        let below_hw =
+            |at: TimestampAndOffset| if at.offset < hw { found(at.offset, at.timestamp_ms) } else { none };
         Ok(match spec {
             OffsetSpec::Latest => found(hw, -1),
             OffsetSpec::LogEnd => found(self.log_end_offset(), -1),
             OffsetSpec::Earliest => found(self.log_start_offset(), -1),
             OffsetSpec::MaxTimestamp => self.log.max_timestamp().map_or(none, below_hw),
-            OffsetSpec::AtOrAfter(ts) => {
-                self.log.offset_for_timestamp(ts)?.map_or(none, |(off, t)| below_hw((t, off)))
-            }
+            OffsetSpec::AtOrAfter(ts) => self.log.offset_for_timestamp(ts)?.map_or(none, below_hw),
         })
     }
 
@@ -867,9 +879,7 @@ impl Partition {
         if epoch == self.leader_epoch {
             return Ok(EpochEndOffset { epoch, end_offset: self.log_end_offset() });
         }
-        Ok(self.log.end_offset_for_epoch(epoch.0).map_or(EpochEndOffset::UNDEFINED, |(e, end)| {
-            EpochEndOffset { epoch: LeaderEpoch(e), end_offset: Offset(end) }
-        }))
+        Ok(self.log.end_offset_for_epoch(epoch).unwrap_or(EpochEndOffset::UNDEFINED))
     }
 
     /// Removes every batch at or after `offset`: only for a diverged tail
@@ -878,14 +888,14 @@ impl Partition {
     fn truncate_to(&mut self, offset: Offset) -> Result<(), PartitionError> {
         assert!(!offset.is_none(), "{}: truncation to {offset}", self.name);
         debug_assert!(matches!(self.role, Role::Follower { .. }), "{}: a leader truncates", self.name);
-        self.log.truncate_to(offset.0)?;
+        self.log.truncate_to(offset)?;
         assert!(
             self.log_end_offset() <= offset.max(self.log_start_offset()),
             "{}: truncation kept offsets past {offset}",
             self.name
         );
         self.high_watermark = self.high_watermark.min(self.log_end_offset());
-        self.leo_gauge.store(self.log.log_end_offset(), Ordering::Relaxed);
+        self.leo_gauge.store(self.log.log_end_offset().0, Ordering::Relaxed);
         self.check_invariants();
         Ok(())
     }
@@ -905,7 +915,7 @@ impl Partition {
     /// checkpoint to write off the shard, if one is due (report it with `checkpoint_done`).
     pub fn complete_sync(&mut self, up_to: Offset, result: std::io::Result<()>) -> Option<CheckpointWrite> {
         match result {
-            Ok(()) => match self.log.mark_durable(up_to.0) {
+            Ok(()) => match self.log.mark_durable(up_to) {
                 Ok(write) => {
                     self.on_durable();
                     return write;

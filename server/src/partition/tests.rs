@@ -158,7 +158,7 @@ fn acks_one_is_answered_on_write_without_fsync_and_after_the_group_commit_with_i
     if let Some(dir) = &target.dir {
         dir.sync_all().expect("fsync dir");
     }
-    let _ = f.p.complete_sync(Offset(target.up_to_offset), Ok(()));
+    let _ = f.p.complete_sync(target.up_to_offset, Ok(()));
     let got = f.answered();
     assert_eq!((got.len(), got[0].0), (1, i));
     assert_eq!(f.p.high_watermark(), Offset(4), "a single-replica ISR: durable is committed");

@@ -15,7 +15,6 @@ use riptide_engine::CheckpointWrite;
 use super::table::SyncJob;
 use super::Ctx;
 use crate::config::FlushMethod;
-use crate::partition::Offset;
 
 pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
     while wake.recv_async().await.is_ok() {
@@ -32,7 +31,7 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
             let target = job.target;
             let (files, dir) = (target.files, target.dir);
             let handle = (!synced_all).then(|| compio::runtime::spawn(sync_files(files, dir)));
-            pending.push((job.topic, job.partition, Offset(target.up_to_offset), handle));
+            pending.push((job.topic, job.partition, target.up_to_offset, handle));
         }
         let mut checkpoints = Vec::new();
         for (topic, index, up_to, handle) in pending {

@@ -27,7 +27,8 @@ pub enum ShardMsg {
     Read(Vec<(usize, ReadCall)>, flume::Sender<Vec<(usize, ReadOutcome)>>),
     ListOffset(ListOffsetCall, flume::Sender<ListOffsetOutcome>),
     /// Close and delete every partition (of this many) of the topic that this shard owns.
-    DropTopic(Arc<str>, i32, flume::Sender<()>),
+    /// A deleted topic: name, topic id, partition count.
+    DropTopic(Arc<str>, u128, i32, flume::Sender<()>),
     /// The topic's configs changed: reload them into open partitions.
     Reconfigure(Arc<str>),
     /// Follower work for partitions this shard owns (from one replica fetch response).

@@ -176,8 +176,8 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
         ShardMsg::ListOffset(call, reply) => {
             let _ = reply.send(table.list_offset(call));
         }
-        ShardMsg::DropTopic(topic, partitions, reply) => {
-            table.drop_topic(&topic, partitions);
+        ShardMsg::DropTopic(topic, id, partitions, reply) => {
+            table.drop_topic(&topic, id, partitions);
             let _ = reply.send(());
         }
         ShardMsg::Reconfigure(topic) => table.reconfigure(&topic),

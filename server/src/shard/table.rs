@@ -20,6 +20,7 @@ use crate::catalog::TopicMeta;
 use crate::clock::now_ms;
 use crate::metrics::ReplicationGauges;
 use crate::partition::replica::{IsrChange, PartitionView};
+use crate::partition::topic_id;
 use crate::partition::{Offset, Partition, PartitionError};
 
 pub struct PartitionTable {
@@ -100,6 +101,25 @@ impl PartitionTable {
             for p in 0..t.partitions {
                 let Some(view) = view_of(t, p) else { continue };
                 let open = self.by_topic.get_mut(t.name.as_str()).and_then(|m| m.get_mut(&p));
+                // A replica of an older topic of this name (deleted and re-created before its
+                // deletion reached this shard) is not this partition: it goes, and the new
+                // one opens below, in a fresh directory.
+                let open = match open {
+                    Some(stale) if stale.topic_id() != t.id => {
+                        tracing::warn!(
+                            shard = self.shard_id,
+                            "{}-{p}: the open replica belongs to an older topic of this name; deleting it",
+                            t.name
+                        );
+                        let stale = self.by_topic.get_mut(t.name.as_str()).and_then(|m| m.remove(&p));
+                        if let Some(stale) = stale {
+                            let removal = stale.delete();
+                            self.queue_removal(removal);
+                        }
+                        None
+                    }
+                    open => open,
+                };
                 match open {
                     // A reassignment moved the partition off this broker: its copy goes, as
                     // Kafka's StopReplica with delete does (parked requests answer first).
@@ -143,6 +163,7 @@ impl PartitionTable {
         assert_eq!(self.router.owner_of(topic, index), self.shard_id, "{topic}-{index} opened off its owner");
         let cfg = meta.effective(&self.broker.config.log, self.broker.engine_io);
         let dir = self.broker.partition_dir(topic, index);
+        let recorded = self.claim_dir(&dir, meta.id)?;
         let metrics = self.broker.metrics.clone();
         let gauge = metrics.log_end_offset_gauge(topic, index);
         let sealer = self.broker.security.sealer_for(cfg.encryption.as_deref()).map_err(|e| {
@@ -161,9 +182,42 @@ impl PartitionTable {
         .inspect_err(|e| {
             tracing::error!(shard = self.shard_id, "cannot open {}: {e}", dir.display());
         })?;
+        if recorded != topic_id::Recorded::Topic(meta.id) {
+            topic_id::record(&dir, meta.id).map_err(|e| {
+                tracing::error!(shard = self.shard_id, "recording the topic id in {}: {e}", dir.display());
+                PartitionError::Storage(e.to_string())
+            })?;
+        }
+        partition.bind_topic(meta.id);
         partition.set_sealer(sealer);
         partition.apply_view(&view);
         Ok(partition)
+    }
+
+    /// Makes sure `dir` holds topic `id`'s partition before it is opened: a copy left by an
+    /// older topic of the same name (deleted and re-created while this broker was away) is
+    /// deleted, as Kafka deletes a stray log whose topic id the metadata no longer knows.
+    fn claim_dir(&self, dir: &std::path::Path, id: u128) -> Result<topic_id::Recorded, PartitionError> {
+        let storage = |e: std::io::Error| {
+            tracing::error!(shard = self.shard_id, "reading the topic id of {}: {e}", dir.display());
+            PartitionError::Storage(e.to_string())
+        };
+        match topic_id::read(dir).map_err(storage)? {
+            topic_id::Recorded::Topic(old) if old != id => {
+                tracing::warn!(
+                    shard = self.shard_id,
+                    "{} holds topic id {old:032x}, but the topic is now {id:032x} (deleted and re-created \
+                     while this broker was away); deleting the stale copy",
+                    dir.display()
+                );
+                riptide_engine::Log::delete_dir(dir, self.broker.engine_io).map_err(|e| {
+                    tracing::error!(shard = self.shard_id, "deleting {}: {e}", dir.display());
+                    PartitionError::Storage(e.to_string())
+                })?;
+                Ok(topic_id::Recorded::NoDirectory)
+            }
+            recorded => Ok(recorded),
+        }
     }
 
     /// Opens every partition of the catalog this shard owns (start-up), so recovery and
@@ -429,14 +483,23 @@ impl PartitionTable {
 
     /// Deletes this shard's partitions of a deleted topic, open or not (a partition created
     /// since start-up and never used has a directory but no open log).
-    pub fn drop_topic(&mut self, topic: &str, partitions: i32) {
+    /// Only topic `id`'s: a topic re-created under the name since keeps its replicas.
+    pub fn drop_topic(&mut self, topic: &str, id: u128, partitions: i32) {
         let mut open = self.by_topic.remove(topic).unwrap_or_default();
+        let successor: HashMap<i32, Partition> = open.extract_if(|_, p| p.topic_id() != id).collect();
+        if !successor.is_empty() {
+            self.by_topic.insert(Arc::from(topic), successor);
+        }
         let (router, shard_id) = (self.router.clone(), self.shard_id);
         for index in (0..partitions).filter(|p| router.owner_of(topic, *p) == shard_id) {
             let removal = match open.remove(&index) {
                 Some(p) => p.delete(),
+                None if self.by_topic.get(topic).is_some_and(|m| m.contains_key(&index)) => None,
                 None => {
                     let dir = self.broker.partition_dir(topic, index);
+                    if matches!(topic_id::read(&dir), Ok(topic_id::Recorded::Topic(other)) if other != id) {
+                        continue;
+                    }
                     riptide_engine::Log::retire_dir(&dir, self.broker.engine_io)
                         .inspect_err(|e| tracing::error!("deleting {}: {e}", dir.display()))
                         .ok()
@@ -449,7 +512,9 @@ impl PartitionTable {
             let removal = p.delete();
             self.queue_removal(removal);
         }
-        self.broker.metrics.forget_topic(topic);
+        if self.broker.topic(topic).is_none_or(|t| t.id == id) {
+            self.broker.metrics.forget_topic(topic);
+        }
     }
 
     /// Retention, time-based rolling and compaction for every open partition; returns the
