@@ -719,10 +719,17 @@ def wait_replicas_identical(cluster, topic, partitions, rf=None, timeout=30):
     """Waits (bounded) until every replica's log on disk holds the same records; returns the
     last comparison and whether they converged."""
     deadline = time.time() + timeout
+    report = None
     while True:
-        report = compare_replicas(cluster, topic, partitions)
-        if replicas_identical(report, rf):
-            return report, True
+        try:
+            report = compare_replicas(cluster, topic, partitions)
+        except FileNotFoundError:
+            # A replica's directory is being replaced (a stale copy deleted, a fresh one made):
+            # not identical yet.
+            pass
+        else:
+            if replicas_identical(report, rf):
+                return report, True
         if time.time() >= deadline:
             return report, False
         time.sleep(0.5)

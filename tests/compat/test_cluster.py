@@ -325,8 +325,11 @@ def test_single_node_data_directory_is_imported(tmp_path):
         p.produce(topic, value=f"old{i}".encode(), partition=i % 2)
     assert p.flush(30) == 0
     b.stop()
-    # What the single-node broker kept: topics.json and meta.properties, no metadata log.
+    # What the single-node broker kept: topics.json and meta.properties, no metadata log, and
+    # no topic ids in the partition directories (partition.metadata came later).
     shutil.rmtree(os.path.join(data, "__cluster_metadata-0"))
+    for i in range(2):
+        os.unlink(os.path.join(data, f"{topic}-{i}", "partition.metadata"))
     with open(os.path.join(data, "topics.json"), "w") as f:
         json.dump({"version": 1, "topics": [{"name": topic, "id": 123456789, "partitions": 2,
                                              "replication_factor": 1, "configs": {"retention.ms": "-1"}}]}, f)

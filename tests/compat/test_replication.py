@@ -306,15 +306,19 @@ def test_topic_recreated_while_a_replica_missed_it(tmp_path, absence):
     the release before topic ids passes them too."""
     # Its own cluster: a session long enough that the absent node is never fenced, so it
     # stays a replica of the new topic.
-    extra = [*o("broker.session.timeout.ms", 30000), *o("broker.heartbeat.interval.ms", 500),
+    extra = [*o("broker.session.timeout.ms", 15000), *o("broker.heartbeat.interval.ms", 500),
              *o("default.replication.factor", 3)]
     c = Cluster(str(tmp_path / "reborn"), 3, extra).start()
     victim = None
     try:
         topic = create(c, unique("reborn"), 1)
-        p = Producer({"bootstrap.servers": jepsen.bootstrap_of(c), "acks": "all"})
+        gone = create(c, unique("gone"), 1)  # deleted for good while the node is away
+        # No auto-creation: a live producer's metadata refresh (e.g. when the killed node's
+        # connection drops) would re-create the topics right after their deletion, as in Kafka.
+        p = Producer({"bootstrap.servers": jepsen.bootstrap_of(c), "acks": "all", "allow.auto.create.topics": False})
         for i in range(50):
             p.produce(topic, value=f"old-{i:03}".encode(), partition=0)
+            p.produce(gone, value=f"gone-{i:03}".encode(), partition=0)
         assert p.flush(30) == 0
         report, same = wait_replicas_identical(c, topic, 1, rf=3, timeout=30)
         assert same, report
@@ -327,14 +331,16 @@ def test_topic_recreated_while_a_replica_missed_it(tmp_path, absence):
         else:
             victim.kill9()
         a = AdminClient({"bootstrap.servers": others[0].bootstrap})
-        a.delete_topics([topic], operation_timeout=30)[topic].result(30)
-        wait_for(lambda: all(topic not in AdminClient({"bootstrap.servers": n.bootstrap}).list_topics(timeout=10).topics
-                             for n in others) or None, 30, "the topic gone on the running nodes")
+        for t, f in a.delete_topics([topic, gone], operation_timeout=30).items():
+            f.result(30)
+        wait_for(lambda: all(not {topic, gone} & set(AdminClient({"bootstrap.servers": n.bootstrap}).list_topics(timeout=10).topics)
+                             for n in others) or None, 30, "the topics gone on the running nodes")
         a.create_topics([NewTopic(topic, 1, 3)], operation_timeout=30)[topic].result(30)
         md = a.list_topics(topic, timeout=10).topics[topic].partitions[0]
         assert victim.id in md.replicas, f"the absent node must be a replica of the new topic: {md.replicas}"
         # acks=1: the absent replica is still in the new topic's ISR and would hold acks=all.
-        p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in others), "acks": "1"})
+        p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in others), "acks": "1",
+                      "allow.auto.create.topics": False})
         for i in range(10):
             p.produce(topic, value=f"new-{i:03}".encode(), partition=0)
         assert p.flush(30) == 0
@@ -346,6 +352,9 @@ def test_topic_recreated_while_a_replica_missed_it(tmp_path, absence):
         assert same, f"the replicas differ after the absent one caught up: {report}"
         values = [v for _, v in jepsen.replica_log(victim.data_dir, topic, 0)]
         assert values == [f"new-{i:03}".encode() for i in range(10)], values[:12]
+        # The topic deleted for good leaves no directory behind on the node that missed it.
+        wait_for(lambda: not os.path.exists(os.path.join(victim.data_dir, f"{gone}-0")) or None, 30,
+                 f"{gone}-0 deleted on node {victim.id}")
     finally:
         if victim is not None and jepsen.paused(victim):
             resume(victim)

@@ -429,9 +429,14 @@ impl Partition {
     pub fn apply_view(&mut self, view: &PartitionView) {
         let this_view = (view.leader_epoch, view.partition_epoch);
         if self.last_view.is_some_and(|last| this_view < last) {
-            // Not asserted yet: a view carries no topic id, so a topic deleted and re-created
-            // under its name while this object lives would look like this too.
+            // Views of one topic id only move forward (the shard replaces a replica whose
+            // topic was re-created under its name before giving it a view: `topic_id.rs`).
             tracing::error!(partition = %self.name, "metadata view {this_view:?} older than {:?}", self.last_view);
+            debug_assert!(
+                false,
+                "{}: metadata view {this_view:?} older than {:?}",
+                self.name, self.last_view
+            );
         }
         self.last_view = Some(this_view);
         let now = self.clock.monotonic();

@@ -252,6 +252,34 @@ impl PartitionTable {
                 }
             }
         }
+        self.delete_dirs_of_deleted_topics();
+    }
+
+    /// Deletes the partition directories of topics deleted while this broker was down: their
+    /// recorded topic id (`topic_id.rs`) names a topic the caught-up metadata no longer has.
+    /// A directory without a recorded id is left alone (its owner cannot be told).
+    fn delete_dirs_of_deleted_topics(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.broker.config.data_dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some((topic, index)) = name.to_str().and_then(partition_of_dir) else { continue };
+            // The metadata log's directory (`__cluster_metadata-0`) records no topic id.
+            if self.router.owner_of(topic, index) != self.shard_id {
+                continue;
+            }
+            let Ok(topic_id::Recorded::Topic(id)) = topic_id::read(&entry.path()) else { continue };
+            if self.broker.topic(topic).is_some_and(|t| t.id == id) {
+                continue;
+            }
+            tracing::info!(
+                shard = self.shard_id,
+                "{}: topic id {id:032x} was deleted while this broker was down; deleting its log",
+                entry.path().display()
+            );
+            if let Err(e) = riptide_engine::Log::delete_dir(&entry.path(), self.broker.engine_io) {
+                tracing::error!("deleting {}: {e}", entry.path().display());
+            }
+        }
     }
 
     fn request_flush(&mut self) {
@@ -579,4 +607,27 @@ fn view_of(meta: &TopicMeta, index: i32) -> Option<PartitionView> {
         leader_epoch: st.leader_epoch,
         partition_epoch: st.partition_epoch,
     })
+}
+
+/// `topic-N` (a partition directory's name) as (topic, N).
+fn partition_of_dir(name: &str) -> Option<(&str, i32)> {
+    let (topic, index) = name.rsplit_once('-')?;
+    let index: i32 = index.parse().ok()?;
+    (!topic.is_empty() && index >= 0).then_some((topic, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partition_of_dir;
+
+    #[test]
+    fn partition_directory_names() {
+        assert_eq!(partition_of_dir("orders-3"), Some(("orders", 3)));
+        assert_eq!(partition_of_dir("a-b-c-12"), Some(("a-b-c", 12)));
+        assert_eq!(partition_of_dir("__consumer_offsets-49"), Some(("__consumer_offsets", 49)));
+        assert_eq!(partition_of_dir("orders-3-delete"), None);
+        assert_eq!(partition_of_dir("meta.properties"), None);
+        assert_eq!(partition_of_dir("-3"), None);
+        assert_eq!(partition_of_dir("t--1"), None);
+    }
 }
