@@ -628,6 +628,7 @@ mod tests {
         assert_eq!(partition_of_dir("orders-3-delete"), None);
         assert_eq!(partition_of_dir("meta.properties"), None);
         assert_eq!(partition_of_dir("-3"), None);
-        assert_eq!(partition_of_dir("t--1"), None);
+        assert_eq!(partition_of_dir("t--1"), Some(("t-", 1)), "a topic name may end in '-'");
+        assert_eq!(partition_of_dir("orders-x"), None);
     }
 }
