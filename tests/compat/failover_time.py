@@ -1,10 +1,13 @@
 """Failover time of a 3-node cluster, measured on real processes (not a test: numbers for
-docs/BENCHMARKS.md). One topic, replication factor 3, min.insync.replicas 2, one partition; an
+docs/BENCHMARKS.md). One topic, replication factor 3, min.insync.replicas 2, one partition (three
+for kill-controller); an
 idempotent acks=all producer sends a record every 2 ms. Each round injects one fault and
 measures the time from it to the first acknowledgement of a record sent after it; then the
 fault is undone and the round waits for a full ISR. Modes:
 
   kill           kill -9 of the partition leader (restarted after the round)
+  kill-controller  kill -9 of the active controller's node while it leads the partition
+                 produced to (three partitions, one led by each node)
   term           SIGTERM of the leader: a controlled shutdown (restarted after the round)
   stop           SIGSTOP of the leader, a hung process (SIGCONT after the round)
   follower-stop  SIGSTOP of one follower (not the active controller when the other follower
@@ -39,7 +42,7 @@ import jepsen  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from jepsen import leader_of, partition_state, wait_for, wait_isr_full  # noqa: E402
 
-MODES = ["kill", "term", "stop", "follower-stop", "netsplit"]
+MODES = ["kill", "kill-controller", "term", "stop", "follower-stop", "netsplit"]
 
 
 def percentile(sorted_ms, q):
@@ -80,14 +83,22 @@ def make_cluster(base, mode, extra):
 
 
 def preferred_leads(cluster, topic):
-    leader, replicas, _ = partition_state(jepsen.usable(cluster)[0], topic)[0]
-    return leader == replicas[0]
+    return all(leader == replicas[0]
+               for leader, replicas, _ in partition_state(jepsen.usable(cluster)[0], topic).values())
 
 
-def pick_victim(cluster, topic, mode):
+def pick_victim(cluster, topic, mode, target):
     """The node to fault: the partition leader, or for follower-stop one of its followers
-    (preferring one that is not the active controller, so the stall measured is the ISR's)."""
-    leader, replicas, _ = partition_state(jepsen.usable(cluster)[0], topic)[0]
+    (preferring one that is not the active controller, so the stall measured is the ISR's).
+    kill-controller: the active controller, and the partition it leads becomes the target."""
+    if mode == "kill-controller":
+        controller = cluster.active_controller(timeout=10).id
+        led = [p for p, (leader, _, _) in partition_state(jepsen.usable(cluster)[0], topic).items()
+               if leader == controller]
+        target["partition"] = led[0]
+        time.sleep(0.5)  # the producer sends to it by now
+        return cluster.node(controller)
+    leader, replicas, _ = partition_state(jepsen.usable(cluster)[0], topic)[target["partition"]]
     if mode != "follower-stop":
         return cluster.node(leader)
     followers = [r for r in replicas if r != leader]
@@ -97,7 +108,7 @@ def pick_victim(cluster, topic, mode):
 
 
 def inject(node, mode, net):
-    if mode == "kill":
+    if mode in ("kill", "kill-controller"):
         node.kill9()
     elif mode == "term":
         node.stop(signal.SIGTERM)
@@ -109,7 +120,7 @@ def inject(node, mode, net):
 
 
 def undo(node, mode, net):
-    if mode in ("kill", "term"):
+    if mode in ("kill", "kill-controller", "term"):
         node.spawn().wait_listening()
     elif mode in ("stop", "follower-stop"):
         jepsen.resume(node)
@@ -135,8 +146,14 @@ def main():
         bootstrap = ",".join(n.bootstrap for n in cluster.nodes)
         a = AdminClient({"bootstrap.servers": bootstrap})
         wait_for(lambda: len(a.list_topics(timeout=10).brokers) == 3, 60, "3 live brokers")
-        a.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic].result(30)
+        # kill-controller: one partition led by each node (whichever is the active controller
+        # leads one); else one partition.
+        spec = (dict(num_partitions=3, replica_assignment=[[1, 2, 3], [2, 3, 1], [3, 1, 2]])
+                if args.mode == "kill-controller"
+                else dict(num_partitions=1, replication_factor=3))
+        a.create_topics([NewTopic(topic, config={"min.insync.replicas": "2"}, **spec)])[topic].result(30)
         wait_isr_full(cluster, topic, 3, timeout=60)
+        target = {"partition": 0}  # the partition produced to and faulted
         acks = []  # (send time, ack time)
         lock_acks = threading.Lock()
         stop = threading.Event()
@@ -153,7 +170,7 @@ def main():
                     if err is None:
                         with lock_acks:
                             acks.append((sent, time.monotonic()))
-                p.produce(topic, b"x" * 100, partition=0, on_delivery=cb)
+                p.produce(topic, b"x" * 100, partition=target["partition"], on_delivery=cb)
                 p.poll(0.002)
             p.flush(60)
 
@@ -162,7 +179,8 @@ def main():
         time.sleep(3)
         results, reacted = [], []
         for r in range(args.rounds):
-            node = pick_victim(cluster, topic, args.mode)
+            node = pick_victim(cluster, topic, args.mode, target)
+            part = target["partition"]
             role = "follower" if args.mode == "follower-stop" else "leader"
             if cluster.active_controller(timeout=10).id == node.id:
                 role += " (and active controller)"
@@ -178,7 +196,7 @@ def main():
                 # What the brokers did, whatever the client waits for: a new leader, or the
                 # stopped follower out of the ISR (as a live node's metadata says).
                 try:
-                    leader, _, isr = partition_state(jepsen.usable(cluster)[0], topic, timeout=2)[0]
+                    leader, _, isr = partition_state(jepsen.usable(cluster)[0], topic, timeout=2)[part]
                 except Exception:  # noqa: BLE001 - a node between states; ask again
                     return None
                 moved = node.id not in isr if args.mode == "follower-stop" else leader not in (-1, node.id)
