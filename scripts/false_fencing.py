@@ -9,6 +9,7 @@ time), and so is every "unfenced live" count; ISR shrinks are reported beside th
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,10 @@ def main():
     ap.add_argument("--workload", default=os.path.join(ROOT, "workloads", "replication-3p-1kb.yaml"))
     ap.add_argument("overrides", nargs="*", help="name=value node configs")
     args = ap.parse_args()
-    extra = [x for o in args.overrides for x in ("--override", o)]
+    # At full load three replicas write ~750 MB/s: without a size bound a 10-minute run fills
+    # the disk (it did, at 77 s). Keep each partition to a few segments.
+    bounded = ["log.segment.bytes=67108864", "log.retention.bytes=268435456", "log.retention.check.interval.ms=1000"]
+    extra = [x for o in bounded + args.overrides for x in ("--override", o)]
     base = tempfile.mkdtemp(prefix="riptide-false-fencing-")
     cluster = Cluster(base, 3, extra).start()
     try:
@@ -55,6 +59,7 @@ def main():
               f"ISR shrinks {totals[COUNTERS[4]]:.0f} / expands {totals[COUNTERS[5]]:.0f}")
     finally:
         cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
