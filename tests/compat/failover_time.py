@@ -186,6 +186,10 @@ def main():
                 role += " (and active controller)"
             at = time.monotonic()
             inject(node, args.mode, net)
+            if args.mode == "netsplit":
+                # `ip link set down` is a subprocess: records sent while it starts still get
+                # through, so the cut counts from when it returned.
+                at = time.monotonic()
 
             def first_ack_after():
                 with lock_acks:
