@@ -39,6 +39,10 @@ pub struct BrokerAgent {
     incarnation: u128,
     client: ControllerClient,
     fetch_client: ControllerClient,
+    /// Registration and heartbeats only: their own connection, so a heartbeat never waits
+    /// behind an admin call or a metadata fetch, and the controller reads the connection's
+    /// close as this process's possible death (`Controller::heartbeat_connection_closed`).
+    session_client: ControllerClient,
     image: Mutex<MetadataImage>,
     applied_tx: tokio::sync::watch::Sender<u64>,
     epoch: AtomicI64,
@@ -61,6 +65,7 @@ impl BrokerAgent {
         let agent = Arc::new(BrokerAgent {
             client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
             fetch_client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
+            session_client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
             incarnation: crate::controller::new_id(),
             cfg,
             image: Mutex::new(MetadataImage::default()),
@@ -310,7 +315,7 @@ async fn heartbeat_loop(agent: Arc<BrokerAgent>) {
                 rack: agent.cfg.rack.clone(),
             };
             let deadline = Instant::now() + Duration::from_secs(5);
-            match agent.client.call(|| Request::Register(reg.clone()), RPC_TIMEOUT, deadline).await {
+            match agent.session_client.call(|| Request::Register(reg.clone()), RPC_TIMEOUT, deadline).await {
                 Ok(Response::Registered(Ok(r))) => {
                     tracing::info!("broker {} registered with broker epoch {}", agent.cfg.id, r.epoch);
                     agent.epoch.store(r.epoch, Ordering::SeqCst);
@@ -340,7 +345,8 @@ async fn heartbeat_loop(agent: Arc<BrokerAgent>) {
         // host) still accepts connections, and waiting RPC_TIMEOUT for it could outlast the
         // session, so the new active controller would fence a healthy broker.
         let attempt = agent.cfg.heartbeat_interval.clamp(Duration::from_millis(250), RPC_TIMEOUT);
-        match agent.client.call(|| Request::Heartbeat(hb.clone()), attempt, deadline).await {
+        let mut failed = false;
+        match agent.session_client.call(|| Request::Heartbeat(hb.clone()), attempt, deadline).await {
             Ok(Response::Heartbeat(Ok(reply))) => {
                 agent.fenced.store(reply.fenced, Ordering::Relaxed);
                 if reply.shutdown_ready {
@@ -353,11 +359,20 @@ async fn heartbeat_loop(agent: Arc<BrokerAgent>) {
                 continue;
             }
             Ok(other) => tracing::debug!("heartbeat: {other:?}"),
-            Err(e) => tracing::debug!("heartbeat: {e}"),
+            Err(e) => {
+                tracing::debug!("heartbeat: {e}");
+                failed = true;
+            }
         }
-        // Heartbeat faster while waiting to be unfenced or shut down, so neither waits a period.
-        let fast = agent.is_fenced() || agent.want_shutdown.load(Ordering::SeqCst);
-        let period = if fast { Duration::from_millis(100) } else { agent.cfg.heartbeat_interval };
+        // Heartbeat faster while waiting to be unfenced or shut down, so neither waits a period;
+        // and at once after a failed one: its connection was dropped, and the controller fences
+        // a broker that does not heartbeat again soon after its connection closed.
+        let fast = failed || agent.is_fenced() || agent.want_shutdown.load(Ordering::SeqCst);
+        let period = match (failed, fast) {
+            (true, _) => Duration::from_millis(10),
+            (false, true) => Duration::from_millis(100),
+            (false, false) => agent.cfg.heartbeat_interval,
+        };
         let _ = tokio::time::timeout(period, agent.wake.notified()).await;
     }
 }

@@ -41,6 +41,8 @@ fn controller_cfg(
         voters: voters.clone(),
         advertised: voters[&id].clone(),
         session_timeout: Duration::from_secs(3),
+        disconnect_grace: Duration::from_millis(300),
+        broker_heartbeat_interval: Duration::from_millis(200),
         cluster_id: "test-cluster".into(),
         election_timeout_ms: (300, 600),
         heartbeat_interval_ms: 100,

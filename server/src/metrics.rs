@@ -190,6 +190,10 @@ impl Metrics {
                 ("riptide_controller_active", "gauge", u64::from(c.active.load(Relaxed))),
                 ("riptide_controller_elections_total", "counter", c.elections.load(Relaxed)),
                 ("riptide_controller_fenced_brokers", "gauge", c.fenced_brokers.load(Relaxed)),
+                // Fencings by cause, and those that hit a live broker (unfenced, same epoch).
+                ("riptide_controller_fences_session_total", "counter", c.fences_session.load(Relaxed)),
+                ("riptide_controller_fences_disconnect_total", "counter", c.fences_disconnect.load(Relaxed)),
+                ("riptide_controller_unfences_live_total", "counter", c.unfences_live.load(Relaxed)),
                 ("riptide_controller_metadata_last_offset", "gauge", c.last_log_index.load(Relaxed)),
                 ("riptide_controller_metadata_applied_offset", "gauge", c.last_applied.load(Relaxed)),
                 // The balancer's, as the active controller last saw them.

@@ -41,6 +41,13 @@ pub struct ControllerConfig {
     /// The address other controllers reach this one at.
     pub advertised: String,
     pub session_timeout: Duration,
+    /// `broker.session.disconnect.ms`: a broker whose heartbeat connection closed and that has
+    /// not heartbeated again within this long is fenced at once, without waiting for its
+    /// session to expire (zero: only the session timeout fences).
+    pub disconnect_grace: Duration,
+    /// `broker.heartbeat.interval.ms`: how often live brokers heartbeat, so how soon after an
+    /// election a live broker is heard from.
+    pub broker_heartbeat_interval: Duration,
     /// The cluster id to write when this quorum is first formed (from `meta.properties` or
     /// config); a random one otherwise.
     pub cluster_id: String,
@@ -60,6 +67,14 @@ pub struct ControllerMetrics {
     pub active: AtomicBool,
     pub elections: AtomicU64,
     pub fenced_brokers: AtomicU64,
+    /// Brokers fenced because their session expired.
+    pub fences_session: AtomicU64,
+    /// Brokers fenced because their heartbeat connection closed (a crash, or a live broker's
+    /// dropped connection: those are unfenced again and counted in `unfences_live`).
+    pub fences_disconnect: AtomicU64,
+    /// Brokers unfenced under the same broker epoch they were fenced with: the fence hit a
+    /// live process (a false fencing, safe but worth counting).
+    pub unfences_live: AtomicU64,
     pub last_applied: AtomicU64,
     pub last_log_index: AtomicU64,
     pub moves_in_progress: AtomicU64,
@@ -97,6 +112,12 @@ struct Sessions {
     last_seen: HashMap<NodeId, Instant>,
     /// Brokers that heartbeated in this term (the others only have the grace period).
     heard: std::collections::HashSet<NodeId>,
+    /// Brokers fenced without a controlled shutdown, by broker epoch: unfencing the same epoch
+    /// again means the fenced process was alive.
+    fenced_live: HashMap<NodeId, i64>,
+    /// The connection (`serve`'s number) each broker heartbeated on last: only the close of
+    /// that one counts, not of one it already replaced.
+    heartbeat_conn: HashMap<NodeId, u64>,
     applied: HashMap<NodeId, u64>,
 }
 
@@ -255,6 +276,71 @@ impl Controller {
         s.heard.contains(&id) && s.last_seen.get(&id).is_some_and(|t| t.elapsed() < self.cfg.session_timeout)
     }
 
+    /// The connection that carried `id`'s heartbeats closed. A crashed process's sockets are
+    /// closed by its kernel at once, so this is the fastest sign of a crash; but a live broker
+    /// drops its connection too when one heartbeat times out (and then heartbeats again on a
+    /// new one at once). The rule: fence it if no heartbeat arrives within `disconnect_grace`
+    /// of the close. Fencing a live broker is safe (its leaderships move to in-sync replicas,
+    /// as after an expired session, and it cannot acknowledge acks=all alone); it costs one
+    /// leadership move, and its next heartbeat unfences it, caught up, and gives back the
+    /// partitions that have no live leader.
+    fn heartbeat_connection_closed(self: &Arc<Self>, id: NodeId, epoch: i64, conn: u64) {
+        let grace = self.cfg.disconnect_grace;
+        let current = |c: &Controller| {
+            let s = c.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            s.heartbeat_conn.get(&id) == Some(&conn)
+        };
+        if grace.is_zero() || self.ensure_active().is_err() || !current(self) {
+            return;
+        }
+        let closed_at = Instant::now();
+        let c = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let heard_since = {
+                let s = c.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                s.last_seen.get(&id).is_some_and(|t| *t > closed_at)
+                    || s.heartbeat_conn.get(&id) != Some(&conn)
+            };
+            if !heard_since && c.ensure_active().is_ok() {
+                c.fence(id, epoch, FenceCause::Disconnected).await;
+            }
+        });
+    }
+
+    /// Fences broker `id` (if still unfenced under `epoch`) and moves its leaderships to live
+    /// in-sync replicas, in one metadata entry.
+    async fn fence(&self, id: NodeId, epoch: i64, cause: FenceCause) {
+        let _guard = self.propose_lock.lock().await;
+        let records = self.with_image(|current| {
+            let live = current.brokers.get(&id).is_some_and(|b| !b.fenced && b.epoch == epoch);
+            let fence = MetadataRecord::FenceBroker { id, epoch, controlled_shutdown: false };
+            live.then(|| with_leader_changes(current, fence, Some(id)))
+        });
+        let Some(records) = records else { return };
+        let why = match cause {
+            FenceCause::SessionExpired => {
+                format!("missed heartbeats for {} ms", self.cfg.session_timeout.as_millis())
+            }
+            FenceCause::Disconnected => format!(
+                "closed its heartbeat connection and did not heartbeat again within {} ms",
+                self.cfg.disconnect_grace.as_millis()
+            ),
+        };
+        tracing::warn!("broker {id} {why}: fenced, {} partition leader(s) change", records.len() - 1);
+        match self.propose(records).await {
+            Ok(_) => {
+                let counter = match cause {
+                    FenceCause::SessionExpired => &self.metrics.fences_session,
+                    FenceCause::Disconnected => &self.metrics.fences_disconnect,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                self.sessions.lock().unwrap_or_else(|e| e.into_inner()).fenced_live.insert(id, epoch);
+            }
+            Err(e) => tracing::warn!("fencing broker {id}: {e}"),
+        }
+    }
+
     fn touch(&self, id: NodeId, applied: Option<u64>) {
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         s.last_seen.insert(id, Instant::now());
@@ -302,6 +388,18 @@ impl Controller {
             if let Some(records) = records {
                 tracing::info!("broker {} unfenced; {} partition leader(s) change", h.id, records.len() - 1);
                 self.propose(records).await?;
+                let was_live = {
+                    let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                    s.fenced_live.remove(&h.id) == Some(h.epoch)
+                };
+                if was_live {
+                    self.metrics.unfences_live.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "broker {} was alive when fenced (epoch {}): unfenced again",
+                        h.id,
+                        h.epoch
+                    );
+                }
             }
         }
         let fenced = self.with_image(|img| img.brokers.get(&h.id).is_none_or(|b| b.fenced));
@@ -722,26 +820,49 @@ async fn accept_loop(c: Arc<Controller>, listener: TcpListener) {
 }
 
 async fn serve(c: Arc<Controller>, mut stream: crate::transport::Conn) {
+    // The broker (and its epoch) whose heartbeats this connection carries: brokers heartbeat
+    // on a connection of their own, so its close says the process may be gone.
+    let mut heartbeats_of: Option<(NodeId, i64)> = None;
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     loop {
         let req: Request = match read_frame(&mut stream).await {
             Ok(Some(r)) => r,
-            Ok(None) => return,
+            Ok(None) => break,
             Err(e) => {
                 tracing::debug!("controller connection: {e}");
-                return;
+                break;
             }
         };
+        if let Request::Heartbeat(h) = &req {
+            heartbeats_of = (!h.want_shutdown).then_some((h.id, h.epoch));
+            c.sessions.lock().unwrap_or_else(|e| e.into_inner()).heartbeat_conn.insert(h.id, conn);
+        }
         let resp = c.handle(req).await;
         if write_frame(&mut stream, &resp).await.is_err() {
-            return;
+            break;
         }
     }
+    if let Some((id, epoch)) = heartbeats_of {
+        c.heartbeat_connection_closed(id, epoch, conn);
+    }
+}
+
+/// Numbers the controller protocol's connections (see `Sessions::heartbeat_conn`).
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Why the active controller fences a broker that did not ask to stop.
+#[derive(Clone, Copy, Debug)]
+enum FenceCause {
+    SessionExpired,
+    Disconnected,
 }
 
 /// The active controller's periodic work: write the cluster id once, restart sessions on a
 /// new term, fence brokers whose session expired; and metrics on every controller.
 async fn duties(c: Arc<Controller>) {
     let mut last_leader = None;
+    // The Raft leader before the current one (for the shortened session of a new term).
+    let mut prev_leader: Option<NodeId> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut ticks: u64 = 0;
     let balancer_ticks = (c.cfg.balancer_interval.as_millis() / 200).max(1) as u64;
@@ -754,6 +875,9 @@ async fn duties(c: Arc<Controller>) {
             return;
         }
         if m.current_leader != last_leader {
+            if last_leader.is_some() {
+                prev_leader = last_leader;
+            }
             if m.current_leader.is_some() {
                 c.metrics.elections.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("metadata quorum leader is {:?} in term {}", m.current_leader, m.current_term);
@@ -777,6 +901,15 @@ async fn duties(c: Arc<Controller>) {
                 let now = Instant::now();
                 s.last_seen = image.brokers.keys().map(|id| (*id, now)).collect();
                 s.heard.clear();
+                // The previous active controller lost the term by going silent for an election
+                // timeout: its broker (a combined node) gets a few heartbeat intervals to be
+                // heard, not a whole session, so a crashed combined node is fenced soon.
+                if let Some(p) = prev_leader.filter(|p| *p != c.id && image.brokers.contains_key(p)) {
+                    let short = (3 * c.cfg.broker_heartbeat_interval).min(c.cfg.session_timeout);
+                    if let Some(seen) = now.checked_sub(c.cfg.session_timeout - short) {
+                        s.last_seen.insert(p, seen);
+                    }
+                }
             }
             let expired: Vec<(NodeId, i64)> = image
                 .brokers
@@ -798,21 +931,7 @@ async fn duties(c: Arc<Controller>) {
             }
         }
         for (id, epoch) in expired {
-            let _guard = c.propose_lock.lock().await;
-            let records = c.with_image(|current| {
-                let live = current.brokers.get(&id).is_some_and(|b| !b.fenced && b.epoch == epoch);
-                let fence = MetadataRecord::FenceBroker { id, epoch, controlled_shutdown: false };
-                live.then(|| with_leader_changes(current, fence, Some(id)))
-            });
-            let Some(records) = records else { continue };
-            tracing::warn!(
-                "broker {id} missed heartbeats for {} ms: fenced, {} partition leader(s) change",
-                c.cfg.session_timeout.as_millis(),
-                records.len() - 1
-            );
-            if let Err(e) = c.propose(records).await {
-                tracing::warn!("fencing broker {id}: {e}");
-            }
+            c.fence(id, epoch, FenceCause::SessionExpired).await;
         }
         if ticks.is_multiple_of(COMPLETION_TICKS) {
             c.complete_moves().await;

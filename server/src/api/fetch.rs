@@ -18,6 +18,7 @@ use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::ResponseError;
 
 use super::error::partition_code;
+use super::leader_hint::{self, CurrentLeader};
 use super::{Chunk, Ctx, RequestError, RequestInfo, Response};
 use crate::partition::{EpochEndOffset, LeaderEpoch, Offset, PartitionError, ReplicaFetch};
 use crate::security::acl::{op, resource};
@@ -71,8 +72,13 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
             (name, state)
         })
         .collect();
+    let hint = |topic: &str, partition: i32, code: i16| {
+        leader_hint::wants_hint(code)
+            .then(|| leader_hint::current_leader(&ctx.broker, topic, partition))
+            .flatten()
+    };
     let encode_results = |info: &RequestInfo, request: &FetchRequest, results| {
-        encode_results(info, request, results, &sealed, ctx.broker.security.keyring.as_deref())
+        encode_results(info, request, results, &sealed, ctx.broker.security.keyring.as_deref(), &hint)
     };
     let (notify_tx, notify_rx) = flume::bounded(1);
     loop {
@@ -177,6 +183,7 @@ fn encode_results(
     results: Vec<Vec<PartitionResult>>,
     sealed: &[bool],
     keyring: Option<&Keyring>,
+    hint: &dyn Fn(&str, i32, i16) -> Option<CurrentLeader>,
 ) -> Result<Response, RequestError> {
     let v = info.version;
     let flexible = v >= 12;
@@ -249,17 +256,24 @@ fn encode_results(
                 chunks.push(Chunk::File(slice));
             }
             if flexible {
-                match o.diverging {
-                    // Tagged field 0, DivergingEpoch: epoch, end offset, its own (no) tags.
-                    Some(EpochEndOffset { epoch, end_offset }) => {
-                        buf.put_u8(1);
-                        buf.put_u8(0);
-                        buf.put_u8(13);
-                        buf.put_i32(epoch.0);
-                        buf.put_i64(end_offset.0);
-                        buf.put_u8(0);
-                    }
-                    None => buf.put_u8(0),
+                // KIP-595/951: a refused partition names its current leader (v12+).
+                let leader = hint(topic.topic.0.as_str(), part.index, error_code);
+                buf.put_u8(u8::from(o.diverging.is_some()) + u8::from(leader.is_some()));
+                // Tagged field 0, DivergingEpoch: epoch, end offset, its own (no) tags.
+                if let Some(EpochEndOffset { epoch, end_offset }) = o.diverging {
+                    buf.put_u8(0);
+                    buf.put_u8(13);
+                    buf.put_i32(epoch.0);
+                    buf.put_i64(end_offset.0);
+                    buf.put_u8(0);
+                }
+                // Tagged field 1, CurrentLeader: leader id, leader epoch, its own (no) tags.
+                if let Some(l) = leader {
+                    buf.put_u8(1);
+                    buf.put_u8(9);
+                    buf.put_i32(l.leader);
+                    buf.put_i32(l.epoch.0);
+                    buf.put_u8(0);
                 }
             }
         }
@@ -361,18 +375,29 @@ mod tests {
             };
             let request = FetchRequest::default().with_topics(vec![FetchTopic::default()
                 .with_topic(TopicName(StrBytes::from_static_str("t")))
-                .with_partitions(vec![FetchPartition::default().with_partition(3)])]);
-            let results = vec![vec![PartitionResult {
-                index: 3,
-                outcome: Ok(crate::partition::ReadResult {
-                    high_watermark: Offset(10),
-                    log_start_offset: Offset(2),
-                    slice: None,
-                    diverging: (v >= 12)
-                        .then_some(EpochEndOffset { epoch: LeaderEpoch(3), end_offset: Offset(77) }),
-                }),
-            }]];
-            let resp = encode_results(&info, &request, results, &[], None).expect("encode");
+                .with_partitions(vec![
+                    FetchPartition::default().with_partition(3),
+                    FetchPartition::default().with_partition(4),
+                ])]);
+            let results = vec![vec![
+                PartitionResult {
+                    index: 3,
+                    outcome: Ok(crate::partition::ReadResult {
+                        high_watermark: Offset(10),
+                        log_start_offset: Offset(2),
+                        slice: None,
+                        diverging: (v >= 12)
+                            .then_some(EpochEndOffset { epoch: LeaderEpoch(3), end_offset: Offset(77) }),
+                    }),
+                },
+                PartitionResult { index: 4, outcome: Err(PartitionError::NotLeaderOrFollower) },
+            ]];
+            // Partition 4 is led by broker 2 now, at leader epoch 5.
+            let hint = |_: &str, partition: i32, code: i16| {
+                (partition == 4 && leader_hint::wants_hint(code))
+                    .then_some(CurrentLeader { leader: 2, epoch: LeaderEpoch(5) })
+            };
+            let resp = encode_results(&info, &request, results, &[], None, &hint).expect("encode");
             let mut bytes = BytesMut::new();
             for c in resp.chunks {
                 if let Chunk::Bytes(b) = c {
@@ -394,6 +419,12 @@ mod tests {
             }
             if v >= 12 {
                 assert_eq!((p.diverging_epoch.epoch, p.diverging_epoch.end_offset), (3, 77));
+            }
+            let refused = &decoded.responses[0].partitions[1];
+            assert_eq!(refused.error_code, ResponseError::NotLeaderOrFollower.code());
+            if v >= 12 {
+                let l = &refused.current_leader;
+                assert_eq!((l.leader_id.0, l.leader_epoch), (2, 5), "v{v}: the leader hint");
             }
             assert!(b.is_empty(), "v{v}: trailing bytes");
         }

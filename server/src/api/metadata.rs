@@ -120,8 +120,18 @@ pub fn endpoint_for<'a>(
 }
 
 /// The id clients see as "controller": as in KRaft, where clients cannot reach the quorum, a
-/// live broker (the lowest id; this node when none is live yet).
+/// broker that forwards admin requests to the active controller. This broker, the one that
+/// answers: it is certainly alive, while another broker counted live in the image may have
+/// died a moment ago (its session not yet expired), and clients send their admin requests to
+/// the id named here (librdkafka kept retrying a killed broker for 30 s).
+/// A fenced broker is not in the answer's broker list, so it names the lowest live broker
+/// then (itself when none is live yet).
 pub fn controller_id(cat: &crate::catalog::Catalog, this: i32) -> i32 {
+    let mut live = cat.live_brokers().map(|b| b.id);
+    let lowest = live.next();
+    if lowest == Some(this) || live.any(|id| id == this) {
+        return this;
+    }
     cat.live_brokers().map(|b| b.id).min().unwrap_or(this)
 }
 

@@ -14,6 +14,7 @@ pub mod epochs;
 pub mod error;
 pub mod fetch;
 pub mod group;
+pub mod leader_hint;
 pub mod logdirs;
 pub mod metadata;
 pub mod offsets;

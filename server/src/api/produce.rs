@@ -4,12 +4,15 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::error::partition_code;
+use super::leader_hint;
 use super::{Ctx, RequestInfo};
 use crate::partition::{Acks, AppendReply, AppendResult, PartitionError};
 use crate::security::acl::{op, resource};
@@ -96,6 +99,19 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
         return None;
     }
     let mut outcomes = outcomes.into_iter();
+    // KIP-951: refused partitions name their current leader, and the answer its endpoint.
+    let mut hinted_leaders = Vec::new();
+    let mut hint = |topic: &str, partition: i32, code: i16| {
+        let leader = (version >= 10 && leader_hint::wants_hint(code))
+            .then(|| leader_hint::current_leader(&ctx.broker, topic, partition))
+            .flatten()?;
+        hinted_leaders.push(leader.leader);
+        Some(
+            LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(leader.leader))
+                .with_leader_epoch(leader.epoch.0),
+        )
+    };
     let responses = request
         .topic_data
         .iter()
@@ -109,9 +125,11 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                         Some(Err((code, message))) => (code, message, FAILED),
                         None => (ResponseError::UnknownServerError.code(), None, FAILED),
                     };
+                    let current_leader = hint(topic.name.0.as_str(), p.index, code).unwrap_or_default();
                     PartitionProduceResponse::default()
                         .with_index(p.index)
                         .with_error_code(code)
+                        .with_current_leader(current_leader)
                         .with_base_offset(o.base_offset.0)
                         .with_log_append_time_ms(o.log_append_time_ms)
                         .with_log_start_offset(if version >= 5 { o.log_start_offset.0 } else { -1 })
@@ -121,7 +139,8 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
             TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
         })
         .collect();
-    Some(ProduceResponse::default().with_responses(responses))
+    let node_endpoints = leader_hint::endpoints(&ctx.broker, &info.session.listener.name, &hinted_leaders);
+    Some(ProduceResponse::default().with_responses(responses).with_node_endpoints(node_endpoints))
 }
 
 /// The offsets a failed partition reports.

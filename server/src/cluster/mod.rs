@@ -101,6 +101,8 @@ impl ClusterHandle {
                     voters,
                     advertised: advertised_controller.clone().unwrap_or_default(),
                     session_timeout: Duration::from_millis(c.session_timeout_ms),
+                    disconnect_grace: Duration::from_millis(c.session_disconnect_ms),
+                    broker_heartbeat_interval: Duration::from_millis(c.heartbeat_interval_ms),
                     cluster_id,
                     election_timeout_ms: (800, 1600),
                     heartbeat_interval_ms: 150,

@@ -80,12 +80,19 @@ pub struct ClusterConfig {
     /// `broker.rack`.
     pub rack: Option<String>,
     /// `broker.session.timeout.ms`: a broker that has not heartbeated for this long is fenced.
+    /// 2.5 s (Kafka: 9 s): a hung or cut-off broker loses its leaderships within about 3 s.
     pub session_timeout_ms: u64,
-    /// `broker.heartbeat.interval.ms`.
+    /// `broker.heartbeat.interval.ms`: 500 ms (Kafka: 2 s), five heartbeats per session.
     pub heartbeat_interval_ms: u64,
+    /// `broker.session.disconnect.ms`: a broker whose heartbeat connection closed (its process
+    /// died, or the connection broke) and that has not heartbeated again within this long is
+    /// fenced without waiting for its session to expire; 0 disables this. Riptide's own.
+    pub session_disconnect_ms: u64,
     /// `metadata.log.dir`: default `<data dir>/__cluster_metadata-0`.
     pub metadata_log_dir: Option<PathBuf>,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    /// 1 s (Kafka: 30 s): a hung follower holds acks=all produce for about that long; it must
+    /// exceed `replica.fetch.wait.max.ms` (an idle follower is caught up once per fetch).
     pub replica_lag_time_max_ms: u64,
     /// `replica.fetch.max.bytes`: per partition in a follower's fetch.
     pub replica_fetch_max_bytes: u32,
@@ -113,10 +120,11 @@ impl Default for ClusterConfig {
             controller_listener_names: vec!["CONTROLLER".into()],
             controller_protocol: SecurityProtocol::Plaintext,
             rack: None,
-            session_timeout_ms: 9000,
-            heartbeat_interval_ms: 2000,
+            session_timeout_ms: 2500,
+            heartbeat_interval_ms: 500,
+            session_disconnect_ms: 300,
             metadata_log_dir: None,
-            replica_lag_time_max_ms: 30_000,
+            replica_lag_time_max_ms: 1000,
             replica_fetch_max_bytes: 1 << 20,
             replica_fetch_response_max_bytes: 10 << 20,
             replica_fetch_wait_max_ms: 500,
@@ -357,6 +365,8 @@ pub struct FileConfig {
     pub broker_session_timeout_ms: Option<u64>,
     #[serde(alias = "broker.heartbeat.interval.ms")]
     pub broker_heartbeat_interval_ms: Option<u64>,
+    #[serde(alias = "broker.session.disconnect.ms")]
+    pub broker_session_disconnect_ms: Option<u64>,
     #[serde(alias = "metadata.log.dir")]
     pub metadata_log_dir: Option<PathBuf>,
     #[serde(alias = "replica.lag.time.max.ms")]
@@ -521,6 +531,7 @@ impl ServerConfig {
         }
         set!(file.broker_session_timeout_ms, c.session_timeout_ms);
         set!(file.broker_heartbeat_interval_ms, c.heartbeat_interval_ms);
+        set!(file.broker_session_disconnect_ms, c.session_disconnect_ms);
         set!(file.replica_lag_time_max_ms, c.replica_lag_time_max_ms);
         set!(file.replica_fetch_max_bytes, c.replica_fetch_max_bytes);
         set!(file.replica_fetch_response_max_bytes, c.replica_fetch_response_max_bytes);
@@ -751,6 +762,9 @@ impl ServerConfig {
         }
         if c.heartbeat_interval_ms == 0 || c.session_timeout_ms <= c.heartbeat_interval_ms {
             return Err("broker.session.timeout.ms must exceed broker.heartbeat.interval.ms (> 0)".into());
+        }
+        if c.replica_lag_time_max_ms <= c.replica_fetch_wait_max_ms {
+            return Err("replica.lag.time.max.ms must exceed replica.fetch.wait.max.ms".into());
         }
         Ok(())
     }
