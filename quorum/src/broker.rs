@@ -62,10 +62,11 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl BrokerAgent {
     pub fn start(cfg: BrokerConfig, sink: Arc<dyn ImageSink>) -> Arc<BrokerAgent> {
+        let client = ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone());
         let agent = Arc::new(BrokerAgent {
-            client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
-            fetch_client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
-            session_client: ControllerClient::new(cfg.controllers.clone(), cfg.transport.clone()),
+            fetch_client: client.sharing_leader(),
+            session_client: client.sharing_leader(),
+            client,
             incarnation: crate::controller::new_id(),
             cfg,
             image: Mutex::new(MetadataImage::default()),

@@ -302,7 +302,11 @@ pub async fn call_on(stream: &mut Conn, req: &Request, timeout: Duration) -> std
 /// NotController hints, and walks the voters until the deadline.
 pub struct ControllerClient {
     voters: Vec<String>,
-    leader: Mutex<Option<String>>,
+    /// The active controller as last seen; shared by a broker's clients (`sharing_leader`), so
+    /// an admin call goes where the heartbeats already found the leader instead of walking
+    /// the voters (a paused voter accepts the connection and answers nothing until the
+    /// call's timeout).
+    leader: std::sync::Arc<Mutex<Option<String>>>,
     pool: Mutex<HashMap<String, Vec<Conn>>>,
     next: Mutex<usize>,
     transport: Transport,
@@ -313,10 +317,22 @@ impl ControllerClient {
         assert!(!voters.is_empty(), "a controller client needs at least one voter");
         ControllerClient {
             voters,
-            leader: Mutex::new(None),
+            leader: std::sync::Arc::new(Mutex::new(None)),
             pool: Mutex::new(HashMap::new()),
             next: Mutex::new(0),
             transport,
+        }
+    }
+
+    /// Another client to the same voters (its own connections) that shares this one's
+    /// knowledge of the active controller.
+    pub fn sharing_leader(&self) -> ControllerClient {
+        ControllerClient {
+            voters: self.voters.clone(),
+            leader: self.leader.clone(),
+            pool: Mutex::new(HashMap::new()),
+            next: Mutex::new(0),
+            transport: self.transport.clone(),
         }
     }
 
@@ -366,7 +382,11 @@ impl ControllerClient {
             };
             let hint = match &result {
                 Ok(resp) => match not_controller(resp) {
-                    None => return Ok(result.expect("checked ok")),
+                    None => {
+                        // It answered as the active controller: the next call goes there first.
+                        *self.leader.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+                        return Ok(result.expect("checked ok"));
+                    }
                     Some(hint) => hint,
                 },
                 Err(e) => {

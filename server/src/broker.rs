@@ -196,6 +196,8 @@ impl Broker {
                  cannot be reached because only {brokers} broker(s) are registered."
             )));
         }
+        let mut configs = configs;
+        catalog::drop_removed_topic_configs(name, &mut configs);
         for (k, v) in &configs {
             catalog::validate_topic_config(k, v, &self.config.log).map_err(AdminError::InvalidConfig)?;
         }

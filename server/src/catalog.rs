@@ -95,6 +95,8 @@ pub fn topic_config_defaults(d: &TopicDefaults) -> Vec<(&'static str, String)> {
         ("index.interval.bytes", "4096".into()),
         ("max.compaction.lag.ms", "9223372036854775807".into()),
         ("max.message.bytes", d.max_message_bytes.to_string()),
+        // A no-op since Kafka 4.0 (no down-conversion), still accepted and described there.
+        ("message.downconversion.enable", "true".into()),
         ("message.timestamp.after.max.ms", "9223372036854775807".into()),
         ("message.timestamp.before.max.ms", "9223372036854775807".into()),
         (
@@ -113,6 +115,20 @@ pub fn topic_config_defaults(d: &TopicDefaults) -> Vec<(&'static str, String)> {
         ("segment.ms", d.segment_ms.to_string()),
         ("unclean.leader.election.enable", "false".into()),
     ]
+}
+
+/// Topic configs Kafka 3.x accepted and 4.0 removed. Older tools and clients still send them;
+/// as Kafka 4 does with `message.format.version`, they are dropped (with a warning) instead of
+/// failing the whole CreateTopics or AlterConfigs.
+pub const REMOVED_TOPIC_CONFIGS: &[&str] = &["message.format.version", "message.timestamp.difference.max.ms"];
+
+/// Removes the `REMOVED_TOPIC_CONFIGS` from `configs` and logs each one dropped.
+pub fn drop_removed_topic_configs(topic: &str, configs: &mut BTreeMap<String, String>) {
+    for name in REMOVED_TOPIC_CONFIGS {
+        if let Some(value) = configs.remove(*name) {
+            tracing::warn!("topic {topic}: config {name}={value} was removed in Kafka 4.0; ignored");
+        }
+    }
 }
 
 /// Checks one topic config value; the error text goes back to the client.
@@ -162,7 +178,7 @@ pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Resu
             }
             _ => Err(format!("Invalid value {value} for configuration encryption.at.rest: true, false or a key id")),
         },
-        "preallocate" | "unclean.leader.election.enable" => match value {
+        "preallocate" | "unclean.leader.election.enable" | "message.downconversion.enable" => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("Invalid value {value} for configuration {name}: must be true or false")),
         },
@@ -336,6 +352,25 @@ mod tests {
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a/b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn configs_removed_in_kafka_4_are_dropped_and_downconversion_is_a_no_op() {
+        let d = TopicDefaults::default();
+        let mut c: BTreeMap<String, String> = [
+            ("message.format.version", "2.8-IV1"),
+            ("message.timestamp.difference.max.ms", "1000"),
+            ("retention.ms", "5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        drop_removed_topic_configs("t", &mut c);
+        assert_eq!(c.keys().collect::<Vec<_>>(), ["retention.ms"]);
+        assert!(validate_topic_config("message.downconversion.enable", "false", &d).is_ok());
+        assert!(validate_topic_config("message.downconversion.enable", "maybe", &d).is_err());
+        // Only dropped on the way in: as a name to validate, a removed config is unknown.
+        assert!(validate_topic_config("message.format.version", "2.8-IV1", &d).is_err());
     }
 
     #[test]

@@ -165,3 +165,30 @@ def test_admin_create_describe_alter_delete(broker):
     broker_res = ConfigResource(ConfigResource.Type.BROKER, "0")
     bcfg = a.describe_configs([broker_res])[broker_res].result(15)
     assert bcfg["num.partitions"].value == "1"
+
+
+def test_configs_kafka_4_removed_are_accepted_as_no_ops(broker):
+    """Older tools still set message.format.version (and the timestamp difference Kafka 4.0
+    replaced): the topic is created or altered and the removed config is dropped, as Kafka 4
+    does, instead of the whole request failing. message.downconversion.enable is a no-op config
+    that Kafka 4 still accepts and describes."""
+    a = admin(broker)
+    topic = unique("legacycfg")
+    a.create_topics([NewTopic(topic, 1, 1, config={"message.format.version": "2.8-IV1",
+                                                   "message.timestamp.difference.max.ms": "60000",
+                                                   "retention.ms": "3600000"})])[topic].result(15)
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    cfg = a.describe_configs([res])[res].result(15)
+    assert cfg["retention.ms"].value == "3600000"
+    assert "message.format.version" not in cfg
+    assert cfg["message.downconversion.enable"].value == "true"
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+    a.incremental_alter_configs([ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("message.format.version", "3.0", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("message.downconversion.enable", "false", incremental_operation=AlterConfigOpType.SET),
+    ])])[res].result(15)
+    cfg = a.describe_configs([res])[res].result(15)
+    assert "message.format.version" not in cfg
+    assert cfg["message.downconversion.enable"].value == "false"
+    assert cfg["retention.ms"].value == "3600000"
+    a.delete_topics([topic])[topic].result(15)

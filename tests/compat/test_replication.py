@@ -7,6 +7,7 @@ and the replicas' logs on disk identical once healed.
 
 Node logs: <pytest tmp>/repl*/node-N.log (the path is printed when a test fails)."""
 import os
+import subprocess
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 import jepsen
 from cluster import Cluster
 from conftest import unique
+from launch import BINARY
 from jepsen import (Workload, assert_ok, heal, leader_of, partition_state, pause, resume, state,
                     wait_for, wait_isr_full, wait_isr_size, wait_leader_change, wait_replicas_identical)
 
@@ -330,17 +332,28 @@ def test_topic_recreated_while_a_replica_missed_it(tmp_path, absence):
             pause(victim)
         else:
             victim.kill9()
-        a = AdminClient({"bootstrap.servers": others[0].bootstrap})
-        for t, f in a.delete_topics([topic, gone], operation_timeout=30).items():
-            f.result(30)
-        wait_for(lambda: all(not {topic, gone} & set(AdminClient({"bootstrap.servers": n.bootstrap}).list_topics(timeout=10).topics)
+        # Deleted and re-created through the riptide CLI, which sends admin requests to the
+        # broker it bootstraps from (which forwards them to the active controller). librdkafka
+        # picks brokers from metadata, which still lists the paused node, and a request that
+        # lands there hangs until its socket timeout.
+        quick = {"socket.timeout.ms": 2000}
+        bootstrap = others[0].bootstrap
+
+        def cli(*args):
+            out = subprocess.run([BINARY, "topic", *args, "-b", bootstrap], capture_output=True, text=True,
+                                 timeout=60)
+            assert out.returncode == 0, out.stdout + out.stderr
+
+        cli("delete", topic, gone)
+        wait_for(lambda: all(not {topic, gone} & set(AdminClient({"bootstrap.servers": n.bootstrap, **quick}).list_topics(timeout=10).topics)
                              for n in others) or None, 30, "the topics gone on the running nodes")
-        a.create_topics([NewTopic(topic, 1, 3)], operation_timeout=30)[topic].result(30)
+        cli("create", topic, "--partitions", "1", "--replication-factor", "3")
+        a = AdminClient({"bootstrap.servers": bootstrap, **quick})
         md = a.list_topics(topic, timeout=10).topics[topic].partitions[0]
         assert victim.id in md.replicas, f"the absent node must be a replica of the new topic: {md.replicas}"
         # acks=1: the absent replica is still in the new topic's ISR and would hold acks=all.
         p = Producer({"bootstrap.servers": ",".join(n.bootstrap for n in others), "acks": "1",
-                      "allow.auto.create.topics": False})
+                      "allow.auto.create.topics": False, **quick})
         for i in range(10):
             p.produce(topic, value=f"new-{i:03}".encode(), partition=0)
         assert p.flush(30) == 0

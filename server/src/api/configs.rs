@@ -194,6 +194,7 @@ async fn apply_topic_configs(
         .ok_or((ResponseError::UnknownTopicOrPartition.code(), format!("Topic {topic} does not exist")))?;
     let mut configs = meta.configs.clone();
     edit(&mut configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    catalog::drop_removed_topic_configs(topic, &mut configs);
     for (k, v) in &configs {
         catalog::validate_topic_config(k, v, &ctx.broker.config.log)
             .map_err(|m| (ResponseError::InvalidConfig.code(), m))?;

@@ -208,6 +208,11 @@ impl Leadership {
                 .followers
                 .iter()
                 .filter(|f| !self.isr.contains(&f.id) && f.acked >= hw && f.acked >= epoch_start)
+                // Caught up recently too, by the shrink's own measure: a follower that stopped
+                // fetching on an idle partition has acked everything, and rejoining it would
+                // only have it shrunk out again on the next tick (an ISR change, a metadata
+                // write, every tick for as long as it hangs).
+                .filter(|f| now.duration_since(f.caught_up_at) <= lag_max)
                 .filter(|f| eligible(f.id))
                 .map(|f| f.id)
                 .collect();
@@ -264,6 +269,29 @@ mod tests {
         l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t0);
         l.on_fetch(2, Offset(100), Offset(100), t0);
         assert_eq!(l.high_watermark(Offset(100)), Offset(100));
+    }
+
+    #[test]
+    fn a_hung_follower_of_an_idle_partition_leaves_once_and_stays_out() {
+        let t0 = Instant::now();
+        let lag = Duration::from_secs(1);
+        let mut l = Leadership::new(1, &view(&[1, 2, 3]), t0);
+        l.on_fetch(2, Offset(50), Offset(50), t0);
+        l.on_fetch(3, Offset(50), Offset(50), t0);
+        // 3 stops fetching; 2 goes on. Nothing new is written: 3 has acked everything.
+        let t = |ms| t0 + Duration::from_millis(ms);
+        l.on_fetch(2, Offset(50), Offset(50), t(1500));
+        let shrink = l.isr_change(t(1500), lag, Offset(50), Offset(0), &|_| true).expect("shrink");
+        assert_eq!(shrink.isr, vec![1, 2]);
+        l.update(&PartitionView { partition_epoch: 8, ..view(&[1, 2]) }, t(1600));
+        for ms in [1700, 1900, 2500, 5000] {
+            l.on_fetch(2, Offset(50), Offset(50), t(ms));
+            assert_eq!(l.isr_change(t(ms), lag, Offset(50), Offset(0), &|_| true), None, "at {ms} ms");
+        }
+        // It fetches again: it rejoins.
+        l.on_fetch(3, Offset(50), Offset(50), t(5100));
+        let grow = l.isr_change(t(5100), lag, Offset(50), Offset(0), &|_| true).expect("expand");
+        assert_eq!(grow.isr, vec![1, 2, 3]);
     }
 
     #[test]
