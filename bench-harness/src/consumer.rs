@@ -236,7 +236,7 @@ async fn fetch_once(
                 g.consumed(ours);
             }
             match scan {
-                Ok(s) => *position = Offset(s.next_offset.unwrap_or(position.0).max(position.0)),
+                Ok(s) => *position = s.next_offset.map_or(*position, Offset).max(*position),
                 Err(e) => recorder.failed(0, &format!("FETCH_CORRUPT: {e}")),
             }
         }

@@ -265,7 +265,7 @@ impl Reader<'_> {
                     .map(|p| {
                         let lo = starts.get(p).copied().unwrap_or(Offset(0));
                         let hi = ends.get(p).copied().unwrap_or(lo).max(lo);
-                        (*p, Offset(offset.clamp(lo.0, hi.0)))
+                        (*p, Offset(offset).clamp(lo, hi))
                     })
                     .collect())
             }

@@ -339,7 +339,7 @@ async fn resolve(
             .iter()
             .map(|p| {
                 let lo = earliest.get(p).copied().unwrap_or(Offset(0));
-                (*p, Offset(offset.clamp(lo.0, latest.get(p).copied().unwrap_or(lo).max(lo).0)))
+                (*p, Offset(offset).clamp(lo, latest.get(p).copied().unwrap_or(lo).max(lo)))
             })
             .collect(),
     };
