@@ -2,8 +2,9 @@
 //! re-opened after an error. Addresses come from `controller.quorum.voters` first (so a
 //! voter that moved is found at its configured address), then from the membership.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -22,13 +23,20 @@ use crate::types::TypeConfig;
 pub struct Network {
     pub configured: Arc<BTreeMap<NodeId, String>>,
     pub transport: Transport,
+    pub refusals: Refusals,
 }
+
+/// When each peer's controller port last refused a connection (since its last accepted one).
+/// A refused connect means nothing listens there: on a combined node, its broker is gone too,
+/// which the active controller reads as a crash (`Controller::fence_refused`).
+pub type Refusals = Arc<Mutex<HashMap<NodeId, Instant>>>;
 
 pub struct Peer {
     target: NodeId,
     addr: String,
     conn: Option<Conn>,
     transport: Transport,
+    refusals: Refusals,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -36,13 +44,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
         let addr = self.configured.get(&target).cloned().unwrap_or_else(|| node.addr.clone());
-        Peer { target, addr, conn: None, transport: self.transport.clone() }
+        Peer { target, addr, conn: None, transport: self.transport.clone(), refusals: self.refusals.clone() }
     }
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
-/// The least time a Raft RPC is given (below the 800 ms minimum election timeout).
+/// The least time a Raft RPC is given. A follower's election timer restarts when a request
+/// arrives, not when it is answered, so a longer wait for an answer (a follower's fsync on a
+/// busy disk) never causes an election.
 const RPC_TTL_FLOOR: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Peer {
@@ -54,9 +64,19 @@ impl Peer {
         if self.conn.is_none() {
             // The TLS handshake is part of the connect and of its time limit.
             let ttl = option.hard_ttl().max(RPC_TTL_FLOOR);
-            match self.transport.connect(&self.addr, ttl).await {
-                Ok(s) => self.conn = Some(s),
-                Err(e) => return Err(RPCError::Unreachable(Unreachable::new(&e))),
+            let connected = self.transport.connect(&self.addr, ttl).await;
+            let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            match connected {
+                Ok(s) => {
+                    refusals.remove(&self.target);
+                    self.conn = Some(s);
+                }
+                Err(e) => {
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                        refusals.insert(self.target, Instant::now());
+                    }
+                    return Err(RPCError::Unreachable(Unreachable::new(&e)));
+                }
             }
         }
         let stream = self.conn.as_mut().expect("connected above");

@@ -5,7 +5,10 @@
   - a hung follower (SIGSTOP) leaves the ISR, acks=all produce goes on without it and nothing
     acknowledged is lost; it rejoins once resumed and caught up;
   - min.insync.replicas still holds: with it equal to the replication factor, a record
-    produced while a follower hangs is never acknowledged.
+    produced while a follower hangs is never acknowledged;
+  - a kill -9 of the active controller's node is noticed by the crash signal (its controller
+    port refuses the new active controller), not by its broker session running out, and
+    acks=all produce to the partitions it led goes on with nothing acknowledged lost.
 Correctness only: no assertion on how fast any of this happens (tests/compat/failover_time.py
 measures that). Node logs: <pytest tmp>/<test>/node-N.log."""
 import time
@@ -114,3 +117,35 @@ def test_min_insync_replicas_holds_while_a_follower_hangs(cluster):
     finally:
         resume(hung)
     wait_isr_full(c, topic, 3, timeout=60)
+
+
+def test_a_crashed_controller_node_is_fenced_by_the_crash_signal(cluster):
+    c = cluster
+    topic = create(c, unique("controller-crash"), 3, {"min.insync.replicas": "2"})
+    w = Workload(jepsen.bootstrap_of(c), topic, 3, producers=1, consumers=1, log=say).start()
+    victim = None
+    try:
+        progress(w, c, topic, 100, 30, "before the fault")
+        victim = c.active_controller(timeout=10)
+        say(f"kill -9 node {victim.id}, the active controller; state {jepsen.state(c, topic)}")
+        victim.kill9()
+        new = c.active_controller(timeout=30)
+        assert new.id != victim.id
+        wait_for(lambda: new.metrics().get("riptide_controller_fences_disconnect_total", 0) >= 1, 30,
+                 f"node {victim.id} fenced by the crash signal")
+        m = new.metrics()
+        # The shortened first session of the old controller's node (two heartbeat intervals)
+        # would also fence it, but only after the crash signal: no session expired.
+        assert m.get("riptide_controller_fences_session_total", 0) == 0, m
+        assert f"broker {victim.id} is gone" in new.read_log()
+        progress(w, c, topic, 100, 60, f"with node {victim.id} dead")
+        victim.spawn().wait_listening()
+        wait_isr_full(c, topic, 3, timeout=60)
+        progress(w, c, topic, 50, 30, f"after node {victim.id} is back")
+    finally:
+        if victim is not None and not victim.alive():
+            victim.spawn().wait_listening()
+        w.stop(flush_timeout=60)
+    r = w.check(jepsen.bootstrap_of(c), timeout=60)
+    assert_ok(r)
+    assert r["acknowledged"] > 0

@@ -21,7 +21,7 @@ mod moves;
 use crate::balancer::{BalancerConfig, BrokerLoad};
 use crate::image::MetadataImage;
 use crate::log_store::LogStore;
-use crate::network::Network;
+use crate::network::{Network, Refusals};
 use crate::placement;
 use crate::records::{MetadataRecord, NodeId, PartitionState, TopicRecord};
 use crate::rpc::{
@@ -103,15 +103,23 @@ pub struct Controller {
     fenced_since: Mutex<HashMap<NodeId, Instant>>,
     /// When the balancer last moved a partition for its bytes (the cooldown).
     bytes_moved: Mutex<HashMap<riptide_model::TopicPartition, Instant>>,
+    /// Voters whose controller port refused Raft's connections (shared with the network).
+    refusals: Refusals,
 }
 
 #[derive(Default)]
 struct Sessions {
     /// The term these sessions were started in; a new term restarts them all.
     term: u64,
+    /// When this controller started the term's sessions: a broker not heard from in this term
+    /// is counted from here.
+    term_started: Option<Instant>,
+    /// The previous active controller's node, which gets a shorter first session
+    /// (`duties`), and the term that was decided for.
+    short_session: Option<NodeId>,
+    short_session_term: u64,
+    /// When each broker last heartbeated in this term.
     last_seen: HashMap<NodeId, Instant>,
-    /// Brokers that heartbeated in this term (the others only have the grace period).
-    heard: std::collections::HashSet<NodeId>,
     /// Brokers fenced without a controlled shutdown, by broker epoch: unfencing the same epoch
     /// again means the fenced process was alive.
     fenced_live: HashMap<NodeId, i64>,
@@ -144,7 +152,12 @@ impl Controller {
         }
         .validate()
         .map_err(std::io::Error::other)?;
-        let network = Network { configured: Arc::new(cfg.voters.clone()), transport: cfg.transport.clone() };
+        let refusals = Refusals::default();
+        let network = Network {
+            configured: Arc::new(cfg.voters.clone()),
+            transport: cfg.transport.clone(),
+            refusals: refusals.clone(),
+        };
         let raft = Raft::new(cfg.node_id, Arc::new(raft_config), network, log, sm.clone())
             .await
             .map_err(std::io::Error::other)?;
@@ -172,6 +185,7 @@ impl Controller {
             loads: Mutex::new(BTreeMap::new()),
             fenced_since: Mutex::new(HashMap::new()),
             bytes_moved: Mutex::new(HashMap::new()),
+            refusals,
         });
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
@@ -272,8 +286,22 @@ impl Controller {
     }
 
     fn session_alive(&self, id: NodeId) -> bool {
-        let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.heard.contains(&id) && s.last_seen.get(&id).is_some_and(|t| t.elapsed() < self.cfg.session_timeout)
+        let s = self.sessions();
+        s.last_seen.get(&id).is_some_and(|t| t.elapsed() < self.cfg.session_timeout)
+    }
+
+    /// This term's sessions, started over first if the term is new. Every path that reads or
+    /// records a heartbeat comes through here, so a heartbeat heard in a new term before the
+    /// periodic duties notice the term is never wiped by a late restart.
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        let term = self.raft.metrics().borrow().current_term;
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if s.term != term {
+            s.term = term;
+            s.term_started = Some(Instant::now());
+            s.last_seen.clear();
+        }
+        s
     }
 
     /// The connection that carried `id`'s heartbeats closed. A crashed process's sockets are
@@ -298,7 +326,7 @@ impl Controller {
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             let heard_since = {
-                let s = c.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                let s = c.sessions();
                 s.last_seen.get(&id).is_some_and(|t| *t > closed_at)
                     || s.heartbeat_conn.get(&id) != Some(&conn)
             };
@@ -326,13 +354,14 @@ impl Controller {
                 "closed its heartbeat connection and did not heartbeat again within {} ms",
                 self.cfg.disconnect_grace.as_millis()
             ),
+            FenceCause::Refused => "is gone (its controller port refuses connections)".to_string(),
         };
         tracing::warn!("broker {id} {why}: fenced, {} partition leader(s) change", records.len() - 1);
         match self.propose(records).await {
             Ok(_) => {
                 let counter = match cause {
                     FenceCause::SessionExpired => &self.metrics.fences_session,
-                    FenceCause::Disconnected => &self.metrics.fences_disconnect,
+                    FenceCause::Disconnected | FenceCause::Refused => &self.metrics.fences_disconnect,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 self.sessions.lock().unwrap_or_else(|e| e.into_inner()).fenced_live.insert(id, epoch);
@@ -341,10 +370,30 @@ impl Controller {
         }
     }
 
+    /// Combined nodes whose controller port refused a connection after their broker was last
+    /// heard: nothing listens there any more, so the process is gone. This is how the crash of
+    /// the previous active controller's node is noticed: its broker's heartbeats went to
+    /// itself, so no heartbeat connection to this controller closes, but the new leader's
+    /// first replication attempt to it is refused at once. A live node never refuses (its
+    /// listener is bound before it first heartbeats), and a restarted one registers again
+    /// under a new broker epoch, so the fence only ever hits the epoch that died.
+    fn refused_brokers(&self, image: &MetadataImage) -> Vec<(NodeId, i64)> {
+        let refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if refusals.is_empty() {
+            return Vec::new();
+        }
+        let s = self.sessions();
+        refusals
+            .into_iter()
+            .filter(|(_, at)| at.elapsed() < self.cfg.session_timeout)
+            .filter(|(id, at)| !s.last_seen.get(id).is_some_and(|t| t > at))
+            .filter_map(|(id, _)| image.brokers.get(&id).filter(|b| !b.fenced).map(|b| (id, b.epoch)))
+            .collect()
+    }
+
     fn touch(&self, id: NodeId, applied: Option<u64>) {
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.sessions();
         s.last_seen.insert(id, Instant::now());
-        s.heard.insert(id);
         if let Some(a) = applied {
             s.applied.insert(id, a);
         }
@@ -855,6 +904,8 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 enum FenceCause {
     SessionExpired,
     Disconnected,
+    /// Its node's controller port refused a connection (`Controller::refused_brokers`).
+    Refused,
 }
 
 /// The active controller's periodic work: write the cluster id once, restart sessions on a
@@ -863,9 +914,9 @@ async fn duties(c: Arc<Controller>) {
     let mut last_leader = None;
     // The Raft leader before the current one (for the shortened session of a new term).
     let mut prev_leader: Option<NodeId> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut tick = tokio::time::interval(DUTY_TICK);
     let mut ticks: u64 = 0;
-    let balancer_ticks = (c.cfg.balancer_interval.as_millis() / 200).max(1) as u64;
+    let balancer_ticks = (c.cfg.balancer_interval.as_millis() / DUTY_TICK.as_millis()).max(1) as u64;
     loop {
         tick.tick().await;
         ticks += 1;
@@ -895,31 +946,33 @@ async fn duties(c: Arc<Controller>) {
         }
         // Sessions start over in a new term: every registered broker gets a full timeout.
         let (expired, no_cluster_id) = c.with_image(|image| {
-            let mut s = c.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            if s.term != m.current_term {
-                s.term = m.current_term;
-                let now = Instant::now();
-                s.last_seen = image.brokers.keys().map(|id| (*id, now)).collect();
-                s.heard.clear();
+            let mut s = c.sessions();
+            if s.short_session_term != s.term {
+                s.short_session_term = s.term;
                 // The previous active controller lost the term by going silent for an election
-                // timeout: its broker (a combined node) gets a few heartbeat intervals to be
-                // heard, not a whole session, so a crashed combined node is fenced soon.
-                if let Some(p) = prev_leader.filter(|p| *p != c.id && image.brokers.contains_key(p)) {
-                    let short = (3 * c.cfg.broker_heartbeat_interval).min(c.cfg.session_timeout);
-                    if let Some(seen) = now.checked_sub(c.cfg.session_timeout - short) {
-                        s.last_seen.insert(p, seen);
-                    }
-                }
+                // timeout: its broker (a combined node) gets two heartbeat intervals to be
+                // heard, not a whole session, so a hung or cut-off combined node is fenced
+                // soon (a crashed one is fenced at once: `refused_brokers`). A live one finds
+                // this controller within a retry (100 ms) of the election.
+                s.short_session = prev_leader.filter(|p| *p != c.id && image.brokers.contains_key(p));
             }
+            let started = s.term_started.unwrap_or_else(Instant::now);
+            let short = (2 * c.cfg.broker_heartbeat_interval).min(c.cfg.session_timeout);
             let expired: Vec<(NodeId, i64)> = image
                 .brokers
                 .values()
                 .filter(|b| !b.fenced)
-                .filter(|b| s.last_seen.get(&b.id).is_none_or(|t| t.elapsed() >= c.cfg.session_timeout))
+                .filter(|b| match s.last_seen.get(&b.id) {
+                    Some(seen) => seen.elapsed() >= c.cfg.session_timeout,
+                    None if s.short_session == Some(b.id) => started.elapsed() >= short,
+                    None => started.elapsed() >= c.cfg.session_timeout,
+                })
                 .map(|b| (b.id, b.epoch))
                 .collect();
+            drop(s);
             (expired, image.cluster_id.is_none())
         });
+        let refused = c.with_image(|image| c.refused_brokers(image));
         if no_cluster_id {
             let _guard = c.propose_lock.lock().await;
             if c.with_image(|img| img.cluster_id.is_none()) {
@@ -929,6 +982,9 @@ async fn duties(c: Arc<Controller>) {
                     Err(e) => tracing::warn!("writing the cluster id: {e}"),
                 }
             }
+        }
+        for (id, epoch) in refused {
+            c.fence(id, epoch, FenceCause::Refused).await;
         }
         for (id, epoch) in expired {
             c.fence(id, epoch, FenceCause::SessionExpired).await;
@@ -952,10 +1008,13 @@ async fn duties(c: Arc<Controller>) {
     }
 }
 
-/// Preferred-leader election every 25 duty ticks (5 s): soon after a restarted broker is back
+/// How often the active controller looks for expired sessions and crashed nodes.
+const DUTY_TICK: Duration = Duration::from_millis(100);
+
+/// Preferred-leader election every 50 duty ticks (5 s): soon after a restarted broker is back
 /// in the ISR, without moving leadership while it is still catching up.
-const PREFERRED_LEADER_TICKS: u64 = 25;
+const PREFERRED_LEADER_TICKS: u64 = 50;
 
 /// Moves whose last replica caught up by other means than an ISR change complete within a
-/// second (5 duty ticks).
-const COMPLETION_TICKS: u64 = 5;
+/// second (10 duty ticks).
+const COMPLETION_TICKS: u64 = 10;

@@ -104,8 +104,8 @@ impl ClusterHandle {
                     disconnect_grace: Duration::from_millis(c.session_disconnect_ms),
                     broker_heartbeat_interval: Duration::from_millis(c.heartbeat_interval_ms),
                     cluster_id,
-                    election_timeout_ms: (800, 1600),
-                    heartbeat_interval_ms: 150,
+                    election_timeout_ms: (c.election_timeout_ms, 2 * c.election_timeout_ms),
+                    heartbeat_interval_ms: (c.election_timeout_ms / 4).max(25),
                     snapshot_every: 1000,
                     balancer: c.balancer.clone(),
                     balancer_interval: Duration::from_millis(c.balancer_interval_ms),
@@ -117,7 +117,14 @@ impl ClusterHandle {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("riptide-metadata".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            // Two workers: a task that blocks for a moment (applying a large image, a slow
+            // connect) must not hold up Raft's and the brokers' heartbeats behind it.
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("riptide-metadata")
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
