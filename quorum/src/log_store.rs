@@ -181,15 +181,13 @@ fn encode_frame(entry: &Entry, out: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 impl Inner {
-    fn send(&self, op: Op) -> Result<(), StorageError> {
-        self.writer
-            .send(op)
-            .map_err(|_| write_error(&std::io::Error::other("the Raft log's I/O thread stopped")))
+    fn send(&self, op: Op) -> std::io::Result<()> {
+        self.writer.send(op).map_err(|_| std::io::Error::other("the Raft log's I/O thread stopped"))
     }
 
     /// Queues `op` (made with its reply channel). Queue under the same lock as the change it
     /// writes, so the I/O thread sees operations in the order their changes were made.
-    fn queue(&self, op: impl FnOnce(Reply) -> Op) -> Result<Done, StorageError> {
+    fn queue(&self, op: impl FnOnce(Reply) -> Op) -> std::io::Result<Done> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.send(op(tx))?;
         Ok(rx)
@@ -200,12 +198,12 @@ impl Inner {
     }
 
     /// Records `entries` in memory and queues their frames; `done` hears when they are durable.
-    fn append(&mut self, entries: Vec<Entry>, done: LogFlushed<TypeConfig>) -> Result<(), StorageError> {
+    fn append(&mut self, entries: Vec<Entry>, done: LogFlushed<TypeConfig>) -> std::io::Result<()> {
         let mut frames = Vec::new();
         let mut positions = Vec::with_capacity(entries.len());
         for e in &entries {
             positions.push(self.file_len + frames.len() as u64);
-            encode_frame(e, &mut frames).map_err(|e| write_error(&e))?;
+            encode_frame(e, &mut frames)?;
         }
         self.file_len += frames.len() as u64;
         for (e, pos) in entries.into_iter().zip(positions) {
@@ -382,7 +380,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut inner = self.lock();
             inner.state.vote = Some(*vote);
             let bytes = inner.state_bytes().map_err(|e| write_error(&e))?;
-            inner.queue(|done| Op::SaveState { bytes, done })?
+            inner.queue(|done| Op::SaveState { bytes, done }).map_err(|e| write_error(&e))?
         };
         finished(done).await
     }
@@ -395,7 +393,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut inner = self.lock();
         inner.committed = committed;
         let bytes = serde_json::to_vec(&committed).map_err(|e| write_error(&std::io::Error::other(e)))?;
-        inner.send(Op::SaveCommitted { bytes })
+        inner.send(Op::SaveCommitted { bytes }).map_err(|e| write_error(&e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -407,14 +405,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
-        self.lock().append(entries.into_iter().collect(), callback)
+        self.lock().append(entries.into_iter().collect(), callback).map_err(|e| write_error(&e))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let done = {
             let mut inner = self.lock();
             let Some(len) = inner.truncate(log_id.index) else { return Ok(()) };
-            inner.queue(|done| Op::Truncate { len, done })?
+            inner.queue(|done| Op::Truncate { len, done }).map_err(|e| write_error(&e))?
         };
         finished(done).await
     }
@@ -424,9 +422,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut inner = self.lock();
             let frames = inner.purge(log_id).map_err(|e| write_error(&e))?;
             let bytes = inner.state_bytes().map_err(|e| write_error(&e))?;
-            let state_saved = inner.queue(|done| Op::SaveState { bytes, done })?;
+            let state_saved =
+                inner.queue(|done| Op::SaveState { bytes, done }).map_err(|e| write_error(&e))?;
             let rewritten = match frames {
-                Some(frames) => Some(inner.queue(|done| Op::Rewrite { frames, done })?),
+                Some(frames) => {
+                    Some(inner.queue(|done| Op::Rewrite { frames, done }).map_err(|e| write_error(&e))?)
+                }
                 None => None,
             };
             (state_saved, rewritten)

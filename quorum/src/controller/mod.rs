@@ -386,7 +386,7 @@ impl Controller {
         refusals
             .into_iter()
             .filter(|(_, at)| at.elapsed() < self.cfg.session_timeout)
-            .filter(|(id, at)| !s.last_seen.get(id).is_some_and(|t| t > at))
+            .filter(|(id, at)| s.last_seen.get(id).is_none_or(|t| t <= at))
             .filter_map(|(id, _)| image.brokers.get(&id).filter(|b| !b.fenced).map(|b| (id, b.epoch)))
             .collect()
     }
