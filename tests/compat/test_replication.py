@@ -307,8 +307,10 @@ def test_topic_recreated_while_a_replica_missed_it(tmp_path, absence):
     `Change::TopicDeleted`'s id) make it independent of that order. Both orders are run here;
     the release before topic ids passes them too."""
     # Its own cluster: a session long enough that the absent node is never fenced, so it
-    # stays a replica of the new topic.
+    # stays a replica of the new topic; and no crash signals (a killed node would be fenced
+    # at once: its heartbeat connection closes, its controller port refuses).
     extra = [*o("broker.session.timeout.ms", 15000), *o("broker.heartbeat.interval.ms", 500),
+             *o("broker.session.disconnect.ms", 0),
              *o("default.replication.factor", 3)]
     c = Cluster(str(tmp_path / "reborn"), 3, extra).start()
     victim = None

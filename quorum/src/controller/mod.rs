@@ -379,7 +379,8 @@ impl Controller {
     /// under a new broker epoch, so the fence only ever hits the epoch that died.
     fn refused_brokers(&self, image: &MetadataImage) -> Vec<(NodeId, i64)> {
         let refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if refusals.is_empty() {
+        // `broker.session.disconnect.ms=0` turns every crash signal off: only sessions fence.
+        if refusals.is_empty() || self.cfg.disconnect_grace.is_zero() {
             return Vec::new();
         }
         let s = self.sessions();
