@@ -8,9 +8,13 @@
     produced while a follower hangs is never acknowledged;
   - a kill -9 of the active controller's node is noticed by the crash signal (its controller
     port refuses the new active controller), not by its broker session running out, and
-    acks=all produce to the partitions it led goes on with nothing acknowledged lost.
+    acks=all produce to the partitions it led goes on with nothing acknowledged lost;
+  - a Produce sent to a follower is answered NOT_LEADER_OR_FOLLOWER with the current leader
+    and its endpoint (KIP-951), decoded here from the raw v10 response.
 Correctness only: no assertion on how fast any of this happens (tests/compat/failover_time.py
 measures that). Node logs: <pytest tmp>/<test>/node-N.log."""
+import socket
+import struct
 import time
 
 import pytest
@@ -21,6 +25,7 @@ import jepsen
 from cluster import Cluster
 from conftest import unique
 from jepsen import Workload, assert_ok, partition_state, pause, resume, wait_for, wait_isr_full
+from test_hostile import record_batch, recv_frame
 from test_failover_clients import progress, say
 
 
@@ -149,3 +154,118 @@ def test_a_crashed_controller_node_is_fenced_by_the_crash_signal(cluster):
     r = w.check(jepsen.bootstrap_of(c), timeout=60)
     assert_ok(r)
     assert r["acknowledged"] > 0
+
+
+def uvarint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if not n:
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
+
+
+def compact_string(s):
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def produce_v10(corr, topic, records):
+    """A Produce v10 request (flexible: compact arrays and strings, tagged fields) for
+    partition 0 of `topic`, acks=all."""
+    body = uvarint(0) + struct.pack(">hi", -1, 10_000)  # null transactional id, acks, timeout
+    body += uvarint(2) + compact_string(topic)  # one topic
+    body += uvarint(2) + struct.pack(">i", 0) + uvarint(len(records) + 1) + records + uvarint(0)
+    body += uvarint(0) + uvarint(0)  # topic tags, request tags
+    header = struct.pack(">hhi", 0, 10, corr) + struct.pack(">h", -1) + uvarint(0)
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+class Reader:
+    def __init__(self, data, pos=0):
+        self.data, self.pos = data, pos
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return v[0] if len(v) == 1 else v
+
+    def uvarint(self):
+        n = shift = 0
+        while True:
+            b = self.data[self.pos]
+            self.pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    def compact_string(self):
+        n = self.uvarint()
+        s = None if n == 0 else self.data[self.pos:self.pos + n - 1].decode()
+        self.pos += max(n - 1, 0)
+        return s
+
+    def tags(self):
+        """{tag: Reader over its bytes}."""
+        out = {}
+        for _ in range(self.uvarint()):
+            tag, size = self.uvarint(), self.uvarint()
+            out[tag] = Reader(self.data[self.pos:self.pos + size])
+            self.pos += size
+        return out
+
+
+def parse_produce_v10(frame):
+    """(error_code, CurrentLeader (id, epoch) or None, [(node_id, host, port)]) of the single
+    partition in a Produce v10 response."""
+    r = Reader(frame, 4)
+    r.take(">i")  # correlation id
+    r.tags()
+    assert r.uvarint() == 2, "one topic"
+    r.compact_string()
+    assert r.uvarint() == 2, "one partition"
+    _, err, _, _, _ = r.take(">ihqqq")
+    for _ in range(r.uvarint() - 1):  # record errors
+        r.take(">i")
+        r.compact_string()
+        r.tags()
+    r.compact_string()  # error message
+    leader = None
+    if 0 in (t := r.tags()):
+        leader = t[0].take(">ii")
+    r.tags()  # topic tags
+    r.take(">i")  # throttle time
+    endpoints = []
+    if 0 in (t := r.tags()):
+        e = t[0]
+        for _ in range(e.uvarint() - 1):
+            node = e.take(">i")
+            host = e.compact_string()
+            port = e.take(">i")
+            e.compact_string()  # rack
+            e.tags()
+            endpoints.append((node, host, port))
+    return err, leader, endpoints
+
+
+def test_produce_to_a_follower_answers_with_the_current_leader(cluster):
+    """KIP-951: a Produce v10 sent to a replica that does not lead the partition is refused
+    with NOT_LEADER_OR_FOLLOWER and carries the current leader and its endpoint, so a client
+    moves there without a metadata refresh."""
+    c = cluster
+    topic = create(c, unique("hint"), 1)
+    leader, replicas, _ = partition_state(jepsen.usable(c)[0], topic)[0]
+    follower = c.node(next(r for r in replicas if r != leader))
+    host, port = follower.bootstrap.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(produce_v10(7, topic, record_batch([b"to-a-follower"])))
+        frame = recv_frame(s)
+    assert frame, "the follower closed the connection"
+    err, current, endpoints = parse_produce_v10(frame)
+    assert err == 6, f"error {err}, not NOT_LEADER_OR_FOLLOWER"
+    assert current is not None and current[0] == leader and current[1] >= 0, current
+    lhost, lport = c.node(leader).bootstrap.rsplit(":", 1)
+    assert endpoints == [(leader, lhost, int(lport))], endpoints
