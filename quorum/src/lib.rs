@@ -26,7 +26,7 @@ pub mod types;
 
 pub use balancer::{BalanceReport, BalancerConfig, BrokerLoad, PartitionLoad};
 pub use broker::{BrokerAgent, BrokerConfig, ImageSink};
-pub use controller::{Controller, ControllerConfig, ControllerMetrics};
+pub use controller::{Controller, ControllerConfig, ControllerMetrics, PartitionLimits};
 pub use image::{BrokerState, Change, MetadataImage};
 pub use records::{
     AclBinding, Endpoint, LeaderEpoch, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord,

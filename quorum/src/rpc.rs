@@ -162,6 +162,9 @@ pub enum ControllerError {
     InvalidPartitions(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    /// Past a configured resource limit (`max.partitions`, `max.broker.partitions`).
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("{0}")]
     InvalidReplicaAssignment(String),
     #[error("{0}")]

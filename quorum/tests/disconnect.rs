@@ -39,6 +39,7 @@ async fn controller(name: &str, grace: Duration) -> (Arc<Controller>, String) {
         heartbeat_interval_ms: 100,
         snapshot_every: 1000,
         balancer: Default::default(),
+        limits: Default::default(),
         balancer_interval: Duration::from_secs(60),
         transport: Default::default(),
     };

@@ -48,6 +48,7 @@ fn controller_cfg(
         heartbeat_interval_ms: 100,
         snapshot_every,
         balancer: Default::default(),
+        limits: Default::default(),
         balancer_interval: Duration::from_secs(1),
         transport: Default::default(),
     }

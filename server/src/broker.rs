@@ -34,6 +34,8 @@ pub enum AdminError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    PolicyViolation(String),
     #[error("This server does not host this topic-partition.")]
     UnknownTopic,
     #[error("storage error: {0}")]
@@ -54,6 +56,7 @@ impl From<ControllerError> for AdminError {
             ControllerError::InvalidPartitions(m) => AdminError::InvalidPartitions(m),
             ControllerError::InvalidReplicationFactor(m) => AdminError::InvalidReplicationFactor(m),
             ControllerError::InvalidReplicaAssignment(m) => AdminError::InvalidReplicaAssignment(m),
+            ControllerError::PolicyViolation(m) => AdminError::PolicyViolation(m),
             ControllerError::InvalidRequest(m) => AdminError::InvalidConfig(m),
             ControllerError::Timeout | ControllerError::NotController { .. } => AdminError::Timeout,
             other => AdminError::Unknown(other.to_string()),

@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
 
-from conftest import unique
+from conftest import IO_ARGS, Broker, unique
 
 
 def admin(broker):
@@ -192,3 +192,48 @@ def test_configs_kafka_4_removed_are_accepted_as_no_ops(broker):
     assert cfg["message.downconversion.enable"].value == "false"
     assert cfg["retention.ms"].value == "3600000"
     a.delete_topics([topic])[topic].result(15)
+
+
+def test_partition_limits_refuse_topics_past_them(tmp_path):
+    """`max.partitions` (cluster) and `max.broker.partitions` (replicas on one broker): a
+    CreateTopics or CreatePartitions past either is refused with POLICY_VIOLATION and a message
+    naming the limit, and nothing is created; below them everything works."""
+    b = Broker(str(tmp_path / "data"), extra_args=["--shards", "2", "--no-pin", *IO_ARGS,
+                                                   "--override", "max.partitions=60",
+                                                   "--override", "max.broker.partitions=50"]).start()
+    try:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+
+        def create(name, n):
+            return a.create_topics([NewTopic(name, n, 1)], operation_timeout=30)[name]
+
+        first = unique("limits-a")
+        create(first, 40).result(30)
+        over = unique("limits-b")
+        with pytest.raises(KafkaException) as e:
+            create(over, 15).result(30)  # 55 replicas on the one broker
+        err = e.value.args[0]
+        assert err.code() == KafkaError.POLICY_VIOLATION, err
+        assert "max.broker.partitions=50" in err.str(), err
+        with pytest.raises(KafkaException) as e:
+            a.create_partitions([NewPartitions(first, 51)], operation_timeout=30)[first].result(30)
+        assert e.value.args[0].code() == KafkaError.POLICY_VIOLATION, e.value.args[0]
+        md = a.list_topics(timeout=10)
+        assert over not in md.topics and len(md.topics[first].partitions) == 40
+        a.create_partitions([NewPartitions(first, 45)], operation_timeout=30)[first].result(30)
+        b.restart()  # the limits hold against the image replayed from the metadata log
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        with pytest.raises(KafkaException) as e:
+            create(unique("limits-c"), 6).result(30)  # 51 on the broker
+        assert "max.broker.partitions=50" in e.value.args[0].str(), e.value.args[0]
+        b.stop()
+        b = Broker(str(tmp_path / "data"), extra_args=["--shards", "2", "--no-pin", *IO_ARGS,
+                                                       "--override", "max.partitions=60"]).start()
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        with pytest.raises(KafkaException) as e:
+            create(unique("limits-d"), 16).result(30)  # 61 in the cluster
+        err = e.value.args[0]
+        assert err.code() == KafkaError.POLICY_VIOLATION and "max.partitions=60" in err.str(), err
+        create(unique("limits-e"), 15).result(30)
+    finally:
+        b.stop()

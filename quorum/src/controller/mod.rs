@@ -55,10 +55,72 @@ pub struct ControllerConfig {
     pub heartbeat_interval_ms: u64,
     pub snapshot_every: u64,
     pub balancer: BalancerConfig,
+    /// `max.partitions` / `max.broker.partitions`: CreateTopics and CreatePartitions past them
+    /// are refused.
+    pub limits: PartitionLimits,
     /// How often the balancer plans and starts moves.
     pub balancer_interval: Duration,
     /// The controller listener's protocol: what it accepts and how it reaches the other voters.
     pub transport: crate::transport::Transport,
+}
+
+/// How many partitions the cluster takes (KIP-578's names; Kafka itself has no such limit and
+/// will try to create any number, which at tens of thousands per broker can leave a cluster
+/// too busy to even delete them again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionLimits {
+    /// `max.partitions`: partitions in the cluster, counting each once.
+    pub max_partitions: usize,
+    /// `max.broker.partitions`: partition replicas on any one broker.
+    pub max_broker_partitions: usize,
+}
+
+impl Default for PartitionLimits {
+    fn default() -> Self {
+        PartitionLimits { max_partitions: 200_000, max_broker_partitions: 20_000 }
+    }
+}
+
+impl PartitionLimits {
+    /// Refuses `added` (each new partition's replicas) if the cluster or any broker would go
+    /// past its limit.
+    fn check(&self, image: &MetadataImage, added: &[Vec<NodeId>]) -> Result<(), ControllerError> {
+        let existing: usize = image.topics.values().map(|t| t.partitions.len()).sum();
+        if existing + added.len() > self.max_partitions {
+            return Err(ControllerError::PolicyViolation(format!(
+                "Creating {} partition(s) would bring the cluster to {} partitions, over max.partitions={}",
+                added.len(),
+                existing + added.len(),
+                self.max_partitions
+            )));
+        }
+        let mut per_broker: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for replicas in added {
+            for b in replicas {
+                *per_broker.entry(*b).or_default() += 1;
+            }
+        }
+        if per_broker.is_empty() {
+            return Ok(());
+        }
+        for t in image.topics.values() {
+            for p in &t.partitions {
+                for b in &p.replicas {
+                    if let Some(n) = per_broker.get_mut(b) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        match per_broker.iter().find(|(_, n)| **n > self.max_broker_partitions) {
+            Some((b, n)) => Err(ControllerError::PolicyViolation(format!(
+                "Creating {} partition(s) would put {n} partition replicas on broker {b}, over max.broker.partitions={}",
+                added.len(),
+                self.max_broker_partitions
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Counters for `/metrics`.
@@ -527,7 +589,7 @@ impl Controller {
         }
         let _guard = self.propose_lock.lock().await;
         let image = self.image();
-        let (records, topic_name) = match build_admin(&image, cmd)? {
+        let (records, topic_name) = match build_admin(&image, cmd, &self.cfg.limits)? {
             Built::Records(records, topic) => (records, topic),
             Built::Validated(topic) => {
                 return Ok(AdminReply { index: 0, topic: Some(topic), partitions: Vec::new() })
@@ -707,7 +769,11 @@ fn check_assignment(image: &MetadataImage, assignment: &[Vec<NodeId>]) -> Result
     Ok(())
 }
 
-fn build_admin(image: &MetadataImage, cmd: AdminCommand) -> Result<Built, ControllerError> {
+fn build_admin(
+    image: &MetadataImage,
+    cmd: AdminCommand,
+    limits: &PartitionLimits,
+) -> Result<Built, ControllerError> {
     match cmd {
         AdminCommand::CreateTopic {
             name,
@@ -737,6 +803,7 @@ fn build_admin(image: &MetadataImage, cmd: AdminCommand) -> Result<Built, Contro
                         .map_err(|e| ControllerError::InvalidReplicationFactor(e.to_string()))?
                 }
             };
+            limits.check(image, &replicas)?;
             let mut topic = TopicRecord {
                 internal: name.starts_with("__"),
                 id: id.unwrap_or_else(new_id),
@@ -786,6 +853,7 @@ fn build_admin(image: &MetadataImage, cmd: AdminCommand) -> Result<Built, Contro
                 None => placement::place(image, added, rf)
                     .map_err(|e| ControllerError::InvalidReplicationFactor(e.to_string()))?,
             };
+            limits.check(image, &replicas)?;
             let mut added: Vec<PartitionState> = replicas.into_iter().map(PartitionState::new).collect();
             for p in &mut added {
                 p.leader = image.elect(p, None);

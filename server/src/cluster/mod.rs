@@ -108,6 +108,7 @@ impl ClusterHandle {
                     heartbeat_interval_ms: (c.election_timeout_ms / 4).max(25),
                     snapshot_every: 1000,
                     balancer: c.balancer.clone(),
+                    limits: c.limits,
                     balancer_interval: Duration::from_millis(c.balancer_interval_ms),
                     transport,
                 },

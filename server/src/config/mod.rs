@@ -111,6 +111,9 @@ pub struct ClusterConfig {
     pub move_throttle_bytes_per_sec: u64,
     /// `balancer.*`: the active controller's balancer.
     pub balancer: riptide_quorum::BalancerConfig,
+    /// `max.partitions` (200 000 in the cluster) and `max.broker.partitions` (20 000 replicas
+    /// on one broker): CreateTopics and CreatePartitions past them get POLICY_VIOLATION.
+    pub limits: riptide_quorum::PartitionLimits,
     /// `balancer.interval.ms`.
     pub balancer_interval_ms: u64,
 }
@@ -137,6 +140,7 @@ impl Default for ClusterConfig {
             replica_fetch_wait_max_ms: 500,
             move_throttle_bytes_per_sec: riptide_quorum::BalancerConfig::default().throttle_bytes_per_sec,
             balancer: riptide_quorum::BalancerConfig::default(),
+            limits: riptide_quorum::PartitionLimits::default(),
             balancer_interval_ms: 10_000,
         }
     }
@@ -376,6 +380,10 @@ pub struct FileConfig {
     pub broker_session_disconnect_ms: Option<u64>,
     #[serde(alias = "controller.quorum.election.timeout.ms")]
     pub controller_quorum_election_timeout_ms: Option<u64>,
+    #[serde(alias = "max.partitions")]
+    pub max_partitions: Option<usize>,
+    #[serde(alias = "max.broker.partitions")]
+    pub max_broker_partitions: Option<usize>,
     #[serde(alias = "metadata.log.dir")]
     pub metadata_log_dir: Option<PathBuf>,
     #[serde(alias = "replica.lag.time.max.ms")]
@@ -542,6 +550,8 @@ impl ServerConfig {
         set!(file.broker_heartbeat_interval_ms, c.heartbeat_interval_ms);
         set!(file.broker_session_disconnect_ms, c.session_disconnect_ms);
         set!(file.controller_quorum_election_timeout_ms, c.election_timeout_ms);
+        set!(file.max_partitions, c.limits.max_partitions);
+        set!(file.max_broker_partitions, c.limits.max_broker_partitions);
         set!(file.replica_lag_time_max_ms, c.replica_lag_time_max_ms);
         set!(file.replica_fetch_max_bytes, c.replica_fetch_max_bytes);
         set!(file.replica_fetch_response_max_bytes, c.replica_fetch_response_max_bytes);
