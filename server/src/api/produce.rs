@@ -1,6 +1,7 @@
 //! Produce: each partition's record set goes to its owner shard (`route_produce`), all
 //! partitions of a request concurrently; the owners answer on one channel per request, and the
 //! answer is assembled in request order. acks=0 gets no answer at all, as in Kafka.
+//! A transactional producer's partitions must be in its ongoing transaction (`txn::verify_produce`).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use kafka_protocol::ResponseError;
 use super::error::partition_code;
 use super::leader_hint;
 use super::{Ctx, RequestInfo};
-use crate::partition::{Acks, AppendReply, AppendResult, PartitionError};
+use crate::partition::{Acks, AppendReply, AppendResult, Origin, PartitionError};
 use crate::security::acl::{op, resource};
 use crate::shard::mailbox::ProduceCall;
 use crate::shard::router::route_produce;
@@ -28,10 +29,17 @@ enum Pending {
 pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> Option<ProduceResponse> {
     let version = info.version;
     let acks = Acks::from_wire(request.acks);
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.as_str());
     let refuse_all = match acks {
         None => Some((ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")),
-        Some(_) if request.transactional_id.is_some() => {
-            Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet"))
+        Some(_)
+            if transactional_id
+                .is_some_and(|t| !ctx.allowed(info, op::WRITE, resource::TRANSACTIONAL_ID, t)) =>
+        {
+            Some((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "not authorized for the transactional id",
+            ))
         }
         Some(_) => None,
     };
@@ -57,11 +65,23 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                 (None, Some(_), true, None) => {
                     Pending::Done(ResponseError::CorruptMessage.code(), Some("null record set".into()))
                 }
+                (None, Some(_), true, Some(records))
+                    if transactional_id
+                        .and_then(|t| super::txn::verify_produce(ctx, t, &name, p.index, records))
+                        .is_some() =>
+                {
+                    let code = transactional_id
+                        .and_then(|t| super::txn::verify_produce(ctx, t, &name, p.index, records))
+                        .unwrap_or_default();
+                    Pending::Done(code, Some("the partition is not in the producer's transaction".into()))
+                }
                 (None, Some(acks), true, Some(records)) => {
                     calls.push(ProduceCall {
                         topic: name.clone(),
                         partition: p.index,
                         records: records.clone(),
+                        origin: Origin::Client,
+                        marker: None,
                         acks,
                         reply: AppendReply::new(reply_tx.clone(), pending.len()),
                     });

@@ -56,6 +56,8 @@ pub enum GroupError {
     GroupAuthorizationFailed,
     #[error("not authorized to access the topic")]
     TopicAuthorizationFailed,
+    #[error("not authorized for the transactional id")]
+    TransactionalIdAuthorizationFailed,
 }
 
 impl GroupError {

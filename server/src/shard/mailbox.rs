@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::partition::{
-    Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec,
-    PartitionError, ReadResult, ReplicaFetch,
+    Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec, Origin,
+    PartitionError, ReadResult, ReplicaFetch, TxnMarker,
 };
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
@@ -47,6 +47,9 @@ pub struct ProduceCall {
     pub topic: Arc<str>,
     pub partition: i32,
     pub records: Bytes,
+    pub origin: Origin,
+    /// A transaction marker to append instead of `records` (the transaction coordinator's).
+    pub marker: Option<TxnMarker>,
     pub acks: Acks,
     pub reply: AppendReply,
 }
@@ -62,6 +65,8 @@ pub struct ReadCall {
     pub notify: Option<flume::Sender<()>>,
     /// Set for a follower's fetch: it reads up to the log end and acknowledges its offset.
     pub replica: Option<ReplicaFetch>,
+    /// isolation_level=READ_COMMITTED: read below the last stable offset only.
+    pub read_committed: bool,
 }
 
 /// What a follower does with one of its partitions.

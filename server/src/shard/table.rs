@@ -297,7 +297,10 @@ impl PartitionTable {
                 return;
             }
         };
-        let needs_flush = partition.append(call.records, call.acks, call.reply);
+        let needs_flush = match call.marker {
+            Some(m) => partition.append_marker(&m, call.acks, call.reply),
+            None => partition.append_from(call.records, call.origin, call.acks, call.reply),
+        };
         let prep = partition.prepare_segment();
         if needs_flush {
             self.request_flush();
@@ -342,7 +345,7 @@ impl PartitionTable {
         let p = self.get_or_open(&call.topic, call.partition)?;
         match call.replica {
             Some(fetch) => p.read_for_follower(fetch, call.offset, call.max_bytes, call.notify),
-            None => p.read(call.offset, call.max_bytes, call.min_one, call.notify),
+            None => p.read(call.offset, call.max_bytes, call.min_one, call.notify, call.read_committed),
         }
     }
 
