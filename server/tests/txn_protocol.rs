@@ -1,0 +1,247 @@
+//! Transactions on the wire, request by request (issue 17): out-of-order and malformed
+//! transactional requests get Kafka's error codes (never a dropped connection), a
+//! transactional Produce needs its partition added, WriteTxnMarkers writes markers, and Fetch
+//! READ_COMMITTED reports the last stable offset and the aborted transactions.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_server::config::ServerConfig;
+
+struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Client { stream, correlation_id: 0 }
+    }
+
+    fn call(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
+        self.correlation_id += 1;
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("txn-protocol")))
+            .encode(&mut buf, key.request_header_version(version))
+            .expect("header");
+        request.encode(&mut buf, version).expect("request");
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).expect("send");
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("an answer");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).expect("whole answer");
+        let mut body = Bytes::from(body);
+        ResponseHeader::decode(&mut body, key.response_header_version(version)).expect("header");
+        ResponseKind::decode(key, &mut body, version).expect("response")
+    }
+
+    fn init(&mut self, tid: &str, timeout_ms: i32) -> InitProducerIdResponse {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(tid.into()))))
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match self.call(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req)) {
+            ResponseKind::InitProducerId(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn add(&mut self, tid: &str, pid: i64, epoch: i16, topic: &str, partition: i32) -> i16 {
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(tid.into())))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default(
+            )
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![partition])]);
+        match self.call(ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(req)) {
+            ResponseKind::AddPartitionsToTxn(r) => {
+                r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn end(&mut self, tid: &str, pid: i64, epoch: i16, commit: bool) -> i16 {
+        let req = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(tid.into())))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit);
+        match self.call(ApiKey::EndTxn, 3, RequestKind::EndTxn(req)) {
+            ResponseKind::EndTxn(r) => r.error_code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn produce(&mut self, tid: &str, topic: &str, pid: i64, epoch: i16, seq: i32) -> i16 {
+        let mut b = BytesMut::new();
+        build::put_header_room(&mut b);
+        build::put_record(
+            &mut b,
+            RecordFields {
+                offset_delta: 0,
+                timestamp_delta: 0,
+                key: None,
+                value: Some(b"v"),
+                headers: std::iter::empty(),
+            },
+        );
+        let fields = BatchFields {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            ..BatchFields::plain(1, 1_000, 1_000, riptide_format::attr::TRANSACTIONAL)
+        };
+        build::write_header(&mut b, &fields);
+        let req = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(tid.into()))))
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(b.freeze()))])]);
+        match self.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
+            ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn fetch_committed(&mut self, topic: &str) -> fetch_response::PartitionData {
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_isolation_level(1)
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        match self.call(ApiKey::Fetch, 11, RequestKind::Fetch(req)) {
+            ResponseKind::Fetch(mut r) => r.responses.remove(0).partitions.remove(0),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const PRODUCER_FENCED: i16 = 90;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+
+#[test]
+fn transactional_requests_out_of_order_get_kafkas_errors() {
+    let dir = std::env::temp_dir().join(format!("riptide-txn-protocol-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = ServerConfig {
+        data_dir: dir.clone(),
+        listeners: vec![riptide_server::config::KafkaListener::plaintext(
+            "127.0.0.1:0".parse().expect("addr"),
+        )],
+        metrics_listen: None,
+        rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
+        shards: 2,
+        pin_shards: false,
+        ..ServerConfig::default()
+    };
+    let running = riptide_server::server::start(config).expect("start");
+    let mut c = Client::connect(running.addr);
+    let topic = "txn-data";
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("txn-data")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    assert!(matches!(
+        c.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(create)),
+        ResponseKind::CreateTopics(_)
+    ));
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("t")]);
+    match c.call(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find)) {
+        ResponseKind::FindCoordinator(r) => assert_eq!(r.coordinators[0].error_code, 0, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing initialized yet.
+    assert_eq!(c.end("t", 5, 0, true), INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(c.add("t", 5, 0, topic, 0), INVALID_PRODUCER_ID_MAPPING);
+    // Timeouts outside (0, transaction.max.timeout.ms].
+    assert_eq!(c.init("t", 0).error_code, INVALID_TRANSACTION_TIMEOUT);
+    assert_eq!(c.init("t", 900_001).error_code, INVALID_TRANSACTION_TIMEOUT);
+    let r = c.init("t", 60_000);
+    assert_eq!(r.error_code, 0);
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    assert_eq!(epoch, 0);
+    // EndTxn before any partition was added; a partition of an unknown topic; a wrong epoch.
+    assert_eq!(c.end("t", pid, epoch, true), INVALID_TXN_STATE);
+    assert_eq!(c.add("t", pid, epoch, "no-such-topic", 0), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(c.add("t", pid, epoch + 1, topic, 0), PRODUCER_FENCED);
+    assert_eq!(c.add("t", pid + 1, epoch, topic, 0), INVALID_PRODUCER_ID_MAPPING);
+    // A transactional Produce to a partition not in the transaction.
+    assert_eq!(c.produce("t", topic, pid, epoch, 0), INVALID_TXN_STATE);
+    assert_eq!(c.add("t", pid, epoch, topic, 0), 0);
+    assert_eq!(c.produce("t", topic, pid, epoch, 0), 0);
+    // The open transaction holds read_committed below it.
+    let p = c.fetch_committed(topic);
+    assert_eq!((p.high_watermark, p.last_stable_offset), (1, 0));
+    assert_eq!(c.end("t", pid, epoch, false), 0, "abort");
+    assert_eq!(c.end("t", pid, epoch, false), 0, "a retried abort");
+    assert_eq!(c.end("t", pid, epoch, true), INVALID_TXN_STATE, "commit after abort");
+    let p = c.fetch_committed(topic);
+    assert_eq!((p.high_watermark, p.last_stable_offset), (2, 2), "data, ABORT marker");
+    let aborted = p.aborted_transactions.expect("aborted transactions listed");
+    assert_eq!((aborted.len(), aborted[0].producer_id.0, aborted[0].first_offset), (1, pid, 0));
+    // A new InitProducerId bumps the epoch: the old one is fenced.
+    let r = c.init("t", 60_000);
+    assert_eq!((r.error_code, r.producer_id.0, r.producer_epoch), (0, pid, epoch + 1));
+    assert_eq!(c.add("t", pid, epoch, topic, 0), PRODUCER_FENCED);
+    assert_eq!(c.add("t", pid, epoch + 1, topic, 0), 0);
+    assert_eq!(c.produce("t", topic, pid, epoch, 1), INVALID_PRODUCER_EPOCH, "the old epoch");
+    // WriteTxnMarkers (the broker API): a COMMIT for the open transaction, and an unknown topic.
+    let marker = |name: &str| {
+        write_txn_markers_request::WritableTxnMarker::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch + 1)
+            .with_transaction_result(true)
+            .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.into())))
+                .with_partition_indexes(vec![0])])
+    };
+    assert_eq!(c.produce("t", topic, pid, epoch + 1, 0), 0);
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![marker(topic), marker("no-such-topic")]);
+    match c.call(ApiKey::WriteTxnMarkers, 1, RequestKind::WriteTxnMarkers(req)) {
+        ResponseKind::WriteTxnMarkers(r) => {
+            assert_eq!(r.markers[0].topics[0].partitions[0].error_code, 0);
+            assert_eq!(r.markers[1].topics[0].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        other => panic!("{other:?}"),
+    }
+    let p = c.fetch_committed(topic);
+    assert_eq!((p.high_watermark, p.last_stable_offset), (4, 4), "committed by the marker");
+    running.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
