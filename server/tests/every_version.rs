@@ -102,6 +102,10 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default()),
         ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
         ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
+        ApiKey::DescribeTransactions => {
+            RequestKind::DescribeTransactions(DescribeTransactionsRequest::default())
+        }
+        ApiKey::ListTransactions => RequestKind::ListTransactions(ListTransactionsRequest::default()),
         other => panic!("add a default request for {other:?} to this test"),
     }
 }

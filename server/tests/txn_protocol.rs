@@ -1,7 +1,8 @@
 //! Transactions on the wire, request by request (issue 17): out-of-order and malformed
 //! transactional requests get Kafka's error codes (never a dropped connection), a
-//! transactional Produce needs its partition added, WriteTxnMarkers writes markers, and Fetch
-//! READ_COMMITTED reports the last stable offset and the aborted transactions.
+//! transactional Produce needs its partition added, WriteTxnMarkers writes markers, Fetch
+//! READ_COMMITTED reports the last stable offset and the aborted transactions, and
+//! DescribeTransactions / ListTransactions report the coordinator's state.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -150,6 +151,7 @@ const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const PRODUCER_FENCED: i16 = 90;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 #[test]
 fn transactional_requests_out_of_order_get_kafkas_errors() {
@@ -205,6 +207,31 @@ fn transactional_requests_out_of_order_get_kafkas_errors() {
     assert_eq!(c.produce("t", topic, pid, epoch, 0), INVALID_TXN_STATE);
     assert_eq!(c.add("t", pid, epoch, topic, 0), 0);
     assert_eq!(c.produce("t", topic, pid, epoch, 0), 0);
+    // DescribeTransactions / ListTransactions see it ongoing; an unknown id is not found.
+    let describe = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+        TransactionalId(StrBytes::from_static_str("t")),
+        TransactionalId(StrBytes::from_static_str("nobody")),
+    ]);
+    match c.call(ApiKey::DescribeTransactions, 0, RequestKind::DescribeTransactions(describe)) {
+        ResponseKind::DescribeTransactions(r) => {
+            let t = &r.transaction_states[0];
+            assert_eq!((t.error_code, t.transaction_state.as_str(), t.producer_id.0), (0, "Ongoing", pid));
+            assert_eq!((t.topics[0].topic.0.as_str(), t.topics[0].partitions.clone()), (topic, vec![0]));
+            assert_eq!(r.transaction_states[1].error_code, TRANSACTIONAL_ID_NOT_FOUND);
+        }
+        other => panic!("{other:?}"),
+    }
+    let list = ListTransactionsRequest::default()
+        .with_state_filters(vec![StrBytes::from_static_str("Ongoing"), StrBytes::from_static_str("Bogus")])
+        .with_duration_filter(-1);
+    match c.call(ApiKey::ListTransactions, 1, RequestKind::ListTransactions(list)) {
+        ResponseKind::ListTransactions(r) => {
+            let ids: Vec<&str> = r.transaction_states.iter().map(|t| t.transactional_id.0.as_str()).collect();
+            assert_eq!(ids, vec!["t"]);
+            assert_eq!(r.unknown_state_filters, vec![StrBytes::from_static_str("Bogus")]);
+        }
+        other => panic!("{other:?}"),
+    }
     // The open transaction holds read_committed below it.
     let p = c.fetch_committed(topic);
     assert_eq!((p.high_watermark, p.last_stable_offset), (1, 0));

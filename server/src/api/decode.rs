@@ -79,6 +79,8 @@ macro_rules! with_request_types {
             EndTxn => EndTxnRequest,
             TxnOffsetCommit => TxnOffsetCommitRequest,
             WriteTxnMarkers => WriteTxnMarkersRequest,
+            DescribeTransactions => DescribeTransactionsRequest,
+            ListTransactions => ListTransactionsRequest,
             DescribeCluster => DescribeClusterRequest,
             DescribeQuorum => DescribeQuorumRequest,
             AddRaftVoter => AddRaftVoterRequest,

@@ -1,6 +1,6 @@
 //! Transactions (issue 17): InitProducerId with a transactional id, AddPartitionsToTxn
 //! (v0..=3, the client form), AddOffsetsToTxn, EndTxn, TxnOffsetCommit, WriteTxnMarkers,
-//! and the check a Produce of transactional batches passes. The coordinator's rules are in
+//! DescribeTransactions, ListTransactions, and the check a Produce of transactional batches passes. The coordinator's rules are in
 //! `coordinator::txn`; here requests are decoded, authorized and answered.
 
 use std::sync::Arc;
@@ -15,9 +15,12 @@ use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
-    EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
-    TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    describe_transactions_response, list_transactions_response, AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
+    InitProducerIdRequest, InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse,
+    ProducerId, TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -344,4 +347,102 @@ pub fn verify_produce(
     }
     let tp = (topic.to_string(), partition);
     ctx.txn.verify_produce(transactional_id, h.producer_id, h.producer_epoch, &tp).err().map(TxnError::code)
+}
+
+/// DescribeTransactions: each id's state as this coordinator holds it (NOT_COORDINATOR for an
+/// id coordinated elsewhere, TRANSACTIONAL_ID_NOT_FOUND for an unknown one).
+pub fn describe_transactions(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let states = request
+        .transactional_ids
+        .into_iter()
+        .map(|tid| {
+            let id = tid.0.to_string();
+            let found = if !ctx.allowed(info, op::DESCRIBE, resource::TRANSACTIONAL_ID, &id) {
+                Err(TxnError::TransactionalIdAuthorizationFailed)
+            } else {
+                ctx.txn
+                    .check_owner(&id)
+                    .and_then(|()| ctx.txn.describe(&id).ok_or(TxnError::TransactionalIdNotFound))
+            };
+            let state =
+                describe_transactions_response::TransactionState::default().with_transactional_id(tid);
+            match found {
+                Err(e) => {
+                    state.with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
+                }
+                Ok(m) => {
+                    let mut topics: Vec<describe_transactions_response::TopicData> = Vec::new();
+                    for (t, p) in &m.partitions {
+                        match topics.last_mut() {
+                            Some(last) if last.topic.0.as_str() == t => last.partitions.push(*p),
+                            _ => topics.push(
+                                describe_transactions_response::TopicData::default()
+                                    .with_topic(kafka_protocol::messages::TopicName(t.clone().into()))
+                                    .with_partitions(vec![*p]),
+                            ),
+                        }
+                    }
+                    state
+                        .with_transaction_state(m.state.name().into())
+                        .with_transaction_timeout_ms(m.timeout_ms)
+                        .with_transaction_start_time_ms(m.start_ms)
+                        .with_producer_id(ProducerId(m.producer_id))
+                        .with_producer_epoch(m.producer_epoch)
+                        .with_topics(topics)
+                }
+            }
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+/// ListTransactions (v0..=1): the ids this broker coordinates that the principal may
+/// describe, filtered by state name, producer id and (v1) running longer than a duration.
+pub fn list_transactions(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    const STATES: [&str; 8] = [
+        "Empty",
+        "Ongoing",
+        "PrepareCommit",
+        "PrepareAbort",
+        "CompleteCommit",
+        "CompleteAbort",
+        "Dead",
+        "PrepareEpochFence",
+    ];
+    let unknown: Vec<_> =
+        request.state_filters.iter().filter(|s| !STATES.contains(&s.as_str())).cloned().collect();
+    let now = crate::clock::now_ms();
+    let states = ctx
+        .txn
+        .list()
+        .into_iter()
+        .filter(|(id, _)| ctx.txn.coordinates(id))
+        .filter(|(id, _)| ctx.allowed(info, op::DESCRIBE, resource::TRANSACTIONAL_ID, id))
+        .filter(|(_, m)| {
+            request.state_filters.is_empty()
+                || request.state_filters.iter().any(|s| s.as_str() == m.state.name())
+        })
+        .filter(|(_, m)| {
+            request.producer_id_filters.is_empty()
+                || request.producer_id_filters.iter().any(|p| p.0 == m.producer_id)
+        })
+        .filter(|(_, m)| {
+            request.duration_filter < 0 || (m.start_ms >= 0 && now - m.start_ms >= request.duration_filter)
+        })
+        .map(|(id, m)| {
+            list_transactions_response::TransactionState::default()
+                .with_transactional_id(kafka_protocol::messages::TransactionalId(id.into()))
+                .with_producer_id(ProducerId(m.producer_id))
+                .with_transaction_state(m.state.name().into())
+        })
+        .collect();
+    ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(states)
 }

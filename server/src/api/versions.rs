@@ -29,6 +29,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    // v2 adds a transactional id regex (KIP-1152): not yet.
+    (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -127,6 +130,8 @@ mod tests {
                 ApiKey::EndTxn => within::<EndTxnRequest>(*min, *max),
                 ApiKey::TxnOffsetCommit => within::<TxnOffsetCommitRequest>(*min, *max),
                 ApiKey::WriteTxnMarkers => within::<WriteTxnMarkersRequest>(*min, *max),
+                ApiKey::DescribeTransactions => within::<DescribeTransactionsRequest>(*min, *max),
+                ApiKey::ListTransactions => within::<ListTransactionsRequest>(*min, *max),
                 ApiKey::DescribeConfigs => within::<DescribeConfigsRequest>(*min, *max),
                 ApiKey::AlterConfigs => within::<AlterConfigsRequest>(*min, *max),
                 ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(*min, *max),

@@ -22,11 +22,12 @@
 
 pub mod error;
 pub mod log;
+mod markers;
 pub mod state;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +46,10 @@ use super::offsets_log::{self, KeyValue, RawEntry, OFFSETS_TOPIC};
 use super::Coordinator;
 use log::TXN_TOPIC;
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Period of the background loop (marker retries, timeout checks).
 const TICK_MS: u64 = 500;
 
@@ -55,13 +60,23 @@ pub struct TxnCoordinator {
     txns: Mutex<Txns>,
     owns: Owns,
     loaded: AtomicBool,
+    /// Log partitions whose ids are loaded here / being loaded (leadership moved here).
+    owned: Mutex<BTreeSet<i32>>,
+    loading: Mutex<BTreeSet<i32>>,
     /// The group coordinator: transactional offsets become visible through it.
     groups: Arc<Coordinator>,
 }
 
 impl TxnCoordinator {
     pub fn new(cfg: TxnConfig, owns: Owns, groups: Arc<Coordinator>) -> TxnCoordinator {
-        TxnCoordinator { txns: Mutex::new(Txns::new(cfg)), owns, loaded: AtomicBool::new(false), groups }
+        TxnCoordinator {
+            txns: Mutex::new(Txns::new(cfg)),
+            owns,
+            loaded: AtomicBool::new(false),
+            owned: Mutex::new(BTreeSet::new()),
+            loading: Mutex::new(BTreeSet::new()),
+            groups,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Txns> {
@@ -79,10 +94,11 @@ impl TxnCoordinator {
 
     /// NOT_COORDINATOR unless this broker leads the id's log partition; loading first.
     pub fn check_owner(&self, transactional_id: &str) -> Result<(), TxnError> {
-        if !(self.owns)(self.partition_of(transactional_id)) {
+        let p = self.partition_of(transactional_id);
+        if !(self.owns)(p) {
             return Err(TxnError::NotCoordinator);
         }
-        if !self.loaded.load(Ordering::Acquire) {
+        if !self.loaded.load(Ordering::Acquire) || lock(&self.loading).contains(&p) {
             return Err(TxnError::LoadInProgress);
         }
         Ok(())
@@ -234,9 +250,10 @@ impl TxnCoordinator {
         }
     }
 
-    /// The job's marker on every partition (local owner shards; WriteTxnMarkers is the API
-    /// for a partition leader elsewhere). Markers on `__consumer_offsets` partitions make the
-    /// producer's transactional offsets visible (or drop them).
+    /// The job's marker on every partition: through the owner shards for partitions this
+    /// broker leads, with WriteTxnMarkers to the leader of the others. Markers on
+    /// `__consumer_offsets` partitions make the producer's transactional offsets visible (or
+    /// drop them), here or on the broker that wrote them.
     async fn write_markers(&self, ctx: &Ctx, job: &MarkerJob) -> Result<(), String> {
         let control = if job.commit { ControlType::Commit } else { ControlType::Abort };
         let marker = TxnMarker {
@@ -245,20 +262,32 @@ impl TxnCoordinator {
             control,
             coordinator_epoch: 0,
         };
-        let calls: Vec<_> = job.partitions.iter().map(|(t, p)| (Arc::from(t.as_str()), *p, marker)).collect();
+        let me = ctx.broker.config.node_id;
+        let mut local = Vec::new();
+        let mut remote: HashMap<i32, Vec<TxnPartition>> = HashMap::new();
+        for (t, p) in &job.partitions {
+            match ctx.broker.topic(t) {
+                // A deleted topic keeps no data to mark.
+                None => {}
+                Some(meta) if meta.leader(*p) == me => local.push((t.clone(), *p)),
+                Some(meta) => remote.entry(meta.leader(*p)).or_default().push((t.clone(), *p)),
+            }
+        }
+        let calls: Vec<_> = local.iter().map(|(t, p)| (Arc::from(t.as_str()), *p, marker)).collect();
         let results = route_markers(ctx, calls).await;
         let mut failed = Vec::new();
-        for ((topic, p), r) in job.partitions.iter().zip(results) {
+        for ((topic, p), r) in local.iter().zip(results) {
             match r {
-                Ok(_) => {
-                    if topic == OFFSETS_TOPIC {
-                        self.groups.with_any(|g, now| g.complete_txn(job.producer_id, *p, job.commit, now));
-                    }
+                Ok(_) if topic == OFFSETS_TOPIC => {
+                    self.groups.with_any(|g, now| g.complete_txn(job.producer_id, *p, job.commit, now))
                 }
-                // A deleted topic keeps no data to mark.
-                Err(crate::partition::PartitionError::UnknownTopicOrPartition)
-                    if ctx.broker.topic(topic).is_none() => {}
+                Ok(_) => {}
                 Err(e) => failed.push(format!("{topic}-{p}: {e}")),
+            }
+        }
+        for (leader, partitions) in remote {
+            if let Err(e) = markers::send(ctx, leader, &marker, &partitions).await {
+                failed.push(format!("broker {leader}: {e}"));
             }
         }
         if failed.is_empty() {
@@ -317,6 +346,7 @@ pub async fn background(ctx: Ctx, txn: Arc<TxnCoordinator>) {
     let interval_ms = txn.config().abort_check_interval_ms;
     let mut last_timeout_check = std::time::Instant::now();
     while !ctx.broker.is_shutting_down() {
+        follow_ownership(&ctx, &txn).await;
         // Taken first: the lock is never held across the completion's writes.
         let incomplete = txn.lock().incomplete();
         for id in incomplete {
@@ -342,31 +372,69 @@ async fn abort_timed_out(ctx: &Ctx, txn: &TxnCoordinator) {
     }
 }
 
+/// Leadership of `__transaction_state` partitions moves with failover (and arrives when the
+/// topic is created): a partition led here since the last look has its ids loaded (answering
+/// COORDINATOR_LOAD_IN_PROGRESS meanwhile), one no longer led has them forgotten.
+async fn follow_ownership(ctx: &Ctx, txn: &TxnCoordinator) {
+    let Some(topic) = ctx.broker.topic(TXN_TOPIC) else { return };
+    let owned = lock(&txn.owned).clone();
+    for p in 0..topic.partitions {
+        let owns = (txn.owns)(p);
+        if owns == owned.contains(&p) {
+            continue;
+        }
+        if !owns {
+            txn.lock().drop_partition(p);
+            tracing::info!("{TXN_TOPIC}-{p} led elsewhere now: its transactional ids are unloaded");
+            lock(&txn.owned).remove(&p);
+            continue;
+        }
+        lock(&txn.loading).insert(p);
+        txn.lock().drop_partition(p);
+        let result = load_partition(ctx, txn, p).await;
+        lock(&txn.loading).remove(&p);
+        match result {
+            Ok(()) => {
+                lock(&txn.owned).insert(p);
+            }
+            // Retried on the next tick.
+            Err(e) => tracing::warn!("loading {TXN_TOPIC}-{p}: {e}"),
+        }
+    }
+}
+
 /// Replays the owned partitions of `__transaction_state`. Returns the ids loaded.
 async fn load(ctx: &Ctx, txn: &TxnCoordinator) -> usize {
     let Some(topic) = ctx.broker.topic(TXN_TOPIC) else { return 0 };
     for partition in (0..topic.partitions).filter(|p| (txn.owns)(*p)) {
-        let result = super::read_partition(ctx, TXN_TOPIC, partition, |bytes: Bytes| {
-            let mut txns = txn.lock();
-            let (next, skipped) = offsets_log::scan_chunk(&bytes, |e| {
-                if let RawEntry::Record((offset, _, Some(key), value)) = e {
-                    let decoded = log::decode_key(&key)
-                        .and_then(|id| value.as_deref().map(log::decode_value).transpose().map(|v| (id, v)));
-                    match decoded {
-                        Ok((id, v)) => txns.replay(id, v),
-                        Err(e) => tracing::warn!("{TXN_TOPIC}-{partition}@{offset}: skipped record: {e}"),
-                    }
-                }
-            });
-            if skipped > 0 {
-                tracing::warn!("{TXN_TOPIC}-{partition}: skipped {skipped} undecodable batch(es)");
+        match load_partition(ctx, txn, partition).await {
+            Ok(()) => {
+                lock(&txn.owned).insert(partition);
             }
-            next
-        })
-        .await;
-        if let Err(e) = result {
-            tracing::error!("loading {TXN_TOPIC}-{partition}: {e}");
+            Err(e) => tracing::error!("loading {TXN_TOPIC}-{partition}: {e}"),
         }
     }
     txn.lock().len()
+}
+
+/// Replays one partition of `__transaction_state` into the state, in log order.
+async fn load_partition(ctx: &Ctx, txn: &TxnCoordinator, partition: i32) -> Result<(), String> {
+    super::read_partition(ctx, TXN_TOPIC, partition, |bytes: Bytes| {
+        let mut txns = txn.lock();
+        let (next, skipped) = offsets_log::scan_chunk(&bytes, |e| {
+            if let RawEntry::Record((offset, _, Some(key), value)) = e {
+                let decoded = log::decode_key(&key)
+                    .and_then(|id| value.as_deref().map(log::decode_value).transpose().map(|v| (id, v)));
+                match decoded {
+                    Ok((id, v)) => txns.replay(id, v),
+                    Err(e) => tracing::warn!("{TXN_TOPIC}-{partition}@{offset}: skipped record: {e}"),
+                }
+            }
+        });
+        if skipped > 0 {
+            tracing::warn!("{TXN_TOPIC}-{partition}: skipped {skipped} undecodable batch(es)");
+        }
+        next
+    })
+    .await
 }
