@@ -152,6 +152,7 @@ const PRODUCER_FENCED: i16 = 90;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
 #[test]
 fn transactional_requests_out_of_order_get_kafkas_errors() {
@@ -269,6 +270,58 @@ fn transactional_requests_out_of_order_get_kafkas_errors() {
     }
     let p = c.fetch_committed(topic);
     assert_eq!((p.high_watermark, p.last_stable_offset), (4, 4), "committed by the marker");
+    transactional_offsets(&mut c, topic);
     running.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// AddOffsetsToTxn + TxnOffsetCommit: the offset is pending (UNSTABLE_OFFSET_COMMIT for a
+/// require_stable OffsetFetch, not visible otherwise) until EndTxn commits it.
+fn transactional_offsets(c: &mut Client, topic: &str) {
+    let r = c.init("t2", 60_000);
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let add = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("t2")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(StrBytes::from_static_str("g")));
+    match c.call(ApiKey::AddOffsetsToTxn, 3, RequestKind::AddOffsetsToTxn(add)) {
+        ResponseKind::AddOffsetsToTxn(r) => assert_eq!(r.error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("t2")))
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(5)
+                .with_committed_leader_epoch(-1)])]);
+    match c.call(ApiKey::TxnOffsetCommit, 3, RequestKind::TxnOffsetCommit(commit)) {
+        ResponseKind::TxnOffsetCommit(r) => assert_eq!(r.topics[0].partitions[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let fetch = |c: &mut Client, require_stable: bool| {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_require_stable(require_stable)
+            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_indexes(vec![0])]));
+        match c.call(ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req)) {
+            ResponseKind::OffsetFetch(r) => {
+                let p = &r.topics[0].partitions[0];
+                (p.error_code, p.committed_offset)
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(fetch(c, true).0, UNSTABLE_OFFSET_COMMIT);
+    assert_eq!(fetch(c, false), (0, -1), "not visible before the commit");
+    assert_eq!(c.end("t2", pid, epoch, true), 0);
+    assert_eq!(fetch(c, true), (0, 5));
 }

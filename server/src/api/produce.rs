@@ -53,6 +53,14 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
         let allowed = ctx.allowed(info, op::WRITE, resource::TOPIC, &name);
         let exists = ctx.broker.topic(&name).is_some();
         for p in &topic.partition_data {
+            // Only for a transactional producer (off the plain produce path): its partition must
+            // be in its ongoing transaction.
+            let txn_refused = match (transactional_id, &p.records) {
+                (Some(t), Some(records)) if exists && allowed && refuse_all.is_none() => {
+                    super::txn::verify_produce(ctx, t, &name, p.index, records)
+                }
+                _ => None,
+            };
             pending.push(match (refuse_all, acks, exists, &p.records) {
                 (Some((code, msg)), _, _, _) => Pending::Done(code.code(), Some(msg.to_string())),
                 _ if !allowed => {
@@ -65,16 +73,10 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                 (None, Some(_), true, None) => {
                     Pending::Done(ResponseError::CorruptMessage.code(), Some("null record set".into()))
                 }
-                (None, Some(_), true, Some(records))
-                    if transactional_id
-                        .and_then(|t| super::txn::verify_produce(ctx, t, &name, p.index, records))
-                        .is_some() =>
-                {
-                    let code = transactional_id
-                        .and_then(|t| super::txn::verify_produce(ctx, t, &name, p.index, records))
-                        .unwrap_or_default();
-                    Pending::Done(code, Some("the partition is not in the producer's transaction".into()))
-                }
+                (None, Some(_), true, Some(_)) if txn_refused.is_some() => Pending::Done(
+                    txn_refused.unwrap_or_default(),
+                    Some("the partition is not in the producer's ongoing transaction".into()),
+                ),
                 (None, Some(acks), true, Some(records)) => {
                     calls.push(ProduceCall {
                         topic: name.clone(),

@@ -34,6 +34,9 @@ use crate::partition::{Acks, ControlType, LeaderEpoch, Offset, Origin, TxnMarker
 use crate::security::acl::{op, resource};
 use crate::shard::router::{route_markers, route_produce_from};
 
+/// How long TxnOffsetCommit waits for its group's offsets partition to load.
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn allowed_id(ctx: &Ctx, info: &RequestInfo, transactional_id: &str) -> Result<(), TxnError> {
     if ctx.allowed(info, op::WRITE, resource::TRANSACTIONAL_ID, transactional_id) {
         Ok(())
@@ -251,9 +254,21 @@ async fn commit_txn_offsets(
     producer: (i64, i16),
 ) -> Result<(), GroupError> {
     let coordinator = &ctx.coordinator;
-    let prepared = coordinator
-        .with_group(&commit.group_id, |groups, now| groups.prepare_txn_commit(commit, now))
-        .and_then(|r| r)?;
+    // The offsets partition may have just been created by this transaction's AddOffsetsToTxn
+    // and still be loading: wait for it a little (kafkajs does not retry a TxnOffsetCommit
+    // refused with COORDINATOR_LOAD_IN_PROGRESS).
+    let deadline = std::time::Instant::now() + LOAD_WAIT;
+    let prepared = loop {
+        match coordinator
+            .with_group(&commit.group_id, |groups, now| groups.prepare_txn_commit(commit, now))
+            .and_then(|r| r)
+        {
+            Err(GroupError::LoadInProgress) if std::time::Instant::now() < deadline => {
+                compio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            r => break r?,
+        }
+    };
     if prepared.write.records.is_empty() {
         return Ok(());
     }

@@ -58,6 +58,8 @@ pub enum GroupError {
     TopicAuthorizationFailed,
     #[error("not authorized for the transactional id")]
     TransactionalIdAuthorizationFailed,
+    #[error("a transaction's offset for this partition is not yet committed or aborted")]
+    UnstableOffsetCommit,
 }
 
 impl GroupError {

@@ -452,6 +452,15 @@ impl Groups {
         }
     }
 
+    /// Whether a transaction's offset for this group and partition waits for its marker
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn
+            .values()
+            .flatten()
+            .any(|(g, tp, _)| g == group_id && tp.partition == partition && tp.topic == topic)
+    }
+
     /// Whether a producer has transactional offsets waiting for its marker.
     pub fn has_pending_txn(&self, producer_id: i64) -> bool {
         self.pending_txn.contains_key(&producer_id)

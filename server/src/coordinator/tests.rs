@@ -638,6 +638,7 @@ fn transactional_offsets_become_visible_on_commit_only() {
     let records = p.write.records.clone();
     h.groups.apply_txn_commit(77, p);
     assert!(h.groups.has_pending_txn(77));
+    assert!(h.groups.has_pending_offset("eos", "t", 0) && !h.groups.has_pending_offset("eos", "t", 1));
     assert_eq!(fetched(&h.groups), None, "pending until the marker");
     h.groups.complete_txn(77, part + 1, true, h.now);
     assert_eq!(fetched(&h.groups), None, "a marker in another offsets partition is not this group's");

@@ -346,12 +346,12 @@ pub async fn background(ctx: Ctx, txn: Arc<TxnCoordinator>) {
     let interval_ms = txn.config().abort_check_interval_ms;
     let mut last_timeout_check = std::time::Instant::now();
     while !ctx.broker.is_shutting_down() {
-        follow_ownership(&ctx, &txn).await;
         // Taken first: the lock is never held across the completion's writes.
         let incomplete = txn.lock().incomplete();
         for id in incomplete {
             txn.complete(&ctx, &id).await;
         }
+        follow_ownership(&ctx, &txn).await;
         if last_timeout_check.elapsed() >= Duration::from_millis(interval_ms) {
             last_timeout_check = std::time::Instant::now();
             abort_timed_out(&ctx, &txn).await;
@@ -390,7 +390,6 @@ async fn follow_ownership(ctx: &Ctx, txn: &TxnCoordinator) {
             continue;
         }
         lock(&txn.loading).insert(p);
-        txn.lock().drop_partition(p);
         let result = load_partition(ctx, txn, p).await;
         lock(&txn.loading).remove(&p);
         match result {
@@ -417,16 +416,19 @@ async fn load(ctx: &Ctx, txn: &TxnCoordinator) -> usize {
     txn.lock().len()
 }
 
-/// Replays one partition of `__transaction_state` into the state, in log order.
+/// Replays one partition of `__transaction_state` (in log order, the latest record of an id
+/// wins) and merges it into the state (see `Txns::merge_loaded`).
 async fn load_partition(ctx: &Ctx, txn: &TxnCoordinator, partition: i32) -> Result<(), String> {
+    let mut loaded: HashMap<String, Option<TxnMeta>> = HashMap::new();
     super::read_partition(ctx, TXN_TOPIC, partition, |bytes: Bytes| {
-        let mut txns = txn.lock();
         let (next, skipped) = offsets_log::scan_chunk(&bytes, |e| {
             if let RawEntry::Record((offset, _, Some(key), value)) = e {
                 let decoded = log::decode_key(&key)
                     .and_then(|id| value.as_deref().map(log::decode_value).transpose().map(|v| (id, v)));
                 match decoded {
-                    Ok((id, v)) => txns.replay(id, v),
+                    Ok((id, v)) => {
+                        loaded.insert(id, v);
+                    }
                     Err(e) => tracing::warn!("{TXN_TOPIC}-{partition}@{offset}: skipped record: {e}"),
                 }
             }
@@ -436,5 +438,7 @@ async fn load_partition(ctx: &Ctx, txn: &TxnCoordinator, partition: i32) -> Resu
         }
         next
     })
-    .await
+    .await?;
+    txn.lock().merge_loaded(loaded);
+    Ok(())
 }

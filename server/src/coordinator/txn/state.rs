@@ -474,6 +474,17 @@ impl Txns {
         }
     }
 
+    /// Takes the ids replayed from a log partition whose leadership arrived, except those this
+    /// coordinator already holds: those were made by requests served since it leads the
+    /// partition, after everything in the log it read (their records are newer).
+    pub fn merge_loaded(&mut self, loaded: HashMap<String, Option<TxnMeta>>) {
+        for (id, value) in loaded {
+            if let (false, Some(m)) = (self.ids.contains_key(&id), value) {
+                self.ids.insert(id, m);
+            }
+        }
+    }
+
     /// Forgets the ids stored in log partition `partition` (led elsewhere now, or reloading).
     pub fn drop_partition(&mut self, partition: i32) {
         let n = self.cfg.log_partitions;

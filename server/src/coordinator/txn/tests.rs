@@ -210,6 +210,16 @@ fn state_survives_a_replay_of_its_records() {
     let a = replayed.get("a").expect("a");
     assert_eq!((a.state, a.producer_id, a.partitions.len()), (TxnState::Ongoing, 5, 1));
     assert_eq!(replayed.verify_produce("a", pid, epoch, &tp("x", 3)), Ok(()));
+    // A partition whose leadership arrives: what requests made here since wins over the log.
+    let mut fresh = txns();
+    let (pid_c, _) = init(&mut fresh, "a", 9, 99);
+    fresh.merge_loaded(
+        [("a".to_string(), replayed.get("a").cloned()), ("b".to_string(), replayed.get("b").cloned())]
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(fresh.get("a").map(|m| m.producer_id), Some(pid_c), "kept: newer than the log");
+    assert!(fresh.get("b").is_some(), "taken from the log");
     replayed.replay("b".into(), None);
     assert!(replayed.get("b").is_none(), "a tombstone forgets the id");
     replayed.drop_partition(replayed.partition_of("a"));
