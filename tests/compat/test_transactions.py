@@ -1,12 +1,13 @@
 """Transactions (issue 17) with confluent-kafka (librdkafka): commit and abort seen through
 read_committed and read_uncommitted consumers, an open transaction holding read_committed
 consumers at the last stable offset, send_offsets_to_transaction in a consume-transform-
-produce loop (exactly-once output), a newer producer fencing an older one, a transaction
-aborted on its timeout, and a broker killed and restarted mid-transaction."""
+produce loop (exactly-once output), a newer producer fencing an older one, a rebalance
+fencing a stale offset commit, a transaction aborted on its timeout, and a broker killed and
+restarted mid-transaction."""
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import Broker, IO_ARGS, unique
@@ -237,3 +238,58 @@ def test_broker_killed_mid_transaction_keeps_committed_data_and_aborts_the_open_
         assert b"in-flight" in values(read(b, topic, "read_uncommitted", idle_s=2))
     finally:
         b.stop()
+
+
+def test_a_rebalance_mid_transaction_fences_the_stale_offset_commit(broker):
+    """KIP-447: offsets sent with the consumer group metadata of a generation the group left
+    behind (a rebalance happened mid-transaction) are refused; the producer aborts, nothing of
+    the transaction is visible and the group's committed offset does not move."""
+    src, dst = unique("txn-rb-in"), unique("txn-rb-out")
+    create(broker, src, partitions=2)
+    create(broker, dst)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        plain.produce(src, value=str(i).encode(), partition=i % 2)
+    plain.flush(10)
+    group = unique("rb")
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+    a = Consumer(conf)
+    a.subscribe([src])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 10 and time.time() < deadline:
+        m = a.poll(0.5)
+        if m is not None and m.error() is None:
+            got.append(m)
+    assert len(got) == 10
+    stale = a.consumer_group_metadata()
+    positions = a.position(a.assignment())
+    p = txn_producer(broker, unique("tid-rb"))
+    p.begin_transaction()
+    for m in got:
+        p.produce(dst, value=b"y" + m.value(), partition=0)
+    p.flush(30)
+    # A second member joins: the group moves to a new generation (a polls to rejoin).
+    b = Consumer(conf)
+    b.subscribe([src])
+    deadline = time.time() + 60
+    while time.time() < deadline and not (a.assignment() and b.assignment()
+                                          and len(a.assignment()) + len(b.assignment()) == 2):
+        a.poll(0.2)
+        b.poll(0.2)
+    assert len(a.assignment()) == 1 and len(b.assignment()) == 1, "rebalanced"
+    with pytest.raises(KafkaException) as e:
+        p.send_offsets_to_transaction(positions, stale, 30)
+        p.commit_transaction(30)
+    err = e.value.args[0]
+    assert err.code() == KafkaError.ILLEGAL_GENERATION and err.txn_requires_abort(), err
+    p.abort_transaction(30)
+    assert values(read(broker, dst, "read_committed", idle_s=2)) == []
+    check = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    committed = check.committed([TopicPartition(src, 0), TopicPartition(src, 1)], timeout=10)
+    assert [tp.offset for tp in committed] == [-1001, -1001], "no offset committed"
+    check.close()
+    a.close()
+    b.close()
