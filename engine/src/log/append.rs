@@ -301,7 +301,11 @@ impl Log {
             BatchHeader::parse(&batch).ok_or(LogError::CorruptMessage("a marker batch without a header"))?;
         let size_bytes = batch.len();
         let valid = [ValidBatch { header, size_bytes, max_timestamp_ms: now_ms, max_timestamp_delta: 0 }];
-        let info = self.write_set(&mut batch, &valid, 1, size_bytes as u64, leader_epoch.0, now_ms)?;
+        // Never sealed: a marker holds no user data, and recovery must read its type back.
+        let sealer = self.sealer.take();
+        let written = self.write_set(&mut batch, &valid, 1, size_bytes as u64, leader_epoch.0, now_ms);
+        self.sealer = sealer;
+        let info = written?;
         self.producers.record_marker(
             marker.producer_id,
             marker.producer_epoch,
