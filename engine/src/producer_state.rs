@@ -154,6 +154,18 @@ pub fn check(h: &BatchHeader, entry: Option<&ProducerEntry>) -> Result<SequenceC
     }
 }
 
+/// One producer as DescribeProducers reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence appended (-1: none, e.g. only markers).
+    pub last_sequence: i32,
+    pub last_timestamp_ms: i64,
+    /// The first offset of its open transaction here (-1: none).
+    pub current_txn_first_offset: i64,
+}
+
 /// One aborted transaction, as Kafka's transaction index stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AbortedTxn {
@@ -256,6 +268,23 @@ impl ProducerState {
         }
         self.aborted.push(txn);
         Some(txn)
+    }
+
+    /// Every producer with state here, by id.
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerSummary {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.last_seq().unwrap_or(-1),
+                last_timestamp_ms: e.last_timestamp_ms,
+                current_txn_first_offset: e.current_txn_first_offset,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
     }
 
     /// The first offset of the oldest open transaction: nothing at or above it is stable.

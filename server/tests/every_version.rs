@@ -106,6 +106,7 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
             RequestKind::DescribeTransactions(DescribeTransactionsRequest::default())
         }
         ApiKey::ListTransactions => RequestKind::ListTransactions(ListTransactionsRequest::default()),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(DescribeProducersRequest::default()),
         other => panic!("add a default request for {other:?} to this test"),
     }
 }

@@ -2,7 +2,8 @@
 //! transactional requests get Kafka's error codes (never a dropped connection), a
 //! transactional Produce needs its partition added, WriteTxnMarkers writes markers, Fetch
 //! READ_COMMITTED reports the last stable offset and the aborted transactions, and
-//! DescribeTransactions / ListTransactions report the coordinator's state.
+//! DescribeTransactions / ListTransactions report the coordinator's state and
+//! DescribeProducers a partition's producers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -26,7 +27,20 @@ impl Client {
         Client { stream, correlation_id: 0 }
     }
 
+    /// `call_once`, again while the coordinator answers COORDINATOR_LOAD_IN_PROGRESS (as
+    /// clients retry it; a __transaction_state partition loads when its leadership arrives).
     fn call(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let response = self.call_once(key, version, request.clone());
+            if !loading(&response) || std::time::Instant::now() > deadline {
+                return response;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn call_once(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
         self.correlation_id += 1;
         let mut buf = BytesMut::new();
         buf.put_i32(0);
@@ -145,6 +159,26 @@ impl Client {
     }
 }
 
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+
+fn loading(r: &ResponseKind) -> bool {
+    let code = match r {
+        ResponseKind::InitProducerId(r) => r.error_code,
+        ResponseKind::EndTxn(r) => r.error_code,
+        ResponseKind::AddOffsetsToTxn(r) => r.error_code,
+        ResponseKind::AddPartitionsToTxn(r) => r
+            .results_by_topic_v3_and_below
+            .first()
+            .and_then(|t| t.results_by_partition.first())
+            .map_or(0, |p| p.partition_error_code),
+        ResponseKind::TxnOffsetCommit(r) => {
+            r.topics.first().and_then(|t| t.partitions.first()).map_or(0, |p| p.error_code)
+        }
+        _ => 0,
+    };
+    code == COORDINATOR_LOAD_IN_PROGRESS
+}
+
 const INVALID_TXN_STATE: i16 = 48;
 const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
@@ -230,6 +264,23 @@ fn transactional_requests_out_of_order_get_kafkas_errors() {
             let ids: Vec<&str> = r.transaction_states.iter().map(|t| t.transactional_id.0.as_str()).collect();
             assert_eq!(ids, vec!["t"]);
             assert_eq!(r.unknown_state_filters, vec![StrBytes::from_static_str("Bogus")]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // DescribeProducers: the producer's open transaction starts at offset 0.
+    let producers = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(TopicName(StrBytes::from_static_str("txn-data")))
+            .with_partition_indexes(vec![0, 9]),
+    ]);
+    match c.call(ApiKey::DescribeProducers, 0, RequestKind::DescribeProducers(producers)) {
+        ResponseKind::DescribeProducers(r) => {
+            let p = &r.topics[0].partitions;
+            let s = &p[0].active_producers;
+            assert_eq!(s.len(), 1, "{r:?}");
+            assert_eq!((s[0].producer_id.0, s[0].producer_epoch, s[0].last_sequence), (pid, 0, 0));
+            assert_eq!(s[0].current_txn_start_offset, 0);
+            assert_eq!(p[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
         }
         other => panic!("{other:?}"),
     }

@@ -35,7 +35,7 @@ use crate::config::{IoMode, LogConfig};
 use crate::epoch_cache::EpochCache;
 use crate::error::LogError;
 use crate::io::{FileHandle, Io};
-use crate::producer_state::{AbortedTxn, ProducerEntry, ProducerState};
+use crate::producer_state::{AbortedTxn, ProducerEntry, ProducerState, ProducerSummary};
 use crate::segment::Segment;
 pub use compaction::{CompactionDone, CompactionJob, CompactionStats, ReplacedSegments};
 pub use durability::CheckpointWrite;
@@ -306,6 +306,11 @@ impl Log {
     /// Aborted transactions overlapping `[from, to)`, for a read_committed fetch of that range.
     pub fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
         self.producers.aborted_between(from.0, to.0)
+    }
+
+    /// Every producer with state in this log (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerSummary> {
+        self.producers.summaries()
     }
 
     /// Number of producer ids with idempotence state.

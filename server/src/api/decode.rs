@@ -81,6 +81,7 @@ macro_rules! with_request_types {
             WriteTxnMarkers => WriteTxnMarkersRequest,
             DescribeTransactions => DescribeTransactionsRequest,
             ListTransactions => ListTransactionsRequest,
+            DescribeProducers => DescribeProducersRequest,
             DescribeCluster => DescribeClusterRequest,
             DescribeQuorum => DescribeQuorumRequest,
             AddRaftVoter => AddRaftVoterRequest,

@@ -319,6 +319,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::TxnOffsetCommit => answer!(txn::txn_offset_commit(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DescribeTransactions => answer!(txn::describe_transactions(ctx, info, decode(&mut body, v)?)),
         ApiKey::ListTransactions => answer!(txn::list_transactions(ctx, info, decode(&mut body, v)?)),
+        ApiKey::DescribeProducers => answer!(txn::describe_producers(ctx, info, decode(&mut body, v)?).await),
         ApiKey::WriteTxnMarkers => {
             let allowed = ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
             answer!(txn::write_txn_markers(ctx, allowed, decode(&mut body, v)?).await)

@@ -1,6 +1,6 @@
 //! Transactions (issue 17): InitProducerId with a transactional id, AddPartitionsToTxn
 //! (v0..=3, the client form), AddOffsetsToTxn, EndTxn, TxnOffsetCommit, WriteTxnMarkers,
-//! DescribeTransactions, ListTransactions, and the check a Produce of transactional batches passes. The coordinator's rules are in
+//! DescribeTransactions, ListTransactions, DescribeProducers, and the check a Produce of transactional batches passes. The coordinator's rules are in
 //! `coordinator::txn`; here requests are decoded, authorized and answered.
 
 use std::sync::Arc;
@@ -15,12 +15,12 @@ use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{
-    describe_transactions_response, list_transactions_response, AddOffsetsToTxnRequest,
-    AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
-    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
-    InitProducerIdRequest, InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse,
-    ProducerId, TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest,
-    WriteTxnMarkersResponse,
+    describe_producers_response, describe_transactions_response, list_transactions_response,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
+    DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
+    DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, InitProducerIdRequest,
+    InitProducerIdResponse, ListTransactionsRequest, ListTransactionsResponse, ProducerId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -32,7 +32,7 @@ use crate::coordinator::txn::TxnError;
 use crate::coordinator::{self, GroupError};
 use crate::partition::{Acks, ControlType, LeaderEpoch, Offset, Origin, TxnMarker};
 use crate::security::acl::{op, resource};
-use crate::shard::router::{route_markers, route_produce_from};
+use crate::shard::router::{route_markers, route_produce_from, route_producers};
 
 /// How long TxnOffsetCommit waits for its group's offsets partition to load.
 const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -460,4 +460,53 @@ pub fn list_transactions(
         })
         .collect();
     ListTransactionsResponse::default().with_unknown_state_filters(unknown).with_transaction_states(states)
+}
+
+/// DescribeProducers (v0): each partition leader's producers, with the start of their open
+/// transaction (how an operator finds a hanging transaction). READ on the topic.
+pub async fn describe_producers(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let name: Arc<str> = Arc::from(t.name.0.as_str());
+        let allowed = ctx.allowed(info, op::READ, resource::TOPIC, &name);
+        let count = ctx.broker.topic(&name).map_or(0, |m| m.partitions);
+        let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+        for p in t.partition_indexes {
+            let answer = describe_producers_response::PartitionResponse::default().with_partition_index(p);
+            let outcome = if !allowed {
+                Err(crate::partition::PartitionError::TopicAuthorizationFailed)
+            } else if p < 0 || p >= count {
+                Err(crate::partition::PartitionError::UnknownTopicOrPartition)
+            } else {
+                route_producers(&ctx.shard, name.clone(), p).await
+            };
+            partitions.push(match outcome {
+                Ok(producers) => answer.with_active_producers(
+                    producers
+                        .into_iter()
+                        .map(|s| {
+                            describe_producers_response::ProducerState::default()
+                                .with_producer_id(ProducerId(s.producer_id))
+                                .with_producer_epoch(i32::from(s.epoch))
+                                .with_last_sequence(s.last_sequence)
+                                .with_last_timestamp(s.last_timestamp_ms)
+                                .with_coordinator_epoch(-1)
+                                .with_current_txn_start_offset(s.current_txn_first_offset)
+                        })
+                        .collect(),
+                ),
+                Err(e) => answer.with_error_code(partition_code(&e)),
+            });
+        }
+        topics.push(
+            describe_producers_response::TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    DescribeProducersResponse::default().with_topics(topics)
 }

@@ -32,6 +32,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     // v2 adds a transactional id regex (KIP-1152): not yet.
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -132,6 +133,7 @@ mod tests {
                 ApiKey::WriteTxnMarkers => within::<WriteTxnMarkersRequest>(*min, *max),
                 ApiKey::DescribeTransactions => within::<DescribeTransactionsRequest>(*min, *max),
                 ApiKey::ListTransactions => within::<ListTransactionsRequest>(*min, *max),
+                ApiKey::DescribeProducers => within::<DescribeProducersRequest>(*min, *max),
                 ApiKey::DescribeConfigs => within::<DescribeConfigsRequest>(*min, *max),
                 ApiKey::AlterConfigs => within::<AlterConfigsRequest>(*min, *max),
                 ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(*min, *max),

@@ -52,7 +52,7 @@ use replica::{BrokerId, IsrChange, Leadership, PartitionView, Role};
 /// Fetch waiters kept per partition before disconnected ones are swept.
 const FETCH_WAITERS_SWEEP: usize = 4096;
 
-pub use riptide_engine::{AbortedTxn, ControlType, TxnMarker};
+pub use riptide_engine::{AbortedTxn, ControlType, ProducerSummary, TxnMarker};
 pub use riptide_model::{EpochEndOffset, LeaderEpoch, Offset};
 
 /// Produce `acks`: how much durability the producer waits for.
@@ -642,6 +642,14 @@ impl Partition {
     /// Open transactions as (producer id, first offset), oldest first.
     pub fn open_transactions(&self) -> Vec<(i64, Offset)> {
         self.log.open_transactions()
+    }
+
+    /// The producers with state here (leader only: DescribeProducers asks the leader).
+    pub fn producers(&self) -> Result<Vec<ProducerSummary>, PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        Ok(self.log.producers())
     }
 
     /// Whole batches from the one holding `offset`, below the high watermark (below the last

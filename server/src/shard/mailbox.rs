@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::partition::{
     Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec, Origin,
-    PartitionError, ReadResult, ReplicaFetch, TxnMarker,
+    PartitionError, ProducerSummary, ReadResult, ReplicaFetch, TxnMarker,
 };
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
@@ -26,6 +26,8 @@ pub enum ShardMsg {
     /// the index the caller gave each call.
     Read(Vec<(usize, ReadCall)>, flume::Sender<Vec<(usize, ReadOutcome)>>),
     ListOffset(ListOffsetCall, flume::Sender<ListOffsetOutcome>),
+    /// A partition's producers (DescribeProducers): topic, partition.
+    Producers(Arc<str>, i32, flume::Sender<ProducersOutcome>),
     /// Close and delete every partition (of this many) of the topic that this shard owns.
     /// A deleted topic: name, topic id, partition count.
     DropTopic(Arc<str>, u128, i32, flume::Sender<()>),
@@ -122,6 +124,8 @@ pub struct ListOffsetCall {
 }
 
 pub type ListOffsetOutcome = Result<ListedOffset, PartitionError>;
+
+pub type ProducersOutcome = Result<Vec<ProducerSummary>, PartitionError>;
 
 impl std::fmt::Debug for ReadCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -229,6 +229,19 @@ pub async fn route_list_offset(ctx: &Ctx, call: ListOffsetCall) -> ListOffsetOut
     rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
 }
 
+/// A partition's producers, from its owner shard (DescribeProducers).
+pub async fn route_producers(ctx: &Ctx, topic: Arc<str>, partition: i32) -> super::mailbox::ProducersOutcome {
+    let owner = ctx.router.owner_of(&topic, partition);
+    if owner == ctx.id {
+        return ctx.table.borrow_mut().producers(&topic, partition);
+    }
+    let (tx, rx) = flume::bounded(1);
+    if ctx.router.senders[owner].send_async(ShardMsg::Producers(topic, partition, tx)).await.is_err() {
+        return Err(PartitionError::NotLeaderOrFollower);
+    }
+    rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+}
+
 /// Starts every follower call on its owner shard; each answers on its own reply channel.
 pub async fn route_follow(ctx: &Ctx, calls: Vec<FollowCall>) {
     let shards = ctx.router.shard_count();

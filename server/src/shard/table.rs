@@ -349,6 +349,10 @@ impl PartitionTable {
         }
     }
 
+    pub fn producers(&mut self, topic: &Arc<str>, partition: i32) -> super::mailbox::ProducersOutcome {
+        self.get_or_open(topic, partition)?.producers()
+    }
+
     pub fn list_offset(&mut self, call: ListOffsetCall) -> ListOffsetOutcome {
         self.get_or_open(&call.topic, call.partition)?.list_offset(call.spec)
     }

@@ -36,8 +36,9 @@ use bytes::Bytes;
 
 use crate::broker::{AdminError, Broker};
 use crate::clock::now_ms;
-use crate::partition::{Acks, ControlType, TxnMarker};
-use crate::shard::router::{route_markers, route_produce_one};
+use crate::partition::{Acks, ControlType, OffsetSpec, TxnMarker};
+use crate::shard::mailbox::ListOffsetCall;
+use crate::shard::router::{route_list_offset, route_markers, route_produce_one};
 use crate::shard::Ctx;
 pub use error::TxnError;
 use state::{EndStep, InitStep, MarkerJob, Transition, TxnConfig, TxnMeta, TxnPartition, Txns};
@@ -389,6 +390,11 @@ async fn follow_ownership(ctx: &Ctx, txn: &TxnCoordinator) {
             lock(&txn.owned).remove(&p);
             continue;
         }
+        if partition_is_empty(ctx, p).await {
+            // Nothing to load (a topic just created): ids made here already are the state.
+            lock(&txn.owned).insert(p);
+            continue;
+        }
         lock(&txn.loading).insert(p);
         let result = load_partition(ctx, txn, p).await;
         lock(&txn.loading).remove(&p);
@@ -399,6 +405,19 @@ async fn follow_ownership(ctx: &Ctx, txn: &TxnCoordinator) {
             // Retried on the next tick.
             Err(e) => tracing::warn!("loading {TXN_TOPIC}-{p}: {e}"),
         }
+    }
+}
+
+/// Whether a `__transaction_state` partition holds no record (unknown: not empty).
+async fn partition_is_empty(ctx: &Ctx, partition: i32) -> bool {
+    let topic: Arc<str> = Arc::from(TXN_TOPIC);
+    let offset = |spec| {
+        let call = ListOffsetCall { topic: topic.clone(), partition, spec };
+        async move { route_list_offset(ctx, call).await.map(|o| o.offset).ok() }
+    };
+    match (offset(OffsetSpec::Earliest).await, offset(OffsetSpec::LogEnd).await) {
+        (Some(start), Some(end)) => end <= start,
+        _ => false,
     }
 }
 
