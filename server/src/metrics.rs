@@ -93,6 +93,8 @@ pub struct Metrics {
     pub txn_committed: AtomicU64,
     pub txn_aborted: AtomicU64,
     pub txn_timed_out: AtomicU64,
+    /// Transactions open now on this broker's coordinator (a gauge).
+    pub txn_open: AtomicI64,
 }
 
 /// What one shard reports of the partitions it leads.
@@ -137,6 +139,7 @@ impl Default for Metrics {
             txn_committed: AtomicU64::new(0),
             txn_aborted: AtomicU64::new(0),
             txn_timed_out: AtomicU64::new(0),
+            txn_open: AtomicI64::new(0),
         }
     }
 }
@@ -274,6 +277,11 @@ impl Metrics {
             out,
             "# TYPE riptide_connections gauge\nriptide_connections {}",
             self.connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_transactions_open gauge\nriptide_transactions_open {}",
+            self.txn_open.load(Relaxed)
         );
         // Memory of the direct-append stages (bounded by log.direct.memory.bytes plus 16 KiB
         // per direct-mode partition).

@@ -48,6 +48,11 @@ def read(broker, topic, isolation, partitions=(0,), idle_s=3.0, timeout_s=30):
     return out
 
 
+def metrics_text(broker):
+    import urllib.request
+    return urllib.request.urlopen(broker.metrics_url, timeout=5).read().decode()
+
+
 def values(records):
     return [v for (_, _, v) in records]
 
@@ -190,6 +195,7 @@ def test_a_stuck_transaction_is_aborted_on_its_timeout(tmp_path):
         p.produce(topic, value=b"stuck", partition=0)
         p.flush(30)
         assert read(b, topic, "read_committed", idle_s=1) == []
+        assert "riptide_transactions_open 1" in metrics_text(b), "the open transaction is counted"
         time.sleep(4)
         # Aborted by the coordinator: the last stable offset moved past it.
         c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("t"),
@@ -201,8 +207,10 @@ def test_a_stuck_transaction_is_aborted_on_its_timeout(tmp_path):
         assert pos == 2, f"consumer position {pos}: past the record and the ABORT marker"
         with pytest.raises(KafkaException):
             p.commit_transaction(10)
-        metrics = __import__("urllib.request").request.urlopen(b.metrics_url, timeout=5).read().decode()
+        metrics = metrics_text(b)
         assert "riptide_transactions_timed_out_total 1" in metrics
+        assert "riptide_transactions_aborted_total 1" in metrics
+        assert "riptide_transactions_open 0" in metrics
     finally:
         b.stop()
 

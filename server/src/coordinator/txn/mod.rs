@@ -84,6 +84,11 @@ impl TxnCoordinator {
         self.txns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Transactions open now (the `riptide_transactions_open` gauge).
+    pub fn open_count(&self) -> usize {
+        self.lock().open_count()
+    }
+
     pub fn config(&self) -> TxnConfig {
         self.lock().cfg.clone()
     }
@@ -353,6 +358,7 @@ pub async fn background(ctx: Ctx, txn: Arc<TxnCoordinator>) {
             txn.complete(&ctx, &id).await;
         }
         follow_ownership(&ctx, &txn).await;
+        ctx.broker.metrics.txn_open.store(txn.open_count() as i64, Ordering::Relaxed);
         if last_timeout_check.elapsed() >= Duration::from_millis(interval_ms) {
             last_timeout_check = std::time::Instant::now();
             abort_timed_out(&ctx, &txn).await;

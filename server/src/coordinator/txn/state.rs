@@ -167,6 +167,8 @@ impl Default for TxnConfig {
 pub struct Txns {
     pub cfg: TxnConfig,
     ids: HashMap<String, TxnMeta>,
+    /// Ids in the Ongoing state (the open-transactions gauge), kept with every change.
+    ongoing: usize,
 }
 
 /// Epochs stop short of i16::MAX: at the limit a new producer id is handed out (Kafka's rule).
@@ -174,7 +176,7 @@ const EPOCH_MAX: i16 = i16::MAX - 1;
 
 impl Txns {
     pub fn new(cfg: TxnConfig) -> Txns {
-        Txns { cfg, ids: HashMap::new() }
+        Txns { cfg, ids: HashMap::new(), ongoing: 0 }
     }
 
     pub fn get(&self, transactional_id: &str) -> Option<&TxnMeta> {
@@ -183,6 +185,23 @@ impl Txns {
 
     pub fn len(&self) -> usize {
         self.ids.len()
+    }
+
+    /// Transactions open now (state Ongoing).
+    pub fn open_count(&self) -> usize {
+        self.ongoing
+    }
+
+    /// Inserts (or removes, `None`) an id's metadata, keeping the Ongoing count.
+    fn set(&mut self, id: String, meta: Option<TxnMeta>) {
+        let now_ongoing = meta.as_ref().is_some_and(|m| m.state == TxnState::Ongoing);
+        let before = match meta {
+            Some(m) => self.ids.insert(id, m),
+            None => self.ids.remove(&id),
+        };
+        let was_ongoing = before.is_some_and(|m| m.state == TxnState::Ongoing);
+        self.ongoing = self.ongoing + usize::from(now_ongoing) - usize::from(was_ongoing);
+        debug_assert_eq!(self.ongoing, self.ids.values().filter(|m| m.state == TxnState::Ongoing).count());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -382,7 +401,7 @@ impl Txns {
         let mut target = t.target;
         target.pending = false;
         target.completing = false;
-        self.ids.insert(t.transactional_id, target);
+        self.set(t.transactional_id, Some(target));
     }
 
     /// The transition's record could not be written: the id stays as it was.
@@ -464,14 +483,7 @@ impl Txns {
 
     /// A record read back from `__transaction_state` (start-up), in log order.
     pub fn replay(&mut self, transactional_id: String, value: Option<TxnMeta>) {
-        match value {
-            Some(m) => {
-                self.ids.insert(transactional_id, m);
-            }
-            None => {
-                self.ids.remove(&transactional_id);
-            }
-        }
+        self.set(transactional_id, value);
     }
 
     /// Takes the ids replayed from a log partition whose leadership arrived, except those this
@@ -480,7 +492,7 @@ impl Txns {
     pub fn merge_loaded(&mut self, loaded: HashMap<String, Option<TxnMeta>>) {
         for (id, value) in loaded {
             if let (false, Some(m)) = (self.ids.contains_key(&id), value) {
-                self.ids.insert(id, m);
+                self.set(id, Some(m));
             }
         }
     }
@@ -489,6 +501,7 @@ impl Txns {
     pub fn drop_partition(&mut self, partition: i32) {
         let n = self.cfg.log_partitions;
         self.ids.retain(|id, _| super::log::partition_for(id, n) != partition);
+        self.ongoing = self.ids.values().filter(|m| m.state == TxnState::Ongoing).count();
     }
 }
 

@@ -71,6 +71,7 @@ fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
     add(&mut s, "t", pid, epoch, &[tp("a", 0), tp("a", 1)], 5).expect("add");
     let m = s.get("t").expect("t");
     assert_eq!((m.state, m.partitions.len(), m.start_ms), (TxnState::Ongoing, 2, 5));
+    assert_eq!(s.open_count(), 1);
     // Adding what is already there writes nothing.
     assert_eq!(s.prepare_add_partitions("t", pid, epoch, &[tp("a", 1)], 6), Ok(None));
     assert_eq!(s.verify_produce("t", pid, epoch, &tp("a", 0)), Ok(()));
@@ -80,6 +81,7 @@ fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
     assert_eq!(job.partitions, vec![tp("a", 0), tp("a", 1)]);
     let m = s.get("t").expect("t");
     assert_eq!((m.state, m.partitions.len()), (TxnState::CompleteCommit, 0));
+    assert_eq!(s.open_count(), 0);
     // A retried EndTxn is answered; the opposite decision is refused.
     assert_eq!(s.prepare_end("t", pid, epoch, true, 8), Ok(EndStep::AlreadyDone));
     assert_eq!(s.prepare_end("t", pid, epoch, false, 8).err(), Some(TxnError::InvalidTxnState));
