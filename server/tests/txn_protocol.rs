@@ -106,6 +106,10 @@ impl Client {
     }
 
     fn produce(&mut self, tid: &str, topic: &str, pid: i64, epoch: i16, seq: i32) -> i16 {
+        self.produce_as(Some(tid), topic, pid, epoch, seq)
+    }
+
+    fn produce_as(&mut self, tid: Option<&str>, topic: &str, pid: i64, epoch: i16, seq: i32) -> i16 {
         let mut b = BytesMut::new();
         build::put_header_room(&mut b);
         build::put_record(
@@ -126,7 +130,7 @@ impl Client {
         };
         build::write_header(&mut b, &fields);
         let req = ProduceRequest::default()
-            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(tid.into()))))
+            .with_transactional_id(tid.map(|t| TransactionalId(StrBytes::from_string(t.into()))))
             .with_acks(-1)
             .with_timeout_ms(10_000)
             .with_topic_data(vec![produce_request::TopicProduceData::default()
@@ -187,6 +191,7 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 #[test]
 fn transactional_requests_out_of_order_get_kafkas_errors() {
@@ -238,6 +243,8 @@ fn transactional_requests_out_of_order_get_kafkas_errors() {
     assert_eq!(c.add("t", pid, epoch, "no-such-topic", 0), UNKNOWN_TOPIC_OR_PARTITION);
     assert_eq!(c.add("t", pid, epoch + 1, topic, 0), PRODUCER_FENCED);
     assert_eq!(c.add("t", pid + 1, epoch, topic, 0), INVALID_PRODUCER_ID_MAPPING);
+    // Transactional records without a transactional id.
+    assert_eq!(c.produce_as(None, topic, pid, epoch, 0), TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
     // A transactional Produce to a partition not in the transaction.
     assert_eq!(c.produce("t", topic, pid, epoch, 0), INVALID_TXN_STATE);
     assert_eq!(c.add("t", pid, epoch, topic, 0), 0);

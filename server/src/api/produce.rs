@@ -32,6 +32,12 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
     let transactional_id = request.transactional_id.as_ref().map(|t| t.0.as_str());
     let refuse_all = match acks {
         None => Some((ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")),
+        // As Kafka: transactional records need a transactional id (else they would open a
+        // transaction no coordinator knows, holding the last stable offset forever).
+        Some(_) if transactional_id.is_none() && has_transactional_records(&request) => Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactional records need a transactional id",
+        )),
         Some(_)
             if transactional_id
                 .is_some_and(|t| !ctx.allowed(info, op::WRITE, resource::TRANSACTIONAL_ID, t)) =>
@@ -163,6 +169,16 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
         .collect();
     let node_endpoints = leader_hint::endpoints(&ctx.broker, &info.session.listener.name, &hinted_leaders);
     Some(ProduceResponse::default().with_responses(responses).with_node_endpoints(node_endpoints))
+}
+
+/// Whether any batch of the request is transactional (headers only; framing errors are the
+/// log's to report).
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().flat_map(|t| t.partition_data.iter()).any(|p| {
+        p.records.as_ref().is_some_and(|r| {
+            riptide_format::whole_batches(r).any(|b| b.is_ok_and(|(h, _)| h.is_transactional()))
+        })
+    })
 }
 
 /// The offsets a failed partition reports.
