@@ -24,6 +24,7 @@ pub mod group;
 pub mod output;
 pub mod produce;
 pub mod topic;
+pub mod txn;
 pub mod user;
 
 use std::process::ExitCode;
@@ -145,6 +146,9 @@ pub enum ClientCommand {
     /// Show the cluster: id, controller, brokers, protocol versions.
     #[command(after_help = cluster::EXAMPLES)]
     Cluster(cluster::ClusterArgs),
+    /// List and describe transactions (transactional ids and their state).
+    #[command(after_help = txn::EXAMPLES)]
+    Txn(txn::TxnArgs),
     /// Add, list and delete SCRAM users.
     #[command(after_help = user::EXAMPLES)]
     User(user::UserArgs),
@@ -234,6 +238,7 @@ pub fn run(command: ClientCommand, cli: clap::Command) -> ExitCode {
             ClientCommand::Consume(args) => consume::run(args).await,
             ClientCommand::Group(args) => group::run(args).await,
             ClientCommand::Cluster(args) => cluster::run(args).await,
+            ClientCommand::Txn(args) => txn::run(args).await,
             ClientCommand::User(args) => user::run(args).await,
             ClientCommand::Acl(args) => acl::run(args).await,
             ClientCommand::Completions(_) => Ok(()),

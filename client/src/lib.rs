@@ -46,6 +46,7 @@ pub mod sasl;
 pub mod scram;
 pub mod security;
 pub mod tls;
+pub mod txn;
 pub mod versions;
 
 pub use admin::{AlterConfig, ClusterInfo, ConfigEntry, ConfigResource, NewTopic, ReplicaLog};
@@ -59,3 +60,4 @@ pub use group::{GroupDescription, GroupListing, MemberDescription, TopicPartitio
 pub use join::join_all;
 pub use partitioner::{murmur2, partition_for_key, Partitioner};
 pub use produce::{Acks, Delivery, Producer, ProducerConfig};
+pub use txn::{TransactionDescription, TransactionListing};

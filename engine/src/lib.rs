@@ -33,4 +33,6 @@ pub use log::{
     DirRemoval, Log, PreparedSegment, ReadSlice, ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget,
     TimestampAndOffset,
 };
+pub use producer_state::{AbortedTxn, ProducerSummary};
+pub use riptide_format::control::{ControlType, TxnMarker};
 pub use seal::BatchSealer;

@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod build;
+pub mod control;
 
 /// Bytes before the records: the fixed batch header.
 pub const HEADER_BYTES: usize = 61;

@@ -89,6 +89,12 @@ pub struct Metrics {
     replication: Mutex<BTreeMap<usize, ReplicationGauges>>,
     /// Partitions of the cluster without a leader (as this broker's metadata says).
     pub offline_partitions: AtomicU64,
+    /// Transactions this broker's coordinator committed, aborted, and aborted on timeout.
+    pub txn_committed: AtomicU64,
+    pub txn_aborted: AtomicU64,
+    pub txn_timed_out: AtomicU64,
+    /// Transactions open now on this broker's coordinator (a gauge).
+    pub txn_open: AtomicI64,
 }
 
 /// What one shard reports of the partitions it leads.
@@ -130,6 +136,10 @@ impl Default for Metrics {
             replica_append_failures: AtomicU64::new(0),
             replication: Mutex::new(BTreeMap::new()),
             offline_partitions: AtomicU64::new(0),
+            txn_committed: AtomicU64::new(0),
+            txn_aborted: AtomicU64::new(0),
+            txn_timed_out: AtomicU64::new(0),
+            txn_open: AtomicI64::new(0),
         }
     }
 }
@@ -221,6 +231,16 @@ impl Metrics {
         map.retain(|tp, _| tp.topic != topic);
     }
 
+    /// A transaction completed (its markers and Complete state are written).
+    pub fn txn_completed(&self, committed: bool) {
+        let c = if committed { &self.txn_committed } else { &self.txn_aborted };
+        c.fetch_add(1, Relaxed);
+    }
+
+    pub fn txn_timed_out(&self) {
+        self.txn_timed_out.fetch_add(1, Relaxed);
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         out.push_str("# TYPE riptide_request_latency_seconds histogram\n");
@@ -246,6 +266,9 @@ impl Metrics {
             ("riptide_isr_shrinks_total", &self.isr_shrinks),
             ("riptide_isr_expands_total", &self.isr_expands),
             ("riptide_replica_append_failures_total", &self.replica_append_failures),
+            ("riptide_transactions_committed_total", &self.txn_committed),
+            ("riptide_transactions_aborted_total", &self.txn_aborted),
+            ("riptide_transactions_timed_out_total", &self.txn_timed_out),
         ];
         for (name, c) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", c.load(Relaxed));
@@ -254,6 +277,11 @@ impl Metrics {
             out,
             "# TYPE riptide_connections gauge\nriptide_connections {}",
             self.connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_transactions_open gauge\nriptide_transactions_open {}",
+            self.txn_open.load(Relaxed)
         );
         // Memory of the direct-append stages (bounded by log.direct.memory.bytes plus 16 KiB
         // per direct-mode partition).

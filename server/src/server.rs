@@ -19,6 +19,7 @@ use crate::broker::Broker;
 use crate::catalog::{self, Catalog};
 use crate::cluster::ClusterHandle;
 use crate::config::{SecurityProtocol, ServerConfig};
+use crate::coordinator::txn::TxnCoordinator;
 use crate::coordinator::Coordinator;
 use crate::metrics::Metrics;
 use crate::shard::router::Router;
@@ -217,12 +218,23 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
         owner.topic(coordinator::offsets_log::OFFSETS_TOPIC).is_some_and(|t| owner.leads(&t, p))
     });
     let coordinator = Arc::new(Coordinator::owning(Default::default(), owns));
+    let owner = broker.clone();
+    let owns_txn = Box::new(move |p: i32| {
+        owner.topic(coordinator::txn::log::TXN_TOPIC).is_some_and(|t| owner.leads(&t, p))
+    });
+    let txn_config = crate::coordinator::txn::state::TxnConfig {
+        max_timeout_ms: broker.config.transaction_max_timeout_ms,
+        abort_check_interval_ms: broker.config.transaction_abort_check_interval_ms,
+        ..Default::default()
+    };
+    let txn = Arc::new(TxnCoordinator::new(txn_config, owns_txn, coordinator.clone()));
     let (roles_tx, roles_rx) = flume::bounded::<()>(1);
     type ShardListeners = Vec<(Arc<crate::security::Listener>, std::net::TcpListener)>;
     let start: StartHook<ShardListeners> = Arc::new(move |shard, listeners| {
-        let ctx = ApiCtx::new(shard, coordinator.clone());
+        let ctx = ApiCtx::new(shard, coordinator.clone(), txn.clone());
         if shard.id == 0 {
             compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
+            compio::runtime::spawn(coordinator::txn::background(shard.clone(), txn.clone())).detach();
             let (events, roles) = (events_rx.clone(), roles_tx.clone());
             compio::runtime::spawn(apply_metadata_changes(shard.clone(), events, roles)).detach();
             compio::runtime::spawn(replication::fetcher::manage(shard.clone(), roles_rx.clone())).detach();

@@ -482,3 +482,84 @@ fn cluster_info_help_and_completions() {
         assert!(script.contains("riptide") && script.contains("consume"), "{shell}");
     }
 }
+
+/// One request on its own connection (kafka-protocol's codec), for state the CLI only reads.
+fn kafka_call(
+    addr: &str,
+    key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    request: kafka_protocol::messages::RequestKind,
+) -> kafka_protocol::messages::ResponseKind {
+    use bytes::{BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader, ResponseKind};
+    use kafka_protocol::protocol::{Decodable, Encodable};
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .encode(&mut buf, key.request_header_version(version))
+        .expect("header");
+    request.encode(&mut buf, version).expect("request");
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    stream.write_all(&buf).expect("send");
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("answer");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).expect("answer");
+    let mut body = Bytes::from(body);
+    ResponseHeader::decode(&mut body, key.response_header_version(version)).expect("header");
+    ResponseKind::decode(key, &mut body, version).expect("response")
+}
+
+#[test]
+fn txn_list_and_describe() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let b = Broker::start();
+    b.ok(&["topic", "create", "ledger", "-p", "2"]);
+    let tid = || TransactionalId(StrBytes::from_static_str("cli-txn"));
+    let find = FindCoordinatorRequest::default().with_key_type(1).with_coordinator_keys(vec![tid().0]);
+    kafka_call(&b.addr, ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find));
+    // The coordinator loads the new __transaction_state partitions first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (pid, epoch) = loop {
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(tid()))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match kafka_call(&b.addr, ApiKey::InitProducerId, 4, RequestKind::InitProducerId(init)) {
+            ResponseKind::InitProducerId(r) if r.error_code == 0 => break (r.producer_id, r.producer_epoch),
+            _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            other => panic!("{other:?}"),
+        }
+    };
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(tid())
+        .with_v3_and_below_producer_id(pid)
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("ledger")))
+            .with_partitions(vec![1])]);
+    kafka_call(&b.addr, ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(add));
+
+    let table = b.ok(&["txn", "list"]);
+    let rows = lines(&table);
+    assert_eq!(cells(rows[0]), ["TRANSACTIONAL-ID", "PRODUCER-ID", "STATE", "COORDINATOR"]);
+    assert_eq!(cells(rows[1]), ["cli-txn", &pid.0.to_string(), "Ongoing", "0"]);
+    let d = b.json(&["txn", "describe", "cli-txn"]);
+    assert_eq!(d["state"], "Ongoing");
+    assert_eq!(d["producer_id"], pid.0);
+    assert_eq!(d["partitions"], serde_json::json!(["ledger-1"]));
+    assert!(b.ok(&["txn", "describe", "cli-txn"]).contains("partitions        ledger-1"));
+    let (code, err) = failure(&b.run(&["txn", "describe", "nobody"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("TRANSACTIONAL_ID_NOT_FOUND (105)"), "{err}");
+}

@@ -3,11 +3,12 @@
 //! producer state and the leader-epoch cache. Nothing is written unless every batch passed.
 
 use super::{AppendInfo, Log};
-use crate::batch::{self, Assignment, Limits, ValidBatch};
+use crate::batch::{self, Assignment, BatchHeader, Limits, ValidBatch};
 use crate::config::TimestampType;
 use crate::error::LogError;
 use crate::producer_state::SequenceCheck;
 use crate::segment::BatchMeta;
+use riptide_format::control::{marker_batch, TxnMarker};
 use riptide_model::{LeaderEpoch, Offset};
 
 /// Outcome of validating a whole record set.
@@ -32,7 +33,22 @@ impl Log {
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        self.append_validated(batches, now_ms, |log, batches, valid, records, bytes| {
+        self.append_validated(batches, now_ms, true, |log, batches, valid, records, bytes| {
+            log.write_set(batches, valid, records, bytes, leader_epoch.0, now_ms)
+        })
+    }
+
+    /// `append` for a coordinator's own transactional batches (TxnOffsetCommit records in
+    /// `__consumer_offsets`): they carry the producer's id and epoch, so the producer's
+    /// transaction opens here and its marker ends it, but no sequence of the producer's (Kafka
+    /// writes them with the coordinator as origin, which skips the sequence check).
+    pub fn append_unsequenced(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_validated(batches, now_ms, false, |log, batches, valid, records, bytes| {
             log.write_set(batches, valid, records, bytes, leader_epoch.0, now_ms)
         })
     }
@@ -47,7 +63,7 @@ impl Log {
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        self.append_validated(batches, now_ms, |log, batches, valid, records, bytes| {
+        self.append_validated(batches, now_ms, true, |log, batches, valid, records, bytes| {
             log.write_shared(batches, valid, records, bytes, leader_epoch.0, now_ms)
         })
     }
@@ -58,6 +74,7 @@ impl Log {
         &mut self,
         batches: B,
         now_ms: i64,
+        sequenced: bool,
         write: impl FnOnce(&mut Log, B, &[ValidBatch], i64, u64) -> Result<AppendInfo, LogError>,
     ) -> Result<AppendInfo, LogError> {
         self.check_writable()?;
@@ -66,7 +83,7 @@ impl Log {
         }
         let mut valid = std::mem::take(&mut self.scratch_batches);
         valid.clear();
-        let result = match self.validate_set(&batches, now_ms, &mut valid) {
+        let result = match self.validate_set(&batches, now_ms, sequenced, &mut valid) {
             Ok(Validated::Duplicate(info)) => Ok(info),
             Ok(Validated::New { records, bytes }) => write(self, batches, &valid, records, bytes),
             Err(e) => Err(e),
@@ -121,6 +138,7 @@ impl Log {
         &mut self,
         batches: &[u8],
         now_ms: i64,
+        sequenced: bool,
         valid: &mut Vec<ValidBatch>,
     ) -> Result<Validated, LogError> {
         let limits = self.limits(now_ms);
@@ -136,7 +154,7 @@ impl Log {
                     break;
                 }
             };
-            if v.header.is_idempotent() {
+            if v.header.is_idempotent() && sequenced {
                 match self.producers.check_staged(&v.header, &staged) {
                     Ok(SequenceCheck::Accept) => self.producers.stage(&v.header, &mut staged),
                     Ok(SequenceCheck::Duplicate { first_offset, last_offset }) => {
@@ -258,12 +276,44 @@ impl Log {
                 size_bytes,
             };
             self.active_mut().track(&meta, pos);
-            if h.is_idempotent() {
+            // Markers are recorded by `append_marker`, which knows their type.
+            if h.is_idempotent() && !h.is_control() {
                 self.producers.record(&h, max_ts);
             }
             next = h.last_offset() + 1;
             pos += size_bytes;
         }
+    }
+
+    /// Appends a transaction marker (a COMMIT or ABORT control batch) for a producer: its
+    /// open transaction here ends, an aborted one enters the aborted index. A marker with an
+    /// epoch older than the producer's is refused (INVALID_PRODUCER_EPOCH).
+    pub fn append_marker(
+        &mut self,
+        marker: &TxnMarker,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.check_writable()?;
+        self.producers.check_marker(marker.producer_id, marker.producer_epoch)?;
+        let mut batch = marker_batch(marker, now_ms);
+        let header =
+            BatchHeader::parse(&batch).ok_or(LogError::CorruptMessage("a marker batch without a header"))?;
+        let size_bytes = batch.len();
+        let valid = [ValidBatch { header, size_bytes, max_timestamp_ms: now_ms, max_timestamp_delta: 0 }];
+        // Never sealed: a marker holds no user data, and recovery must read its type back.
+        let sealer = self.sealer.take();
+        let written = self.write_set(&mut batch, &valid, 1, size_bytes as u64, leader_epoch.0, now_ms);
+        self.sealer = sealer;
+        let info = written?;
+        self.producers.record_marker(
+            marker.producer_id,
+            marker.producer_epoch,
+            marker.control,
+            info.base_offset.0,
+            now_ms,
+        );
+        Ok(info)
     }
 
     /// This replica leads from now on at `leader_epoch`: the epoch starts at the log end, before

@@ -35,7 +35,7 @@ use crate::config::{IoMode, LogConfig};
 use crate::epoch_cache::EpochCache;
 use crate::error::LogError;
 use crate::io::{FileHandle, Io};
-use crate::producer_state::{ProducerEntry, ProducerState};
+use crate::producer_state::{AbortedTxn, ProducerEntry, ProducerState, ProducerSummary};
 use crate::segment::Segment;
 pub use compaction::{CompactionDone, CompactionJob, CompactionStats, ReplacedSegments};
 pub use durability::CheckpointWrite;
@@ -188,6 +188,20 @@ pub struct Log {
     direct_refused: bool,
 }
 
+/// Producer state after one stored batch (`batch`: its bytes): a marker ends its producer's
+/// transaction, other idempotent batches record their sequences. Used where batches come back
+/// from disk or from the leader, whose markers are only known by their bytes.
+fn track_producer(producers: &mut ProducerState, h: &crate::batch::BatchHeader, batch: &[u8]) {
+    if !h.is_idempotent() {
+        return;
+    }
+    if !h.is_control() {
+        producers.record(h, h.max_timestamp);
+    } else if let Some(control) = riptide_format::control::control_type(batch) {
+        producers.record_marker(h.producer_id, h.producer_epoch, control, h.base_offset, h.max_timestamp);
+    }
+}
+
 impl Log {
     pub fn config(&self) -> &LogConfig {
         &self.config
@@ -277,6 +291,26 @@ impl Log {
         self.epochs
             .end_offset_for(epoch.0, self.active().next_offset)
             .map(|(e, end)| EpochEndOffset { epoch: LeaderEpoch(e), end_offset: Offset(end) })
+    }
+
+    /// The first offset of the oldest open transaction (nothing from it on is stable).
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.producers.first_unstable_offset().map(Offset)
+    }
+
+    /// Open transactions as (producer id, first offset), oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, Offset)> {
+        self.producers.open_transactions().into_iter().map(|(p, o)| (p, Offset(o))).collect()
+    }
+
+    /// Aborted transactions overlapping `[from, to)`, for a read_committed fetch of that range.
+    pub fn aborted_transactions(&self, from: Offset, to: Offset) -> Vec<AbortedTxn> {
+        self.producers.aborted_between(from.0, to.0)
+    }
+
+    /// Every producer with state in this log (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerSummary> {
+        self.producers.summaries()
     }
 
     /// Number of producer ids with idempotence state.

@@ -182,8 +182,8 @@ impl Log {
             scan_batches(self.io, &seg.log, start, seg.size_bytes, &mut buf, |_, bytes| {
                 // Checked: bytes of trusted segments were not validated at open.
                 if let Ok(h) = crate::batch::check_stored(bytes) {
-                    if h.base_offset >= from && h.is_idempotent() {
-                        producers.record(&h, h.max_timestamp);
+                    if h.base_offset >= from {
+                        super::track_producer(producers, &h, bytes);
                     }
                 }
                 Ok(true)
@@ -201,6 +201,7 @@ impl Log {
     /// are pruned only below the newest one known durable, so one always survives.
     pub(super) fn write_producer_snapshot(&mut self, durable: bool) -> Result<Option<FileHandle>, LogError> {
         let leo = self.next_offset();
+        self.producers.prune_aborted(self.log_start_offset);
         let name = file_path(Path::new(""), leo, SNAPSHOT_SUFFIX);
         let name = name.to_string_lossy();
         let pending = if durable {

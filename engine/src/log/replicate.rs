@@ -61,9 +61,7 @@ impl Log {
                 size_bytes: size as u32,
             };
             self.active_mut().track(&meta, position + at as u32);
-            if h.is_idempotent() {
-                self.producers.record(&h, h.max_timestamp);
-            }
+            super::track_producer(&mut self.producers, &h, &bytes[at..at + size]);
             self.note_leader_epoch(h.partition_leader_epoch, h.base_offset)?;
             first.get_or_insert(h.base_offset);
             at += size;

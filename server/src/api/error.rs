@@ -67,6 +67,8 @@ impl ToKafka for GroupError {
             GroupError::Unknown => E::UnknownServerError,
             GroupError::GroupAuthorizationFailed => E::GroupAuthorizationFailed,
             GroupError::TopicAuthorizationFailed => E::TopicAuthorizationFailed,
+            GroupError::TransactionalIdAuthorizationFailed => E::TransactionalIdAuthorizationFailed,
+            GroupError::UnstableOffsetCommit => E::UnstableOffsetCommit,
             GroupError::UnknownTopicOrPartition => E::UnknownTopicOrPartition,
             GroupError::OffsetMetadataTooLarge => E::OffsetMetadataTooLarge,
             GroupError::LoadInProgress => E::CoordinatorLoadInProgress,

@@ -125,6 +125,9 @@ async fn read_round(
             last_fetched_epoch: LeaderEpoch(p.last_fetched_epoch),
         })
     };
+    // isolation_level 1 (READ_COMMITTED): below the last stable offset, with aborted
+    // transactions. Followers copy the whole log.
+    let read_committed = request.isolation_level == 1 && request.replica_id.0 < 0;
     let mut calls = Vec::new();
     for (topic, (name, state)) in request.topics.iter().zip(topics) {
         for p in topic.partitions.iter().filter(|_| state.is_ok()) {
@@ -136,6 +139,7 @@ async fn read_round(
                 min_one: true,
                 notify: notify.clone(),
                 replica: replica(p),
+                read_committed,
             });
         }
     }
@@ -164,6 +168,7 @@ async fn read_round(
                         min_one: false,
                         notify: None,
                         replica: replica(p),
+                        read_committed,
                     };
                     route_read_one(&ctx.shard, call).await
                 };
@@ -227,15 +232,26 @@ fn encode_results(
             buf.put_i32(part.index);
             buf.put_i16(error_code);
             buf.put_i64(o.high_watermark.0);
-            buf.put_i64(o.high_watermark.0); // last_stable_offset: no transactions, so the HW
+            buf.put_i64(o.last_stable_offset.0);
             if v >= 5 {
                 buf.put_i64(o.log_start_offset.0);
             }
-            // aborted_transactions: null
-            if flexible {
-                buf.put_u8(0)
+            // aborted_transactions (read_committed only): null when there are none.
+            if o.aborted.is_empty() {
+                if flexible {
+                    buf.put_u8(0)
+                } else {
+                    buf.put_i32(-1)
+                }
             } else {
-                buf.put_i32(-1)
+                put_array_len(&mut buf, o.aborted.len(), flexible);
+                for a in &o.aborted {
+                    buf.put_i64(a.producer_id);
+                    buf.put_i64(a.first_offset);
+                    if flexible {
+                        buf.put_u8(0);
+                    }
+                }
             }
             if v >= 11 {
                 buf.put_i32(-1); // preferred_read_replica
@@ -292,6 +308,8 @@ fn encode_results(
 /// What a failed partition reports (Kafka's UNKNOWN_OFFSET for both).
 const UNKNOWN: crate::partition::ReadResult = crate::partition::ReadResult {
     high_watermark: Offset::NONE,
+    last_stable_offset: Offset::NONE,
+    aborted: Vec::new(),
     log_start_offset: Offset::NONE,
     slice: None,
     diverging: None,
@@ -384,6 +402,13 @@ mod tests {
                     index: 3,
                     outcome: Ok(crate::partition::ReadResult {
                         high_watermark: Offset(10),
+                        last_stable_offset: Offset(8),
+                        aborted: vec![crate::partition::AbortedTxn {
+                            producer_id: 5,
+                            first_offset: 6,
+                            last_offset: 9,
+                            last_stable_offset: 8,
+                        }],
                         log_start_offset: Offset(2),
                         slice: None,
                         diverging: (v >= 12)
@@ -414,6 +439,9 @@ mod tests {
             let decoded = FetchResponse::decode(&mut b, v).expect("decode");
             let p = &decoded.responses[0].partitions[0];
             assert_eq!((p.partition_index, p.error_code, p.high_watermark), (3, 0, 10));
+            assert_eq!(p.last_stable_offset, 8);
+            let aborted = p.aborted_transactions.as_ref().expect("aborted transactions");
+            assert_eq!((aborted.len(), aborted[0].producer_id.0, aborted[0].first_offset), (1, 5, 6));
             if v >= 5 {
                 assert_eq!(p.log_start_offset, 2);
             }

@@ -59,8 +59,10 @@ pub async fn find_coordinator(
     let ready = match key_type {
         // The group coordinator of a group is the leader of its __consumer_offsets partition.
         0 => coordinator::ensure_offsets_topic(&ctx.broker, &ctx.coordinator).await,
-        // Transactions are not implemented: InitProducerId refuses them wherever it lands.
-        1 => Ok(()),
+        // The transaction coordinator of an id is the leader of its __transaction_state partition.
+        1 => crate::coordinator::txn::ensure_txn_topic(&ctx.broker, &ctx.txn)
+            .await
+            .map_err(|_| GroupError::CoordinatorNotAvailable),
         _ => Err(GroupError::InvalidRequest),
     };
     let results: Vec<(StrBytes, Result<Endpoint, GroupError>)> = keys
@@ -70,9 +72,12 @@ pub async fn find_coordinator(
                 0 if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, k.as_str()) => {
                     Err(GroupError::GroupAuthorizationFailed)
                 }
+                1 if !ctx.allowed(info, op::DESCRIBE, resource::TRANSACTIONAL_ID, k.as_str()) => {
+                    Err(GroupError::TransactionalIdAuthorizationFailed)
+                }
                 _ => ready.and_then(|()| match key_type {
                     0 => coordinator_of(ctx, info, k.as_str()),
-                    _ => Ok(this_broker(ctx, info)),
+                    _ => txn_coordinator_of(ctx, info, k.as_str()),
                 }),
             };
             (k, r)
@@ -83,20 +88,27 @@ pub async fn find_coordinator(
 
 type Endpoint = (i32, String, i32);
 
-fn this_broker(ctx: &Ctx, info: &RequestInfo) -> Endpoint {
-    let config = &ctx.broker.config;
-    let listener = config.listeners.iter().find(|l| l.name == info.session.listener.name);
-    let (host, port) = listener.unwrap_or(config.primary()).advertised();
-    (config.node_id, host, port)
-}
-
 /// The live leader of the group's offsets partition, with its advertised address.
 fn coordinator_of(ctx: &Ctx, info: &RequestInfo, group: &str) -> Result<Endpoint, GroupError> {
     let n = ctx.coordinator.config().offsets_topic_num_partitions;
     let partition = crate::coordinator::offsets_log::partition_for(group, n);
+    leader_endpoint(ctx, info, crate::coordinator::offsets_log::OFFSETS_TOPIC, partition)
+}
+
+/// The live leader of the transactional id's `__transaction_state` partition.
+fn txn_coordinator_of(ctx: &Ctx, info: &RequestInfo, transactional_id: &str) -> Result<Endpoint, GroupError> {
+    let partition = ctx.txn.partition_of(transactional_id);
+    leader_endpoint(ctx, info, crate::coordinator::txn::log::TXN_TOPIC, partition)
+}
+
+fn leader_endpoint(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    topic: &str,
+    partition: i32,
+) -> Result<Endpoint, GroupError> {
     let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
-    let meta =
-        cat.get(crate::coordinator::offsets_log::OFFSETS_TOPIC).ok_or(GroupError::CoordinatorNotAvailable)?;
+    let meta = cat.get(topic).ok_or(GroupError::CoordinatorNotAvailable)?;
     let leader = meta.leader(partition);
     let b = cat.brokers.get(&leader).filter(|b| !b.fenced).ok_or(GroupError::CoordinatorNotAvailable)?;
     let ep = super::metadata::endpoint_for(&b.endpoints, &info.session.listener.name)

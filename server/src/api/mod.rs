@@ -22,6 +22,7 @@ pub mod offsets_commit;
 pub mod produce;
 pub mod reassign;
 pub mod sasl;
+pub mod txn;
 pub mod users;
 pub mod versions;
 
@@ -44,6 +45,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use riptide_engine::ReadSlice;
 
 use crate::broker::Broker;
+use crate::coordinator::txn::TxnCoordinator;
 use crate::coordinator::Coordinator;
 use crate::security::acl::{op, resource, CLUSTER_NAME};
 use crate::security::Session;
@@ -54,13 +56,14 @@ pub struct ApiCtx {
     pub shard: crate::shard::Ctx,
     pub broker: Arc<Broker>,
     pub coordinator: Arc<Coordinator>,
+    pub txn: Arc<TxnCoordinator>,
 }
 
 pub type Ctx = Rc<ApiCtx>;
 
 impl ApiCtx {
-    pub fn new(shard: &crate::shard::Ctx, coordinator: Arc<Coordinator>) -> Ctx {
-        Rc::new(ApiCtx { shard: shard.clone(), broker: shard.broker.clone(), coordinator })
+    pub fn new(shard: &crate::shard::Ctx, coordinator: Arc<Coordinator>, txn: Arc<TxnCoordinator>) -> Ctx {
+        Rc::new(ApiCtx { shard: shard.clone(), broker: shard.broker.clone(), coordinator, txn })
     }
 
     /// May the request's principal do `operation` on the resource (ACLs and `super.users`;
@@ -226,7 +229,8 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
             let request: ConsumerGroupHeartbeatRequest = decode(&mut body.clone(), v)?;
             group_gate!(op::READ, request.group_id.0, ConsumerGroupHeartbeatResponse::default());
         }
-        ApiKey::InitProducerId if !may_write_idempotently(ctx, info) => {
+        // A transactional producer is authorized by WRITE on its transactional id (below).
+        ApiKey::InitProducerId if !is_transactional_init(&body, v) && !may_write_idempotently(ctx, info) => {
             let denied = InitProducerIdResponse::default()
                 .with_error_code(CLUSTER_DENIED)
                 .with_producer_id(kafka_protocol::messages::ProducerId(-1))
@@ -302,7 +306,24 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::IncrementalAlterConfigs => {
             answer!(configs::incremental_alter(ctx, info, decode(&mut body, v)?).await)
         }
-        ApiKey::InitProducerId => answer!(cluster::init_producer_id(ctx, decode(&mut body, v)?)),
+        ApiKey::InitProducerId => {
+            let request: kafka_protocol::messages::InitProducerIdRequest = decode(&mut body, v)?;
+            match request.transactional_id.as_ref().map(|t| t.0.to_string()) {
+                Some(tid) => answer!(txn::init_producer_id(ctx, info, &tid, &request).await),
+                None => answer!(cluster::init_producer_id(ctx, request)),
+            }
+        }
+        ApiKey::AddPartitionsToTxn => answer!(txn::add_partitions(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::AddOffsetsToTxn => answer!(txn::add_offsets(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::EndTxn => answer!(txn::end_txn(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::TxnOffsetCommit => answer!(txn::txn_offset_commit(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::DescribeTransactions => answer!(txn::describe_transactions(ctx, info, decode(&mut body, v)?)),
+        ApiKey::ListTransactions => answer!(txn::list_transactions(ctx, info, decode(&mut body, v)?)),
+        ApiKey::DescribeProducers => answer!(txn::describe_producers(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::WriteTxnMarkers => {
+            let allowed = ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
+            answer!(txn::write_txn_markers(ctx, allowed, decode(&mut body, v)?).await)
+        }
         ApiKey::DescribeCluster => answer!(cluster::describe_cluster(ctx, info, decode(&mut body, v)?)),
         ApiKey::DescribeQuorum => answer!(cluster::describe_quorum(ctx, v, decode(&mut body, v)?).await),
         ApiKey::AddRaftVoter => answer!(cluster::add_raft_voter(ctx, decode(&mut body, v)?).await),
@@ -356,6 +377,13 @@ const GROUP_DENIED: i16 = 30; // GROUP_AUTHORIZATION_FAILED
 
 /// InitProducerId without a transactional id: IDEMPOTENT_WRITE on the cluster, or (KIP-679)
 /// WRITE on any topic.
+/// Whether an InitProducerId names a transactional id (a malformed one is left to the handler).
+fn is_transactional_init(body: &Bytes, version: i16) -> bool {
+    let request: Result<kafka_protocol::messages::InitProducerIdRequest, _> =
+        decode(&mut body.clone(), version);
+    request.is_ok_and(|r| r.transactional_id.is_some())
+}
+
 fn may_write_idempotently(ctx: &ApiCtx, info: &RequestInfo) -> bool {
     if ctx.allowed_on_cluster(info, op::IDEMPOTENT_WRITE) {
         return true;

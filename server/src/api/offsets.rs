@@ -1,4 +1,5 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3),
+//! ListOffsets: earliest (-2), latest (-1, the high watermark; the last stable offset for
+//! isolation_level READ_COMMITTED), max timestamp (-3),
 //! earliest-local (-4), latest-tiered (-5), or the first offset at or after a timestamp.
 
 use kafka_protocol::messages::list_offsets_response::{
@@ -29,7 +30,12 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ListOffsetsRequest) 
                 partitions.push(refused.with_offset(-1).with_timestamp(-1).with_leader_epoch(-1));
                 continue;
             }
-            let Some(spec) = OffsetSpec::from_wire(p.timestamp) else {
+            let spec = match OffsetSpec::from_wire(p.timestamp) {
+                // A read_committed consumer's "latest" is the last stable offset (v2+).
+                Some(OffsetSpec::Latest) if request.isolation_level == 1 => Some(OffsetSpec::LastStable),
+                spec => spec,
+            };
+            let Some(spec) = spec else {
                 let refused = answer.with_error_code(ResponseError::InvalidRequest.code());
                 partitions.push(refused.with_offset(-1).with_timestamp(-1).with_leader_epoch(-1));
                 continue;

@@ -1,7 +1,8 @@
 //! Committed offsets: OffsetCommit (v2..=9), OffsetFetch (v1..=9, including the multi-group
 //! v8+ form) and OffsetDelete. A commit is answered only once its records are durable in
-//! `__consumer_offsets`. `require_stable` needs no waiting: without transactions no commit is
-//! ever pending.
+//! `__consumer_offsets`. With `require_stable` (v7+), a topic with transactional offsets still
+//! waiting for their transaction's marker answers UNSTABLE_OFFSET_COMMIT (the client retries),
+//! as in Kafka (KIP-447).
 
 use super::error::ToKafka;
 use crate::security::acl::{op, resource};
@@ -133,7 +134,7 @@ pub fn offset_fetch(ctx: &Ctx, info: &RequestInfo, req: OffsetFetchRequest) -> O
                 let topics: Option<Vec<(String, Vec<i32>)>> = g
                     .topics
                     .map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-                let fetched = fetch(ctx, info, &g.group_id.0, topics.as_deref());
+                let fetched = fetch(ctx, info, &g.group_id.0, topics.as_deref(), req.require_stable);
                 group_fetch_response(v, g.group_id, fetched)
             })
             .collect();
@@ -141,7 +142,7 @@ pub fn offset_fetch(ctx: &Ctx, info: &RequestInfo, req: OffsetFetchRequest) -> O
     }
     let topics: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-    let fetched = fetch(ctx, info, &req.group_id.0, topics.as_deref());
+    let fetched = fetch(ctx, info, &req.group_id.0, topics.as_deref(), v >= 7 && req.require_stable);
     legacy_fetch_response(v, topics.as_deref(), fetched)
 }
 
@@ -151,7 +152,38 @@ type Fetched = Result<Vec<(String, Vec<FetchedPartition>, Option<GroupError>)>, 
 /// DESCRIBE on the group and on each topic. As in Kafka, a topic the principal may not
 /// describe is left out of an "all topics" answer and, when asked for by name, answered with
 /// TOPIC_AUTHORIZATION_FAILED on each requested partition (offset -1) without looking it up.
-fn fetch(ctx: &Ctx, info: &RequestInfo, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Fetched {
+fn fetch(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    group_id: &str,
+    topics: Option<&[(String, Vec<i32>)]>,
+    require_stable: bool,
+) -> Fetched {
+    let mut fetched = fetch_committed(ctx, info, group_id, topics)?;
+    if require_stable {
+        let unstable: Vec<bool> = ctx.coordinator.with_group(group_id, |groups, _| {
+            fetched
+                .iter()
+                .map(|(topic, parts, _)| {
+                    parts.iter().any(|p| groups.has_pending_offset(group_id, topic, p.partition))
+                })
+                .collect()
+        })?;
+        for ((_, _, error), unstable) in fetched.iter_mut().zip(unstable) {
+            if unstable && error.is_none() {
+                *error = Some(GroupError::UnstableOffsetCommit);
+            }
+        }
+    }
+    Ok(fetched)
+}
+
+fn fetch_committed(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    group_id: &str,
+    topics: Option<&[(String, Vec<i32>)]>,
+) -> Fetched {
     if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, group_id) {
         return Err(GroupError::GroupAuthorizationFailed);
     }

@@ -1,6 +1,7 @@
 //! Produce: each partition's record set goes to its owner shard (`route_produce`), all
 //! partitions of a request concurrently; the owners answer on one channel per request, and the
 //! answer is assembled in request order. acks=0 gets no answer at all, as in Kafka.
+//! A transactional producer's partitions must be in its ongoing transaction (`txn::verify_produce`).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use kafka_protocol::ResponseError;
 use super::error::partition_code;
 use super::leader_hint;
 use super::{Ctx, RequestInfo};
-use crate::partition::{Acks, AppendReply, AppendResult, PartitionError};
+use crate::partition::{Acks, AppendReply, AppendResult, Origin, PartitionError};
 use crate::security::acl::{op, resource};
 use crate::shard::mailbox::ProduceCall;
 use crate::shard::router::route_produce;
@@ -28,10 +29,23 @@ enum Pending {
 pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> Option<ProduceResponse> {
     let version = info.version;
     let acks = Acks::from_wire(request.acks);
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.as_str());
     let refuse_all = match acks {
         None => Some((ResponseError::InvalidRequiredAcks, "acks must be -1, 0 or 1")),
-        Some(_) if request.transactional_id.is_some() => {
-            Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet"))
+        // As Kafka: transactional records need a transactional id (else they would open a
+        // transaction no coordinator knows, holding the last stable offset forever).
+        Some(_) if transactional_id.is_none() && has_transactional_records(&request) => Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactional records need a transactional id",
+        )),
+        Some(_)
+            if transactional_id
+                .is_some_and(|t| !ctx.allowed(info, op::WRITE, resource::TRANSACTIONAL_ID, t)) =>
+        {
+            Some((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "not authorized for the transactional id",
+            ))
         }
         Some(_) => None,
     };
@@ -45,6 +59,14 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
         let allowed = ctx.allowed(info, op::WRITE, resource::TOPIC, &name);
         let exists = ctx.broker.topic(&name).is_some();
         for p in &topic.partition_data {
+            // Only for a transactional producer (off the plain produce path): its partition must
+            // be in its ongoing transaction.
+            let txn_refused = match (transactional_id, &p.records) {
+                (Some(t), Some(records)) if exists && allowed && refuse_all.is_none() => {
+                    super::txn::verify_produce(ctx, t, &name, p.index, records)
+                }
+                _ => None,
+            };
             pending.push(match (refuse_all, acks, exists, &p.records) {
                 (Some((code, msg)), _, _, _) => Pending::Done(code.code(), Some(msg.to_string())),
                 _ if !allowed => {
@@ -57,11 +79,17 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                 (None, Some(_), true, None) => {
                     Pending::Done(ResponseError::CorruptMessage.code(), Some("null record set".into()))
                 }
+                (None, Some(_), true, Some(_)) if txn_refused.is_some() => Pending::Done(
+                    txn_refused.unwrap_or_default(),
+                    Some("the partition is not in the producer's ongoing transaction".into()),
+                ),
                 (None, Some(acks), true, Some(records)) => {
                     calls.push(ProduceCall {
                         topic: name.clone(),
                         partition: p.index,
                         records: records.clone(),
+                        origin: Origin::Client,
+                        marker: None,
                         acks,
                         reply: AppendReply::new(reply_tx.clone(), pending.len()),
                     });
@@ -141,6 +169,16 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
         .collect();
     let node_endpoints = leader_hint::endpoints(&ctx.broker, &info.session.listener.name, &hinted_leaders);
     Some(ProduceResponse::default().with_responses(responses).with_node_endpoints(node_endpoints))
+}
+
+/// Whether any batch of the request is transactional (headers only; framing errors are the
+/// log's to report).
+fn has_transactional_records(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().flat_map(|t| t.partition_data.iter()).any(|p| {
+        p.records.as_ref().is_some_and(|r| {
+            riptide_format::whole_batches(r).any(|b| b.is_ok_and(|(h, _)| h.is_transactional()))
+        })
+    })
 }
 
 /// The offsets a failed partition reports.

@@ -21,6 +21,18 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
+    // Transactions v1 (KIP-98, KIP-447 fencing); the KIP-890 v2 versions (AddPartitionsToTxn
+    // v4+ are broker-to-broker, AddOffsetsToTxn v4, EndTxn v5, TxnOffsetCommit v5) are not
+    // advertised until v2 is implemented.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    // v2 adds a transactional id regex (KIP-1152): not yet.
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -114,6 +126,14 @@ mod tests {
                 ApiKey::CreateTopics => within::<CreateTopicsRequest>(*min, *max),
                 ApiKey::DeleteTopics => within::<DeleteTopicsRequest>(*min, *max),
                 ApiKey::InitProducerId => within::<InitProducerIdRequest>(*min, *max),
+                ApiKey::AddPartitionsToTxn => within::<AddPartitionsToTxnRequest>(*min, *max),
+                ApiKey::AddOffsetsToTxn => within::<AddOffsetsToTxnRequest>(*min, *max),
+                ApiKey::EndTxn => within::<EndTxnRequest>(*min, *max),
+                ApiKey::TxnOffsetCommit => within::<TxnOffsetCommitRequest>(*min, *max),
+                ApiKey::WriteTxnMarkers => within::<WriteTxnMarkersRequest>(*min, *max),
+                ApiKey::DescribeTransactions => within::<DescribeTransactionsRequest>(*min, *max),
+                ApiKey::ListTransactions => within::<ListTransactionsRequest>(*min, *max),
+                ApiKey::DescribeProducers => within::<DescribeProducersRequest>(*min, *max),
                 ApiKey::DescribeConfigs => within::<DescribeConfigsRequest>(*min, *max),
                 ApiKey::AlterConfigs => within::<AlterConfigsRequest>(*min, *max),
                 ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(*min, *max),

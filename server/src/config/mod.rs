@@ -43,6 +43,10 @@ pub struct ServerConfig {
     pub default_replication_factor: i16,
     pub socket_request_max_bytes: u32,
     pub max_connections: usize,
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask.
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub transaction_abort_check_interval_ms: u64,
     pub max_in_flight_requests_per_connection: usize,
     pub log: TopicDefaults,
     pub cluster_id: String,
@@ -299,6 +303,8 @@ impl Default for ServerConfig {
             default_replication_factor: -1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_check_interval_ms: 10_000,
             max_in_flight_requests_per_connection: 64,
             log: TopicDefaults::default(),
             cluster_id: String::new(),
@@ -335,6 +341,10 @@ pub struct FileConfig {
     pub socket_request_max_bytes: Option<u32>,
     #[serde(alias = "max.connections")]
     pub max_connections: Option<usize>,
+    #[serde(alias = "transaction.max.timeout.ms")]
+    pub transaction_max_timeout_ms: Option<i32>,
+    #[serde(alias = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
+    pub transaction_abort_check_interval_ms: Option<u64>,
     #[serde(alias = "log.segment.bytes")]
     pub log_segment_bytes: Option<u64>,
     #[serde(alias = "log.roll.ms")]
@@ -495,6 +505,8 @@ impl ServerConfig {
         set!(file.num_partitions, self.num_partitions);
         set!(file.socket_request_max_bytes, self.socket_request_max_bytes);
         set!(file.max_connections, self.max_connections);
+        set!(file.transaction_max_timeout_ms, self.transaction_max_timeout_ms);
+        set!(file.transaction_abort_check_interval_ms, self.transaction_abort_check_interval_ms);
         set!(file.log_segment_bytes, self.log.segment_bytes);
         set!(file.log_roll_ms, self.log.segment_ms);
         set!(file.log_retention_ms, self.log.retention_ms);

@@ -56,6 +56,10 @@ pub enum GroupError {
     GroupAuthorizationFailed,
     #[error("not authorized to access the topic")]
     TopicAuthorizationFailed,
+    #[error("not authorized for the transactional id")]
+    TransactionalIdAuthorizationFailed,
+    #[error("a transaction's offset for this partition is not yet committed or aborted")]
+    UnstableOffsetCommit,
 }
 
 impl GroupError {

@@ -27,6 +27,7 @@ pub mod error;
 pub mod group;
 pub mod offsets_log;
 pub mod registry;
+pub mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,6 +197,12 @@ impl Coordinator {
         self.with(f)
     }
 
+    /// `with`, loaded or not: for the transaction coordinator's markers, which complete
+    /// transactional offsets whatever else the coordinator is doing.
+    pub fn with_any<R>(&self, f: impl FnOnce(&mut Groups, Now) -> R) -> R {
+        self.with_unchecked(f)
+    }
+
     fn with_unchecked<R>(&self, f: impl FnOnce(&mut Groups, Now) -> R) -> R {
         let now = self.now();
         let mut groups = self.lock();
@@ -335,7 +342,36 @@ async fn load(ctx: &Ctx, coordinator: &Coordinator) -> (usize, usize) {
 }
 
 async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) -> Result<usize, String> {
-    let topic: Arc<str> = Arc::from(OFFSETS_TOPIC);
+    let mut count = 0;
+    read_partition(ctx, OFFSETS_TOPIC, partition, |bytes| {
+        let chunk = offsets_log::decode_chunk(&bytes);
+        if chunk.skipped_batches > 0 {
+            tracing::warn!(
+                "{OFFSETS_TOPIC}-{partition}: skipped {} undecodable batch(es)",
+                chunk.skipped_batches
+            );
+        }
+        coordinator.with_unchecked(|groups, now| {
+            for entry in chunk.entries {
+                groups.replay_entry(entry, partition, now);
+                count += 1;
+            }
+        });
+        chunk.next_offset
+    })
+    .await?;
+    Ok(count)
+}
+
+/// Reads a coordinator's log partition from its start to the log end it had when called,
+/// handing each chunk of whole batches to `on_chunk`, which returns the offset after them.
+pub(crate) async fn read_partition(
+    ctx: &Ctx,
+    topic: &str,
+    partition: i32,
+    mut on_chunk: impl FnMut(Bytes) -> Option<i64>,
+) -> Result<(), String> {
+    let topic: Arc<str> = Arc::from(topic);
     let call = ListOffsetCall { topic: topic.clone(), partition, spec: OffsetSpec::Earliest };
     let earliest = route_list_offset(ctx, call).await.map_err(|e| format!("list offsets: {e}"))?;
     // Everything in the log when leadership arrived is loaded, once the high watermark covers
@@ -343,7 +379,6 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
     let call = ListOffsetCall { topic: topic.clone(), partition, spec: OffsetSpec::LogEnd };
     let end = route_list_offset(ctx, call).await.map_err(|e| format!("list offsets: {e}"))?.offset;
     let mut offset = earliest.offset.max(Offset(0));
-    let mut count = 0;
     let deadline = Instant::now() + LOAD_HW_WAIT;
     loop {
         if offset >= end {
@@ -357,6 +392,7 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
             min_one: true,
             notify: None,
             replica: None,
+            read_committed: false,
         };
         let outcome = route_read_one(ctx, call).await.map_err(|e| format!("read at offset {offset}: {e}"))?;
         let Some(slice) = outcome.slice else {
@@ -367,30 +403,12 @@ async fn load_partition(ctx: &Ctx, coordinator: &Coordinator, partition: i32) ->
             continue;
         };
         let buf = slice.read_to_vec().map_err(|e| e.to_string())?;
-        let chunk = offsets_log::decode_chunk(&Bytes::from(buf));
-        if chunk.skipped_batches > 0 {
-            tracing::warn!(
-                "{OFFSETS_TOPIC}-{partition}: skipped {} undecodable batch(es)",
-                chunk.skipped_batches
-            );
-        }
-        coordinator.with_unchecked(|groups, now| {
-            for (at, record) in chunk.records {
-                match record {
-                    Ok(r) => {
-                        groups.replay(r, now);
-                        count += 1;
-                    }
-                    Err(e) => tracing::warn!("{OFFSETS_TOPIC}-{partition}@{at}: skipped record: {e}"),
-                }
-            }
-        });
-        match chunk.next_offset {
+        match on_chunk(Bytes::from(buf)) {
             Some(next) if Offset(next) > offset => offset = Offset(next),
             _ => return Err(format!("no progress reading at offset {offset}")),
         }
     }
-    Ok(count)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -73,6 +73,14 @@ pub enum LogRecord {
     Other,
 }
 
+/// What a control batch in `__consumer_offsets` says: a transaction's offsets (written by
+/// TxnOffsetCommit in a transactional batch of that producer) become visible, or are dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnEnd {
+    pub producer_id: i64,
+    pub commit: bool,
+}
+
 /// A key and value ready to be written; `value: None` is a tombstone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyValue {
@@ -295,6 +303,25 @@ pub fn decode_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<LogReco
 /// One uncompressed RecordBatch v2 holding `records` in order, offsets 0.. (the log assigns
 /// the real base offset in place).
 pub fn encode_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, String> {
+    encode_batch_as(records, timestamp_ms, None)
+}
+
+/// `encode_batch` as a transactional batch of producer (id, epoch): TxnOffsetCommit's
+/// records, pending until the producer's marker (sequence 0: the log skips the check for a
+/// coordinator's batches).
+pub fn encode_txn_batch(
+    records: &[KeyValue],
+    timestamp_ms: i64,
+    producer: (i64, i16),
+) -> Result<Bytes, String> {
+    encode_batch_as(records, timestamp_ms, Some(producer))
+}
+
+fn encode_batch_as(
+    records: &[KeyValue],
+    timestamp_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Result<Bytes, String> {
     let count =
         i32::try_from(records.len()).ok().filter(|n| *n > 0).ok_or("a batch of 1..=i32::MAX records")?;
     let mut buf = BytesMut::with_capacity(HEADER_BYTES + records.len() * 64);
@@ -311,45 +338,93 @@ pub fn encode_batch(records: &[KeyValue], timestamp_ms: i64) -> Result<Bytes, St
             },
         );
     }
-    build::write_header(&mut buf, &BatchFields::plain(count, timestamp_ms, timestamp_ms, 0));
+    let fields = match producer {
+        None => BatchFields::plain(count, timestamp_ms, timestamp_ms, 0),
+        Some((producer_id, producer_epoch)) => BatchFields {
+            producer_id,
+            producer_epoch,
+            base_sequence: 0,
+            ..BatchFields::plain(count, timestamp_ms, timestamp_ms, riptide_format::attr::TRANSACTIONAL)
+        },
+    };
+    build::write_header(&mut buf, &fields);
     Ok(buf.freeze())
+}
+
+/// One entry of a log chunk, in log order.
+#[derive(Debug)]
+pub enum ChunkEntry {
+    /// A record; `txn_producer` is set when it belongs to a producer's transaction.
+    Record { offset: i64, txn_producer: Option<i64>, record: Result<LogRecord, DecodeError> },
+    /// A COMMIT or ABORT marker.
+    Marker(TxnEnd),
 }
 
 /// What one pass over a chunk of log bytes found.
 #[derive(Debug, Default)]
 pub struct DecodedChunk {
-    /// Every record of every complete batch, in log order, with its offset.
-    pub records: Vec<(i64, Result<LogRecord, DecodeError>)>,
+    /// Every record and marker of every complete batch, in log order.
+    pub entries: Vec<ChunkEntry>,
     /// The offset after the last complete batch (0 if none was complete).
     pub next_offset: Option<i64>,
     /// Batches that could not be decoded (e.g. compressed by a foreign writer).
     pub skipped_batches: usize,
 }
 
-/// Splits `bytes` (whole batches as a log read returns them; a truncated tail is ignored) and
-/// decodes the records of each batch. Control batches carry no group data and are skipped.
-pub fn decode_chunk(bytes: &Bytes) -> DecodedChunk {
-    let mut out = DecodedChunk::default();
+/// A record's key and value as stored, with its offset and transaction, for logs of other
+/// record formats (`__transaction_state`).
+pub type RawRecord = (i64, Option<i64>, Option<Bytes>, Option<Bytes>);
+
+/// A raw record or a marker.
+pub enum RawEntry {
+    Record(RawRecord),
+    Marker(TxnEnd),
+}
+
+/// Splits `bytes` (whole batches as a log read returns them; a truncated tail is ignored) into
+/// raw records and markers, handed to `on` in log order. Returns (next offset, skipped
+/// batches).
+pub fn scan_chunk(bytes: &Bytes, mut on: impl FnMut(RawEntry)) -> (Option<i64>, usize) {
+    let (mut next_offset, mut skipped) = (None, 0);
     let mut batches = whole_batches(bytes);
     // Corrupt framing stops the pass; the caller sees no progress past it.
     while let Some(Ok((header, batch))) = batches.next() {
-        out.next_offset = Some(header.next_offset());
+        next_offset = Some(header.next_offset());
         if header.is_control() {
+            if let Some(control) = riptide_format::control::control_type(batch) {
+                let commit = control == riptide_format::control::ControlType::Commit;
+                on(RawEntry::Marker(TxnEnd { producer_id: header.producer_id, commit }));
+            }
             continue;
         }
+        let txn = header.is_transactional().then_some(header.producer_id);
         let start = batches.position() - batch.len();
         let mut batch = bytes.slice(start..batches.position());
         match RecordBatchDecoder::decode(&mut batch) {
             Ok(set) => {
                 for rec in set.records {
-                    let decoded = decode_record(rec.key.as_deref(), rec.value.as_deref());
-                    out.records.push((rec.offset, decoded));
+                    on(RawEntry::Record((rec.offset, txn, rec.key, rec.value)));
                 }
             }
-            Err(_) => out.skipped_batches += 1,
+            Err(_) => skipped += 1,
         }
     }
-    out
+    (next_offset, skipped)
+}
+
+/// `scan_chunk` decoding `__consumer_offsets` records.
+pub fn decode_chunk(bytes: &Bytes) -> DecodedChunk {
+    let mut entries = Vec::new();
+    let (next_offset, skipped_batches) = scan_chunk(bytes, |e| {
+        entries.push(match e {
+            RawEntry::Record((offset, txn_producer, key, value)) => {
+                let record = decode_record(key.as_deref(), value.as_deref());
+                ChunkEntry::Record { offset, txn_producer, record }
+            }
+            RawEntry::Marker(end) => ChunkEntry::Marker(end),
+        })
+    });
+    DecodedChunk { entries, next_offset, skipped_batches }
 }
 
 /// Java's `String.hashCode` (over UTF-16 code units), which places a group on a partition.
@@ -465,9 +540,12 @@ mod tests {
         assert_eq!(i32::from_be_bytes([batch[53], batch[54], batch[55], batch[56]]), -1);
         let decoded = decode_chunk(&with_tail.freeze());
         assert_eq!(decoded.next_offset, Some(4));
-        assert_eq!(decoded.records.len(), 4);
-        assert_eq!(decoded.records[3].0, 3);
-        assert!(matches!(decoded.records[1].1, Ok(LogRecord::Offset { partition: 0, .. })));
+        assert_eq!(decoded.entries.len(), 4);
+        assert!(matches!(decoded.entries[3], ChunkEntry::Record { offset: 3, txn_producer: None, .. }));
+        assert!(matches!(
+            decoded.entries[1],
+            ChunkEntry::Record { record: Ok(LogRecord::Offset { partition: 0, .. }), .. }
+        ));
     }
 
     /// Values computed with Java's hashCode: "my-group" hashes to -1906497762, so its

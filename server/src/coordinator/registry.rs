@@ -102,6 +102,9 @@ pub struct Groups {
     outbox: Vec<Write>,
     next_seq: u64,
     last_offsets_expiry_ms: u64,
+    /// TxnOffsetCommit offsets written and durable, by producer id, waiting for the
+    /// producer's COMMIT marker (then they become the group's) or ABORT (then dropped).
+    pending_txn: HashMap<i64, Vec<(String, TopicPartition, CommittedOffset)>>,
 }
 
 impl Groups {
@@ -113,6 +116,7 @@ impl Groups {
             outbox: Vec::new(),
             next_seq: 1,
             last_offsets_expiry_ms: 0,
+            pending_txn: HashMap::new(),
         }
     }
 
@@ -397,6 +401,69 @@ impl Groups {
                 }
             }
         }
+    }
+
+    /// Validates a TxnOffsetCommit against the group (a member's generation when one is
+    /// given; a group that does not exist yet is created, as Kafka does) and builds its
+    /// records, written in the producer's transactional batch.
+    pub fn prepare_txn_commit(
+        &mut self,
+        req: &CommitRequest,
+        now: Now,
+    ) -> Result<PreparedCommit, GroupError> {
+        if req.group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let outside_generation = CommitRequest { generation_id: -1, ..req.clone() };
+        let checked =
+            if req.generation_id < 0 && req.member_id.is_empty() { &outside_generation } else { req };
+        if !self.groups.contains_key(&req.group_id) && !self.consumer_groups.contains_key(&req.group_id) {
+            self.get_or_create(&req.group_id, now)?;
+        }
+        self.prepare_commit(checked, now)
+    }
+
+    /// A TxnOffsetCommit's records are durable: they wait for the producer's marker.
+    pub fn apply_txn_commit(&mut self, producer_id: i64, prepared: PreparedCommit) {
+        let pending = self.pending_txn.entry(producer_id).or_default();
+        for (tp, entry) in prepared.entries {
+            pending.push((prepared.group_id.clone(), tp, entry));
+        }
+    }
+
+    /// The producer's marker is in offsets partition `partition`: its pending offsets of the
+    /// groups stored there become visible (commit) or are dropped (abort).
+    pub fn complete_txn(&mut self, producer_id: i64, partition: i32, commit: bool, now: Now) {
+        let n = self.cfg.offsets_topic_num_partitions;
+        let Some(pending) = self.pending_txn.remove(&producer_id) else { return };
+        let (here, elsewhere): (Vec<_>, Vec<_>) =
+            pending.into_iter().partition(|(g, _, _)| offsets_log::partition_for(g, n) == partition);
+        if !elsewhere.is_empty() {
+            self.pending_txn.insert(producer_id, elsewhere);
+        }
+        if !commit {
+            return;
+        }
+        for (group_id, tp, mut entry) in here {
+            entry.seq = self.next_seq;
+            self.next_seq += 1;
+            let g = self.groups.entry(group_id.clone()).or_insert_with(|| Group::new(&group_id, now));
+            g.offsets.insert(tp, entry);
+        }
+    }
+
+    /// Whether a transaction's offset for this group and partition waits for its marker
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn
+            .values()
+            .flatten()
+            .any(|(g, tp, _)| g == group_id && tp.partition == partition && tp.topic == topic)
+    }
+
+    /// Whether a producer has transactional offsets waiting for its marker.
+    pub fn has_pending_txn(&self, producer_id: i64) -> bool {
+        self.pending_txn.contains_key(&producer_id)
     }
 
     /// Committed offsets of a group: the requested partitions (offset -1 where none), or all.
@@ -698,12 +765,46 @@ impl Groups {
         }
     }
 
+    /// Applies one entry read back from offsets partition `partition`, in log order: a
+    /// transaction's offset waits for its marker, a marker completes it.
+    pub fn replay_entry(&mut self, entry: offsets_log::ChunkEntry, partition: i32, now: Now) {
+        match entry {
+            offsets_log::ChunkEntry::Record { txn_producer: None, record: Ok(r), .. } => self.replay(r, now),
+            offsets_log::ChunkEntry::Record {
+                txn_producer: Some(pid),
+                record: Ok(LogRecord::Offset { group, topic, partition: p, value: Some(v) }),
+                ..
+            } => {
+                let entry = CommittedOffset {
+                    offset: v.offset,
+                    leader_epoch: v.leader_epoch,
+                    metadata: v.metadata,
+                    commit_timestamp_ms: v.commit_timestamp_ms,
+                    expire_timestamp_ms: v.expire_timestamp_ms,
+                    seq: 0,
+                };
+                self.pending_txn.entry(pid).or_default().push((group, TopicPartition::new(topic, p), entry));
+            }
+            offsets_log::ChunkEntry::Record { record: Ok(_), .. } => {}
+            offsets_log::ChunkEntry::Record { offset, record: Err(e), .. } => {
+                tracing::warn!("{}-{partition}@{offset}: skipped record: {e}", offsets_log::OFFSETS_TOPIC)
+            }
+            offsets_log::ChunkEntry::Marker(end) => {
+                self.complete_txn(end.producer_id, partition, end.commit, now)
+            }
+        }
+    }
+
     /// Forgets every group stored in offsets partition `partition` (its leadership moved, or
     /// it is about to be loaded again).
     pub fn drop_partition(&mut self, partition: i32) {
         let n = self.cfg.offsets_topic_num_partitions;
         self.groups.retain(|id, _| offsets_log::partition_for(id, n) != partition);
         self.consumer_groups.retain(|id, _| offsets_log::partition_for(id, n) != partition);
+        for pending in self.pending_txn.values_mut() {
+            pending.retain(|(g, _, _)| offsets_log::partition_for(g, n) != partition);
+        }
+        self.pending_txn.retain(|_, p| !p.is_empty());
     }
 
     /// After replay: drop what holds nothing (deleted groups).

@@ -614,13 +614,62 @@ fn compacted_offsets_partition_replays_to_the_latest_values() {
         s.read_into(&mut bytes).expect("pread");
         let chunk = offsets_log::decode_chunk(&Bytes::from(bytes));
         assert_eq!(chunk.skipped_batches, 0);
-        for (_, r) in chunk.records {
-            replayed.replay(r.expect("record"), h.now);
+        for e in chunk.entries {
+            replayed.replay_entry(e, 0, h.now);
         }
         offset = Offset(chunk.next_offset.expect("progress"));
     }
     replayed.finish_load();
     assert_eq!(replayed.fetch_offsets("g1", None)[0].1[0].offset, Offset(18));
     assert_eq!(replayed.fetch_offsets("g2", None)[0].1[0].offset, Offset(19));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// TxnOffsetCommit: the offsets wait for the producer's marker in their offsets partition;
+/// COMMIT makes them the group's, ABORT drops them; the same happens when the log (a
+/// transactional batch, then the marker) is replayed after a restart.
+#[test]
+fn transactional_offsets_become_visible_on_commit_only() {
+    use riptide_engine::{ControlType, Log, LogConfig, TxnMarker};
+    let mut h = Harness::new();
+    let part = offsets_log::partition_for("eos", 50);
+    let fetched = |groups: &Groups| groups.fetch_offsets("eos", None).first().map(|t| t.1[0].offset);
+    let p = h.groups.prepare_txn_commit(&commit("eos", "", -1, 10), h.now).expect("txn commit");
+    let records = p.write.records.clone();
+    h.groups.apply_txn_commit(77, p);
+    assert!(h.groups.has_pending_txn(77));
+    assert!(h.groups.has_pending_offset("eos", "t", 0) && !h.groups.has_pending_offset("eos", "t", 1));
+    assert_eq!(fetched(&h.groups), None, "pending until the marker");
+    h.groups.complete_txn(77, part + 1, true, h.now);
+    assert_eq!(fetched(&h.groups), None, "a marker in another offsets partition is not this group's");
+    h.groups.complete_txn(77, part, true, h.now);
+    assert_eq!(fetched(&h.groups), Some(Offset(10)));
+    let p = h.groups.prepare_txn_commit(&commit("eos", "", -1, 20), h.now).expect("txn commit");
+    h.groups.apply_txn_commit(77, p);
+    h.groups.complete_txn(77, part, false, h.now);
+    assert_eq!(fetched(&h.groups), Some(Offset(10)), "aborted offsets are dropped");
+    assert!(!h.groups.has_pending_txn(77));
+
+    // The log as the coordinators write it: txn batch, COMMIT; txn batch, ABORT.
+    let dir = std::env::temp_dir().join(format!("riptide-txn-offsets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut log = Log::open(&dir, LogConfig::default(), 1_000).expect("open");
+    let marker = |control| TxnMarker { producer_id: 77, producer_epoch: 0, control, coordinator_epoch: 0 };
+    let mut b = offsets_log::encode_txn_batch(&records, 1_000, (77, 0)).expect("batch").to_vec();
+    log.append_unsequenced(&mut b, LeaderEpoch(0), 1_000).expect("append");
+    log.append_marker(&marker(ControlType::Commit), LeaderEpoch(0), 1_000).expect("commit");
+    let later = h.groups.prepare_txn_commit(&commit("eos", "", -1, 30), h.now).expect("txn commit");
+    let mut b = offsets_log::encode_txn_batch(&later.write.records, 1_000, (77, 0)).expect("batch").to_vec();
+    log.append_unsequenced(&mut b, LeaderEpoch(0), 1_000).expect("unsequenced: no sequence check");
+    log.append_marker(&marker(ControlType::Abort), LeaderEpoch(0), 1_000).expect("abort");
+    let s = log.read(Offset(0), 1 << 20, Offset(i64::MAX), true).expect("read");
+    let chunk = offsets_log::decode_chunk(&Bytes::from(s.read_to_vec().expect("pread")));
+    assert_eq!(chunk.entries.len(), 4);
+    let mut replayed = Groups::new(GroupConfig::default());
+    for e in chunk.entries {
+        replayed.replay_entry(e, part, h.now);
+    }
+    replayed.finish_load();
+    assert_eq!(fetched(&replayed), Some(Offset(10)));
     std::fs::remove_dir_all(&dir).ok();
 }

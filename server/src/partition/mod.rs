@@ -52,6 +52,7 @@ use replica::{BrokerId, IsrChange, Leadership, PartitionView, Role};
 /// Fetch waiters kept per partition before disconnected ones are swept.
 const FETCH_WAITERS_SWEEP: usize = 4096;
 
+pub use riptide_engine::{AbortedTxn, ControlType, ProducerSummary, TxnMarker};
 pub use riptide_model::{EpochEndOffset, LeaderEpoch, Offset};
 
 /// Produce `acks`: how much durability the producer waits for.
@@ -74,6 +75,15 @@ impl Acks {
             _ => None,
         }
     }
+}
+
+/// Who wrote an append's batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A producer: idempotent sequences are checked.
+    Client,
+    /// A coordinator of this cluster (transactional offset commits): no sequences.
+    Coordinator,
 }
 
 /// A successful append.
@@ -120,6 +130,10 @@ impl AppendReply {
 #[derive(Debug, Default)]
 pub struct ReadResult {
     pub high_watermark: Offset,
+    /// The high watermark capped by the oldest open transaction: read_committed reads stop here.
+    pub last_stable_offset: Offset,
+    /// read_committed reads: the aborted transactions overlapping what was read.
+    pub aborted: Vec<AbortedTxn>,
     pub log_start_offset: Offset,
     pub slice: Option<ReadSlice>,
     /// Replica fetches only: the follower's log diverged from the leader's at this epoch's
@@ -155,6 +169,8 @@ pub type FollowReply = flume::Sender<Result<FollowerPosition, PartitionError>>;
 pub enum OffsetSpec {
     /// -1 latest (the high watermark), and -5 latest-tiered (nothing is tiered).
     Latest,
+    /// -1 latest for a read_committed consumer: the last stable offset.
+    LastStable,
     /// -2 earliest, and -4 earliest-local.
     Earliest,
     /// -3: the batch with the largest timestamp (KIP-734).
@@ -497,6 +513,12 @@ impl Partition {
     /// durability policy and `acks` allow. Returns true when the partition needs a group
     /// commit.
     pub fn append(&mut self, records: Bytes, acks: Acks, reply: AppendReply) -> bool {
+        self.append_from(records, Origin::Client, acks, reply)
+    }
+
+    /// `append` for batches of a given origin: a coordinator's own transactional batches skip
+    /// the producer sequence check (see `Log::append_unsequenced`).
+    pub fn append_from(&mut self, records: Bytes, origin: Origin, acks: Acks, reply: AppendReply) -> bool {
         let Role::Leader(l) = &self.role else {
             let _ = reply.send(Err(PartitionError::NotLeaderOrFollower));
             return false;
@@ -516,10 +538,40 @@ impl Partition {
         // request frame is copied once by the engine (into the direct stage, or a kept buffer).
         let leo_before = self.log_end_offset();
         let (epoch, now_ms) = (self.leader_epoch, self.clock.wall_ms());
-        let appended = match records.try_into_mut() {
-            Ok(mut owned) => self.log.append(&mut owned, epoch, now_ms),
-            Err(shared) => self.log.append_shared(&shared, epoch, now_ms),
+        let appended = match (origin, records.try_into_mut()) {
+            (Origin::Client, Ok(mut owned)) => self.log.append(&mut owned, epoch, now_ms),
+            (Origin::Client, Err(shared)) => self.log.append_shared(&shared, epoch, now_ms),
+            (Origin::Coordinator, Ok(mut owned)) => self.log.append_unsequenced(&mut owned, epoch, now_ms),
+            (Origin::Coordinator, Err(shared)) => {
+                self.log.append_unsequenced(&mut bytes::BytesMut::from(&shared[..]), epoch, now_ms)
+            }
         };
+        self.finish_append(appended, leo_before, bytes_in, acks, reply)
+    }
+
+    /// Appends a transaction marker (from the transaction coordinator, through
+    /// WriteTxnMarkers or directly), answered like a produce with `acks`.
+    pub fn append_marker(&mut self, marker: &TxnMarker, acks: Acks, reply: AppendReply) -> bool {
+        if !self.is_leader() {
+            let _ = reply.send(Err(PartitionError::NotLeaderOrFollower));
+            return false;
+        }
+        let leo_before = self.log_end_offset();
+        let (epoch, now_ms) = (self.leader_epoch, self.clock.wall_ms());
+        let appended = self.log.append_marker(marker, epoch, now_ms);
+        self.finish_append(appended, leo_before, 0, acks, reply)
+    }
+
+    /// After an append: metrics, follower wake-ups, and the answer queued as `acks` and the
+    /// durability policy say. Returns true when the partition needs a group commit.
+    fn finish_append(
+        &mut self,
+        appended: Result<riptide_engine::AppendInfo, riptide_engine::LogError>,
+        leo_before: Offset,
+        bytes_in: u64,
+        acks: Acks,
+        reply: AppendReply,
+    ) -> bool {
         let info = match appended {
             Ok(info) => info,
             Err(e) => {
@@ -580,29 +632,64 @@ impl Partition {
         self.dirty
     }
 
-    /// Whole batches from the one holding `offset`, below the high watermark. With nothing to
-    /// return, `notify` (if given) is kept and signalled when the high watermark next moves.
+    /// The high watermark, capped by the first offset of the oldest open transaction: what a
+    /// read_committed consumer may read below.
+    pub fn last_stable_offset(&self) -> Offset {
+        let hw = self.high_watermark;
+        self.log.first_unstable_offset().map_or(hw, |first| first.min(hw))
+    }
+
+    /// Open transactions as (producer id, first offset), oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, Offset)> {
+        self.log.open_transactions()
+    }
+
+    /// The producers with state here (leader only: DescribeProducers asks the leader).
+    pub fn producers(&self) -> Result<Vec<ProducerSummary>, PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        Ok(self.log.producers())
+    }
+
+    /// Whole batches from the one holding `offset`, below the high watermark (below the last
+    /// stable offset for `read_committed`, with the aborted transactions of the range). With
+    /// nothing to return, `notify` (if given) is kept and signalled when the high watermark
+    /// next moves (the last stable offset only moves with it or with a marker, which moves it).
     pub fn read(
         &mut self,
         offset: Offset,
         max_bytes: u32,
         min_one: bool,
         notify: Option<flume::Sender<()>>,
+        read_committed: bool,
     ) -> Result<ReadResult, PartitionError> {
         if !self.is_leader() {
             return Err(PartitionError::NotLeaderOrFollower);
         }
         let hw = self.high_watermark;
+        let lso = self.last_stable_offset();
+        let limit = if read_committed { lso } else { hw };
         let mut result = ReadResult {
             high_watermark: hw,
+            last_stable_offset: lso,
+            aborted: Vec::new(),
             log_start_offset: self.log_start_offset(),
             slice: None,
             diverging: None,
         };
-        if offset != hw {
-            let slice = self.log.read(offset, max_bytes, hw, min_one)?;
+        // Between the last stable offset and the high watermark a read_committed fetch is
+        // valid and waits; past the high watermark the log answers OFFSET_OUT_OF_RANGE.
+        let unstable = read_committed && offset > limit && offset <= hw;
+        if offset != limit && !unstable {
+            let slice = self.log.read(offset, max_bytes, limit, min_one)?;
             if slice.len > 0 {
                 self.traffic.bytes_out += u64::from(slice.len);
+                if read_committed {
+                    // The slice's end is not always known without reading it: the limit bounds it.
+                    let end = if slice.end_offset.is_none() { limit } else { slice.end_offset };
+                    result.aborted = self.log.aborted_transactions(slice.base_offset.min(offset), end);
+                }
                 result.slice = Some(slice);
             }
         }
@@ -631,6 +718,8 @@ impl Partition {
         let log_start = self.log_start_offset();
         let mut result = ReadResult {
             high_watermark: self.high_watermark,
+            last_stable_offset: self.high_watermark,
+            aborted: Vec::new(),
             log_start_offset: log_start,
             slice: None,
             diverging: None,
@@ -860,6 +949,7 @@ impl Partition {
             |at: TimestampAndOffset| if at.offset < hw { found(at.offset, at.timestamp_ms) } else { none };
         Ok(match spec {
             OffsetSpec::Latest => found(hw, -1),
+            OffsetSpec::LastStable => found(self.last_stable_offset(), -1),
             OffsetSpec::LogEnd => found(self.log_end_offset(), -1),
             OffsetSpec::Earliest => found(self.log_start_offset(), -1),
             OffsetSpec::MaxTimestamp => self.log.max_timestamp().map_or(none, below_hw),

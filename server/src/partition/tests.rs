@@ -266,3 +266,60 @@ fn a_view_from_the_past_never_lowers_the_leader_epoch() {
     let position = f.p.restart_at(LeaderEpoch(5), Offset(0)).expect("follows at 5");
     assert_eq!(position.last_epoch, LeaderEpoch(5));
 }
+
+/// A transactional batch of `n` records from producer `pid` (epoch 0) at sequence `seq`.
+fn txn_batch(n: i32, pid: i64, seq: i32) -> Bytes {
+    let mut b = BytesMut::from(&batch(n)[..]);
+    let fields = BatchFields {
+        producer_id: pid,
+        producer_epoch: 0,
+        base_sequence: seq,
+        ..BatchFields::plain(n, 1_000, 1_000, riptide_format::attr::TRANSACTIONAL)
+    };
+    build::write_header(&mut b, &fields);
+    b.freeze()
+}
+
+#[test]
+fn read_committed_stops_at_the_last_stable_offset_and_lists_aborted_transactions() {
+    let mut f = Fixture::new("lso", Durability::Replicated, 1);
+    f.p.apply_view(&view(1, 1, &[1], 1));
+    let tx = f.tx.clone();
+    f.p.append(batch(2), Acks::Leader, AppendReply::new(tx.clone(), 0)); // 0..=1 plain
+    f.p.append(txn_batch(2, 7, 0), Acks::Leader, AppendReply::new(tx.clone(), 1)); // 2..=3 open
+    f.p.append(batch(1), Acks::Leader, AppendReply::new(tx.clone(), 2)); // 4 plain
+    assert_eq!((f.p.high_watermark(), f.p.last_stable_offset()), (Offset(5), Offset(2)));
+    assert_eq!(f.p.list_offset(OffsetSpec::LastStable).map(|o| o.offset).ok(), Some(Offset(2)));
+    assert_eq!(f.p.open_transactions(), vec![(7, Offset(2))]);
+    let committed = f.p.read(Offset(0), 1 << 20, true, None, true).expect("read");
+    assert_eq!(committed.slice.as_ref().map(|s| s.end_offset), Some(Offset(2)));
+    // At the last stable offset (or between it and the high watermark) a committed read waits.
+    let (wake_tx, wake_rx) = flume::bounded(1);
+    let parked = f.p.read(Offset(3), 1 << 20, true, Some(wake_tx), true).expect("read");
+    assert!(parked.slice.is_none() && parked.aborted.is_empty());
+    let uncommitted = f.p.read(Offset(0), 1 << 20, true, None, false).expect("read");
+    assert_eq!(
+        uncommitted.slice.as_ref().map(|s| s.len > committed.slice.as_ref().map_or(0, |c| c.len)),
+        Some(true)
+    );
+    let abort =
+        TxnMarker { producer_id: 7, producer_epoch: 0, control: ControlType::Abort, coordinator_epoch: 0 };
+    f.p.append_marker(&abort, Acks::All, AppendReply::new(tx, 3)); // 5: ABORT
+    assert_eq!((f.p.high_watermark(), f.p.last_stable_offset()), (Offset(6), Offset(6)));
+    assert!(wake_rx.try_recv().is_ok(), "the parked committed read is woken");
+    let after = f.p.read(Offset(2), 1 << 20, true, None, true).expect("read");
+    let aborted = AbortedTxn { producer_id: 7, first_offset: 2, last_offset: 5, last_stable_offset: 6 };
+    assert_eq!(after.aborted, vec![aborted]);
+    assert_eq!(after.last_stable_offset, Offset(6));
+    let answers = f.answered();
+    assert_eq!(answers.len(), 4);
+    assert!(answers.iter().all(|(_, r)| r.is_ok()), "{answers:?}");
+    // A stale marker is refused with the producer's epoch error.
+    let stale = TxnMarker { producer_epoch: -1, ..abort };
+    f.p.append_marker(&stale, Acks::All, AppendReply::new(f.tx.clone(), 4));
+    let refused = f.answered();
+    assert!(
+        matches!(&refused[0].1, Err(PartitionError::Log(e)) if matches!(e.cause(), riptide_engine::LogError::InvalidProducerEpoch { .. })),
+        "stale marker: {refused:?}"
+    );
+}

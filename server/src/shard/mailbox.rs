@@ -10,8 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::partition::{
-    Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec,
-    PartitionError, ReadResult, ReplicaFetch,
+    Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec, Origin,
+    PartitionError, ProducerSummary, ReadResult, ReplicaFetch, TxnMarker,
 };
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
@@ -26,6 +26,8 @@ pub enum ShardMsg {
     /// the index the caller gave each call.
     Read(Vec<(usize, ReadCall)>, flume::Sender<Vec<(usize, ReadOutcome)>>),
     ListOffset(ListOffsetCall, flume::Sender<ListOffsetOutcome>),
+    /// A partition's producers (DescribeProducers): topic, partition.
+    Producers(Arc<str>, i32, flume::Sender<ProducersOutcome>),
     /// Close and delete every partition (of this many) of the topic that this shard owns.
     /// A deleted topic: name, topic id, partition count.
     DropTopic(Arc<str>, u128, i32, flume::Sender<()>),
@@ -47,6 +49,9 @@ pub struct ProduceCall {
     pub topic: Arc<str>,
     pub partition: i32,
     pub records: Bytes,
+    pub origin: Origin,
+    /// A transaction marker to append instead of `records` (the transaction coordinator's).
+    pub marker: Option<TxnMarker>,
     pub acks: Acks,
     pub reply: AppendReply,
 }
@@ -62,6 +67,8 @@ pub struct ReadCall {
     pub notify: Option<flume::Sender<()>>,
     /// Set for a follower's fetch: it reads up to the log end and acknowledges its offset.
     pub replica: Option<ReplicaFetch>,
+    /// isolation_level=READ_COMMITTED: read below the last stable offset only.
+    pub read_committed: bool,
 }
 
 /// What a follower does with one of its partitions.
@@ -117,6 +124,8 @@ pub struct ListOffsetCall {
 }
 
 pub type ListOffsetOutcome = Result<ListedOffset, PartitionError>;
+
+pub type ProducersOutcome = Result<Vec<ProducerSummary>, PartitionError>;
 
 impl std::fmt::Debug for ReadCall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -176,6 +176,9 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
         ShardMsg::ListOffset(call, reply) => {
             let _ = reply.send(table.list_offset(call));
         }
+        ShardMsg::Producers(topic, partition, reply) => {
+            let _ = reply.send(table.producers(&topic, partition));
+        }
         ShardMsg::DropTopic(topic, id, partitions, reply) => {
             table.drop_topic(&topic, id, partitions);
             let _ = reply.send(());

@@ -16,7 +16,7 @@ use super::mailbox::{
     ReadOutcome, ShardMsg, ShardSender,
 };
 use super::{handle_msg, Ctx};
-use crate::partition::{Acks, AppendReply, AppendResult, PartitionError};
+use crate::partition::{Acks, AppendReply, AppendResult, Origin, PartitionError, TxnMarker};
 
 /// The shards' inboxes, in shard order.
 pub struct Router {
@@ -100,10 +100,52 @@ pub async fn route_produce_one(
     records: Bytes,
     acks: Acks,
 ) -> AppendResult {
+    route_produce_from(ctx, topic, partition, records, Origin::Client, acks).await
+}
+
+/// `route_produce_one` for batches of a given origin (a coordinator's transactional batches).
+pub async fn route_produce_from(
+    ctx: &Ctx,
+    topic: Arc<str>,
+    partition: i32,
+    records: Bytes,
+    origin: Origin,
+    acks: Acks,
+) -> AppendResult {
     let (tx, rx) = flume::bounded(1);
     let reply = AppendReply::new(tx, 0);
-    route_produce(ctx, vec![ProduceCall { topic, partition, records, acks, reply }]).await;
+    let call = ProduceCall { topic, partition, records, origin, marker: None, acks, reply };
+    route_produce(ctx, vec![call]).await;
     rx.recv_async().await.map_or(Err(PartitionError::NotLeaderOrFollower), |(_, r)| r)
+}
+
+/// Transaction markers, each on its partition's owner shard, all at once; answered (in call
+/// order) when durable on the ISR (acks=all), as Kafka writes them.
+pub async fn route_markers(ctx: &Ctx, markers: Vec<(Arc<str>, i32, TxnMarker)>) -> Vec<AppendResult> {
+    let n = markers.len();
+    let (tx, rx) = flume::bounded(n.max(1));
+    let calls = markers
+        .into_iter()
+        .enumerate()
+        .map(|(i, (topic, partition, m))| ProduceCall {
+            topic,
+            partition,
+            records: Bytes::new(),
+            origin: Origin::Coordinator,
+            marker: Some(m),
+            acks: Acks::All,
+            reply: AppendReply::new(tx.clone(), i),
+        })
+        .collect();
+    drop(tx);
+    route_produce(ctx, calls).await;
+    let mut out: Vec<AppendResult> = (0..n).map(|_| Err(PartitionError::NotLeaderOrFollower)).collect();
+    while let Ok((i, r)) = rx.recv_async().await {
+        if let Some(slot) = out.get_mut(i) {
+            *slot = r;
+        }
+    }
+    out
 }
 
 /// A call addressed to one partition, answered by its owner shard.
@@ -182,6 +224,19 @@ pub async fn route_list_offset(ctx: &Ctx, call: ListOffsetCall) -> ListOffsetOut
     }
     let (tx, rx) = flume::bounded(1);
     if ctx.router.senders[owner].send_async(ShardMsg::ListOffset(call, tx)).await.is_err() {
+        return Err(PartitionError::NotLeaderOrFollower);
+    }
+    rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+}
+
+/// A partition's producers, from its owner shard (DescribeProducers).
+pub async fn route_producers(ctx: &Ctx, topic: Arc<str>, partition: i32) -> super::mailbox::ProducersOutcome {
+    let owner = ctx.router.owner_of(&topic, partition);
+    if owner == ctx.id {
+        return ctx.table.borrow_mut().producers(&topic, partition);
+    }
+    let (tx, rx) = flume::bounded(1);
+    if ctx.router.senders[owner].send_async(ShardMsg::Producers(topic, partition, tx)).await.is_err() {
         return Err(PartitionError::NotLeaderOrFollower);
     }
     rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))

@@ -297,7 +297,10 @@ impl PartitionTable {
                 return;
             }
         };
-        let needs_flush = partition.append(call.records, call.acks, call.reply);
+        let needs_flush = match call.marker {
+            Some(m) => partition.append_marker(&m, call.acks, call.reply),
+            None => partition.append_from(call.records, call.origin, call.acks, call.reply),
+        };
         let prep = partition.prepare_segment();
         if needs_flush {
             self.request_flush();
@@ -342,8 +345,12 @@ impl PartitionTable {
         let p = self.get_or_open(&call.topic, call.partition)?;
         match call.replica {
             Some(fetch) => p.read_for_follower(fetch, call.offset, call.max_bytes, call.notify),
-            None => p.read(call.offset, call.max_bytes, call.min_one, call.notify),
+            None => p.read(call.offset, call.max_bytes, call.min_one, call.notify, call.read_committed),
         }
+    }
+
+    pub fn producers(&mut self, topic: &Arc<str>, partition: i32) -> super::mailbox::ProducersOutcome {
+        self.get_or_open(topic, partition)?.producers()
     }
 
     pub fn list_offset(&mut self, call: ListOffsetCall) -> ListOffsetOutcome {

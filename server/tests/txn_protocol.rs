@@ -1,0 +1,385 @@
+//! Transactions on the wire, request by request (issue 17): out-of-order and malformed
+//! transactional requests get Kafka's error codes (never a dropped connection), a
+//! transactional Produce needs its partition added, WriteTxnMarkers writes markers, Fetch
+//! READ_COMMITTED reports the last stable offset and the aborted transactions, and
+//! DescribeTransactions / ListTransactions report the coordinator's state and
+//! DescribeProducers a partition's producers.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_server::config::ServerConfig;
+
+struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Client { stream, correlation_id: 0 }
+    }
+
+    /// `call_once`, again while the coordinator answers COORDINATOR_LOAD_IN_PROGRESS (as
+    /// clients retry it; a __transaction_state partition loads when its leadership arrives).
+    fn call(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let response = self.call_once(key, version, request.clone());
+            if !loading(&response) || std::time::Instant::now() > deadline {
+                return response;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn call_once(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
+        self.correlation_id += 1;
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("txn-protocol")))
+            .encode(&mut buf, key.request_header_version(version))
+            .expect("header");
+        request.encode(&mut buf, version).expect("request");
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).expect("send");
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("an answer");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).expect("whole answer");
+        let mut body = Bytes::from(body);
+        ResponseHeader::decode(&mut body, key.response_header_version(version)).expect("header");
+        ResponseKind::decode(key, &mut body, version).expect("response")
+    }
+
+    fn init(&mut self, tid: &str, timeout_ms: i32) -> InitProducerIdResponse {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(tid.into()))))
+            .with_transaction_timeout_ms(timeout_ms)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match self.call(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req)) {
+            ResponseKind::InitProducerId(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn add(&mut self, tid: &str, pid: i64, epoch: i16, topic: &str, partition: i32) -> i16 {
+        let req = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_string(tid.into())))
+            .with_v3_and_below_producer_id(ProducerId(pid))
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default(
+            )
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![partition])]);
+        match self.call(ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(req)) {
+            ResponseKind::AddPartitionsToTxn(r) => {
+                r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn end(&mut self, tid: &str, pid: i64, epoch: i16, commit: bool) -> i16 {
+        let req = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(tid.into())))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit);
+        match self.call(ApiKey::EndTxn, 3, RequestKind::EndTxn(req)) {
+            ResponseKind::EndTxn(r) => r.error_code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn produce(&mut self, tid: &str, topic: &str, pid: i64, epoch: i16, seq: i32) -> i16 {
+        self.produce_as(Some(tid), topic, pid, epoch, seq)
+    }
+
+    fn produce_as(&mut self, tid: Option<&str>, topic: &str, pid: i64, epoch: i16, seq: i32) -> i16 {
+        let mut b = BytesMut::new();
+        build::put_header_room(&mut b);
+        build::put_record(
+            &mut b,
+            RecordFields {
+                offset_delta: 0,
+                timestamp_delta: 0,
+                key: None,
+                value: Some(b"v"),
+                headers: std::iter::empty(),
+            },
+        );
+        let fields = BatchFields {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            ..BatchFields::plain(1, 1_000, 1_000, riptide_format::attr::TRANSACTIONAL)
+        };
+        build::write_header(&mut b, &fields);
+        let req = ProduceRequest::default()
+            .with_transactional_id(tid.map(|t| TransactionalId(StrBytes::from_string(t.into()))))
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![produce_request::TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_data(vec![produce_request::PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(b.freeze()))])]);
+        match self.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
+            ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn fetch_committed(&mut self, topic: &str) -> fetch_response::PartitionData {
+        let req = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_isolation_level(1)
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        match self.call(ApiKey::Fetch, 11, RequestKind::Fetch(req)) {
+            ResponseKind::Fetch(mut r) => r.responses.remove(0).partitions.remove(0),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+
+fn loading(r: &ResponseKind) -> bool {
+    let code = match r {
+        ResponseKind::InitProducerId(r) => r.error_code,
+        ResponseKind::EndTxn(r) => r.error_code,
+        ResponseKind::AddOffsetsToTxn(r) => r.error_code,
+        ResponseKind::AddPartitionsToTxn(r) => r
+            .results_by_topic_v3_and_below
+            .first()
+            .and_then(|t| t.results_by_partition.first())
+            .map_or(0, |p| p.partition_error_code),
+        ResponseKind::TxnOffsetCommit(r) => {
+            r.topics.first().and_then(|t| t.partitions.first()).map_or(0, |p| p.error_code)
+        }
+        _ => 0,
+    };
+    code == COORDINATOR_LOAD_IN_PROGRESS
+}
+
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const PRODUCER_FENCED: i16 = 90;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+
+#[test]
+fn transactional_requests_out_of_order_get_kafkas_errors() {
+    let dir = std::env::temp_dir().join(format!("riptide-txn-protocol-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = ServerConfig {
+        data_dir: dir.clone(),
+        listeners: vec![riptide_server::config::KafkaListener::plaintext(
+            "127.0.0.1:0".parse().expect("addr"),
+        )],
+        metrics_listen: None,
+        rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
+        shards: 2,
+        pin_shards: false,
+        ..ServerConfig::default()
+    };
+    let running = riptide_server::server::start(config).expect("start");
+    let mut c = Client::connect(running.addr);
+    let topic = "txn-data";
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("txn-data")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    assert!(matches!(
+        c.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(create)),
+        ResponseKind::CreateTopics(_)
+    ));
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("t")]);
+    match c.call(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find)) {
+        ResponseKind::FindCoordinator(r) => assert_eq!(r.coordinators[0].error_code, 0, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing initialized yet.
+    assert_eq!(c.end("t", 5, 0, true), INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(c.add("t", 5, 0, topic, 0), INVALID_PRODUCER_ID_MAPPING);
+    // Timeouts outside (0, transaction.max.timeout.ms].
+    assert_eq!(c.init("t", 0).error_code, INVALID_TRANSACTION_TIMEOUT);
+    assert_eq!(c.init("t", 900_001).error_code, INVALID_TRANSACTION_TIMEOUT);
+    let r = c.init("t", 60_000);
+    assert_eq!(r.error_code, 0);
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    assert_eq!(epoch, 0);
+    // EndTxn before any partition was added; a partition of an unknown topic; a wrong epoch.
+    assert_eq!(c.end("t", pid, epoch, true), INVALID_TXN_STATE);
+    assert_eq!(c.add("t", pid, epoch, "no-such-topic", 0), UNKNOWN_TOPIC_OR_PARTITION);
+    assert_eq!(c.add("t", pid, epoch + 1, topic, 0), PRODUCER_FENCED);
+    assert_eq!(c.add("t", pid + 1, epoch, topic, 0), INVALID_PRODUCER_ID_MAPPING);
+    // Transactional records without a transactional id.
+    assert_eq!(c.produce_as(None, topic, pid, epoch, 0), TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    // A transactional Produce to a partition not in the transaction.
+    assert_eq!(c.produce("t", topic, pid, epoch, 0), INVALID_TXN_STATE);
+    assert_eq!(c.add("t", pid, epoch, topic, 0), 0);
+    assert_eq!(c.produce("t", topic, pid, epoch, 0), 0);
+    // DescribeTransactions / ListTransactions see it ongoing; an unknown id is not found.
+    let describe = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+        TransactionalId(StrBytes::from_static_str("t")),
+        TransactionalId(StrBytes::from_static_str("nobody")),
+    ]);
+    match c.call(ApiKey::DescribeTransactions, 0, RequestKind::DescribeTransactions(describe)) {
+        ResponseKind::DescribeTransactions(r) => {
+            let t = &r.transaction_states[0];
+            assert_eq!((t.error_code, t.transaction_state.as_str(), t.producer_id.0), (0, "Ongoing", pid));
+            assert_eq!((t.topics[0].topic.0.as_str(), t.topics[0].partitions.clone()), (topic, vec![0]));
+            assert_eq!(r.transaction_states[1].error_code, TRANSACTIONAL_ID_NOT_FOUND);
+        }
+        other => panic!("{other:?}"),
+    }
+    let list = ListTransactionsRequest::default()
+        .with_state_filters(vec![StrBytes::from_static_str("Ongoing"), StrBytes::from_static_str("Bogus")])
+        .with_duration_filter(-1);
+    match c.call(ApiKey::ListTransactions, 1, RequestKind::ListTransactions(list)) {
+        ResponseKind::ListTransactions(r) => {
+            let ids: Vec<&str> = r.transaction_states.iter().map(|t| t.transactional_id.0.as_str()).collect();
+            assert_eq!(ids, vec!["t"]);
+            assert_eq!(r.unknown_state_filters, vec![StrBytes::from_static_str("Bogus")]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // DescribeProducers: the producer's open transaction starts at offset 0.
+    let producers = DescribeProducersRequest::default().with_topics(vec![
+        describe_producers_request::TopicRequest::default()
+            .with_name(TopicName(StrBytes::from_static_str("txn-data")))
+            .with_partition_indexes(vec![0, 9]),
+    ]);
+    match c.call(ApiKey::DescribeProducers, 0, RequestKind::DescribeProducers(producers)) {
+        ResponseKind::DescribeProducers(r) => {
+            let p = &r.topics[0].partitions;
+            let s = &p[0].active_producers;
+            assert_eq!(s.len(), 1, "{r:?}");
+            assert_eq!((s[0].producer_id.0, s[0].producer_epoch, s[0].last_sequence), (pid, 0, 0));
+            assert_eq!(s[0].current_txn_start_offset, 0);
+            assert_eq!(p[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The open transaction holds read_committed below it.
+    let p = c.fetch_committed(topic);
+    assert_eq!((p.high_watermark, p.last_stable_offset), (1, 0));
+    assert_eq!(c.end("t", pid, epoch, false), 0, "abort");
+    assert_eq!(c.end("t", pid, epoch, false), 0, "a retried abort");
+    assert_eq!(c.end("t", pid, epoch, true), INVALID_TXN_STATE, "commit after abort");
+    let p = c.fetch_committed(topic);
+    assert_eq!((p.high_watermark, p.last_stable_offset), (2, 2), "data, ABORT marker");
+    let aborted = p.aborted_transactions.expect("aborted transactions listed");
+    assert_eq!((aborted.len(), aborted[0].producer_id.0, aborted[0].first_offset), (1, pid, 0));
+    // A new InitProducerId bumps the epoch: the old one is fenced.
+    let r = c.init("t", 60_000);
+    assert_eq!((r.error_code, r.producer_id.0, r.producer_epoch), (0, pid, epoch + 1));
+    assert_eq!(c.add("t", pid, epoch, topic, 0), PRODUCER_FENCED);
+    assert_eq!(c.add("t", pid, epoch + 1, topic, 0), 0);
+    assert_eq!(c.produce("t", topic, pid, epoch, 1), INVALID_PRODUCER_EPOCH, "the old epoch");
+    // WriteTxnMarkers (the broker API): a COMMIT for the open transaction, and an unknown topic.
+    let marker = |name: &str| {
+        write_txn_markers_request::WritableTxnMarker::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch + 1)
+            .with_transaction_result(true)
+            .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.into())))
+                .with_partition_indexes(vec![0])])
+    };
+    assert_eq!(c.produce("t", topic, pid, epoch + 1, 0), 0);
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![marker(topic), marker("no-such-topic")]);
+    match c.call(ApiKey::WriteTxnMarkers, 1, RequestKind::WriteTxnMarkers(req)) {
+        ResponseKind::WriteTxnMarkers(r) => {
+            assert_eq!(r.markers[0].topics[0].partitions[0].error_code, 0);
+            assert_eq!(r.markers[1].topics[0].partitions[0].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        other => panic!("{other:?}"),
+    }
+    let p = c.fetch_committed(topic);
+    assert_eq!((p.high_watermark, p.last_stable_offset), (4, 4), "committed by the marker");
+    transactional_offsets(&mut c, topic);
+    running.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// AddOffsetsToTxn + TxnOffsetCommit: the offset is pending (UNSTABLE_OFFSET_COMMIT for a
+/// require_stable OffsetFetch, not visible otherwise) until EndTxn commits it.
+fn transactional_offsets(c: &mut Client, topic: &str) {
+    let r = c.init("t2", 60_000);
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let add = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("t2")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(StrBytes::from_static_str("g")));
+    match c.call(ApiKey::AddOffsetsToTxn, 3, RequestKind::AddOffsetsToTxn(add)) {
+        ResponseKind::AddOffsetsToTxn(r) => assert_eq!(r.error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("t2")))
+        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(5)
+                .with_committed_leader_epoch(-1)])]);
+    match c.call(ApiKey::TxnOffsetCommit, 3, RequestKind::TxnOffsetCommit(commit)) {
+        ResponseKind::TxnOffsetCommit(r) => assert_eq!(r.topics[0].partitions[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let fetch = |c: &mut Client, require_stable: bool| {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_require_stable(require_stable)
+            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partition_indexes(vec![0])]));
+        match c.call(ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req)) {
+            ResponseKind::OffsetFetch(r) => {
+                let p = &r.topics[0].partitions[0];
+                (p.error_code, p.committed_offset)
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(fetch(c, true).0, UNSTABLE_OFFSET_COMMIT);
+    assert_eq!(fetch(c, false), (0, -1), "not visible before the commit");
+    assert_eq!(c.end("t2", pid, epoch, true), 0);
+    assert_eq!(fetch(c, true), (0, 5));
+}

@@ -1,0 +1,147 @@
+"""Transactions on a 3-node cluster (issue 17): a transaction spanning partitions led by all
+three brokers (the coordinator writes the markers of the partitions it does not lead with
+WriteTxnMarkers to their leaders), exactly-once output through send_offsets_to_transaction,
+and the coordinator's node killed: the next leader of its __transaction_state partition loads
+the id's state, so a new producer instance continues (the epoch keeps growing, the open
+transaction is aborted)."""
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from cluster import Cluster
+from conftest import unique
+
+FAST = ["--override", "broker.session.timeout.ms=3000", "--override", "broker.heartbeat.interval.ms=500"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(str(tmp_path_factory.mktemp("txn-cluster")), 3, FAST).start()
+    yield c
+    c.stop()
+
+
+def create(bootstrap, name, partitions, rf=3, timeout=30):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    fs = a.create_topics([NewTopic(name, partitions, rf)], operation_timeout=timeout)
+    fs[name].result(timeout)
+
+
+def leaders(bootstrap, topic):
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    return {p.id: p.leader for p in md.topics[topic].partitions.values()}
+
+
+def read(bootstrap, topic, partitions, isolation, idle_s=3.0, timeout_s=60):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False,
+                  "isolation.level": isolation})
+    c.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out, deadline, last_new = [], time.time() + timeout_s, time.time()
+    while time.time() < deadline and time.time() - last_new < idle_s:
+        m = c.poll(0.2)
+        if m is None or m.error():
+            continue
+        out.append(m.value())
+        last_new = time.time()
+    c.close()
+    return out
+
+
+def producer(bootstrap, tid):
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid, "linger.ms": 5})
+    p.init_transactions(60)
+    return p
+
+
+def test_a_transaction_across_every_leader_commits_and_aborts(cluster):
+    topic = unique("txn-spread")
+    create(cluster.bootstrap, topic, 6)
+    assert len(set(leaders(cluster.bootstrap, topic).values())) == 3, "partitions led by every node"
+    p = producer(cluster.bootstrap, unique("tid-spread"))
+    p.begin_transaction()
+    for i in range(12):
+        p.produce(topic, value=f"c-{i}".encode(), partition=i % 6)
+    p.commit_transaction(60)
+    p.begin_transaction()
+    for i in range(6):
+        p.produce(topic, value=f"a-{i}".encode(), partition=i % 6)
+    p.flush(30)
+    p.abort_transaction(60)
+    committed = read(cluster.bootstrap, topic, range(6), "read_committed")
+    assert sorted(committed) == sorted(f"c-{i}".encode() for i in range(12))
+    everything = read(cluster.bootstrap, topic, range(6), "read_uncommitted")
+    assert sorted(everything) == sorted([f"c-{i}".encode() for i in range(12)] + [f"a-{i}".encode() for i in range(6)])
+
+
+def test_exactly_once_consume_transform_produce(cluster):
+    src, dst = unique("txn-c-in"), unique("txn-c-out")
+    create(cluster.bootstrap, src, 1)
+    create(cluster.bootstrap, dst, 3)
+    plain = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    n = 30
+    for i in range(n):
+        plain.produce(src, value=str(i).encode(), partition=0)
+    plain.flush(30)
+    group = unique("eos-cluster")
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    consumer.assign([TopicPartition(src, 0)])
+    p = producer(cluster.bootstrap, unique("tid-eos-cluster"))
+    done, rounds = 0, 0
+    while done < n and rounds < 100:
+        rounds += 1
+        batch = [m for m in consumer.consume(num_messages=8, timeout=2) if m.error() is None]
+        if not batch:
+            continue
+        p.begin_transaction()
+        for m in batch:
+            p.produce(dst, value=b"x" + m.value(), partition=int(m.value()) % 3)
+        p.send_offsets_to_transaction(consumer.position(consumer.assignment()),
+                                      consumer.consumer_group_metadata(), 60)
+        p.commit_transaction(60)
+        done = int(batch[-1].value()) + 1
+    consumer.close()
+    out = read(cluster.bootstrap, dst, range(3), "read_committed")
+    assert sorted(out) == sorted(b"x" + str(i).encode() for i in range(n))
+    check = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group})
+    assert check.committed([TopicPartition(src, 0)], timeout=30)[0].offset == n
+    check.close()
+
+
+def test_the_coordinator_fails_over_with_its_state(cluster):
+    topic = unique("txn-failover")
+    create(cluster.bootstrap, topic, 3)
+    tid = unique("tid-failover")
+    p = producer(cluster.bootstrap, tid)
+    p.begin_transaction()
+    p.produce(topic, value=b"kept", partition=0)
+    p.commit_transaction(60)
+    p.begin_transaction()
+    p.produce(topic, value=b"open", partition=1)
+    p.flush(30)
+    # The node leading the id's __transaction_state partition.
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": unique("probe")})
+    md = c.list_topics("__transaction_state", timeout=10)
+    c.close()
+    java_hash = 0
+    for ch in tid:
+        java_hash = (java_hash * 31 + ord(ch)) & 0xFFFFFFFF
+    if java_hash >= 1 << 31:
+        java_hash -= 1 << 32
+    part = abs(java_hash) % len(md.topics["__transaction_state"].partitions)
+    coordinator = md.topics["__transaction_state"].partitions[part].leader
+    victim = cluster.node(coordinator)
+    victim.kill9()
+    survivors = ",".join(n.bootstrap for n in cluster.nodes if n.id != coordinator)
+    try:
+        p2 = producer(survivors, tid)  # loaded on the new leader: aborts the open transaction
+        p2.begin_transaction()
+        p2.produce(topic, value=b"after", partition=2)
+        p2.commit_transaction(60)
+        out = read(survivors, topic, range(3), "read_committed")
+        assert sorted(out) == [b"after", b"kept"]
+    finally:
+        victim.spawn()
+        victim.wait_listening()
