@@ -33,14 +33,64 @@ use riptide_client::{Client, ClientConfig};
 
 pub use output::OutputFormat;
 
+const BROKERS_ENV: &str = "RIPTIDE_BROKERS";
+const OUTPUT_ENV: &str = "RIPTIDE_OUTPUT";
+
+/// The connection flags a user may put before the subcommand (`riptide -b host:9092 topic
+/// list`), taken out of `args` and returned as the environment variables they stand for.
+/// clap takes global flags only after the subcommand that defines them, and every client
+/// subcommand defines its own; a flag given again after the subcommand still wins, as any flag
+/// over its environment variable. Stops at the first argument that is not one of these flags.
+pub fn leading_flags(
+    args: Vec<std::ffi::OsString>,
+) -> (Vec<std::ffi::OsString>, Vec<(&'static str, String)>) {
+    let env_of = |flag: &str| match flag {
+        "-b" | "--brokers" | "--bootstrap-server" => Some(BROKERS_ENV),
+        "-o" | "--output" => Some(OUTPUT_ENV),
+        _ => None,
+    };
+    let mut env = Vec::new();
+    let mut i = 1;
+    while let Some(text) = args.get(i).and_then(|a| a.to_str()) {
+        let (flag, inline) = match text.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (text, None),
+        };
+        let Some(var) = env_of(flag) else { break };
+        match inline {
+            Some(v) => {
+                env.push((var, v));
+                i += 1;
+            }
+            // A flag without its value is left for clap to report.
+            None => match args.get(i + 1).and_then(|v| v.to_str()) {
+                Some(v) => {
+                    env.push((var, v.to_string()));
+                    i += 2;
+                }
+                None => break,
+            },
+        }
+    }
+    let kept = args.iter().take(1).chain(args.iter().skip(i)).cloned().collect();
+    (kept, env)
+}
+
 /// Connection and output flags shared by every client command.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Conn {
-    /// Bootstrap brokers, comma-separated host:port.
-    #[arg(short = 'b', long, env = "RIPTIDE_BROKERS", default_value = "localhost:9092", global = true)]
+    /// Bootstrap brokers, comma-separated host:port (also --bootstrap-server, as Kafka's tools).
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "bootstrap-server",
+        env = BROKERS_ENV,
+        default_value = "localhost:9092",
+        global = true
+    )]
     pub brokers: String,
     /// Output format: aligned tables or JSON for scripts.
-    #[arg(short = 'o', long, value_enum, default_value = "table", global = true)]
+    #[arg(short = 'o', long, value_enum, env = OUTPUT_ENV, default_value = "table", global = true)]
     pub output: OutputFormat,
     /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (the listener's protocol).
     #[arg(long, env = "RIPTIDE_SECURITY_PROTOCOL", default_value = "PLAINTEXT", global = true)]
@@ -260,5 +310,32 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(line: &str) -> (Vec<String>, Vec<(&'static str, String)>) {
+        let (args, env) = leading_flags(line.split(' ').map(std::ffi::OsString::from).collect());
+        (args.into_iter().map(|a| a.into_string().expect("utf-8")).collect(), env)
+    }
+
+    #[test]
+    fn connection_flags_before_the_subcommand_become_their_environment() {
+        let (args, env) = split("riptide -b h:1 --output=json topic list -b h:2");
+        assert_eq!(args, ["riptide", "topic", "list", "-b", "h:2"]);
+        assert_eq!(env, [(BROKERS_ENV, "h:1".to_string()), (OUTPUT_ENV, "json".to_string())]);
+        let (args, env) = split("riptide --bootstrap-server h:3 cluster");
+        assert_eq!(
+            (args, env),
+            (vec!["riptide".to_string(), "cluster".into()], vec![(BROKERS_ENV, "h:3".into())])
+        );
+        // Anything else, and a flag missing its value, is left to clap.
+        let (args, env) = split("riptide serve -b h:1");
+        assert_eq!((args.len(), env.len()), (4, 0));
+        let (args, env) = split("riptide -b");
+        assert_eq!((args, env.len()), (vec!["riptide".to_string(), "-b".into()], 0));
     }
 }

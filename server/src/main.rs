@@ -139,7 +139,12 @@ fn build_config(args: ServeArgs) -> Result<ServerConfig, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (args, env) = riptide_cli::leading_flags(std::env::args_os().collect());
+    for (var, value) in env {
+        // Before any other thread exists: setting the environment is not thread-safe.
+        std::env::set_var(var, value);
+    }
+    let cli = Cli::parse_from(args);
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Client(command) => riptide_cli::run(command, <Cli as clap::CommandFactory>::command()),

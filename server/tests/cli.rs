@@ -448,6 +448,16 @@ fn errors_are_one_line_with_exit_codes() {
     let (code, err) = failure(&b.run(&["topic", "list", "-b", &nobody.addr(9092).to_string()]));
     assert_eq!(code, 3);
     assert!(err.contains(&format!("cannot connect to {}:9092", nobody.ip)), "{err}");
+    // The connection flags also go before the subcommand, and Kafka's --bootstrap-server
+    // names -b: both win over RIPTIDE_BROKERS (set to the live broker here).
+    let away = nobody.addr(9092).to_string();
+    for args in [vec!["-b", &away, "topic", "list"], vec!["topic", "list", "--bootstrap-server", &away]] {
+        let (code, err) = failure(&b.run(&args));
+        assert_eq!(code, 3, "{args:?}");
+        assert!(err.contains(&format!("cannot connect to {}:9092", nobody.ip)), "{args:?}: {err}");
+    }
+    let listed: Value = serde_json::from_str(&b.ok(&["-o", "json", "topic", "list"])).expect("JSON");
+    assert!(listed.to_string().contains("present"), "{listed}");
 
     let (code, err) = failure(&b.run(&["consume", "present", "--from", "yesterday"]));
     assert_eq!(code, 2);
