@@ -100,9 +100,12 @@ pub enum DecodeError {
     NoKey,
     #[error("invalid utf-8")]
     Utf8,
+    /// `__transaction_state` values (`txn::log`), which share this reader.
+    #[error("unknown transaction status {0}")]
+    BadStatus(i8),
 }
 
-fn put_string(buf: &mut BytesMut, s: &str) {
+pub(super) fn put_string(buf: &mut BytesMut, s: &str) {
     buf.put_i16(s.len().min(i16::MAX as usize) as i16);
     buf.put_slice(&s.as_bytes()[..s.len().min(i16::MAX as usize)]);
 }
@@ -167,12 +170,20 @@ pub fn group_value(v: &GroupValue) -> Bytes {
     buf.freeze()
 }
 
-/// A bounds-checked reader over one key or value.
-struct Reader<'a> {
+/// A bounds-checked reader over one key or value (also `__transaction_state`'s, `txn::log`).
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
+    pub(super) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+
+    pub(super) fn i8(&mut self) -> Result<i8, DecodeError> {
+        Ok(self.take(1)?[0] as i8)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() < n {
             return Err(DecodeError::Truncated);
@@ -182,17 +193,17 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn i16(&mut self) -> Result<i16, DecodeError> {
+    pub(super) fn i16(&mut self) -> Result<i16, DecodeError> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
 
-    fn i32(&mut self) -> Result<i32, DecodeError> {
+    pub(super) fn i32(&mut self) -> Result<i32, DecodeError> {
         let b = self.take(4)?;
         Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn i64(&mut self) -> Result<i64, DecodeError> {
+    pub(super) fn i64(&mut self) -> Result<i64, DecodeError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
@@ -208,7 +219,7 @@ impl<'a> Reader<'a> {
         String::from_utf8(b.to_vec()).map(Some).map_err(|_| DecodeError::Utf8)
     }
 
-    fn string(&mut self) -> Result<String, DecodeError> {
+    pub(super) fn string(&mut self) -> Result<String, DecodeError> {
         self.nullable_string()?.ok_or(DecodeError::BadLength(-1))
     }
 

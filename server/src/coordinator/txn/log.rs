@@ -11,6 +11,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::state::{TxnMeta, TxnState};
+use crate::coordinator::offsets_log::{put_string, Reader};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 const KEY_VERSION: i16 = 0;
@@ -18,28 +19,10 @@ const VALUE_VERSION: i16 = 0;
 /// Partitions of one transaction at most (a bound on what decoding allocates).
 pub const PARTITIONS_MAX: usize = 1 << 16;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
-    #[error("record truncated")]
-    Truncated,
-    #[error("invalid length {0}")]
-    BadLength(i64),
-    #[error("unsupported {0} version {1}")]
-    UnsupportedVersion(&'static str, i16),
-    #[error("unknown transaction status {0}")]
-    BadStatus(i8),
-    #[error("invalid utf-8")]
-    Utf8,
-}
+pub use crate::coordinator::offsets_log::DecodeError;
 
 pub fn partition_for(transactional_id: &str, partitions: i32) -> i32 {
     crate::coordinator::offsets_log::partition_for(transactional_id, partitions)
-}
-
-fn put_string(buf: &mut BytesMut, s: &str) {
-    let b = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
-    buf.put_i16(b.len() as i16);
-    buf.put_slice(b);
 }
 
 pub fn key(transactional_id: &str) -> Bytes {
@@ -76,56 +59,20 @@ pub fn value(m: &TxnMeta) -> Bytes {
     buf.freeze()
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
+/// A nullable array's count, bounded by what a transaction may hold.
+fn count(r: &mut Reader<'_>) -> Result<Option<usize>, DecodeError> {
+    let n = r.i32()?;
+    if n == -1 {
+        return Ok(None);
     }
-    fn i8(&mut self) -> Result<i8, DecodeError> {
-        Ok(self.take(1)?[0] as i8)
+    if n < 0 || n as usize > PARTITIONS_MAX {
+        return Err(DecodeError::BadLength(n.into()));
     }
-    fn i16(&mut self) -> Result<i16, DecodeError> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Result<i32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, DecodeError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(i64::from_be_bytes(a))
-    }
-    fn string(&mut self) -> Result<String, DecodeError> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Err(DecodeError::BadLength(len.into()));
-        }
-        String::from_utf8(self.take(len as usize)?.to_vec()).map_err(|_| DecodeError::Utf8)
-    }
-    fn count(&mut self) -> Result<Option<usize>, DecodeError> {
-        let n = self.i32()?;
-        if n == -1 {
-            return Ok(None);
-        }
-        if n < 0 || n as usize > PARTITIONS_MAX {
-            return Err(DecodeError::BadLength(n.into()));
-        }
-        Ok(Some(n as usize))
-    }
+    Ok(Some(n as usize))
 }
 
 pub fn decode_key(bytes: &[u8]) -> Result<String, DecodeError> {
-    let mut r = Reader { buf: bytes };
+    let mut r = Reader::new(bytes);
     match r.i16()? {
         KEY_VERSION => r.string(),
         v => Err(DecodeError::UnsupportedVersion("TransactionLogKey", v)),
@@ -133,7 +80,7 @@ pub fn decode_key(bytes: &[u8]) -> Result<String, DecodeError> {
 }
 
 pub fn decode_value(bytes: &[u8]) -> Result<TxnMeta, DecodeError> {
-    let mut r = Reader { buf: bytes };
+    let mut r = Reader::new(bytes);
     let version = r.i16()?;
     if version != VALUE_VERSION {
         // Version 1 is flexible (compact strings, tagged fields); Riptide writes version 0.
@@ -145,9 +92,9 @@ pub fn decode_value(bytes: &[u8]) -> Result<TxnMeta, DecodeError> {
     let status = r.i8()?;
     let state = TxnState::from_code(status).ok_or(DecodeError::BadStatus(status))?;
     let mut partitions = std::collections::BTreeSet::new();
-    for _ in 0..r.count()?.unwrap_or(0) {
+    for _ in 0..count(&mut r)?.unwrap_or(0) {
         let topic = r.string()?;
-        for _ in 0..r.count()?.unwrap_or(0) {
+        for _ in 0..count(&mut r)?.unwrap_or(0) {
             if partitions.len() >= PARTITIONS_MAX {
                 return Err(DecodeError::BadLength(PARTITIONS_MAX as i64));
             }
