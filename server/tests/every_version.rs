@@ -2,6 +2,8 @@
 //! with the reference codec: nothing advertised is unhandled, and no response sets a field its
 //! version lacks (the codec refuses those, which would close the connection).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -10,7 +12,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use riptide_server::api::versions::SUPPORTED;
-use riptide_server::config::ServerConfig;
 
 fn default_request(key: ApiKey, version: i16) -> RequestKind {
     match key {
@@ -144,19 +145,7 @@ fn round_trip(stream: &mut TcpStream, key: ApiKey, version: i16, correlation_id:
 
 #[test]
 fn every_advertised_version_answers() {
-    let dir = std::env::temp_dir().join(format!("riptide-every-version-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = ServerConfig {
-        data_dir: dir.clone(),
-        listeners: vec![riptide_server::config::KafkaListener::plaintext(
-            "127.0.0.1:0".parse().expect("addr"),
-        )],
-        metrics_listen: None,
-        rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
-        shards: 2,
-        pin_shards: false,
-        ..ServerConfig::default()
-    };
+    let (config, dir) = common::single_node("every-version");
     let running = riptide_server::server::start(config).expect("start");
     let mut failures = Vec::new();
     let mut correlation_id = 0;

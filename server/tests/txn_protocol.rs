@@ -5,6 +5,8 @@
 //! DescribeTransactions / ListTransactions report the coordinator's state and
 //! DescribeProducers a partition's producers.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -13,7 +15,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use riptide_format::build::{self, BatchFields, RecordFields};
-use riptide_server::config::ServerConfig;
 
 struct Client {
     stream: TcpStream,
@@ -195,19 +196,7 @@ const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 
 #[test]
 fn transactional_requests_out_of_order_get_kafkas_errors() {
-    let dir = std::env::temp_dir().join(format!("riptide-txn-protocol-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let config = ServerConfig {
-        data_dir: dir.clone(),
-        listeners: vec![riptide_server::config::KafkaListener::plaintext(
-            "127.0.0.1:0".parse().expect("addr"),
-        )],
-        metrics_listen: None,
-        rest: riptide_server::config::RestConfig { listen: None, ..Default::default() },
-        shards: 2,
-        pin_shards: false,
-        ..ServerConfig::default()
-    };
+    let (config, dir) = common::single_node("txn-protocol");
     let running = riptide_server::server::start(config).expect("start");
     let mut c = Client::connect(running.addr);
     let topic = "txn-data";
