@@ -9,8 +9,19 @@
 //! their segment was last written, then dropped too. Offsets never change: a batch keeps its
 //! base offset, last offset delta, producer fields and leader epoch, and loses records in the
 //! middle (gaps in offset deltas, as in Kafka's compacted batches); a batch left with nothing
-//! disappears (except an idempotent producer's, kept empty for its sequence state). Records
-//! without a key, compressed, control and transactional batches are kept as they are.
+//! disappears (except a producer's last batch, kept empty for its sequence state). Records
+//! without a key and compressed batches are kept as they are.
+//!
+//! Transactions, as Kafka's cleaner treats them: a pass stops below the first open
+//! transaction, so every transaction it sees has ended. A committed transaction's records are
+//! cleaned like any others; an aborted one's are removed whole and never count as a key's
+//! latest. A marker goes once its segment is past `delete_retention_ms` and no batch of its
+//! transaction is left, not even emptied: a transaction's records without their marker would
+//! look open for ever to a recovery replaying them, and to the group coordinator loading
+//! `__consumer_offsets`. An ABORT marker takes two passes: the first removes the transaction's data and has the
+//! log forget its aborted-index entry; a later pass removes the marker once a snapshot
+//! without that entry is durable. A stale entry without its marker would make a
+//! read_committed consumer drop the producer's next transactions.
 //!
 //! Crash safety: the new segment is written as `<base>.log.tmp` and fsynced; the segment's
 //! index files are removed (so a crash from here on makes recovery rebuild them from whichever
@@ -30,7 +41,7 @@
 //! Limits: at most `KEYS_MAX` keys per pass (later keys stay uncompacted until a later pass);
 //! a segment is rewritten in memory (segments are bounded by `segment.bytes`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +55,7 @@ use crate::io::{FileHandle, Io};
 use crate::segment::{
     file_path, scan_batches, BatchMeta, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX,
 };
+use crate::ControlType;
 
 /// Keys remembered per pass at most.
 const KEYS_MAX: usize = 4 << 20;
@@ -134,13 +146,62 @@ fn open_sealed<'a>(
     Ok(Some(opened))
 }
 
-/// Compressed, control, transactional and sealed (encrypted, when the log cannot open them)
-/// batches are kept whole: their records are not read here.
+/// Compressed and sealed (encrypted, when the log cannot open them) batches are kept whole:
+/// their records are not read here. Control batches are judged as markers (`filter_batch`).
 fn cleanable(h: &BatchHeader) -> bool {
     h.codec() == crate::batch::codec::NONE
         && !h.is_control()
-        && !h.is_transactional()
         && h.attributes & riptide_format::attr::SEALED == 0
+}
+
+/// What a pass knows of the transactions in its range (all ended: it stops below the first
+/// open one).
+#[derive(Default)]
+struct TxnView {
+    /// Aborted transactions overlapping the range, by producer: (first offset, marker offset).
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
+    /// Each producer's last data batch, by its last offset.
+    last_batches: HashMap<i64, i64>,
+    /// ABORT markers whose transaction a durable snapshot no longer lists as aborted.
+    retired: HashSet<i64>,
+}
+
+impl TxnView {
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.get(&h.producer_id).is_some_and(|txns| {
+                txns.iter().any(|&(first, last)| first <= h.base_offset && h.base_offset <= last)
+            })
+    }
+
+    /// A batch left with no records stays (empty) when it is its producer's last.
+    fn keeps_empty(&self, h: &BatchHeader) -> bool {
+        h.is_idempotent() && self.last_batches.get(&h.producer_id) == Some(&h.last_offset())
+    }
+
+    fn aborts_at(&self, producer_id: i64, marker_offset: i64) -> bool {
+        self.aborted.get(&producer_id).is_some_and(|txns| txns.iter().any(|&(_, last)| last == marker_offset))
+    }
+}
+
+/// What a pass decides about markers.
+#[derive(Default)]
+struct MarkerReport {
+    /// Producers with a batch of their current transaction kept so far in the pass.
+    retained: HashSet<i64>,
+    /// (producer id, marker offset) of aborted transactions whose data are gone.
+    retire: Vec<(i64, i64)>,
+    /// Offsets of ABORT markers removed.
+    dropped: Vec<i64>,
+}
+
+/// The rules of one segment's cleaning.
+struct SegmentRules<'a> {
+    latest: &'a HashMap<Vec<u8>, i64>,
+    txns: &'a TxnView,
+    /// Tombstones and markers in this segment are past `delete_retention_ms`.
+    expired: bool,
 }
 
 impl Log {
@@ -173,9 +234,24 @@ impl Log {
         // Only segments that the on-disk recovery point trusts (the next segment starts at or
         // below it, recovery's rule): after a crash, a gap compaction left must not look like a
         // tail lost to a power loss, which ends the log (recovery.rs).
+        // Nor at or above the first open transaction: whether its records stay is not known yet.
         let active = self.segments.len() - 1;
-        let limit = self.checkpointed_recovery_point;
+        let open_txn = self.producers.first_unstable_offset().unwrap_or(i64::MAX);
+        let limit = self.checkpointed_recovery_point.min(open_txn);
         let last = (0..active).take_while(|&i| self.segments[i + 1].base_offset <= limit).last()?;
+        let range_end = self.segments[last + 1].base_offset;
+        let durable_snapshot = self.durable_snapshot.get();
+        let mut txns = TxnView {
+            last_batches: self.producers.last_batch_offsets(),
+            retired: (self.compaction.retired_aborts.iter())
+                .filter(|&&(_, forgotten_at)| forgotten_at <= durable_snapshot)
+                .map(|&(marker, _)| marker)
+                .collect(),
+            ..TxnView::default()
+        };
+        for a in self.producers.aborted_between(self.segments[0].base_offset, range_end) {
+            txns.aborted.entry(a.producer_id).or_default().push((a.first_offset, a.last_offset));
+        }
         let segments = self.segments[..=last]
             .iter()
             .map(|s| JobSegment {
@@ -197,6 +273,7 @@ impl Log {
             delete_retention_ms,
             log_id: self.log_id,
             cancelled: self.compaction.cancelled.clone(),
+            txns,
         })
     }
 
@@ -207,6 +284,16 @@ impl Log {
             return Ok(CompactionStats::default());
         }
         self.compaction.in_flight = false;
+        if done.error.is_none() {
+            // The data of these aborted transactions are gone: the index forgets them, and
+            // their markers go once a snapshot taken from here on is durable.
+            self.producers.forget_aborted(&done.markers.retire);
+            let leo = self.next_offset();
+            let retired = &mut self.compaction.retired_aborts;
+            retired.extend(done.markers.retire.iter().map(|&(_, marker)| (marker, leo)));
+            let (dropped, log_start) = (&done.markers.dropped, self.log_start_offset);
+            retired.retain(|(marker, _)| *marker >= log_start && !dropped.contains(marker));
+        }
         let rewritten = !done.replaced.is_empty();
         for seg in done.replaced {
             // Retention and truncation were held off while the pass was out, and rolls only
@@ -254,6 +341,9 @@ pub(super) struct CompactionState {
     cancelled: Arc<AtomicBool>,
     /// Replaced segments not yet taken (`take_replaced_segments`).
     replaced: Vec<Segment>,
+    /// ABORT markers whose transaction's data are gone, with the log end when the index
+    /// forgot the transaction: a snapshot at or above it no longer lists it.
+    retired_aborts: Vec<(i64, i64)>,
 }
 
 /// Segments a compaction pass replaced (see `Log::take_replaced_segments`): dropping this
@@ -286,6 +376,7 @@ pub struct CompactionJob {
     delete_retention_ms: i64,
     log_id: u64,
     cancelled: Arc<AtomicBool>,
+    txns: TxnView,
 }
 
 /// A finished `CompactionJob`, to report with `Log::compaction_done`.
@@ -294,6 +385,7 @@ pub struct CompactionDone {
     stats: CompactionStats,
     /// The rewritten segments, opened on their new files.
     replaced: Vec<Segment>,
+    markers: MarkerReport,
     error: Option<LogError>,
 }
 
@@ -305,6 +397,7 @@ impl CompactionJob {
             log_id: self.log_id,
             stats: CompactionStats::default(),
             replaced: Vec::new(),
+            markers: MarkerReport::default(),
             error: None,
         };
         let mut buf = Vec::new();
@@ -319,10 +412,15 @@ impl CompactionJob {
             if self.cancelled.load(Ordering::Acquire) {
                 break;
             }
-            let r = self.clean_segment(seg, &latest, &mut buf, &mut done.stats).and_then(|out| match out {
-                Some(bytes) => self.replace_segment(seg, &bytes, &mut buf).map(Some),
-                None => Ok(None),
-            });
+            // (An error drops the whole report: the log is poisoned.)
+            let markers = &mut done.markers;
+            let r =
+                self.clean_segment(seg, &latest, markers, &mut buf, &mut done.stats).and_then(
+                    |out| match out {
+                        Some(bytes) => self.replace_segment(seg, &bytes, &mut buf).map(Some),
+                        None => Ok(None),
+                    },
+                );
             match r {
                 Ok(Some(new)) => done.replaced.push(new),
                 Ok(None) => {}
@@ -352,6 +450,9 @@ impl CompactionJob {
                     None => bytes,
                 };
                 let Some(h) = BatchHeader::parse(bytes).filter(cleanable) else { return Ok(true) };
+                if self.txns.is_aborted(&h) {
+                    return Ok(true);
+                }
                 for r in parse_records(&bytes[HEADER_BYTES..], h.records_count).unwrap_or_default() {
                     if let Some(k) = r.key {
                         let offset = h.base_offset + i64::from(r.offset_delta);
@@ -373,12 +474,14 @@ impl CompactionJob {
         &self,
         seg: &JobSegment,
         latest: &HashMap<Vec<u8>, i64>,
+        markers: &mut MarkerReport,
         buf: &mut Vec<u8>,
         stats: &mut CompactionStats,
     ) -> Result<Option<Vec<u8>>, LogError> {
-        let tombstones_expire = seg.last_modified_ms.saturating_add(self.delete_retention_ms) <= self.now_ms;
+        let expired = seg.last_modified_ms.saturating_add(self.delete_retention_ms) <= self.now_ms;
+        let rules = SegmentRules { latest, txns: &self.txns, expired };
         let mut out = Vec::with_capacity(seg.size_bytes as usize);
-        let mut removed = 0u64;
+        let (mut removed, mut changed) = (0u64, false);
         let mut next_offset = seg.base_offset;
         let (mut opened, mut kept) = (Vec::new(), Vec::new());
         let sealer = self.sealer.clone();
@@ -399,21 +502,29 @@ impl CompactionJob {
                 (Some(plain), Some(sealer)) => {
                     // What is kept of a sealed batch is sealed again; an untouched one stays as is.
                     kept.clear();
-                    let r = filter_batch(plain, latest, tombstones_expire, &mut kept);
-                    if r == 0 {
-                        out.extend_from_slice(bytes);
-                    } else if !kept.is_empty() {
-                        sealer
-                            .seal(&kept, &mut out)
-                            .map_err(|e| LogError::Storage(format!("compaction: sealing: {e}")))?;
+                    match filter_batch(plain, &rules, markers, &mut kept) {
+                        None => out.extend_from_slice(bytes),
+                        Some(r) => {
+                            if !kept.is_empty() {
+                                sealer
+                                    .seal(&kept, &mut out)
+                                    .map_err(|e| LogError::Storage(format!("compaction: sealing: {e}")))?;
+                            }
+                            removed += r;
+                            changed = true;
+                        }
                     }
-                    removed += r;
                 }
-                _ => removed += filter_batch(bytes, latest, tombstones_expire, &mut out),
+                _ => {
+                    if let Some(r) = filter_batch(bytes, &rules, markers, &mut out) {
+                        removed += r;
+                        changed = true;
+                    }
+                }
             }
             Ok(true)
         })?;
-        if removed == 0 {
+        if !changed {
             return Ok(None);
         }
         stats.segments_rewritten += 1;
@@ -483,36 +594,80 @@ impl CompactionJob {
     }
 }
 
-/// Appends what survives of one stored batch to `out`; returns how many records it dropped.
+/// Whether a marker (control batch) stays: `Some(1)` when it goes.
+fn filter_marker(
+    h: &BatchHeader,
+    bytes: &[u8],
+    rules: &SegmentRules<'_>,
+    markers: &mut MarkerReport,
+) -> Option<u64> {
+    let txns = rules.txns;
+    let data_left = markers.retained.remove(&h.producer_id);
+    if data_left || !rules.expired {
+        return None;
+    }
+    match riptide_format::control::control_type(bytes)? {
+        ControlType::Commit => Some(1),
+        ControlType::Abort if txns.retired.contains(&h.base_offset) => {
+            markers.dropped.push(h.base_offset);
+            Some(1)
+        }
+        ControlType::Abort if txns.aborts_at(h.producer_id, h.base_offset) => {
+            // This pass removes the transaction's data (they precede the marker in the range).
+            markers.retire.push((h.producer_id, h.base_offset));
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Appends what survives of one stored batch to `out`: `None` when that is the batch as it
+/// was (appended whole), else how many records it lost.
 fn filter_batch(
     bytes: &[u8],
-    latest: &HashMap<Vec<u8>, i64>,
-    tombstones_expire: bool,
+    rules: &SegmentRules<'_>,
+    markers: &mut MarkerReport,
     out: &mut Vec<u8>,
-) -> u64 {
-    let header = BatchHeader::parse(bytes).filter(cleanable);
-    let records = header.and_then(|h| parse_records(&bytes[HEADER_BYTES..], h.records_count).map(|r| (h, r)));
+) -> Option<u64> {
+    let header = BatchHeader::parse(bytes);
+    if let Some(h) = header.filter(|h| h.is_control()) {
+        let r = filter_marker(&h, bytes, rules, markers);
+        if r.is_none() {
+            out.extend_from_slice(bytes);
+        }
+        return r;
+    }
+    let records = header
+        .filter(cleanable)
+        .and_then(|h| parse_records(&bytes[HEADER_BYTES..], h.records_count).map(|r| (h, r)));
     let Some((h, records)) = records else {
+        if let Some(h) = header.filter(|h| h.is_transactional()) {
+            markers.retained.insert(h.producer_id);
+        }
         out.extend_from_slice(bytes);
-        return 0;
+        return None;
     };
+    let aborted = rules.txns.is_aborted(&h);
     let keep = |r: &RawRecord<'_>| {
-        let Some(k) = r.key else { return true };
+        let Some(k) = r.key.filter(|_| !aborted) else { return !aborted };
         let offset = h.base_offset + i64::from(r.offset_delta);
-        match latest.get(k) {
+        match rules.latest.get(k) {
             Some(&newest) if newest > offset => false,
-            Some(_) => !(r.value_is_null && tombstones_expire),
+            Some(_) => !(r.value_is_null && rules.expired),
             None => true, // beyond the key map: not known to be superseded
         }
     };
     let kept: Vec<&RawRecord<'_>> = records.iter().filter(|r| keep(r)).collect();
     let dropped = (records.len() - kept.len()) as u64;
+    if kept.is_empty() && !rules.txns.keeps_empty(&h) {
+        return Some(dropped);
+    }
+    if h.is_transactional() {
+        markers.retained.insert(h.producer_id);
+    }
     if dropped == 0 {
         out.extend_from_slice(bytes);
-        return 0;
-    }
-    if kept.is_empty() && !h.is_idempotent() {
-        return dropped;
+        return None;
     }
     let start = out.len();
     out.extend_from_slice(&bytes[..HEADER_BYTES]);
@@ -525,7 +680,7 @@ fn filter_batch(
         .copy_from_slice(&(kept.len() as i32).to_be_bytes());
     let crc = compute_crc(&out[start..]);
     out[start + CRC_AT..start + CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
-    dropped
+    Some(dropped)
 }
 
 #[cfg(test)]
@@ -738,13 +893,151 @@ mod tests {
         fs::remove_dir_all(&dir).ok();
     }
 
+    /// `batch` as producer `pid`'s transactional batch (sequence `seq`).
+    fn txn_batch(records: &[(&str, Option<&str>)], pid: i64, seq: i32) -> Vec<u8> {
+        let mut b = batch(records, 1_000);
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn end_txn(log: &mut Log, pid: i64, control: ControlType) -> i64 {
+        let m = crate::TxnMarker { producer_id: pid, producer_epoch: 0, control, coordinator_epoch: 0 };
+        log.append_marker(&m, LeaderEpoch(0), 1_000).expect("marker").base_offset.0
+    }
+
+    /// Every batch as (base offset, is a control batch, producer id, records).
+    fn batches(log: &Log) -> Vec<(i64, bool, i64, i32)> {
+        let mut out = Vec::new();
+        let mut offset = log.log_start_offset();
+        while offset < log.log_end_offset() {
+            let s = log.read(offset, 1 << 20, Offset(i64::MAX), true).expect("read");
+            if s.len == 0 {
+                break;
+            }
+            let mut bytes = vec![0u8; s.len as usize];
+            std::os::unix::fs::FileExt::read_exact_at(&*s.file, &mut bytes, s.position).expect("pread");
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let h = BatchHeader::parse(&bytes[pos..]).expect("header");
+                out.push((h.base_offset, h.is_control(), h.producer_id, h.records_count));
+                offset = Offset(h.last_offset() + 1);
+                pos += h.size_bytes().expect("size");
+            }
+        }
+        out
+    }
+
+    /// Kafka's cleaner on transactions: committed records are cleaned like others, aborted
+    /// ones go whole and never count as a key's latest, the ABORT marker goes a pass after
+    /// its data (once a snapshot without the aborted entry is durable), COMMIT markers go
+    /// once the delete horizon passed, and a producer's last batch stays (emptied).
+    #[test]
+    fn transactions_are_cleaned_as_kafka_does() {
+        let dir = std::env::temp_dir().join(format!("riptide-compact-{}-t", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut log = small_log(&dir);
+        let e = LeaderEpoch(0);
+        append(&mut log, &[("a", Some("1"))]);
+        log.append(&mut txn_batch(&[("b", Some("1"))], 7, 0), e, 1_000).expect("7");
+        let commit = end_txn(&mut log, 7, ControlType::Commit);
+        log.append(&mut txn_batch(&[("a", Some("aborted")), ("c", Some("x"))], 8, 0), e, 1_000).expect("8");
+        let abort = end_txn(&mut log, 8, ControlType::Abort);
+        log.append(&mut txn_batch(&[("b", Some("2"))], 7, 1), e, 1_000).expect("7 again");
+        let commit_kept = end_txn(&mut log, 7, ControlType::Commit);
+        log.append(&mut txn_batch(&[("d", Some("1"))], 8, 2), e, 1_000).expect("8 again");
+        let commit_kept_8 = end_txn(&mut log, 8, ControlType::Commit);
+        for i in 0..8 {
+            append(&mut log, &[(&format!("f{i}"), Some("w"))]);
+        }
+        log.sync().expect("sync");
+        assert_eq!(log.aborted_transactions(Offset(0), Offset(i64::MAX)).len(), 1);
+
+        log.compact(1_000, 0).expect("first pass");
+        let after = contents(&log);
+        assert_eq!(
+            after.iter().find(|r| r.1 == "a").map(|r| r.0),
+            Some(0),
+            "an aborted record is never latest"
+        );
+        assert!(after.iter().all(|r| r.1 != "c"), "aborted records are gone: {after:?}");
+        assert_eq!(after.iter().filter(|r| r.1 == "b").count(), 1, "committed records are cleaned");
+        let kept = batches(&log);
+        let markers =
+            |kept: &[(i64, bool, i64, i32)]| kept.iter().filter(|b| b.1).map(|b| b.0).collect::<Vec<_>>();
+        assert_eq!(
+            markers(&kept),
+            vec![abort, commit_kept, commit_kept_8],
+            "{commit}: its data went, so did it"
+        );
+        assert!(!kept.iter().any(|b| b.2 == 8 && b.0 < abort), "producer 8's aborted batch went");
+        assert!(log.aborted_transactions(Offset(0), Offset(i64::MAX)).is_empty(), "the index forgot it");
+
+        // A later pass, with a snapshot taken after the forgetting durable, takes the marker.
+        for i in 0..8 {
+            append(&mut log, &[(&format!("g{i}"), Some("w"))]);
+        }
+        log.sync().expect("sync");
+        log.compact(1_000, 0).expect("second pass");
+        assert_eq!(markers(&batches(&log)), vec![commit_kept, commit_kept_8], "the ABORT marker went");
+        assert_eq!(contents(&log).iter().filter(|r| r.1 == "b").count(), 1);
+        let (end, rows) = (log.log_end_offset(), contents(&log));
+        log.close().expect("close");
+        let log = small_log(&dir);
+        assert_eq!((log.log_end_offset(), contents(&log)), (end, rows), "a reopened log reads the same");
+        assert!(log.aborted_transactions(Offset(0), Offset(i64::MAX)).is_empty());
+        assert_eq!(log.first_unstable_offset(), None);
+        fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Nothing at or above an open transaction's first offset is cleaned; its producer's last
+    /// batch survives emptied so that its sequence state stays in the log.
+    #[test]
+    fn an_open_transaction_stops_the_cleaner() {
+        let dir = std::env::temp_dir().join(format!("riptide-compact-{}-o", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut log = small_log(&dir);
+        append(&mut log, &[("a", Some("1"))]);
+        log.append(&mut txn_batch(&[("x", Some("open"))], 9, 0), LeaderEpoch(0), 1_000).expect("9");
+        for i in 0..10 {
+            append(&mut log, &[("a", Some("2")), (&format!("f{i}"), Some("w"))]);
+        }
+        log.sync().expect("sync");
+        let before = contents(&log);
+        let stats = log.compact(1_000, 0).expect("pass");
+        assert_eq!(stats.records_removed, 0, "{stats:?}");
+        assert_eq!(contents(&log), before);
+        let abort = end_txn(&mut log, 9, ControlType::Abort);
+        for i in 0..6 {
+            append(&mut log, &[(&format!("g{i}"), Some("w"))]);
+        }
+        log.sync().expect("sync");
+        let stats = log.compact(1_000, 0).expect("pass");
+        assert!(stats.records_removed > 0);
+        let rows = contents(&log);
+        assert_eq!(rows.iter().filter(|r| r.1 == "a").count(), 1, "{rows:?}");
+        assert!(rows.iter().all(|r| r.1 != "x"), "the aborted record went");
+        let kept = batches(&log);
+        assert!(
+            kept.iter().any(|b| b.2 == 9 && !b.1 && b.3 == 0),
+            "producer 9's last batch stays, empty: {kept:?}"
+        );
+        assert!(kept.iter().any(|b| b.0 == abort), "its marker stays for now");
+        fs::remove_dir_all(&dir).ok();
+    }
+
     #[test]
     fn malformed_records_are_left_alone() {
         assert!(parse_records(&[0x80], 1).is_none());
         assert!(parse_records(&[], 1).is_none());
-        let mut out = Vec::new();
+        let (mut out, latest, txns) = (Vec::new(), HashMap::new(), TxnView::default());
+        let rules = SegmentRules { latest: &latest, txns: &txns, expired: true };
         let junk = vec![0u8; HEADER_BYTES + 3];
-        assert_eq!(filter_batch(&junk, &HashMap::new(), true, &mut out), 0);
+        assert_eq!(filter_batch(&junk, &rules, &mut MarkerReport::default(), &mut out), None);
         assert_eq!(out, junk);
     }
 }

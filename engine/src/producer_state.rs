@@ -304,6 +304,26 @@ impl ProducerState {
         self.aborted[start..].iter().filter(|a| a.first_offset < to).copied().collect()
     }
 
+    /// Forgets aborted transactions whose data compaction removed (their markers go in a
+    /// later pass, once a snapshot without them is durable: see `compaction.rs`).
+    /// `gone` holds (producer id, marker offset) pairs.
+    pub fn forget_aborted(&mut self, gone: &[(i64, i64)]) {
+        if gone.is_empty() {
+            return;
+        }
+        let gone: std::collections::HashSet<&(i64, i64)> = gone.iter().collect();
+        self.aborted.retain(|a| !gone.contains(&(a.producer_id, a.last_offset)));
+    }
+
+    /// Each producer's last data batch, by its last offset: compaction keeps it (emptied if
+    /// need be) so that the log alone still tells the producer's sequence state.
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.batches().last().map(|b| (*pid, b.last_offset)))
+            .collect()
+    }
+
     /// Forgets aborted transactions wholly below the log start (retention removed them).
     pub fn prune_aborted(&mut self, log_start: i64) {
         let below = self.aborted.partition_point(|a| a.last_offset < log_start);

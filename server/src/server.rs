@@ -217,7 +217,7 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     let owns = Box::new(move |p: i32| {
         owner.topic(coordinator::offsets_log::OFFSETS_TOPIC).is_some_and(|t| owner.leads(&t, p))
     });
-    let coordinator = Arc::new(Coordinator::owning(Default::default(), owns));
+    let coordinator = Arc::new(Coordinator::owning(group_config(&broker.config.groups), owns));
     let owner = broker.clone();
     let owns_txn = Box::new(move |p: i32| {
         owner.topic(coordinator::txn::log::TXN_TOPIC).is_some_and(|t| owner.leads(&t, p))
@@ -450,4 +450,19 @@ pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// The coordinator's settings: Kafka's defaults unless the operator set them.
+fn group_config(s: &crate::config::GroupSettings) -> coordinator::GroupConfig {
+    let d = coordinator::GroupConfig::default();
+    coordinator::GroupConfig {
+        offsets_topic_segment_bytes: s.offsets_topic_segment_bytes.unwrap_or(d.offsets_topic_segment_bytes),
+        offsets_retention_ms: s
+            .offsets_retention_minutes
+            .map_or(d.offsets_retention_ms, |m| m.saturating_mul(60_000)),
+        initial_rebalance_delay_ms: s.initial_rebalance_delay_ms.unwrap_or(d.initial_rebalance_delay_ms),
+        min_session_timeout_ms: s.min_session_timeout_ms.unwrap_or(d.min_session_timeout_ms),
+        max_session_timeout_ms: s.max_session_timeout_ms.unwrap_or(d.max_session_timeout_ms),
+        ..d
+    }
 }

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub transaction_max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub transaction_abort_check_interval_ms: u64,
+    /// The group coordinator's settings under Kafka's names (`None`: its default).
+    pub groups: GroupSettings,
     pub max_in_flight_requests_per_connection: usize,
     pub log: TopicDefaults,
     pub cluster_id: String,
@@ -55,6 +57,21 @@ pub struct ServerConfig {
     pub cluster: ClusterConfig,
     pub rest: RestConfig,
     pub security: SecurityConfig,
+}
+
+/// Group coordinator settings a Kafka operator sets in `server.properties`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupSettings {
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: Option<u64>,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention_minutes: Option<i64>,
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: Option<u64>,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: Option<i32>,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: Option<i32>,
 }
 
 /// The REST interface (`rest.*`), Confluent REST Proxy's API served by the broker itself.
@@ -305,6 +322,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_check_interval_ms: 10_000,
+            groups: GroupSettings::default(),
             max_in_flight_requests_per_connection: 64,
             log: TopicDefaults::default(),
             cluster_id: String::new(),
@@ -345,6 +363,16 @@ pub struct FileConfig {
     pub transaction_max_timeout_ms: Option<i32>,
     #[serde(alias = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
     pub transaction_abort_check_interval_ms: Option<u64>,
+    #[serde(alias = "offsets.topic.segment.bytes")]
+    pub offsets_topic_segment_bytes: Option<u64>,
+    #[serde(alias = "offsets.retention.minutes")]
+    pub offsets_retention_minutes: Option<i64>,
+    #[serde(alias = "group.initial.rebalance.delay.ms")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    #[serde(alias = "group.min.session.timeout.ms")]
+    pub group_min_session_timeout_ms: Option<i32>,
+    #[serde(alias = "group.max.session.timeout.ms")]
+    pub group_max_session_timeout_ms: Option<i32>,
     #[serde(alias = "log.segment.bytes")]
     pub log_segment_bytes: Option<u64>,
     #[serde(alias = "log.roll.ms")]
@@ -507,6 +535,12 @@ impl ServerConfig {
         set!(file.max_connections, self.max_connections);
         set!(file.transaction_max_timeout_ms, self.transaction_max_timeout_ms);
         set!(file.transaction_abort_check_interval_ms, self.transaction_abort_check_interval_ms);
+        let g = &mut self.groups;
+        g.offsets_topic_segment_bytes = file.offsets_topic_segment_bytes.or(g.offsets_topic_segment_bytes);
+        g.offsets_retention_minutes = file.offsets_retention_minutes.or(g.offsets_retention_minutes);
+        g.initial_rebalance_delay_ms = file.group_initial_rebalance_delay_ms.or(g.initial_rebalance_delay_ms);
+        g.min_session_timeout_ms = file.group_min_session_timeout_ms.or(g.min_session_timeout_ms);
+        g.max_session_timeout_ms = file.group_max_session_timeout_ms.or(g.max_session_timeout_ms);
         set!(file.log_segment_bytes, self.log.segment_bytes);
         set!(file.log_roll_ms, self.log.segment_ms);
         set!(file.log_retention_ms, self.log.retention_ms);
