@@ -40,6 +40,10 @@ pub enum GroupCommand {
     Describe {
         /// Group id.
         group: String,
+        /// The consumers' isolation level: read_committed consumers stop at the last stable
+        /// offset (below the first open transaction), so their lag is counted to it.
+        #[arg(long, value_enum, default_value = "read-uncommitted")]
+        isolation: Isolation,
     },
     /// Move a group's committed offsets (the group must have no active members).
     ResetOffsets {
@@ -65,12 +69,19 @@ pub enum GroupCommand {
     },
 }
 
+/// A consumer's isolation level (Kafka's `isolation.level`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
 pub async fn run(args: GroupArgs) -> CliResult {
     let client = connect(&args.conn).await?;
     let format = args.conn.output;
     match args.command {
         GroupCommand::List => list(&client, format).await,
-        GroupCommand::Describe { group } => describe(&client, format, &group).await,
+        GroupCommand::Describe { group, isolation } => describe(&client, format, &group, isolation).await,
         GroupCommand::ResetOffsets { group, topic, partitions, to, dry_run } => {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -141,7 +152,7 @@ impl OffsetRow {
     }
 }
 
-async fn describe(client: &Client, format: OutputFormat, group: &str) -> CliResult {
+async fn describe(client: &Client, format: OutputFormat, group: &str, isolation: Isolation) -> CliResult {
     let description = client.describe_group(group).await?;
     let committed = client.committed_offsets(group, None).await?;
     if description.state == "Dead" && description.members.is_empty() && committed.is_empty() {
@@ -149,13 +160,21 @@ async fn describe(client: &Client, format: OutputFormat, group: &str) -> CliResu
             "group {group}: GROUP_ID_NOT_FOUND (69): the group does not exist"
         )));
     }
-    let rows = offset_rows(client, &description, &committed).await?;
+    let end = match isolation {
+        Isolation::ReadUncommitted => OffsetSpec::Latest,
+        Isolation::ReadCommitted => OffsetSpec::LastStable,
+    };
+    let rows = offset_rows(client, &description, &committed, end).await?;
     match format {
         OutputFormat::Json => output::print_json(&json!({
             "group": description.group_id,
             "state": description.state,
             "protocol_type": description.protocol_type,
             "protocol": description.protocol,
+            "isolation": match isolation {
+                Isolation::ReadUncommitted => "read_uncommitted",
+                Isolation::ReadCommitted => "read_committed",
+            },
             "members": description.members.iter().map(|m| json!({
                 "member_id": m.member_id, "instance_id": m.instance_id, "client_id": m.client_id,
                 "host": m.client_host,
@@ -193,7 +212,8 @@ async fn describe(client: &Client, format: OutputFormat, group: &str) -> CliResu
                 text.push('\n');
                 text.push_str(&members.render());
             }
-            let mut offsets = Table::new(&["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG", "MEMBER"]);
+            let end_column = if isolation == Isolation::ReadCommitted { "LAST-STABLE" } else { "LOG-END" };
+            let mut offsets = Table::new(&["TOPIC", "PARTITION", "COMMITTED", end_column, "LAG", "MEMBER"]);
             let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
             for r in &rows {
                 offsets.row(vec![
@@ -215,11 +235,13 @@ async fn describe(client: &Client, format: OutputFormat, group: &str) -> CliResu
     Ok(())
 }
 
-/// Committed and assigned partitions, with their log end offsets.
+/// Committed and assigned partitions, with their log end offsets (`end`: the high watermark
+/// or the last stable offset).
 async fn offset_rows(
     client: &Client,
     description: &GroupDescription,
     committed: &BTreeMap<TopicPartition, Offset>,
+    end: OffsetSpec,
 ) -> Result<Vec<OffsetRow>, CliError> {
     let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
     for m in &description.members {
@@ -239,7 +261,7 @@ async fn offset_rows(
         // A deleted topic or partition keeps its committed offset but has no log end.
         let Ok(info) = client.topic(t).await else { continue };
         let present: Vec<i32> = ps.into_iter().filter(|p| info.leader_of(*p).is_some()).collect();
-        if let Ok(found) = client.list_offsets(&info, &present, OffsetSpec::Latest).await {
+        if let Ok(found) = client.list_offsets(&info, &present, end).await {
             ends.extend(found.into_iter().map(|(p, o)| (TopicPartition::new(t, p), o)));
         }
     }
@@ -264,8 +286,12 @@ async fn reset(
     start: Start,
     dry_run: bool,
 ) -> CliResult {
-    let description = client.describe_group(group).await?;
-    if !description.members.is_empty() {
+    // A group that does not exist yet gets its offsets, as Kafka's tool does.
+    let description = match client.describe_group(group).await {
+        Err(e) if e.code() == Some(riptide_client::KafkaCode::GROUP_ID_NOT_FOUND) => None,
+        found => Some(found?),
+    };
+    if let Some(description) = description.filter(|d| !d.members.is_empty()) {
         return Err(CliError::failed(format!(
             "group {group} has {} active member(s) (state {}): stop its consumers before resetting offsets",
             description.members.len(),

@@ -20,6 +20,9 @@ pub enum OffsetSpec {
     Earliest,
     /// The high watermark (end of the log for read_uncommitted).
     Latest,
+    /// The last stable offset: the end of the log for read_committed (below the first open
+    /// transaction).
+    LastStable,
     /// The first offset whose timestamp is at or after this many ms since the epoch.
     Timestamp(i64),
 }
@@ -28,9 +31,13 @@ impl OffsetSpec {
     fn wire(self) -> i64 {
         match self {
             OffsetSpec::Earliest => -2,
-            OffsetSpec::Latest => -1,
+            OffsetSpec::Latest | OffsetSpec::LastStable => -1,
             OffsetSpec::Timestamp(ms) => ms,
         }
+    }
+
+    fn isolation_level(self) -> i8 {
+        i8::from(self == OffsetSpec::LastStable)
     }
 }
 
@@ -99,6 +106,10 @@ impl Client {
             if version >= 10 {
                 request = request.with_timeout_ms(30_000);
             }
+            if spec.isolation_level() == 1 && version < 2 {
+                return Err(Error::Invalid("the broker's ListOffsets has no isolation level (v2+)".into()));
+            }
+            request = request.with_isolation_level(spec.isolation_level());
             let response = connection.send(&request).await?;
             for t in response.topics {
                 for p in t.partitions {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use riptide_client::launch;
 use serde_json::Value;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_riptide");
 
 /// A broker process with its own data directory; killed and removed on drop.
@@ -558,7 +560,12 @@ fn txn_list_and_describe() {
         .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("ledger")))
             .with_partitions(vec![1])]);
-    kafka_call(&b.addr, ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(add));
+    match kafka_call(&b.addr, ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(add)) {
+        ResponseKind::AddPartitionsToTxn(r) => {
+            assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0)
+        }
+        other => panic!("{other:?}"),
+    }
 
     let table = b.ok(&["txn", "list"]);
     let rows = lines(&table);
@@ -572,4 +579,21 @@ fn txn_list_and_describe() {
     let (code, err) = failure(&b.run(&["txn", "describe", "nobody"]));
     assert_eq!(code, 1);
     assert!(err.contains("TRANSACTIONAL_ID_NOT_FOUND (105)"), "{err}");
+
+    // A group's lag as read_committed consumers see it ends at the last stable offset.
+    b.ok_with_input(&["produce", "ledger", "-p", "1"], "a\nb\n");
+    let produce = common::produce_request(Some("cli-txn"), "ledger", 1, common::txn_batch(pid.0, epoch, 0));
+    match kafka_call(&b.addr, ApiKey::Produce, 9, RequestKind::Produce(produce)) {
+        ResponseKind::Produce(r) => assert_eq!(r.responses[0].partition_responses[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    b.ok(&["group", "reset-offsets", "lagging", "--topic", "ledger", "--partition", "1", "--to", "0"]);
+    let lag = |isolation: &str| {
+        let d = b.json(&["group", "describe", "lagging", "--isolation", isolation]);
+        (d["offsets"][0]["log_end"].as_i64(), d["offsets"][0]["lag"].as_i64())
+    };
+    assert_eq!(lag("read-uncommitted"), (Some(3), Some(3)));
+    assert_eq!(lag("read-committed"), (Some(2), Some(2)), "the open transaction's record is not counted");
+    let table = b.ok(&["group", "describe", "lagging", "--isolation", "read-committed"]);
+    assert!(table.contains("LAST-STABLE"), "{table}");
 }

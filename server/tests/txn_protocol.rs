@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use riptide_format::build::{self, BatchFields, RecordFields};
 
 struct Client {
     stream: TcpStream,
@@ -111,34 +110,7 @@ impl Client {
     }
 
     fn produce_as(&mut self, tid: Option<&str>, topic: &str, pid: i64, epoch: i16, seq: i32) -> i16 {
-        let mut b = BytesMut::new();
-        build::put_header_room(&mut b);
-        build::put_record(
-            &mut b,
-            RecordFields {
-                offset_delta: 0,
-                timestamp_delta: 0,
-                key: None,
-                value: Some(b"v"),
-                headers: std::iter::empty(),
-            },
-        );
-        let fields = BatchFields {
-            producer_id: pid,
-            producer_epoch: epoch,
-            base_sequence: seq,
-            ..BatchFields::plain(1, 1_000, 1_000, riptide_format::attr::TRANSACTIONAL)
-        };
-        build::write_header(&mut b, &fields);
-        let req = ProduceRequest::default()
-            .with_transactional_id(tid.map(|t| TransactionalId(StrBytes::from_string(t.into()))))
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![produce_request::TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(b.freeze()))])]);
+        let req = common::produce_request(tid, topic, 0, common::txn_batch(pid, epoch, seq));
         match self.call(ApiKey::Produce, 9, RequestKind::Produce(req)) {
             ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
             other => panic!("{other:?}"),

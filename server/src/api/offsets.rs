@@ -1,6 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark; the last stable offset for
-//! isolation_level READ_COMMITTED), max timestamp (-3),
-//! earliest-local (-4), latest-tiered (-5), or the first offset at or after a timestamp.
+//! ListOffsets: earliest (-2), latest (-1, the high watermark), max timestamp (-3),
+//! earliest-local (-4), latest-tiered (-5), or the first offset at or after a timestamp. For
+//! isolation_level READ_COMMITTED the high watermark is replaced by the last stable offset.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -30,11 +30,14 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ListOffsetsRequest) 
                 partitions.push(refused.with_offset(-1).with_timestamp(-1).with_leader_epoch(-1));
                 continue;
             }
-            let spec = match OffsetSpec::from_wire(p.timestamp) {
-                // A read_committed consumer's "latest" is the last stable offset (v2+).
-                Some(OffsetSpec::Latest) if request.isolation_level == 1 => Some(OffsetSpec::LastStable),
-                spec => spec,
-            };
+            // A read_committed consumer (v2+) is answered below the last stable offset.
+            let spec = OffsetSpec::from_wire(p.timestamp).map(|s| {
+                if request.isolation_level == 1 {
+                    s.read_committed()
+                } else {
+                    s
+                }
+            });
             let Some(spec) = spec else {
                 let refused = answer.with_error_code(ResponseError::InvalidRequest.code());
                 partitions.push(refused.with_offset(-1).with_timestamp(-1).with_leader_epoch(-1));

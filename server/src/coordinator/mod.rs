@@ -119,9 +119,8 @@ pub struct Coordinator {
     groups: Mutex<Groups>,
     owns: Owns,
     loaded: AtomicBool,
-    /// Offsets partitions whose groups are loaded here / being loaded (leadership moved here).
+    /// Offsets partitions whose groups are loaded here (requests for others wait).
     owned: Mutex<BTreeSet<i32>>,
-    loading: Mutex<BTreeSet<i32>>,
     started: Instant,
     outbox_tx: flume::Sender<Write>,
     outbox_rx: flume::Receiver<Write>,
@@ -141,7 +140,6 @@ impl Coordinator {
             groups: Mutex::new(Groups::new(cfg)),
             loaded: AtomicBool::new(false),
             owned: Mutex::new(BTreeSet::new()),
-            loading: Mutex::new(BTreeSet::new()),
             started: Instant::now(),
             outbox_tx,
             outbox_rx,
@@ -164,7 +162,9 @@ impl Coordinator {
         if !(self.owns)(p) {
             return Err(GroupError::NotCoordinator);
         }
-        if self.loading.lock().unwrap_or_else(|e| e.into_inner()).contains(&p) {
+        // Until the ownership check has loaded the partition (`follow_ownership`), which first
+        // forgets what it held: a commit taken before would be dropped by that load.
+        if !self.owned.lock().unwrap_or_else(|e| e.into_inner()).contains(&p) {
             return Err(GroupError::LoadInProgress);
         }
         Ok(())
@@ -302,11 +302,9 @@ async fn follow_ownership(ctx: &Ctx, coordinator: &Coordinator) {
             coordinator.owned.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
             continue;
         }
-        coordinator.loading.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
         let started = Instant::now();
         let result = load_partition(ctx, coordinator, p).await;
         coordinator.with_unchecked(|groups, _| groups.finish_load());
-        coordinator.loading.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
         match result {
             Ok(n) => {
                 tracing::info!(

@@ -173,10 +173,11 @@ pub enum OffsetSpec {
     LastStable,
     /// -2 earliest, and -4 earliest-local.
     Earliest,
-    /// -3: the batch with the largest timestamp (KIP-734).
-    MaxTimestamp,
-    /// The first offset whose timestamp is at or after this one.
-    AtOrAfter(i64),
+    /// -3: the batch with the largest timestamp (KIP-734). `committed`: a read_committed
+    /// consumer asks, and only what lies below the last stable offset is found.
+    MaxTimestamp { committed: bool },
+    /// The first offset whose timestamp is at or after this one (`committed` as above).
+    AtOrAfter { timestamp: i64, committed: bool },
     /// The log end, above the high watermark (internal: the group coordinator loads up to it).
     LogEnd,
 }
@@ -186,9 +187,20 @@ impl OffsetSpec {
         match timestamp {
             -1 | -5 => Some(OffsetSpec::Latest),
             -2 | -4 => Some(OffsetSpec::Earliest),
-            -3 => Some(OffsetSpec::MaxTimestamp),
-            ts if ts >= 0 => Some(OffsetSpec::AtOrAfter(ts)),
+            -3 => Some(OffsetSpec::MaxTimestamp { committed: false }),
+            ts if ts >= 0 => Some(OffsetSpec::AtOrAfter { timestamp: ts, committed: false }),
             _ => None,
+        }
+    }
+
+    /// The same question from a read_committed consumer: nothing at or above the last stable
+    /// offset is its answer (Kafka's ListOffsets with isolation_level 1).
+    pub fn read_committed(self) -> OffsetSpec {
+        match self {
+            OffsetSpec::Latest => OffsetSpec::LastStable,
+            OffsetSpec::MaxTimestamp { .. } => OffsetSpec::MaxTimestamp { committed: true },
+            OffsetSpec::AtOrAfter { timestamp, .. } => OffsetSpec::AtOrAfter { timestamp, committed: true },
+            spec => spec,
         }
     }
 }
@@ -945,15 +957,27 @@ impl Partition {
         let leader_epoch = self.leader_epoch;
         let found = |offset: Offset, timestamp: i64| ListedOffset { offset, timestamp, leader_epoch };
         let none = found(Offset::NONE, -1);
-        let below_hw =
-            |at: TimestampAndOffset| if at.offset < hw { found(at.offset, at.timestamp_ms) } else { none };
+        let fetchable = |committed: bool| if committed { self.last_stable_offset() } else { hw };
+        let below = |end: Offset| {
+            move |at: TimestampAndOffset| {
+                if at.offset < end {
+                    found(at.offset, at.timestamp_ms)
+                } else {
+                    none
+                }
+            }
+        };
         Ok(match spec {
             OffsetSpec::Latest => found(hw, -1),
             OffsetSpec::LastStable => found(self.last_stable_offset(), -1),
             OffsetSpec::LogEnd => found(self.log_end_offset(), -1),
             OffsetSpec::Earliest => found(self.log_start_offset(), -1),
-            OffsetSpec::MaxTimestamp => self.log.max_timestamp().map_or(none, below_hw),
-            OffsetSpec::AtOrAfter(ts) => self.log.offset_for_timestamp(ts)?.map_or(none, below_hw),
+            OffsetSpec::MaxTimestamp { committed } => {
+                self.log.max_timestamp().map_or(none, below(fetchable(committed)))
+            }
+            OffsetSpec::AtOrAfter { timestamp, committed } => {
+                self.log.offset_for_timestamp(timestamp)?.map_or(none, below(fetchable(committed)))
+            }
         })
     }
 

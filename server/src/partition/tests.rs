@@ -280,6 +280,34 @@ fn txn_batch(n: i32, pid: i64, seq: i32) -> Bytes {
     b.freeze()
 }
 
+/// Kafka's ListOffsets for a read_committed consumer: a timestamp lookup answers only below
+/// the last stable offset, as "latest" does.
+#[test]
+fn read_committed_timestamp_lookups_stop_at_the_last_stable_offset() {
+    let mut f = Fixture::new("lso-ts", Durability::Replicated, 1);
+    f.p.apply_view(&view(1, 1, &[1], 1));
+    let tx = f.tx.clone();
+    f.p.append(batch(2), Acks::Leader, AppendReply::new(tx.clone(), 0)); // 0..=1 at 1_000
+    f.p.append(txn_batch(1, 7, 0), Acks::Leader, AppendReply::new(tx.clone(), 1)); // 2 open
+    let mut late = BytesMut::from(&batch(1)[..]);
+    build::write_header(&mut late, &BatchFields::plain(1, 2_000, 2_000, 0));
+    f.p.append(late.freeze(), Acks::Leader, AppendReply::new(tx, 2)); // 3 at 2_000
+    assert_eq!((f.p.high_watermark(), f.p.last_stable_offset()), (Offset(4), Offset(2)));
+    let at = |spec| f.p.list_offset(spec).map(|o| (o.offset, o.timestamp)).expect("list");
+    let late = (Offset(3), 2_000);
+    assert_eq!(at(OffsetSpec::AtOrAfter { timestamp: 1_500, committed: false }), late);
+    assert_eq!(at(OffsetSpec::MaxTimestamp { committed: false }), late);
+    for spec in [
+        OffsetSpec::AtOrAfter { timestamp: 1_500, committed: false },
+        OffsetSpec::MaxTimestamp { committed: false },
+    ] {
+        assert_eq!(at(spec.read_committed()), (Offset::NONE, -1), "{spec:?} above the last stable offset");
+    }
+    let early = OffsetSpec::AtOrAfter { timestamp: 1_000, committed: true };
+    assert_eq!(at(early), (Offset(0), 1_000));
+    assert_eq!(OffsetSpec::Latest.read_committed(), OffsetSpec::LastStable);
+}
+
 #[test]
 fn read_committed_stops_at_the_last_stable_offset_and_lists_aborted_transactions() {
     let mut f = Fixture::new("lso", Durability::Replicated, 1);

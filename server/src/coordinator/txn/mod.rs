@@ -61,9 +61,8 @@ pub struct TxnCoordinator {
     txns: Mutex<Txns>,
     owns: Owns,
     loaded: AtomicBool,
-    /// Log partitions whose ids are loaded here / being loaded (leadership moved here).
+    /// Log partitions whose ids are loaded here (requests for others wait).
     owned: Mutex<BTreeSet<i32>>,
-    loading: Mutex<BTreeSet<i32>>,
     /// The group coordinator: transactional offsets become visible through it.
     groups: Arc<Coordinator>,
 }
@@ -75,7 +74,6 @@ impl TxnCoordinator {
             owns,
             loaded: AtomicBool::new(false),
             owned: Mutex::new(BTreeSet::new()),
-            loading: Mutex::new(BTreeSet::new()),
             groups,
         }
     }
@@ -104,7 +102,9 @@ impl TxnCoordinator {
         if !(self.owns)(p) {
             return Err(TxnError::NotCoordinator);
         }
-        if !self.loaded.load(Ordering::Acquire) || lock(&self.loading).contains(&p) {
+        // Until the ownership check has loaded the partition: state made before would race
+        // with the load's merge of what the log held.
+        if !self.loaded.load(Ordering::Acquire) || !lock(&self.owned).contains(&p) {
             return Err(TxnError::LoadInProgress);
         }
         Ok(())
@@ -401,9 +401,7 @@ async fn follow_ownership(ctx: &Ctx, txn: &TxnCoordinator) {
             lock(&txn.owned).insert(p);
             continue;
         }
-        lock(&txn.loading).insert(p);
         let result = load_partition(ctx, txn, p).await;
-        lock(&txn.loading).remove(&p);
         match result {
             Ok(()) => {
                 lock(&txn.owned).insert(p);
