@@ -94,6 +94,9 @@ pub struct LogConfig {
     pub io_mode: IoMode,
     /// Direct mode: the most bytes staged in memory per active segment before a write.
     pub direct_stage_bytes: usize,
+    /// `producer.id.expiration.ms`: a producer with no transaction open and no batch newer
+    /// than this is forgotten (`Log::expire_producers`), as Kafka bounds producer state.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Largest segment the format allows: positions in `.index` are signed 32-bit.
@@ -120,6 +123,7 @@ impl Default for LogConfig {
             io: IoBackend::Auto,
             io_mode: io_mode_from_env().unwrap_or(IoMode::Buffered),
             direct_stage_bytes: 1 << 20,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

@@ -32,9 +32,6 @@ pub enum LogError {
     /// Idempotent producer used an epoch older than the one we know.
     #[error("producer {producer_id} epoch {got_epoch} is older than current epoch {current_epoch}")]
     InvalidProducerEpoch { producer_id: ProducerId, got_epoch: ProducerEpoch, current_epoch: ProducerEpoch },
-    /// No state for this producer and its first sequence is not 0.
-    #[error("unknown producer id {producer_id} with sequence {got_seq}")]
-    UnknownProducerId { producer_id: ProducerId, got_seq: i32 },
     /// The request itself makes no sense (e.g. an empty record set).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),

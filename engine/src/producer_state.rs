@@ -118,12 +118,9 @@ fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
 /// Checks `h` against `entry` (the producer's state, `None` if unknown).
 pub fn check(h: &BatchHeader, entry: Option<&ProducerEntry>) -> Result<SequenceCheck, LogError> {
     let pid = ProducerId(h.producer_id);
-    let Some(e) = entry else {
-        if h.base_sequence != 0 {
-            return Err(LogError::UnknownProducerId { producer_id: pid, got_seq: h.base_sequence });
-        }
-        return Ok(SequenceCheck::Accept);
-    };
+    // An unknown producer (new, or expired here) starts at any sequence, as in Kafka: one
+    // whose state expired resumes where it was.
+    let Some(e) = entry else { return Ok(SequenceCheck::Accept) };
     if h.producer_epoch < e.epoch {
         return Err(LogError::InvalidProducerEpoch {
             producer_id: pid,
@@ -324,6 +321,14 @@ impl ProducerState {
             .collect()
     }
 
+    /// Forgets producers idle since `before_ms` (their newest batch's timestamp) with no
+    /// transaction open here. Returns how many went.
+    pub fn expire_idle(&mut self, before_ms: i64) -> usize {
+        let n = self.producers.len();
+        self.producers.retain(|_, e| e.current_txn_first_offset >= 0 || e.last_timestamp_ms >= before_ms);
+        n - self.producers.len()
+    }
+
     /// Forgets aborted transactions wholly below the log start (retention removed them).
     pub fn prune_aborted(&mut self, log_start: i64) {
         let below = self.aborted.partition_point(|a| a.last_offset < log_start);
@@ -509,7 +514,8 @@ mod tests {
     #[test]
     fn kafka_sequence_rules() {
         let mut s = ProducerState::default();
-        assert!(matches!(check(&header(7, 0, 3, 1, 0), None), Err(LogError::UnknownProducerId { .. })));
+        // Unknown (new or expired): any first sequence, as Kafka accepts.
+        assert_eq!(check(&header(7, 0, 3, 1, 0), None).ok(), Some(SequenceCheck::Accept));
         s.record(&header(7, 0, 0, 5, 0), 1);
         s.record(&header(7, 0, 5, 5, 5), 2);
         let e = s.get(7);
@@ -616,5 +622,19 @@ mod tests {
         bad[last] ^= 1;
         assert_eq!(ProducerState::decode(&bad), None);
         assert_eq!(ProducerState::decode(&bytes[..bytes.len() - 3]), None);
+    }
+
+    /// producer.id.expiration.ms: idle producers go, one with an open transaction stays.
+    #[test]
+    fn idle_producers_expire_unless_a_transaction_is_open() {
+        let mut s = ProducerState::default();
+        s.record(&header(7, 0, 0, 1, 0), 1_000);
+        let mut txn = header(8, 0, 0, 1, 1);
+        txn.attributes |= riptide_format::attr::TRANSACTIONAL;
+        s.record(&txn, 1_000);
+        s.record(&header(9, 0, 0, 1, 2), 5_000);
+        assert_eq!(s.expire_idle(5_000), 1, "producer 7 only");
+        assert!(s.get(7).is_none() && s.get(8).is_some() && s.get(9).is_some());
+        assert_eq!(check(&header(7, 0, 1, 1, 3), s.get(7)).ok(), Some(SequenceCheck::Accept), "it resumes");
     }
 }

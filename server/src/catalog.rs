@@ -242,6 +242,7 @@ impl TopicMeta {
             // so only logs that sync before every acknowledgement may use them.
             io_mode: if durability == Durability::Fsync { d.log_io } else { IoMode::Buffered },
             direct_stage_bytes: d.direct_stage_bytes,
+            producer_id_expiration_ms: d.producer_id_expiration_ms,
         };
         let policy = get("cleanup.policy");
         EffectiveTopicConfig {

@@ -225,6 +225,8 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     let txn_config = crate::coordinator::txn::state::TxnConfig {
         max_timeout_ms: broker.config.transaction_max_timeout_ms,
         abort_check_interval_ms: broker.config.transaction_abort_check_interval_ms,
+        id_expiration_ms: broker.config.transactional_id_expiration_ms,
+        remove_expired_interval_ms: broker.config.transaction_remove_expired_interval_ms,
         ..Default::default()
     };
     let txn = Arc::new(TxnCoordinator::new(txn_config, owns_txn, coordinator.clone()));

@@ -237,3 +237,41 @@ def test_partition_limits_refuse_topics_past_them(tmp_path):
         create(unique("limits-e"), 15).result(30)
     finally:
         b.stop()
+
+
+def test_an_idempotent_producer_resumes_after_its_state_expired(tmp_path):
+    """producer.id.expiration.ms: the broker forgets an idle producer, and the producer's next
+    batch (sequence far past 0) is accepted as Kafka accepts it, not refused."""
+    b = Broker(str(tmp_path / "data"), extra_args=[
+        "--shards", "1", "--no-pin",
+        "--override", "producer.id.expiration.ms=1000",
+        "--override", "log.retention.check.interval.ms=200"]).start()
+    try:
+        topic = unique("expire-pid")
+        create(b, topic)
+        errors = []
+        p = Producer({"bootstrap.servers": b.bootstrap, "enable.idempotence": True, "linger.ms": 0})
+        for i in range(5):
+            p.produce(topic, value=f"a{i}".encode(), partition=0,
+                      on_delivery=lambda e, m: e and errors.append(e))
+            p.flush(10)
+        deadline = time.time() + 15
+        while "idle producer id(s) expired" not in b.read_log() and time.time() < deadline:
+            time.sleep(0.2)
+        for i in range(5):
+            p.produce(topic, value=f"b{i}".encode(), partition=0,
+                      on_delivery=lambda e, m: e and errors.append(e))
+            p.flush(10)
+        assert errors == []
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique("g"), "auto.offset.reset": "earliest"})
+        c.assign([TopicPartition(topic, 0, 0)])
+        got = []
+        deadline = time.time() + 15
+        while len(got) < 10 and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+        c.close()
+        assert got == [f"a{i}".encode() for i in range(5)] + [f"b{i}".encode() for i in range(5)]
+    finally:
+        b.stop()

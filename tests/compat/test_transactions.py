@@ -301,3 +301,31 @@ def test_a_rebalance_mid_transaction_fences_the_stale_offset_commit(broker):
     check.close()
     a.close()
     b.close()
+
+
+def test_an_idle_transactional_id_expires(tmp_path):
+    """transactional.id.expiration.ms: an id idle past it is forgotten with a tombstone in
+    __transaction_state (also after a restart), and a producer using it again starts over."""
+    b = Broker(str(tmp_path / "data"), extra_args=[
+        "--shards", "2", "--no-pin", *IO_ARGS,
+        "--override", "transactional.id.expiration.ms=1500",
+        "--override", "transaction.remove.expired.transaction.cleanup.interval.ms=300"]).start()
+    try:
+        topic, tid = unique("txn-expire"), unique("tid-expire")
+        create(b, topic)
+        p = txn_producer(b, tid)
+        p.begin_transaction()
+        p.produce(topic, value=b"before", partition=0)
+        p.commit_transaction(30)
+        deadline = time.time() + 20
+        while f"transactional id {tid} expired" not in b.read_log() and time.time() < deadline:
+            time.sleep(0.3)
+        assert f"transactional id {tid} expired" in b.read_log()
+        b.restart()  # the tombstone is read back
+        p2 = txn_producer(b, tid)
+        p2.begin_transaction()
+        p2.produce(topic, value=b"after", partition=0)
+        p2.commit_transaction(30)
+        assert values(read(b, topic, "read_committed")) == [b"before", b"after"]
+    finally:
+        b.stop()

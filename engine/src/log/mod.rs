@@ -313,6 +313,12 @@ impl Log {
         self.producers.summaries()
     }
 
+    /// Forgets producers idle past `producer.id.expiration.ms` with no transaction open here
+    /// (the next snapshot leaves them out). Returns how many went.
+    pub fn expire_producers(&mut self, now_ms: i64) -> usize {
+        self.producers.expire_idle(now_ms.saturating_sub(self.config.producer_id_expiration_ms))
+    }
+
     /// Number of producer ids with idempotence state.
     pub fn producer_count(&self) -> usize {
         self.producers.len()

@@ -197,7 +197,6 @@ pub fn kafka_code(e: &LogError) -> i16 {
         LogError::OutOfOrderSequence { .. } => 45,
         LogError::InvalidProducerEpoch { .. } => 47,
         LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => 56,
-        LogError::UnknownProducerId { .. } => 59,
         LogError::InvalidRecord(_) => 87,
     }
 }

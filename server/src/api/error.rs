@@ -53,7 +53,6 @@ impl ToKafka for LogError {
             LogError::InvalidTimestamp(_) => E::InvalidTimestamp,
             LogError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
-            LogError::UnknownProducerId { .. } => E::UnknownProducerId,
             LogError::InvalidRequest(_) => E::InvalidRequest,
             LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => E::KafkaStorageError,
         }
@@ -203,7 +202,6 @@ mod tests {
             (PartitionError::Storage(String::new()), 56),
             (log(LogError::Io(std::io::Error::other("disk"))), 56),
             (log(LogError::Poisoned(String::new())), 56),
-            (log(LogError::UnknownProducerId { producer_id: ProducerId(1), got_seq: 4 }), 59),
             (log(LogError::InvalidRecord("count")), 87),
         ];
         for (e, want) in cases {

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     pub transaction_max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub transaction_abort_check_interval_ms: u64,
+    /// `transactional.id.expiration.ms`.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub transaction_remove_expired_interval_ms: u64,
     /// The group coordinator's settings under Kafka's names (`None`: its default).
     pub groups: GroupSettings,
     pub max_in_flight_requests_per_connection: usize,
@@ -248,6 +252,8 @@ pub struct TopicDefaults {
     /// `log.direct.stage.bytes`: with direct appends, the most bytes each partition's active
     /// segment stages in memory (and serves recent fetches from) between two writes.
     pub direct_stage_bytes: usize,
+    /// `producer.id.expiration.ms`.
+    pub producer_id_expiration_ms: i64,
     /// `log.direct.memory.bytes`: how much memory all direct-mode stages together may grow
     /// into (each has at least 16 KiB).
     pub direct_memory_bytes: usize,
@@ -300,6 +306,7 @@ impl Default for TopicDefaults {
                 .unwrap_or(riptide_engine::config::IoMode::Direct),
             direct_memory_bytes: 256 << 20,
             direct_stage_bytes: 1 << 20,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }
@@ -322,6 +329,8 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_check_interval_ms: 10_000,
+            transactional_id_expiration_ms: 7 * 24 * 3600 * 1000,
+            transaction_remove_expired_interval_ms: 3600 * 1000,
             groups: GroupSettings::default(),
             max_in_flight_requests_per_connection: 64,
             log: TopicDefaults::default(),
@@ -363,6 +372,12 @@ pub struct FileConfig {
     pub transaction_max_timeout_ms: Option<i32>,
     #[serde(alias = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
     pub transaction_abort_check_interval_ms: Option<u64>,
+    #[serde(alias = "producer.id.expiration.ms")]
+    pub producer_id_expiration_ms: Option<i64>,
+    #[serde(alias = "transactional.id.expiration.ms")]
+    pub transactional_id_expiration_ms: Option<i64>,
+    #[serde(alias = "transaction.remove.expired.transaction.cleanup.interval.ms")]
+    pub transaction_remove_expired_interval_ms: Option<u64>,
     #[serde(alias = "offsets.topic.segment.bytes")]
     pub offsets_topic_segment_bytes: Option<u64>,
     #[serde(alias = "offsets.retention.minutes")]
@@ -535,6 +550,8 @@ impl ServerConfig {
         set!(file.max_connections, self.max_connections);
         set!(file.transaction_max_timeout_ms, self.transaction_max_timeout_ms);
         set!(file.transaction_abort_check_interval_ms, self.transaction_abort_check_interval_ms);
+        set!(file.transactional_id_expiration_ms, self.transactional_id_expiration_ms);
+        set!(file.transaction_remove_expired_interval_ms, self.transaction_remove_expired_interval_ms);
         let g = &mut self.groups;
         g.offsets_topic_segment_bytes = file.offsets_topic_segment_bytes.or(g.offsets_topic_segment_bytes);
         g.offsets_retention_minutes = file.offsets_retention_minutes.or(g.offsets_retention_minutes);
@@ -553,6 +570,7 @@ impl ServerConfig {
                 .ok_or_else(|| format!("unknown log.io {m:?}: direct or buffered"))?;
         }
         set!(file.log_direct_stage_bytes, self.log.direct_stage_bytes);
+        set!(file.producer_id_expiration_ms, self.log.producer_id_expiration_ms);
         set!(file.log_direct_memory_bytes, self.log.direct_memory_bytes);
         if let Some(p) = file.durability_policy {
             self.log.durability =

@@ -1113,6 +1113,10 @@ impl Partition {
             return None;
         }
         let name = &self.name;
+        let expired = self.log.expire_producers(now);
+        if expired > 0 {
+            tracing::info!(partition = %name, "{expired} idle producer id(s) expired");
+        }
         if let Err(e) = self.log.maybe_roll(now) {
             tracing::error!(partition = %name, "roll failed: {e}");
         }

@@ -326,9 +326,19 @@ pub async fn ensure_txn_topic(broker: &Broker, txn: &TxnCoordinator) -> Result<(
 
 /// Appends a transition's record to its `__transaction_state` partition; returns once durable.
 async fn write(ctx: &Ctx, txn: &TxnCoordinator, t: &Transition) -> Result<(), TxnError> {
+    write_record(ctx, txn, &t.transactional_id, Some(log::value(&t.target))).await
+}
+
+/// Appends an id's record (`None`: its tombstone); returns once durable.
+async fn write_record(
+    ctx: &Ctx,
+    txn: &TxnCoordinator,
+    transactional_id: &str,
+    value: Option<Bytes>,
+) -> Result<(), TxnError> {
     ensure_txn_topic(&ctx.broker, txn).await?;
-    let partition = txn.partition_of(&t.transactional_id);
-    let kv = KeyValue { key: log::key(&t.transactional_id), value: Some(log::value(&t.target)) };
+    let partition = txn.partition_of(transactional_id);
+    let kv = KeyValue { key: log::key(transactional_id), value };
     let batch = offsets_log::encode_batch(&[kv], now_ms()).map_err(|e| {
         tracing::error!("cannot encode a {TXN_TOPIC} batch: {e}");
         TxnError::CoordinatorNotAvailable
@@ -350,7 +360,9 @@ pub async fn background(ctx: Ctx, txn: Arc<TxnCoordinator>) {
         tracing::info!("loaded {loaded} transactional id(s) from {TXN_TOPIC}");
     }
     let interval_ms = txn.config().abort_check_interval_ms;
+    let expiry_interval = Duration::from_millis(txn.config().remove_expired_interval_ms);
     let mut last_timeout_check = std::time::Instant::now();
+    let mut last_expiry_check = std::time::Instant::now();
     while !ctx.broker.is_shutting_down() {
         // Taken first: the lock is never held across the completion's writes.
         let incomplete = txn.lock().incomplete();
@@ -363,7 +375,25 @@ pub async fn background(ctx: Ctx, txn: Arc<TxnCoordinator>) {
             last_timeout_check = std::time::Instant::now();
             abort_timed_out(&ctx, &txn).await;
         }
+        if last_expiry_check.elapsed() >= expiry_interval {
+            last_expiry_check = std::time::Instant::now();
+            expire_ids(&ctx, &txn).await;
+        }
         compio::time::sleep(Duration::from_millis(TICK_MS.min(interval_ms.max(1)))).await;
+    }
+}
+
+/// Forgets ids idle past `transactional.id.expiration.ms`: a tombstone each, as Kafka writes.
+async fn expire_ids(ctx: &Ctx, txn: &TxnCoordinator) {
+    let expired = txn.lock().prepare_expirations(now_ms());
+    for id in expired {
+        match write_record(ctx, txn, &id, None).await {
+            Ok(()) => {
+                tracing::info!("transactional id {id} expired (idle past transactional.id.expiration.ms)");
+                txn.lock().forget(&id);
+            }
+            Err(_) => txn.lock().abandon_expiry(&id),
+        }
     }
 }
 

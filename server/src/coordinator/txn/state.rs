@@ -149,6 +149,11 @@ pub struct TxnConfig {
     pub abort_check_interval_ms: u64,
     /// Transactional ids held at most.
     pub ids_max: usize,
+    /// `transactional.id.expiration.ms`: an id without a transaction, untouched this long, is
+    /// forgotten (a tombstone in the log); its next InitProducerId gets a new producer id.
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub remove_expired_interval_ms: u64,
 }
 
 impl Default for TxnConfig {
@@ -159,6 +164,8 @@ impl Default for TxnConfig {
             log_segment_bytes: 100 * 1024 * 1024,
             abort_check_interval_ms: 10_000,
             ids_max: 1_000_000,
+            id_expiration_ms: 7 * 24 * 3600 * 1000,
+            remove_expired_interval_ms: 3600 * 1000,
         }
     }
 }
@@ -394,6 +401,44 @@ impl Txns {
             }
         }
         out
+    }
+
+    /// Ids with no transaction open or completing, untouched for `id_expiration_ms`: each is
+    /// marked pending (so no request changes it meanwhile) for its tombstone to be written,
+    /// then `forget` (or `abandon_expiry` if the write failed).
+    pub fn prepare_expirations(&mut self, now_ms: i64) -> Vec<String> {
+        let horizon = self.cfg.id_expiration_ms;
+        let expired: Vec<String> = self
+            .ids
+            .iter()
+            .filter(|(_, m)| {
+                matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
+                    && !m.pending
+                    && !m.completing
+                    && now_ms.saturating_sub(m.last_update_ms) >= horizon
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            if let Some(m) = self.ids.get_mut(id) {
+                m.pending = true;
+            }
+        }
+        expired
+    }
+
+    /// The id's tombstone is durable: it is forgotten.
+    pub fn forget(&mut self, transactional_id: &str) {
+        if self.ids.get(transactional_id).is_some_and(|m| m.pending) {
+            self.set(transactional_id.to_string(), None);
+        }
+    }
+
+    /// The id's tombstone could not be written: it stays, to expire at a later check.
+    pub fn abandon_expiry(&mut self, transactional_id: &str) {
+        if let Some(m) = self.ids.get_mut(transactional_id) {
+            m.pending = false;
+        }
     }
 
     /// The transition's record is durable: it is the id's state now.

@@ -227,3 +227,28 @@ fn state_survives_a_replay_of_its_records() {
     replayed.drop_partition(replayed.partition_of("a"));
     assert!(replayed.get("a").is_none());
 }
+
+/// transactional.id.expiration.ms: an id idle past it with no transaction open is forgotten
+/// (while its tombstone is written, it answers CONCURRENT_TRANSACTIONS); an open transaction
+/// never expires; a failed tombstone write leaves the id for the next check.
+#[test]
+fn idle_ids_expire_but_open_transactions_do_not() {
+    let mut s = Txns::new(TxnConfig { id_expiration_ms: 1_000, ..TxnConfig::default() });
+    let (idle, idle_epoch) = init(&mut s, "idle", 0, 1);
+    let (busy, busy_epoch) = init(&mut s, "busy", 0, 2);
+    add(&mut s, "busy", busy, busy_epoch, &[tp("t", 0)], 0).expect("add");
+    assert!(s.prepare_expirations(999).is_empty(), "not idle long enough");
+    assert_eq!(s.prepare_expirations(1_000), vec!["idle".to_string()]);
+    assert_eq!(
+        s.prepare_add_partitions("idle", idle, idle_epoch, &[tp("t", 0)], 1_000).err(),
+        Some(TxnError::ConcurrentTransactions),
+        "its tombstone is being written"
+    );
+    s.abandon_expiry("idle");
+    assert_eq!(s.prepare_expirations(1_000), vec!["idle".to_string()], "expired again at the next check");
+    s.forget("idle");
+    assert!(s.get("idle").is_none());
+    assert!(s.get("busy").is_some(), "an open transaction is aborted on its timeout, not expired");
+    // Its next producer gets a new producer id.
+    assert_eq!(init(&mut s, "idle", 2_000, 7), (7, 0));
+}
