@@ -32,6 +32,9 @@ pub enum LogError {
     /// Idempotent producer used an epoch older than the one we know.
     #[error("producer {producer_id} epoch {got_epoch} is older than current epoch {current_epoch}")]
     InvalidProducerEpoch { producer_id: ProducerId, got_epoch: ProducerEpoch, current_epoch: ProducerEpoch },
+    /// A marker from a transaction coordinator older than the one of the producer's last.
+    #[error("producer {producer_id}: marker from coordinator epoch {got_epoch}, {current_epoch} seen")]
+    CoordinatorFenced { producer_id: ProducerId, got_epoch: i32, current_epoch: i32 },
     /// The request itself makes no sense (e.g. an empty record set).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),

@@ -12,9 +12,10 @@
 //!
 //! Snapshot layout (Riptide's own; Kafka's v1 keeps only one batch per producer, which would
 //! lose duplicate detection for four in-flight batches across a restart):
-//! magic "RPSN", version u16 (1, or 2 with transactions), CRC-32C u32 of everything after it,
-//! entry count u32, then per producer: id i64, epoch i16, last timestamp i64, (v2: open
-//! transaction's first offset i64, -1 for none), batch count u8, and per batch: first
+//! magic "RPSN", version u16 (1; 2 with transactions; 3 with coordinator epochs), CRC-32C u32
+//! of everything after it, entry count u32, then per producer: id i64, epoch i16, last
+//! timestamp i64, (v2: open transaction's first offset i64, -1 for none), (v3: the coordinator
+//! epoch of its last marker i32, -1 for none), batch count u8, and per batch: first
 //! sequence i32, last sequence i32, first offset i64, last offset i64; (v2:) then the aborted
 //! count u32 and per aborted transaction: producer id i64, first offset i64, last offset i64,
 //! last stable offset i64. Big endian.
@@ -29,7 +30,7 @@ use crate::error::LogError;
 /// Batches remembered per producer (Kafka's `max.in.flight.requests.per.connection` bound).
 pub const BATCHES_PER_PRODUCER: usize = 5;
 const SNAPSHOT_MAGIC: &[u8; 4] = b"RPSN";
-const SNAPSHOT_VERSION: u16 = 2;
+const SNAPSHOT_VERSION: u16 = 3;
 /// Aborted transactions kept in the index at most (the oldest are dropped first; retention
 /// drops those below the log start).
 pub const ABORTED_TXNS_MAX: usize = 1 << 20;
@@ -54,6 +55,9 @@ pub struct ProducerEntry {
     pub last_timestamp_ms: i64,
     /// Offset of the first batch of this producer's open transaction here (-1: none open).
     pub current_txn_first_offset: i64,
+    /// The coordinator epoch of its last marker here (-1: none): a marker from an older
+    /// coordinator (a zombie after a failover) is refused.
+    pub coordinator_epoch: i32,
     batches: [BatchRecord; BATCHES_PER_PRODUCER],
     len: usize,
 }
@@ -64,6 +68,7 @@ impl ProducerEntry {
             epoch,
             last_timestamp_ms: -1,
             current_txn_first_offset: -1,
+            coordinator_epoch: -1,
             batches: [BatchRecord::default(); BATCHES_PER_PRODUCER],
             len: 0,
         }
@@ -216,10 +221,16 @@ impl ProducerState {
         }
     }
 
-    /// A marker from the coordinator may not carry an epoch older than the producer's here
-    /// (a zombie coordinator or a fenced producer's late request).
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), LogError> {
+    /// A marker from the coordinator may not carry a producer epoch older than the producer's
+    /// here (a fenced producer's late request), nor come from a coordinator older than the one
+    /// that wrote its last marker (a zombie coordinator after a failover), as Kafka checks.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16, coordinator_epoch: i32) -> Result<(), LogError> {
         match self.producers.get(&producer_id) {
+            Some(e) if coordinator_epoch < e.coordinator_epoch => Err(LogError::CoordinatorFenced {
+                producer_id: ProducerId(producer_id),
+                got_epoch: coordinator_epoch,
+                current_epoch: e.coordinator_epoch,
+            }),
             Some(e) if epoch < e.epoch => Err(LogError::InvalidProducerEpoch {
                 producer_id: ProducerId(producer_id),
                 got_epoch: ProducerEpoch(epoch),
@@ -235,11 +246,12 @@ impl ProducerState {
         &mut self,
         producer_id: i64,
         epoch: i16,
-        control: ControlType,
+        (control, coordinator_epoch): (ControlType, i32),
         offset: i64,
         timestamp_ms: i64,
     ) -> Option<AbortedTxn> {
         let e = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry::new(epoch));
+        e.coordinator_epoch = e.coordinator_epoch.max(coordinator_epoch);
         if epoch > e.epoch {
             // A bumped epoch (fencing): the producer starts its sequences over.
             e.epoch = epoch;
@@ -372,6 +384,7 @@ impl ProducerState {
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp_ms.to_be_bytes());
             body.extend_from_slice(&e.current_txn_first_offset.to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             body.push(e.len as u8);
             for b in e.batches() {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -445,6 +458,9 @@ fn decode_entry(c: &mut Cursor<'_>, version: u16) -> Option<(i64, ProducerEntry)
     e.last_timestamp_ms = c.i64()?;
     if version >= 2 {
         e.current_txn_first_offset = c.i64()?;
+    }
+    if version >= 3 {
+        e.coordinator_epoch = c.i32()?;
     }
     let n = c.u8()? as usize;
     if n > BATCHES_PER_PRODUCER || c.b.len() - c.pos < n * BATCH_BYTES {
@@ -558,25 +574,29 @@ mod tests {
         assert_eq!(s.first_unstable_offset(), Some(2));
         assert_eq!(s.open_transactions(), vec![(2, 2), (3, 4)]);
         // Producer 2 aborts at 6: the index says [2, 6], stable from 4 (producer 3 is open).
-        let a = s.record_marker(2, 0, ControlType::Abort, 6, 9).expect("aborted");
+        let a = s.record_marker(2, 0, (ControlType::Abort, 0), 6, 9).expect("aborted");
         assert_eq!(a, AbortedTxn { producer_id: 2, first_offset: 2, last_offset: 6, last_stable_offset: 4 });
         assert_eq!(s.first_unstable_offset(), Some(4));
-        assert_eq!(s.record_marker(3, 0, ControlType::Commit, 7, 9), None);
+        assert_eq!(s.record_marker(3, 0, (ControlType::Commit, 0), 7, 9), None);
         assert_eq!(s.first_unstable_offset(), None);
         // A marker with no open transaction (a retry) changes nothing.
-        assert_eq!(s.record_marker(3, 0, ControlType::Abort, 8, 9), None);
+        assert_eq!(s.record_marker(3, 0, (ControlType::Abort, 1), 8, 9), None);
         assert_eq!(s.aborted_between(0, 100), vec![a]);
         assert_eq!(s.aborted_between(7, 100), vec![]);
         assert_eq!(s.aborted_between(0, 2), vec![]);
         assert_eq!(s.aborted_between(6, 3), vec![a]);
         // Older epochs are fenced; a bumped one restarts the producer's sequences.
         s.record(&txn_header(2, 1, 0, 1, 9), 1);
-        assert!(matches!(s.check_marker(2, 0), Err(LogError::InvalidProducerEpoch { .. })));
-        assert!(s.check_marker(2, 1).is_ok() && s.check_marker(99, 0).is_ok());
+        assert!(matches!(s.check_marker(2, 0, 0), Err(LogError::InvalidProducerEpoch { .. })));
+        assert!(s.check_marker(2, 1, 0).is_ok() && s.check_marker(99, 0, -1).is_ok());
+        // A coordinator older than the one of the producer's last marker is fenced.
+        assert!(matches!(s.check_marker(3, 0, 0), Err(LogError::CoordinatorFenced { .. })));
+        assert!(s.check_marker(3, 0, 1).is_ok());
         // Open transactions and the index survive a snapshot.
         let back = ProducerState::decode(&s.encode()).expect("decode");
         assert_eq!(back.encode(), s.encode());
         assert_eq!(back.first_unstable_offset(), Some(9));
+        assert_eq!(back.get(3).map(|e| e.coordinator_epoch), Some(1));
         s.prune_aborted(7);
         assert_eq!(s.aborted_between(0, 100), vec![]);
     }

@@ -23,10 +23,13 @@ fn idempotent_producer_rules() {
     assert_eq!((dup.base_offset, dup.last_offset), (Offset(0), Offset(2)));
     assert_eq!(log.log_end_offset(), Offset(5), "duplicate not written");
     assert_eq!(code(log.append(&mut idempotent_batch(1, 42, 0, 5), LeaderEpoch(0), 1_000)), 45, "gap");
+    // An unknown producer (new, or its state expired) may start at any sequence, as Kafka's
+    // ProducerStateManager accepts; it is known from then on.
+    log.append(&mut idempotent_batch(1, 43, 0, 7), LeaderEpoch(0), 1_000).expect("unknown producer");
     assert_eq!(
-        code(log.append(&mut idempotent_batch(1, 43, 0, 7), LeaderEpoch(0), 1_000)),
-        59,
-        "unknown producer"
+        code(log.append(&mut idempotent_batch(1, 43, 0, 9), LeaderEpoch(0), 1_000)),
+        45,
+        "then in sequence"
     );
     log.append(&mut idempotent_batch(2, 42, 0, 3), LeaderEpoch(0), 1_000).expect("next in sequence");
     assert_eq!(

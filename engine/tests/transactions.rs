@@ -93,6 +93,29 @@ fn stale_markers_are_fenced_and_followers_track_the_same_state() {
     assert_eq!(follower.first_unstable_offset(), Some(Offset(4)));
 }
 
+/// Kafka's zombie-coordinator fence: a marker from a coordinator epoch older than the one of
+/// the producer's last marker is refused (TRANSACTION_COORDINATOR_FENCED), also after a crash,
+/// whose recovery reads the epoch back from the marker.
+#[test]
+fn markers_of_an_older_coordinator_are_fenced() {
+    let dir = tmpdir("txn-coordinator");
+    let mut log = Log::open(&dir, config(IoBackend::Std), 0).expect("open");
+    let e = LeaderEpoch(0);
+    let from = |coordinator_epoch, control| TxnMarker { coordinator_epoch, ..marker(9, 0, control) };
+    log.append(&mut txn_batch(1, 9, 0, 0), e, 1_000).expect("p9");
+    log.append_marker(&from(3, ControlType::Commit), e, 1_000).expect("coordinator epoch 3");
+    log.append(&mut txn_batch(1, 9, 0, 1), e, 1_000).expect("p9 again");
+    let code = |r: Result<riptide_engine::AppendInfo, riptide_engine::LogError>| {
+        r.map(|_| 0).unwrap_or_else(|e| kafka_code(&e))
+    };
+    assert_eq!(code(log.append_marker(&from(2, ControlType::Abort), e, 1_000)), 52, "a zombie coordinator");
+    drop(log); // a crash: no close, no snapshot at the end
+    let mut log = Log::open(&dir, config(IoBackend::Std), 0).expect("reopen");
+    assert_eq!(code(log.append_marker(&from(2, ControlType::Abort), e, 1_000)), 52, "after recovery");
+    log.append_marker(&from(4, ControlType::Abort), e, 1_000).expect("a newer coordinator");
+    assert_eq!(log.first_unstable_offset(), None);
+}
+
 /// Reverses the record bytes: a stand-in for encryption at rest (header readable, SEALED set).
 struct Reverse;
 

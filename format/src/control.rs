@@ -64,6 +64,12 @@ pub fn marker_batch(m: &TxnMarker, timestamp_ms: i64) -> BytesMut {
 /// The control type of a stored control batch (whole, uncompressed, as Kafka writes them);
 /// `None` for anything else or a record that cannot be read.
 pub fn control_type(batch: &[u8]) -> Option<ControlType> {
+    marker_fields(batch).map(|(control, _)| control)
+}
+
+/// A stored marker's control type and coordinator epoch (-1 when its value cannot be read);
+/// `None` as for `control_type`.
+pub fn marker_fields(batch: &[u8]) -> Option<(ControlType, i32)> {
     let h = BatchHeader::parse(batch)?;
     if !h.is_control() || h.records_count < 1 {
         return None;
@@ -79,11 +85,18 @@ pub fn control_type(batch: &[u8]) -> Option<ControlType> {
         return None;
     }
     let key = records.get(at..at + 4)?;
-    match i16::from_be_bytes([key[2], key[3]]) {
-        0 => Some(ControlType::Abort),
-        1 => Some(ControlType::Commit),
-        _ => None,
-    }
+    let control = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => ControlType::Abort,
+        1 => ControlType::Commit,
+        _ => return None,
+    };
+    at += key_len as usize;
+    let value_len = build::get_varint(records, &mut at).ok();
+    let epoch = value_len
+        .filter(|&n| n >= 6)
+        .and_then(|_| records.get(at + 2..at + 6))
+        .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    Some((control, epoch))
 }
 
 #[cfg(test)]
@@ -100,6 +113,7 @@ mod tests {
             assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence, h.records_count), (42, 3, -1, 1));
             assert_eq!(h.crc, build::crc(&b));
             assert_eq!(control_type(&b), Some(control));
+            assert_eq!(marker_fields(&b), Some((control, 7)));
             // Key: version 0 then the type; value: version 0 then the coordinator epoch.
             let tail = &b[b.len() - 13..];
             assert_eq!(&tail[..5], &[8, 0, 0, 0, control.code() as u8]);

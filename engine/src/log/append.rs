@@ -295,7 +295,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         self.check_writable()?;
-        self.producers.check_marker(marker.producer_id, marker.producer_epoch)?;
+        self.producers.check_marker(marker.producer_id, marker.producer_epoch, marker.coordinator_epoch)?;
         let mut batch = marker_batch(marker, now_ms);
         let header =
             BatchHeader::parse(&batch).ok_or(LogError::CorruptMessage("a marker batch without a header"))?;
@@ -309,7 +309,7 @@ impl Log {
         self.producers.record_marker(
             marker.producer_id,
             marker.producer_epoch,
-            marker.control,
+            (marker.control, marker.coordinator_epoch),
             info.base_offset.0,
             now_ms,
         );

@@ -197,8 +197,8 @@ fn track_producer(producers: &mut ProducerState, h: &crate::batch::BatchHeader, 
     }
     if !h.is_control() {
         producers.record(h, h.max_timestamp);
-    } else if let Some(control) = riptide_format::control::control_type(batch) {
-        producers.record_marker(h.producer_id, h.producer_epoch, control, h.base_offset, h.max_timestamp);
+    } else if let Some(marker) = riptide_format::control::marker_fields(batch) {
+        producers.record_marker(h.producer_id, h.producer_epoch, marker, h.base_offset, h.max_timestamp);
     }
 }
 

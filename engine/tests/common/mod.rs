@@ -196,6 +196,7 @@ pub fn kafka_code(e: &LogError) -> i16 {
         LogError::InvalidRequest(_) => 42,
         LogError::OutOfOrderSequence { .. } => 45,
         LogError::InvalidProducerEpoch { .. } => 47,
+        LogError::CoordinatorFenced { .. } => 52,
         LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => 56,
         LogError::InvalidRecord(_) => 87,
     }

@@ -53,6 +53,7 @@ impl ToKafka for LogError {
             LogError::InvalidTimestamp(_) => E::InvalidTimestamp,
             LogError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
+            LogError::CoordinatorFenced { .. } => E::TransactionCoordinatorFenced,
             LogError::InvalidRequest(_) => E::InvalidRequest,
             LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => E::KafkaStorageError,
         }

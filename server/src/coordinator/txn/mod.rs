@@ -262,11 +262,16 @@ impl TxnCoordinator {
     /// drop them), here or on the broker that wrote them.
     async fn write_markers(&self, ctx: &Ctx, job: &MarkerJob) -> Result<(), String> {
         let control = if job.commit { ControlType::Commit } else { ControlType::Abort };
+        // Kafka's coordinator epoch: the leader epoch of the id's log partition here, so that
+        // partitions refuse the markers of a coordinator that lost it (a zombie).
+        let log_partition = self.partition_of(&job.transactional_id);
+        let coordinator_epoch =
+            ctx.broker.topic(TXN_TOPIC).and_then(|t| t.state(log_partition).map(|s| s.leader_epoch));
         let marker = TxnMarker {
             producer_id: job.producer_id,
             producer_epoch: job.producer_epoch,
             control,
-            coordinator_epoch: 0,
+            coordinator_epoch: coordinator_epoch.map_or(0, |e| e.0),
         };
         let me = ctx.broker.config.node_id;
         let mut local = Vec::new();
