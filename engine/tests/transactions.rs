@@ -109,6 +109,7 @@ fn markers_of_an_older_coordinator_are_fenced() {
         r.map(|_| 0).unwrap_or_else(|e| kafka_code(&e))
     };
     assert_eq!(code(log.append_marker(&from(2, ControlType::Abort), e, 1_000)), 52, "a zombie coordinator");
+    log.sync().expect("sync"); // (direct appends stay in memory until then)
     drop(log); // a crash: no close, no snapshot at the end
     let mut log = Log::open(&dir, config(IoBackend::Std), 0).expect("reopen");
     assert_eq!(code(log.append_marker(&from(2, ControlType::Abort), e, 1_000)), 52, "after recovery");
