@@ -50,6 +50,7 @@ fn limits() -> Limits {
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: i64::MAX,
         now_ms: 1_700_000_000_000,
+        keys_required: false,
     }
 }
 
@@ -79,7 +80,7 @@ pub fn record_set(data: &[u8]) {
         batch::validate(&stored, &again).expect("an assigned valid batch must validate again");
         let records = &stored[batch::HEADER_BYTES..];
         let walked = match compression::decompress(h.codec(), records, DECOMPRESSED_BYTES_MAX) {
-            Ok(plain) => batch::walk_records(&plain, &h, batch::Deltas::Increasing, |_, _| true).map(drop),
+            Ok(plain) => batch::walk_records(&plain, &h, batch::Deltas::Increasing, |_| true).map(drop),
             Err(_) => Ok(()),
         };
         if h.codec() == batch::codec::NONE {

@@ -198,6 +198,6 @@ pub fn kafka_code(e: &LogError) -> i16 {
         LogError::InvalidProducerEpoch { .. } => 47,
         LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => 56,
         LogError::UnknownProducerId { .. } => 59,
-        LogError::InvalidRecord(_) => 87,
+        LogError::InvalidRecord(_) | LogError::InvalidRecords(_) => 87,
     }
 }

@@ -47,7 +47,7 @@ impl ToKafka for LogError {
         use ResponseError as E;
         match self {
             LogError::CorruptMessage(_) => E::CorruptMessage,
-            LogError::InvalidRecord(_) => E::InvalidRecord,
+            LogError::InvalidRecord(_) | LogError::InvalidRecords(_) => E::InvalidRecord,
             LogError::MessageTooLarge { .. } => E::MessageTooLarge,
             LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
             LogError::InvalidTimestamp(_) => E::InvalidTimestamp,
@@ -205,6 +205,13 @@ mod tests {
             (log(LogError::Poisoned(String::new())), 56),
             (log(LogError::UnknownProducerId { producer_id: ProducerId(1), got_seq: 4 }), 59),
             (log(LogError::InvalidRecord("count")), 87),
+            (
+                log(LogError::InvalidRecords(vec![riptide_engine::RecordError {
+                    batch_index: 3,
+                    problem: riptide_engine::RecordProblem::NoKeyOnCompactedTopic,
+                }])),
+                87,
+            ),
         ];
         for (e, want) in cases {
             assert_eq!(partition_code(&e), want, "{e:?}");
