@@ -38,6 +38,9 @@ pub struct Limits {
     pub now_ms: i64,
     /// Every record needs a key: the topic is compacted (`cleanup.policy` has `compact`).
     pub keys_required: bool,
+    /// The most a compressed batch's records may decompress to (the log uses
+    /// `compression::DECOMPRESSED_BYTES_MAX`; fuzzing a smaller bound keeps runs fast).
+    pub decompressed_bytes_max: usize,
 }
 
 /// What validation learned about one batch.
@@ -86,7 +89,7 @@ pub fn validate(buf: &[u8], limits: &Limits) -> Result<ValidBatch, LogError> {
     let walk = if h.codec() == codec::NONE {
         check_records(records, &h, limits)?
     } else {
-        let limit = compression::DECOMPRESSED_BYTES_MAX;
+        let limit = limits.decompressed_bytes_max;
         compression::with_decompressed(h.codec(), records, limit, |plain| check_records(plain, &h, limits))?
     };
     check_timestamps(&h, walk.max_timestamp_ms, limits)?;
@@ -407,6 +410,7 @@ mod tests {
             timestamp_after_max_ms: i64::MAX,
             now_ms: 1_000,
             keys_required,
+            decompressed_bytes_max: 1 << 20,
         }
     }
 

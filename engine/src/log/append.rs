@@ -132,6 +132,7 @@ impl Log {
             timestamp_after_max_ms: self.config.timestamp_after_max_ms,
             now_ms,
             keys_required: self.config.keys_required,
+            decompressed_bytes_max: crate::compression::DECOMPRESSED_BYTES_MAX,
         }
     }
 
