@@ -92,7 +92,7 @@ pub fn validate(buf: &[u8], limits: &Limits) -> Result<ValidBatch, LogError> {
         let limit = limits.decompressed_bytes_max;
         compression::with_decompressed(h.codec(), records, limit, |plain| check_records(plain, &h, limits))?
     };
-    check_timestamps(&h, walk.max_timestamp_ms, limits)?;
+    check_timestamp_type(&h, limits)?;
     Ok(ValidBatch {
         header: h,
         size_bytes: size,
@@ -101,23 +101,53 @@ pub fn validate(buf: &[u8], limits: &Limits) -> Result<ValidBatch, LogError> {
     })
 }
 
-/// Walks a client batch's (uncompressed) records: framing, count and offset deltas, and on a
-/// compacted topic a key on each. Keyless records are all named, as Kafka names them; the
-/// list is allocated only when there is one.
+/// Walks a client batch's (uncompressed) records: framing, count and offset deltas, and each
+/// record's own rules as Kafka's `LogValidator` has them — a key on a compacted topic, a
+/// CreateTime timestamp inside the accepted window. Every offending record is named, as Kafka
+/// names them; the list is allocated only when there is one.
 fn check_records(records: &[u8], h: &BatchHeader, limits: &Limits) -> Result<RecordWalk, LogError> {
-    let mut keyless = Vec::new();
+    let window = timestamp_window(limits);
+    let mut errors = Vec::new();
     let mut index = 0i32;
     let walk = walk_records(records, h, Deltas::Contiguous, |r| {
-        if limits.keys_required && !r.has_key {
-            keyless.push(RecordError { batch_index: index, problem: RecordProblem::NoKeyOnCompactedTopic });
+        // One problem per record, the key's first (Kafka's order).
+        let problem = if limits.keys_required && !r.has_key {
+            Some(RecordProblem::NoKeyOnCompactedTopic)
+        } else {
+            window
+                .filter(|&(earliest_ms, latest_ms)| {
+                    r.timestamp_ms != -1 && (r.timestamp_ms < earliest_ms || r.timestamp_ms > latest_ms)
+                })
+                .map(|(earliest_ms, latest_ms)| RecordProblem::TimestampOutOfRange {
+                    timestamp_ms: r.timestamp_ms,
+                    earliest_ms,
+                    latest_ms,
+                })
+        };
+        if let Some(problem) = problem {
+            errors.push(RecordError { batch_index: index, problem });
         }
         index += 1;
         true
     })?;
-    if !keyless.is_empty() {
-        return Err(LogError::InvalidRecords(keyless));
+    if errors.is_empty() {
+        Ok(walk)
+    } else if errors.iter().any(|e| matches!(e.problem, RecordProblem::TimestampOutOfRange { .. })) {
+        Err(LogError::InvalidRecordTimestamps(errors))
+    } else {
+        Err(LogError::InvalidRecords(errors))
     }
-    Ok(walk)
+}
+
+/// The window CreateTime timestamps must fall in (`message.timestamp.before/after.max.ms`
+/// around now); none on a LogAppendTime topic, whose timestamps the broker sets.
+fn timestamp_window(limits: &Limits) -> Option<(i64, i64)> {
+    (limits.timestamp_type == TimestampType::CreateTime).then(|| {
+        (
+            limits.now_ms.saturating_sub(limits.timestamp_before_max_ms),
+            limits.now_ms.saturating_add(limits.timestamp_after_max_ms),
+        )
+    })
 }
 
 /// Checks a batch read back from disk (recovery): lengths, magic and CRC only.
@@ -171,19 +201,11 @@ fn check_counts_and_producer(h: &BatchHeader) -> Result<(), LogError> {
     Ok(())
 }
 
-fn check_timestamps(h: &BatchHeader, max_ts: i64, limits: &Limits) -> Result<(), LogError> {
-    if limits.timestamp_type == TimestampType::LogAppendTime {
-        return Ok(());
-    }
-    if h.is_log_append_time() {
+/// The batch-level timestamp rule: a producer may not claim LogAppendTime on a CreateTime
+/// topic. Each record's own timestamp was checked on the walk.
+fn check_timestamp_type(h: &BatchHeader, limits: &Limits) -> Result<(), LogError> {
+    if limits.timestamp_type == TimestampType::CreateTime && h.is_log_append_time() {
         return Err(LogError::InvalidTimestamp("producer set LogAppendTime on a CreateTime topic"));
-    }
-    let earliest = limits.now_ms.saturating_sub(limits.timestamp_before_max_ms);
-    let latest = limits.now_ms.saturating_add(limits.timestamp_after_max_ms);
-    for ts in [h.base_timestamp, max_ts] {
-        if ts != -1 && (ts < earliest || ts > latest) {
-            return Err(LogError::InvalidTimestamp("timestamp outside the accepted window"));
-        }
     }
     Ok(())
 }
@@ -499,6 +521,36 @@ mod tests {
         // The count is checked before keys: a malformed batch is not blamed on its keys.
         let e = validate(&batch_of(&mixed, 5, codec::NONE), &limits(true));
         assert!(matches!(e, Err(LogError::InvalidRecord(_))), "{e:?}");
+    }
+
+    #[test]
+    fn every_record_timestamp_is_checked_not_only_the_header() {
+        // Base 100 (the first record) and max 130 are in [50, 150]; record 2 at 100 - 80 = 20
+        // is not, which the header alone does not show.
+        let mut out = Vec::new();
+        for (delta, ts_delta) in [(0i64, 0i64), (1, 30), (2, -80)] {
+            let r = RecordFields {
+                offset_delta: delta,
+                timestamp_delta: ts_delta,
+                key: Some(b"k"),
+                value: Some(b"v"),
+                headers: std::iter::empty(),
+            };
+            build::put_record(&mut out, r);
+        }
+        let window =
+            Limits { timestamp_before_max_ms: 50, timestamp_after_max_ms: 50, now_ms: 100, ..limits(true) };
+        for c in CODECS {
+            let b = batch_of(&compress(c, &out), 3, c);
+            let Err(LogError::InvalidRecordTimestamps(errors)) = validate(&b, &window) else {
+                panic!("codec {c}: a record outside the window passed")
+            };
+            let want =
+                RecordProblem::TimestampOutOfRange { timestamp_ms: 20, earliest_ms: 50, latest_ms: 150 };
+            assert_eq!(errors, [RecordError { batch_index: 2, problem: want }], "codec {c}");
+            let append_time = Limits { timestamp_type: TimestampType::LogAppendTime, ..window };
+            validate(&b, &append_time).expect("the broker sets LogAppendTime timestamps");
+        }
     }
 
     #[test]

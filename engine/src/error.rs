@@ -21,6 +21,10 @@ pub enum LogError {
     /// the whole record set is refused, each offending record named by its index in its batch.
     #[error("{} record(s) rejected: {}", .0.len(), .0.first().map_or("", |e| e.problem.describe()))]
     InvalidRecords(Vec<RecordError>),
+    /// `InvalidRecords` where a record's timestamp is among the causes: Kafka answers those
+    /// INVALID_TIMESTAMP, naming every offending record (of either kind).
+    #[error("invalid timestamp: {} record(s) rejected: {}", .0.len(), .0.first().map_or("", |e| e.problem.describe()))]
+    InvalidRecordTimestamps(Vec<RecordError>),
     /// A batch larger than `max.message.bytes` (or than a whole segment).
     #[error("message too large: {size_bytes} bytes, limit {limit_bytes}")]
     MessageTooLarge { size_bytes: u64, limit_bytes: u64 },
@@ -67,12 +71,16 @@ pub enum RecordProblem {
     /// A null key on a topic whose `cleanup.policy` has `compact`: compaction keeps the
     /// latest record per key, so a keyless one could never be kept or removed sensibly.
     NoKeyOnCompactedTopic,
+    /// A CreateTime timestamp outside [now - `message.timestamp.before.max.ms`,
+    /// now + `message.timestamp.after.max.ms`].
+    TimestampOutOfRange { timestamp_ms: i64, earliest_ms: i64, latest_ms: i64 },
 }
 
 impl RecordProblem {
     pub fn describe(self) -> &'static str {
         match self {
             RecordProblem::NoKeyOnCompactedTopic => "compacted topic cannot accept message without key",
+            RecordProblem::TimestampOutOfRange { .. } => "timestamp outside the accepted window",
         }
     }
 }

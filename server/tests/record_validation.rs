@@ -17,23 +17,25 @@ use riptide_format::build::{self, BatchFields, RecordFields};
 use common::Client;
 
 const CORRUPT_MESSAGE: i16 = 2;
+const INVALID_TIMESTAMP: i16 = 32;
 const INVALID_RECORD: i16 = 87;
 const CODECS: [Compression; 5] =
     [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
 
-/// One record as a test writes it: its offset delta, and key and value.
+/// One record as a test writes it: its offset delta, key and value, and timestamp delta.
 struct Rec<'a> {
     offset_delta: i32,
     key: Option<&'a [u8]>,
     value: &'a [u8],
+    timestamp_delta: i64,
 }
 
 fn keyed(offset_delta: i32) -> Rec<'static> {
-    Rec { offset_delta, key: Some(b"k"), value: b"value" }
+    Rec { offset_delta, key: Some(b"k"), value: b"value", timestamp_delta: 0 }
 }
 
 fn keyless(offset_delta: i32) -> Rec<'static> {
-    Rec { offset_delta, key: None, value: b"value" }
+    Rec { offset_delta, key: None, value: b"value", timestamp_delta: 0 }
 }
 
 /// The records section, uncompressed.
@@ -44,7 +46,7 @@ fn records_section(records: &[Rec<'_>]) -> BytesMut {
             &mut b,
             RecordFields {
                 offset_delta: i64::from(r.offset_delta),
-                timestamp_delta: 0,
+                timestamp_delta: r.timestamp_delta,
                 key: r.key,
                 value: Some(r.value),
                 headers: std::iter::empty(),
@@ -57,8 +59,13 @@ fn records_section(records: &[Rec<'_>]) -> BytesMut {
 /// A batch of `section` (uncompressed records) compressed with `codec`, its header saying
 /// `count` records, with a correct CRC: whatever is wrong is inside the records.
 fn batch_of(section: &[u8], count: i32, codec: Compression) -> Bytes {
+    batch_at(section, count, codec, 1_000)
+}
+
+/// `batch_of` with the records' timestamps counted from `base_timestamp`.
+fn batch_at(section: &[u8], count: i32, codec: Compression, base_timestamp: i64) -> Bytes {
     let mut b = compress_records(section, codec).expect("compress");
-    let fields = BatchFields::plain(count, 1_000, 1_000, codec.codec_bits());
+    let fields = BatchFields::plain(count, base_timestamp, base_timestamp, codec.codec_bits());
     build::write_header(&mut b, &fields);
     b.freeze()
 }
@@ -276,7 +283,10 @@ fn keyless_records_refuse_their_partition_of_a_compacted_topic() {
         assert_eq!(answers[2].error_code, 0, "{name}: keys are optional elsewhere: {:?}", answers[2]);
         assert!(answers[1].record_errors.is_empty() && answers[1].error_message.is_none());
         // A keyed batch goes in; an empty key is a key.
-        let keyed_batch = batch(&[keyed(0), Rec { offset_delta: 1, key: Some(b""), value: b"v" }], codec);
+        let keyed_batch = batch(
+            &[keyed(0), Rec { offset_delta: 1, key: Some(b""), value: b"v", timestamp_delta: 0 }],
+            codec,
+        );
         let p = produce_one(&mut c, "compacted", keyed_batch);
         assert_eq!(p.error_code, 0, "{name}: {p:?}");
         let p = produce_one(&mut c, "both", batch(&[keyless(0)], codec));
@@ -293,6 +303,52 @@ fn keyless_records_refuse_their_partition_of_a_compacted_topic() {
     let p = produce(&mut c, 8, &[("compacted", 0, batch(&[keyless(0)], Compression::Gzip))]).remove(0);
     assert_eq!(p.error_code, INVALID_RECORD, "{p:?}");
     assert_eq!(p.record_errors.len(), 1, "{p:?}");
+    drop(running);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_record_outside_the_timestamp_window_is_named() {
+    let (config, dir) = common::single_node("record-validation-timestamps");
+    let running = riptide_server::server::start(config).expect("start");
+    let mut c = Client::connect(running.addr);
+    let hour_ms = 3_600_000i64;
+    let hour = hour_ms.to_string();
+    let window = [
+        ("message.timestamp.before.max.ms", hour.as_str()),
+        ("message.timestamp.after.max.ms", hour.as_str()),
+    ];
+    create_topic(&mut c, "window", 1, &window);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64;
+    for codec in CODECS {
+        let name = codec.name();
+        // The first record (the header's base) and the latest are recent; the one in between
+        // is two hours old, which only its own timestamp shows.
+        let records = [
+            keyed(0),
+            Rec { timestamp_delta: -2 * hour_ms, ..keyed(1) },
+            Rec { timestamp_delta: 1_000, ..keyed(2) },
+        ];
+        let b = batch_at(&records_section(&records), 3, codec, now_ms);
+        let p = produce_one(&mut c, "window", b);
+        assert_eq!(p.error_code, INVALID_TIMESTAMP, "{name}: {p:?}");
+        assert_eq!(p.record_errors.len(), 1, "{name}: {p:?}");
+        assert_eq!(p.record_errors[0].batch_index, 1, "{name}");
+        let message = p.record_errors[0].batch_index_error_message.as_deref().unwrap_or_default();
+        let want = format!("Timestamp {} of message with offset 1 is out of range", now_ms - 2 * hour_ms);
+        assert!(message.starts_with(&want), "{name}: {message}");
+        assert_eq!(
+            p.error_message.as_deref(),
+            Some("One or more records have been rejected due to invalid timestamp"),
+            "{name}"
+        );
+        let ok = batch_at(&records_section(&[keyed(0), keyed(1)]), 2, codec, now_ms);
+        assert_eq!(produce_one(&mut c, "window", ok).error_code, 0, "{name}");
+    }
+    assert_eq!(log_end(&mut c, "window", 0), 2 * CODECS.len() as i64, "only the good batches went in");
     drop(running);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -50,7 +50,7 @@ impl ToKafka for LogError {
             LogError::InvalidRecord(_) | LogError::InvalidRecords(_) => E::InvalidRecord,
             LogError::MessageTooLarge { .. } => E::MessageTooLarge,
             LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
-            LogError::InvalidTimestamp(_) => E::InvalidTimestamp,
+            LogError::InvalidTimestamp(_) | LogError::InvalidRecordTimestamps(_) => E::InvalidTimestamp,
             LogError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
             LogError::UnknownProducerId { .. } => E::UnknownProducerId,
@@ -211,6 +211,17 @@ mod tests {
                     problem: riptide_engine::RecordProblem::NoKeyOnCompactedTopic,
                 }])),
                 87,
+            ),
+            (
+                log(LogError::InvalidRecordTimestamps(vec![riptide_engine::RecordError {
+                    batch_index: 0,
+                    problem: riptide_engine::RecordProblem::TimestampOutOfRange {
+                        timestamp_ms: 1,
+                        earliest_ms: 2,
+                        latest_ms: 3,
+                    },
+                }])),
+                32,
             ),
         ];
         for (e, want) in cases {

@@ -45,7 +45,7 @@ impl Refusal {
     fn of(e: &PartitionError, topic: &str, partition: i32) -> Refusal {
         match e {
             PartitionError::Log(failure) => match failure.cause() {
-                LogError::InvalidRecords(errors) => {
+                LogError::InvalidRecords(errors) | LogError::InvalidRecordTimestamps(errors) => {
                     invalid_records(partition_code(e), errors, topic, partition)
                 }
                 _ => Refusal::new(partition_code(e), Some(e.to_string())),
@@ -56,8 +56,8 @@ impl Refusal {
 }
 
 /// Kafka's answer to a `RecordValidationException`: every refused record in `record_errors`,
-/// and a summary naming the first three in `error_message` (Kafka's wording, so that what
-/// clients log reads the same against either broker).
+/// and in `error_message` Kafka's summary (naming the first three unless a timestamp is among
+/// the causes), so that what clients log reads the same against either broker.
 fn invalid_records(code: i16, errors: &[RecordError], topic: &str, partition: i32) -> Refusal {
     let record_errors: Vec<_> = errors
         .iter()
@@ -65,35 +65,46 @@ fn invalid_records(code: i16, errors: &[RecordError], topic: &str, partition: i3
             BatchIndexAndErrorMessage::default()
                 .with_batch_index(e.batch_index)
                 .with_batch_index_error_message(Some(StrBytes::from_string(record_message(
-                    e.problem, topic, partition,
+                    e, topic, partition,
                 ))))
         })
         .collect();
-    let shown: Vec<String> = record_errors
-        .iter()
-        .take(3)
-        .map(|e| {
-            let message = e.batch_index_error_message.as_deref().unwrap_or("null");
-            format!("RecordError(batchIndex={}, message='{message}')", e.batch_index)
-        })
-        .collect();
-    let message = format!(
-        "One or more records have been rejected due to {} record errors in total, and only showing \
-         the first three errors at most: [{}]",
-        errors.len(),
-        shown.join(", ")
-    );
+    let timestamps = errors.iter().any(|e| matches!(e.problem, RecordProblem::TimestampOutOfRange { .. }));
+    let message = if timestamps {
+        "One or more records have been rejected due to invalid timestamp".to_string()
+    } else {
+        let shown: Vec<String> = record_errors
+            .iter()
+            .take(3)
+            .map(|e| {
+                let message = e.batch_index_error_message.as_deref().unwrap_or("null");
+                format!("RecordError(batchIndex={}, message='{message}')", e.batch_index)
+            })
+            .collect();
+        format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing \
+             the first three errors at most: [{}]",
+            errors.len(),
+            shown.join(", ")
+        )
+    };
     Refusal { code, message: Some(message), record_errors }
 }
 
-/// One refused record's message, as Kafka's `LogValidator` words it.
-fn record_message(problem: RecordProblem, topic: &str, partition: i32) -> String {
-    match problem {
+/// One refused record's message, as Kafka's `LogValidator` words it. A producer's batch has
+/// offsets 0..n-1 before the broker assigns them, so a record's offset is its index.
+fn record_message(e: &RecordError, topic: &str, partition: i32) -> String {
+    match e.problem {
         RecordProblem::NoKeyOnCompactedTopic => {
             format!(
                 "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
             )
         }
+        RecordProblem::TimestampOutOfRange { timestamp_ms, earliest_ms, latest_ms } => format!(
+            "Timestamp {timestamp_ms} of message with offset {} is out of range. The timestamp should be \
+             within [{earliest_ms}, {latest_ms}]",
+            e.batch_index
+        ),
     }
 }
 
