@@ -294,6 +294,32 @@ fn keyless_records_refuse_their_partition_of_a_compacted_topic() {
     }
     // Only keyed batches went in: one per codec.
     assert_eq!(log_end(&mut c, "compacted", 0), 2 * CODECS.len() as i64);
+    // A topic that becomes compacted refuses keyless records from then on.
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("plain"))
+            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("cleanup.policy"))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_static_str("compact")))]),
+    ]);
+    match c.call_once(ApiKey::IncrementalAlterConfigs, 1, RequestKind::IncrementalAlterConfigs(alter)) {
+        ResponseKind::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let p = produce_one(&mut c, "plain", batch(&[keyless(0)], Compression::Snappy));
+        if p.error_code == INVALID_RECORD {
+            assert_eq!(p.record_errors.len(), 1, "{p:?}");
+            break;
+        }
+        assert_eq!(p.error_code, 0, "{p:?}");
+        // The new config reaches the partition through the metadata log: soon, not at once.
+        assert!(std::time::Instant::now() < deadline, "the altered policy never applied");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert_eq!(log_end(&mut c, "both", 0), 0);
     // Before v8 a Produce response has neither record_errors nor error_message: the code alone.
     let p = produce(&mut c, 7, &[("compacted", 0, batch(&[keyless(0)], Compression::Lz4))]).remove(0);
