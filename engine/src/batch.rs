@@ -8,8 +8,9 @@
 //! lastOffsetDelta i32 @23, baseTimestamp i64 @27, maxTimestamp i64 @35, producerId i64 @43,
 //! producerEpoch i16 @51, baseSequence i32 @53, recordsCount i32 @57, records @61.
 
+use crate::compression;
 use crate::config::TimestampType;
-use crate::error::LogError;
+use crate::error::{LogError, RecordError, RecordProblem};
 
 use riptide_format::{at, attr};
 pub use riptide_format::{
@@ -35,6 +36,11 @@ pub struct Limits {
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
     pub now_ms: i64,
+    /// Every record needs a key: the topic is compacted (`cleanup.policy` has `compact`).
+    pub keys_required: bool,
+    /// The most a compressed batch's records may decompress to (the log uses
+    /// `compression::DECOMPRESSED_BYTES_MAX`; fuzzing a smaller bound keeps runs fast).
+    pub decompressed_bytes_max: usize,
 }
 
 /// What validation learned about one batch.
@@ -61,6 +67,8 @@ pub fn frame_len(buf: &[u8]) -> Result<usize, LogError> {
 }
 
 /// Fully validates the client batch at the start of `buf` (which may hold more batches after it).
+/// A compressed batch is decompressed (bounded, into the thread's scratch buffer) and its
+/// records walked like an uncompressed one's: Kafka checks the records inside, too.
 pub fn validate(buf: &[u8], limits: &Limits) -> Result<ValidBatch, LogError> {
     let size = frame_len(buf)?;
     let batch = &buf[..size];
@@ -77,14 +85,69 @@ pub fn validate(buf: &[u8], limits: &Limits) -> Result<ValidBatch, LogError> {
     }
     check_attributes(&h)?;
     check_counts_and_producer(&h)?;
-    let (max_ts, max_delta) = if h.codec() == codec::NONE {
-        let walk = walk_records(&batch[HEADER_BYTES..], &h, Deltas::Contiguous, |_, _| true)?;
-        (walk.max_timestamp_ms, walk.max_timestamp_delta)
+    let records = &batch[HEADER_BYTES..];
+    let walk = if h.codec() == codec::NONE {
+        check_records(records, &h, limits)?
     } else {
-        (h.max_timestamp, h.last_offset_delta)
+        let limit = limits.decompressed_bytes_max;
+        compression::with_decompressed(h.codec(), records, limit, |plain| check_records(plain, &h, limits))?
     };
-    check_timestamps(&h, max_ts, limits)?;
-    Ok(ValidBatch { header: h, size_bytes: size, max_timestamp_ms: max_ts, max_timestamp_delta: max_delta })
+    check_timestamp_type(&h, limits)?;
+    Ok(ValidBatch {
+        header: h,
+        size_bytes: size,
+        max_timestamp_ms: walk.max_timestamp_ms,
+        max_timestamp_delta: walk.max_timestamp_delta,
+    })
+}
+
+/// Walks a client batch's (uncompressed) records: framing, count and offset deltas, and each
+/// record's own rules as Kafka's `LogValidator` has them — a key on a compacted topic, a
+/// CreateTime timestamp inside the accepted window. Every offending record is named, as Kafka
+/// names them; the list is allocated only when there is one.
+fn check_records(records: &[u8], h: &BatchHeader, limits: &Limits) -> Result<RecordWalk, LogError> {
+    let window = timestamp_window(limits);
+    let mut errors = Vec::new();
+    let mut index = 0i32;
+    let walk = walk_records(records, h, Deltas::Contiguous, |r| {
+        // One problem per record, the key's first (Kafka's order).
+        let problem = if limits.keys_required && !r.has_key {
+            Some(RecordProblem::NoKeyOnCompactedTopic)
+        } else {
+            window
+                .filter(|&(earliest_ms, latest_ms)| {
+                    r.timestamp_ms != -1 && (r.timestamp_ms < earliest_ms || r.timestamp_ms > latest_ms)
+                })
+                .map(|(earliest_ms, latest_ms)| RecordProblem::TimestampOutOfRange {
+                    timestamp_ms: r.timestamp_ms,
+                    earliest_ms,
+                    latest_ms,
+                })
+        };
+        if let Some(problem) = problem {
+            errors.push(RecordError { batch_index: index, problem });
+        }
+        index += 1;
+        true
+    })?;
+    if errors.is_empty() {
+        Ok(walk)
+    } else if errors.iter().any(|e| matches!(e.problem, RecordProblem::TimestampOutOfRange { .. })) {
+        Err(LogError::InvalidRecordTimestamps(errors))
+    } else {
+        Err(LogError::InvalidRecords(errors))
+    }
+}
+
+/// The window CreateTime timestamps must fall in (`message.timestamp.before/after.max.ms`
+/// around now); none on a LogAppendTime topic, whose timestamps the broker sets.
+fn timestamp_window(limits: &Limits) -> Option<(i64, i64)> {
+    (limits.timestamp_type == TimestampType::CreateTime).then(|| {
+        (
+            limits.now_ms.saturating_sub(limits.timestamp_before_max_ms),
+            limits.now_ms.saturating_add(limits.timestamp_after_max_ms),
+        )
+    })
 }
 
 /// Checks a batch read back from disk (recovery): lengths, magic and CRC only.
@@ -138,19 +201,11 @@ fn check_counts_and_producer(h: &BatchHeader) -> Result<(), LogError> {
     Ok(())
 }
 
-fn check_timestamps(h: &BatchHeader, max_ts: i64, limits: &Limits) -> Result<(), LogError> {
-    if limits.timestamp_type == TimestampType::LogAppendTime {
-        return Ok(());
-    }
-    if h.is_log_append_time() {
+/// The batch-level timestamp rule: a producer may not claim LogAppendTime on a CreateTime
+/// topic. Each record's own timestamp was checked on the walk.
+fn check_timestamp_type(h: &BatchHeader, limits: &Limits) -> Result<(), LogError> {
+    if limits.timestamp_type == TimestampType::CreateTime && h.is_log_append_time() {
         return Err(LogError::InvalidTimestamp("producer set LogAppendTime on a CreateTime topic"));
-    }
-    let earliest = limits.now_ms.saturating_sub(limits.timestamp_before_max_ms);
-    let latest = limits.now_ms.saturating_add(limits.timestamp_after_max_ms);
-    for ts in [h.base_timestamp, max_ts] {
-        if ts != -1 && (ts < earliest || ts > latest) {
-            return Err(LogError::InvalidTimestamp("timestamp outside the accepted window"));
-        }
     }
     Ok(())
 }
@@ -164,6 +219,16 @@ pub struct RecordWalk {
     pub stopped_at: Option<(i32, i64)>,
 }
 
+/// What a record walk reads of each record.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordMeta {
+    pub offset_delta: i32,
+    /// Absolute: the batch's base timestamp plus the record's delta.
+    pub timestamp_ms: i64,
+    /// False for a null key (length -1); an empty key is a key.
+    pub has_key: bool,
+}
+
 /// Which offset deltas a record walk accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deltas {
@@ -175,19 +240,26 @@ pub enum Deltas {
 
 /// Walks the varint framing of `records` (the uncompressed records section), checking that
 /// there are exactly `recordsCount` records with offset deltas as `deltas` says and that every
-/// length is consistent. Calls `f(offset_delta, timestamp)` per record; returning false stops
-/// the walk.
+/// length is consistent. Calls `f` per record; returning false stops the walk.
+///
+/// Bytes that do not parse as records are framing (CORRUPT_MESSAGE); whole records that
+/// disagree with the header's count or deltas are the record-level INVALID_RECORD, as Kafka
+/// answers a declared count that does not match ("Incorrect declared batch size").
 pub fn walk_records(
     records: &[u8],
     h: &BatchHeader,
     deltas: Deltas,
-    mut f: impl FnMut(i32, i64) -> bool,
+    mut f: impl FnMut(RecordMeta) -> bool,
 ) -> Result<RecordWalk, LogError> {
     let mut previous = -1;
     let mut r = Reader { buf: records, pos: 0 };
     let mut walk = RecordWalk { max_timestamp_ms: i64::MIN, max_timestamp_delta: 0, stopped_at: None };
     for i in 0..h.records_count {
-        let (delta, ts) = read_record(&mut r, h.base_timestamp)?;
+        if r.remaining() == 0 {
+            return Err(LogError::InvalidRecord("fewer records than the batch's record count"));
+        }
+        let meta = read_record(&mut r, h.base_timestamp)?;
+        let (delta, ts) = (meta.offset_delta, meta.timestamp_ms);
         let in_order = match deltas {
             Deltas::Contiguous => delta == i,
             Deltas::Increasing => delta > previous && delta <= h.last_offset_delta,
@@ -200,19 +272,30 @@ pub fn walk_records(
             walk.max_timestamp_ms = ts;
             walk.max_timestamp_delta = delta;
         }
-        if !f(delta, ts) {
+        if !f(meta) {
             walk.stopped_at = Some((delta, ts));
             return Ok(walk);
         }
     }
     if r.pos != records.len() {
-        return Err(LogError::CorruptMessage("bytes left after the last record"));
+        return Err(leftover_error(&mut r, h.base_timestamp));
     }
     Ok(walk)
 }
 
-/// Reads one record, returning its offset delta and absolute timestamp.
-fn read_record(r: &mut Reader<'_>, base_ts: i64) -> Result<(i32, i64), LogError> {
+/// Why bytes are left after the declared records: more whole records (the count is wrong) or
+/// bytes that are no record at all (framing). Only on the error path.
+fn leftover_error(r: &mut Reader<'_>, base_ts: i64) -> LogError {
+    while r.remaining() > 0 {
+        if read_record(r, base_ts).is_err() {
+            return LogError::CorruptMessage("bytes left after the last record");
+        }
+    }
+    LogError::InvalidRecord("more records than the batch's record count")
+}
+
+/// Reads one record: its offset delta, absolute timestamp and whether it has a key.
+fn read_record(r: &mut Reader<'_>, base_ts: i64) -> Result<RecordMeta, LogError> {
     const BAD: LogError = LogError::CorruptMessage("malformed record framing");
     let len = r.varint().ok_or(BAD)?;
     if len < 0 || len as usize > r.remaining() {
@@ -223,7 +306,7 @@ fn read_record(r: &mut Reader<'_>, base_ts: i64) -> Result<(i32, i64), LogError>
     body.skip(1).ok_or(BAD)?; // attributes
     let ts_delta = body.varlong().ok_or(BAD)?;
     let offset_delta = body.varint().ok_or(BAD)?;
-    body.bytes_field(-1).ok_or(BAD)?; // key
+    let has_key = body.bytes_field(-1).ok_or(BAD)?; // key
     body.bytes_field(-1).ok_or(BAD)?; // value
     let headers = body.varint().ok_or(BAD)?;
     if headers < 0 {
@@ -237,7 +320,7 @@ fn read_record(r: &mut Reader<'_>, base_ts: i64) -> Result<(i32, i64), LogError>
         return Err(LogError::CorruptMessage("record length does not match its fields"));
     }
     r.pos = end;
-    Ok((offset_delta, base_ts.wrapping_add(ts_delta)))
+    Ok(RecordMeta { offset_delta, timestamp_ms: base_ts.wrapping_add(ts_delta), has_key })
 }
 
 /// A bounds-checked cursor over a byte slice; every read returns `None` past the end.
@@ -285,8 +368,8 @@ impl Reader<'_> {
     }
 
     /// A varint length followed by that many bytes; lengths below `min_len` are rejected
-    /// (-1 = null is allowed when `min_len` is -1).
-    fn bytes_field(&mut self, min_len: i32) -> Option<()> {
+    /// (-1 = null is allowed when `min_len` is -1). True when the field is not null.
+    fn bytes_field(&mut self, min_len: i32) -> Option<bool> {
         let len = self.varint()?;
         if len < min_len {
             return None;
@@ -294,7 +377,7 @@ impl Reader<'_> {
         if len > 0 {
             self.skip(len as usize)?;
         }
-        Some(())
+        Some(len >= 0)
     }
 }
 
@@ -336,6 +419,138 @@ mod tests {
         assert_eq!(increment_sequence(5, 3), 8);
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+    }
+
+    use riptide_format::build::{self, BatchFields, RecordFields};
+    use std::io::Write;
+
+    fn limits(keys_required: bool) -> Limits {
+        Limits {
+            max_message_bytes: 1 << 20,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
+            now_ms: 1_000,
+            keys_required,
+            decompressed_bytes_max: 1 << 20,
+        }
+    }
+
+    /// Records with these keys, offset deltas 0..n-1, timestamps 100 + 10 * delta.
+    fn section(keys: &[Option<&[u8]>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let r = RecordFields {
+                offset_delta: i as i64,
+                timestamp_delta: 10 * i as i64,
+                key: *key,
+                value: Some(b"value"),
+                headers: std::iter::empty(),
+            };
+            build::put_record(&mut out, r);
+        }
+        out
+    }
+
+    fn compress(codec_id: u8, plain: &[u8]) -> Vec<u8> {
+        match codec_id {
+            codec::NONE => plain.to_vec(),
+            codec::GZIP => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(plain).expect("gzip");
+                e.finish().expect("gzip")
+            }
+            codec::SNAPPY => snap::raw::Encoder::new().compress_vec(plain).expect("snappy"),
+            codec::LZ4 => {
+                let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                e.write_all(plain).expect("lz4");
+                e.finish().expect("lz4")
+            }
+            _ => zstd::encode_all(plain, 3).expect("zstd"),
+        }
+    }
+
+    /// A batch of `count` records (per its header) whose records section is `payload`.
+    fn batch_of(payload: &[u8], count: i32, codec_id: u8) -> Vec<u8> {
+        let mut b = vec![0u8; HEADER_BYTES];
+        b.extend_from_slice(payload);
+        build::write_header(&mut b, &BatchFields::plain(count, 100, 100, i16::from(codec_id)));
+        b
+    }
+
+    const CODECS: [u8; 5] = [codec::NONE, codec::GZIP, codec::SNAPPY, codec::LZ4, codec::ZSTD];
+
+    #[test]
+    fn compressed_records_are_walked_like_plain_ones() {
+        let three = section(&[Some(b"a"), Some(b"b"), Some(b"c")]);
+        for c in CODECS {
+            let v = validate(&batch_of(&compress(c, &three), 3, c), &limits(false)).expect("valid");
+            // From the records, not the header's 100: the header is the producer's word.
+            assert_eq!((v.max_timestamp_ms, v.max_timestamp_delta), (120, 2), "codec {c}");
+            for (count, what) in [(4, "more declared"), (2, "fewer declared")] {
+                let e = validate(&batch_of(&compress(c, &three), count, c), &limits(false));
+                assert!(matches!(e, Err(LogError::InvalidRecord(_))), "codec {c}, {what}: {e:?}");
+            }
+            let cut = compress(c, &three[..three.len() - 1]);
+            let e = validate(&batch_of(&cut, 3, c), &limits(false));
+            assert!(matches!(e, Err(LogError::CorruptMessage(_))), "codec {c}, cut short: {e:?}");
+            let mut trailing = three.clone();
+            trailing.push(0);
+            let e = validate(&batch_of(&compress(c, &trailing), 3, c), &limits(false));
+            assert!(matches!(e, Err(LogError::CorruptMessage(_))), "codec {c}, a stray byte: {e:?}");
+            if c != codec::NONE {
+                let e = validate(&batch_of(b"no codec reads this", 3, c), &limits(false));
+                assert!(matches!(e, Err(LogError::CorruptMessage(_))), "codec {c}, garbage: {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn keyless_records_are_named_only_where_keys_are_required() {
+        let mixed = section(&[Some(b"a"), None, Some(b""), None]);
+        for c in CODECS {
+            let b = batch_of(&compress(c, &mixed), 4, c);
+            validate(&b, &limits(false)).expect("keys are optional on other topics");
+            let Err(LogError::InvalidRecords(errors)) = validate(&b, &limits(true)) else {
+                panic!("codec {c}: keyless records pass on a compacted topic")
+            };
+            let indexes: Vec<i32> = errors.iter().map(|e| e.batch_index).collect();
+            assert_eq!(indexes, [1, 3], "codec {c}: an empty key is a key");
+            assert!(errors.iter().all(|e| e.problem == RecordProblem::NoKeyOnCompactedTopic));
+        }
+        // The count is checked before keys: a malformed batch is not blamed on its keys.
+        let e = validate(&batch_of(&mixed, 5, codec::NONE), &limits(true));
+        assert!(matches!(e, Err(LogError::InvalidRecord(_))), "{e:?}");
+    }
+
+    #[test]
+    fn every_record_timestamp_is_checked_not_only_the_header() {
+        // Base 100 (the first record) and max 130 are in [50, 150]; record 2 at 100 - 80 = 20
+        // is not, which the header alone does not show.
+        let mut out = Vec::new();
+        for (delta, ts_delta) in [(0i64, 0i64), (1, 30), (2, -80)] {
+            let r = RecordFields {
+                offset_delta: delta,
+                timestamp_delta: ts_delta,
+                key: Some(b"k"),
+                value: Some(b"v"),
+                headers: std::iter::empty(),
+            };
+            build::put_record(&mut out, r);
+        }
+        let window =
+            Limits { timestamp_before_max_ms: 50, timestamp_after_max_ms: 50, now_ms: 100, ..limits(true) };
+        for c in CODECS {
+            let b = batch_of(&compress(c, &out), 3, c);
+            let Err(LogError::InvalidRecordTimestamps(errors)) = validate(&b, &window) else {
+                panic!("codec {c}: a record outside the window passed")
+            };
+            let want =
+                RecordProblem::TimestampOutOfRange { timestamp_ms: 20, earliest_ms: 50, latest_ms: 150 };
+            assert_eq!(errors, [RecordError { batch_index: 2, problem: want }], "codec {c}");
+            let append_time = Limits { timestamp_type: TimestampType::LogAppendTime, ..window };
+            validate(&b, &append_time).expect("the broker sets LogAppendTime timestamps");
+        }
     }
 
     #[test]

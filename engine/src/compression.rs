@@ -1,68 +1,139 @@
-//! Decompression of a batch's records section, used only where a feature must look inside
-//! compressed batches (offset-for-timestamp). Batches are always stored as they came.
-//! Output is bounded by `limit_bytes` so a hostile batch cannot balloon memory.
+//! Decompression of a batch's records section: on produce, to check a compressed batch's
+//! records as Kafka does, and where a feature must look inside stored batches
+//! (offset-for-timestamp). Batches are always stored as they came.
+//! Output is bounded by `limit_bytes` so a hostile batch (a decompression bomb) cannot balloon
+//! memory: reading stops one byte past the limit.
 
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 
-use crate::batch::codec;
 use crate::error::LogError;
+use riptide_format::codec;
 
 /// Java clients frame snappy with xerial's header: magic, then (u32 length, block)*.
 const XERIAL_MAGIC: &[u8] = &[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_BYTES: usize = 16;
 
 const BAD: LogError = LogError::CorruptMessage("compressed records do not decompress");
+const TOO_BIG: LogError = LogError::InvalidRecord("decompressed records exceed 64 MiB");
+
+/// The most bytes a batch's records section may decompress to. Kafka sets no such bound (its
+/// records stream one by one); ours are walked as one slice, so this caps a bomb's memory and
+/// CPU. A producer's batch is far below it: `max.message.bytes` (1 MiB by default) of records
+/// would need a ratio above 64 to reach it.
+pub const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
+
+/// A shard's decompression buffer is kept for the next batch up to this capacity, and given
+/// back above it (a rare huge batch must not pin its memory).
+const SCRATCH_KEPT_BYTES_MAX: usize = 4 << 20;
+
+thread_local! {
+    /// One buffer per thread (a shard validates one batch at a time), so steady compressed
+    /// produce reuses it instead of allocating its output per batch. Taken out while in use,
+    /// so a nested use finds it empty rather than borrowed.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// A zstd decompression context per thread: creating one per batch costs an allocation of
+    /// about 100 KiB and its setup. Reset at each use (`Decoder::with_context`).
+    static ZSTD_CONTEXT: RefCell<zstd::zstd_safe::DCtx<'static>> = RefCell::new(zstd::zstd_safe::DCtx::create());
+}
 
 /// Decompresses `input` (a batch's records section) encoded with `codec_id`.
 pub fn decompress(codec_id: u8, input: &[u8], limit_bytes: usize) -> Result<Vec<u8>, LogError> {
+    let mut out = Vec::new();
+    decompress_into(codec_id, input, limit_bytes, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses `input` into this thread's scratch buffer and hands the records to `f`.
+pub fn with_decompressed<R>(
+    codec_id: u8,
+    input: &[u8],
+    limit_bytes: usize,
+    f: impl FnOnce(&[u8]) -> Result<R, LogError>,
+) -> Result<R, LogError> {
+    let mut out = SCRATCH.take();
+    out.clear();
+    let result = decompress_into(codec_id, input, limit_bytes, &mut out).and_then(|()| f(&out));
+    if out.capacity() <= SCRATCH_KEPT_BYTES_MAX {
+        out.clear();
+        SCRATCH.set(out);
+    }
+    result
+}
+
+/// Decompresses `input` into `out` (cleared first), at most `limit_bytes` of it.
+pub fn decompress_into(
+    codec_id: u8,
+    input: &[u8],
+    limit_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), LogError> {
+    out.clear();
     match codec_id {
-        codec::NONE => Ok(input.to_vec()),
-        codec::GZIP => read_bounded(flate2::read::GzDecoder::new(input), limit_bytes),
-        codec::SNAPPY => snappy(input, limit_bytes),
-        codec::LZ4 => read_bounded(lz4_flex::frame::FrameDecoder::new(input), limit_bytes),
-        codec::ZSTD => {
-            let dec = zstd::stream::read::Decoder::new(input).map_err(|_| BAD)?;
-            read_bounded(dec, limit_bytes)
+        codec::NONE if input.len() > limit_bytes => Err(TOO_BIG),
+        codec::NONE => {
+            out.extend_from_slice(input);
+            Ok(())
         }
+        // The input is a slice already: the `bufread` decoders read it without a copy buffer.
+        codec::GZIP => read_bounded(flate2::bufread::GzDecoder::new(input), limit_bytes, out),
+        codec::SNAPPY => snappy(input, limit_bytes, out),
+        codec::LZ4 => read_bounded(lz4_flex::frame::FrameDecoder::new(input), limit_bytes, out),
+        codec::ZSTD => zstd(input, limit_bytes, out),
         _ => Err(LogError::InvalidRecord("unknown compression codec")),
     }
 }
 
-fn read_bounded(r: impl Read, limit_bytes: usize) -> Result<Vec<u8>, LogError> {
-    let mut out = Vec::new();
-    let mut limited = r.take(limit_bytes as u64 + 1);
-    limited.read_to_end(&mut out).map_err(|_| BAD)?;
-    if out.len() > limit_bytes {
-        return Err(LogError::InvalidRecord("decompressed records exceed the limit"));
-    }
-    Ok(out)
+fn zstd(input: &[u8], limit_bytes: usize, out: &mut Vec<u8>) -> Result<(), LogError> {
+    ZSTD_CONTEXT.with(|context| match context.try_borrow_mut() {
+        Ok(mut context) => {
+            read_bounded(zstd::stream::read::Decoder::with_context(input, &mut context), limit_bytes, out)
+        }
+        // Only if a decompression ever ran inside another on this thread: a context of its own.
+        Err(_) => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(input).map_err(|_| BAD)?;
+            read_bounded(decoder, limit_bytes, out)
+        }
+    })
 }
 
-fn snappy(input: &[u8], limit_bytes: usize) -> Result<Vec<u8>, LogError> {
-    if !input.starts_with(XERIAL_MAGIC) {
-        return snappy_raw(input, limit_bytes, Vec::new());
+fn read_bounded(r: impl Read, limit_bytes: usize, out: &mut Vec<u8>) -> Result<(), LogError> {
+    let mut limited = r.take(limit_bytes as u64 + 1);
+    limited.read_to_end(out).map_err(|_| BAD)?;
+    if out.len() > limit_bytes {
+        return Err(TOO_BIG);
     }
-    let mut out = Vec::new();
+    Ok(())
+}
+
+fn snappy(input: &[u8], limit_bytes: usize, out: &mut Vec<u8>) -> Result<(), LogError> {
+    if !input.starts_with(XERIAL_MAGIC) {
+        return snappy_raw(input, limit_bytes, out);
+    }
     let mut rest = input.get(XERIAL_HEADER_BYTES..).ok_or(BAD)?;
     while !rest.is_empty() {
         let len_bytes: [u8; 4] = rest.get(..4).ok_or(BAD)?.try_into().map_err(|_| BAD)?;
         let len = u32::from_be_bytes(len_bytes) as usize;
-        let block = rest.get(4..4 + len).ok_or(BAD)?;
-        out = snappy_raw(block, limit_bytes, out)?;
+        let block = rest.get(4..).and_then(|r| r.get(..len)).ok_or(BAD)?;
+        snappy_raw(block, limit_bytes, out)?;
         rest = &rest[4 + len..];
     }
-    Ok(out)
+    Ok(())
 }
 
-fn snappy_raw(block: &[u8], limit_bytes: usize, mut out: Vec<u8>) -> Result<Vec<u8>, LogError> {
+/// One raw snappy block appended to `out`. Its declared length is checked against the limit
+/// before anything is allocated for it.
+fn snappy_raw(block: &[u8], limit_bytes: usize, out: &mut Vec<u8>) -> Result<(), LogError> {
     let n = snap::raw::decompress_len(block).map_err(|_| BAD)?;
-    if out.len() + n > limit_bytes {
-        return Err(LogError::InvalidRecord("decompressed records exceed the limit"));
+    if out.len().saturating_add(n) > limit_bytes {
+        return Err(TOO_BIG);
     }
     let start = out.len();
     out.resize(start + n, 0);
-    snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|_| BAD)?;
-    Ok(out)
+    let written = snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|_| BAD)?;
+    // A block shorter than it declared leaves no zeros behind it in the records.
+    out.truncate(start + written);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -102,5 +173,25 @@ mod tests {
             assert!(decompress(c, b"definitely not compressed", 1 << 20).is_err(), "codec {c}");
         }
         assert!(decompress(9, b"", 10).is_err());
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit_and_the_scratch_is_reused() {
+        // 64 frames of 1 MiB of zeros each: a few KiB that would inflate to 64 MiB.
+        let frame = zstd::encode_all(&vec![0u8; 1 << 20][..], 19).expect("zstd");
+        let bomb = frame.repeat(64);
+        let e = with_decompressed(codec::ZSTD, &bomb, 4 << 20, |_| Ok(()));
+        assert!(matches!(e, Err(LogError::InvalidRecord(_))), "{e:?}");
+        // A snappy block declaring more than the limit is refused before any allocation.
+        let big = snap::raw::Encoder::new().compress_vec(&vec![0u8; 1 << 20]).expect("snappy");
+        assert!(decompress(codec::SNAPPY, &big, 1 << 19).is_err());
+        let data = records_section();
+        let z = zstd::encode_all(&data[..], 3).expect("zstd");
+        let first = with_decompressed(codec::ZSTD, &z, 1 << 20, |plain| Ok(plain.as_ptr() as usize));
+        let again = with_decompressed(codec::ZSTD, &z, 1 << 20, |plain| {
+            assert_eq!(plain, &data[..]);
+            Ok(plain.as_ptr() as usize)
+        });
+        assert_eq!(first.expect("first"), again.expect("again"), "the thread's buffer is kept");
     }
 }

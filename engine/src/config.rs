@@ -88,6 +88,8 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`: how far in the future a CreateTime timestamp may be.
     pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy` has `compact`: produced records without a key are refused.
+    pub keys_required: bool,
     /// Kernel I/O interface.
     pub io: IoBackend,
     /// Buffered or direct appends.
@@ -120,6 +122,7 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
+            keys_required: false,
             io: IoBackend::Auto,
             io_mode: io_mode_from_env().unwrap_or(IoMode::Buffered),
             direct_stage_bytes: 1 << 20,

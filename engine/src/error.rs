@@ -17,6 +17,14 @@ pub enum LogError {
     /// A well-formed batch whose content breaks a rule (offset deltas, counts, attributes).
     #[error("invalid record: {0}")]
     InvalidRecord(&'static str),
+    /// Records of a batch that break a rule of their own (Kafka's `RecordValidationException`):
+    /// the whole record set is refused, each offending record named by its index in its batch.
+    #[error("{} record(s) rejected: {}", .0.len(), .0.first().map_or("", |e| e.problem.describe()))]
+    InvalidRecords(Vec<RecordError>),
+    /// `InvalidRecords` where a record's timestamp is among the causes: Kafka answers those
+    /// INVALID_TIMESTAMP, naming every offending record (of either kind).
+    #[error("invalid timestamp: {} record(s) rejected: {}", .0.len(), .0.first().map_or("", |e| e.problem.describe()))]
+    InvalidRecordTimestamps(Vec<RecordError>),
     /// A batch larger than `max.message.bytes` (or than a whole segment).
     #[error("message too large: {size_bytes} bytes, limit {limit_bytes}")]
     MessageTooLarge { size_bytes: u64, limit_bytes: u64 },
@@ -47,6 +55,34 @@ pub enum LogError {
     /// An I/O error on this operation.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+/// One record a batch was refused for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's position in its batch (0-based), as Produce v8+ `record_errors` reports it.
+    pub batch_index: i32,
+    pub problem: RecordProblem,
+}
+
+/// Why a single record was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordProblem {
+    /// A null key on a topic whose `cleanup.policy` has `compact`: compaction keeps the
+    /// latest record per key, so a keyless one could never be kept or removed sensibly.
+    NoKeyOnCompactedTopic,
+    /// A CreateTime timestamp outside [now - `message.timestamp.before.max.ms`,
+    /// now + `message.timestamp.after.max.ms`].
+    TimestampOutOfRange { timestamp_ms: i64, earliest_ms: i64, latest_ms: i64 },
+}
+
+impl RecordProblem {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RecordProblem::NoKeyOnCompactedTopic => "compacted topic cannot accept message without key",
+            RecordProblem::TimestampOutOfRange { .. } => "timestamp outside the accepted window",
+        }
+    }
 }
 
 impl LogError {

@@ -27,7 +27,7 @@ pub mod seal;
 mod segment;
 
 pub use config::{IoBackend, LogConfig, TimestampType};
-pub use error::LogError;
+pub use error::{LogError, RecordError, RecordProblem};
 pub use log::{
     remove_retired_dirs, AppendInfo, CheckpointWrite, CompactionDone, CompactionJob, CompactionStats,
     DirRemoval, Log, PreparedSegment, ReadSlice, ReplacedSegments, RetentionWrite, SegmentPrep, SyncTarget,

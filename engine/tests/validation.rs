@@ -138,3 +138,32 @@ fn wrong_header_max_timestamp_is_corrected() {
     assert_eq!(decode(&b).len(), 1, "CRC recomputed");
     assert_eq!(log.max_timestamp(), Some(TimestampAndOffset { timestamp_ms: 5_002, offset: Offset(2) }));
 }
+
+#[test]
+fn keyless_records_on_a_compacted_log_refuse_the_set() {
+    let dir = tmpdir("v-keys");
+    let cfg = LogConfig { keys_required: true, ..config(IoBackend::Std) };
+    let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
+    let v = [b'v'; 4];
+    let recs = [
+        RawRecord { ts_delta: 0, offset_delta: 0, key: Some(b"k"), value: Some(&v) },
+        RawRecord { ts_delta: 0, offset_delta: 1, key: None, value: Some(&v) },
+        RawRecord { ts_delta: 0, offset_delta: 2, key: None, value: None },
+    ];
+    // A keyed batch first, then the keyless one behind it in the same set: nothing goes in.
+    let mut set = hand_batch(&recs[..1], 5_000, 0, (-1, -1, -1));
+    set.extend_from_slice(&hand_batch(&recs, 5_000, 0, (-1, -1, -1)));
+    match log.append(&mut set.clone(), LeaderEpoch(0), 10_000) {
+        Err(LogError::InvalidRecords(errors)) => {
+            let indexes: Vec<i32> = errors.iter().map(|e| e.batch_index).collect();
+            assert_eq!(indexes, [1, 2], "indexes within the refused batch");
+        }
+        other => panic!("keyless records accepted on a compacted log: {other:?}"),
+    }
+    assert_eq!((log.log_end_offset(), log.size_bytes()), (Offset(0), 0), "log untouched");
+    rejects(&mut log, set.clone(), 87);
+    // The same set once the topic is no longer compacted.
+    log.set_config(LogConfig { keys_required: false, ..cfg }).expect("reconfigure");
+    let info = log.append(&mut set, LeaderEpoch(0), 10_000).expect("keys are optional now");
+    assert_eq!(info.last_offset, Offset(3));
+}

@@ -221,6 +221,8 @@ impl TopicMeta {
         let get = |name: &str| self.config_value(name, d).map(|(v, _)| v).unwrap_or_default();
         let num = |name: &str, default: i64| get(name).parse::<i64>().unwrap_or(default);
         let durability = Durability::parse(&get("durability.policy")).unwrap_or(d.durability);
+        let policy = get("cleanup.policy");
+        let cleanup_compact = policy.split(',').any(|p| p == "compact");
         let log = LogConfig {
             segment_bytes: num("segment.bytes", d.segment_bytes as i64).max(14) as u64,
             segment_ms: num("segment.ms", d.segment_ms),
@@ -237,6 +239,8 @@ impl TopicMeta {
             },
             timestamp_before_max_ms: num("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: num("message.timestamp.after.max.ms", i64::MAX),
+            // Kafka refuses keyless records on a compacted topic (its LogValidator).
+            keys_required: cleanup_compact,
             io,
             // Direct appends live only in this process until the group commit writes them,
             // so only logs that sync before every acknowledgement may use them.
@@ -244,12 +248,11 @@ impl TopicMeta {
             direct_stage_bytes: d.direct_stage_bytes,
             producer_id_expiration_ms: d.producer_id_expiration_ms,
         };
-        let policy = get("cleanup.policy");
         EffectiveTopicConfig {
             log,
             durability,
             cleanup_delete: policy.split(',').any(|p| p == "delete"),
-            cleanup_compact: policy.split(',').any(|p| p == "compact"),
+            cleanup_compact,
             delete_retention_ms: num("delete.retention.ms", 86_400_000),
             min_insync_replicas: num("min.insync.replicas", d.min_insync_replicas as i64).max(1) as usize,
             encryption: match get("encryption.at.rest").as_str() {

@@ -13,8 +13,8 @@ use riptide_model::{LeaderEpoch, Offset};
 
 /// `socket.request.max.bytes` default: frames up to this size are decoded.
 pub const REQUEST_BYTES_MAX: u32 = 100 << 20;
-/// Decompression bound for the timestamp-lookup path (the broker uses 64 MiB; the logic is
-/// the same and a smaller bound keeps executions fast).
+/// Decompression bound for validation and the timestamp-lookup path (the broker uses 64 MiB;
+/// the logic is the same and a smaller bound keeps executions fast).
 pub const DECOMPRESSED_BYTES_MAX: usize = 1 << 20;
 
 /// A client's byte stream: cut into frames exactly as a connection does, and every frame
@@ -50,13 +50,15 @@ fn limits() -> Limits {
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: i64::MAX,
         now_ms: 1_700_000_000_000,
+        keys_required: false,
+        decompressed_bytes_max: DECOMPRESSED_BYTES_MAX,
     }
 }
 
 /// A Produce record set, validated batch by batch as the append path does; every batch that
 /// passes is assigned offsets (as the leader does) and must then pass the recovery check and a
-/// second validation, and its records must be walkable (decompressed if needed) as the
-/// offset-for-timestamp lookup does.
+/// second validation, and its records must decompress and walk (as the offset-for-timestamp
+/// lookup does them), whatever the codec.
 pub fn record_set(data: &[u8]) {
     let limits = limits();
     let mut pos = 0usize;
@@ -78,13 +80,11 @@ pub fn record_set(data: &[u8]) {
         };
         batch::validate(&stored, &again).expect("an assigned valid batch must validate again");
         let records = &stored[batch::HEADER_BYTES..];
-        let walked = match compression::decompress(h.codec(), records, DECOMPRESSED_BYTES_MAX) {
-            Ok(plain) => batch::walk_records(&plain, &h, batch::Deltas::Increasing, |_, _| true).map(drop),
-            Err(_) => Ok(()),
-        };
-        if h.codec() == batch::codec::NONE {
-            assert!(walked.is_ok(), "uncompressed records passed validation, so they walk");
-        }
+        // Validation walked the records (decompressed if need be), so they walk here too.
+        let plain = compression::decompress(h.codec(), records, DECOMPRESSED_BYTES_MAX)
+            .expect("the records of a valid batch decompress within the bound");
+        batch::walk_records(&plain, &h, batch::Deltas::Increasing, |_| true)
+            .expect("the records of a valid batch walk");
         pos += v.size_bytes;
     }
 }

@@ -7,26 +7,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 
-struct Client {
-    stream: TcpStream,
-    correlation_id: i32,
-}
+use common::Client;
 
+// The transaction requests this test sends, on the shared client.
 impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        Client { stream, correlation_id: 0 }
-    }
-
     /// `call_once`, again while the coordinator answers COORDINATOR_LOAD_IN_PROGRESS (as
     /// clients retry it; a __transaction_state partition loads when its leadership arrives).
     fn call(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
@@ -38,30 +27,6 @@ impl Client {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn call_once(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
-        self.correlation_id += 1;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("txn-protocol")))
-            .encode(&mut buf, key.request_header_version(version))
-            .expect("header");
-        request.encode(&mut buf, version).expect("request");
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&buf).expect("send");
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("an answer");
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).expect("whole answer");
-        let mut body = Bytes::from(body);
-        ResponseHeader::decode(&mut body, key.response_header_version(version)).expect("header");
-        ResponseKind::decode(key, &mut body, version).expect("response")
     }
 
     fn init(&mut self, tid: &str, timeout_ms: i32) -> InitProducerIdResponse {

@@ -131,6 +131,8 @@ impl Log {
             timestamp_before_max_ms: self.config.timestamp_before_max_ms,
             timestamp_after_max_ms: self.config.timestamp_after_max_ms,
             now_ms,
+            keys_required: self.config.keys_required,
+            decompressed_bytes_max: crate::compression::DECOMPRESSED_BYTES_MAX,
         }
     }
 

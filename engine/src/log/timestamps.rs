@@ -16,9 +16,6 @@ pub struct TimestampAndOffset {
     pub offset: Offset,
 }
 
-/// Largest decompressed records section examined (a limit against decompression bombs).
-const DECOMPRESSED_MAX_BYTES: usize = 64 << 20;
-
 impl Log {
     /// Kafka ListOffsets by timestamp: the earliest record whose timestamp is >=
     /// `timestamp_ms`, or `None` if there is none.
@@ -80,17 +77,17 @@ fn first_record_at_or_after(
         // Every record of a LogAppendTime batch carries the batch's max timestamp.
         return Ok((h.max_timestamp >= target_ms).then(|| (h.base_offset.max(min_offset), h.max_timestamp)));
     }
-    let records = &bytes[HEADER_BYTES..];
-    let owned;
-    let records = if h.codec() == codec::NONE {
-        records
-    } else {
-        owned = compression::decompress(h.codec(), records, DECOMPRESSED_MAX_BYTES)?;
-        &owned[..]
-    };
     // Compacted batches have gaps in their offset deltas.
-    let walk = batch::walk_records(records, h, batch::Deltas::Increasing, |delta, ts| {
-        !(ts >= target_ms && h.base_offset + i64::from(delta) >= min_offset)
-    })?;
+    let search = |records: &[u8]| {
+        batch::walk_records(records, h, batch::Deltas::Increasing, |r| {
+            !(r.timestamp_ms >= target_ms && h.base_offset + i64::from(r.offset_delta) >= min_offset)
+        })
+    };
+    let records = &bytes[HEADER_BYTES..];
+    let walk = if h.codec() == codec::NONE {
+        search(records)?
+    } else {
+        compression::with_decompressed(h.codec(), records, compression::DECOMPRESSED_BYTES_MAX, search)?
+    };
     Ok(walk.stopped_at.map(|(delta, ts)| (h.base_offset + i64::from(delta), ts)))
 }

@@ -192,12 +192,12 @@ pub fn kafka_code(e: &LogError) -> i16 {
         LogError::OffsetOutOfRange { .. } => 1,
         LogError::CorruptMessage(_) => 2,
         LogError::MessageTooLarge { .. } => 10,
-        LogError::InvalidTimestamp(_) => 32,
+        LogError::InvalidTimestamp(_) | LogError::InvalidRecordTimestamps(_) => 32,
         LogError::InvalidRequest(_) => 42,
         LogError::OutOfOrderSequence { .. } => 45,
         LogError::InvalidProducerEpoch { .. } => 47,
         LogError::CoordinatorFenced { .. } => 52,
         LogError::Storage(_) | LogError::Poisoned(_) | LogError::Io(_) => 56,
-        LogError::InvalidRecord(_) => 87,
+        LogError::InvalidRecord(_) | LogError::InvalidRecords(_) => 87,
     }
 }

@@ -47,10 +47,10 @@ impl ToKafka for LogError {
         use ResponseError as E;
         match self {
             LogError::CorruptMessage(_) => E::CorruptMessage,
-            LogError::InvalidRecord(_) => E::InvalidRecord,
+            LogError::InvalidRecord(_) | LogError::InvalidRecords(_) => E::InvalidRecord,
             LogError::MessageTooLarge { .. } => E::MessageTooLarge,
             LogError::OffsetOutOfRange { .. } => E::OffsetOutOfRange,
-            LogError::InvalidTimestamp(_) => E::InvalidTimestamp,
+            LogError::InvalidTimestamp(_) | LogError::InvalidRecordTimestamps(_) => E::InvalidTimestamp,
             LogError::OutOfOrderSequence { .. } => E::OutOfOrderSequenceNumber,
             LogError::InvalidProducerEpoch { .. } => E::InvalidProducerEpoch,
             LogError::CoordinatorFenced { .. } => E::TransactionCoordinatorFenced,
@@ -204,6 +204,24 @@ mod tests {
             (log(LogError::Io(std::io::Error::other("disk"))), 56),
             (log(LogError::Poisoned(String::new())), 56),
             (log(LogError::InvalidRecord("count")), 87),
+            (
+                log(LogError::InvalidRecords(vec![riptide_engine::RecordError {
+                    batch_index: 3,
+                    problem: riptide_engine::RecordProblem::NoKeyOnCompactedTopic,
+                }])),
+                87,
+            ),
+            (
+                log(LogError::InvalidRecordTimestamps(vec![riptide_engine::RecordError {
+                    batch_index: 0,
+                    problem: riptide_engine::RecordProblem::TimestampOutOfRange {
+                        timestamp_ms: 1,
+                        earliest_ms: 2,
+                        latest_ms: 3,
+                    },
+                }])),
+                32,
+            ),
         ];
         for (e, want) in cases {
             assert_eq!(partition_code(&e), want, "{e:?}");

@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::produce_response::{
-    LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use riptide_engine::{LogError, RecordError, RecordProblem};
 
 use super::error::partition_code;
 use super::leader_hint;
@@ -24,6 +25,87 @@ use crate::shard::router::route_produce;
 enum Pending {
     Done(i16, Option<String>),
     Waiting,
+}
+
+/// A refused partition's answer: its code, Produce v8+'s `error_message`, and the records
+/// that made the log refuse the batch (`record_errors`, empty unless records were named).
+struct Refusal {
+    code: i16,
+    message: Option<String>,
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl Refusal {
+    fn new(code: i16, message: Option<String>) -> Refusal {
+        Refusal { code, message, record_errors: Vec::new() }
+    }
+
+    /// The answer for a failed append, with records named as Kafka names them when the log
+    /// refused records one by one.
+    fn of(e: &PartitionError, topic: &str, partition: i32) -> Refusal {
+        match e {
+            PartitionError::Log(failure) => match failure.cause() {
+                LogError::InvalidRecords(errors) | LogError::InvalidRecordTimestamps(errors) => {
+                    invalid_records(partition_code(e), errors, topic, partition)
+                }
+                _ => Refusal::new(partition_code(e), Some(e.to_string())),
+            },
+            _ => Refusal::new(partition_code(e), Some(e.to_string())),
+        }
+    }
+}
+
+/// Kafka's answer to a `RecordValidationException`: every refused record in `record_errors`,
+/// and in `error_message` Kafka's summary (naming the first three unless a timestamp is among
+/// the causes), so that what clients log reads the same against either broker.
+fn invalid_records(code: i16, errors: &[RecordError], topic: &str, partition: i32) -> Refusal {
+    let record_errors: Vec<_> = errors
+        .iter()
+        .map(|e| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(e.batch_index)
+                .with_batch_index_error_message(Some(StrBytes::from_string(record_message(
+                    e, topic, partition,
+                ))))
+        })
+        .collect();
+    let timestamps = errors.iter().any(|e| matches!(e.problem, RecordProblem::TimestampOutOfRange { .. }));
+    let message = if timestamps {
+        "One or more records have been rejected due to invalid timestamp".to_string()
+    } else {
+        let shown: Vec<String> = record_errors
+            .iter()
+            .take(3)
+            .map(|e| {
+                let message = e.batch_index_error_message.as_deref().unwrap_or("null");
+                format!("RecordError(batchIndex={}, message='{message}')", e.batch_index)
+            })
+            .collect();
+        format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing \
+             the first three errors at most: [{}]",
+            errors.len(),
+            shown.join(", ")
+        )
+    };
+    Refusal { code, message: Some(message), record_errors }
+}
+
+/// One refused record's message, as Kafka's `LogValidator` words it. A producer's batch has
+/// offsets 0..n-1 before the broker assigns them, so a record's offset is its index.
+fn record_message(e: &RecordError, topic: &str, partition: i32) -> String {
+    match e.problem {
+        RecordProblem::NoKeyOnCompactedTopic => {
+            format!(
+                "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+            )
+        }
+        RecordProblem::TimestampOutOfRange { timestamp_ms, earliest_ms, latest_ms } => format!(
+            "Timestamp {timestamp_ms} of message with offset {} is out of range. The timestamp should be \
+             within [{earliest_ms}, {latest_ms}]",
+            e.batch_index
+        ),
+    }
 }
 
 pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -113,14 +195,18 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
             waiting -= 1;
         }
     }
+    let names = request.topic_data.iter().flat_map(|t| t.partition_data.iter().map(move |p| (t, p.index)));
     let outcomes: Vec<_> = pending
         .into_iter()
         .zip(answers)
-        .map(|(p, answer)| match (p, answer) {
-            (Pending::Done(code, message), _) => Err((code, message)),
+        .zip(names)
+        .map(|((p, answer), (topic, partition))| match (p, answer) {
+            (Pending::Done(code, message), _) => Err(Refusal::new(code, message)),
             (Pending::Waiting, Some(Ok(appended))) => Ok(appended),
-            (Pending::Waiting, Some(Err(e))) => Err((partition_code(&e), Some(e.to_string()))),
-            (Pending::Waiting, None) => Err((partition_code(&PartitionError::NotLeaderOrFollower), None)),
+            (Pending::Waiting, Some(Err(e))) => Err(Refusal::of(&e, topic.name.0.as_str(), partition)),
+            (Pending::Waiting, None) => {
+                Err(Refusal::new(partition_code(&PartitionError::NotLeaderOrFollower), None))
+            }
         })
         .collect();
     if acks == Some(Acks::None) {
@@ -148,10 +234,10 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                 .partition_data
                 .iter()
                 .map(|p| {
-                    let (code, message, o) = match outcomes.next() {
-                        Some(Ok(o)) => (0, None, o),
-                        Some(Err((code, message))) => (code, message, FAILED),
-                        None => (ResponseError::UnknownServerError.code(), None, FAILED),
+                    let (Refusal { code, message, record_errors }, o) = match outcomes.next() {
+                        Some(Ok(o)) => (Refusal::new(0, None), o),
+                        Some(Err(refusal)) => (refusal, FAILED),
+                        None => (Refusal::new(ResponseError::UnknownServerError.code(), None), FAILED),
                     };
                     let current_leader = hint(topic.name.0.as_str(), p.index, code).unwrap_or_default();
                     PartitionProduceResponse::default()
@@ -161,6 +247,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
                         .with_base_offset(o.base_offset.0)
                         .with_log_append_time_ms(o.log_append_time_ms)
                         .with_log_start_offset(if version >= 5 { o.log_start_offset.0 } else { -1 })
+                        .with_record_errors(if version >= 8 { record_errors } else { Vec::new() })
                         .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
                 })
                 .collect();

@@ -1,16 +1,23 @@
 //! What the in-process protocol tests share: a single-node broker on an ephemeral loopback
-//! port, with no metrics or REST listener, its data in a fresh temporary directory; and raw
+//! port, with no metrics or REST listener, its data in a fresh temporary directory, a
+//! blocking client that sends one request at a time, encoded with the reference codec, and raw
 //! transactional Produce requests.
-// Each test crate uses a part of this.
+
+// Each test crate includes this module and uses a part of it.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{produce_request, ProduceRequest, TopicName, TransactionalId};
-use kafka_protocol::protocol::StrBytes;
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    produce_request, ApiKey, ProduceRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use riptide_format::build::{self, BatchFields, RecordFields};
-
 use riptide_server::config::{KafkaListener, RestConfig, ServerConfig};
 
 /// The config of such a broker with its data in `<tmp>/riptide-<name>-<pid>` (emptied first);
@@ -28,6 +35,47 @@ pub fn single_node(name: &str) -> (ServerConfig, PathBuf) {
         ..ServerConfig::default()
     };
     (config, dir)
+}
+
+/// One connection to the broker under test; every call waits for its answer.
+pub struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Client { stream, correlation_id: 0 }
+    }
+
+    /// Sends `request` at `version` and decodes the answer (panics on a closed connection or
+    /// an answer the reference codec refuses: either is the broker's bug).
+    pub fn call_once(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
+        self.correlation_id += 1;
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("riptide-tests")))
+            .encode(&mut buf, key.request_header_version(version))
+            .expect("header");
+        request.encode(&mut buf, version).expect("request");
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).expect("send");
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).expect("an answer");
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).expect("whole answer");
+        let mut body = Bytes::from(body);
+        let header = ResponseHeader::decode(&mut body, key.response_header_version(version)).expect("header");
+        assert_eq!(header.correlation_id, self.correlation_id, "answers come in request order");
+        ResponseKind::decode(key, &mut body, version).expect("response")
+    }
 }
 
 /// One transactional batch of a single record `v` for producer `pid` at `epoch`, `seq`.
