@@ -309,3 +309,133 @@ fn transactional_offsets(c: &mut Client, topic: &str) {
     assert_eq!(c.end("t2", pid, epoch, true), 0);
     assert_eq!(fetch(c, true), (0, 5));
 }
+
+/// Transactions v2 (KIP-890) as a v2 client (Kafka 4's Java producer) speaks it: ApiVersions
+/// finalizes `transaction.version` 2; Produce v12 and TxnOffsetCommit v5 add their partitions
+/// without AddPartitionsToTxn / AddOffsetsToTxn; EndTxn v5 bumps the epoch and answers it, the
+/// markers carry it, and a zombie at the old epoch is fenced; a retried EndTxn is answered as
+/// done; AddPartitionsToTxn v4+ is for brokers only.
+#[test]
+fn transactions_v2_add_implicitly_and_bump_the_epoch() {
+    let (config, dir) = common::single_node("txn-v2");
+    let running = riptide_server::server::start(config).expect("start");
+    let mut c = Client::connect(running.addr);
+    match c.call(ApiKey::ApiVersions, 3, RequestKind::ApiVersions(ApiVersionsRequest::default())) {
+        ResponseKind::ApiVersions(r) => {
+            let tv = r.finalized_features.iter().find(|f| f.name.as_str() == "transaction.version");
+            assert_eq!(tv.map(|f| f.max_version_level), Some(2), "{r:?}");
+            let end = r.api_keys.iter().find(|k| k.api_key == ApiKey::EndTxn as i16).expect("EndTxn");
+            assert_eq!(end.max_version, 5);
+        }
+        other => panic!("{other:?}"),
+    }
+    let topic = "txn-v2";
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("txn-v2")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    c.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(create));
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("v2")]);
+    c.call(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find));
+    let r = c.init("v2", 60_000);
+    assert_eq!(r.error_code, 0);
+    let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+    let produce_v12 = |c: &mut Client, epoch: i16, seq: i32| {
+        let req = common::produce_request(Some("v2"), topic, 0, common::txn_batch(pid, epoch, seq));
+        // NOT_ENOUGH_REPLICAS is the retriable answer while the coordinator is busy.
+        for _ in 0..100 {
+            match c.call(ApiKey::Produce, 12, RequestKind::Produce(req.clone())) {
+                ResponseKind::Produce(r) if r.responses[0].partition_responses[0].error_code == 19 => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                ResponseKind::Produce(r) => return r.responses[0].partition_responses[0].error_code,
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("still NOT_ENOUGH_REPLICAS")
+    };
+    let end_v5 = |c: &mut Client, epoch: i16, commit: bool| {
+        let req = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("v2")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit);
+        match c.call(ApiKey::EndTxn, 5, RequestKind::EndTxn(req)) {
+            ResponseKind::EndTxn(r) => (r.error_code, r.producer_id.0, r.producer_epoch),
+            other => panic!("{other:?}"),
+        }
+    };
+    // Produce v12 without AddPartitionsToTxn: the partition joins the transaction.
+    assert_eq!(produce_v12(&mut c, epoch, 0), 0);
+    assert_eq!(produce_v12(&mut c, epoch, 1), 0, "already in it");
+    // TxnOffsetCommit v5 without AddOffsetsToTxn.
+    let commit = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("v2")))
+        .with_group_id(GroupId(StrBytes::from_static_str("g-v2")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_generation_id(-1)
+        .with_member_id(StrBytes::from_static_str(""))
+        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(2)
+                .with_committed_leader_epoch(-1)])]);
+    match c.call(ApiKey::TxnOffsetCommit, 5, RequestKind::TxnOffsetCommit(commit)) {
+        ResponseKind::TxnOffsetCommit(r) => assert_eq!(r.topics[0].partitions[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let describe = |c: &mut Client| {
+        let req = DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("v2"))]);
+        match c.call(ApiKey::DescribeTransactions, 0, RequestKind::DescribeTransactions(req)) {
+            ResponseKind::DescribeTransactions(mut r) => r.transaction_states.remove(0),
+            other => panic!("{other:?}"),
+        }
+    };
+    let d = describe(&mut c);
+    assert_eq!(d.transaction_state.as_str(), "Ongoing");
+    let mut joined: Vec<String> = d.topics.iter().map(|t| t.topic.0.to_string()).collect();
+    joined.sort();
+    assert_eq!(joined, vec!["__consumer_offsets".to_string(), topic.to_string()]);
+    // EndTxn v5: committed with the epoch bumped, which it answers.
+    assert_eq!(end_v5(&mut c, epoch, true), (0, pid, epoch + 1));
+    let data = c.fetch_committed(topic);
+    assert_eq!(data.last_stable_offset, 3, "two records and the marker");
+    // The retry of that EndTxn is answered as done; a zombie at the old epoch is fenced.
+    assert_eq!(end_v5(&mut c, epoch, true), (0, pid, epoch + 1));
+    assert_eq!(produce_v12(&mut c, epoch, 2), INVALID_PRODUCER_EPOCH);
+    // The next transaction runs at the bumped epoch, sequences from 0; an abort bumps again.
+    assert_eq!(produce_v12(&mut c, epoch + 1, 0), 0);
+    assert_eq!(end_v5(&mut c, epoch + 1, false), (0, pid, epoch + 2));
+    let data = c.fetch_committed(topic);
+    assert_eq!(data.aborted_transactions.as_ref().map(Vec::len), Some(1));
+    assert_eq!(describe(&mut c).producer_epoch, epoch + 2);
+    // Brokers only: AddPartitionsToTxn v4+ from a client is refused without CLUSTER_ACTION
+    // when ACLs are on; with no authorizer every principal may.
+    let batched = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("v2")))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch + 2)
+            .with_verify_only(true)
+            .with_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![0])]),
+    ]);
+    match c.call(ApiKey::AddPartitionsToTxn, 5, RequestKind::AddPartitionsToTxn(batched)) {
+        ResponseKind::AddPartitionsToTxn(r) => {
+            let code =
+                r.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code;
+            assert_eq!(code, INVALID_TXN_STATE, "verify-only: not in a transaction now");
+        }
+        other => panic!("{other:?}"),
+    }
+    running.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,8 @@
 //! Produce: each partition's record set goes to its owner shard (`route_produce`), all
 //! partitions of a request concurrently; the owners answer on one channel per request, and the
 //! answer is assembled in request order. acks=0 gets no answer at all, as in Kafka.
-//! A transactional producer's partitions must be in its ongoing transaction (`txn::verify_produce`).
+//! A transactional producer's partitions must be in its ongoing transaction (`txn::verify_produce`);
+//! from v12 (transactions v2, KIP-890) they join it implicitly (`txn::add_implicitly`).
 
 use std::sync::Arc;
 
@@ -131,6 +132,14 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
         }
         Some(_) => None,
     };
+    // Transactions v2: the request's partitions join the producer's transaction first, in one
+    // round trip to its coordinator.
+    let implicit_add = match transactional_id {
+        Some(t) if version >= 12 && refuse_all.is_none() => {
+            super::txn::add_implicitly(ctx, info, t, &request).await
+        }
+        _ => None,
+    };
     let partitions: usize = request.topic_data.iter().map(|t| t.partition_data.len()).sum();
     let mut pending = Vec::with_capacity(partitions);
     let mut calls = Vec::with_capacity(partitions);
@@ -144,6 +153,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
             // Only for a transactional producer (off the plain produce path): its partition must
             // be in its ongoing transaction.
             let txn_refused = match (transactional_id, &p.records) {
+                (Some(_), Some(_)) if version >= 12 => implicit_add,
                 (Some(t), Some(records)) if exists && allowed && refuse_all.is_none() => {
                     super::txn::verify_produce(ctx, t, &name, p.index, records)
                 }

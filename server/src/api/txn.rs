@@ -79,6 +79,9 @@ pub async fn add_partitions(
     info: &RequestInfo,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
+    if info.version >= 4 {
+        return add_partitions_batched(ctx, info, request).await;
+    }
     let tid = request.v3_and_below_transactional_id.0.to_string();
     let mut partitions = Vec::new();
     let mut unknown = false;
@@ -137,6 +140,65 @@ pub async fn add_partitions(
     AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
 }
 
+/// AddPartitionsToTxn v4+: brokers only (CLUSTER_ACTION), several transactions per request,
+/// each added (transactions v2's implicit add) or only verified (KIP-890's check that a
+/// partition is in the transaction).
+async fn add_partitions_batched(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    use kafka_protocol::messages::add_partitions_to_txn_response::AddPartitionsToTxnResult;
+    if !ctx.allowed_on_cluster(info, op::CLUSTER_ACTION) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
+    let mut results = Vec::with_capacity(request.transactions.len());
+    for txn in &request.transactions {
+        let tid = txn.transactional_id.0.as_str();
+        let ids = (txn.producer_id.0, txn.producer_epoch);
+        let partitions: Vec<(String, i32)> = txn
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |p| (t.name.0.to_string(), *p)))
+            .collect();
+        let outcome: Vec<Result<(), TxnError>> = if let Err(e) = ctx.txn.check_owner(tid) {
+            vec![Err(e); partitions.len()]
+        } else if txn.verify_only {
+            partitions.iter().map(|tp| ctx.txn.verify_produce(tid, ids.0, ids.1, tp)).collect()
+        } else {
+            let r = ctx.txn.add_partitions(&ctx.shard, tid, ids.0, ids.1, &partitions).await;
+            partitions.iter().map(|_| r).collect()
+        };
+        let mut codes = partitions.iter().zip(outcome);
+        let topic_results = txn
+            .topics
+            .iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let code = codes.next().map_or(0, |(_, r)| r.err().map_or(0, TxnError::code));
+                        AddPartitionsToTxnPartitionResult::default()
+                            .with_partition_index(*p)
+                            .with_partition_error_code(code)
+                    })
+                    .collect();
+                AddPartitionsToTxnTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_results_by_partition(parts)
+            })
+            .collect();
+        results.push(
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(txn.transactional_id.clone())
+                .with_topic_results(topic_results),
+        );
+    }
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
 /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
 pub async fn add_offsets(
     ctx: &Ctx,
@@ -171,14 +233,24 @@ pub async fn add_offsets(
 /// EndTxn: commit or abort.
 pub async fn end_txn(ctx: &Ctx, info: &RequestInfo, request: EndTxnRequest) -> EndTxnResponse {
     let tid = request.transactional_id.0.as_str();
+    // v5+: transactions v2 (KIP-890), the epoch bumped by every end.
+    let tv2 = info.version >= 5;
     let result = match allowed_id(ctx, info, tid) {
         Ok(()) => {
-            let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
-            ctx.txn.end_txn(&ctx.shard, tid, pid, epoch, request.committed).await
+            let ids = (request.producer_id.0, request.producer_epoch);
+            ctx.txn.end_txn(&ctx.shard, tid, ids, request.committed, tv2).await
         }
         Err(e) => Err(e),
     };
-    EndTxnResponse::default().with_error_code(result.err().map_or(0, TxnError::code))
+    match result {
+        Ok((pid, epoch)) => {
+            EndTxnResponse::default().with_producer_id(ProducerId(pid)).with_producer_epoch(epoch)
+        }
+        Err(e) => EndTxnResponse::default()
+            .with_error_code(e.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    }
 }
 
 /// TxnOffsetCommit: the group coordinator writes the offsets in a transactional batch of the
@@ -221,12 +293,22 @@ pub async fn txn_offset_commit(
             .collect(),
     };
     let producer = (request.producer_id.0, request.producer_epoch);
+    let mut refused = None;
     let result = if allowed_id(ctx, info, &request.transactional_id.0).is_err() {
         Err(GroupError::TransactionalIdAuthorizationFailed)
     } else if !ctx.allowed(info, op::READ, resource::GROUP, &commit.group_id) {
         Err(GroupError::GroupAuthorizationFailed)
     } else {
-        commit_txn_offsets(ctx, &commit, producer).await
+        // v5+ (transactions v2): the group's offsets partition joins the transaction here,
+        // without the client's AddOffsetsToTxn.
+        if info.version >= 5 {
+            refused =
+                add_offsets_partition(ctx, &request.transactional_id.0, &commit.group_id, producer).await;
+        }
+        match refused {
+            Some(_) => Ok(()),
+            None => commit_txn_offsets(ctx, &commit, producer).await,
+        }
     };
     let topics = commit
         .topics
@@ -235,9 +317,10 @@ pub async fn txn_offset_commit(
             let partitions = parts
                 .iter()
                 .map(|p| {
+                    let code = refused.unwrap_or_else(|| super::error::code_of_opt(p.error.or(result.err())));
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition)
-                        .with_error_code(super::error::code_of_opt(p.error.or(result.err())))
+                        .with_error_code(code)
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()
@@ -246,6 +329,22 @@ pub async fn txn_offset_commit(
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Transactions v2: the group's `__consumer_offsets` partition joins the producer's
+/// transaction. `Some(code)`: refused.
+async fn add_offsets_partition(
+    ctx: &Ctx,
+    transactional_id: &str,
+    group: &str,
+    producer: (i64, i16),
+) -> Option<i16> {
+    if coordinator::ensure_offsets_topic(&ctx.broker, &ctx.coordinator).await.is_err() {
+        return Some(ResponseError::CoordinatorNotAvailable.code());
+    }
+    let n = ctx.coordinator.config().offsets_topic_num_partitions;
+    let partition = (OFFSETS_TOPIC.to_string(), offsets_log::partition_for(group, n));
+    ctx.txn.add_implicitly(&ctx.shard, transactional_id, producer, &[partition]).await.err()
 }
 
 async fn commit_txn_offsets(
@@ -338,6 +437,38 @@ pub async fn write_txn_markers(
         markers.push(WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics));
     }
     WriteTxnMarkersResponse::default().with_markers(markers)
+}
+
+/// Produce v12+ with a transactional id (transactions v2): its partitions that this broker
+/// may write (existing, authorized) join the producer's transaction. `Some(code)`: what to
+/// answer for every transactional partition of the request.
+pub async fn add_implicitly(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    transactional_id: &str,
+    request: &kafka_protocol::messages::ProduceRequest,
+) -> Option<i16> {
+    let mut ids = None;
+    let mut partitions = Vec::new();
+    for t in &request.topic_data {
+        let name = t.name.0.as_str();
+        if ctx.broker.topic(name).is_none() || !ctx.allowed(info, op::WRITE, resource::TOPIC, name) {
+            continue;
+        }
+        for p in &t.partition_data {
+            let Some(h) = p.records.as_ref().and_then(|r| riptide_format::BatchHeader::parse(r)) else {
+                continue;
+            };
+            if !h.is_transactional() {
+                return Some(ResponseError::InvalidRecord.code());
+            }
+            ids.get_or_insert((h.producer_id, h.producer_epoch));
+            partitions.push((name.to_string(), p.index));
+        }
+    }
+    let ids = ids?;
+    let added = ctx.txn.add_implicitly(&ctx.shard, transactional_id, ids, &partitions).await;
+    added.err().map(coordinator::txn::retriable_for_produce)
 }
 
 /// A Produce with a transactional id: every partition must be in the producer's ongoing

@@ -11,7 +11,8 @@ use super::{Chunk, Response};
 
 /// (api, min version, max version) for every API this broker answers.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
+    // v12: transactions v2 (KIP-890), the partitions join the transaction implicitly.
+    (ApiKey::Produce, 3, 12),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 9),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
@@ -21,13 +22,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
-    // Transactions v1 (KIP-98, KIP-447 fencing); the KIP-890 v2 versions (AddPartitionsToTxn
-    // v4+ are broker-to-broker, AddOffsetsToTxn v4, EndTxn v5, TxnOffsetCommit v5) are not
-    // advertised until v2 is implemented.
-    (ApiKey::AddPartitionsToTxn, 0, 3),
-    (ApiKey::AddOffsetsToTxn, 0, 3),
-    (ApiKey::EndTxn, 0, 4),
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    // Transactions v1 (KIP-98, KIP-447 fencing) and v2 (KIP-890: AddPartitionsToTxn v4+ are
+    // broker-to-broker, EndTxn v5 bumps the epoch, TxnOffsetCommit v5 adds the offsets
+    // partition itself), with the `transaction.version` feature finalized at 2 (`FEATURES`).
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     // v2 adds a transactional id regex (KIP-1152): not yet.
@@ -70,6 +71,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
+/// Features (KIP-584) this broker supports, as (name, min, max), all finalized at their max:
+/// clients read `transaction.version` 2 as "transactions v2 are on" (Kafka 4's default).
+pub const FEATURES: &[(&str, i16, i16)] = &[("transaction.version", 0, 2)];
+
+/// The finalized features' epoch: they never change while a broker runs.
+const FEATURES_EPOCH: i64 = 1;
+
 pub fn supported(key: i16) -> Option<(i16, i16)> {
     SUPPORTED.iter().find(|(k, _, _)| *k as i16 == key).map(|(_, min, max)| (*min, *max))
 }
@@ -81,7 +89,32 @@ pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
             ApiVersion::default().with_api_key(*k as i16).with_min_version(*min).with_max_version(*max)
         })
         .collect();
-    ApiVersionsResponse::default().with_error_code(0).with_api_keys(api_keys)
+    use kafka_protocol::messages::api_versions_response::{FinalizedFeatureKey, SupportedFeatureKey};
+    use kafka_protocol::protocol::StrBytes;
+    let supported = FEATURES
+        .iter()
+        .map(|(name, min, max)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect();
+    let finalized = FEATURES
+        .iter()
+        .map(|(name, _, max)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(*max)
+                .with_max_version_level(*max)
+        })
+        .collect();
+    ApiVersionsResponse::default()
+        .with_error_code(0)
+        .with_api_keys(api_keys)
+        .with_supported_features(supported)
+        .with_finalized_features_epoch(FEATURES_EPOCH)
+        .with_finalized_features(finalized)
 }
 
 /// The answer to an ApiVersions version we don't know: header v0, body v0, error 35 and our

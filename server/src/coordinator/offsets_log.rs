@@ -223,6 +223,32 @@ impl<'a> Reader<'a> {
         self.nullable_string()?.ok_or(DecodeError::BadLength(-1))
     }
 
+    /// An unsigned varint (flexible versions' lengths and tags).
+    pub(super) fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for i in 0..5 {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::BadLength(-1))
+    }
+
+    pub(super) fn take_slice(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        self.take(n)
+    }
+
+    /// A flexible version's string (length + 1 as a varint; 0 is null).
+    pub(super) fn compact_string(&mut self) -> Result<String, DecodeError> {
+        let n = self.uvarint()?;
+        let len = usize::try_from(n.checked_sub(1).ok_or(DecodeError::BadLength(-1))?)
+            .map_err(|_| DecodeError::BadLength(-1))?;
+        let b = self.take(len)?;
+        String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Utf8)
+    }
+
     fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.i32()?;
         if len < 0 {

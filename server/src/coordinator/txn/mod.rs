@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 
 use crate::broker::{AdminError, Broker};
 use crate::clock::now_ms;
@@ -65,7 +66,14 @@ pub struct TxnCoordinator {
     owned: Mutex<BTreeSet<i32>>,
     /// The group coordinator: transactional offsets become visible through it.
     groups: Arc<Coordinator>,
+    /// Partitions this broker added implicitly (transactions v2), by (producer id, topic,
+    /// partition) → the epoch they were added at: a v2 producer's epoch changes with every
+    /// transaction, so a match means "already in this one" and saves the round trip.
+    added: Mutex<HashMap<(i64, TxnPartition), i16>>,
 }
+
+/// Implicit adds remembered at most (then forgotten all at once: a miss only costs a request).
+const ADDED_MAX: usize = 100_000;
 
 impl TxnCoordinator {
     pub fn new(cfg: TxnConfig, owns: Owns, groups: Arc<Coordinator>) -> TxnCoordinator {
@@ -75,7 +83,56 @@ impl TxnCoordinator {
             loaded: AtomicBool::new(false),
             owned: Mutex::new(BTreeSet::new()),
             groups,
+            added: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Transactions v2's implicit add (KIP-890; Produce v12+, TxnOffsetCommit v5+):
+    /// `partitions` join the producer's transaction on the id's coordinator, here or on
+    /// another broker (AddPartitionsToTxn v5, as Kafka's partition leaders send it). `Err`:
+    /// the Kafka error code to answer for the partitions.
+    pub async fn add_implicitly(
+        &self,
+        ctx: &Ctx,
+        transactional_id: &str,
+        (producer_id, epoch): (i64, i16),
+        partitions: &[TxnPartition],
+    ) -> Result<(), i16> {
+        let missing: Vec<TxnPartition> = {
+            let added = lock(&self.added);
+            let key = |p: &TxnPartition| (producer_id, p.clone());
+            partitions.iter().filter(|p| added.get(&key(p)) != Some(&epoch)).cloned().collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let result = match self.check_owner(transactional_id) {
+            Ok(()) => self
+                .add_partitions(ctx, transactional_id, producer_id, epoch, &missing)
+                .await
+                .map_err(|e| e.code()),
+            Err(TxnError::NotCoordinator) => {
+                let log_partition = self.partition_of(transactional_id);
+                let leader = ctx.broker.topic(TXN_TOPIC).map(|t| t.leader(log_partition));
+                match leader {
+                    Some(l) if l >= 0 && l != ctx.broker.config.node_id => {
+                        markers::add_partitions(ctx, l, transactional_id, (producer_id, epoch), &missing)
+                            .await
+                            .map_err(|code| code.unwrap_or(ResponseError::CoordinatorNotAvailable.code()))
+                    }
+                    _ => Err(ResponseError::CoordinatorNotAvailable.code()),
+                }
+            }
+            Err(e) => Err(e.code()),
+        };
+        if result.is_ok() {
+            let mut added = lock(&self.added);
+            if added.len() + missing.len() > ADDED_MAX {
+                added.clear();
+            }
+            added.extend(missing.into_iter().map(|p| ((producer_id, p), epoch)));
+        }
+        result
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Txns> {
@@ -210,23 +267,31 @@ impl TxnCoordinator {
     }
 
     /// EndTxn: answered once the Prepare state is durable; the markers are written before
-    /// answering (and retried in the background when that fails).
+    /// answering (and retried in the background when that fails). `tv2`: EndTxn v5+, which
+    /// bumps the epoch; the answer is the producer id and epoch to use next.
     pub async fn end_txn(
         &self,
         ctx: &Ctx,
         transactional_id: &str,
-        producer_id: i64,
-        epoch: i16,
+        (producer_id, epoch): (i64, i16),
         commit: bool,
-    ) -> Result<(), TxnError> {
+        tv2: bool,
+    ) -> Result<(i64, i16), TxnError> {
         self.check_owner(transactional_id)?;
-        let step = self.lock().prepare_end(transactional_id, producer_id, epoch, commit, now_ms())?;
+        let alloc = || {
+            ctx.broker.next_producer_id().map(|p| p.0).map_err(|e| {
+                tracing::error!("cannot reserve producer ids: {e}");
+                TxnError::CoordinatorNotAvailable
+            })
+        };
+        let step =
+            self.lock().prepare_end(transactional_id, producer_id, epoch, commit, now_ms(), tv2, alloc)?;
         match step {
-            EndStep::AlreadyDone => Ok(()),
+            EndStep::AlreadyDone(pid, epoch) => Ok((pid, epoch)),
             EndStep::Prepare(t) => {
                 self.commit(ctx, t).await?;
                 self.complete(ctx, transactional_id).await;
-                Ok(())
+                Ok(self.lock().next_ids(transactional_id).unwrap_or((producer_id, epoch)))
             }
         }
     }
@@ -499,4 +564,20 @@ async fn load_partition(ctx: &Ctx, txn: &TxnCoordinator, partition: i32) -> Resu
     .await?;
     txn.lock().merge_loaded(loaded);
     Ok(())
+}
+
+/// A coordinator's passing state answered to a producer as Kafka's partition leaders answer
+/// a failed verification: NOT_ENOUGH_REPLICAS, which every producer retries.
+pub fn retriable_for_produce(code: i16) -> i16 {
+    let passing = [
+        ResponseError::NotCoordinator,
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::CoordinatorLoadInProgress,
+        ResponseError::ConcurrentTransactions,
+    ];
+    if passing.iter().any(|e| e.code() == code) {
+        ResponseError::NotEnoughReplicas.code()
+    } else {
+        code
+    }
 }

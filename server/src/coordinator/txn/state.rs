@@ -14,6 +14,12 @@
 //! next AddPartitions. InitProducerId bumps the epoch from Empty or Complete*, and aborts an
 //! Ongoing transaction first with the epoch bumped (fencing the older producer). A transaction
 //! older than its timeout is aborted the same way.
+//!
+//! Transactions v2 (KIP-890, EndTxn v5+): every commit or abort bumps the epoch (the markers
+//! carry the bumped one, so a zombie's late writes of the ended transaction are fenced), and
+//! EndTxn answers the producer id and epoch to use next. At the last epoch a new producer id
+//! is handed out (`next_producer_id`), taken on completion; a retried EndTxn of the epoch
+//! just ended is answered as done.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -88,6 +94,14 @@ pub struct TxnMeta {
     pub producer_epoch: i16,
     /// The epoch before the last bump (not persisted: a diagnostic).
     pub last_producer_epoch: i16,
+    /// The producer id before an exhausted epoch's switch (-1: none); Kafka's
+    /// PreviousProducerId, so that a retried EndTxn of the old id is recognized.
+    pub previous_producer_id: i64,
+    /// The producer id the ending transaction switches to (-1: none); Kafka's NextProducerId.
+    pub next_producer_id: i64,
+    /// The client speaks transactions v2 (its last EndTxn was v5+); Kafka's
+    /// ClientTransactionVersion 2.
+    pub tv2: bool,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<TxnPartition>,
@@ -120,8 +134,9 @@ pub enum InitStep {
 /// What EndTxn does next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum EndStep {
-    /// A retry of an EndTxn already completed: answer success.
-    AlreadyDone,
+    /// A retry of an EndTxn already completed: answer success (with the producer id and epoch
+    /// to use next, for v2 clients).
+    AlreadyDone(i64, i16),
     /// Write this Prepare* state, then complete it (markers, Complete* state).
     Prepare(Transition),
 }
@@ -180,6 +195,8 @@ pub struct Txns {
 
 /// Epochs stop short of i16::MAX: at the limit a new producer id is handed out (Kafka's rule).
 const EPOCH_MAX: i16 = i16::MAX - 1;
+/// The last epoch a transactions v2 end may bump to (its markers' epoch before the switch).
+pub const EPOCH_LAST: i16 = EPOCH_MAX;
 
 impl Txns {
     pub fn new(cfg: TxnConfig) -> Txns {
@@ -272,6 +289,9 @@ impl Txns {
                 producer_id: alloc()?,
                 producer_epoch: 0,
                 last_producer_epoch: -1,
+                previous_producer_id: -1,
+                next_producer_id: -1,
+                tv2: false,
                 timeout_ms,
                 state: TxnState::Empty,
                 partitions: BTreeSet::new(),
@@ -345,7 +365,8 @@ impl Txns {
         Ok(Some(self.start(transactional_id, target)))
     }
 
-    /// EndTxn: commit or abort the open transaction.
+    /// EndTxn: commit or abort the open transaction. `tv2`: EndTxn v5+ (see the module docs);
+    /// `alloc` hands out a new producer id when the bumped epoch is the last.
     pub fn prepare_end(
         &mut self,
         transactional_id: &str,
@@ -353,7 +374,12 @@ impl Txns {
         epoch: i16,
         commit: bool,
         now_ms: i64,
+        tv2: bool,
+        alloc: impl FnOnce() -> Result<i64, TxnError>,
     ) -> Result<EndStep, TxnError> {
+        if tv2 {
+            return self.prepare_end_v2(transactional_id, producer_id, epoch, commit, now_ms, alloc);
+        }
         let m = self.ids.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
         if m.producer_id != producer_id {
             return Err(TxnError::InvalidProducerIdMapping);
@@ -374,9 +400,77 @@ impl Txns {
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
                 Err(TxnError::ConcurrentTransactions)
             }
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(EndStep::AlreadyDone),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                Ok(EndStep::AlreadyDone(m.producer_id, m.producer_epoch))
+            }
             _ => Err(TxnError::InvalidTxnState),
         }
+    }
+
+    /// EndTxn v5+ (transactions v2, Kafka's rules): the epoch is bumped with every end.
+    fn prepare_end_v2(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        now_ms: i64,
+        alloc: impl FnOnce() -> Result<i64, TxnError>,
+    ) -> Result<EndStep, TxnError> {
+        let m = self.ids.get(transactional_id).ok_or(TxnError::InvalidProducerIdMapping)?;
+        let matching_end = |s: TxnState| {
+            matches!((s, commit), (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false))
+        };
+        // A retry of the end just made: the epoch (or producer id) moved on since.
+        let retry = (producer_id == m.producer_id && i32::from(epoch) + 1 == i32::from(m.producer_epoch))
+            || (producer_id == m.previous_producer_id && m.producer_epoch == 0);
+        if retry && !m.pending {
+            return match m.state {
+                s if matching_end(s) => Ok(EndStep::AlreadyDone(m.producer_id, m.producer_epoch)),
+                TxnState::PrepareCommit | TxnState::PrepareAbort => Err(TxnError::ConcurrentTransactions),
+                _ => Err(TxnError::InvalidTxnState),
+            };
+        }
+        if m.producer_id != producer_id {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        if m.producer_epoch != epoch {
+            return Err(TxnError::ProducerFenced);
+        }
+        if m.pending || m.completing {
+            return Err(TxnError::ConcurrentTransactions);
+        }
+        match m.state {
+            TxnState::Ongoing => {}
+            // A v2 producer may abort with nothing added (a failed first send): the epoch is
+            // bumped all the same, fencing whatever of it is still in flight.
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort if !commit => {}
+            TxnState::PrepareCommit | TxnState::PrepareAbort => return Err(TxnError::ConcurrentTransactions),
+            _ => return Err(TxnError::InvalidTxnState),
+        }
+        let mut target = m.clone();
+        if m.state != TxnState::Ongoing {
+            target.partitions.clear();
+        }
+        target.state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
+        target.last_producer_epoch = m.producer_epoch;
+        // The markers carry the bumped epoch; at the last one the producer moves to a new id.
+        target.producer_epoch = m.producer_epoch + 1;
+        target.next_producer_id = if target.producer_epoch >= EPOCH_MAX { alloc()? } else { -1 };
+        target.tv2 = true;
+        target.last_update_ms = now_ms;
+        Ok(EndStep::Prepare(self.start(transactional_id, target)))
+    }
+
+    /// The producer id and epoch a v2 client uses after its EndTxn: the new id (at epoch 0)
+    /// while a switch is pending, else the current ones.
+    pub fn next_ids(&self, transactional_id: &str) -> Option<(i64, i16)> {
+        let m = self.ids.get(transactional_id)?;
+        Some(if m.next_producer_id >= 0 {
+            (m.next_producer_id, 0)
+        } else {
+            (m.producer_id, m.producer_epoch)
+        })
     }
 
     /// Ongoing transactions older than their timeout: each is aborted with the epoch bumped,
@@ -482,6 +576,14 @@ impl Txns {
         m.pending = true;
         let mut target = m.clone();
         target.state = if job.commit { TxnState::CompleteCommit } else { TxnState::CompleteAbort };
+        if m.next_producer_id >= 0 {
+            // The exhausted epoch's switch to the new producer id.
+            target.previous_producer_id = m.producer_id;
+            target.producer_id = m.next_producer_id;
+            target.producer_epoch = 0;
+            target.last_producer_epoch = -1;
+            target.next_producer_id = -1;
+        }
         target.partitions.clear();
         target.last_update_ms = now_ms;
         Some(Transition { transactional_id: job.transactional_id.clone(), target })

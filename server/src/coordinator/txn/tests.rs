@@ -9,6 +9,10 @@ fn txns() -> Txns {
     Txns::new(TxnConfig::default())
 }
 
+fn no_alloc() -> Result<i64, TxnError> {
+    panic!("no new producer id expected")
+}
+
 fn tp(t: &str, p: i32) -> TxnPartition {
     (t.to_string(), p)
 }
@@ -41,9 +45,9 @@ fn add(
 
 /// EndTxn through markers to the Complete state.
 fn end(s: &mut Txns, id: &str, pid: i64, epoch: i16, commit: bool, now: i64) -> Result<MarkerJob, TxnError> {
-    match s.prepare_end(id, pid, epoch, commit, now)? {
+    match s.prepare_end(id, pid, epoch, commit, now, false, no_alloc)? {
         EndStep::Prepare(t) => s.apply(t),
-        EndStep::AlreadyDone => panic!("not done yet"),
+        EndStep::AlreadyDone(..) => panic!("not done yet"),
     }
     let job = s.start_markers(id).expect("markers to write");
     let t = s.prepare_complete(&job, now).expect("complete");
@@ -67,7 +71,10 @@ fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
     assert_eq!((pid, epoch), (1000, 0));
     assert_eq!(s.get("t").map(|m| m.state), Some(TxnState::Empty));
     // EndTxn with nothing open is out of order.
-    assert_eq!(s.prepare_end("t", pid, epoch, true, 1).err(), Some(TxnError::InvalidTxnState));
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, true, 1, false, no_alloc).err(),
+        Some(TxnError::InvalidTxnState)
+    );
     add(&mut s, "t", pid, epoch, &[tp("a", 0), tp("a", 1)], 5).expect("add");
     let m = s.get("t").expect("t");
     assert_eq!((m.state, m.partitions.len(), m.start_ms), (TxnState::Ongoing, 2, 5));
@@ -83,8 +90,14 @@ fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
     assert_eq!((m.state, m.partitions.len()), (TxnState::CompleteCommit, 0));
     assert_eq!(s.open_count(), 0);
     // A retried EndTxn is answered; the opposite decision is refused.
-    assert_eq!(s.prepare_end("t", pid, epoch, true, 8), Ok(EndStep::AlreadyDone));
-    assert_eq!(s.prepare_end("t", pid, epoch, false, 8).err(), Some(TxnError::InvalidTxnState));
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, true, 8, false, no_alloc),
+        Ok(EndStep::AlreadyDone(pid, epoch))
+    );
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, false, 8, false, no_alloc).err(),
+        Some(TxnError::InvalidTxnState)
+    );
     // Producing after the commit needs a new AddPartitions.
     assert_eq!(s.verify_produce("t", pid, epoch, &tp("a", 0)), Err(TxnError::InvalidTxnState));
     add(&mut s, "t", pid, epoch, &[tp("b", 0)], 9).expect("next transaction");
@@ -113,7 +126,10 @@ fn wrong_producers_and_concurrent_requests_get_kafkas_errors() {
     );
     // While a transition is being written, everything else waits.
     let t = s.prepare_add_partitions("t", pid, epoch, &[tp("a", 0)], 0).expect("ok").expect("write");
-    assert_eq!(s.prepare_end("t", pid, epoch, true, 0).err(), Some(TxnError::ConcurrentTransactions));
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, true, 0, false, no_alloc).err(),
+        Some(TxnError::ConcurrentTransactions)
+    );
     assert_eq!(
         s.prepare_init("t", 1000, (-1, -1), 0, || Ok(99)).err(),
         Some(TxnError::ConcurrentTransactions)
@@ -123,12 +139,18 @@ fn wrong_producers_and_concurrent_requests_get_kafkas_errors() {
     assert_eq!(s.get("t").map(|m| (m.state, m.pending)), Some((TxnState::Empty, false)));
     add(&mut s, "t", pid, epoch, &[tp("a", 0)], 0).expect("add");
     // While the markers are written: CONCURRENT_TRANSACTIONS.
-    match s.prepare_end("t", pid, epoch, true, 1).expect("end") {
+    match s.prepare_end("t", pid, epoch, true, 1, false, no_alloc).expect("end") {
         EndStep::Prepare(t) => s.apply(t),
-        EndStep::AlreadyDone => panic!(),
+        EndStep::AlreadyDone(..) => panic!(),
     }
-    assert_eq!(s.prepare_end("t", pid, epoch, true, 1).err(), Some(TxnError::ConcurrentTransactions));
-    assert_eq!(s.prepare_end("t", pid, epoch, false, 1).err(), Some(TxnError::InvalidTxnState));
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, true, 1, false, no_alloc).err(),
+        Some(TxnError::ConcurrentTransactions)
+    );
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, false, 1, false, no_alloc).err(),
+        Some(TxnError::InvalidTxnState)
+    );
     assert_eq!(
         s.prepare_add_partitions("t", pid, epoch, &[tp("b", 0)], 1).err(),
         Some(TxnError::ConcurrentTransactions)
@@ -165,7 +187,10 @@ fn a_new_producer_fences_the_old_one_and_aborts_its_transaction() {
         s.prepare_add_partitions("t", pid, epoch, &[tp("a", 0)], 4).err(),
         Some(TxnError::ProducerFenced)
     );
-    assert_eq!(s.prepare_end("t", pid, epoch, true, 4).err(), Some(TxnError::ProducerFenced));
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, true, 4, false, no_alloc).err(),
+        Some(TxnError::ProducerFenced)
+    );
     assert_eq!(s.verify_produce("t", pid, epoch, &tp("a", 0)), Err(TxnError::InvalidProducerEpoch));
     // KIP-360: a producer naming a producer id that is not the current one is fenced.
     assert_eq!(s.prepare_init("t", 60_000, (pid + 5, 0), 5, || Ok(10)).err(), Some(TxnError::ProducerFenced));
@@ -194,7 +219,10 @@ fn transactions_older_than_their_timeout_are_aborted_with_the_epoch_bumped() {
     for t in expired {
         s.apply(t);
     }
-    assert_eq!(s.prepare_end("t", pid, epoch, true, 11_002).err(), Some(TxnError::ProducerFenced));
+    assert_eq!(
+        s.prepare_end("t", pid, epoch, true, 11_002, false, no_alloc).err(),
+        Some(TxnError::ProducerFenced)
+    );
 }
 
 #[test]
@@ -251,4 +279,55 @@ fn idle_ids_expire_but_open_transactions_do_not() {
     assert!(s.get("busy").is_some(), "an open transaction is aborted on its timeout, not expired");
     // Its next producer gets a new producer id.
     assert_eq!(init(&mut s, "idle", 2_000, 7), (7, 0));
+}
+
+/// Transactions v2 (EndTxn v5+, KIP-890): every end bumps the epoch (the markers carry the
+/// bumped one), a retry of the end just made is answered with the new ids, a v2 producer may
+/// abort with nothing added, and at the last epoch the producer moves to a new producer id.
+#[test]
+fn v2_ends_bump_the_epoch_and_switch_ids_at_the_last() {
+    let mut s = txns();
+    let (pid, epoch) = init(&mut s, "t", 0, 5);
+    add(&mut s, "t", pid, epoch, &[tp("a", 0)], 1).expect("add");
+    let end_v2 = |s: &mut Txns, pid: i64, epoch: i16, commit: bool, alloc: fn() -> Result<i64, TxnError>| {
+        match s.prepare_end("t", pid, epoch, commit, 2, true, alloc)? {
+            EndStep::Prepare(t) => s.apply(t),
+            EndStep::AlreadyDone(p, e) => return Ok((Some((p, e)), None)),
+        }
+        let job = s.start_markers("t").expect("markers");
+        let t = s.prepare_complete(&job, 2).expect("complete");
+        s.apply(t);
+        Ok::<_, TxnError>((None, Some(job)))
+    };
+    let (_, job) = end_v2(&mut s, pid, epoch, true, no_alloc).expect("commit");
+    let job = job.expect("markers written");
+    assert_eq!((job.producer_id, job.producer_epoch), (pid, epoch + 1), "markers carry the bumped epoch");
+    assert_eq!(s.next_ids("t"), Some((pid, epoch + 1)));
+    // The retry of that EndTxn (old epoch) is answered as done, with the new epoch.
+    assert_eq!(end_v2(&mut s, pid, epoch, true, no_alloc).expect("retry").0, Some((pid, epoch + 1)));
+    assert_eq!(end_v2(&mut s, pid, epoch, false, no_alloc).err(), Some(TxnError::InvalidTxnState));
+    // A zombie at an older epoch is fenced; a commit with nothing open is refused.
+    assert_eq!(
+        s.prepare_add_partitions("t", pid, epoch, &[tp("a", 0)], 3).err(),
+        Some(TxnError::ProducerFenced)
+    );
+    assert_eq!(end_v2(&mut s, pid, epoch + 1, true, no_alloc).err(), Some(TxnError::InvalidTxnState));
+    // An abort with nothing added bumps the epoch too.
+    let (_, job) = end_v2(&mut s, pid, epoch + 1, false, no_alloc).expect("abort");
+    assert!(job.expect("job").partitions.is_empty());
+    assert_eq!(s.next_ids("t"), Some((pid, epoch + 2)));
+    assert!(s.get("t").expect("t").tv2);
+    // At the last epoch: the markers go out at it, and the producer continues on a new id.
+    let mut last = s.get("t").expect("t").clone();
+    last.producer_epoch = EPOCH_LAST - 1;
+    s.apply(Transition { transactional_id: "t".into(), target: last });
+    add(&mut s, "t", pid, EPOCH_LAST - 1, &[tp("a", 0)], 4).expect("add");
+    let (_, job) = end_v2(&mut s, pid, EPOCH_LAST - 1, true, || Ok(77)).expect("commit");
+    assert_eq!(job.expect("job").producer_epoch, EPOCH_LAST);
+    assert_eq!(s.next_ids("t"), Some((77, 0)));
+    let m = s.get("t").expect("t").clone();
+    assert_eq!((m.producer_id, m.producer_epoch, m.previous_producer_id), (77, 0, pid));
+    // The retry under the old id is recognized.
+    assert_eq!(end_v2(&mut s, pid, EPOCH_LAST, true, no_alloc).expect("retry").0, Some((77, 0)));
+    assert_eq!(log::decode_value(&log::value(&m)), Ok(TxnMeta { last_producer_epoch: -1, ..m }));
 }
