@@ -3,7 +3,10 @@ three brokers (the coordinator writes the markers of the partitions it does not 
 WriteTxnMarkers to their leaders), exactly-once output through send_offsets_to_transaction,
 and the coordinator's node killed: the next leader of its __transaction_state partition loads
 the id's state, so a new producer instance continues (the epoch keeps growing, the open
-transaction is aborted)."""
+transaction is aborted). And transactions v2 (KIP-890) on the wire: a partition led by
+another broker than the coordinator joins the transaction implicitly."""
+import socket
+import struct
 import time
 
 import pytest
@@ -145,3 +148,109 @@ def test_the_coordinator_fails_over_with_its_state(cluster):
     finally:
         victim.spawn()
         victim.wait_listening()
+
+
+# Transactions v2 (KIP-890) spoken on the wire as Kafka 4's Java producer speaks it: no client
+# installed here speaks v2 yet (librdkafka and kafkajs use v1).
+
+def _call(addr, api_key, version, body, flexible):
+    """One request on a fresh connection; a Reader over the answer's body."""
+    from test_fast_failover import Reader, uvarint
+    from test_hostile import recv_frame
+    cid = b"txn-v2-test"
+    header = struct.pack(">hhih", api_key, version, 1, len(cid)) + cid + (uvarint(0) if flexible else b"")
+    host, port = addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
+        frame = recv_frame(s, timeout=30)
+    assert frame, f"{addr} closed the connection"
+    r = Reader(frame, 8)  # size, correlation id
+    if flexible:
+        r.tags()
+    return r
+
+
+def _txn_batch(pid, epoch, seq, value):
+    """A transactional RecordBatch v2 of one record."""
+    from test_hostile import crc32c, varint
+    ts = int(time.time() * 1000)
+    body = b"\x00" + varint(0) + varint(0) + varint(-1) + varint(len(value)) + value + varint(0)
+    after_crc = struct.pack(">hiqqqhii", 0x10, 0, ts, ts, pid, epoch, seq, 1) + varint(len(body)) + body
+    return struct.pack(">qiibI", 0, 4 + 1 + 4 + len(after_crc), -1, 2, crc32c(after_crc)) + after_crc
+
+
+def _retrying(fn, retriable, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        out = fn()
+        code = out[0] if isinstance(out, tuple) else out
+        if code not in retriable or time.time() > deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _find_coordinator(addr, tid):
+    t = tid.encode()
+    r = _call(addr, 10, 1, struct.pack(">h", len(t)) + t + b"\x01", False)
+    _, err = r.take(">ih")
+    n = r.take(">h")
+    r.pos += max(n, 0)  # error message
+    node = r.take(">i")
+    return err, node
+
+
+def _init_producer_id(addr, tid):
+    t = tid.encode()
+    r = _call(addr, 22, 1, struct.pack(">h", len(t)) + t + struct.pack(">i", 60_000), False)
+    _, err, pid, epoch = r.take(">ihqh")
+    return err, pid, epoch
+
+
+def _produce_v12(addr, tid, topic, partition, records):
+    from test_fast_failover import compact_string, uvarint
+    body = compact_string(tid) + struct.pack(">hi", -1, 10_000)
+    body += uvarint(2) + compact_string(topic)
+    body += uvarint(2) + struct.pack(">i", partition) + uvarint(len(records) + 1) + records + uvarint(0)
+    body += uvarint(0) + uvarint(0)
+    r = _call(addr, 0, 12, body, True)
+    assert r.uvarint() == 2, "one topic"
+    r.compact_string()
+    assert r.uvarint() == 2, "one partition"
+    _, err = r.take(">ih")
+    return err
+
+
+def _end_txn_v5(addr, tid, pid, epoch, commit):
+    from test_fast_failover import compact_string, uvarint
+    r = _call(addr, 26, 5, compact_string(tid) + struct.pack(">qhb", pid, epoch, int(commit)) + uvarint(0), True)
+    _, err, pid, epoch = r.take(">ihqh")
+    return err, pid, epoch
+
+
+def test_transactions_v2_add_partitions_on_another_broker_and_bump_the_epoch(cluster):
+    """Produce v12 to a partition whose leader is not the id's coordinator: the leader adds
+    the partition with AddPartitionsToTxn v5 to the coordinator (no AddPartitionsToTxn from the
+    client); EndTxn v5 bumps the epoch and answers it; the old epoch is fenced on the remote
+    leader; read_committed sees the committed record only."""
+    topic, tid = unique("txn-v2"), unique("tid-v2")
+    create(cluster.bootstrap, topic, 3)
+    any_node = cluster.bootstrap.split(",")[0]
+    err, coordinator = _retrying(lambda: _find_coordinator(any_node, tid), {14, 15})
+    assert err == 0, f"FindCoordinator: error {err}"
+    coord = cluster.node(coordinator).bootstrap
+    err, pid, epoch = _retrying(lambda: _init_producer_id(coord, tid), {14, 15, 51})
+    assert err == 0, f"InitProducerId: error {err}"
+    lead = leaders(cluster.bootstrap, topic)
+    remote = next(p for p, node in lead.items() if node != coordinator)
+    at = cluster.node(lead[remote]).bootstrap
+    retriable = {6, 19}  # NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS (coordinator busy)
+    produce = lambda e, seq, v: _retrying(
+        lambda: _produce_v12(at, tid, topic, remote, _txn_batch(pid, e, seq, v)), retriable)
+    assert produce(epoch, 0, b"committed") == 0
+    assert _end_txn_v5(coord, tid, pid, epoch, True) == (0, pid, epoch + 1)
+    assert _end_txn_v5(coord, tid, pid, epoch, True) == (0, pid, epoch + 1), "a retry is answered as done"
+    assert produce(epoch, 1, b"zombie") == 47, "INVALID_PRODUCER_EPOCH: the marker carried the bumped epoch"
+    assert produce(epoch + 1, 0, b"aborted") == 0
+    assert _end_txn_v5(coord, tid, pid, epoch + 1, False) == (0, pid, epoch + 2)
+    assert read(cluster.bootstrap, topic, [remote], "read_committed") == [b"committed"]
+    assert read(cluster.bootstrap, topic, [remote], "read_uncommitted") == [b"committed", b"aborted"]

@@ -285,7 +285,7 @@ impl TxnCoordinator {
             })
         };
         let step =
-            self.lock().prepare_end(transactional_id, producer_id, epoch, commit, now_ms(), tv2, alloc)?;
+            self.lock().prepare_end(transactional_id, (producer_id, epoch), commit, now_ms(), tv2, alloc)?;
         match step {
             EndStep::AlreadyDone(pid, epoch) => Ok((pid, epoch)),
             EndStep::Prepare(t) => {

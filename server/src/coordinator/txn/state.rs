@@ -370,8 +370,7 @@ impl Txns {
     pub fn prepare_end(
         &mut self,
         transactional_id: &str,
-        producer_id: i64,
-        epoch: i16,
+        (producer_id, epoch): (i64, i16),
         commit: bool,
         now_ms: i64,
         tv2: bool,

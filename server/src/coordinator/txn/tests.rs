@@ -45,7 +45,7 @@ fn add(
 
 /// EndTxn through markers to the Complete state.
 fn end(s: &mut Txns, id: &str, pid: i64, epoch: i16, commit: bool, now: i64) -> Result<MarkerJob, TxnError> {
-    match s.prepare_end(id, pid, epoch, commit, now, false, no_alloc)? {
+    match s.prepare_end(id, (pid, epoch), commit, now, false, no_alloc)? {
         EndStep::Prepare(t) => s.apply(t),
         EndStep::AlreadyDone(..) => panic!("not done yet"),
     }
@@ -72,7 +72,7 @@ fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
     assert_eq!(s.get("t").map(|m| m.state), Some(TxnState::Empty));
     // EndTxn with nothing open is out of order.
     assert_eq!(
-        s.prepare_end("t", pid, epoch, true, 1, false, no_alloc).err(),
+        s.prepare_end("t", (pid, epoch), true, 1, false, no_alloc).err(),
         Some(TxnError::InvalidTxnState)
     );
     add(&mut s, "t", pid, epoch, &[tp("a", 0), tp("a", 1)], 5).expect("add");
@@ -91,11 +91,11 @@ fn a_transaction_goes_from_empty_through_ongoing_to_complete() {
     assert_eq!(s.open_count(), 0);
     // A retried EndTxn is answered; the opposite decision is refused.
     assert_eq!(
-        s.prepare_end("t", pid, epoch, true, 8, false, no_alloc),
+        s.prepare_end("t", (pid, epoch), true, 8, false, no_alloc),
         Ok(EndStep::AlreadyDone(pid, epoch))
     );
     assert_eq!(
-        s.prepare_end("t", pid, epoch, false, 8, false, no_alloc).err(),
+        s.prepare_end("t", (pid, epoch), false, 8, false, no_alloc).err(),
         Some(TxnError::InvalidTxnState)
     );
     // Producing after the commit needs a new AddPartitions.
@@ -127,7 +127,7 @@ fn wrong_producers_and_concurrent_requests_get_kafkas_errors() {
     // While a transition is being written, everything else waits.
     let t = s.prepare_add_partitions("t", pid, epoch, &[tp("a", 0)], 0).expect("ok").expect("write");
     assert_eq!(
-        s.prepare_end("t", pid, epoch, true, 0, false, no_alloc).err(),
+        s.prepare_end("t", (pid, epoch), true, 0, false, no_alloc).err(),
         Some(TxnError::ConcurrentTransactions)
     );
     assert_eq!(
@@ -139,16 +139,16 @@ fn wrong_producers_and_concurrent_requests_get_kafkas_errors() {
     assert_eq!(s.get("t").map(|m| (m.state, m.pending)), Some((TxnState::Empty, false)));
     add(&mut s, "t", pid, epoch, &[tp("a", 0)], 0).expect("add");
     // While the markers are written: CONCURRENT_TRANSACTIONS.
-    match s.prepare_end("t", pid, epoch, true, 1, false, no_alloc).expect("end") {
+    match s.prepare_end("t", (pid, epoch), true, 1, false, no_alloc).expect("end") {
         EndStep::Prepare(t) => s.apply(t),
         EndStep::AlreadyDone(..) => panic!(),
     }
     assert_eq!(
-        s.prepare_end("t", pid, epoch, true, 1, false, no_alloc).err(),
+        s.prepare_end("t", (pid, epoch), true, 1, false, no_alloc).err(),
         Some(TxnError::ConcurrentTransactions)
     );
     assert_eq!(
-        s.prepare_end("t", pid, epoch, false, 1, false, no_alloc).err(),
+        s.prepare_end("t", (pid, epoch), false, 1, false, no_alloc).err(),
         Some(TxnError::InvalidTxnState)
     );
     assert_eq!(
@@ -188,7 +188,7 @@ fn a_new_producer_fences_the_old_one_and_aborts_its_transaction() {
         Some(TxnError::ProducerFenced)
     );
     assert_eq!(
-        s.prepare_end("t", pid, epoch, true, 4, false, no_alloc).err(),
+        s.prepare_end("t", (pid, epoch), true, 4, false, no_alloc).err(),
         Some(TxnError::ProducerFenced)
     );
     assert_eq!(s.verify_produce("t", pid, epoch, &tp("a", 0)), Err(TxnError::InvalidProducerEpoch));
@@ -220,7 +220,7 @@ fn transactions_older_than_their_timeout_are_aborted_with_the_epoch_bumped() {
         s.apply(t);
     }
     assert_eq!(
-        s.prepare_end("t", pid, epoch, true, 11_002, false, no_alloc).err(),
+        s.prepare_end("t", (pid, epoch), true, 11_002, false, no_alloc).err(),
         Some(TxnError::ProducerFenced)
     );
 }
@@ -290,7 +290,7 @@ fn v2_ends_bump_the_epoch_and_switch_ids_at_the_last() {
     let (pid, epoch) = init(&mut s, "t", 0, 5);
     add(&mut s, "t", pid, epoch, &[tp("a", 0)], 1).expect("add");
     let end_v2 = |s: &mut Txns, pid: i64, epoch: i16, commit: bool, alloc: fn() -> Result<i64, TxnError>| {
-        match s.prepare_end("t", pid, epoch, commit, 2, true, alloc)? {
+        match s.prepare_end("t", (pid, epoch), commit, 2, true, alloc)? {
             EndStep::Prepare(t) => s.apply(t),
             EndStep::AlreadyDone(p, e) => return Ok((Some((p, e)), None)),
         }
