@@ -206,13 +206,13 @@ def _init_producer_id(addr, tid):
     return err, pid, epoch
 
 
-def _produce_v12(addr, tid, topic, partition, records):
+def _produce_v12(addr, tid, topic, partition, records, version=12):
     from test_fast_failover import compact_string, uvarint
     body = compact_string(tid) + struct.pack(">hi", -1, 10_000)
     body += uvarint(2) + compact_string(topic)
     body += uvarint(2) + struct.pack(">i", partition) + uvarint(len(records) + 1) + records + uvarint(0)
     body += uvarint(0) + uvarint(0)
-    r = _call(addr, 0, 12, body, True)
+    r = _call(addr, 0, version, body, True)
     assert r.uvarint() == 2, "one topic"
     r.compact_string()
     assert r.uvarint() == 2, "one partition"
@@ -254,3 +254,49 @@ def test_transactions_v2_add_partitions_on_another_broker_and_bump_the_epoch(clu
     assert _end_txn_v5(coord, tid, pid, epoch + 1, False) == (0, pid, epoch + 2)
     assert read(cluster.bootstrap, topic, [remote], "read_committed") == [b"committed"]
     assert read(cluster.bootstrap, topic, [remote], "read_uncommitted") == [b"committed", b"aborted"]
+
+
+def _add_partitions_v2(addr, tid, pid, epoch, topic, partition):
+    t, n = tid.encode(), topic.encode()
+    body = struct.pack(">h", len(t)) + t + struct.pack(">qhi", pid, epoch, 1)
+    body += struct.pack(">h", len(n)) + n + struct.pack(">ii", 1, partition)
+    r = _call(addr, 24, 2, body, False)
+    r.take(">i")  # throttle time
+    assert r.take(">i") == 1, "one topic"
+    r.pos += r.take(">h")
+    assert r.take(">i") == 1, "one partition"
+    _, err = r.take(">ih")
+    return err
+
+
+def _end_txn_v2(addr, tid, pid, epoch, commit):
+    t = tid.encode()
+    r = _call(addr, 26, 2, struct.pack(">h", len(t)) + t + struct.pack(">qhb", pid, epoch, int(commit)), False)
+    _, err = r.take(">ih")
+    return err
+
+
+def test_a_v1_producer_is_verified_with_a_coordinator_on_another_broker(cluster):
+    """KIP-890's defence for v1 producers (Produce below v12): the leader of a partition asks
+    the id's coordinator on another broker whether the partition is in the producer's ongoing
+    transaction before it appends, so a stray write cannot open a transaction no coordinator
+    will end; after the marker the next transaction is checked again (same epoch in v1)."""
+    topic, tid = unique("txn-verify"), unique("tid-verify")
+    create(cluster.bootstrap, topic, 3)
+    any_node = cluster.bootstrap.split(",")[0]
+    err, coordinator = _retrying(lambda: _find_coordinator(any_node, tid), {14, 15})
+    assert err == 0, f"FindCoordinator: error {err}"
+    coord = cluster.node(coordinator).bootstrap
+    err, pid, epoch = _retrying(lambda: _init_producer_id(coord, tid), {14, 15, 51})
+    assert err == 0, f"InitProducerId: error {err}"
+    lead = leaders(cluster.bootstrap, topic)
+    remote = next(p for p, node in lead.items() if node != coordinator)
+    at = cluster.node(lead[remote]).bootstrap
+    produce = lambda seq, v: _retrying(
+        lambda: _produce_v12(at, tid, topic, remote, _txn_batch(pid, epoch, seq, v), version=11), {6, 19})
+    assert produce(0, b"stray") == 48, "INVALID_TXN_STATE: not added to the transaction"
+    assert _retrying(lambda: _add_partitions_v2(coord, tid, pid, epoch, topic, remote), {14, 15, 51}) == 0
+    assert produce(0, b"in") == 0
+    assert _retrying(lambda: _end_txn_v2(coord, tid, pid, epoch, True), {51}) == 0
+    assert produce(1, b"after the marker") == 48, "the next transaction must add the partition again"
+    assert read(cluster.bootstrap, topic, [remote], "read_uncommitted") == [b"in"]

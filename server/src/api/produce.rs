@@ -155,7 +155,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> O
             let txn_refused = match (transactional_id, &p.records) {
                 (Some(_), Some(_)) if version >= 12 => implicit_add,
                 (Some(t), Some(records)) if exists && allowed && refuse_all.is_none() => {
-                    super::txn::verify_produce(ctx, t, &name, p.index, records)
+                    super::txn::verify_produce(ctx, t, &name, p.index, records).await
                 }
                 _ => None,
             };

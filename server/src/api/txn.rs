@@ -403,8 +403,14 @@ pub async fn write_txn_markers(
             .iter()
             .flat_map(|t| t.partition_indexes.iter().map(move |p| (Arc::from(t.name.0.as_str()), *p, marker)))
             .collect();
-        let mut results =
-            if allowed { route_markers(&ctx.shard, calls).await.into_iter() } else { Vec::new().into_iter() };
+        let ended: Vec<(String, i32)> = calls.iter().map(|(t, p, _)| (t.to_string(), *p)).collect();
+        let results = if allowed { route_markers(&ctx.shard, calls).await } else { Vec::new() };
+        for (tp, r) in ended.into_iter().zip(&results) {
+            if r.is_ok() {
+                ctx.txn.transaction_ended(m.producer_id.0, tp);
+            }
+        }
+        let mut results = results.into_iter();
         let topics = m
             .topics
             .iter()
@@ -472,19 +478,16 @@ pub async fn add_implicitly(
 }
 
 /// A Produce with a transactional id: every partition must be in the producer's ongoing
-/// transaction (INVALID_TXN_STATE otherwise), checked when this broker coordinates the id.
+/// transaction (INVALID_TXN_STATE otherwise), checked here when this broker coordinates the
+/// id, else with its coordinator (KIP-890's verification, once per partition per transaction).
 /// `None`: allowed.
-pub fn verify_produce(
+pub async fn verify_produce(
     ctx: &Ctx,
     transactional_id: &str,
     topic: &str,
     partition: i32,
     records: &bytes::Bytes,
 ) -> Option<i16> {
-    if !ctx.txn.coordinates(transactional_id) {
-        // Coordinated elsewhere: the check needs KIP-890's verification round trip.
-        return None;
-    }
     let Some(h) = riptide_format::BatchHeader::parse(records) else {
         return Some(ResponseError::CorruptMessage.code());
     };
@@ -492,7 +495,12 @@ pub fn verify_produce(
         return Some(ResponseError::InvalidRecord.code());
     }
     let tp = (topic.to_string(), partition);
-    ctx.txn.verify_produce(transactional_id, h.producer_id, h.producer_epoch, &tp).err().map(TxnError::code)
+    if ctx.txn.coordinates(transactional_id) {
+        return ctx.txn.verify_produce(transactional_id, h.producer_id, h.producer_epoch, &tp).err().map(TxnError::code);
+    }
+    let ids = (h.producer_id, h.producer_epoch);
+    let verified = ctx.txn.verify(&ctx.shard, transactional_id, ids, &[tp]).await;
+    verified.err().map(coordinator::txn::retriable_for_produce)
 }
 
 /// DescribeTransactions: each id's state as this coordinator holds it (NOT_COORDINATOR for an

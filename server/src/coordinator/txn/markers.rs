@@ -45,15 +45,16 @@ async fn connect(ctx: &Ctx, node: i32) -> Result<Connection, String> {
     Connection::connect(&addr, &options).await.map_err(|e| e.to_string())
 }
 
-/// Asks broker `coordinator` to add `partitions` to the transaction of `transactional_id`
-/// (AddPartitionsToTxn v4+, not verify-only). `Err`: the first partition's error code, or
-/// None when the coordinator could not be asked.
+/// Asks broker `coordinator` to add `partitions` to the transaction of `transactional_id`, or
+/// only to check that they are in it (AddPartitionsToTxn v4+). `Err`: the first partition's
+/// error code, or None when the coordinator could not be asked.
 pub async fn add_partitions(
     ctx: &Ctx,
     coordinator: i32,
     transactional_id: &str,
     (producer_id, producer_epoch): (i64, i16),
     partitions: &[TxnPartition],
+    verify_only: bool,
 ) -> Result<(), Option<i16>> {
     let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
     for (t, p) in partitions {
@@ -72,7 +73,7 @@ pub async fn add_partitions(
         .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id.to_string())))
         .with_producer_id(ProducerId(producer_id))
         .with_producer_epoch(producer_epoch)
-        .with_verify_only(false)
+        .with_verify_only(verify_only)
         .with_topics(topics)]);
     let conn = connect(ctx, coordinator).await.map_err(|e| {
         tracing::debug!("AddPartitionsToTxn to broker {coordinator}: {e}");

@@ -66,14 +66,16 @@ pub struct TxnCoordinator {
     owned: Mutex<BTreeSet<i32>>,
     /// The group coordinator: transactional offsets become visible through it.
     groups: Arc<Coordinator>,
-    /// Partitions this broker added implicitly (transactions v2), by (producer id, topic,
-    /// partition) → the epoch they were added at: a v2 producer's epoch changes with every
-    /// transaction, so a match means "already in this one" and saves the round trip.
-    added: Mutex<HashMap<(i64, TxnPartition), i16>>,
+    /// Partitions known here to be in a producer's ongoing transaction (added implicitly for
+    /// transactions v2, or verified with the coordinator for v1 producers), by (producer id,
+    /// topic, partition) → the epoch: a match saves the round trip. A marker written here ends
+    /// the entry (a v1 producer keeps its epoch across transactions; a v2 one bumps it).
+    joined: Mutex<HashMap<(i64, TxnPartition), i16>>,
 }
 
-/// Implicit adds remembered at most (then forgotten all at once: a miss only costs a request).
-const ADDED_MAX: usize = 100_000;
+/// Partitions remembered in transactions at most (then forgotten all at once: a miss only
+/// costs a request).
+const JOINED_MAX: usize = 100_000;
 
 impl TxnCoordinator {
     pub fn new(cfg: TxnConfig, owns: Owns, groups: Arc<Coordinator>) -> TxnCoordinator {
@@ -83,7 +85,7 @@ impl TxnCoordinator {
             loaded: AtomicBool::new(false),
             owned: Mutex::new(BTreeSet::new()),
             groups,
-            added: Mutex::new(HashMap::new()),
+            joined: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,18 +97,47 @@ impl TxnCoordinator {
         &self,
         ctx: &Ctx,
         transactional_id: &str,
-        (producer_id, epoch): (i64, i16),
+        ids: (i64, i16),
         partitions: &[TxnPartition],
     ) -> Result<(), i16> {
+        self.join(ctx, transactional_id, ids, partitions, false).await
+    }
+
+    /// KIP-890's check for v1 producers (Produce below v12): the partitions must be in the
+    /// producer's ongoing transaction, asked of the id's coordinator here or on another broker
+    /// (AddPartitionsToTxn v5, verify-only), so that a late or stray write cannot leave a
+    /// transaction open that no coordinator will end (a hanging transaction).
+    pub async fn verify(
+        &self,
+        ctx: &Ctx,
+        transactional_id: &str,
+        ids: (i64, i16),
+        partitions: &[TxnPartition],
+    ) -> Result<(), i16> {
+        self.join(ctx, transactional_id, ids, partitions, true).await
+    }
+
+    async fn join(
+        &self,
+        ctx: &Ctx,
+        transactional_id: &str,
+        (producer_id, epoch): (i64, i16),
+        partitions: &[TxnPartition],
+        verify_only: bool,
+    ) -> Result<(), i16> {
         let missing: Vec<TxnPartition> = {
-            let added = lock(&self.added);
+            let joined = lock(&self.joined);
             let key = |p: &TxnPartition| (producer_id, p.clone());
-            partitions.iter().filter(|p| added.get(&key(p)) != Some(&epoch)).cloned().collect()
+            partitions.iter().filter(|p| joined.get(&key(p)) != Some(&epoch)).cloned().collect()
         };
         if missing.is_empty() {
             return Ok(());
         }
         let result = match self.check_owner(transactional_id) {
+            Ok(()) if verify_only => missing
+                .iter()
+                .try_for_each(|p| self.verify_produce(transactional_id, producer_id, epoch, p))
+                .map_err(|e| e.code()),
             Ok(()) => self
                 .add_partitions(ctx, transactional_id, producer_id, epoch, &missing)
                 .await
@@ -116,7 +147,8 @@ impl TxnCoordinator {
                 let leader = ctx.broker.topic(TXN_TOPIC).map(|t| t.leader(log_partition));
                 match leader {
                     Some(l) if l >= 0 && l != ctx.broker.config.node_id => {
-                        markers::add_partitions(ctx, l, transactional_id, (producer_id, epoch), &missing)
+                        let ids = (producer_id, epoch);
+                        markers::add_partitions(ctx, l, transactional_id, ids, &missing, verify_only)
                             .await
                             .map_err(|code| code.unwrap_or(ResponseError::CoordinatorNotAvailable.code()))
                     }
@@ -126,13 +158,18 @@ impl TxnCoordinator {
             Err(e) => Err(e.code()),
         };
         if result.is_ok() {
-            let mut added = lock(&self.added);
-            if added.len() + missing.len() > ADDED_MAX {
-                added.clear();
+            let mut joined = lock(&self.joined);
+            if joined.len() + missing.len() > JOINED_MAX {
+                joined.clear();
             }
-            added.extend(missing.into_iter().map(|p| ((producer_id, p), epoch)));
+            joined.extend(missing.into_iter().map(|p| ((producer_id, p), epoch)));
         }
         result
+    }
+
+    /// A marker for `producer_id` was written to `partition` here: its transaction there ended.
+    pub fn transaction_ended(&self, producer_id: i64, partition: TxnPartition) {
+        lock(&self.joined).remove(&(producer_id, partition));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Txns> {
@@ -353,6 +390,9 @@ impl TxnCoordinator {
         let results = route_markers(ctx, calls).await;
         let mut failed = Vec::new();
         for ((topic, p), r) in local.iter().zip(results) {
+            if r.is_ok() {
+                self.transaction_ended(job.producer_id, (topic.clone(), *p));
+            }
             match r {
                 Ok(_) if topic == OFFSETS_TOPIC => {
                     self.groups.with_any(|g, now| g.complete_txn(job.producer_id, *p, job.commit, now))
