@@ -409,7 +409,8 @@ fn transactions_v2_add_implicitly_and_bump_the_epoch() {
     assert_eq!(data.last_stable_offset, 3, "two records and the marker");
     // The retry of that EndTxn is answered as done; a zombie at the old epoch is fenced.
     assert_eq!(end_v5(&mut c, epoch, true), (0, pid, epoch + 1));
-    assert_eq!(produce_v12(&mut c, epoch, 2), INVALID_PRODUCER_EPOCH);
+    // (Its partition's transaction ended with the marker: the coordinator answers the add.)
+    assert_eq!(produce_v12(&mut c, epoch, 2), PRODUCER_FENCED);
     // The next transaction runs at the bumped epoch, sequences from 0; an abort bumps again.
     assert_eq!(produce_v12(&mut c, epoch + 1, 0), 0);
     assert_eq!(end_v5(&mut c, epoch + 1, false), (0, pid, epoch + 2));

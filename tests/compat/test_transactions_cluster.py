@@ -249,7 +249,7 @@ def test_transactions_v2_add_partitions_on_another_broker_and_bump_the_epoch(clu
     assert produce(epoch, 0, b"committed") == 0
     assert _end_txn_v5(coord, tid, pid, epoch, True) == (0, pid, epoch + 1)
     assert _end_txn_v5(coord, tid, pid, epoch, True) == (0, pid, epoch + 1), "a retry is answered as done"
-    assert produce(epoch, 1, b"zombie") == 47, "INVALID_PRODUCER_EPOCH: the marker carried the bumped epoch"
+    assert produce(epoch, 1, b"zombie") == 90, "PRODUCER_FENCED: its coordinator moved past that epoch"
     assert produce(epoch + 1, 0, b"aborted") == 0
     assert _end_txn_v5(coord, tid, pid, epoch + 1, False) == (0, pid, epoch + 2)
     assert read(cluster.bootstrap, topic, [remote], "read_committed") == [b"committed"]
@@ -263,7 +263,8 @@ def _add_partitions_v2(addr, tid, pid, epoch, topic, partition):
     r = _call(addr, 24, 2, body, False)
     r.take(">i")  # throttle time
     assert r.take(">i") == 1, "one topic"
-    r.pos += r.take(">h")
+    name_len = r.take(">h")
+    r.pos += name_len
     assert r.take(">i") == 1, "one partition"
     _, err = r.take(">ih")
     return err

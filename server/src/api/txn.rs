@@ -398,7 +398,7 @@ pub async fn write_txn_markers(
             control: if m.transaction_result { ControlType::Commit } else { ControlType::Abort },
             coordinator_epoch: m.coordinator_epoch,
         };
-        let calls: Vec<_> = m
+        let calls: Vec<(Arc<str>, i32, TxnMarker)> = m
             .topics
             .iter()
             .flat_map(|t| t.partition_indexes.iter().map(move |p| (Arc::from(t.name.0.as_str()), *p, marker)))
@@ -496,7 +496,11 @@ pub async fn verify_produce(
     }
     let tp = (topic.to_string(), partition);
     if ctx.txn.coordinates(transactional_id) {
-        return ctx.txn.verify_produce(transactional_id, h.producer_id, h.producer_epoch, &tp).err().map(TxnError::code);
+        return ctx
+            .txn
+            .verify_produce(transactional_id, h.producer_id, h.producer_epoch, &tp)
+            .err()
+            .map(TxnError::code);
     }
     let ids = (h.producer_id, h.producer_epoch);
     let verified = ctx.txn.verify(&ctx.shard, transactional_id, ids, &[tp]).await;
