@@ -25,7 +25,7 @@ import jepsen
 from cluster import Cluster
 from conftest import unique
 from jepsen import Workload, assert_ok, partition_state, pause, resume, wait_for, wait_isr_full
-from test_hostile import record_batch, recv_frame
+from wire import Reader, compact_string, record_batch, recv_frame, uvarint
 from test_failover_clients import progress, say
 
 
@@ -156,22 +156,6 @@ def test_a_crashed_controller_node_is_fenced_by_the_crash_signal(cluster):
     assert r["acknowledged"] > 0
 
 
-def uvarint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if not n:
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
-
-
-def compact_string(s):
-    b = s.encode()
-    return uvarint(len(b) + 1) + b
-
-
 def produce_v10(corr, topic, records):
     """A Produce v10 request (flexible: compact arrays and strings, tagged fields) for
     partition 0 of `topic`, acks=all."""
@@ -181,41 +165,6 @@ def produce_v10(corr, topic, records):
     body += uvarint(0) + uvarint(0)  # topic tags, request tags
     header = struct.pack(">hhi", 0, 10, corr) + struct.pack(">h", -1) + uvarint(0)
     return struct.pack(">i", len(header) + len(body)) + header + body
-
-
-class Reader:
-    def __init__(self, data, pos=0):
-        self.data, self.pos = data, pos
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += struct.calcsize(fmt)
-        return v[0] if len(v) == 1 else v
-
-    def uvarint(self):
-        n = shift = 0
-        while True:
-            b = self.data[self.pos]
-            self.pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    def compact_string(self):
-        n = self.uvarint()
-        s = None if n == 0 else self.data[self.pos:self.pos + n - 1].decode()
-        self.pos += max(n - 1, 0)
-        return s
-
-    def tags(self):
-        """{tag: Reader over its bytes}."""
-        out = {}
-        for _ in range(self.uvarint()):
-            tag, size = self.uvarint(), self.uvarint()
-            out[tag] = Reader(self.data[self.pos:self.pos + size])
-            self.pos += size
-        return out
 
 
 def parse_produce_v10(frame):

@@ -6,6 +6,7 @@ import struct
 from confluent_kafka.admin import AdminClient
 
 from conftest import unique
+from wire import record_batch, recv_frame
 
 
 def still_serving(broker):
@@ -134,51 +135,6 @@ import pytest
 CANARY_RECORDS = 200
 
 
-def crc32c(data):
-    """CRC-32C (Castagnoli), as RecordBatch v2 uses; table-driven, pure Python."""
-    table = crc32c.table
-    if table is None:
-        table = crc32c.table = []
-        for n in range(256):
-            c = n
-            for _ in range(8):
-                c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-            table.append(c)
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-crc32c.table = None
-
-
-def varint(n):
-    n = (n << 1) ^ (n >> 63)  # zig-zag
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def record_batch(values, ts_ms=None):
-    """A RecordBatch v2 (uncompressed, not idempotent) with one record per value."""
-    ts_ms = ts_ms if ts_ms is not None else int(time.time() * 1000)
-    records = b""
-    for i, v in enumerate(values):
-        body = b"\x00" + varint(0) + varint(i) + varint(-1) + varint(len(v)) + v + varint(0)
-        records += varint(len(body)) + body
-    after_crc = struct.pack(">hiqqqhii", 0, len(values) - 1, ts_ms, ts_ms, -1, -1, -1, len(values)) + records
-    crc = crc32c(after_crc)
-    batch_len = 4 + 1 + 4 + len(after_crc)  # leader epoch, magic, crc, rest
-    return struct.pack(">qiibI", 0, batch_len, -1, 2, crc) + after_crc
-
-
 def produce_v3(corr, topic, records, acks=-1):
     t = topic.encode()
     body = struct.pack(">hhi", -1, acks, 10_000)  # null transactional id, acks, timeout
@@ -199,21 +155,6 @@ def parse_produce_v3(data):
     assert n_parts == 1
     _, err, base = struct.unpack_from(">ihq", data, pos + 4)
     return err, base
-
-
-def recv_frame(s, timeout=10):
-    """One whole response frame, or b"" if the broker closed the connection."""
-    s.settimeout(timeout)
-    buf = b""
-    while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
-        try:
-            chunk = s.recv(65536)
-        except ConnectionResetError:
-            return b""
-        if not chunk:
-            return b""
-        buf += chunk
-    return buf
 
 
 def api_versions_v0(corr):

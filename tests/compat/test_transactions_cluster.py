@@ -5,7 +5,6 @@ and the coordinator's node killed: the next leader of its __transaction_state pa
 the id's state, so a new producer instance continues (the epoch keeps growing, the open
 transaction is aborted). And transactions v2 (KIP-890) on the wire: a partition led by
 another broker than the coordinator joins the transaction implicitly."""
-import socket
 import struct
 import time
 
@@ -15,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from cluster import Cluster
 from conftest import unique
+from wire import call, compact_string, record_batch, uvarint
 
 FAST = ["--override", "broker.session.timeout.ms=3000", "--override", "broker.heartbeat.interval.ms=500"]
 
@@ -153,30 +153,9 @@ def test_the_coordinator_fails_over_with_its_state(cluster):
 # Transactions v2 (KIP-890) spoken on the wire as Kafka 4's Java producer speaks it: no client
 # installed here speaks v2 yet (librdkafka and kafkajs use v1).
 
-def _call(addr, api_key, version, body, flexible):
-    """One request on a fresh connection; a Reader over the answer's body."""
-    from test_fast_failover import Reader, uvarint
-    from test_hostile import recv_frame
-    cid = b"txn-v2-test"
-    header = struct.pack(">hhih", api_key, version, 1, len(cid)) + cid + (uvarint(0) if flexible else b"")
-    host, port = addr.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(struct.pack(">i", len(header) + len(body)) + header + body)
-        frame = recv_frame(s, timeout=30)
-    assert frame, f"{addr} closed the connection"
-    r = Reader(frame, 8)  # size, correlation id
-    if flexible:
-        r.tags()
-    return r
-
-
 def _txn_batch(pid, epoch, seq, value):
     """A transactional RecordBatch v2 of one record."""
-    from test_hostile import crc32c, varint
-    ts = int(time.time() * 1000)
-    body = b"\x00" + varint(0) + varint(0) + varint(-1) + varint(len(value)) + value + varint(0)
-    after_crc = struct.pack(">hiqqqhii", 0x10, 0, ts, ts, pid, epoch, seq, 1) + varint(len(body)) + body
-    return struct.pack(">qiibI", 0, 4 + 1 + 4 + len(after_crc), -1, 2, crc32c(after_crc)) + after_crc
+    return record_batch([value], producer=(pid, epoch, seq), attributes=0x10)
 
 
 def _retrying(fn, retriable, timeout=60):
@@ -191,7 +170,7 @@ def _retrying(fn, retriable, timeout=60):
 
 def _find_coordinator(addr, tid):
     t = tid.encode()
-    r = _call(addr, 10, 1, struct.pack(">h", len(t)) + t + b"\x01", False)
+    r = call(addr, 10, 1, struct.pack(">h", len(t)) + t + b"\x01", False)
     _, err = r.take(">ih")
     n = r.take(">h")
     r.pos += max(n, 0)  # error message
@@ -201,18 +180,17 @@ def _find_coordinator(addr, tid):
 
 def _init_producer_id(addr, tid):
     t = tid.encode()
-    r = _call(addr, 22, 1, struct.pack(">h", len(t)) + t + struct.pack(">i", 60_000), False)
+    r = call(addr, 22, 1, struct.pack(">h", len(t)) + t + struct.pack(">i", 60_000), False)
     _, err, pid, epoch = r.take(">ihqh")
     return err, pid, epoch
 
 
 def _produce_v12(addr, tid, topic, partition, records, version=12):
-    from test_fast_failover import compact_string, uvarint
     body = compact_string(tid) + struct.pack(">hi", -1, 10_000)
     body += uvarint(2) + compact_string(topic)
     body += uvarint(2) + struct.pack(">i", partition) + uvarint(len(records) + 1) + records + uvarint(0)
     body += uvarint(0) + uvarint(0)
-    r = _call(addr, 0, version, body, True)
+    r = call(addr, 0, version, body, True)
     assert r.uvarint() == 2, "one topic"
     r.compact_string()
     assert r.uvarint() == 2, "one partition"
@@ -221,8 +199,7 @@ def _produce_v12(addr, tid, topic, partition, records, version=12):
 
 
 def _end_txn_v5(addr, tid, pid, epoch, commit):
-    from test_fast_failover import compact_string, uvarint
-    r = _call(addr, 26, 5, compact_string(tid) + struct.pack(">qhb", pid, epoch, int(commit)) + uvarint(0), True)
+    r = call(addr, 26, 5, compact_string(tid) + struct.pack(">qhb", pid, epoch, int(commit)) + uvarint(0), True)
     _, err, pid, epoch = r.take(">ihqh")
     return err, pid, epoch
 
@@ -260,7 +237,7 @@ def _add_partitions_v2(addr, tid, pid, epoch, topic, partition):
     t, n = tid.encode(), topic.encode()
     body = struct.pack(">h", len(t)) + t + struct.pack(">qhi", pid, epoch, 1)
     body += struct.pack(">h", len(n)) + n + struct.pack(">ii", 1, partition)
-    r = _call(addr, 24, 2, body, False)
+    r = call(addr, 24, 2, body, False)
     r.take(">i")  # throttle time
     assert r.take(">i") == 1, "one topic"
     name_len = r.take(">h")
@@ -272,7 +249,7 @@ def _add_partitions_v2(addr, tid, pid, epoch, topic, partition):
 
 def _end_txn_v2(addr, tid, pid, epoch, commit):
     t = tid.encode()
-    r = _call(addr, 26, 2, struct.pack(">h", len(t)) + t + struct.pack(">qhb", pid, epoch, int(commit)), False)
+    r = call(addr, 26, 2, struct.pack(">h", len(t)) + t + struct.pack(">qhb", pid, epoch, int(commit)), False)
     _, err = r.take(">ih")
     return err
 
