@@ -143,10 +143,14 @@ pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Resu
         }
     };
     match name {
-        "cleanup.policy" => match value {
-            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
-            _ => Err(format!("Invalid value {value} for configuration cleanup.policy")),
-        },
+        "cleanup.policy" => {
+            let known = cleanup_policies(value).all(|p| p == "delete" || p == "compact");
+            if known && cleanup_policies(value).next().is_some() {
+                Ok(())
+            } else {
+                Err(format!("Invalid value {value} for configuration cleanup.policy"))
+            }
+        }
         "compression.type" => match value {
             "producer" => Ok(()),
             "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(format!(
@@ -206,6 +210,12 @@ pub struct EffectiveTopicConfig {
     pub encryption: Option<String>,
 }
 
+/// The items of a `cleanup.policy` value: a list, as Kafka parses lists (commas, with spaces
+/// around them allowed: "compact, delete").
+pub fn cleanup_policies(value: &str) -> impl Iterator<Item = &str> {
+    value.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
 impl TopicMeta {
     pub fn config_value(&self, name: &str, d: &TopicDefaults) -> Option<(String, ConfigSource)> {
         if let Some(v) = self.configs.get(name) {
@@ -222,7 +232,8 @@ impl TopicMeta {
         let num = |name: &str, default: i64| get(name).parse::<i64>().unwrap_or(default);
         let durability = Durability::parse(&get("durability.policy")).unwrap_or(d.durability);
         let policy = get("cleanup.policy");
-        let cleanup_compact = policy.split(',').any(|p| p == "compact");
+        let cleanup_compact = cleanup_policies(&policy).any(|p| p == "compact");
+        let cleanup_delete = cleanup_policies(&policy).any(|p| p == "delete");
         let log = LogConfig {
             segment_bytes: num("segment.bytes", d.segment_bytes as i64).max(14) as u64,
             segment_ms: num("segment.ms", d.segment_ms),
@@ -251,7 +262,7 @@ impl TopicMeta {
         EffectiveTopicConfig {
             log,
             durability,
-            cleanup_delete: policy.split(',').any(|p| p == "delete"),
+            cleanup_delete,
             cleanup_compact,
             delete_retention_ms: num("delete.retention.ms", 86_400_000),
             min_insync_replicas: num("min.insync.replicas", d.min_insync_replicas as i64).max(1) as usize,
@@ -372,6 +383,13 @@ mod tests {
         drop_removed_topic_configs("t", &mut c);
         assert_eq!(c.keys().collect::<Vec<_>>(), ["retention.ms"]);
         assert!(validate_topic_config("message.downconversion.enable", "false", &d).is_ok());
+        // A list, as Kafka reads lists: spaces around the commas are fine.
+        for ok in ["compact", "delete", "compact,delete", "compact, delete", " delete ,compact"] {
+            assert!(validate_topic_config("cleanup.policy", ok, &d).is_ok(), "{ok}");
+        }
+        for bad in ["", " , ", "compact,nope", "Compact"] {
+            assert!(validate_topic_config("cleanup.policy", bad, &d).is_err(), "{bad:?}");
+        }
         assert!(validate_topic_config("message.downconversion.enable", "maybe", &d).is_err());
         // Only dropped on the way in: as a name to validate, a removed config is unknown.
         assert!(validate_topic_config("message.format.version", "2.8-IV1", &d).is_err());

@@ -326,10 +326,10 @@ fn apply_ops(
             2 | 3 if config_type(&name) == 7 => {
                 let mut items: Vec<String> = configs
                     .get(&name)
-                    .map(|v| v.split(',').map(str::to_string).collect())
+                    .map(|v| catalog::cleanup_policies(v).map(str::to_string).collect())
                     .unwrap_or_else(|| vec!["delete".to_string()]);
                 let v = value.ok_or_else(|| format!("APPEND/SUBTRACT {name} needs a value"))?;
-                for item in v.split(',') {
+                for item in catalog::cleanup_policies(&v) {
                     if op == 2 && !items.iter().any(|i| i == item) {
                         items.push(item.to_string());
                     } else if op == 3 {
