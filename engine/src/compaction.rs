@@ -738,9 +738,8 @@ mod tests {
         b
     }
 
-    /// Every (offset, key, is a tombstone) readable from the log, in order.
-    fn contents(log: &Log) -> Vec<(i64, String, bool)> {
-        let mut out = Vec::new();
+    /// Calls `f` with every whole batch readable from the log, in order.
+    fn each_batch(log: &Log, mut f: impl FnMut(&BatchHeader, &[u8])) {
         let mut offset = log.log_start_offset();
         while offset < log.log_end_offset() {
             let s = log.read(offset, 1 << 20, Offset(i64::MAX), true).expect("read");
@@ -753,16 +752,22 @@ mod tests {
             while pos < bytes.len() {
                 let h = BatchHeader::parse(&bytes[pos..]).expect("header");
                 let size = h.size_bytes().expect("size");
-                let records =
-                    parse_records(&bytes[pos + HEADER_BYTES..pos + size], h.records_count).expect("records");
-                for r in records {
-                    let key = String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned();
-                    out.push((h.base_offset + i64::from(r.offset_delta), key, r.value_is_null));
-                }
+                f(&h, &bytes[pos..pos + size]);
                 offset = Offset(h.last_offset() + 1);
                 pos += size;
             }
         }
+    }
+
+    /// Every (offset, key, is a tombstone) readable from the log, in order.
+    fn contents(log: &Log) -> Vec<(i64, String, bool)> {
+        let mut out = Vec::new();
+        each_batch(log, |h, batch| {
+            for r in parse_records(&batch[HEADER_BYTES..], h.records_count).expect("records") {
+                let key = String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned();
+                out.push((h.base_offset + i64::from(r.offset_delta), key, r.value_is_null));
+            }
+        });
         out
     }
 
@@ -913,22 +918,7 @@ mod tests {
     /// Every batch as (base offset, is a control batch, producer id, records).
     fn batches(log: &Log) -> Vec<(i64, bool, i64, i32)> {
         let mut out = Vec::new();
-        let mut offset = log.log_start_offset();
-        while offset < log.log_end_offset() {
-            let s = log.read(offset, 1 << 20, Offset(i64::MAX), true).expect("read");
-            if s.len == 0 {
-                break;
-            }
-            let mut bytes = vec![0u8; s.len as usize];
-            std::os::unix::fs::FileExt::read_exact_at(&*s.file, &mut bytes, s.position).expect("pread");
-            let mut pos = 0;
-            while pos < bytes.len() {
-                let h = BatchHeader::parse(&bytes[pos..]).expect("header");
-                out.push((h.base_offset, h.is_control(), h.producer_id, h.records_count));
-                offset = Offset(h.last_offset() + 1);
-                pos += h.size_bytes().expect("size");
-            }
-        }
+        each_batch(log, |h, _| out.push((h.base_offset, h.is_control(), h.producer_id, h.records_count)));
         out
     }
 

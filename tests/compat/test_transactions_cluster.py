@@ -204,12 +204,11 @@ def _end_txn_v5(addr, tid, pid, epoch, commit):
     return err, pid, epoch
 
 
-def test_transactions_v2_add_partitions_on_another_broker_and_bump_the_epoch(cluster):
-    """Produce v12 to a partition whose leader is not the id's coordinator: the leader adds
-    the partition with AddPartitionsToTxn v5 to the coordinator (no AddPartitionsToTxn from the
-    client); EndTxn v5 bumps the epoch and answers it; the old epoch is fenced on the remote
-    leader; read_committed sees the committed record only."""
-    topic, tid = unique("txn-v2"), unique("tid-v2")
+def _producer_and_remote_partition(cluster, name):
+    """A new 3-partition topic and an initialized transactional id: (topic, id, its
+    coordinator's address, (producer id, epoch), a partition led by another broker, that
+    leader's address)."""
+    topic, tid = unique(f"txn-{name}"), unique(f"tid-{name}")
     create(cluster.bootstrap, topic, 3)
     any_node = cluster.bootstrap.split(",")[0]
     err, coordinator = _retrying(lambda: _find_coordinator(any_node, tid), {14, 15})
@@ -219,7 +218,15 @@ def test_transactions_v2_add_partitions_on_another_broker_and_bump_the_epoch(clu
     assert err == 0, f"InitProducerId: error {err}"
     lead = leaders(cluster.bootstrap, topic)
     remote = next(p for p, node in lead.items() if node != coordinator)
-    at = cluster.node(lead[remote]).bootstrap
+    return topic, tid, coord, (pid, epoch), remote, cluster.node(lead[remote]).bootstrap
+
+
+def test_transactions_v2_add_partitions_on_another_broker_and_bump_the_epoch(cluster):
+    """Produce v12 to a partition whose leader is not the id's coordinator: the leader adds
+    the partition with AddPartitionsToTxn v5 to the coordinator (no AddPartitionsToTxn from the
+    client); EndTxn v5 bumps the epoch and answers it; the old epoch is fenced on the remote
+    leader; read_committed sees the committed record only."""
+    topic, tid, coord, (pid, epoch), remote, at = _producer_and_remote_partition(cluster, "v2")
     retriable = {6, 19}  # NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS (coordinator busy)
     produce = lambda e, seq, v: _retrying(
         lambda: _produce_v12(at, tid, topic, remote, _txn_batch(pid, e, seq, v)), retriable)
@@ -259,17 +266,7 @@ def test_a_v1_producer_is_verified_with_a_coordinator_on_another_broker(cluster)
     the id's coordinator on another broker whether the partition is in the producer's ongoing
     transaction before it appends, so a stray write cannot open a transaction no coordinator
     will end; after the marker the next transaction is checked again (same epoch in v1)."""
-    topic, tid = unique("txn-verify"), unique("tid-verify")
-    create(cluster.bootstrap, topic, 3)
-    any_node = cluster.bootstrap.split(",")[0]
-    err, coordinator = _retrying(lambda: _find_coordinator(any_node, tid), {14, 15})
-    assert err == 0, f"FindCoordinator: error {err}"
-    coord = cluster.node(coordinator).bootstrap
-    err, pid, epoch = _retrying(lambda: _init_producer_id(coord, tid), {14, 15, 51})
-    assert err == 0, f"InitProducerId: error {err}"
-    lead = leaders(cluster.bootstrap, topic)
-    remote = next(p for p, node in lead.items() if node != coordinator)
-    at = cluster.node(lead[remote]).bootstrap
+    topic, tid, coord, (pid, epoch), remote, at = _producer_and_remote_partition(cluster, "verify")
     produce = lambda seq, v: _retrying(
         lambda: _produce_v12(at, tid, topic, remote, _txn_batch(pid, epoch, seq, v), version=11), {6, 19})
     assert produce(0, b"stray") == 48, "INVALID_TXN_STATE: not added to the transaction"

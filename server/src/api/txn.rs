@@ -104,40 +104,45 @@ pub async fn add_partitions(
         let (pid, epoch) = (request.v3_and_below_producer_id.0, request.v3_and_below_producer_epoch);
         ctx.txn.add_partitions(&ctx.shard, &tid, pid, epoch, &partitions).await
     };
-    let results = request
-        .v3_and_below_topics
+    let results = topic_results(&request.v3_and_below_topics, |name, p| match result {
+        Ok(()) => 0,
+        Err(TxnError::UnknownTopicOrPartition) => {
+            if ctx.broker.topic(name).is_none_or(|m| p < 0 || p >= m.partitions) {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::OperationNotAttempted.code()
+            }
+        }
+        Err(TxnError::TransactionalIdAuthorizationFailed) if denied => {
+            ResponseError::TopicAuthorizationFailed.code()
+        }
+        Err(e) => e.code(),
+    });
+    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+/// AddPartitionsToTxn's answer for `topics`, a code per partition in request order.
+fn topic_results(
+    topics: &[kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic],
+    mut code: impl FnMut(&str, i32) -> i16,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    topics
         .iter()
         .map(|t| {
-            let exists = ctx.broker.topic(t.name.0.as_str());
             let parts = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = match result {
-                        Ok(()) => 0,
-                        Err(TxnError::UnknownTopicOrPartition) => {
-                            if exists.as_ref().is_none_or(|m| *p < 0 || *p >= m.partitions) {
-                                ResponseError::UnknownTopicOrPartition.code()
-                            } else {
-                                ResponseError::OperationNotAttempted.code()
-                            }
-                        }
-                        Err(TxnError::TransactionalIdAuthorizationFailed) if denied => {
-                            ResponseError::TopicAuthorizationFailed.code()
-                        }
-                        Err(e) => e.code(),
-                    };
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(*p)
-                        .with_partition_error_code(code)
+                        .with_partition_error_code(code(t.name.0.as_str(), *p))
                 })
                 .collect();
             AddPartitionsToTxnTopicResult::default()
                 .with_name(t.name.clone())
                 .with_results_by_partition(parts)
         })
-        .collect();
-    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+        .collect()
 }
 
 /// AddPartitionsToTxn v4+: brokers only (CLUSTER_ACTION), several transactions per request,
@@ -170,26 +175,9 @@ async fn add_partitions_batched(
             let r = ctx.txn.add_partitions(&ctx.shard, tid, ids.0, ids.1, &partitions).await;
             partitions.iter().map(|_| r).collect()
         };
-        let mut codes = partitions.iter().zip(outcome);
-        let topic_results = txn
-            .topics
-            .iter()
-            .map(|t| {
-                let parts = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        let code = codes.next().map_or(0, |(_, r)| r.err().map_or(0, TxnError::code));
-                        AddPartitionsToTxnPartitionResult::default()
-                            .with_partition_index(*p)
-                            .with_partition_error_code(code)
-                    })
-                    .collect();
-                AddPartitionsToTxnTopicResult::default()
-                    .with_name(t.name.clone())
-                    .with_results_by_partition(parts)
-            })
-            .collect();
+        let mut codes = outcome.into_iter();
+        let topic_results =
+            topic_results(&txn.topics, |_, _| codes.next().map_or(0, |r| r.err().map_or(0, TxnError::code)));
         results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(txn.transactional_id.clone())

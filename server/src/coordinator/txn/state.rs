@@ -430,15 +430,7 @@ impl Txns {
                 _ => Err(TxnError::InvalidTxnState),
             };
         }
-        if m.producer_id != producer_id {
-            return Err(TxnError::InvalidProducerIdMapping);
-        }
-        if m.producer_epoch != epoch {
-            return Err(TxnError::ProducerFenced);
-        }
-        if m.pending || m.completing {
-            return Err(TxnError::ConcurrentTransactions);
-        }
+        let m = self.producer(transactional_id, producer_id, epoch)?;
         match m.state {
             TxnState::Ongoing => {}
             // A v2 producer may abort with nothing added (a failed first send): the epoch is
