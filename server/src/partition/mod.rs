@@ -274,6 +274,9 @@ pub struct Partition {
     /// The log's own epoch is not compared: a node whose metadata was reset may hold a newer
     /// one on disk.
     last_view: Option<(LeaderEpoch, i32)>,
+    /// The simulation's planted bug: a follower acknowledges (fetches on) before its fsync.
+    #[cfg(feature = "sim")]
+    plant_early_follower_ack: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -329,6 +332,8 @@ impl Partition {
             traffic: Traffic::default(),
             clock,
             last_view: None,
+            #[cfg(feature = "sim")]
+            plant_early_follower_ack: false,
         })
     }
 
@@ -869,8 +874,16 @@ impl Partition {
         }
         let leo = self.log_end_offset();
         self.advance_high_watermark(leader_hw.min(leo));
+        #[cfg(feature = "sim")]
+        let planted = self.plant_early_follower_ack;
+        #[cfg(not(feature = "sim"))]
+        let planted = false;
         if self.durability == Durability::Fsync && self.durable_offset() < leo {
-            self.replica_waiters.push_back(ReplicaWaiter { last_offset: leo.prev(), reply });
+            if planted {
+                let _ = reply.send(Ok(self.follower_position()));
+            } else {
+                self.replica_waiters.push_back(ReplicaWaiter { last_offset: leo.prev(), reply });
+            }
             self.dirty = true;
             return true;
         }
@@ -1061,6 +1074,39 @@ impl Partition {
 
     /// After a group commit: acks=1 waiters, follower appends and (on the leader, under
     /// `fsync`) the high watermark move up to the durable offset.
+    /// The replication simulation's group commit: blocking, through the log's own I/O (the
+    /// broker's flusher syncs `take_sync_target`'s files on its ring instead).
+    #[cfg(feature = "sim")]
+    pub fn sync_blocking(&mut self) {
+        self.dirty = false;
+        match self.log.sync() {
+            Ok(_) => self.on_durable(),
+            Err(e) => {
+                tracing::error!(partition = %self.name, "group commit failed, partition offline: {e}");
+                self.fail_waiters(PartitionError::from(e));
+            }
+        }
+    }
+
+    /// The bytes a read at `offset` covers (up to `upper`), read through the log's own I/O:
+    /// a simulated log's `ReadSlice` names a placeholder file, not its bytes.
+    #[cfg(feature = "sim")]
+    pub fn read_bytes(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        upper: Offset,
+    ) -> Result<Vec<u8>, PartitionError> {
+        Ok(self.log.read_bytes(offset, max_bytes, upper, true)?)
+    }
+
+    /// The simulation's planted bug (to show its checker catches it): a follower answers its
+    /// appends at once, before they are fsynced, so its next fetch acknowledges them early.
+    #[cfg(feature = "sim")]
+    pub fn plant_early_follower_ack(&mut self, on: bool) {
+        self.plant_early_follower_ack = on;
+    }
+
     fn on_durable(&mut self) {
         let durable = self.durable_offset();
         while self.durable_waiters.front().is_some_and(|w| w.last_offset < durable) {
