@@ -85,7 +85,10 @@ pub enum ConfigSource {
 pub fn topic_config_defaults(d: &TopicDefaults) -> Vec<(&'static str, String)> {
     vec![
         ("cleanup.policy", "delete".into()),
+        ("compression.gzip.level", "-1".into()),
+        ("compression.lz4.level", "9".into()),
         ("compression.type", "producer".into()),
+        ("compression.zstd.level", "3".into()),
         ("delete.retention.ms", "86400000".into()),
         ("durability.policy", d.durability.name().into()),
         ("encryption.at.rest", "false".into()),
@@ -152,19 +155,28 @@ pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Resu
             }
         }
         "compression.type" => match value {
-            "producer" => Ok(()),
-            "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(format!(
-                "Invalid value {value} for configuration compression.type: broker-side recompression is not supported; use producer"
-            )),
+            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
             _ => Err(format!("Invalid value {value} for configuration compression.type")),
         },
+        // KIP-390's levels: gzip 1..=9, lz4 1..=17, zstd -131072..=22.
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+            let (lo, hi) = match name {
+                "compression.gzip.level" => (1, 9),
+                "compression.lz4.level" => (1, 17),
+                _ => (-131_072, 22),
+            };
+            match value.parse::<i32>() {
+                Ok(l) if (lo..=hi).contains(&l) || (name == "compression.gzip.level" && l == -1) => Ok(()),
+                _ => Err(format!("Invalid value {value} for configuration {name}: must be in {lo}..={hi}")),
+            }
+        }
         "message.timestamp.type" => match value {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err(format!("Invalid value {value} for configuration message.timestamp.type")),
         },
-        "durability.policy" => Durability::parse(value)
-            .map(|_| ())
-            .ok_or_else(|| format!("Invalid value {value} for configuration durability.policy: fsync, replicated or none")),
+        "durability.policy" => Durability::parse(value).map(|_| ()).ok_or_else(|| {
+            format!("Invalid value {value} for configuration durability.policy: fsync, replicated or none")
+        }),
         "retention.ms" | "retention.bytes" => int(-1),
         "segment.bytes" => int(14),
         "segment.ms" => int(1),
@@ -180,7 +192,9 @@ pub fn validate_topic_config(name: &str, value: &str, d: &TopicDefaults) -> Resu
             {
                 Ok(())
             }
-            _ => Err(format!("Invalid value {value} for configuration encryption.at.rest: true, false or a key id")),
+            _ => Err(format!(
+                "Invalid value {value} for configuration encryption.at.rest: true, false or a key id"
+            )),
         },
         "preallocate" | "unclean.leader.election.enable" | "message.downconversion.enable" => match value {
             "true" | "false" => Ok(()),
@@ -225,6 +239,21 @@ impl TopicMeta {
             .into_iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| (v, ConfigSource::Default))
+    }
+
+    /// The codec (and level) the broker recompresses produced batches in: `compression.type`
+    /// other than `producer` (Kafka's broker-side compression).
+    pub fn compression_target(&self) -> Option<(u8, Option<i32>)> {
+        let level =
+            |name: &str| self.configs.get(name).and_then(|v| v.parse::<i32>().ok()).filter(|l| *l != -1);
+        match self.configs.get("compression.type").map(String::as_str)? {
+            "uncompressed" => Some((riptide_format::codec::NONE, None)),
+            "gzip" => Some((riptide_format::codec::GZIP, level("compression.gzip.level"))),
+            "snappy" => Some((riptide_format::codec::SNAPPY, None)),
+            "lz4" => Some((riptide_format::codec::LZ4, None)),
+            "zstd" => Some((riptide_format::codec::ZSTD, level("compression.zstd.level"))),
+            _ => None,
+        }
     }
 
     pub fn effective(&self, d: &TopicDefaults, io: IoBackend) -> EffectiveTopicConfig {

@@ -46,7 +46,10 @@ fn config_type(name: &str) -> i8 {
         | "socket.request.max.bytes"
         | "message.max.bytes"
         | "node.id"
-        | "offsets.topic.num.partitions" => 3,
+        | "offsets.topic.num.partitions"
+        | "compression.gzip.level"
+        | "compression.lz4.level"
+        | "compression.zstd.level" => 3,
         "default.replication.factor" => 4,
         "compression.type" | "message.timestamp.type" | "durability.policy" | "log.dirs" | "listeners" => 2,
         _ => 5,

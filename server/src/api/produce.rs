@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -151,7 +153,9 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) 
     for topic in &request.topic_data {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
         let allowed = ctx.allowed(info, op::WRITE, resource::TOPIC, &name);
-        let exists = ctx.broker.topic(&name).is_some();
+        let meta = ctx.broker.topic(&name);
+        let exists = meta.is_some();
+        let recompress = meta.and_then(|m| m.compression_target());
         for p in &topic.partition_data {
             // Only for a transactional producer (off the plain produce path): its partition must
             // be in its ongoing transaction.
@@ -179,10 +183,20 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) 
                     Some("the partition is not in the producer's ongoing transaction".into()),
                 ),
                 (None, Some(acks), true, Some(records)) => {
+                    // A topic's own compression.type: the batches are stored in it (Kafka's
+                    // broker-side compression); ones that do not check out go as they came,
+                    // for validation to refuse.
+                    let records = match recompress {
+                        Some((codec, level)) => {
+                            riptide_engine::compression::recompress_batches(records, codec, level)
+                                .map_or_else(|| records.clone(), Bytes::from)
+                        }
+                        None => records.clone(),
+                    };
                     calls.push(ProduceCall {
                         topic: name.clone(),
                         partition: p.index,
-                        records: records.clone(),
+                        records,
                         origin: Origin::Client,
                         marker: None,
                         acks,

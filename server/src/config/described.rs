@@ -12,6 +12,21 @@ const TOPIC: &[(&str, &[&str], &str)] = &[
          \"compact\" keeps the latest record of every key.",
     ),
     (
+        "compression.gzip.level",
+        &["compression.gzip.level"],
+        "The gzip level (1-9, -1: the default) when compression.type is gzip.",
+    ),
+    (
+        "compression.lz4.level",
+        &["compression.lz4.level"],
+        "The lz4 level (1-17) when compression.type is lz4 (riptide compresses lz4 at one speed).",
+    ),
+    (
+        "compression.zstd.level",
+        &["compression.zstd.level"],
+        "The zstd level (-131072..22) when compression.type is zstd.",
+    ),
+    (
         "compression.type",
         &["compression.type"],
         "The final compression of the topic's batches: \"producer\" keeps what the producer sent; \
