@@ -879,6 +879,19 @@ impl Partition {
         self.dirty
     }
 
+    /// A follower takes its leader's log start (moved by DeleteRecords or retention there), as
+    /// Kafka's `maybeIncrementLogStartOffset(leaderLogStartOffset)`, never past its own high
+    /// watermark. A failure is logged; the log is poisoned by it and the partition goes offline.
+    pub fn follow_log_start(&mut self, leader_log_start: Offset) {
+        let start = leader_log_start.min(self.high_watermark);
+        if self.is_leader() || start <= self.log_start_offset() {
+            return;
+        }
+        if let Err(e) = self.log.delete_records(start) {
+            tracing::error!(partition = %self.name, "taking the leader's log start {}: {e}", start.0);
+        }
+    }
+
     /// The follower side of a divergence: removes this log's tail from where the leader's
     /// history differs (`epoch`, `end_offset` from the leader), as KIP-595 says: at the leader's
     /// end offset for that epoch, or earlier where this log's own epoch ends first.
@@ -947,6 +960,33 @@ impl Partition {
         if let Role::Leader(l) = &mut self.role {
             l.isr_change_failed();
         }
+    }
+
+    /// Kafka's `deleteRecordsOnLeader`: the log start moves to `offset` (-1: the high
+    /// watermark), never past the high watermark (OFFSET_OUT_OF_RANGE), and only where
+    /// `cleanup.policy` has delete (POLICY_VIOLATION). Answers the low watermark: the log
+    /// start here (Kafka's minimum over the replicas: followers are not waited for, they take
+    /// the leader's log start from their next fetch).
+    pub fn delete_records(&mut self, offset: Offset) -> Result<Offset, PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        if !self.cleanup.delete {
+            return Err(PartitionError::PolicyViolation(format!(
+                "Records of partition {} can not be deleted due to the configured policy",
+                self.name
+            )));
+        }
+        let hw = self.high_watermark;
+        let offset = if offset == Offset::NONE { hw } else { offset };
+        if offset.0 < 0 || offset > hw {
+            return Err(PartitionError::from(riptide_engine::LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: hw,
+            }));
+        }
+        Ok(self.log.delete_records(offset)?)
     }
 
     pub fn list_offset(&self, spec: OffsetSpec) -> Result<ListedOffset, PartitionError> {

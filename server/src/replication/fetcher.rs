@@ -376,7 +376,7 @@ async fn apply_response(
                     if f.throttled {
                         throttle.borrow_mut().spend(records.len());
                     }
-                    FollowOp::Append { records, leader_hw: Offset(p.high_watermark) }
+                    FollowOp::Append { records, leader_hw: Offset(p.high_watermark), leader_log_start }
                 }
                 code => {
                     let mut s = state.borrow_mut();
