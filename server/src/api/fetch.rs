@@ -16,6 +16,7 @@
 //! the response's `max_bytes` is then applied in request (or session) order.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::ResponseError;
 
 use super::error::partition_code;
-use super::fetch_session::{AnswerSummary, FetchParams, PartitionKey, TopicKey};
+use super::fetch_session::{AnswerSummary, Context, FetchParams, PartitionKey, TopicKey};
 use super::leader_hint::{self, CurrentLeader};
 use super::{Chunk, Ctx, RequestError, RequestInfo, Response};
 use crate::partition::{EpochEndOffset, LeaderEpoch, Offset, PartitionError, ReplicaFetch};
@@ -117,8 +118,15 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: FetchRequest) -> Res
         }
     }
     let summaries: Vec<AnswerSummary> = results.iter().map(summary).collect();
+    let metrics = &ctx.broker.metrics;
+    if matches!(context, Context::Incremental { .. }) {
+        metrics.incremental_fetches.fetch_add(1, Ordering::Relaxed);
+    }
     let (session_id, include) =
         ctx.fetch_sessions.finish(context, &wanted, &summaries, crate::clock::now_ms());
+    let (sessions, evictions) = ctx.fetch_sessions.stats();
+    metrics.fetch_sessions.store(sessions as i64, Ordering::Relaxed);
+    metrics.fetch_session_evictions.store(evictions, Ordering::Relaxed);
     let keyring = ctx.broker.security.keyring.as_deref();
     let answer = Answer { session_id, targets: &targets, results, include };
     let leaders = |ids: &[i32]| leader_hint::endpoints(&ctx.broker, &info.session.listener.name, ids);
