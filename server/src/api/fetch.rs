@@ -154,6 +154,7 @@ fn requested_partitions(
                 max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
                 last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: p.log_start_offset,
             };
             requested.push((PartitionKey { topic: topic.clone(), partition: p.partition }, params));
         }
@@ -263,6 +264,7 @@ async fn read_round(
             replica_id,
             current_leader_epoch: LeaderEpoch(t.params.current_leader_epoch),
             last_fetched_epoch: LeaderEpoch(t.params.last_fetched_epoch),
+            log_start_offset: Offset(t.params.log_start_offset),
         })
     };
     let call = |t: &Target, max_bytes: u32, min_one: bool, notify: Option<flume::Sender<()>>| ReadCall {
@@ -595,6 +597,7 @@ mod tests {
                 max_bytes: 1,
                 current_leader_epoch: -1,
                 last_fetched_epoch: -1,
+                log_start_offset: -1,
             },
         }
     }

@@ -64,6 +64,8 @@ pub struct FetchParams {
     pub max_bytes: i32,
     pub current_leader_epoch: i32,
     pub last_fetched_epoch: i32,
+    /// A follower's own log start (consumers send -1).
+    pub log_start_offset: i64,
 }
 
 /// What the answer for one partition said, as far as a session compares answers.
@@ -405,6 +407,7 @@ mod tests {
             max_bytes: 1 << 20,
             current_leader_epoch: -1,
             last_fetched_epoch: -1,
+            log_start_offset: -1,
         }
     }
 

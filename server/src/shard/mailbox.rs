@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::partition::{
     Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec, Origin,
-    PartitionError, ProducerSummary, ReadResult, ReplicaFetch, TxnMarker,
+    PartitionError, ProducerSummary, ReadResult, RecordsDeleted, ReplicaFetch, TxnMarker,
 };
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
@@ -27,8 +27,8 @@ pub enum ShardMsg {
     Read(Vec<(usize, ReadCall)>, flume::Sender<Vec<(usize, ReadOutcome)>>),
     ListOffset(ListOffsetCall, flume::Sender<ListOffsetOutcome>),
     /// DeleteRecords on a partition: topic, partition, the new log start (-1: the high
-    /// watermark); answered with the low watermark.
-    DeleteRecords(Arc<str>, i32, Offset, flume::Sender<DeleteRecordsOutcome>),
+    /// watermark), the live brokers (whose replicas count for the low watermark).
+    DeleteRecords(Arc<str>, i32, Offset, Arc<[riptide_model::NodeId]>, flume::Sender<DeleteRecordsOutcome>),
     /// A partition's producers (DescribeProducers): topic, partition.
     Producers(Arc<str>, i32, flume::Sender<ProducersOutcome>),
     /// Close and delete every partition (of this many) of the topic that this shard owns.
@@ -128,8 +128,8 @@ pub struct ListOffsetCall {
 
 pub type ListOffsetOutcome = Result<ListedOffset, PartitionError>;
 
-/// DeleteRecords' answer: the partition's low watermark (its log start) afterwards.
-pub type DeleteRecordsOutcome = Result<Offset, PartitionError>;
+/// DeleteRecords' answer: where the log start went, and the replicas' low watermark.
+pub type DeleteRecordsOutcome = Result<RecordsDeleted, PartitionError>;
 
 pub type ProducersOutcome = Result<Vec<ProducerSummary>, PartitionError>;
 

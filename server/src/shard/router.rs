@@ -235,14 +235,15 @@ pub async fn route_delete_records(
     topic: Arc<str>,
     partition: i32,
     offset: Offset,
+    live: Arc<[riptide_model::NodeId]>,
 ) -> super::mailbox::DeleteRecordsOutcome {
     let owner = ctx.router.owner_of(&topic, partition);
     if owner == ctx.id {
-        return ctx.table.borrow_mut().delete_records(&topic, partition, offset);
+        return ctx.table.borrow_mut().delete_records(&topic, partition, offset, &live);
     }
     let (tx, rx) = flume::bounded(1);
     if ctx.router.senders[owner]
-        .send_async(ShardMsg::DeleteRecords(topic, partition, offset, tx))
+        .send_async(ShardMsg::DeleteRecords(topic, partition, offset, live, tx))
         .await
         .is_err()
     {

@@ -358,8 +358,9 @@ impl PartitionTable {
         topic: &str,
         partition: i32,
         offset: Offset,
+        live: &[riptide_model::NodeId],
     ) -> super::mailbox::DeleteRecordsOutcome {
-        self.get_or_open(topic, partition)?.delete_records(offset)
+        self.get_or_open(topic, partition)?.delete_records(offset, live)
     }
 
     pub fn list_offset(&mut self, call: ListOffsetCall) -> ListOffsetOutcome {
@@ -386,9 +387,7 @@ impl PartitionTable {
                 false
             }
             FollowOp::Append { records, leader_hw, leader_log_start } => {
-                let needs_flush = p.append_as_follower(call.leader_epoch, &records, leader_hw, call.reply);
-                p.follow_log_start(leader_log_start);
-                needs_flush
+                p.append_as_follower(call.leader_epoch, &records, (leader_hw, leader_log_start), call.reply)
             }
             FollowOp::Truncate(diverging) => {
                 let _ = call.reply.send(p.truncate_diverged(call.leader_epoch, diverging));
