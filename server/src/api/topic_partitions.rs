@@ -10,7 +10,8 @@
 //! when it is no valid name). Riptide keeps no eligible leader replicas (ELR is a KRaft
 //! option it does not implement), so both ELR lists are empty.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use kafka_protocol::messages::describe_topic_partitions_response::{
     Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
@@ -52,28 +53,33 @@ pub fn handle(
     info: &RequestInfo,
     request: &DescribeTopicPartitionsRequest,
 ) -> Result<DescribeTopicPartitionsResponse, DescribeError> {
-    let catalog = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
     let fetch_all = request.topics.is_empty();
-    let names: BTreeSet<String> = if fetch_all {
-        catalog.all().iter().map(|t| t.name.clone()).collect()
-    } else {
-        request.topics.iter().map(|t| t.name.0.to_string()).collect()
+    // The topics in name order with what the metadata has of them, taken at once: the
+    // catalog's lock is not held across the authorization checks (which take it again).
+    let (names, live) = {
+        let catalog = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+        let names: BTreeMap<String, Option<Arc<TopicMeta>>> = if fetch_all {
+            catalog.all().into_iter().map(|t| (t.name.clone(), Some(t))).collect()
+        } else {
+            request.topics.iter().map(|t| (t.name.0.to_string(), catalog.get(t.name.0.as_str()))).collect()
+        };
+        let live: HashSet<i32> = catalog.live_brokers().map(|b| b.id).collect();
+        (names, live)
     };
     let cursor = request.cursor.as_ref().map(|c| (c.topic_name.0.to_string(), c.partition_index));
     if let Some((topic, partition)) = &cursor {
-        if fetch_all && !names.contains(topic) {
+        if fetch_all && !names.contains_key(topic) {
             return Err(DescribeError::CursorTopic(topic.clone()));
         }
         if *partition < 0 {
             return Err(DescribeError::CursorPartition(*partition));
         }
     }
-    let live: HashSet<i32> = catalog.live_brokers().map(|b| b.id).collect();
     let mut remaining = request.response_partition_limit.min(ctx.broker.config.request_partitions_max).max(1);
     let mut response = DescribeTopicPartitionsResponse::default();
     let mut refused = Vec::new();
     let from = cursor.as_ref().map_or("", |c| c.0.as_str());
-    for name in names.iter().filter(|n| n.as_str() >= from) {
+    for (name, meta) in names.iter().filter(|(n, _)| n.as_str() >= from) {
         if !ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name) {
             if !fetch_all {
                 refused.push(topic_error(name, ResponseError::TopicAuthorizationFailed));
@@ -89,22 +95,20 @@ pub fn handle(
             Some((topic, partition)) if topic == name => *partition,
             _ => 0,
         };
-        let Some(meta) = catalog.get(name).filter(|m| (start as usize) < m.states.len()) else {
+        let Some(meta) = meta.as_ref().filter(|m| (start as usize) < m.states.len()) else {
             if !fetch_all {
                 let code = if validate_topic_name(name).is_ok() {
                     ResponseError::UnknownTopicOrPartition
                 } else {
                     ResponseError::InvalidTopicException
                 };
-                response.topics.push(
-                    topic_error(name, code)
-                        .with_topic_id(catalog.get(name).map_or(Uuid::nil(), |m| Uuid::from_u128(m.id))),
-                );
+                let id = meta.as_ref().map_or(Uuid::nil(), |m| Uuid::from_u128(m.id));
+                response.topics.push(topic_error(name, code).with_topic_id(id));
             }
             continue;
         };
         let count = (meta.states.len() as i32 - start).min(remaining);
-        let partitions = (start..start + count).map(|p| describe_partition(&meta, p, &live)).collect();
+        let partitions = (start..start + count).map(|p| describe_partition(meta, p, &live)).collect();
         let operations = TOPIC_OPERATIONS
             .iter()
             .filter(|o| ctx.allowed(info, **o, resource::TOPIC, name))
