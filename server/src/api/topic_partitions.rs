@@ -67,14 +67,7 @@ pub fn handle(
         (names, live)
     };
     let cursor = request.cursor.as_ref().map(|c| (c.topic_name.0.to_string(), c.partition_index));
-    if let Some((topic, partition)) = &cursor {
-        if fetch_all && !names.contains_key(topic) {
-            return Err(DescribeError::CursorTopic(topic.clone()));
-        }
-        if *partition < 0 {
-            return Err(DescribeError::CursorPartition(*partition));
-        }
-    }
+    check_cursor(cursor.as_ref(), fetch_all, &names)?;
     let mut remaining = request.response_partition_limit.min(ctx.broker.config.request_partitions_max).max(1);
     let mut response = DescribeTopicPartitionsResponse::default();
     let mut refused = Vec::new();
@@ -97,13 +90,7 @@ pub fn handle(
         };
         let Some(meta) = meta.as_ref().filter(|m| (start as usize) < m.states.len()) else {
             if !fetch_all {
-                let code = if validate_topic_name(name).is_ok() {
-                    ResponseError::UnknownTopicOrPartition
-                } else {
-                    ResponseError::InvalidTopicException
-                };
-                let id = meta.as_ref().map_or(Uuid::nil(), |m| Uuid::from_u128(m.id));
-                response.topics.push(topic_error(name, code).with_topic_id(id));
+                response.topics.push(unknown_topic(name, meta.as_deref()));
             }
             continue;
         };
@@ -133,6 +120,23 @@ pub fn handle(
     Ok(response)
 }
 
+/// Kafka's checks of the cursor: a topic among "all topics" (when asked for all), a
+/// partition not negative.
+fn check_cursor(
+    cursor: Option<&(String, i32)>,
+    fetch_all: bool,
+    names: &BTreeMap<String, Option<Arc<TopicMeta>>>,
+) -> Result<(), DescribeError> {
+    let Some((topic, partition)) = cursor else { return Ok(()) };
+    if fetch_all && !names.contains_key(topic) {
+        return Err(DescribeError::CursorTopic(topic.clone()));
+    }
+    if *partition < 0 {
+        return Err(DescribeError::CursorPartition(*partition));
+    }
+    Ok(())
+}
+
 /// The answer to a request refused as a whole: the one error on an empty page (Kafka's
 /// handler throws, and the error response carries the code in every topic named).
 pub fn refused(
@@ -146,6 +150,18 @@ pub fn refused(
         .map(|t| topic_error(t.name.0.as_str(), ResponseError::InvalidRequest))
         .collect();
     DescribeTopicPartitionsResponse::default().with_topics(topics)
+}
+
+/// A topic named but not described: unknown (or its cursor past its last partition), or no
+/// valid name at all.
+fn unknown_topic(name: &str, meta: Option<&TopicMeta>) -> DescribeTopicPartitionsResponseTopic {
+    let code = if validate_topic_name(name).is_ok() {
+        ResponseError::UnknownTopicOrPartition
+    } else {
+        ResponseError::InvalidTopicException
+    };
+    let id = meta.map_or(Uuid::nil(), |m| Uuid::from_u128(m.id));
+    topic_error(name, code).with_topic_id(id)
 }
 
 fn topic_name(name: &str) -> TopicName {
