@@ -1,7 +1,8 @@
 //! Newer clients' protocol (issue 19 item 4), on the wire against a single-node broker:
 //! Fetch v13+ with topic ids (KIP-516) and fetch sessions (KIP-227: a full request opens one,
 //! incremental requests answer only what changed, forgotten partitions leave it, a wrong epoch
-//! or id is refused, a follower's session evicts a consumer's when the cache is full);
+//! or id is refused, a follower's session evicts a consumer's when the cache is full, epoch -1
+//! closes one, and before v13 sessions name topics);
 //! DeleteRecords (the log start moves, reads below it are out of range, and it survives a
 //! restart); DescribeTopicPartitions pages through partitions with a cursor.
 
@@ -202,12 +203,32 @@ fn fetch_sessions_by_topic_id() {
     assert_eq!(third, 0, "cache full, nothing evictable");
     let follower = fetch_by_id(id, (0, 0), vec![part(0, 0)], &[])
         .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(7)).with_replica_epoch(1));
-    let r = fetch(&mut c, 17, follower);
-    assert_ne!(r.session_id, 0, "a follower's session evicts a consumer's");
+    let follower_session = fetch(&mut c, 17, follower).session_id;
+    assert_ne!(follower_session, 0, "a follower's session evicts a consumer's");
     let r = fetch(&mut c, 17, fetch_by_id(id, (small, 1), Vec::new(), &[]));
     assert_eq!(r.error_code, FETCH_SESSION_ID_NOT_FOUND, "the smaller consumer session was evicted");
     let r = fetch(&mut c, 17, fetch_by_id(id, (session, 6), Vec::new(), &[]));
     assert_eq!((r.error_code, r.session_id), (0, session), "the bigger one stays");
+
+    // Epoch -1 (FINAL) closes a session: the follower's slot is free again.
+    let r = fetch(&mut c, 17, fetch_by_id(id, (follower_session, -1), vec![part(0, 0)], &[]));
+    assert_eq!((r.error_code, r.session_id), (0, 0));
+    let r = fetch(&mut c, 17, fetch_by_id(id, (follower_session, 1), Vec::new(), &[]));
+    assert_eq!(r.error_code, FETCH_SESSION_ID_NOT_FOUND);
+
+    // Before v13 a session names topics: the same flow by name, and v13+ refused on it.
+    let by_name = |session: (i32, i32), parts: Vec<FetchPartition>| {
+        let topics = vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(parts)];
+        fetch_by_id(id, session, Vec::new(), &[]).with_topics(topics)
+    };
+    let r = fetch(&mut c, 12, by_name((0, 0), vec![part(0, 0), part(1, 0)]));
+    let named = r.session_id;
+    assert_ne!(named, 0, "the closed session's slot: {:?}", answered(&r));
+    assert_eq!(r.responses[0].topic.0.as_str(), topic);
+    let r = fetch(&mut c, 12, by_name((named, 1), vec![part(0, 4), part(1, 2)]));
+    assert!(r.responses.is_empty(), "{:?}", answered(&r));
+    let r = fetch(&mut c, 13, fetch_by_id(id, (named, 2), Vec::new(), &[]));
+    assert_eq!(r.error_code, FETCH_SESSION_TOPIC_ID_ERROR);
 
     running.shutdown();
     let _ = std::fs::remove_dir_all(dir);
