@@ -1,7 +1,8 @@
 """Newer clients (issue 19 item 4): Fetch v13+ with topic ids and fetch sessions (KIP-227), and
-DeleteRecords and DescribeTopicPartitions, through real clients. kafka-python keeps a fetch session
-per broker and sends incremental fetches; librdkafka 2.16 fetches at v16, by topic id, without
-sessions (it sends session 0, epoch -1). Both consume every record of several partitions, in
+DeleteRecords and DescribeTopicPartitions, through real clients. kafka-python 3.0 keeps a fetch
+session per broker and sends incremental fetches (at Fetch v12, topics by name: its fetcher stops
+there); librdkafka 2.16 fetches at v16, by topic id, without sessions (session 0, epoch -1). No
+client here uses sessions by topic id: server/tests/fetch_sessions.rs covers that on the wire. Both consume every record of several partitions, in
 order, in many small fetches. DeleteRecords through both admin clients moves the log start, which
 a kill -9 and restart does not undo; kafka-python pages through DescribeTopicPartitions."""
 import re
