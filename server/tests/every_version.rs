@@ -154,7 +154,9 @@ fn every_advertised_version_answers() {
     let mut failures = Vec::new();
     let mut correlation_id = 0;
     for (key, min, max) in SUPPORTED {
-        for version in *min..=*max {
+        // Versions bridged to a newer one have no codec here: tests/legacy_versions.rs.
+        let min = riptide_server::api::legacy::bridge(*key, *min).unwrap_or(*min);
+        for version in min..=*max {
             let mut stream = TcpStream::connect(running.addr).expect("connect");
             stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
             correlation_id += 1;

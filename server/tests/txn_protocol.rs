@@ -116,6 +116,13 @@ fn loading(r: &ResponseKind) -> bool {
         ResponseKind::TxnOffsetCommit(r) => {
             r.topics.first().and_then(|t| t.partitions.first()).map_or(0, |p| p.error_code)
         }
+        // The coordinator is not available until its partition is loaded.
+        ResponseKind::FindCoordinator(r) => {
+            match r.coordinators.first().map_or(r.error_code, |c| c.error_code) {
+                15 => COORDINATOR_LOAD_IN_PROGRESS,
+                code => code,
+            }
+        }
         _ => 0,
     };
     code == COORDINATOR_LOAD_IN_PROGRESS

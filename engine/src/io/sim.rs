@@ -234,6 +234,22 @@ pub fn create_dir_durable(dir: &Path) {
     });
 }
 
+/// One machine's simulated disk, off this thread (see `detach`).
+pub struct Disk(Sim);
+
+/// Takes this thread's simulated file system off it, to be put back with `attach`: a
+/// simulation of several brokers in one thread gives each its own disk, power and faults,
+/// and attaches a broker's disk while it runs that broker's code. A file opened on one disk
+/// must only be used while that disk is attached.
+pub fn detach() -> Option<Disk> {
+    SIM.with(|cell| cell.borrow_mut().take().map(Disk))
+}
+
+/// Puts a detached disk back on this thread (replacing any other).
+pub fn attach(disk: Disk) {
+    SIM.with(|cell| *cell.borrow_mut() = Some(disk.0));
+}
+
 /// Removes this thread's simulated file system.
 pub fn uninstall() {
     SIM.with(|cell| *cell.borrow_mut() = None);

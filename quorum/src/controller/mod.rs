@@ -17,6 +17,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use tokio::net::TcpListener;
 
 mod moves;
+pub mod rules;
 
 use crate::balancer::{BalancerConfig, BrokerLoad};
 use crate::image::MetadataImage;
@@ -26,7 +27,7 @@ use crate::placement;
 use crate::records::{MetadataRecord, NodeId, PartitionState, TopicRecord};
 use crate::rpc::{
     read_frame, write_frame, AdminCommand, AdminReply, AlterPartition, ControllerError, Heartbeat,
-    HeartbeatReply, IsrChangeRequest, QuorumInfo, Registered, Registration, Request, Response, VoterInfo,
+    HeartbeatReply, QuorumInfo, Registered, Registration, Request, Response, VoterInfo,
 };
 use crate::state_machine::StateMachine;
 use crate::types::{Applied, Batch, Raft};
@@ -328,20 +329,17 @@ impl Controller {
         self.ensure_active()?;
         let _guard = self.propose_lock.lock().await;
         let image = self.image();
-        if let Some(old) = image.brokers.get(&r.id) {
-            let alive = self.session_alive(r.id);
-            if old.incarnation != r.incarnation && !old.fenced && alive {
-                return Err(ControllerError::DuplicateBrokerRegistration(r.id));
-            }
+        let records =
+            rules::register(&image, r.id, r.incarnation, r.endpoints, r.rack, self.session_alive(r.id))?;
+        if records.len() > 1 {
+            tracing::warn!(
+                "broker {} registers again with a new incarnation before its session was fenced: \
+                 fencing the old one, {} partition leader(s) change",
+                r.id,
+                records.len() - 2
+            );
         }
-        let applied = self
-            .propose(vec![MetadataRecord::RegisterBroker {
-                id: r.id,
-                incarnation: r.incarnation,
-                endpoints: r.endpoints,
-                rack: r.rack,
-            }])
-            .await?;
+        let applied = self.propose(records).await?;
         self.touch(r.id, None);
         tracing::info!("broker {} registered with epoch {}", r.id, applied.index);
         Ok(Registered { epoch: applied.index as i64 })
@@ -402,11 +400,7 @@ impl Controller {
     /// in-sync replicas, in one metadata entry.
     async fn fence(&self, id: NodeId, epoch: i64, cause: FenceCause) {
         let _guard = self.propose_lock.lock().await;
-        let records = self.with_image(|current| {
-            let live = current.brokers.get(&id).is_some_and(|b| !b.fenced && b.epoch == epoch);
-            let fence = MetadataRecord::FenceBroker { id, epoch, controlled_shutdown: false };
-            live.then(|| with_leader_changes(current, fence, Some(id)))
-        });
+        let records = self.with_image(|current| rules::fence(current, id, epoch, false));
         let Some(records) = records else { return };
         let why = match cause {
             FenceCause::SessionExpired => {
@@ -481,22 +475,17 @@ impl Controller {
         if h.want_shutdown {
             if !in_shutdown {
                 let _guard = self.propose_lock.lock().await;
-                let fence =
-                    MetadataRecord::FenceBroker { id: h.id, epoch: h.epoch, controlled_shutdown: true };
-                let records = self.with_image(|img| with_leader_changes(img, fence, Some(h.id)));
-                tracing::info!("broker {} shuts down: moving {} leadership(s)", h.id, records.len() - 1);
-                self.propose(records).await?;
+                if let Some(records) = self.with_image(|img| rules::fence(img, h.id, h.epoch, true)) {
+                    tracing::info!("broker {} shuts down: moving {} leadership(s)", h.id, records.len() - 1);
+                    self.propose(records).await?;
+                }
             }
             return Ok(HeartbeatReply { fenced: true, shutdown_ready: self.with_image(leads_nothing) });
         }
         // Caught up: it has applied its own registration (and everything before it).
         if fenced && h.applied >= epoch as u64 {
             let _guard = self.propose_lock.lock().await;
-            let records = self.with_image(|current| {
-                let still_fenced = current.brokers.get(&h.id).is_some_and(|b| b.fenced && b.epoch == h.epoch);
-                let unfence = MetadataRecord::UnfenceBroker { id: h.id, epoch: h.epoch };
-                still_fenced.then(|| with_leader_changes(current, unfence, None))
-            });
+            let records = self.with_image(|current| rules::unfence(current, h.id, h.epoch, h.applied));
             if let Some(records) = records {
                 tracing::info!("broker {} unfenced; {} partition leader(s) change", h.id, records.len() - 1);
                 self.propose(records).await?;
@@ -530,7 +519,7 @@ impl Controller {
                 .filter(|b| b.epoch == a.broker_epoch)
                 .ok_or(ControllerError::StaleBrokerEpoch(a.broker))?;
             Ok::<_, ControllerError>(
-                a.partitions.iter().map(|p| check_alter_partition(img, a.broker, p)).collect(),
+                a.partitions.iter().map(|p| rules::check_alter_partition(img, a.broker, p)).collect(),
             )
         })?;
         let records: Vec<MetadataRecord> = checked.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
@@ -680,72 +669,6 @@ impl Controller {
 
 /// `first` and the leader changes it causes, computed on a copy of the image with `first`
 /// applied, so the batch leaves every partition with a live leader where one exists.
-fn with_leader_changes(
-    image: &MetadataImage,
-    first: MetadataRecord,
-    excluding: Option<NodeId>,
-) -> Vec<MetadataRecord> {
-    let mut next = image.clone();
-    next.apply(image.applied + 1, std::slice::from_ref(&first), &mut Vec::new());
-    let mut records = vec![first];
-    records.extend(next.leader_changes(excluding));
-    records
-}
-
-/// The PartitionChange an ISR change asks for, if it is current and sound.
-fn check_alter_partition(
-    img: &MetadataImage,
-    broker: NodeId,
-    a: &IsrChangeRequest,
-) -> Result<MetadataRecord, ControllerError> {
-    let name = format!("{}-{}", a.topic, a.partition);
-    let p = img
-        .topic(&a.topic)
-        .and_then(|t| usize::try_from(a.partition).ok().and_then(|i| t.partitions.get(i)))
-        .ok_or_else(|| ControllerError::UnknownTopic(format!("{name} does not exist")))?;
-    if p.leader != broker {
-        return Err(ControllerError::NotLeader(format!("broker {broker} does not lead {name}")));
-    }
-    if p.leader_epoch != a.leader_epoch {
-        return Err(ControllerError::FencedLeaderEpoch(format!(
-            "{name}: leader epoch {} is not the current {}",
-            a.leader_epoch, p.leader_epoch
-        )));
-    }
-    if p.partition_epoch != a.partition_epoch {
-        return Err(ControllerError::InvalidUpdateVersion(format!(
-            "{name}: partition epoch {} is not the current {}",
-            a.partition_epoch, p.partition_epoch
-        )));
-    }
-    if !a.isr.contains(&broker) {
-        return Err(ControllerError::InvalidRequest(format!("{name}: the ISR must hold its leader")));
-    }
-    let added: Vec<NodeId> = a.isr.iter().copied().filter(|r| !p.isr.contains(r)).collect();
-    if let Some(r) = a.isr.iter().find(|r| !p.replicas.contains(r)) {
-        return Err(ControllerError::IneligibleReplica(format!("{name}: broker {r} is not a replica")));
-    }
-    if let Some(r) = added.iter().find(|r| !img.is_live(**r)) {
-        return Err(ControllerError::IneligibleReplica(format!(
-            "{name}: broker {r} is fenced or shutting down"
-        )));
-    }
-    let mut isr = a.isr.clone();
-    isr.dedup();
-    // The ISR change that brings the last added replica in sync completes its move.
-    let mut next = p.clone();
-    next.isr = isr.clone();
-    if let Some(done) = crate::reassign::complete(img, &next) {
-        return Ok(crate::reassign::record(&a.topic, a.partition, &done));
-    }
-    Ok(MetadataRecord::PartitionChange {
-        topic: a.topic.clone(),
-        partition: a.partition,
-        leader: p.leader,
-        isr,
-    })
-}
-
 enum Built {
     Records(Vec<MetadataRecord>, Option<String>),
     /// validate_only: what would be created.

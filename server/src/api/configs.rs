@@ -1,7 +1,8 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (Kafka's config names,
 //! validated; an unknown name or bad value is INVALID_CONFIG) and DescribeConfigs for the broker.
 //! Broker configs are static in this version (set in the TOML file or flags): altering one is
-//! refused with a message saying so.
+//! refused with a message saying so. Sources, synonyms and documentation are Kafka's
+//! (`config::described`).
 
 use super::error::ToKafka;
 use crate::security::acl::{op, resource};
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
     incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
@@ -20,7 +21,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
 use super::RequestInfo;
-use crate::catalog::{self, ConfigSource};
+use crate::catalog;
+use crate::config::{described, ServerConfig, TopicDefaults};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -48,28 +50,89 @@ fn config_type(name: &str) -> i8 {
     }
 }
 
-fn entry(
-    name: &str,
+/// Kafka's ConfigSource codes.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+/// One described config: its value, where it comes from, and (when asked) what else would set
+/// it and what it means.
+struct Described {
+    name: &'static str,
     value: String,
     source: i8,
     read_only: bool,
+    /// (name, value, source), most specific first: Kafka's synonyms.
+    synonyms: Vec<(&'static str, String, i8)>,
+    doc: Option<&'static str>,
+}
+
+fn entry(
+    d: Described,
     version: i16,
+    with_synonyms: bool,
+    documentation: bool,
 ) -> DescribeConfigsResourceResult {
+    let synonyms = if with_synonyms && version >= 1 {
+        d.synonyms
+            .into_iter()
+            .map(|(name, value, source)| {
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_static_str(name))
+                    .with_value(Some(StrBytes::from_string(value)))
+                    .with_source(source)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     DescribeConfigsResourceResult::default()
-        .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(Some(StrBytes::from_string(value)))
-        .with_read_only(read_only)
-        .with_config_source(source)
-        .with_config_type(if version >= 3 { config_type(name) } else { 0 })
+        .with_name(StrBytes::from_static_str(d.name))
+        .with_value(Some(StrBytes::from_string(d.value)))
+        .with_read_only(d.read_only)
+        .with_config_source(d.source)
+        .with_synonyms(synonyms)
+        .with_config_type(if version >= 3 { config_type(d.name) } else { 0 })
+        .with_documentation(d.doc.filter(|_| documentation && version >= 3).map(StrBytes::from_static_str))
+}
+
+/// A topic config as Kafka describes it: the topic's override, else the broker's setting of
+/// its synonym (STATIC_BROKER_CONFIG when the broker's config file changed it), else the
+/// default; the synonyms list every level that has a value.
+fn describe_topic_config(
+    name: &'static str,
+    overridden: Option<String>,
+    broker_value: String,
+    default_value: String,
+) -> Described {
+    let synonym = described::topic_synonyms(name).first().copied().unwrap_or(name);
+    let mut synonyms = Vec::new();
+    if let Some(v) = &overridden {
+        synonyms.push((name, v.clone(), SOURCE_TOPIC));
+    }
+    let broker_set = broker_value != default_value;
+    if broker_set {
+        synonyms.push((synonym, broker_value.clone(), SOURCE_STATIC_BROKER));
+    }
+    synonyms.push((synonym, default_value, SOURCE_DEFAULT));
+    let (value, source) = match overridden {
+        Some(v) => (v, SOURCE_TOPIC),
+        None if broker_set => (broker_value, SOURCE_STATIC_BROKER),
+        None => (broker_value, SOURCE_DEFAULT),
+    };
+    Described { name, value, source, read_only: false, synonyms, doc: described::topic_doc(name) }
 }
 
 pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let (with_synonyms, documentation) = (request.include_synonyms, request.include_documentation);
     let results = request
         .resources
         .into_iter()
         .map(|r| {
+            // No keys (null, or empty as Kafka reads it too): every config.
             let wanted = |name: &str| {
-                r.configuration_keys.as_ref().is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
+                r.configuration_keys
+                    .as_ref()
+                    .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| k.as_str() == name))
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
@@ -88,18 +151,15 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                             ))));
                     };
                     let d = &ctx.broker.config.log;
+                    let defaults = catalog::topic_config_defaults(&TopicDefaults::default());
                     let configs = catalog::topic_config_defaults(d)
                         .into_iter()
-                        .filter(|(n, _)| wanted(n))
-                        .filter_map(|(n, _)| meta.config_value(n, d).map(|(v, src)| (n, v, src)))
-                        .map(|(n, v, src)| {
-                            entry(
-                                n,
-                                v,
-                                if src == ConfigSource::DynamicTopic { 1 } else { 5 },
-                                false,
-                                info.version,
-                            )
+                        .zip(defaults)
+                        .filter(|((n, _), _)| wanted(n))
+                        .map(|((n, broker_value), (_, default_value))| {
+                            let overridden = meta.configs.get(n).cloned();
+                            let d = describe_topic_config(n, overridden, broker_value, default_value);
+                            entry(d, info.version, with_synonyms, documentation)
                         })
                         .collect();
                     result.with_configs(configs)
@@ -113,10 +173,26 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                                 "broker {name} is not this broker"
                             ))));
                     }
-                    let configs = broker_configs(ctx)
+                    let rf = ctx
+                        .broker
+                        .default_replication_factor(
+                            ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).brokers.len().max(1),
+                        )
+                        .to_string();
+                    let defaults = broker_configs(&ServerConfig::default(), rf.clone());
+                    let configs = broker_configs(&ctx.broker.config, rf)
                         .into_iter()
-                        .filter(|(n, _)| wanted(n))
-                        .map(|(n, v)| entry(n, v, SOURCE_STATIC_BROKER, true, info.version))
+                        .zip(defaults)
+                        .filter(|((n, _), _)| wanted(n))
+                        .map(|((name, value), (_, default_value))| {
+                            // Static: set in the config file (or flags) and read at start.
+                            let source =
+                                if value == default_value { SOURCE_DEFAULT } else { SOURCE_STATIC_BROKER };
+                            let synonyms = vec![(name, value.clone(), source)];
+                            let doc = described::broker_doc(name);
+                            let d = Described { name, value, source, read_only: true, synonyms, doc };
+                            entry(d, info.version, with_synonyms, documentation)
+                        })
                         .collect();
                     result.with_configs(configs)
                 }
@@ -145,8 +221,9 @@ fn denied_code(resource_type: i8) -> i16 {
     }
 }
 
-fn broker_configs(ctx: &Ctx) -> Vec<(&'static str, String)> {
-    let c = &ctx.broker.config;
+/// The broker configs DescribeConfigs reports, from `c` (`replication_factor`: what the
+/// broker makes of `default.replication.factor`).
+fn broker_configs(c: &ServerConfig, replication_factor: String) -> Vec<(&'static str, String)> {
     vec![
         ("node.id", c.node_id.to_string()),
         ("broker.id", c.node_id.to_string()),
@@ -156,14 +233,7 @@ fn broker_configs(ctx: &Ctx) -> Vec<(&'static str, String)> {
             c.listeners.iter().map(|l| format!("{}://{}", l.name, l.addr)).collect::<Vec<_>>().join(","),
         ),
         ("num.partitions", c.num_partitions.to_string()),
-        (
-            "default.replication.factor",
-            ctx.broker
-                .default_replication_factor(
-                    ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).brokers.len().max(1),
-                )
-                .to_string(),
-        ),
+        ("default.replication.factor", replication_factor),
         ("min.insync.replicas", c.log.min_insync_replicas.to_string()),
         ("replica.lag.time.max.ms", c.cluster.replica_lag_time_max_ms.to_string()),
         ("replica.fetch.max.bytes", c.cluster.replica_fetch_max_bytes.to_string()),

@@ -609,6 +609,7 @@ mod tests {
             let info = RequestInfo {
                 api_key: ApiKey::Fetch,
                 version: v,
+                decode_version: v,
                 header: RequestHeader::default().with_correlation_id(42),
                 client_host: String::new(),
                 session: crate::security::Session::internal(),

@@ -92,12 +92,18 @@ type Endpoint = (i32, String, i32);
 fn coordinator_of(ctx: &Ctx, info: &RequestInfo, group: &str) -> Result<Endpoint, GroupError> {
     let n = ctx.coordinator.config().offsets_topic_num_partitions;
     let partition = crate::coordinator::offsets_log::partition_for(group, n);
+    if ctx.coordinator.loading(partition) {
+        return Err(GroupError::CoordinatorNotAvailable);
+    }
     leader_endpoint(ctx, info, crate::coordinator::offsets_log::OFFSETS_TOPIC, partition)
 }
 
 /// The live leader of the transactional id's `__transaction_state` partition.
 fn txn_coordinator_of(ctx: &Ctx, info: &RequestInfo, transactional_id: &str) -> Result<Endpoint, GroupError> {
     let partition = ctx.txn.partition_of(transactional_id);
+    if ctx.txn.loading(partition) {
+        return Err(GroupError::CoordinatorNotAvailable);
+    }
     leader_endpoint(ctx, info, crate::coordinator::txn::log::TXN_TOPIC, partition)
 }
 

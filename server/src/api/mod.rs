@@ -17,6 +17,7 @@ pub mod fetch;
 pub mod fetch_session;
 pub mod group;
 pub mod leader_hint;
+pub mod legacy;
 pub mod logdirs;
 pub mod metadata;
 pub mod offsets;
@@ -151,6 +152,9 @@ pub enum RequestError {
 pub struct RequestInfo {
     pub api_key: ApiKey,
     pub version: i16,
+    /// The version the body was decoded as and the answer is encoded as before it is
+    /// rewritten for `version` (see `legacy`); `version` itself for every current version.
+    pub decode_version: i16,
     pub header: RequestHeader,
     /// The client's address as Kafka reports it in DescribeGroups (`/127.0.0.1`).
     pub client_host: String,
@@ -166,6 +170,7 @@ pub async fn handle(ctx: Ctx, frame: Bytes, session: Rc<Session>) -> Result<Opti
             let info = RequestInfo {
                 api_key: head.api_key,
                 version: head.version,
+                decode_version: head.decode_version,
                 header: head.header,
                 client_host: session.client_host.clone(),
                 session,
@@ -188,7 +193,7 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, RequestErro
 }
 
 async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Option<Response>, RequestError> {
-    let v = info.version;
+    let v = info.decode_version;
     macro_rules! answer {
         ($handler:expr) => {{
             let response = $handler;
@@ -388,7 +393,15 @@ pub fn encode<T: Encodable>(info: &RequestInfo, body: &T) -> Result<Response, Re
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(info.header.correlation_id);
     header.encode(&mut buf, header_version).map_err(|e| encode_failed(info, e))?;
-    body.encode(&mut buf, info.version).map_err(|e| encode_failed(info, e))?;
+    if info.decode_version != info.version {
+        let mut bridged = BytesMut::with_capacity(256);
+        body.encode(&mut bridged, info.decode_version).map_err(|e| encode_failed(info, e))?;
+        let old = legacy::downgrade_response(info.api_key, info.version, &bridged)
+            .map_err(|e| encode_failed(info, e))?;
+        buf.put_slice(&old);
+    } else {
+        body.encode(&mut buf, info.version).map_err(|e| encode_failed(info, e))?;
+    }
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(Response::new(vec![Chunk::Bytes(buf.freeze())]))

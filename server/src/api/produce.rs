@@ -109,8 +109,11 @@ fn record_message(e: &RecordError, topic: &str, partition: i32) -> String {
     }
 }
 
-pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) -> Option<ProduceResponse> {
     let version = info.version;
+    if version < 3 {
+        up_convert(&mut request);
+    }
     let acks = Acks::from_wire(request.acks);
     let transactional_id = request.transactional_id.as_ref().map(|t| t.0.as_str());
     let refuse_all = match acks {
@@ -280,3 +283,19 @@ fn has_transactional_records(request: &ProduceRequest) -> bool {
 
 /// The offsets a failed partition reports.
 const FAILED: crate::partition::Appended = crate::partition::Appended::NONE;
+
+/// Produce v0–2 carry message format 0/1: each partition's message set becomes one record
+/// batch. One that does not convert (a bad CRC, a truncated message) stays as it came, and
+/// validation refuses it with CORRUPT_MESSAGE, as Kafka does.
+fn up_convert(request: &mut ProduceRequest) {
+    for t in &mut request.topic_data {
+        for p in &mut t.partition_data {
+            if let Some(records) = &p.records {
+                match super::legacy::message_set::up_convert(records) {
+                    Ok(batch) => p.records = Some(batch),
+                    Err(e) => tracing::debug!("produce v0-2 to {}-{}: {e}", t.name.0, p.index),
+                }
+            }
+        }
+    }
+}

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub mod described;
 pub mod security;
 pub use security::{KafkaListener, Mechanism, SecurityConfig, SecurityProtocol};
 

@@ -170,6 +170,14 @@ impl Coordinator {
         Ok(())
     }
 
+    /// True while this broker leads `__consumer_offsets` partition `p` but has not loaded its
+    /// groups yet: FindCoordinator answers COORDINATOR_NOT_AVAILABLE meanwhile, which every
+    /// client retries (some older ones give up on a JoinGroup answered LOAD_IN_PROGRESS).
+    pub fn loading(&self, p: i32) -> bool {
+        (self.owns)(p)
+            && (!self.is_loaded() || !self.owned.lock().unwrap_or_else(|e| e.into_inner()).contains(&p))
+    }
+
     pub fn config(&self) -> GroupConfig {
         self.lock().cfg.clone()
     }

@@ -284,6 +284,9 @@ pub struct Partition {
     /// The log's own epoch is not compared: a node whose metadata was reset may hold a newer
     /// one on disk.
     last_view: Option<(LeaderEpoch, i32)>,
+    /// The simulation's planted bug: a follower acknowledges (fetches on) before its fsync.
+    #[cfg(feature = "sim")]
+    plant_early_follower_ack: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -339,6 +342,8 @@ impl Partition {
             traffic: Traffic::default(),
             clock,
             last_view: None,
+            #[cfg(feature = "sim")]
+            plant_early_follower_ack: false,
         })
     }
 
@@ -882,8 +887,16 @@ impl Partition {
         self.advance_high_watermark(leader_hw.min(leo));
         // Before the reply: the position it carries reports the new log start to the leader.
         self.follow_log_start(leader_log_start);
+        #[cfg(feature = "sim")]
+        let planted = self.plant_early_follower_ack;
+        #[cfg(not(feature = "sim"))]
+        let planted = false;
         if self.durability == Durability::Fsync && self.durable_offset() < leo {
-            self.replica_waiters.push_back(ReplicaWaiter { last_offset: leo.prev(), reply });
+            if planted {
+                let _ = reply.send(Ok(self.follower_position()));
+            } else {
+                self.replica_waiters.push_back(ReplicaWaiter { last_offset: leo.prev(), reply });
+            }
             self.dirty = true;
             return true;
         }
@@ -1121,6 +1134,39 @@ impl Partition {
 
     /// After a group commit: acks=1 waiters, follower appends and (on the leader, under
     /// `fsync`) the high watermark move up to the durable offset.
+    /// The replication simulation's group commit: blocking, through the log's own I/O (the
+    /// broker's flusher syncs `take_sync_target`'s files on its ring instead).
+    #[cfg(feature = "sim")]
+    pub fn sync_blocking(&mut self) {
+        self.dirty = false;
+        match self.log.sync() {
+            Ok(_) => self.on_durable(),
+            Err(e) => {
+                tracing::error!(partition = %self.name, "group commit failed, partition offline: {e}");
+                self.fail_waiters(PartitionError::from(e));
+            }
+        }
+    }
+
+    /// The bytes a read at `offset` covers (up to `upper`), read through the log's own I/O:
+    /// a simulated log's `ReadSlice` names a placeholder file, not its bytes.
+    #[cfg(feature = "sim")]
+    pub fn read_bytes(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        upper: Offset,
+    ) -> Result<Vec<u8>, PartitionError> {
+        Ok(self.log.read_bytes(offset, max_bytes, upper, true)?)
+    }
+
+    /// The simulation's planted bug (to show its checker catches it): a follower answers its
+    /// appends at once, before they are fsynced, so its next fetch acknowledges them early.
+    #[cfg(feature = "sim")]
+    pub fn plant_early_follower_ack(&mut self, on: bool) {
+        self.plant_early_follower_ack = on;
+    }
+
     fn on_durable(&mut self) {
         let durable = self.durable_offset();
         while self.durable_waiters.front().is_some_and(|w| w.last_offset < durable) {

@@ -359,26 +359,19 @@ async fn apply_response(
             let key = (topic.clone(), p.partition_index);
             let Some(f) = state.borrow().partitions.get(&key).copied() else { continue };
             // The wire's numbers are typed here, as they arrive.
-            let diverging = EpochEndOffset {
-                epoch: LeaderEpoch(p.diverging_epoch.epoch),
-                end_offset: Offset(p.diverging_epoch.end_offset),
+            let answer = Answer {
+                error_code: p.error_code,
+                diverging: EpochEndOffset {
+                    epoch: LeaderEpoch(p.diverging_epoch.epoch),
+                    end_offset: Offset(p.diverging_epoch.end_offset),
+                },
+                records: p.records,
+                log_start: Offset(p.log_start_offset),
+                high_watermark: Offset(p.high_watermark),
             };
-            let leader_log_start = Offset(p.log_start_offset);
-            let op = match p.error_code {
-                0 if diverging.is_defined() => FollowOp::Truncate(diverging),
-                0 if p.records.as_ref().is_none_or(|r| r.is_empty())
-                    && f.position.is_some_and(|pos| leader_log_start > pos.log_end_offset) =>
-                {
-                    FollowOp::RestartAt(leader_log_start)
-                }
-                0 => {
-                    let records = p.records.unwrap_or_else(Bytes::new);
-                    if f.throttled {
-                        throttle.borrow_mut().spend(records.len());
-                    }
-                    FollowOp::Append { records, leader_hw: Offset(p.high_watermark), leader_log_start }
-                }
-                code => {
+            let op = match follow_op(answer, f.position) {
+                Ok(op) => op,
+                Err(code) => {
                     let mut s = state.borrow_mut();
                     if let Some(f) = s.partitions.get_mut(&key) {
                         f.position = None;
@@ -388,6 +381,9 @@ async fn apply_response(
                     continue;
                 }
             };
+            if let (FollowOp::Append { records, .. }, true) = (&op, f.throttled) {
+                throttle.borrow_mut().spend(records.len());
+            }
             let (reply, rx) = flume::bounded(1);
             calls.push(FollowCall {
                 topic: topic.clone(),
@@ -412,5 +408,36 @@ async fn apply_response(
                 f.backoff_until = Some(Instant::now() + FAILED_APPEND_BACKOFF);
             }
         }
+    }
+}
+
+/// A leader's answer for one partition, as the follower reads it.
+pub struct Answer {
+    pub error_code: i16,
+    /// Defined when the leader says the logs diverge (KIP-595).
+    pub diverging: EpochEndOffset,
+    pub records: Option<Bytes>,
+    pub log_start: Offset,
+    pub high_watermark: Offset,
+}
+
+/// What an answer asks of the follower's log (`position`: where it fetched from), or the
+/// leader's error code (the partition sits out a while and asks again). The fetcher's one
+/// rule, shared with the replication simulation (`server/tests/replication_sim/`).
+pub fn follow_op(answer: Answer, position: Option<FollowerPosition>) -> Result<FollowOp, i16> {
+    let Answer { error_code, diverging, records, log_start, high_watermark } = answer;
+    match error_code {
+        0 if diverging.is_defined() => Ok(FollowOp::Truncate(diverging)),
+        0 if records.as_ref().is_none_or(|r| r.is_empty())
+            && position.is_some_and(|pos| log_start > pos.log_end_offset) =>
+        {
+            Ok(FollowOp::RestartAt(log_start))
+        }
+        0 => Ok(FollowOp::Append {
+            records: records.unwrap_or_default(),
+            leader_hw: high_watermark,
+            leader_log_start: log_start,
+        }),
+        code => Err(code),
     }
 }

@@ -204,6 +204,11 @@ impl TxnCoordinator {
         Ok(())
     }
 
+    /// True while this broker leads `__transaction_state` partition `p` but has not loaded it.
+    pub fn loading(&self, p: i32) -> bool {
+        (self.owns)(p) && (!self.loaded.load(Ordering::Acquire) || !lock(&self.owned).contains(&p))
+    }
+
     /// Whether this broker coordinates the id (a Produce's check is only possible then).
     pub fn coordinates(&self, transactional_id: &str) -> bool {
         self.check_owner(transactional_id).is_ok()
