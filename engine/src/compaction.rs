@@ -10,7 +10,8 @@
 //! base offset, last offset delta, producer fields and leader epoch, and loses records in the
 //! middle (gaps in offset deltas, as in Kafka's compacted batches); a batch left with nothing
 //! disappears (except a producer's last batch, kept empty for its sequence state). Records
-//! without a key and compressed batches are kept as they are.
+//! without a key are kept. A compressed batch is read decompressed, and what is kept of it is
+//! compressed again in its codec (Kafka's cleaner does the same).
 //!
 //! Transactions, as Kafka's cleaner treats them: a pass stops below the first open
 //! transaction, so every transaction it sees has ended. A committed transaction's records are
@@ -60,6 +61,7 @@ use crate::ControlType;
 /// Keys remembered per pass at most.
 const KEYS_MAX: usize = 4 << 20;
 const BATCH_LENGTH_AT: usize = 8;
+const ATTRIBUTES_AT: usize = 21;
 const CRC_AT: usize = 17;
 const RECORDS_COUNT_AT: usize = 57;
 
@@ -146,8 +148,58 @@ fn open_sealed<'a>(
     Ok(Some(opened))
 }
 
-/// Compressed and sealed (encrypted, when the log cannot open them) batches are kept whole:
-/// their records are not read here. Control batches are judged as markers (`filter_batch`).
+/// A compressed data batch as an uncompressed one in `out` (records decompressed, codec bits
+/// cleared, length and CRC of the new bytes), for the cleaner to read and filter as any other;
+/// false for a batch that is not compressed, or whose records do not decompress (kept whole).
+fn decompressed(bytes: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(h) = BatchHeader::parse(bytes) else { return false };
+    let Some(size) = h.size_bytes().filter(|s| *s <= bytes.len()) else { return false };
+    if h.codec() == crate::batch::codec::NONE
+        || h.is_control()
+        || h.attributes & riptide_format::attr::SEALED != 0
+    {
+        return false;
+    }
+    let mut records = Vec::new();
+    let limit = crate::compression::DECOMPRESSED_BYTES_MAX;
+    if crate::compression::decompress_into(h.codec(), &bytes[HEADER_BYTES..size], limit, &mut records)
+        .is_err()
+    {
+        return false;
+    }
+    out.clear();
+    out.extend_from_slice(&bytes[..HEADER_BYTES]);
+    out.extend_from_slice(&records);
+    let attributes = h.attributes & !riptide_format::attr::CODEC_MASK;
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    finish_batch(out);
+    true
+}
+
+/// `plain` (an uncompressed batch the cleaner kept part of) with its records compressed in
+/// `codec` again, into `out`.
+fn recompress(plain: &[u8], codec: u8, out: &mut Vec<u8>) -> Result<(), LogError> {
+    let packed = crate::compression::compress(codec, &plain[HEADER_BYTES..])?;
+    out.clear();
+    out.extend_from_slice(&plain[..HEADER_BYTES]);
+    out.extend_from_slice(&packed);
+    let attributes = i16::from_be_bytes([plain[ATTRIBUTES_AT], plain[ATTRIBUTES_AT + 1]]) | i16::from(codec);
+    out[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    finish_batch(out);
+    Ok(())
+}
+
+/// Sets the batch length and CRC of the one batch in `b`.
+fn finish_batch(b: &mut [u8]) {
+    let batch_length = (b.len() - crate::batch::LOG_OVERHEAD_BYTES) as i32;
+    b[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = compute_crc(b);
+    b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Sealed batches the log cannot open are kept whole: their records are not read here;
+/// compressed ones are read through `decompressed`. Control batches are judged as markers
+/// (`filter_batch`).
 fn cleanable(h: &BatchHeader) -> bool {
     h.codec() == crate::batch::codec::NONE
         && !h.is_control()
@@ -441,7 +493,7 @@ impl CompactionJob {
     /// Key → offset of its latest record, over the pass's segments.
     fn latest_offsets(&self, buf: &mut Vec<u8>) -> Result<HashMap<Vec<u8>, i64>, LogError> {
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
-        let mut opened = Vec::new();
+        let (mut opened, mut inflated) = (Vec::new(), Vec::new());
         let sealer = self.sealer.clone();
         for seg in &self.segments {
             scan_batches(self.io, &seg.log, 0, seg.size_bytes, buf, |_, bytes| {
@@ -449,6 +501,7 @@ impl CompactionJob {
                     Some(plain) => plain,
                     None => bytes,
                 };
+                let bytes = if decompressed(bytes, &mut inflated) { &inflated[..] } else { bytes };
                 let Some(h) = BatchHeader::parse(bytes).filter(cleanable) else { return Ok(true) };
                 if self.txns.is_aborted(&h) {
                     return Ok(true);
@@ -483,7 +536,7 @@ impl CompactionJob {
         let mut out = Vec::with_capacity(seg.size_bytes as usize);
         let (mut removed, mut changed) = (0u64, false);
         let mut next_offset = seg.base_offset;
-        let (mut opened, mut kept) = (Vec::new(), Vec::new());
+        let (mut opened, mut kept, mut inflated) = (Vec::new(), Vec::new(), Vec::new());
         let sealer = self.sealer.clone();
         scan_batches(self.io, &seg.log, 0, seg.size_bytes, buf, |pos, bytes| {
             // A batch is rewritten with a fresh CRC, so its old one is checked first: otherwise
@@ -498,28 +551,38 @@ impl CompactionJob {
                 )));
             };
             next_offset = h.last_offset() + 1;
-            match (open_sealed(sealer.as_deref(), bytes, &mut opened)?, sealer.as_deref()) {
-                (Some(plain), Some(sealer)) => {
-                    // What is kept of a sealed batch is sealed again; an untouched one stays as is.
-                    kept.clear();
-                    match filter_batch(plain, &rules, markers, &mut kept) {
-                        None => out.extend_from_slice(bytes),
-                        Some(r) => {
-                            if !kept.is_empty() {
-                                sealer
-                                    .seal(&kept, &mut out)
-                                    .map_err(|e| LogError::Storage(format!("compaction: sealing: {e}")))?;
-                            }
-                            removed += r;
-                            changed = true;
+            let opened = open_sealed(sealer.as_deref(), bytes, &mut opened)?;
+            let plain = opened.unwrap_or(bytes);
+            let codec = BatchHeader::parse(plain).map_or(crate::batch::codec::NONE, |h| h.codec());
+            let inflated_view = decompressed(plain, &mut inflated);
+            if opened.is_none() && !inflated_view {
+                if let Some(r) = filter_batch(bytes, &rules, markers, &mut out) {
+                    removed += r;
+                    changed = true;
+                }
+                return Ok(true);
+            }
+            // A sealed or compressed batch is filtered in the clear; what is kept is compressed
+            // again in its codec and sealed again; an untouched one stays as it was.
+            kept.clear();
+            let view = if inflated_view { &inflated[..] } else { plain };
+            match filter_batch(view, &rules, markers, &mut kept) {
+                None => out.extend_from_slice(bytes),
+                Some(r) => {
+                    if !kept.is_empty() {
+                        if inflated_view {
+                            let plain_kept = std::mem::take(&mut kept);
+                            recompress(&plain_kept, codec, &mut kept)?;
+                        }
+                        match sealer.as_deref().filter(|_| opened.is_some()) {
+                            Some(sealer) => sealer
+                                .seal(&kept, &mut out)
+                                .map_err(|e| LogError::Storage(format!("compaction: sealing: {e}")))?,
+                            None => out.extend_from_slice(&kept),
                         }
                     }
-                }
-                _ => {
-                    if let Some(r) = filter_batch(bytes, &rules, markers, &mut out) {
-                        removed += r;
-                        changed = true;
-                    }
+                    removed += r;
+                    changed = true;
                 }
             }
             Ok(true)
@@ -828,6 +891,62 @@ mod tests {
         let third = log.compact(1_000, 86_400_000).expect("third pass");
         assert_eq!(third.records_removed, 0, "nothing left to clean");
         fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Kafka's cleaner reads inside compressed batches and writes what it keeps compressed
+    /// again in the batch's codec: superseded records in them go, in every codec.
+    #[test]
+    fn compressed_batches_are_cleaned_and_stay_compressed() {
+        for codec in [1u8, 2, 3, 4] {
+            let dir = std::env::temp_dir().join(format!("riptide-compact-{}-z{codec}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            let mut log = small_log(&dir);
+            for round in 0..6 {
+                let plain =
+                    batch(&[("a", Some("x")), ("b", Some("y")), (&format!("u{round}"), Some("z"))], 1_000);
+                let mut packed = Vec::new();
+                recompress(&plain, codec, &mut packed).expect("compress");
+                log.append(&mut packed, LeaderEpoch(0), 1_000).expect("append");
+            }
+            append(&mut log, &[("w", Some("z"))]);
+            log.sync().expect("sync");
+            assert!(log.segment_count() >= 3, "need sealed segments");
+            let (mut before, mut inflated) = (Vec::new(), Vec::new());
+            each_batch(&log, |h, b| {
+                let view = if decompressed(b, &mut inflated) { &inflated[..] } else { b };
+                for r in parse_records(&view[HEADER_BYTES..], h.records_count).expect("records") {
+                    before.push((
+                        h.base_offset + i64::from(r.offset_delta),
+                        String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned(),
+                    ));
+                }
+            });
+            let stats = log.compact(1_000, 86_400_000).expect("compact");
+            assert!(stats.records_removed > 0, "codec {codec}: {stats:?}");
+            let mut after = Vec::new();
+            each_batch(&log, |h, b| {
+                crate::batch::check_stored(b).expect("a valid batch (CRC)");
+                if h.base_offset < 18 {
+                    assert_eq!(h.codec(), codec, "kept in its codec");
+                }
+                let view = if decompressed(b, &mut inflated) { &inflated[..] } else { b };
+                for r in parse_records(&view[HEADER_BYTES..], h.records_count).expect("records") {
+                    after.push((
+                        h.base_offset + i64::from(r.offset_delta),
+                        String::from_utf8_lossy(r.key.unwrap_or_default()).into_owned(),
+                    ));
+                }
+            });
+            let latest =
+                |rows: &[(i64, String)], k: &str| rows.iter().filter(|r| r.1 == k).map(|r| r.0).max();
+            for key in ["a", "b", "u0", "u5", "w"] {
+                assert_eq!(latest(&after, key), latest(&before, key), "codec {codec}: {key}");
+            }
+            assert!(
+                after.iter().filter(|r| r.1 == "a").count() < before.iter().filter(|r| r.1 == "a").count()
+            );
+            fs::remove_dir_all(&dir).ok();
+        }
     }
 
     #[test]

@@ -84,6 +84,43 @@ pub fn decompress_into(
     }
 }
 
+/// Compresses `input` (a batch's records section) with `codec_id`, as the Java producer frames
+/// it (snappy in xerial's framing), so that every client reads it back. The cleaner uses it to
+/// write what it kept of a compressed batch in the batch's own codec.
+pub fn compress(codec_id: u8, input: &[u8]) -> Result<Vec<u8>, LogError> {
+    use std::io::Write;
+    let failed = |_| LogError::Storage("compressing records failed".into());
+    match codec_id {
+        codec::NONE => Ok(input.to_vec()),
+        codec::GZIP => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(input).map_err(failed)?;
+            e.finish().map_err(failed)
+        }
+        codec::SNAPPY => {
+            // xerial: magic, version 1, compatible version 1, then (u32 length, block)*.
+            const BLOCK: usize = 32 << 10;
+            let mut out = XERIAL_MAGIC.to_vec();
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in input.chunks(BLOCK) {
+                let block = encoder.compress_vec(chunk).map_err(|_| LogError::Storage("snappy".into()))?;
+                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        }
+        codec::LZ4 => {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(input).map_err(failed)?;
+            e.finish().map_err(|_| LogError::Storage("lz4".into()))
+        }
+        codec::ZSTD => zstd::encode_all(input, 3).map_err(failed),
+        _ => Err(LogError::InvalidRecord("unknown compression codec")),
+    }
+}
+
 fn zstd(input: &[u8], limit_bytes: usize, out: &mut Vec<u8>) -> Result<(), LogError> {
     ZSTD_CONTEXT.with(|context| match context.try_borrow_mut() {
         Ok(mut context) => {
@@ -138,6 +175,16 @@ fn snappy_raw(block: &[u8], limit_bytes: usize, out: &mut Vec<u8>) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn compress_round_trips_in_every_codec() {
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
+        for c in [codec::NONE, codec::GZIP, codec::SNAPPY, codec::LZ4, codec::ZSTD] {
+            let packed = compress(c, &data).expect("compresses");
+            assert_eq!(decompress(c, &packed, 1 << 22).expect("decompresses"), data, "codec {c}");
+        }
+        assert!(compress(codec::SNAPPY, &data).expect("snappy").starts_with(XERIAL_MAGIC));
+    }
+
     use super::*;
 
     fn records_section() -> Vec<u8> {

@@ -41,6 +41,8 @@ pub enum Change {
         partition: i32,
     },
     BrokersChanged,
+    /// Dynamic broker configs changed (the topics' defaults may have).
+    BrokerConfigsChanged,
     /// SCRAM credentials or ACLs changed.
     SecurityChanged,
 }
@@ -60,6 +62,9 @@ pub struct MetadataImage {
     pub scram: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
     #[serde(default)]
     pub acls: BTreeSet<AclBinding>,
+    /// Dynamic broker configs by broker id; `CLUSTER_DEFAULT` holds the cluster-wide ones.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -248,6 +253,18 @@ impl MetadataImage {
             MetadataRecord::DeleteAcl(acl) => {
                 self.acls.remove(acl);
                 changes.push(Change::SecurityChanged);
+                Ok(())
+            }
+            MetadataRecord::SetBrokerConfigs { broker, configs } => {
+                if *broker != crate::records::CLUSTER_DEFAULT && !self.brokers.contains_key(broker) {
+                    return Err(ApplyError::UnknownBroker(*broker));
+                }
+                if configs.is_empty() {
+                    self.broker_configs.remove(broker);
+                } else {
+                    self.broker_configs.insert(*broker, configs.clone());
+                }
+                changes.push(Change::BrokerConfigsChanged);
                 Ok(())
             }
             MetadataRecord::DecommissionBroker { id, draining } => {

@@ -30,7 +30,7 @@ pub use controller::{Controller, ControllerConfig, ControllerMetrics, PartitionL
 pub use image::{BrokerState, Change, MetadataImage};
 pub use records::{
     AclBinding, Endpoint, LeaderEpoch, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord,
-    NO_LEADER,
+    CLUSTER_DEFAULT, NO_LEADER,
 };
 pub use rpc::{AdminCommand, AdminReply, ControllerError, IsrChangeRequest, QuorumInfo};
 pub use transport::Transport;

@@ -154,6 +154,13 @@ pub enum MetadataRecord {
         topic: String,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces the dynamic broker configs (Kafka's dynamic broker configs) of one broker, or
+    /// with `broker` = `CLUSTER_DEFAULT` the cluster-wide defaults every broker takes (Kafka's
+    /// resource name ""). Empty: none left.
+    SetBrokerConfigs {
+        broker: NodeId,
+        configs: BTreeMap<String, String>,
+    },
     /// A new leader and ISR for one partition; the leader epoch moves when the leader does.
     PartitionChange {
         topic: String,
@@ -193,6 +200,9 @@ pub enum MetadataRecord {
     CreateAcl(AclBinding),
     DeleteAcl(AclBinding),
 }
+
+/// The key of the cluster-wide dynamic broker configs in `SetBrokerConfigs`.
+pub const CLUSTER_DEFAULT: NodeId = -1;
 
 impl MetadataRecord {
     /// Users and ACLs: the records a broker may build itself and have the controller write.

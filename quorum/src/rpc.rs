@@ -85,6 +85,12 @@ pub enum AdminCommand {
         topic: String,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces one broker's dynamic configs (`CLUSTER_DEFAULT`: the cluster-wide ones),
+    /// validated by the broker that forwards it.
+    SetBrokerConfigs {
+        broker: NodeId,
+        configs: BTreeMap<String, String>,
+    },
     AddVoter {
         id: NodeId,
         addr: String,

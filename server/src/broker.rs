@@ -145,6 +145,17 @@ impl Broker {
         })
     }
 
+    /// The topics' defaults on this broker now: its static config, then the cluster-wide
+    /// dynamic broker configs, then its own (`config::dynamic`).
+    pub fn log_defaults(&self) -> crate::config::TopicDefaults {
+        let cat = self.catalog.read().unwrap_or_else(|e| e.into_inner());
+        let layers = [
+            cat.broker_configs.get(&riptide_quorum::CLUSTER_DEFAULT),
+            cat.broker_configs.get(&self.config.node_id),
+        ];
+        crate::config::dynamic::apply(&self.config.log, &layers)
+    }
+
     pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {
         self.catalog.read().unwrap_or_else(|e| e.into_inner()).get(name)
     }
@@ -202,7 +213,7 @@ impl Broker {
         let mut configs = configs;
         catalog::drop_removed_topic_configs(name, &mut configs);
         for (k, v) in &configs {
-            catalog::validate_topic_config(k, v, &self.config.log).map_err(AdminError::InvalidConfig)?;
+            catalog::validate_topic_config(k, v, &self.log_defaults()).map_err(AdminError::InvalidConfig)?;
         }
         let encryption = configs.get("encryption.at.rest").filter(|v| *v != "false");
         self.check_encryption(None, encryption.map(String::as_str)).map_err(AdminError::InvalidConfig)?;

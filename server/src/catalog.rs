@@ -314,6 +314,8 @@ pub struct Catalog {
     /// SCRAM credentials by user, then mechanism code.
     pub scram: Arc<BTreeMap<String, BTreeMap<i8, riptide_quorum::ScramCredential>>>,
     pub acls: Arc<crate::security::acl::AclIndex>,
+    /// Dynamic broker configs by broker id (`riptide_quorum::CLUSTER_DEFAULT`: cluster-wide).
+    pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
 
 impl Catalog {

@@ -348,6 +348,12 @@ async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>
                     .await;
                 }
                 Change::TopicConfigsChanged(name) => shard::router::broadcast_reconfigure(&ctx, &name),
+                // The topics' defaults may have changed: every topic takes them again.
+                Change::BrokerConfigsChanged => {
+                    for topic in ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).all() {
+                        shard::router::broadcast_reconfigure(&ctx, &topic.name);
+                    }
+                }
                 Change::LeaderChanged { .. } | Change::TopicCreated(_) | Change::PartitionsAdded(_) => {
                     roles_changed = true
                 }

@@ -88,9 +88,77 @@ fn sources_synonyms_and_documentation() {
     );
     let broker = describe(&mut c, 4, "0");
     let segment = broker.iter().find(|e| e.name.as_str() == "log.segment.bytes").expect("log.segment.bytes");
-    assert_eq!((segment.config_source, segment.read_only), (STATIC_BROKER_CONFIG, true));
+    assert_eq!((segment.config_source, segment.read_only), (STATIC_BROKER_CONFIG, false), "dynamic");
     let partitions = broker.iter().find(|e| e.name.as_str() == "num.partitions").expect("num.partitions");
     assert_eq!(partitions.config_source, DEFAULT_CONFIG);
+    running.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+const INVALID_CONFIG: i16 = 40;
+
+fn set_broker_config(c: &mut Client, broker: &str, name: &str, value: &str) -> i16 {
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_string(broker.to_string()))
+            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_config_operation(0)
+                .with_value(Some(StrBytes::from_string(value.to_string())))]),
+    ]);
+    match c.call_once(ApiKey::IncrementalAlterConfigs, 1, RequestKind::IncrementalAlterConfigs(request)) {
+        ResponseKind::IncrementalAlterConfigs(r) => r.responses[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Dynamic broker configs: set for this broker and cluster-wide, they become the topics'
+/// defaults (with their sources), refuse what cannot change at run time, and survive a restart
+/// (they are in the metadata log).
+#[test]
+fn dynamic_broker_configs_are_topic_defaults_and_persist() {
+    let (config, dir) = common::single_node("dynamic-broker-configs");
+    let running = riptide_server::server::start(config.clone()).expect("start");
+    let mut c = Client::connect(running.addr);
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("dyn")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    match c.call_once(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(create)) {
+        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(set_broker_config(&mut c, "0", "log.roll.ms", "3600000"), 0);
+    assert_eq!(set_broker_config(&mut c, "", "log.retention.bytes", "1048576"), 0);
+    assert_eq!(set_broker_config(&mut c, "0", "listeners", "PLAINTEXT://:1"), INVALID_CONFIG);
+    assert_eq!(set_broker_config(&mut c, "0", "log.retention.ms", "soon"), INVALID_CONFIG);
+    let check = |c: &mut Client| {
+        let configs = describe(c, 2, "dyn");
+        let get = |name: &str| configs.iter().find(|e| e.name.as_str() == name).expect("config").clone();
+        let roll = get("segment.ms");
+        assert_eq!((roll.value.as_deref(), roll.config_source), (Some("3600000"), DYNAMIC_BROKER_CONFIG));
+        assert_eq!(synonyms(&roll)[0], ("log.roll.ms".into(), "3600000".into(), DYNAMIC_BROKER_CONFIG));
+        let bytes = get("retention.bytes");
+        assert_eq!(
+            (bytes.value.as_deref(), bytes.config_source),
+            (Some("1048576"), DYNAMIC_DEFAULT_BROKER_CONFIG)
+        );
+        let broker = describe(c, 4, "0");
+        let roll = broker.iter().find(|e| e.name.as_str() == "log.roll.ms").expect("log.roll.ms");
+        assert_eq!((roll.config_source, roll.read_only), (DYNAMIC_BROKER_CONFIG, false));
+        let node = broker.iter().find(|e| e.name.as_str() == "node.id").expect("node.id");
+        assert!(node.read_only);
+    };
+    check(&mut c);
+    running.shutdown();
+    let running = riptide_server::server::start(config).expect("restart");
+    let mut c = Client::connect(running.addr);
+    check(&mut c);
     running.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,10 +5,14 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+import pytest
+
 from conftest import Broker, unique
 
 
-def test_compacted_topic_keeps_latest_value_per_key(tmp_path):
+@pytest.mark.parametrize("compression", ["none", "zstd", "snappy"])
+def test_compacted_topic_keeps_latest_value_per_key(tmp_path, compression):
+    """Compressed batches are cleaned too (read decompressed, kept ones compressed again)."""
     cfg = tmp_path / "riptide.toml"
     cfg.write_text('"log.retention.check.interval.ms" = 300\n')
     b = Broker(str(tmp_path / "data"), extra_args=["--shards", "1", "--no-pin", "--config", str(cfg)]).start()
@@ -19,7 +23,7 @@ def test_compacted_topic_keeps_latest_value_per_key(tmp_path):
             topic].result(15)
         res = ConfigResource(ConfigResource.Type.TOPIC, topic)
         assert a.describe_configs([res])[res].result(15)["cleanup.policy"].value == "compact"
-        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0})
+        p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "compression.type": compression})
         for round_ in range(20):
             for k in range(5):
                 p.produce(topic, key=f"k{k}".encode(), value=f"{round_}".encode(), partition=0)

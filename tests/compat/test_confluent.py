@@ -275,3 +275,35 @@ def test_an_idempotent_producer_resumes_after_its_state_expired(tmp_path):
         assert got == [f"a{i}".encode() for i in range(5)] + [f"b{i}".encode() for i in range(5)]
     finally:
         b.stop()
+
+
+def test_dynamic_broker_config_is_the_topics_default(broker):
+    """A dynamic broker config (IncrementalAlterConfigs on the BROKER resource) becomes the
+    default of every topic that does not override it, described with Kafka's source; a config
+    that cannot change at run time is refused with INVALID_CONFIG. Undone at the end (the
+    broker is shared by the module)."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigSource
+    a = admin(broker)
+    topic = unique("dyncfg")
+    a.create_topics([NewTopic(topic, 1, 1)])[topic].result(15)
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    broker_res = lambda ops: ConfigResource(ConfigResource.Type.BROKER, "0", incremental_configs=ops)
+    set_ = lambda v: [ConfigEntry("log.retention.bytes", v, incremental_operation=AlterConfigOpType.SET)]
+    target = broker_res(set_("123456789"))
+    a.incremental_alter_configs([target])[target].result(15)
+    try:
+        cfg = a.describe_configs([res])[res].result(15)["retention.bytes"]
+        assert cfg.value == "123456789"
+        assert cfg.source == ConfigSource.DYNAMIC_BROKER_CONFIG.value
+        bad = broker_res([ConfigEntry("listeners", "PLAINTEXT://:1",
+                                      incremental_operation=AlterConfigOpType.SET)])
+        with pytest.raises(KafkaException) as e:
+            a.incremental_alter_configs([bad])[bad].result(15)
+        assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+    finally:
+        undo = broker_res([ConfigEntry("log.retention.bytes", None,
+                                       incremental_operation=AlterConfigOpType.DELETE)])
+        a.incremental_alter_configs([undo])[undo].result(15)
+    cfg = a.describe_configs([res])[res].result(15)["retention.bytes"]
+    assert (cfg.value, cfg.source) == ("-1", ConfigSource.DEFAULT_CONFIG.value)
+    a.delete_topics([topic])[topic].result(15)

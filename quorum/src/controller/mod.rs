@@ -802,6 +802,12 @@ fn build_admin(
                 Some(topic),
             ))
         }
+        AdminCommand::SetBrokerConfigs { broker, configs } => {
+            if broker != crate::records::CLUSTER_DEFAULT && !image.brokers.contains_key(&broker) {
+                return Err(ControllerError::InvalidRequest(format!("broker {broker} is not registered")));
+            }
+            Ok(Built::Records(vec![MetadataRecord::SetBrokerConfigs { broker, configs }], None))
+        }
         AdminCommand::Security { records } => {
             if records.is_empty() || !records.iter().all(MetadataRecord::is_security) {
                 return Err(ControllerError::InvalidRequest(

@@ -29,7 +29,7 @@ pub async fn create_topics(
     info: &RequestInfo,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
-    let defaults = &ctx.broker.config.log;
+    let defaults = &ctx.broker.log_defaults();
     let mut seen = std::collections::HashSet::new();
     let mut results = Vec::with_capacity(request.topics.len());
     for t in request.topics {

@@ -1,8 +1,9 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (Kafka's config names,
 //! validated; an unknown name or bad value is INVALID_CONFIG) and DescribeConfigs for the broker.
-//! Broker configs are static in this version (set in the TOML file or flags): altering one is
-//! refused with a message saying so. Sources, synonyms and documentation are Kafka's
-//! (`config::described`).
+//! Broker configs come from the config file and flags, and those Kafka lets change at run time
+//! may be altered for one broker or cluster-wide (`config::dynamic`, kept in the metadata log);
+//! altering any other is refused with INVALID_CONFIG and a message saying so. Sources, synonyms
+//! and documentation are Kafka's (`config::described`).
 
 use super::error::ToKafka;
 use crate::security::acl::{op, resource};
@@ -14,15 +15,17 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    incremental_alter_configs_request, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
 use super::RequestInfo;
 use crate::catalog;
-use crate::config::{described, ServerConfig, TopicDefaults};
+use crate::config::{described, dynamic, ServerConfig, TopicDefaults};
+use riptide_quorum::CLUSTER_DEFAULT;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -52,6 +55,8 @@ fn config_type(name: &str) -> i8 {
 
 /// Kafka's ConfigSource codes.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// One described config: its value, where it comes from, and (when asked) what else would set
@@ -95,31 +100,32 @@ fn entry(
         .with_documentation(d.doc.filter(|_| documentation && version >= 3).map(StrBytes::from_static_str))
 }
 
-/// A topic config as Kafka describes it: the topic's override, else the broker's setting of
-/// its synonym (STATIC_BROKER_CONFIG when the broker's config file changed it), else the
-/// default; the synonyms list every level that has a value.
-fn describe_topic_config(
+/// A config as Kafka describes it: its value and source are those of the most specific level
+/// that sets it, and its synonyms are every level with a value, most specific first. `levels`
+/// are (name at that level, value, source) from the topic override down to the default; the
+/// broker's static setting counts only where it differs from the default.
+fn described_config(
     name: &'static str,
-    overridden: Option<String>,
-    broker_value: String,
-    default_value: String,
+    levels: Vec<(&'static str, Option<String>, i8)>,
+    read_only: bool,
+    doc: Option<&'static str>,
 ) -> Described {
-    let synonym = described::topic_synonyms(name).first().copied().unwrap_or(name);
-    let mut synonyms = Vec::new();
-    if let Some(v) = &overridden {
-        synonyms.push((name, v.clone(), SOURCE_TOPIC));
-    }
-    let broker_set = broker_value != default_value;
-    if broker_set {
-        synonyms.push((synonym, broker_value.clone(), SOURCE_STATIC_BROKER));
-    }
-    synonyms.push((synonym, default_value, SOURCE_DEFAULT));
-    let (value, source) = match overridden {
-        Some(v) => (v, SOURCE_TOPIC),
-        None if broker_set => (broker_value, SOURCE_STATIC_BROKER),
-        None => (broker_value, SOURCE_DEFAULT),
-    };
-    Described { name, value, source, read_only: false, synonyms, doc: described::topic_doc(name) }
+    let default = levels.iter().find(|l| l.2 == SOURCE_DEFAULT).and_then(|l| l.1.clone());
+    let synonyms: Vec<(&'static str, String, i8)> = levels
+        .into_iter()
+        .filter_map(|(n, v, src)| v.map(|v| (n, v, src)))
+        .filter(|(_, v, src)| *src != SOURCE_STATIC_BROKER || Some(v) != default.as_ref())
+        .collect();
+    let (value, source) =
+        synonyms.first().map_or((String::new(), SOURCE_DEFAULT), |(_, v, s)| (v.clone(), *s));
+    Described { name, value, source, read_only, synonyms, doc }
+}
+
+/// The dynamic broker configs in force on this broker: (its own, the cluster-wide ones).
+fn dynamic_layers(ctx: &Ctx) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+    let get = |id| cat.broker_configs.get(&id).cloned().unwrap_or_default();
+    (get(ctx.broker.config.node_id), get(CLUSTER_DEFAULT))
 }
 
 pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
@@ -150,15 +156,31 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                                 r.resource_name.as_str()
                             ))));
                     };
-                    let d = &ctx.broker.config.log;
+                    let statics = catalog::topic_config_defaults(&ctx.broker.config.log);
                     let defaults = catalog::topic_config_defaults(&TopicDefaults::default());
-                    let configs = catalog::topic_config_defaults(d)
+                    let (own, cluster) = dynamic_layers(ctx);
+                    let configs = statics
                         .into_iter()
                         .zip(defaults)
                         .filter(|((n, _), _)| wanted(n))
-                        .map(|((n, broker_value), (_, default_value))| {
-                            let overridden = meta.configs.get(n).cloned();
-                            let d = describe_topic_config(n, overridden, broker_value, default_value);
+                        .map(|((n, static_value), (_, default_value))| {
+                            let synonym = described::topic_synonyms(n).first().copied().unwrap_or(n);
+                            let dynamic_name = dynamic::broker_config_of(n);
+                            let dynamic = |layer: &BTreeMap<String, String>| {
+                                dynamic_name.and_then(|b| layer.get(b).cloned())
+                            };
+                            let levels = vec![
+                                (n, meta.configs.get(n).cloned(), SOURCE_TOPIC),
+                                (dynamic_name.unwrap_or(synonym), dynamic(&own), SOURCE_DYNAMIC_BROKER),
+                                (
+                                    dynamic_name.unwrap_or(synonym),
+                                    dynamic(&cluster),
+                                    SOURCE_DYNAMIC_DEFAULT_BROKER,
+                                ),
+                                (synonym, Some(static_value), SOURCE_STATIC_BROKER),
+                                (synonym, Some(default_value), SOURCE_DEFAULT),
+                            ];
+                            let d = described_config(n, levels, false, described::topic_doc(n));
                             entry(d, info.version, with_synonyms, documentation)
                         })
                         .collect();
@@ -180,17 +202,22 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                         )
                         .to_string();
                     let defaults = broker_configs(&ServerConfig::default(), rf.clone());
+                    let (own, cluster) = dynamic_layers(ctx);
                     let configs = broker_configs(&ctx.broker.config, rf)
                         .into_iter()
                         .zip(defaults)
                         .filter(|((n, _), _)| wanted(n))
-                        .map(|((name, value), (_, default_value))| {
-                            // Static: set in the config file (or flags) and read at start.
-                            let source =
-                                if value == default_value { SOURCE_DEFAULT } else { SOURCE_STATIC_BROKER };
-                            let synonyms = vec![(name, value.clone(), source)];
-                            let doc = described::broker_doc(name);
-                            let d = Described { name, value, source, read_only: true, synonyms, doc };
+                        .map(|((name, static_value), (_, default_value))| {
+                            // Static: set in the config file (or flags) and read at start;
+                            // dynamic ones (`config::dynamic`) may be set at run time too.
+                            let changeable = dynamic::topic_config_of(name).is_some();
+                            let levels = vec![
+                                (name, own.get(name).cloned(), SOURCE_DYNAMIC_BROKER),
+                                (name, cluster.get(name).cloned(), SOURCE_DYNAMIC_DEFAULT_BROKER),
+                                (name, Some(static_value), SOURCE_STATIC_BROKER),
+                                (name, Some(default_value), SOURCE_DEFAULT),
+                            ];
+                            let d = described_config(name, levels, !changeable, described::broker_doc(name));
                             entry(d, info.version, with_synonyms, documentation)
                         })
                         .collect();
@@ -285,13 +312,51 @@ async fn apply_topic_configs(
     Ok(())
 }
 
-fn broker_alter_refused(name: &str) -> (i16, String) {
-    (
-        ResponseError::InvalidRequest.code(),
-        format!(
-            "broker {name}: broker configs are static in riptide; set them in the config file and restart"
-        ),
-    )
+/// The broker a BROKER resource names: this or another broker's id, or "" for the
+/// cluster-wide defaults (`CLUSTER_DEFAULT`).
+fn broker_resource(name: &str) -> Result<i32, (i16, String)> {
+    if name.is_empty() {
+        return Ok(CLUSTER_DEFAULT);
+    }
+    name.parse::<i32>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .ok_or((ResponseError::InvalidRequest.code(), format!("{name:?} is not a broker id")))
+}
+
+/// Applies a new set of dynamic configs for one broker (or the cluster), after validating
+/// each, through the metadata quorum: every broker takes the new topic defaults when it
+/// applies the change, and they persist with the metadata.
+async fn apply_broker_configs(
+    ctx: &Ctx,
+    name: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let broker = broker_resource(name)?;
+    let mut configs = ctx
+        .broker
+        .catalog
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .broker_configs
+        .get(&broker)
+        .cloned()
+        .unwrap_or_default();
+    edit(&mut configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    let defaults = ctx.broker.log_defaults();
+    for (k, v) in &configs {
+        dynamic::validate(k, v, &defaults).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let cmd = riptide_quorum::AdminCommand::SetBrokerConfigs { broker, configs };
+    ctx.broker.cluster.admin(cmd).await.map_err(|e| {
+        let e = crate::broker::AdminError::from(e);
+        (e.code(), e.to_string())
+    })?;
+    Ok(())
 }
 
 pub async fn alter(ctx: &Ctx, info: &RequestInfo, request: AlterConfigsRequest) -> AlterConfigsResponse {
@@ -316,7 +381,20 @@ pub async fn alter(ctx: &Ctx, info: &RequestInfo, request: AlterConfigsRequest) 
                 };
                 apply_topic_configs(ctx, r.resource_name.as_str(), replace, request.validate_only).await
             }
-            RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
+            RESOURCE_BROKER => {
+                let new: BTreeMap<String, String> = r
+                    .configs
+                    .iter()
+                    .filter_map(|c| {
+                        c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string()))
+                    })
+                    .collect();
+                let replace = |c: &mut BTreeMap<String, String>| {
+                    *c = new;
+                    Ok(())
+                };
+                apply_broker_configs(ctx, r.resource_name.as_str(), replace, request.validate_only).await
+            }
             t => Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported"))),
         };
         let (code, message) =
@@ -344,17 +422,7 @@ pub async fn incremental_alter(
                 Err((denied_code(t), "not authorized".to_string()))
             }
             RESOURCE_TOPIC => {
-                let ops: Vec<(String, i8, Option<String>)> = r
-                    .configs
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.name.as_str().to_string(),
-                            c.config_operation,
-                            c.value.as_ref().map(|v| v.as_str().to_string()),
-                        )
-                    })
-                    .collect();
+                let ops = ops_of(&r.configs);
                 apply_topic_configs(
                     ctx,
                     r.resource_name.as_str(),
@@ -363,7 +431,16 @@ pub async fn incremental_alter(
                 )
                 .await
             }
-            RESOURCE_BROKER => Err(broker_alter_refused(r.resource_name.as_str())),
+            RESOURCE_BROKER => {
+                let ops = ops_of(&r.configs);
+                apply_broker_configs(
+                    ctx,
+                    r.resource_name.as_str(),
+                    |c| apply_ops(c, ops),
+                    request.validate_only,
+                )
+                .await
+            }
             t => Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported"))),
         };
         let (code, message) =
@@ -379,11 +456,23 @@ pub async fn incremental_alter(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
+type Op = (String, i8, Option<String>);
+
+fn ops_of(configs: &[incremental_alter_configs_request::AlterableConfig]) -> Vec<Op> {
+    configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str().to_string(),
+                c.config_operation,
+                c.value.as_ref().map(|v| v.as_str().to_string()),
+            )
+        })
+        .collect()
+}
+
 /// SET (0), DELETE (1), APPEND (2) and SUBTRACT (3); the last two only for list configs.
-fn apply_ops(
-    configs: &mut BTreeMap<String, String>,
-    ops: Vec<(String, i8, Option<String>)>,
-) -> Result<(), String> {
+fn apply_ops(configs: &mut BTreeMap<String, String>, ops: Vec<Op>) -> Result<(), String> {
     for (name, op, value) in ops {
         match op {
             0 => {

@@ -53,6 +53,7 @@ impl ImageSink for CatalogSink {
                         cat.remove(name);
                     }
                     Change::BrokersChanged => cat.brokers = image.brokers.clone(),
+                    Change::BrokerConfigsChanged => cat.broker_configs = image.broker_configs.clone(),
                     Change::SecurityChanged => {
                         cat.scram = Arc::new(image.scram.clone());
                         cat.acls = Arc::new(crate::security::acl::AclIndex::new(&image.acls));

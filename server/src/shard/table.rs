@@ -161,7 +161,7 @@ impl PartitionTable {
         let view = view_of(&meta, index).filter(|v| v.replicas.contains(&node));
         let Some(view) = view else { return Err(PartitionError::NotLeaderOrFollower) };
         assert_eq!(self.router.owner_of(topic, index), self.shard_id, "{topic}-{index} opened off its owner");
-        let cfg = meta.effective(&self.broker.config.log, self.broker.engine_io);
+        let cfg = meta.effective(&self.broker.log_defaults(), self.broker.engine_io);
         let dir = self.broker.partition_dir(topic, index);
         let recorded = self.claim_dir(&dir, meta.id)?;
         let metrics = self.broker.metrics.clone();
@@ -508,7 +508,7 @@ impl PartitionTable {
 
     pub fn reconfigure(&mut self, topic: &str) {
         let Some(meta) = self.broker.topic(topic) else { return };
-        let cfg = meta.effective(&self.broker.config.log, self.broker.engine_io);
+        let cfg = meta.effective(&self.broker.log_defaults(), self.broker.engine_io);
         let sealer = match self.broker.security.sealer_for(cfg.encryption.as_deref()) {
             Ok(s) => s,
             Err(e) => {
