@@ -104,6 +104,33 @@ fn retention_deletes_stalled_on_a_helper_do_not_hold_up_the_owner() {
     }
 }
 
+/// DeleteRecords while a retention write is out: the write carries the older log start, so
+/// reporting it rewrites the checkpoint with the newer one, and an unclean reopen keeps that.
+#[test]
+fn delete_records_during_a_retention_write_is_not_undone_by_it() {
+    let dir = tmpdir("off-owner-delete-records");
+    let cfg = small_segments(IoBackend::Std);
+    let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
+    for round in 0..4 {
+        append_until_roll(&mut log, 1_000 + round * 100);
+    }
+    log.sync().expect("sync");
+    let (deleted, write) = log.apply_retention_deferred(1_000_000).expect("retention");
+    assert!(deleted > 0);
+    let write = write.expect("file work handed out");
+    let retention_start = log.log_start_offset();
+    let leo = log.log_end_offset();
+    let wanted = leo.0 - 1;
+    assert!(wanted > retention_start.0);
+    assert_eq!(log.delete_records(Offset(wanted)).expect("delete records"), Offset(wanted));
+    // The helper writes the retention's (older) log start after delete_records wrote its own.
+    let result = write.write();
+    log.retention_done(result).expect("retention done");
+    drop(log); // kill -9
+    let log = Log::open(&dir, cfg, 0).expect("reopen");
+    assert_eq!(log.log_start_offset(), Offset(wanted));
+}
+
 #[test]
 fn compaction_stalled_on_a_helper_does_not_hold_up_the_owner() {
     for io in BACKENDS {

@@ -134,6 +134,33 @@ fn retention_by_time_and_bytes_advances_log_start() {
     assert_eq!(all_offsets(&log), (start.0..500).collect::<Vec<_>>());
 }
 
+/// DeleteRecords: the log start moves inside a batch, never back and never past the log end;
+/// reads below it are out of range, a read at it returns its batch whole; retention then
+/// deletes the segments wholly below it; an unclean reopen keeps it (the checkpoint was
+/// written before `delete_records` returned).
+#[test]
+fn delete_records_moves_the_log_start_durably() {
+    let (mut log, dir) = filled("delete-records", IoBackend::Std);
+    log.sync().expect("sync");
+    let segments = log.segment_count();
+    // Batches hold 5 records: 303 is inside the batch 300..=304 (segments hold ~130 offsets).
+    assert_eq!(log.delete_records(Offset(303)).expect("delete"), Offset(303));
+    assert_eq!(log.delete_records(Offset(100)).expect("never back"), Offset(303));
+    let past = log.delete_records(Offset(501)).expect_err("past the log end");
+    assert_eq!(kafka_code(&past), 1);
+    let below = log.read(Offset(302), 1 << 20, Offset(i64::MAX), true).expect_err("below the start");
+    assert_eq!(kafka_code(&below), 1);
+    assert_eq!(batch_bases(&read_bytes(&log, 303, 1, 500, true)), vec![300]);
+    log.apply_retention(0).expect("retention");
+    assert!(log.segment_count() < segments, "segments wholly below 303 deleted");
+    assert!(log.segment_base_offsets()[0] <= Offset(300));
+    drop(log); // no clean close
+    let log = Log::open(&dir, small(IoBackend::Std), 0).expect("reopen");
+    assert_eq!(log.log_start_offset(), Offset(303));
+    let below = log.read(Offset(302), 1 << 20, Offset(i64::MAX), true).expect_err("below the start");
+    assert_eq!(kafka_code(&below), 1);
+}
+
 #[test]
 fn offset_for_timestamp_finds_exact_records_in_every_codec() {
     for codec in

@@ -332,6 +332,8 @@ pub fn read_legacy_topics(data_dir: &Path) -> std::io::Result<Vec<TopicMeta>> {
 #[derive(Default)]
 pub struct Catalog {
     topics: BTreeMap<String, Arc<TopicMeta>>,
+    /// Topic ids to names (Fetch v13+ names every topic by id).
+    ids: std::collections::HashMap<u128, String>,
     pub brokers: BTreeMap<i32, BrokerState>,
     /// The metadata log index applied.
     pub applied: u64,
@@ -351,7 +353,7 @@ impl Catalog {
     }
 
     pub fn by_id(&self, id: u128) -> Option<Arc<TopicMeta>> {
-        self.topics.values().find(|t| t.id == id).cloned()
+        self.ids.get(&id).and_then(|name| self.topics.get(name)).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<TopicMeta>> {
@@ -359,12 +361,20 @@ impl Catalog {
     }
 
     pub fn put(&mut self, topic: TopicMeta) {
-        self.topics.insert(topic.name.clone(), Arc::new(topic));
+        self.ids.insert(topic.id, topic.name.clone());
+        if let Some(old) = self.topics.insert(topic.name.clone(), Arc::new(topic)) {
+            if self.topics.get(&old.name).is_some_and(|t| t.id != old.id) {
+                self.ids.remove(&old.id);
+            }
+        }
         self.generation += 1;
     }
 
     pub fn remove(&mut self, name: &str) -> Option<Arc<TopicMeta>> {
         let removed = self.topics.remove(name);
+        if let Some(t) = &removed {
+            self.ids.remove(&t.id);
+        }
         self.generation += 1;
         removed
     }

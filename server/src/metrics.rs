@@ -95,6 +95,11 @@ pub struct Metrics {
     pub txn_timed_out: AtomicU64,
     /// Transactions open now on this broker's coordinator (a gauge).
     pub txn_open: AtomicI64,
+    /// Fetch sessions cached (Kafka's NumIncrementalFetchSessions), sessions evicted, and
+    /// incremental fetch requests answered.
+    pub fetch_sessions: AtomicI64,
+    pub fetch_session_evictions: AtomicU64,
+    pub incremental_fetches: AtomicU64,
 }
 
 /// What one shard reports of the partitions it leads.
@@ -140,6 +145,9 @@ impl Default for Metrics {
             txn_aborted: AtomicU64::new(0),
             txn_timed_out: AtomicU64::new(0),
             txn_open: AtomicI64::new(0),
+            fetch_sessions: AtomicI64::new(0),
+            fetch_session_evictions: AtomicU64::new(0),
+            incremental_fetches: AtomicU64::new(0),
         }
     }
 }
@@ -269,6 +277,8 @@ impl Metrics {
             ("riptide_transactions_committed_total", &self.txn_committed),
             ("riptide_transactions_aborted_total", &self.txn_aborted),
             ("riptide_transactions_timed_out_total", &self.txn_timed_out),
+            ("riptide_fetch_session_evictions_total", &self.fetch_session_evictions),
+            ("riptide_incremental_fetches_total", &self.incremental_fetches),
         ];
         for (name, c) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", c.load(Relaxed));
@@ -282,6 +292,11 @@ impl Metrics {
             out,
             "# TYPE riptide_transactions_open gauge\nriptide_transactions_open {}",
             self.txn_open.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_fetch_sessions gauge\nriptide_fetch_sessions {}",
+            self.fetch_sessions.load(Relaxed)
         );
         // Memory of the direct-append stages (bounded by log.direct.memory.bytes plus 16 KiB
         // per direct-mode partition).

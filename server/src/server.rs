@@ -232,8 +232,13 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     let txn = Arc::new(TxnCoordinator::new(txn_config, owns_txn, coordinator.clone()));
     let (roles_tx, roles_rx) = flume::bounded::<()>(1);
     type ShardListeners = Vec<(Arc<crate::security::Listener>, std::net::TcpListener)>;
+    let seed = crate::clock::now_ms() as u64 ^ u64::from(std::process::id()) << 32;
+    let fetch_sessions = Arc::new(crate::api::fetch_session::FetchSessionCache::new(
+        broker.config.fetch_session_slots_max,
+        seed,
+    ));
     let start: StartHook<ShardListeners> = Arc::new(move |shard, listeners| {
-        let ctx = ApiCtx::new(shard, coordinator.clone(), txn.clone());
+        let ctx = ApiCtx::new(shard, coordinator.clone(), txn.clone(), fetch_sessions.clone());
         if shard.id == 0 {
             compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
             compio::runtime::spawn(coordinator::txn::background(shard.clone(), txn.clone())).detach();

@@ -18,6 +18,10 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::Produce => RequestKind::Produce(ProduceRequest::default().with_acks(1).with_timeout_ms(1000)),
         ApiKey::Fetch => RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(10)),
         ApiKey::ListOffsets => RequestKind::ListOffsets(ListOffsetsRequest::default()),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(DeleteRecordsRequest::default()),
+        ApiKey::DescribeTopicPartitions => {
+            RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
+        }
         ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default()),
         ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
         ApiKey::CreateTopics => RequestKind::CreateTopics(CreateTopicsRequest::default()),

@@ -114,10 +114,48 @@ impl Log {
         Ok((deleted, Some(write)))
     }
 
-    /// Records the outcome of a `RetentionWrite`; a failure poisons the log.
+    /// Records the outcome of a `RetentionWrite`; a failure poisons the log. A log start moved
+    /// by `delete_records` while the write was out is written again: the write carried the
+    /// older value.
     pub fn retention_done(&mut self, result: std::io::Result<()>) -> Result<(), LogError> {
         self.retention_in_flight = false;
-        result.map_err(|e| self.fail("retention", e))
+        result.map_err(|e| self.fail("retention", e))?;
+        if std::mem::take(&mut self.log_start_rewrite) {
+            let r = self.write_log_start_checkpoint();
+            r.map_err(|e| self.fail_with("log start checkpoint", e))?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's DeleteRecords on this log: the log start moves up to `offset` (never down, never
+    /// past the log end; the caller checks the high watermark), reads below it get
+    /// OFFSET_OUT_OF_RANGE, and the segments wholly below it go with the next retention check.
+    /// Durable when this returns: the log start checkpoint is written (temp, fsync, rename)
+    /// before, where Kafka writes it only periodically. A retention write still out carries an
+    /// older value and is followed by a rewrite (`retention_done`); a crash between the two
+    /// brings back the records in between. A failed write poisons the log.
+    pub fn delete_records(&mut self, offset: Offset) -> Result<Offset, LogError> {
+        self.check_writable()?;
+        let offset = offset.0;
+        if offset > self.next_offset() || offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                offset: Offset(offset),
+                log_start_offset: Offset(self.log_start_offset),
+                log_end_offset: Offset(self.next_offset()),
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(Offset(self.log_start_offset));
+        }
+        self.advance_log_start(offset);
+        self.producers.prune_aborted(offset);
+        if self.retention_in_flight {
+            self.log_start_rewrite = true;
+        }
+        let r = self.write_log_start_checkpoint();
+        r.map_err(|e| self.fail_with("log start checkpoint", e))?;
+        debug_assert_eq!(self.log_start_offset, offset);
+        Ok(Offset(self.log_start_offset))
     }
 
     /// Whether segment `i` (all before it being deleted too) is due for deletion.

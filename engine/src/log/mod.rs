@@ -160,6 +160,8 @@ pub struct Log {
     checkpoint_in_flight: bool,
     /// A `RetentionWrite` is out.
     retention_in_flight: bool,
+    /// `delete_records` moved the log start while a retention write was out.
+    log_start_rewrite: bool,
     /// A `CompactionJob` is out, or was cancelled (see `compaction.rs`).
     compaction: compaction::CompactionState,
     /// Offset of the newest producer snapshot known durable (pruning keeps it).

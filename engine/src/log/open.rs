@@ -67,6 +67,7 @@ impl Log {
             durable_snapshot: Cell::new(i64::MIN),
             checkpoint_in_flight: false,
             retention_in_flight: false,
+            log_start_rewrite: false,
             compaction: Default::default(),
             dir_file: if io.is_sim() { None } else { std::fs::File::open(dir).ok().map(Arc::new) },
             failed: None,

@@ -72,6 +72,8 @@ macro_rules! with_request_types {
             Produce => ProduceRequest,
             Fetch => FetchRequest,
             ListOffsets => ListOffsetsRequest,
+            DeleteRecords => DeleteRecordsRequest,
+            DescribeTopicPartitions => DescribeTopicPartitionsRequest,
             OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
             DescribeLogDirs => DescribeLogDirsRequest,
             CreateTopics => CreateTopicsRequest,

@@ -29,6 +29,7 @@ impl ToKafka for PartitionError {
     fn kafka(&self) -> ResponseError {
         match self {
             PartitionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            PartitionError::UnknownTopicId => ResponseError::UnknownTopicId,
             PartitionError::TopicAuthorizationFailed => ResponseError::TopicAuthorizationFailed,
             PartitionError::NotLeaderOrFollower => ResponseError::NotLeaderOrFollower,
             PartitionError::NotEnoughReplicas(_) => ResponseError::NotEnoughReplicas,
@@ -36,6 +37,7 @@ impl ToKafka for PartitionError {
             PartitionError::FencedLeaderEpoch(_) => ResponseError::FencedLeaderEpoch,
             PartitionError::UnknownLeaderEpoch(_) => ResponseError::UnknownLeaderEpoch,
             PartitionError::Log(e) => e.cause().kafka(),
+            PartitionError::PolicyViolation(_) => ResponseError::PolicyViolation,
             PartitionError::Storage(_) => ResponseError::KafkaStorageError,
         }
     }
@@ -171,6 +173,7 @@ mod tests {
         let log = |e: LogError| PartitionError::from(e);
         let cases = [
             (PartitionError::UnknownTopicOrPartition, 3),
+            (PartitionError::UnknownTopicId, 100),
             (PartitionError::NotLeaderOrFollower, 6),
             (log(LogError::CorruptMessage("crc")), 2),
             (PartitionError::NotEnoughReplicas(String::new()), 19),

@@ -2,7 +2,7 @@
 //! Fetch, FENCED_LEADER_EPOCH) carries the partition's current leader and leader epoch from
 //! this broker's applied metadata, and Produce v10+ also the leaders' endpoints, so a client
 //! moves to the new leader without a full metadata refresh. Fetch carries the leader from v12
-//! (KIP-595's CurrentLeader tag); its NodeEndpoints need v16, which is not served yet.
+//! (KIP-595's CurrentLeader tag) and the leaders' endpoints from v16.
 //!
 //! A hint is only a hint: it is never this broker (a role lag would send the client straight
 //! back), and a partition without a live leader gets none.

@@ -10,9 +10,11 @@ pub mod admin;
 pub mod cluster;
 pub mod configs;
 pub mod decode;
+pub mod delete_records;
 pub mod epochs;
 pub mod error;
 pub mod fetch;
+pub mod fetch_session;
 pub mod group;
 pub mod leader_hint;
 pub mod legacy;
@@ -23,6 +25,7 @@ pub mod offsets_commit;
 pub mod produce;
 pub mod reassign;
 pub mod sasl;
+pub mod topic_partitions;
 pub mod txn;
 pub mod users;
 pub mod versions;
@@ -58,13 +61,26 @@ pub struct ApiCtx {
     pub broker: Arc<Broker>,
     pub coordinator: Arc<Coordinator>,
     pub txn: Arc<TxnCoordinator>,
+    /// The broker's fetch sessions (KIP-227), shared by every shard.
+    pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
 }
 
 pub type Ctx = Rc<ApiCtx>;
 
 impl ApiCtx {
-    pub fn new(shard: &crate::shard::Ctx, coordinator: Arc<Coordinator>, txn: Arc<TxnCoordinator>) -> Ctx {
-        Rc::new(ApiCtx { shard: shard.clone(), broker: shard.broker.clone(), coordinator, txn })
+    pub fn new(
+        shard: &crate::shard::Ctx,
+        coordinator: Arc<Coordinator>,
+        txn: Arc<TxnCoordinator>,
+        fetch_sessions: Arc<fetch_session::FetchSessionCache>,
+    ) -> Ctx {
+        Rc::new(ApiCtx {
+            shard: shard.clone(),
+            broker: shard.broker.clone(),
+            coordinator,
+            txn,
+            fetch_sessions,
+        })
     }
 
     /// May the request's principal do `operation` on the resource (ACLs and `super.users`;
@@ -301,6 +317,12 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         }
         ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
         ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::DeleteRecords => answer!(delete_records::handle(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::DescribeTopicPartitions => {
+            let request = decode(&mut body, v)?;
+            answer!(topic_partitions::handle(ctx, info, &request)
+                .unwrap_or_else(|e| topic_partitions::refused(&request, &e)))
+        }
         ApiKey::OffsetForLeaderEpoch => answer!(epochs::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DescribeLogDirs => answer!(logdirs::handle(ctx, decode(&mut body, v)?).await),
         ApiKey::CreateTopics => answer!(admin::create_topics(ctx, info, decode(&mut body, v)?).await),

@@ -14,11 +14,15 @@ use super::{Chunk, Response};
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // v12: transactions v2 (KIP-890), the partitions join the transaction implicitly.
     (ApiKey::Produce, 0, 12),
-    (ApiKey::Fetch, 4, 12),
+    // v13+: topic ids (KIP-516); sessions (KIP-227) from v7.
+    (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 0, 9),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::DescribeLogDirs, 0, 4),
     (ApiKey::Metadata, 0, 12),
+    // KIP-966's paginated metadata (ELR lists empty: Riptide has no ELR).
+    (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 0, 7),
     (ApiKey::DeleteTopics, 0, 6),
@@ -155,6 +159,8 @@ mod tests {
                 ApiKey::Produce => within::<ProduceRequest>(*min, *max),
                 ApiKey::Fetch => within::<FetchRequest>(*min, *max),
                 ApiKey::ListOffsets => within::<ListOffsetsRequest>(*min, *max),
+                ApiKey::DeleteRecords => within::<DeleteRecordsRequest>(*min, *max),
+                ApiKey::DescribeTopicPartitions => within::<DescribeTopicPartitionsRequest>(*min, *max),
                 ApiKey::OffsetForLeaderEpoch => within::<OffsetForLeaderEpochRequest>(*min, *max),
                 ApiKey::DescribeLogDirs => within::<DescribeLogDirsRequest>(*min, *max),
                 ApiKey::Metadata => within::<MetadataRequest>(*min, *max),

@@ -45,6 +45,10 @@ pub struct ServerConfig {
     pub default_replication_factor: i16,
     pub socket_request_max_bytes: u32,
     pub max_connections: usize,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions (KIP-227) kept at once.
+    pub fetch_session_slots_max: usize,
+    /// `max.request.partition.size.limit`: partitions in one DescribeTopicPartitions answer.
+    pub request_partitions_max: i32,
     /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask.
     pub transaction_max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
@@ -329,6 +333,8 @@ impl Default for ServerConfig {
             default_replication_factor: -1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            fetch_session_slots_max: 1000,
+            request_partitions_max: 2000,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_check_interval_ms: 10_000,
             transactional_id_expiration_ms: 7 * 24 * 3600 * 1000,
@@ -370,6 +376,10 @@ pub struct FileConfig {
     pub socket_request_max_bytes: Option<u32>,
     #[serde(alias = "max.connections")]
     pub max_connections: Option<usize>,
+    #[serde(alias = "max.incremental.fetch.session.cache.slots")]
+    pub max_incremental_fetch_session_cache_slots: Option<usize>,
+    #[serde(alias = "max.request.partition.size.limit")]
+    pub max_request_partition_size_limit: Option<i32>,
     #[serde(alias = "transaction.max.timeout.ms")]
     pub transaction_max_timeout_ms: Option<i32>,
     #[serde(alias = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
@@ -550,6 +560,8 @@ impl ServerConfig {
         set!(file.num_partitions, self.num_partitions);
         set!(file.socket_request_max_bytes, self.socket_request_max_bytes);
         set!(file.max_connections, self.max_connections);
+        set!(file.max_incremental_fetch_session_cache_slots, self.fetch_session_slots_max);
+        set!(file.max_request_partition_size_limit, self.request_partitions_max);
         set!(file.transaction_max_timeout_ms, self.transaction_max_timeout_ms);
         set!(file.transaction_abort_check_interval_ms, self.transaction_abort_check_interval_ms);
         set!(file.transactional_id_expiration_ms, self.transactional_id_expiration_ms);
@@ -796,6 +808,9 @@ impl ServerConfig {
         }
         if self.num_partitions < 1 {
             return Err("num.partitions must be at least 1".into());
+        }
+        if self.request_partitions_max < 1 {
+            return Err("max.request.partition.size.limit must be at least 1".into());
         }
         if self.rest.max_request_bytes < 1024 || self.rest.consumer_instance_timeout_ms < 100 {
             return Err("rest.max.request.bytes must be at least 1024 and rest.consumer.instance.timeout.ms at least 100".into());

@@ -12,6 +12,9 @@ use riptide_engine::LogError;
 pub enum PartitionError {
     #[error("This server does not host this topic-partition.")]
     UnknownTopicOrPartition,
+    /// A request (Fetch v13+) named a topic by an id this broker's metadata does not have.
+    #[error("This server does not host this topic ID.")]
+    UnknownTopicId,
     /// The principal may not do this to the topic (ACLs); said before whether it exists.
     #[error("Not authorized to access topics: [Topic authorization failed.]")]
     TopicAuthorizationFailed,
@@ -34,6 +37,10 @@ pub enum PartitionError {
     /// producer out of sequence) or failed under it (storage).
     #[error("{0}")]
     Log(LogFailure),
+    /// The topic's configs forbid the operation (DeleteRecords without `cleanup.policy`
+    /// delete).
+    #[error("{0}")]
+    PolicyViolation(String),
     /// Storage this partition needs failed outside its log (a failed group commit, keys for
     /// encryption at rest); it is offline until the broker restarts.
     #[error("{0}")]

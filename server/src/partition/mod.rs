@@ -141,6 +141,14 @@ pub struct ReadResult {
     pub diverging: Option<EpochEndOffset>,
 }
 
+/// DeleteRecords on a leader: the offset the log start moved to (-1 resolved to the high
+/// watermark) and the low watermark of the replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordsDeleted {
+    pub offset: Offset,
+    pub low_watermark: Offset,
+}
+
 /// A follower's fetch as the leader sees it (Fetch with a replica id).
 #[derive(Clone, Copy, Debug)]
 pub struct ReplicaFetch {
@@ -149,6 +157,8 @@ pub struct ReplicaFetch {
     pub current_leader_epoch: LeaderEpoch,
     /// The epoch of the follower's last batch (unknown: none), checked against the leader's log.
     pub last_fetched_epoch: LeaderEpoch,
+    /// The follower's log start (DeleteRecords' low watermark counts it; unknown: none).
+    pub log_start_offset: Offset,
 }
 
 /// Where a follower's log stands: what it fetches from next.
@@ -769,6 +779,7 @@ impl Partition {
             return Ok(result);
         }
         l.on_fetch(fetch.replica_id, offset, leo, self.clock.monotonic());
+        l.on_log_start(fetch.replica_id, fetch.log_start_offset);
         self.update_high_watermark();
         result.high_watermark = self.high_watermark;
         if offset < leo {
@@ -829,14 +840,14 @@ impl Partition {
     }
 
     /// The follower side: appends the leader's batches as they are, takes the leader's high
-    /// watermark (as far as this log reaches), and answers `reply` with the new position
+    /// watermark (as far as this log reaches) and log start, and answers `reply` with the new position
     /// once the batches are held as the durability policy says. Returns true when a group
     /// commit is needed.
     pub fn append_as_follower(
         &mut self,
         leader_epoch: LeaderEpoch,
         records: &[u8],
-        leader_hw: Offset,
+        (leader_hw, leader_log_start): (Offset, Offset),
         reply: FollowReply,
     ) -> bool {
         if let Err(e) = self.check_follows(leader_epoch) {
@@ -874,6 +885,8 @@ impl Partition {
         }
         let leo = self.log_end_offset();
         self.advance_high_watermark(leader_hw.min(leo));
+        // Before the reply: the position it carries reports the new log start to the leader.
+        self.follow_log_start(leader_log_start);
         #[cfg(feature = "sim")]
         let planted = self.plant_early_follower_ack;
         #[cfg(not(feature = "sim"))]
@@ -890,6 +903,19 @@ impl Partition {
         let _ = reply.send(Ok(self.follower_position()));
         self.dirty |= self.log.has_pending_sync();
         self.dirty
+    }
+
+    /// A follower takes its leader's log start (moved by DeleteRecords or retention there), as
+    /// Kafka's `maybeIncrementLogStartOffset(leaderLogStartOffset)`, never past its own high
+    /// watermark. A failure is logged; the log is poisoned by it and the partition goes offline.
+    fn follow_log_start(&mut self, leader_log_start: Offset) {
+        let start = leader_log_start.min(self.high_watermark);
+        if self.is_leader() || start <= self.log_start_offset() {
+            return;
+        }
+        if let Err(e) = self.log.delete_records(start) {
+            tracing::error!(partition = %self.name, "taking the leader's log start {}: {e}", start.0);
+        }
     }
 
     /// The follower side of a divergence: removes this log's tail from where the leader's
@@ -960,6 +986,40 @@ impl Partition {
         if let Role::Leader(l) = &mut self.role {
             l.isr_change_failed();
         }
+    }
+
+    /// Kafka's `deleteRecordsOnLeader`: the log start moves to `offset` (-1: the high
+    /// watermark), never past the high watermark (OFFSET_OUT_OF_RANGE), and only where
+    /// `cleanup.policy` has delete (POLICY_VIOLATION). Answers the offset asked (resolved) and
+    /// the low watermark: the smallest log start of this leader and its followers on `live`
+    /// brokers (they take the leader's log start from their next fetch answers and report
+    /// theirs in their next fetch). Asking again for an offset already passed changes nothing.
+    pub fn delete_records(
+        &mut self,
+        offset: Offset,
+        live: &[BrokerId],
+    ) -> Result<RecordsDeleted, PartitionError> {
+        if !self.is_leader() {
+            return Err(PartitionError::NotLeaderOrFollower);
+        }
+        if !self.cleanup.delete {
+            return Err(PartitionError::PolicyViolation(format!(
+                "Records of partition {} can not be deleted due to the configured policy",
+                self.name
+            )));
+        }
+        let hw = self.high_watermark;
+        let offset = if offset == Offset::NONE { hw } else { offset };
+        if offset.0 < 0 || offset > hw {
+            return Err(PartitionError::from(riptide_engine::LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset(),
+                log_end_offset: hw,
+            }));
+        }
+        let start = self.log.delete_records(offset)?;
+        let Role::Leader(l) = &self.role else { return Err(PartitionError::NotLeaderOrFollower) };
+        Ok(RecordsDeleted { offset, low_watermark: l.low_watermark(start, live) })
     }
 
     pub fn list_offset(&self, spec: OffsetSpec) -> Result<ListedOffset, PartitionError> {

@@ -52,6 +52,8 @@ struct FollowerProgress {
     caught_up_at: Instant,
     prev_fetch_at: Instant,
     leo_at_prev_fetch: Offset,
+    /// The follower's log start as its last fetch said (none yet).
+    log_start: Offset,
 }
 
 /// An ISR change to propose: the new ISR, for the leader and partition epochs it was based on.
@@ -93,6 +95,7 @@ impl Leadership {
                 caught_up_at: now,
                 prev_fetch_at: now,
                 leo_at_prev_fetch: Offset::NONE,
+                log_start: Offset::NONE,
             })
             .collect();
         Leadership {
@@ -122,6 +125,7 @@ impl Leadership {
                     caught_up_at: now,
                     prev_fetch_at: now,
                     leo_at_prev_fetch: Offset::NONE,
+                    log_start: Offset::NONE,
                 });
             }
         }
@@ -156,6 +160,20 @@ impl Leadership {
             f.prev_fetch_at = now;
             f.leo_at_prev_fetch = leo;
         }
+    }
+
+    /// A follower's fetch said where its log starts.
+    pub fn on_log_start(&mut self, id: BrokerId, log_start: Offset) {
+        if let Some(f) = self.followers.iter_mut().find(|f| f.id == id) {
+            f.log_start = log_start;
+        }
+    }
+
+    /// Kafka's `lowWatermarkIfLeader`: the smallest log start of this leader (`local`) and of
+    /// the followers on `live` brokers (one that has not fetched yet counts as unknown, -1).
+    pub fn low_watermark(&self, local: Offset, live: &[BrokerId]) -> Offset {
+        let followers = self.followers.iter().filter(|f| live.contains(&f.id)).map(|f| f.log_start);
+        followers.fold(local, Offset::min)
     }
 
     /// The highest high watermark the replicas allow, given what the leader itself holds

@@ -99,11 +99,22 @@ impl Fixture {
 
     /// Follower `id` fetches at `offset` (acknowledging everything below it).
     fn follower_fetch(&mut self, id: BrokerId, offset: i64) -> Result<ReadResult, PartitionError> {
+        self.follower_fetch_from(id, offset, -1)
+    }
+
+    /// `follower_fetch` from a follower whose log starts at `log_start`.
+    fn follower_fetch_from(
+        &mut self,
+        id: BrokerId,
+        offset: i64,
+        log_start: i64,
+    ) -> Result<ReadResult, PartitionError> {
         let epoch = self.p.leader_epoch();
         let fetch = ReplicaFetch {
             replica_id: id,
             current_leader_epoch: epoch,
             last_fetched_epoch: LeaderEpoch::UNKNOWN,
+            log_start_offset: Offset(log_start),
         };
         self.p.read_for_follower(fetch, Offset(offset), 1 << 20, None)
     }
@@ -206,6 +217,7 @@ fn losing_leadership_fails_what_waited_for_the_isr() {
         replica_id: 2,
         current_leader_epoch: LeaderEpoch(2),
         last_fetched_epoch: LeaderEpoch::UNKNOWN,
+        log_start_offset: Offset::NONE,
     };
     let read = f.p.read_for_follower(stale, Offset(0), 1024, None);
     assert!(matches!(read, Err(PartitionError::FencedLeaderEpoch(_))));
@@ -350,4 +362,31 @@ fn read_committed_stops_at_the_last_stable_offset_and_lists_aborted_transactions
         matches!(&refused[0].1, Err(PartitionError::Log(e)) if matches!(e.cause(), riptide_engine::LogError::InvalidProducerEpoch { .. })),
         "stale marker: {refused:?}"
     );
+}
+
+/// DeleteRecords on a leader: its own log start moves at once, and the low watermark is the
+/// smallest log start of the replicas on live brokers, each as its last fetch said (unknown
+/// before its first, as in Kafka); a dead broker's replica does not count.
+#[test]
+fn delete_records_low_watermark_waits_for_live_followers() {
+    let mut f = Fixture::new("delete-records", Durability::Replicated, 1);
+    f.p.apply_view(&view(1, 1, &[1, 2, 3], 1));
+    f.produce(10, Acks::Leader);
+    f.follower_fetch_from(2, 10, 0).expect("fetch");
+    f.follower_fetch_from(3, 10, 0).expect("fetch");
+    assert_eq!(f.p.high_watermark(), Offset(10));
+    let live = [1, 2, 3];
+    let done = f.p.delete_records(Offset(4), &live).expect("delete");
+    assert_eq!((done.offset, done.low_watermark), (Offset(4), Offset(0)));
+    assert_eq!(f.p.log_start_offset(), Offset(4));
+    f.follower_fetch_from(2, 10, 4).expect("fetch");
+    assert_eq!(f.p.delete_records(Offset(4), &live).expect("again").low_watermark, Offset(0));
+    // Broker 3 is not live: its replica no longer holds the low watermark back.
+    assert_eq!(f.p.delete_records(Offset(4), &[1, 2]).expect("without 3").low_watermark, Offset(4));
+    f.follower_fetch_from(3, 10, 4).expect("fetch");
+    let done = f.p.delete_records(Offset::NONE, &live).expect("to the high watermark");
+    assert_eq!((done.offset, done.low_watermark), (Offset(10), Offset(4)));
+    let past = f.p.delete_records(Offset(11), &live).expect_err("past the high watermark");
+    let out_of_range = matches!(&past, PartitionError::Log(e) if matches!(e.cause(), riptide_engine::LogError::OffsetOutOfRange { .. }));
+    assert!(out_of_range, "{past:?}");
 }

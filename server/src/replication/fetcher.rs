@@ -433,7 +433,11 @@ pub fn follow_op(answer: Answer, position: Option<FollowerPosition>) -> Result<F
         {
             Ok(FollowOp::RestartAt(log_start))
         }
-        0 => Ok(FollowOp::Append { records: records.unwrap_or_default(), leader_hw: high_watermark }),
+        0 => Ok(FollowOp::Append {
+            records: records.unwrap_or_default(),
+            leader_hw: high_watermark,
+            leader_log_start: log_start,
+        }),
         code => Err(code),
     }
 }

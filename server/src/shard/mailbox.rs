@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use crate::partition::{
     Acks, AppendReply, EpochEndOffset, FollowReply, LeaderEpoch, ListedOffset, Offset, OffsetSpec, Origin,
-    PartitionError, ProducerSummary, ReadResult, ReplicaFetch, TxnMarker,
+    PartitionError, ProducerSummary, ReadResult, RecordsDeleted, ReplicaFetch, TxnMarker,
 };
 
 /// Capacity of each shard's inbox; senders wait (backpressure) when it is full.
@@ -26,6 +26,9 @@ pub enum ShardMsg {
     /// the index the caller gave each call.
     Read(Vec<(usize, ReadCall)>, flume::Sender<Vec<(usize, ReadOutcome)>>),
     ListOffset(ListOffsetCall, flume::Sender<ListOffsetOutcome>),
+    /// DeleteRecords on a partition: topic, partition, the new log start (-1: the high
+    /// watermark), the live brokers (whose replicas count for the low watermark).
+    DeleteRecords(Arc<str>, i32, Offset, Arc<[riptide_model::NodeId]>, flume::Sender<DeleteRecordsOutcome>),
     /// A partition's producers (DescribeProducers): topic, partition.
     Producers(Arc<str>, i32, flume::Sender<ProducersOutcome>),
     /// Close and delete every partition (of this many) of the topic that this shard owns.
@@ -76,7 +79,7 @@ pub enum FollowOp {
     /// Where its log stands (before its first fetch from a leader).
     Position,
     /// Append the leader's batches (possibly none) and take its high watermark.
-    Append { records: Bytes, leader_hw: Offset },
+    Append { records: Bytes, leader_hw: Offset, leader_log_start: Offset },
     /// The leader said the logs diverge where this epoch ends.
     Truncate(EpochEndOffset),
     /// The leader's log starts past this log's end: restart there.
@@ -124,6 +127,9 @@ pub struct ListOffsetCall {
 }
 
 pub type ListOffsetOutcome = Result<ListedOffset, PartitionError>;
+
+/// DeleteRecords' answer: where the log start went, and the replicas' low watermark.
+pub type DeleteRecordsOutcome = Result<RecordsDeleted, PartitionError>;
 
 pub type ProducersOutcome = Result<Vec<ProducerSummary>, PartitionError>;
 

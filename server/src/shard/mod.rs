@@ -176,6 +176,9 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
         ShardMsg::ListOffset(call, reply) => {
             let _ = reply.send(table.list_offset(call));
         }
+        ShardMsg::DeleteRecords(topic, partition, offset, live, reply) => {
+            let _ = reply.send(table.delete_records(&topic, partition, offset, &live));
+        }
         ShardMsg::Producers(topic, partition, reply) => {
             let _ = reply.send(table.producers(&topic, partition));
         }

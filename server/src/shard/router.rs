@@ -16,7 +16,7 @@ use super::mailbox::{
     ReadOutcome, ShardMsg, ShardSender,
 };
 use super::{handle_msg, Ctx};
-use crate::partition::{Acks, AppendReply, AppendResult, Origin, PartitionError, TxnMarker};
+use crate::partition::{Acks, AppendReply, AppendResult, Offset, Origin, PartitionError, TxnMarker};
 
 /// The shards' inboxes, in shard order.
 pub struct Router {
@@ -224,6 +224,29 @@ pub async fn route_list_offset(ctx: &Ctx, call: ListOffsetCall) -> ListOffsetOut
     }
     let (tx, rx) = flume::bounded(1);
     if ctx.router.senders[owner].send_async(ShardMsg::ListOffset(call, tx)).await.is_err() {
+        return Err(PartitionError::NotLeaderOrFollower);
+    }
+    rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))
+}
+
+/// DeleteRecords on the partition's owner shard: the low watermark afterwards.
+pub async fn route_delete_records(
+    ctx: &Ctx,
+    topic: Arc<str>,
+    partition: i32,
+    offset: Offset,
+    live: Arc<[riptide_model::NodeId]>,
+) -> super::mailbox::DeleteRecordsOutcome {
+    let owner = ctx.router.owner_of(&topic, partition);
+    if owner == ctx.id {
+        return ctx.table.borrow_mut().delete_records(&topic, partition, offset, &live);
+    }
+    let (tx, rx) = flume::bounded(1);
+    if ctx.router.senders[owner]
+        .send_async(ShardMsg::DeleteRecords(topic, partition, offset, live, tx))
+        .await
+        .is_err()
+    {
         return Err(PartitionError::NotLeaderOrFollower);
     }
     rx.recv_async().await.unwrap_or(Err(PartitionError::NotLeaderOrFollower))

@@ -353,6 +353,16 @@ impl PartitionTable {
         self.get_or_open(topic, partition)?.producers()
     }
 
+    pub fn delete_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: Offset,
+        live: &[riptide_model::NodeId],
+    ) -> super::mailbox::DeleteRecordsOutcome {
+        self.get_or_open(topic, partition)?.delete_records(offset, live)
+    }
+
     pub fn list_offset(&mut self, call: ListOffsetCall) -> ListOffsetOutcome {
         self.get_or_open(&call.topic, call.partition)?.list_offset(call.spec)
     }
@@ -376,8 +386,8 @@ impl PartitionTable {
                 let _ = call.reply.send(Ok(p.follower_position()));
                 false
             }
-            FollowOp::Append { records, leader_hw } => {
-                p.append_as_follower(call.leader_epoch, &records, leader_hw, call.reply)
+            FollowOp::Append { records, leader_hw, leader_log_start } => {
+                p.append_as_follower(call.leader_epoch, &records, (leader_hw, leader_log_start), call.reply)
             }
             FollowOp::Truncate(diverging) => {
                 let _ = call.reply.send(p.truncate_diverged(call.leader_epoch, diverging));

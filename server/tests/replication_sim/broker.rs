@@ -457,6 +457,9 @@ impl Broker {
             replica_id: from,
             current_leader_epoch: leader_epoch,
             last_fetched_epoch: last_epoch,
+            // The simulated fetch carries no log start: nothing here deletes records, and the
+            // low watermark it feeds is DeleteRecords' alone.
+            log_start_offset: Offset::NONE,
         };
         let result = p.read_for_follower(fetch, offset, FETCH_MAX_BYTES, None);
         match result {
@@ -498,10 +501,14 @@ impl Broker {
         };
         let outcome = match op {
             FollowOp::Position => Ok(p.follower_position()),
-            FollowOp::Append { records, leader_hw } => {
+            FollowOp::Append { records, leader_hw, leader_log_start } => {
                 f.appending = true;
-                if p.append_as_follower(f.epoch, &records, leader_hw, self.follow_tx.clone())
-                    && !self.commit_scheduled
+                if p.append_as_follower(
+                    f.epoch,
+                    &records,
+                    (leader_hw, leader_log_start),
+                    self.follow_tx.clone(),
+                ) && !self.commit_scheduled
                 {
                     self.commit_scheduled = true;
                     out.push(Out::Timer { after_ms: self.sync_ms, timer: Timer::GroupCommit });
