@@ -129,46 +129,6 @@ pub fn compress_at(codec_id: u8, level: Option<i32>, input: &[u8]) -> Result<Vec
     }
 }
 
-/// A producer's record batches with their records compressed in `codec` instead (a topic's
-/// `compression.type` other than `producer`, as Kafka's broker recompresses): `None` when
-/// every batch is in `codec` already, or when one does not check out (a bad CRC or framing,
-/// records that do not decompress): validation then refuses the batches as they came.
-pub fn recompress_batches(bytes: &[u8], codec_id: u8, level: Option<i32>) -> Option<Vec<u8>> {
-    use riptide_format::{BatchHeader, HEADER_BYTES};
-    let mut out = Vec::with_capacity(bytes.len());
-    let (mut pos, mut changed) = (0, false);
-    let mut records = Vec::new();
-    while pos < bytes.len() {
-        let h = BatchHeader::parse(&bytes[pos..])?;
-        let size = h.size_bytes().filter(|s| pos + s <= bytes.len())?;
-        let batch = &bytes[pos..pos + size];
-        pos += size;
-        if h.codec() == codec_id || h.is_control() {
-            out.extend_from_slice(batch);
-            continue;
-        }
-        if crate::batch::compute_crc(batch) != h.crc {
-            return None;
-        }
-        decompress_into(h.codec(), &batch[HEADER_BYTES..], DECOMPRESSED_BYTES_MAX, &mut records).ok()?;
-        let packed = compress_at(codec_id, level, &records).ok()?;
-        let start = out.len();
-        out.extend_from_slice(&batch[..HEADER_BYTES]);
-        out.extend_from_slice(&packed);
-        let b = &mut out[start..];
-        let attributes = (h.attributes & !riptide_format::attr::CODEC_MASK) | i16::from(codec_id);
-        b[riptide_format::at::ATTRIBUTES..riptide_format::at::ATTRIBUTES + 2]
-            .copy_from_slice(&attributes.to_be_bytes());
-        let length = (b.len() - riptide_format::LOG_OVERHEAD_BYTES) as i32;
-        b[riptide_format::at::BATCH_LENGTH..riptide_format::at::BATCH_LENGTH + 4]
-            .copy_from_slice(&length.to_be_bytes());
-        let crc = crate::batch::compute_crc(b);
-        b[riptide_format::at::CRC..riptide_format::at::CRC + 4].copy_from_slice(&crc.to_be_bytes());
-        changed = true;
-    }
-    changed.then_some(out)
-}
-
 fn zstd(input: &[u8], limit_bytes: usize, out: &mut Vec<u8>) -> Result<(), LogError> {
     ZSTD_CONTEXT.with(|context| match context.try_borrow_mut() {
         Ok(mut context) => {

@@ -146,14 +146,14 @@ impl Broker {
     }
 
     /// The topics' defaults on this broker now: its static config, then the cluster-wide
-    /// dynamic broker configs, then its own (`config::dynamic`).
+    /// dynamic broker configs, then its own (`catalog::dynamic`).
     pub fn log_defaults(&self) -> crate::config::TopicDefaults {
         let cat = self.catalog.read().unwrap_or_else(|e| e.into_inner());
         let layers = [
             cat.broker_configs.get(&riptide_quorum::CLUSTER_DEFAULT),
             cat.broker_configs.get(&self.config.node_id),
         ];
-        crate::config::dynamic::apply(&self.config.log, &layers)
+        crate::catalog::dynamic::apply(&self.config.log, &layers)
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<TopicMeta>> {

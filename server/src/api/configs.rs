@@ -1,9 +1,9 @@
 //! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (Kafka's config names,
 //! validated; an unknown name or bad value is INVALID_CONFIG) and DescribeConfigs for the broker.
 //! Broker configs come from the config file and flags, and those Kafka lets change at run time
-//! may be altered for one broker or cluster-wide (`config::dynamic`, kept in the metadata log);
+//! may be altered for one broker or cluster-wide (`catalog::dynamic`, kept in the metadata log);
 //! altering any other is refused with INVALID_CONFIG and a message saying so. Sources, synonyms
-//! and documentation are Kafka's (`config::described`).
+//! and documentation are Kafka's (`catalog::described`).
 
 use super::error::ToKafka;
 use crate::security::acl::{op, resource};
@@ -24,7 +24,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::Ctx;
 use super::RequestInfo;
 use crate::catalog;
-use crate::config::{described, dynamic, ServerConfig, TopicDefaults};
+use crate::catalog::{described, dynamic};
+use crate::config::{ServerConfig, TopicDefaults};
 use riptide_quorum::CLUSTER_DEFAULT;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -212,7 +213,7 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                         .filter(|((n, _), _)| wanted(n))
                         .map(|((name, static_value), (_, default_value))| {
                             // Static: set in the config file (or flags) and read at start;
-                            // dynamic ones (`config::dynamic`) may be set at run time too.
+                            // dynamic ones (`catalog::dynamic`) may be set at run time too.
                             let changeable = dynamic::topic_config_of(name).is_some();
                             let levels = vec![
                                 (name, own.get(name).cloned(), SOURCE_DYNAMIC_BROKER),

@@ -54,15 +54,15 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, request: MetadataRequest) -> 
     };
     let auto_create = info.version < 4 || request.allow_auto_topic_creation;
     let topics = match requested {
-        None => broker
-            .catalog
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .all()
-            .iter()
-            .filter(|t| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, &t.name))
-            .map(|t| describe_topic(t, &live, info.version))
-            .collect(),
+        None => {
+            // The catalog lock is released first: `allowed` reads the catalog again, and a
+            // second read lock behind a waiting writer deadlocks.
+            let all = broker.catalog.read().unwrap_or_else(|e| e.into_inner()).all();
+            all.iter()
+                .filter(|t| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, &t.name))
+                .map(|t| describe_topic(t, &live, info.version))
+                .collect()
+        }
         Some(list) => {
             let mut out = Vec::with_capacity(list.len());
             for t in list {

@@ -99,7 +99,7 @@ async fn commit_durably(ctx: &Ctx, commit: &CommitRequest) -> Result<(), GroupEr
         .with_group(&commit.group_id, |groups, now| groups.prepare_commit(commit, now))
         .and_then(|r| r)?;
     coordinator::write(&ctx.shard, &ctx.coordinator, &prepared.write).await?;
-    coordinator.with(|groups, _| groups.apply_commit(prepared))
+    coordinator.with(|groups, now| groups.apply_commit(prepared, now))
 }
 
 fn commit_response(commit: &CommitRequest, result: Result<(), GroupError>) -> OffsetCommitResponse {

@@ -188,7 +188,7 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) 
                     // for validation to refuse.
                     let records = match recompress {
                         Some((codec, level)) => {
-                            riptide_engine::compression::recompress_batches(records, codec, level)
+                            riptide_engine::batch::recompress_batches(records, codec, level)
                                 .map_or_else(|| records.clone(), Bytes::from)
                         }
                         None => records.clone(),

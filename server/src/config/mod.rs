@@ -11,8 +11,6 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub mod described;
-pub mod dynamic;
 pub mod security;
 pub use security::{KafkaListener, Mechanism, SecurityConfig, SecurityProtocol};
 

@@ -391,8 +391,16 @@ impl Groups {
     }
 
     /// The commit's records are durable: make the offsets visible.
-    pub fn apply_commit(&mut self, prepared: PreparedCommit) {
-        let Some(g) = self.groups.get_mut(&prepared.group_id) else { return };
+    /// Applies a commit whose records are durable. Its group may have gone meanwhile (a
+    /// simple commit's new group is empty until now, and the expiry tick or a partition's
+    /// load may drop it while the write was out): it is made again, since the log holds the
+    /// offsets and a reload would bring them back anyway. Before, the commit was answered
+    /// and its offsets silently lost.
+    pub fn apply_commit(&mut self, prepared: PreparedCommit, now: Now) {
+        let g = self
+            .groups
+            .entry(prepared.group_id.clone())
+            .or_insert_with(|| Group::new(&prepared.group_id, now));
         for (tp, entry) in prepared.entries {
             match g.offsets.get(&tp) {
                 Some(existing) if existing.seq > entry.seq => {}

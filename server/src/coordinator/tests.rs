@@ -397,6 +397,21 @@ fn commit(group: &str, member: &str, generation: i32, offset: i64) -> CommitRequ
     }
 }
 
+/// Regression (a flaky wire test, then a lost commit): a simple commit makes a new, empty
+/// group; while its write is out, the expiry tick (or a partition's load) drops that group as
+/// empty. The commit, once durable, must still be applied: it was answered as done.
+#[test]
+fn a_simple_commit_survives_its_new_group_being_dropped_while_written() {
+    let mut h = Harness::new();
+    let p = h.groups.prepare_commit(&commit("fresh", "", -1, 7), h.now).expect("simple commit");
+    let later = Now { mono_ms: h.now.mono_ms + 100, wall_ms: h.now.wall_ms + 100 };
+    h.groups.tick(later);
+    h.groups.finish_load();
+    h.groups.apply_commit(p, later);
+    let fetched = h.groups.fetch_offsets("fresh", None);
+    assert_eq!(fetched[0].1[0].offset, Offset(7));
+}
+
 #[test]
 fn commits_are_validated_against_the_generation() {
     let mut h = Harness::new();
@@ -404,7 +419,7 @@ fn commits_are_validated_against_the_generation() {
     let p = h.groups.prepare_commit(&commit("solo", "", -1, 10), h.now).expect("simple commit");
     assert_eq!(p.write.partition, offsets_log::partition_for("solo", 50));
     assert_eq!(p.write.records.len(), 1);
-    h.groups.apply_commit(p);
+    h.groups.apply_commit(p, h.now);
     let fetched = h.groups.fetch_offsets("solo", None);
     assert_eq!(fetched[0].1[0].offset, Offset(10));
     assert_eq!(fetched[0].1[0].leader_epoch, LeaderEpoch(4));
@@ -439,8 +454,8 @@ fn a_later_commit_wins_even_if_its_write_finishes_first() {
     let mut h = Harness::new();
     let first = h.groups.prepare_commit(&commit("s", "", -1, 1), h.now).expect("1");
     let second = h.groups.prepare_commit(&commit("s", "", -1, 2), h.now).expect("2");
-    h.groups.apply_commit(second);
-    h.groups.apply_commit(first);
+    h.groups.apply_commit(second, h.now);
+    h.groups.apply_commit(first, h.now);
     assert_eq!(h.groups.fetch_offsets("s", None)[0].1[0].offset, Offset(2));
     let requested = vec![("t".to_string(), vec![0, 1])];
     let f = h.groups.fetch_offsets("s", Some(&requested));
@@ -454,7 +469,7 @@ fn delete_group_requires_an_empty_group_and_writes_tombstones() {
     let mut h = Harness::new();
     let (members, generation) = h.stable_group(1);
     let p = h.groups.prepare_commit(&commit(G, &members[0], generation, 7), h.now).expect("commit");
-    h.groups.apply_commit(p);
+    h.groups.apply_commit(p, h.now);
     assert_eq!(h.groups.delete_group(G, h.now).err(), Some(GroupError::NonEmptyGroup));
     assert_eq!(h.groups.delete_group("missing", h.now).err(), Some(GroupError::GroupIdNotFound));
     h.groups.leave(G, &[(members[0].clone(), None)], h.now).expect("leave");
@@ -496,7 +511,7 @@ fn offset_delete_refuses_subscribed_topics_of_active_groups() {
         let mut c = commit(G, &j.member_id, 1, o);
         c.topics[0].0 = t.into();
         let p = h.groups.prepare_commit(&c, h.now).expect("commit");
-        h.groups.apply_commit(p);
+        h.groups.apply_commit(p, h.now);
     }
     let (w, errors) = h
         .groups
@@ -515,7 +530,7 @@ fn offset_delete_refuses_subscribed_topics_of_active_groups() {
 fn offsets_of_empty_groups_expire_after_retention() {
     let mut h = Harness::new();
     let p = h.groups.prepare_commit(&commit("old", "", -1, 3), h.now).expect("commit");
-    h.groups.apply_commit(p);
+    h.groups.apply_commit(p, h.now);
     let _ = h.groups.take_outbox();
     h.advance(GroupConfig::default().offsets_retention_ms as u64 - 1_000);
     assert_eq!(h.groups.fetch_offsets("old", None).len(), 1, "not yet");
@@ -533,7 +548,7 @@ fn replay_restores_groups_offsets_and_lets_members_carry_on() {
     let (members, generation) = h.stable_group(2);
     let p = h.groups.prepare_commit(&commit(G, &members[0], generation, 42), h.now).expect("commit");
     let commit_records = p.write.records.clone();
-    h.groups.apply_commit(p);
+    h.groups.apply_commit(p, h.now);
     let mut log: Vec<LogRecord> = Vec::new();
     for w in h.groups.take_outbox() {
         for kv in w.records {
@@ -599,7 +614,7 @@ fn compacted_offsets_partition_replays_to_the_latest_values() {
         let p = h.groups.prepare_commit(&commit(group, "", -1, round), h.now).expect("commit");
         let mut batch = offsets_log::encode_batch(&p.write.records, 1_000).expect("batch").to_vec();
         log.append(&mut batch, LeaderEpoch(0), 1_000).expect("append");
-        h.groups.apply_commit(p);
+        h.groups.apply_commit(p, h.now);
     }
     log.sync().expect("sync");
     let before = log.size_bytes();

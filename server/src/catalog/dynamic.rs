@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Durability, TopicDefaults};
+use crate::config::{Durability, TopicDefaults};
 
 /// (dynamic broker config, the topic config it is the default of).
 pub const DYNAMIC: &[(&str, &str)] = &[
@@ -40,7 +40,7 @@ pub fn validate(name: &str, value: &str, d: &TopicDefaults) -> Result<(), String
             DYNAMIC.iter().map(|(b, _)| *b).collect::<Vec<_>>().join(", ")
         ));
     };
-    crate::catalog::validate_topic_config(topic, value, d).map_err(|e| format!("{name}: {e}"))
+    super::validate_topic_config(topic, value, d).map_err(|e| format!("{name}: {e}"))
 }
 
 /// `base` with the dynamic configs of `layers` applied in order (later ones win). Values were

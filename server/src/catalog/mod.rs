@@ -7,6 +7,9 @@
 //! which reads an `Arc<TopicMeta>` snapshot. The metadata log is what persists it; `topics.json`
 //! (the single-node catalog before the quorum existed) is only read once, to import its topics.
 
+pub mod described;
+pub mod dynamic;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn every_topic_config_is_documented() {
         let d = crate::config::TopicDefaults::default();
-        for (name, _) in crate::catalog::topic_config_defaults(&d) {
+        for (name, _) in super::super::topic_config_defaults(&d) {
             assert!(topic_doc(name).is_some(), "{name}");
         }
     }
