@@ -1,7 +1,7 @@
 //! The versions Kafka 3.9 served and 4.0 removed (KIP-896), on the wire as an old client sends
 //! them (hand-encoded: the reference codec no longer has them): topics created and deleted,
-//! message format 0 produced and listed, offsets committed the v0 and v1 way and fetched the
-//! v0 way, configs described the v0 way.
+//! message format 0 produced, fetched back in formats 0 and 1 and listed, offsets committed
+//! the v0 and v1 way and fetched the v0 way, configs described the v0 way.
 
 mod common;
 
@@ -125,6 +125,48 @@ fn old_versions_on_the_wire() {
         W::default().i16(1).i32(10_000).i32(1).s(TOPIC).i32(1).i32(0).i32(bad.len() as i32).raw(&bad).done();
     let mut r = R(c.call_raw(ApiKey::Produce, 1, &produce));
     assert_eq!((r.i32(), r.s().as_deref(), r.i32(), r.i32(), r.i16()), (1, Some(TOPIC), 1, 0, 2));
+
+    // Fetch v0 (message format 0) and v3 (format 1) from offset 0: the two messages, keys
+    // and values as produced, each with its offset and a valid CRC-32.
+    for version in [0i16, 3] {
+        let w = W::default().i32(-1).i32(100).i32(1);
+        let w = if version == 3 { w.i32(1 << 20) } else { w };
+        let fetch = w.i32(1).s(TOPIC).i32(1).i32(0).i64(0).i32(1 << 20).done();
+        let mut r = R(c.call_raw(ApiKey::Fetch, version, &fetch));
+        if version >= 1 {
+            r.i32(); // throttle
+        }
+        assert_eq!((r.i32(), r.s().as_deref(), r.i32()), (1, Some(TOPIC), 1));
+        assert_eq!((r.i32(), r.i16(), r.i64()), (0, 0, 2), "partition 0, no error, high watermark 2");
+        let len = r.i32() as usize;
+        let mut set = R(r.0.slice(..len));
+        let magic = if version <= 1 { 0 } else { 1 };
+        let mut got = Vec::new();
+        while !set.0.is_empty() {
+            let offset = set.i64();
+            let size = set.i32() as usize;
+            let body = set.0.slice(..size);
+            set.0 = set.0.slice(size..);
+            let crc = u32::from_be_bytes(body[..4].try_into().expect("crc"));
+            assert_eq!(crc, crc32fast::hash(&body[4..]), "CRC-32 of message {offset}");
+            let mut m = R(body.slice(4..));
+            assert_eq!(m.i8(), magic);
+            m.i8(); // attributes
+            if magic == 1 {
+                assert_eq!(m.i64(), -1, "format 0 had no timestamp");
+            }
+            let key_len = m.i32();
+            let key = (key_len >= 0).then(|| m.0.slice(..key_len as usize).to_vec());
+            m.0 = m.0.slice(key_len.max(0) as usize..);
+            let value_len = m.i32() as usize;
+            got.push((offset, key, m.0.slice(..value_len).to_vec()));
+        }
+        assert_eq!(
+            got,
+            vec![(0, Some(b"k".to_vec()), b"one".to_vec()), (1, None, b"two".to_vec())],
+            "Fetch v{version}"
+        );
+    }
 
     // ListOffsets v0, latest, up to 5 offsets: [offset 2].
     let list = W::default().i32(-1).i32(1).s(TOPIC).i32(1).i32(0).i64(-1).i32(5).done();

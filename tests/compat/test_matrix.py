@@ -1,4 +1,5 @@
-"""Client matrix: kcat, confluent-kafka, kafka-python, aiokafka, kafkajs and sarama each run the
+"""Client matrix: kcat, confluent-kafka, kafka-python (also speaking Kafka 0.10.2's protocol, as
+clients from before Kafka 4 do), aiokafka, kafkajs and sarama each run the
 same scenario (tests/compat/matrix/scenario.py) against one broker; every step's result goes to
 tests/compat/matrix/results/<client>.json and docs/COMPATIBILITY.md is re-rendered after each
 client. A step that fails and is not an expected failure (matrix/known.json) fails the test.
@@ -50,7 +51,7 @@ def command(client):
     clients = os.path.join(MATRIX, "clients")
     if client == "kcat":
         return ([PY, os.path.join(clients, "kcat.py")], {}) if shutil.which("kcat") else (None, "kcat not installed")
-    if client in ("confluent", "kafka_python", "aiokafka_client"):
+    if client in ("confluent", "kafka_python", "kafka_python_old", "aiokafka_client"):
         return [PY, os.path.join(clients, f"{client}.py")], {}
     remote = [PY, os.path.join(clients, "remote.py")]
     if client == "kafkajs":
@@ -78,7 +79,8 @@ def fresh_results():
         os.remove(os.path.join(RESULTS, name))
 
 
-@pytest.mark.parametrize("client", ["kcat", "confluent", "kafka_python", "aiokafka_client", "kafkajs", "sarama"])
+@pytest.mark.parametrize("client", ["kcat", "confluent", "kafka_python", "kafka_python_old", "aiokafka_client",
+                                    "kafkajs", "sarama"])
 def test_client_matrix(broker, client):
     os.makedirs(RESULTS, exist_ok=True)
     out = os.path.join(RESULTS, f"{client}.json")

@@ -66,3 +66,38 @@ def test_old_producer_records_read_back_as_written(broker, release, compression)
     else:
         # Format 0 has no timestamps: Kafka stores NO_TIMESTAMP (-1) for them.
         assert all(ts == -1 for _, _, _, ts in got), got[:3]
+
+
+@pytest.mark.parametrize("release", list(OLD_RELEASES), ids=lambda r: ".".join(map(str, r)))
+def test_old_consumer_reads_what_current_clients_write(broker, release):
+    """Fetch v0-3: the stored batches (message format 2, here from librdkafka with headers, one
+    of them compressed) are down-converted to the format the old consumer parses; headers are
+    dropped (format 0/1 has none), keys, values and offsets are kept, and format 1 keeps
+    the timestamps."""
+    from confluent_kafka import Producer
+    from kafka import KafkaConsumer, TopicPartition as KTopicPartition
+    topic = unique(f"old-consume-{'-'.join(map(str, release))}")
+    create(broker.bootstrap, topic)
+    sent = []
+    for codec in ["none", "zstd"]:
+        p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": codec, "linger.ms": 5})
+        for i in range(10):
+            key, value, ts = f"k{codec}{i}".encode(), f"{codec}-{i}".encode(), 1_700_000_000_000 + i
+            p.produce(topic, key=key, value=value, partition=0, timestamp=ts, headers=[("h", b"x")])
+            sent.append((key, value, ts))
+        assert p.flush(15) == 0
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, api_version=release, enable_auto_commit=False,
+                      consumer_timeout_ms=10_000)
+    tp = KTopicPartition(topic, 0)
+    c.assign([tp])
+    c.seek(tp, 0)
+    got = []
+    for m in c:
+        got.append(m)
+        if len(got) == len(sent):
+            break
+    c.close()
+    assert [(m.key, m.value) for m in got] == [(k, v) for k, v, _ in sent]
+    assert [m.offset for m in got] == list(range(len(sent)))
+    if OLD_RELEASES[release] == 1:
+        assert [m.timestamp for m in got] == [ts for _, _, ts in sent]

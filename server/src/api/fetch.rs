@@ -331,7 +331,9 @@ fn encode_results(
     if flexible {
         buf.put_u8(0); // response header tagged fields
     }
-    buf.put_i32(0); // throttle_time_ms
+    if v >= 1 {
+        buf.put_i32(0); // throttle_time_ms
+    }
     if v >= 7 {
         buf.put_i16(0); // error_code
         buf.put_i32(session_id);
@@ -412,14 +414,38 @@ impl PutPartition<'_> {
                 }
             }
         }
+        if v < 4 {
+            // Fetch v0-3 (Kafka 3.9 served them): message format 0 (v0-1) or 1 (v2-3), which
+            // old consumers parse; the stored batches are converted, never sent as they are.
+            let stored = match plain.take() {
+                Some(p) => Ok(p.to_vec()),
+                None => o.slice.take().map_or(Ok(Vec::new()), |s| s.read_to_vec()).map_err(|e| e.to_string()),
+            };
+            match stored {
+                Ok(b) if !b.is_empty() => {
+                    let magic = if v <= 1 { 0 } else { 1 };
+                    plain = Some(super::legacy::message_set::down_convert(&b, magic));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("{topic}-{}: {e}", part.index);
+                    error_code = ResponseError::KafkaStorageError.code();
+                    o = UNKNOWN;
+                }
+            }
+        }
         buf.put_i32(part.index);
         buf.put_i16(error_code);
         buf.put_i64(o.high_watermark.0);
-        buf.put_i64(o.last_stable_offset.0);
+        if v >= 4 {
+            buf.put_i64(o.last_stable_offset.0);
+        }
         if v >= 5 {
             buf.put_i64(o.log_start_offset.0);
         }
-        put_aborted(buf, &o.aborted, flexible);
+        if v >= 4 {
+            put_aborted(buf, &o.aborted, flexible);
+        }
         if v >= 11 {
             buf.put_i32(-1); // preferred_read_replica
         }

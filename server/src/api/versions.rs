@@ -15,7 +15,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // v12: transactions v2 (KIP-890), the partitions join the transaction implicitly.
     (ApiKey::Produce, 0, 12),
     // v13+: topic ids (KIP-516); sessions (KIP-227) from v7.
-    (ApiKey::Fetch, 4, 17),
+    (ApiKey::Fetch, 0, 17),
     (ApiKey::ListOffsets, 0, 9),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),

@@ -20,6 +20,7 @@ use super::RequestError;
 /// (exclusive) are rewritten to and from the bridge version.
 pub const BRIDGED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 3),
+    (ApiKey::Fetch, 0, 4),
     (ApiKey::ListOffsets, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 0, 2),
     (ApiKey::DescribeLogDirs, 0, 1),
