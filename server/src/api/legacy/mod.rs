@@ -653,6 +653,31 @@ mod tests {
         assert_eq!(downgraded(ApiKey::DescribeAcls, 0, &response), expected);
     }
 
+    /// Random bytes as every bridged request, and as an answer to rewrite: errors, never a
+    /// panic (the broker's bounded fuzzing reaches these through `decode_frame` too).
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for (api, min, bridge) in BRIDGED {
+            for version in *min..*bridge {
+                for _ in 0..300 {
+                    let len = (next() % 64) as usize;
+                    let bytes: Vec<u8> = (0..len).map(|_| (next() % 7) as u8).collect();
+                    let _ = upgrade_request(*api, version, Bytes::from(bytes.clone()));
+                    let _ = downgrade_response(*api, version, &bytes);
+                    let _ = message_set::up_convert(&bytes);
+                    let _ = message_set::down_convert(&bytes, (version % 2) as i8);
+                }
+            }
+        }
+    }
+
     #[test]
     fn truncated_old_requests_are_malformed_not_panics() {
         for (api, min, bridge) in BRIDGED {
