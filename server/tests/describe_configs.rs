@@ -153,6 +153,10 @@ fn dynamic_broker_configs_are_topic_defaults_and_persist() {
         assert_eq!((roll.config_source, roll.read_only), (DYNAMIC_BROKER_CONFIG, false));
         let node = broker.iter().find(|e| e.name.as_str() == "node.id").expect("node.id");
         assert!(node.read_only);
+        // "": only the cluster-wide ones that are set.
+        let cluster = describe(c, 4, "");
+        let names: Vec<_> = cluster.iter().map(|e| (e.name.to_string(), e.config_source)).collect();
+        assert_eq!(names, vec![("log.retention.bytes".to_string(), DYNAMIC_DEFAULT_BROKER_CONFIG)]);
     };
     check(&mut c);
     running.shutdown();

@@ -190,9 +190,25 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                         .collect();
                     result.with_configs(configs)
                 }
+                // "": the cluster-wide dynamic broker configs, as Kafka describes them (only
+                // those set).
+                RESOURCE_BROKER if r.resource_name.is_empty() => {
+                    let (_, cluster) = dynamic_layers(ctx);
+                    let configs = dynamic::DYNAMIC
+                        .iter()
+                        .filter(|(name, _)| wanted(name))
+                        .filter_map(|(name, _)| cluster.get(*name).map(|v| (*name, v.clone())))
+                        .map(|(name, value)| {
+                            let levels = vec![(name, Some(value), SOURCE_DYNAMIC_DEFAULT_BROKER)];
+                            let d = described_config(name, levels, false, described::broker_doc(name));
+                            entry(d, info.version, with_synonyms, documentation)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
                 RESOURCE_BROKER => {
                     let name = r.resource_name.as_str();
-                    if !name.is_empty() && name != ctx.broker.config.node_id.to_string() {
+                    if name != ctx.broker.config.node_id.to_string() {
                         return result
                             .with_error_code(ResponseError::InvalidRequest.code())
                             .with_error_message(Some(StrBytes::from_string(format!(
