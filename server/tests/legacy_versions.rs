@@ -126,9 +126,9 @@ fn old_versions_on_the_wire() {
     let mut r = R(c.call_raw(ApiKey::Produce, 1, &produce));
     assert_eq!((r.i32(), r.s().as_deref(), r.i32(), r.i32(), r.i16()), (1, Some(TOPIC), 1, 0, 2));
 
-    // Fetch v0 (message format 0) and v3 (format 1) from offset 0: the two messages, keys
+    // Fetch v0-1 (message format 0) and v2-3 (format 1) from offset 0: the two messages, keys
     // and values as produced, each with its offset and a valid CRC-32.
-    for version in [0i16, 3] {
+    for version in 0i16..=3 {
         let w = W::default().i32(-1).i32(100).i32(1);
         let w = if version == 3 { w.i32(1 << 20) } else { w };
         let fetch = w.i32(1).s(TOPIC).i32(1).i32(0).i64(0).i32(1 << 20).done();
