@@ -228,6 +228,17 @@ fn old_versions_on_the_wire() {
     let cleanup = entries.iter().find(|e| e.0 == "cleanup.policy").expect("cleanup.policy");
     assert_eq!((cleanup.1.as_deref(), cleanup.3), (Some("delete"), 1), "a default");
 
+    // WriteTxnMarkers v0 (broker to broker; v1 is its flexible form): a COMMIT marker for a
+    // producer this partition never saw is written; the answer names the partition.
+    let markers = W::default().i32(1).i64(99).i16(0).i8(1).i32(1).s(TOPIC).i32(1).i32(0).i32(0).done();
+    let mut r = R(c.call_raw(ApiKey::WriteTxnMarkers, 0, &markers));
+    assert_eq!(
+        (r.i32(), r.i64(), r.i32(), r.s().as_deref(), r.i32(), r.i32()),
+        (1, 99, 1, Some(TOPIC), 1, 0)
+    );
+    let code = r.i16();
+    assert!(r.0.is_empty() && code >= 0, "error code {code}, nothing after it");
+
     // DeleteTopics v0: [names], timeout; the answer has no throttle time.
     let delete = W::default().i32(1).s(TOPIC).i32(10_000).done();
     let mut r = R(c.call_raw(ApiKey::DeleteTopics, 0, &delete));

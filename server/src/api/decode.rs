@@ -49,7 +49,11 @@ pub fn parse_header(frame: Bytes) -> Result<Parsed, RequestError> {
         return Err(RequestError::UnsupportedVersion(key, version));
     }
     let mut body = frame;
-    let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
+    let header_version = match legacy::bridge(api_key, version) {
+        Some(_) => legacy::REQUEST_HEADER_VERSION,
+        None => api_key.request_header_version(version),
+    };
+    let header = RequestHeader::decode(&mut body, header_version)
         .map_err(|e| RequestError::Malformed(format!("header: {e}")))?;
     let (decode_version, body) = match legacy::bridge(api_key, version) {
         Some(bridge) => (bridge, legacy::upgrade_request(api_key, version, body)?),

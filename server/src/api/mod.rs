@@ -386,6 +386,8 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
 pub fn encode<T: Encodable>(info: &RequestInfo, body: &T) -> Result<Response, RequestError> {
     let header_version = if info.api_key == ApiKey::ApiVersions {
         0 // ApiVersions answers always use header v0, even when the body is flexible
+    } else if info.decode_version != info.version {
+        legacy::RESPONSE_HEADER_VERSION
     } else {
         info.api_key.response_header_version(info.version)
     };

@@ -34,7 +34,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 5),
     (ApiKey::TxnOffsetCommit, 0, 5),
-    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     // v2 adds a transactional id regex (KIP-1152): not yet.
     (ApiKey::ListTransactions, 0, 1),

@@ -32,6 +32,7 @@ pub const BRIDGED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateAcls, 0, 1),
     (ApiKey::DescribeAcls, 0, 1),
     (ApiKey::DeleteAcls, 0, 1),
+    (ApiKey::WriteTxnMarkers, 0, 1),
 ];
 
 /// The version whose codec and handler serve `version` of `api`, when it is an old one.
@@ -41,6 +42,13 @@ pub fn bridge(api: ApiKey, version: i16) -> Option<i16> {
         .find(|(k, min, bridge)| *k == api && version >= *min && version < *bridge)
         .map(|(_, _, b)| *b)
 }
+
+/// The request header version of a bridged (old) version: every one of them predates flexible
+/// versions (KIP-482), so header v1 (the codec only knows its own versions' headers: for an API
+/// flexible in all of them it answers v2 whatever the version).
+pub const REQUEST_HEADER_VERSION: i16 = 1;
+/// The response header version of a bridged version: v0, for the same reason.
+pub const RESPONSE_HEADER_VERSION: i16 = 0;
 
 /// The oldest version of `api` served, bridged or not.
 pub fn oldest(api: ApiKey) -> Option<i16> {
@@ -154,6 +162,26 @@ pub fn upgrade_request(api: ApiKey, version: i16, body: Bytes) -> Result<Bytes, 
         }
         ApiKey::DeleteAcls => {
             r.array(&mut w, acl_filter).map_err(&bad)?;
+        }
+        // v1 is the same fields in the flexible encoding (compact arrays and strings, tags).
+        ApiKey::WriteTxnMarkers => {
+            r.compact_array(&mut w, |r, w| {
+                w.put_slice(r.take(11)?); // producer_id, producer_epoch, transaction_result
+                r.compact_array(w, |r, w| {
+                    r.compact_string(w)?;
+                    r.compact_array(w, |r, w| {
+                        w.put_slice(r.take(4)?);
+                        Ok(())
+                    })?;
+                    w.put_u8(0); // tagged fields
+                    Ok(())
+                })?;
+                w.put_slice(r.take(4)?); // coordinator_epoch
+                w.put_u8(0);
+                Ok(())
+            })
+            .map_err(&bad)?;
+            w.put_u8(0);
         }
         // Same bytes as the bridge version.
         ApiKey::DescribeLogDirs | ApiKey::DeleteTopics | ApiKey::OffsetFetch | ApiKey::CreateTopics => {
@@ -314,6 +342,23 @@ pub fn downgrade_response(api: ApiKey, version: i16, body: &[u8]) -> Result<Byte
             })
             .map_err(short)?;
         }
+        // v1 is flexible: compact arrays and strings, tagged fields to drop.
+        ApiKey::WriteTxnMarkers => {
+            r.uncompact_array(&mut w, |r, w| {
+                w.put_slice(r.take(8)?); // producer_id
+                r.uncompact_array(w, |r, w| {
+                    r.uncompact_string(w)?;
+                    r.uncompact_array(w, |r, w| {
+                        w.put_slice(r.take(6)?); // partition_index, error_code
+                        r.skip_tags()
+                    })?;
+                    r.skip_tags()
+                })?;
+                r.skip_tags()
+            })
+            .map_err(short)?;
+            r.skip_tags().map_err(short)?;
+        }
         // Same bytes as the bridge version.
         ApiKey::DescribeLogDirs | ApiKey::OffsetCommit | ApiKey::OffsetFetch | ApiKey::CreateAcls => {
             return Ok(Bytes::copy_from_slice(body));
@@ -329,6 +374,14 @@ pub fn downgrade_response(api: ApiKey, version: i16, body: &[u8]) -> Result<Byte
 /// The input ran out.
 #[derive(Debug)]
 pub struct Short;
+
+fn put_uvarint(w: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        w.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    w.put_u8(v as u8);
+}
 
 /// A cursor over non-flexible wire fields.
 struct Reader<'a> {
@@ -394,6 +447,90 @@ impl<'a> Reader<'a> {
         }
         for _ in 0..count.max(0) {
             item(self, w)?;
+        }
+        Ok(())
+    }
+
+    fn uvarint(&mut self) -> Result<u64, Short> {
+        let mut v = 0u64;
+        for shift in (0..35).step_by(7) {
+            let b = self.take(1)?[0];
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Short)
+    }
+
+    /// A non-flexible array (i32 count) written as a compact one (uvarint count + 1).
+    fn compact_array(
+        &mut self,
+        w: &mut BytesMut,
+        mut item: impl FnMut(&mut Reader<'a>, &mut BytesMut) -> Result<(), Short>,
+    ) -> Result<(), Short> {
+        let count = self.i32()?;
+        if count > 0 && count as usize > self.remaining() {
+            return Err(Short);
+        }
+        put_uvarint(w, if count < 0 { 0 } else { count as u64 + 1 });
+        for _ in 0..count.max(0) {
+            item(self, w)?;
+        }
+        Ok(())
+    }
+
+    /// A non-flexible string written as a compact one.
+    fn compact_string(&mut self, w: &mut BytesMut) -> Result<(), Short> {
+        let b = self.take(2)?;
+        let len = i16::from_be_bytes([b[0], b[1]]);
+        if len < 0 {
+            put_uvarint(w, 0);
+            return Ok(());
+        }
+        put_uvarint(w, len as u64 + 1);
+        w.put_slice(self.take(len as usize)?);
+        Ok(())
+    }
+
+    /// A compact array written as a non-flexible one.
+    fn uncompact_array(
+        &mut self,
+        w: &mut BytesMut,
+        mut item: impl FnMut(&mut Reader<'a>, &mut BytesMut) -> Result<(), Short>,
+    ) -> Result<(), Short> {
+        let n = self.uvarint()?;
+        let count = i64::try_from(n).map_err(|_| Short)? - 1;
+        if count > self.remaining() as i64 {
+            return Err(Short);
+        }
+        w.put_i32(count as i32);
+        for _ in 0..count.max(0) {
+            item(self, w)?;
+        }
+        Ok(())
+    }
+
+    /// A compact string written as a non-flexible one.
+    fn uncompact_string(&mut self, w: &mut BytesMut) -> Result<(), Short> {
+        let n = self.uvarint()?;
+        if n == 0 {
+            w.put_i16(-1);
+            return Ok(());
+        }
+        let len = usize::try_from(n - 1).map_err(|_| Short)?;
+        let s = self.take(len)?;
+        w.put_i16(i16::try_from(len).map_err(|_| Short)?);
+        w.put_slice(s);
+        Ok(())
+    }
+
+    /// Tagged fields: skipped (the old version has none).
+    fn skip_tags(&mut self) -> Result<(), Short> {
+        for _ in 0..self.uvarint()? {
+            self.uvarint()?;
+            let len = usize::try_from(self.uvarint()?).map_err(|_| Short)?;
+            self.take(len)?;
         }
         Ok(())
     }
@@ -612,6 +749,42 @@ mod tests {
         assert_eq!(r.topics[0].partitions[0].committed_offset, 48);
         let r: OffsetFetchRequest = upgraded(ApiKey::OffsetFetch, 0, W::default().s("g").i32(-1).bytes());
         assert_eq!(r.group_id.0.as_str(), "g");
+    }
+
+    #[test]
+    fn write_txn_markers_v0() {
+        let body = W::default().i32(1).i64(7).i16(2).i8(1).i32(1).s("t").i32(2).i32(0).i32(3).i32(5).bytes();
+        let r: WriteTxnMarkersRequest = upgraded(ApiKey::WriteTxnMarkers, 0, body);
+        let m = &r.markers[0];
+        assert_eq!(
+            (m.producer_id.0, m.producer_epoch, m.transaction_result, m.coordinator_epoch),
+            (7, 2, true, 5)
+        );
+        assert_eq!((m.topics[0].name.0.as_str(), m.topics[0].partition_indexes.clone()), ("t", vec![0, 3]));
+        let response = WriteTxnMarkersResponse::default().with_markers(vec![
+            write_txn_markers_response::WritableTxnMarkerResult::default()
+                .with_producer_id(ProducerId(7))
+                .with_topics(vec![write_txn_markers_response::WritableTxnMarkerTopicResult::default()
+                    .with_name(name("t"))
+                    .with_partitions(vec![
+                        write_txn_markers_response::WritableTxnMarkerPartitionResult::default()
+                            .with_partition_index(3)
+                            .with_error_code(47),
+                    ])]),
+        ]);
+        let expected = W::default().i32(1).i64(7).i32(1).s("t").i32(1).i32(3).i16(47).bytes();
+        assert_eq!(downgraded(ApiKey::WriteTxnMarkers, 0, &response), expected);
+    }
+
+    /// The header of an old version is the non-flexible one, even where the codec (knowing
+    /// only flexible versions of the API) would say otherwise: WriteTxnMarkers v0.
+    #[test]
+    fn old_versions_have_non_flexible_headers() {
+        let body = W::default().i32(1).i64(99).i16(0).i8(1).i32(1).s("t").i32(1).i32(0).i32(0).bytes();
+        let frame = W::default().i16(27).i16(0).i32(1).i16(-1).bytes();
+        let frame = [&frame[..], &body[..]].concat();
+        let r = crate::api::decode::decode_frame(Bytes::from(frame));
+        assert!(r.is_ok(), "{r:?}");
     }
 
     #[test]
