@@ -15,9 +15,9 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{
-    incremental_alter_configs_request, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsResponse,
+    alter_configs_request, incremental_alter_configs_request, incremental_alter_configs_response,
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -379,6 +379,20 @@ async fn apply_broker_configs(
     Ok(())
 }
 
+/// AlterConfigs replaces the whole set: configs it does not name return to their defaults.
+fn replacing(
+    configs: &[alter_configs_request::AlterableConfig],
+) -> impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String> {
+    let new: BTreeMap<String, String> = configs
+        .iter()
+        .filter_map(|c| c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string())))
+        .collect();
+    move |c| {
+        *c = new;
+        Ok(())
+    }
+}
+
 pub async fn alter(ctx: &Ctx, info: &RequestInfo, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut responses = Vec::with_capacity(request.resources.len());
     for r in request.resources {
@@ -387,32 +401,11 @@ pub async fn alter(ctx: &Ctx, info: &RequestInfo, request: AlterConfigsRequest) 
                 Err((denied_code(t), "not authorized".to_string()))
             }
             RESOURCE_TOPIC => {
-                let new: BTreeMap<String, String> = r
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string()))
-                    })
-                    .collect();
-                // AlterConfigs replaces the whole set: unnamed configs return to defaults.
-                let replace = |c: &mut BTreeMap<String, String>| {
-                    *c = new;
-                    Ok(())
-                };
+                let replace = replacing(&r.configs);
                 apply_topic_configs(ctx, r.resource_name.as_str(), replace, request.validate_only).await
             }
             RESOURCE_BROKER => {
-                let new: BTreeMap<String, String> = r
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value.as_ref().map(|v| (c.name.as_str().to_string(), v.as_str().to_string()))
-                    })
-                    .collect();
-                let replace = |c: &mut BTreeMap<String, String>| {
-                    *c = new;
-                    Ok(())
-                };
+                let replace = replacing(&r.configs);
                 apply_broker_configs(ctx, r.resource_name.as_str(), replace, request.validate_only).await
             }
             t => Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported"))),
