@@ -50,9 +50,9 @@ impl Client {
         Client { stream, correlation_id: 0 }
     }
 
-    /// Sends a body already encoded for `version` (versions the reference codec no longer
-    /// has) and returns the answer's body, after its v0 header.
-    pub fn call_raw(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+    /// Sends one request (header at `header_version`, then `body`) and returns the whole
+    /// answer after its size prefix, its header included.
+    fn round_trip(&mut self, key: ApiKey, version: i16, header_version: i16, body: &[u8]) -> Bytes {
         self.correlation_id += 1;
         let mut buf = BytesMut::new();
         buf.put_i32(0);
@@ -61,7 +61,7 @@ impl Client {
             .with_request_api_version(version)
             .with_correlation_id(self.correlation_id)
             .with_client_id(Some(StrBytes::from_static_str("riptide-tests")))
-            .encode(&mut buf, 1)
+            .encode(&mut buf, header_version)
             .expect("header");
         buf.put_slice(body);
         let size = (buf.len() - 4) as i32;
@@ -69,38 +69,30 @@ impl Client {
         self.stream.write_all(&buf).expect("send");
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size).expect("an answer");
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).expect("whole answer");
-        let id = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        let mut answer = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut answer).expect("whole answer");
+        Bytes::from(answer)
+    }
+
+    /// Sends a body already encoded for `version` (versions the reference codec no longer
+    /// has) and returns the answer's body, after its v0 header.
+    pub fn call_raw(&mut self, key: ApiKey, version: i16, body: &[u8]) -> Bytes {
+        let answer = self.round_trip(key, version, 1, body);
+        let id = i32::from_be_bytes([answer[0], answer[1], answer[2], answer[3]]);
         assert_eq!(id, self.correlation_id, "answers come in request order");
-        Bytes::from(body).slice(4..)
+        answer.slice(4..)
     }
 
     /// Sends `request` at `version` and decodes the answer (panics on a closed connection or
     /// an answer the reference codec refuses: either is the broker's bug).
     pub fn call_once(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
-        self.correlation_id += 1;
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("riptide-tests")))
-            .encode(&mut buf, key.request_header_version(version))
-            .expect("header");
-        request.encode(&mut buf, version).expect("request");
-        let size = (buf.len() - 4) as i32;
-        buf[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&buf).expect("send");
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).expect("an answer");
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).expect("whole answer");
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, key.response_header_version(version)).expect("header");
+        let mut body = BytesMut::new();
+        request.encode(&mut body, version).expect("request");
+        let mut answer = self.round_trip(key, version, key.request_header_version(version), &body);
+        let header =
+            ResponseHeader::decode(&mut answer, key.response_header_version(version)).expect("header");
         assert_eq!(header.correlation_id, self.correlation_id, "answers come in request order");
-        ResponseKind::decode(key, &mut body, version).expect("response")
+        ResponseKind::decode(key, &mut answer, version).expect("response")
     }
 }
 
