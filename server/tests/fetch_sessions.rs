@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use riptide_format::build::{self, BatchFields, RecordFields};
 use uuid::Uuid;
 
-use common::Client;
+use common::{create_topic, Client};
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -28,32 +28,6 @@ const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.into()))
-}
-
-fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Uuid {
-    let configs = configs
-        .iter()
-        .map(|(k, v)| {
-            create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string((*k).into()))
-                .with_value(Some(StrBytes::from_string((*v).into())))
-        })
-        .collect();
-    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(topic_name(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)
-            .with_configs(configs),
-    ]);
-    match c.call_once(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(create)) {
-        ResponseKind::CreateTopics(r) => {
-            assert_eq!(r.topics[0].error_code, 0, "{r:?}");
-            assert_ne!(r.topics[0].topic_id, Uuid::nil());
-            r.topics[0].topic_id
-        }
-        other => panic!("{other:?}"),
-    }
 }
 
 /// One batch of `n` records.

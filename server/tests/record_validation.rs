@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use riptide_client::batch::{compress_records, Compression};
 use riptide_format::build::{self, BatchFields, RecordFields};
 
-use common::Client;
+use common::{create_topic, Client};
 
 const CORRUPT_MESSAGE: i16 = 2;
 const INVALID_TIMESTAMP: i16 = 32;
@@ -85,28 +85,6 @@ fn raw_batch(payload: &[u8], count: i32, codec: Compression) -> Bytes {
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.into()))
-}
-
-fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let configs = configs
-        .iter()
-        .map(|(k, v)| {
-            create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string((*k).into()))
-                .with_value(Some(StrBytes::from_string((*v).into())))
-        })
-        .collect();
-    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(topic_name(name))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)
-            .with_configs(configs),
-    ]);
-    match c.call_once(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(create)) {
-        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "{r:?}"),
-        other => panic!("{other:?}"),
-    }
 }
 
 /// One Produce request (acks=1) of `(topic, partition, records)` at `version`; the answers

@@ -31,28 +31,6 @@ fn plain_batch(n: usize) -> Bytes {
     b.freeze()
 }
 
-fn create(c: &mut Client, name: &str, configs: &[(&str, &str)]) {
-    let configs = configs
-        .iter()
-        .map(|(k, v)| {
-            create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string(k.to_string()))
-                .with_value(Some(StrBytes::from_string(v.to_string())))
-        })
-        .collect();
-    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(name.to_string())))
-            .with_num_partitions(1)
-            .with_replication_factor(1)
-            .with_configs(configs),
-    ]);
-    match c.call_once(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(create)) {
-        ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0, "{r:?}"),
-        other => panic!("{other:?}"),
-    }
-}
-
 fn produce(c: &mut Client, topic: &str, records: Bytes) -> i16 {
     let request = common::produce_request(None, topic, 0, records);
     match c.call_once(ApiKey::Produce, 9, RequestKind::Produce(request)) {
@@ -81,8 +59,13 @@ fn batches_are_stored_in_the_topics_codec() {
     let (config, dir) = common::single_node("topic-compression");
     let running = riptide_server::server::start(config).expect("start");
     let mut c = Client::connect(running.addr);
-    create(&mut c, "zstd-topic", &[("compression.type", "zstd"), ("compression.zstd.level", "9")]);
-    create(&mut c, "producer-topic", &[]);
+    common::create_topic(
+        &mut c,
+        "zstd-topic",
+        1,
+        &[("compression.type", "zstd"), ("compression.zstd.level", "9")],
+    );
+    common::create_topic(&mut c, "producer-topic", 1, &[]);
     let batch = plain_batch(20);
     assert_eq!(produce(&mut c, "zstd-topic", batch.clone()), 0);
     assert_eq!(produce(&mut c, "producer-topic", batch.clone()), 0);

@@ -132,3 +132,31 @@ pub fn produce_request(tid: Option<&str>, topic: &str, partition: i32, records: 
                 .with_index(partition)
                 .with_records(Some(records))])])
 }
+
+/// Creates `name` (replication factor 1) with `configs`, and returns its topic id.
+pub fn create_topic(c: &mut Client, name: &str, partitions: i32, configs: &[(&str, &str)]) -> uuid::Uuid {
+    use kafka_protocol::messages::{create_topics_request, CreateTopicsRequest};
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string((*k).into()))
+                .with_value(Some(StrBytes::from_string((*v).into())))
+        })
+        .collect();
+    let create = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.into())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+            .with_configs(configs),
+    ]);
+    match c.call_once(ApiKey::CreateTopics, 7, RequestKind::CreateTopics(create)) {
+        ResponseKind::CreateTopics(r) => {
+            assert_eq!(r.topics[0].error_code, 0, "{r:?}");
+            assert_ne!(r.topics[0].topic_id, uuid::Uuid::nil());
+            r.topics[0].topic_id
+        }
+        other => panic!("{other:?}"),
+    }
+}
