@@ -13,4 +13,4 @@ stage cargo-test cargo test --workspace
 stage engine-direct env RIPTIDE_LOG_IO=direct cargo test -p riptide-engine
 export RIPTIDE_BIN=${RIPTIDE_BIN:-${CARGO_TARGET_DIR:-target}/debug/riptide}
 PY=${PYTHON:-.venv/bin/python}
-stage pytest "$PY" -m pytest -q -x --timeout=600 tests/compat "$@"
+stage pytest "$PY" -m pytest -q -x --timeout=600 --durations=15 tests/compat "$@"
