@@ -253,6 +253,12 @@ pub fn diff(old: &MetadataImage, new: &MetadataImage) -> Vec<Change> {
     if old.scram != new.scram || old.acls != new.acls {
         out.push(Change::SecurityChanged);
     }
+    if old.broker_configs != new.broker_configs {
+        out.push(Change::BrokerConfigsChanged);
+    }
+    if old.client_quotas != new.client_quotas {
+        out.push(Change::ClientQuotasChanged);
+    }
     for (name, t) in &old.topics {
         match new.topics.get(name) {
             Some(n) if n.id == t.id => {}

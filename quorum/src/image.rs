@@ -45,6 +45,7 @@ pub enum Change {
     BrokerConfigsChanged,
     /// SCRAM credentials or ACLs changed.
     SecurityChanged,
+    ClientQuotasChanged,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -65,6 +66,9 @@ pub struct MetadataImage {
     /// Dynamic broker configs by broker id; `CLUSTER_DEFAULT` holds the cluster-wide ones.
     #[serde(default)]
     pub broker_configs: BTreeMap<NodeId, BTreeMap<String, String>>,
+    /// Client quotas, sorted by entity (JSON map keys must be strings, so not a map).
+    #[serde(default)]
+    pub client_quotas: Vec<crate::records::ClientQuotas>,
 }
 
 impl MetadataImage {
@@ -265,6 +269,22 @@ impl MetadataImage {
                     self.broker_configs.insert(*broker, configs.clone());
                 }
                 changes.push(Change::BrokerConfigsChanged);
+                Ok(())
+            }
+            MetadataRecord::SetClientQuotas { entity, quotas } => {
+                let at = self.client_quotas.binary_search_by(|q| q.entity.cmp(entity));
+                match (at, quotas.is_empty()) {
+                    (Ok(i), true) => {
+                        self.client_quotas.remove(i);
+                    }
+                    (Ok(i), false) => self.client_quotas[i].quotas = quotas.clone(),
+                    (Err(_), true) => {}
+                    (Err(i), false) => self.client_quotas.insert(
+                        i,
+                        crate::records::ClientQuotas { entity: entity.clone(), quotas: quotas.clone() },
+                    ),
+                }
+                changes.push(Change::ClientQuotasChanged);
                 Ok(())
             }
             MetadataRecord::DecommissionBroker { id, draining } => {

@@ -29,8 +29,8 @@ pub use broker::{BrokerAgent, BrokerConfig, ImageSink};
 pub use controller::{Controller, ControllerConfig, ControllerMetrics, PartitionLimits};
 pub use image::{BrokerState, Change, MetadataImage};
 pub use records::{
-    AclBinding, Endpoint, LeaderEpoch, MetadataRecord, NodeId, PartitionState, ScramCredential, TopicRecord,
-    CLUSTER_DEFAULT, NO_LEADER,
+    AclBinding, ClientQuotas, Endpoint, LeaderEpoch, MetadataRecord, NodeId, PartitionState, QuotaEntity,
+    QuotaValue, ScramCredential, TopicRecord, CLUSTER_DEFAULT, NO_LEADER,
 };
 pub use rpc::{AdminCommand, AdminReply, ControllerError, IsrChangeRequest, QuorumInfo};
 pub use transport::Transport;

@@ -161,6 +161,12 @@ pub enum MetadataRecord {
         broker: NodeId,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces the client quotas of one entity (Kafka's `ClientQuotaRecord`s for it, as one
+    /// set). Empty: the entity has none left.
+    SetClientQuotas {
+        entity: QuotaEntity,
+        quotas: BTreeMap<String, QuotaValue>,
+    },
     /// A new leader and ISR for one partition; the leader epoch moves when the leader does.
     PartitionChange {
         topic: String,
@@ -199,6 +205,31 @@ pub enum MetadataRecord {
     },
     CreateAcl(AclBinding),
     DeleteAcl(AclBinding),
+}
+
+/// A client-quota entity (Kafka's `ClientQuotaEntity`): entity type (`user`, `client-id`,
+/// `ip`) to name, `None` naming the type's default entity.
+pub type QuotaEntity = BTreeMap<String, Option<String>>;
+
+/// A quota's value (a byte rate, a percentage): a float that compares by its bits, so that
+/// the image stays `Eq`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct QuotaValue(pub f64);
+
+impl PartialEq for QuotaValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for QuotaValue {}
+
+/// One entity's client quotas in the metadata image.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClientQuotas {
+    pub entity: QuotaEntity,
+    pub quotas: BTreeMap<String, QuotaValue>,
 }
 
 /// The key of the cluster-wide dynamic broker configs in `SetBrokerConfigs`.

@@ -91,6 +91,12 @@ pub enum AdminCommand {
         broker: NodeId,
         configs: BTreeMap<String, String>,
     },
+    /// Sets (`Some`) or removes (`None`) client quotas of one entity, validated by the broker
+    /// that forwards it; the controller merges them into the entity's current set.
+    AlterClientQuotas {
+        entity: crate::records::QuotaEntity,
+        ops: BTreeMap<String, Option<crate::records::QuotaValue>>,
+    },
     AddVoter {
         id: NodeId,
         addr: String,

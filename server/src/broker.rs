@@ -74,6 +74,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub engine_io: IoBackend,
     pub security: crate::security::Security,
+    /// The client quotas in force (shared with the catalog, which applies them).
+    pub quotas: Arc<crate::quota::Quotas>,
 }
 
 struct ProducerIdBlock {
@@ -128,7 +130,10 @@ impl Broker {
             Ok(n) => tracing::info!("removed {n} partition director(ies) left by deletions"),
             Err(e) => tracing::warn!("removing directories left by deletions: {e}"),
         }
+        let quotas = catalog.read().unwrap_or_else(|e| e.into_inner()).quotas.clone();
+        quotas.set_window(config.quota_window_num, config.quota_window_size_seconds);
         Ok(Broker {
+            quotas,
             catalog,
             cluster,
             metrics,

@@ -26,6 +26,7 @@ pub mod fuzzing;
 pub mod metrics;
 pub mod net;
 pub mod partition;
+pub mod quota;
 pub mod replication;
 pub mod security;
 pub mod server;

@@ -100,6 +100,11 @@ pub struct Metrics {
     pub fetch_sessions: AtomicI64,
     pub fetch_session_evictions: AtomicU64,
     pub incremental_fetches: AtomicU64,
+    /// Answers that carried a client-quota throttle, and the milliseconds they asked for.
+    pub produce_throttled: AtomicU64,
+    pub produce_throttle_ms: AtomicU64,
+    pub fetch_throttled: AtomicU64,
+    pub fetch_throttle_ms: AtomicU64,
 }
 
 /// What one shard reports of the partitions it leads.
@@ -148,6 +153,10 @@ impl Default for Metrics {
             fetch_sessions: AtomicI64::new(0),
             fetch_session_evictions: AtomicU64::new(0),
             incremental_fetches: AtomicU64::new(0),
+            produce_throttled: AtomicU64::new(0),
+            produce_throttle_ms: AtomicU64::new(0),
+            fetch_throttled: AtomicU64::new(0),
+            fetch_throttle_ms: AtomicU64::new(0),
         }
     }
 }
@@ -279,6 +288,10 @@ impl Metrics {
             ("riptide_transactions_timed_out_total", &self.txn_timed_out),
             ("riptide_fetch_session_evictions_total", &self.fetch_session_evictions),
             ("riptide_incremental_fetches_total", &self.incremental_fetches),
+            ("riptide_produce_throttled_total", &self.produce_throttled),
+            ("riptide_produce_throttle_ms_total", &self.produce_throttle_ms),
+            ("riptide_fetch_throttled_total", &self.fetch_throttled),
+            ("riptide_fetch_throttle_ms_total", &self.fetch_throttle_ms),
         ];
         for (name, c) in counters {
             let _ = writeln!(out, "# TYPE {name} counter\n{name} {}", c.load(Relaxed));

@@ -357,7 +357,7 @@ async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>
                 Change::LeaderChanged { .. } | Change::TopicCreated(_) | Change::PartitionsAdded(_) => {
                     roles_changed = true
                 }
-                Change::BrokersChanged | Change::SecurityChanged => {}
+                Change::BrokersChanged | Change::SecurityChanged | Change::ClientQuotasChanged => {}
             }
         }
         if roles_changed {

@@ -808,6 +808,24 @@ fn build_admin(
             }
             Ok(Built::Records(vec![MetadataRecord::SetBrokerConfigs { broker, configs }], None))
         }
+        AdminCommand::AlterClientQuotas { entity, ops } => {
+            if entity.is_empty() {
+                return Err(ControllerError::InvalidRequest("Invalid empty client quota entity".into()));
+            }
+            let mut quotas = image
+                .client_quotas
+                .iter()
+                .find(|q| q.entity == entity)
+                .map(|q| q.quotas.clone())
+                .unwrap_or_default();
+            for (key, value) in ops {
+                match value {
+                    Some(v) => quotas.insert(key, v),
+                    None => quotas.remove(&key),
+                };
+            }
+            Ok(Built::Records(vec![MetadataRecord::SetClientQuotas { entity, quotas }], None))
+        }
         AdminCommand::Security { records } => {
             if records.is_empty() || !records.iter().all(MetadataRecord::is_security) {
                 return Err(ControllerError::InvalidRequest(

@@ -62,6 +62,19 @@ pub fn parse_header(frame: Bytes) -> Result<Parsed, RequestError> {
     Ok(Parsed::Request(Head { api_key, version, decode_version, header }, body))
 }
 
+/// The api key of a frame (size prefix removed), before anything is checked.
+pub fn peek_api_key(frame: &[u8]) -> Option<i16> {
+    Some(i16::from_be_bytes([*frame.first()?, *frame.get(1)?]))
+}
+
+/// The client id of a frame's header: a nullable int16-length string right after the
+/// correlation id in every header version (`None` when null, cut short or not UTF-8).
+pub fn peek_client_id(frame: &[u8]) -> Option<&str> {
+    let len = i16::from_be_bytes([*frame.get(8)?, *frame.get(9)?]);
+    let len = usize::try_from(len).ok()?;
+    std::str::from_utf8(frame.get(10..10 + len)?).ok()
+}
+
 fn body<T: Decodable>(mut body: Bytes, version: i16) -> Result<(), RequestError> {
     T::decode(&mut body, version).map(drop).map_err(|e| RequestError::Malformed(e.to_string()))
 }
@@ -123,6 +136,8 @@ macro_rules! with_request_types {
             DeleteAcls => DeleteAclsRequest,
             AlterUserScramCredentials => AlterUserScramCredentialsRequest,
             DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
+            DescribeClientQuotas => DescribeClientQuotasRequest,
+            AlterClientQuotas => AlterClientQuotasRequest,
         }
     };
 }

@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod offsets_commit;
 pub mod produce;
+pub mod quotas;
 pub mod reassign;
 pub mod sasl;
 pub mod topic_partitions;
@@ -160,9 +161,67 @@ pub struct RequestInfo {
     pub client_host: String,
     /// Who sent it, on which listener.
     pub session: Rc<Session>,
+    /// The client-quota throttle this request earned as it was read (a Produce's).
+    pub throttle: std::time::Duration,
 }
 
-pub async fn handle(ctx: Ctx, frame: Bytes, session: Rc<Session>) -> Result<Option<Response>, RequestError> {
+impl RequestInfo {
+    /// The client id the header names ("" when none, as Kafka's quotas take it).
+    pub fn client_id(&self) -> &str {
+        self.header.client_id.as_deref().unwrap_or("")
+    }
+}
+
+/// The throttle a fetch of `bytes` earns its client (`owed`: the one it already had, when it
+/// was answered without records). The connection is not read for that long (KIP-219:
+/// clients from Fetch v8 also wait on the answer's `throttle_time_ms`). In ms, for the answer.
+pub fn fetch_throttle(
+    broker: &Broker,
+    info: &RequestInfo,
+    bytes: u64,
+    owed: Option<std::time::Duration>,
+) -> i32 {
+    let kind = crate::quota::Kind::Fetch;
+    let d = owed.unwrap_or_else(|| {
+        broker.quotas.record(kind, &info.session.quota_user(), info.client_id(), bytes, Instant::now())
+    });
+    info.session.throttle(d);
+    count_throttle(broker, kind, d)
+}
+
+/// A Produce frame's throttle: its size counted against its client's produce quota (zero for
+/// any other request, and when no quota is set).
+pub fn produce_throttle(broker: &Broker, frame: &Bytes, session: &Session) -> std::time::Duration {
+    if !broker.quotas.active() || decode::peek_api_key(frame) != Some(ApiKey::Produce as i16) {
+        return std::time::Duration::ZERO;
+    }
+    let client_id = decode::peek_client_id(frame).unwrap_or("");
+    let kind = crate::quota::Kind::Produce;
+    let d = broker.quotas.record(kind, &session.quota_user(), client_id, frame.len() as u64, Instant::now());
+    count_throttle(broker, kind, d);
+    d
+}
+
+fn count_throttle(broker: &Broker, kind: crate::quota::Kind, d: std::time::Duration) -> i32 {
+    if d.is_zero() {
+        return 0;
+    }
+    let m = &broker.metrics;
+    let (count, ms) = match kind {
+        crate::quota::Kind::Produce => (&m.produce_throttled, &m.produce_throttle_ms),
+        crate::quota::Kind::Fetch => (&m.fetch_throttled, &m.fetch_throttle_ms),
+    };
+    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ms.fetch_add(d.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    d.as_millis().min(i32::MAX as u128) as i32
+}
+
+pub async fn handle(
+    ctx: Ctx,
+    frame: Bytes,
+    session: Rc<Session>,
+    throttle: std::time::Duration,
+) -> Result<Option<Response>, RequestError> {
     let started = Instant::now();
     let (info, body) = match decode::parse_header(frame)? {
         decode::Parsed::Request(head, body) => {
@@ -174,6 +233,7 @@ pub async fn handle(ctx: Ctx, frame: Bytes, session: Rc<Session>) -> Result<Opti
                 header: head.header,
                 client_host: session.client_host.clone(),
                 session,
+                throttle,
             };
             (info, body)
         }
@@ -308,12 +368,15 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
             }
             answer!(users::describe(ctx, decode(&mut body, v)?))
         }
+        ApiKey::DescribeClientQuotas => answer!(quotas::describe(ctx, info, decode(&mut body, v)?)),
+        ApiKey::AlterClientQuotas => answer!(quotas::alter(ctx, info, decode(&mut body, v)?).await),
         ApiKey::Metadata => answer!(metadata::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::Produce => {
             let Some(response) = produce::handle(ctx, info, decode(&mut body, v)?).await else {
-                return Ok(None);
+                return Ok(None); // acks=0: no answer (the connection is throttled all the same)
             };
-            Ok(Some(encode(info, &response)?))
+            let throttle_ms = info.throttle.as_millis().min(i32::MAX as u128) as i32;
+            Ok(Some(encode(info, &response.with_throttle_time_ms(throttle_ms))?))
         }
         ApiKey::Fetch => fetch::handle(ctx, info, decode(&mut body, v)?).await.map(Some),
         ApiKey::ListOffsets => answer!(offsets::handle(ctx, info, decode(&mut body, v)?).await),

@@ -15,7 +15,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // v12: transactions v2 (KIP-890), the partitions join the transaction implicitly.
     (ApiKey::Produce, 0, 12),
     // v13+: topic ids (KIP-516); sessions (KIP-227) from v7.
-    (ApiKey::Fetch, 0, 17),
+    (ApiKey::Fetch, 0, 18),
     (ApiKey::ListOffsets, 0, 9),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),
@@ -74,6 +74,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 0, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// Features (KIP-584) this broker supports, as (name, min, max), all finalized at their max:
@@ -212,6 +214,8 @@ mod tests {
                     within::<DescribeUserScramCredentialsRequest>(*min, *max)
                 }
                 ApiKey::AlterUserScramCredentials => within::<AlterUserScramCredentialsRequest>(*min, *max),
+                ApiKey::DescribeClientQuotas => within::<DescribeClientQuotasRequest>(*min, *max),
+                ApiKey::AlterClientQuotas => within::<AlterClientQuotasRequest>(*min, *max),
                 _ => false,
             };
             assert!(ok, "{k:?} {min}..={max}");

@@ -348,6 +348,9 @@ pub struct Catalog {
     pub acls: Arc<crate::security::acl::AclIndex>,
     /// Dynamic broker configs by broker id (`riptide_quorum::CLUSTER_DEFAULT`: cluster-wide).
     pub broker_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The client quotas as applied, kept with the rates they are enforced on.
+    pub client_quotas: Vec<riptide_quorum::ClientQuotas>,
+    pub quotas: Arc<crate::quota::Quotas>,
 }
 
 impl Catalog {

@@ -54,6 +54,10 @@ impl ImageSink for CatalogSink {
                     }
                     Change::BrokersChanged => cat.brokers = image.brokers.clone(),
                     Change::BrokerConfigsChanged => cat.broker_configs = image.broker_configs.clone(),
+                    Change::ClientQuotasChanged => {
+                        cat.client_quotas = image.client_quotas.clone();
+                        cat.quotas.configure(&image.client_quotas);
+                    }
                     Change::SecurityChanged => {
                         cat.scram = Arc::new(image.scram.clone());
                         cat.acls = Arc::new(crate::security::acl::AclIndex::new(&image.acls));
@@ -83,7 +87,7 @@ impl ImageSink for CatalogSink {
         }
         self.metrics.set_metadata_applied(image.applied);
         for ch in changes {
-            if !matches!(ch, Change::BrokersChanged | Change::SecurityChanged) {
+            if !matches!(ch, Change::BrokersChanged | Change::SecurityChanged | Change::ClientQuotasChanged) {
                 let _ = self.events.send(ch.clone());
             }
         }

@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// The group coordinator's settings under Kafka's names (`None`: its default).
     pub groups: GroupSettings,
     pub max_in_flight_requests_per_connection: usize,
+    /// `quota.window.num` and `quota.window.size.seconds`: client-quota rates are measured over
+    /// this many samples of this many seconds (Kafka's 11 and 1).
+    pub quota_window_num: u32,
+    pub quota_window_size_seconds: u32,
     pub log: TopicDefaults,
     pub cluster_id: String,
     /// `log.flush.method`: how a group commit makes appends durable.
@@ -339,6 +343,8 @@ impl Default for ServerConfig {
             transaction_remove_expired_interval_ms: 3600 * 1000,
             groups: GroupSettings::default(),
             max_in_flight_requests_per_connection: 64,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             log: TopicDefaults::default(),
             cluster_id: String::new(),
             flush_method: FlushMethod::Syncfs,
@@ -374,6 +380,10 @@ pub struct FileConfig {
     pub socket_request_max_bytes: Option<u32>,
     #[serde(alias = "max.connections")]
     pub max_connections: Option<usize>,
+    #[serde(alias = "quota.window.num")]
+    pub quota_window_num: Option<u32>,
+    #[serde(alias = "quota.window.size.seconds")]
+    pub quota_window_size_seconds: Option<u32>,
     #[serde(alias = "max.incremental.fetch.session.cache.slots")]
     pub max_incremental_fetch_session_cache_slots: Option<usize>,
     #[serde(alias = "max.request.partition.size.limit")]
@@ -558,6 +568,8 @@ impl ServerConfig {
         set!(file.num_partitions, self.num_partitions);
         set!(file.socket_request_max_bytes, self.socket_request_max_bytes);
         set!(file.max_connections, self.max_connections);
+        set!(file.quota_window_num, self.quota_window_num);
+        set!(file.quota_window_size_seconds, self.quota_window_size_seconds);
         set!(file.max_incremental_fetch_session_cache_slots, self.fetch_session_slots_max);
         set!(file.max_request_partition_size_limit, self.request_partitions_max);
         set!(file.transaction_max_timeout_ms, self.transaction_max_timeout_ms);
@@ -812,6 +824,9 @@ impl ServerConfig {
         }
         if self.rest.max_request_bytes < 1024 || self.rest.consumer_instance_timeout_ms < 100 {
             return Err("rest.max.request.bytes must be at least 1024 and rest.consumer.instance.timeout.ms at least 100".into());
+        }
+        if self.quota_window_num < 2 || self.quota_window_size_seconds < 1 {
+            return Err("quota.window.num must be at least 2 and quota.window.size.seconds at least 1".into());
         }
         if self.socket_request_max_bytes < 1024 {
             return Err("socket.request.max.bytes must be at least 1024".into());

@@ -149,8 +149,17 @@ async fn read_loop(
                     return Err(e.to_string());
                 }
             };
+            // A client over its quota is not read from until its throttle ends (KIP-219).
+            if let Some(until) = session.throttled_until() {
+                compio::time::sleep(until.saturating_duration_since(std::time::Instant::now())).await;
+            }
             let size = frame.len();
-            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame, session.clone()));
+            // A produce is counted against its client's quota as it is read, so that the
+            // requests read after it wait out the throttle it earns, as they would on Kafka,
+            // which reads a connection's next request only once the last is answered.
+            let throttle = api::produce_throttle(&ctx.broker, &frame, session);
+            session.throttle(throttle);
+            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame, session.clone(), throttle));
             budget.in_flight.set(budget.in_flight.get() + size);
             if tx.send_async((task, size)).await.is_err() {
                 return Ok(()); // the writer stopped: the connection is going away

@@ -44,6 +44,8 @@ pub struct Session {
     authenticated: Cell<bool>,
     expires_at: Cell<Option<Instant>>,
     pub step: RefCell<SaslStep>,
+    /// Until when the connection is not read from: a client over its quota (KIP-219).
+    throttled_until: Cell<Option<Instant>>,
 }
 
 impl Session {
@@ -56,6 +58,7 @@ impl Session {
             principal: RefCell::new(Rc::from(super::acl::ANONYMOUS)),
             expires_at: Cell::new(None),
             step: RefCell::new(SaslStep::Start),
+            throttled_until: Cell::new(None),
         }
     }
 
@@ -77,6 +80,31 @@ impl Session {
 
     pub fn set_principal(&self, principal: &str) {
         *self.principal.borrow_mut() = Rc::from(principal);
+    }
+
+    /// Stops reading the connection's requests for `d` from now (a longer throttle wins).
+    pub fn throttle(&self, d: std::time::Duration) {
+        if d.is_zero() {
+            return;
+        }
+        let until = Instant::now() + d;
+        if self.throttled_until.get().is_none_or(|t| t < until) {
+            self.throttled_until.set(Some(until));
+        }
+    }
+
+    /// Until when the connection is throttled, if it still is.
+    pub fn throttled_until(&self) -> Option<Instant> {
+        self.throttled_until.get().filter(|t| *t > Instant::now())
+    }
+
+    /// The user the client quotas know this client as: the principal's name without its type.
+    pub fn quota_user(&self) -> Rc<str> {
+        let principal = self.principal();
+        match principal.split_once(':') {
+            Some((_, name)) => Rc::from(name),
+            None => principal,
+        }
     }
 
     pub fn is_sasl(&self) -> bool {
