@@ -3,6 +3,9 @@ clients from before Kafka 4 do), aiokafka, kafkajs and sarama each run the
 same scenario (tests/compat/matrix/scenario.py) against one broker; every step's result goes to
 tests/compat/matrix/results/<client>.json and docs/COMPATIBILITY.md is re-rendered after each
 client. A step that fails and is not an expected failure (matrix/known.json) fails the test.
+The document's API versions table is the broker's ApiVersions answer beside Kafka 3.9's and
+4.1's ranges (matrix/kafka_api_versions.json); a version range narrower than Kafka 4.1's, for an
+API the broker serves, fails the test unless that file's allow-list says why.
 
 Under CI (CI set) a client whose toolchain is missing fails the test, since .ci/run installs
 every client; elsewhere it is skipped."""
@@ -89,7 +92,7 @@ def test_client_matrix(broker, client):
     argv, env = command(client)
     if argv is None:
         NOT_RUN[client] = env
-        render.main(RESULTS, not_run=NOT_RUN)
+        render.main(RESULTS, bootstrap=broker.bootstrap, not_run=NOT_RUN)
         if os.environ.get("CI"):
             pytest.fail(f"{client}: {env} (.ci/run should have installed it)")
         pytest.skip(f"{client}: {env}")
@@ -101,7 +104,7 @@ def test_client_matrix(broker, client):
                        capture_output=True, text=True, timeout=420)
     sys.stdout.write(r.stdout[-4000:])
     sys.stderr.write(r.stderr[-4000:])
-    render.main(RESULTS, not_run=NOT_RUN)
+    render.main(RESULTS, bootstrap=broker.bootstrap, not_run=NOT_RUN)
     assert os.path.exists(out), f"driver wrote no results (exit {r.returncode}): {r.stderr[-2000:]}"
     with open(out) as f:
         doc = json.load(f)
@@ -116,3 +119,23 @@ def test_client_matrix(broker, client):
     assert not missing, f"{doc['client']}: steps not run: {missing}"
     assert not unexpected, f"{doc['client']}: unexpected failures: {json.dumps(unexpected, indent=1)}"
     assert broker.alive(), "broker died during the matrix"
+
+
+def test_api_versions_not_narrower_than_kafka_4_1(broker):
+    """Every API the broker serves covers Kafka 4.1's versions of it (older ones may be bridged),
+    but for the versions kafka_api_versions.json's allow-list gives a reason for."""
+    data = render.kafka_versions()
+    allowed = data["riptide_narrower_than_kafka_4_1"]
+    served = render.advertised(broker.bootstrap)
+    gaps = render.narrower_than_kafka_4_1(served, data["apis"])
+    unexplained = {name: [v for v in missing if v not in allowed.get(name, {}).get("versions", [])]
+                   for name, missing in gaps.items()}
+    unexplained = {name: vs for name, vs in unexplained.items() if vs}
+    stale = {name: [v for v in entry["versions"] if v not in gaps.get(name, [])]
+             for name, entry in allowed.items()}
+    stale = {name: vs for name, vs in stale.items() if vs}
+    if stale:
+        print(f"served now, drop from riptide_narrower_than_kafka_4_1: {stale}")
+    render.main(RESULTS, bootstrap=broker.bootstrap, not_run=NOT_RUN)
+    assert not unexplained, ("versions Kafka 4.1 serves and riptide does not, with no reason in "
+                             f"matrix/kafka_api_versions.json: {unexplained}")
