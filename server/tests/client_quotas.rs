@@ -6,11 +6,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use common::Client;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use riptide_format::build::{self, BatchFields, RecordFields};
 
 const CLIENT: &str = "riptide-tests"; // the test client's client id
 
@@ -180,28 +178,8 @@ fn quotas_are_checked_described_and_kept() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// One uncompressed batch of a single record of `size` bytes.
-fn big_batch(size: usize) -> Bytes {
-    let mut b = BytesMut::new();
-    build::put_header_room(&mut b);
-    let value = vec![7u8; size];
-    build::put_record(
-        &mut b,
-        RecordFields {
-            offset_delta: 0,
-            timestamp_delta: 0,
-            key: None,
-            value: Some(&value),
-            headers: std::iter::empty(),
-        },
-    );
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    build::write_header(&mut b, &BatchFields::plain(1, now, now, 0));
-    b.freeze()
-}
-
 fn produce(c: &mut Client, topic: &str, size: usize) -> ProduceResponse {
-    let request = common::produce_request(None, topic, 0, big_batch(size));
+    let request = common::produce_request(None, topic, 0, common::plain_batch(&vec![7u8; size]));
     match c.call_once(ApiKey::Produce, 9, RequestKind::Produce(request)) {
         ResponseKind::Produce(r) => {
             assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "{r:?}");

@@ -112,6 +112,10 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         }
         ApiKey::ListTransactions => RequestKind::ListTransactions(ListTransactionsRequest::default()),
         ApiKey::DescribeProducers => RequestKind::DescribeProducers(DescribeProducersRequest::default()),
+        ApiKey::DescribeClientQuotas => {
+            RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
+        }
+        ApiKey::AlterClientQuotas => RequestKind::AlterClientQuotas(AlterClientQuotasRequest::default()),
         other => panic!("add a default request for {other:?} to this test"),
     }
 }

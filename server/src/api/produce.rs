@@ -11,7 +11,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, LeaderIdAndEpoch, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use riptide_engine::{LogError, RecordError, RecordProblem};
@@ -116,6 +116,15 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) 
     if version < 3 {
         up_convert(&mut request);
     }
+    // v13 names topics by id (KIP-516): the name is resolved here; an unknown id stays unnamed.
+    if version >= 13 {
+        let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+        for t in &mut request.topic_data {
+            let id = u128::from_be_bytes(*t.topic_id.as_bytes());
+            t.name =
+                cat.by_id(id).map(|m| TopicName(StrBytes::from_string(m.name.clone()))).unwrap_or_default();
+        }
+    }
     let acks = Acks::from_wire(request.acks);
     let transactional_id = request.transactional_id.as_ref().map(|t| t.0.as_str());
     let refuse_all = match acks {
@@ -168,6 +177,10 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) 
             };
             pending.push(match (refuse_all, acks, exists, &p.records) {
                 (Some((code, msg)), _, _, _) => Pending::Done(code.code(), Some(msg.to_string())),
+                _ if version >= 13 && name.is_empty() => Pending::Done(
+                    ResponseError::UnknownTopicId.code(),
+                    Some(format!("unknown topic id {}", topic.topic_id)),
+                ),
                 _ if !allowed => {
                     Pending::Done(partition_code(&PartitionError::TopicAuthorizationFailed), None)
                 }
@@ -278,7 +291,10 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) 
                         .with_error_message(message.filter(|_| version >= 8).map(StrBytes::from_string))
                 })
                 .collect();
-            TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions)
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions)
         })
         .collect();
     let node_endpoints = leader_hint::endpoints(&ctx.broker, &info.session.listener.name, &hinted_leaders);

@@ -565,12 +565,24 @@ pub fn list_transactions(
     ];
     let unknown: Vec<_> =
         request.state_filters.iter().filter(|s| !STATES.contains(&s.as_str())).cloned().collect();
+    // v2 (KIP-1152): ids the pattern matches as a whole, as Java's `Matcher.matches` does.
+    let pattern = match request.transactional_id_pattern.as_deref().filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => match regex::Regex::new(&format!("^(?:{p})$")) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                return ListTransactionsResponse::default()
+                    .with_error_code(ResponseError::InvalidRegularExpression.code())
+            }
+        },
+    };
     let now = crate::clock::now_ms();
     let states = ctx
         .txn
         .list()
         .into_iter()
         .filter(|(id, _)| ctx.txn.coordinates(id))
+        .filter(|(id, _)| pattern.as_ref().is_none_or(|p| p.is_match(id)))
         .filter(|(id, _)| ctx.allowed(info, op::DESCRIBE, resource::TRANSACTIONAL_ID, id))
         .filter(|(_, m)| {
             request.state_filters.is_empty()

@@ -13,14 +13,14 @@ use super::{Chunk, Response};
 /// 3.9's: versions Kafka 4.0 removed (KIP-896) are served through `legacy`'s bridges.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // v12: transactions v2 (KIP-890), the partitions join the transaction implicitly.
-    (ApiKey::Produce, 0, 12),
+    (ApiKey::Produce, 0, 13),
     // v13+: topic ids (KIP-516); sessions (KIP-227) from v7.
     (ApiKey::Fetch, 0, 18),
-    (ApiKey::ListOffsets, 0, 9),
+    (ApiKey::ListOffsets, 0, 10),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::DescribeLogDirs, 0, 4),
-    (ApiKey::Metadata, 0, 12),
+    (ApiKey::Metadata, 0, 13),
     // KIP-966's paginated metadata (ELR lists empty: Riptide has no ELR).
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::ApiVersions, 0, 4),
@@ -36,8 +36,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::WriteTxnMarkers, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
-    // v2 adds a transactional id regex (KIP-1152): not yet.
-    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::ListTransactions, 0, 2),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::AlterConfigs, 0, 2),

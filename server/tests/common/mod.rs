@@ -120,6 +120,26 @@ pub fn txn_batch(pid: i64, epoch: i16, seq: i32) -> Bytes {
     b.freeze()
 }
 
+/// One plain (non-transactional, uncompressed) batch of a single record `value`.
+pub fn plain_batch(value: &[u8]) -> Bytes {
+    let mut b = BytesMut::new();
+    build::put_header_room(&mut b);
+    build::put_record(
+        &mut b,
+        RecordFields {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: None,
+            value: Some(value),
+            headers: std::iter::empty(),
+        },
+    );
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    build::write_header(&mut b, &BatchFields::plain(1, now, now, 0));
+    b.freeze()
+}
+
 /// A Produce (acks=all) of `records` to one partition, as transactional id `tid` if given.
 pub fn produce_request(tid: Option<&str>, topic: &str, partition: i32, records: Bytes) -> ProduceRequest {
     ProduceRequest::default()
