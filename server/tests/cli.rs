@@ -479,7 +479,7 @@ fn cluster_info_help_and_completions() {
     let port = b.addr.rsplit(':').next().expect("port");
     assert!(info.lines().any(|l| cells(l) == ["0", "127.0.0.1", port, "-", "yes"]), "{info}");
     assert!(info.contains("CONTROLLER   0"), "{info}");
-    assert!(info.lines().any(|l| cells(l) == ["0", "Produce", "0-12"]), "{info}");
+    assert!(info.lines().any(|l| cells(l) == ["0", "Produce", "0-13"]), "{info}");
     assert!(info.contains("FEATURES     transaction.version=2"), "{info}");
     let json = b.json(&["cluster", "info"]);
     assert_eq!(json["controller_id"], 0);

@@ -269,7 +269,7 @@ mod tests {
     fn short_unknown_and_unsupported_frames_are_rejected() {
         assert!(matches!(decode_frame(Bytes::from_static(&[0, 3])), Err(RequestError::Malformed(_))));
         assert!(matches!(decode_frame(frame(999, 0, &[])), Err(RequestError::UnknownApi(999))));
-        assert!(matches!(decode_frame(frame(0, 13, &[])), Err(RequestError::UnsupportedVersion(0, 13))));
+        assert!(matches!(decode_frame(frame(0, 14, &[])), Err(RequestError::UnsupportedVersion(0, 14))));
         assert!(
             matches!(decode_frame(frame(0, 0, &[])), Err(RequestError::Malformed(_))),
             "Produce v0, no body"
