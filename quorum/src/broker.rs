@@ -259,6 +259,9 @@ pub fn diff(old: &MetadataImage, new: &MetadataImage) -> Vec<Change> {
     if old.client_quotas != new.client_quotas {
         out.push(Change::ClientQuotasChanged);
     }
+    if old.client_metrics != new.client_metrics {
+        out.push(Change::ClientMetricsChanged);
+    }
     for (name, t) in &old.topics {
         match new.topics.get(name) {
             Some(n) if n.id == t.id => {}

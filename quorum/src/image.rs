@@ -46,6 +46,7 @@ pub enum Change {
     /// SCRAM credentials or ACLs changed.
     SecurityChanged,
     ClientQuotasChanged,
+    ClientMetricsChanged,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,6 +70,9 @@ pub struct MetadataImage {
     /// Client quotas, sorted by entity (JSON map keys must be strings, so not a map).
     #[serde(default)]
     pub client_quotas: Vec<crate::records::ClientQuotas>,
+    /// Client-metrics subscriptions (KIP-714) by name.
+    #[serde(default)]
+    pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -285,6 +289,15 @@ impl MetadataImage {
                     ),
                 }
                 changes.push(Change::ClientQuotasChanged);
+                Ok(())
+            }
+            MetadataRecord::SetClientMetrics { name, configs } => {
+                if configs.is_empty() {
+                    self.client_metrics.remove(name);
+                } else {
+                    self.client_metrics.insert(name.clone(), configs.clone());
+                }
+                changes.push(Change::ClientMetricsChanged);
                 Ok(())
             }
             MetadataRecord::DecommissionBroker { id, draining } => {

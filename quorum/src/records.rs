@@ -167,6 +167,12 @@ pub enum MetadataRecord {
         entity: QuotaEntity,
         quotas: BTreeMap<String, QuotaValue>,
     },
+    /// Replaces the configs of one client-metrics subscription (KIP-714's CLIENT_METRICS
+    /// config resource). Empty: the subscription is deleted.
+    SetClientMetrics {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
     /// A new leader and ISR for one partition; the leader epoch moves when the leader does.
     PartitionChange {
         topic: String,

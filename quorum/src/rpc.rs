@@ -97,6 +97,12 @@ pub enum AdminCommand {
         entity: crate::records::QuotaEntity,
         ops: BTreeMap<String, Option<crate::records::QuotaValue>>,
     },
+    /// Replaces one client-metrics subscription's configs (empty: deletes it), validated by
+    /// the broker that forwards it.
+    SetClientMetrics {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
     AddVoter {
         id: NodeId,
         addr: String,

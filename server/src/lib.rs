@@ -31,3 +31,4 @@ pub mod replication;
 pub mod security;
 pub mod server;
 pub mod shard;
+pub mod telemetry;

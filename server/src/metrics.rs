@@ -100,6 +100,8 @@ pub struct Metrics {
     pub fetch_sessions: AtomicI64,
     pub fetch_session_evictions: AtomicU64,
     pub incremental_fetches: AtomicU64,
+    /// What clients push (KIP-714), exposed with the broker's own metrics.
+    pub telemetry: crate::telemetry::Telemetry,
     /// Answers that carried a client-quota throttle, and the milliseconds they asked for.
     pub produce_throttled: AtomicU64,
     pub produce_throttle_ms: AtomicU64,
@@ -153,6 +155,7 @@ impl Default for Metrics {
             fetch_sessions: AtomicI64::new(0),
             fetch_session_evictions: AtomicU64::new(0),
             incremental_fetches: AtomicU64::new(0),
+            telemetry: Default::default(),
             produce_throttled: AtomicU64::new(0),
             produce_throttle_ms: AtomicU64::new(0),
             fetch_throttled: AtomicU64::new(0),
@@ -339,6 +342,8 @@ impl Metrics {
                 leo.load(Relaxed)
             );
         }
+        drop(map);
+        self.telemetry.render(&mut out);
         out
     }
 }

@@ -357,7 +357,10 @@ async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>
                 Change::LeaderChanged { .. } | Change::TopicCreated(_) | Change::PartitionsAdded(_) => {
                     roles_changed = true
                 }
-                Change::BrokersChanged | Change::SecurityChanged | Change::ClientQuotasChanged => {}
+                Change::BrokersChanged
+                | Change::SecurityChanged
+                | Change::ClientQuotasChanged
+                | Change::ClientMetricsChanged => {}
             }
         }
         if roles_changed {

@@ -116,6 +116,13 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
             RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
         }
         ApiKey::AlterClientQuotas => RequestKind::AlterClientQuotas(AlterClientQuotasRequest::default()),
+        ApiKey::GetTelemetrySubscriptions => {
+            RequestKind::GetTelemetrySubscriptions(GetTelemetrySubscriptionsRequest::default())
+        }
+        ApiKey::PushTelemetry => RequestKind::PushTelemetry(PushTelemetryRequest::default()),
+        ApiKey::ListConfigResources => {
+            RequestKind::ListConfigResources(ListConfigResourcesRequest::default())
+        }
         other => panic!("add a default request for {other:?} to this test"),
     }
 }

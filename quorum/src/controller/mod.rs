@@ -808,6 +808,12 @@ fn build_admin(
             }
             Ok(Built::Records(vec![MetadataRecord::SetBrokerConfigs { broker, configs }], None))
         }
+        AdminCommand::SetClientMetrics { name, configs } => {
+            if name.is_empty() {
+                return Err(ControllerError::InvalidRequest("Subscription name can't be empty".into()));
+            }
+            Ok(Built::Records(vec![MetadataRecord::SetClientMetrics { name, configs }], None))
+        }
         AdminCommand::AlterClientQuotas { entity, ops } => {
             if entity.is_empty() {
                 return Err(ControllerError::InvalidRequest("Invalid empty client quota entity".into()));

@@ -17,7 +17,8 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{
     alter_configs_request, incremental_alter_configs_request, incremental_alter_configs_response,
     AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListConfigResourcesRequest,
+    ListConfigResourcesResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -26,10 +27,14 @@ use super::RequestInfo;
 use crate::catalog;
 use crate::catalog::{described, dynamic};
 use crate::config::{ServerConfig, TopicDefaults};
+use crate::telemetry::subscription;
 use riptide_quorum::CLUSTER_DEFAULT;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_CLIENT_METRICS: i8 = crate::telemetry::subscription::RESOURCE_TYPE;
+/// Kafka's ConfigSource of a client-metrics subscription's config.
+const SOURCE_CLIENT_METRICS: i8 = 7;
 const SOURCE_STATIC_BROKER: i8 = 4;
 
 /// Kafka's ConfigType for DescribeConfigs v3+.
@@ -243,6 +248,36 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                         .collect();
                     result.with_configs(configs)
                 }
+                RESOURCE_CLIENT_METRICS if r.resource_name.is_empty() => {
+                    result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
+                        StrBytes::from_static_str("Client metrics subscription name must not be empty"),
+                    ))
+                }
+                // As Kafka: every config, with its default when the subscription has none.
+                RESOURCE_CLIENT_METRICS => {
+                    let set = ctx
+                        .broker
+                        .catalog
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .client_metrics
+                        .get(r.resource_name.as_str())
+                        .cloned()
+                        .unwrap_or_default();
+                    let configs = subscription::CONFIGS
+                        .iter()
+                        .filter(|(name, _)| wanted(name))
+                        .map(|(name, default)| {
+                            let levels = vec![
+                                (*name, set.get(*name).cloned(), SOURCE_CLIENT_METRICS),
+                                (*name, Some(default.to_string()), SOURCE_DEFAULT),
+                            ];
+                            let d = described_config(name, levels, false, Some(client_metrics_doc(name)));
+                            entry(d, info.version, with_synonyms, documentation)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
                 t => result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
                     StrBytes::from_string(format!("resource type {t} is not supported")),
                 )),
@@ -250,6 +285,95 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// ListConfigResources (Kafka 4.1; v0 was ListClientMetricsResources): the names of the
+/// config resources of the asked types (v0: client-metrics subscriptions; v1 with no types:
+/// every type). Groups have no configs here, so none is listed.
+pub fn list_resources(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    request: ListConfigResourcesRequest,
+) -> ListConfigResourcesResponse {
+    const RESOURCE_BROKER_LOGGER: i8 = 8;
+    const RESOURCE_GROUP: i8 = 32;
+    const KNOWN: [i8; 5] =
+        [RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP];
+    if !ctx.allowed_on_cluster(info, op::DESCRIBE_CONFIGS) {
+        return ListConfigResourcesResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
+    let types: Vec<i8> = match (info.version, request.resource_types.is_empty()) {
+        (0, _) => vec![RESOURCE_CLIENT_METRICS],
+        (_, true) => KNOWN.to_vec(),
+        (_, false) => request.resource_types.clone(),
+    };
+    if types.iter().any(|t| !KNOWN.contains(t)) {
+        return ListConfigResourcesResponse::default()
+            .with_error_code(ResponseError::UnsupportedVersion.code());
+    }
+    let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    for t in types {
+        let names: Vec<String> = match t {
+            RESOURCE_TOPIC => cat.all().iter().map(|m| m.name.clone()).collect(),
+            RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => cat.brokers.keys().map(i32::to_string).collect(),
+            RESOURCE_CLIENT_METRICS => cat.client_metrics.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        out.extend(names.into_iter().map(|n| {
+            kafka_protocol::messages::list_config_resources_response::ConfigResource::default()
+                .with_resource_name(StrBytes::from_string(n))
+                .with_resource_type(t)
+        }));
+    }
+    ListConfigResourcesResponse::default().with_config_resources(out)
+}
+
+fn client_metrics_doc(name: &str) -> &'static str {
+    match name {
+        subscription::METRICS => "The telemetry metric name prefixes to push (a list; \"*\" for all).",
+        subscription::INTERVAL_MS => "How often the selected clients push their metrics, in milliseconds (100 to 3600000).",
+        _ => "The clients to push (a list of key=regex: client_instance_id, client_id, client_software_name, client_software_version, client_source_address, client_source_port); none: every client.",
+    }
+}
+
+/// Applies a new set of configs to a client-metrics subscription (KIP-714) through the
+/// metadata quorum, after Kafka's checks; no configs left deletes it.
+async fn apply_client_metrics(
+    ctx: &Ctx,
+    name: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    if name.is_empty() {
+        return Err((ResponseError::InvalidRequest.code(), "Subscription name can't be empty".into()));
+    }
+    let mut configs = ctx
+        .broker
+        .catalog
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .client_metrics
+        .get(name)
+        .cloned()
+        .unwrap_or_default();
+    edit(&mut configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    if let Some(unknown) = configs.keys().find(|k| !subscription::CONFIGS.iter().any(|(c, _)| c == k)) {
+        let message = format!("Unknown client metrics configuration: {unknown}");
+        return Err((ResponseError::InvalidRequest.code(), message));
+    }
+    crate::telemetry::Subscription::parse(name, &configs)
+        .map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    if validate_only {
+        return Ok(());
+    }
+    let cmd = riptide_quorum::AdminCommand::SetClientMetrics { name: name.to_string(), configs };
+    ctx.broker.cluster.admin(cmd).await.map_err(|e| {
+        let e = crate::broker::AdminError::from(e);
+        (e.code(), e.to_string())
+    })?;
+    Ok(())
 }
 
 /// Topic configs are the topic's; broker configs the cluster's (Kafka's mapping).
@@ -408,6 +532,10 @@ pub async fn alter(ctx: &Ctx, info: &RequestInfo, request: AlterConfigsRequest) 
                 let replace = replacing(&r.configs);
                 apply_broker_configs(ctx, r.resource_name.as_str(), replace, request.validate_only).await
             }
+            RESOURCE_CLIENT_METRICS => {
+                let replace = replacing(&r.configs);
+                apply_client_metrics(ctx, r.resource_name.as_str(), replace, request.validate_only).await
+            }
             t => Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported"))),
         };
         let (code, message) =
@@ -447,6 +575,16 @@ pub async fn incremental_alter(
             RESOURCE_BROKER => {
                 let ops = ops_of(&r.configs);
                 apply_broker_configs(
+                    ctx,
+                    r.resource_name.as_str(),
+                    |c| apply_ops(c, ops),
+                    request.validate_only,
+                )
+                .await
+            }
+            RESOURCE_CLIENT_METRICS => {
+                let ops = ops_of(&r.configs);
+                apply_client_metrics(
                     ctx,
                     r.resource_name.as_str(),
                     |c| apply_ops(c, ops),
@@ -506,6 +644,22 @@ fn apply_ops(configs: &mut BTreeMap<String, String>, ops: Vec<Op>) -> Result<(),
                         items.push(item.to_string());
                     } else if op == 3 {
                         items.retain(|i| i != item);
+                    }
+                }
+                configs.insert(name, items.join(","));
+            }
+            // The list configs of client-metrics subscriptions.
+            2 | 3 if name == subscription::METRICS || name == subscription::MATCH => {
+                let v = value.ok_or_else(|| format!("APPEND/SUBTRACT {name} needs a value"))?;
+                let split = |s: &str| {
+                    s.split(',').map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect::<Vec<_>>()
+                };
+                let mut items = configs.get(&name).map(|c| split(c)).unwrap_or_default();
+                for item in split(&v) {
+                    if op == 2 && !items.contains(&item) {
+                        items.push(item);
+                    } else if op == 3 {
+                        items.retain(|i| *i != item);
                     }
                 }
                 configs.insert(name, items.join(","));

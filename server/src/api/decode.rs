@@ -138,6 +138,9 @@ macro_rules! with_request_types {
             DescribeUserScramCredentials => DescribeUserScramCredentialsRequest,
             DescribeClientQuotas => DescribeClientQuotasRequest,
             AlterClientQuotas => AlterClientQuotasRequest,
+            GetTelemetrySubscriptions => GetTelemetrySubscriptionsRequest,
+            PushTelemetry => PushTelemetryRequest,
+            ListConfigResources => ListConfigResourcesRequest,
         }
     };
 }

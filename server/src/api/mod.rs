@@ -26,6 +26,7 @@ pub mod produce;
 pub mod quotas;
 pub mod reassign;
 pub mod sasl;
+pub mod telemetry;
 pub mod topic_partitions;
 pub mod txn;
 pub mod users;
@@ -321,7 +322,19 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         _ => {}
     }
     match info.api_key {
-        ApiKey::ApiVersions => answer!(versions::handle(decode(&mut body, v)?)),
+        ApiKey::ApiVersions => {
+            let request: kafka_protocol::messages::ApiVersionsRequest = decode(&mut body, v)?;
+            if v >= 3 {
+                let (name, version) = (&request.client_software_name, &request.client_software_version);
+                info.session.set_client_software(name, version);
+            }
+            answer!(versions::handle(request))
+        }
+        ApiKey::GetTelemetrySubscriptions => {
+            answer!(telemetry::subscriptions(&ctx.broker, info, decode(&mut body, v)?))
+        }
+        ApiKey::ListConfigResources => answer!(configs::list_resources(ctx, info, decode(&mut body, v)?)),
+        ApiKey::PushTelemetry => answer!(telemetry::push(&ctx.broker, info, decode(&mut body, v)?)),
         ApiKey::SaslHandshake => answer!(sasl::handshake(ctx, &info.session, v, decode(&mut body, v)?)),
         ApiKey::SaslAuthenticate => {
             let (response, close) = sasl::authenticate(ctx, &info.session, v, decode(&mut body, v)?).await;

@@ -75,6 +75,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterUserScramCredentials, 0, 0),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
+    (ApiKey::GetTelemetrySubscriptions, 0, 0),
+    (ApiKey::PushTelemetry, 0, 0),
+    (ApiKey::ListConfigResources, 0, 1),
 ];
 
 /// Features (KIP-584) this broker supports, as (name, min, max), all finalized at their max:
@@ -215,6 +218,9 @@ mod tests {
                 ApiKey::AlterUserScramCredentials => within::<AlterUserScramCredentialsRequest>(*min, *max),
                 ApiKey::DescribeClientQuotas => within::<DescribeClientQuotasRequest>(*min, *max),
                 ApiKey::AlterClientQuotas => within::<AlterClientQuotasRequest>(*min, *max),
+                ApiKey::GetTelemetrySubscriptions => within::<GetTelemetrySubscriptionsRequest>(*min, *max),
+                ApiKey::PushTelemetry => within::<PushTelemetryRequest>(*min, *max),
+                ApiKey::ListConfigResources => within::<ListConfigResourcesRequest>(*min, *max),
                 _ => false,
             };
             assert!(ok, "{k:?} {min}..={max}");

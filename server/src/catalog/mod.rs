@@ -351,6 +351,8 @@ pub struct Catalog {
     /// The client quotas as applied, kept with the rates they are enforced on.
     pub client_quotas: Vec<riptide_quorum::ClientQuotas>,
     pub quotas: Arc<crate::quota::Quotas>,
+    /// Client-metrics subscriptions (KIP-714) by name, as applied.
+    pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Catalog {

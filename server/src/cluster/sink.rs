@@ -54,6 +54,10 @@ impl ImageSink for CatalogSink {
                     }
                     Change::BrokersChanged => cat.brokers = image.brokers.clone(),
                     Change::BrokerConfigsChanged => cat.broker_configs = image.broker_configs.clone(),
+                    Change::ClientMetricsChanged => {
+                        cat.client_metrics = image.client_metrics.clone();
+                        self.metrics.telemetry.configure(&image.client_metrics);
+                    }
                     Change::ClientQuotasChanged => {
                         cat.client_quotas = image.client_quotas.clone();
                         cat.quotas.configure(&image.client_quotas);
@@ -87,7 +91,13 @@ impl ImageSink for CatalogSink {
         }
         self.metrics.set_metadata_applied(image.applied);
         for ch in changes {
-            if !matches!(ch, Change::BrokersChanged | Change::SecurityChanged | Change::ClientQuotasChanged) {
+            if !matches!(
+                ch,
+                Change::BrokersChanged
+                    | Change::SecurityChanged
+                    | Change::ClientQuotasChanged
+                    | Change::ClientMetricsChanged
+            ) {
                 let _ = self.events.send(ch.clone());
             }
         }

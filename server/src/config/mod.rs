@@ -62,6 +62,8 @@ pub struct ServerConfig {
     /// this many samples of this many seconds (Kafka's 11 and 1).
     pub quota_window_num: u32,
     pub quota_window_size_seconds: u32,
+    /// `telemetry.max.bytes`: the largest client-telemetry push accepted (KIP-714).
+    pub telemetry_max_bytes: i32,
     pub log: TopicDefaults,
     pub cluster_id: String,
     /// `log.flush.method`: how a group commit makes appends durable.
@@ -345,6 +347,7 @@ impl Default for ServerConfig {
             max_in_flight_requests_per_connection: 64,
             quota_window_num: 11,
             quota_window_size_seconds: 1,
+            telemetry_max_bytes: 1 << 20,
             log: TopicDefaults::default(),
             cluster_id: String::new(),
             flush_method: FlushMethod::Syncfs,
@@ -384,6 +387,8 @@ pub struct FileConfig {
     pub quota_window_num: Option<u32>,
     #[serde(alias = "quota.window.size.seconds")]
     pub quota_window_size_seconds: Option<u32>,
+    #[serde(alias = "telemetry.max.bytes")]
+    pub telemetry_max_bytes: Option<i32>,
     #[serde(alias = "max.incremental.fetch.session.cache.slots")]
     pub max_incremental_fetch_session_cache_slots: Option<usize>,
     #[serde(alias = "max.request.partition.size.limit")]
@@ -570,6 +575,7 @@ impl ServerConfig {
         set!(file.max_connections, self.max_connections);
         set!(file.quota_window_num, self.quota_window_num);
         set!(file.quota_window_size_seconds, self.quota_window_size_seconds);
+        set!(file.telemetry_max_bytes, self.telemetry_max_bytes);
         set!(file.max_incremental_fetch_session_cache_slots, self.fetch_session_slots_max);
         set!(file.max_request_partition_size_limit, self.request_partitions_max);
         set!(file.transaction_max_timeout_ms, self.transaction_max_timeout_ms);
@@ -827,6 +833,9 @@ impl ServerConfig {
         }
         if self.quota_window_num < 2 || self.quota_window_size_seconds < 1 {
             return Err("quota.window.num must be at least 2 and quota.window.size.seconds at least 1".into());
+        }
+        if self.telemetry_max_bytes < 1 {
+            return Err("telemetry.max.bytes must be at least 1".into());
         }
         if self.socket_request_max_bytes < 1024 {
             return Err("socket.request.max.bytes must be at least 1024".into());

@@ -69,7 +69,7 @@ pub async fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let session = crate::security::Session::new(spec.clone(), peer.ip());
+        let session = crate::security::Session::new(spec.clone(), peer);
         compio::runtime::spawn(super::connection::serve(ctx.clone(), stream, peer, session)).detach();
     }
 }

@@ -46,10 +46,14 @@ pub struct Session {
     pub step: RefCell<SaslStep>,
     /// Until when the connection is not read from: a client over its quota (KIP-219).
     throttled_until: Cell<Option<Instant>>,
+    pub peer_port: u16,
+    /// The client software's name and version, as its ApiVersions (v3+) told them.
+    client_software: RefCell<Option<(Rc<str>, Rc<str>)>>,
 }
 
 impl Session {
-    pub fn new(listener: Arc<Listener>, peer: IpAddr) -> Session {
+    pub fn new(listener: Arc<Listener>, peer: std::net::SocketAddr) -> Session {
+        let (peer, peer_port) = (peer.ip(), peer.port());
         Session {
             authenticated: Cell::new(!listener.protocol.sasl()),
             listener,
@@ -59,6 +63,8 @@ impl Session {
             expires_at: Cell::new(None),
             step: RefCell::new(SaslStep::Start),
             throttled_until: Cell::new(None),
+            peer_port,
+            client_software: RefCell::new(None),
         }
     }
 
@@ -66,7 +72,7 @@ impl Session {
     pub fn internal() -> Rc<Session> {
         let listener =
             Arc::new(Listener { name: "PLAINTEXT".into(), protocol: SecurityProtocol::Plaintext, tls: None });
-        Rc::new(Session::new(listener, IpAddr::from([127, 0, 0, 1])))
+        Rc::new(Session::new(listener, std::net::SocketAddr::from(([127, 0, 0, 1], 0))))
     }
 
     pub fn principal(&self) -> Rc<str> {
@@ -80,6 +86,15 @@ impl Session {
 
     pub fn set_principal(&self, principal: &str) {
         *self.principal.borrow_mut() = Rc::from(principal);
+    }
+
+    pub fn set_client_software(&self, name: &str, version: &str) {
+        *self.client_software.borrow_mut() = Some((Rc::from(name), Rc::from(version)));
+    }
+
+    /// (name, version) of the client software, empty when it did not say.
+    pub fn client_software(&self) -> (Rc<str>, Rc<str>) {
+        self.client_software.borrow().clone().unwrap_or_else(|| (Rc::from(""), Rc::from("")))
     }
 
     /// Stops reading the connection's requests for `d` from now (a longer throttle wins).
