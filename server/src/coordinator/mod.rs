@@ -27,6 +27,7 @@ pub mod error;
 pub mod group;
 pub mod offsets_log;
 pub mod registry;
+pub mod share_partition;
 pub mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};

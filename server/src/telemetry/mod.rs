@@ -70,6 +70,8 @@ type SeriesKey = (String, Vec<(String, String)>);
 struct Instance {
     client: ClientInfo,
     last_seen: Instant,
+    /// Forgotten when not heard from for this long: three intervals, at least a minute.
+    ttl: Duration,
     last_push: Option<Instant>,
     terminated: bool,
     series: BTreeMap<SeriesKey, (otlp::Kind, f64)>,
@@ -79,6 +81,12 @@ struct Instance {
 struct State {
     subscriptions: Vec<Subscription>,
     instances: HashMap<uuid::Uuid, Instance>,
+    /// When instances were last checked for expiry (at most once a second: it visits all).
+    expired_at: Option<Instant>,
+}
+
+fn ttl(interval_ms: i32) -> Duration {
+    Duration::from_millis(interval_ms.max(0) as u64 * 3).max(Duration::from_secs(60))
 }
 
 /// The broker's client-telemetry state.
@@ -140,12 +148,14 @@ impl Telemetry {
         let instance = state.instances.entry(id).or_insert_with(|| Instance {
             client: client.clone(),
             last_seen: now,
+            ttl: ttl(push_interval_ms),
             last_push: None,
             terminated: false,
             series: BTreeMap::new(),
         });
         instance.client = client;
         instance.last_seen = now;
+        instance.ttl = ttl(push_interval_ms);
         instance.terminated = false;
         bound(&mut state);
         Offer { instance_id: id, subscription_id, push_interval_ms, requested_metrics }
@@ -183,6 +193,7 @@ impl Telemetry {
         let instance = state.instances.entry(id).or_insert_with(|| Instance {
             client: client.clone(),
             last_seen: now,
+            ttl: ttl(interval),
             last_push: None,
             terminated: false,
             series: BTreeMap::new(),
@@ -202,6 +213,7 @@ impl Telemetry {
         }
         instance.client = client;
         instance.last_seen = now;
+        instance.ttl = ttl(interval);
         instance.last_push = Some(now);
         instance.terminated = terminating;
         let decompressed;
@@ -217,10 +229,11 @@ impl Telemetry {
         };
         let decoded = otlp::decode(raw).map_err(|e| PushError::InvalidRecord(e.to_string()))?;
         let n = decoded.points.len();
-        for p in decoded.points {
-            instance.series.insert((p.metric, p.attributes), (p.kind, p.value));
-        }
-        drop(state);
+        // Cumulative temporality: every push is the client's whole state, so it replaces the
+        // last one (which also bounds an instance's series by what one push can hold).
+        instance.series =
+            decoded.points.into_iter().map(|p| ((p.metric, p.attributes), (p.kind, p.value))).collect();
+        bound(&mut state);
         Ok(n)
     }
 
@@ -280,12 +293,11 @@ fn new_instance_id() -> uuid::Uuid {
 
 /// Forgets instances not heard from for three of their intervals (at least a minute).
 fn expire(state: &mut State, now: Instant) {
-    let subscriptions = &state.subscriptions;
-    state.instances.retain(|_, i| {
-        let (_, interval, _) = merged(subscriptions, &i.client);
-        let ttl = Duration::from_millis(interval as u64 * 3).max(Duration::from_secs(60));
-        now.duration_since(i.last_seen) < ttl
-    });
+    if state.expired_at.is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1)) {
+        return;
+    }
+    state.expired_at = Some(now);
+    state.instances.retain(|_, i| now.saturating_duration_since(i.last_seen) < i.ttl);
 }
 
 /// Keeps at most `MAX_INSTANCES`, dropping those heard from longest ago.
