@@ -369,11 +369,16 @@ async fn apply_client_metrics(
         return Ok(());
     }
     let cmd = riptide_quorum::AdminCommand::SetClientMetrics { name: name.to_string(), configs };
-    ctx.broker.cluster.admin(cmd).await.map_err(|e| {
+    admin_command(ctx, cmd).await?;
+    Ok(())
+}
+
+/// Runs an admin command through the metadata quorum; a failure as (Kafka code, message).
+pub(super) async fn admin_command(ctx: &Ctx, cmd: riptide_quorum::AdminCommand) -> Result<(), (i16, String)> {
+    ctx.broker.cluster.admin(cmd).await.map(drop).map_err(|e| {
         let e = crate::broker::AdminError::from(e);
         (e.code(), e.to_string())
-    })?;
-    Ok(())
+    })
 }
 
 /// Topic configs are the topic's; broker configs the cluster's (Kafka's mapping).
@@ -449,10 +454,7 @@ async fn apply_topic_configs(
         return Ok(());
     }
     let cmd = riptide_quorum::AdminCommand::SetTopicConfigs { topic: topic.to_string(), configs };
-    ctx.broker.cluster.admin(cmd).await.map_err(|e| {
-        let e = crate::broker::AdminError::from(e);
-        (e.code(), e.to_string())
-    })?;
+    admin_command(ctx, cmd).await?;
     Ok(())
 }
 
@@ -496,10 +498,7 @@ async fn apply_broker_configs(
         return Ok(());
     }
     let cmd = riptide_quorum::AdminCommand::SetBrokerConfigs { broker, configs };
-    ctx.broker.cluster.admin(cmd).await.map_err(|e| {
-        let e = crate::broker::AdminError::from(e);
-        (e.code(), e.to_string())
-    })?;
+    admin_command(ctx, cmd).await?;
     Ok(())
 }
 

@@ -13,7 +13,6 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use riptide_quorum::{AdminCommand, QuotaEntity, QuotaValue};
 
-use super::error::ToKafka;
 use super::{Ctx, RequestInfo};
 use crate::quota::{self, check_value, keys_for};
 use crate::security::acl::op;
@@ -177,16 +176,9 @@ pub async fn alter(
             match checked(entry) {
                 Err(e) => Err(e),
                 Ok(_) if request.validate_only => Ok(()),
-                Ok((entity, ops)) => ctx
-                    .broker
-                    .cluster
-                    .admin(AdminCommand::AlterClientQuotas { entity, ops })
-                    .await
-                    .map(drop)
-                    .map_err(|e| {
-                        let e = crate::broker::AdminError::from(e);
-                        (e.code(), e.to_string())
-                    }),
+                Ok((entity, ops)) => {
+                    super::configs::admin_command(ctx, AdminCommand::AlterClientQuotas { entity, ops }).await
+                }
             }
         };
         let (code, message) = match outcome {

@@ -96,32 +96,8 @@ impl Client {
     }
 }
 
-/// One transactional batch of a single record `v` for producer `pid` at `epoch`, `seq`.
-pub fn txn_batch(pid: i64, epoch: i16, seq: i32) -> Bytes {
-    let mut b = BytesMut::new();
-    build::put_header_room(&mut b);
-    build::put_record(
-        &mut b,
-        RecordFields {
-            offset_delta: 0,
-            timestamp_delta: 0,
-            key: None,
-            value: Some(b"v"),
-            headers: std::iter::empty(),
-        },
-    );
-    let fields = BatchFields {
-        producer_id: pid,
-        producer_epoch: epoch,
-        base_sequence: seq,
-        ..BatchFields::plain(1, 1_000, 1_000, riptide_format::attr::TRANSACTIONAL)
-    };
-    build::write_header(&mut b, &fields);
-    b.freeze()
-}
-
-/// One plain (non-transactional, uncompressed) batch of a single record `value`.
-pub fn plain_batch(value: &[u8]) -> Bytes {
+/// One batch of a single record `value` with the header `fields`.
+fn one_record_batch(value: &[u8], fields: &BatchFields) -> Bytes {
     let mut b = BytesMut::new();
     build::put_header_room(&mut b);
     build::put_record(
@@ -134,10 +110,26 @@ pub fn plain_batch(value: &[u8]) -> Bytes {
             headers: std::iter::empty(),
         },
     );
+    build::write_header(&mut b, fields);
+    b.freeze()
+}
+
+/// One transactional batch of a single record `v` for producer `pid` at `epoch`, `seq`.
+pub fn txn_batch(pid: i64, epoch: i16, seq: i32) -> Bytes {
+    let fields = BatchFields {
+        producer_id: pid,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        ..BatchFields::plain(1, 1_000, 1_000, riptide_format::attr::TRANSACTIONAL)
+    };
+    one_record_batch(b"v", &fields)
+}
+
+/// One plain (non-transactional, uncompressed) batch of a single record `value`.
+pub fn plain_batch(value: &[u8]) -> Bytes {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
-    build::write_header(&mut b, &BatchFields::plain(1, now, now, 0));
-    b.freeze()
+    one_record_batch(value, &BatchFields::plain(1, now, now, 0))
 }
 
 /// A Produce (acks=all) of `records` to one partition, as transactional id `tid` if given.
