@@ -228,7 +228,7 @@ impl BrokerAgent {
                         return;
                     }
                     changes = diff(&img, &new);
-                    *img = new;
+                    *img = *new;
                 }
             }
             if !changes.is_empty() || img.applied > *self.applied_tx.borrow() {
@@ -261,6 +261,9 @@ pub fn diff(old: &MetadataImage, new: &MetadataImage) -> Vec<Change> {
     }
     if old.client_metrics != new.client_metrics {
         out.push(Change::ClientMetricsChanged);
+    }
+    if old.group_configs != new.group_configs {
+        out.push(Change::GroupConfigsChanged);
     }
     for (name, t) in &old.topics {
         match new.topics.get(name) {

@@ -47,6 +47,8 @@ pub enum Change {
     SecurityChanged,
     ClientQuotasChanged,
     ClientMetricsChanged,
+    /// A group's dynamic configs changed.
+    GroupConfigsChanged,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -73,6 +75,9 @@ pub struct MetadataImage {
     /// Client-metrics subscriptions (KIP-714) by name.
     #[serde(default)]
     pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
+    /// Groups' dynamic configs (the GROUP config resource) by group id.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -298,6 +303,15 @@ impl MetadataImage {
                     self.client_metrics.insert(name.clone(), configs.clone());
                 }
                 changes.push(Change::ClientMetricsChanged);
+                Ok(())
+            }
+            MetadataRecord::SetGroupConfigs { group, configs } => {
+                if configs.is_empty() {
+                    self.group_configs.remove(group);
+                } else {
+                    self.group_configs.insert(group.clone(), configs.clone());
+                }
+                changes.push(Change::GroupConfigsChanged);
                 Ok(())
             }
             MetadataRecord::DecommissionBroker { id, draining } => {

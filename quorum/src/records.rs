@@ -173,6 +173,12 @@ pub enum MetadataRecord {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces one group's dynamic configs (Kafka's GROUP config resource: share-group
+    /// settings). Empty: the group has none left.
+    SetGroupConfigs {
+        group: String,
+        configs: BTreeMap<String, String>,
+    },
     /// A new leader and ISR for one partition; the leader epoch moves when the leader does.
     PartitionChange {
         topic: String,

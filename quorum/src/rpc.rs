@@ -103,6 +103,11 @@ pub enum AdminCommand {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces one group's configs (empty: deletes them), validated by the broker.
+    SetGroupConfigs {
+        group: String,
+        configs: BTreeMap<String, String>,
+    },
     AddVoter {
         id: NodeId,
         addr: String,

@@ -38,13 +38,13 @@ pub struct AppliedState {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Delta {
     Batches(Vec<(u64, Vec<MetadataRecord>)>),
-    Image(MetadataImage),
+    Image(Box<MetadataImage>),
 }
 
 impl AppliedState {
     pub fn delta_since(&self, from: u64, max: usize) -> Delta {
         if from < self.recent_base {
-            return Delta::Image(self.image.clone());
+            return Delta::Image(Box::new(self.image.clone()));
         }
         let skip = (from - self.recent_base) as usize;
         Delta::Batches(self.recent.iter().skip(skip).take(max).cloned().collect())

@@ -237,9 +237,12 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
         broker.config.fetch_session_slots_max,
         seed,
     ));
+    let shares = Arc::new(coordinator::shares::Shares::new(share_config(&broker.config.groups)));
     let start: StartHook<ShardListeners> = Arc::new(move |shard, listeners| {
-        let ctx = ApiCtx::new(shard, coordinator.clone(), txn.clone(), fetch_sessions.clone());
+        let ctx =
+            ApiCtx::new(shard, coordinator.clone(), txn.clone(), fetch_sessions.clone(), shares.clone());
         if shard.id == 0 {
+            compio::runtime::spawn(coordinator::shares::background(shard.clone(), shares.clone())).detach();
             compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
             compio::runtime::spawn(coordinator::txn::background(shard.clone(), txn.clone())).detach();
             let (events, roles) = (events_rx.clone(), roles_tx.clone());
@@ -360,7 +363,8 @@ async fn apply_metadata_changes(ctx: shard::Ctx, events: flume::Receiver<Change>
                 Change::BrokersChanged
                 | Change::SecurityChanged
                 | Change::ClientQuotasChanged
-                | Change::ClientMetricsChanged => {}
+                | Change::ClientMetricsChanged
+                | Change::GroupConfigsChanged => {}
             }
         }
         if roles_changed {
@@ -469,6 +473,24 @@ pub fn init_logging() {
 }
 
 /// The coordinator's settings: Kafka's defaults unless the operator set them.
+fn share_config(s: &crate::config::GroupSettings) -> coordinator::shares::ShareConfig {
+    let d = coordinator::shares::ShareConfig::default();
+    coordinator::shares::ShareConfig {
+        enabled: s.share_enable.unwrap_or(d.enabled),
+        record_lock_duration_ms: s.share_record_lock_duration_ms.unwrap_or(d.record_lock_duration_ms).max(1),
+        delivery_count_limit: s.share_delivery_count_limit.unwrap_or(d.delivery_count_limit).max(1),
+        partition_max_record_locks: s
+            .share_partition_max_record_locks
+            .unwrap_or(d.partition_max_record_locks)
+            .max(1),
+        max_share_sessions: s.share_max_share_sessions.unwrap_or(d.max_share_sessions).max(1),
+        session_timeout_ms: s.share_session_timeout_ms.unwrap_or(d.session_timeout_ms).max(1),
+        heartbeat_interval_ms: s.share_heartbeat_interval_ms.unwrap_or(d.heartbeat_interval_ms).max(1),
+        state_topic_partitions: s.share_state_topic_partitions.unwrap_or(d.state_topic_partitions).max(1),
+        ..d
+    }
+}
+
 fn group_config(s: &crate::config::GroupSettings) -> coordinator::GroupConfig {
     let d = coordinator::GroupConfig::default();
     coordinator::GroupConfig {

@@ -78,6 +78,12 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::ConsumerGroupDescribe => {
             RequestKind::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::default())
         }
+        ApiKey::ShareGroupHeartbeat => {
+            RequestKind::ShareGroupHeartbeat(ShareGroupHeartbeatRequest::default())
+        }
+        ApiKey::ShareGroupDescribe => RequestKind::ShareGroupDescribe(ShareGroupDescribeRequest::default()),
+        ApiKey::ShareFetch => RequestKind::ShareFetch(ShareFetchRequest::default()),
+        ApiKey::ShareAcknowledge => RequestKind::ShareAcknowledge(ShareAcknowledgeRequest::default()),
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
         ApiKey::OffsetForLeaderEpoch => {
             RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())

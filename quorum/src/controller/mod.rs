@@ -814,6 +814,12 @@ fn build_admin(
             }
             Ok(Built::Records(vec![MetadataRecord::SetClientMetrics { name, configs }], None))
         }
+        AdminCommand::SetGroupConfigs { group, configs } => {
+            if group.is_empty() {
+                return Err(ControllerError::InvalidRequest("Group name can't be empty".into()));
+            }
+            Ok(Built::Records(vec![MetadataRecord::SetGroupConfigs { group, configs }], None))
+        }
         AdminCommand::AlterClientQuotas { entity, ops } => {
             if entity.is_empty() {
                 return Err(ControllerError::InvalidRequest("Invalid empty client quota entity".into()));

@@ -36,6 +36,102 @@ const RESOURCE_CLIENT_METRICS: i8 = crate::telemetry::subscription::RESOURCE_TYP
 /// Kafka's ConfigSource of a client-metrics subscription's config.
 const SOURCE_CLIENT_METRICS: i8 = 7;
 const SOURCE_STATIC_BROKER: i8 = 4;
+/// Kafka's GROUP config resource (KIP-848/932) and its ConfigSource.
+const RESOURCE_GROUP: i8 = 32;
+const SOURCE_GROUP: i8 = 8;
+
+/// The group configs this broker applies (share groups), with Kafka's names.
+const GROUP_CONFIGS: [&str; 7] = [
+    "share.auto.offset.reset",
+    "share.isolation.level",
+    "share.record.lock.duration.ms",
+    "share.delivery.count.limit",
+    "share.partition.max.record.locks",
+    "share.session.timeout.ms",
+    "share.heartbeat.interval.ms",
+];
+
+fn group_config_doc(name: &str) -> &'static str {
+    match name {
+        "share.auto.offset.reset" => "Where a share-partition with no state starts: latest, earliest or by_duration:<ISO-8601 duration>.",
+        "share.isolation.level" => "read_uncommitted, or read_committed to hand out committed transactional records only.",
+        "share.record.lock.duration.ms" => "How long a member holds records it acquired before they are available again.",
+        "share.delivery.count.limit" => "Deliveries of a record before it is archived (given up).",
+        "share.partition.max.record.locks" => "Records in flight per share-partition at most.",
+        "share.session.timeout.ms" => "How long a share-group member may go without heartbeating before it leaves.",
+        _ => "How often share-group members heartbeat.",
+    }
+}
+
+/// The broker's value of a group config (its default for every group).
+fn group_config_default(ctx: &Ctx, name: &str) -> String {
+    let c = &ctx.shares.cfg;
+    match name {
+        "share.auto.offset.reset" => "latest".into(),
+        "share.isolation.level" => "read_uncommitted".into(),
+        "share.record.lock.duration.ms" => c.record_lock_duration_ms.to_string(),
+        "share.delivery.count.limit" => c.delivery_count_limit.to_string(),
+        "share.partition.max.record.locks" => c.partition_max_record_locks.to_string(),
+        "share.session.timeout.ms" => c.session_timeout_ms.to_string(),
+        _ => c.heartbeat_interval_ms.to_string(),
+    }
+}
+
+/// Kafka's checks of one group config value.
+fn check_group_config(name: &str, value: &str) -> Result<(), String> {
+    let int = |lo: i64, hi: i64| match value.parse::<i64>() {
+        Ok(v) if (lo..=hi).contains(&v) => Ok(()),
+        _ => Err(format!(
+            "Invalid value {value} for configuration {name}: must be a whole number in [{lo}, {hi}]"
+        )),
+    };
+    match name {
+        "share.auto.offset.reset" => crate::coordinator::shares::AutoOffsetReset::parse(value)
+            .map(drop)
+            .ok_or_else(|| format!("Invalid value {value} for configuration {name}: latest, earliest or by_duration:<duration>")),
+        "share.isolation.level" if value == "read_committed" || value == "read_uncommitted" => Ok(()),
+        "share.isolation.level" => {
+            Err(format!("Invalid value {value} for configuration {name}: read_committed or read_uncommitted"))
+        }
+        "share.record.lock.duration.ms" => int(1000, 3_600_000),
+        "share.delivery.count.limit" => int(2, 10),
+        "share.partition.max.record.locks" => int(1, 10_000),
+        "share.session.timeout.ms" => int(1000, 3_600_000),
+        "share.heartbeat.interval.ms" => int(100, 3_600_000),
+        _ => Err(format!("Unknown group config name: {name}")),
+    }
+}
+
+/// Applies a new set of configs to a group (the GROUP resource) through the metadata quorum.
+async fn apply_group_configs(
+    ctx: &Ctx,
+    group: &str,
+    edit: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    if group.is_empty() {
+        return Err((ResponseError::InvalidRequest.code(), "Group name can't be empty".into()));
+    }
+    let mut configs = ctx
+        .broker
+        .catalog
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .group_configs
+        .get(group)
+        .cloned()
+        .unwrap_or_default();
+    edit(&mut configs).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    for (name, value) in &configs {
+        check_group_config(name, value).map_err(|m| (ResponseError::InvalidConfig.code(), m))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    let cmd = riptide_quorum::AdminCommand::SetGroupConfigs { group: group.to_string(), configs };
+    admin_command(ctx, cmd).await?;
+    Ok(())
+}
 
 /// Kafka's ConfigType for DescribeConfigs v3+.
 fn config_type(name: &str) -> i8 {
@@ -248,6 +344,30 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
                         .collect();
                     result.with_configs(configs)
                 }
+                RESOURCE_GROUP => {
+                    let set = ctx
+                        .broker
+                        .catalog
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .group_configs
+                        .get(r.resource_name.as_str())
+                        .cloned()
+                        .unwrap_or_default();
+                    let configs = GROUP_CONFIGS
+                        .iter()
+                        .filter(|name| wanted(name))
+                        .map(|name| {
+                            let levels = vec![
+                                (*name, set.get(*name).cloned(), SOURCE_GROUP),
+                                (*name, Some(group_config_default(ctx, name)), SOURCE_DEFAULT),
+                            ];
+                            let d = described_config(name, levels, false, Some(group_config_doc(name)));
+                            entry(d, info.version, with_synonyms, documentation)
+                        })
+                        .collect();
+                    result.with_configs(configs)
+                }
                 RESOURCE_CLIENT_METRICS if r.resource_name.is_empty() => {
                     result.with_error_code(ResponseError::InvalidRequest.code()).with_error_message(Some(
                         StrBytes::from_static_str("Client metrics subscription name must not be empty"),
@@ -289,14 +409,13 @@ pub fn describe(ctx: &Ctx, info: &RequestInfo, request: DescribeConfigsRequest) 
 
 /// ListConfigResources (Kafka 4.1; v0 was ListClientMetricsResources): the names of the
 /// config resources of the asked types (v0: client-metrics subscriptions; v1 with no types:
-/// every type). Groups have no configs here, so none is listed.
+/// every type).
 pub fn list_resources(
     ctx: &Ctx,
     info: &RequestInfo,
     request: ListConfigResourcesRequest,
 ) -> ListConfigResourcesResponse {
     const RESOURCE_BROKER_LOGGER: i8 = 8;
-    const RESOURCE_GROUP: i8 = 32;
     const KNOWN: [i8; 5] =
         [RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP];
     if !ctx.allowed_on_cluster(info, op::DESCRIBE_CONFIGS) {
@@ -319,6 +438,7 @@ pub fn list_resources(
             RESOURCE_TOPIC => cat.all().iter().map(|m| m.name.clone()).collect(),
             RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => cat.brokers.keys().map(i32::to_string).collect(),
             RESOURCE_CLIENT_METRICS => cat.client_metrics.keys().cloned().collect(),
+            RESOURCE_GROUP => cat.group_configs.keys().cloned().collect(),
             _ => Vec::new(),
         };
         out.extend(names.into_iter().map(|n| {
@@ -385,6 +505,7 @@ pub(super) async fn admin_command(ctx: &Ctx, cmd: riptide_quorum::AdminCommand) 
 fn config_access(ctx: &Ctx, info: &RequestInfo, operation: i8, resource_type: i8, name: &str) -> bool {
     match resource_type {
         RESOURCE_TOPIC => ctx.allowed(info, operation, resource::TOPIC, name),
+        RESOURCE_GROUP => ctx.allowed(info, operation, resource::GROUP, name),
         _ => ctx.allowed_on_cluster(info, operation),
     }
 }
@@ -392,6 +513,8 @@ fn config_access(ctx: &Ctx, info: &RequestInfo, operation: i8, resource_type: i8
 fn denied_code(resource_type: i8) -> i16 {
     if resource_type == RESOURCE_TOPIC {
         ResponseError::TopicAuthorizationFailed.code()
+    } else if resource_type == RESOURCE_GROUP {
+        ResponseError::GroupAuthorizationFailed.code()
     } else {
         ResponseError::ClusterAuthorizationFailed.code()
     }
@@ -535,6 +658,10 @@ pub async fn alter(ctx: &Ctx, info: &RequestInfo, request: AlterConfigsRequest) 
                 let replace = replacing(&r.configs);
                 apply_client_metrics(ctx, r.resource_name.as_str(), replace, request.validate_only).await
             }
+            RESOURCE_GROUP => {
+                let replace = replacing(&r.configs);
+                apply_group_configs(ctx, r.resource_name.as_str(), replace, request.validate_only).await
+            }
             t => Err((ResponseError::InvalidRequest.code(), format!("resource type {t} is not supported"))),
         };
         let (code, message) =
@@ -584,6 +711,16 @@ pub async fn incremental_alter(
             RESOURCE_CLIENT_METRICS => {
                 let ops = ops_of(&r.configs);
                 apply_client_metrics(
+                    ctx,
+                    r.resource_name.as_str(),
+                    |c| apply_ops(c, ops),
+                    request.validate_only,
+                )
+                .await
+            }
+            RESOURCE_GROUP => {
+                let ops = ops_of(&r.configs);
+                apply_group_configs(
                     ctx,
                     r.resource_name.as_str(),
                     |c| apply_ops(c, ops),

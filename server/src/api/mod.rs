@@ -26,6 +26,7 @@ pub mod produce;
 pub mod quotas;
 pub mod reassign;
 pub mod sasl;
+pub mod share;
 pub mod telemetry;
 pub mod topic_partitions;
 pub mod txn;
@@ -65,6 +66,8 @@ pub struct ApiCtx {
     pub txn: Arc<TxnCoordinator>,
     /// The broker's fetch sessions (KIP-227), shared by every shard.
     pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
+    /// Share groups' state at this leader (KIP-932).
+    pub shares: Arc<crate::coordinator::shares::Shares>,
 }
 
 pub type Ctx = Rc<ApiCtx>;
@@ -75,6 +78,7 @@ impl ApiCtx {
         coordinator: Arc<Coordinator>,
         txn: Arc<TxnCoordinator>,
         fetch_sessions: Arc<fetch_session::FetchSessionCache>,
+        shares: Arc<crate::coordinator::shares::Shares>,
     ) -> Ctx {
         Rc::new(ApiCtx {
             shard: shard.clone(),
@@ -82,6 +86,7 @@ impl ApiCtx {
             coordinator,
             txn,
             fetch_sessions,
+            shares,
         })
     }
 
@@ -277,6 +282,9 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
             }
         };
     }
+    if versions::is_share_api(info.api_key) && !ctx.shares.cfg.enabled {
+        return Err(RequestError::UnknownApi(info.api_key as i16));
+    }
     match info.api_key {
         ApiKey::DescribeCluster => cluster_gate!(op::DESCRIBE, DescribeClusterResponse),
         ApiKey::DescribeQuorum => cluster_gate!(op::DESCRIBE, DescribeQuorumResponse),
@@ -311,6 +319,14 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
             let request: ConsumerGroupHeartbeatRequest = decode(&mut body.clone(), v)?;
             group_gate!(op::READ, request.group_id.0, ConsumerGroupHeartbeatResponse::default());
         }
+        ApiKey::ShareGroupHeartbeat => {
+            let request: kafka_protocol::messages::ShareGroupHeartbeatRequest = decode(&mut body.clone(), v)?;
+            group_gate!(
+                op::READ,
+                request.group_id.0,
+                kafka_protocol::messages::ShareGroupHeartbeatResponse::default().with_member_epoch(-1)
+            );
+        }
         // A transactional producer is authorized by WRITE on its transactional id (below).
         ApiKey::InitProducerId if !is_transactional_init(&body, v) && !may_write_idempotently(ctx, info) => {
             let denied = InitProducerIdResponse::default()
@@ -328,7 +344,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
                 let (name, version) = (&request.client_software_name, &request.client_software_version);
                 info.session.set_client_software(name, version);
             }
-            answer!(versions::handle(request))
+            answer!(versions::handle(request, ctx.shares.cfg.enabled))
         }
         ApiKey::GetTelemetrySubscriptions => {
             answer!(telemetry::subscriptions(&ctx.broker, info, decode(&mut body, v)?))
@@ -453,6 +469,12 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         }
         ApiKey::ConsumerGroupDescribe => {
             answer!(group::consumer_group_describe(ctx, info, decode(&mut body, v)?))
+        }
+        ApiKey::ShareGroupHeartbeat => answer!(share::heartbeat(ctx, info, decode(&mut body, v)?)),
+        ApiKey::ShareGroupDescribe => answer!(share::describe(ctx, info, decode(&mut body, v)?)),
+        ApiKey::ShareFetch => answer!(share::fetch(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::ShareAcknowledge => {
+            answer!(share::acknowledge_request(ctx, info, decode(&mut body, v)?).await)
         }
         _ => Err(RequestError::UnknownApi(info.api_key as i16)),
     }

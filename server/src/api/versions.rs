@@ -63,6 +63,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // Share groups (KIP-932) at Kafka 4.1's stable versions (v0 was 4.0's early access);
+    // left out of ApiVersions when `group.share.enable` is off.
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
     // v0 is advertised because librdkafka looks for it before it uses SaslHandshake at all;
     // a v0 client then sends bare SASL tokens, which this broker does not read (v1 clients
     // use SaslAuthenticate: every client of the last seven years).
@@ -91,9 +97,21 @@ pub fn supported(key: i16) -> Option<(i16, i16)> {
     SUPPORTED.iter().find(|(k, _, _)| *k as i16 == key).map(|(_, min, max)| (*min, *max))
 }
 
-pub fn handle(_request: ApiVersionsRequest) -> ApiVersionsResponse {
+/// The share-group APIs (KIP-932), served only with `group.share.enable`.
+pub fn is_share_api(key: ApiKey) -> bool {
+    matches!(
+        key,
+        ApiKey::ShareGroupHeartbeat
+            | ApiKey::ShareGroupDescribe
+            | ApiKey::ShareFetch
+            | ApiKey::ShareAcknowledge
+    )
+}
+
+pub fn handle(_request: ApiVersionsRequest, share_enabled: bool) -> ApiVersionsResponse {
     let api_keys = SUPPORTED
         .iter()
+        .filter(|(k, _, _)| share_enabled || !is_share_api(*k))
         .map(|(k, min, max)| {
             ApiVersion::default().with_api_key(*k as i16).with_min_version(*min).with_max_version(*max)
         })
@@ -207,6 +225,10 @@ mod tests {
                 ApiKey::DeleteGroups => within::<DeleteGroupsRequest>(*min, *max),
                 ApiKey::ConsumerGroupHeartbeat => within::<ConsumerGroupHeartbeatRequest>(*min, *max),
                 ApiKey::ConsumerGroupDescribe => within::<ConsumerGroupDescribeRequest>(*min, *max),
+                ApiKey::ShareGroupHeartbeat => within::<ShareGroupHeartbeatRequest>(*min, *max),
+                ApiKey::ShareGroupDescribe => within::<ShareGroupDescribeRequest>(*min, *max),
+                ApiKey::ShareFetch => within::<ShareFetchRequest>(*min, *max),
+                ApiKey::ShareAcknowledge => within::<ShareAcknowledgeRequest>(*min, *max),
                 ApiKey::SaslHandshake => within::<SaslHandshakeRequest>(*min, *max),
                 ApiKey::SaslAuthenticate => within::<SaslAuthenticateRequest>(*min, *max),
                 ApiKey::CreateAcls => within::<CreateAclsRequest>(*min, *max),

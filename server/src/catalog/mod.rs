@@ -353,6 +353,8 @@ pub struct Catalog {
     pub quotas: Arc<crate::quota::Quotas>,
     /// Client-metrics subscriptions (KIP-714) by name, as applied.
     pub client_metrics: BTreeMap<String, BTreeMap<String, String>>,
+    /// Groups' dynamic configs (the GROUP config resource), from the metadata log.
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Catalog {

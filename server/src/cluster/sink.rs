@@ -54,6 +54,7 @@ impl ImageSink for CatalogSink {
                     }
                     Change::BrokersChanged => cat.brokers = image.brokers.clone(),
                     Change::BrokerConfigsChanged => cat.broker_configs = image.broker_configs.clone(),
+                    Change::GroupConfigsChanged => cat.group_configs = image.group_configs.clone(),
                     Change::ClientMetricsChanged => {
                         cat.client_metrics = image.client_metrics.clone();
                         self.metrics.telemetry.configure(&image.client_metrics);
@@ -97,6 +98,7 @@ impl ImageSink for CatalogSink {
                     | Change::SecurityChanged
                     | Change::ClientQuotasChanged
                     | Change::ClientMetricsChanged
+                    | Change::GroupConfigsChanged
             ) {
                 let _ = self.events.send(ch.clone());
             }

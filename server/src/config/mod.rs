@@ -86,6 +86,22 @@ pub struct GroupSettings {
     pub min_session_timeout_ms: Option<i32>,
     /// `group.max.session.timeout.ms`.
     pub max_session_timeout_ms: Option<i32>,
+    /// `group.share.enable` (KIP-932; on unless set to false).
+    pub share_enable: Option<bool>,
+    /// `group.share.record.lock.duration.ms`.
+    pub share_record_lock_duration_ms: Option<i64>,
+    /// `group.share.delivery.count.limit`.
+    pub share_delivery_count_limit: Option<u16>,
+    /// `group.share.partition.max.record.locks`.
+    pub share_partition_max_record_locks: Option<usize>,
+    /// `group.share.max.share.sessions`.
+    pub share_max_share_sessions: Option<usize>,
+    /// `group.share.session.timeout.ms`.
+    pub share_session_timeout_ms: Option<u64>,
+    /// `group.share.heartbeat.interval.ms`.
+    pub share_heartbeat_interval_ms: Option<i32>,
+    /// `share.coordinator.state.topic.num.partitions`.
+    pub share_state_topic_partitions: Option<i32>,
 }
 
 /// The REST interface (`rest.*`), Confluent REST Proxy's API served by the broker itself.
@@ -413,6 +429,22 @@ pub struct FileConfig {
     pub group_min_session_timeout_ms: Option<i32>,
     #[serde(alias = "group.max.session.timeout.ms")]
     pub group_max_session_timeout_ms: Option<i32>,
+    #[serde(alias = "group.share.enable")]
+    pub group_share_enable: Option<bool>,
+    #[serde(alias = "group.share.record.lock.duration.ms")]
+    pub group_share_record_lock_duration_ms: Option<i64>,
+    #[serde(alias = "group.share.delivery.count.limit")]
+    pub group_share_delivery_count_limit: Option<u16>,
+    #[serde(alias = "group.share.partition.max.record.locks")]
+    pub group_share_partition_max_record_locks: Option<usize>,
+    #[serde(alias = "group.share.max.share.sessions")]
+    pub group_share_max_share_sessions: Option<usize>,
+    #[serde(alias = "group.share.session.timeout.ms")]
+    pub group_share_session_timeout_ms: Option<u64>,
+    #[serde(alias = "group.share.heartbeat.interval.ms")]
+    pub group_share_heartbeat_interval_ms: Option<i32>,
+    #[serde(alias = "share.coordinator.state.topic.num.partitions")]
+    pub share_coordinator_state_topic_num_partitions: Option<i32>,
     #[serde(alias = "log.segment.bytes")]
     pub log_segment_bytes: Option<u64>,
     #[serde(alias = "log.roll.ms")]
@@ -588,6 +620,18 @@ impl ServerConfig {
         g.initial_rebalance_delay_ms = file.group_initial_rebalance_delay_ms.or(g.initial_rebalance_delay_ms);
         g.min_session_timeout_ms = file.group_min_session_timeout_ms.or(g.min_session_timeout_ms);
         g.max_session_timeout_ms = file.group_max_session_timeout_ms.or(g.max_session_timeout_ms);
+        g.share_enable = file.group_share_enable.or(g.share_enable);
+        g.share_record_lock_duration_ms =
+            file.group_share_record_lock_duration_ms.or(g.share_record_lock_duration_ms);
+        g.share_delivery_count_limit = file.group_share_delivery_count_limit.or(g.share_delivery_count_limit);
+        g.share_partition_max_record_locks =
+            file.group_share_partition_max_record_locks.or(g.share_partition_max_record_locks);
+        g.share_max_share_sessions = file.group_share_max_share_sessions.or(g.share_max_share_sessions);
+        g.share_session_timeout_ms = file.group_share_session_timeout_ms.or(g.share_session_timeout_ms);
+        g.share_heartbeat_interval_ms =
+            file.group_share_heartbeat_interval_ms.or(g.share_heartbeat_interval_ms);
+        g.share_state_topic_partitions =
+            file.share_coordinator_state_topic_num_partitions.or(g.share_state_topic_partitions);
         set!(file.log_segment_bytes, self.log.segment_bytes);
         set!(file.log_roll_ms, self.log.segment_ms);
         set!(file.log_retention_ms, self.log.retention_ms);

@@ -27,7 +27,10 @@ pub mod error;
 pub mod group;
 pub mod offsets_log;
 pub mod registry;
+pub mod share_group;
 pub mod share_partition;
+pub mod share_state;
+pub mod shares;
 pub mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};

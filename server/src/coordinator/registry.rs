@@ -18,6 +18,7 @@ use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult, TopicLook
 use super::error::GroupError;
 use super::group::{CommittedOffset, Group, GroupState, JoinRequest, JoinResult, JoinTx, SyncResult, SyncTx};
 use super::offsets_log::{self, KeyValue, LogRecord, OffsetValue};
+use super::share_group::{ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareTimings};
 use super::{GroupConfig, Now};
 
 /// Records for one `__consumer_offsets` partition, in order.
@@ -71,7 +72,7 @@ pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
     pub state: String,
-    /// "classic" or "consumer" (KIP-848).
+    /// "classic", "consumer" (KIP-848) or "share" (KIP-932).
     pub group_type: &'static str,
 }
 
@@ -99,6 +100,11 @@ pub struct Groups {
     /// live in an Empty classic entry of the same id).
     groups: HashMap<String, Group>,
     consumer_groups: HashMap<String, ConsumerGroup>,
+    /// Share groups (KIP-932); their delivery state lives with the partition leaders.
+    share_groups: HashMap<String, ShareGroup>,
+    /// Members whose share-group session expired since the last call, as (group, member):
+    /// their share sessions end and what they acquired is released.
+    share_departures: Vec<(String, String)>,
     outbox: Vec<Write>,
     next_seq: u64,
     last_offsets_expiry_ms: u64,
@@ -113,6 +119,8 @@ impl Groups {
             cfg,
             groups: HashMap::new(),
             consumer_groups: HashMap::new(),
+            share_groups: HashMap::new(),
+            share_departures: Vec::new(),
             outbox: Vec::new(),
             next_seq: 1,
             last_offsets_expiry_ms: 0,
@@ -126,6 +134,15 @@ impl Groups {
 
     pub fn consumer_group(&self, group_id: &str) -> Option<&ConsumerGroup> {
         self.consumer_groups.get(group_id)
+    }
+
+    pub fn share_group(&self, group_id: &str) -> Option<&ShareGroup> {
+        self.share_groups.get(group_id)
+    }
+
+    /// Share-group members whose session expired since the last call.
+    pub fn take_share_departures(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.share_departures)
     }
 
     /// Whether `group_id` is a KIP-848 group with members.
@@ -198,7 +215,7 @@ impl Groups {
             let _ = tx.send(JoinResult::failed(GroupError::InvalidSessionTimeout, &req.member_id));
             return;
         }
-        if self.is_active_consumer_group(&req.group_id) {
+        if self.is_active_consumer_group(&req.group_id) || self.share_groups.contains_key(&req.group_id) {
             let _ = tx.send(JoinResult::failed(GroupError::InconsistentGroupProtocol, &req.member_id));
             return;
         }
@@ -292,6 +309,11 @@ impl Groups {
         for g in self.consumer_groups.values_mut() {
             g.tick(now);
         }
+        for g in self.share_groups.values_mut() {
+            for member in g.tick(now) {
+                self.share_departures.push((g.id.clone(), member));
+            }
+        }
         let classic = &self.groups;
         self.consumer_groups
             .retain(|id, g| !g.members.is_empty() || classic.get(id).is_some_and(|c| !c.offsets.is_empty()));
@@ -329,6 +351,40 @@ impl Groups {
         let cfg = self.cfg.clone();
         let g = self.consumer_groups.get_mut(group_id).ok_or(GroupError::Unknown)?;
         g.heartbeat(hb, topics, &cfg, now)
+    }
+
+    /// ShareGroupHeartbeat (KIP-932). A group id names one kind of group only.
+    pub fn share_heartbeat(
+        &mut self,
+        group_id: &str,
+        hb: ShareHeartbeat,
+        topics: TopicLookup<'_>,
+        timings: ShareTimings,
+        now: Now,
+    ) -> Result<ShareHeartbeatResult, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidRequest);
+        }
+        if self.groups.get(group_id).is_some_and(|g| g.state() != GroupState::Dead)
+            || self.consumer_groups.contains_key(group_id)
+        {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        if !self.share_groups.contains_key(group_id) {
+            if hb.member_epoch != 0 {
+                return Err(GroupError::UnknownMemberId);
+            }
+            if self.share_groups.len() + self.consumer_groups.len() + self.groups.len() >= self.cfg.groups_max
+            {
+                return Err(GroupError::CoordinatorNotAvailable);
+            }
+            self.share_groups.insert(group_id.to_string(), ShareGroup::new(group_id, now));
+        }
+        let max_size = self.cfg.group_max_size;
+        let g = self.share_groups.get_mut(group_id).ok_or(GroupError::Unknown)?;
+        // A member leaving closes its share sessions itself (its last acknowledgements ride
+        // on that); only one whose session expired is released for it.
+        g.heartbeat(hb, topics, timings, max_size, now)
     }
 
     // ---- offsets ---------------------------------------------------------------------------
@@ -598,6 +654,13 @@ impl Groups {
         if self.is_active_consumer_group(group_id) {
             return Err(GroupError::NonEmptyGroup);
         }
+        if let Some(g) = self.share_groups.get(group_id) {
+            if !g.members.is_empty() {
+                return Err(GroupError::NonEmptyGroup);
+            }
+            self.share_groups.remove(group_id);
+            return Ok(Write { partition, records: Vec::new() });
+        }
         if self.consumer_groups.remove(group_id).is_some() && !self.groups.contains_key(group_id) {
             let tombstone = KeyValue { key: offsets_log::group_key(group_id), value: None };
             return Ok(Write { partition, records: vec![tombstone] });
@@ -688,11 +751,36 @@ impl Groups {
             state: g.state_name().to_string(),
             group_type: "consumer",
         }));
+        out.extend(self.share_groups.values().map(|g| ListedGroup {
+            group_id: g.id.clone(),
+            protocol_type: "share".into(),
+            state: g.state_name().to_string(),
+            group_type: "share",
+        }));
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         out
     }
 
     pub fn describe(&self, group_id: &str) -> Option<DescribedGroup> {
+        if let Some(sg) = self.share_groups.get(group_id) {
+            return Some(DescribedGroup {
+                state: sg.state_name().to_string(),
+                protocol_type: "share".into(),
+                protocol_data: "simple".into(),
+                members: sg
+                    .members
+                    .values()
+                    .map(|m| DescribedMember {
+                        member_id: m.id.clone(),
+                        instance_id: None,
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+            });
+        }
         if let Some(cg) = self.consumer_groups.get(group_id) {
             // A KIP-848 group seen through the classic API: members without metadata.
             return Some(DescribedGroup {

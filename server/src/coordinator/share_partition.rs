@@ -40,6 +40,20 @@ struct InFlight {
     deliveries: u16,
 }
 
+/// Kafka's persisted record states (`RecordState` ids in `__share_group_state`).
+pub const STATE_AVAILABLE: i8 = 0;
+pub const STATE_ACKNOWLEDGED: i8 = 2;
+pub const STATE_ARCHIVED: i8 = 4;
+
+/// A run of in-flight records with one state and delivery count, as persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateBatch {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub state: i8,
+    pub delivery_count: u16,
+}
+
 /// A run of acquired records handed to a member (ShareFetch's `AcquiredRecords`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Acquired {
@@ -99,13 +113,58 @@ impl SharePartition {
         self.in_flight.get(&offset).map(|r| &r.state)
     }
 
+    /// Records in flight (acquired, available again, or done but above a pending one).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Records `member` holds now.
+    pub fn acquired_by(&self, member: &str) -> usize {
+        self.in_flight
+            .values()
+            .filter(|r| matches!(&r.state, RecordState::Acquired { member: m, .. } if m == member))
+            .count()
+    }
+
+    /// Where a fetch reads from: the oldest record available again, else the SPEO.
+    pub fn next_fetch_offset(&self) -> i64 {
+        self.in_flight
+            .iter()
+            .find(|(_, r)| r.state == RecordState::Available)
+            .map_or(self.end, |(offset, _)| *offset)
+    }
+
+    /// Whether a fetch below `readable_end` could acquire anything now.
+    pub fn can_acquire(&self, readable_end: i64, now_ms: i64) -> bool {
+        let expired =
+            |r: &InFlight| matches!(r.state, RecordState::Acquired { until_ms, .. } if until_ms <= now_ms);
+        self.in_flight
+            .iter()
+            .any(|(o, r)| *o < readable_end && (r.state == RecordState::Available || expired(r)))
+            || (self.end < readable_end && self.in_flight.len() < self.limits.max_in_flight)
+    }
+
+    /// The earliest acquisition-lock deadline, if any record is acquired.
+    pub fn next_lock_deadline(&self) -> Option<i64> {
+        self.in_flight
+            .values()
+            .filter_map(|r| match r.state {
+                RecordState::Acquired { until_ms, .. } => Some(until_ms),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Acquires up to `max_records` for `member` among the offsets below `readable_end` (the
-    /// high watermark, or the last stable offset under read_committed).
+    /// high watermark, or the last stable offset under read_committed, capped by what the
+    /// fetch read). New offsets inside `control` ranges (transaction markers: no record for
+    /// a consumer) are archived on the way, never handed out.
     pub fn acquire(
         &mut self,
         member: &str,
         max_records: usize,
         readable_end: i64,
+        control: &[(i64, i64)],
         now_ms: i64,
     ) -> Vec<Acquired> {
         self.expire(now_ms);
@@ -127,12 +186,79 @@ impl SharePartition {
             && self.end < readable_end
             && self.in_flight.len() < self.limits.max_in_flight
         {
+            if control.iter().any(|(first, last)| (*first..=*last).contains(&self.end)) {
+                self.in_flight.insert(self.end, InFlight { state: RecordState::Archived, deliveries: 0 });
+                self.end += 1;
+                continue;
+            }
             let state = RecordState::Acquired { member: member.to_string(), until_ms };
             self.in_flight.insert(self.end, InFlight { state, deliveries: 1 });
             taken.push((self.end, 1));
             self.end += 1;
         }
+        self.advance();
         runs(&taken)
+    }
+
+    /// The state to persist: the SPSO and the in-flight records as runs of equal state and
+    /// delivery count. Acquired records are persisted as available (a restart ends every
+    /// lock), with the delivery they used counted.
+    pub fn snapshot(&self) -> (i64, Vec<StateBatch>) {
+        let mut out: Vec<StateBatch> = Vec::new();
+        for (&offset, r) in &self.in_flight {
+            let state = match r.state {
+                RecordState::Available | RecordState::Acquired { .. } => STATE_AVAILABLE,
+                RecordState::Acknowledged => STATE_ACKNOWLEDGED,
+                RecordState::Archived => STATE_ARCHIVED,
+            };
+            match out.last_mut() {
+                Some(b)
+                    if b.last_offset + 1 == offset
+                        && b.state == state
+                        && b.delivery_count == r.deliveries =>
+                {
+                    b.last_offset = offset
+                }
+                _ => out.push(StateBatch {
+                    first_offset: offset,
+                    last_offset: offset,
+                    state,
+                    delivery_count: r.deliveries,
+                }),
+            }
+        }
+        (self.start, out)
+    }
+
+    /// A share-partition as persisted: offsets from `start` up to the last batch are in
+    /// flight, those no batch names available and never delivered.
+    pub fn restore(start: i64, batches: &[StateBatch], limits: Limits) -> SharePartition {
+        let mut sp = SharePartition::new(start.max(0), limits);
+        for b in batches.iter().filter(|b| b.last_offset >= sp.start && b.first_offset <= b.last_offset) {
+            let state = match b.state {
+                STATE_ACKNOWLEDGED => RecordState::Acknowledged,
+                STATE_ARCHIVED => RecordState::Archived,
+                _ => RecordState::Available,
+            };
+            for offset in b.first_offset.max(sp.start)..=b.last_offset {
+                sp.in_flight.insert(offset, InFlight { state: state.clone(), deliveries: b.delivery_count });
+            }
+        }
+        if let Some((&last, _)) = sp.in_flight.last_key_value() {
+            sp.end = last + 1;
+            for offset in sp.start..sp.end {
+                sp.in_flight
+                    .entry(offset)
+                    .or_insert(InFlight { state: RecordState::Available, deliveries: 0 });
+            }
+        }
+        sp.advance();
+        sp
+    }
+
+    /// New limits (the group's configs changed); records already in flight keep their state.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Applies one acknowledgement batch of `member`: `types` has one type for the whole range
@@ -249,9 +375,9 @@ mod tests {
     #[test]
     fn members_share_a_partition_and_accepted_records_are_done() {
         let mut sp = SharePartition::new(0, LIMITS);
-        assert_eq!(sp.acquire("a", 5, 10, 0), vec![run(0, 4, 1)]);
-        assert_eq!(sp.acquire("b", 5, 10, 0), vec![run(5, 9, 1)]);
-        assert_eq!(sp.acquire("c", 5, 10, 0), vec![], "nothing readable left");
+        assert_eq!(sp.acquire("a", 5, 10, &[], 0), vec![run(0, 4, 1)]);
+        assert_eq!(sp.acquire("b", 5, 10, &[], 0), vec![run(5, 9, 1)]);
+        assert_eq!(sp.acquire("c", 5, 10, &[], 0), vec![], "nothing readable left");
         assert_eq!(sp.acknowledge("b", 5, 9, &[ACCEPT], 1), Ok(()));
         assert_eq!(sp.start_offset(), 0, "a still holds 0..=4");
         assert_eq!(sp.acknowledge("a", 0, 4, &[ACCEPT], 1), Ok(()));
@@ -261,12 +387,12 @@ mod tests {
     #[test]
     fn release_redelivers_at_once_and_the_limit_archives() {
         let mut sp = SharePartition::new(0, LIMITS);
-        sp.acquire("a", 2, 2, 0);
+        sp.acquire("a", 2, 2, &[], 0);
         sp.acknowledge("a", 0, 1, &[RELEASE, ACCEPT], 1).unwrap();
         assert_eq!(sp.start_offset(), 0);
-        assert_eq!(sp.acquire("b", 10, 2, 2), vec![run(0, 0, 2)]);
+        assert_eq!(sp.acquire("b", 10, 2, &[], 2), vec![run(0, 0, 2)]);
         sp.acknowledge("b", 0, 0, &[RELEASE], 3).unwrap();
-        assert_eq!(sp.acquire("b", 10, 2, 4), vec![run(0, 0, 3)]);
+        assert_eq!(sp.acquire("b", 10, 2, &[], 4), vec![run(0, 0, 3)]);
         // The third delivery was the last: releasing it again archives it.
         sp.acknowledge("b", 0, 0, &[RELEASE], 5).unwrap();
         assert_eq!(sp.state(0), None);
@@ -276,9 +402,9 @@ mod tests {
     #[test]
     fn expired_locks_and_departed_members_make_records_available() {
         let mut sp = SharePartition::new(0, LIMITS);
-        sp.acquire("a", 3, 3, 0);
-        assert_eq!(sp.acquire("b", 3, 3, 29_999), vec![]);
-        assert_eq!(sp.acquire("b", 3, 3, 30_000), vec![run(0, 2, 2)], "a's lock expired");
+        sp.acquire("a", 3, 3, &[], 0);
+        assert_eq!(sp.acquire("b", 3, 3, &[], 29_999), vec![]);
+        assert_eq!(sp.acquire("b", 3, 3, &[], 30_000), vec![run(0, 2, 2)], "a's lock expired");
         assert_eq!(sp.acknowledge("a", 0, 0, &[ACCEPT], 30_001), Err(AckError::NotAcquired(0)));
         sp.release_member("b");
         assert_eq!(sp.state(1), Some(&RecordState::Available));
@@ -287,7 +413,7 @@ mod tests {
     #[test]
     fn reject_gap_and_bad_batches() {
         let mut sp = SharePartition::new(5, LIMITS);
-        assert_eq!(sp.acquire("a", 4, 9, 0), vec![run(5, 8, 1)]);
+        assert_eq!(sp.acquire("a", 4, 9, &[], 0), vec![run(5, 8, 1)]);
         assert_eq!(
             sp.acknowledge("a", 5, 8, &[ACCEPT, ACCEPT], 1),
             Err(AckError::BadRange { first: 5, last: 8 })
@@ -304,14 +430,34 @@ mod tests {
     }
 
     #[test]
+    fn control_records_are_skipped_and_the_state_survives_a_snapshot() {
+        let mut sp = SharePartition::new(0, LIMITS);
+        assert_eq!(sp.acquire("a", 10, 6, &[(2, 2)], 0), vec![run(0, 1, 1), run(3, 5, 1)]);
+        sp.acknowledge("a", 0, 1, &[ACCEPT], 1).unwrap();
+        assert_eq!(sp.start_offset(), 3, "the marker at 2 is done");
+        sp.acknowledge("a", 4, 4, &[REJECT], 1).unwrap();
+        sp.acknowledge("a", 5, 5, &[RELEASE], 1).unwrap();
+        let (start, batches) = sp.snapshot();
+        assert_eq!(start, 3);
+        let restored = SharePartition::restore(start, &batches, LIMITS);
+        assert_eq!((restored.start_offset(), restored.end_offset()), (3, 6));
+        assert_eq!(restored.state(3), Some(&RecordState::Available), "a lock ends with a restart");
+        assert_eq!(restored.state(4), Some(&RecordState::Archived));
+        let mut restored = restored;
+        assert_eq!(restored.next_fetch_offset(), 3);
+        assert_eq!(restored.acquire("b", 10, 6, &[], 2), vec![run(3, 3, 2), run(5, 5, 2)]);
+        assert_eq!(SharePartition::restore(7, &[], LIMITS).end_offset(), 7);
+    }
+
+    #[test]
     fn the_window_is_bounded_and_follows_the_log_start() {
         let limits = Limits { max_in_flight: 4, ..LIMITS };
         let mut sp = SharePartition::new(0, limits);
-        assert_eq!(sp.acquire("a", 10, 100, 0), vec![run(0, 3, 1)]);
-        assert_eq!(sp.acquire("b", 10, 100, 0), vec![], "at most 4 in flight");
+        assert_eq!(sp.acquire("a", 10, 100, &[], 0), vec![run(0, 3, 1)]);
+        assert_eq!(sp.acquire("b", 10, 100, &[], 0), vec![], "at most 4 in flight");
         sp.log_start_moved(2);
         assert_eq!((sp.start_offset(), sp.end_offset()), (2, 4));
-        assert_eq!(sp.acquire("b", 10, 100, 0), vec![run(4, 5, 1)]);
+        assert_eq!(sp.acquire("b", 10, 100, &[], 0), vec![run(4, 5, 1)]);
         sp.log_start_moved(50);
         assert_eq!((sp.start_offset(), sp.end_offset()), (50, 50));
     }

@@ -1,0 +1,702 @@
+//! Share groups on the wire (KIP-932): ShareGroupHeartbeat and ShareGroupDescribe at the group
+//! coordinator; ShareFetch and ShareAcknowledge at the partition leaders (`coordinator::shares`
+//! keeps their state).
+//!
+//! ShareFetch, in order: the share session (open, next epoch, close), the piggy-backed
+//! acknowledgements (answered once durable), then acquisition: for each partition of the
+//! session that has something to hand out, read whole batches from where the share-partition
+//! would deliver next and acquire the records read, up to `max_records` in all. With nothing
+//! acquired, the request long-polls up to `max_wait_ms`: woken by a new high watermark, and
+//! rechecked every 100 ms for records released or whose locks expired. Partitions with neither
+//! data nor an error are left out of the answer, as Kafka's share sessions do.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::share_acknowledge_response as sar;
+use kafka_protocol::messages::share_fetch_response as sfr;
+use kafka_protocol::messages::share_group_describe_response as sgd;
+use kafka_protocol::messages::share_group_heartbeat_response as sgh;
+use kafka_protocol::messages::{
+    BrokerId, ShareAcknowledgeRequest, ShareAcknowledgeResponse, ShareFetchRequest, ShareFetchResponse,
+    ShareGroupDescribeRequest, ShareGroupDescribeResponse, ShareGroupHeartbeatRequest,
+    ShareGroupHeartbeatResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::error::ToKafka;
+use super::{Ctx, RequestInfo};
+use crate::coordinator::assignor::TopicPartitions;
+use crate::coordinator::share_group::{ShareGroup, ShareHeartbeat, ShareTimings};
+use crate::coordinator::share_state::StateKey;
+use crate::coordinator::shares::{wait_written, GroupShareSettings, ShareError, TopicIdPartition};
+use crate::coordinator::GroupError;
+use crate::partition::{Offset, PartitionError};
+use crate::security::acl::{op, resource};
+use crate::security::at_rest::open_all;
+use crate::shard::mailbox::ReadCall;
+use crate::shard::router::route_read_one;
+
+/// Upper bound on a long poll, whatever the client asks.
+const MAX_WAIT_MS_LIMIT: i32 = 60_000;
+/// How often a waiting fetch looks again for released or expired records.
+const RECHECK: Duration = Duration::from_millis(100);
+/// Bytes read per partition and round at most.
+const PARTITION_READ_BYTES: u32 = 1 << 20;
+/// `max_records` when the request leaves it unset (v0 clients).
+const DEFAULT_MAX_RECORDS: usize = 500;
+/// Kafka's "authorized operations omitted" (-2^31).
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+fn group_settings(ctx: &Ctx, group: &str) -> GroupShareSettings {
+    let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+    ctx.shares.settings(cat.group_configs.get(group))
+}
+
+fn timings(ctx: &Ctx, group: &str) -> ShareTimings {
+    let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+    let cfg = &ctx.shares.cfg;
+    let get =
+        |k: &str| cat.group_configs.get(group).and_then(|c| c.get(k)).and_then(|v| v.parse::<i64>().ok());
+    ShareTimings {
+        session_timeout_ms: get("share.session.timeout.ms")
+            .map_or(cfg.session_timeout_ms, |v| v.max(1) as u64),
+        heartbeat_interval_ms: get("share.heartbeat.interval.ms")
+            .map_or(cfg.heartbeat_interval_ms, |v| v.clamp(1, i64::from(i32::MAX)) as i32),
+    }
+}
+
+/// Members gone from share groups since the last look: their sessions close here (a leader
+/// elsewhere sees its locks expire, or the member's closing request).
+fn release_departures(ctx: &Ctx) {
+    let gone = ctx.coordinator.with_any(|groups, _| groups.take_share_departures());
+    for (group, member) in gone {
+        ctx.shares.close_session(&group, &member);
+    }
+}
+
+// ---- ShareGroupHeartbeat / ShareGroupDescribe --------------------------------------------------
+
+pub fn heartbeat(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: ShareGroupHeartbeatRequest,
+) -> ShareGroupHeartbeatResponse {
+    let broker = &ctx.broker;
+    let group_id = req.group_id.0.to_string();
+    let subscribed =
+        req.subscribed_topic_names.map(|ts| ts.into_iter().map(|t| t.0.to_string()).collect::<Vec<_>>());
+    // Kafka checks DESCRIBE on each subscribed topic; unauthorized ones fail the heartbeat.
+    if let Some(names) = &subscribed {
+        if names.iter().any(|t| !ctx.allowed(info, op::DESCRIBE, resource::TOPIC, t)) {
+            return ShareGroupHeartbeatResponse::default()
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                .with_member_epoch(-1);
+        }
+    }
+    let hb = ShareHeartbeat {
+        member_id: req.member_id.to_string(),
+        member_epoch: req.member_epoch,
+        rack_id: req.rack_id.map(|r| r.to_string()),
+        subscribed_topic_names: subscribed,
+        client_id: info.client_id().to_string(),
+        client_host: info.client_host.clone(),
+    };
+    let lookup = |name: &str| broker.topic(name).map(|t| t.partitions);
+    let timings = timings(ctx, &group_id);
+    let result = ctx
+        .coordinator
+        .with_group(&group_id, |groups, now| groups.share_heartbeat(&group_id, hb, &lookup, timings, now))
+        .and_then(|r| r);
+    release_departures(ctx);
+    match result {
+        Err(e) => ShareGroupHeartbeatResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(s(e.to_string())))
+            .with_member_epoch(-1),
+        Ok(r) => {
+            let assignment = r.assignment.map(|a| {
+                let tps = a
+                    .into_iter()
+                    .filter_map(|(name, ps)| {
+                        let topic = broker.topic(&name)?;
+                        Some(
+                            sgh::TopicPartitions::default()
+                                .with_topic_id(Uuid::from_u128(topic.id))
+                                .with_partitions(ps.into_iter().collect()),
+                        )
+                    })
+                    .collect();
+                sgh::Assignment::default().with_topic_partitions(tps)
+            });
+            ShareGroupHeartbeatResponse::default()
+                .with_member_id(Some(s(r.member_id)))
+                .with_member_epoch(r.member_epoch)
+                .with_heartbeat_interval_ms(r.heartbeat_interval_ms)
+                .with_assignment(assignment)
+        }
+    }
+}
+
+pub fn describe(ctx: &Ctx, info: &RequestInfo, req: ShareGroupDescribeRequest) -> ShareGroupDescribeResponse {
+    let broker = &ctx.broker;
+    let ids = |name: &str| broker.topic(name).map(|t| Uuid::from_u128(t.id));
+    let groups = req
+        .group_ids
+        .into_iter()
+        .map(|id| {
+            let found = if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, &id.0) {
+                Err(GroupError::GroupAuthorizationFailed)
+            } else {
+                ctx.coordinator
+                    .with_group(&id.0, |groups, _| groups.share_group(&id.0).map(|g| described(g, &ids)))
+            };
+            let base = sgd::DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+            match found {
+                Ok(Some(g)) => g.with_group_id(id).with_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+                Ok(None) => {
+                    let message = format!("Group {} is not a share group.", &*id.0);
+                    base.with_error_code(GroupError::GroupIdNotFound.code())
+                        .with_error_message(Some(s(message)))
+                }
+                Err(e) => base.with_error_code(e.code()).with_error_message(Some(s(e.to_string()))),
+            }
+        })
+        .collect();
+    ShareGroupDescribeResponse::default().with_groups(groups)
+}
+
+fn described(g: &ShareGroup, ids: &dyn Fn(&str) -> Option<Uuid>) -> sgd::DescribedGroup {
+    let assignment = |a: &TopicPartitions| {
+        let tps = a
+            .iter()
+            .filter_map(|(name, ps)| {
+                Some(
+                    sgd::TopicPartitions::default()
+                        .with_topic_id(ids(name)?)
+                        .with_topic_name(TopicName(s(name.clone())))
+                        .with_partitions(ps.iter().copied().collect()),
+                )
+            })
+            .collect();
+        sgd::Assignment::default().with_topic_partitions(tps)
+    };
+    let members = g
+        .members
+        .values()
+        .map(|m| {
+            sgd::Member::default()
+                .with_member_id(s(m.id.clone()))
+                .with_rack_id(m.rack_id.clone().map(s))
+                .with_member_epoch(m.epoch)
+                .with_client_id(s(m.client_id.clone()))
+                .with_client_host(s(m.client_host.clone()))
+                .with_subscribed_topic_names(m.subscribed.iter().map(|t| TopicName(s(t.clone()))).collect())
+                .with_assignment(assignment(&m.assigned))
+        })
+        .collect();
+    sgd::DescribedGroup::default()
+        .with_group_state(s(g.state_name()))
+        .with_group_epoch(g.group_epoch)
+        .with_assignment_epoch(g.assignment_epoch)
+        .with_assignor_name(s("simple"))
+        .with_members(members)
+}
+
+// ---- ShareFetch / ShareAcknowledge -------------------------------------------------------------
+
+/// One partition a share request names, its topic resolved.
+struct Target {
+    topic_id: u128,
+    partition: i32,
+    topic: Arc<str>,
+    sealed: bool,
+    /// Refused before anything else: unknown topic id, not authorized, not the leader.
+    refused: Option<PartitionError>,
+}
+
+fn resolve(ctx: &Ctx, info: &RequestInfo, topic_id: u128, partition: i32) -> Target {
+    let meta = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).by_id(topic_id);
+    let Some(meta) = meta else {
+        return Target {
+            topic_id,
+            partition,
+            topic: Arc::from(""),
+            sealed: false,
+            refused: Some(PartitionError::UnknownTopicId),
+        };
+    };
+    let topic: Arc<str> = Arc::from(meta.name.as_str());
+    let sealed = meta.configs.get("encryption.at.rest").is_some_and(|v| v != "false");
+    let refused = if !ctx.allowed(info, op::READ, resource::TOPIC, &meta.name) {
+        Some(PartitionError::TopicAuthorizationFailed)
+    } else if partition < 0 || partition >= meta.partitions {
+        Some(PartitionError::UnknownTopicOrPartition)
+    } else if !ctx.broker.leads(&meta, partition) {
+        Some(PartitionError::NotLeaderOrFollower)
+    } else {
+        None
+    };
+    Target { topic_id, partition, topic, sealed, refused }
+}
+
+/// What a share request answers for one partition.
+#[derive(Default)]
+struct PartitionAnswer {
+    error: Option<(i16, String)>,
+    ack_error: Option<(i16, String)>,
+    records: Option<Bytes>,
+    acquired: Vec<sfr::AcquiredRecords>,
+    leader: Option<(i32, i32)>,
+}
+
+impl PartitionAnswer {
+    fn is_news(&self) -> bool {
+        self.error.is_some() || self.ack_error.is_some() || !self.acquired.is_empty()
+    }
+}
+
+fn refusal(ctx: &Ctx, t: &Target, e: &PartitionError) -> PartitionAnswer {
+    let code = super::error::partition_code(e);
+    let leader =
+        super::leader_hint::current_leader(&ctx.broker, &t.topic, t.partition).map(|l| (l.leader, l.epoch.0));
+    PartitionAnswer { error: Some((code, e.to_string())), leader, ..Default::default() }
+}
+
+type AckBatches = Vec<(i64, i64, Vec<i8>)>;
+
+/// Applies the acknowledgements of each named partition; answers once they are durable.
+async fn acknowledge(
+    ctx: &Ctx,
+    group: &str,
+    member: &str,
+    acks: Vec<(Target, AckBatches)>,
+    answers: &mut BTreeMap<TopicIdPartition, PartitionAnswer>,
+) {
+    let mut waits = Vec::new();
+    for (t, batches) in acks {
+        let key = (t.topic_id, t.partition);
+        if let Some(e) = &t.refused {
+            let r = refusal(ctx, &t, e);
+            let a = answers.entry(key).or_default();
+            a.ack_error = r.error;
+            a.leader = r.leader;
+            continue;
+        }
+        if batches.is_empty() {
+            continue;
+        }
+        let state_key = StateKey { group: group.to_string(), topic_id: t.topic_id, partition: t.partition };
+        match ctx.shares.acknowledge(&state_key, member, &batches) {
+            Ok(done) => waits.push((key, done)),
+            Err(e) => answers.entry(key).or_default().ack_error = Some((e.code(), e.to_string())),
+        }
+    }
+    for (key, done) in waits {
+        if let Err(e) = wait_written(done).await {
+            answers.entry(key).or_default().ack_error = Some((e.code(), e.to_string()));
+        }
+    }
+}
+
+/// Reads and acquires from every partition that has something, up to `max_records` in all.
+/// Returns the records acquired; `notify` is registered with the partitions that have
+/// nothing readable.
+#[allow(clippy::too_many_arguments)]
+async fn acquire_round(
+    ctx: &Ctx,
+    group: &str,
+    member: &str,
+    targets: &[Target],
+    settings: &GroupShareSettings,
+    mut max_records: usize,
+    mut max_bytes: u32,
+    notify: Option<flume::Sender<()>>,
+    answers: &mut BTreeMap<TopicIdPartition, PartitionAnswer>,
+) -> usize {
+    let mut total = 0;
+    for t in targets {
+        if max_records == 0 || max_bytes == 0 {
+            break;
+        }
+        let key = (t.topic_id, t.partition);
+        if let Some(e) = &t.refused {
+            let r = refusal(ctx, t, e);
+            let a = answers.entry(key).or_default();
+            a.error = r.error;
+            a.leader = r.leader;
+            continue;
+        }
+        let state_key = StateKey { group: group.to_string(), topic_id: t.topic_id, partition: t.partition };
+        if let Err(e) = ctx.shares.ensure(&ctx.shard, &state_key, &t.topic, settings).await {
+            answers.entry(key).or_default().error = Some((e.code(), e.to_string()));
+            continue;
+        }
+        // Where the share-partition stands against the log: a read at its end learns the high
+        // watermark and log start (and registers `notify` when nothing is readable).
+        let end = ctx.shares.end_offset(&state_key).unwrap_or(0);
+        let probe = ReadCall {
+            topic: t.topic.clone(),
+            partition: t.partition,
+            offset: Offset(end),
+            max_bytes: 0,
+            min_one: false,
+            notify: notify.clone(),
+            replica: None,
+            read_committed: settings.read_committed,
+        };
+        let probed = match route_read_one(&ctx.shard, probe).await {
+            Ok(r) => r,
+            Err(PartitionError::Log(e))
+                if matches!(e.cause(), riptide_engine::LogError::OffsetOutOfRange { .. }) =>
+            {
+                // The share-partition's end fell below the log start (retention): the fetch
+                // position below moves it up.
+                crate::partition::ReadResult::default()
+            }
+            Err(e) => {
+                let r = refusal(ctx, t, &e);
+                let a = answers.entry(key).or_default();
+                a.error = r.error;
+                a.leader = r.leader;
+                continue;
+            }
+        };
+        let readable_end =
+            if settings.read_committed { probed.last_stable_offset } else { probed.high_watermark };
+        let Some(from) = ctx.shares.fetch_position(&state_key, readable_end.0, probed.log_start_offset.0)
+        else {
+            continue;
+        };
+        let call = ReadCall {
+            topic: t.topic.clone(),
+            partition: t.partition,
+            offset: Offset(from),
+            max_bytes: max_bytes.min(PARTITION_READ_BYTES),
+            min_one: true,
+            notify: None,
+            replica: None,
+            read_committed: settings.read_committed,
+        };
+        let read = match route_read_one(&ctx.shard, call).await {
+            Ok(r) => r,
+            Err(e) => {
+                let r = refusal(ctx, t, &e);
+                answers.entry(key).or_default().error = r.error;
+                continue;
+            }
+        };
+        let Some(slice) = read.slice else { continue };
+        let bytes = match slice.read_to_vec() {
+            Ok(b) if t.sealed => open_all(ctx.broker.security.keyring.as_deref(), &b),
+            Ok(b) => Ok(b),
+            Err(e) => Err(e.to_string()),
+        };
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("share fetch of {}-{}: {e}", t.topic, t.partition);
+                answers.entry(key).or_default().error = Some((ResponseError::KafkaStorageError.code(), e));
+                continue;
+            }
+        };
+        // What was read: the offsets up to the last whole batch, and its transaction markers.
+        let (mut read_end, mut control) = (from, Vec::new());
+        for (header, _) in riptide_format::whole_batches(&bytes).map_while(Result::ok) {
+            read_end = read_end.max(header.next_offset());
+            if header.is_control() {
+                control.push((header.base_offset, header.last_offset()));
+            }
+        }
+        let readable = readable_end.0.min(read_end);
+        let got = ctx.shares.acquire(&state_key, member, max_records, readable, &control);
+        let count: usize = got.acquired.iter().map(|r| (r.last_offset - r.first_offset + 1) as usize).sum();
+        if count == 0 {
+            continue;
+        }
+        max_records = max_records.saturating_sub(count);
+        max_bytes = max_bytes.saturating_sub(bytes.len() as u32);
+        total += count;
+        let a = answers.entry(key).or_default();
+        a.records = Some(Bytes::from(bytes));
+        a.acquired = got
+            .acquired
+            .iter()
+            .map(|r| {
+                sfr::AcquiredRecords::default()
+                    .with_first_offset(r.first_offset)
+                    .with_last_offset(r.last_offset)
+                    .with_delivery_count(r.delivery_count as i16)
+            })
+            .collect();
+    }
+    total
+}
+
+fn nullable(v: &Option<StrBytes>) -> Option<String> {
+    v.as_ref().map(|s| s.to_string()).filter(|s| !s.is_empty())
+}
+
+pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> ShareFetchResponse {
+    let started = Instant::now();
+    let top = |code: i16, message: String| {
+        ShareFetchResponse::default().with_error_code(code).with_error_message(Some(s(message)))
+    };
+    let (Some(group), Some(member)) =
+        (req.group_id.as_ref().map(|g| g.0.to_string()), nullable(&req.member_id))
+    else {
+        return top(
+            ResponseError::InvalidRequest.code(),
+            "A share fetch needs a group id and a member id.".into(),
+        );
+    };
+    if group.is_empty() {
+        return top(ResponseError::InvalidRequest.code(), "A share fetch needs a group id.".into());
+    }
+    if !ctx.allowed(info, op::READ, resource::GROUP, &group) {
+        return top(
+            ResponseError::GroupAuthorizationFailed.code(),
+            format!("Not authorized to access group: {group}"),
+        );
+    }
+    let epoch = req.share_session_epoch;
+    let has_acks =
+        req.topics.iter().any(|t| t.partitions.iter().any(|p| !p.acknowledgement_batches.is_empty()));
+    if epoch == 0 && has_acks {
+        return top(
+            ResponseError::InvalidRequest.code(),
+            "Acknowledgements are not allowed when opening a share session.".into(),
+        );
+    }
+    release_departures(ctx);
+    let named: Vec<TopicIdPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id.as_u128(), p.partition_index)))
+        .collect();
+    let forgotten: Vec<TopicIdPartition> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id.as_u128(), *p)))
+        .collect();
+    let session = match ctx.shares.session(&group, &member, epoch, &named, &forgotten) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("share fetch of {group}/{member} at session epoch {epoch}: {e}");
+            return top(e.code(), e.to_string());
+        }
+    };
+    let mut answers: BTreeMap<TopicIdPartition, PartitionAnswer> = BTreeMap::new();
+    let acks: Vec<(Target, AckBatches)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().filter(|p| !p.acknowledgement_batches.is_empty()).map(move |p| {
+                let batches = p
+                    .acknowledgement_batches
+                    .iter()
+                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                    .collect();
+                (t.topic_id.as_u128(), p.partition_index, batches)
+            })
+        })
+        .map(|(id, p, batches)| (resolve(ctx, info, id, p), batches))
+        .collect();
+    acknowledge(ctx, &group, &member, acks, &mut answers).await;
+    if epoch == -1 {
+        ctx.shares.close_session(&group, &member);
+    } else {
+        let settings = group_settings(ctx, &group);
+        let targets: Vec<Target> = session.iter().map(|(id, p)| resolve(ctx, info, *id, *p)).collect();
+        let max_records =
+            usize::try_from(req.max_records).ok().filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_RECORDS);
+        let max_bytes = u32::try_from(req.max_bytes).ok().filter(|n| *n > 0).unwrap_or(u32::MAX >> 1);
+        let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT) as u64);
+        let (notify_tx, notify_rx) = flume::bounded(1);
+        let mut rounds = 0u32;
+        loop {
+            rounds += 1;
+            let got = acquire_round(
+                ctx,
+                &group,
+                &member,
+                &targets,
+                &settings,
+                max_records,
+                max_bytes,
+                Some(notify_tx.clone()),
+                &mut answers,
+            )
+            .await;
+            let remaining = wait.saturating_sub(started.elapsed());
+            // Bounded: the wait is at most MAX_WAIT_MS_LIMIT and each round waits at least a
+            // recheck period or a notification.
+            if got > 0 || remaining.is_zero() || targets.is_empty() || rounds > 1000 {
+                break;
+            }
+            let _ = compio::time::timeout(remaining.min(RECHECK), notify_rx.recv_async()).await;
+        }
+    }
+    fetch_response(ctx, info, answers)
+}
+
+fn fetch_response(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    answers: BTreeMap<TopicIdPartition, PartitionAnswer>,
+) -> ShareFetchResponse {
+    let lock_ms = ctx.shares.cfg.record_lock_duration_ms;
+    let mut leaders = Vec::new();
+    let mut topics: BTreeMap<u128, Vec<sfr::PartitionData>> = BTreeMap::new();
+    for ((topic_id, partition), a) in answers.into_iter().filter(|(_, a)| a.is_news()) {
+        let (leader_id, leader_epoch) = a.leader.unwrap_or((-1, -1));
+        if leader_id >= 0 {
+            leaders.push(leader_id);
+        }
+        let (code, message) = a.error.unwrap_or((0, String::new()));
+        let (ack_code, ack_message) = a.ack_error.unwrap_or((0, String::new()));
+        topics.entry(topic_id).or_default().push(
+            sfr::PartitionData::default()
+                .with_partition_index(partition)
+                .with_error_code(code)
+                .with_error_message((code != 0).then(|| s(message)))
+                .with_acknowledge_error_code(ack_code)
+                .with_acknowledge_error_message((ack_code != 0).then(|| s(ack_message)))
+                .with_current_leader(
+                    sfr::LeaderIdAndEpoch::default()
+                        .with_leader_id(leader_id)
+                        .with_leader_epoch(leader_epoch),
+                )
+                .with_records(a.records)
+                .with_acquired_records(a.acquired),
+        );
+    }
+    let responses = topics
+        .into_iter()
+        .map(|(id, partitions)| {
+            sfr::ShareFetchableTopicResponse::default()
+                .with_topic_id(Uuid::from_u128(id))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let endpoints = super::leader_hint::endpoints(&ctx.broker, &info.session.listener.name, &leaders)
+        .into_iter()
+        .map(|e| {
+            sfr::NodeEndpoint::default()
+                .with_node_id(BrokerId(e.node_id.0))
+                .with_host(e.host)
+                .with_port(e.port)
+                .with_rack(e.rack)
+        })
+        .collect();
+    ShareFetchResponse::default()
+        .with_acquisition_lock_timeout_ms(lock_ms.clamp(0, i64::from(i32::MAX)) as i32)
+        .with_responses(responses)
+        .with_node_endpoints(endpoints)
+}
+
+pub async fn acknowledge_request(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: ShareAcknowledgeRequest,
+) -> ShareAcknowledgeResponse {
+    let top = |code: i16, message: String| {
+        ShareAcknowledgeResponse::default().with_error_code(code).with_error_message(Some(s(message)))
+    };
+    let (Some(group), Some(member)) =
+        (req.group_id.as_ref().map(|g| g.0.to_string()), nullable(&req.member_id))
+    else {
+        return top(
+            ResponseError::InvalidRequest.code(),
+            "An acknowledgement needs a group id and a member id.".into(),
+        );
+    };
+    if !ctx.allowed(info, op::READ, resource::GROUP, &group) {
+        return top(
+            ResponseError::GroupAuthorizationFailed.code(),
+            format!("Not authorized to access group: {group}"),
+        );
+    }
+    let epoch = req.share_session_epoch;
+    if epoch == 0 {
+        return top(
+            ResponseError::InvalidShareSessionEpoch.code(),
+            ShareError::InvalidSessionEpoch.to_string(),
+        );
+    }
+    if let Err(e) = ctx.shares.session(&group, &member, epoch, &[], &[]) {
+        tracing::debug!("share acknowledgement of {group}/{member} at session epoch {epoch}: {e}");
+        return top(e.code(), e.to_string());
+    }
+    let acks: Vec<(Target, AckBatches)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                let batches = p
+                    .acknowledgement_batches
+                    .iter()
+                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone()))
+                    .collect();
+                (t.topic_id.as_u128(), p.partition_index, batches)
+            })
+        })
+        .map(|(id, p, batches)| (resolve(ctx, info, id, p), batches))
+        .collect();
+    let named: Vec<TopicIdPartition> = acks.iter().map(|(t, _)| (t.topic_id, t.partition)).collect();
+    let mut answers: BTreeMap<TopicIdPartition, PartitionAnswer> = BTreeMap::new();
+    acknowledge(ctx, &group, &member, acks, &mut answers).await;
+    if epoch == -1 {
+        ctx.shares.close_session(&group, &member);
+    }
+    let mut leaders = Vec::new();
+    let mut topics: BTreeMap<u128, Vec<sar::PartitionData>> = BTreeMap::new();
+    for key in named {
+        let a = answers.remove(&key).unwrap_or_default();
+        let (leader_id, leader_epoch) = a.leader.unwrap_or((-1, -1));
+        if leader_id >= 0 {
+            leaders.push(leader_id);
+        }
+        let (code, message) = a.ack_error.unwrap_or((0, String::new()));
+        topics.entry(key.0).or_default().push(
+            sar::PartitionData::default()
+                .with_partition_index(key.1)
+                .with_error_code(code)
+                .with_error_message((code != 0).then(|| s(message)))
+                .with_current_leader(
+                    sar::LeaderIdAndEpoch::default()
+                        .with_leader_id(leader_id)
+                        .with_leader_epoch(leader_epoch),
+                ),
+        );
+    }
+    let responses = topics
+        .into_iter()
+        .map(|(id, partitions)| {
+            sar::ShareAcknowledgeTopicResponse::default()
+                .with_topic_id(Uuid::from_u128(id))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let endpoints = super::leader_hint::endpoints(&ctx.broker, &info.session.listener.name, &leaders)
+        .into_iter()
+        .map(|e| {
+            sar::NodeEndpoint::default()
+                .with_node_id(BrokerId(e.node_id.0))
+                .with_host(e.host)
+                .with_port(e.port)
+                .with_rack(e.rack)
+        })
+        .collect();
+    ShareAcknowledgeResponse::default().with_responses(responses).with_node_endpoints(endpoints)
+}
