@@ -5,8 +5,8 @@
 #
 # The other broker is started here from OTHER_CMD and must listen on OTHER_ADDR; by default
 # Tansu (a Rust Kafka-compatible broker on crates.io), installed once with cargo install
-# outside the workspace. Check `tansu broker --help` of the installed version: its flags
-# change between releases.
+# outside the workspace, with `dynostore` (its in-memory storage needs it). Check
+# `tansu broker --help` of the installed version: its flags change between releases.
 #
 # Usage: scripts/bench-compare-brokers.sh [--rounds N] [--duration S] WORKLOAD...
 # Example: scripts/bench-compare-brokers.sh --rounds 3 --duration 30 \
@@ -28,7 +28,7 @@ cargo build --release -p riptide-server -p riptide-bench
 TANSU_ROOT=${TANSU_ROOT:-$HOME/.cache/riptide/tansu}
 OTHER_ADDR=${OTHER_ADDR:-127.0.0.1:19092}
 if [ -z "${OTHER_CMD:-}" ]; then
-    [ -x "$TANSU_ROOT/bin/tansu" ] || cargo install --locked tansu --version 0.6.0 --root "$TANSU_ROOT"
+    [ -x "$TANSU_ROOT/bin/tansu" ] || cargo install --locked tansu --version 0.6.0 --features dynostore --root "$TANSU_ROOT"
     OTHER_CMD="$TANSU_ROOT/bin/tansu broker --storage-engine memory://tansu/ \
         --listener-url tcp://$OTHER_ADDR --advertised-listener-url tcp://$OTHER_ADDR"
 fi

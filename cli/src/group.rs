@@ -1,6 +1,9 @@
 //! `riptide group list|describe|reset-offsets|delete`. Describe joins three views: the
 //! coordinator's members and their assignments (DescribeGroups), the committed offsets
 //! (OffsetFetch) and the partitions' log end (ListOffsets), whose difference is the lag.
+//! A share group (KIP-932) is described from ShareGroupDescribe and its share-partition start
+//! offsets (DescribeShareGroupOffsets): its lag is what lies between the start offset and the
+//! log end, records in flight included; its offsets are reset with AlterShareGroupOffsets.
 
 use riptide_model::Offset;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,7 +37,7 @@ pub struct GroupArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroupCommand {
-    /// List consumer groups.
+    /// List groups (classic, consumer and share groups).
     List,
     /// Members, assignments, committed offsets and lag of a group.
     Describe {
@@ -45,7 +48,8 @@ pub enum GroupCommand {
         #[arg(long, value_enum, default_value = "read-uncommitted")]
         isolation: Isolation,
     },
-    /// Move a group's committed offsets (the group must have no active members).
+    /// Move a group's committed offsets, or a share group's start offsets (the group must
+    /// have no active members).
     ResetOffsets {
         /// Group id.
         group: String,
@@ -154,6 +158,9 @@ impl OffsetRow {
 
 async fn describe(client: &Client, format: OutputFormat, group: &str, isolation: Isolation) -> CliResult {
     let description = client.describe_group(group).await?;
+    if description.protocol_type == "share" {
+        return describe_share(client, format, group, isolation).await;
+    }
     let committed = client.committed_offsets(group, None).await?;
     if description.state == "Dead" && description.members.is_empty() && committed.is_empty() {
         return Err(CliError::failed(format!(
@@ -235,6 +242,105 @@ async fn describe(client: &Client, format: OutputFormat, group: &str, isolation:
     Ok(())
 }
 
+async fn describe_share(
+    client: &Client,
+    format: OutputFormat,
+    group: &str,
+    isolation: Isolation,
+) -> CliResult {
+    let d = client.describe_share_group(group).await?;
+    let starts = client.share_group_offsets(group).await?;
+    let end = match isolation {
+        Isolation::ReadUncommitted => OffsetSpec::Latest,
+        Isolation::ReadCommitted => OffsetSpec::LastStable,
+    };
+    // The readers of each partition (a share group's members may share one).
+    let mut readers: BTreeMap<TopicPartition, Vec<String>> = BTreeMap::new();
+    for m in &d.members {
+        for (t, ps) in &m.assignment {
+            for p in ps {
+                readers.entry(TopicPartition::new(t.as_str(), *p)).or_default().push(m.member_id.clone());
+            }
+        }
+    }
+    let keys: BTreeSet<TopicPartition> = starts.keys().chain(readers.keys()).cloned().collect();
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in &keys {
+        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
+    }
+    let mut ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for (t, ps) in by_topic {
+        let Ok(info) = client.topic(t).await else { continue };
+        let present: Vec<i32> = ps.into_iter().filter(|p| info.leader_of(*p).is_some()).collect();
+        if let Ok(found) = client.list_offsets(&info, &present, end).await {
+            ends.extend(found.into_iter().map(|(p, o)| (TopicPartition::new(t, p), o.0)));
+        }
+    }
+    let lag = |k: &TopicPartition| Some((ends.get(k)? - starts.get(k)?).max(0));
+    match format {
+        OutputFormat::Json => output::print_json(&json!({
+            "group": d.group_id,
+            "type": "share",
+            "state": d.state,
+            "group_epoch": d.group_epoch,
+            "assignor": d.assignor,
+            "members": d.members.iter().map(|m| json!({
+                "member_id": m.member_id, "client_id": m.client_id, "host": m.client_host,
+                "member_epoch": m.member_epoch, "subscribed": m.subscribed,
+                "assignment": m.assignment.iter().map(|(t, ps)| json!({"topic": t, "partitions": ps})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "offsets": keys.iter().map(|k| json!({
+                "topic": k.topic, "partition": k.partition, "start_offset": starts.get(k),
+                "log_end": ends.get(k), "lag": lag(k), "members": readers.get(k).cloned().unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+        }))?,
+        OutputFormat::Table => {
+            let mut text = key_values(&[
+                ("GROUP", d.group_id.clone()),
+                ("TYPE", "share".into()),
+                ("STATE", d.state.clone()),
+                ("ASSIGNOR", d.assignor.clone()),
+                ("MEMBERS", d.members.len().to_string()),
+            ]);
+            if !d.members.is_empty() {
+                let mut members = Table::new(&["MEMBER-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
+                for m in &d.members {
+                    let assignment: Vec<String> =
+                        m.assignment.iter().map(|(t, ps)| format!("{t}:{}", output::list(ps))).collect();
+                    members.row(vec![
+                        m.member_id.clone(),
+                        m.client_id.clone(),
+                        m.client_host.clone(),
+                        assignment.join(" "),
+                    ]);
+                }
+                text.push('\n');
+                text.push_str(&members.render());
+            }
+            let end_column = if isolation == Isolation::ReadCommitted { "LAST-STABLE" } else { "LOG-END" };
+            let mut offsets =
+                Table::new(&["TOPIC", "PARTITION", "START-OFFSET", end_column, "LAG", "MEMBERS"]);
+            let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            for k in &keys {
+                offsets.row(vec![
+                    k.topic.clone(),
+                    k.partition.to_string(),
+                    show(starts.get(k).copied()),
+                    show(ends.get(k).copied()),
+                    show(lag(k)),
+                    readers.get(k).map_or("-".into(), |r| r.len().to_string()),
+                ]);
+            }
+            if !keys.is_empty() {
+                text.push('\n');
+                text.push_str(&offsets.render());
+            }
+            output::print(&text)?;
+        }
+    }
+    Ok(())
+}
+
 /// Committed and assigned partitions, with their log end offsets (`end`: the high watermark
 /// or the last stable offset).
 async fn offset_rows(
@@ -291,6 +397,7 @@ async fn reset(
         Err(e) if e.code() == Some(riptide_client::KafkaCode::GROUP_ID_NOT_FOUND) => None,
         found => Some(found?),
     };
+    let share = description.as_ref().is_some_and(|d| d.protocol_type == "share");
     if let Some(description) = description.filter(|d| !d.members.is_empty()) {
         return Err(CliError::failed(format!(
             "group {group} has {} active member(s) (state {}): stop its consumers before resetting offsets",
@@ -306,10 +413,18 @@ async fn reset(
     }
     let targets = resolve(client, &info, &chosen, start).await?;
     let keys: Vec<TopicPartition> = chosen.iter().map(|p| TopicPartition::new(topic, *p)).collect();
-    let before = client.committed_offsets(group, Some(&keys)).await?;
     let new: BTreeMap<TopicPartition, Offset> =
         targets.iter().map(|(p, o)| (TopicPartition::new(topic, *p), *o)).collect();
-    if !dry_run {
+    let before: BTreeMap<TopicPartition, Offset> = if share {
+        let starts = client.share_group_offsets(group).await?;
+        keys.iter().filter_map(|k| Some((k.clone(), Offset(*starts.get(k)?)))).collect()
+    } else {
+        client.committed_offsets(group, Some(&keys)).await?
+    };
+    if !dry_run && share {
+        let starts = new.iter().map(|(k, o)| (k.clone(), o.0)).collect();
+        client.alter_share_group_offsets(group, &starts).await?;
+    } else if !dry_run {
         client.commit_offsets(group, -1, "", &new).await?;
     }
     match format {

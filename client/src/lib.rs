@@ -45,6 +45,7 @@ pub mod produce;
 pub mod sasl;
 pub mod scram;
 pub mod security;
+pub mod share;
 pub mod tls;
 pub mod txn;
 pub mod versions;

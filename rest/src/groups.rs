@@ -68,7 +68,8 @@ pub async fn groups(state: &State, req: &Req, c: &str) -> Result<Value, RestErro
     let mut data = Vec::new();
     let mut listed = client.list_groups().await?;
     listed.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-    for g in listed {
+    // Share groups have their own collection (`share_groups`).
+    for g in listed.into_iter().filter(|g| g.protocol_type != "share") {
         if let Ok(d) = describe(state, &g.group_id).await {
             let coordinator = coordinator_id(state, &g.group_id).await;
             data.push(group_json(req, c, &d, coordinator));

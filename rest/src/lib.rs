@@ -20,6 +20,7 @@ mod instance;
 mod produce;
 mod records;
 mod router;
+mod share_groups;
 mod state;
 mod topics;
 

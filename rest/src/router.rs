@@ -13,7 +13,7 @@ use super::http::{
     error_reply, json_reply, no_content, Reply, Req, V2_BINARY, V2_EMBEDDED_JSON, V2_JSON, V3_JSON,
 };
 use super::state::State;
-use super::{consumers, groups, produce, topics};
+use super::{consumers, groups, produce, share_groups, topics};
 
 /// The OpenAPI document of this API (the repository's copy, built in).
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
@@ -118,6 +118,8 @@ async fn route(state: &Rc<State>, req: Req, p: &[&str]) -> Result<Out, RestError
             ok(topics::replicas(s, &req, c, t, n).await?)
         }
         (M::GET, ["v3", "clusters", c, "consumer-groups"]) => ok(groups::groups(s, &req, c).await?),
+        (M::GET, ["v3", "clusters", c, "share-groups"]) => ok(share_groups::groups(s, &req, c).await?),
+        (M::GET, ["v3", "clusters", c, "share-groups", g]) => ok(share_groups::group(s, &req, c, g).await?),
         (M::GET, ["v3", "clusters", c, "consumer-groups", g]) => ok(groups::group(s, &req, c, g).await?),
         (M::GET, ["v3", "clusters", c, "consumer-groups", g, "consumers"]) => {
             ok(groups::consumers(s, &req, c, g).await?)
@@ -203,8 +205,8 @@ fn allowed(p: &[&str]) -> Option<&'static str> {
     Some(match p {
         [] | ["openapi.json"] => "GET",
         ["v3", "clusters"] | ["v3", "clusters", _] => "GET",
-        ["v3", "clusters", _, "brokers" | "consumer-groups"] => "GET",
-        ["v3", "clusters", _, "brokers" | "consumer-groups", _] => "GET",
+        ["v3", "clusters", _, "brokers" | "consumer-groups" | "share-groups"] => "GET",
+        ["v3", "clusters", _, "brokers" | "consumer-groups" | "share-groups", _] => "GET",
         ["v3", "clusters", _, "topics"] => "GET, POST",
         ["v3", "clusters", _, "topics", _] => "GET, DELETE",
         ["v3", "clusters", _, "topics", _, "configs" | "partitions"] => "GET",

@@ -84,6 +84,15 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::ShareGroupDescribe => RequestKind::ShareGroupDescribe(ShareGroupDescribeRequest::default()),
         ApiKey::ShareFetch => RequestKind::ShareFetch(ShareFetchRequest::default()),
         ApiKey::ShareAcknowledge => RequestKind::ShareAcknowledge(ShareAcknowledgeRequest::default()),
+        ApiKey::DescribeShareGroupOffsets => {
+            RequestKind::DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest::default())
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            RequestKind::AlterShareGroupOffsets(AlterShareGroupOffsetsRequest::default())
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            RequestKind::DeleteShareGroupOffsets(DeleteShareGroupOffsetsRequest::default())
+        }
         ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default()),
         ApiKey::OffsetForLeaderEpoch => {
             RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default())

@@ -429,12 +429,19 @@ pub async fn delete_groups(ctx: &Ctx, info: &RequestInfo, req: DeleteGroupsReque
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
         let prepared = if ctx.allowed(info, op::DELETE, resource::GROUP, &id.0) {
-            coordinator.with_group(&id.0, |groups, now| groups.delete_group(&id.0, now)).and_then(|r| r)
+            coordinator
+                .with_group(&id.0, |groups, now| {
+                    let share = groups.share_group(&id.0).is_some();
+                    groups.delete_group(&id.0, now).map(|w| (w, share))
+                })
+                .and_then(|r| r)
         } else {
             Err(GroupError::GroupAuthorizationFailed)
         };
         let outcome = match prepared {
-            Ok(w) => coordinator::write(&ctx.shard, &ctx.coordinator, &w).await,
+            // A share group's delivery state goes with it (tombstones in __share_group_state).
+            Ok((_, true)) => delete_share_state(ctx, &id.0, None).await,
+            Ok((w, false)) => coordinator::write(&ctx.shard, &ctx.coordinator, &w).await,
             Err(e) => Err(e),
         };
         results.push(
@@ -444,6 +451,20 @@ pub async fn delete_groups(ctx: &Ctx, info: &RequestInfo, req: DeleteGroupsReque
         );
     }
     DeleteGroupsResponse::default().with_results(results)
+}
+
+/// Tombstones a share group's persisted share-partitions (all, or those of `topics`).
+pub(super) async fn delete_share_state(
+    ctx: &Ctx,
+    group: &str,
+    topics: Option<&std::collections::BTreeSet<u128>>,
+) -> Result<(), GroupError> {
+    for done in ctx.shares.delete(group, topics) {
+        crate::coordinator::shares::wait_written(done)
+            .await
+            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
+    }
+    Ok(())
 }
 
 // ---- KIP-848 ---------------------------------------------------------------------------------

@@ -476,6 +476,15 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::ShareAcknowledge => {
             answer!(share::acknowledge_request(ctx, info, decode(&mut body, v)?).await)
         }
+        ApiKey::DescribeShareGroupOffsets => {
+            answer!(share::describe_offsets(ctx, info, decode(&mut body, v)?))
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            answer!(share::alter_offsets(ctx, info, decode(&mut body, v)?).await)
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            answer!(share::delete_offsets(ctx, info, decode(&mut body, v)?).await)
+        }
         _ => Err(RequestError::UnknownApi(info.api_key as i16)),
     }
 }

@@ -47,8 +47,6 @@ const MAX_WAIT_MS_LIMIT: i32 = 60_000;
 const RECHECK: Duration = Duration::from_millis(100);
 /// Bytes read per partition and round at most.
 const PARTITION_READ_BYTES: u32 = 1 << 20;
-/// `max_records` when the request leaves it unset (v0 clients).
-const DEFAULT_MAX_RECORDS: usize = 500;
 /// Kafka's "authorized operations omitted" (-2^31).
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
@@ -419,7 +417,7 @@ async fn acquire_round(
             }
         }
         let readable = readable_end.0.min(read_end);
-        let got = ctx.shares.acquire(&state_key, member, max_records, readable, &control);
+        let got = ctx.shares.acquire(&state_key, member, max_records, from, readable, &control);
         let count: usize = got.acquired.iter().map(|r| (r.last_offset - r.first_offset + 1) as usize).sum();
         if count == 0 {
             continue;
@@ -518,8 +516,8 @@ pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> Sha
     } else {
         let settings = group_settings(ctx, &group);
         let targets: Vec<Target> = session.iter().map(|(id, p)| resolve(ctx, info, *id, *p)).collect();
-        let max_records =
-            usize::try_from(req.max_records).ok().filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_RECORDS);
+        // MaxRecords 0: the request only acknowledges.
+        let max_records = usize::try_from(req.max_records).unwrap_or(0);
         let max_bytes = u32::try_from(req.max_bytes).ok().filter(|n| *n > 0).unwrap_or(u32::MAX >> 1);
         let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_MS_LIMIT) as u64);
         let (notify_tx, notify_rx) = flume::bounded(1);
@@ -541,7 +539,7 @@ pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> Sha
             let remaining = wait.saturating_sub(started.elapsed());
             // Bounded: the wait is at most MAX_WAIT_MS_LIMIT and each round waits at least a
             // recheck period or a notification.
-            if got > 0 || remaining.is_zero() || targets.is_empty() || rounds > 1000 {
+            if got > 0 || remaining.is_zero() || targets.is_empty() || max_records == 0 || rounds > 1000 {
                 break;
             }
             let _ = compio::time::timeout(remaining.min(RECHECK), notify_rx.recv_async()).await;
@@ -699,4 +697,211 @@ pub async fn acknowledge_request(
         })
         .collect();
     ShareAcknowledgeResponse::default().with_responses(responses).with_node_endpoints(endpoints)
+}
+
+// ---- DescribeShareGroupOffsets / AlterShareGroupOffsets / DeleteShareGroupOffsets ---------
+
+/// Whether a share-group admin request may act on `group`: it must not be another kind of
+/// group, and (`need_empty`) must have no members.
+fn share_group_check(ctx: &Ctx, group: &str, need_empty: bool) -> Result<bool, GroupError> {
+    ctx.coordinator
+        .with_group(group, |groups, _| match groups.share_group(group) {
+            Some(g) if need_empty && !g.members.is_empty() => Err(GroupError::NonEmptyGroup),
+            Some(_) => Ok(true),
+            None if groups.list().iter().any(|g| g.group_id == group) => Err(GroupError::GroupIdNotFound),
+            None => Ok(false),
+        })
+        .and_then(|r| r)
+}
+
+pub fn describe_offsets(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: kafka_protocol::messages::DescribeShareGroupOffsetsRequest,
+) -> kafka_protocol::messages::DescribeShareGroupOffsetsResponse {
+    use kafka_protocol::messages::describe_share_group_offsets_response as d;
+    let groups = req
+        .groups
+        .into_iter()
+        .map(|g| {
+            let id = g.group_id.0.to_string();
+            let base = d::DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
+            if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, &id) {
+                let e = GroupError::GroupAuthorizationFailed;
+                return base.with_error_code(e.code()).with_error_message(Some(s(e.to_string())));
+            }
+            match share_group_check(ctx, &id, false) {
+                Err(e) => return base.with_error_code(e.code()).with_error_message(Some(s(e.to_string()))),
+                Ok(false) => {
+                    let e = GroupError::GroupIdNotFound;
+                    return base
+                        .with_error_code(e.code())
+                        .with_error_message(Some(s(format!("Group {id} is not a share group."))));
+                }
+                Ok(true) => {}
+            }
+            let starts = ctx.shares.start_offsets(&id);
+            let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+            // No topics: every topic the group has state for.
+            let wanted: Vec<(String, Vec<i32>)> = match g.topics {
+                Some(ts) => ts.into_iter().map(|t| (t.topic_name.0.to_string(), t.partitions)).collect(),
+                None => {
+                    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                    for (topic_id, p) in starts.keys() {
+                        if let Some(meta) = cat.by_id(*topic_id) {
+                            by_topic.entry(meta.name.clone()).or_default().push(*p);
+                        }
+                    }
+                    by_topic.into_iter().collect()
+                }
+            };
+            let topics = wanted
+                .into_iter()
+                .filter(|(name, _)| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name))
+                .map(|(name, partitions)| {
+                    let meta = cat.get(&name);
+                    let parts = partitions
+                        .into_iter()
+                        .map(|p| {
+                            let part = d::DescribeShareGroupOffsetsResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_leader_epoch(-1);
+                            match &meta {
+                                Some(m) if p >= 0 && p < m.partitions => {
+                                    part.with_start_offset(starts.get(&(m.id, p)).copied().unwrap_or(-1))
+                                }
+                                _ => part
+                                    .with_start_offset(-1)
+                                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                                    .with_error_message(Some(s(
+                                        "This server does not host this topic-partition.",
+                                    ))),
+                            }
+                        })
+                        .collect();
+                    d::DescribeShareGroupOffsetsResponseTopic::default()
+                        .with_topic_name(TopicName(s(name)))
+                        .with_topic_id(meta.map_or(Uuid::nil(), |m| Uuid::from_u128(m.id)))
+                        .with_partitions(parts)
+                })
+                .collect();
+            base.with_topics(topics)
+        })
+        .collect();
+    kafka_protocol::messages::DescribeShareGroupOffsetsResponse::default().with_groups(groups)
+}
+
+pub async fn alter_offsets(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: kafka_protocol::messages::AlterShareGroupOffsetsRequest,
+) -> kafka_protocol::messages::AlterShareGroupOffsetsResponse {
+    use kafka_protocol::messages::alter_share_group_offsets_response as a;
+    let id = req.group_id.0.to_string();
+    let top = |e: GroupError| {
+        kafka_protocol::messages::AlterShareGroupOffsetsResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(s(e.to_string())))
+    };
+    if !ctx.allowed(info, op::READ, resource::GROUP, &id) {
+        return top(GroupError::GroupAuthorizationFailed);
+    }
+    if let Err(e) = share_group_check(ctx, &id, true) {
+        return top(e);
+    }
+    let mut responses = Vec::new();
+    for t in req.topics {
+        let name = t.topic_name.0.to_string();
+        let meta = ctx.broker.topic(&name);
+        let allowed = ctx.allowed(info, op::READ, resource::TOPIC, &name);
+        let mut resets = Vec::new();
+        let mut parts = Vec::new();
+        for p in t.partitions {
+            let code = match &meta {
+                _ if !allowed => ResponseError::TopicAuthorizationFailed.code(),
+                Some(m) if p.partition_index >= 0 && p.partition_index < m.partitions => {
+                    if p.start_offset < 0 {
+                        ResponseError::InvalidRequest.code()
+                    } else {
+                        let key =
+                            StateKey { group: id.clone(), topic_id: m.id, partition: p.partition_index };
+                        resets.push((key, p.start_offset));
+                        0
+                    }
+                }
+                _ => ResponseError::UnknownTopicOrPartition.code(),
+            };
+            parts.push(
+                a::AlterShareGroupOffsetsResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(code),
+            );
+        }
+        let mut failed = None;
+        for done in ctx.shares.reset(&id, &resets) {
+            if let Err(e) = wait_written(done).await {
+                failed = Some(e);
+            }
+        }
+        if let Some(e) = failed {
+            for part in parts.iter_mut().filter(|p| p.error_code == 0) {
+                part.error_code = e.code();
+                part.error_message = Some(s(e.to_string()));
+            }
+        }
+        responses.push(
+            a::AlterShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(TopicName(s(name)))
+                .with_topic_id(meta.map_or(Uuid::nil(), |m| Uuid::from_u128(m.id)))
+                .with_partitions(parts),
+        );
+    }
+    kafka_protocol::messages::AlterShareGroupOffsetsResponse::default().with_responses(responses)
+}
+
+pub async fn delete_offsets(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: kafka_protocol::messages::DeleteShareGroupOffsetsRequest,
+) -> kafka_protocol::messages::DeleteShareGroupOffsetsResponse {
+    use kafka_protocol::messages::delete_share_group_offsets_response as d;
+    let id = req.group_id.0.to_string();
+    let top = |e: GroupError| {
+        kafka_protocol::messages::DeleteShareGroupOffsetsResponse::default()
+            .with_error_code(e.code())
+            .with_error_message(Some(s(e.to_string())))
+    };
+    if !ctx.allowed(info, op::DELETE, resource::GROUP, &id) {
+        return top(GroupError::GroupAuthorizationFailed);
+    }
+    match share_group_check(ctx, &id, true) {
+        Err(e) => return top(e),
+        Ok(false) => return top(GroupError::GroupIdNotFound),
+        Ok(true) => {}
+    }
+    let mut responses = Vec::new();
+    for t in req.topics {
+        let name = t.topic_name.0.to_string();
+        let meta = ctx.broker.topic(&name);
+        let code = match &meta {
+            _ if !ctx.allowed(info, op::READ, resource::TOPIC, &name) => {
+                ResponseError::TopicAuthorizationFailed.code()
+            }
+            None => ResponseError::UnknownTopicOrPartition.code(),
+            Some(m) => {
+                let topics = std::collections::BTreeSet::from([m.id]);
+                match super::group::delete_share_state(ctx, &id, Some(&topics)).await {
+                    Ok(()) => 0,
+                    Err(e) => e.code(),
+                }
+            }
+        };
+        responses.push(
+            d::DeleteShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(TopicName(s(name)))
+                .with_topic_id(meta.map_or(Uuid::nil(), |m| Uuid::from_u128(m.id)))
+                .with_error_code(code),
+        );
+    }
+    kafka_protocol::messages::DeleteShareGroupOffsetsResponse::default().with_responses(responses)
 }

@@ -69,6 +69,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::ShareFetch, 1, 1),
     (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
     // v0 is advertised because librdkafka looks for it before it uses SaslHandshake at all;
     // a v0 client then sends bare SASL tokens, which this broker does not read (v1 clients
     // use SaslAuthenticate: every client of the last seven years).
@@ -229,6 +232,9 @@ mod tests {
                 ApiKey::ShareGroupDescribe => within::<ShareGroupDescribeRequest>(*min, *max),
                 ApiKey::ShareFetch => within::<ShareFetchRequest>(*min, *max),
                 ApiKey::ShareAcknowledge => within::<ShareAcknowledgeRequest>(*min, *max),
+                ApiKey::DescribeShareGroupOffsets => within::<DescribeShareGroupOffsetsRequest>(*min, *max),
+                ApiKey::AlterShareGroupOffsets => within::<AlterShareGroupOffsetsRequest>(*min, *max),
+                ApiKey::DeleteShareGroupOffsets => within::<DeleteShareGroupOffsetsRequest>(*min, *max),
                 ApiKey::SaslHandshake => within::<SaslHandshakeRequest>(*min, *max),
                 ApiKey::SaslAuthenticate => within::<SaslAuthenticateRequest>(*min, *max),
                 ApiKey::CreateAcls => within::<CreateAclsRequest>(*min, *max),

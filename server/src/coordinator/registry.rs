@@ -334,8 +334,11 @@ impl Groups {
         if group_id.is_empty() {
             return Err(GroupError::InvalidRequest);
         }
-        if self.groups.get(group_id).is_some_and(|g| g.member_count() > 0) {
-            // A classic group with members: the two protocols don't mix (no online upgrade).
+        if self.groups.get(group_id).is_some_and(|g| g.member_count() > 0)
+            || self.share_groups.contains_key(group_id)
+        {
+            // A classic group with members, or a share group: the protocols don't mix (no
+            // online upgrade).
             return Err(GroupError::GroupIdNotFound);
         }
         if !self.consumer_groups.contains_key(group_id) {

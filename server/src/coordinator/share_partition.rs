@@ -126,7 +126,8 @@ impl SharePartition {
             .count()
     }
 
-    /// Where a fetch reads from: the oldest record available again, else the SPEO.
+    /// Where a fetch reads from: the oldest record available again, else the SPEO (run
+    /// `expire` first, so that records whose locks ran out count as available).
     pub fn next_fetch_offset(&self) -> i64 {
         self.in_flight
             .iter()
@@ -155,14 +156,17 @@ impl SharePartition {
             .min()
     }
 
-    /// Acquires up to `max_records` for `member` among the offsets below `readable_end` (the
-    /// high watermark, or the last stable offset under read_committed, capped by what the
-    /// fetch read). New offsets inside `control` ranges (transaction markers: no record for
-    /// a consumer) are archived on the way, never handed out.
+    /// Acquires up to `max_records` for `member` among the offsets in `from..readable_end`:
+    /// the records a fetch read (it read from `from`; `readable_end` is the high watermark, or
+    /// the last stable offset under read_committed, capped by the end of what it read). A
+    /// record outside is not handed out, as the member would get no data for it. New offsets
+    /// inside `control` ranges (transaction markers: no record for a consumer) are archived on
+    /// the way, never handed out.
     pub fn acquire(
         &mut self,
         member: &str,
         max_records: usize,
+        from: i64,
         readable_end: i64,
         control: &[(i64, i64)],
         now_ms: i64,
@@ -171,7 +175,7 @@ impl SharePartition {
         let until_ms = now_ms + self.limits.lock_ms;
         let mut taken: Vec<(i64, u16)> = Vec::new();
         // Released or expired records first, oldest first.
-        for (&offset, r) in self.in_flight.iter_mut() {
+        for (&offset, r) in self.in_flight.range_mut(from..) {
             if taken.len() >= max_records || offset >= readable_end {
                 break;
             }
@@ -183,6 +187,7 @@ impl SharePartition {
         }
         // Then new records, while the window has room.
         while taken.len() < max_records
+            && self.end >= from
             && self.end < readable_end
             && self.in_flight.len() < self.limits.max_in_flight
         {
@@ -375,9 +380,9 @@ mod tests {
     #[test]
     fn members_share_a_partition_and_accepted_records_are_done() {
         let mut sp = SharePartition::new(0, LIMITS);
-        assert_eq!(sp.acquire("a", 5, 10, &[], 0), vec![run(0, 4, 1)]);
-        assert_eq!(sp.acquire("b", 5, 10, &[], 0), vec![run(5, 9, 1)]);
-        assert_eq!(sp.acquire("c", 5, 10, &[], 0), vec![], "nothing readable left");
+        assert_eq!(sp.acquire("a", 5, 0, 10, &[], 0), vec![run(0, 4, 1)]);
+        assert_eq!(sp.acquire("b", 5, 0, 10, &[], 0), vec![run(5, 9, 1)]);
+        assert_eq!(sp.acquire("c", 5, 0, 10, &[], 0), vec![], "nothing readable left");
         assert_eq!(sp.acknowledge("b", 5, 9, &[ACCEPT], 1), Ok(()));
         assert_eq!(sp.start_offset(), 0, "a still holds 0..=4");
         assert_eq!(sp.acknowledge("a", 0, 4, &[ACCEPT], 1), Ok(()));
@@ -387,12 +392,12 @@ mod tests {
     #[test]
     fn release_redelivers_at_once_and_the_limit_archives() {
         let mut sp = SharePartition::new(0, LIMITS);
-        sp.acquire("a", 2, 2, &[], 0);
+        sp.acquire("a", 2, 0, 2, &[], 0);
         sp.acknowledge("a", 0, 1, &[RELEASE, ACCEPT], 1).unwrap();
         assert_eq!(sp.start_offset(), 0);
-        assert_eq!(sp.acquire("b", 10, 2, &[], 2), vec![run(0, 0, 2)]);
+        assert_eq!(sp.acquire("b", 10, 0, 2, &[], 2), vec![run(0, 0, 2)]);
         sp.acknowledge("b", 0, 0, &[RELEASE], 3).unwrap();
-        assert_eq!(sp.acquire("b", 10, 2, &[], 4), vec![run(0, 0, 3)]);
+        assert_eq!(sp.acquire("b", 10, 0, 2, &[], 4), vec![run(0, 0, 3)]);
         // The third delivery was the last: releasing it again archives it.
         sp.acknowledge("b", 0, 0, &[RELEASE], 5).unwrap();
         assert_eq!(sp.state(0), None);
@@ -402,18 +407,24 @@ mod tests {
     #[test]
     fn expired_locks_and_departed_members_make_records_available() {
         let mut sp = SharePartition::new(0, LIMITS);
-        sp.acquire("a", 3, 3, &[], 0);
-        assert_eq!(sp.acquire("b", 3, 3, &[], 29_999), vec![]);
-        assert_eq!(sp.acquire("b", 3, 3, &[], 30_000), vec![run(0, 2, 2)], "a's lock expired");
+        sp.acquire("a", 3, 0, 3, &[], 0);
+        assert_eq!(sp.acquire("b", 3, 0, 3, &[], 29_999), vec![]);
+        assert_eq!(
+            sp.acquire("b", 3, 1, 3, &[], 30_000),
+            vec![run(1, 2, 2)],
+            "a's lock expired; b read from 1"
+        );
+        assert_eq!(sp.next_fetch_offset(), 0, "0 was not read, so not handed out");
         assert_eq!(sp.acknowledge("a", 0, 0, &[ACCEPT], 30_001), Err(AckError::NotAcquired(0)));
         sp.release_member("b");
         assert_eq!(sp.state(1), Some(&RecordState::Available));
+        assert_eq!(sp.acquire("c", 9, 0, 3, &[], 30_001), vec![run(0, 0, 2), run(1, 2, 3)]);
     }
 
     #[test]
     fn reject_gap_and_bad_batches() {
         let mut sp = SharePartition::new(5, LIMITS);
-        assert_eq!(sp.acquire("a", 4, 9, &[], 0), vec![run(5, 8, 1)]);
+        assert_eq!(sp.acquire("a", 4, 0, 9, &[], 0), vec![run(5, 8, 1)]);
         assert_eq!(
             sp.acknowledge("a", 5, 8, &[ACCEPT, ACCEPT], 1),
             Err(AckError::BadRange { first: 5, last: 8 })
@@ -432,7 +443,7 @@ mod tests {
     #[test]
     fn control_records_are_skipped_and_the_state_survives_a_snapshot() {
         let mut sp = SharePartition::new(0, LIMITS);
-        assert_eq!(sp.acquire("a", 10, 6, &[(2, 2)], 0), vec![run(0, 1, 1), run(3, 5, 1)]);
+        assert_eq!(sp.acquire("a", 10, 0, 6, &[(2, 2)], 0), vec![run(0, 1, 1), run(3, 5, 1)]);
         sp.acknowledge("a", 0, 1, &[ACCEPT], 1).unwrap();
         assert_eq!(sp.start_offset(), 3, "the marker at 2 is done");
         sp.acknowledge("a", 4, 4, &[REJECT], 1).unwrap();
@@ -445,7 +456,7 @@ mod tests {
         assert_eq!(restored.state(4), Some(&RecordState::Archived));
         let mut restored = restored;
         assert_eq!(restored.next_fetch_offset(), 3);
-        assert_eq!(restored.acquire("b", 10, 6, &[], 2), vec![run(3, 3, 2), run(5, 5, 2)]);
+        assert_eq!(restored.acquire("b", 10, 0, 6, &[], 2), vec![run(3, 3, 2), run(5, 5, 2)]);
         assert_eq!(SharePartition::restore(7, &[], LIMITS).end_offset(), 7);
     }
 
@@ -453,11 +464,11 @@ mod tests {
     fn the_window_is_bounded_and_follows_the_log_start() {
         let limits = Limits { max_in_flight: 4, ..LIMITS };
         let mut sp = SharePartition::new(0, limits);
-        assert_eq!(sp.acquire("a", 10, 100, &[], 0), vec![run(0, 3, 1)]);
-        assert_eq!(sp.acquire("b", 10, 100, &[], 0), vec![], "at most 4 in flight");
+        assert_eq!(sp.acquire("a", 10, 0, 100, &[], 0), vec![run(0, 3, 1)]);
+        assert_eq!(sp.acquire("b", 10, 0, 100, &[], 0), vec![], "at most 4 in flight");
         sp.log_start_moved(2);
         assert_eq!((sp.start_offset(), sp.end_offset()), (2, 4));
-        assert_eq!(sp.acquire("b", 10, 100, &[], 0), vec![run(4, 5, 1)]);
+        assert_eq!(sp.acquire("b", 10, 0, 100, &[], 0), vec![run(4, 5, 1)]);
         sp.log_start_moved(50);
         assert_eq!((sp.start_offset(), sp.end_offset()), (50, 50));
     }

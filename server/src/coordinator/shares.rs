@@ -450,19 +450,20 @@ impl Shares {
         result.map(|()| done)
     }
 
-    /// Acquires records for `member` in `[from, readable_end)`, the range a fetch just read
+    /// Acquires records for `member` in `from..readable_end`, the range a fetch just read
     /// (`control`: the transaction markers in it).
     pub fn acquire(
         &self,
         key: &StateKey,
         member: &str,
         max_records: usize,
+        from: i64,
         readable_end: i64,
         control: &[(i64, i64)],
     ) -> Acquisition {
         let mut inner = self.lock();
         let Some(entry) = inner.partitions.get_mut(key) else { return Acquisition { acquired: Vec::new() } };
-        let acquired = entry.sp.acquire(member, max_records, readable_end, control, now_ms());
+        let acquired = entry.sp.acquire(member, max_records, from, readable_end, control, now_ms());
         if !acquired.is_empty() {
             entry.dirty = true;
         }
@@ -474,8 +475,10 @@ impl Shares {
     pub fn fetch_position(&self, key: &StateKey, readable_end: i64, log_start: i64) -> Option<i64> {
         let mut inner = self.lock();
         let entry = inner.partitions.get_mut(key)?;
+        let now = now_ms();
         entry.sp.log_start_moved(log_start);
-        entry.sp.can_acquire(readable_end, now_ms()).then(|| entry.sp.next_fetch_offset())
+        entry.sp.expire(now);
+        entry.sp.can_acquire(readable_end, now).then(|| entry.sp.next_fetch_offset())
     }
 
     /// The share-partition's end offset (where new records start), if it is in memory.

@@ -1,0 +1,351 @@
+//! Share groups on the wire (KIP-932): the GROUP config resource for their settings,
+//! ShareGroupHeartbeat and ShareGroupDescribe, share sessions and their error codes, the
+//! acquisition and acknowledgement rules, group listing and deletion. The real share consumer
+//! is exercised in tests/compat/test_share_groups.py.
+
+mod common;
+
+use common::{create_topic, plain_batch, produce_request, Client};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+const GROUP_RESOURCE: i8 = 32;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn set_group_config(c: &mut Client, group: &str, key: &str, value: &str) -> i16 {
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(GROUP_RESOURCE)
+            .with_resource_name(s(group))
+            .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
+                .with_name(s(key))
+                .with_config_operation(0)
+                .with_value(Some(s(value)))]),
+    ]);
+    match c.call_once(ApiKey::IncrementalAlterConfigs, 1, RequestKind::IncrementalAlterConfigs(request)) {
+        ResponseKind::IncrementalAlterConfigs(r) => r.responses[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn heartbeat(
+    c: &mut Client,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topics: Option<&[&str]>,
+) -> ShareGroupHeartbeatResponse {
+    let request = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_subscribed_topic_names(topics.map(|ts| ts.iter().map(|t| TopicName(s(t))).collect()));
+    match c.call_once(ApiKey::ShareGroupHeartbeat, 1, RequestKind::ShareGroupHeartbeat(request)) {
+        ResponseKind::ShareGroupHeartbeat(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+type Acks = Vec<(i64, i64, Vec<i8>)>;
+
+fn share_fetch(
+    c: &mut Client,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: uuid::Uuid,
+    acks: Acks,
+    max_records: i32,
+) -> ShareFetchResponse {
+    let batches = acks
+        .into_iter()
+        .map(|(first, last, types)| {
+            share_fetch_request::AcknowledgementBatch::default()
+                .with_first_offset(first)
+                .with_last_offset(last)
+                .with_acknowledge_types(types)
+        })
+        .collect();
+    let request = ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(s(group))))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(200)
+        .with_max_bytes(1 << 20)
+        .with_max_records(max_records)
+        .with_batch_size(max_records)
+        .with_topics(vec![share_fetch_request::FetchTopic::default().with_topic_id(topic).with_partitions(
+            vec![share_fetch_request::FetchPartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(batches)],
+        )]);
+    match c.call_once(ApiKey::ShareFetch, 1, RequestKind::ShareFetch(request)) {
+        ResponseKind::ShareFetch(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The acquired ranges of partition 0, as (first, last, delivery count).
+fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    r.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .flat_map(|p| p.acquired_records.iter().map(|a| (a.first_offset, a.last_offset, a.delivery_count)))
+        .collect()
+}
+
+fn ack_code(r: &ShareFetchResponse) -> i16 {
+    r.responses.iter().flat_map(|t| t.partitions.iter()).map(|p| p.acknowledge_error_code).next().unwrap_or(0)
+}
+
+/// DescribeShareGroupOffsets for every topic of `group`: (topic, partition, start offset).
+fn share_offsets(c: &mut Client, group: &str) -> Vec<(String, i32, i64)> {
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(None),
+    ]);
+    match c.call_once(ApiKey::DescribeShareGroupOffsets, 0, RequestKind::DescribeShareGroupOffsets(request)) {
+        ResponseKind::DescribeShareGroupOffsets(r) => {
+            assert_eq!(r.groups[0].error_code, 0);
+            r.groups[0]
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (t.topic_name.0.to_string(), p.partition_index, p.start_offset))
+                })
+                .collect()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn share_groups_on_the_wire() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    let (config, dir) = common::single_node("share-groups");
+    let running = riptide_server::server::start(config).expect("start");
+    let mut c = Client::connect(running.addr);
+    let topic = create_topic(&mut c, "q", 1, &[]);
+    for i in 0..10 {
+        let produce = produce_request(None, "q", 0, plain_batch(format!("r{i}").as_bytes()));
+        c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
+    }
+
+    // Group configs: Kafka's names and checks.
+    assert_eq!(set_group_config(&mut c, "g", "share.auto.offset.reset", "earliest"), 0);
+    assert_eq!(set_group_config(&mut c, "g", "share.auto.offset.reset", "sometimes"), 40);
+    assert_eq!(set_group_config(&mut c, "g", "share.delivery.count.limit", "1"), 40);
+    assert_eq!(set_group_config(&mut c, "g", "share.delivery.count.limit", "2"), 0);
+    assert_eq!(set_group_config(&mut c, "g", "no.such.config", "1"), 40);
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(GROUP_RESOURCE)
+            .with_resource_name(s("g")),
+    ]);
+    match c.call_once(ApiKey::DescribeConfigs, 4, RequestKind::DescribeConfigs(describe)) {
+        ResponseKind::DescribeConfigs(r) => {
+            let reset = r.results[0].configs.iter().find(|e| e.name.as_str() == "share.auto.offset.reset");
+            let reset = reset.expect("described");
+            assert_eq!((reset.value.as_deref(), reset.config_source), (Some("earliest"), 8));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Clients find the coordinator first (which creates __consumer_offsets and loads it).
+    let mut found = false;
+    for _ in 0..100 {
+        let find = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s("g")]);
+        if let ResponseKind::FindCoordinator(r) =
+            c.call_once(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find))
+        {
+            if r.coordinators[0].error_code == 0 {
+                found = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(found, "a coordinator within 10 s");
+
+    // Membership: joining needs a subscription; a wrong epoch is fenced; the assignment names
+    // the topic by id.
+    let bad = heartbeat(&mut c, "g", "m1", 0, None);
+    assert_eq!(bad.error_code, ResponseError::InvalidRequest.code());
+    let m1 = heartbeat(&mut c, "g", "m1", 0, Some(&["q"]));
+    assert_eq!((m1.error_code, m1.member_epoch), (0, 1));
+    let assigned = m1.assignment.expect("an assignment on joining");
+    assert_eq!(
+        (assigned.topic_partitions[0].topic_id, assigned.topic_partitions[0].partitions.clone()),
+        (topic, vec![0])
+    );
+    let m2 = heartbeat(&mut c, "g", "m2", 0, Some(&["q"]));
+    assert_eq!(m2.member_epoch, 2);
+    assert_eq!(heartbeat(&mut c, "g", "m1", 7, None).error_code, ResponseError::FencedMemberEpoch.code());
+    let moved = heartbeat(&mut c, "g", "m1", 1, None);
+    assert_eq!(moved.member_epoch, 2, "m1 moves to the new epoch; both members share partition 0");
+    assert_eq!(moved.assignment.expect("changed").topic_partitions[0].partitions, vec![0]);
+    match c.call_once(
+        ApiKey::ShareGroupDescribe,
+        1,
+        RequestKind::ShareGroupDescribe(
+            ShareGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("g")), GroupId(s("nope"))]),
+        ),
+    ) {
+        ResponseKind::ShareGroupDescribe(r) => {
+            assert_eq!((r.groups[0].group_state.as_str(), r.groups[0].members.len()), ("Stable", 2));
+            assert_eq!(r.groups[0].assignor_name.as_str(), "simple");
+            assert_eq!(r.groups[1].error_code, ResponseError::GroupIdNotFound.code());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same id can't be a classic or consumer group too.
+    let cg = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(1000)
+        .with_subscribed_topic_names(Some(vec![TopicName(s("q"))]))
+        .with_topic_partitions(Some(vec![]));
+    match c.call_once(ApiKey::ConsumerGroupHeartbeat, 0, RequestKind::ConsumerGroupHeartbeat(cg)) {
+        ResponseKind::ConsumerGroupHeartbeat(r) => {
+            assert_eq!(r.error_code, ResponseError::GroupIdNotFound.code())
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Share sessions: an unknown session, then opening one (no acknowledgements allowed).
+    let r = share_fetch(&mut c, "g", "m1", 3, topic, vec![], 4);
+    assert_eq!(r.error_code, ResponseError::ShareSessionNotFound.code());
+    let r = share_fetch(&mut c, "g", "m1", 0, topic, vec![(0, 0, vec![1])], 4);
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    let r = share_fetch(&mut c, "g", "m1", 0, topic, vec![], 4);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(acquired(&r), vec![(0, 3, 1)], "max_records 4 from the earliest offset");
+    assert!(r.acquisition_lock_timeout_ms > 0);
+    assert!(r.responses[0].partitions[0].records.as_ref().is_some_and(|b| !b.is_empty()));
+    let r = share_fetch(&mut c, "g", "m1", 5, topic, vec![], 4);
+    assert_eq!(r.error_code, ResponseError::InvalidShareSessionEpoch.code());
+
+    // m2 gets the next records, not m1's.
+    let r2 = share_fetch(&mut c, "g", "m2", 0, topic, vec![], 3);
+    assert_eq!(acquired(&r2), vec![(4, 6, 1)]);
+    // Acknowledging records one does not hold: INVALID_RECORD_STATE, nothing changes.
+    let r = share_fetch(&mut c, "g", "m1", 1, topic, vec![(4, 4, vec![1])], 0);
+    assert_eq!(ack_code(&r), ResponseError::InvalidRecordState.code());
+    // m1 accepts 0-1, releases 2, rejects 3: 2 comes back at once with delivery count 2.
+    let r = share_fetch(&mut c, "g", "m1", 2, topic, vec![(0, 3, vec![1, 1, 2, 3])], 1);
+    assert_eq!(ack_code(&r), 0);
+    assert_eq!(acquired(&r), vec![(2, 2, 2)]);
+    // Released at the group's limit of 2 deliveries: archived, never delivered again.
+    let r = share_fetch(&mut c, "g", "m1", 3, topic, vec![(2, 2, vec![2])], 10);
+    assert_eq!(ack_code(&r), 0);
+    assert_eq!(acquired(&r), vec![(7, 9, 1)], "only the records nobody holds");
+    // A bad acknowledge type is INVALID_REQUEST.
+    let r = share_fetch(&mut c, "g", "m1", 4, topic, vec![(7, 7, vec![9])], 0);
+    assert_eq!(ack_code(&r), ResponseError::InvalidRequest.code());
+
+    // ShareAcknowledge closing m2's session: its acknowledgement, then its session is gone.
+    let ack = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(s("g"))))
+        .with_member_id(Some(s("m2")))
+        .with_share_session_epoch(-1)
+        .with_topics(vec![share_acknowledge_request::AcknowledgeTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![share_acknowledge_request::AcknowledgePartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(vec![
+                    share_acknowledge_request::AcknowledgementBatch::default()
+                        .with_first_offset(4)
+                        .with_last_offset(6)
+                        .with_acknowledge_types(vec![1]),
+                ])])]);
+    match c.call_once(ApiKey::ShareAcknowledge, 1, RequestKind::ShareAcknowledge(ack.clone())) {
+        ResponseKind::ShareAcknowledge(r) => {
+            assert_eq!(r.error_code, 0);
+            assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.call_once(ApiKey::ShareAcknowledge, 1, RequestKind::ShareAcknowledge(ack)) {
+        ResponseKind::ShareAcknowledge(r) => {
+            assert_eq!(r.error_code, ResponseError::ShareSessionNotFound.code())
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Listing: a share group with its type; it can't be deleted while it has members.
+    match c.call_once(ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default())) {
+        ResponseKind::ListGroups(r) => {
+            let g = r.groups.iter().find(|g| g.group_id.as_str() == "g").expect("listed");
+            assert_eq!((g.group_type.as_str(), g.group_state.as_str()), ("share", "Stable"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g"))]);
+    match c.call_once(ApiKey::DeleteGroups, 2, RequestKind::DeleteGroups(delete.clone())) {
+        ResponseKind::DeleteGroups(r) => {
+            assert_eq!(r.results[0].error_code, ResponseError::NonEmptyGroup.code())
+        }
+        other => panic!("{other:?}"),
+    }
+    for m in ["m1", "m2"] {
+        assert_eq!(heartbeat(&mut c, "g", m, -1, None).member_epoch, -1);
+    }
+
+    // The share-group offsets: the share-partition start offset (7: m1 still holds 7-9 until
+    // its locks expire), reset while the group is empty, then deleted.
+    assert_eq!(share_offsets(&mut c, "g"), vec![("q".to_string(), 0, 7)]);
+    let alter = AlterShareGroupOffsetsRequest::default().with_group_id(GroupId(s("g"))).with_topics(vec![
+        alter_share_group_offsets_request::AlterShareGroupOffsetsRequestTopic::default()
+            .with_topic_name(TopicName(s("q")))
+            .with_partitions(vec![
+                alter_share_group_offsets_request::AlterShareGroupOffsetsRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_start_offset(2),
+            ]),
+    ]);
+    match c.call_once(ApiKey::AlterShareGroupOffsets, 0, RequestKind::AlterShareGroupOffsets(alter)) {
+        ResponseKind::AlterShareGroupOffsets(r) => {
+            assert_eq!((r.error_code, r.responses[0].partitions[0].error_code), (0, 0))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(share_offsets(&mut c, "g"), vec![("q".to_string(), 0, 2)]);
+    let delete_offsets =
+        DeleteShareGroupOffsetsRequest::default().with_group_id(GroupId(s("g"))).with_topics(vec![
+            delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(TopicName(s("q"))),
+            delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(TopicName(s("nope"))),
+        ]);
+    match c.call_once(
+        ApiKey::DeleteShareGroupOffsets,
+        0,
+        RequestKind::DeleteShareGroupOffsets(delete_offsets),
+    ) {
+        ResponseKind::DeleteShareGroupOffsets(r) => {
+            let codes: Vec<i16> = r.responses.iter().map(|t| t.error_code).collect();
+            assert_eq!(codes, vec![0, ResponseError::UnknownTopicOrPartition.code()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(share_offsets(&mut c, "g"), vec![]);
+    match c.call_once(ApiKey::DeleteGroups, 2, RequestKind::DeleteGroups(delete)) {
+        ResponseKind::DeleteGroups(r) => assert_eq!(r.results[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    match c.call_once(ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default())) {
+        ResponseKind::ListGroups(r) => assert!(r.groups.iter().all(|g| g.group_id.as_str() != "g")),
+        other => panic!("{other:?}"),
+    }
+    drop(running);
+    let _ = std::fs::remove_dir_all(dir);
+}
