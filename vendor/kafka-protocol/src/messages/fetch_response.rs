@@ -549,7 +549,10 @@ impl Decodable for FetchResponse {
                             node_endpoints =
                                 types::CompactArray(types::Struct { version }).decode(buf)?;
                         } else {
-                            bail!("Tag {} is not valid for version {}", tag, version);
+                            // riptide patch: some brokers (Tansu 0.6) send NodeEndpoints below v16;
+                            // kept as an unknown tagged field rather than failing the fetch.
+                            let unknown_value = buf.try_get_bytes(size as usize)?;
+                            unknown_tagged_fields.insert(tag as i32, unknown_value);
                         }
                     }
                     _ => {
