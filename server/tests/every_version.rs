@@ -84,6 +84,15 @@ fn default_request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::ShareGroupDescribe => RequestKind::ShareGroupDescribe(ShareGroupDescribeRequest::default()),
         ApiKey::ShareFetch => RequestKind::ShareFetch(ShareFetchRequest::default()),
         ApiKey::ShareAcknowledge => RequestKind::ShareAcknowledge(ShareAcknowledgeRequest::default()),
+        ApiKey::ReadShareGroupState => {
+            RequestKind::ReadShareGroupState(ReadShareGroupStateRequest::default())
+        }
+        ApiKey::WriteShareGroupState => {
+            RequestKind::WriteShareGroupState(WriteShareGroupStateRequest::default())
+        }
+        ApiKey::DeleteShareGroupState => {
+            RequestKind::DeleteShareGroupState(DeleteShareGroupStateRequest::default())
+        }
         ApiKey::DescribeShareGroupOffsets => {
             RequestKind::DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest::default())
         }

@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
+import wire
 from conftest import unique
 
 LOCK_MS = 2000
@@ -242,21 +243,22 @@ while time.time() < min(deadline, idle_until):
     if not got:
         continue
     idle_until = time.time() + float(sys.argv[4])
+    # Delivered; acknowledged only once commit_sync returns (a member killed in between
+    # has acknowledged them or not: the broker's start offsets say which).
+    print(json.dumps([[m.partition(), m.offset()] for m in got]), flush=True)
     try:
         c.commit_sync(10)
     except Exception as e:
         print("commit failed:", e, file=sys.stderr, flush=True)
-        continue
-    # Printed only once the broker confirmed the acknowledgements.
-    print(json.dumps([[m.partition(), m.offset()] for m in got]), flush=True)
 c.close()
 """
 
 
 def test_every_record_is_acknowledged_at_least_once_when_a_member_dies(broker):
     """Jepsen-style: three members in their own processes share four partitions while records
-    are produced; one is killed -9 mid-run. Every produced record must end up acknowledged by
-    someone (none lost); only what the dead member held may come twice."""
+    are produced; one is killed -9 mid-run. Every produced record must be delivered and end up
+    acknowledged (the share-partition start offsets reach the log end: none lost); only what
+    the dead member held may come twice."""
     topic = unique("share-jepsen")
     make_topic(broker, topic, 4)
     # With 3 members on 4 partitions each partition has one reader: the dead member's go to
@@ -279,20 +281,45 @@ def test_every_record_is_acknowledged_at_least_once_when_a_member_dies(broker):
                 time.sleep(0.05)
         assert p.flush(15) == 0
         produced = {(i % 4, i // 4) for i in range(1500)}
-        acked = []
+        delivered = []
         errors = []
         for w in workers:
             out, err = w.communicate(timeout=90)
             errors += [line for line in err.splitlines() if "commit failed" in line]
             for line in out.splitlines():
-                acked.extend(tuple(x) for x in json.loads(line))
-        lost = sorted(produced - set(acked))
-        assert not lost, f"lost {len(lost)}: {lost[:5]} .. {lost[-5:]}; {errors[:3]}"
-        assert len(acked) - len(set(acked)) <= 20 * 4, "duplicates beyond what the dead member held"
+                delivered.extend(tuple(x) for x in json.loads(line))
+        lost = sorted(produced - set(delivered))
+        assert not lost, f"never delivered {len(lost)}: {lost[:5]} .. {lost[-5:]}; {errors[:3]}"
+        assert len(delivered) - len(set(delivered)) <= 20 * 4, "duplicates beyond what the dead member held"
+        assert share_start_offsets(broker, group) == {(p, 375) for p in range(4)}, "every record acknowledged"
     finally:
         for w in workers:
             if w.poll() is None:
                 w.kill()
+
+
+def share_start_offsets(broker, group):
+    """DescribeShareGroupOffsets v0 for every topic of `group`: {(partition, start offset)}."""
+    body = wire.uvarint(2) + wire.compact_string(group) + wire.uvarint(0) + wire.uvarint(0) + wire.uvarint(0)
+    r = wire.call(broker.bootstrap, 90, 0, body, flexible=True)
+    r.take(">i")
+    out = set()
+    for _ in range(r.uvarint() - 1):
+        r.compact_string()
+        for _ in range(r.uvarint() - 1):
+            r.compact_string()
+            r.take(">16s")
+            for _ in range(r.uvarint() - 1):
+                partition, start, _epoch, code = r.take(">iqih")
+                r.compact_string()
+                r.tags()
+                assert code == 0
+                out.add((partition, start))
+            r.tags()
+        assert r.take(">h") == 0
+        r.compact_string()
+        r.tags()
+    return out
 
 
 @pytest.mark.parametrize("value", ["sometimes", "by_duration:1H"])

@@ -476,8 +476,11 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::ShareAcknowledge => {
             answer!(share::acknowledge_request(ctx, info, decode(&mut body, v)?).await)
         }
+        ApiKey::ReadShareGroupState => answer!(share::read_state(ctx, info, decode(&mut body, v)?)),
+        ApiKey::WriteShareGroupState => answer!(share::write_state(ctx, info, decode(&mut body, v)?).await),
+        ApiKey::DeleteShareGroupState => answer!(share::delete_state(ctx, info, decode(&mut body, v)?).await),
         ApiKey::DescribeShareGroupOffsets => {
-            answer!(share::describe_offsets(ctx, info, decode(&mut body, v)?))
+            answer!(share::describe_offsets(ctx, info, decode(&mut body, v)?).await)
         }
         ApiKey::AlterShareGroupOffsets => {
             answer!(share::alter_offsets(ctx, info, decode(&mut body, v)?).await)

@@ -219,6 +219,8 @@ struct Target {
     partition: i32,
     topic: Arc<str>,
     sealed: bool,
+    /// The partition's leader epoch as this broker leads it.
+    leader_epoch: i32,
     /// Refused before anything else: unknown topic id, not authorized, not the leader.
     refused: Option<PartitionError>,
 }
@@ -231,11 +233,13 @@ fn resolve(ctx: &Ctx, info: &RequestInfo, topic_id: u128, partition: i32) -> Tar
             partition,
             topic: Arc::from(""),
             sealed: false,
+            leader_epoch: -1,
             refused: Some(PartitionError::UnknownTopicId),
         };
     };
     let topic: Arc<str> = Arc::from(meta.name.as_str());
     let sealed = meta.configs.get("encryption.at.rest").is_some_and(|v| v != "false");
+    let leader_epoch = meta.state(partition).map_or(-1, |s| s.leader_epoch.0);
     let refused = if !ctx.allowed(info, op::READ, resource::TOPIC, &meta.name) {
         Some(PartitionError::TopicAuthorizationFailed)
     } else if partition < 0 || partition >= meta.partitions {
@@ -245,7 +249,7 @@ fn resolve(ctx: &Ctx, info: &RequestInfo, topic_id: u128, partition: i32) -> Tar
     } else {
         None
     };
-    Target { topic_id, partition, topic, sealed, refused }
+    Target { topic_id, partition, topic, sealed, leader_epoch, refused }
 }
 
 /// What a share request answers for one partition.
@@ -336,9 +340,15 @@ async fn acquire_round(
             continue;
         }
         let state_key = StateKey { group: group.to_string(), topic_id: t.topic_id, partition: t.partition };
-        if let Err(e) = ctx.shares.ensure(&ctx.shard, &state_key, &t.topic, settings).await {
-            answers.entry(key).or_default().error = Some((e.code(), e.to_string()));
-            continue;
+        match ctx.shares.ensure(&ctx.shard, &state_key, &t.topic, t.leader_epoch, settings).await {
+            Ok(()) => {}
+            // The share coordinator is loading or moving: as Kafka's leaders do, the fetch
+            // waits for it (the next round retries) rather than failing the partition.
+            Err(ShareError::CoordinatorNotAvailable) => continue,
+            Err(e) => {
+                answers.entry(key).or_default().error = Some((e.code(), e.to_string()));
+                continue;
+            }
         }
         // Where the share-partition stands against the log: a read at its end learns the high
         // watermark and log start (and registers `notify` when nothing is readable).
@@ -714,80 +724,114 @@ fn share_group_check(ctx: &Ctx, group: &str, need_empty: bool) -> Result<bool, G
         .and_then(|r| r)
 }
 
-pub fn describe_offsets(
+pub async fn describe_offsets(
     ctx: &Ctx,
     info: &RequestInfo,
     req: kafka_protocol::messages::DescribeShareGroupOffsetsRequest,
 ) -> kafka_protocol::messages::DescribeShareGroupOffsetsResponse {
     use kafka_protocol::messages::describe_share_group_offsets_response as d;
-    let groups = req
-        .groups
-        .into_iter()
-        .map(|g| {
-            let id = g.group_id.0.to_string();
-            let base = d::DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
-            if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, &id) {
-                let e = GroupError::GroupAuthorizationFailed;
-                return base.with_error_code(e.code()).with_error_message(Some(s(e.to_string())));
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for g in req.groups {
+        let id = g.group_id.0.to_string();
+        let base = d::DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id.clone());
+        if !ctx.allowed(info, op::DESCRIBE, resource::GROUP, &id) {
+            let e = GroupError::GroupAuthorizationFailed;
+            groups.push(base.with_error_code(e.code()).with_error_message(Some(s(e.to_string()))));
+            continue;
+        }
+        match share_group_check(ctx, &id, false) {
+            Err(e) => {
+                groups.push(base.with_error_code(e.code()).with_error_message(Some(s(e.to_string()))));
+                continue;
             }
-            match share_group_check(ctx, &id, false) {
-                Err(e) => return base.with_error_code(e.code()).with_error_message(Some(s(e.to_string()))),
-                Ok(false) => {
-                    let e = GroupError::GroupIdNotFound;
-                    return base
-                        .with_error_code(e.code())
-                        .with_error_message(Some(s(format!("Group {id} is not a share group."))));
-                }
-                Ok(true) => {}
+            Ok(false) => {
+                let message = format!("Group {id} is not a share group.");
+                groups.push(
+                    base.with_error_code(GroupError::GroupIdNotFound.code())
+                        .with_error_message(Some(s(message))),
+                );
+                continue;
             }
-            let starts = ctx.shares.start_offsets(&id);
+            Ok(true) => {}
+        }
+        // What this broker knows (the share-partitions it leads, the state it coordinates);
+        // the rest is asked of each key's share coordinator.
+        let mut starts = ctx.shares.start_offsets(&id);
+        let subscribed = ctx
+            .coordinator
+            .with_any(|groups, _| groups.share_group(&id).map(|sg| sg.subscribed_topics()))
+            .unwrap_or_default();
+        let wanted: Vec<(String, Option<Arc<crate::catalog::TopicMeta>>, Vec<i32>)> = {
             let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
-            // No topics: every topic the group has state for.
-            let wanted: Vec<(String, Vec<i32>)> = match g.topics {
-                Some(ts) => ts.into_iter().map(|t| (t.topic_name.0.to_string(), t.partitions)).collect(),
+            match g.topics {
+                Some(ts) => ts
+                    .into_iter()
+                    .map(|t| {
+                        let name = t.topic_name.0.to_string();
+                        let meta = cat.get(&name);
+                        (name, meta, t.partitions)
+                    })
+                    .collect(),
+                // No topics: those the members subscribe to and those with state here.
                 None => {
-                    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                    for (topic_id, p) in starts.keys() {
-                        if let Some(meta) = cat.by_id(*topic_id) {
-                            by_topic.entry(meta.name.clone()).or_default().push(*p);
-                        }
-                    }
-                    by_topic.into_iter().collect()
-                }
-            };
-            let topics = wanted
-                .into_iter()
-                .filter(|(name, _)| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name))
-                .map(|(name, partitions)| {
-                    let meta = cat.get(&name);
-                    let parts = partitions
+                    let mut names: std::collections::BTreeSet<String> = subscribed;
+                    names
+                        .extend(starts.keys().filter_map(|(tid, _)| cat.by_id(*tid).map(|m| m.name.clone())));
+                    names
                         .into_iter()
-                        .map(|p| {
-                            let part = d::DescribeShareGroupOffsetsResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_leader_epoch(-1);
-                            match &meta {
-                                Some(m) if p >= 0 && p < m.partitions => {
-                                    part.with_start_offset(starts.get(&(m.id, p)).copied().unwrap_or(-1))
-                                }
-                                _ => part
-                                    .with_start_offset(-1)
-                                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                                    .with_error_message(Some(s(
-                                        "This server does not host this topic-partition.",
-                                    ))),
-                            }
+                        .filter_map(|n| {
+                            let meta = cat.get(&n)?;
+                            let ps = (0..meta.partitions).collect();
+                            Some((n, Some(meta), ps))
                         })
-                        .collect();
-                    d::DescribeShareGroupOffsetsResponseTopic::default()
-                        .with_topic_name(TopicName(s(name)))
-                        .with_topic_id(meta.map_or(Uuid::nil(), |m| Uuid::from_u128(m.id)))
-                        .with_partitions(parts)
-                })
-                .collect();
-            base.with_topics(topics)
-        })
-        .collect();
+                        .collect()
+                }
+            }
+        };
+        for (_, meta, partitions) in &wanted {
+            let Some(m) = meta else { continue };
+            for p in partitions.iter().filter(|p| (0..m.partitions).contains(*p)) {
+                if starts.contains_key(&(m.id, *p)) {
+                    continue;
+                }
+                let key = StateKey { group: id.clone(), topic_id: m.id, partition: *p };
+                if let Ok(Some(state)) = ctx.shares.read_state(&ctx.shard, &key, -1).await {
+                    starts.insert((m.id, *p), state.start_offset);
+                }
+            }
+        }
+        let topics = wanted
+            .into_iter()
+            .filter(|(name, _, _)| ctx.allowed(info, op::DESCRIBE, resource::TOPIC, name))
+            .map(|(name, meta, partitions)| {
+                let parts = partitions
+                    .into_iter()
+                    .map(|p| {
+                        let part = d::DescribeShareGroupOffsetsResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_leader_epoch(-1);
+                        match &meta {
+                            Some(m) if p >= 0 && p < m.partitions => {
+                                let start = starts.get(&(m.id, p)).copied();
+                                part.with_start_offset(start.unwrap_or(-1))
+                            }
+                            _ => part
+                                .with_start_offset(-1)
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                                .with_error_message(Some(s(
+                                    "This server does not host this topic-partition.",
+                                ))),
+                        }
+                    })
+                    .collect();
+                d::DescribeShareGroupOffsetsResponseTopic::default()
+                    .with_topic_name(TopicName(s(name)))
+                    .with_topic_id(meta.map_or(Uuid::nil(), |m| Uuid::from_u128(m.id)))
+                    .with_partitions(parts)
+            })
+            .collect();
+        groups.push(base.with_topics(topics));
+    }
     kafka_protocol::messages::DescribeShareGroupOffsetsResponse::default().with_groups(groups)
 }
 
@@ -904,4 +948,202 @@ pub async fn delete_offsets(
         );
     }
     kafka_protocol::messages::DeleteShareGroupOffsetsResponse::default().with_responses(responses)
+}
+
+// ---- Read/Write/DeleteShareGroupState: the share coordinator, asked by partition leaders -------
+
+type StateItems = Vec<(StateKey, Option<crate::coordinator::share_state::Snapshot>)>;
+
+/// Writes (or deletes) each key at this share coordinator, grouped by state partition.
+/// Returns the code per (topic id, partition).
+async fn write_state_items(ctx: &Ctx, items: StateItems) -> BTreeMap<(u128, i32), i16> {
+    let n = ctx.shares.cfg.state_topic_partitions;
+    let mut codes = BTreeMap::new();
+    let mut by_partition: BTreeMap<i32, StateItems> = BTreeMap::new();
+    for (key, snapshot) in items {
+        let p = key.partition_in(n);
+        match ctx.shares.stored_state(&ctx.shard, &key) {
+            Err(code) => {
+                codes.insert((key.topic_id, key.partition), code);
+            }
+            Ok(_) => by_partition.entry(p).or_default().push((key, snapshot)),
+        }
+    }
+    for (p, items) in by_partition {
+        match ctx.shares.write_local(&ctx.shard, p, &items).await {
+            Ok(results) => {
+                for ((k, _), r) in items.iter().zip(results) {
+                    codes.insert((k.topic_id, k.partition), r.err().map_or(0, |e| e.code()));
+                }
+            }
+            Err(e) => {
+                for (k, _) in &items {
+                    codes.insert((k.topic_id, k.partition), e.code());
+                }
+            }
+        }
+    }
+    codes
+}
+
+pub async fn write_state(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: kafka_protocol::messages::WriteShareGroupStateRequest,
+) -> kafka_protocol::messages::WriteShareGroupStateResponse {
+    use crate::coordinator::share_partition::StateBatch;
+    use crate::coordinator::share_state::Snapshot;
+    use kafka_protocol::messages::write_share_group_state_response as w;
+    let group = req.group_id.to_string();
+    let allowed = ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
+    let now = crate::clock::now_ms();
+    let mut items = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let key =
+                StateKey { group: group.clone(), topic_id: t.topic_id.as_u128(), partition: p.partition };
+            let snapshot = Snapshot {
+                snapshot_epoch: 0,
+                state_epoch: p.state_epoch,
+                leader_epoch: p.leader_epoch,
+                start_offset: p.start_offset,
+                create_timestamp_ms: now,
+                write_timestamp_ms: now,
+                batches: p
+                    .state_batches
+                    .iter()
+                    .map(|b| StateBatch {
+                        first_offset: b.first_offset,
+                        last_offset: b.last_offset,
+                        state: b.delivery_state,
+                        delivery_count: b.delivery_count.max(0) as u16,
+                    })
+                    .collect(),
+            };
+            items.push((key, Some(snapshot)));
+        }
+    }
+    let codes = if allowed { write_state_items(ctx, items).await } else { BTreeMap::new() };
+    let denied = ResponseError::ClusterAuthorizationFailed.code();
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            let id = t.topic_id.as_u128();
+            w::WriteStateResult::default().with_topic_id(t.topic_id).with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let code = if allowed {
+                            codes.get(&(id, p.partition)).copied().unwrap_or(0)
+                        } else {
+                            denied
+                        };
+                        w::PartitionResult::default().with_partition(p.partition).with_error_code(code)
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    kafka_protocol::messages::WriteShareGroupStateResponse::default().with_results(results)
+}
+
+pub async fn delete_state(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: kafka_protocol::messages::DeleteShareGroupStateRequest,
+) -> kafka_protocol::messages::DeleteShareGroupStateResponse {
+    use kafka_protocol::messages::delete_share_group_state_response as d;
+    let group = req.group_id.to_string();
+    let allowed = ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
+    let items = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let group = group.clone();
+            t.partitions.iter().map(move |p| {
+                (
+                    StateKey { group: group.clone(), topic_id: t.topic_id.as_u128(), partition: p.partition },
+                    None,
+                )
+            })
+        })
+        .collect();
+    let codes = if allowed { write_state_items(ctx, items).await } else { BTreeMap::new() };
+    let denied = ResponseError::ClusterAuthorizationFailed.code();
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            let id = t.topic_id.as_u128();
+            d::DeleteStateResult::default().with_topic_id(t.topic_id).with_partitions(
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let code = if allowed {
+                            codes.get(&(id, p.partition)).copied().unwrap_or(0)
+                        } else {
+                            denied
+                        };
+                        d::PartitionResult::default().with_partition(p.partition).with_error_code(code)
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    kafka_protocol::messages::DeleteShareGroupStateResponse::default().with_results(results)
+}
+
+/// ReadShareGroupState: a share-partition's persisted state; with none yet, state epoch and
+/// start offset -1.
+pub fn read_state(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    req: kafka_protocol::messages::ReadShareGroupStateRequest,
+) -> kafka_protocol::messages::ReadShareGroupStateResponse {
+    use kafka_protocol::messages::read_share_group_state_response as r;
+    let group = req.group_id.to_string();
+    let allowed = ctx.allowed_on_cluster(info, op::CLUSTER_ACTION);
+    let results = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let base = r::PartitionResult::default().with_partition(p.partition);
+                    if !allowed {
+                        return base.with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+                    }
+                    let key = StateKey {
+                        group: group.clone(),
+                        topic_id: t.topic_id.as_u128(),
+                        partition: p.partition,
+                    };
+                    match ctx.shares.stored_state(&ctx.shard, &key) {
+                        Err(code) => base.with_error_code(code),
+                        Ok(None) => base.with_state_epoch(-1).with_start_offset(-1),
+                        Ok(Some(s)) => base
+                            .with_state_epoch(s.state_epoch)
+                            .with_start_offset(s.start_offset)
+                            .with_state_batches(
+                                s.batches
+                                    .iter()
+                                    .map(|b| {
+                                        r::StateBatch::default()
+                                            .with_first_offset(b.first_offset)
+                                            .with_last_offset(b.last_offset)
+                                            .with_delivery_state(b.state)
+                                            .with_delivery_count(b.delivery_count as i16)
+                                    })
+                                    .collect(),
+                            ),
+                    }
+                })
+                .collect();
+            r::ReadStateResult::default().with_topic_id(t.topic_id).with_partitions(partitions)
+        })
+        .collect();
+    kafka_protocol::messages::ReadShareGroupStateResponse::default().with_results(results)
 }

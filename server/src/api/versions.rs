@@ -69,6 +69,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ShareGroupDescribe, 1, 1),
     (ApiKey::ShareFetch, 1, 1),
     (ApiKey::ShareAcknowledge, 1, 1),
+    // Partition leaders to the share coordinator (broker to broker).
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 0),
+    (ApiKey::DeleteShareGroupState, 0, 0),
     (ApiKey::DescribeShareGroupOffsets, 0, 0),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
@@ -108,6 +112,12 @@ pub fn is_share_api(key: ApiKey) -> bool {
             | ApiKey::ShareGroupDescribe
             | ApiKey::ShareFetch
             | ApiKey::ShareAcknowledge
+            | ApiKey::ReadShareGroupState
+            | ApiKey::WriteShareGroupState
+            | ApiKey::DeleteShareGroupState
+            | ApiKey::DescribeShareGroupOffsets
+            | ApiKey::AlterShareGroupOffsets
+            | ApiKey::DeleteShareGroupOffsets
     )
 }
 
@@ -232,6 +242,9 @@ mod tests {
                 ApiKey::ShareGroupDescribe => within::<ShareGroupDescribeRequest>(*min, *max),
                 ApiKey::ShareFetch => within::<ShareFetchRequest>(*min, *max),
                 ApiKey::ShareAcknowledge => within::<ShareAcknowledgeRequest>(*min, *max),
+                ApiKey::ReadShareGroupState => within::<ReadShareGroupStateRequest>(*min, *max),
+                ApiKey::WriteShareGroupState => within::<WriteShareGroupStateRequest>(*min, *max),
+                ApiKey::DeleteShareGroupState => within::<DeleteShareGroupStateRequest>(*min, *max),
                 ApiKey::DescribeShareGroupOffsets => within::<DescribeShareGroupOffsetsRequest>(*min, *max),
                 ApiKey::AlterShareGroupOffsets => within::<AlterShareGroupOffsetsRequest>(*min, *max),
                 ApiKey::DeleteShareGroupOffsets => within::<DeleteShareGroupOffsetsRequest>(*min, *max),

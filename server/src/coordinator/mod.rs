@@ -26,6 +26,7 @@ pub mod consumer_group;
 pub mod error;
 pub mod group;
 pub mod offsets_log;
+pub mod peer;
 pub mod registry;
 pub mod share_group;
 pub mod share_partition;

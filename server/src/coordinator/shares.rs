@@ -26,10 +26,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::offsets_log::{self, KeyValue};
-use super::share_partition::{AckError, Acquired, Limits, SharePartition};
+use super::share_partition::{AckError, Acquired, Limits, SharePartition, StateBatch};
 use super::share_state::{self, Snapshot, StateKey, STATE_TOPIC};
 use crate::broker::{AdminError, Broker};
 use crate::clock::now_ms;
@@ -152,6 +153,9 @@ pub enum ShareError {
     InvalidRequest(String),
     #[error("The share coordinator is not available.")]
     CoordinatorNotAvailable,
+    /// The state was reset (AlterShareGroupOffsets) since this leader read it.
+    #[error("The share-group state epoch did not match: the state was reset.")]
+    FencedStateEpoch,
     #[error("{0}")]
     Unknown(String),
 }
@@ -165,6 +169,7 @@ impl ShareError {
             ShareError::InvalidRecordState(_) => ResponseError::InvalidRecordState.code(),
             ShareError::InvalidRequest(_) => ResponseError::InvalidRequest.code(),
             ShareError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable.code(),
+            ShareError::FencedStateEpoch => ResponseError::FencedStateEpoch.code(),
             ShareError::Unknown(_) => ResponseError::UnknownServerError.code(),
         }
     }
@@ -195,11 +200,15 @@ struct Entry {
     create_timestamp_ms: i64,
     /// Changed since its last snapshot (lock expiries, acquisitions): written with the next.
     dirty: bool,
+    /// The data partition's leader epoch when this state was loaded: a share-partition whose
+    /// leadership went away and came back is read again, not trusted from memory.
+    leader_epoch: i32,
 }
 
+/// A snapshot (or, `None`, a deletion) on its way to the share coordinator.
 struct Pending {
-    partition: i32,
-    record: KeyValue,
+    key: StateKey,
+    snapshot: Option<Snapshot>,
     done: flume::Sender<Result<(), ShareError>>,
 }
 
@@ -207,9 +216,14 @@ struct Pending {
 struct Inner {
     partitions: HashMap<StateKey, Entry>,
     sessions: HashMap<(String, String), Session>,
-    /// The share coordinator's view: the latest snapshot of every key whose state partition
-    /// is led here (read back at start-up, then kept current by the writes).
+    /// The share coordinator's view: the latest durable snapshot of every key whose state
+    /// partition is led here (read back when the partition's leadership arrives, then kept
+    /// current by the writes).
     stored: HashMap<StateKey, Snapshot>,
+    /// `__share_group_state` partitions led here and read back.
+    owned_state: BTreeSet<i32>,
+    /// Those being read back now.
+    loading_state: BTreeSet<i32>,
 }
 
 pub struct Shares {
@@ -338,13 +352,16 @@ impl Shares {
 
     // ---- share-partitions ------------------------------------------------------------------
 
-    /// Makes sure the share-partition is in memory: restored from its persisted state, or
-    /// started where `share.auto.offset.reset` says and that start made durable.
+    /// Makes sure the share-partition is in memory: restored from its persisted state (asked
+    /// of the share coordinator, here or on another broker), or started where
+    /// `share.auto.offset.reset` says and that start made durable. `leader_epoch`: the data
+    /// partition's, as this broker leads it now.
     pub async fn ensure(
         &self,
         ctx: &Ctx,
         key: &StateKey,
         topic: &Arc<str>,
+        leader_epoch: i32,
         settings: &GroupShareSettings,
     ) -> Result<(), ShareError> {
         let limits = Limits {
@@ -354,28 +371,33 @@ impl Shares {
         };
         {
             let mut inner = self.lock();
-            if let Some(e) = inner.partitions.get_mut(key) {
-                e.sp.set_limits(limits);
-                return Ok(());
+            match inner.partitions.get_mut(key) {
+                Some(e) if e.leader_epoch == leader_epoch => {
+                    e.sp.set_limits(limits);
+                    return Ok(());
+                }
+                Some(_) => {
+                    inner.partitions.remove(key);
+                }
+                None => {}
             }
-            if !self.owns_state(ctx, key) {
-                return Err(ShareError::CoordinatorNotAvailable);
-            }
-            if !self.is_loaded() {
-                return Err(ShareError::CoordinatorNotAvailable);
-            }
-            if let Some(s) = inner.stored.get(key).cloned() {
-                let sp = SharePartition::restore(s.start_offset, &s.batches, limits);
+        }
+        ensure_state_topic(&ctx.broker, self).await?;
+        let found = self.read_state(ctx, key, leader_epoch).await?;
+        if let Some(s) = found {
+            let mut inner = self.lock();
+            if inner.partitions.get(key).is_none_or(|e| e.leader_epoch != leader_epoch) {
                 let entry = Entry {
-                    sp,
+                    sp: SharePartition::restore(s.start_offset, &s.batches, limits),
                     snapshot_epoch: s.snapshot_epoch,
                     state_epoch: s.state_epoch,
                     create_timestamp_ms: s.create_timestamp_ms,
                     dirty: false,
+                    leader_epoch,
                 };
                 inner.partitions.insert(key.clone(), entry);
-                return Ok(());
             }
+            return Ok(());
         }
         let spec = match settings.auto_offset_reset {
             AutoOffsetReset::Latest if settings.read_committed => OffsetSpec::LastStable,
@@ -397,7 +419,7 @@ impl Shares {
         };
         let done = {
             let mut inner = self.lock();
-            if inner.partitions.contains_key(key) {
+            if inner.partitions.get(key).is_some_and(|e| e.leader_epoch == leader_epoch) {
                 return Ok(()); // another request got here first
             }
             let now = now_ms();
@@ -409,6 +431,7 @@ impl Shares {
                     state_epoch: 0,
                     create_timestamp_ms: now,
                     dirty: true,
+                    leader_epoch,
                 },
             );
             self.queue_snapshot_locked(&mut inner, key)
@@ -416,13 +439,142 @@ impl Shares {
         wait_written(done).await
     }
 
-    fn owns_state(&self, ctx: &Ctx, key: &StateKey) -> bool {
+    /// The persisted state of `key`: from this broker's store when it leads the key's state
+    /// partition, else ReadShareGroupState to the broker that does. `None`: no state yet.
+    pub async fn read_state(
+        &self,
+        ctx: &Ctx,
+        key: &StateKey,
+        leader_epoch: i32,
+    ) -> Result<Option<Snapshot>, ShareError> {
         let p = key.partition_in(self.cfg.state_topic_partitions);
-        match ctx.broker.topic(STATE_TOPIC) {
-            Some(t) => ctx.broker.leads(&t, p),
-            // Created on first use (below); a single broker leads every partition then.
-            None => true,
+        let leader = state_leader(ctx, p).ok_or(ShareError::CoordinatorNotAvailable)?;
+        if leader == ctx.broker.config.node_id {
+            if !self.lock().owned_state.contains(&p) {
+                // Led here since the last look: read it back now rather than at the next tick.
+                load_state_partition(ctx, self, p).await.map_err(|e| {
+                    tracing::debug!("{STATE_TOPIC}-{p}: {e}");
+                    ShareError::CoordinatorNotAvailable
+                })?;
+            }
+            let inner = self.lock();
+            if !inner.owned_state.contains(&p) {
+                return Err(ShareError::CoordinatorNotAvailable);
+            }
+            return Ok(inner.stored.get(key).cloned());
         }
+        use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
+        let request = kafka_protocol::messages::ReadShareGroupStateRequest::default()
+            .with_group_id(StrBytes::from_string(key.group.clone()))
+            .with_topics(vec![ReadStateData::default()
+                .with_topic_id(uuid::Uuid::from_u128(key.topic_id))
+                .with_partitions(vec![PartitionData::default()
+                    .with_partition(key.partition)
+                    .with_leader_epoch(leader_epoch)])]);
+        let unavailable = |e: String| {
+            tracing::debug!("reading share state {key:?} from broker {leader}: {e}");
+            ShareError::CoordinatorNotAvailable
+        };
+        let connection = super::peer::connect(ctx, leader, "share").await.map_err(unavailable)?;
+        let response = connection.send(&request).await.map_err(|e| unavailable(e.to_string()))?;
+        let part = response
+            .results
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| unavailable("an empty answer".into()))?;
+        if part.error_code != 0 {
+            return Err(unavailable(format!("error {}", part.error_code)));
+        }
+        if part.state_epoch < 0 {
+            return Ok(None);
+        }
+        Ok(Some(Snapshot {
+            snapshot_epoch: 0,
+            state_epoch: part.state_epoch,
+            leader_epoch,
+            start_offset: part.start_offset,
+            create_timestamp_ms: now_ms(),
+            write_timestamp_ms: now_ms(),
+            batches: part
+                .state_batches
+                .iter()
+                .map(|b| StateBatch {
+                    first_offset: b.first_offset,
+                    last_offset: b.last_offset,
+                    state: b.delivery_state,
+                    delivery_count: b.delivery_count.max(0) as u16,
+                })
+                .collect(),
+        }))
+    }
+
+    /// The share coordinator's answer to ReadShareGroupState for one key: `Err` with a Kafka
+    /// code when this broker is not (or not yet) its coordinator.
+    pub fn stored_state(&self, ctx: &Ctx, key: &StateKey) -> Result<Option<Snapshot>, i16> {
+        let p = key.partition_in(self.cfg.state_topic_partitions);
+        if state_leader(ctx, p) != Some(ctx.broker.config.node_id) {
+            return Err(ResponseError::NotCoordinator.code());
+        }
+        let inner = self.lock();
+        if !inner.owned_state.contains(&p) {
+            return Err(ResponseError::CoordinatorLoadInProgress.code());
+        }
+        Ok(inner.stored.get(key).cloned())
+    }
+
+    /// Writes snapshots (or deletions) of keys whose state partition `p` this broker leads
+    /// (WriteShareGroupState from another broker, or this broker's own writer); returns once
+    /// durable, then the store holds them. A snapshot older than the stored state's epoch
+    /// (the state was reset since its leader read it) is not written: its result is
+    /// FENCED_STATE_EPOCH. One result per item.
+    pub async fn write_local(
+        &self,
+        ctx: &Ctx,
+        p: i32,
+        items: &[(StateKey, Option<Snapshot>)],
+    ) -> Result<Vec<Result<(), ShareError>>, ShareError> {
+        ensure_state_topic(&ctx.broker, self).await?;
+        if state_leader(ctx, p) != Some(ctx.broker.config.node_id) {
+            return Err(ShareError::CoordinatorNotAvailable);
+        }
+        if !self.lock().owned_state.contains(&p) {
+            load_state_partition(ctx, self, p).await.map_err(|_| ShareError::CoordinatorNotAvailable)?;
+        }
+        let results: Vec<Result<(), ShareError>> = {
+            let inner = self.lock();
+            if !inner.owned_state.contains(&p) {
+                return Err(ShareError::CoordinatorNotAvailable);
+            }
+            items
+                .iter()
+                .map(|(k, s)| match (s, inner.stored.get(k)) {
+                    (Some(new), Some(old)) if new.state_epoch < old.state_epoch => {
+                        Err(ShareError::FencedStateEpoch)
+                    }
+                    _ => Ok(()),
+                })
+                .collect()
+        };
+        let written: Vec<&(StateKey, Option<Snapshot>)> =
+            items.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+        if written.is_empty() {
+            return Ok(results);
+        }
+        let records: Vec<KeyValue> =
+            written.iter().map(|(k, s)| share_state::record(k, s.as_ref())).collect();
+        let batch = offsets_log::encode_batch(&records, now_ms()).map_err(ShareError::Unknown)?;
+        route_produce_one(ctx, Arc::from(STATE_TOPIC), p, batch, Acks::All).await.map_err(|e| {
+            tracing::warn!("writing {STATE_TOPIC}-{p} failed: {e}");
+            ShareError::CoordinatorNotAvailable
+        })?;
+        let mut inner = self.lock();
+        for (k, snapshot) in written {
+            match snapshot {
+                Some(s) => inner.stored.insert(k.clone(), s.clone()),
+                None => inner.stored.remove(k),
+            };
+        }
+        Ok(results)
     }
 
     /// Applies `member`'s acknowledgement batches to one share-partition (all or nothing per
@@ -530,21 +682,20 @@ impl Shares {
         let snapshot = Snapshot {
             snapshot_epoch: entry.snapshot_epoch,
             state_epoch: entry.state_epoch,
-            leader_epoch: 0,
+            leader_epoch: entry.leader_epoch,
             start_offset,
             create_timestamp_ms: entry.create_timestamp_ms,
             write_timestamp_ms: now_ms(),
             batches,
         };
-        let record = share_state::record(key, Some(&snapshot));
-        inner.stored.insert(key.clone(), snapshot);
-        let partition = key.partition_in(self.cfg.state_topic_partitions);
-        let _ = self.writes_tx.send(Pending { partition, record, done: tx });
+        let _ = self.writes_tx.send(Pending { key: key.clone(), snapshot: Some(snapshot), done: tx });
         rx
     }
 
     /// Resets a group's share-partitions to new start offsets (AlterShareGroupOffsets: the
-    /// group must have no members); the state epoch moves on. Returns the writes to wait on.
+    /// group must have no members): a snapshot with no records in flight and the next state
+    /// epoch, so that a leader still holding the old state is fenced and reads it again.
+    /// Returns the writes to wait on.
     pub fn reset(
         &self,
         group: &str,
@@ -554,31 +705,25 @@ impl Shares {
         let mut waits = Vec::new();
         for (key, start) in starts {
             debug_assert_eq!(key.group, group);
-            let (state_epoch, create) =
-                match inner.partitions.get(key).map(|e| (e.state_epoch, e.create_timestamp_ms)) {
-                    Some(v) => v,
-                    None => inner
-                        .stored
-                        .get(key)
-                        .map_or((0, now_ms()), |s| (s.state_epoch, s.create_timestamp_ms)),
-                };
-            let snapshot_epoch = inner.stored.get(key).map_or(-1, |s| s.snapshot_epoch);
-            let limits = Limits {
-                lock_ms: self.cfg.record_lock_duration_ms,
-                delivery_limit: self.cfg.delivery_count_limit,
-                max_in_flight: self.cfg.partition_max_record_locks,
+            let old = inner.partitions.remove(key);
+            let state_epoch = old
+                .as_ref()
+                .map(|e| e.state_epoch)
+                .or_else(|| inner.stored.get(key).map(|s| s.state_epoch))
+                .unwrap_or(0);
+            let now = now_ms();
+            let snapshot = Snapshot {
+                snapshot_epoch: 0,
+                state_epoch: state_epoch + 1,
+                leader_epoch: -1,
+                start_offset: (*start).max(0),
+                create_timestamp_ms: now,
+                write_timestamp_ms: now,
+                batches: Vec::new(),
             };
-            inner.partitions.insert(
-                key.clone(),
-                Entry {
-                    sp: SharePartition::new((*start).max(0), limits),
-                    snapshot_epoch,
-                    state_epoch: state_epoch + 1,
-                    create_timestamp_ms: create,
-                    dirty: true,
-                },
-            );
-            waits.push(self.queue_snapshot_locked(&mut inner, key));
+            let (tx, rx) = flume::bounded(1);
+            let _ = self.writes_tx.send(Pending { key: key.clone(), snapshot: Some(snapshot), done: tx });
+            waits.push(rx);
         }
         waits
     }
@@ -601,14 +746,20 @@ impl Shares {
         let mut waits = Vec::new();
         for key in keys {
             inner.partitions.remove(&key);
-            inner.stored.remove(&key);
             let (tx, rx) = flume::bounded(1);
-            let partition = key.partition_in(self.cfg.state_topic_partitions);
-            let _ =
-                self.writes_tx.send(Pending { partition, record: share_state::record(&key, None), done: tx });
+            let _ = self.writes_tx.send(Pending { key, snapshot: None, done: tx });
             waits.push(rx);
         }
         waits
+    }
+
+    /// Drops the share-partitions of data partitions no longer led here (their state lives
+    /// on at the share coordinator; the new leader reads it back).
+    fn forget_unled(&self, ctx: &Ctx) {
+        let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+        let me = ctx.broker.config.node_id;
+        let mut inner = self.lock();
+        inner.partitions.retain(|k, _| cat.by_id(k.topic_id).is_some_and(|m| m.leader(k.partition) == me));
     }
 
     /// Runs lock expiries everywhere and persists share-partitions changed since their last
@@ -668,25 +819,41 @@ pub async fn ensure_state_topic(broker: &Broker, shares: &Shares) -> Result<(), 
 /// Period of the timer (lock expiry, persisting dirty share-partitions).
 const TICK_MS: u64 = 1000;
 
-/// The share coordinator's background work, on one shard: reads back the state partitions
-/// led here, then writes queued snapshots (one batch per state partition per round) and runs
-/// the timer until shutdown.
+/// The leader of `__share_group_state` partition `p` (None: no live leader, or no topic).
+fn state_leader(ctx: &Ctx, p: i32) -> Option<i32> {
+    let topic = ctx.broker.topic(STATE_TOPIC)?;
+    let leader = topic.leader(p);
+    (leader >= 0).then_some(leader)
+}
+
+/// The share coordinator's and the leaders' background work, on one shard: follows the
+/// leadership of `__share_group_state` partitions (reading back those that arrive,
+/// forgetting those that left), writes queued snapshots and runs the timer until shutdown.
 pub async fn background(ctx: Ctx, shares: Arc<Shares>) {
-    load(&ctx, &shares).await;
+    follow_state_ownership(&ctx, &shares).await;
     shares.loaded.store(true, Ordering::Release);
     let (writer_ctx, writer) = (ctx.clone(), shares.clone());
     compio::runtime::spawn(async move {
         let rx = writer.writes_rx.clone();
+        let mut peers: HashMap<i32, riptide_client::Connection> = HashMap::new();
         while let Ok(first) = rx.recv_async().await {
+            let n = writer.cfg.state_topic_partitions;
             let mut by_partition: BTreeMap<i32, Vec<Pending>> = BTreeMap::new();
-            by_partition.entry(first.partition).or_default().push(first);
+            by_partition.entry(first.key.partition_in(n)).or_default().push(first);
             while let Ok(p) = rx.try_recv() {
-                by_partition.entry(p.partition).or_default().push(p);
+                by_partition.entry(p.key.partition_in(n)).or_default().push(p);
             }
             for (partition, pending) in by_partition {
-                let result = write_batch(&writer_ctx, &writer, partition, &pending).await;
-                for p in pending {
-                    let _ = p.done.send(result.clone());
+                let results = match write_batch(&writer_ctx, &writer, &mut peers, partition, &pending).await {
+                    Ok(per_item) => per_item,
+                    Err(e) => vec![Err(e); pending.len()],
+                };
+                for (p, result) in pending.into_iter().zip(results) {
+                    if result == Err(ShareError::FencedStateEpoch) {
+                        // Reset elsewhere: read the state again on the next fetch.
+                        writer.lock().partitions.remove(&p.key);
+                    }
+                    let _ = p.done.send(result);
                 }
             }
         }
@@ -694,60 +861,221 @@ pub async fn background(ctx: Ctx, shares: Arc<Shares>) {
     .detach();
     while !ctx.broker.is_shutting_down() {
         compio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        follow_state_ownership(&ctx, &shares).await;
+        shares.forget_unled(&ctx);
         shares.tick();
     }
 }
 
+/// One round's writes to state partition `partition`, in the order queued: to the local log
+/// when this broker leads it, else one WriteShareGroupState (or DeleteShareGroupState) per
+/// group to the broker that does.
 async fn write_batch(
     ctx: &Ctx,
     shares: &Shares,
+    peers: &mut HashMap<i32, riptide_client::Connection>,
     partition: i32,
     pending: &[Pending],
-) -> Result<(), ShareError> {
+) -> Result<Vec<Result<(), ShareError>>, ShareError> {
     ensure_state_topic(&ctx.broker, shares).await?;
-    let records: Vec<KeyValue> = pending.iter().map(|p| p.record.clone()).collect();
-    let batch = offsets_log::encode_batch(&records, now_ms()).map_err(ShareError::Unknown)?;
-    route_produce_one(ctx, Arc::from(STATE_TOPIC), partition, batch, Acks::All).await.map_err(|e| {
-        tracing::warn!("writing {STATE_TOPIC}-{partition} failed: {e}");
-        ShareError::CoordinatorNotAvailable
-    })?;
-    Ok(())
+    let leader = state_leader(ctx, partition).ok_or(ShareError::CoordinatorNotAvailable)?;
+    let items: Vec<(StateKey, Option<Snapshot>)> =
+        pending.iter().map(|p| (p.key.clone(), p.snapshot.clone())).collect();
+    if leader == ctx.broker.config.node_id {
+        return shares.write_local(ctx, partition, &items).await;
+    }
+    if let std::collections::hash_map::Entry::Vacant(slot) = peers.entry(leader) {
+        let c = super::peer::connect(ctx, leader, "share").await.map_err(|e| {
+            tracing::warn!("share state for {STATE_TOPIC}-{partition}: broker {leader}: {e}");
+            ShareError::CoordinatorNotAvailable
+        })?;
+        slot.insert(c);
+    }
+    let result = write_remote(&peers[&leader], &items).await;
+    if result.is_err() {
+        peers.remove(&leader); // a fresh connection next time
+    }
+    result
 }
 
-/// Reads every `__share_group_state` partition led here into the store.
-async fn load(ctx: &Ctx, shares: &Shares) {
-    let Some(topic) = ctx.broker.topic(STATE_TOPIC) else { return };
-    let mut count = 0usize;
-    for p in (0..topic.partitions).filter(|p| ctx.broker.leads(&topic, *p)) {
-        let result = super::read_partition(ctx, STATE_TOPIC, p, |bytes| {
-            let (next, skipped) = offsets_log::scan_chunk(&bytes, |e| {
-                let offsets_log::RawEntry::Record((_, _, Some(k), v)) = e else { return };
-                let Ok(Some(key)) = share_state::decode_key(&k) else { return };
-                let mut inner = shares.lock();
-                match v.map(|v| share_state::decode_value(&v)) {
-                    None => {
-                        inner.stored.remove(&key);
-                    }
-                    Some(Ok(s)) => {
-                        inner.stored.insert(key, s);
-                        count += 1;
-                    }
-                    Some(Err(e)) => tracing::warn!("{STATE_TOPIC}-{p}: {e}"),
-                }
+/// The remote writes, in order: consecutive items of one group and kind go in one request.
+/// One result per item.
+async fn write_remote(
+    connection: &riptide_client::Connection,
+    items: &[(StateKey, Option<Snapshot>)],
+) -> Result<Vec<Result<(), ShareError>>, ShareError> {
+    use kafka_protocol::messages::{
+        delete_share_group_state_request as del, write_share_group_state_request as w,
+    };
+    let failed = |what: String| {
+        tracing::warn!("share state write to the share coordinator: {what}");
+        ShareError::CoordinatorNotAvailable
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut rest = items;
+    while let Some((first, _)) = rest.first() {
+        let deleting = rest[0].1.is_none();
+        let run = rest.iter().take_while(|(k, s)| k.group == first.group && s.is_none() == deleting).count();
+        let (chunk, tail) = rest.split_at(run);
+        rest = tail;
+        let group = StrBytes::from_string(first.group.clone());
+        let mut by_topic: BTreeMap<u128, Vec<&(StateKey, Option<Snapshot>)>> = BTreeMap::new();
+        for item in chunk {
+            by_topic.entry(item.0.topic_id).or_default().push(item);
+        }
+        let codes: HashMap<(u128, i32), i16> = if deleting {
+            let topics = by_topic
+                .iter()
+                .map(|(id, parts)| {
+                    del::DeleteStateData::default().with_topic_id(uuid::Uuid::from_u128(*id)).with_partitions(
+                        parts
+                            .iter()
+                            .map(|(k, _)| del::PartitionData::default().with_partition(k.partition))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let request = kafka_protocol::messages::DeleteShareGroupStateRequest::default()
+                .with_group_id(group)
+                .with_topics(topics);
+            let response = connection.send(&request).await.map_err(|e| failed(e.to_string()))?;
+            response
+                .results
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| ((t.topic_id.as_u128(), p.partition), p.error_code))
+                })
+                .collect()
+        } else {
+            let topics = by_topic
+                .iter()
+                .map(|(id, parts)| {
+                    let partitions = parts
+                        .iter()
+                        .filter_map(|(k, s)| {
+                            let s = s.as_ref()?;
+                            Some(
+                                w::PartitionData::default()
+                                    .with_partition(k.partition)
+                                    .with_state_epoch(s.state_epoch)
+                                    .with_leader_epoch(s.leader_epoch)
+                                    .with_start_offset(s.start_offset)
+                                    .with_state_batches(
+                                        s.batches
+                                            .iter()
+                                            .map(|b| {
+                                                w::StateBatch::default()
+                                                    .with_first_offset(b.first_offset)
+                                                    .with_last_offset(b.last_offset)
+                                                    .with_delivery_state(b.state)
+                                                    .with_delivery_count(b.delivery_count as i16)
+                                            })
+                                            .collect(),
+                                    ),
+                            )
+                        })
+                        .collect();
+                    w::WriteStateData::default()
+                        .with_topic_id(uuid::Uuid::from_u128(*id))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            let request = kafka_protocol::messages::WriteShareGroupStateRequest::default()
+                .with_group_id(group)
+                .with_topics(topics);
+            let response = connection.send(&request).await.map_err(|e| failed(e.to_string()))?;
+            response
+                .results
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| ((t.topic_id.as_u128(), p.partition), p.error_code))
+                })
+                .collect()
+        };
+        for (k, _) in chunk {
+            out.push(match codes.get(&(k.topic_id, k.partition)) {
+                Some(0) => Ok(()),
+                Some(c) if *c == ResponseError::FencedStateEpoch.code() => Err(ShareError::FencedStateEpoch),
+                Some(c) => Err(failed(format!("error {c} for {k:?}"))),
+                None => Err(failed(format!("no answer for {k:?}"))),
             });
-            if skipped > 0 {
-                tracing::warn!("{STATE_TOPIC}-{p}: skipped {skipped} undecodable batch(es)");
-            }
-            next
-        })
-        .await;
-        if let Err(e) = result {
-            tracing::error!("loading {STATE_TOPIC}-{p}: {e}");
         }
     }
-    if count > 0 {
-        tracing::info!("loaded {count} share-partition snapshot(s) from {STATE_TOPIC}");
+    Ok(out)
+}
+
+/// State partitions led here since the last look are read back into the store (until then
+/// the share coordinator answers COORDINATOR_LOAD_IN_PROGRESS for their keys); those led
+/// elsewhere now are forgotten.
+async fn follow_state_ownership(ctx: &Ctx, shares: &Shares) {
+    let Some(topic) = ctx.broker.topic(STATE_TOPIC) else { return };
+    let n = shares.cfg.state_topic_partitions;
+    for p in 0..topic.partitions {
+        let led = ctx.broker.leads(&topic, p);
+        let owned = shares.lock().owned_state.contains(&p);
+        if led == owned {
+            continue;
+        }
+        if !led {
+            let mut inner = shares.lock();
+            inner.owned_state.remove(&p);
+            inner.stored.retain(|k, _| k.partition_in(n) != p);
+            continue;
+        }
+        if let Err(e) = load_state_partition(ctx, shares, p).await {
+            // Retried on the next tick.
+            tracing::warn!("loading {STATE_TOPIC}-{p}: {e}");
+        }
     }
+}
+
+/// Reads state partition `p` (led here) back into the store, unless another task is doing
+/// so (then an error: the caller retries).
+async fn load_state_partition(ctx: &Ctx, shares: &Shares, p: i32) -> Result<(), String> {
+    {
+        let mut inner = shares.lock();
+        if inner.owned_state.contains(&p) {
+            return Ok(());
+        }
+        if !inner.loading_state.insert(p) {
+            return Err("being read back".into());
+        }
+    }
+    let mut read: HashMap<StateKey, Option<Snapshot>> = HashMap::new();
+    let result = super::read_partition(ctx, STATE_TOPIC, p, |bytes| {
+        let (next, skipped) = offsets_log::scan_chunk(&bytes, |e| {
+            let offsets_log::RawEntry::Record((_, _, Some(k), v)) = e else { return };
+            let Ok(Some(key)) = share_state::decode_key(&k) else { return };
+            match v.map(|v| share_state::decode_value(&v)) {
+                None => {
+                    read.insert(key, None);
+                }
+                Some(Ok(s)) => {
+                    read.insert(key, Some(s));
+                }
+                Some(Err(e)) => tracing::warn!("{STATE_TOPIC}-{p}: {e}"),
+            }
+        });
+        if skipped > 0 {
+            tracing::warn!("{STATE_TOPIC}-{p}: skipped {skipped} undecodable batch(es)");
+        }
+        next
+    })
+    .await;
+    let mut inner = shares.lock();
+    inner.loading_state.remove(&p);
+    result?;
+    let count = read.values().filter(|s| s.is_some()).count();
+    for (k, s) in read {
+        if let Some(s) = s {
+            inner.stored.insert(k, s);
+        }
+    }
+    inner.owned_state.insert(p);
+    if count > 0 {
+        tracing::info!("{STATE_TOPIC}-{p} led here now: {count} share-partition snapshot(s) read back");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,8 +5,6 @@
 //! transaction per leader (a failure is retried by the coordinator's background task), and an
 //! implicit add happens once per partition per transaction.
 
-use std::time::Duration;
-
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
@@ -15,7 +13,7 @@ use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use riptide_client::{ConnectOptions, Connection};
+use riptide_client::Connection;
 
 use super::state::TxnPartition;
 use crate::partition::{ControlType, TxnMarker};
@@ -23,26 +21,7 @@ use crate::shard::Ctx;
 
 /// A connection to broker `node` over the inter-broker listener.
 async fn connect(ctx: &Ctx, node: i32) -> Result<Connection, String> {
-    let addr = {
-        let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
-        let listener = ctx.broker.config.inter_broker_listener().name.clone();
-        let b = cat.brokers.get(&node).ok_or_else(|| format!("broker {node} is not registered"))?;
-        let e = b
-            .endpoints
-            .iter()
-            .find(|e| e.name == listener)
-            .or(b.endpoints.first())
-            .ok_or_else(|| format!("broker {node} has no endpoint"))?;
-        format!("{}:{}", e.host, e.port)
-    };
-    let options = ConnectOptions {
-        client_id: format!("riptide-txn-{}", ctx.broker.config.node_id),
-        request_timeout: Duration::from_secs(30),
-        tls: ctx.broker.security.inter_broker_tls.clone(),
-        sasl: ctx.broker.security.inter_broker_login.clone(),
-        ..ConnectOptions::default()
-    };
-    Connection::connect(&addr, &options).await.map_err(|e| e.to_string())
+    crate::coordinator::peer::connect(ctx, node, "txn").await
 }
 
 /// Asks broker `coordinator` to add `partitions` to the transaction of `transactional_id`, or
