@@ -93,7 +93,7 @@ impl Client {
     pub async fn share_group_offsets(&self, group: &str) -> Result<BTreeMap<TopicPartition, i64>> {
         let connection = self.coordinator(group).await?;
         let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
-            DescribeShareGroupOffsetsRequestGroup::default().with_group_id(group_id(group)),
+            DescribeShareGroupOffsetsRequestGroup::default().with_group_id(group_id(group)).with_topics(None),
         ]);
         let g = connection
             .send(&request)

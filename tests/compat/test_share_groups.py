@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -20,7 +21,7 @@ from confluent_kafka import AcknowledgeType, Producer, ShareConsumer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 import wire
-from conftest import unique
+from conftest import BINARY, unique
 
 LOCK_MS = 2000
 
@@ -327,3 +328,88 @@ def test_bad_group_configs_are_refused(broker, value):
     with pytest.raises(Exception) as e:
         set_group_configs(broker, unique("bad"), share_auto_offset_reset=value)
     assert "INVALID_CONFIG" in str(e.value) or "Invalid value" in str(e.value)
+
+
+def riptide(broker, *args):
+    """The `riptide` CLI against the broker, JSON output."""
+    out = subprocess.run([BINARY, *args, "-o", "json"], env={**os.environ, "RIPTIDE_BROKERS": broker.bootstrap},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def rest_get(broker, path):
+    with urllib.request.urlopen(f"{broker.rest_url}{path}", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_cli_and_rest_show_and_reset_a_share_group(broker):
+    topic = unique("share-cli")
+    make_topic(broker, topic, 2)
+    group = group_for(broker, topic)
+    produced = produce(broker, topic, 40, 2)
+    c = consumer(broker, group, topic)
+    try:
+        got = set()
+        deadline = time.time() + 20
+        while got != produced and time.time() < deadline:
+            got |= {(m.partition(), m.offset()) for m in records(c.poll(0.3))}
+        c.commit_sync(10)
+        assert got == produced
+        listed = {g["group"]: g for g in riptide(broker, "group", "list")}
+        assert listed[group]["protocol_type"] == "share"
+        d = riptide(broker, "group", "describe", group)
+        assert (d["type"], d["state"], len(d["members"])) == ("share", "Stable", 1)
+        assert {(o["partition"], o["start_offset"], o["log_end"], o["lag"]) for o in d["offsets"]} == {
+            (0, 20, 20, 0), (1, 20, 20, 0)}
+        cluster_id = rest_get(broker, "/v3/clusters")["data"][0]["cluster_id"]
+        shares = rest_get(broker, f"/v3/clusters/{cluster_id}/share-groups")
+        assert group in [g["share_group_id"] for g in shares["data"]]
+        one = rest_get(broker, f"/v3/clusters/{cluster_id}/share-groups/{group}")
+        assert (one["state"], len(one["consumers"]), one["total_lag"]) == ("STABLE", 1, 0)
+        consumer_groups = rest_get(broker, f"/v3/clusters/{cluster_id}/consumer-groups")
+        assert group not in [g["consumer_group_id"] for g in consumer_groups["data"]]
+    finally:
+        c.close()
+    # Reset to the beginning while the group is empty: everything is delivered again.
+    reset = riptide(broker, "group", "reset-offsets", group, "--topic", topic, "--to", "beginning")
+    assert {(o["partition"], o["previous"], o["new"]) for o in reset["offsets"]} == {(0, 20, 0), (1, 20, 0)}
+    c = consumer(broker, group, topic)
+    try:
+        again = set()
+        deadline = time.time() + 20
+        while again != produced and time.time() < deadline:
+            again |= {(m.partition(), m.offset()) for m in records(c.poll(0.3))}
+        assert again == produced
+    finally:
+        c.close()
+
+
+def test_read_committed_share_groups_skip_aborted_records(broker):
+    topic = unique("share-txn")
+    make_topic(broker, topic, 1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": unique("share-tid")})
+    p.init_transactions(30)
+    for value, commit in ((b"aborted", False), (b"committed", True)):
+        p.begin_transaction()
+        for i in range(5):
+            p.produce(topic, value=value + b"-%d" % i, partition=0)
+        p.flush(10)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+    values = {}
+    for isolation in ("read_committed", "read_uncommitted"):
+        group = group_for(broker, topic, share_isolation_level=isolation)
+        c = consumer(broker, group, topic)
+        got = []
+        try:
+            deadline = time.time() + 15
+            while len(got) < (5 if isolation == "read_committed" else 10) and time.time() < deadline:
+                got += [m.value() for m in records(c.poll(0.3))]
+            end = time.time() + 1
+            while time.time() < end:
+                got += [m.value() for m in records(c.poll(0.2))]
+        finally:
+            c.close()
+        values[isolation] = sorted(got)
+    assert values["read_committed"] == sorted(b"committed-%d" % i for i in range(5))
+    assert len(values["read_uncommitted"]) == 10

@@ -418,16 +418,24 @@ async fn acquire_round(
                 continue;
             }
         };
-        // What was read: the offsets up to the last whole batch, and its transaction markers.
-        let (mut read_end, mut control) = (from, Vec::new());
+        // What was read: the offsets up to the last whole batch, and those no member gets:
+        // transaction markers and, under read_committed, aborted transactions' records (a
+        // share fetch carries no aborted-transactions list, so the leader archives them).
+        let (mut read_end, mut archived) = (from, Vec::new());
         for (header, _) in riptide_format::whole_batches(&bytes).map_while(Result::ok) {
             read_end = read_end.max(header.next_offset());
-            if header.is_control() {
-                control.push((header.base_offset, header.last_offset()));
+            let aborted = || {
+                read.aborted.iter().any(|a| {
+                    a.producer_id == header.producer_id
+                        && (a.first_offset..=a.last_offset).contains(&header.base_offset)
+                })
+            };
+            if header.is_control() || (settings.read_committed && header.is_transactional() && aborted()) {
+                archived.push((header.base_offset, header.last_offset()));
             }
         }
         let readable = readable_end.0.min(read_end);
-        let got = ctx.shares.acquire(&state_key, member, max_records, from, readable, &control);
+        let got = ctx.shares.acquire(&state_key, member, max_records, from, readable, &archived);
         let count: usize = got.acquired.iter().map(|r| (r.last_offset - r.first_offset + 1) as usize).sum();
         if count == 0 {
             continue;

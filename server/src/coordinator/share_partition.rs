@@ -160,8 +160,8 @@ impl SharePartition {
     /// the records a fetch read (it read from `from`; `readable_end` is the high watermark, or
     /// the last stable offset under read_committed, capped by the end of what it read). A
     /// record outside is not handed out, as the member would get no data for it. New offsets
-    /// inside `control` ranges (transaction markers: no record for a consumer) are archived on
-    /// the way, never handed out.
+    /// inside `control` ranges (transaction markers, aborted transactions' records under
+    /// read_committed: nothing for a consumer) are archived on the way, never handed out.
     pub fn acquire(
         &mut self,
         member: &str,
