@@ -6,8 +6,9 @@
 //! acknowledgements (answered once durable), then acquisition: for each partition of the
 //! session that has something to hand out, read whole batches from where the share-partition
 //! would deliver next and acquire the records read, up to `max_records` in all. With nothing
-//! acquired, the request long-polls up to `max_wait_ms`: woken by a new high watermark, and
-//! rechecked every 100 ms for records released or whose locks expired. Partitions with neither
+//! acquired, the request long-polls up to `max_wait_ms`: woken by a new high watermark or by an
+//! acknowledgement or release in the share-partition, and rechecked every 100 ms for records
+//! whose locks expired. Partitions with neither
 //! data nor an error are left out of the answer, as Kafka's share sessions do.
 
 use std::collections::BTreeMap;
@@ -384,6 +385,9 @@ async fn acquire_round(
             if settings.read_committed { probed.last_stable_offset } else { probed.high_watermark };
         let Some(from) = ctx.shares.fetch_position(&state_key, readable_end.0, probed.log_start_offset.0)
         else {
+            if let Some(n) = &notify {
+                ctx.shares.wait_for(&state_key, n);
+            }
             continue;
         };
         let call = ReadCall {

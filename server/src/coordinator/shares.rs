@@ -224,6 +224,9 @@ struct Inner {
     owned_state: BTreeSet<i32>,
     /// Those being read back now.
     loading_state: BTreeSet<i32>,
+    /// Share fetches waiting for records of a share-partition to become available again
+    /// (acknowledged ones free room in the window, released ones come back).
+    waiters: HashMap<StateKey, Vec<flume::Sender<()>>>,
 }
 
 pub struct Shares {
@@ -598,6 +601,7 @@ impl Shares {
             }
             entry.dirty = true;
         }
+        wake_locked(&mut inner, key);
         let done = self.queue_snapshot_locked(&mut inner, key);
         result.map(|()| done)
     }
@@ -620,6 +624,15 @@ impl Shares {
             entry.dirty = true;
         }
         Acquisition { acquired }
+    }
+
+    /// Wakes `notify` when records of the share-partition may be acquirable again (an
+    /// acknowledgement, a release): a waiting fetch need not poll for it.
+    pub fn wait_for(&self, key: &StateKey, notify: &flume::Sender<()>) {
+        let mut inner = self.lock();
+        let list = inner.waiters.entry(key.clone()).or_default();
+        list.retain(|w| !w.is_disconnected());
+        list.push(notify.clone());
     }
 
     /// Where a fetch for this share-partition should read, if it could acquire anything below
@@ -780,12 +793,23 @@ impl Shares {
     }
 }
 
+fn wake_locked(inner: &mut Inner, key: &StateKey) {
+    for w in inner.waiters.remove(key).unwrap_or_default() {
+        let _ = w.try_send(());
+    }
+}
+
 fn release_member_locked(inner: &mut Inner, group: &str, member: &str) {
+    let mut released = Vec::new();
     for (k, e) in inner.partitions.iter_mut() {
         if k.group == group && e.sp.acquired_by(member) > 0 {
             e.sp.release_member(member);
             e.dirty = true;
+            released.push(k.clone());
         }
+    }
+    for k in released {
+        wake_locked(inner, &k);
     }
 }
 
