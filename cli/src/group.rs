@@ -264,18 +264,8 @@ async fn describe_share(
         }
     }
     let keys: BTreeSet<TopicPartition> = starts.keys().chain(readers.keys()).cloned().collect();
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in &keys {
-        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
-    }
-    let mut ends: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-    for (t, ps) in by_topic {
-        let Ok(info) = client.topic(t).await else { continue };
-        let present: Vec<i32> = ps.into_iter().filter(|p| info.leader_of(*p).is_some()).collect();
-        if let Ok(found) = client.list_offsets(&info, &present, end).await {
-            ends.extend(found.into_iter().map(|(p, o)| (TopicPartition::new(t, p), o.0)));
-        }
-    }
+    let ends: BTreeMap<TopicPartition, i64> =
+        log_ends(client, &keys, end).await.into_iter().map(|(k, o)| (k, o.0)).collect();
     let lag = |k: &TopicPartition| Some((ends.get(k)? - starts.get(k)?).max(0));
     match format {
         OutputFormat::Json => output::print_json(&json!({
@@ -341,6 +331,28 @@ async fn describe_share(
     Ok(())
 }
 
+/// The log end offsets (`end`: the high watermark or the last stable offset) of `keys`; a
+/// deleted topic or partition (which may keep committed offsets) has none.
+async fn log_ends(
+    client: &Client,
+    keys: &BTreeSet<TopicPartition>,
+    end: OffsetSpec,
+) -> BTreeMap<TopicPartition, Offset> {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for tp in keys {
+        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
+    }
+    let mut ends = BTreeMap::new();
+    for (t, ps) in by_topic {
+        let Ok(info) = client.topic(t).await else { continue };
+        let present: Vec<i32> = ps.into_iter().filter(|p| info.leader_of(*p).is_some()).collect();
+        if let Ok(found) = client.list_offsets(&info, &present, end).await {
+            ends.extend(found.into_iter().map(|(p, o)| (TopicPartition::new(t, p), o)));
+        }
+    }
+    ends
+}
+
 /// Committed and assigned partitions, with their log end offsets (`end`: the high watermark
 /// or the last stable offset).
 async fn offset_rows(
@@ -358,19 +370,7 @@ async fn offset_rows(
         }
     }
     let keys: BTreeSet<TopicPartition> = committed.keys().chain(owners.keys()).cloned().collect();
-    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in &keys {
-        by_topic.entry(tp.topic.as_str()).or_default().push(tp.partition);
-    }
-    let mut ends: BTreeMap<TopicPartition, Offset> = BTreeMap::new();
-    for (t, ps) in by_topic {
-        // A deleted topic or partition keeps its committed offset but has no log end.
-        let Ok(info) = client.topic(t).await else { continue };
-        let present: Vec<i32> = ps.into_iter().filter(|p| info.leader_of(*p).is_some()).collect();
-        if let Ok(found) = client.list_offsets(&info, &present, end).await {
-            ends.extend(found.into_iter().map(|(p, o)| (TopicPartition::new(t, p), o)));
-        }
-    }
+    let ends = log_ends(client, &keys, end).await;
     Ok(keys
         .into_iter()
         .map(|key| OffsetRow {

@@ -469,6 +469,16 @@ pub(super) async fn delete_share_state(
 
 // ---- KIP-848 ---------------------------------------------------------------------------------
 
+/// An assignment by topic id, as heartbeat answers give it (topics deleted since are left out).
+pub(super) fn by_topic_id(
+    broker: &crate::broker::Broker,
+    assignment: TopicPartitions,
+) -> impl Iterator<Item = (Uuid, Vec<i32>)> + '_ {
+    assignment
+        .into_iter()
+        .filter_map(|(name, ps)| Some((Uuid::from_u128(broker.topic(&name)?.id), ps.into_iter().collect())))
+}
+
 pub fn consumer_group_heartbeat(
     ctx: &Ctx,
     info: &RequestInfo,
@@ -515,16 +525,8 @@ pub fn consumer_group_heartbeat(
             .with_error_message(Some(s(e.to_string()))),
         Ok(r) => {
             let assignment = r.assignment.map(|a| {
-                let topic_partitions = a
-                    .into_iter()
-                    .filter_map(|(name, ps)| {
-                        let topic = broker.topic(&name)?;
-                        Some(
-                            cgh::TopicPartitions::default()
-                                .with_topic_id(Uuid::from_u128(topic.id))
-                                .with_partitions(ps.into_iter().collect()),
-                        )
-                    })
+                let topic_partitions = by_topic_id(broker, a)
+                    .map(|(id, ps)| cgh::TopicPartitions::default().with_topic_id(id).with_partitions(ps))
                     .collect();
                 cgh::Assignment::default().with_topic_partitions(topic_partitions)
             });

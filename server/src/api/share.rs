@@ -123,16 +123,8 @@ pub fn heartbeat(
             .with_member_epoch(-1),
         Ok(r) => {
             let assignment = r.assignment.map(|a| {
-                let tps = a
-                    .into_iter()
-                    .filter_map(|(name, ps)| {
-                        let topic = broker.topic(&name)?;
-                        Some(
-                            sgh::TopicPartitions::default()
-                                .with_topic_id(Uuid::from_u128(topic.id))
-                                .with_partitions(ps.into_iter().collect()),
-                        )
-                    })
+                let tps = super::group::by_topic_id(broker, a)
+                    .map(|(id, ps)| sgh::TopicPartitions::default().with_topic_id(id).with_partitions(ps))
                     .collect();
                 sgh::Assignment::default().with_topic_partitions(tps)
             });
@@ -998,6 +990,19 @@ async fn write_state_items(ctx: &Ctx, items: StateItems) -> BTreeMap<(u128, i32)
     codes
 }
 
+/// The share coordinator's writes of `items` when the caller may (CLUSTER_ACTION): the code of
+/// each (topic id, partition) of the request.
+async fn state_codes(ctx: &Ctx, allowed: bool, items: StateItems) -> impl Fn(Uuid, i32) -> i16 {
+    let codes = if allowed { write_state_items(ctx, items).await } else { BTreeMap::new() };
+    move |topic: Uuid, partition: i32| {
+        if allowed {
+            codes.get(&(topic.as_u128(), partition)).copied().unwrap_or(0)
+        } else {
+            ResponseError::ClusterAuthorizationFailed.code()
+        }
+    }
+}
+
 pub async fn write_state(
     ctx: &Ctx,
     info: &RequestInfo,
@@ -1035,26 +1040,17 @@ pub async fn write_state(
             items.push((key, Some(snapshot)));
         }
     }
-    let codes = if allowed { write_state_items(ctx, items).await } else { BTreeMap::new() };
-    let denied = ResponseError::ClusterAuthorizationFailed.code();
+    let code = state_codes(ctx, allowed, items).await;
     let results = req
         .topics
         .iter()
         .map(|t| {
-            let id = t.topic_id.as_u128();
-            w::WriteStateResult::default().with_topic_id(t.topic_id).with_partitions(
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        let code = if allowed {
-                            codes.get(&(id, p.partition)).copied().unwrap_or(0)
-                        } else {
-                            denied
-                        };
-                        w::PartitionResult::default().with_partition(p.partition).with_error_code(code)
-                    })
-                    .collect(),
-            )
+            let partitions = t.partitions.iter().map(|p| {
+                w::PartitionResult::default()
+                    .with_partition(p.partition)
+                    .with_error_code(code(t.topic_id, p.partition))
+            });
+            w::WriteStateResult::default().with_topic_id(t.topic_id).with_partitions(partitions.collect())
         })
         .collect();
     kafka_protocol::messages::WriteShareGroupStateResponse::default().with_results(results)
@@ -1081,26 +1077,17 @@ pub async fn delete_state(
             })
         })
         .collect();
-    let codes = if allowed { write_state_items(ctx, items).await } else { BTreeMap::new() };
-    let denied = ResponseError::ClusterAuthorizationFailed.code();
+    let code = state_codes(ctx, allowed, items).await;
     let results = req
         .topics
         .iter()
         .map(|t| {
-            let id = t.topic_id.as_u128();
-            d::DeleteStateResult::default().with_topic_id(t.topic_id).with_partitions(
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        let code = if allowed {
-                            codes.get(&(id, p.partition)).copied().unwrap_or(0)
-                        } else {
-                            denied
-                        };
-                        d::PartitionResult::default().with_partition(p.partition).with_error_code(code)
-                    })
-                    .collect(),
-            )
+            let partitions = t.partitions.iter().map(|p| {
+                d::PartitionResult::default()
+                    .with_partition(p.partition)
+                    .with_error_code(code(t.topic_id, p.partition))
+            });
+            d::DeleteStateResult::default().with_topic_id(t.topic_id).with_partitions(partitions.collect())
         })
         .collect();
     kafka_protocol::messages::DeleteShareGroupStateResponse::default().with_results(results)
