@@ -242,7 +242,12 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
         let ctx =
             ApiCtx::new(shard, coordinator.clone(), txn.clone(), fetch_sessions.clone(), shares.clone());
         if shard.id == 0 {
-            compio::runtime::spawn(coordinator::shares::background(shard.clone(), shares.clone())).detach();
+            compio::runtime::spawn(coordinator::shares::background(
+                shard.clone(),
+                shares.clone(),
+                coordinator.clone(),
+            ))
+            .detach();
             compio::runtime::spawn(coordinator::background(shard.clone(), coordinator.clone())).detach();
             compio::runtime::spawn(coordinator::txn::background(shard.clone(), txn.clone())).detach();
             let (events, roles) = (events_rx.clone(), roles_tx.clone());

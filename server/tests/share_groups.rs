@@ -349,3 +349,55 @@ fn share_groups_on_the_wire() {
     drop(running);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_share_partition_follows_the_log_start_past_it() {
+    let (config, dir) = common::single_node("share-log-start");
+    let running = riptide_server::server::start(config).expect("start");
+    let mut c = Client::connect(running.addr);
+    let topic = create_topic(&mut c, "d", 1, &[]);
+    for i in 0..5 {
+        let produce = produce_request(None, "d", 0, plain_batch(format!("r{i}").as_bytes()));
+        c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
+    }
+    assert_eq!(set_group_config(&mut c, "g", "share.auto.offset.reset", "earliest"), 0);
+    let mut found = false;
+    for _ in 0..100 {
+        let find = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s("g")]);
+        if let ResponseKind::FindCoordinator(r) =
+            c.call_once(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find))
+        {
+            found |= r.coordinators[0].error_code == 0;
+        }
+        if found {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(found);
+    assert_eq!(heartbeat(&mut c, "g", "m", 0, Some(&["d"])).error_code, 0);
+    let r = share_fetch(&mut c, "g", "m", 0, topic, vec![], 2);
+    assert_eq!(acquired(&r), vec![(0, 1, 1)]);
+    // DeleteRecords moves the log start to 4, past the share-partition's end (2).
+    let delete = DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        delete_records_request::DeleteRecordsTopic::default().with_name(TopicName(s("d"))).with_partitions(
+            vec![delete_records_request::DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(4)],
+        ),
+    ]);
+    match c.call_once(ApiKey::DeleteRecords, 2, RequestKind::DeleteRecords(delete)) {
+        ResponseKind::DeleteRecords(r) => assert_eq!(r.topics[0].partitions[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let mut got = Vec::new();
+    for epoch in 1..20 {
+        got = acquired(&share_fetch(&mut c, "g", "m", epoch, topic, vec![], 10));
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got, vec![(4, 4, 1)], "delivery resumes at the new log start");
+    drop(running);
+    let _ = std::fs::remove_dir_all(dir);
+}

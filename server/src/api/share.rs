@@ -36,11 +36,11 @@ use crate::coordinator::share_group::{ShareGroup, ShareHeartbeat, ShareTimings};
 use crate::coordinator::share_state::StateKey;
 use crate::coordinator::shares::{wait_written, GroupShareSettings, ShareError, TopicIdPartition};
 use crate::coordinator::GroupError;
-use crate::partition::{Offset, PartitionError};
+use crate::partition::{Offset, OffsetSpec, PartitionError};
 use crate::security::acl::{op, resource};
 use crate::security::at_rest::open_all;
-use crate::shard::mailbox::ReadCall;
-use crate::shard::router::route_read_one;
+use crate::shard::mailbox::{ListOffsetCall, ReadCall};
+use crate::shard::router::{route_list_offset, route_read_one};
 
 /// Upper bound on a long poll, whatever the client asks.
 const MAX_WAIT_MS_LIMIT: i32 = 60_000;
@@ -70,15 +70,6 @@ fn timings(ctx: &Ctx, group: &str) -> ShareTimings {
             .map_or(cfg.session_timeout_ms, |v| v.max(1) as u64),
         heartbeat_interval_ms: get("share.heartbeat.interval.ms")
             .map_or(cfg.heartbeat_interval_ms, |v| v.clamp(1, i64::from(i32::MAX)) as i32),
-    }
-}
-
-/// Members gone from share groups since the last look: their sessions close here (a leader
-/// elsewhere sees its locks expire, or the member's closing request).
-fn release_departures(ctx: &Ctx) {
-    let gone = ctx.coordinator.with_any(|groups, _| groups.take_share_departures());
-    for (group, member) in gone {
-        ctx.shares.close_session(&group, &member);
     }
 }
 
@@ -115,7 +106,6 @@ pub fn heartbeat(
         .coordinator
         .with_group(&group_id, |groups, now| groups.share_heartbeat(&group_id, hb, &lookup, timings, now))
         .and_then(|r| r);
-    release_departures(ctx);
     match result {
         Err(e) => ShareGroupHeartbeatResponse::default()
             .with_error_code(e.code())
@@ -343,27 +333,35 @@ async fn acquire_round(
                 continue;
             }
         }
-        // Where the share-partition stands against the log: a read at its end learns the high
-        // watermark and log start (and registers `notify` when nothing is readable).
-        let end = ctx.shares.end_offset(&state_key).unwrap_or(0);
-        let probe = ReadCall {
+        // One read from where the share-partition delivers next: it also tells the high
+        // watermark and log start, and registers `notify` when nothing is readable there.
+        let Some(from) = ctx.shares.next_fetch_offset(&state_key) else { continue };
+        let call = ReadCall {
             topic: t.topic.clone(),
             partition: t.partition,
-            offset: Offset(end),
-            max_bytes: 0,
-            min_one: false,
+            offset: Offset(from),
+            max_bytes: max_bytes.min(PARTITION_READ_BYTES),
+            min_one: true,
             notify: notify.clone(),
             replica: None,
             read_committed: settings.read_committed,
         };
-        let probed = match route_read_one(&ctx.shard, probe).await {
+        let read = match route_read_one(&ctx.shard, call).await {
             Ok(r) => r,
             Err(PartitionError::Log(e))
                 if matches!(e.cause(), riptide_engine::LogError::OffsetOutOfRange { .. }) =>
             {
-                // The share-partition's end fell below the log start (retention): the fetch
-                // position below moves it up.
-                crate::partition::ReadResult::default()
+                // Retention (or DeleteRecords) moved the log start past the share-partition:
+                // it moves up too, and the next round reads from there.
+                let call = ListOffsetCall {
+                    topic: t.topic.clone(),
+                    partition: t.partition,
+                    spec: OffsetSpec::Earliest,
+                };
+                if let Ok(earliest) = route_list_offset(&ctx.shard, call).await {
+                    ctx.shares.log_start_moved(&state_key, earliest.offset.0);
+                }
+                continue;
             }
             Err(e) => {
                 let r = refusal(ctx, t, &e);
@@ -374,32 +372,13 @@ async fn acquire_round(
             }
         };
         let readable_end =
-            if settings.read_committed { probed.last_stable_offset } else { probed.high_watermark };
-        let Some(from) = ctx.shares.fetch_position(&state_key, readable_end.0, probed.log_start_offset.0)
-        else {
+            if settings.read_committed { read.last_stable_offset } else { read.high_watermark };
+        if !ctx.shares.can_acquire(&state_key, readable_end.0, read.log_start_offset.0) {
             if let Some(n) = &notify {
                 ctx.shares.wait_for(&state_key, n);
             }
             continue;
-        };
-        let call = ReadCall {
-            topic: t.topic.clone(),
-            partition: t.partition,
-            offset: Offset(from),
-            max_bytes: max_bytes.min(PARTITION_READ_BYTES),
-            min_one: true,
-            notify: None,
-            replica: None,
-            read_committed: settings.read_committed,
-        };
-        let read = match route_read_one(&ctx.shard, call).await {
-            Ok(r) => r,
-            Err(e) => {
-                let r = refusal(ctx, t, &e);
-                answers.entry(key).or_default().error = r.error;
-                continue;
-            }
-        };
+        }
         let Some(slice) = read.slice else { continue };
         let bytes = match slice.read_to_vec() {
             Ok(b) if t.sealed => open_all(ctx.broker.security.keyring.as_deref(), &b),
@@ -432,7 +411,7 @@ async fn acquire_round(
         }
         let readable = readable_end.0.min(read_end);
         let got = ctx.shares.acquire(&state_key, member, max_records, from, readable, &archived);
-        let count: usize = got.acquired.iter().map(|r| (r.last_offset - r.first_offset + 1) as usize).sum();
+        let count: usize = got.iter().map(|r| (r.last_offset - r.first_offset + 1) as usize).sum();
         if count == 0 {
             continue;
         }
@@ -442,7 +421,6 @@ async fn acquire_round(
         let a = answers.entry(key).or_default();
         a.records = Some(Bytes::from(bytes));
         a.acquired = got
-            .acquired
             .iter()
             .map(|r| {
                 sfr::AcquiredRecords::default()
@@ -490,7 +468,6 @@ pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> Sha
             "Acknowledgements are not allowed when opening a share session.".into(),
         );
     }
-    release_departures(ctx);
     let named: Vec<TopicIdPartition> = req
         .topics
         .iter()
@@ -722,7 +699,7 @@ fn share_group_check(ctx: &Ctx, group: &str, need_empty: bool) -> Result<bool, G
         .with_group(group, |groups, _| match groups.share_group(group) {
             Some(g) if need_empty && !g.members.is_empty() => Err(GroupError::NonEmptyGroup),
             Some(_) => Ok(true),
-            None if groups.list().iter().any(|g| g.group_id == group) => Err(GroupError::GroupIdNotFound),
+            None if groups.names_another_kind(group) => Err(GroupError::GroupIdNotFound),
             None => Ok(false),
         })
         .and_then(|r| r)

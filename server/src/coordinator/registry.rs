@@ -140,6 +140,12 @@ impl Groups {
         self.share_groups.get(group_id)
     }
 
+    /// Whether `group_id` is a live classic or KIP-848 group (so not a share group's).
+    pub fn names_another_kind(&self, group_id: &str) -> bool {
+        self.groups.get(group_id).is_some_and(|g| g.state() != GroupState::Dead)
+            || self.consumer_groups.contains_key(group_id)
+    }
+
     /// Share-group members whose session expired since the last call.
     pub fn take_share_departures(&mut self) -> Vec<(String, String)> {
         std::mem::take(&mut self.share_departures)
@@ -368,9 +374,7 @@ impl Groups {
         if group_id.is_empty() {
             return Err(GroupError::InvalidRequest);
         }
-        if self.groups.get(group_id).is_some_and(|g| g.state() != GroupState::Dead)
-            || self.consumer_groups.contains_key(group_id)
-        {
+        if self.names_another_kind(group_id) {
             return Err(GroupError::GroupIdNotFound);
         }
         if !self.share_groups.contains_key(group_id) {

@@ -113,11 +113,6 @@ impl SharePartition {
         self.in_flight.get(&offset).map(|r| &r.state)
     }
 
-    /// Records in flight (acquired, available again, or done but above a pending one).
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
     /// Records `member` holds now.
     pub fn acquired_by(&self, member: &str) -> usize {
         self.in_flight

@@ -22,7 +22,6 @@
 //! coordinator over the network; that path is not built yet).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -232,34 +231,18 @@ struct Inner {
 pub struct Shares {
     pub cfg: ShareConfig,
     inner: Mutex<Inner>,
-    loaded: AtomicBool,
     writes_tx: flume::Sender<Pending>,
     writes_rx: flume::Receiver<Pending>,
-}
-
-/// What the fetch path needs of one share-partition after acquiring.
-pub struct Acquisition {
-    pub acquired: Vec<Acquired>,
 }
 
 impl Shares {
     pub fn new(cfg: ShareConfig) -> Shares {
         let (writes_tx, writes_rx) = flume::unbounded();
-        Shares {
-            cfg,
-            inner: Mutex::new(Inner::default()),
-            loaded: AtomicBool::new(false),
-            writes_tx,
-            writes_rx,
-        }
+        Shares { cfg, inner: Mutex::new(Inner::default()), writes_tx, writes_rx }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn is_loaded(&self) -> bool {
-        self.loaded.load(Ordering::Acquire)
     }
 
     /// The group's settings: broker defaults overridden by its GROUP configs.
@@ -616,14 +599,14 @@ impl Shares {
         from: i64,
         readable_end: i64,
         control: &[(i64, i64)],
-    ) -> Acquisition {
+    ) -> Vec<Acquired> {
         let mut inner = self.lock();
-        let Some(entry) = inner.partitions.get_mut(key) else { return Acquisition { acquired: Vec::new() } };
+        let Some(entry) = inner.partitions.get_mut(key) else { return Vec::new() };
         let acquired = entry.sp.acquire(member, max_records, from, readable_end, control, now_ms());
         if !acquired.is_empty() {
             entry.dirty = true;
         }
-        Acquisition { acquired }
+        acquired
     }
 
     /// Wakes `notify` when records of the share-partition may be acquirable again (an
@@ -635,20 +618,29 @@ impl Shares {
         list.push(notify.clone());
     }
 
-    /// Where a fetch for this share-partition should read, if it could acquire anything below
-    /// `readable_end`; also moves the share-partition past a log start that moved.
-    pub fn fetch_position(&self, key: &StateKey, readable_end: i64, log_start: i64) -> Option<i64> {
+    /// Where a fetch for this share-partition reads: the oldest record available again
+    /// (locks that ran out count), else its end.
+    pub fn next_fetch_offset(&self, key: &StateKey) -> Option<i64> {
         let mut inner = self.lock();
         let entry = inner.partitions.get_mut(key)?;
-        let now = now_ms();
-        entry.sp.log_start_moved(log_start);
-        entry.sp.expire(now);
-        entry.sp.can_acquire(readable_end, now).then(|| entry.sp.next_fetch_offset())
+        entry.sp.expire(now_ms());
+        Some(entry.sp.next_fetch_offset())
     }
 
-    /// The share-partition's end offset (where new records start), if it is in memory.
-    pub fn end_offset(&self, key: &StateKey) -> Option<i64> {
-        self.lock().partitions.get(key).map(|e| e.sp.end_offset())
+    /// The log start moved past the share-partition's start (retention, DeleteRecords).
+    pub fn log_start_moved(&self, key: &StateKey, log_start: i64) {
+        if let Some(entry) = self.lock().partitions.get_mut(key) {
+            entry.sp.log_start_moved(log_start);
+        }
+    }
+
+    /// Whether a fetch could acquire anything below `readable_end`, after moving the
+    /// share-partition past the log start (retention, DeleteRecords).
+    pub fn can_acquire(&self, key: &StateKey, readable_end: i64, log_start: i64) -> bool {
+        let mut inner = self.lock();
+        let Some(entry) = inner.partitions.get_mut(key) else { return false };
+        entry.sp.log_start_moved(log_start);
+        entry.sp.can_acquire(readable_end, now_ms())
     }
 
     /// The share-partition start offsets of a group's share-partitions led here (in memory
@@ -665,17 +657,6 @@ impl Shares {
             out.insert((k.topic_id, k.partition), e.sp.start_offset());
         }
         out
-    }
-
-    /// Records in flight and acquired per share-partition of a group (for describing).
-    pub fn in_flight(&self, group: &str) -> BTreeMap<TopicIdPartition, usize> {
-        let inner = self.lock();
-        inner
-            .partitions
-            .iter()
-            .filter(|(k, _)| k.group == group)
-            .map(|(k, e)| ((k.topic_id, k.partition), e.sp.in_flight()))
-            .collect()
     }
 
     /// Snapshots the share-partition and queues its write.
@@ -853,9 +834,8 @@ fn state_leader(ctx: &Ctx, p: i32) -> Option<i32> {
 /// The share coordinator's and the leaders' background work, on one shard: follows the
 /// leadership of `__share_group_state` partitions (reading back those that arrive,
 /// forgetting those that left), writes queued snapshots and runs the timer until shutdown.
-pub async fn background(ctx: Ctx, shares: Arc<Shares>) {
+pub async fn background(ctx: Ctx, shares: Arc<Shares>, coordinator: Arc<super::Coordinator>) {
     follow_state_ownership(&ctx, &shares).await;
-    shares.loaded.store(true, Ordering::Release);
     let (writer_ctx, writer) = (ctx.clone(), shares.clone());
     compio::runtime::spawn(async move {
         let rx = writer.writes_rx.clone();
@@ -887,6 +867,11 @@ pub async fn background(ctx: Ctx, shares: Arc<Shares>) {
         compio::time::sleep(Duration::from_millis(TICK_MS)).await;
         follow_state_ownership(&ctx, &shares).await;
         shares.forget_unled(&ctx);
+        // Members whose group session expired: what they held goes back at once (a leader on
+        // another broker sees their locks expire instead).
+        for (group, member) in coordinator.with_any(|groups, _| groups.take_share_departures()) {
+            shares.close_session(&group, &member);
+        }
         shares.tick();
     }
 }
