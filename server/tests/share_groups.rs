@@ -401,3 +401,180 @@ fn a_share_partition_follows_the_log_start_past_it() {
     drop(running);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Waits until the broker coordinates `group` (FindCoordinator answers without an error).
+fn wait_coordinator(c: &mut Client, group: &str) {
+    for _ in 0..100 {
+        let find = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s(group)]);
+        if let ResponseKind::FindCoordinator(r) =
+            c.call_once(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find))
+        {
+            if r.coordinators[0].error_code == 0 {
+                return;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no coordinator for {group}");
+}
+
+/// ShareFetch v2 of partition 0 of `topic`: `mode` is ShareAcquireMode; `renew` sends
+/// IsRenewAck with every limit 0 unless `limits` says otherwise.
+#[allow(clippy::too_many_arguments)]
+fn share_fetch_v2(
+    c: &mut Client,
+    member: &str,
+    epoch: i32,
+    topic: uuid::Uuid,
+    acks: Acks,
+    max_records: i32,
+    mode: i8,
+    renew: bool,
+) -> ShareFetchResponse {
+    let batches = acks
+        .into_iter()
+        .map(|(first, last, types)| {
+            share_fetch_request::AcknowledgementBatch::default()
+                .with_first_offset(first)
+                .with_last_offset(last)
+                .with_acknowledge_types(types)
+        })
+        .collect();
+    let (wait, max_bytes) = if renew { (0, 0) } else { (200, 1 << 20) };
+    let request = ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(s("g2"))))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_max_wait_ms(wait)
+        .with_max_bytes(max_bytes)
+        .with_max_records(max_records)
+        .with_batch_size(max_records)
+        .with_share_acquire_mode(mode)
+        .with_is_renew_ack(renew)
+        .with_topics(vec![share_fetch_request::FetchTopic::default().with_topic_id(topic).with_partitions(
+            vec![share_fetch_request::FetchPartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(batches)],
+        )]);
+    match c.call_once(ApiKey::ShareFetch, 2, RequestKind::ShareFetch(request)) {
+        ResponseKind::ShareFetch(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// ShareAcknowledge v2 of partition 0: (top-level code, partition code, lock timeout).
+fn share_ack_v2(
+    c: &mut Client,
+    member: &str,
+    epoch: i32,
+    topic: uuid::Uuid,
+    acks: Acks,
+    renew: bool,
+) -> (i16, i16, i32) {
+    let batches = acks
+        .into_iter()
+        .map(|(first, last, types)| {
+            share_acknowledge_request::AcknowledgementBatch::default()
+                .with_first_offset(first)
+                .with_last_offset(last)
+                .with_acknowledge_types(types)
+        })
+        .collect();
+    let request = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(GroupId(s("g2"))))
+        .with_member_id(Some(s(member)))
+        .with_share_session_epoch(epoch)
+        .with_is_renew_ack(renew)
+        .with_topics(vec![share_acknowledge_request::AcknowledgeTopic::default()
+            .with_topic_id(topic)
+            .with_partitions(vec![share_acknowledge_request::AcknowledgePartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(batches)])]);
+    match c.call_once(ApiKey::ShareAcknowledge, 2, RequestKind::ShareAcknowledge(request)) {
+        ResponseKind::ShareAcknowledge(r) => {
+            let part = r.responses.first().and_then(|t| t.partitions.first()).map_or(0, |p| p.error_code);
+            (r.error_code, part, r.acquisition_lock_timeout_ms)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Kafka 4.2's additions: ShareFetch's acquire modes (KIP-1206), RENEW acknowledgements on
+/// ShareFetch and ShareAcknowledge v2 (KIP-1222), and DescribeShareGroupOffsets v1's lag
+/// (KIP-1226).
+#[test]
+fn share_fetch_v2_acquire_modes_renew_and_lag() {
+    let (config, dir) = common::single_node("share-v2");
+    let running = riptide_server::server::start(config).expect("start");
+    let mut c = Client::connect(running.addr);
+    let topic = create_topic(&mut c, "v2", 1, &[]);
+    for _ in 0..2 {
+        let produce = produce_request(None, "v2", 0, common::plain_batch_of(5));
+        match c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce)) {
+            ResponseKind::Produce(r) => assert_eq!(r.responses[0].partition_responses[0].error_code, 0),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(set_group_config(&mut c, "g2", "share.auto.offset.reset", "earliest"), 0);
+    assert_eq!(set_group_config(&mut c, "g2", "share.record.lock.duration.ms", "3000"), 0);
+    wait_coordinator(&mut c, "g2");
+    assert_eq!(heartbeat(&mut c, "g2", "m1", 0, Some(&["v2"])).error_code, 0);
+    assert_eq!(heartbeat(&mut c, "g2", "m2", 0, Some(&["v2"])).error_code, 0);
+
+    // Record-limit: exactly MaxRecords, though the batch (0..=4) goes on.
+    let r = share_fetch_v2(&mut c, "m1", 0, topic, vec![], 2, 1, false);
+    assert_eq!(acquired(&r), vec![(0, 1, 1)]);
+    assert_eq!(r.acquisition_lock_timeout_ms, 3000, "the group's lock duration");
+    // Batch-optimized (v2's default mode, and v1): the acquisition runs to the batch's end.
+    let r = share_fetch_v2(&mut c, "m1", 1, topic, vec![], 1, 0, false);
+    assert_eq!(acquired(&r), vec![(2, 4, 1)]);
+    let invalid = ResponseError::InvalidRequest.code();
+    assert_eq!(share_fetch_v2(&mut c, "m1", 2, topic, vec![], 1, 2, false).error_code, invalid, "mode 2");
+    // A renewing fetch asks for nothing: limits other than 0 are refused.
+    let request = ShareFetchRequest::default()
+        .with_group_id(Some(GroupId(s("g2"))))
+        .with_member_id(Some(s("m1")))
+        .with_share_session_epoch(2)
+        .with_max_records(5)
+        .with_is_renew_ack(true);
+    match c.call_once(ApiKey::ShareFetch, 2, RequestKind::ShareFetch(request)) {
+        ResponseKind::ShareFetch(r) => assert_eq!(r.error_code, invalid),
+        other => panic!("{other:?}"),
+    }
+    // RENEW without IsRenewAck (as v1 must send it) changes nothing and is refused.
+    let r = share_fetch(&mut c, "g2", "m1", 2, topic, vec![(0, 1, vec![4])], 0);
+    assert_eq!((r.error_code, ack_code(&r)), (0, invalid), "RENEW in v1");
+    assert_eq!(share_ack_v2(&mut c, "m1", 3, topic, vec![(0, 1, vec![4])], false), (0, invalid, 3000));
+
+    // At 2 s m1 renews 0..=1 (ShareFetch) and 2..=4 (ShareAcknowledge); at 3.5 s, past the
+    // first locks and within the renewed ones, m2 gets none of them.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let r = share_fetch_v2(&mut c, "m1", 4, topic, vec![(0, 1, vec![4])], 0, 0, true);
+    assert_eq!((r.error_code, ack_code(&r)), (0, 0));
+    assert!(acquired(&r).is_empty(), "a renewing fetch acquires nothing");
+    assert_eq!(share_ack_v2(&mut c, "m1", 5, topic, vec![(2, 4, vec![4])], true), (0, 0, 3000));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let r = share_fetch_v2(&mut c, "m2", 0, topic, vec![], 100, 0, false);
+    assert_eq!(acquired(&r), vec![(5, 9, 1)], "0..=4 are still m1's");
+    // A renewed record is still acknowledged as usual.
+    assert_eq!(share_ack_v2(&mut c, "m1", 6, topic, vec![(0, 4, vec![1])], false), (0, 0, 3000));
+
+    // Lag (v1): 10 records, the first 5 done, 5..=9 acquired but not done.
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(s("g2")))
+            .with_topics(None),
+    ]);
+    for (version, lag) in [(1, 5), (0, -1)] {
+        let request = RequestKind::DescribeShareGroupOffsets(request.clone());
+        match c.call_once(ApiKey::DescribeShareGroupOffsets, version, request) {
+            ResponseKind::DescribeShareGroupOffsets(r) => {
+                let p = &r.groups[0].topics[0].partitions[0];
+                assert_eq!((p.start_offset, p.lag), (5, lag), "v{version}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(running);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -5,11 +5,13 @@
 //! ShareFetch, in order: the share session (open, next epoch, close), the piggy-backed
 //! acknowledgements (answered once durable), then acquisition: for each partition of the
 //! session that has something to hand out, read whole batches from where the share-partition
-//! would deliver next and acquire the records read, up to `max_records` in all. With nothing
-//! acquired, the request long-polls up to `max_wait_ms`: woken by a new high watermark or by an
-//! acknowledgement or release in the share-partition, and rechecked every 100 ms for records
-//! whose locks expired. Partitions with neither
-//! data nor an error are left out of the answer, as Kafka's share sessions do.
+//! would deliver next and acquire the records read, up to `max_records` in all (batch-optimized
+//! mode runs on to the end of the batch it stopped in; v2's record-limit mode never exceeds it).
+//! With nothing acquired, the request long-polls up to `max_wait_ms`: woken by a new high
+//! watermark or by an acknowledgement or release in the share-partition, and rechecked every
+//! 100 ms for records whose locks expired. Partitions with neither data nor an error are left
+//! out of the answer, as Kafka's share sessions do. A v2 request with `IsRenewAck` only
+//! acknowledges (RENEW restarts the member's locks) and fetches nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use super::error::ToKafka;
 use super::{Ctx, RequestInfo};
 use crate::coordinator::assignor::TopicPartitions;
 use crate::coordinator::share_group::{ShareGroup, ShareHeartbeat, ShareTimings};
+use crate::coordinator::share_partition::{delivery_complete, RENEW};
 use crate::coordinator::share_state::StateKey;
 use crate::coordinator::shares::{wait_written, GroupShareSettings, ShareError, TopicIdPartition};
 use crate::coordinator::GroupError;
@@ -266,6 +269,7 @@ async fn acknowledge(
     group: &str,
     member: &str,
     acks: Vec<(Target, AckBatches)>,
+    renew_allowed: bool,
     answers: &mut BTreeMap<TopicIdPartition, PartitionAnswer>,
 ) {
     let mut waits = Vec::new();
@@ -279,6 +283,13 @@ async fn acknowledge(
             continue;
         }
         if batches.is_empty() {
+            continue;
+        }
+        // RENEW needs v2 and the request's IsRenewAck (KIP-1222); nothing of the partition's
+        // acknowledgements is applied otherwise.
+        if !renew_allowed && batches.iter().any(|(_, _, types)| types.contains(&RENEW)) {
+            let message = "Renew acknowledgements need a v2 request with IsRenewAck set.".to_string();
+            answers.entry(key).or_default().ack_error = Some((ResponseError::InvalidRequest.code(), message));
             continue;
         }
         let state_key = StateKey { group: group.to_string(), topic_id: t.topic_id, partition: t.partition };
@@ -306,6 +317,7 @@ async fn acquire_round(
     settings: &GroupShareSettings,
     mut max_records: usize,
     mut max_bytes: u32,
+    mode: AcquireMode,
     notify: Option<flume::Sender<()>>,
     answers: &mut BTreeMap<TopicIdPartition, PartitionAnswer>,
 ) -> usize {
@@ -396,9 +408,10 @@ async fn acquire_round(
         // What was read: the offsets up to the last whole batch, and those no member gets:
         // transaction markers and, under read_committed, aborted transactions' records (a
         // share fetch carries no aborted-transactions list, so the leader archives them).
-        let (mut read_end, mut archived) = (from, Vec::new());
+        let (mut read_end, mut archived, mut batches) = (from, Vec::new(), Vec::new());
         for (header, _) in riptide_format::whole_batches(&bytes).map_while(Result::ok) {
             read_end = read_end.max(header.next_offset());
+            batches.push((header.base_offset, header.last_offset()));
             let aborted = || {
                 read.aborted.iter().any(|a| {
                     a.producer_id == header.producer_id
@@ -410,7 +423,29 @@ async fn acquire_round(
             }
         }
         let readable = readable_end.0.min(read_end);
-        let got = ctx.shares.acquire(&state_key, member, max_records, from, readable, &archived);
+        let mut got = ctx.shares.acquire(&state_key, member, max_records, from, readable, &archived);
+        // Batch-optimized (v1, and v2's default): the limit is soft, the acquisition runs to
+        // the end of the batch it stopped in, so that the member gets whole batches.
+        // Record-limit (KIP-1206): never more than MaxRecords.
+        if let (AcquireMode::BatchOptimized, Some(last)) = (mode, got.last().map(|r| r.last_offset)) {
+            let batch_end = batches.iter().find(|(b, l)| (*b..=*l).contains(&last)).map(|(_, l)| *l);
+            if let Some(end) = batch_end.filter(|end| *end > last) {
+                let rest = (end - last) as usize;
+                let more =
+                    ctx.shares.acquire(&state_key, member, rest, last + 1, readable.min(end + 1), &archived);
+                for r in more {
+                    match got.last_mut() {
+                        Some(l)
+                            if l.last_offset + 1 == r.first_offset
+                                && l.delivery_count == r.delivery_count =>
+                        {
+                            l.last_offset = r.last_offset
+                        }
+                        _ => got.push(r),
+                    }
+                }
+            }
+        }
         let count: usize = got.iter().map(|r| (r.last_offset - r.first_offset + 1) as usize).sum();
         if count == 0 {
             continue;
@@ -462,6 +497,22 @@ pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> Sha
     let epoch = req.share_session_epoch;
     let has_acks =
         req.topics.iter().any(|t| t.partitions.iter().any(|p| !p.acknowledgement_batches.is_empty()));
+    let Some(mode) = AcquireMode::from_wire(req.share_acquire_mode) else {
+        return top(
+            ResponseError::InvalidRequest.code(),
+            format!("Unknown share acquire mode {}.", req.share_acquire_mode),
+        );
+    };
+    // A request that renews locks (KIP-1222) only acknowledges: it asks for no records.
+    if req.is_renew_ack
+        && (req.max_wait_ms != 0 || req.min_bytes != 0 || req.max_bytes != 0 || req.max_records != 0)
+    {
+        return top(
+            ResponseError::InvalidRequest.code(),
+            "A share fetch with renew acknowledgements must have MaxWaitMs, MinBytes, MaxBytes and MaxRecords 0."
+                .into(),
+        );
+    }
     if epoch == 0 && has_acks {
         return top(
             ResponseError::InvalidRequest.code(),
@@ -501,11 +552,11 @@ pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> Sha
         })
         .map(|(id, p, batches)| (resolve(ctx, info, id, p), batches))
         .collect();
-    acknowledge(ctx, &group, &member, acks, &mut answers).await;
+    acknowledge(ctx, &group, &member, acks, req.is_renew_ack, &mut answers).await;
+    let settings = group_settings(ctx, &group);
     if epoch == -1 {
         ctx.shares.close_session(&group, &member);
-    } else {
-        let settings = group_settings(ctx, &group);
+    } else if !req.is_renew_ack {
         let targets: Vec<Target> = session.iter().map(|(id, p)| resolve(ctx, info, *id, *p)).collect();
         // MaxRecords 0: the request only acknowledges.
         let max_records = usize::try_from(req.max_records).unwrap_or(0);
@@ -523,6 +574,7 @@ pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> Sha
                 &settings,
                 max_records,
                 max_bytes,
+                mode,
                 Some(notify_tx.clone()),
                 &mut answers,
             )
@@ -536,15 +588,37 @@ pub async fn fetch(ctx: &Ctx, info: &RequestInfo, req: ShareFetchRequest) -> Sha
             let _ = compio::time::timeout(remaining.min(RECHECK), notify_rx.recv_async()).await;
         }
     }
-    fetch_response(ctx, info, answers)
+    fetch_response(ctx, info, &settings, answers)
+}
+
+/// KIP-1206's `ShareAcquireMode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AcquireMode {
+    BatchOptimized,
+    RecordLimit,
+}
+
+impl AcquireMode {
+    fn from_wire(v: i8) -> Option<AcquireMode> {
+        match v {
+            0 => Some(AcquireMode::BatchOptimized),
+            1 => Some(AcquireMode::RecordLimit),
+            _ => None,
+        }
+    }
+}
+
+/// The group's acquisition lock, as the answers report it.
+fn lock_timeout_ms(settings: &GroupShareSettings) -> i32 {
+    settings.limits_lock_ms.clamp(0, i64::from(i32::MAX)) as i32
 }
 
 fn fetch_response(
     ctx: &Ctx,
     info: &RequestInfo,
+    settings: &GroupShareSettings,
     answers: BTreeMap<TopicIdPartition, PartitionAnswer>,
 ) -> ShareFetchResponse {
-    let lock_ms = ctx.shares.cfg.record_lock_duration_ms;
     let mut leaders = Vec::new();
     let mut topics: BTreeMap<u128, Vec<sfr::PartitionData>> = BTreeMap::new();
     for ((topic_id, partition), a) in answers.into_iter().filter(|(_, a)| a.is_news()) {
@@ -566,7 +640,8 @@ fn fetch_response(
                         .with_leader_id(leader_id)
                         .with_leader_epoch(leader_epoch),
                 )
-                .with_records(a.records)
+                // Not nullable from v1 on: no records is an empty set.
+                .with_records(Some(a.records.unwrap_or_default()))
                 .with_acquired_records(a.acquired),
         );
     }
@@ -589,7 +664,7 @@ fn fetch_response(
         })
         .collect();
     ShareFetchResponse::default()
-        .with_acquisition_lock_timeout_ms(lock_ms.clamp(0, i64::from(i32::MAX)) as i32)
+        .with_acquisition_lock_timeout_ms(lock_timeout_ms(settings))
         .with_responses(responses)
         .with_node_endpoints(endpoints)
 }
@@ -644,7 +719,7 @@ pub async fn acknowledge_request(
         .collect();
     let named: Vec<TopicIdPartition> = acks.iter().map(|(t, _)| (t.topic_id, t.partition)).collect();
     let mut answers: BTreeMap<TopicIdPartition, PartitionAnswer> = BTreeMap::new();
-    acknowledge(ctx, &group, &member, acks, &mut answers).await;
+    acknowledge(ctx, &group, &member, acks, req.is_renew_ack, &mut answers).await;
     if epoch == -1 {
         ctx.shares.close_session(&group, &member);
     }
@@ -687,7 +762,10 @@ pub async fn acknowledge_request(
                 .with_rack(e.rack)
         })
         .collect();
-    ShareAcknowledgeResponse::default().with_responses(responses).with_node_endpoints(endpoints)
+    ShareAcknowledgeResponse::default()
+        .with_acquisition_lock_timeout_ms(lock_timeout_ms(&group_settings(ctx, &group)))
+        .with_responses(responses)
+        .with_node_endpoints(endpoints)
 }
 
 // ---- DescribeShareGroupOffsets / AlterShareGroupOffsets / DeleteShareGroupOffsets ---------
@@ -777,9 +855,23 @@ pub async fn describe_offsets(
                 }
                 let key = StateKey { group: id.clone(), topic_id: m.id, partition: *p };
                 if let Ok(Some(state)) = ctx.shares.read_state(&ctx.shard, &key, -1).await {
-                    starts.insert((m.id, *p), state.start_offset);
+                    let done = delivery_complete(state.start_offset, &state.batches);
+                    starts.insert((m.id, *p), (state.start_offset, done));
                 }
             }
+        }
+        // v1's lag (KIP-1226): the records from the start offset to the high watermark that
+        // are not done yet, from each partition's leader.
+        let mut log_ends = std::collections::HashMap::new();
+        if info.version >= 1 {
+            let parts: Vec<(String, i32)> = wanted
+                .iter()
+                .filter_map(|(name, meta, ps)| meta.as_ref().map(|m| (name, m, ps)))
+                .flat_map(|(name, m, ps)| {
+                    ps.iter().filter(|p| starts.contains_key(&(m.id, **p))).map(|p| (name.clone(), *p))
+                })
+                .collect();
+            log_ends = high_watermarks(ctx, parts).await;
         }
         let topics = wanted
             .into_iter()
@@ -793,8 +885,12 @@ pub async fn describe_offsets(
                             .with_leader_epoch(-1);
                         match &meta {
                             Some(m) if p >= 0 && p < m.partitions => {
-                                let start = starts.get(&(m.id, p)).copied();
-                                part.with_start_offset(start.unwrap_or(-1))
+                                let state = starts.get(&(m.id, p)).copied();
+                                let lag = match (state, log_ends.get(&(name.clone(), p))) {
+                                    (Some((start, done)), Some(hw)) => (hw - start - done).max(0),
+                                    _ => -1,
+                                };
+                                part.with_start_offset(state.map_or(-1, |s| s.0)).with_lag(lag)
                             }
                             _ => part
                                 .with_start_offset(-1)
@@ -814,6 +910,64 @@ pub async fn describe_offsets(
         groups.push(base.with_topics(topics));
     }
     kafka_protocol::messages::DescribeShareGroupOffsetsResponse::default().with_groups(groups)
+}
+
+/// The high watermarks of `parts`: from this broker's shards where it leads them, else one
+/// ListOffsets to each leader. A partition whose leader cannot answer is left out.
+async fn high_watermarks(
+    ctx: &Ctx,
+    parts: Vec<(String, i32)>,
+) -> std::collections::HashMap<(String, i32), i64> {
+    use kafka_protocol::messages::list_offsets_request as lo;
+    let mut out = std::collections::HashMap::new();
+    let mut remote: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for (name, p) in parts {
+        let Some(leader) = ctx.broker.topic(&name).map(|t| t.leader(p)).filter(|l| *l >= 0) else { continue };
+        if leader != ctx.broker.config.node_id {
+            remote.entry(leader).or_default().push((name, p));
+            continue;
+        }
+        let call = ListOffsetCall { topic: Arc::from(name.as_str()), partition: p, spec: OffsetSpec::Latest };
+        if let Ok(listed) = route_list_offset(&ctx.shard, call).await {
+            out.insert((name, p), listed.offset.0);
+        }
+    }
+    for (leader, parts) in remote {
+        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (name, p) in parts {
+            by_topic.entry(name).or_default().push(p);
+        }
+        let topics = by_topic
+            .into_iter()
+            .map(|(name, ps)| {
+                lo::ListOffsetsTopic::default().with_name(TopicName(s(name))).with_partitions(
+                    ps.into_iter()
+                        .map(|p| {
+                            lo::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let request = kafka_protocol::messages::ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(topics);
+        let answer = match crate::coordinator::peer::connect(&ctx.shard, leader, "share").await {
+            Ok(c) => c.send(&request).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(r) => {
+                for t in r.topics {
+                    for p in t.partitions.into_iter().filter(|p| p.error_code == 0) {
+                        out.insert((t.name.0.to_string(), p.partition_index), p.offset);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("share-group lag: the high watermarks from broker {leader}: {e}"),
+        }
+    }
+    out
 }
 
 pub async fn alter_offsets(

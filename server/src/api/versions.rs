@@ -63,17 +63,19 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    // Share groups (KIP-932) at Kafka 4.1's stable versions (v0 was 4.0's early access);
-    // left out of ApiVersions when `group.share.enable` is off.
+    // Share groups (KIP-932) at Kafka 4.2's versions (v0 was 4.0's early access): ShareFetch
+    // and ShareAcknowledge v2 add acquire modes and RENEW (KIP-1206, KIP-1222),
+    // DescribeShareGroupOffsets v1 the lag (KIP-1226). Left out of ApiVersions when
+    // `group.share.enable` is off.
     (ApiKey::ShareGroupHeartbeat, 1, 1),
     (ApiKey::ShareGroupDescribe, 1, 1),
-    (ApiKey::ShareFetch, 1, 1),
-    (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::ShareFetch, 1, 2),
+    (ApiKey::ShareAcknowledge, 1, 2),
     // Partition leaders to the share coordinator (broker to broker).
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::DeleteShareGroupState, 0, 0),
-    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::DescribeShareGroupOffsets, 0, 1),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
     // v0 is advertised because librdkafka looks for it before it uses SaslHandshake at all;

@@ -11,6 +11,7 @@
 //! - an acknowledgement applies only to records the member holds: ACCEPT acknowledges,
 //!   RELEASE makes them available again (archived at the delivery limit), REJECT archives; GAP
 //!   marks offsets that hold no record (compacted away, transaction markers) as archived;
+//!   RENEW keeps them acquired with a fresh lock and the same delivery count;
 //! - an acquisition lock that expires makes the records available again (archived at the
 //!   limit), and so does the member leaving the group;
 //! - the SPSO moves past every leading record that is acknowledged or archived.
@@ -25,6 +26,10 @@ pub const GAP: i8 = 0;
 pub const ACCEPT: i8 = 1;
 pub const RELEASE: i8 = 2;
 pub const REJECT: i8 = 3;
+/// KIP-1222 (Kafka 4.2): the member keeps the records and their lock starts again; a terminal
+/// acknowledgement still follows. Only ShareFetch and ShareAcknowledge v2 with `IsRenewAck`
+/// may carry it (checked where the request is read).
+pub const RENEW: i8 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordState {
@@ -274,7 +279,7 @@ impl SharePartition {
         if first > last || first < 0 || (types.len() != 1 && types.len() as i64 != last - first + 1) {
             return Err(AckError::BadRange { first, last });
         }
-        if let Some(t) = types.iter().find(|t| !(GAP..=REJECT).contains(*t)) {
+        if let Some(t) = types.iter().find(|t| !(GAP..=RENEW).contains(*t)) {
             return Err(AckError::UnknownType(*t));
         }
         self.expire(now_ms);
@@ -289,6 +294,10 @@ impl SharePartition {
             let limit = self.limits.delivery_limit;
             let r = self.in_flight.get_mut(&offset).expect("checked above");
             r.state = match t {
+                RENEW => RecordState::Acquired {
+                    member: member.to_string(),
+                    until_ms: now_ms + self.limits.lock_ms,
+                },
                 ACCEPT => RecordState::Acknowledged,
                 RELEASE if r.deliveries < limit => RecordState::Available,
                 _ => RecordState::Archived, // RELEASE at the limit, REJECT, GAP
@@ -348,6 +357,16 @@ impl SharePartition {
         }
         debug_assert!(self.start <= self.end, "SPSO {} past SPEO {}", self.start, self.end);
     }
+}
+
+/// How many in-flight records at or past `start` are done (acknowledged or archived): KIP-1226's
+/// delivery-complete count, which the share-partition lag leaves out.
+pub fn delivery_complete(start: i64, batches: &[StateBatch]) -> i64 {
+    batches
+        .iter()
+        .filter(|b| matches!(b.state, STATE_ACKNOWLEDGED | STATE_ARCHIVED))
+        .map(|b| (b.last_offset - b.first_offset.max(start) + 1).max(0))
+        .sum()
 }
 
 /// Consecutive offsets with the same delivery count as runs.
@@ -414,6 +433,22 @@ mod tests {
         sp.release_member("b");
         assert_eq!(sp.state(1), Some(&RecordState::Available));
         assert_eq!(sp.acquire("c", 9, 0, 3, &[], 30_001), vec![run(0, 0, 2), run(1, 2, 3)]);
+    }
+
+    #[test]
+    fn renew_restarts_the_lock_and_keeps_the_delivery_count() {
+        let mut sp = SharePartition::new(0, LIMITS);
+        assert_eq!(sp.acquire("a", 2, 0, 2, &[], 0), vec![run(0, 1, 1)]);
+        // Renewed at 20 s: the lock (30 s) now runs to 50 s, not 30 s.
+        sp.acknowledge("a", 0, 1, &[RENEW], 20_000).unwrap();
+        sp.expire(40_000);
+        assert!(matches!(sp.state(0), Some(RecordState::Acquired { until_ms: 50_000, .. })));
+        // Only what the member holds can be renewed; a renewed record is still acknowledged.
+        assert_eq!(sp.acknowledge("b", 0, 0, &[RENEW], 40_000), Err(AckError::NotAcquired(0)));
+        sp.acknowledge("a", 0, 1, &[ACCEPT, RELEASE], 40_000).unwrap();
+        assert_eq!(sp.start_offset(), 1);
+        assert_eq!(sp.acquire("b", 1, 1, 2, &[], 41_000), vec![run(1, 1, 2)]);
+        assert_eq!(sp.acknowledge("b", 1, 1, &[5], 41_000), Err(AckError::UnknownType(5)));
     }
 
     #[test]

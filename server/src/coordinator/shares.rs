@@ -29,7 +29,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::offsets_log::{self, KeyValue};
-use super::share_partition::{AckError, Acquired, Limits, SharePartition, StateBatch};
+use super::share_partition::{delivery_complete, AckError, Acquired, Limits, SharePartition, StateBatch};
 use super::share_state::{self, Snapshot, StateKey, STATE_TOPIC};
 use crate::broker::{AdminError, Broker};
 use crate::clock::now_ms;
@@ -644,17 +644,20 @@ impl Shares {
     }
 
     /// The share-partition start offsets of a group's share-partitions led here (in memory
-    /// or persisted): DescribeShareGroupOffsets.
-    pub fn start_offsets(&self, group: &str) -> BTreeMap<TopicIdPartition, i64> {
+    /// or persisted), each with its delivery-complete count: DescribeShareGroupOffsets.
+    pub fn start_offsets(&self, group: &str) -> BTreeMap<TopicIdPartition, (i64, i64)> {
         let inner = self.lock();
-        let mut out: BTreeMap<TopicIdPartition, i64> = inner
+        let mut out: BTreeMap<TopicIdPartition, (i64, i64)> = inner
             .stored
             .iter()
             .filter(|(k, _)| k.group == group)
-            .map(|(k, s)| ((k.topic_id, k.partition), s.start_offset))
+            .map(|(k, s)| {
+                ((k.topic_id, k.partition), (s.start_offset, delivery_complete(s.start_offset, &s.batches)))
+            })
             .collect();
         for (k, e) in inner.partitions.iter().filter(|(k, _)| k.group == group) {
-            out.insert((k.topic_id, k.partition), e.sp.start_offset());
+            let (start, batches) = e.sp.snapshot();
+            out.insert((k.topic_id, k.partition), (start, delivery_complete(start, &batches)));
         }
         out
     }

@@ -98,20 +98,36 @@ impl Client {
 
 /// One batch of a single record `value` with the header `fields`.
 fn one_record_batch(value: &[u8], fields: &BatchFields) -> Bytes {
+    records_batch(&[value], fields)
+}
+
+/// One batch of the records `values` with the header `fields`.
+fn records_batch(values: &[&[u8]], fields: &BatchFields) -> Bytes {
     let mut b = BytesMut::new();
     build::put_header_room(&mut b);
-    build::put_record(
-        &mut b,
-        RecordFields {
-            offset_delta: 0,
-            timestamp_delta: 0,
-            key: None,
-            value: Some(value),
-            headers: std::iter::empty(),
-        },
-    );
+    for (i, value) in values.iter().enumerate() {
+        build::put_record(
+            &mut b,
+            RecordFields {
+                offset_delta: i as i64,
+                timestamp_delta: 0,
+                key: None,
+                value: Some(value),
+                headers: std::iter::empty(),
+            },
+        );
+    }
     build::write_header(&mut b, fields);
     b.freeze()
+}
+
+/// One plain (non-transactional, uncompressed) batch of `count` records.
+pub fn plain_batch_of(count: usize) -> Bytes {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let values: Vec<Vec<u8>> = (0..count).map(|i| format!("v{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+    records_batch(&refs, &BatchFields::plain(count as i32, now, now, 0))
 }
 
 /// One transactional batch of a single record `v` for producer `pid` at `epoch`, `seq`.
