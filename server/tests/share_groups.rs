@@ -578,3 +578,66 @@ fn share_fetch_v2_acquire_modes_renew_and_lag() {
     drop(running);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Share groups listed by ListGroups, as (id, type).
+fn listed_groups(c: &mut Client) -> Vec<(String, String)> {
+    match c.call_once(ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default())) {
+        ResponseKind::ListGroups(r) => {
+            r.groups.iter().map(|g| (g.group_id.0.to_string(), g.group_type.to_string())).collect()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// As in Kafka, a share group outlives its coordinator's restart with no members: its epoch
+/// and the topic-partitions with share state are kept in `__consumer_offsets` (members are
+/// not, and rejoin), until DeleteGroups.
+#[test]
+fn an_empty_share_group_survives_a_restart_until_deleted() {
+    let (config, dir) = common::single_node("share-persist");
+    let running = riptide_server::server::start(config.clone()).expect("start");
+    let mut c = Client::connect(running.addr);
+    let topic = create_topic(&mut c, "p", 1, &[]);
+    let produce = produce_request(None, "p", 0, common::plain_batch_of(3));
+    c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
+    assert_eq!(set_group_config(&mut c, "g3", "share.auto.offset.reset", "earliest"), 0);
+    wait_coordinator(&mut c, "g3");
+    let joined = heartbeat(&mut c, "g3", "m1", 0, Some(&["p"]));
+    assert_eq!(joined.error_code, 0);
+    let epoch = heartbeat(&mut c, "g3", "m1", joined.member_epoch, None).member_epoch;
+    let r = share_fetch(&mut c, "g3", "m1", 0, topic, vec![], 10);
+    assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+    let r = share_fetch(&mut c, "g3", "m1", -1, topic, vec![(0, 2, vec![1])], 0);
+    assert_eq!(ack_code(&r), 0);
+    assert_eq!(heartbeat(&mut c, "g3", "m1", -1, None).error_code, 0);
+    drop(c);
+    drop(running);
+
+    let running = riptide_server::server::start(config.clone()).expect("restart");
+    let mut c = Client::connect(running.addr);
+    wait_coordinator(&mut c, "g3");
+    assert!(listed_groups(&mut c).contains(&("g3".to_string(), "share".to_string())));
+    // No members, no subscriptions: the topic is listed from the persisted partitions.
+    assert_eq!(share_offsets(&mut c, "g3"), vec![("p".to_string(), 0, 3)]);
+    // The old member is gone; a new one joins past the old epoch.
+    let stale = heartbeat(&mut c, "g3", "m1", epoch, None);
+    assert_eq!(stale.error_code, ResponseError::UnknownMemberId.code());
+    let again = heartbeat(&mut c, "g3", "m2", 0, Some(&["p"]));
+    assert_eq!(again.error_code, 0);
+    assert!(again.member_epoch > epoch, "{} after {epoch}", again.member_epoch);
+    assert_eq!(heartbeat(&mut c, "g3", "m2", -1, None).error_code, 0);
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("g3"))]);
+    match c.call_once(ApiKey::DeleteGroups, 2, RequestKind::DeleteGroups(delete)) {
+        ResponseKind::DeleteGroups(r) => assert_eq!(r.results[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    drop(c);
+    drop(running);
+
+    let running = riptide_server::server::start(config).expect("restart");
+    let mut c = Client::connect(running.addr);
+    wait_coordinator(&mut c, "g3");
+    assert!(!listed_groups(&mut c).iter().any(|(g, _)| g == "g3"), "deleted for good");
+    drop(running);
+    let _ = std::fs::remove_dir_all(dir);
+}

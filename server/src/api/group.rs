@@ -439,9 +439,16 @@ pub async fn delete_groups(ctx: &Ctx, info: &RequestInfo, req: DeleteGroupsReque
             Err(GroupError::GroupAuthorizationFailed)
         };
         let outcome = match prepared {
-            // A share group's delivery state goes with it (tombstones in __share_group_state).
-            Ok((_, true)) => delete_share_state(ctx, &id.0, None).await,
-            Ok((w, false)) => coordinator::write(&ctx.shard, &ctx.coordinator, &w).await,
+            Ok((w, share)) => {
+                coordinator.flush_outbox().await;
+                let written = coordinator::write(&ctx.shard, &ctx.coordinator, &w).await;
+                // A share group's delivery state goes with it (tombstones in
+                // __share_group_state).
+                match written {
+                    Ok(()) if share => delete_share_state(ctx, &id.0, None).await,
+                    other => other,
+                }
+            }
             Err(e) => Err(e),
         };
         results.push(

@@ -104,10 +104,13 @@ pub fn heartbeat(
         client_host: info.client_host.clone(),
     };
     let lookup = |name: &str| broker.topic(name).map(|t| t.partitions);
+    let ids = |name: &str| broker.topic(name).map(|t| t.id);
     let timings = timings(ctx, &group_id);
     let result = ctx
         .coordinator
-        .with_group(&group_id, |groups, now| groups.share_heartbeat(&group_id, hb, &lookup, timings, now))
+        .with_group(&group_id, |groups, now| {
+            groups.share_heartbeat(&group_id, hb, &lookup, &ids, timings, now)
+        })
         .and_then(|r| r);
     match result {
         Err(e) => ShareGroupHeartbeatResponse::default()
@@ -816,9 +819,17 @@ pub async fn describe_offsets(
         // What this broker knows (the share-partitions it leads, the state it coordinates);
         // the rest is asked of each key's share coordinator.
         let mut starts = ctx.shares.start_offsets(&id);
+        // Without topics: those the members subscribe to, those with initialized state (kept
+        // with the group across restarts) and those with state here.
         let subscribed = ctx
             .coordinator
-            .with_any(|groups, _| groups.share_group(&id).map(|sg| sg.subscribed_topics()))
+            .with_any(|groups, _| {
+                groups.share_group(&id).map(|sg| {
+                    let mut names = sg.subscribed_topics();
+                    names.extend(sg.initialized.values().map(|(name, _)| name.clone()));
+                    names
+                })
+            })
             .unwrap_or_default();
         let wanted: Vec<(String, Option<Arc<crate::catalog::TopicMeta>>, Vec<i32>)> = {
             let cat = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
@@ -831,7 +842,6 @@ pub async fn describe_offsets(
                         (name, meta, t.partitions)
                     })
                     .collect(),
-                // No topics: those the members subscribe to and those with state here.
                 None => {
                     let mut names: std::collections::BTreeSet<String> = subscribed;
                     names
@@ -1017,6 +1027,8 @@ pub async fn alter_offsets(
             );
         }
         let mut failed = None;
+        let added: Vec<(u128, String, i32)> =
+            resets.iter().map(|(k, _)| (k.topic_id, name.clone(), k.partition)).collect();
         for done in ctx.shares.reset(&id, &resets) {
             if let Err(e) = wait_written(done).await {
                 failed = Some(e);
@@ -1027,6 +1039,10 @@ pub async fn alter_offsets(
                 part.error_code = e.code();
                 part.error_message = Some(s(e.to_string()));
             }
+        } else {
+            let _ = ctx
+                .coordinator
+                .with_group(&id, |groups, _| groups.share_partitions_changed(&id, &added, &[]));
         }
         responses.push(
             a::AlterShareGroupOffsetsResponseTopic::default()
@@ -1070,7 +1086,12 @@ pub async fn delete_offsets(
             Some(m) => {
                 let topics = std::collections::BTreeSet::from([m.id]);
                 match super::group::delete_share_state(ctx, &id, Some(&topics)).await {
-                    Ok(()) => 0,
+                    Ok(()) => {
+                        let _ = ctx
+                            .coordinator
+                            .with_group(&id, |groups, _| groups.share_partitions_changed(&id, &[], &[m.id]));
+                        0
+                    }
                     Err(e) => e.code(),
                 }
             }

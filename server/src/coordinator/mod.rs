@@ -127,8 +127,15 @@ pub struct Coordinator {
     /// Offsets partitions whose groups are loaded here (requests for others wait).
     owned: Mutex<BTreeSet<i32>>,
     started: Instant,
-    outbox_tx: flume::Sender<Write>,
-    outbox_rx: flume::Receiver<Write>,
+    outbox_tx: flume::Sender<Outgoing>,
+    outbox_rx: flume::Receiver<Outgoing>,
+}
+
+/// What the background writer takes, in order: queued records, or a flush that answers once
+/// everything queued before it is written.
+enum Outgoing {
+    Write(Write),
+    Flushed(flume::Sender<()>),
 }
 
 impl Coordinator {
@@ -221,9 +228,19 @@ impl Coordinator {
         let mut groups = self.lock();
         let result = f(&mut groups, now);
         for w in groups.take_outbox() {
-            let _ = self.outbox_tx.send(w);
+            let _ = self.outbox_tx.send(Outgoing::Write(w));
         }
         result
+    }
+
+    /// Waits until the records queued so far are written (or their write failed): a
+    /// deletion's tombstones, written directly, must not be overtaken by a queued record of
+    /// the same group, which would bring it back on the next load.
+    pub async fn flush_outbox(&self) {
+        let (tx, rx) = flume::bounded(1);
+        if self.outbox_tx.send(Outgoing::Flushed(tx)).is_ok() {
+            let _ = rx.recv_async().await;
+        }
     }
 }
 
@@ -285,9 +302,16 @@ pub async fn background(ctx: Ctx, coordinator: Arc<Coordinator>) {
     let (writer_ctx, writer_coordinator) = (ctx.clone(), coordinator.clone());
     compio::runtime::spawn(async move {
         let rx = writer_coordinator.outbox_rx.clone();
-        while let Ok(w) = rx.recv_async().await {
-            // Errors are logged by `write`; a lost metadata record costs at most a rebalance.
-            let _ = write(&writer_ctx, &writer_coordinator, &w).await;
+        while let Ok(out) = rx.recv_async().await {
+            match out {
+                // Errors are logged by `write`; a lost metadata record costs at most a rebalance.
+                Outgoing::Write(w) => {
+                    let _ = write(&writer_ctx, &writer_coordinator, &w).await;
+                }
+                Outgoing::Flushed(done) => {
+                    let _ = done.send(());
+                }
+            }
         }
     })
     .detach();

@@ -2,11 +2,16 @@
 //! the RecordBatch v2 framing used to write and re-read them.
 //!
 //! Keys start with an int16 record type: 0 or 1 = OffsetCommitKey (group, topic, partition),
-//! 2 = GroupMetadataKey (group). Values start with an int16 version. A null value is a
-//! tombstone. We write OffsetCommitValue v3 and GroupMetadataValue v3 (the last non-flexible
-//! versions, readable by every Kafka since 2.3) and read versions 0..=3 of both. Record types
-//! we don't know (KIP-848 and share-group records) decode to [`LogRecord::Other`] and are
-//! skipped, as Kafka skips what it doesn't know.
+//! 2 = GroupMetadataKey (group), 11 = ShareGroupMetadataKey (group), 15 =
+//! ShareGroupStatePartitionMetadataKey (group). Values start with an int16 version. A null
+//! value is a tombstone. We write OffsetCommitValue v3 and GroupMetadataValue v3 (the last
+//! non-flexible versions, readable by every Kafka since 2.3) and read versions 0..=3 of both.
+//! A share group (KIP-932) is kept as its epoch (ShareGroupMetadataValue v0: Epoch,
+//! MetadataHash, flexible) and the topic-partitions whose share state was initialized
+//! (ShareGroupStatePartitionMetadataValue v0: initializing, initialized and deleting topics,
+//! flexible; Riptide writes only initialized ones); its members are not persisted, as in Kafka.
+//! Record types we don't know (KIP-848's) decode to [`LogRecord::Other`] and are skipped, as
+//! Kafka skips what it doesn't know.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
@@ -19,6 +24,8 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 const OFFSET_KEY_TYPE: i16 = 1;
 const GROUP_KEY_TYPE: i16 = 2;
+const SHARE_GROUP_KEY_TYPE: i16 = 11;
+const SHARE_PARTITIONS_KEY_TYPE: i16 = 15;
 const OFFSET_VALUE_VERSION: i16 = 3;
 const GROUP_VALUE_VERSION: i16 = 3;
 /// Upper bound on member counts and byte lengths read back from the log.
@@ -69,8 +76,27 @@ pub enum LogRecord {
         group: String,
         value: Option<GroupValue>,
     },
+    /// A share group's epoch (`None`: the group was deleted).
+    ShareGroup {
+        group: String,
+        epoch: Option<i32>,
+    },
+    /// A share group's topic-partitions with initialized state, as (topic id, name,
+    /// partitions) (`None`: deleted with the group).
+    SharePartitions {
+        group: String,
+        topics: Option<Vec<SharedTopic>>,
+    },
     /// A record type this broker doesn't interpret.
     Other,
+}
+
+/// A topic of a share group with initialized share-partitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedTopic {
+    pub topic_id: u128,
+    pub name: String,
+    pub partitions: Vec<i32>,
 }
 
 /// What a control batch in `__consumer_offsets` says: a transaction's offsets (written by
@@ -135,6 +161,64 @@ pub fn group_key(group: &str) -> Bytes {
     let mut buf = BytesMut::with_capacity(4 + group.len());
     buf.put_i16(GROUP_KEY_TYPE);
     put_string(&mut buf, group);
+    buf.freeze()
+}
+
+pub fn share_group_key(group: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(4 + group.len());
+    buf.put_i16(SHARE_GROUP_KEY_TYPE);
+    put_string(&mut buf, group);
+    buf.freeze()
+}
+
+pub fn share_partitions_key(group: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(4 + group.len());
+    buf.put_i16(SHARE_PARTITIONS_KEY_TYPE);
+    put_string(&mut buf, group);
+    buf.freeze()
+}
+
+fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+fn put_compact_string(buf: &mut BytesMut, s: &str) {
+    put_uvarint(buf, s.len() as u64 + 1);
+    buf.put_slice(s.as_bytes());
+}
+
+/// ShareGroupMetadataValue v0. The metadata hash is 0: Riptide recomputes assignments from the
+/// catalog after a load rather than comparing hashes.
+pub fn share_group_value(epoch: i32) -> Bytes {
+    let mut buf = BytesMut::with_capacity(16);
+    buf.put_i16(0);
+    buf.put_i32(epoch);
+    buf.put_i64(0);
+    put_uvarint(&mut buf, 0);
+    buf.freeze()
+}
+
+/// ShareGroupStatePartitionMetadataValue v0 with `topics` initialized.
+pub fn share_partitions_value(topics: &[SharedTopic]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(16 + topics.len() * 64);
+    buf.put_i16(0);
+    put_uvarint(&mut buf, 1); // initializing: none
+    put_uvarint(&mut buf, topics.len() as u64 + 1);
+    for t in topics {
+        buf.put_u128(t.topic_id);
+        put_compact_string(&mut buf, &t.name);
+        put_uvarint(&mut buf, t.partitions.len() as u64 + 1);
+        for p in &t.partitions {
+            buf.put_i32(*p);
+        }
+        put_uvarint(&mut buf, 0);
+    }
+    put_uvarint(&mut buf, 1); // deleting: none
+    put_uvarint(&mut buf, 0);
     buf.freeze()
 }
 
@@ -261,6 +345,70 @@ impl<'a> Reader<'a> {
     }
 }
 
+impl Reader<'_> {
+    /// A flexible array's length (length + 1 as a varint; 0 is null, read as empty).
+    fn compact_len(&mut self) -> Result<usize, DecodeError> {
+        let n = self.uvarint()?.saturating_sub(1) as usize;
+        // Every element takes at least a byte: a longer count is garbage.
+        if n > self.buf.len() {
+            return Err(DecodeError::BadLength(n as i64));
+        }
+        Ok(n)
+    }
+
+    fn skip_tagged(&mut self) -> Result<(), DecodeError> {
+        for _ in 0..self.uvarint()? {
+            self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            self.take(size)?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_share_group_value(bytes: &[u8]) -> Result<i32, DecodeError> {
+    let mut r = Reader { buf: bytes };
+    let version = r.i16()?;
+    if version != 0 {
+        return Err(DecodeError::UnsupportedVersion("ShareGroupMetadataValue", version));
+    }
+    let epoch = r.i32()?;
+    let _metadata_hash = r.i64()?;
+    r.skip_tagged()?;
+    Ok(epoch)
+}
+
+fn decode_share_partitions_value(bytes: &[u8]) -> Result<Vec<SharedTopic>, DecodeError> {
+    let mut r = Reader { buf: bytes };
+    let version = r.i16()?;
+    if version != 0 {
+        return Err(DecodeError::UnsupportedVersion("ShareGroupStatePartitionMetadataValue", version));
+    }
+    // Initializing and initialized topics both have state by the time anyone reads it
+    // (Riptide's leaders initialize a share-partition when they first serve it).
+    let mut topics = Vec::new();
+    for _ in 0..2 {
+        for _ in 0..r.compact_len()? {
+            let b = r.take(16)?;
+            let topic_id = u128::from_be_bytes(b.try_into().map_err(|_| DecodeError::Truncated)?);
+            let name = r.compact_string()?;
+            let mut partitions = Vec::new();
+            for _ in 0..r.compact_len()? {
+                partitions.push(r.i32()?);
+            }
+            r.skip_tagged()?;
+            topics.push(SharedTopic { topic_id, name, partitions });
+        }
+    }
+    for _ in 0..r.compact_len()? {
+        r.take(16)?;
+        r.compact_string()?;
+        r.skip_tagged()?;
+    }
+    r.skip_tagged()?;
+    Ok(topics)
+}
+
 fn decode_offset_value(bytes: &[u8]) -> Result<OffsetValue, DecodeError> {
     let mut r = Reader { buf: bytes };
     let version = r.i16()?;
@@ -332,6 +480,16 @@ pub fn decode_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<LogReco
             let group = r.string()?;
             let value = value.map(decode_group_value).transpose()?;
             Ok(LogRecord::Group { group, value })
+        }
+        SHARE_GROUP_KEY_TYPE => {
+            let group = r.string()?;
+            let epoch = value.map(decode_share_group_value).transpose()?;
+            Ok(LogRecord::ShareGroup { group, epoch })
+        }
+        SHARE_PARTITIONS_KEY_TYPE => {
+            let group = r.string()?;
+            let topics = value.map(decode_share_partitions_value).transpose()?;
+            Ok(LogRecord::SharePartitions { group, topics })
         }
         _ => Ok(LogRecord::Other),
     }
@@ -480,6 +638,28 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_group_records_round_trip_and_garbage_is_refused() {
+        let rec = decode_record(Some(&share_group_key("s")), Some(&share_group_value(7))).expect("decode");
+        assert_eq!(rec, LogRecord::ShareGroup { group: "s".into(), epoch: Some(7) });
+        let topics = vec![
+            SharedTopic { topic_id: 1 << 100 | 5, name: "a".into(), partitions: vec![0, 2] },
+            SharedTopic { topic_id: 9, name: "bb".into(), partitions: vec![] },
+        ];
+        let value = share_partitions_value(&topics);
+        let rec = decode_record(Some(&share_partitions_key("s")), Some(&value)).expect("decode");
+        assert_eq!(rec, LogRecord::SharePartitions { group: "s".into(), topics: Some(topics) });
+        let tomb = decode_record(Some(&share_partitions_key("s")), None).expect("decode");
+        assert_eq!(tomb, LogRecord::SharePartitions { group: "s".into(), topics: None });
+        // Every truncation, and a huge array count, is an error rather than a panic.
+        for n in 0..value.len() {
+            assert!(decode_record(Some(&share_partitions_key("s")), Some(&value[..n])).is_err(), "{n}");
+        }
+        let huge = [0u8, 0, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(decode_record(Some(&share_partitions_key("s")), Some(&huge)).is_err());
+        assert!(decode_record(Some(&share_group_key("s")), Some(&[0, 1, 0, 0, 0, 1])).is_err());
+    }
 
     #[test]
     fn keys_and_values_round_trip() {

@@ -17,7 +17,7 @@ use riptide_model::{LeaderEpoch, Offset};
 use super::consumer_group::{ConsumerGroup, Heartbeat, HeartbeatResult, TopicLookup};
 use super::error::GroupError;
 use super::group::{CommittedOffset, Group, GroupState, JoinRequest, JoinResult, JoinTx, SyncResult, SyncTx};
-use super::offsets_log::{self, KeyValue, LogRecord, OffsetValue};
+use super::offsets_log::{self, KeyValue, LogRecord, OffsetValue, SharedTopic};
 use super::share_group::{ShareGroup, ShareHeartbeat, ShareHeartbeatResult, ShareTimings};
 use super::{GroupConfig, Now};
 
@@ -315,10 +315,17 @@ impl Groups {
         for g in self.consumer_groups.values_mut() {
             g.tick(now);
         }
+        let mut share_epochs = Vec::new();
         for g in self.share_groups.values_mut() {
             for member in g.tick(now) {
                 self.share_departures.push((g.id.clone(), member));
             }
+            if g.group_epoch != g.persisted_epoch {
+                share_epochs.push(g.id.clone());
+            }
+        }
+        for id in share_epochs {
+            self.persist_share_group(&id, false);
         }
         let classic = &self.groups;
         self.consumer_groups
@@ -362,12 +369,14 @@ impl Groups {
         g.heartbeat(hb, topics, &cfg, now)
     }
 
-    /// ShareGroupHeartbeat (KIP-932). A group id names one kind of group only.
+    /// ShareGroupHeartbeat (KIP-932). A group id names one kind of group only. `ids` gives
+    /// topic ids, for the persisted record of initialized share-partitions.
     pub fn share_heartbeat(
         &mut self,
         group_id: &str,
         hb: ShareHeartbeat,
         topics: TopicLookup<'_>,
+        ids: &dyn Fn(&str) -> Option<u128>,
         timings: ShareTimings,
         now: Now,
     ) -> Result<ShareHeartbeatResult, GroupError> {
@@ -391,7 +400,61 @@ impl Groups {
         let g = self.share_groups.get_mut(group_id).ok_or(GroupError::Unknown)?;
         // A member leaving closes its share sessions itself (its last acknowledgements ride
         // on that); only one whose session expired is released for it.
-        g.heartbeat(hb, topics, timings, max_size, now)
+        let result = g.heartbeat(hb, topics, timings, max_size, now);
+        let partitions_changed = g.note_assigned(ids);
+        self.persist_share_group(group_id, partitions_changed);
+        result
+    }
+
+    /// Queues the share group's records that changed: its epoch, and (`partitions`) its
+    /// initialized topic-partitions. Written in the background like classic groups' metadata:
+    /// losing one costs a lower epoch or an unlisted topic after a restart, not delivery state.
+    fn persist_share_group(&mut self, group_id: &str, partitions: bool) {
+        let partition = self.partition_of(group_id);
+        let Some(g) = self.share_groups.get_mut(group_id) else { return };
+        let mut records = Vec::new();
+        if g.group_epoch != g.persisted_epoch {
+            g.persisted_epoch = g.group_epoch;
+            records.push(KeyValue {
+                key: offsets_log::share_group_key(group_id),
+                value: Some(offsets_log::share_group_value(g.group_epoch)),
+            });
+        }
+        if partitions {
+            let topics: Vec<SharedTopic> = g
+                .initialized
+                .iter()
+                .map(|(id, (name, ps))| SharedTopic {
+                    topic_id: *id,
+                    name: name.clone(),
+                    partitions: ps.iter().copied().collect(),
+                })
+                .collect();
+            records.push(KeyValue {
+                key: offsets_log::share_partitions_key(group_id),
+                value: Some(offsets_log::share_partitions_value(&topics)),
+            });
+        }
+        for r in records {
+            self.queue(partition, r);
+        }
+    }
+
+    /// A share group's topic-partitions given state (AlterShareGroupOffsets: `add`) or whose
+    /// state was deleted (DeleteShareGroupOffsets: the topic ids in `remove`).
+    pub fn share_partitions_changed(&mut self, group_id: &str, add: &[(u128, String, i32)], remove: &[u128]) {
+        let Some(g) = self.share_groups.get_mut(group_id) else { return };
+        let mut changed = false;
+        for (id, name, p) in add {
+            changed |=
+                g.initialized.entry(*id).or_insert_with(|| (name.clone(), Default::default())).1.insert(*p);
+        }
+        for id in remove {
+            changed |= g.initialized.remove(id).is_some();
+        }
+        if changed {
+            self.persist_share_group(group_id, true);
+        }
     }
 
     // ---- offsets ---------------------------------------------------------------------------
@@ -666,7 +729,11 @@ impl Groups {
                 return Err(GroupError::NonEmptyGroup);
             }
             self.share_groups.remove(group_id);
-            return Ok(Write { partition, records: Vec::new() });
+            let records = vec![
+                KeyValue { key: offsets_log::share_partitions_key(group_id), value: None },
+                KeyValue { key: offsets_log::share_group_key(group_id), value: None },
+            ];
+            return Ok(Write { partition, records });
         }
         if self.consumer_groups.remove(group_id).is_some() && !self.groups.contains_key(group_id) {
             let tombstone = KeyValue { key: offsets_log::group_key(group_id), value: None };
@@ -864,6 +931,28 @@ impl Groups {
                 g.offsets = offsets;
                 self.groups.insert(group, g);
             }
+            LogRecord::ShareGroup { group, epoch: Some(epoch) } => match self.share_groups.get_mut(&group) {
+                Some(g) => {
+                    g.group_epoch = g.group_epoch.max(epoch);
+                    g.assignment_epoch = g.group_epoch;
+                    g.persisted_epoch = g.group_epoch;
+                }
+                None => {
+                    self.share_groups.insert(group.clone(), ShareGroup::restore(&group, epoch, now));
+                }
+            },
+            LogRecord::ShareGroup { group, epoch: None } => {
+                self.share_groups.remove(&group);
+            }
+            LogRecord::SharePartitions { group, topics } => {
+                if let Some(g) = self.share_groups.get_mut(&group) {
+                    g.initialized = topics
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| (t.topic_id, (t.name, t.partitions.into_iter().collect())))
+                        .collect();
+                }
+            }
             LogRecord::Other => {}
         }
     }
@@ -904,6 +993,7 @@ impl Groups {
         let n = self.cfg.offsets_topic_num_partitions;
         self.groups.retain(|id, _| offsets_log::partition_for(id, n) != partition);
         self.consumer_groups.retain(|id, _| offsets_log::partition_for(id, n) != partition);
+        self.share_groups.retain(|id, _| offsets_log::partition_for(id, n) != partition);
         for pending in self.pending_txn.values_mut() {
             pending.retain(|(g, _, _)| offsets_log::partition_for(g, n) != partition);
         }

@@ -10,8 +10,10 @@
 //! gets one partition, partitions shared round-robin, when M > P. Every partition is then
 //! read by someone and no member idles while there is a partition.
 //!
-//! Like `consumer_group`, a pure state machine driven with an explicit [`Now`]; membership is
-//! in memory (after a coordinator restart members get UNKNOWN_MEMBER_ID and rejoin).
+//! Like `consumer_group`, a pure state machine driven with an explicit [`Now`]. As in Kafka, the
+//! group itself outlives a coordinator restart or move (its epoch and the topic-partitions whose
+//! share state was initialized are kept in `__consumer_offsets`, by the registry), its members
+//! do not: after a coordinator restart they get UNKNOWN_MEMBER_ID and rejoin.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,6 +80,12 @@ pub struct ShareGroup {
     partition_counts: BTreeMap<String, i32>,
     pub state_timestamp_ms: i64,
     changed: bool,
+    /// The topic-partitions whose share-partitions have state (ever assigned, or given a start
+    /// offset by AlterShareGroupOffsets), by topic id with the name: what
+    /// DescribeShareGroupOffsets lists when asked for every topic, after a restart too.
+    pub initialized: BTreeMap<u128, (String, BTreeSet<i32>)>,
+    /// The epoch last queued to `__consumer_offsets`.
+    pub persisted_epoch: i32,
 }
 
 impl ShareGroup {
@@ -91,7 +99,35 @@ impl ShareGroup {
             partition_counts: BTreeMap::new(),
             state_timestamp_ms: now.wall_ms,
             changed: false,
+            initialized: BTreeMap::new(),
+            persisted_epoch: 0,
         }
+    }
+
+    /// A group read back from `__consumer_offsets`: no members, its epoch as persisted (new
+    /// members join at a higher one, so a member of before the restart is fenced).
+    pub fn restore(id: &str, epoch: i32, now: Now) -> ShareGroup {
+        let mut g = ShareGroup::new(id, now);
+        g.group_epoch = epoch;
+        g.assignment_epoch = epoch;
+        g.persisted_epoch = epoch;
+        g
+    }
+
+    /// Adds what the current target assigns to `initialized`; `ids` names topics. Returns
+    /// whether anything was new.
+    pub fn note_assigned(&mut self, ids: &dyn Fn(&str) -> Option<u128>) -> bool {
+        let mut added = false;
+        for tps in self.target.values() {
+            for (name, partitions) in tps {
+                let Some(id) = ids(name) else { continue };
+                let entry = self.initialized.entry(id).or_insert_with(|| (name.clone(), BTreeSet::new()));
+                for p in partitions {
+                    added |= entry.1.insert(*p);
+                }
+            }
+        }
+        added
     }
 
     /// Kafka's share-group states: Empty or Stable (Dead once deleted).
