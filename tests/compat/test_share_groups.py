@@ -40,7 +40,9 @@ def make_topic(broker, name, partitions):
 
 
 def produce(broker, topic, count, partitions):
-    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    # Small producer batches: a share fetch acquires whole batches (batch-optimized, KIP-1206),
+    # and the tests need acquisitions smaller than a partition's records.
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5, "batch.num.messages": 10})
     for i in range(count):
         p.produce(topic, value=b"v%d" % i, partition=i % partitions)
     assert p.flush(15) == 0

@@ -33,7 +33,9 @@ def setup(bootstrap, topic, partitions, group, **configs):
 
 
 def produce(bootstrap, topic, count, partitions):
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    # Small producer batches: a share fetch acquires whole batches (batch-optimized, KIP-1206),
+    # and the tests need acquisitions smaller than a partition's records.
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all", "batch.num.messages": 10})
     for i in range(count):
         p.produce(topic, value=b"v%d" % i, partition=i % partitions)
     assert p.flush(30) == 0

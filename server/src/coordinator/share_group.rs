@@ -86,6 +86,8 @@ pub struct ShareGroup {
     pub initialized: BTreeMap<u128, (String, BTreeSet<i32>)>,
     /// The epoch last queued to `__consumer_offsets`.
     pub persisted_epoch: i32,
+    /// The assignment epoch `initialized` was last brought up to.
+    noted_epoch: i32,
 }
 
 impl ShareGroup {
@@ -101,6 +103,7 @@ impl ShareGroup {
             changed: false,
             initialized: BTreeMap::new(),
             persisted_epoch: 0,
+            noted_epoch: -1,
         }
     }
 
@@ -117,6 +120,10 @@ impl ShareGroup {
     /// Adds what the current target assigns to `initialized`; `ids` names topics. Returns
     /// whether anything was new.
     pub fn note_assigned(&mut self, ids: &dyn Fn(&str) -> Option<u128>) -> bool {
+        // Heartbeats are frequent and targets change only with the assignment epoch.
+        if std::mem::replace(&mut self.noted_epoch, self.assignment_epoch) == self.assignment_epoch {
+            return false;
+        }
         let mut added = false;
         for tps in self.target.values() {
             for (name, partitions) in tps {
