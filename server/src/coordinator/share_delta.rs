@@ -111,7 +111,12 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Option<Update> {
         }
     }
     let start_offset = if new.start_offset == old.start_offset { -1 } else { new.start_offset };
-    Some(Update { snapshot_epoch: old.snapshot_epoch, leader_epoch: new.leader_epoch, start_offset, batches: changed })
+    Some(Update {
+        snapshot_epoch: old.snapshot_epoch,
+        leader_epoch: new.leader_epoch,
+        start_offset,
+        batches: changed,
+    })
 }
 
 /// Merges `update` onto `state` (whose snapshot epoch it must carry; the caller checks).
@@ -305,7 +310,12 @@ mod tests {
         let mut r = Replay::default();
         r.apply(5, k.clone(), StateRecord::Snapshot(state(0, vec![run(0, 3, 0, 1)])));
         let update = |epoch, start, batches| {
-            StateRecord::Update(Update { snapshot_epoch: epoch, leader_epoch: 2, start_offset: start, batches })
+            StateRecord::Update(Update {
+                snapshot_epoch: epoch,
+                leader_epoch: 2,
+                start_offset: start,
+                batches,
+            })
         };
         r.apply(6, k.clone(), update(0, -1, vec![run(1, 1, 2, 1)]));
         r.apply(7, k.clone(), update(0, 1, vec![run(4, 5, 0, 1)]));

@@ -259,7 +259,8 @@ pub struct Shares {
 impl Shares {
     pub fn new(cfg: ShareConfig) -> Shares {
         let (writes_tx, writes_rx) = flume::unbounded();
-        let state_writes = (0..cfg.state_topic_partitions.max(1)).map(|_| tokio::sync::Mutex::new(())).collect();
+        let state_writes =
+            (0..cfg.state_topic_partitions.max(1)).map(|_| tokio::sync::Mutex::new(())).collect();
         Shares {
             cfg,
             inner: Mutex::new(Inner::default()),
@@ -597,17 +598,20 @@ impl Shares {
             })
             .collect();
         let batch = offsets_log::encode_batch(&records, now_ms()).map_err(ShareError::Unknown)?;
-        let appended = route_produce_one(ctx, Arc::from(STATE_TOPIC), p, batch, Acks::All).await.map_err(|e| {
-            tracing::warn!("writing {STATE_TOPIC}-{p} failed: {e}");
-            ShareError::CoordinatorNotAvailable
-        })?;
+        let appended =
+            route_produce_one(ctx, Arc::from(STATE_TOPIC), p, batch, Acks::All).await.map_err(|e| {
+                tracing::warn!("writing {STATE_TOPIC}-{p} failed: {e}");
+                ShareError::CoordinatorNotAvailable
+            })?;
         let mut inner = self.lock();
         for (i, (k, written)) in planned.into_iter().enumerate() {
             // One batch: its records have consecutive offsets from the base.
             let offset = appended.base_offset.0 + i as i64;
             match written {
                 Some(Planned::Snapshot(state)) => {
-                    inner.stored.insert(k, Stored { state, snapshot_offset: offset, updates_since_snapshot: 0 });
+                    inner
+                        .stored
+                        .insert(k, Stored { state, snapshot_offset: offset, updates_since_snapshot: 0 });
                 }
                 Some(Planned::Update { state, .. }) => {
                     if let Some(stored) = inner.stored.get_mut(&k) {
@@ -886,7 +890,9 @@ fn plan_writes(
         // The offset of a snapshot in this batch is known only once written; the view needs
         // only the state and the update count.
         let after = match &write {
-            Planned::Snapshot(state) => Stored { state: state.clone(), snapshot_offset: -1, updates_since_snapshot: 0 },
+            Planned::Snapshot(state) => {
+                Stored { state: state.clone(), snapshot_offset: -1, updates_since_snapshot: 0 }
+            }
             Planned::Update { state, .. } => {
                 let c = current.as_ref().expect("an update follows a stored state");
                 Stored {
@@ -1027,8 +1033,10 @@ pub async fn background(ctx: Ctx, shares: Arc<Shares>, coordinator: Arc<super::C
     .detach();
     let mut pruned_at_ms = now_ms();
     while !ctx.broker.is_shutting_down() {
-        compio::time::sleep(Duration::from_millis(TICK_MS.min(shares.cfg.state_topic_prune_interval_ms.max(1))))
-            .await;
+        compio::time::sleep(Duration::from_millis(
+            TICK_MS.min(shares.cfg.state_topic_prune_interval_ms.max(1)),
+        ))
+        .await;
         follow_state_ownership(&ctx, &shares).await;
         if now_ms() - pruned_at_ms >= shares.cfg.state_topic_prune_interval_ms as i64 {
             pruned_at_ms = now_ms();
