@@ -89,9 +89,10 @@ pub fn record_set(data: &[u8]) {
     }
 }
 
-/// The security decoders of untrusted bytes: a SCRAM exchange's client messages (from the
-/// network) and sealed batches (from disk, opened with a fixed key). The first byte picks one;
-/// a SCRAM input is split at its second byte into client-first and client-final.
+/// The decoders of untrusted bytes beside requests: a SCRAM exchange's client messages (from
+/// the network), sealed batches (from disk, opened with a fixed key) and the coordinators'
+/// internal-topic records (from disk). The first byte picks one; a SCRAM input is split at its
+/// second byte into client-first and client-final.
 pub fn security(data: &[u8]) {
     use crate::config::Mechanism;
     use crate::security::{at_rest, scram};
@@ -104,7 +105,26 @@ pub fn security(data: &[u8]) {
         if let Ok((state, _)) = scram::server_first(m, first, |_| Some(cred.clone()), |_| vec![1; 16]) {
             let _ = scram::server_final(m, state, fin);
         }
-    } else {
+    } else if which & 2 == 0 {
         let _ = at_rest::open_all(Some(&at_rest::fuzz_keyring()), rest);
+    } else {
+        coordinator_records(rest);
     }
+}
+
+/// The internal topics' records as the coordinators read them back at load: a key of the first
+/// byte's length and the rest as its value, through every coordinator's decoders.
+fn coordinator_records(data: &[u8]) {
+    use crate::coordinator::{offsets_log, share_state, txn};
+    let split = data.first().map_or(0, |b| usize::from(*b)).min(data.len().saturating_sub(1));
+    let (key, value) = data.get(1..).unwrap_or_default().split_at(split);
+    let _ = offsets_log::decode_record(Some(key), Some(value));
+    let _ = offsets_log::decode_record(Some(key), None);
+    if let Ok(Some((kind, _))) = share_state::decode_key(key) {
+        let _ = share_state::decode_record(kind, Some(value));
+    }
+    let _ = share_state::decode_value(value);
+    let _ = share_state::decode_update_value(value);
+    let _ = txn::log::decode_key(key);
+    let _ = txn::log::decode_value(value);
 }

@@ -492,6 +492,13 @@ fn share_config(s: &crate::config::GroupSettings) -> coordinator::shares::ShareC
         session_timeout_ms: s.share_session_timeout_ms.unwrap_or(d.session_timeout_ms).max(1),
         heartbeat_interval_ms: s.share_heartbeat_interval_ms.unwrap_or(d.heartbeat_interval_ms).max(1),
         state_topic_partitions: s.share_state_topic_partitions.unwrap_or(d.state_topic_partitions).max(1),
+        snapshot_update_records_per_snapshot: s
+            .share_snapshot_update_records_per_snapshot
+            .unwrap_or(d.snapshot_update_records_per_snapshot),
+        state_topic_prune_interval_ms: s
+            .share_state_topic_prune_interval_ms
+            .unwrap_or(d.state_topic_prune_interval_ms)
+            .max(1),
         ..d
     }
 }

@@ -641,3 +641,152 @@ fn an_empty_share_group_survives_a_restart_until_deleted() {
     drop(running);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+const STATE_TOPIC: &str = "__share_group_state";
+
+/// The log start of `__share_group_state` partition 0.
+fn state_log_start(c: &mut Client) -> i64 {
+    let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(s(STATE_TOPIC)))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-2)]),
+    ]);
+    match c.call_once(ApiKey::ListOffsets, 7, RequestKind::ListOffsets(request)) {
+        ResponseKind::ListOffsets(r) => {
+            let p = &r.topics[0].partitions[0];
+            assert_eq!(p.error_code, 0);
+            p.offset
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The record types (0 snapshot, 1 update) of `__share_group_state` partition 0 from its log
+/// start, in log order, a tombstone as its type negated.
+fn state_record_types(c: &mut Client) -> Vec<i16> {
+    let mut offset = state_log_start(c);
+    let mut types = Vec::new();
+    loop {
+        let request = FetchRequest::default().with_max_wait_ms(10).with_max_bytes(1 << 20).with_topics(vec![
+            fetch_request::FetchTopic::default().with_topic(TopicName(s(STATE_TOPIC))).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20),
+            ]),
+        ]);
+        let mut records = match c.call_once(ApiKey::Fetch, 12, RequestKind::Fetch(request)) {
+            ResponseKind::Fetch(r) => r.responses[0].partitions[0].records.clone().unwrap_or_default(),
+            other => panic!("{other:?}"),
+        };
+        if records.is_empty() {
+            return types;
+        }
+        while !records.is_empty() {
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut records).expect("a batch");
+            for r in set.records {
+                let key = r.key.expect("a keyed record");
+                let record_type = i16::from_be_bytes([key[0], key[1]]);
+                types.push(if r.value.is_some() { record_type } else { -record_type });
+                offset = r.offset + 1;
+            }
+        }
+    }
+}
+
+/// Acquired offsets of partition 0 with their delivery counts.
+fn acquired_offsets(r: &ShareFetchResponse) -> Vec<(i64, i16)> {
+    acquired(r).into_iter().flat_map(|(first, last, count)| (first..=last).map(move |o| (o, count))).collect()
+}
+
+#[test]
+fn share_state_is_written_as_updates_between_snapshots_and_pruned() {
+    let (mut config, dir) = common::single_node("share-deltas");
+    config.groups.share_state_topic_partitions = Some(1);
+    config.groups.share_snapshot_update_records_per_snapshot = Some(4);
+    config.groups.share_state_topic_prune_interval_ms = Some(3_600_000);
+    let running = riptide_server::server::start(config.clone()).expect("start");
+    let mut c = Client::connect(running.addr);
+    let topic = create_topic(&mut c, "d", 1, &[]);
+    for i in 0..30 {
+        let produce = produce_request(None, "d", 0, plain_batch(format!("r{i}").as_bytes()));
+        c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
+    }
+    assert_eq!(set_group_config(&mut c, "g", "share.auto.offset.reset", "earliest"), 0);
+    wait_coordinator(&mut c, "g");
+    assert_eq!(heartbeat(&mut c, "g", "m", 0, Some(&["d"])).error_code, 0);
+    // One record at a time, each acknowledged by the next fetch: 20 acknowledgements, each
+    // answered once durable. 20 and 21 stay acquired.
+    let r = share_fetch(&mut c, "g", "m", 0, topic, vec![], 1);
+    assert_eq!(acquired(&r), vec![(0, 0, 1)]);
+    for i in 0..21 {
+        let acks = if i < 20 { vec![(i, i, vec![1])] } else { vec![] };
+        let r = share_fetch(&mut c, "g", "m", i as i32 + 1, topic, acks, 1);
+        assert_eq!(ack_code(&r), 0, "acknowledging {i}");
+        assert_eq!(acquired(&r), vec![(i + 1, i + 1, 1)]);
+    }
+    // The timer persists the last acquisitions (their delivery counts).
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let types = state_record_types(&mut c);
+    assert_eq!(state_log_start(&mut c), 0, "not pruned yet");
+    assert_eq!(types.first(), Some(&0), "a key's first record is a snapshot: {types:?}");
+    let snapshots = types.iter().filter(|t| **t == 0).count();
+    let updates = types.iter().filter(|t| **t == 1).count();
+    assert!(updates >= 15 && snapshots >= 4, "updates between snapshots: {types:?}");
+    let longest_run = types.split(|t| *t == 0).map(|run| run.len()).max().unwrap_or(0);
+    assert!(longest_run <= 4, "a snapshot after every 4 updates: {types:?}");
+    running.shutdown();
+
+    // Restarted with pruning on: what was acknowledged stays so, the acquired records come
+    // back with their delivery counted.
+    config.groups.share_state_topic_prune_interval_ms = Some(200);
+    let running = riptide_server::server::start(config.clone()).expect("restart");
+    let mut c = Client::connect(running.addr);
+    wait_coordinator(&mut c, "g");
+    assert_eq!(heartbeat(&mut c, "g", "m2", 0, Some(&["d"])).error_code, 0);
+    let (mut got, mut epoch) = (Vec::new(), 0);
+    while got.len() < 10 && epoch < 20 {
+        let r = share_fetch(&mut c, "g", "m2", epoch, topic, vec![], 10);
+        assert_eq!(r.error_code, 0);
+        got.extend(acquired_offsets(&r));
+        epoch += 1;
+    }
+    let expected: Vec<(i64, i16)> = (20..30).map(|o| (o, if o < 22 { 2 } else { 1 })).collect();
+    got.sort();
+    assert_eq!(got, expected, "no acknowledged record is delivered again");
+    let r = share_fetch(&mut c, "g", "m2", epoch, topic, vec![(20, 29, vec![1])], 10);
+    assert_eq!((r.error_code, ack_code(&r)), (0, 0));
+    // The share coordinator prunes the state partition below the key's latest snapshot.
+    let mut log_start = 0;
+    for _ in 0..100 {
+        log_start = state_log_start(&mut c);
+        if log_start > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(log_start > 0, "the state partition was pruned");
+    assert_eq!(state_record_types(&mut c).first(), Some(&0), "the log starts at a snapshot");
+    running.shutdown();
+
+    // Read back from the pruned log: everything below 30 is done.
+    let running = riptide_server::server::start(config).expect("restart");
+    let mut c = Client::connect(running.addr);
+    wait_coordinator(&mut c, "g");
+    let produce = produce_request(None, "d", 0, plain_batch(b"r30"));
+    c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
+    assert_eq!(heartbeat(&mut c, "g", "m3", 0, Some(&["d"])).error_code, 0);
+    let mut got = Vec::new();
+    for epoch in 0..20 {
+        got = acquired_offsets(&share_fetch(&mut c, "g", "m3", epoch, topic, vec![], 10));
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got, vec![(30, 1)]);
+    assert_eq!(share_offsets(&mut c, "g"), vec![("d".to_string(), 0, 30)]);
+    running.shutdown();
+    let _ = std::fs::remove_dir_all(dir);
+}

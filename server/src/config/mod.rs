@@ -102,6 +102,10 @@ pub struct GroupSettings {
     pub share_heartbeat_interval_ms: Option<i32>,
     /// `share.coordinator.state.topic.num.partitions`.
     pub share_state_topic_partitions: Option<i32>,
+    /// `share.coordinator.snapshot.update.records.per.snapshot`.
+    pub share_snapshot_update_records_per_snapshot: Option<u32>,
+    /// `share.coordinator.state.topic.prune.interval.ms`.
+    pub share_state_topic_prune_interval_ms: Option<u64>,
 }
 
 /// The REST interface (`rest.*`), Confluent REST Proxy's API served by the broker itself.
@@ -445,6 +449,10 @@ pub struct FileConfig {
     pub group_share_heartbeat_interval_ms: Option<i32>,
     #[serde(alias = "share.coordinator.state.topic.num.partitions")]
     pub share_coordinator_state_topic_num_partitions: Option<i32>,
+    #[serde(alias = "share.coordinator.snapshot.update.records.per.snapshot")]
+    pub share_coordinator_snapshot_update_records_per_snapshot: Option<u32>,
+    #[serde(alias = "share.coordinator.state.topic.prune.interval.ms")]
+    pub share_coordinator_state_topic_prune_interval_ms: Option<u64>,
     #[serde(alias = "log.segment.bytes")]
     pub log_segment_bytes: Option<u64>,
     #[serde(alias = "log.roll.ms")]
@@ -632,6 +640,11 @@ impl ServerConfig {
             file.group_share_heartbeat_interval_ms.or(g.share_heartbeat_interval_ms);
         g.share_state_topic_partitions =
             file.share_coordinator_state_topic_num_partitions.or(g.share_state_topic_partitions);
+        g.share_snapshot_update_records_per_snapshot = file
+            .share_coordinator_snapshot_update_records_per_snapshot
+            .or(g.share_snapshot_update_records_per_snapshot);
+        g.share_state_topic_prune_interval_ms =
+            file.share_coordinator_state_topic_prune_interval_ms.or(g.share_state_topic_prune_interval_ms);
         set!(file.log_segment_bytes, self.log.segment_bytes);
         set!(file.log_roll_ms, self.log.segment_ms);
         set!(file.log_retention_ms, self.log.retention_ms);

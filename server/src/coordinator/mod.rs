@@ -28,6 +28,7 @@ pub mod group;
 pub mod offsets_log;
 pub mod peer;
 pub mod registry;
+pub mod share_delta;
 pub mod share_group;
 pub mod share_partition;
 pub mod share_state;

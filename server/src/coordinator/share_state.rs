@@ -1,18 +1,24 @@
-//! The records of `__share_group_state` (KIP-932's share coordinator log): one snapshot of a
-//! share-partition's state per write, in the shape of Kafka's `ShareSnapshotKey` /
-//! `ShareSnapshotValue`.
+//! The records of `__share_group_state` (KIP-932's share coordinator log), in the shape of
+//! Kafka's `ShareSnapshotKey`/`ShareSnapshotValue` and `ShareUpdateKey`/`ShareUpdateValue`
+//! (checked against the schemas in Kafka's `share-coordinator` module).
 //!
-//! Key: int16 record type 0, then the group id (int16-length string), the topic id (16 bytes)
-//! and the partition (int32). The topic id, not the name: a topic deleted and created again
-//! starts with no state. Value: int16 version 0, then, flexible-encoded, the snapshot epoch,
-//! state epoch, leader epoch (int32 each), the start offset, create and write timestamps
-//! (int64 each) and the state batches (first and last offset, delivery state, delivery count).
-//! A null value is a tombstone (the group or its offsets were deleted).
+//! Key: int16 record type (0 snapshot, 1 update), then the group id (int16-length string), the
+//! topic id (16 bytes) and the partition (int32). The topic id, not the name: a topic deleted
+//! and created again starts with no state. Snapshot value: int16 version 0, then,
+//! flexible-encoded, the snapshot epoch, state epoch, leader epoch (int32 each), the start
+//! offset, create and write timestamps (int64 each) and the state batches (first and last
+//! offset, delivery state, delivery count). Update value: int16 version 0, then the snapshot
+//! epoch it applies to, the leader epoch (int32 each), the start offset (-1: unchanged) and
+//! the state batches that changed. A null value is a tombstone (the group or its offsets were
+//! deleted), whichever key type it carries. Tagged fields (Kafka 4.2's
+//! `DeliveryCompleteCount`) are skipped when read and never written.
 //!
-//! Riptide writes only snapshots, each a whole share-partition state (bounded by
-//! `group.share.partition.max.record.locks` records), so the topic is compacted like
-//! `__consumer_offsets`: the latest snapshot of every key survives. Kafka also writes deltas
-//! between snapshots (`ShareUpdateValue`); they would need a delete-and-prune topic instead.
+//! A snapshot is a whole share-partition state (bounded by
+//! `group.share.partition.max.record.locks` records); an update holds only what changed since
+//! the state it follows, so a key's state is its latest snapshot with the later updates of the
+//! same snapshot epoch merged on top (`share_delta`). Compaction would keep only the latest
+//! update of a key and lose the others, so the topic is `cleanup.policy=delete` with no
+//! retention, pruned by the share coordinator below the oldest snapshot still needed.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -22,7 +28,9 @@ use super::share_partition::StateBatch;
 pub const STATE_TOPIC: &str = "__share_group_state";
 
 const SNAPSHOT_KEY_TYPE: i16 = 0;
+const UPDATE_KEY_TYPE: i16 = 1;
 const SNAPSHOT_VALUE_VERSION: i16 = 0;
+const UPDATE_VALUE_VERSION: i16 = 0;
 /// Upper bound on the state batches read back from one record.
 const BATCHES_MAX: usize = 1 << 20;
 
@@ -64,13 +72,48 @@ pub struct Snapshot {
     pub batches: Vec<StateBatch>,
 }
 
+/// What changed in a share-partition's state since the state of snapshot `snapshot_epoch`
+/// (and the updates after it): Kafka's `ShareUpdateValue`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Update {
+    pub snapshot_epoch: i32,
+    pub leader_epoch: i32,
+    /// The new share-partition start offset, or -1 when it did not move.
+    pub start_offset: i64,
+    /// The runs whose delivery state or count changed, or that are new in the window.
+    pub batches: Vec<StateBatch>,
+}
+
+/// The record type a key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordType {
+    Snapshot,
+    Update,
+}
+
+/// One decoded record of the log, as the share coordinator replays it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateRecord {
+    Snapshot(Snapshot),
+    Update(Update),
+    Tombstone,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("malformed {STATE_TOPIC} record: {0}")]
 pub struct DecodeError(&'static str);
 
 pub fn key(k: &StateKey) -> Bytes {
+    key_of(SNAPSHOT_KEY_TYPE, k)
+}
+
+pub fn update_key(k: &StateKey) -> Bytes {
+    key_of(UPDATE_KEY_TYPE, k)
+}
+
+fn key_of(record_type: i16, k: &StateKey) -> Bytes {
     let mut b = BytesMut::with_capacity(24 + k.group.len());
-    b.put_i16(SNAPSHOT_KEY_TYPE);
+    b.put_i16(record_type);
     b.put_i16(k.group.len().min(i16::MAX as usize) as i16);
     b.put_slice(&k.group.as_bytes()[..k.group.len().min(i16::MAX as usize)]);
     b.put_u128(k.topic_id);
@@ -110,16 +153,52 @@ pub fn value(s: &Snapshot) -> Bytes {
     b.put_i64(s.start_offset);
     b.put_i64(s.create_timestamp_ms);
     b.put_i64(s.write_timestamp_ms);
-    put_uvarint(&mut b, s.batches.len() as u64 + 1);
-    for batch in &s.batches {
+    put_batches(&mut b, &s.batches);
+    put_uvarint(&mut b, 0);
+    b.freeze()
+}
+
+pub fn update_value(u: &Update) -> Bytes {
+    let mut b = BytesMut::with_capacity(24 + u.batches.len() * 20);
+    b.put_i16(UPDATE_VALUE_VERSION);
+    b.put_i32(u.snapshot_epoch);
+    b.put_i32(u.leader_epoch);
+    b.put_i64(u.start_offset);
+    put_batches(&mut b, &u.batches);
+    put_uvarint(&mut b, 0);
+    b.freeze()
+}
+
+fn put_batches(b: &mut BytesMut, batches: &[StateBatch]) {
+    put_uvarint(b, batches.len() as u64 + 1);
+    for batch in batches {
         b.put_i64(batch.first_offset);
         b.put_i64(batch.last_offset);
         b.put_i8(batch.state);
-        b.put_i16(batch.delivery_count as i16);
-        put_uvarint(&mut b, 0); // tagged fields
+        b.put_i16(batch.delivery_count.min(i16::MAX as u16) as i16);
+        put_uvarint(b, 0); // tagged fields
     }
-    put_uvarint(&mut b, 0);
-    b.freeze()
+}
+
+fn get_batches(b: &mut &[u8]) -> Result<Vec<StateBatch>, DecodeError> {
+    let n = get_uvarint(b)?.checked_sub(1).ok_or(DecodeError("null state batches"))?;
+    if n > BATCHES_MAX as u64 {
+        return Err(DecodeError("too many state batches"));
+    }
+    let n = n as usize;
+    // Each batch takes at least 18 bytes: a count beyond what is left is a lie.
+    if n > b.len() / 18 {
+        return Err(DecodeError("truncated"));
+    }
+    let mut batches = Vec::with_capacity(n);
+    for _ in 0..n {
+        need(b, 19)?;
+        let (first_offset, last_offset, state) = (b.get_i64(), b.get_i64(), b.get_i8());
+        let delivery_count = b.get_i16().max(0) as u16;
+        skip_tagged(b)?;
+        batches.push(StateBatch { first_offset, last_offset, state, delivery_count });
+    }
+    Ok(batches)
 }
 
 fn need(b: &[u8], n: usize) -> Result<(), DecodeError> {
@@ -139,18 +218,30 @@ fn skip_tagged(b: &mut &[u8]) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// A key of this log, or `None` for a record type this broker doesn't read (Kafka's deltas).
-pub fn decode_key(mut b: &[u8]) -> Result<Option<StateKey>, DecodeError> {
+/// A key of this log and its record type, or `None` for a record type this broker doesn't
+/// read.
+pub fn decode_key(mut b: &[u8]) -> Result<Option<(RecordType, StateKey)>, DecodeError> {
     need(b, 2)?;
-    if b.get_i16() != SNAPSHOT_KEY_TYPE {
-        return Ok(None);
-    }
+    let record_type = match b.get_i16() {
+        SNAPSHOT_KEY_TYPE => RecordType::Snapshot,
+        UPDATE_KEY_TYPE => RecordType::Update,
+        _ => return Ok(None),
+    };
     need(b, 2)?;
     let len = usize::try_from(b.get_i16()).map_err(|_| DecodeError("negative group length"))?;
     need(b, len + 20)?;
     let group = String::from_utf8(b[..len].to_vec()).map_err(|_| DecodeError("group id not UTF-8"))?;
     b.advance(len);
-    Ok(Some(StateKey { group, topic_id: b.get_u128(), partition: b.get_i32() }))
+    Ok(Some((record_type, StateKey { group, topic_id: b.get_u128(), partition: b.get_i32() })))
+}
+
+/// The record of a key of `record_type` with `value` (`None`: a tombstone).
+pub fn decode_record(record_type: RecordType, value: Option<&[u8]>) -> Result<StateRecord, DecodeError> {
+    match (record_type, value) {
+        (_, None) => Ok(StateRecord::Tombstone),
+        (RecordType::Snapshot, Some(v)) => decode_value(v).map(StateRecord::Snapshot),
+        (RecordType::Update, Some(v)) => decode_update_value(v).map(StateRecord::Update),
+    }
 }
 
 pub fn decode_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
@@ -160,18 +251,7 @@ pub fn decode_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
     }
     let (snapshot_epoch, state_epoch, leader_epoch) = (b.get_i32(), b.get_i32(), b.get_i32());
     let (start_offset, create_timestamp_ms, write_timestamp_ms) = (b.get_i64(), b.get_i64(), b.get_i64());
-    let n = get_uvarint(&mut b)?.checked_sub(1).ok_or(DecodeError("null state batches"))? as usize;
-    if n > BATCHES_MAX {
-        return Err(DecodeError("too many state batches"));
-    }
-    let mut batches = Vec::with_capacity(n.min(1024));
-    for _ in 0..n {
-        need(b, 19)?;
-        let (first_offset, last_offset, state) = (b.get_i64(), b.get_i64(), b.get_i8());
-        let delivery_count = b.get_i16().max(0) as u16;
-        skip_tagged(&mut b)?;
-        batches.push(StateBatch { first_offset, last_offset, state, delivery_count });
-    }
+    let batches = get_batches(&mut b)?;
     skip_tagged(&mut b)?;
     Ok(Snapshot {
         snapshot_epoch,
@@ -184,8 +264,24 @@ pub fn decode_value(mut b: &[u8]) -> Result<Snapshot, DecodeError> {
     })
 }
 
+pub fn decode_update_value(mut b: &[u8]) -> Result<Update, DecodeError> {
+    need(b, 2 + 8 + 8)?;
+    if b.get_i16() != UPDATE_VALUE_VERSION {
+        return Err(DecodeError("unknown value version"));
+    }
+    let (snapshot_epoch, leader_epoch, start_offset) = (b.get_i32(), b.get_i32(), b.get_i64());
+    let batches = get_batches(&mut b)?;
+    skip_tagged(&mut b)?;
+    Ok(Update { snapshot_epoch, leader_epoch, start_offset, batches })
+}
+
+/// A snapshot record, or (`None`) the tombstone of the key.
 pub fn record(k: &StateKey, s: Option<&Snapshot>) -> KeyValue {
     KeyValue { key: key(k), value: s.map(value) }
+}
+
+pub fn update_record(k: &StateKey, u: &Update) -> KeyValue {
+    KeyValue { key: update_key(k), value: Some(update_value(u)) }
 }
 
 #[cfg(test)]
@@ -196,7 +292,7 @@ mod tests {
     fn snapshots_round_trip_and_garbage_is_refused() {
         let k =
             StateKey { group: "g".into(), topic_id: 0x1234_5678_9abc_def0_1234_5678_9abc_def0, partition: 3 };
-        assert_eq!(decode_key(&key(&k)), Ok(Some(k.clone())));
+        assert_eq!(decode_key(&key(&k)), Ok(Some((RecordType::Snapshot, k.clone()))));
         let s = Snapshot {
             snapshot_epoch: 7,
             state_epoch: 1,
@@ -214,8 +310,55 @@ mod tests {
         for cut in 0..v.len() {
             assert!(decode_value(&v[..cut]).is_err(), "a value cut at {cut} bytes is refused");
         }
-        assert_eq!(decode_key(&[0, 1, 0, 0]), Ok(None), "a delta key is skipped");
+        assert_eq!(decode_key(&[0, 2, 0, 0]), Ok(None), "an unknown record type is skipped");
         assert!(decode_key(&[0, 0, 0x7f, 0xff]).is_err());
         assert!((0..50).contains(&k.partition_in(50)));
+    }
+
+    #[test]
+    fn updates_round_trip_and_garbage_is_refused() {
+        let k = StateKey { group: "share-g".into(), topic_id: 7, partition: 0 };
+        assert_eq!(decode_key(&update_key(&k)), Ok(Some((RecordType::Update, k.clone()))));
+        let u = Update {
+            snapshot_epoch: 3,
+            leader_epoch: 9,
+            start_offset: -1,
+            batches: vec![StateBatch { first_offset: 10, last_offset: 12, state: 2, delivery_count: 1 }],
+        };
+        let v = update_value(&u);
+        // Version 0, snapshot epoch 3, leader epoch 9, start offset -1, one batch, no tags.
+        assert_eq!(&v[..18], &[0, 0, 0, 0, 0, 3, 0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(v[18], 2, "compact array length is count + 1");
+        assert_eq!(decode_record(RecordType::Update, Some(&v)), Ok(StateRecord::Update(u.clone())));
+        assert_eq!(decode_record(RecordType::Update, None), Ok(StateRecord::Tombstone));
+        for cut in 0..v.len() {
+            assert!(decode_update_value(&v[..cut]).is_err(), "an update cut at {cut} bytes is refused");
+        }
+        // A tagged field (Kafka 4.2's DeliveryCompleteCount, tag 0) is skipped.
+        let mut tagged = v[..v.len() - 1].to_vec();
+        tagged.extend_from_slice(&[1, 0, 4, 0, 0, 0, 5]);
+        assert_eq!(decode_update_value(&tagged), Ok(u.clone()));
+        // A batch count far beyond the bytes present is refused before allocating.
+        let mut lying = v[..18].to_vec();
+        lying.extend_from_slice(&[0xff, 0xff, 0x3f]);
+        assert!(decode_update_value(&lying).is_err());
+        let mut wrong_version = v.to_vec();
+        wrong_version[1] = 1;
+        assert!(decode_update_value(&wrong_version).is_err());
+        // Seeded garbage: every outcome is an error or a value, never a panic.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode_key(&bytes);
+            let _ = decode_value(&bytes);
+            let _ = decode_update_value(&bytes);
+        }
     }
 }

@@ -6,15 +6,22 @@
 //! held for short, non-awaiting sections, like the group coordinator's. Reads of the log and
 //! writes of the state happen outside the lock.
 //!
-//! Durability contract: an acknowledgement is answered only once a snapshot of its
-//! share-partition that includes it is durable in `__share_group_state` (acks=all through
-//! the normal produce path). Snapshots are taken under the lock and queued in that order to
-//! one writer task, which writes everything queued for a state partition as one batch (group
-//! commit), so the log holds them in the order they were taken. A share-partition is first
-//! used after its state is read back (or, with none, after its start offset chosen by
-//! `share.auto.offset.reset` is written), so a restart resumes where the last durable
-//! snapshot stood: records acknowledged before are not redelivered, acquired ones are
-//! available again with their delivery counted.
+//! Durability contract: an acknowledgement is answered only once the record (snapshot or
+//! update) holding a state of its share-partition that includes it is durable in
+//! `__share_group_state` (acks=all through the normal produce path). The leader takes whole
+//! snapshots under the lock and queues them in that order to one writer task, which writes
+//! everything queued for a state partition as one batch (group commit), so the log holds them
+//! in the order they were taken. The share coordinator (`write_local`) turns each into an
+//! update or a snapshot record (`share_delta`), one writer per state partition at a time so
+//! that every update follows the state it was computed from. A share-partition is first used
+//! after its state is read back (or, with none, after its start offset chosen by
+//! `share.auto.offset.reset` is written), so a restart resumes where the last durable record
+//! left it: records acknowledged before are not redelivered, acquired ones are available
+//! again with their delivery counted.
+//!
+//! Pruning: the state topic is not compacted (updates would be lost); every
+//! `share.coordinator.state.topic.prune.interval.ms` the share coordinator deletes the records
+//! of each state partition it leads below the oldest latest-snapshot of its live keys.
 //!
 //! Limits: the share coordinator's writes go to the `__share_group_state` partitions this
 //! broker leads. In a cluster, a share-partition whose state partition is led by another
@@ -29,13 +36,14 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::offsets_log::{self, KeyValue};
+use super::share_delta::{self, Planned, Replay, Stored, WritePolicy};
 use super::share_partition::{delivery_complete, AckError, Acquired, Limits, SharePartition, StateBatch};
 use super::share_state::{self, Snapshot, StateKey, STATE_TOPIC};
 use crate::broker::{AdminError, Broker};
 use crate::clock::now_ms;
-use crate::partition::{Acks, OffsetSpec};
+use crate::partition::{Acks, Offset, OffsetSpec};
 use crate::shard::mailbox::ListOffsetCall;
-use crate::shard::router::{route_list_offset, route_produce_one};
+use crate::shard::router::{route_delete_records, route_list_offset, route_produce_one};
 use crate::shard::Ctx;
 
 /// Broker-wide share-group settings, under Kafka's names.
@@ -58,6 +66,11 @@ pub struct ShareConfig {
     pub state_topic_partitions: i32,
     /// `share.coordinator.state.topic.segment.bytes`.
     pub state_topic_segment_bytes: u64,
+    /// `share.coordinator.snapshot.update.records.per.snapshot`: updates of a key between two
+    /// of its snapshots.
+    pub snapshot_update_records_per_snapshot: u32,
+    /// `share.coordinator.state.topic.prune.interval.ms`.
+    pub state_topic_prune_interval_ms: u64,
 }
 
 impl Default for ShareConfig {
@@ -72,6 +85,8 @@ impl Default for ShareConfig {
             heartbeat_interval_ms: 5_000,
             state_topic_partitions: 50,
             state_topic_segment_bytes: 100 * 1024 * 1024,
+            snapshot_update_records_per_snapshot: 500,
+            state_topic_prune_interval_ms: 5 * 60 * 1000,
         }
     }
 }
@@ -215,10 +230,10 @@ struct Pending {
 struct Inner {
     partitions: HashMap<StateKey, Entry>,
     sessions: HashMap<(String, String), Session>,
-    /// The share coordinator's view: the latest durable snapshot of every key whose state
+    /// The share coordinator's view: the latest durable state of every key whose state
     /// partition is led here (read back when the partition's leadership arrives, then kept
-    /// current by the writes).
-    stored: HashMap<StateKey, Snapshot>,
+    /// current by the writes), with where its latest snapshot is.
+    stored: HashMap<StateKey, Stored>,
     /// `__share_group_state` partitions led here and read back.
     owned_state: BTreeSet<i32>,
     /// Those being read back now.
@@ -233,12 +248,48 @@ pub struct Shares {
     inner: Mutex<Inner>,
     writes_tx: flume::Sender<Pending>,
     writes_rx: flume::Receiver<Pending>,
+    /// One per state partition, held from computing a write's records until the store holds
+    /// their outcome (and while pruning): an update is a difference from the stored state, so
+    /// no other write of the partition may land in between.
+    state_writes: Vec<tokio::sync::Mutex<()>>,
+    /// Whether the "compacted state topic: snapshots only" notice was logged.
+    compacted_noticed: std::sync::atomic::AtomicBool,
 }
 
 impl Shares {
     pub fn new(cfg: ShareConfig) -> Shares {
         let (writes_tx, writes_rx) = flume::unbounded();
-        Shares { cfg, inner: Mutex::new(Inner::default()), writes_tx, writes_rx }
+        let state_writes =
+            (0..cfg.state_topic_partitions.max(1)).map(|_| tokio::sync::Mutex::new(())).collect();
+        Shares {
+            cfg,
+            inner: Mutex::new(Inner::default()),
+            writes_tx,
+            writes_rx,
+            state_writes,
+            compacted_noticed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The serialising lock of state partition `p`.
+    fn state_writes_of(&self, p: i32) -> &tokio::sync::Mutex<()> {
+        &self.state_writes[p.rem_euclid(self.state_writes.len() as i32) as usize]
+    }
+
+    /// How writes to the state topic are made: updates unless the topic is compacted (data of
+    /// an older Riptide), where compaction would keep only the latest update of each key.
+    fn write_policy(&self, broker: &Broker) -> WritePolicy {
+        let compacted = broker.topic(STATE_TOPIC).is_some_and(|t| state_topic_compacted(&t.configs));
+        if compacted && !self.compacted_noticed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(
+                "{STATE_TOPIC} is compacted (created by an older Riptide): share state is written as \
+                 snapshots only, since compaction would drop the updates between them"
+            );
+        }
+        WritePolicy {
+            updates_allowed: !compacted,
+            updates_per_snapshot: self.cfg.snapshot_update_records_per_snapshot,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -447,7 +498,7 @@ impl Shares {
             if !inner.owned_state.contains(&p) {
                 return Err(ShareError::CoordinatorNotAvailable);
             }
-            return Ok(inner.stored.get(key).cloned());
+            return Ok(inner.stored.get(key).map(|s| s.state.clone()));
         }
         use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
         let request = kafka_protocol::messages::ReadShareGroupStateRequest::default()
@@ -505,14 +556,14 @@ impl Shares {
         if !inner.owned_state.contains(&p) {
             return Err(ResponseError::CoordinatorLoadInProgress.code());
         }
-        Ok(inner.stored.get(key).cloned())
+        Ok(inner.stored.get(key).map(|s| s.state.clone()))
     }
 
-    /// Writes snapshots (or deletions) of keys whose state partition `p` this broker leads
-    /// (WriteShareGroupState from another broker, or this broker's own writer); returns once
-    /// durable, then the store holds them. A snapshot older than the stored state's epoch
-    /// (the state was reset since its leader read it) is not written: its result is
-    /// FENCED_STATE_EPOCH. One result per item.
+    /// Writes the states (or deletions) of keys whose state partition `p` this broker leads
+    /// (WriteShareGroupState from another broker, or this broker's own writer), each as an
+    /// update or a snapshot (`share_delta::plan`); returns once durable, then the store holds
+    /// them. A state older than the stored state's epoch (the state was reset since its leader
+    /// read it) is not written: its result is FENCED_STATE_EPOCH. One result per item.
     pub async fn write_local(
         &self,
         ctx: &Ctx,
@@ -526,39 +577,52 @@ impl Shares {
         if !self.lock().owned_state.contains(&p) {
             load_state_partition(ctx, self, p).await.map_err(|_| ShareError::CoordinatorNotAvailable)?;
         }
-        let results: Vec<Result<(), ShareError>> = {
+        let policy = self.write_policy(&ctx.broker);
+        let _serial = self.state_writes_of(p).lock().await;
+        let (results, planned) = {
             let inner = self.lock();
             if !inner.owned_state.contains(&p) {
                 return Err(ShareError::CoordinatorNotAvailable);
             }
-            items
-                .iter()
-                .map(|(k, s)| match (s, inner.stored.get(k)) {
-                    (Some(new), Some(old)) if new.state_epoch < old.state_epoch => {
-                        Err(ShareError::FencedStateEpoch)
-                    }
-                    _ => Ok(()),
-                })
-                .collect()
+            plan_writes(&inner.stored, items, policy)
         };
-        let written: Vec<&(StateKey, Option<Snapshot>)> =
-            items.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
-        if written.is_empty() {
+        if planned.is_empty() {
             return Ok(results);
         }
-        let records: Vec<KeyValue> =
-            written.iter().map(|(k, s)| share_state::record(k, s.as_ref())).collect();
+        let records: Vec<KeyValue> = planned
+            .iter()
+            .map(|(k, w)| match w {
+                Some(Planned::Snapshot(s)) => share_state::record(k, Some(s)),
+                Some(Planned::Update { update, .. }) => share_state::update_record(k, update),
+                None => share_state::record(k, None),
+            })
+            .collect();
         let batch = offsets_log::encode_batch(&records, now_ms()).map_err(ShareError::Unknown)?;
-        route_produce_one(ctx, Arc::from(STATE_TOPIC), p, batch, Acks::All).await.map_err(|e| {
-            tracing::warn!("writing {STATE_TOPIC}-{p} failed: {e}");
-            ShareError::CoordinatorNotAvailable
-        })?;
+        let appended =
+            route_produce_one(ctx, Arc::from(STATE_TOPIC), p, batch, Acks::All).await.map_err(|e| {
+                tracing::warn!("writing {STATE_TOPIC}-{p} failed: {e}");
+                ShareError::CoordinatorNotAvailable
+            })?;
         let mut inner = self.lock();
-        for (k, snapshot) in written {
-            match snapshot {
-                Some(s) => inner.stored.insert(k.clone(), s.clone()),
-                None => inner.stored.remove(k),
-            };
+        for (i, (k, written)) in planned.into_iter().enumerate() {
+            // One batch: its records have consecutive offsets from the base.
+            let offset = appended.base_offset.0 + i as i64;
+            match written {
+                Some(Planned::Snapshot(state)) => {
+                    inner
+                        .stored
+                        .insert(k, Stored { state, snapshot_offset: offset, updates_since_snapshot: 0 });
+                }
+                Some(Planned::Update { state, .. }) => {
+                    if let Some(stored) = inner.stored.get_mut(&k) {
+                        stored.state = state;
+                        stored.updates_since_snapshot = stored.updates_since_snapshot.saturating_add(1);
+                    }
+                }
+                None => {
+                    inner.stored.remove(&k);
+                }
+            }
         }
         Ok(results)
     }
@@ -652,6 +716,7 @@ impl Shares {
             .iter()
             .filter(|(k, _)| k.group == group)
             .map(|(k, s)| {
+                let s = &s.state;
                 ((k.topic_id, k.partition), (s.start_offset, delivery_complete(s.start_offset, &s.batches)))
             })
             .collect();
@@ -706,7 +771,7 @@ impl Shares {
             let state_epoch = old
                 .as_ref()
                 .map(|e| e.state_epoch)
-                .or_else(|| inner.stored.get(key).map(|s| s.state_epoch))
+                .or_else(|| inner.stored.get(key).map(|s| s.state.state_epoch))
                 .unwrap_or(0);
             let now = now_ms();
             let snapshot = Snapshot {
@@ -797,19 +862,119 @@ fn release_member_locked(inner: &mut Inner, group: &str, member: &str) {
     }
 }
 
+/// The records for `items` in order, each planned against the state the ones before it leave
+/// (a batch may hold several states of one key), with one result per item: a state whose
+/// epoch is older than the stored one is fenced and not written.
+#[allow(clippy::type_complexity)]
+fn plan_writes(
+    stored: &HashMap<StateKey, Stored>,
+    items: &[(StateKey, Option<Snapshot>)],
+    policy: WritePolicy,
+) -> (Vec<Result<(), ShareError>>, Vec<(StateKey, Option<Planned>)>) {
+    let mut view: HashMap<&StateKey, Option<Stored>> = HashMap::new();
+    let mut results = Vec::with_capacity(items.len());
+    let mut planned = Vec::with_capacity(items.len());
+    for (k, new) in items {
+        let current = view.get(k).cloned().unwrap_or_else(|| stored.get(k).cloned());
+        let Some(new) = new else {
+            view.insert(k, None);
+            planned.push((k.clone(), None));
+            results.push(Ok(()));
+            continue;
+        };
+        if current.as_ref().is_some_and(|c| new.state_epoch < c.state.state_epoch) {
+            results.push(Err(ShareError::FencedStateEpoch));
+            continue;
+        }
+        let write = share_delta::plan(current.as_ref(), new, policy);
+        // The offset of a snapshot in this batch is known only once written; the view needs
+        // only the state and the update count.
+        let after = match &write {
+            Planned::Snapshot(state) => {
+                Stored { state: state.clone(), snapshot_offset: -1, updates_since_snapshot: 0 }
+            }
+            Planned::Update { state, .. } => {
+                let c = current.as_ref().expect("an update follows a stored state");
+                Stored {
+                    state: state.clone(),
+                    snapshot_offset: c.snapshot_offset,
+                    updates_since_snapshot: c.updates_since_snapshot.saturating_add(1),
+                }
+            }
+        };
+        view.insert(k, Some(after));
+        planned.push((k.clone(), Some(write)));
+        results.push(Ok(()));
+    }
+    (results, planned)
+}
+
+fn state_topic_compacted(configs: &BTreeMap<String, String>) -> bool {
+    configs.get("cleanup.policy").is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
+}
+
+/// Deletes the records of state partition `p` (led here) that no live key needs any more:
+/// those below the oldest latest-snapshot of its keys, or all of them when it has no key.
+/// Returns the new log start when it moved.
+async fn prune_state_partition(ctx: &Ctx, shares: &Shares, p: i32) -> Result<Option<i64>, String> {
+    if ctx.broker.topic(STATE_TOPIC).is_none_or(|t| state_topic_compacted(&t.configs)) {
+        return Ok(None);
+    }
+    // No write may land between choosing the offset and deleting below it.
+    let _serial = shares.state_writes_of(p).lock().await;
+    let n = shares.cfg.state_topic_partitions;
+    let keep = {
+        let inner = shares.lock();
+        if !inner.owned_state.contains(&p) {
+            return Ok(None);
+        }
+        share_delta::prune_offset(inner.stored.iter().filter(|(k, _)| k.partition_in(n) == p).map(|(_, s)| s))
+    };
+    let topic: Arc<str> = Arc::from(STATE_TOPIC);
+    let list = |spec| ListOffsetCall { topic: topic.clone(), partition: p, spec };
+    let keep = match keep {
+        Some(offset) => offset,
+        None => route_list_offset(ctx, list(OffsetSpec::Latest)).await.map_err(|e| e.to_string())?.offset.0,
+    };
+    let start = route_list_offset(ctx, list(OffsetSpec::Earliest)).await.map_err(|e| e.to_string())?.offset.0;
+    if keep <= start {
+        return Ok(None);
+    }
+    let live: Arc<[i32]> = {
+        let catalog = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner());
+        catalog.live_brokers().map(|b| b.id).collect()
+    };
+    route_delete_records(ctx, topic, p, Offset(keep), live).await.map_err(|e| e.to_string())?;
+    tracing::debug!("{STATE_TOPIC}-{p}: records below {keep} pruned");
+    Ok(Some(keep))
+}
+
+/// Prunes every state partition led here.
+async fn prune_state_partitions(ctx: &Ctx, shares: &Shares) {
+    let owned: Vec<i32> = shares.lock().owned_state.iter().copied().collect();
+    for p in owned {
+        if let Err(e) = prune_state_partition(ctx, shares, p).await {
+            // Retried at the next interval; the records stay until then.
+            tracing::warn!("pruning {STATE_TOPIC}-{p}: {e}");
+        }
+    }
+}
+
 pub async fn wait_written(rx: flume::Receiver<Result<(), ShareError>>) -> Result<(), ShareError> {
     rx.recv_async().await.unwrap_or(Err(ShareError::CoordinatorNotAvailable))
 }
 
-/// Creates `__share_group_state` if needed: compacted (see `share_state`), Kafka's partition
-/// count, replicated like `__consumer_offsets`.
+/// Creates `__share_group_state` if needed: deleting rather than compacting, with no
+/// retention (the share coordinator prunes it, see `share_state`), Kafka's partition count,
+/// replicated like `__consumer_offsets`.
 pub async fn ensure_state_topic(broker: &Broker, shares: &Shares) -> Result<(), ShareError> {
     if broker.topic(STATE_TOPIC).is_some() {
         return Ok(());
     }
     let configs = BTreeMap::from([
-        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("cleanup.policy".to_string(), "delete".to_string()),
         ("retention.ms".to_string(), "-1".to_string()),
+        ("retention.bytes".to_string(), "-1".to_string()),
         ("segment.bytes".to_string(), shares.cfg.state_topic_segment_bytes.to_string()),
     ]);
     match broker
@@ -866,9 +1031,17 @@ pub async fn background(ctx: Ctx, shares: Arc<Shares>, coordinator: Arc<super::C
         }
     })
     .detach();
+    let mut pruned_at_ms = now_ms();
     while !ctx.broker.is_shutting_down() {
-        compio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        compio::time::sleep(Duration::from_millis(
+            TICK_MS.min(shares.cfg.state_topic_prune_interval_ms.max(1)),
+        ))
+        .await;
         follow_state_ownership(&ctx, &shares).await;
+        if now_ms() - pruned_at_ms >= shares.cfg.state_topic_prune_interval_ms as i64 {
+            pruned_at_ms = now_ms();
+            prune_state_partitions(&ctx, &shares).await;
+        }
         shares.forget_unled(&ctx);
         // Members whose group session expired: what they held goes back at once (a leader on
         // another broker sees their locks expire instead).
@@ -1053,19 +1226,14 @@ async fn load_state_partition(ctx: &Ctx, shares: &Shares, p: i32) -> Result<(), 
             return Err("being read back".into());
         }
     }
-    let mut read: HashMap<StateKey, Option<Snapshot>> = HashMap::new();
+    let mut replay = Replay::default();
     let result = super::read_partition(ctx, STATE_TOPIC, p, |bytes| {
         let (next, skipped) = offsets_log::scan_chunk(&bytes, |e| {
-            let offsets_log::RawEntry::Record((_, _, Some(k), v)) = e else { return };
-            let Ok(Some(key)) = share_state::decode_key(&k) else { return };
-            match v.map(|v| share_state::decode_value(&v)) {
-                None => {
-                    read.insert(key, None);
-                }
-                Some(Ok(s)) => {
-                    read.insert(key, Some(s));
-                }
-                Some(Err(e)) => tracing::warn!("{STATE_TOPIC}-{p}: {e}"),
+            let offsets_log::RawEntry::Record((offset, _, Some(k), v)) = e else { return };
+            let Ok(Some((record_type, key))) = share_state::decode_key(&k) else { return };
+            match share_state::decode_record(record_type, v.as_deref()) {
+                Ok(record) => replay.apply(offset, key, record),
+                Err(e) => tracing::warn!("{STATE_TOPIC}-{p} at offset {offset}: {e}"),
             }
         });
         if skipped > 0 {
@@ -1077,15 +1245,11 @@ async fn load_state_partition(ctx: &Ctx, shares: &Shares, p: i32) -> Result<(), 
     let mut inner = shares.lock();
     inner.loading_state.remove(&p);
     result?;
-    let count = read.values().filter(|s| s.is_some()).count();
-    for (k, s) in read {
-        if let Some(s) = s {
-            inner.stored.insert(k, s);
-        }
-    }
+    let count = replay.keys.len();
+    inner.stored.extend(replay.keys);
     inner.owned_state.insert(p);
     if count > 0 {
-        tracing::info!("{STATE_TOPIC}-{p} led here now: {count} share-partition snapshot(s) read back");
+        tracing::info!("{STATE_TOPIC}-{p} led here now: {count} share-partition state(s) read back");
     }
     Ok(())
 }
