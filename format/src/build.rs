@@ -153,6 +153,23 @@ pub struct RecordFields<'a, H> {
     pub headers: H,
 }
 
+/// Appends keyless records without headers holding `values`, at offset deltas 0, 1, ... and
+/// timestamp delta 0 (a batch of `plain` fields around them is a simple producer's batch).
+pub fn put_keyless_records<'a>(out: &mut impl BufMut, values: impl IntoIterator<Item = &'a [u8]>) {
+    for (i, value) in values.into_iter().enumerate() {
+        put_record(
+            out,
+            RecordFields {
+                offset_delta: i as i64,
+                timestamp_delta: 0,
+                key: None,
+                value: Some(value),
+                headers: std::iter::empty(),
+            },
+        );
+    }
+}
+
 /// Appends one record (its length prefix first).
 pub fn put_record<'a, H>(out: &mut impl BufMut, r: RecordFields<'a, H>)
 where

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic, ReplicaState};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_format::build::{self, BatchFields};
 use uuid::Uuid;
 
 use common::{create_topic, Client};
@@ -34,16 +34,7 @@ fn topic_name(name: &str) -> TopicName {
 fn batch(n: i32) -> Bytes {
     let mut b = BytesMut::new();
     build::put_header_room(&mut b);
-    for i in 0..n {
-        let fields = RecordFields {
-            offset_delta: i64::from(i),
-            timestamp_delta: 0,
-            key: None,
-            value: Some(b"value"),
-            headers: std::iter::empty(),
-        };
-        build::put_record(&mut b, fields);
-    }
+    build::put_keyless_records(&mut b, (0..n).map(|_| &b"value"[..]));
     build::write_header(&mut b, &BatchFields::plain(n, 1_000, 1_000, 0));
     b.freeze()
 }

@@ -52,15 +52,15 @@ fn heartbeat(
 
 type Acks = Vec<(i64, i64, Vec<i8>)>;
 
-fn share_fetch(
-    c: &mut Client,
+/// A ShareFetch of partition 0 of `topic` (waiting up to 200 ms), acknowledging `acks`.
+fn share_fetch_request(
     group: &str,
     member: &str,
     epoch: i32,
     topic: uuid::Uuid,
     acks: Acks,
     max_records: i32,
-) -> ShareFetchResponse {
+) -> ShareFetchRequest {
     let batches = acks
         .into_iter()
         .map(|(first, last, types)| {
@@ -70,7 +70,7 @@ fn share_fetch(
                 .with_acknowledge_types(types)
         })
         .collect();
-    let request = ShareFetchRequest::default()
+    ShareFetchRequest::default()
         .with_group_id(Some(GroupId(s(group))))
         .with_member_id(Some(s(member)))
         .with_share_session_epoch(epoch)
@@ -82,7 +82,19 @@ fn share_fetch(
             vec![share_fetch_request::FetchPartition::default()
                 .with_partition_index(0)
                 .with_acknowledgement_batches(batches)],
-        )]);
+        )])
+}
+
+fn share_fetch(
+    c: &mut Client,
+    group: &str,
+    member: &str,
+    epoch: i32,
+    topic: uuid::Uuid,
+    acks: Acks,
+    max_records: i32,
+) -> ShareFetchResponse {
+    let request = share_fetch_request(group, member, epoch, topic, acks, max_records);
     match c.call_once(ApiKey::ShareFetch, 1, RequestKind::ShareFetch(request)) {
         ResponseKind::ShareFetch(r) => r,
         other => panic!("{other:?}"),
@@ -161,20 +173,7 @@ fn share_groups_on_the_wire() {
     }
 
     // Clients find the coordinator first (which creates __consumer_offsets and loads it).
-    let mut found = false;
-    for _ in 0..100 {
-        let find = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s("g")]);
-        if let ResponseKind::FindCoordinator(r) =
-            c.call_once(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find))
-        {
-            if r.coordinators[0].error_code == 0 {
-                found = true;
-                break;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(found, "a coordinator within 10 s");
+    wait_coordinator(&mut c, "g");
 
     // Membership: joining needs a subscription; a wrong epoch is fenced; the assignment names
     // the topic by id.
@@ -361,20 +360,7 @@ fn a_share_partition_follows_the_log_start_past_it() {
         c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
     }
     assert_eq!(set_group_config(&mut c, "g", "share.auto.offset.reset", "earliest"), 0);
-    let mut found = false;
-    for _ in 0..100 {
-        let find = FindCoordinatorRequest::default().with_key_type(0).with_coordinator_keys(vec![s("g")]);
-        if let ResponseKind::FindCoordinator(r) =
-            c.call_once(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(find))
-        {
-            found |= r.coordinators[0].error_code == 0;
-        }
-        if found {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(found);
+    wait_coordinator(&mut c, "g");
     assert_eq!(heartbeat(&mut c, "g", "m", 0, Some(&["d"])).error_code, 0);
     let r = share_fetch(&mut c, "g", "m", 0, topic, vec![], 2);
     assert_eq!(acquired(&r), vec![(0, 1, 1)]);
@@ -431,31 +417,12 @@ fn share_fetch_v2(
     mode: i8,
     renew: bool,
 ) -> ShareFetchResponse {
-    let batches = acks
-        .into_iter()
-        .map(|(first, last, types)| {
-            share_fetch_request::AcknowledgementBatch::default()
-                .with_first_offset(first)
-                .with_last_offset(last)
-                .with_acknowledge_types(types)
-        })
-        .collect();
-    let (wait, max_bytes) = if renew { (0, 0) } else { (200, 1 << 20) };
-    let request = ShareFetchRequest::default()
-        .with_group_id(Some(GroupId(s("g2"))))
-        .with_member_id(Some(s(member)))
-        .with_share_session_epoch(epoch)
-        .with_max_wait_ms(wait)
-        .with_max_bytes(max_bytes)
-        .with_max_records(max_records)
-        .with_batch_size(max_records)
+    let mut request = share_fetch_request("g2", member, epoch, topic, acks, max_records)
         .with_share_acquire_mode(mode)
-        .with_is_renew_ack(renew)
-        .with_topics(vec![share_fetch_request::FetchTopic::default().with_topic_id(topic).with_partitions(
-            vec![share_fetch_request::FetchPartition::default()
-                .with_partition_index(0)
-                .with_acknowledgement_batches(batches)],
-        )]);
+        .with_is_renew_ack(renew);
+    if renew {
+        request = request.with_max_wait_ms(0).with_max_bytes(0);
+    }
     match c.call_once(ApiKey::ShareFetch, 2, RequestKind::ShareFetch(request)) {
         ResponseKind::ShareFetch(r) => r,
         other => panic!("{other:?}"),

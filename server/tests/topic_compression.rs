@@ -8,25 +8,14 @@ use bytes::{Bytes, BytesMut};
 use common::Client;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_format::build::{self, BatchFields};
 use riptide_format::BatchHeader;
 
 fn plain_batch(n: usize) -> Bytes {
     let mut b = BytesMut::new();
     build::put_header_room(&mut b);
-    for i in 0..n {
-        let value = format!("value-{i}-{}", "x".repeat(200));
-        build::put_record(
-            &mut b,
-            RecordFields {
-                offset_delta: i as i64,
-                timestamp_delta: 0,
-                key: None,
-                value: Some(value.as_bytes()),
-                headers: std::iter::empty(),
-            },
-        );
-    }
+    let values: Vec<String> = (0..n).map(|i| format!("value-{i}-{}", "x".repeat(200))).collect();
+    build::put_keyless_records(&mut b, values.iter().map(|v| v.as_bytes()));
     build::write_header(&mut b, &BatchFields::plain(n as i32, 1_000, 1_000, 0));
     b.freeze()
 }

@@ -157,28 +157,28 @@ pub fn offset_key(group: &str, topic: &str, partition: i32) -> Bytes {
     buf.freeze()
 }
 
-pub fn group_key(group: &str) -> Bytes {
+/// A key of record type `record_type` naming only a group.
+fn group_keyed(record_type: i16, group: &str) -> Bytes {
     let mut buf = BytesMut::with_capacity(4 + group.len());
-    buf.put_i16(GROUP_KEY_TYPE);
+    buf.put_i16(record_type);
     put_string(&mut buf, group);
     buf.freeze()
+}
+
+pub fn group_key(group: &str) -> Bytes {
+    group_keyed(GROUP_KEY_TYPE, group)
 }
 
 pub fn share_group_key(group: &str) -> Bytes {
-    let mut buf = BytesMut::with_capacity(4 + group.len());
-    buf.put_i16(SHARE_GROUP_KEY_TYPE);
-    put_string(&mut buf, group);
-    buf.freeze()
+    group_keyed(SHARE_GROUP_KEY_TYPE, group)
 }
 
 pub fn share_partitions_key(group: &str) -> Bytes {
-    let mut buf = BytesMut::with_capacity(4 + group.len());
-    buf.put_i16(SHARE_PARTITIONS_KEY_TYPE);
-    put_string(&mut buf, group);
-    buf.freeze()
+    group_keyed(SHARE_PARTITIONS_KEY_TYPE, group)
 }
 
-fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
+/// An unsigned varint (flexible versions' lengths and tags), for every coordinator log.
+pub(super) fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         buf.put_u8((v as u8) | 0x80);
         v >>= 7;

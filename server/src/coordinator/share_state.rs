@@ -22,7 +22,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::offsets_log::{java_string_hash, KeyValue};
+use super::offsets_log::{java_string_hash, put_uvarint, KeyValue};
 use super::share_partition::StateBatch;
 
 pub const STATE_TOPIC: &str = "__share_group_state";
@@ -119,14 +119,6 @@ fn key_of(record_type: i16, k: &StateKey) -> Bytes {
     b.put_u128(k.topic_id);
     b.put_i32(k.partition);
     b.freeze()
-}
-
-fn put_uvarint(b: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        b.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    b.put_u8(v as u8);
 }
 
 fn get_uvarint(b: &mut &[u8]) -> Result<u64, DecodeError> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_format::build::{self, BatchFields};
 
 use super::replica::PartitionView;
 use super::*;
@@ -48,19 +48,8 @@ fn view(leader: BrokerId, epoch: i32, isr: &[BrokerId], partition_epoch: i32) ->
 fn batch(n: i32) -> Bytes {
     let mut b = BytesMut::new();
     build::put_header_room(&mut b);
-    for i in 0..n {
-        let value = i.to_be_bytes();
-        build::put_record(
-            &mut b,
-            RecordFields {
-                offset_delta: i64::from(i),
-                timestamp_delta: 0,
-                key: None,
-                value: Some(&value),
-                headers: std::iter::empty(),
-            },
-        );
-    }
+    let values: Vec<[u8; 4]> = (0..n).map(i32::to_be_bytes).collect();
+    build::put_keyless_records(&mut b, values.iter().map(|v| v.as_slice()));
     build::write_header(&mut b, &BatchFields::plain(n, 1_000, 1_000, 0));
     b.freeze()
 }

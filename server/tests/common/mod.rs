@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_format::build::{self, BatchFields};
 use riptide_server::config::{KafkaListener, RestConfig, ServerConfig};
 
 /// The config of such a broker with its data in `<tmp>/riptide-<name>-<pid>` (emptied first);
@@ -105,18 +105,7 @@ fn one_record_batch(value: &[u8], fields: &BatchFields) -> Bytes {
 fn records_batch(values: &[&[u8]], fields: &BatchFields) -> Bytes {
     let mut b = BytesMut::new();
     build::put_header_room(&mut b);
-    for (i, value) in values.iter().enumerate() {
-        build::put_record(
-            &mut b,
-            RecordFields {
-                offset_delta: i as i64,
-                timestamp_delta: 0,
-                key: None,
-                value: Some(value),
-                headers: std::iter::empty(),
-            },
-        );
-    }
+    build::put_keyless_records(&mut b, values.iter().copied());
     build::write_header(&mut b, fields);
     b.freeze()
 }

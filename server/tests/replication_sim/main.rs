@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use riptide_engine::io::sim::{self, Rng};
-use riptide_format::build::{self, BatchFields, RecordFields};
+use riptide_format::build::{self, BatchFields};
 use riptide_quorum::{NodeId, NO_LEADER};
 use riptide_server::config::Durability;
 
@@ -568,18 +568,7 @@ fn observe(checker: &mut Checker, b: &mut Broker, appends: &[LeaderAppend]) {
 fn batch_of(values: &[Vec<u8>]) -> Bytes {
     let mut b = BytesMut::new();
     build::put_header_room(&mut b);
-    for (i, value) in values.iter().enumerate() {
-        build::put_record(
-            &mut b,
-            RecordFields {
-                offset_delta: i as i64,
-                timestamp_delta: 0,
-                key: None,
-                value: Some(value),
-                headers: std::iter::empty(),
-            },
-        );
-    }
+    build::put_keyless_records(&mut b, values.iter().map(|v| v.as_slice()));
     let now = broker::START_MS;
     build::write_header(&mut b, &BatchFields::plain(values.len() as i32, now, now, 0));
     b.freeze()

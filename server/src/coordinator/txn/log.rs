@@ -14,7 +14,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::state::{TxnMeta, TxnState};
-use crate::coordinator::offsets_log::{put_string, Reader};
+use crate::coordinator::offsets_log::{put_string, put_uvarint, Reader};
 
 pub const TXN_TOPIC: &str = "__transaction_state";
 const KEY_VERSION: i16 = 0;
@@ -35,14 +35,6 @@ pub fn key(transactional_id: &str) -> Bytes {
     buf.put_i16(KEY_VERSION);
     put_string(&mut buf, transactional_id);
     buf.freeze()
-}
-
-fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
 }
 
 pub fn value(m: &TxnMeta) -> Bytes {
