@@ -349,19 +349,26 @@ fn share_groups_on_the_wire() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Topic `d` (one partition) with `records` single-record batches, share group `g` reading
+/// from the earliest offset, and its member `m` joined. Returns the topic's id.
+fn member_m_of_g_reading_d(c: &mut Client, records: usize) -> uuid::Uuid {
+    let topic = create_topic(c, "d", 1, &[]);
+    for i in 0..records {
+        let produce = produce_request(None, "d", 0, plain_batch(format!("r{i}").as_bytes()));
+        c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
+    }
+    assert_eq!(set_group_config(c, "g", "share.auto.offset.reset", "earliest"), 0);
+    wait_coordinator(c, "g");
+    assert_eq!(heartbeat(c, "g", "m", 0, Some(&["d"])).error_code, 0);
+    topic
+}
+
 #[test]
 fn a_share_partition_follows_the_log_start_past_it() {
     let (config, dir) = common::single_node("share-log-start");
     let running = riptide_server::server::start(config).expect("start");
     let mut c = Client::connect(running.addr);
-    let topic = create_topic(&mut c, "d", 1, &[]);
-    for i in 0..5 {
-        let produce = produce_request(None, "d", 0, plain_batch(format!("r{i}").as_bytes()));
-        c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
-    }
-    assert_eq!(set_group_config(&mut c, "g", "share.auto.offset.reset", "earliest"), 0);
-    wait_coordinator(&mut c, "g");
-    assert_eq!(heartbeat(&mut c, "g", "m", 0, Some(&["d"])).error_code, 0);
+    let topic = member_m_of_g_reading_d(&mut c, 5);
     let r = share_fetch(&mut c, "g", "m", 0, topic, vec![], 2);
     assert_eq!(acquired(&r), vec![(0, 1, 1)]);
     // DeleteRecords moves the log start to 4, past the share-partition's end (2).
@@ -676,14 +683,7 @@ fn share_state_is_written_as_updates_between_snapshots_and_pruned() {
     config.groups.share_state_topic_prune_interval_ms = Some(3_600_000);
     let running = riptide_server::server::start(config.clone()).expect("start");
     let mut c = Client::connect(running.addr);
-    let topic = create_topic(&mut c, "d", 1, &[]);
-    for i in 0..30 {
-        let produce = produce_request(None, "d", 0, plain_batch(format!("r{i}").as_bytes()));
-        c.call_once(ApiKey::Produce, 9, RequestKind::Produce(produce));
-    }
-    assert_eq!(set_group_config(&mut c, "g", "share.auto.offset.reset", "earliest"), 0);
-    wait_coordinator(&mut c, "g");
-    assert_eq!(heartbeat(&mut c, "g", "m", 0, Some(&["d"])).error_code, 0);
+    let topic = member_m_of_g_reading_d(&mut c, 30);
     // One record at a time, each acknowledged by the next fetch: 20 acknowledgements, each
     // answered once durable. 20 and 21 stay acquired.
     let r = share_fetch(&mut c, "g", "m", 0, topic, vec![], 1);
