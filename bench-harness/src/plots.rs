@@ -1,8 +1,10 @@
 //! The report's charts: the latency percentile curve, throughput and p99 over time, the
 //! side-by-side comparison of several runs, and the latency-vs-throughput curve of a sweep.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::report::RunResult;
-use crate::segments::EventKind;
+use crate::segments::{EventKind, SegmentEvent};
 use crate::svg::{document, Axis, Chart, Mark, Series};
 
 const WIDTH: f64 = 900.0;
@@ -57,28 +59,47 @@ fn warmup_shading(r: &RunResult) -> Vec<(f64, f64, String)> {
     }
 }
 
-/// Vertical marks for what happened to the broker's segments (D: deletions, C: compactions)
-/// and the backlog test (R: consumers released, E: backlog drained).
-fn event_marks(r: &RunResult) -> Vec<Mark> {
-    let mut marks: Vec<Mark> = r
-        .segment_events
-        .iter()
-        .map(|e| {
-            let (label, what, color) = match e.kind {
-                EventKind::Deletion => ("D", "deleted", 4),
-                EventKind::Compaction => ("C", "compacted", 5),
+/// At most about this many marks per kind of segment event: past it, a kind's events are
+/// merged into bins of 10 s, 30 s, 1 min, ... (an hour with a roll every second stays legible,
+/// and the SVG small).
+const MAX_MARKS_PER_KIND: usize = 120;
+
+/// Marks for the broker's segment events (D: deletions, C: compactions, N: rolls), binned per
+/// kind when there are many (`MAX_MARKS_PER_KIND`).
+fn segment_marks(events: &[SegmentEvent]) -> Vec<Mark> {
+    let mut marks = Vec::new();
+    for kind in [EventKind::Deletion, EventKind::Compaction, EventKind::Roll] {
+        let (label, what, color) = match kind {
+            EventKind::Deletion => ("D", "deleted", 4),
+            EventKind::Compaction => ("C", "compacted", 5),
+            EventKind::Roll => ("N", "rolled (new)", 6),
+        };
+        let of_kind: Vec<&SegmentEvent> = events.iter().filter(|e| e.kind == kind).collect();
+        let bins = |width: u64| of_kind.iter().map(|e| e.second / width).collect::<BTreeSet<_>>().len();
+        let width =
+            [1, 10, 30, 60, 300, 600].into_iter().find(|w| bins(*w) <= MAX_MARKS_PER_KIND).unwrap_or(3600);
+        // Bin start → (seconds with events, segments, partitions).
+        let mut binned: BTreeMap<u64, (u32, u32, u32)> = BTreeMap::new();
+        for e in of_kind {
+            let b = binned.entry(e.second / width * width).or_default();
+            *b = (b.0 + 1, b.1 + e.segments, b.2 + e.partitions);
+        }
+        for (start, (seconds, segments, partitions)) in binned {
+            let tooltip = if width == 1 {
+                format!("{start} s: {segments} segment(s) {what} in {partitions} partition(s)")
+            } else {
+                format!("{start}-{} s: {segments} segment(s) {what}, in {seconds} second(s)", start + width)
             };
-            Mark {
-                x: e.second as f64,
-                label: label.into(),
-                tooltip: format!(
-                    "{} s: {} segment(s) {what} in {} partition(s)",
-                    e.second, e.segments, e.partitions
-                ),
-                color,
-            }
-        })
-        .collect();
+            marks.push(Mark { x: start as f64, label: label.into(), tooltip, color });
+        }
+    }
+    marks
+}
+
+/// Vertical marks for what happened to the broker's segments (`segment_marks`) and the backlog
+/// test (R: consumers released, E: backlog drained).
+fn event_marks(r: &RunResult) -> Vec<Mark> {
+    let mut marks = segment_marks(&r.segment_events);
     if let Some(b) = &r.backlog_drain {
         let mut mark = |second: Option<f64>, label: &str, tooltip: &str| {
             if let Some(s) = second {
@@ -264,7 +285,6 @@ mod tests {
     use super::*;
     use crate::backlog::BacklogDrain;
     use crate::report::tests::measured;
-    use crate::segments::SegmentEvent;
 
     #[test]
     fn the_time_series_marks_segment_events_and_the_backlog_phases() {
@@ -279,5 +299,27 @@ mod tests {
         assert_eq!(svg.matches("<title>").count(), 6, "{svg}");
         assert!(svg.contains("4 segment(s) deleted in 3 partition(s)") && svg.contains("consumers released"));
         assert!(!timeseries(&measured()).contains("<title>"));
+    }
+
+    #[test]
+    fn many_segment_events_are_binned() {
+        // An hour with a roll every second and a deletion every 5 s.
+        let mut events: Vec<SegmentEvent> = (0..3600)
+            .map(|s| SegmentEvent { second: s, kind: EventKind::Roll, partitions: 2, segments: 2 })
+            .collect();
+        events.extend((0..720).map(|i| SegmentEvent {
+            second: i * 5,
+            kind: EventKind::Deletion,
+            partitions: 1,
+            segments: 3,
+        }));
+        let marks = segment_marks(&events);
+        let count = |label: &str| marks.iter().filter(|m| m.label == label).count();
+        assert_eq!(count("N"), 120, "30-second bins");
+        assert_eq!(count("D"), 120, "30-second bins");
+        let first = marks.iter().find(|m| m.label == "N").expect("a roll mark");
+        assert_eq!(first.tooltip, "0-30 s: 60 segment(s) rolled (new), in 30 second(s)");
+        // A few events keep a mark each.
+        assert_eq!(segment_marks(&events[..5]).len(), 5);
     }
 }

@@ -414,8 +414,9 @@ pub fn soak_lines(r: &RunResult) -> String {
         };
         let (deletions, deleted) = count(crate::segments::EventKind::Deletion);
         let (compactions, rewritten) = count(crate::segments::EventKind::Compaction);
+        let (roll_seconds, rolled) = count(crate::segments::EventKind::Roll);
         s += &format!(
-            "  segments  {deleted} deleted in {deletions} second(s), {rewritten} rewritten by compaction in {compactions}\n"
+            "  segments  {deleted} deleted in {deletions} second(s), {rewritten} rewritten by compaction in {compactions}, {rolled} rolled in {roll_seconds}\n"
         );
     }
     s
@@ -513,11 +514,15 @@ mod tests {
             event(5, EventKind::Deletion, 3),
             event(9, EventKind::Deletion, 4),
             event(9, EventKind::Compaction, 2),
+            event(9, EventKind::Roll, 1),
         ];
         let text = soak_lines(&r);
         assert!(text.contains("stability publish 1.60 (p99.9 of the window ending at 50 s"), "{text}");
         assert!(text.contains("805 MB built by 13.42 s, drained in 0.63 s: 1347 MB/s"), "{text}");
-        assert!(text.contains("7 deleted in 2 second(s), 2 rewritten by compaction in 1"), "{text}");
+        assert!(
+            text.contains("7 deleted in 2 second(s), 2 rewritten by compaction in 1, 1 rolled in 1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Watches a broker's data directory for segment deletions and compactions, so a soak run's
+//! Watches a broker's data directory for segment rolls, deletions and compactions, so a soak run's
 //! time-series plot can show them beside the latency they may cause. The broker is not asked
 //! (any Kafka-compatible broker with Kafka's on-disk layout can be watched): once a second
 //! the harness lists `<topic>-<partition>/*.log` under the data directory and compares with
@@ -9,8 +9,10 @@
 //!   and second were merged into it;
 //! - segments that vanish from a partition with no rewrite were deleted: retention.
 //!
-//! New segments (rolls) are not events. A partition directory that vanishes whole (a topic
-//! deleted) is not retention either and is ignored.
+//! - a segment name that was not there before is a roll (a compaction keeps its names).
+//!
+//! A partition directory that appears (a topic created) or vanishes whole (a topic deleted)
+//! is neither and is ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
@@ -25,6 +27,8 @@ pub enum EventKind {
     Deletion,
     /// Segments rewritten (cleanup.policy=compact).
     Compaction,
+    /// New segments (the active segment rolled).
+    Roll,
 }
 
 /// What the broker did to its segments in one second of the run.
@@ -94,8 +98,14 @@ fn list(dir: &Path) -> Listing {
 pub fn diff(before: &Listing, after: &Listing, second: u64) -> Vec<SegmentEvent> {
     let mut deleted = (0u32, 0u32);
     let mut compacted = (0u32, 0u32);
+    let mut rolled = (0u32, 0u32);
     for (partition, old) in before {
         let Some(new) = after.get(partition) else { continue };
+        let added = new.keys().filter(|f| !old.contains_key(*f)).count();
+        if added > 0 {
+            rolled.0 += 1;
+            rolled.1 += added as u32;
+        }
         let rewritten = old.iter().filter(|(f, inode)| new.get(*f).is_some_and(|n| n != *inode)).count();
         let gone: BTreeSet<&String> = old.keys().filter(|f| !new.contains_key(*f)).collect();
         if rewritten > 0 {
@@ -107,8 +117,9 @@ pub fn diff(before: &Listing, after: &Listing, second: u64) -> Vec<SegmentEvent>
         }
     }
     let mut events = Vec::new();
-    for (kind, (partitions, segments)) in [(EventKind::Deletion, deleted), (EventKind::Compaction, compacted)]
-    {
+    let kinds =
+        [(EventKind::Deletion, deleted), (EventKind::Compaction, compacted), (EventKind::Roll, rolled)];
+    for (kind, (partitions, segments)) in kinds {
         if partitions > 0 {
             events.push(SegmentEvent { second, kind, partitions, segments });
         }
@@ -149,6 +160,7 @@ mod tests {
             vec![
                 SegmentEvent { second: 42, kind: EventKind::Deletion, partitions: 1, segments: 2 },
                 SegmentEvent { second: 42, kind: EventKind::Compaction, partitions: 1, segments: 2 },
+                SegmentEvent { second: 42, kind: EventKind::Roll, partitions: 2, segments: 2 },
             ]
         );
         assert!(diff(&after, &after, 43).is_empty());
@@ -173,8 +185,10 @@ mod tests {
         std::fs::rename(part.join("00000000000000000100.log.tmp"), part.join("00000000000000000100.log"))
             .expect("rename");
         w.poll(3);
+        std::fs::write(part.join("00000000000000000200.log"), b"z").expect("write");
+        w.poll(4);
         let kinds: Vec<(u64, EventKind)> = w.finish().iter().map(|e| (e.second, e.kind)).collect();
-        assert_eq!(kinds, vec![(2, EventKind::Deletion), (3, EventKind::Compaction)]);
+        assert_eq!(kinds, vec![(2, EventKind::Deletion), (3, EventKind::Compaction), (4, EventKind::Roll)]);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -32,7 +32,7 @@ pub enum IoBackend {
 pub enum IoMode {
     /// Buffered writes through the page cache at each append.
     Buffered,
-    /// Staged in memory and written with O_DIRECT at each sync (see `io/direct.rs`). Only for
+    /// Staged in memory and written with O_DIRECT at each sync (see `io/direct/mod.rs`). Only for
     /// logs that are synced before appends are acknowledged: until a sync, appended bytes
     /// live only in this process. Falls back to `Buffered` where O_DIRECT is refused.
     Direct,

@@ -196,7 +196,7 @@ impl Segment {
         self.offset_index.is_full() || self.time_index.is_full()
     }
 
-    /// Direct mode: switches the log file to staged O_DIRECT appends (see `io/direct.rs`);
+    /// Direct mode: switches the log file to staged O_DIRECT appends (see `io/direct/mod.rs`);
     /// nothing to do if it already is. Returns false where direct writes are unavailable
     /// (the simulated backend, or a file system that refuses O_DIRECT), and the file stays
     /// buffered.

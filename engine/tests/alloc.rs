@@ -1,5 +1,6 @@
 //! The append hot path allocates nothing per batch in steady state: a counting global
-//! allocator shows 2000 appends cost only the amortized growth of the in-memory indexes.
+//! allocator shows 2000 appends cost only the amortized growth of the in-memory indexes (and,
+//! in direct mode, a few allocations per filled 1 MiB stage).
 
 mod common;
 
@@ -51,7 +52,16 @@ fn steady_state_append_does_not_allocate_per_batch() {
             log.append(&mut idem, LeaderEpoch(0), 2_000).expect("idempotent append");
         }
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
-        assert!(allocations <= 24, "{io:?}: {allocations} allocations for 2000 appends");
+        // Direct mode (RIPTIDE_LOG_IO=direct): a filled stage goes to the tail cache and is
+        // replaced, not reused in place: the replacement buffer (new until the cache is full
+        // and hands back what it evicts), its Arc and the cache's bookkeeping. That is per
+        // stage (1 MiB), not per batch.
+        let bytes = (plain.len() + idem.len()) * 1000;
+        let per_stage = if log.is_direct() { 3 * bytes.div_ceil(log.config().direct_stage_bytes) } else { 0 };
+        assert!(
+            allocations <= 24 + per_stage,
+            "{io:?}: {allocations} allocations for 2000 appends ({per_stage} allowed for filled stages)"
+        );
         drop(log);
     }
 }

@@ -321,6 +321,13 @@ impl Metrics {
             "# TYPE riptide_direct_stage_bytes gauge\nriptide_direct_stage_bytes {}",
             riptide_engine::io::direct::staged_bytes()
         );
+        // Memory of the tail cache of filled stages and their free list (log.direct.cache.bytes
+        // plus at most 8 free stage buffers).
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_direct_cache_bytes gauge\nriptide_direct_cache_bytes {}",
+            riptide_engine::io::direct::cache_bytes()
+        );
         self.render_cluster(&mut out);
         let r = self.replication();
         let gauges = [

@@ -169,6 +169,7 @@ pub fn start(mut config: ServerConfig) -> std::io::Result<RunningBroker> {
     // Said before any listener exists, so whoever can connect can also read it in the log.
     tracing::info!("shards use the {:?} driver", shard::probe_driver(config.io)?);
     riptide_engine::io::direct::set_memory_budget(config.log.direct_memory_bytes);
+    riptide_engine::io::direct::cache::set_budget(config.log.direct_cache_bytes);
     tracing::info!(
         "appends: log.io={} for topics with durability.policy=fsync, buffered for others",
         config.log.log_io.name()

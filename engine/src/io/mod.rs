@@ -67,16 +67,20 @@ impl FileHandle {
     }
 
     /// For a direct-mode file, `[pos, pos + len)` as memory when any of it lies in the stage
-    /// (bytes there must not be read from the file; see `direct.rs`): shared with the stage
-    /// when all of it does, else copied, the part below the stage read from the file.
-    /// `None` for every other file, read from the file as usual.
+    /// (bytes there must not be read from the file; see `direct/mod.rs`) or starts in the tail
+    /// cache: shared with the stage or a cached buffer when all of it lies in one, else
+    /// copied, the parts in neither read from the file. `None` for every other file, and for a
+    /// range below the stage that the cache does not hold: read from the file as usual.
     pub(crate) fn memory_for(&self, io: Io, pos: u64, len: u64) -> io::Result<Option<bytes::Bytes>> {
         let FileHandle::Direct(d) = self else { return Ok(None) };
-        if len == 0 || pos + len <= d.stage_start()? {
+        if len == 0 {
             return Ok(None);
         }
         if let Some(b) = d.staged(pos, len) {
             return Ok(Some(b));
+        }
+        if pos + len <= d.stage_start()? && !d.cached_at(pos)? {
+            return Ok(None);
         }
         let mut buf = vec![0u8; len as usize];
         if io.read_full_at(self, &mut buf, pos)? < buf.len() {

@@ -16,7 +16,7 @@ impl Log {
     /// Files to fdatasync to make every offset below `up_to_offset` durable; `None` if
     /// nothing is dirty (or the log is failed).
     /// On the sim backend the files are placeholders: only `sync` can sync simulated files.
-    /// Direct mode: what is staged is written first (blocking; see `io/direct.rs`).
+    /// Direct mode: what is staged is written first (blocking; see `io/direct/mod.rs`).
     pub fn sync_target(&mut self) -> Option<SyncTarget> {
         let flushed = self.dirty_files()?.try_for_each(FileHandle::flush_staged);
         if let Err(e) = flushed {

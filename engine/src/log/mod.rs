@@ -70,7 +70,7 @@ pub struct ReadSlice {
     /// Offset after the last batch (`Offset::NONE` when not known without reading the file).
     pub end_offset: Offset,
     /// The same bytes from memory, when they are not (or not yet) to be read from the file:
-    /// a direct-mode log's recent bytes (see `io/direct.rs`). Readers use these when set.
+    /// a direct-mode log's recent bytes (see `io/direct/mod.rs`). Readers use these when set.
     pub memory: Option<bytes::Bytes>,
 }
 

@@ -287,6 +287,9 @@ pub struct TopicDefaults {
     /// `log.direct.memory.bytes`: how much memory all direct-mode stages together may grow
     /// into (each has at least 16 KiB).
     pub direct_memory_bytes: usize,
+    /// `log.direct.cache.bytes`: memory for filled stages kept to serve reads a little behind
+    /// the tail (0: none).
+    pub direct_cache_bytes: usize,
 }
 
 /// When an acknowledged write is answered (ARCHITECTURE.md §1, "Durability by group commit").
@@ -335,6 +338,7 @@ impl Default for TopicDefaults {
             log_io: riptide_engine::config::io_mode_from_env()
                 .unwrap_or(riptide_engine::config::IoMode::Direct),
             direct_memory_bytes: 256 << 20,
+            direct_cache_bytes: riptide_engine::io::direct::cache::DEFAULT_CACHE_BYTES,
             direct_stage_bytes: 1 << 20,
             producer_id_expiration_ms: 86_400_000,
         }
@@ -475,6 +479,8 @@ pub struct FileConfig {
     pub log_direct_stage_bytes: Option<usize>,
     #[serde(alias = "log.direct.memory.bytes")]
     pub log_direct_memory_bytes: Option<usize>,
+    #[serde(alias = "log.direct.cache.bytes")]
+    pub log_direct_cache_bytes: Option<usize>,
     #[serde(alias = "default.replication.factor")]
     pub default_replication_factor: Option<i16>,
     #[serde(alias = "process.roles")]
@@ -659,6 +665,7 @@ impl ServerConfig {
         set!(file.log_direct_stage_bytes, self.log.direct_stage_bytes);
         set!(file.producer_id_expiration_ms, self.log.producer_id_expiration_ms);
         set!(file.log_direct_memory_bytes, self.log.direct_memory_bytes);
+        set!(file.log_direct_cache_bytes, self.log.direct_cache_bytes);
         if let Some(p) = file.durability_policy {
             self.log.durability =
                 Durability::parse(&p).ok_or_else(|| format!("unknown durability.policy {p:?}"))?;

@@ -8,25 +8,32 @@
 //! when that is still under 256 KiB (many partitions, small batches) it is one buffered write.
 //!
 //! Reads: bytes in the stage (from `start`, a block boundary, to the end) are served from
-//! memory, the rest from the file through the page cache. Every block below `start` is
-//! complete and on disk, and is never written again, so a page-cache copy of it (a splice
-//! holding its page in a pipe) can never go stale; the blocks a direct write rewrites are all
-//! at or above `start`, whose bytes are never read from the file.
+//! memory, and so are the bytes of filled stages still in the tail cache (`cache.rs`); the
+//! rest come from the file through the page cache. Every block below `start` is complete and
+//! on disk, and is never written again, so a page-cache copy of it (a splice holding its page
+//! in a pipe) can never go stale; the blocks a direct write rewrites are all at or above
+//! `start`, whose bytes are never read from the file.
 //!
 //! The stage is shared with readers as `Bytes` slices of bytes below the end, which never
-//! change; appends write only at or past the end, and the buffer is reused in place only when
-//! no reader holds it (otherwise a new one is allocated).
+//! change; appends write only at or past the end. A filled stage goes to the tail cache and a
+//! buffer from the free list (or a new one) takes its place; with the cache off it is reused
+//! in place when no reader holds it.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+mod buf;
+pub mod cache;
+
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+
+use buf::AlignedBuf;
+use cache::Retired;
 
 /// Alignment of direct writes: offsets, lengths and memory (the page size; the device's
 /// logical block is 512 bytes here, 4 KiB covers every common device).
@@ -41,10 +48,13 @@ const DIRECT_WRITE_MIN_BYTES: usize = 256 * 1024;
 /// allows, so idle partitions cost little.
 const STAGE_INITIAL_BYTES: usize = 16 * 1024;
 
-/// Bytes of stage buffers allocated now (readers may keep an old buffer alive a little longer).
-static STAGED_BYTES: AtomicUsize = AtomicUsize::new(0);
-/// Stages grow only while `STAGED_BYTES` stays within this (`set_memory_budget`).
+/// A file keeps at most this many filled stages' ranges to look up (the cache may hold fewer).
+const RETIRED_MAX: usize = 64;
+
+/// Stages grow only while `staged_bytes()` stays within this (`set_memory_budget`).
 static BUDGET_BYTES: AtomicUsize = AtomicUsize::new(256 << 20);
+/// Names each `DirectFile` in the tail cache.
+static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Sets how much memory all stages together may grow into (`log.direct.memory.bytes`). Each
 /// direct-mode segment has at least a small stage (16 KiB) regardless; past the budget a stage
@@ -53,9 +63,15 @@ pub fn set_memory_budget(bytes: usize) {
     BUDGET_BYTES.store(bytes, Ordering::Relaxed);
 }
 
-/// Memory held by stage buffers now.
+/// Memory held by stage buffers now (and by old ones readers still hold), apart from the tail
+/// cache's and the free list's (`cache_bytes`).
 pub fn staged_bytes() -> usize {
-    STAGED_BYTES.load(Ordering::Relaxed)
+    buf::allocated_bytes().saturating_sub(cache_bytes())
+}
+
+/// Memory held by the tail cache and the free list of buffers for reuse.
+pub fn cache_bytes() -> usize {
+    cache::cached_bytes() + buf::free_bytes()
 }
 
 fn align_down(x: u64) -> u64 {
@@ -64,127 +80,6 @@ fn align_down(x: u64) -> u64 {
 
 fn align_up(x: u64) -> u64 {
     align_down(x + BLOCK as u64 - 1)
-}
-
-/// A zeroed, block-aligned heap buffer.
-struct AlignedBuf {
-    ptr: NonNull<u8>,
-    cap: usize,
-}
-
-// SAFETY: the buffer is plain memory; the stage writes only bytes no `Bytes` slice covers
-// (at or past the stage end) and only while holding the stage's lock.
-unsafe impl Send for AlignedBuf {}
-// SAFETY: as above; shared access reads only bytes that are no longer written.
-unsafe impl Sync for AlignedBuf {}
-
-impl AlignedBuf {
-    fn new(cap: usize) -> io::Result<AlignedBuf> {
-        assert!(cap > 0 && cap.is_multiple_of(BLOCK), "stage size must be whole blocks");
-        let layout = Layout::from_size_align(cap, BLOCK).map_err(io::Error::other)?;
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        let ptr = NonNull::new(ptr).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
-        STAGED_BYTES.fetch_add(cap, Ordering::Relaxed);
-        Ok(AlignedBuf { ptr, cap })
-    }
-
-    /// The bytes `[from, to)`. Callers only ask for bytes nobody writes any more.
-    fn slice(&self, from: usize, to: usize) -> &[u8] {
-        assert!(from <= to && to <= self.cap);
-        // SAFETY: in bounds (asserted); see the type's Sync note for why nobody writes them.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(from), to - from) }
-    }
-
-    /// Copies `src` to `at`. Only the stage calls this, under its lock, past every slice
-    /// handed out.
-    fn write(&self, at: usize, src: &[u8]) {
-        assert!(at + src.len() <= self.cap);
-        // SAFETY: in bounds (asserted); the destination is not covered by any shared slice.
-        unsafe { copy_streaming(src.as_ptr(), self.ptr.as_ptr().add(at), src.len()) }
-    }
-
-    /// The bytes `[from, to)` for writing: only the stage calls this, under its lock, for bytes
-    /// past its end (which no shared slice covers).
-    #[allow(clippy::mut_from_ref)]
-    fn slice_mut(&self, from: usize, to: usize) -> &mut [u8] {
-        assert!(from <= to && to <= self.cap);
-        // SAFETY: in bounds (asserted); not covered by any shared slice, and the stage's lock
-        // makes this the only writer.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(from), to - from) }
-    }
-
-    /// Moves `[from, from + len)` to the front (a reused stage keeps its partial block).
-    fn move_to_front(&mut self, from: usize, len: usize) {
-        assert!(from + len <= self.cap);
-        // SAFETY: in bounds; `&mut self` proves no slice of this buffer is alive.
-        unsafe { std::ptr::copy(self.ptr.as_ptr().add(from), self.ptr.as_ptr(), len) }
-    }
-
-    fn zero(&self, from: usize, to: usize) {
-        assert!(from <= to && to <= self.cap);
-        // SAFETY: in bounds; padding past the stage end, which no slice covers.
-        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(from), 0, to - from) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        STAGED_BYTES.fetch_sub(self.cap, Ordering::Relaxed);
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.cap, BLOCK)) }
-    }
-}
-
-/// Copies `len` bytes with non-temporal stores where the CPU has them.
-///
-/// Why: the stage is the source of the direct writes, and on this machine (a VM: the device's
-/// "DMA" is the host reading guest memory) an ordinary copy into a buffer the device has just
-/// read runs at ~2.4 GB/s against ~25 GB/s elsewhere, every cache line fetched back for
-/// ownership; streaming stores skip that (measured with a C probe, docs/BENCHMARKS.md: 2.4 →
-/// 28 GB/s for 1 MiB, 2.3 → 9.5 GB/s in 2 KiB pieces). The bytes are headed for the device,
-/// not for this core's cache, either way.
-///
-/// # Safety
-/// `src` and `dst` valid for `len` bytes and not overlapping.
-unsafe fn copy_streaming(src: *const u8, dst: *mut u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
-        const SMALL: usize = 256;
-        if len >= SMALL {
-            // Head up to a 16-byte boundary of the destination, ordinary stores.
-            let head = dst.align_offset(16).min(len);
-            // SAFETY: within both ranges (head <= len).
-            unsafe { std::ptr::copy_nonoverlapping(src, dst, head) };
-            let mut i = head;
-            while i + 64 <= len {
-                // SAFETY: i + 64 <= len keeps every access in bounds; `dst + i` is 16-byte
-                // aligned (head aligned it and i advances by 64), as the streaming store needs;
-                // the loads are unaligned. SSE2 is part of x86_64.
-                unsafe {
-                    let s = src.add(i) as *const __m128i;
-                    let d = dst.add(i) as *mut __m128i;
-                    let (a, b) = (_mm_loadu_si128(s), _mm_loadu_si128(s.add(1)));
-                    let (c, e) = (_mm_loadu_si128(s.add(2)), _mm_loadu_si128(s.add(3)));
-                    _mm_stream_si128(d, a);
-                    _mm_stream_si128(d.add(1), b);
-                    _mm_stream_si128(d.add(2), c);
-                    _mm_stream_si128(d.add(3), e);
-                }
-                i += 64;
-            }
-            // SAFETY: the rest of both ranges; the fence orders the streaming stores before
-            // anything after the copy (the write system call that hands the buffer over).
-            unsafe {
-                std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), len - i);
-                _mm_sfence();
-            }
-            return;
-        }
-    }
-    // SAFETY: the caller's contract.
-    unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
 }
 
 /// A reader's view of stage bytes (the owner behind a `Bytes`).
@@ -210,6 +105,8 @@ struct Stage {
     flushed: u64,
     /// Largest buffer the stage may grow to.
     limit: usize,
+    /// Filled stages handed to the tail cache, oldest first (their buffers may be gone).
+    retired: VecDeque<Retired>,
 }
 
 /// The active segment's file in direct mode: the buffered descriptor (reads, splice, sync,
@@ -218,6 +115,14 @@ pub struct DirectFile {
     buffered: Arc<File>,
     direct: File,
     stage: Mutex<Stage>,
+    /// This file's name in the tail cache.
+    id: u64,
+}
+
+impl Drop for DirectFile {
+    fn drop(&mut self) {
+        cache::forget(self.id);
+    }
 }
 
 impl std::fmt::Debug for DirectFile {
@@ -240,8 +145,10 @@ impl DirectFile {
             end: 0,
             flushed: 0,
             limit,
+            retired: VecDeque::new(),
         };
-        let file = DirectFile { buffered, direct, stage: Mutex::new(stage) };
+        let id = NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed);
+        let file = DirectFile { buffered, direct, stage: Mutex::new(stage), id };
         {
             let mut st = file.lock()?;
             file.reload(&mut st, len)?;
@@ -279,7 +186,7 @@ impl DirectFile {
             }
             if room == 0 {
                 self.flush_locked(&mut st)?;
-                Self::restart(&mut st)?;
+                self.restart(&mut st)?;
                 continue;
             }
             let n = room.min(rest.len());
@@ -312,7 +219,7 @@ impl DirectFile {
             }
             if round == 0 {
                 self.flush_locked(&mut st)?;
-                Self::restart(&mut st)?;
+                self.restart(&mut st)?;
             }
         }
         // Larger than the stage can become: patched in a temporary copy, staged in pieces.
@@ -350,17 +257,36 @@ impl DirectFile {
         let mut st = self.lock()?;
         self.flush_locked(&mut st)?;
         self.buffered.set_len(st.end)?;
+        st.retired.clear();
+        cache::forget(self.id);
         Ok(self.buffered.clone())
     }
 
-    /// The bytes `[pos, pos + len)` from memory, if they all lie in the stage.
+    /// The bytes `[pos, pos + len)` from memory, if they all lie in the stage or in one filled
+    /// stage the tail cache still holds.
     pub fn staged(&self, pos: u64, len: u64) -> Option<Bytes> {
         let st = self.lock().ok()?;
-        if pos < st.start || pos + len > st.end {
+        let (buf, start, end) =
+            if pos >= st.start { (st.buf.clone(), st.start, st.end) } else { Self::cached(&st, pos)? };
+        if pos + len > end {
             return None;
         }
-        let from = (pos - st.start) as usize;
-        Some(Bytes::from_owner(StageSlice { buf: st.buf.clone(), from, to: from + len as usize }))
+        let from = (pos - start) as usize;
+        Some(Bytes::from_owner(StageSlice { buf, from, to: from + len as usize }))
+    }
+
+    /// True when the byte at `pos`, below the stage, is in the tail cache.
+    pub fn cached_at(&self, pos: u64) -> io::Result<bool> {
+        let st = self.lock()?;
+        Ok(pos < st.start && Self::cached(&st, pos).is_some())
+    }
+
+    /// The filled stage still in the tail cache that holds the byte at `pos` (below the
+    /// stage), with the file range it holds: the newest such, as ranges overlap at a partial
+    /// block.
+    fn cached(st: &Stage, pos: u64) -> Option<(Arc<AlignedBuf>, u64, u64)> {
+        let r = st.retired.iter().rev().find(|r| r.start <= pos && pos < r.end)?;
+        Some((r.buf.upgrade()?, r.start, r.end))
     }
 
     /// The first position served from memory (bytes below it are read from the file).
@@ -377,6 +303,12 @@ impl DirectFile {
         }
         if pos < st.start {
             let n = buf.len().min((st.start - pos) as usize);
+            if let Some((cached, start, end)) = Self::cached(&st, pos) {
+                let n = n.min((end - pos) as usize);
+                let from = (pos - start) as usize;
+                buf[..n].copy_from_slice(cached.slice(from, from + n));
+                return Ok(n);
+            }
             return super::std_backend::read_at(&self.buffered, &mut buf[..n], pos);
         }
         let from = (pos - st.start) as usize;
@@ -399,13 +331,18 @@ impl DirectFile {
             done += n;
         }
         if Arc::strong_count(&st.buf) > 1 {
-            st.buf = Arc::new(AlignedBuf::new(st.buf.cap)?);
+            st.buf = Arc::new(buf::take(st.buf.cap)?);
         }
         st.buf.zero(0, BLOCK);
         st.buf.write(0, &block[..keep]);
         st.start = start;
         st.end = len;
         st.flushed = len;
+        // A truncation: cached bytes at or past `len` are no longer the file's.
+        for r in st.retired.iter_mut() {
+            r.end = r.end.min(len);
+        }
+        st.retired.retain(|r| r.start < r.end);
         Ok(())
     }
 
@@ -417,23 +354,38 @@ impl DirectFile {
             return Ok(());
         }
         let used = (st.end - st.start) as usize;
-        let bigger = AlignedBuf::new(cap)?;
+        let bigger = buf::take(cap)?;
         bigger.write(0, st.buf.slice(0, used));
         st.buf = Arc::new(bigger);
         Ok(())
     }
 
-    /// Starts a fresh stage at the (flushed) end, keeping the partial last block.
-    fn restart(st: &mut Stage) -> io::Result<()> {
+    /// Starts a fresh stage at the (flushed) end, keeping the partial last block. The filled
+    /// buffer goes to the tail cache (unless it is off).
+    fn restart(&self, st: &mut Stage) -> io::Result<()> {
         debug_assert_eq!(st.flushed, st.end, "restart before flush");
         let start = align_down(st.end);
         let (from, keep) = ((start - st.start) as usize, (st.end - start) as usize);
-        match Arc::get_mut(&mut st.buf) {
-            Some(buf) => buf.move_to_front(from, keep),
-            None => {
-                let fresh = AlignedBuf::new(st.buf.cap)?;
-                fresh.write(0, st.buf.slice(from, from + keep));
-                st.buf = Arc::new(fresh);
+        if cache::budget() >= st.buf.cap {
+            let filled = st.buf.clone();
+            // Retire first: what the cache evicts for it may come back as the fresh buffer.
+            st.retired.retain(|r| r.buf.strong_count() > 0);
+            if st.retired.len() == RETIRED_MAX {
+                st.retired.pop_front();
+            }
+            st.retired.push_back(Retired { start: st.start, end: st.end, buf: Arc::downgrade(&filled) });
+            cache::keep(self.id, filled.clone());
+            let fresh = buf::take(st.buf.cap)?;
+            fresh.write(0, filled.slice(from, from + keep));
+            st.buf = Arc::new(fresh);
+        } else {
+            match Arc::get_mut(&mut st.buf) {
+                Some(buf) => buf.move_to_front(from, keep),
+                None => {
+                    let fresh = buf::take(st.buf.cap)?;
+                    fresh.write(0, st.buf.slice(from, from + keep));
+                    st.buf = Arc::new(fresh);
+                }
             }
         }
         st.start = start;
@@ -510,7 +462,10 @@ mod tests {
         assert_eq!(start % BLOCK as u64, 0);
         let tail = d.staged(start, expect.len() as u64 - start).unwrap();
         assert_eq!(&tail[..], &expect[start as usize..]);
-        assert!(d.staged(start.saturating_sub(1), 2).is_none() || start == 0);
+        if let Some(across) = d.staged(start.saturating_sub(1), 2) {
+            // Served by a filled stage in the tail cache, which also holds those bytes.
+            assert_eq!(&across[..], &expect[start as usize - 1..start as usize + 1]);
+        }
         // A held slice keeps its bytes while the stage moves on.
         let held = d.staged(start, 10).unwrap();
         let before = held.to_vec();
@@ -523,19 +478,72 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), expect);
     }
 
+    fn read_all(d: &DirectFile, len: usize) -> Vec<u8> {
+        let mut got = vec![0u8; len];
+        let mut done = 0;
+        while done < len {
+            let n = d.read_at(&mut got[done..], done as u64).unwrap();
+            assert!(n > 0, "short read at {done} of {len}");
+            done += n;
+        }
+        got
+    }
+
     #[test]
-    fn streaming_copy_copies_every_length_at_every_alignment() {
-        let src = pattern(1200, 7);
-        for dst_off in 0..33 {
-            for len in (0..700).chain([1024, 1151]) {
-                let mut dst = vec![0xAAu8; 1300];
-                // SAFETY: both ranges in bounds, distinct buffers.
-                unsafe { copy_streaming(src.as_ptr().add(3), dst.as_mut_ptr().add(dst_off), len) };
-                assert_eq!(&dst[dst_off..dst_off + len], &src[3..3 + len], "off {dst_off} len {len}");
-                assert!(dst[..dst_off].iter().all(|&b| b == 0xAA), "before, off {dst_off} len {len}");
-                assert!(dst[dst_off + len..].iter().all(|&b| b == 0xAA), "after, off {dst_off} len {len}");
+    fn filled_stages_serve_reads_from_the_tail_cache() {
+        let (path, file) = temp_file("tail-cache");
+        let Ok(d) = DirectFile::open(&path, file, 0, 2 * BLOCK) else { return };
+        let mut expect = Vec::new();
+        for i in 0..30u8 {
+            let chunk = pattern(3000, i);
+            d.append(&chunk, expect.len() as u64).unwrap();
+            expect.extend_from_slice(&chunk);
+        }
+        let start = d.stage_start().unwrap();
+        assert!(start >= 10 * BLOCK as u64, "the stage restarted many times (start {start})");
+        // Bytes far below the stage, within one filled stage: from memory, and right.
+        let old = d.staged(100, 4000).expect("a filled stage still cached");
+        assert_eq!(&old[..], &expect[100..4100]);
+        let mid = d.staged(5 * BLOCK as u64 + 10, 3000).expect("cached");
+        assert_eq!(&mid[..], &expect[5 * BLOCK + 10..5 * BLOCK + 3010]);
+        // Reads across filled stages, the file and the stage see every byte; a read never
+        // adds to the cache or takes from it, so the old range is still served after them.
+        assert_eq!(read_all(&d, expect.len()), expect);
+        let mut via_file = vec![0u8; 4000];
+        crate::io::std_backend::read_at(d.buffered(), &mut via_file, 100).unwrap();
+        assert_eq!(&via_file[..], &expect[100..4100], "the file holds the same bytes");
+        assert!(d.staged(100, 4000).is_some());
+        // A finished file is read from the file only: its cached stages are dropped.
+        d.finish().unwrap();
+        assert!(d.staged(100, 4000).is_none());
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+    }
+
+    #[test]
+    fn truncation_drops_cached_bytes_past_the_new_end() {
+        let (path, file) = temp_file("cache-truncate");
+        let Ok(d) = DirectFile::open(&path, file, 0, 2 * BLOCK) else { return };
+        let data = pattern(50_000, 5);
+        for piece in data.chunks(2500) {
+            d.append(piece, d.logical_len().unwrap()).unwrap();
+        }
+        d.set_len(20_000).unwrap();
+        assert!(d.staged(19_000, 1000).is_none_or(|b| b[..] == data[19_000..20_000]));
+        assert!(d.staged(19_500, 1000).is_none(), "nothing past the new end");
+        let fresh = pattern(30_000, 6);
+        for piece in fresh.chunks(2500) {
+            d.append(piece, d.logical_len().unwrap()).unwrap();
+        }
+        let mut expect = data[..20_000].to_vec();
+        expect.extend_from_slice(&fresh);
+        assert_eq!(read_all(&d, expect.len()), expect);
+        for pos in (0..expect.len() - 1000).step_by(777) {
+            if let Some(b) = d.staged(pos as u64, 1000) {
+                assert_eq!(&b[..], &expect[pos..pos + 1000], "memory at {pos}");
             }
         }
+        d.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
     }
 
     #[test]
