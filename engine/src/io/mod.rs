@@ -76,11 +76,10 @@ impl FileHandle {
         if len == 0 {
             return Ok(None);
         }
-        if let Some(b) = d.staged(pos, len) {
-            return Ok(Some(b));
-        }
-        if pos + len <= d.stage_start()? && !d.cached_at(pos)? {
-            return Ok(None);
+        match d.memory(pos, len)? {
+            direct::Memory::Shared(b) => return Ok(Some(b)),
+            direct::Memory::File => return Ok(None),
+            direct::Memory::Copy => {}
         }
         let mut buf = vec![0u8; len as usize];
         if io.read_full_at(self, &mut buf, pos)? < buf.len() {

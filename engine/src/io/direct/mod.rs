@@ -82,6 +82,17 @@ fn align_up(x: u64) -> u64 {
     align_down(x + BLOCK as u64 - 1)
 }
 
+/// Where the bytes of a read are (`DirectFile::memory`).
+pub enum Memory {
+    /// All in the stage or in one cached filled stage: shared, no copy.
+    Shared(Bytes),
+    /// Partly in memory (the stage, which must not be read from the file, or the tail cache):
+    /// copy it together with `read_at`, which takes each part from where it is.
+    Copy,
+    /// Below the stage and not cached: read from the file.
+    File,
+}
+
 /// A reader's view of stage bytes (the owner behind a `Bytes`).
 struct StageSlice {
     buf: Arc<AlignedBuf>,
@@ -262,23 +273,29 @@ impl DirectFile {
         Ok(self.buffered.clone())
     }
 
+    /// Where a reader finds `[pos, pos + len)`, in one look under the stage's lock.
+    pub fn memory(&self, pos: u64, len: u64) -> io::Result<Memory> {
+        let st = self.lock()?;
+        let found =
+            if pos >= st.start { Some((st.buf.clone(), st.start, st.end)) } else { Self::cached(&st, pos) };
+        Ok(match found {
+            Some((buf, start, end)) if pos + len <= end => {
+                let from = (pos - start) as usize;
+                Memory::Shared(Bytes::from_owner(StageSlice { buf, from, to: from + len as usize }))
+            }
+            Some(_) => Memory::Copy,
+            None if pos + len > st.start => Memory::Copy,
+            None => Memory::File,
+        })
+    }
+
     /// The bytes `[pos, pos + len)` from memory, if they all lie in the stage or in one filled
     /// stage the tail cache still holds.
     pub fn staged(&self, pos: u64, len: u64) -> Option<Bytes> {
-        let st = self.lock().ok()?;
-        let (buf, start, end) =
-            if pos >= st.start { (st.buf.clone(), st.start, st.end) } else { Self::cached(&st, pos)? };
-        if pos + len > end {
-            return None;
+        match self.memory(pos, len) {
+            Ok(Memory::Shared(b)) => Some(b),
+            _ => None,
         }
-        let from = (pos - start) as usize;
-        Some(Bytes::from_owner(StageSlice { buf, from, to: from + len as usize }))
-    }
-
-    /// True when the byte at `pos`, below the stage, is in the tail cache.
-    pub fn cached_at(&self, pos: u64) -> io::Result<bool> {
-        let st = self.lock()?;
-        Ok(pos < st.start && Self::cached(&st, pos).is_some())
     }
 
     /// The filled stage still in the tail cache that holds the byte at `pos` (below the
