@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cost curve over message sizes (issue 18, item 5): riptide-bench producing records of S bytes
 # (default 100 B, 1 KiB, 16 KiB, 128 KiB, 1 MiB) at the most it can (producerRate 0), one topic of
-# 16 partitions, acks=all, 1 MiB batches, linger 1 ms, 5 in flight, no consumer, against a fresh
+# 16 partitions, acks=all, 1 MiB batches, linger 1 ms, 5 in flight (--in-flight N), no consumer, against a fresh
 # release broker (2 shards, durability.policy=fsync, the default log.io) per point. Reports the
 # publish rate (msgs/s and MB/s), p50/p99, the broker's CPU per GB from /proc over warm-up + run,
 # its CPU % and RSS at the end, and riptide-bench's own CPU % (the client's), beside fio's limits
@@ -10,15 +10,16 @@
 # segments, checked every 2 s): a point kept ~2 GB on disk here; each data directory
 # is removed after its point. Before each point it waits (at most 2 min) until no rustc runs.
 # Not run in CI.
-# Usage: scripts/cost-curve-sizes.sh [--rounds R] [--duration S] [--shards N] [SIZE...]
+# Usage: scripts/cost-curve-sizes.sh [--rounds R] [--duration S] [--shards N] [--in-flight N] [SIZE...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=2 DURATION=8 SHARDS=2 SIZES=()
+ROUNDS=2 DURATION=8 SHARDS=2 IN_FLIGHT=5 SIZES=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --shards) SHARDS=$2; shift ;;
+        --in-flight) IN_FLIGHT=$2; shift ;;
         *) SIZES+=("$1") ;;
     esac
     shift
@@ -73,7 +74,7 @@ acks: all
 compression: none
 batchSizeBytes: 1048576
 lingerMs: 1
-maxInFlight: 5
+maxInFlight: $IN_FLIGHT
 warmupDurationSeconds: 2
 testDurationSeconds: $DURATION
 topicConfig:
@@ -104,7 +105,7 @@ wall = float(t1) - float(t0)
 # The CPU window covers start-up, warm-up and the run; count the bytes of warm-up and run.
 gb = r["aggregatedPublishMBps"] * (cfg["testDurationSeconds"] + cfg["warmupSeconds"]) / 1e3
 lat = r["aggregatedPublishLatency"]
-print(json.dumps({"round": int(rnd), "size": cfg["messageSize"], "msgs_s": round(r["aggregatedPublishRate"]),
+print(json.dumps({"round": int(rnd), "size": cfg["messageSize"], "in_flight": cfg.get("maxInFlight"), "msgs_s": round(r["aggregatedPublishRate"]),
                   "mb_s": round(r["aggregatedPublishMBps"], 1), "p50_ms": lat["p50"], "p99_ms": lat["p99"],
                   "broker_cpu_s_per_gb": round(cpu / gb, 2) if gb else None,
                   "broker_cpu_pct": round(cpu / wall * 100), "client_cpu_pct": round(r["cpu"]["harnessCpuSeconds"]

@@ -370,7 +370,7 @@ impl Log {
     /// and blocks), which took 1.6 ms at the median on the owner in `roll_latency`. Readers
     /// may still hold handles; whoever drops last frees it.
     pub fn take_replaced_segments(&mut self) -> ReplacedSegments {
-        ReplacedSegments(std::mem::take(&mut self.compaction.replaced))
+        ReplacedSegments { io: self.io, segments: std::mem::take(&mut self.compaction.replaced) }
     }
 
     /// True while a `CompactionJob` is out.
@@ -399,12 +399,25 @@ pub(super) struct CompactionState {
 }
 
 /// Segments a compaction pass replaced (see `Log::take_replaced_segments`): dropping this
-/// closes their files.
-pub struct ReplacedSegments(Vec<Segment>);
+/// closes their files, already unlinked by the swaps, so their last close frees the inodes.
+pub struct ReplacedSegments {
+    io: Io,
+    segments: Vec<Segment>,
+}
 
 impl ReplacedSegments {
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.segments.is_empty()
+    }
+
+    /// Cuts the replaced logs down in paced steps before closing them, as retention does with
+    /// the segments it deletes (`release_blocks`). Blocking: up to a second of pauses.
+    pub fn release(self) -> io::Result<()> {
+        let mut pacer = super::maintenance::Pacer::new(self.io);
+        for seg in &self.segments {
+            super::maintenance::release_blocks(self.io, &seg.log, &mut pacer)?;
+        }
+        Ok(())
     }
 }
 

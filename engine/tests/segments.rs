@@ -196,3 +196,47 @@ fn offset_for_timestamp_finds_exact_records_in_every_codec() {
         );
     }
 }
+
+/// Retention cuts a deleted segment down in steps before unlinking it, so that its blocks are
+/// freed over many journal commits. It leaves a segment whole while a read of it is out, and
+/// that read still gets every byte.
+#[test]
+fn retention_cuts_deleted_segments_down_unless_a_read_holds_them() {
+    let dir = tmpdir("retention-cut");
+    let mut cfg = LogConfig { segment_bytes: 3 << 20, ..config(IoBackend::Std) };
+    let mut log = Log::open(&dir, cfg.clone(), 0).expect("open");
+    for i in 0..120 {
+        log.append(&mut batch(16, 4000, 1_000 + i), LeaderEpoch(0), 1_000 + i).expect("append");
+    }
+    log.sync().expect("sync");
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 3, "two sealed segments of ~3 MiB: {bases:?}");
+    let path = |base: Offset| dir.join(format!("{:020}.log", base.0));
+    // Opened by name, outside the log: these see the inode without holding the log's handle.
+    let (outside0, outside1) = (std::fs::File::open(path(bases[0])), std::fs::File::open(path(bases[1])));
+    let (outside0, outside1) = (outside0.expect("open 0"), outside1.expect("open 1"));
+    let whole0 = outside0.metadata().expect("stat").len();
+    let whole1 = outside1.metadata().expect("stat").len();
+    assert!(whole0 > 2 << 20 && whole1 > 2 << 20);
+    let held = log.read(bases[1], 1 << 20, Offset(i64::MAX), true).expect("read of segment 1");
+    let wanted = read_slice_bytes(&held);
+
+    cfg.retention_bytes = 0;
+    log.set_config(cfg).expect("config");
+    assert_eq!(log.apply_retention(0).expect("retention"), bases.len() - 1);
+    assert!(!path(bases[0]).exists() && !path(bases[1]).exists(), "unlinked");
+    let left0 = outside0.metadata().expect("stat").len();
+    assert!(left0 <= 1 << 20, "cut down to its last step before the unlink: {left0} of {whole0}");
+    assert_eq!(outside1.metadata().expect("stat").len(), whole1, "a segment being read stays whole");
+    assert_eq!(read_slice_bytes(&held), wanted, "the read still gets its bytes");
+    assert_eq!(batch_bases(&wanted).first(), Some(&bases[1].0));
+}
+
+fn read_slice_bytes(slice: &riptide_engine::ReadSlice) -> Vec<u8> {
+    if let Some(m) = &slice.memory {
+        return m.to_vec();
+    }
+    let mut buf = vec![0u8; slice.len as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&*slice.file, &mut buf, slice.position).expect("read");
+    buf
+}

@@ -88,6 +88,18 @@ impl FileHandle {
         Ok(Some(buf.into()))
     }
 
+    /// Whether this handle is the file's only holder: no read, send or sync of it is in flight
+    /// and none can start (every reader clones the handle or its `shared_file`), so cutting the
+    /// file short shortens nobody's read.
+    pub(crate) fn is_sole_holder(&self) -> bool {
+        match self {
+            FileHandle::Real(f) => Arc::strong_count(f) == 1,
+            FileHandle::Direct(d) => Arc::strong_count(d) == 1 && Arc::strong_count(d.buffered()) == 1,
+            #[cfg(feature = "sim")]
+            FileHandle::Sim(_) => true,
+        }
+    }
+
     /// Writes a direct-mode file's staged bytes (no fdatasync); nothing for other files.
     pub(crate) fn flush_staged(&self) -> io::Result<()> {
         match self {

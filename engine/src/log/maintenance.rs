@@ -102,15 +102,16 @@ impl Log {
         // (simulator, seed 110).
         let new_start = self.segments[deleted].base_offset;
         self.advance_log_start(new_start);
-        let mut files = Vec::new();
+        let (mut files, mut logs) = (Vec::new(), Vec::new());
         for seg in self.segments.drain(..deleted).collect::<Vec<_>>() {
             self.pending_sync.retain(|p| !matches!(&p.what, Pending::File(f) if f.same_file(&seg.log)));
             files.extend(seg.file_paths());
+            logs.push(seg.log.clone());
         }
         self.retention_in_flight = true;
         let log_start = crate::checkpoint::encode_offset(&self.topic, self.partition, self.log_start_offset);
-        let write =
-            RetentionWrite { io: self.io, dir: self.dir.clone(), log_start: log_start.into_bytes(), files };
+        let dir = self.dir.clone();
+        let write = RetentionWrite { io: self.io, dir, log_start: log_start.into_bytes(), files, logs };
         Ok((deleted, Some(write)))
     }
 
@@ -454,19 +455,28 @@ impl DirRemoval {
 }
 
 /// Retention's file work (see `Log::apply_retention_deferred`): the log-start checkpoint,
-/// crash-safely and through its own temp name, then the unlinks.
+/// crash-safely and through its own temp name, then the deleted segments' logs cut down in
+/// paced steps (`release_blocks`), then the unlinks.
 pub struct RetentionWrite {
     io: crate::io::Io,
     dir: std::path::PathBuf,
     log_start: Vec<u8>,
     files: Vec<std::path::PathBuf>,
+    logs: Vec<crate::io::FileHandle>,
 }
 
 impl RetentionWrite {
-    /// Runs it (blocking: a few fsyncs and unlinks).
+    /// Runs it (blocking: a few fsyncs, truncations and unlinks, and at most
+    /// `RELEASE_PAUSE_BUDGET` of pauses).
     pub fn write(&self) -> std::io::Result<()> {
         use crate::checkpoint::{write_atomic_via, LOG_START_FILE};
         write_atomic_via(self.io, &self.dir, LOG_START_FILE, "async.tmp", &self.log_start)?;
+        // Only now may a segment lose bytes: a crash from here on finds the new log start and
+        // drops what is left of the deleted segments unread.
+        let mut pacer = Pacer::new(self.io);
+        for log in &self.logs {
+            release_blocks(self.io, log, &mut pacer)?;
+        }
         for path in &self.files {
             match self.io.remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -479,5 +489,59 @@ impl RetentionWrite {
     /// How many files it unlinks.
     pub fn file_count(&self) -> usize {
         self.files.len()
+    }
+}
+
+/// Size of one step when a deleted segment is cut down before its unlink.
+const RELEASE_STEP_BYTES: u64 = 1 << 20;
+/// Pause after each step, so that the file system's journal commits, which the group commit's
+/// syncfs waits for, each free a step's blocks rather than a whole segment's.
+const RELEASE_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+/// Most one retention write spends in pauses; past it the rest is cut without them, so a
+/// backlog (retention lowered, a start after a long stop) still goes within one check.
+const RELEASE_PAUSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Frees a deleted segment's blocks a step at a time, when nothing else holds its file.
+///
+/// ext4 frees an unlinked file's extents in the next journal commit, and on a file system
+/// mounted with `discard` (this project's machines are) it trims them there too; a 16 MiB
+/// segment's unlink made that one commit, and every ack waiting on it, measurably slower
+/// (`scripts/unlink-stall.py`, docs/BENCHMARKS.md issue 22). Cut down first, the same blocks
+/// go over many commits. A file someone still reads (a fetch's splice, a sync job) is left
+/// whole for its unlink: shortening it would short that read.
+pub(super) fn release_blocks(
+    io: crate::io::Io,
+    log: &crate::io::FileHandle,
+    pacer: &mut Pacer,
+) -> std::io::Result<()> {
+    if !log.is_sole_holder() {
+        return Ok(());
+    }
+    let mut len = io.file_len(log)?;
+    while len > RELEASE_STEP_BYTES {
+        len = (len - 1) / RELEASE_STEP_BYTES * RELEASE_STEP_BYTES;
+        io.set_len(log, len)?;
+        pacer.pause();
+    }
+    Ok(())
+}
+
+/// Paces `release_blocks` within `RELEASE_PAUSE_BUDGET`; never pauses a simulated run, whose
+/// file system has no journal to spare.
+pub(super) struct Pacer {
+    left: std::time::Duration,
+}
+
+impl Pacer {
+    pub(super) fn new(io: crate::io::Io) -> Pacer {
+        let real = matches!(io, crate::io::Io::Std | crate::io::Io::Uring);
+        Pacer { left: if real { RELEASE_PAUSE_BUDGET } else { std::time::Duration::ZERO } }
+    }
+
+    fn pause(&mut self) {
+        if self.left >= RELEASE_STEP_PAUSE {
+            self.left -= RELEASE_STEP_PAUSE;
+            std::thread::sleep(RELEASE_STEP_PAUSE);
+        }
     }
 }

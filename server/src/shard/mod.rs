@@ -261,9 +261,15 @@ async fn compact(
                     .collect()
             };
             // The replaced segments' files were unlinked by the swaps: their last close frees
-            // the inodes (page cache and blocks), which is file-system work too.
+            // the inodes (page cache and blocks), file-system work that goes in paced steps.
             if !replaced.is_empty() {
-                let _ = compio::runtime::spawn_blocking(move || drop(replaced)).await;
+                let released = compio::runtime::spawn_blocking(move || {
+                    replaced.into_iter().map(|r| r.release()).filter_map(Result::err).collect::<Vec<_>>()
+                })
+                .await;
+                for e in released.unwrap_or_default() {
+                    tracing::warn!("cutting down a replaced segment failed ({e}); its close frees it whole");
+                }
             }
         }
         // The passes are lost with their thread: their logs keep a pass "in flight", so
