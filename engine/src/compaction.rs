@@ -411,9 +411,10 @@ impl ReplacedSegments {
     }
 
     /// Cuts the replaced logs down in paced steps before closing them, as retention does with
-    /// the segments it deletes (`release_blocks`). Blocking: up to a second of pauses.
-    pub fn release(self) -> io::Result<()> {
-        let mut pacer = super::maintenance::Pacer::new(self.io);
+    /// the segments it deletes (`release_blocks`). Blocking, with at most `pause_budget` of
+    /// pauses.
+    pub fn release(self, pause_budget: std::time::Duration) -> io::Result<()> {
+        let mut pacer = super::maintenance::Pacer::new(self.io, pause_budget);
         for seg in &self.segments {
             super::maintenance::release_blocks(self.io, &seg.log, &mut pacer)?;
         }

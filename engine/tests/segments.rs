@@ -226,7 +226,7 @@ fn retention_cuts_deleted_segments_down_unless_a_read_holds_them() {
     assert_eq!(log.apply_retention(0).expect("retention"), bases.len() - 1);
     assert!(!path(bases[0]).exists() && !path(bases[1]).exists(), "unlinked");
     let left0 = outside0.metadata().expect("stat").len();
-    assert!(left0 <= 1 << 20, "cut down to its last step before the unlink: {left0} of {whole0}");
+    assert_eq!(left0, 0, "cut down (to nothing) before the unlink, of {whole0}");
     assert_eq!(outside1.metadata().expect("stat").len(), whole1, "a segment being read stays whole");
     assert_eq!(read_slice_bytes(&held), wanted, "the read still gets its bytes");
     assert_eq!(batch_bases(&wanted).first(), Some(&bases[1].0));

@@ -102,16 +102,15 @@ impl Log {
         // (simulator, seed 110).
         let new_start = self.segments[deleted].base_offset;
         self.advance_log_start(new_start);
-        let (mut files, mut logs) = (Vec::new(), Vec::new());
+        let mut segments = Vec::new();
         for seg in self.segments.drain(..deleted).collect::<Vec<_>>() {
             self.pending_sync.retain(|p| !matches!(&p.what, Pending::File(f) if f.same_file(&seg.log)));
-            files.extend(seg.file_paths());
-            logs.push(seg.log.clone());
+            segments.push((seg.log.clone(), seg.file_paths()));
         }
         self.retention_in_flight = true;
         let log_start = crate::checkpoint::encode_offset(&self.topic, self.partition, self.log_start_offset);
         let dir = self.dir.clone();
-        let write = RetentionWrite { io: self.io, dir, log_start: log_start.into_bytes(), files, logs };
+        let write = RetentionWrite { io: self.io, dir, log_start: log_start.into_bytes(), segments };
         Ok((deleted, Some(write)))
     }
 
@@ -455,32 +454,39 @@ impl DirRemoval {
 }
 
 /// Retention's file work (see `Log::apply_retention_deferred`): the log-start checkpoint,
-/// crash-safely and through its own temp name, then the deleted segments' logs cut down in
-/// paced steps (`release_blocks`), then the unlinks.
+/// crash-safely and through its own temp name, then each deleted segment's log cut down in
+/// paced steps (`release_blocks`) and its files unlinked.
 pub struct RetentionWrite {
     io: crate::io::Io,
     dir: std::path::PathBuf,
     log_start: Vec<u8>,
-    files: Vec<std::path::PathBuf>,
-    logs: Vec<crate::io::FileHandle>,
+    /// Each deleted segment's log, and its three file paths.
+    segments: Vec<(crate::io::FileHandle, [std::path::PathBuf; 3])>,
 }
 
 impl RetentionWrite {
-    /// Runs it (blocking: a few fsyncs, truncations and unlinks, and at most
-    /// `RELEASE_PAUSE_BUDGET` of pauses).
+    /// Runs it with at most `RELEASE_PAUSE_BUDGET` of pauses (see `write_within`).
     pub fn write(&self) -> std::io::Result<()> {
+        self.write_within(RELEASE_PAUSE_BUDGET)
+    }
+
+    /// Runs it, pausing between the steps of the segments' cuts for at most `pause_budget` in
+    /// all (blocking: a few fsyncs, a truncation per MiB deleted, the unlinks, the pauses).
+    /// A caller that checks retention periodically gives it most of the period, so a tick's
+    /// deletions spread over the time until the next.
+    pub fn write_within(&self, pause_budget: std::time::Duration) -> std::io::Result<()> {
         use crate::checkpoint::{write_atomic_via, LOG_START_FILE};
         write_atomic_via(self.io, &self.dir, LOG_START_FILE, "async.tmp", &self.log_start)?;
         // Only now may a segment lose bytes: a crash from here on finds the new log start and
         // drops what is left of the deleted segments unread.
-        let mut pacer = Pacer::new(self.io);
-        for log in &self.logs {
+        let mut pacer = Pacer::new(self.io, pause_budget);
+        for (log, paths) in &self.segments {
             release_blocks(self.io, log, &mut pacer)?;
-        }
-        for path in &self.files {
-            match self.io.remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+            for path in paths {
+                match self.io.remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
         }
         Ok(())
@@ -488,7 +494,7 @@ impl RetentionWrite {
 
     /// How many files it unlinks.
     pub fn file_count(&self) -> usize {
-        self.files.len()
+        self.segments.len() * 3
     }
 }
 
@@ -497,8 +503,8 @@ const RELEASE_STEP_BYTES: u64 = 1 << 20;
 /// Pause after each step, so that the file system's journal commits, which the group commit's
 /// syncfs waits for, each free a step's blocks rather than a whole segment's.
 const RELEASE_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
-/// Most one retention write spends in pauses; past it the rest is cut without them, so a
-/// backlog (retention lowered, a start after a long stop) still goes within one check.
+/// Most a `RetentionWrite::write` spends in pauses; past its budget the rest is cut without
+/// them, so a backlog (retention lowered, a start after a long stop) still goes at once.
 const RELEASE_PAUSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Frees a deleted segment's blocks a step at a time, when nothing else holds its file.
@@ -518,7 +524,7 @@ pub(super) fn release_blocks(
         return Ok(());
     }
     let mut len = io.file_len(log)?;
-    while len > RELEASE_STEP_BYTES {
+    while len > 0 {
         len = (len - 1) / RELEASE_STEP_BYTES * RELEASE_STEP_BYTES;
         io.set_len(log, len)?;
         pacer.pause();
@@ -526,16 +532,16 @@ pub(super) fn release_blocks(
     Ok(())
 }
 
-/// Paces `release_blocks` within `RELEASE_PAUSE_BUDGET`; never pauses a simulated run, whose
+/// Paces `release_blocks` within a budget of pauses; never pauses a simulated run, whose
 /// file system has no journal to spare.
 pub(super) struct Pacer {
     left: std::time::Duration,
 }
 
 impl Pacer {
-    pub(super) fn new(io: crate::io::Io) -> Pacer {
+    pub(super) fn new(io: crate::io::Io, budget: std::time::Duration) -> Pacer {
         let real = matches!(io, crate::io::Io::Std | crate::io::Io::Uring);
-        Pacer { left: if real { RELEASE_PAUSE_BUDGET } else { std::time::Duration::ZERO } }
+        Pacer { left: if real { budget } else { std::time::Duration::ZERO } }
     }
 
     fn pause(&mut self) {

@@ -1211,10 +1211,10 @@ impl Partition {
         self.update_high_watermark();
     }
 
-    /// Time-based rolling and retention, as `cleanup.policy` says. Retention's file work
-    /// (checkpoint, unlinks) is returned for the caller to run off the shard; report it with
-    /// `retention_done`. Compaction is `compaction_job`.
-    pub fn housekeeping(&mut self, now: i64) -> Option<RetentionWrite> {
+    /// Time-based rolling and retention (unless `retain` is false), as `cleanup.policy` says.
+    /// Retention's file work (checkpoint, unlinks) is returned for the caller to run off the
+    /// shard; report it with `retention_done`. Compaction is `compaction_job`.
+    pub fn housekeeping(&mut self, now: i64, retain: bool) -> Option<RetentionWrite> {
         if self.log.is_failed() {
             return None;
         }
@@ -1227,7 +1227,7 @@ impl Partition {
             tracing::error!(partition = %name, "roll failed: {e}");
         }
         let mut retention = None;
-        if self.cleanup.delete {
+        if retain && self.cleanup.delete {
             match self.log.apply_retention_deferred(now) {
                 Ok((0, _)) => {}
                 Ok((n, write)) => {

@@ -16,6 +16,9 @@ use super::table::SyncJob;
 use super::Ctx;
 use crate::config::FlushMethod;
 
+/// A group commit at least this slow is logged at debug level, to line up with what ran beside it.
+const SLOW_GROUP_COMMIT: std::time::Duration = std::time::Duration::from_millis(10);
+
 pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
     while wake.recv_async().await.is_ok() {
         let jobs = ctx.table.borrow_mut().take_sync_jobs();
@@ -26,7 +29,8 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
         let synced_all = ctx.broker.config.flush_method == FlushMethod::Syncfs
             && jobs.len() >= 2
             && syncfs(&jobs).await.is_ok();
-        let mut pending = Vec::with_capacity(jobs.len());
+        let n = jobs.len();
+        let mut pending = Vec::with_capacity(n);
         for job in jobs {
             let target = job.target;
             let (files, dir) = (target.files, target.dir);
@@ -43,7 +47,11 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
                 checkpoints.push((topic, index, write));
             }
         }
-        ctx.broker.metrics.fsync_latency.record_us(started.elapsed().as_micros() as u64);
+        let took = started.elapsed();
+        ctx.broker.metrics.fsync_latency.record_us(took.as_micros() as u64);
+        if took >= SLOW_GROUP_COMMIT {
+            tracing::debug!(partitions = n, syncfs = synced_all, "slow group commit: {took:.1?}");
+        }
         if !checkpoints.is_empty() {
             compio::runtime::spawn(write_checkpoints(ctx.clone(), checkpoints)).detach();
         }
@@ -54,6 +62,7 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
 /// offset enters) are written on a blocking thread, so neither the shard nor the next group
 /// commit waits for them.
 async fn write_checkpoints(ctx: Ctx, writes: Vec<(Arc<str>, i32, CheckpointWrite)>) {
+    let (n, started) = (writes.len(), Instant::now());
     let done = compio::runtime::spawn_blocking(move || {
         writes
             .into_iter()
@@ -68,6 +77,7 @@ async fn write_checkpoints(ctx: Ctx, writes: Vec<(Arc<str>, i32, CheckpointWrite
         tracing::error!("checkpoint writer panicked");
         return;
     };
+    tracing::debug!("{n} recovery-point checkpoints written in {:.1?}", started.elapsed());
     let mut table = ctx.table.borrow_mut();
     for (topic, index, write, result) in done {
         table.checkpoint_done(&topic, index, &write, result);

@@ -17,7 +17,7 @@ mod preparer;
 pub mod router;
 pub mod table;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -207,51 +207,78 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
 /// Rolling, retention and compaction every `log.retention.check.interval.ms`. Retention's
 /// checkpoint and unlinks, and compaction's rewrites, run on blocking threads (at most one of
 /// each per shard at a time, so the helper threads are bounded), so the shard goes on serving
-/// meanwhile. A compaction pass can take long (it reads and rewrites whole segments): it runs
-/// in its own task, so retention keeps its pace, and no new pass starts before it ends.
+/// meanwhile. Each runs in its own task, so rolls keep their pace: a compaction pass can take
+/// long (it reads and rewrites whole segments), and both spread the freeing of dropped
+/// segments' blocks over most of a period (`RetentionWrite::write_within`). No new retention
+/// write or compaction pass starts before the last one ends.
 async fn housekeeping(ctx: Ctx) {
     let period = Duration::from_millis(ctx.broker.config.log.retention_check_interval_ms.max(100));
-    let compacting = std::rc::Rc::new(std::cell::Cell::new(false));
+    let (retaining, compacting) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
     loop {
         compio::time::sleep(period).await;
-        let writes = ctx.table.borrow_mut().housekeeping();
+        let writes = ctx.table.borrow_mut().housekeeping(!retaining.get());
+        if !writes.is_empty() {
+            retaining.set(true);
+            compio::runtime::spawn(retain(ctx.clone(), writes, period, retaining.clone())).detach();
+        }
         if !compacting.get() {
             let jobs = ctx.table.borrow_mut().compaction_jobs();
             if !jobs.is_empty() {
                 compacting.set(true);
-                compio::runtime::spawn(compact(ctx.clone(), jobs, compacting.clone())).detach();
+                compio::runtime::spawn(compact(ctx.clone(), jobs, period, compacting.clone())).detach();
             }
-        }
-        if writes.is_empty() {
-            continue;
-        }
-        let done = compio::runtime::spawn_blocking(move || {
-            writes.into_iter().map(|(topic, index, w)| (topic, index, w.write())).collect::<Vec<_>>()
-        })
-        .await;
-        match done {
-            Ok(done) => {
-                let mut table = ctx.table.borrow_mut();
-                for (topic, index, result) in done {
-                    table.retention_done(&topic, index, result);
-                }
-            }
-            Err(_) => tracing::error!("retention writer panicked"),
         }
     }
+}
+
+/// The share of a housekeeping period that freeing dropped segments may spend in pauses.
+fn release_budget(period: Duration) -> Duration {
+    period * 4 / 5
+}
+
+/// Runs retention writes on a blocking thread and reports them to their partitions.
+async fn retain(
+    ctx: Ctx,
+    writes: Vec<(std::sync::Arc<str>, i32, riptide_engine::RetentionWrite)>,
+    period: Duration,
+    retaining: Rc<Cell<bool>>,
+) {
+    let files: usize = writes.iter().map(|(_, _, w)| w.file_count()).sum();
+    let (n, started) = (writes.len(), std::time::Instant::now());
+    let done = compio::runtime::spawn_blocking(move || {
+        writes
+            .into_iter()
+            .map(|(topic, index, w)| {
+                let r = w.write_within(release_budget(period).saturating_sub(started.elapsed()));
+                (topic, index, r)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    tracing::debug!("retention: {n} partitions, {files} files removed in {:.1?}", started.elapsed());
+    match done {
+        Ok(done) => {
+            let mut table = ctx.table.borrow_mut();
+            for (topic, index, result) in done {
+                table.retention_done(&topic, index, result);
+            }
+        }
+        Err(_) => tracing::error!("retention writer panicked"),
+    }
+    retaining.set(false);
 }
 
 /// Runs compaction passes on a blocking thread and reports them to their partitions.
 async fn compact(
     ctx: Ctx,
     jobs: Vec<(std::sync::Arc<str>, i32, riptide_engine::CompactionJob)>,
-    compacting: std::rc::Rc<std::cell::Cell<bool>>,
+    period: Duration,
+    compacting: Rc<Cell<bool>>,
 ) {
     let done = compio::runtime::spawn_blocking(move || {
         jobs.into_iter().map(|(topic, index, job)| (topic, index, job.run())).collect::<Vec<_>>()
     })
     .await;
-    compacting.set(false);
     match done {
         Ok(done) => {
             let replaced: Vec<_> = {
@@ -263,8 +290,14 @@ async fn compact(
             // The replaced segments' files were unlinked by the swaps: their last close frees
             // the inodes (page cache and blocks), file-system work that goes in paced steps.
             if !replaced.is_empty() {
+                let started = std::time::Instant::now();
                 let released = compio::runtime::spawn_blocking(move || {
-                    replaced.into_iter().map(|r| r.release()).filter_map(Result::err).collect::<Vec<_>>()
+                    let budget = || release_budget(period).saturating_sub(started.elapsed());
+                    replaced
+                        .into_iter()
+                        .map(|r| r.release(budget()))
+                        .filter_map(Result::err)
+                        .collect::<Vec<_>>()
                 })
                 .await;
                 for e in released.unwrap_or_default() {
@@ -276,4 +309,5 @@ async fn compact(
         // retention and truncation stay held off there until the partition is reopened.
         Err(_) => tracing::error!("compaction panicked"),
     }
+    compacting.set(false);
 }

@@ -20,6 +20,7 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
         if preps.is_empty() && removals.is_empty() {
             continue;
         }
+        let (n, started) = (preps.len() + removals.len(), std::time::Instant::now());
         let done = compio::runtime::spawn_blocking(move || {
             for r in removals {
                 if let Err(e) = r.run() {
@@ -36,6 +37,7 @@ pub(super) async fn run(ctx: Ctx, wake: flume::Receiver<()>) {
             tracing::error!("segment preparer panicked");
             continue;
         };
+        tracing::debug!("{n} spare segments and removals done in {:.1?}", started.elapsed());
         let mut table = ctx.table.borrow_mut();
         for (topic, index, prepared) in done {
             table.segment_prepared(&topic, index, prepared);

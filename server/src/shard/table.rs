@@ -562,10 +562,10 @@ impl PartitionTable {
         }
     }
 
-    /// Retention, time-based rolling and compaction for every open partition; returns the
-    /// retention writes to run off the shard.
-    pub fn housekeeping(&mut self) -> Vec<(Arc<str>, i32, RetentionWrite)> {
-        self.collect_due(Partition::housekeeping)
+    /// Time-based rolling and (when `retain`) retention for every open partition; returns
+    /// the retention writes to run off the shard.
+    pub fn housekeeping(&mut self, retain: bool) -> Vec<(Arc<str>, i32, RetentionWrite)> {
+        self.collect_due(|p, now| p.housekeeping(now, retain))
     }
 
     /// Compaction passes due on this shard's partitions, to run off the shard.
