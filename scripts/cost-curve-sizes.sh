@@ -94,7 +94,8 @@ EOF
         >/dev/null 2>&1 || echo "size $size: riptide-bench failed" >&2
     c1=$(awk '{print $14 + $15}' "/proc/$PID/stat") t1=$(date +%s.%N)
     rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
-    disk=$(du -sm "$DATA" | cut -f1)
+    # Retention may delete a file while du walks the directory: du still prints the total.
+    disk=$(du -sm "$DATA" 2>/dev/null | cut -f1) || true
     python3 - "$DATA-results/size-$size.json" "$c0" "$c1" "$t0" "$t1" "$TICKS" "$rss" "$disk" "$round" <<'EOF'
 import json, sys
 path, c0, c1, t0, t1, ticks, rss, disk, rnd = sys.argv[1:]
