@@ -44,19 +44,23 @@ def main():
     while (now := time.monotonic()) - start < seconds:
         os.pwrite(fd, step, pos)
         pos = (pos + STEP) % SIZE
-        t = time.perf_counter()
-        if libc.syncfs(fd) != 0:
-            sys.exit(f"syncfs failed: errno {ctypes.get_errno()}")
-        ms = (time.perf_counter() - t) * 1000
-        lat.append(ms)
-        sec = int(now - start)
-        per_second[sec] = max(per_second.get(sec, 0.0), ms)
-        spare = 0.001 - (time.perf_counter() - t)
-        if spare > 0:
-            time.sleep(spare)
+        timed_syncfs(fd, int(now - start), lat, per_second)
     os.close(fd)
     os.unlink(path)
     report(lat, per_second, seconds)
+
+
+def timed_syncfs(fd, second, lat, per_second):
+    """syncfs, its latency kept (and the slowest of its second), then the rest of a millisecond."""
+    t = time.perf_counter()
+    if libc.syncfs(fd) != 0:
+        sys.exit(f"syncfs failed: errno {ctypes.get_errno()}")
+    ms = (time.perf_counter() - t) * 1000
+    lat.append(ms)
+    per_second[second] = max(per_second.get(second, 0.0), ms)
+    spare = 0.001 - (time.perf_counter() - t)
+    if spare > 0:
+        time.sleep(spare)
 
 
 def appending(d, seconds):
@@ -88,16 +92,7 @@ def appending(d, seconds):
                 os.close(cutting[0])
                 os.unlink(cutting[1])
                 cutting = None
-        t = time.perf_counter()
-        if libc.syncfs(fd) != 0:
-            sys.exit(f"syncfs failed: errno {ctypes.get_errno()}")
-        ms = (time.perf_counter() - t) * 1000
-        lat.append(ms)
-        sec = int(now - start)
-        per_second[sec] = max(per_second.get(sec, 0.0), ms)
-        spare = 0.001 - (time.perf_counter() - t)
-        if spare > 0:
-            time.sleep(spare)
+        timed_syncfs(fd, int(now - start), lat, per_second)
     os.close(fd)
     if cutting is not None:
         os.close(cutting[0])

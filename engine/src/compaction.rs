@@ -411,10 +411,9 @@ impl ReplacedSegments {
     }
 
     /// Cuts the replaced logs down in paced steps before closing them, as retention does with
-    /// the segments it deletes (`release_blocks`). Blocking, with at most `pause_budget` of
-    /// pauses.
-    pub fn release(self, pause_budget: std::time::Duration) -> io::Result<()> {
-        let mut pacer = super::maintenance::Pacer::new(self.io, pause_budget);
+    /// the segments it deletes (`release_blocks`). Blocking, pausing until `deadline` at most.
+    pub fn release(self, deadline: std::time::Instant) -> io::Result<()> {
+        let mut pacer = super::maintenance::Pacer::new(self.io, deadline);
         for seg in &self.segments {
             super::maintenance::release_blocks(self.io, &seg.log, &mut pacer)?;
         }

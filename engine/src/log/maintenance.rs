@@ -465,21 +465,21 @@ pub struct RetentionWrite {
 }
 
 impl RetentionWrite {
-    /// Runs it with at most `RELEASE_PAUSE_BUDGET` of pauses (see `write_within`).
+    /// Runs it, pausing for at most `RELEASE_PAUSE_BUDGET` (see `write_until`).
     pub fn write(&self) -> std::io::Result<()> {
-        self.write_within(RELEASE_PAUSE_BUDGET)
+        self.write_until(std::time::Instant::now() + RELEASE_PAUSE_BUDGET)
     }
 
-    /// Runs it, pausing between the steps of the segments' cuts for at most `pause_budget` in
-    /// all (blocking: a few fsyncs, a truncation per MiB deleted, the unlinks, the pauses).
-    /// A caller that checks retention periodically gives it most of the period, so a tick's
+    /// Runs it, pausing between the steps of the segments' cuts until `deadline` at most
+    /// (blocking: a few fsyncs, a truncation per MiB deleted, the unlinks, the pauses). A
+    /// caller that checks retention periodically gives it most of the period, so a tick's
     /// deletions spread over the time until the next.
-    pub fn write_within(&self, pause_budget: std::time::Duration) -> std::io::Result<()> {
+    pub fn write_until(&self, deadline: std::time::Instant) -> std::io::Result<()> {
         use crate::checkpoint::{write_atomic_via, LOG_START_FILE};
         write_atomic_via(self.io, &self.dir, LOG_START_FILE, "async.tmp", &self.log_start)?;
         // Only now may a segment lose bytes: a crash from here on finds the new log start and
         // drops what is left of the deleted segments unread.
-        let mut pacer = Pacer::new(self.io, pause_budget);
+        let mut pacer = Pacer::new(self.io, deadline);
         for (log, paths) in &self.segments {
             release_blocks(self.io, log, &mut pacer)?;
             for path in paths {
@@ -503,8 +503,8 @@ const RELEASE_STEP_BYTES: u64 = 1 << 20;
 /// Pause after each step, so that the file system's journal commits, which the group commit's
 /// syncfs waits for, each free a step's blocks rather than a whole segment's.
 const RELEASE_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
-/// Most a `RetentionWrite::write` spends in pauses; past its budget the rest is cut without
-/// them, so a backlog (retention lowered, a start after a long stop) still goes at once.
+/// How long a `RetentionWrite::write` may pause; past its deadline the rest is cut without
+/// pauses, so a backlog (retention lowered, a start after a long stop) still goes at once.
 const RELEASE_PAUSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Frees a deleted segment's blocks a step at a time, when nothing else holds its file.
@@ -532,21 +532,20 @@ pub(super) fn release_blocks(
     Ok(())
 }
 
-/// Paces `release_blocks` within a budget of pauses; never pauses a simulated run, whose
-/// file system has no journal to spare.
+/// Paces `release_blocks` until a deadline; never pauses a simulated run, whose file system
+/// has no journal to spare.
 pub(super) struct Pacer {
-    left: std::time::Duration,
+    deadline: Option<std::time::Instant>,
 }
 
 impl Pacer {
-    pub(super) fn new(io: crate::io::Io, budget: std::time::Duration) -> Pacer {
+    pub(super) fn new(io: crate::io::Io, deadline: std::time::Instant) -> Pacer {
         let real = matches!(io, crate::io::Io::Std | crate::io::Io::Uring);
-        Pacer { left: if real { budget } else { std::time::Duration::ZERO } }
+        Pacer { deadline: real.then_some(deadline) }
     }
 
     fn pause(&mut self) {
-        if self.left >= RELEASE_STEP_PAUSE {
-            self.left -= RELEASE_STEP_PAUSE;
+        if self.deadline.is_some_and(|d| std::time::Instant::now() + RELEASE_STEP_PAUSE <= d) {
             std::thread::sleep(RELEASE_STEP_PAUSE);
         }
     }

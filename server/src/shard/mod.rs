@@ -209,7 +209,7 @@ fn handle_msg(ctx: &Ctx, msg: ShardMsg) {
 /// each per shard at a time, so the helper threads are bounded), so the shard goes on serving
 /// meanwhile. Each runs in its own task, so rolls keep their pace: a compaction pass can take
 /// long (it reads and rewrites whole segments), and both spread the freeing of dropped
-/// segments' blocks over most of a period (`RetentionWrite::write_within`). No new retention
+/// segments' blocks over most of a period (`RetentionWrite::write_until`). No new retention
 /// write or compaction pass starts before the last one ends.
 async fn housekeeping(ctx: Ctx) {
     let period = Duration::from_millis(ctx.broker.config.log.retention_check_interval_ms.max(100));
@@ -245,13 +245,11 @@ async fn retain(
 ) {
     let files: usize = writes.iter().map(|(_, _, w)| w.file_count()).sum();
     let (n, started) = (writes.len(), std::time::Instant::now());
+    let deadline = started + release_budget(period);
     let done = compio::runtime::spawn_blocking(move || {
         writes
             .into_iter()
-            .map(|(topic, index, w)| {
-                let r = w.write_within(release_budget(period).saturating_sub(started.elapsed()));
-                (topic, index, r)
-            })
+            .map(|(topic, index, w)| (topic, index, w.write_until(deadline)))
             .collect::<Vec<_>>()
     })
     .await;
@@ -290,12 +288,11 @@ async fn compact(
             // The replaced segments' files were unlinked by the swaps: their last close frees
             // the inodes (page cache and blocks), file-system work that goes in paced steps.
             if !replaced.is_empty() {
-                let started = std::time::Instant::now();
+                let deadline = std::time::Instant::now() + release_budget(period);
                 let released = compio::runtime::spawn_blocking(move || {
-                    let budget = || release_budget(period).saturating_sub(started.elapsed());
                     replaced
                         .into_iter()
-                        .map(|r| r.release(budget()))
+                        .map(|r| r.release(deadline))
                         .filter_map(Result::err)
                         .collect::<Vec<_>>()
                 })
