@@ -5,16 +5,17 @@
 # after. Not run in CI.
 #
 # Usage: scripts/batch-cost.sh [--bin RIPTIDE] [--partitions P] [--duration S] [--durability D]
-#                              [--keyed RATE] [WORKLOAD]
+#                              [--keyed RATE] [--config FILE] [WORKLOAD]
 #   --keyed RATE  drive the load with librdkafka and random keys (scripts/keyed-load.py, RATE
 #                 msgs/s of 1 KiB over P partitions, default 16) instead of riptide-bench, whose
 #                 sticky partitioner sends one partition per request: keyed records make every
 #                 request carry all partitions with a record or two each.
+#   --config FILE broker settings (riptide serve --config), e.g. "log.flush.method" = "fdatasync"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${CARGO_TARGET_DIR:-target}/release/riptide
 BENCH=${CARGO_TARGET_DIR:-target}/release/riptide-bench
-PARTS="" DURATION=30 DURABILITY=fsync WORKLOAD=workloads/small-batches-16p-30mbps.yaml KEYED=""
+PARTS="" DURATION=30 DURABILITY=fsync WORKLOAD=workloads/small-batches-16p-30mbps.yaml KEYED="" CONFIG=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN=$2; shift ;;
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
         --duration) DURATION=$2; shift ;;
         --durability) DURABILITY=$2; shift ;;
         --keyed) KEYED=$2; shift ;;
+        --config) CONFIG=(--config "$2"); shift ;;
         *) WORKLOAD=$1 ;;
     esac
     shift
@@ -35,7 +37,7 @@ fi
 DATA=$(mktemp -d)
 PORT=$((20000 + RANDOM % 20000)) MPORT=$((40000 + RANDOM % 20000))
 "$BIN" serve --data-dir "$DATA" --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$MPORT" \
-    --durability "$DURABILITY" 2>"$DATA.log" &
+    --durability "$DURABILITY" "${CONFIG[@]}" 2>"$DATA.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA" "$DATA.log"' EXIT
 for _ in $(seq 100); do

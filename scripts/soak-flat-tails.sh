@@ -8,15 +8,17 @@
 # machine for the whole run; build first (cargo build --release -p riptide-server -p riptide-bench).
 #
 # Usage: scripts/soak-flat-tails.sh [--minutes N] [--out DIR] [--no-compaction] [--data-parent DIR]
+#                                   [--config FILE]   (broker settings; default the soak's own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MINUTES=60 OUT=results/soak-flat-tails COMPACTION=1 DATA_PARENT=/tmp
+MINUTES=60 OUT=results/soak-flat-tails COMPACTION=1 DATA_PARENT=/tmp CONFIG=bench-harness/workloads/soak-broker.toml
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) MINUTES=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-compaction) COMPACTION=0 ;;
         --data-parent) DATA_PARENT=$2; shift ;;
+        --config) CONFIG=$2; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -28,7 +30,7 @@ mkdir -p "$OUT"
 DATA=$(mktemp -d "$DATA_PARENT/soak-flat-tails.XXXXXX")
 READY=$DATA.ready.json
 "$BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 --metrics-listen off --rest-listen off \
-    --ready-file "$READY" --config bench-harness/workloads/soak-broker.toml >"$OUT/broker.log" 2>&1 &
+    --ready-file "$READY" --config "$CONFIG" >"$OUT/broker.log" 2>&1 &
 PID=$!
 BESIDE=
 cleanup() {

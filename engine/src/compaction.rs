@@ -444,6 +444,9 @@ pub struct CompactionJob {
     txns: TxnView,
 }
 
+/// How much of a rewritten segment is written (and written back) before a pause.
+const REWRITE_PIECE_BYTES: usize = 512 << 10;
+
 /// A finished `CompactionJob`, to report with `Log::compaction_done`.
 pub struct CompactionDone {
     log_id: u64,
@@ -458,6 +461,14 @@ impl CompactionJob {
     /// Runs the pass (blocking: reads the sealed segments, writes, fsyncs and renames the
     /// rewritten ones, each crash-safely as the module docs say).
     pub fn run(self) -> CompactionDone {
+        self.run_until(std::time::Instant::now() + super::maintenance::RELEASE_PAUSE_BUDGET)
+    }
+
+    /// `run`, pausing between the pieces of each rewrite until `deadline` (see
+    /// `replace_segment`), so that a pass's writes do not sit in the page cache for the
+    /// next group commit's syncfs to write back at once.
+    pub fn run_until(self, deadline: std::time::Instant) -> CompactionDone {
+        let mut pacer = super::maintenance::Pacer::new(self.io, deadline);
         let mut done = CompactionDone {
             log_id: self.log_id,
             stats: CompactionStats::default(),
@@ -482,7 +493,7 @@ impl CompactionJob {
             let r =
                 self.clean_segment(seg, &latest, markers, &mut buf, &mut done.stats).and_then(
                     |out| match out {
-                        Some(bytes) => self.replace_segment(seg, &bytes, &mut buf).map(Some),
+                        Some(bytes) => self.replace_segment(seg, &bytes, &mut buf, &mut pacer).map(Some),
                         None => Ok(None),
                     },
                 );
@@ -618,15 +629,25 @@ impl CompactionJob {
         seg: &JobSegment,
         bytes: &[u8],
         buf: &mut Vec<u8>,
+        pacer: &mut super::maintenance::Pacer,
     ) -> Result<Segment, LogError> {
         let (base, modified_ms) = (seg.base_offset, seg.last_modified_ms);
         let dir = &self.dir;
         let io = self.io;
         let log_path = file_path(dir, base, LOG_SUFFIX);
         let tmp_path = log_path.with_extension("log.tmp");
-        let swap = || -> io::Result<()> {
+        let mut swap = || -> io::Result<()> {
             let tmp = io.open_rw(&tmp_path, true)?;
-            io.write_all_at(&tmp, bytes, 0)?;
+            // Written and written back a piece at a time: whole, the new segment (MiBs) sat in
+            // the page cache until its fdatasync, and a group commit's syncfs in between wrote
+            // it back (and allocated its blocks) while every ack waited.
+            let mut pos = 0;
+            for piece in bytes.chunks(REWRITE_PIECE_BYTES) {
+                io.write_all_at(&tmp, piece, pos)?;
+                io.write_back(&tmp, pos, piece.len() as u64)?;
+                pos += piece.len() as u64;
+                pacer.pause();
+            }
             io.datasync_all(&[&tmp])?;
             // Keep the segment's age: retention and the tombstone horizon count from it.
             let _ = io.set_modified_ms(&tmp, modified_ms);

@@ -29,6 +29,19 @@ pub(super) fn datasync(file: &File) -> io::Result<()> {
     file.sync_data()
 }
 
+pub(super) fn write_back(file: &File, pos: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let flags =
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    let (pos, len) =
+        (i64::try_from(pos).map_err(io::Error::other)?, i64::try_from(len).map_err(io::Error::other)?);
+    // SAFETY: a valid open descriptor borrowed for the duration of the call; no memory passed.
+    if unsafe { libc::sync_file_range(file.as_raw_fd(), pos, len, flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub(super) fn open_rw(path: &std::path::Path, truncate: bool) -> io::Result<File> {
     std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(truncate).open(path)
 }

@@ -505,7 +505,7 @@ const RELEASE_STEP_BYTES: u64 = 1 << 20;
 const RELEASE_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long a `RetentionWrite::write` may pause; past its deadline the rest is cut without
 /// pauses, so a backlog (retention lowered, a start after a long stop) still goes at once.
-const RELEASE_PAUSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const RELEASE_PAUSE_BUDGET: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Frees a deleted segment's blocks a step at a time, when nothing else holds its file.
 ///
@@ -544,7 +544,7 @@ impl Pacer {
         Pacer { deadline: real.then_some(deadline) }
     }
 
-    fn pause(&mut self) {
+    pub(super) fn pause(&mut self) {
         if self.deadline.is_some_and(|d| std::time::Instant::now() + RELEASE_STEP_PAUSE <= d) {
             std::thread::sleep(RELEASE_STEP_PAUSE);
         }

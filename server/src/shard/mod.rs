@@ -273,8 +273,11 @@ async fn compact(
     period: Duration,
     compacting: Rc<Cell<bool>>,
 ) {
+    let deadline = std::time::Instant::now() + release_budget(period);
     let done = compio::runtime::spawn_blocking(move || {
-        jobs.into_iter().map(|(topic, index, job)| (topic, index, job.run())).collect::<Vec<_>>()
+        jobs.into_iter()
+            .map(|(topic, index, job)| (topic, index, job.run_until(deadline)))
+            .collect::<Vec<_>>()
     })
     .await;
     match done {
