@@ -643,10 +643,12 @@ impl CompactionJob {
             // it back (and allocated its blocks) while every ack waited.
             let mut pos = 0;
             for piece in bytes.chunks(REWRITE_PIECE_BYTES) {
+                if pos > 0 {
+                    pacer.pause();
+                }
                 io.write_all_at(&tmp, piece, pos)?;
                 io.write_back(&tmp, pos, piece.len() as u64)?;
                 pos += piece.len() as u64;
-                pacer.pause();
             }
             io.datasync_all(&[&tmp])?;
             // Keep the segment's age: retention and the tombstone horizon count from it.

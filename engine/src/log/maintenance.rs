@@ -532,8 +532,8 @@ pub(super) fn release_blocks(
     Ok(())
 }
 
-/// Paces `release_blocks` until a deadline; never pauses a simulated run, whose file system
-/// has no journal to spare.
+/// Paces file-system work done in steps (`release_blocks`, compaction's rewrite) until a
+/// deadline; never pauses a simulated run, whose file system has no journal to spare.
 pub(super) struct Pacer {
     deadline: Option<std::time::Instant>,
 }
