@@ -233,10 +233,5 @@ fn retention_cuts_deleted_segments_down_unless_a_read_holds_them() {
 }
 
 fn read_slice_bytes(slice: &riptide_engine::ReadSlice) -> Vec<u8> {
-    if let Some(m) = &slice.memory {
-        return m.to_vec();
-    }
-    let mut buf = vec![0u8; slice.len as usize];
-    std::os::unix::fs::FileExt::read_exact_at(&*slice.file, &mut buf, slice.position).expect("read");
-    buf
+    slice.read_to_vec().expect("read")
 }

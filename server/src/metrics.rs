@@ -66,6 +66,8 @@ pub struct Metrics {
     pub fsync_latency: Histogram,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Of `bytes_out`, those sent by io_uring zero-copy send (`socket.send.zerocopy`).
+    pub zerocopy_bytes_out: AtomicU64,
     pub messages_in: AtomicU64,
     /// Partition appends (one per partition per Produce request): the unit of per-batch cost.
     pub appends: AtomicU64,
@@ -132,6 +134,7 @@ impl Default for Metrics {
             fsync_latency: Histogram::default(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            zerocopy_bytes_out: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
             appends: AtomicU64::new(0),
             messages_out: AtomicU64::new(0),
@@ -276,6 +279,7 @@ impl Metrics {
         let counters = [
             ("riptide_bytes_in_total", &self.bytes_in),
             ("riptide_bytes_out_total", &self.bytes_out),
+            ("riptide_zerocopy_bytes_out_total", &self.zerocopy_bytes_out),
             ("riptide_messages_in_total", &self.messages_in),
             ("riptide_partition_appends_total", &self.appends),
             ("riptide_messages_out_total", &self.messages_out),

@@ -71,13 +71,13 @@ impl FileHandle {
     /// cache: shared with the stage or a cached buffer when all of it lies in one, else
     /// copied, the parts in neither read from the file. `None` for every other file, and for a
     /// range below the stage that the cache does not hold: read from the file as usual.
-    pub(crate) fn memory_for(&self, io: Io, pos: u64, len: u64) -> io::Result<Option<bytes::Bytes>> {
+    pub(crate) fn memory_for(&self, io: Io, pos: u64, len: u64) -> io::Result<Option<direct::InMemory>> {
         let FileHandle::Direct(d) = self else { return Ok(None) };
         if len == 0 {
             return Ok(None);
         }
         match d.memory(pos, len)? {
-            direct::Memory::Shared(b) => return Ok(Some(b)),
+            direct::Memory::Shared(m) => return Ok(Some(m)),
             direct::Memory::File => return Ok(None),
             direct::Memory::Copy => {}
         }
@@ -85,7 +85,7 @@ impl FileHandle {
         if io.read_full_at(self, &mut buf, pos)? < buf.len() {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }
-        Ok(Some(buf.into()))
+        Ok(Some(direct::InMemory::One(buf.into())))
     }
 
     /// Whether this handle is the file's only holder: no read, send or sync of it is in flight

@@ -71,7 +71,7 @@ pub struct ReadSlice {
     pub end_offset: Offset,
     /// The same bytes from memory, when they are not (or not yet) to be read from the file:
     /// a direct-mode log's recent bytes (see `io/direct/mod.rs`). Readers use these when set.
-    pub memory: Option<bytes::Bytes>,
+    pub memory: Option<crate::io::direct::InMemory>,
 }
 
 impl ReadSlice {
@@ -89,8 +89,9 @@ impl ReadSlice {
             return Err(std::io::Error::other("read past the end of a read slice"));
         }
         if let Some(m) = &self.memory {
-            let from = from as usize;
-            buf.copy_from_slice(&m[from..from + buf.len()]);
+            if !m.copy_to(buf, from as usize) {
+                return Err(std::io::Error::other("memory of a read slice shorter than the slice"));
+            }
             return Ok(());
         }
         std::os::unix::fs::FileExt::read_exact_at(&*self.file, buf, self.position + from)

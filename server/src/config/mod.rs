@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub cluster_id: String,
     /// `log.flush.method`: how a group commit makes appends durable.
     pub flush_method: FlushMethod,
+    /// `socket.send.zerocopy`: whether Fetch answers served from memory are sent with io_uring
+    /// zero-copy sends.
+    pub send_zerocopy: SendZeroCopy,
     pub cluster: ClusterConfig,
     pub rest: RestConfig,
     pub security: SecurityConfig,
@@ -263,6 +266,33 @@ pub enum FlushMethod {
     Fdatasync,
 }
 
+/// Whether memory-served Fetch data goes out by io_uring zero-copy send
+/// (`socket.send.zerocopy`). A zero-copy send pins the pages and lets the NIC read them
+/// instead of copying them into socket buffers; the kernel copies anyway when the receiver is
+/// on this host (loopback, veth), where the pinning and the completion notice are extra cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendZeroCopy {
+    /// Zero-copy sends on io_uring to peers that are not on a loopback address.
+    Auto,
+    /// Zero-copy sends on io_uring to every peer (loopback too: for tests and measurements).
+    On,
+    /// Ordinary sends.
+    Off,
+}
+
+impl SendZeroCopy {
+    /// Whether a plain-TCP connection from `peer` sends zero-copy (`uring`: the shard's event
+    /// loop is io_uring; the epoll fallback has no zero-copy send).
+    pub fn applies(self, uring: bool, peer: &SocketAddr) -> bool {
+        match self {
+            SendZeroCopy::Off => false,
+            SendZeroCopy::On => uring,
+            SendZeroCopy::Auto => uring && !peer.ip().to_canonical().is_loopback(),
+        }
+    }
+}
+
 /// Broker-level defaults for topic configs (Kafka's `log.*` broker settings).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TopicDefaults {
@@ -375,6 +405,7 @@ impl Default for ServerConfig {
             log: TopicDefaults::default(),
             cluster_id: String::new(),
             flush_method: FlushMethod::Syncfs,
+            send_zerocopy: SendZeroCopy::Auto,
             cluster: ClusterConfig::default(),
             rest: RestConfig::default(),
             security: SecurityConfig::default(),
@@ -473,6 +504,8 @@ pub struct FileConfig {
     pub durability_policy: Option<String>,
     #[serde(alias = "log.flush.method")]
     pub log_flush_method: Option<FlushMethod>,
+    #[serde(alias = "socket.send.zerocopy")]
+    pub socket_send_zerocopy: Option<SendZeroCopy>,
     #[serde(alias = "log.io")]
     pub log_io: Option<String>,
     #[serde(alias = "log.direct.stage.bytes")]
@@ -658,6 +691,7 @@ impl ServerConfig {
         set!(file.log_retention_check_interval_ms, self.log.retention_check_interval_ms);
         set!(file.message_max_bytes, self.log.max_message_bytes);
         set!(file.log_flush_method, self.flush_method);
+        set!(file.socket_send_zerocopy, self.send_zerocopy);
         if let Some(m) = file.log_io {
             self.log.log_io = riptide_engine::config::IoMode::parse(&m)
                 .ok_or_else(|| format!("unknown log.io {m:?}: direct or buffered"))?;

@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
-use compio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Buf, BytesMut};
+use compio::io::{AsyncReadExt, AsyncWriteExt, AsyncWriteZerocopy};
 use compio::net::TcpStream;
 use compio::runtime::JoinHandle;
 
@@ -188,6 +188,9 @@ async fn write_loop(
     budget: Rc<Budget>,
 ) {
     let mut zero_copy: Option<ZeroCopy> = None;
+    let uring = compio::runtime::Runtime::with_current(|r| r.driver_type()).is_iouring();
+    let send_zerocopy =
+        matches!(&*stream, Transport::Plain(_)) && ctx.broker.config.send_zerocopy.applies(uring, &peer);
     while let Ok((task, size)) = rx.recv_async().await {
         let release = || {
             budget.in_flight.set(budget.in_flight.get() - size);
@@ -209,7 +212,7 @@ async fn write_loop(
             }
         };
         let close = response.close;
-        if let Err(e) = send_response(&ctx, &stream, response, &mut zero_copy).await {
+        if let Err(e) = send_response(&ctx, &stream, response, &mut zero_copy, send_zerocopy).await {
             if e.kind() != std::io::ErrorKind::BrokenPipe && e.kind() != std::io::ErrorKind::ConnectionReset {
                 tracing::info!("closing connection from {peer}: {e}");
             }
@@ -233,11 +236,17 @@ async fn write_loop(
 /// extra system calls of splicing small ranges.
 const ZERO_COPY_MIN_BYTES: usize = 64 * 1024;
 
+/// Memory-served ranges at least this long go out by zero-copy send when the connection uses
+/// them: below it, pinning the pages and taking the completion notice cost more than the copy
+/// (the kernel's MSG_ZEROCOPY guide puts the break-even near 10 KB).
+const ZERO_COPY_SEND_MIN_BYTES: usize = 16 * 1024;
+
 async fn send_response(
     ctx: &Ctx,
     stream: &Transport,
     response: Response,
     zero_copy: &mut Option<ZeroCopy>,
+    send_zerocopy: bool,
 ) -> std::io::Result<()> {
     let metrics = &ctx.broker.metrics;
     let total: usize = response.chunks.iter().map(Chunk::len).sum();
@@ -258,12 +267,38 @@ async fn send_response(
             Chunk::Bytes(b) => stream.write_bytes(b).await?,
             Chunk::File(slice) => {
                 metrics.messages_out.fetch_add(slice.offset_span(), Ordering::Relaxed);
-                match &slice.memory {
-                    // A direct-mode log's recent bytes: sent from memory, not the file.
-                    Some(bytes) => stream.write_bytes(bytes.clone()).await?,
-                    None => zc.send(tcp, &slice).await?,
+                let Some(memory) = &slice.memory else {
+                    zc.send(tcp, &slice).await?;
+                    continue;
+                };
+                // A direct-mode log's recent bytes: sent from memory, not the file.
+                for piece in memory.pieces() {
+                    if send_zerocopy && piece.len() >= ZERO_COPY_SEND_MIN_BYTES {
+                        metrics.zerocopy_bytes_out.fetch_add(piece.len() as u64, Ordering::Relaxed);
+                        send_pinned(tcp, piece.clone()).await?
+                    } else {
+                        stream.write_bytes(piece.clone()).await?
+                    }
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// Sends `bytes` by io_uring zero-copy send: the kernel references the pages instead of
+/// copying them, and keeps them until the peer has acknowledged the data. Each send's buffer
+/// (a reference to the tail cache's or the stage's memory, which is not reused while any
+/// reference lives) is held by a task until the kernel's completion notice frees it, so the
+/// next send need not wait for the peer's acknowledgement.
+async fn send_pinned(tcp: &TcpStream, mut bytes: bytes::Bytes) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let mut writer: &TcpStream = tcp;
+        let compio::BufResult(sent, released) = writer.write_zerocopy(bytes.clone()).await;
+        compio::runtime::spawn(released).detach();
+        match sent? {
+            0 => return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "peer closed")),
+            n => bytes.advance(n),
         }
     }
     Ok(())

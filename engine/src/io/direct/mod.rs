@@ -48,8 +48,10 @@ const DIRECT_WRITE_MIN_BYTES: usize = 256 * 1024;
 /// allows, so idle partitions cost little.
 const STAGE_INITIAL_BYTES: usize = 16 * 1024;
 
-/// A file keeps at most this many filled stages' ranges to look up (the cache may hold fewer).
-const RETIRED_MAX: usize = 64;
+/// A file keeps at most this many filled stages' ranges to look up (the cache may hold fewer;
+/// ranges whose buffer the cache dropped are pruned at each retirement). Enough for a 4 GiB
+/// `log.direct.cache.bytes` of 1 MiB stages on one segment.
+const RETIRED_MAX: usize = 4096;
 
 /// Stages grow only while `staged_bytes()` stays within this (`set_memory_budget`).
 static BUDGET_BYTES: AtomicUsize = AtomicUsize::new(256 << 20);
@@ -84,14 +86,62 @@ fn align_up(x: u64) -> u64 {
 
 /// Where the bytes of a read are (`DirectFile::memory`).
 pub enum Memory {
-    /// All in the stage or in one cached filled stage: shared, no copy.
-    Shared(Bytes),
-    /// Partly in memory (the stage, which must not be read from the file, or the tail cache):
-    /// copy it together with `read_at`, which takes each part from where it is.
+    /// All in the stage or in cached filled stages: shared, no copy.
+    Shared(InMemory),
+    /// Partly in memory (the stage, which must not be read from the file, or the tail cache),
+    /// partly not: copy it together with `read_at`, which takes each part from where it is.
     Copy,
     /// Below the stage and not cached: read from the file.
     File,
 }
+
+/// A read range's bytes in memory, in order: one shared piece, or one per buffer when the
+/// range crosses from one filled stage into the next (a consumer a few MiB behind the tail).
+#[derive(Clone, Debug)]
+pub enum InMemory {
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl InMemory {
+    pub fn pieces(&self) -> &[Bytes] {
+        match self {
+            InMemory::One(b) => std::slice::from_ref(b),
+            InMemory::Many(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pieces().iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Copies `buf.len()` bytes from `from` on into `buf`; `false` if the range is shorter.
+    pub fn copy_to(&self, buf: &mut [u8], from: usize) -> bool {
+        let (mut skip, mut done) = (from, 0);
+        for piece in self.pieces() {
+            if done == buf.len() {
+                break;
+            }
+            if skip >= piece.len() {
+                skip -= piece.len();
+                continue;
+            }
+            let n = (piece.len() - skip).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&piece[skip..skip + n]);
+            done += n;
+            skip = 0;
+        }
+        done == buf.len()
+    }
+}
+
+/// A range may be served from at most this many buffers without a copy (the stage's 1 MiB
+/// limit makes a 4 MiB fetch five at most).
+const PIECES_MAX: usize = 16;
 
 /// A reader's view of stage bytes (the owner behind a `Bytes`).
 struct StageSlice {
@@ -273,27 +323,48 @@ impl DirectFile {
         Ok(self.buffered.clone())
     }
 
-    /// Where a reader finds `[pos, pos + len)`, in one look under the stage's lock.
+    /// Where a reader finds `[pos, pos + len)`, in one look under the stage's lock: shared
+    /// pieces of the stage and of the filled stages the tail cache holds when they cover it.
     pub fn memory(&self, pos: u64, len: u64) -> io::Result<Memory> {
         let st = self.lock()?;
-        let found =
-            if pos >= st.start { Some((st.buf.clone(), st.start, st.end)) } else { Self::cached(&st, pos) };
-        Ok(match found {
-            Some((buf, start, end)) if pos + len <= end => {
-                let from = (pos - start) as usize;
-                Memory::Shared(Bytes::from_owner(StageSlice { buf, from, to: from + len as usize }))
+        let end = pos + len;
+        // The first piece apart, so that the usual one-piece range allocates nothing.
+        let mut first = None;
+        let mut more = Vec::new();
+        let mut at = pos;
+        while at < end {
+            let found =
+                if at >= st.start { Some((st.buf.clone(), st.start, st.end)) } else { Self::cached(&st, at) };
+            let Some((buf, start, stop)) = found else {
+                return Ok(if at == pos && end <= st.start { Memory::File } else { Memory::Copy });
+            };
+            let to = end.min(stop);
+            if to <= at || more.len() + 1 == PIECES_MAX {
+                return Ok(Memory::Copy);
             }
-            Some(_) => Memory::Copy,
-            None if pos + len > st.start => Memory::Copy,
+            let from = (at - start) as usize;
+            let piece = Bytes::from_owner(StageSlice { buf, from, to: from + (to - at) as usize });
+            match first {
+                None => first = Some(piece),
+                Some(_) => more.push(piece),
+            }
+            at = to;
+        }
+        Ok(match first {
             None => Memory::File,
+            Some(one) if more.is_empty() => Memory::Shared(InMemory::One(one)),
+            Some(one) => {
+                more.insert(0, one);
+                Memory::Shared(InMemory::Many(more))
+            }
         })
     }
 
-    /// The bytes `[pos, pos + len)` from memory, if they all lie in the stage or in one filled
-    /// stage the tail cache still holds.
-    pub fn staged(&self, pos: u64, len: u64) -> Option<Bytes> {
+    /// The bytes `[pos, pos + len)` from memory, if they all lie in the stage or in filled
+    /// stages the tail cache still holds.
+    pub fn staged(&self, pos: u64, len: u64) -> Option<InMemory> {
         match self.memory(pos, len) {
-            Ok(Memory::Shared(b)) => Some(b),
+            Ok(Memory::Shared(m)) => Some(m),
             _ => None,
         }
     }
@@ -302,7 +373,14 @@ impl DirectFile {
     /// stage), with the file range it holds: the newest such, as ranges overlap at a partial
     /// block.
     fn cached(st: &Stage, pos: u64) -> Option<(Arc<AlignedBuf>, u64, u64)> {
-        let r = st.retired.iter().rev().find(|r| r.start <= pos && pos < r.end)?;
+        // Stages retire in file order, so starts and ends both ascend: the last range that
+        // starts at or before `pos` is the newest that can hold it.
+        let i = st.retired.partition_point(|r| r.start <= pos).checked_sub(1)?;
+        let r = &st.retired[i];
+        if pos >= r.end {
+            return None;
+        }
+        debug_assert!(i == 0 || st.retired[i - 1].start <= r.start);
         Some((r.buf.upgrade()?, r.start, r.end))
     }
 
@@ -478,21 +556,27 @@ mod tests {
         let start = d.stage_start().unwrap();
         assert_eq!(start % BLOCK as u64, 0);
         let tail = d.staged(start, expect.len() as u64 - start).unwrap();
-        assert_eq!(&tail[..], &expect[start as usize..]);
+        assert_eq!(flat(&tail), &expect[start as usize..]);
         if let Some(across) = d.staged(start.saturating_sub(1), 2) {
             // Served by a filled stage in the tail cache, which also holds those bytes.
-            assert_eq!(&across[..], &expect[start as usize - 1..start as usize + 1]);
+            assert_eq!(flat(&across), &expect[start as usize - 1..start as usize + 1]);
         }
         // A held slice keeps its bytes while the stage moves on.
         let held = d.staged(start, 10).unwrap();
-        let before = held.to_vec();
+        let before = flat(&held);
         d.append(&pattern(20_000, 9), expect.len() as u64).unwrap();
-        assert_eq!(held.to_vec(), before);
+        assert_eq!(flat(&held), before);
         expect.extend_from_slice(&pattern(20_000, 9));
         // Finishing leaves exactly the appended bytes in the file.
         let f = d.finish().unwrap();
         assert_eq!(f.metadata().unwrap().len(), expect.len() as u64);
         assert_eq!(std::fs::read(&path).unwrap(), expect);
+    }
+
+    fn flat(m: &InMemory) -> Vec<u8> {
+        let mut out = vec![0u8; m.len()];
+        assert!(m.copy_to(&mut out, 0));
+        out
     }
 
     fn read_all(d: &DirectFile, len: usize) -> Vec<u8> {
@@ -520,9 +604,15 @@ mod tests {
         assert!(start >= 10 * BLOCK as u64, "the stage restarted many times (start {start})");
         // Bytes far below the stage, within one filled stage: from memory, and right.
         let old = d.staged(100, 4000).expect("a filled stage still cached");
-        assert_eq!(&old[..], &expect[100..4100]);
+        assert_eq!(flat(&old), &expect[100..4100]);
         let mid = d.staged(5 * BLOCK as u64 + 10, 3000).expect("cached");
-        assert_eq!(&mid[..], &expect[5 * BLOCK + 10..5 * BLOCK + 3010]);
+        assert_eq!(flat(&mid), &expect[5 * BLOCK + 10..5 * BLOCK + 3010]);
+        // Across several filled stages: one shared piece per buffer, in order, no copy.
+        let across = d.staged(100, 20_000).expect("cached stages cover it");
+        assert!(matches!(&across, InMemory::Many(p) if p.len() >= 3), "{across:?}");
+        assert_eq!(flat(&across), &expect[100..20_100]);
+        // Across more buffers than a range may take: copied instead (not shared).
+        assert!(d.staged(100, (PIECES_MAX * 2 * BLOCK) as u64).is_none());
         // Reads across filled stages, the file and the stage see every byte; a read never
         // adds to the cache or takes from it, so the old range is still served after them.
         assert_eq!(read_all(&d, expect.len()), expect);
@@ -545,7 +635,7 @@ mod tests {
             d.append(piece, d.logical_len().unwrap()).unwrap();
         }
         d.set_len(20_000).unwrap();
-        assert!(d.staged(19_000, 1000).is_none_or(|b| b[..] == data[19_000..20_000]));
+        assert!(d.staged(19_000, 1000).is_none_or(|b| flat(&b) == data[19_000..20_000]));
         assert!(d.staged(19_500, 1000).is_none(), "nothing past the new end");
         let fresh = pattern(30_000, 6);
         for piece in fresh.chunks(2500) {
@@ -556,7 +646,7 @@ mod tests {
         assert_eq!(read_all(&d, expect.len()), expect);
         for pos in (0..expect.len() - 1000).step_by(777) {
             if let Some(b) = d.staged(pos as u64, 1000) {
-                assert_eq!(&b[..], &expect[pos..pos + 1000], "memory at {pos}");
+                assert_eq!(flat(&b), &expect[pos..pos + 1000], "memory at {pos}");
             }
         }
         d.finish().unwrap();
