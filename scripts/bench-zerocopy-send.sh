@@ -59,7 +59,7 @@ if [ -n "$NETNS" ]; then
 fi
 cpu() { awk '{print $14+$15}' "/proc/$PID/stat"; }
 busy() { awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat; }
-zc_bytes() { curl -s "http://127.0.0.1:$METRICS/metrics" | awk '/^riptide_zerocopy_bytes_out_total/ {print $2}'; }
+zc_bytes() { curl -s "http://127.0.0.1:$METRICS/metrics" | awk '/^riptide_zerocopy_bytes_out_total/ {v=$2} END {print v+0}'; }
 for round in $(seq 1 "$ROUNDS"); do
     for mode in off on; do
         rm -rf "$PARENT/broker"
