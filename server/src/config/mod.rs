@@ -1066,6 +1066,27 @@ mod tests {
     }
 
     #[test]
+    fn zero_copy_sends_skip_loopback_peers_unless_forced() {
+        let file: FileConfig = toml::from_str(r#""socket.send.zerocopy" = "on""#).expect("parse");
+        let mut c = ServerConfig::default();
+        assert_eq!(c.send_zerocopy, SendZeroCopy::Auto);
+        c.apply_file(file).expect("apply");
+        assert_eq!(c.send_zerocopy, SendZeroCopy::On);
+        assert!(toml::from_str::<FileConfig>(r#""socket.send.zerocopy" = "always""#).is_err());
+        let peer = |a: &str| a.parse::<SocketAddr>().expect("addr");
+        let (v4, v6, mapped, remote) =
+            (peer("127.0.0.2:1"), peer("[::1]:1"), peer("[::ffff:127.0.0.1]:1"), peer("10.0.0.2:1"));
+        for local in [v4, v6, mapped] {
+            assert!(!SendZeroCopy::Auto.applies(true, &local), "{local}");
+            assert!(SendZeroCopy::On.applies(true, &local), "{local}");
+        }
+        assert!(SendZeroCopy::Auto.applies(true, &remote));
+        assert!(!SendZeroCopy::Off.applies(true, &remote));
+        // The epoll fallback has no zero-copy send.
+        assert!(!SendZeroCopy::On.applies(false, &remote) && !SendZeroCopy::Auto.applies(false, &remote));
+    }
+
+    #[test]
     fn kraft_names_configure_the_cluster() {
         let file: FileConfig = toml::from_str(
             r#"
