@@ -68,8 +68,8 @@ impl FileHandle {
 
     /// For a direct-mode file, `[pos, pos + len)` as memory when any of it lies in the stage
     /// (bytes there must not be read from the file; see `direct/mod.rs`) or starts in the tail
-    /// cache: shared with the stage or a cached buffer when all of it lies in one, else
-    /// copied, the parts in neither read from the file. `None` for every other file, and for a
+    /// cache: shared piece by piece with the stage and the cached buffers when they cover it,
+    /// else copied, the parts in neither read from the file. `None` for every other file, and for a
     /// range below the stage that the cache does not hold: read from the file as usual.
     pub(crate) fn memory_for(&self, io: Io, pos: u64, len: u64) -> io::Result<Option<direct::InMemory>> {
         let FileHandle::Direct(d) = self else { return Ok(None) };

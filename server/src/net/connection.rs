@@ -14,13 +14,13 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use bytes::{Buf, BytesMut};
-use compio::io::{AsyncReadExt, AsyncWriteExt, AsyncWriteZerocopy};
+use bytes::BytesMut;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use compio::runtime::JoinHandle;
 
 use super::frame::take_frame;
-use super::zerocopy::ZeroCopy;
+use super::zerocopy::{self, ZeroCopy};
 use crate::api::{self, Chunk, Ctx, RequestError, Response};
 use crate::metrics::Metrics;
 use crate::security::{tls::certificate_principal, Session};
@@ -188,9 +188,8 @@ async fn write_loop(
     budget: Rc<Budget>,
 ) {
     let mut zero_copy: Option<ZeroCopy> = None;
-    let uring = compio::runtime::Runtime::with_current(|r| r.driver_type()).is_iouring();
-    let send_zerocopy =
-        matches!(&*stream, Transport::Plain(_)) && ctx.broker.config.send_zerocopy.applies(uring, &peer);
+    let send_zerocopy = matches!(&*stream, Transport::Plain(_))
+        && ctx.broker.config.send_zerocopy.applies(zerocopy::on_uring(), &peer);
     while let Ok((task, size)) = rx.recv_async().await {
         let release = || {
             budget.in_flight.set(budget.in_flight.get() - size);
@@ -275,30 +274,12 @@ async fn send_response(
                 for piece in memory.pieces() {
                     if send_zerocopy && piece.len() >= ZERO_COPY_SEND_MIN_BYTES {
                         metrics.zerocopy_bytes_out.fetch_add(piece.len() as u64, Ordering::Relaxed);
-                        send_pinned(tcp, piece.clone()).await?
+                        zerocopy::send_pinned(tcp, piece.clone()).await?
                     } else {
                         stream.write_bytes(piece.clone()).await?
                     }
                 }
             }
-        }
-    }
-    Ok(())
-}
-
-/// Sends `bytes` by io_uring zero-copy send: the kernel references the pages instead of
-/// copying them, and keeps them until the peer has acknowledged the data. Each send's buffer
-/// (a reference to the tail cache's or the stage's memory, which is not reused while any
-/// reference lives) is held by a task until the kernel's completion notice frees it, so the
-/// next send need not wait for the peer's acknowledgement.
-async fn send_pinned(tcp: &TcpStream, mut bytes: bytes::Bytes) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        let mut writer: &TcpStream = tcp;
-        let compio::BufResult(sent, released) = writer.write_zerocopy(bytes.clone()).await;
-        compio::runtime::spawn(released).detach();
-        match sent? {
-            0 => return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "peer closed")),
-            n => bytes.advance(n),
         }
     }
     Ok(())

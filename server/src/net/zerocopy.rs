@@ -1,5 +1,6 @@
 //! Zero-copy file → socket for Fetch responses: `splice` from the segment file into a pipe and
-//! from the pipe into the socket, so record bytes never enter user space.
+//! from the pipe into the socket, so record bytes never enter user space. Ranges served from
+//! memory go by io_uring zero-copy send instead (`send_pinned`).
 //!
 //! io_uring driver: both splices are io_uring operations (the accepted socket is blocking, so
 //! the pipe → socket half runs in io_uring's worker pool without blocking the shard).
@@ -11,8 +12,9 @@
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 
+use bytes::Buf;
 use compio::driver::op::Splice;
-use compio::io::AsyncWriteExt;
+use compio::io::{AsyncWriteExt, AsyncWriteZerocopy};
 use compio::net::TcpStream;
 use riptide_engine::ReadSlice;
 use rustix::pipe::SpliceFlags;
@@ -43,7 +45,7 @@ impl ZeroCopy {
             unsafe { libc::fcntl(pipe_write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES as libc::c_int) };
         let pipe_bytes = if size > 0 { size as usize } else { 64 * 1024 };
         let socket = socket2::SockRef::from(stream).try_clone()?;
-        let uring = compio::runtime::Runtime::with_current(|r| r.driver_type()).is_iouring();
+        let uring = on_uring();
         Ok(ZeroCopy {
             pipe_read: Arc::new(pipe_read),
             pipe_write: Arc::new(pipe_write),
@@ -119,6 +121,30 @@ impl ZeroCopy {
         }
         Ok(())
     }
+}
+
+/// Whether this thread's event loop is io_uring (the epoll fallback has neither io_uring
+/// splices nor zero-copy sends).
+pub fn on_uring() -> bool {
+    compio::runtime::Runtime::with_current(|r| r.driver_type()).is_iouring()
+}
+
+/// Sends `bytes` by io_uring zero-copy send: the kernel references the pages instead of
+/// copying them, and keeps them until the peer has acknowledged the data. Each send's buffer
+/// (a reference to the tail cache's or the stage's memory, which is not reused while any
+/// reference lives) is held by a task until the kernel's completion notice frees it, so the
+/// next send need not wait for the peer's acknowledgement.
+pub async fn send_pinned(tcp: &TcpStream, mut bytes: bytes::Bytes) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let mut writer: &TcpStream = tcp;
+        let compio::BufResult(sent, released) = writer.write_zerocopy(bytes.clone()).await;
+        compio::runtime::spawn(released).detach();
+        match sent? {
+            0 => return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "peer closed")),
+            n => bytes.advance(n),
+        }
+    }
+    Ok(())
 }
 
 fn is_unsupported(e: &std::io::Error) -> bool {

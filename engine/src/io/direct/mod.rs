@@ -89,7 +89,8 @@ pub enum Memory {
     /// All in the stage or in cached filled stages: shared, no copy.
     Shared(InMemory),
     /// Partly in memory (the stage, which must not be read from the file, or the tail cache),
-    /// partly not: copy it together with `read_at`, which takes each part from where it is.
+    /// partly not, or across more than `PIECES_MAX` buffers: copy it together with `read_at`,
+    /// which takes each part from where it is.
     Copy,
     /// Below the stage and not cached: read from the file.
     File,
