@@ -11,7 +11,7 @@ use crate::batch::{BatchHeader, HEADER_BYTES};
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::index::{OffsetIndex, TimeIndex};
-use crate::io::direct::DirectFile;
+use crate::io::direct::{DirectFile, Landed};
 use crate::io::{FileHandle, Io};
 
 pub const LOG_SUFFIX: &str = "log";
@@ -239,6 +239,24 @@ impl Segment {
         let FileHandle::Direct(d) = &self.log else { return None };
         let position = self.size_bytes;
         Some(d.append_with(bytes, u64::from(position), patch).map(|()| position))
+    }
+
+    /// Direct mode: appends a received batch, its buffer taken over as the stage when it can
+    /// be (see `DirectFile::append_landed`); returns the position it starts at. `None` for a
+    /// buffered file.
+    pub fn write_landed(
+        &mut self,
+        landed: &Landed,
+        patch: impl FnOnce(&mut [u8]),
+    ) -> Option<io::Result<u32>> {
+        let FileHandle::Direct(d) = &self.log else { return None };
+        let position = self.size_bytes;
+        Some(d.append_landed(landed, u64::from(position), patch).map(|_| position))
+    }
+
+    /// Whether appends go to a direct stage (which can take landed batches over).
+    pub fn takes_landed(&self) -> bool {
+        matches!(self.log, FileHandle::Direct(_))
     }
 
     /// Writes `bytes` at the end of the log file; returns the position they start at.

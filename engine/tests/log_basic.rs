@@ -266,6 +266,62 @@ fn append_shared_stores_what_append_stores() {
     }
 }
 
+/// `append_landed` (a batch received into a landing buffer, which a direct stage takes over
+/// when the batch sits at the stage end's block phase) stores what `append` stores, whether
+/// the phase hint was right or stale, across rolls and idempotent retries; in direct mode the
+/// right hints are taken over rather than copied. Run in both append modes, as above.
+#[test]
+fn append_landed_stores_what_append_stores() {
+    use riptide_engine::io::direct::{landing, LandingBuf};
+    let land = |phase: usize, src: &[u8]| {
+        let mut l = LandingBuf::new(phase, src.len()).expect("landing buffer");
+        l.region_mut().copy_from_slice(src);
+        l.set_received(src.len());
+        l.finish().expect("complete")
+    };
+    for ts_type in [TimestampType::CreateTime, TimestampType::LogAppendTime] {
+        let cfg = LogConfig {
+            segment_bytes: 256 * 1024,
+            timestamp_type: ts_type,
+            ..config(riptide_engine::IoBackend::Std)
+        };
+        let (a_dir, b_dir) = (tmpdir(&format!("land-a-{ts_type:?}")), tmpdir(&format!("land-b-{ts_type:?}")));
+        let mut a = Log::open(&a_dir, cfg.clone(), 0).expect("open a");
+        let mut b = Log::open(&b_dir, cfg.clone(), 0).expect("open b");
+        let (mut seq, adopted_before) = (0, landing::adopted_bytes());
+        for i in 0..40 {
+            let bytes = if i % 4 == 0 {
+                seq += 4;
+                idempotent_batch(4, 7, 0, seq - 4)
+            } else {
+                batch(1 + i as usize % 9, 3_000, 1_000 + i as i64)
+            };
+            let hint = b.landing_position().map_or(0, |pos| pos as usize % 4096);
+            let phase = if i % 5 == 4 { (hint + 17) % 4096 } else { hint };
+            let landed = land(phase, &bytes);
+            let ia = a.append(&mut bytes.clone(), LeaderEpoch(2), 50_000 + i as i64).expect("append");
+            let ib = b.append_landed(&landed, LeaderEpoch(2), 50_000 + i as i64).expect("append_landed");
+            assert_eq!(ia, ib);
+            if i % 7 == 0 {
+                a.sync().expect("sync a");
+                b.sync().expect("sync b");
+            }
+        }
+        let phase = b.landing_position().map_or(0, |pos| pos as usize % 4096);
+        let retry = land(phase, &idempotent_batch(4, 7, 0, seq - 4));
+        assert!(b.append_landed(&retry, LeaderEpoch(2), 60_000).expect("retry").duplicate);
+        assert!(b.segment_count() > 1, "the test crosses rolls");
+        if std::env::var("RIPTIDE_LOG_IO").as_deref() == Ok("direct") {
+            assert!(b.is_direct(), "direct appends in this run");
+            assert!(landing::adopted_bytes() > adopted_before, "right hints were taken over");
+        }
+        assert_eq!(read_all(&a, 0), read_all(&b, 0));
+        b.close().expect("close");
+        let b = Log::open(&b_dir, cfg, 0).expect("reopen");
+        assert_eq!(read_all(&a, 0), read_all(&b, 0));
+    }
+}
+
 /// Where the file system refuses O_DIRECT, a direct-mode log stays buffered (with a warning)
 /// and loses nothing.
 #[test]

@@ -4,6 +4,7 @@
 //! (`server/tests/fuzz_corpus.rs`) without nightly flags or libFuzzer.
 
 use crate::api::decode::decode_frame;
+use crate::api::landing::{frame_without_records, plan};
 use crate::net::frame::take_frame;
 use bytes::{Bytes, BytesMut};
 use riptide_engine::batch::{self, Assignment, Limits};
@@ -17,6 +18,15 @@ pub const REQUEST_BYTES_MAX: u32 = 100 << 20;
 /// the logic is the same and a smaller bound keeps executions fast).
 pub const DECOMPRESSED_BYTES_MAX: usize = 1 << 20;
 
+/// What a connection does with a frame whose record set it landed apart: the frame without
+/// the records decoded (`api::landing`).
+fn landed_decode(frame: &Bytes) {
+    if let Some(plan) = plan(frame, frame.len()) {
+        let without = frame_without_records(&plan, frame, &frame[plan.records_end()..]);
+        let _ = decode_frame(without);
+    }
+}
+
 /// A client's byte stream: cut into frames exactly as a connection does, and every frame
 /// decoded (header, then the body for its API and version) as `api::handle` does before
 /// dispatching. Errors are expected; panics, aborts and huge allocations are the bugs.
@@ -29,9 +39,17 @@ pub fn request_stream(data: &[u8]) {
         loop {
             match take_frame(&mut buf, REQUEST_BYTES_MAX) {
                 Ok(Some(frame)) => {
+                    landed_decode(&frame);
                     let _ = decode_frame(frame);
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    // A frame's start, as the reader plans a landing from it.
+                    if buf.len() >= 4 {
+                        let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                        let _ = usize::try_from(size).map(|size| plan(&buf[4..], size));
+                    }
+                    break;
+                }
                 Err(_) => return, // the connection would be closed
             }
         }

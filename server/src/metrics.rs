@@ -3,7 +3,7 @@
 //! (`/metrics`, default port 9644), so scraping never touches a shard's event loop.
 
 use riptide_model::TopicPartition;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -76,6 +76,9 @@ pub struct Metrics {
     pub connections_rejected: AtomicU64,
     pub frames_rejected: AtomicU64,
     log_end_offsets: Mutex<BTreeMap<TopicPartition, Arc<AtomicI64>>>,
+    /// Where each partition's next produced batch should land (`api::landing`): published by
+    /// the owners like the log-end gauges, read by every connection's reader.
+    pub landing: LandingHints,
     /// The metadata log offset this broker has applied.
     pub metadata_applied: AtomicU64,
     cluster: Mutex<Option<ClusterSources>>,
@@ -142,6 +145,7 @@ impl Default for Metrics {
             connections_rejected: AtomicU64::new(0),
             frames_rejected: AtomicU64::new(0),
             log_end_offsets: Mutex::new(BTreeMap::new()),
+            landing: LandingHints::default(),
             metadata_applied: AtomicU64::new(0),
             cluster: Mutex::new(None),
             replication_bytes_out: AtomicU64::new(0),
@@ -332,6 +336,16 @@ impl Metrics {
             "# TYPE riptide_direct_cache_bytes gauge\nriptide_direct_cache_bytes {}",
             riptide_engine::io::direct::cache_bytes()
         );
+        // Produced record sets received straight into landing buffers (`api::landing`): taken
+        // over by a direct stage, or copied after all (a stale phase hint).
+        let _ = writeln!(
+            out,
+            "# TYPE riptide_produce_landed_bytes_total counter\n\
+             riptide_produce_landed_bytes_total{{outcome=\"adopted\"}} {}\n\
+             riptide_produce_landed_bytes_total{{outcome=\"copied\"}} {}",
+            riptide_engine::io::direct::landing::adopted_bytes(),
+            riptide_engine::io::direct::landing::copied_bytes()
+        );
         self.render_cluster(&mut out);
         let r = self.replication();
         let gauges = [
@@ -409,5 +423,70 @@ mod tests {
         assert!(s.contains("x_bucket{le=\"0.0025\"} 2"), "{s}");
         assert!(s.contains("x_bucket{le=\"+Inf\"} 3"), "{s}");
         assert!(s.contains("x_count{} 3"), "{s}");
+    }
+}
+
+/// Where each partition's next append goes in its active segment, kept by the partitions'
+/// owners for every connection's reader: a landing buffer places the next batch at that
+/// position's block phase so that the direct stage can take it over (`api::landing`). A hint:
+/// a stale one costs a copy.
+#[derive(Default)]
+pub struct LandingHints {
+    by_topic: Mutex<HashMap<String, HashMap<i32, Arc<AtomicU64>>>>,
+}
+
+/// Counts, when dropped, one more of a connection's Produce requests for a partition as done
+/// with by the partition's owner (appended, refused or dropped): the connection's reader
+/// then knows which of its pipelined requests a `LandingHints` point already includes.
+pub struct LandingMark(pub Arc<AtomicU64>);
+
+impl Drop for LandingMark {
+    fn drop(&mut self) {
+        // Release: after the owner's point store, which the reader reads after this count.
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Set in a stored position (0: none).
+const KNOWN: u64 = 1 << 32;
+
+impl LandingHints {
+    /// The cell a partition's owner updates (`store`), created on first use.
+    pub fn cell(&self, topic: &str, partition: i32) -> Arc<AtomicU64> {
+        let mut map = self.by_topic.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(topic.to_string()).or_default().entry(partition).or_default().clone()
+    }
+
+    /// Where `topic`-`partition`'s next batch goes in its segment, if its owner said.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<u32> {
+        let map = self.by_topic.lock().unwrap_or_else(|e| e.into_inner());
+        let stored = map.get(topic)?.get(&partition)?.load(Relaxed);
+        (stored & KNOWN != 0).then_some(stored as u32)
+    }
+
+    /// Records a partition's append position (`Log::landing_position`; `None`: its log takes
+    /// no landed batches).
+    pub fn store(cell: &AtomicU64, position: Option<u32>) {
+        cell.store(position.map_or(0, |p| KNOWN | u64::from(p)), Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod landing_tests {
+    use super::LandingHints;
+
+    #[test]
+    fn hints_say_nothing_until_an_owner_stores_a_position() {
+        let hints = LandingHints::default();
+        assert_eq!(hints.position("t", 0), None);
+        let cell = hints.cell("t", 0);
+        assert_eq!(hints.position("t", 0), None);
+        LandingHints::store(&cell, Some(0));
+        assert_eq!(hints.position("t", 0), Some(0));
+        LandingHints::store(&cell, Some(u32::MAX));
+        assert_eq!(hints.position("t", 0), Some(u32::MAX));
+        LandingHints::store(&cell, None);
+        assert_eq!(hints.position("t", 0), None);
+        assert_eq!(hints.position("t", 1), None);
     }
 }

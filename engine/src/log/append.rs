@@ -68,6 +68,31 @@ impl Log {
         })
     }
 
+    /// `append_shared` for a batch received into a landing buffer (`LandingBuf`): with direct
+    /// appends its buffer becomes the stage when it landed at the stage end's block phase,
+    /// so the batch is not copied at all; otherwise as `append_shared`.
+    pub fn append_landed(
+        &mut self,
+        landed: &crate::io::direct::Landed,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        // The bytes go in as `Bytes`, not a reference: validation reads them through a
+        // reference of its own, which has ended before the takeover writes offsets into them.
+        self.append_validated(landed.bytes(), now_ms, true, |log, batches, valid, records, bytes| {
+            drop(batches);
+            log.write_landed(landed, valid, records, bytes, leader_epoch.0, now_ms)
+        })
+    }
+
+    /// Where the next append goes in the active segment (its block phase is where a landing
+    /// buffer should place it), when the segment takes direct appends (`None` otherwise, or
+    /// before its first append).
+    pub fn landing_position(&self) -> Option<u32> {
+        let active = self.segments.last()?;
+        active.takes_landed().then_some(active.size_bytes)
+    }
+
     /// Validates `batches` (with the log's scratch list of valid batches), answers an
     /// idempotent retry with its original offsets, and hands new data to `write`.
     fn append_validated<B: std::ops::Deref<Target = [u8]>>(
@@ -91,6 +116,33 @@ impl Log {
         valid.clear();
         self.scratch_batches = valid;
         result
+    }
+
+    /// `write_shared` for a landed batch: taken over by the direct stage, or copied.
+    fn write_landed(
+        &mut self,
+        landed: &crate::io::direct::Landed,
+        valid: &[ValidBatch],
+        records: i64,
+        bytes: u64,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let base = self.next_offset();
+        self.roll_if_needed(bytes, base + records - 1, now_ms)?;
+        self.prepare_write();
+        if self.sealer.is_none() {
+            let append_time = (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+            let patch = |dst: &mut [u8]| assign_all(dst, valid, base, leader_epoch, append_time);
+            if let Some(written) = self.active_mut().write_landed(landed, patch) {
+                let position = match written {
+                    Ok(p) => p,
+                    Err(e) => return Err(self.fail("segment write", e)),
+                };
+                return self.finish_write(valid, None, base, records, position, leader_epoch, now_ms);
+            }
+        }
+        self.write_shared(&landed.bytes(), valid, records, bytes, leader_epoch, now_ms)
     }
 
     fn write_shared(

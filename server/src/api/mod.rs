@@ -16,6 +16,7 @@ pub mod error;
 pub mod fetch;
 pub mod fetch_session;
 pub mod group;
+pub mod landing;
 pub mod leader_hint;
 pub mod legacy;
 pub mod logdirs;
@@ -197,13 +198,19 @@ pub fn fetch_throttle(
 
 /// A Produce frame's throttle: its size counted against its client's produce quota (zero for
 /// any other request, and when no quota is set).
-pub fn produce_throttle(broker: &Broker, frame: &Bytes, session: &Session) -> std::time::Duration {
+/// `size`: the frame's size as received (a landed frame's record set is kept apart).
+pub fn produce_throttle(
+    broker: &Broker,
+    frame: &Bytes,
+    size: usize,
+    session: &Session,
+) -> std::time::Duration {
     if !broker.quotas.active() || decode::peek_api_key(frame) != Some(ApiKey::Produce as i16) {
         return std::time::Duration::ZERO;
     }
     let client_id = decode::peek_client_id(frame).unwrap_or("");
     let kind = crate::quota::Kind::Produce;
-    let d = broker.quotas.record(kind, &session.quota_user(), client_id, frame.len() as u64, Instant::now());
+    let d = broker.quotas.record(kind, &session.quota_user(), client_id, size as u64, Instant::now());
     count_throttle(broker, kind, d);
     d
 }
@@ -222,9 +229,14 @@ fn count_throttle(broker: &Broker, kind: crate::quota::Kind, d: std::time::Durat
     d.as_millis().min(i32::MAX as u128) as i32
 }
 
+/// `landed`: a Produce frame's record set, received apart into a landing buffer
+/// (`landing`); `frame` then holds an empty set in its place. `mark`: see
+/// `metrics::LandingMark` (a one-partition Produce the reader follows).
 pub async fn handle(
     ctx: Ctx,
     frame: Bytes,
+    landed: Option<riptide_engine::io::direct::Landed>,
+    mark: Option<crate::metrics::LandingMark>,
     session: Rc<Session>,
     throttle: std::time::Duration,
 ) -> Result<Option<Response>, RequestError> {
@@ -249,7 +261,7 @@ pub async fn handle(
         }
     };
     let key = info.api_key as i16;
-    let result = dispatch(&ctx, &info, body).await;
+    let result = dispatch(&ctx, &info, body, landed, mark).await;
     ctx.broker.metrics.record_request(key, started.elapsed().as_micros() as u64);
     result
 }
@@ -258,7 +270,13 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, RequestErro
     T::decode(body, version).map_err(|e| RequestError::Malformed(e.to_string()))
 }
 
-async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Option<Response>, RequestError> {
+async fn dispatch(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    mut body: Bytes,
+    landed: Option<riptide_engine::io::direct::Landed>,
+    mark: Option<crate::metrics::LandingMark>,
+) -> Result<Option<Response>, RequestError> {
     let v = info.decode_version;
     macro_rules! answer {
         ($handler:expr) => {{
@@ -401,7 +419,7 @@ async fn dispatch(ctx: &Ctx, info: &RequestInfo, mut body: Bytes) -> Result<Opti
         ApiKey::AlterClientQuotas => answer!(quotas::alter(ctx, info, decode(&mut body, v)?).await),
         ApiKey::Metadata => answer!(metadata::handle(ctx, info, decode(&mut body, v)?).await),
         ApiKey::Produce => {
-            let Some(response) = produce::handle(ctx, info, decode(&mut body, v)?).await else {
+            let Some(response) = produce::handle(ctx, info, decode(&mut body, v)?, landed, mark).await else {
                 return Ok(None); // acks=0: no answer (the connection is throttled all the same)
             };
             let throttle_ms = info.throttle.as_millis().min(i32::MAX as u128) as i32;

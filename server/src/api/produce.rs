@@ -14,11 +14,13 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use riptide_engine::io::direct::Landed;
 use riptide_engine::{LogError, RecordError, RecordProblem};
 
 use super::error::partition_code;
 use super::leader_hint;
 use super::{Ctx, RequestInfo};
+use crate::metrics::LandingMark;
 use crate::partition::{Acks, AppendReply, AppendResult, Origin, PartitionError};
 use crate::security::acl::{op, resource};
 use crate::shard::mailbox::ProduceCall;
@@ -111,8 +113,25 @@ fn record_message(e: &RecordError, topic: &str, partition: i32) -> String {
     }
 }
 
-pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) -> Option<ProduceResponse> {
+/// `landed`: the record set of a one-partition request as received into a landing buffer
+/// (`api::landing`); the decoded request holds an empty set in its place.
+/// `mark`: counts this one-partition request done when dropped (with its append, or here if
+/// it is refused before one).
+pub async fn handle(
+    ctx: &Ctx,
+    info: &RequestInfo,
+    mut request: ProduceRequest,
+    mut landed: Option<Landed>,
+    mut mark: Option<LandingMark>,
+) -> Option<ProduceResponse> {
     let version = info.version;
+    if let Some(l) = &landed {
+        // `api::landing::plan` found one topic with one partition in these very bytes.
+        match &mut request.topic_data[..] {
+            [t] if t.partition_data.len() == 1 => t.partition_data[0].records = Some(l.bytes()),
+            _ => landed = None,
+        }
+    }
     if version < 3 {
         up_convert(&mut request);
     }
@@ -209,6 +228,9 @@ pub async fn handle(ctx: &Ctx, info: &RequestInfo, mut request: ProduceRequest) 
                     calls.push(ProduceCall {
                         topic: name.clone(),
                         partition: p.index,
+                        // The landed buffer goes with its own bytes only (not recompressed ones).
+                        landed: landed.take().filter(|l| l.is(&records)),
+                        mark: mark.take(),
                         records,
                         origin: Origin::Client,
                         marker: None,

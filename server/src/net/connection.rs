@@ -10,9 +10,11 @@
 //! through TLS (`tls`). Before its first request on a TLS listener, the connection takes its
 //! principal from the client certificate, if there is one.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use compio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,11 +22,15 @@ use compio::net::TcpStream;
 use compio::runtime::JoinHandle;
 
 use super::frame::take_frame;
+use super::landing::Recv;
 use super::zerocopy::{self, ZeroCopy};
+use crate::api::landing::{self, Plan, TopicRef};
 use crate::api::{self, Chunk, Ctx, RequestError, Response};
-use crate::metrics::Metrics;
+use crate::metrics::{LandingMark, Metrics};
 use crate::security::{tls::certificate_principal, Session};
+use bytes::Bytes;
 use riptide_client::tls::TlsStream;
+use riptide_engine::io::direct::{Landed, LandingBuf};
 
 /// The connection's byte stream.
 enum Transport {
@@ -131,6 +137,7 @@ async fn read_loop(
     let limit = ctx.broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut identified = false;
+    let mut track = None;
     loop {
         if !identified && !buf.is_empty() {
             identified = true;
@@ -149,19 +156,10 @@ async fn read_loop(
                     return Err(e.to_string());
                 }
             };
-            // A client over its quota is not read from until its throttle ends (KIP-219).
-            if let Some(until) = session.throttled_until() {
-                compio::time::sleep(until.saturating_duration_since(std::time::Instant::now())).await;
-            }
             let size = frame.len();
-            // A produce is counted against its client's quota as it is read, so that the
-            // requests read after it wait out the throttle it earns, as they would on Kafka,
-            // which reads a connection's next request only once the last is answered.
-            let throttle = api::produce_throttle(&ctx.broker, &frame, session);
-            session.throttle(throttle);
-            let task = compio::runtime::spawn(api::handle(ctx.clone(), frame, session.clone(), throttle));
-            budget.in_flight.set(budget.in_flight.get() + size);
-            if tx.send_async((task, size)).await.is_err() {
+            let mark = follow(&mut track, &frame);
+            let request = Incoming { frame, landed: None, mark, size };
+            if !start(ctx, request, &tx, budget, session).await {
                 return Ok(()); // the writer stopped: the connection is going away
             }
         }
@@ -170,7 +168,22 @@ async fn read_loop(
                 return Ok(());
             }
         }
-        let (res, back) = stream.read(buf).await;
+        if let Some((plan, phase)) = landing_plan(ctx, stream, &buf, &mut track) {
+            let (frame, landed, size) = receive_landed(stream, &mut buf, &plan, phase).await?;
+            let mark = Track::note(&mut track, &plan);
+            let request = Incoming { frame, landed: Some(landed), mark: Some(mark), size };
+            if !start(ctx, request, &tx, budget, session).await {
+                return Ok(());
+            }
+            continue;
+        }
+        // At a frame's start on a connection sending large one-partition produces: read
+        // little, so that most of the next record set is still in the socket to be landed.
+        let landing_next = track.as_ref().is_some_and(|t| t.large) && buf.len() < 4 + HEAD_READ_BYTES;
+        let (res, back) = match &**stream {
+            Transport::Plain(tcp) if landing_next => read_head(tcp, buf).await,
+            _ => stream.read(buf).await,
+        };
         buf = back;
         match res {
             Ok(0) => return Ok(()),
@@ -178,6 +191,201 @@ async fn read_loop(
             Err(e) => return Err(format!("read error: {e}")),
         }
     }
+}
+
+/// A request as read: its frame (a landed one's without its record set), the record set
+/// landed apart, the request's mark if the reader follows it (`Track`), its size as received.
+struct Incoming {
+    frame: Bytes,
+    landed: Option<Landed>,
+    mark: Option<LandingMark>,
+    size: usize,
+}
+
+/// Starts a request's handler as its own task and queues it for the writer; false when the
+/// writer has stopped.
+async fn start(
+    ctx: &Ctx,
+    request: Incoming,
+    tx: &flume::Sender<Pending>,
+    budget: &Budget,
+    session: &Rc<Session>,
+) -> bool {
+    let Incoming { frame, landed, mark, size } = request;
+    // A client over its quota is not read from until its throttle ends (KIP-219).
+    if let Some(until) = session.throttled_until() {
+        compio::time::sleep(until.saturating_duration_since(std::time::Instant::now())).await;
+    }
+    // A produce is counted against its client's quota as it is read, so that the requests
+    // read after it wait out the throttle it earns, as they would on Kafka, which reads a
+    // connection's next request only once the last is answered.
+    let throttle = api::produce_throttle(&ctx.broker, &frame, size, session);
+    session.throttle(throttle);
+    let task =
+        compio::runtime::spawn(api::handle(ctx.clone(), frame, landed, mark, session.clone(), throttle));
+    budget.in_flight.set(budget.in_flight.get() + size);
+    tx.send_async((task, size)).await.is_ok()
+}
+
+/// The partition this connection's one-partition Produce requests go to, followed so that a
+/// record set read while earlier ones are still on their way to the owner lands where it
+/// will go after them (the owner's point does not include those yet).
+struct Track {
+    topic: TopicRef,
+    partition: i32,
+    /// Requests sent for the partition.
+    sent: u64,
+    /// Record bytes of each request the owner may not have done with yet, by number.
+    unseen: VecDeque<(u64, u64)>,
+    /// Requests the owner is done with (`LandingMark`).
+    done: Arc<AtomicU64>,
+    /// The last request's record set was large enough to land.
+    large: bool,
+}
+
+impl Track {
+    /// Follows one more request for `plan`'s partition (a new track if it is another one).
+    fn note(track: &mut Option<Track>, plan: &Plan) -> LandingMark {
+        let t = match track {
+            Some(t) if t.topic == plan.topic && t.partition == plan.partition => t,
+            _ => track.insert(Track {
+                topic: plan.topic.clone(),
+                partition: plan.partition,
+                sent: 0,
+                unseen: VecDeque::new(),
+                done: Arc::new(AtomicU64::new(0)),
+                large: false,
+            }),
+        };
+        t.large = plan.records_len >= landing::LANDING_MIN_BYTES / 2;
+        t.sent += 1;
+        t.unseen.push_back((t.sent, plan.records_len as u64));
+        LandingMark(t.done.clone())
+    }
+
+    /// Record bytes sent that the owner's point may not include yet. Read before the point:
+    /// a request done in between is then counted twice (a stale hint, a copy), never missed.
+    fn unseen_bytes(&mut self) -> u64 {
+        let done = self.done.load(Ordering::Acquire);
+        while self.unseen.front().is_some_and(|&(n, _)| n <= done) {
+            self.unseen.pop_front();
+        }
+        self.unseen.iter().map(|&(_, len)| len).sum()
+    }
+}
+
+/// How much a read at a frame's start takes when the frame's record set may be landed: the
+/// request's fields before the records, with room to spare; what comes with them is copied.
+const HEAD_READ_BYTES: usize = 16 * 1024;
+
+/// Reads at most `HEAD_READ_BYTES` more into `buf`.
+async fn read_head(tcp: &TcpStream, mut buf: BytesMut) -> (std::io::Result<usize>, BytesMut) {
+    use compio::buf::{IntoInner, IoBuf};
+    use compio::io::AsyncRead;
+    let len = buf.len();
+    buf.reserve(HEAD_READ_BYTES);
+    let mut reader: &TcpStream = tcp;
+    let compio::BufResult(res, back) = reader.read(buf.slice(len..len + HEAD_READ_BYTES)).await;
+    (res, back.into_inner())
+}
+
+/// Follows a complete frame read the usual way: a one-partition Produce continues (or
+/// starts) the track, any other Produce ends it (its partitions' appends are not followed).
+fn follow(track: &mut Option<Track>, frame: &Bytes) -> Option<LandingMark> {
+    if frame.len() < 2 || frame[..2] != [0, 0] {
+        return None;
+    }
+    match landing::plan(frame, frame.len()) {
+        Some(plan) => Some(Track::note(track, &plan)),
+        None => {
+            *track = None;
+            None
+        }
+    }
+}
+
+/// A frame whose start is in `buf` and whose record set should be received into a landing
+/// buffer, and the block phase to put it at: a large one-partition Produce on plain TCP whose
+/// records have not all arrived, for a partition whose direct stage said where its next batch
+/// goes (moved past this connection's own requests still on their way there).
+fn landing_plan(
+    ctx: &Ctx,
+    stream: &Transport,
+    buf: &BytesMut,
+    track: &mut Option<Track>,
+) -> Option<(Plan, usize)> {
+    if !matches!(stream, Transport::Plain(_)) || buf.len() < 4 {
+        return None;
+    }
+    let size = usize::try_from(i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]])).ok()?;
+    if size < landing::LANDING_MIN_BYTES {
+        return None;
+    }
+    let plan = landing::plan(&buf[4..], size)?;
+    if buf.len() - 4 >= plan.records_end() {
+        return None; // all here already: nothing to save
+    }
+    let unseen = match track {
+        Some(t) if t.topic == plan.topic && t.partition == plan.partition => t.unseen_bytes(),
+        _ => 0,
+    };
+    let landing = &ctx.broker.metrics.landing;
+    let position = match &plan.topic {
+        TopicRef::Name(name) => landing.position(name, plan.partition),
+        TopicRef::Id(id) => {
+            let id = u128::from_be_bytes(*id);
+            let meta = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).by_id(id);
+            landing.position(&meta?.name, plan.partition)
+        }
+    }?;
+    let phase = (u64::from(position) + unseen) % riptide_engine::io::direct::BLOCK as u64;
+    Some((plan, phase as usize))
+}
+
+/// Receives the rest of a planned frame: the record set into a landing buffer at `phase`,
+/// what follows it into `buf`. Returns the frame with an empty record set in place (see
+/// `api::landing`), the landed records and the frame's size.
+async fn receive_landed(
+    stream: &Transport,
+    buf: &mut BytesMut,
+    plan: &Plan,
+    phase: usize,
+) -> Result<(Bytes, Landed, usize), String> {
+    let Transport::Plain(tcp) = stream else { return Err("landing on a TLS connection".into()) };
+    let mut reader: &TcpStream = tcp;
+    // `landing_plan` read the size and found the records inside it.
+    let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let head = buf.split_to(4 + plan.records_at);
+    let mut landing = LandingBuf::new(phase, plan.records_len).map_err(|e| format!("landing buffer: {e}"))?;
+    // What arrived with the header (at most one read's worth) is copied; the rest is not.
+    let early = buf.len();
+    landing.region_mut()[..early].copy_from_slice(buf);
+    landing.set_received(early);
+    buf.clear();
+    let mut recv = Recv(landing);
+    while recv.0.received().len() < plan.records_len {
+        let compio::BufResult(res, back) = reader.append(recv).await;
+        recv = back;
+        match res {
+            Ok(0) => return Err("connection closed in a record set".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read error: {e}")),
+        }
+    }
+    let trailing = size - plan.records_end();
+    while buf.len() < trailing {
+        buf.reserve(4 + 4096);
+        let compio::BufResult(res, back) = reader.append(std::mem::take(buf)).await;
+        *buf = back;
+        match res {
+            Ok(0) => return Err("connection closed in a request".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read error: {e}")),
+        }
+    }
+    let tail = buf.split_to(trailing);
+    let landed = recv.0.finish().ok_or("landing buffer not filled")?;
+    Ok((landing::frame_without_records(plan, &head[4..], &tail), landed, size))
 }
 
 async fn write_loop(

@@ -3,5 +3,6 @@
 
 pub mod connection;
 pub mod frame;
+pub mod landing;
 pub mod listener;
 pub mod zerocopy;

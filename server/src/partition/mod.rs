@@ -274,6 +274,9 @@ pub struct Partition {
     compacted_shape: Option<(usize, Offset)>,
     metrics: Arc<Metrics>,
     leo_gauge: Arc<AtomicI64>,
+    /// Where a landing buffer should place this partition's next produced batch
+    /// (`broker::LandingHints`), updated after each client append.
+    landing_hint: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Bytes produced to (as leader) and fetched by consumers from this replica since it was
     /// opened: the balancer's rates come from their deltas.
     traffic: Traffic,
@@ -339,6 +342,7 @@ impl Partition {
             compacted_shape: None,
             metrics,
             leo_gauge,
+            landing_hint: None,
             traffic: Traffic::default(),
             clock,
             last_view: None,
@@ -540,12 +544,21 @@ impl Partition {
     /// durability policy and `acks` allow. Returns true when the partition needs a group
     /// commit.
     pub fn append(&mut self, records: Bytes, acks: Acks, reply: AppendReply) -> bool {
-        self.append_from(records, Origin::Client, acks, reply)
+        self.append_from(records, None, Origin::Client, acks, reply)
     }
 
     /// `append` for batches of a given origin: a coordinator's own transactional batches skip
-    /// the producer sequence check (see `Log::append_unsequenced`).
-    pub fn append_from(&mut self, records: Bytes, origin: Origin, acks: Acks, reply: AppendReply) -> bool {
+    /// the producer sequence check (see `Log::append_unsequenced`). `landed`: the client's
+    /// batch as received into a landing buffer (`records` are its bytes), which the log's
+    /// direct stage may take over instead of copying.
+    pub fn append_from(
+        &mut self,
+        records: Bytes,
+        landed: Option<riptide_engine::io::direct::Landed>,
+        origin: Origin,
+        acks: Acks,
+        reply: AppendReply,
+    ) -> bool {
         let Role::Leader(l) = &self.role else {
             let _ = reply.send(Err(PartitionError::NotLeaderOrFollower));
             return false;
@@ -565,7 +578,13 @@ impl Partition {
         // request frame is copied once by the engine (into the direct stage, or a kept buffer).
         let leo_before = self.log_end_offset();
         let (epoch, now_ms) = (self.leader_epoch, self.clock.wall_ms());
+        let landed = landed.filter(|_| origin == Origin::Client);
         let appended = match (origin, records.try_into_mut()) {
+            (Origin::Client, Err(shared)) if landed.is_some() => {
+                drop(shared); // not read while the log assigns offsets in the landed bytes
+                let landed = landed.as_ref().expect("checked above");
+                self.log.append_landed(landed, epoch, now_ms)
+            }
             (Origin::Client, Ok(mut owned)) => self.log.append(&mut owned, epoch, now_ms),
             (Origin::Client, Err(shared)) => self.log.append_shared(&shared, epoch, now_ms),
             (Origin::Coordinator, Ok(mut owned)) => self.log.append_unsequenced(&mut owned, epoch, now_ms),
@@ -573,6 +592,9 @@ impl Partition {
                 self.log.append_unsequenced(&mut bytes::BytesMut::from(&shared[..]), epoch, now_ms)
             }
         };
+        if let (Origin::Client, Some(cell)) = (origin, &self.landing_hint) {
+            crate::metrics::LandingHints::store(cell, self.log.landing_position());
+        }
         self.finish_append(appended, leo_before, bytes_in, acks, reply)
     }
 
@@ -1197,6 +1219,12 @@ impl Partition {
 
     /// New topic configs (the I/O backend chosen at open stays).
     /// Seals the batches appended from now on (encryption at rest), or stops sealing.
+    /// The cell this partition keeps its landing phase in (see `broker::LandingHints`).
+    pub fn set_landing_hint(&mut self, cell: Arc<std::sync::atomic::AtomicU64>) {
+        crate::metrics::LandingHints::store(&cell, self.log.landing_position());
+        self.landing_hint = Some(cell);
+    }
+
     pub fn set_sealer(&mut self, sealer: Option<Arc<dyn riptide_engine::BatchSealer>>) {
         self.log.set_sealer(sealer);
     }

@@ -52,6 +52,10 @@ pub struct ProduceCall {
     pub topic: Arc<str>,
     pub partition: i32,
     pub records: Bytes,
+    /// `records` as received into a landing buffer, for the stage to take over.
+    pub landed: Option<riptide_engine::io::direct::Landed>,
+    /// Counts this call done when dropped (after the append): see `metrics::LandingMark`.
+    pub mark: Option<crate::metrics::LandingMark>,
     pub origin: Origin,
     /// A transaction marker to append instead of `records` (the transaction coordinator's).
     pub marker: Option<TxnMarker>,

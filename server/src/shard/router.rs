@@ -114,7 +114,17 @@ pub async fn route_produce_from(
 ) -> AppendResult {
     let (tx, rx) = flume::bounded(1);
     let reply = AppendReply::new(tx, 0);
-    let call = ProduceCall { topic, partition, records, origin, marker: None, acks, reply };
+    let call = ProduceCall {
+        topic,
+        partition,
+        records,
+        landed: None,
+        mark: None,
+        origin,
+        marker: None,
+        acks,
+        reply,
+    };
     route_produce(ctx, vec![call]).await;
     rx.recv_async().await.map_or(Err(PartitionError::NotLeaderOrFollower), |(_, r)| r)
 }
@@ -131,6 +141,8 @@ pub async fn route_markers(ctx: &Ctx, markers: Vec<(Arc<str>, i32, TxnMarker)>) 
             topic,
             partition,
             records: Bytes::new(),
+            landed: None,
+            mark: None,
             origin: Origin::Coordinator,
             marker: Some(m),
             acks: Acks::All,

@@ -190,6 +190,7 @@ impl PartitionTable {
         }
         partition.bind_topic(meta.id);
         partition.set_sealer(sealer);
+        partition.set_landing_hint(self.broker.metrics.landing.cell(topic, index));
         partition.apply_view(&view);
         Ok(partition)
     }
@@ -299,7 +300,7 @@ impl PartitionTable {
         };
         let needs_flush = match call.marker {
             Some(m) => partition.append_marker(&m, call.acks, call.reply),
-            None => partition.append_from(call.records, call.origin, call.acks, call.reply),
+            None => partition.append_from(call.records, call.landed, call.origin, call.acks, call.reply),
         };
         let prep = partition.prepare_segment();
         if needs_flush {

@@ -21,6 +21,7 @@
 
 mod buf;
 pub mod cache;
+pub mod landing;
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -34,6 +35,7 @@ use bytes::Bytes;
 
 use buf::AlignedBuf;
 use cache::Retired;
+pub use landing::{Landed, LandingBuf};
 
 /// Alignment of direct writes: offsets, lengths and memory (the page size; the device's
 /// logical block is 512 bytes here, 4 KiB covers every common device).
@@ -291,6 +293,67 @@ impl DirectFile {
         self.append(&copy, pos)
     }
 
+    /// Appends a received batch (starting at the logical end) and `patch`es it in place. When
+    /// it landed at the block phase the stage ends at, its buffer becomes the stage: what is
+    /// staged is written out, the partial last block copied in front of the batch, and the
+    /// filled stage retired as when it fills up. Otherwise the batch is copied as by
+    /// `append_with`. Returns whether the buffer was taken over.
+    ///
+    /// The caller does not read `landed.bytes()` during the call: the patch writes them.
+    pub fn append_landed(
+        &self,
+        landed: &Landed,
+        pos: u64,
+        patch: impl FnOnce(&mut [u8]),
+    ) -> io::Result<bool> {
+        let mut st = self.lock()?;
+        if pos != st.end {
+            return Err(io::Error::other(format!("direct append at {pos}, but the file ends at {}", st.end)));
+        }
+        let phase = (st.end - align_down(st.end)) as usize;
+        if landed.at != phase {
+            drop(st);
+            landing::count(false, landed.len);
+            return self.append_with(landed.slice(), pos, patch).map(|()| false);
+        }
+        self.flush_locked(&mut st)?;
+        let start = align_down(st.end);
+        let from = (start - st.start) as usize;
+        // `[0, phase)` is the landing buffer's free lead: no `Bytes` covers it.
+        landed.buf.write(0, st.buf.slice(from, from + phase));
+        self.retire(&mut st);
+        let (at, len) = (landed.at, landed.len);
+        patch(landed.buf.slice_mut(at, at + len));
+        let old = std::mem::replace(&mut st.buf, landed.buf.clone());
+        if let Ok(unused) = Arc::try_unwrap(old) {
+            buf::give_back(unused); // the tail cache is off and no reader holds it
+        }
+        st.start = start;
+        st.end += len as u64;
+        landing::count(true, len);
+        Ok(true)
+    }
+
+    /// Hands the filled stage to the tail cache (unless it is off) before another buffer
+    /// takes its place.
+    fn retire(&self, st: &mut Stage) {
+        if cache::budget() < st.buf.cap {
+            return;
+        }
+        st.retired.retain(|r| r.buf.strong_count() > 0);
+        if st.retired.len() == RETIRED_MAX {
+            st.retired.pop_front();
+        }
+        st.retired.push_back(Retired { start: st.start, end: st.end, buf: Arc::downgrade(&st.buf) });
+        cache::keep(self.id, st.buf.clone());
+    }
+
+    /// The block phase the next append starts at (where a landing buffer should put it).
+    pub fn end_phase(&self) -> io::Result<usize> {
+        let st = self.lock()?;
+        Ok((st.end - align_down(st.end)) as usize)
+    }
+
     /// Writes what is staged and not yet on the file (no fdatasync).
     pub fn flush(&self) -> io::Result<()> {
         let mut st = self.lock()?;
@@ -465,12 +528,7 @@ impl DirectFile {
         if cache::budget() >= st.buf.cap {
             let filled = st.buf.clone();
             // Retire first: what the cache evicts for it may come back as the fresh buffer.
-            st.retired.retain(|r| r.buf.strong_count() > 0);
-            if st.retired.len() == RETIRED_MAX {
-                st.retired.pop_front();
-            }
-            st.retired.push_back(Retired { start: st.start, end: st.end, buf: Arc::downgrade(&filled) });
-            cache::keep(self.id, filled.clone());
+            self.retire(st);
             let fresh = buf::take(st.buf.cap)?;
             fresh.write(0, filled.slice(from, from + keep));
             st.buf = Arc::new(fresh);
@@ -650,6 +708,61 @@ mod tests {
                 assert_eq!(flat(&b), &expect[pos..pos + 1000], "memory at {pos}");
             }
         }
+        d.finish().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), expect);
+    }
+
+    fn land(phase: usize, src: &[u8]) -> Landed {
+        let mut l = LandingBuf::new(phase, src.len()).unwrap();
+        l.region_mut()[..src.len()].copy_from_slice(src);
+        l.set_received(src.len());
+        l.finish().unwrap()
+    }
+
+    #[test]
+    fn landed_batches_become_the_stage_at_their_phase_and_are_copied_otherwise() {
+        let (path, file) = temp_file("landed");
+        let Ok(d) = DirectFile::open(&path, file.clone(), 0, 1 << 20) else { return };
+        let mut expect = pattern(5000, 1);
+        d.append(&expect, 0).unwrap();
+        let before = (landing::adopted_bytes(), landing::copied_bytes());
+        // Right phase: taken over (the stage's partial block copied in front), patched in place.
+        for (i, n) in [300_000usize, 7, 700_000].into_iter().enumerate() {
+            let src = pattern(n, 10 + i as u8);
+            let phase = d.end_phase().unwrap();
+            assert_eq!(phase, expect.len() % BLOCK);
+            let landed = land(phase, &src);
+            let view = landed.bytes();
+            assert!(d.append_landed(&landed, expect.len() as u64, |dst| dst[0] = 0xEE).unwrap());
+            let mut patched = src.clone();
+            patched[0] = 0xEE;
+            assert_eq!(&view[..], &patched[..], "the caller's view shows the patched bytes");
+            expect.extend_from_slice(&patched);
+            let got = d.staged(0, expect.len() as u64);
+            if let Some(m) = got {
+                let mut all = vec![0u8; expect.len()];
+                assert!(m.copy_to(&mut all, 0));
+                assert_eq!(all, expect);
+            }
+            let mut tail = vec![0u8; 100.min(expect.len())];
+            let at = expect.len() - tail.len();
+            let n = d.read_at(&mut tail, at as u64).unwrap();
+            assert_eq!(&tail[..n], &expect[at..at + n]);
+        }
+        // Wrong phase (a stale hint): copied, same bytes.
+        let src = pattern(50_000, 30);
+        let wrong = (d.end_phase().unwrap() + 1) % BLOCK;
+        assert!(!d.append_landed(&land(wrong, &src), expect.len() as u64, |_| {}).unwrap());
+        expect.extend_from_slice(&src);
+        // Small appends after a takeover go on in the landed buffer.
+        let src = pattern(3000, 40);
+        d.append(&src, expect.len() as u64).unwrap();
+        expect.extend_from_slice(&src);
+        d.sync().unwrap();
+        let adopted = landing::adopted_bytes() - before.0;
+        let copied = landing::copied_bytes() - before.1;
+        assert!(adopted >= 1_000_007 && copied >= 50_000, "adopted {adopted}, copied {copied}");
+        assert_eq!(std::fs::read(&path).unwrap()[..expect.len()], expect[..]);
         d.finish().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), expect);
     }
