@@ -9,15 +9,18 @@
 # The disk's limits come first: fio, 1 MiB sequential writes with fdatasync each, buffered and
 # O_DIRECT, with fio's own CPU per GB.
 # Needs kcat, fio, GNU time. Not run in CI.
-# Usage: scripts/bench-direct.sh [--rounds R] [--messages N] [--latency] [DATA_PARENT]
+# With --landing the two modes are direct appends with and without `socket.receive.landing`
+# (record sets received straight into the stage against copied there) instead.
+# Usage: scripts/bench-direct.sh [--rounds R] [--messages N] [--latency] [--landing] [DATA_PARENT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=2 MESSAGES=500000 LATENCY=0 PARENT=/work/bench-data
+ROUNDS=2 MESSAGES=500000 LATENCY=0 PARENT=/work/bench-data MODES="buffered direct"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
         --messages) MESSAGES=$2; shift ;;
         --latency) LATENCY=1 ;;
+        --landing) MODES="direct-copy direct-landing" ;;
         *) PARENT=$1 ;;
     esac
     shift
@@ -61,11 +64,15 @@ print(f'$name: {b/dt/1e6:.0f} MB/s, broker {cpu/(b/1e9):.2f} CPU-s/GB ({100*cpu/
 }
 KC=(kcat -b 127.0.0.1:$PORT -X linger.ms=5 -X batch.size=1000000)
 for round in $(seq 1 "$ROUNDS"); do
-    for mode in buffered direct; do
-        echo "## round $round, log.io=$mode"
+    for mode in $MODES; do
+        echo "## round $round, $mode"
         rm -rf "$PARENT/broker"
-        RIPTIDE_LOG_IO=$mode "$BIN" serve --data-dir "$PARENT/broker" --listen 127.0.0.1:$PORT \
-            --metrics-listen off --rest-listen off --shards 1 --durability fsync 2>/dev/null &
+        io=${mode%%-*}
+        landing=true
+        [ "$mode" = direct-copy ] && landing=false
+        RIPTIDE_LOG_IO=$io "$BIN" serve --data-dir "$PARENT/broker" --listen 127.0.0.1:$PORT \
+            --metrics-listen off --rest-listen off --shards 1 --durability fsync \
+            --override socket.receive.landing=$landing 2>/dev/null &
         PID=$!
         for _ in $(seq 1 50); do kcat -b 127.0.0.1:$PORT -L -t none >/dev/null 2>&1 && break; sleep 0.1; done
         measure "$mode produce acks=all, 1 partition  " "${KC[@]}" -P -t p1 -p 0 -X acks=all -l "$LINES"
@@ -77,7 +84,7 @@ for round in $(seq 1 "$ROUNDS"); do
         PID=
         if [ "$LATENCY" = 1 ]; then
             echo "$mode latency (confluent-kafka, 5000 msgs/s, linger 0, acks=all):"
-            RIPTIDE_LOG_IO=$mode RIPTIDE_BIN=$BIN .venv/bin/python scripts/bench_broker.py --messages 20000 \
+            RIPTIDE_LOG_IO=$io RIPTIDE_BIN=$BIN .venv/bin/python scripts/bench_broker.py --messages 20000 \
                 --rate 5000 --data-parent "$PARENT" 2>/dev/null | grep -E '^\{"latency' || true
         fi
     done

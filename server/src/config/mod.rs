@@ -71,6 +71,9 @@ pub struct ServerConfig {
     /// `socket.send.zerocopy`: whether Fetch answers served from memory are sent with io_uring
     /// zero-copy sends.
     pub send_zerocopy: SendZeroCopy,
+    /// `socket.receive.landing`: whether large one-partition Produce record sets are received
+    /// straight into the direct stage's memory (`api::landing`) rather than copied there.
+    pub receive_landing: bool,
     pub cluster: ClusterConfig,
     pub rest: RestConfig,
     pub security: SecurityConfig,
@@ -406,6 +409,7 @@ impl Default for ServerConfig {
             cluster_id: String::new(),
             flush_method: FlushMethod::Syncfs,
             send_zerocopy: SendZeroCopy::Auto,
+            receive_landing: true,
             cluster: ClusterConfig::default(),
             rest: RestConfig::default(),
             security: SecurityConfig::default(),
@@ -506,6 +510,8 @@ pub struct FileConfig {
     pub log_flush_method: Option<FlushMethod>,
     #[serde(alias = "socket.send.zerocopy")]
     pub socket_send_zerocopy: Option<SendZeroCopy>,
+    #[serde(alias = "socket.receive.landing")]
+    pub socket_receive_landing: Option<bool>,
     #[serde(alias = "log.io")]
     pub log_io: Option<String>,
     #[serde(alias = "log.direct.stage.bytes")]
@@ -692,6 +698,7 @@ impl ServerConfig {
         set!(file.message_max_bytes, self.log.max_message_bytes);
         set!(file.log_flush_method, self.flush_method);
         set!(file.socket_send_zerocopy, self.send_zerocopy);
+        set!(file.socket_receive_landing, self.receive_landing);
         if let Some(m) = file.log_io {
             self.log.log_io = riptide_engine::config::IoMode::parse(&m)
                 .ok_or_else(|| format!("unknown log.io {m:?}: direct or buffered"))?;
@@ -1073,6 +1080,11 @@ mod tests {
         c.apply_file(file).expect("apply");
         assert_eq!(c.send_zerocopy, SendZeroCopy::On);
         assert!(toml::from_str::<FileConfig>(r#""socket.send.zerocopy" = "always""#).is_err());
+        let mut c = ServerConfig::default();
+        assert!(c.receive_landing, "on by default");
+        let file: FileConfig = toml::from_str(r#""socket.receive.landing" = false"#).expect("parse");
+        c.apply_file(file).expect("apply");
+        assert!(!c.receive_landing);
         let peer = |a: &str| a.parse::<SocketAddr>().expect("addr");
         let (v4, v6, mapped, remote) =
             (peer("127.0.0.2:1"), peer("[::1]:1"), peer("[::ffff:127.0.0.1]:1"), peer("10.0.0.2:1"));

@@ -179,7 +179,9 @@ async fn read_loop(
         }
         // At a frame's start on a connection sending large one-partition produces: read
         // little, so that most of the next record set is still in the socket to be landed.
-        let landing_next = track.as_ref().is_some_and(|t| t.large) && buf.len() < 4 + HEAD_READ_BYTES;
+        let landing_next = ctx.broker.config.receive_landing
+            && track.as_ref().is_some_and(|t| t.large)
+            && buf.len() < 4 + HEAD_READ_BYTES;
         let (res, back) = match &**stream {
             Transport::Plain(tcp) if landing_next => read_head(tcp, buf).await,
             _ => stream.read(buf).await,
@@ -314,7 +316,7 @@ fn landing_plan(
     buf: &BytesMut,
     track: &mut Option<Track>,
 ) -> Option<(Plan, usize)> {
-    if !matches!(stream, Transport::Plain(_)) || buf.len() < 4 {
+    if !ctx.broker.config.receive_landing || !matches!(stream, Transport::Plain(_)) || buf.len() < 4 {
         return None;
     }
     let size = usize::try_from(i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]])).ok()?;
