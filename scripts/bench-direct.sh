@@ -14,7 +14,7 @@
 # Usage: scripts/bench-direct.sh [--rounds R] [--messages N] [--latency] [--landing] [DATA_PARENT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=2 MESSAGES=500000 LATENCY=0 PARENT=/work/bench-data MODES="buffered direct"
+ROUNDS=2 MESSAGES=500000 LATENCY=0 PARENT=/work/bench-data MODES=${MODES:-"buffered direct"}
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) ROUNDS=$2; shift ;;
@@ -68,11 +68,13 @@ for round in $(seq 1 "$ROUNDS"); do
         echo "## round $round, $mode"
         rm -rf "$PARENT/broker"
         io=${mode%%-*}
-        landing=true
-        [ "$mode" = direct-copy ] && landing=false
+        extra=()
+        case "$mode" in
+            direct-copy) extra=(--override socket.receive.landing=false) ;;
+            direct-landing) extra=(--override socket.receive.landing=true) ;;
+        esac
         RIPTIDE_LOG_IO=$io "$BIN" serve --data-dir "$PARENT/broker" --listen 127.0.0.1:$PORT \
-            --metrics-listen off --rest-listen off --shards 1 --durability fsync \
-            --override socket.receive.landing=$landing 2>/dev/null &
+            --metrics-listen off --rest-listen off --shards 1 --durability fsync "${extra[@]}" 2>/dev/null &
         PID=$!
         for _ in $(seq 1 50); do kcat -b 127.0.0.1:$PORT -L -t none >/dev/null 2>&1 && break; sleep 0.1; done
         measure "$mode produce acks=all, 1 partition  " "${KC[@]}" -P -t p1 -p 0 -X acks=all -l "$LINES"

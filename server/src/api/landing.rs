@@ -19,11 +19,22 @@ use bytes::{Bytes, BytesMut};
 /// request, which pays only when the copy it saves is large.
 pub const LANDING_MIN_BYTES: usize = 128 * 1024;
 
-/// The topic of a planned request: by name up to v12, by id from v13.
+/// The topic of a planned request: by name up to v12 (where in the frame's bytes it is, so
+/// that following every request allocates nothing), by id from v13.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TopicRef {
-    Name(String),
+    Name(std::ops::Range<usize>),
     Id([u8; 16]),
+}
+
+impl TopicRef {
+    /// The name's bytes in `frame` (the bytes `plan` read), or the id's.
+    pub fn bytes<'a>(&'a self, frame: &'a [u8]) -> &'a [u8] {
+        match self {
+            TopicRef::Name(range) => &frame[range.clone()],
+            TopicRef::Id(id) => id,
+        }
+    }
 }
 
 /// Where the records of a one-partition Produce frame are (offsets into the frame, after its
@@ -143,7 +154,8 @@ pub fn plan(head: &[u8], size: usize) -> Option<Plan> {
         let id: [u8; 16] = c.take(16)?.try_into().ok()?;
         TopicRef::Id(id)
     } else {
-        TopicRef::Name(String::from_utf8(c.string(flexible)??.to_vec()).ok()?)
+        let len = std::str::from_utf8(c.string(flexible)??).ok()?.len();
+        TopicRef::Name(c.at - len..c.at)
     };
     if c.array_len(flexible)? != 1 {
         return None;
@@ -226,8 +238,8 @@ mod tests {
             let plan = plan(&f, f.len()).unwrap_or_else(|| panic!("v{version}"));
             assert_eq!(&f[plan.records_at..plan.records_end()], &records[..], "v{version}");
             assert_eq!(plan.partition, 3);
-            let want = if version >= 13 { TopicRef::Id([1; 16]) } else { TopicRef::Name("topic-0".into()) };
-            assert_eq!(plan.topic, want);
+            let want: &[u8] = if version >= 13 { &[1; 16] } else { b"topic-0" };
+            assert_eq!(plan.topic.bytes(&f), want);
             // Only the head is needed, and any shorter head is refused, never misread.
             assert_eq!(super::plan(&f[..plan.records_at], f.len()).as_ref(), Some(&plan));
             for cut in 0..plan.records_at {

@@ -157,7 +157,7 @@ async fn read_loop(
                 }
             };
             let size = frame.len();
-            let mark = follow(&mut track, &frame);
+            let mark = if ctx.broker.config.receive_landing { follow(&mut track, &frame) } else { None };
             let request = Incoming { frame, landed: None, mark, size };
             if !start(ctx, request, &tx, budget, session).await {
                 return Ok(()); // the writer stopped: the connection is going away
@@ -169,8 +169,8 @@ async fn read_loop(
             }
         }
         if let Some((plan, phase)) = landing_plan(ctx, stream, &buf, &mut track) {
+            let mark = Track::note(&mut track, &plan, &buf[4..]);
             let (frame, landed, size) = receive_landed(stream, &mut buf, &plan, phase).await?;
-            let mark = Track::note(&mut track, &plan);
             let request = Incoming { frame, landed: Some(landed), mark: Some(mark), size };
             if !start(ctx, request, &tx, budget, session).await {
                 return Ok(());
@@ -233,7 +233,8 @@ async fn start(
 /// record set read while earlier ones are still on their way to the owner lands where it
 /// will go after them (the owner's point does not include those yet).
 struct Track {
-    topic: TopicRef,
+    /// The topic's name (or id) bytes.
+    topic: Box<[u8]>,
     partition: i32,
     /// Requests sent for the partition.
     sent: u64,
@@ -246,12 +247,17 @@ struct Track {
 }
 
 impl Track {
+    /// Whether `plan` (read from `frame`) is for this track's partition.
+    fn follows(&self, plan: &Plan, frame: &[u8]) -> bool {
+        self.partition == plan.partition && *self.topic == *plan.topic.bytes(frame)
+    }
+
     /// Follows one more request for `plan`'s partition (a new track if it is another one).
-    fn note(track: &mut Option<Track>, plan: &Plan) -> LandingMark {
+    fn note(track: &mut Option<Track>, plan: &Plan, frame: &[u8]) -> LandingMark {
         let t = match track {
-            Some(t) if t.topic == plan.topic && t.partition == plan.partition => t,
+            Some(t) if t.follows(plan, frame) => t,
             _ => track.insert(Track {
-                topic: plan.topic.clone(),
+                topic: plan.topic.bytes(frame).into(),
                 partition: plan.partition,
                 sent: 0,
                 unseen: VecDeque::new(),
@@ -291,14 +297,18 @@ async fn read_head(tcp: &TcpStream, mut buf: BytesMut) -> (std::io::Result<usize
     (res, back.into_inner())
 }
 
-/// Follows a complete frame read the usual way: a one-partition Produce continues (or
-/// starts) the track, any other Produce ends it (its partitions' appends are not followed).
+/// Follows a complete frame read the usual way: a one-partition Produce continues the track
+/// (or starts one if it is large enough to land), any other Produce ends it (its partitions'
+/// appends are not followed). Small produces outside a track cost a size check.
 fn follow(track: &mut Option<Track>, frame: &Bytes) -> Option<LandingMark> {
-    if frame.len() < 2 || frame[..2] != [0, 0] {
+    if frame.len() < 2
+        || frame[..2] != [0, 0]
+        || (track.is_none() && frame.len() < landing::LANDING_MIN_BYTES / 2)
+    {
         return None;
     }
     match landing::plan(frame, frame.len()) {
-        Some(plan) => Some(Track::note(track, &plan)),
+        Some(plan) => Some(Track::note(track, &plan, frame)),
         None => {
             *track = None;
             None
@@ -327,13 +337,17 @@ fn landing_plan(
     if buf.len() - 4 >= plan.records_end() {
         return None; // all here already: nothing to save
     }
+    let frame = &buf[4..];
     let unseen = match track {
-        Some(t) if t.topic == plan.topic && t.partition == plan.partition => t.unseen_bytes(),
+        Some(t) if t.follows(&plan, frame) => t.unseen_bytes(),
         _ => 0,
     };
     let landing = &ctx.broker.metrics.landing;
     let position = match &plan.topic {
-        TopicRef::Name(name) => landing.position(name, plan.partition),
+        TopicRef::Name(name) => {
+            let name = std::str::from_utf8(&frame[name.clone()]).ok()?;
+            landing.position(name, plan.partition)
+        }
         TopicRef::Id(id) => {
             let id = u128::from_be_bytes(*id);
             let meta = ctx.broker.catalog.read().unwrap_or_else(|e| e.into_inner()).by_id(id);
