@@ -9,9 +9,13 @@
 //! frame with an empty record set in their place (`frame_without_records`, a copy of the
 //! header only) and the landed bytes are put back in (`api::handle`).
 //!
-//! Where the records go is a hint (`broker::LandingHints`, the phase each partition's owner
-//! last saw): if it
-//! is stale, the stage copies the batch as it would any other.
+//! Where the records go is a hint: the append position each partition's owner published
+//! after its last append (`metrics::LandingHints`), moved past the connection's own requests
+//! the owner has not done with yet (`net::connection`'s `Track`, counted by
+//! `metrics::LandingMark`). If it is stale, the stage copies the batch as it would any other.
+//!
+//! Only a request for one partition lands; one for several (a producer writing many
+//! partitions of this broker) is read and copied as before.
 
 use bytes::{Bytes, BytesMut};
 

@@ -274,8 +274,8 @@ pub struct Partition {
     compacted_shape: Option<(usize, Offset)>,
     metrics: Arc<Metrics>,
     leo_gauge: Arc<AtomicI64>,
-    /// Where a landing buffer should place this partition's next produced batch
-    /// (`broker::LandingHints`), updated after each client append.
+    /// Where this partition's next produced batch goes, for landing buffers
+    /// (`metrics::LandingHints`), updated after each client append.
     landing_hint: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Bytes produced to (as leader) and fetched by consumers from this replica since it was
     /// opened: the balancer's rates come from their deltas.
@@ -578,17 +578,15 @@ impl Partition {
         // request frame is copied once by the engine (into the direct stage, or a kept buffer).
         let leo_before = self.log_end_offset();
         let (epoch, now_ms) = (self.leader_epoch, self.clock.wall_ms());
-        let landed = landed.filter(|_| origin == Origin::Client);
-        let appended = match (origin, records.try_into_mut()) {
-            (Origin::Client, Err(shared)) if landed.is_some() => {
+        let appended = match (origin, &landed, records.try_into_mut()) {
+            (Origin::Client, Some(landed), Err(shared)) => {
                 drop(shared); // not read while the log assigns offsets in the landed bytes
-                let landed = landed.as_ref().expect("checked above");
                 self.log.append_landed(landed, epoch, now_ms)
             }
-            (Origin::Client, Ok(mut owned)) => self.log.append(&mut owned, epoch, now_ms),
-            (Origin::Client, Err(shared)) => self.log.append_shared(&shared, epoch, now_ms),
-            (Origin::Coordinator, Ok(mut owned)) => self.log.append_unsequenced(&mut owned, epoch, now_ms),
-            (Origin::Coordinator, Err(shared)) => {
+            (Origin::Client, _, Ok(mut owned)) => self.log.append(&mut owned, epoch, now_ms),
+            (Origin::Client, _, Err(shared)) => self.log.append_shared(&shared, epoch, now_ms),
+            (Origin::Coordinator, _, Ok(mut owned)) => self.log.append_unsequenced(&mut owned, epoch, now_ms),
+            (Origin::Coordinator, _, Err(shared)) => {
                 self.log.append_unsequenced(&mut bytes::BytesMut::from(&shared[..]), epoch, now_ms)
             }
         };
@@ -1217,14 +1215,15 @@ impl Partition {
         }
     }
 
-    /// New topic configs (the I/O backend chosen at open stays).
-    /// Seals the batches appended from now on (encryption at rest), or stops sealing.
-    /// The cell this partition keeps its landing phase in (see `broker::LandingHints`).
+    /// The cell this partition keeps its append position in for landing buffers (see
+    /// `metrics::LandingHints`).
     pub fn set_landing_hint(&mut self, cell: Arc<std::sync::atomic::AtomicU64>) {
         crate::metrics::LandingHints::store(&cell, self.log.landing_position());
         self.landing_hint = Some(cell);
     }
 
+    /// New topic configs (the I/O backend chosen at open stays).
+    /// Seals the batches appended from now on (encryption at rest), or stops sealing.
     pub fn set_sealer(&mut self, sealer: Option<Arc<dyn riptide_engine::BatchSealer>>) {
         self.log.set_sealer(sealer);
     }
