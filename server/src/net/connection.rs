@@ -21,7 +21,7 @@ use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use compio::runtime::JoinHandle;
 
-use super::frame::take_frame;
+use super::frame::{take_frame, GROWTH_STEP};
 use super::landing::Recv;
 use super::zerocopy::{self, ZeroCopy};
 use crate::api::landing::{self, Plan, TopicRef};
@@ -336,6 +336,12 @@ fn landing_plan(
     let plan = landing::plan(&buf[4..], size)?;
     if buf.len() - 4 >= plan.records_end() {
         return None; // all here already: nothing to save
+    }
+    // The landing buffer is allocated before the records arrive: no further ahead of what
+    // was received than the ordinary buffer may grow (`frame::GROWTH_STEP`), so a peer that
+    // announces a large record set and sends nothing costs about the memory it would there.
+    if plan.records_end() - (buf.len() - 4) > GROWTH_STEP {
+        return None;
     }
     let frame = &buf[4..];
     let unseen = match track {

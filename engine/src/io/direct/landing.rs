@@ -42,6 +42,9 @@ pub(super) fn count(adopted: bool, len: usize) {
 /// Smallest landing buffer: the stage's initial size, so that buffers move between the free
 /// list, stages and landings by size.
 const LANDING_MIN_BYTES: usize = 16 * 1024;
+/// Landing buffers up to this size are powers of two (the stages' default limit,
+/// `log.direct.stage.bytes`).
+const POWER_OF_TWO_MAX_BYTES: usize = 1 << 20;
 
 /// A landing buffer being received into (owned, not yet shared).
 pub struct LandingBuf {
@@ -53,10 +56,16 @@ pub struct LandingBuf {
 
 impl LandingBuf {
     /// A buffer for a `len`-byte batch whose first byte will sit at block phase `phase` of
-    /// the file. Sized to a power of two like the stages, so the free list serves both.
+    /// the file. Up to the largest stage it is sized to a power of two like the stages, so the
+    /// free list serves both; beyond, to whole blocks (no more memory than the batch needs).
     pub fn new(phase: usize, len: usize) -> io::Result<LandingBuf> {
         assert!(phase < BLOCK, "a block phase is below the block size");
-        let cap = (phase + len).max(LANDING_MIN_BYTES).next_power_of_two();
+        let need = (phase + len).max(LANDING_MIN_BYTES);
+        let cap = if need <= POWER_OF_TWO_MAX_BYTES {
+            need.next_power_of_two()
+        } else {
+            need.next_multiple_of(BLOCK)
+        };
         Ok(LandingBuf { buf: buf::take(cap)?, at: phase, len, received: 0 })
     }
 
